@@ -1,0 +1,53 @@
+# Isoline: the two commands a newcomer needs are `make demo` and `make test`.
+# Both install missing Debian packages (deps) and build first.
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+PYTHON := /usr/bin/python3
+CMAKE_ARGS ?=
+GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+
+.PHONY: all deps configure build test test-fast demo bench format clean help
+
+all: build
+
+help:
+	@echo "make deps    install missing Debian packages (apt-get; root or sudo)"
+	@echo "make build   configure and build into $(BUILD_DIR)/"
+	@echo "make test    deps + build + every test through CTest"
+	@echo "make demo    deps + build + the main job on a generated case"
+	@echo "make bench   deps + build + benchmarks -> bench/results.json"
+	@echo "make format  clang-format the C++ sources"
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DPython_EXECUTABLE=$(PYTHON) $(CMAKE_ARGS)
+
+configure: deps $(BUILD_DIR)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 1800
+
+# Without the tests that need ../shared/data.
+test-fast: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -LE data
+
+demo: build
+	@bash scripts/demo.sh $(BUILD_DIR)
+
+bench: build
+	$(PYTHON) bench/run.py --build $(BUILD_DIR)
+
+format:
+	@find core rtstruct contouring dose adaptive bindings cli phantoms tests \
+	  \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' \) -print0 | xargs -0 clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR)

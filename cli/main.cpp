@@ -1,0 +1,69 @@
+// isoline: the command-line entry point. Translates errors into one-line messages and exit
+// codes; the subcommands live in cmd_*.cpp and are listed in registry.cpp.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "isoline/core/error.h"
+#include "isoline/core/version.h"
+#include "progress_bar.h"
+
+using namespace isoline;
+
+int main(int argc, char** argv) {
+  std::vector<std::string> rest(argv + 1, argv + argc);
+  if (rest.empty() || rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+    if (rest.size() >= 2 && rest[0] == "help") {
+      rest = {rest[1], "--help"};
+    } else {
+      std::fputs(cli::global_help().c_str(), stdout);
+      return rest.empty() ? 2 : 0;
+    }
+  }
+  if (rest[0] == "--version" || rest[0] == "-V") {
+    std::printf("%s\n", core::build_info());
+    return 0;
+  }
+  const cli::Command* cmd = nullptr;
+  for (const auto& c : cli::commands())
+    if (c.name == rest[0]) cmd = &c;
+  if (!cmd) {
+    std::fprintf(stderr, "isoline: error: unknown command '%s' (see isoline --help)\n", rest[0].c_str());
+    return 2;
+  }
+  std::vector<std::string> cmd_args(rest.begin() + 1, rest.end());
+  for (const auto& a : cmd_args)
+    if (a == "-h" || a == "--help") {
+      std::fputs(cli::command_help(*cmd).c_str(), stdout);
+      return 0;
+    }
+  try {
+    cli::Args args = cli::parse_args(*cmd, cmd_args);
+    cli::Context ctx;
+    ctx.progress = cli::make_progress_renderer(args.quiet);
+    int rc = cmd->run(args, ctx);
+    cli::finish_progress_line();
+    return rc;
+  } catch (const cli::UsageError& e) {
+    cli::finish_progress_line();
+    std::fprintf(stderr, "isoline %s: error: %s\n%s\n", cmd->name.c_str(), e.message.c_str(),
+                 cli::usage_line(*cmd).c_str());
+    return 2;
+  } catch (const core::Error& e) {
+    cli::finish_progress_line();
+    std::fprintf(stderr, "isoline %s: error: %s\n", cmd->name.c_str(), e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    cli::finish_progress_line();
+    std::fprintf(stderr, "isoline %s: error: out of memory\n", cmd->name.c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    cli::finish_progress_line();
+    std::fprintf(stderr, "isoline %s: internal error: %s\n", cmd->name.c_str(), e.what());
+    return 70;
+  }
+}

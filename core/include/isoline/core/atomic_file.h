@@ -1,0 +1,34 @@
+// Atomic output: write to a temporary name beside the target, rename when complete.
+// A failure (exception, crash) never leaves a partial file under the target name.
+#pragma once
+
+#include <string>
+
+namespace isoline::core {
+
+class AtomicOutput {
+ public:
+  /// Plans to write `target` (a file, or a directory when `directory` is true). The
+  /// temporary name keeps the target's extension so format-sniffing writers still work.
+  explicit AtomicOutput(std::string target, bool directory = false);
+  ~AtomicOutput();  // removes the temporary when commit() was not called
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+  /// Where to write now.
+  const std::string& temp_path() const { return temp_; }
+  const std::string& target() const { return target_; }
+  /// Renames the temporary onto the target (replacing an existing one). Throws IoError.
+  void commit();
+
+ private:
+  std::string target_;
+  std::string temp_;
+  bool directory_;
+  bool committed_ = false;
+};
+
+/// Creates `dir` and its parents when missing; throws IoError naming `operation`.
+void ensure_directory(const std::string& dir, const std::string& operation);
+
+}  // namespace isoline::core

@@ -1,0 +1,41 @@
+// Reading and writing volumetric images and mask sets (NIfTI, NRRD, MetaImage) through ITK.
+// ITK stays inside core's sources; this header is light.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "isoline/core/image.h"
+#include "isoline/core/structure.h"
+
+namespace isoline::core {
+
+enum class ImageFormat { Unknown, Nifti, Nrrd, MetaImage };
+
+/// Format from the file name: .nii/.nii.gz, .nrrd/.nhdr, .mha/.mhd.
+ImageFormat image_format_from_path(const std::string& path);
+bool is_image_path(const std::string& path);
+
+/// Reads a 3-D scalar image with its LPS geometry.
+///
+/// Without `as`, the stored pixel type decides: uint8 -> UInt8, int8/int16 -> Int16,
+/// anything else -> Float32 (scaled by the file's slope/intercept, e.g. NIfTI scl_slope).
+/// With `as`, values are converted to that type.
+/// Throws IoError (missing, unreadable, not an image) or NotSupported (not 3-D scalar).
+Image read_image(const std::string& path, std::optional<PixelType> as = std::nullopt);
+
+/// Writes an image; the format follows the extension (.nii.gz and .nrrd/.mha compressed).
+/// Written atomically: a temporary file beside the target, renamed when complete.
+void write_image(const Image& image, const std::string& path);
+
+/// Reads every "<name>.nii.gz" (or other image) mask in `dir` whose stem is listed in
+/// `names` (all image files when `names` is empty) into a StructureSet on `geometry`.
+/// Missing names are skipped (a missing file means "not delineated").
+StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names = {});
+
+/// Writes each structure as "<dir>/<name><extension>" (default .nii.gz).
+void write_mask_dir(const StructureSet& set, const std::string& dir,
+                    const std::string& extension = ".nii.gz");
+
+}  // namespace isoline::core

@@ -1,0 +1,91 @@
+// A labelled set of structures (ROIs) on one image grid: name, type, colour and a binary
+// uint8 mask per structure. Masks of one set share the grid of the set.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "isoline/core/image.h"
+
+namespace isoline::core {
+
+/// RT ROI Interpreted Type (DICOM 3006,00A4), the subset Isoline writes.
+enum class StructureType : std::uint8_t {
+  External,
+  Organ,
+  PTV,
+  CTV,
+  GTV,
+  Avoidance,
+  Support,
+  Control,
+  Other
+};
+
+/// DICOM string ("EXTERNAL", "ORGAN", "PTV", ...; "" for Other).
+const char* to_dicom_string(StructureType t);
+/// Parses a DICOM RTROIInterpretedType (case-insensitive); unknown values give Other.
+StructureType structure_type_from_string(std::string_view s);
+/// A plausible type from a structure name: "PTV70" -> PTV, "Body" -> External, else Organ.
+StructureType guess_structure_type(std::string_view name);
+
+struct Color {
+  std::uint8_t r = 255, g = 0, b = 0;
+  bool operator==(const Color& o) const { return r == o.r && g == o.g && b == o.b; }
+};
+
+/// A distinct default colour for a well-known structure name, else one from a palette by
+/// index.
+Color default_color(std::string_view name, std::size_t index = 0);
+
+struct Structure {
+  std::string name;
+  StructureType type = StructureType::Organ;
+  Color color;
+  Image mask;               ///< uint8, 0 outside, non-zero inside
+  std::string description;  ///< free text, e.g. quality flags (ROI Description in DICOM)
+
+  /// Volume in cm^3 (count of non-zero voxels times voxel volume).
+  double volume_cc() const;
+};
+
+class StructureSet {
+ public:
+  StructureSet() = default;
+  explicit StructureSet(const Geometry& geometry) : geometry_(geometry), has_geometry_(true) {}
+
+  const Geometry& geometry() const { return geometry_; }
+  std::size_t size() const { return structures_.size(); }
+  bool empty() const { return structures_.empty(); }
+
+  /// Adds a structure. Throws InvalidInput when the name is empty or taken, or the mask is
+  /// not uint8 on this set's grid. The first structure added to a set built without a
+  /// geometry defines it.
+  Structure& add(Structure s);
+  /// Adds a structure from a mask, guessing type and colour from the name.
+  Structure& add(const std::string& name, const Image& mask);
+
+  const Structure* find(std::string_view name) const;
+  Structure* find(std::string_view name);
+  /// Like find() but throws InvalidInput listing the available names.
+  const Structure& get(std::string_view name) const;
+  bool remove(std::string_view name);
+  std::vector<std::string> names() const;
+
+  std::vector<Structure>::const_iterator begin() const { return structures_.begin(); }
+  std::vector<Structure>::const_iterator end() const { return structures_.end(); }
+  std::vector<Structure>::iterator begin() { return structures_.begin(); }
+  std::vector<Structure>::iterator end() { return structures_.end(); }
+  const Structure& operator[](std::size_t i) const { return structures_.at(i); }
+  Structure& operator[](std::size_t i) { return structures_.at(i); }
+
+ private:
+  Geometry geometry_;
+  bool has_geometry_ = false;
+  std::vector<Structure> structures_;
+};
+
+}  // namespace isoline::core

@@ -1,0 +1,89 @@
+#include "isoline/core/atomic_file.h"
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <system_error>
+
+#include <unistd.h>
+
+#include "isoline/core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::core {
+
+namespace {
+// Splits "name.nii.gz" into ("name", ".nii.gz") so the temporary keeps the full extension.
+std::pair<std::string, std::string> split_extension(const std::string& filename) {
+  static const char* kDouble[] = {".nii.gz", ".tar.gz"};
+  for (const char* ext : kDouble) {
+    const std::string e(ext);
+    if (filename.size() > e.size() && filename.compare(filename.size() - e.size(), e.size(), e) == 0)
+      return {filename.substr(0, filename.size() - e.size()), e};
+  }
+  const auto dot = filename.find_last_of('.');
+  if (dot == std::string::npos || dot == 0) return {filename, ""};
+  return {filename.substr(0, dot), filename.substr(dot)};
+}
+}  // namespace
+
+AtomicOutput::AtomicOutput(std::string target, bool directory)
+    : target_(std::move(target)), directory_(directory) {
+  if (target_.empty()) fail<InvalidInput>("write output", "", "output path is empty");
+  fs::path t(target_);
+  fs::path parent = t.parent_path();
+  if (parent.empty()) parent = ".";
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec))
+    fail<IoError>("write output", target_, "directory " + parent.string() + " does not exist");
+  static std::atomic<unsigned> counter{0};
+  const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto [stem, ext] = split_extension(t.filename().string());
+  const std::string tag = ".tmp-" + std::to_string(::getpid()) + "-" +
+                          std::to_string(counter++) + "-" + std::to_string(stamp % 100000);
+  temp_ = (parent / ("." + stem + tag + ext)).string();
+  if (directory_) {
+    if (!fs::create_directory(temp_, ec))
+      fail<IoError>("write output", target_, "cannot create temporary directory " + temp_);
+  }
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(temp_, ec);  // best effort; never throws from a destructor
+}
+
+void AtomicOutput::commit() {
+  std::error_code ec;
+  if (!fs::exists(temp_, ec))
+    fail<IoError>("write output", target_, "nothing was written to " + temp_);
+  if (directory_ && fs::exists(target_, ec)) {
+    // Directories cannot be renamed over a non-empty one: move the old one aside first.
+    const std::string old = temp_ + ".old";
+    fs::rename(target_, old, ec);
+    if (ec) fail<IoError>("write output", target_, "cannot replace existing directory: " + ec.message());
+    fs::rename(temp_, target_, ec);
+    if (ec) {
+      std::error_code ec2;
+      fs::rename(old, target_, ec2);
+      fail<IoError>("write output", target_, "cannot rename temporary directory: " + ec.message());
+    }
+    fs::remove_all(old, ec);
+  } else {
+    fs::rename(temp_, target_, ec);
+    if (ec) fail<IoError>("write output", target_, "cannot rename temporary file: " + ec.message());
+  }
+  committed_ = true;
+}
+
+void ensure_directory(const std::string& dir, const std::string& operation) {
+  std::error_code ec;
+  if (fs::is_directory(dir, ec)) return;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    fail<IoError>(operation, dir, "cannot create directory: " + (ec ? ec.message() : "not a directory"));
+}
+
+}  // namespace isoline::core

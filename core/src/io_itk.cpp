@@ -1,0 +1,303 @@
+// Image I/O through ITK. ITK headers stay in this file.
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <vector>
+
+#include <zlib.h>
+
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
+#include <itkImageIOBase.h>
+#include <itkImageIOFactory.h>
+#include <itkMetaImageIOFactory.h>
+#include <itkNiftiImageIOFactory.h>
+#include <itkNrrdImageIOFactory.h>
+
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::core {
+
+namespace {
+
+void register_factories() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    itk::NiftiImageIOFactory::RegisterOneFactory();
+    itk::NrrdImageIOFactory::RegisterOneFactory();
+    itk::MetaImageIOFactory::RegisterOneFactory();
+  });
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  return std::equal(suffix.rbegin(), suffix.rend(), s.rbegin(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  });
+}
+
+// ITK's error text is multi-line with source locations; keep its description line.
+std::string itk_reason(const itk::ExceptionObject& e) {
+  std::string d = e.GetDescription();
+  while (!d.empty() && (d.back() == '\n' || d.back() == ' ')) d.pop_back();
+  return d.empty() ? std::string("ITK error") : d;
+}
+
+template <class T>
+Image read_as(const std::string& path, itk::ImageIOBase* io) {
+  using ImageType = itk::Image<T, 3>;
+  auto reader = itk::ImageFileReader<ImageType>::New();
+  reader->SetFileName(path);
+  reader->SetImageIO(io);
+  reader->Update();
+  typename ImageType::Pointer img = reader->GetOutput();
+
+  Geometry g;
+  const auto region = img->GetLargestPossibleRegion();
+  for (int a = 0; a < 3; ++a) {
+    g.size[a] = static_cast<std::int64_t>(region.GetSize()[a]);
+    g.spacing[a] = img->GetSpacing()[a];
+    g.origin[a] = img->GetOrigin()[a];
+    for (int b = 0; b < 3; ++b) g.direction[a * 3 + b] = img->GetDirection()(a, b);
+  }
+  g.validate(path);
+  Image out(g, PixelTypeOf<T>::value);
+  std::memcpy(out.raw(), img->GetBufferPointer(), out.byte_size());
+  return out;
+}
+
+template <class T>
+void write_as(const Image& image, const std::string& path) {
+  using ImageType = itk::Image<T, 3>;
+  auto img = ImageType::New();
+  const Geometry& g = image.geometry();
+  typename ImageType::SizeType size;
+  typename ImageType::SpacingType spacing;
+  typename ImageType::PointType origin;
+  typename ImageType::DirectionType direction;
+  for (int a = 0; a < 3; ++a) {
+    size[a] = static_cast<itk::SizeValueType>(g.size[a]);
+    spacing[a] = g.spacing[a];
+    origin[a] = g.origin[a];
+    for (int b = 0; b < 3; ++b) direction(a, b) = g.direction[a * 3 + b];
+  }
+  img->SetRegions(typename ImageType::RegionType(size));
+  img->SetSpacing(spacing);
+  img->SetOrigin(origin);
+  img->SetDirection(direction);
+  // Borrow the pixels: ITK must not free them.
+  img->GetPixelContainer()->SetImportPointer(
+      const_cast<T*>(static_cast<const T*>(image.raw())), image.num_voxels(), false);
+  auto writer = itk::ImageFileWriter<ImageType>::New();
+  writer->SetFileName(path);
+  writer->SetInput(img);
+  writer->SetUseCompression(true);
+  writer->Update();
+}
+
+// Reads a NIfTI file through zlib (which also reads uncompressed files) and returns
+// {bytes the header promises (vox_offset + voxels * bitpix / 8), bytes actually present}.
+// ITK's NIfTI reader silently accepts a truncated file, so read_image checks this first.
+// Returns {0, 0} when the header is not NIfTI-1/2 (ITK then reports the problem).
+std::pair<std::uint64_t, std::uint64_t> nifti_sizes(const std::string& path, bool* corrupt) {
+  *corrupt = false;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return {0, 0};
+  std::vector<unsigned char> buf(1 << 20);
+  std::uint64_t total = 0;
+  std::vector<unsigned char> header;
+  for (;;) {
+    int n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()));
+    if (n < 0) {
+      *corrupt = true;
+      break;
+    }
+    if (n == 0) break;
+    if (header.size() < 540) header.insert(header.end(), buf.begin(), buf.begin() + std::min(n, 540));
+    total += static_cast<std::uint64_t>(n);
+  }
+  int err = Z_OK;
+  gzerror(f, &err);
+  if (err != Z_OK && err != Z_STREAM_END) *corrupt = true;
+  gzclose(f);
+  if (header.size() < 348) return {0, total};
+
+  auto rd = [&](std::size_t off, std::size_t len, bool swap) {
+    std::uint64_t v = 0;
+    for (std::size_t b = 0; b < len; ++b) {
+      const std::size_t idx = swap ? off + b : off + len - 1 - b;  // value is little endian unless swapped
+      v = (v << 8) | header[idx];
+    }
+    return v;
+  };
+  auto as_i32 = [](std::uint64_t v) { return static_cast<std::int32_t>(static_cast<std::uint32_t>(v)); };
+  const std::int32_t sizeof_le = as_i32(rd(0, 4, false));
+  const std::int32_t sizeof_be = as_i32(rd(0, 4, true));
+  std::uint64_t need = 0;
+  if (sizeof_le == 348 || sizeof_be == 348) {
+    const bool sw = sizeof_le != 348;
+    const int ndim = static_cast<std::int16_t>(rd(40, 2, sw));
+    if (ndim < 1 || ndim > 7) return {0, total};
+    std::uint64_t nvox = 1;
+    for (int d = 1; d <= ndim; ++d) nvox *= std::max<std::int64_t>(1, static_cast<std::int16_t>(rd(40 + 2 * d, 2, sw)));
+    const int bitpix = static_cast<std::int16_t>(rd(72, 2, sw));
+    std::uint32_t vraw = static_cast<std::uint32_t>(rd(108, 4, sw));
+    float vox_offset;
+    std::memcpy(&vox_offset, &vraw, 4);
+    need = static_cast<std::uint64_t>(std::max(352.f, vox_offset)) + nvox * static_cast<std::uint64_t>(bitpix) / 8;
+  } else if ((sizeof_le == 540 || sizeof_be == 540) && header.size() >= 540) {
+    const bool sw = sizeof_le != 540;
+    const auto ndim = static_cast<std::int64_t>(rd(16, 8, sw));
+    if (ndim < 1 || ndim > 7) return {0, total};
+    std::uint64_t nvox = 1;
+    for (int d = 1; d <= ndim; ++d) nvox *= std::max<std::int64_t>(1, static_cast<std::int64_t>(rd(16 + 8 * d, 8, sw)));
+    const int bitpix = static_cast<std::int16_t>(rd(14, 2, sw));
+    need = std::max<std::uint64_t>(544, rd(168, 8, sw)) + nvox * static_cast<std::uint64_t>(bitpix) / 8;
+  }
+  return {need, total};
+}
+
+}  // namespace
+
+ImageFormat image_format_from_path(const std::string& path) {
+  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return ImageFormat::Nifti;
+  if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return ImageFormat::Nrrd;
+  if (ends_with(path, ".mha") || ends_with(path, ".mhd")) return ImageFormat::MetaImage;
+  return ImageFormat::Unknown;
+}
+
+bool is_image_path(const std::string& path) {
+  return image_format_from_path(path) != ImageFormat::Unknown;
+}
+
+Image read_image(const std::string& path, std::optional<PixelType> as) {
+  const char* op = "read image";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail<IoError>(op, path, "file does not exist");
+  if (fs::is_directory(path, ec)) fail<IoError>(op, path, "is a directory, not an image file");
+  register_factories();
+
+  itk::ImageIOBase::Pointer io =
+      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+  if (!io)
+    fail<IoError>(op, path, "not a readable image (supported: NIfTI .nii/.nii.gz, NRRD, MetaImage .mha/.mhd)");
+  try {
+    io->SetFileName(path);
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    fail<IoError>(op, path, "cannot read image header: " + itk_reason(e));
+  }
+  const unsigned dims = io->GetNumberOfDimensions();
+  unsigned effective = dims;
+  while (effective > 3 && io->GetDimensions(effective - 1) == 1) --effective;
+  if (effective != 3)
+    fail<NotSupported>(op, path,
+                       "expected a 3-D image, got " + std::to_string(effective) + " dimensions");
+  if (io->GetNumberOfComponents() != 1)
+    fail<NotSupported>(op, path,
+                       "expected one value per voxel, got " +
+                           std::to_string(io->GetNumberOfComponents()) + " components");
+
+  // ITK's NIfTI reader does not notice a truncated file (plain or gzip): check it here.
+  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) {
+    bool corrupt = false;
+    auto [need, have] = nifti_sizes(path, &corrupt);
+    if (corrupt) fail<IoError>(op, path, "compressed data are truncated or corrupt");
+    if (have < need)
+      fail<IoError>(op, path,
+                    "file is truncated (" + std::to_string(have) + " bytes of data, header needs " +
+                        std::to_string(need) + ")");
+  }
+
+  PixelType type = PixelType::Float32;
+  if (as) {
+    type = *as;
+  } else {
+    using C = itk::IOComponentEnum;
+    switch (io->GetComponentType()) {
+      case C::UCHAR: type = PixelType::UInt8; break;
+      case C::CHAR:
+      case C::SHORT: type = PixelType::Int16; break;
+      default: type = PixelType::Float32; break;
+    }
+  }
+  try {
+    switch (type) {
+      case PixelType::UInt8: return read_as<std::uint8_t>(path, io);
+      case PixelType::Int16: return read_as<std::int16_t>(path, io);
+      case PixelType::Float32: return read_as<float>(path, io);
+    }
+  } catch (const itk::ExceptionObject& e) {
+    fail<IoError>(op, path, "cannot read pixel data: " + itk_reason(e));
+  }
+  fail<IoError>(op, path, "unsupported pixel type");
+}
+
+void write_image(const Image& image, const std::string& path) {
+  const char* op = "write image";
+  if (image.empty()) fail<InvalidInput>(op, path, "image is empty");
+  if (!is_image_path(path))
+    fail<InvalidInput>(op, path, "unknown image format (use .nii.gz, .nii, .nrrd or .mha)");
+  register_factories();
+  AtomicOutput out(path);
+  try {
+    switch (image.pixel_type()) {
+      case PixelType::UInt8: write_as<std::uint8_t>(image, out.temp_path()); break;
+      case PixelType::Int16: write_as<std::int16_t>(image, out.temp_path()); break;
+      case PixelType::Float32: write_as<float>(image, out.temp_path()); break;
+    }
+  } catch (const itk::ExceptionObject& e) {
+    fail<IoError>(op, path, itk_reason(e));
+  }
+  out.commit();
+}
+
+StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names) {
+  const char* op = "read masks";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail<IoError>(op, dir, "not a directory");
+  std::vector<std::pair<std::string, std::string>> found;  // name, path
+  if (names.empty()) {
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string p = entry.path().string();
+      if (!entry.is_regular_file() || !is_image_path(p)) continue;
+      std::string stem = entry.path().filename().string();
+      for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"})
+        if (ends_with(stem, ext)) {
+          stem = stem.substr(0, stem.size() - std::strlen(ext));
+          break;
+        }
+      found.emplace_back(stem, p);
+    }
+    std::sort(found.begin(), found.end());
+  } else {
+    for (const auto& n : names)
+      for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".mha"}) {
+        const std::string p = (fs::path(dir) / (n + ext)).string();
+        if (fs::exists(p, ec)) {
+          found.emplace_back(n, p);
+          break;
+        }
+      }
+  }
+  StructureSet set;
+  for (const auto& [name, path] : found) {
+    Image m = read_image(path);
+    if (m.pixel_type() != PixelType::UInt8) m = m.cast(PixelType::UInt8);
+    set.add(name, m);
+  }
+  return set;
+}
+
+void write_mask_dir(const StructureSet& set, const std::string& dir, const std::string& extension) {
+  ensure_directory(dir, "write masks");
+  for (const auto& s : set) write_image(s.mask, (fs::path(dir) / (s.name + extension)).string());
+}
+
+}  // namespace isoline::core

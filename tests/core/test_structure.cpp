@@ -1,0 +1,69 @@
+#include <gtest/gtest.h>
+
+#include "isoline/core/error.h"
+#include "isoline/core/structure.h"
+
+using namespace isoline::core;
+
+namespace {
+Geometry grid() {
+  Geometry g;
+  g.size = {10, 10, 10};
+  g.spacing = {2, 2, 2.5};
+  return g;
+}
+Image cube(int lo, int hi) {
+  Image m(grid(), PixelType::UInt8);
+  for (int k = lo; k < hi; ++k)
+    for (int j = lo; j < hi; ++j)
+      for (int i = lo; i < hi; ++i) m.at<std::uint8_t>(i, j, k) = 1;
+  return m;
+}
+}  // namespace
+
+TEST(Structure, TypesFromNamesAndDicomStrings) {
+  EXPECT_EQ(guess_structure_type("PTV70"), StructureType::PTV);
+  EXPECT_EQ(guess_structure_type("ctv_high"), StructureType::CTV);
+  EXPECT_EQ(guess_structure_type("Body"), StructureType::External);
+  EXPECT_EQ(guess_structure_type("Brainstem"), StructureType::Organ);
+  EXPECT_STREQ(to_dicom_string(StructureType::External), "EXTERNAL");
+  EXPECT_EQ(structure_type_from_string("gtv"), StructureType::GTV);
+  EXPECT_EQ(structure_type_from_string("MARKER"), StructureType::Other);
+}
+
+TEST(Structure, VolumeInCc) {
+  Structure s;
+  s.mask = cube(2, 6);  // 64 voxels of 10 mm^3
+  EXPECT_DOUBLE_EQ(s.volume_cc(), 0.64);
+}
+
+TEST(StructureSet, AddFindRemove) {
+  StructureSet set;
+  set.add("PTV70", cube(2, 6));
+  set.add("SpinalCord", cube(0, 2));
+  EXPECT_EQ(set.size(), 2u);
+  ASSERT_NE(set.find("PTV70"), nullptr);
+  EXPECT_EQ(set.find("PTV70")->type, StructureType::PTV);
+  EXPECT_EQ(set.find("Missing"), nullptr);
+  EXPECT_THROW(set.get("Missing"), InvalidInput);
+  EXPECT_THROW(set.add("PTV70", cube(1, 3)), InvalidInput);
+  EXPECT_TRUE(set.remove("PTV70"));
+  EXPECT_FALSE(set.remove("PTV70"));
+  EXPECT_EQ(set.names(), std::vector<std::string>{"SpinalCord"});
+}
+
+TEST(StructureSet, RejectsMasksOnAnotherGridOrType) {
+  StructureSet set(grid());
+  Geometry other = grid();
+  other.origin[0] = 5;
+  Image m(other, PixelType::UInt8);
+  EXPECT_THROW(set.add("A", m), InvalidInput);
+  Image f(grid(), PixelType::Float32);
+  EXPECT_THROW(set.add("B", f), InvalidInput);
+  EXPECT_THROW(set.add("", cube(0, 1)), InvalidInput);
+}
+
+TEST(StructureSet, DistinctDefaultColours) {
+  EXPECT_FALSE(default_color("PTV70") == default_color("SpinalCord"));
+  EXPECT_FALSE(default_color("x", 0) == default_color("y", 1));
+}

@@ -1,0 +1,71 @@
+// Helpers shared by the GoogleTest suites.
+#pragma once
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+namespace isoline::test {
+
+/// A fresh directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("isoline-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string str() const { return path_.string(); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Path inside ../shared/data. Fails the test (not skip) when the data are missing, so a
+/// CI without the data reports it instead of passing silently.
+inline std::string shared_data(const std::string& rel) {
+  const std::string p = std::string(ISOLINE_SHARED_DATA) + "/" + rel;
+  if (!std::filesystem::exists(p))
+    ADD_FAILURE() << "shared data missing: " << p
+                  << " (tests labelled 'data' need ../shared/data beside the checkout)";
+  return p;
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  ///< stdout and stderr together
+};
+
+/// Runs a shell command and captures its combined output.
+inline CommandResult run_command(const std::string& cmd) {
+  CommandResult r;
+  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  while (std::fgets(buf.data(), buf.size(), pipe)) r.output += buf.data();
+  int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+/// Path of the isoline executable under test.
+inline std::string isoline_bin() {
+  const char* env = std::getenv("ISOLINE_BIN");
+  return env ? env : std::string(ISOLINE_BINARY_DIR) + "/bin/isoline";
+}
+
+}  // namespace isoline::test
