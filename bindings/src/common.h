@@ -1,0 +1,20 @@
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include "isoline/core/progress.h"
+
+namespace isoline::py_bind {
+
+/// Registers isoline.Error and its subclasses and the C++ -> Python translation:
+/// InvalidInput -> ValueError subclass, IoError -> OSError subclass, others -> RuntimeError.
+void register_errors(pybind11::module_& m);
+
+/// Wraps an optional Python callable f(stage: str, fraction: float, detail: str) as a core
+/// progress callback that re-acquires the GIL; KeyboardInterrupt/exceptions raised in it
+/// cancel the operation.
+core::ProgressCallback wrap_progress(const pybind11::object& callback);
+
+void bind_core(pybind11::module_ m);
+
+}  // namespace isoline::py_bind

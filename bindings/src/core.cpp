@@ -1,0 +1,240 @@
+// isoline.core bindings: Geometry, Image (numpy views without copying), structures, I/O.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "common.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+#include "isoline/core/geometry.h"
+#include "isoline/core/image.h"
+#include "isoline/core/io.h"
+#include "isoline/core/structure.h"
+#include "isoline/core/version.h"
+
+namespace py = pybind11;
+using namespace isoline::core;
+
+namespace isoline::py_bind {
+
+namespace {
+
+py::dtype dtype_of(PixelType t) {
+  switch (t) {
+    case PixelType::UInt8: return py::dtype::of<std::uint8_t>();
+    case PixelType::Int16: return py::dtype::of<std::int16_t>();
+    case PixelType::Float32: return py::dtype::of<float>();
+  }
+  return py::dtype::of<float>();
+}
+
+PixelType pixel_type_of(const py::dtype& dt, const char* what) {
+  if (dt.is(py::dtype::of<std::uint8_t>()) || dt.equal(py::dtype::of<std::uint8_t>())) return PixelType::UInt8;
+  if (dt.equal(py::dtype::of<std::int16_t>())) return PixelType::Int16;
+  if (dt.equal(py::dtype::of<float>())) return PixelType::Float32;
+  fail<InvalidInput>("create image", what,
+                     "unsupported dtype " + py::repr(dt).cast<std::string>() + " (use uint8, int16 or float32)");
+}
+
+PixelType parse_pixel_type(const std::string& s) {
+  if (s == "uint8") return PixelType::UInt8;
+  if (s == "int16") return PixelType::Int16;
+  if (s == "float32") return PixelType::Float32;
+  fail<InvalidInput>("parse pixel type", s, "use uint8, int16 or float32");
+}
+
+/// numpy view (nz, ny, nx) of the image's pixels; the array keeps the buffer alive.
+py::array array_view(const Image& img) {
+  if (img.empty()) fail<InvalidInput>("view image", "", "image is empty");
+  const auto& s = img.geometry().size;
+  const py::ssize_t item = static_cast<py::ssize_t>(pixel_size(img.pixel_type()));
+  std::vector<py::ssize_t> shape = {s[2], s[1], s[0]};
+  std::vector<py::ssize_t> strides = {s[1] * s[0] * item, s[0] * item, item};
+  auto* keep = new std::shared_ptr<void>(img.buffer());
+  py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<void>*>(p); });
+  return py::array(dtype_of(img.pixel_type()), shape, strides, img.buffer().get(), owner);
+}
+
+/// Wraps a C-contiguous (nz, ny, nx) numpy array without copying; the image keeps the array alive.
+Image image_from_array(py::array arr, const Geometry* geometry, bool copy) {
+  if (arr.ndim() != 3)
+    fail<InvalidInput>("create image", "array", "expected a 3-D array (nz, ny, nx), got " +
+                                                    std::to_string(arr.ndim()) + " dimensions");
+  PixelType t = pixel_type_of(arr.dtype(), "array");
+  Geometry g = geometry ? *geometry : Geometry{};
+  Index3 size{arr.shape(2), arr.shape(1), arr.shape(0)};
+  if (geometry && g.size != size)
+    fail<InvalidInput>("create image", "array",
+                       "array shape (nz, ny, nx) = (" + std::to_string(size[2]) + ", " +
+                           std::to_string(size[1]) + ", " + std::to_string(size[0]) +
+                           ") does not match geometry size (" + std::to_string(g.size[0]) + ", " +
+                           std::to_string(g.size[1]) + ", " + std::to_string(g.size[2]) + ")");
+  g.size = size;
+  const bool contiguous = (arr.flags() & py::array::c_style) != 0;
+  if (copy || !contiguous || !arr.writeable()) {
+    Image img(g, t);
+    py::array c = py::array::ensure(arr, py::array::c_style);
+    std::memcpy(img.raw(), c.data(), img.byte_size());
+    return img;
+  }
+  auto* holder = new py::object(arr);
+  std::shared_ptr<void> buf(arr.mutable_data(), [holder](void*) {
+    py::gil_scoped_acquire gil;
+    delete holder;
+  });
+  return Image::wrap(g, t, std::move(buf));
+}
+
+template <class A>
+A tuple_to_array(const py::sequence& s, const char* what) {
+  A a{};
+  if (static_cast<std::size_t>(py::len(s)) != a.size())
+    fail<InvalidInput>("set geometry", what, "expected " + std::to_string(a.size()) + " values");
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = s[i].cast<typename A::value_type>();
+  return a;
+}
+
+}  // namespace
+
+void bind_core(py::module_ m) {
+  m.def("version", &version, "Isoline version string.");
+  m.def("build_info", &build_info, "Version, commit, build type and CUDA support.");
+  m.def("built_with_cuda", &built_with_cuda);
+  m.def("cuda_device_count", &cuda_device_count);
+
+  py::class_<Geometry>(m, "Geometry",
+                       "Voxel grid in DICOM patient coordinates (LPS, mm): "
+                       "world = origin + direction @ diag(spacing) @ (i, j, k).")
+      .def(py::init([](py::sequence size, py::sequence spacing, py::sequence origin, py::object direction) {
+             Geometry g;
+             g.size = tuple_to_array<Index3>(size, "size");
+             g.spacing = tuple_to_array<Vec3>(spacing, "spacing");
+             g.origin = tuple_to_array<Vec3>(origin, "origin");
+             if (!direction.is_none()) {
+               py::array_t<double, py::array::c_style | py::array::forcecast> d(direction);
+               if (d.size() != 9) fail<InvalidInput>("set geometry", "direction", "expected 3x3 values");
+               for (int n = 0; n < 9; ++n) g.direction[n] = d.data()[n];
+             }
+             g.validate("Geometry");
+             return g;
+           }),
+           py::arg("size"), py::arg("spacing") = py::make_tuple(1.0, 1.0, 1.0),
+           py::arg("origin") = py::make_tuple(0.0, 0.0, 0.0), py::arg("direction") = py::none())
+      .def_property_readonly("size", [](const Geometry& g) { return py::make_tuple(g.size[0], g.size[1], g.size[2]); },
+                             "(nx, ny, nz) voxels")
+      .def_property_readonly("spacing", [](const Geometry& g) { return py::make_tuple(g.spacing[0], g.spacing[1], g.spacing[2]); })
+      .def_property_readonly("origin", [](const Geometry& g) { return py::make_tuple(g.origin[0], g.origin[1], g.origin[2]); })
+      .def_property_readonly("direction", [](const Geometry& g) {
+             py::array_t<double> d({3, 3});
+             std::copy(g.direction.begin(), g.direction.end(), d.mutable_data());
+             return d;
+           }, "3x3 matrix whose columns are the i, j, k axes in LPS")
+      .def_property_readonly("shape", [](const Geometry& g) { return py::make_tuple(g.size[2], g.size[1], g.size[0]); },
+                             "numpy shape (nz, ny, nx) of arrays on this grid")
+      .def("index_to_world", [](const Geometry& g, py::sequence ijk) { return g.index_to_world(tuple_to_array<Vec3>(ijk, "ijk")); },
+           py::arg("ijk"), "Continuous index (i, j, k) -> LPS mm.")
+      .def("world_to_index", [](const Geometry& g, py::sequence xyz) { return g.world_to_index(tuple_to_array<Vec3>(xyz, "xyz")); },
+           py::arg("xyz"), "LPS mm -> continuous index (i, j, k).")
+      .def("same_grid", &Geometry::same_grid, py::arg("other"), py::arg("tolerance_mm") = 1e-3)
+      .def_property_readonly("orientation", [](const Geometry& g) { return orientation_code(g); },
+                             "Three-letter code, e.g. 'LPS'")
+      .def_property_readonly("voxel_volume_mm3", &Geometry::voxel_volume_mm3)
+      .def("__repr__", [](const Geometry& g) {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "Geometry(size=(%lld, %lld, %lld), spacing=(%g, %g, %g), origin=(%g, %g, %g), %s)",
+                      (long long)g.size[0], (long long)g.size[1], (long long)g.size[2], g.spacing[0], g.spacing[1],
+                      g.spacing[2], g.origin[0], g.origin[1], g.origin[2], orientation_code(g).c_str());
+        return std::string(buf);
+      });
+
+  py::class_<Image>(m, "Image",
+                    "3-D image with LPS geometry. `array` is a numpy view (nz, ny, nx) sharing memory.")
+      .def(py::init([](py::array array, const Geometry* geometry, bool copy) {
+             return image_from_array(array, geometry, copy);
+           }),
+           py::arg("array"), py::arg("geometry") = nullptr, py::arg("copy") = false,
+           "Wraps a C-contiguous uint8/int16/float32 array of shape (nz, ny, nx) without copying "
+           "(copy=True, or a non-contiguous/read-only array, makes a copy).")
+      .def_property_readonly("array", &array_view, "numpy view (nz, ny, nx) sharing the image's memory")
+      .def_property_readonly("geometry", &Image::geometry)
+      .def_property_readonly("dtype", [](const Image& i) { return std::string(to_string(i.pixel_type())); })
+      .def("set_geometry", &Image::set_geometry, py::arg("geometry"))
+      .def("clone", &Image::clone)
+      .def("cast", [](const Image& i, const std::string& t) { return i.cast(parse_pixel_type(t)); }, py::arg("dtype"))
+      .def("min_max", &Image::min_max)
+      .def("count_nonzero", &Image::count_nonzero)
+      .def("__repr__", [](const Image& i) {
+        return "Image(" + std::string(to_string(i.pixel_type())) + ", size=(" + std::to_string(i.geometry().size[0]) +
+               ", " + std::to_string(i.geometry().size[1]) + ", " + std::to_string(i.geometry().size[2]) + "))";
+      });
+
+  py::enum_<StructureType>(m, "StructureType")
+      .value("EXTERNAL", StructureType::External)
+      .value("ORGAN", StructureType::Organ)
+      .value("PTV", StructureType::PTV)
+      .value("CTV", StructureType::CTV)
+      .value("GTV", StructureType::GTV)
+      .value("AVOIDANCE", StructureType::Avoidance)
+      .value("SUPPORT", StructureType::Support)
+      .value("CONTROL", StructureType::Control)
+      .value("OTHER", StructureType::Other);
+
+  py::class_<Structure>(m, "Structure")
+      .def(py::init<>())
+      .def_readwrite("name", &Structure::name)
+      .def_readwrite("type", &Structure::type)
+      .def_property("color", [](const Structure& s) { return py::make_tuple(s.color.r, s.color.g, s.color.b); },
+                    [](Structure& s, py::sequence c) {
+                      auto a = tuple_to_array<std::array<int, 3>>(c, "color");
+                      s.color = Color{std::uint8_t(a[0]), std::uint8_t(a[1]), std::uint8_t(a[2])};
+                    })
+      .def_readwrite("mask", &Structure::mask)
+      .def_readwrite("description", &Structure::description)
+      .def_property_readonly("volume_cc", &Structure::volume_cc)
+      .def("__repr__", [](const Structure& s) {
+        return "Structure('" + s.name + "', " + to_dicom_string(s.type) + ", " + std::to_string(s.volume_cc()) + " cc)";
+      });
+
+  py::class_<StructureSet>(m, "StructureSet", "Named structures (uint8 masks) on one grid.")
+      .def(py::init<>())
+      .def(py::init<const Geometry&>(), py::arg("geometry"))
+      .def_property_readonly("geometry", &StructureSet::geometry)
+      .def("add", py::overload_cast<const std::string&, const Image&>(&StructureSet::add),
+           py::arg("name"), py::arg("mask"), py::return_value_policy::reference_internal,
+           "Adds a uint8 mask; type and colour are guessed from the name.")
+      .def("add_structure", py::overload_cast<Structure>(&StructureSet::add), py::arg("structure"),
+           py::return_value_policy::reference_internal)
+      .def("get", &StructureSet::get, py::arg("name"), py::return_value_policy::reference_internal)
+      .def("remove", &StructureSet::remove, py::arg("name"))
+      .def("names", &StructureSet::names)
+      .def("__len__", &StructureSet::size)
+      .def("__contains__", [](const StructureSet& s, const std::string& n) { return s.find(n) != nullptr; })
+      .def("__getitem__", [](StructureSet& s, const std::string& n) -> Structure& {
+             Structure* p = s.find(n);
+             if (!p) throw py::key_error(n);
+             return *p;
+           }, py::return_value_policy::reference_internal)
+      .def("__iter__", [](StructureSet& s) { return py::make_iterator(s.begin(), s.end()); }, py::keep_alive<0, 1>());
+
+  m.def("read_image",
+        [](const std::string& path, py::object dtype) {
+          std::optional<PixelType> as;
+          if (!dtype.is_none()) as = parse_pixel_type(dtype.cast<std::string>());
+          py::gil_scoped_release nogil;
+          return read_image(path, as);
+        },
+        py::arg("path"), py::arg("dtype") = py::none(),
+        "Reads a NIfTI/NRRD/MetaImage file with its LPS geometry.");
+  m.def("write_image",
+        [](const Image& img, const std::string& path) {
+          py::gil_scoped_release nogil;
+          write_image(img, path);
+        },
+        py::arg("image"), py::arg("path"), "Writes atomically; format from the extension.");
+  m.def("read_mask_dir", &read_mask_dir, py::arg("dir"), py::arg("names") = std::vector<std::string>{},
+        py::call_guard<py::gil_scoped_release>());
+  m.def("write_mask_dir", &write_mask_dir, py::arg("structures"), py::arg("dir"),
+        py::arg("extension") = ".nii.gz", py::call_guard<py::gil_scoped_release>());
+}
+
+}  // namespace isoline::py_bind

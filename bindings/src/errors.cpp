@@ -1,0 +1,74 @@
+#include <pybind11/pybind11.h>
+
+#include "common.h"
+#include "isoline/core/error.h"
+
+namespace py = pybind11;
+
+namespace isoline::py_bind {
+
+void register_errors(py::module_& m) {
+  // Multiple inheritance from built-ins so `except ValueError` / `except OSError` work.
+  static py::object base = py::reinterpret_steal<py::object>(
+      PyErr_NewExceptionWithDoc("isoline.Error", "Base class of Isoline errors.", PyExc_RuntimeError, nullptr));
+  auto make = [&](const char* name, const char* doc, PyObject* builtin) {
+    py::tuple bases = builtin ? py::make_tuple(base, py::handle(builtin)) : py::make_tuple(base);
+    std::string qual = std::string("isoline.") + name;
+    return py::reinterpret_steal<py::object>(
+        PyErr_NewExceptionWithDoc(qual.c_str(), doc, bases.ptr(), nullptr));
+  };
+  static py::object invalid = make("InvalidInput", "Unusable input (also a ValueError).", PyExc_ValueError);
+  static py::object io = make("IoError", "File cannot be read or written (also an OSError).", PyExc_OSError);
+  static py::object device = make("DeviceError", "Requested compute device unavailable.", nullptr);
+  static py::object unsupported = make("NotSupported", "Valid but unsupported input.", nullptr);
+  static py::object cancelled = make("Cancelled", "Cancelled from a progress callback.", nullptr);
+  m.attr("Error") = base;
+  m.attr("InvalidInput") = invalid;
+  m.attr("IoError") = io;
+  m.attr("DeviceError") = device;
+  m.attr("NotSupported") = unsupported;
+  m.attr("Cancelled") = cancelled;
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const core::InvalidInput& e) {
+      PyErr_SetString(invalid.ptr(), e.what());
+    } catch (const core::IoError& e) {
+      PyErr_SetString(io.ptr(), e.what());
+    } catch (const core::DeviceError& e) {
+      PyErr_SetString(device.ptr(), e.what());
+    } catch (const core::NotSupported& e) {
+      PyErr_SetString(unsupported.ptr(), e.what());
+    } catch (const core::Cancelled& e) {
+      PyErr_SetString(cancelled.ptr(), e.what());
+    } catch (const core::Error& e) {
+      PyErr_SetString(base.ptr(), e.what());
+    }
+  });
+}
+
+core::ProgressCallback wrap_progress(const py::object& callback) {
+  if (callback.is_none()) return {};
+  // Keep the callable alive with the callback; copies/destruction happen under the GIL.
+  auto holder = std::shared_ptr<py::object>(new py::object(callback), [](py::object* o) {
+    py::gil_scoped_acquire gil;
+    delete o;
+  });
+  return [holder](const core::ProgressEvent& e) {
+    py::gil_scoped_acquire gil;
+    try {
+      (*holder)(e.stage, e.fraction, e.detail);
+    } catch (py::error_already_set& err) {
+      if (err.matches(PyExc_KeyboardInterrupt))
+        throw core::Cancelled("cancelled: KeyboardInterrupt in progress callback");
+      throw core::Cancelled(std::string("cancelled: progress callback raised: ") + err.what());
+    }
+    if (PyErr_CheckSignals() != 0) {
+      PyErr_Clear();
+      throw core::Cancelled("cancelled: interrupted (Ctrl-C)");
+    }
+  };
+}
+
+}  // namespace isoline::py_bind

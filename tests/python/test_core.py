@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+import isoline
+from isoline import core
+
+
+def make_geometry():
+    d = np.array([[0, 0, 1], [1, 0, 0], [0, -1, 0]], dtype=float)  # permuted with a flip
+    return core.Geometry(size=(6, 5, 4), spacing=(1.0, 2.0, 2.5), origin=(-10.5, 3.25, 7.0), direction=d)
+
+
+def test_numpy_view_shares_memory_with_cpp_image():
+    g = make_geometry()
+    a = np.zeros(g.shape, dtype=np.int16)
+    img = core.Image(a, g)
+    view = img.array
+    assert np.shares_memory(view, a)
+    a[3, 4, 5] = 1234                     # write through the original array
+    assert view[3, 4, 5] == 1234          # seen through the image's view
+    assert img.min_max() == (0.0, 1234.0)  # and by C++ code
+    view[0, 0, 0] = -7
+    assert a[0, 0, 0] == -7
+
+
+def test_view_outlives_image():
+    img = core.Image(np.arange(60, dtype=np.float32).reshape(3, 4, 5))
+    v = img.array
+    del img
+    assert v[2, 3, 4] == 59.0
+
+
+def test_copy_flag_and_non_contiguous_arrays_copy():
+    a = np.zeros((4, 5, 6), dtype=np.uint8)
+    assert not np.shares_memory(core.Image(a, copy=True).array, a)
+    t = np.zeros((6, 5, 4), dtype=np.uint8).transpose()
+    img = core.Image(t)
+    assert not np.shares_memory(img.array, t)
+    assert img.geometry.size == (6, 5, 4)
+
+
+def test_roundtrip_keeps_geometry(tmp_path):
+    g = make_geometry()
+    a = np.random.default_rng(1).integers(-1000, 2000, size=g.shape).astype(np.int16)
+    path = str(tmp_path / "x.nii.gz")
+    core.write_image(core.Image(a, g), path)
+    back = core.read_image(path)
+    assert back.dtype == "int16"
+    assert back.geometry.same_grid(g, 1e-4)
+    np.testing.assert_allclose(back.geometry.direction, g.direction, atol=1e-6)
+    np.testing.assert_array_equal(back.array, a)
+    ijk = back.geometry.world_to_index(g.index_to_world((1, 2, 3)))
+    np.testing.assert_allclose(ijk, (1, 2, 3), atol=1e-6)
+
+
+def test_errors_map_to_python_types(tmp_path):
+    with pytest.raises(OSError) as e:
+        core.read_image("/nonexistent/ct.nii.gz")
+    assert "/nonexistent/ct.nii.gz" in str(e.value)
+    assert isinstance(e.value, isoline.IoError)
+    with pytest.raises(ValueError):
+        core.Image(np.zeros((2, 2), dtype=np.uint8))
+    with pytest.raises(isoline.InvalidInput):
+        core.Image(np.zeros((2, 2, 2), dtype=np.float64))
+    with pytest.raises(ValueError):
+        core.Geometry(size=(2, 2, 2), spacing=(0, 1, 1))
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_text("not an image")
+    with pytest.raises(isoline.IoError):
+        core.read_image(str(bad))
+
+
+def test_structure_set():
+    g = core.Geometry(size=(10, 10, 10), spacing=(2, 2, 2.5))
+    m = np.zeros(g.shape, dtype=np.uint8)
+    m[2:6, 2:6, 2:6] = 1
+    s = core.StructureSet(g)
+    s.add("PTV70", core.Image(m, g))
+    assert "PTV70" in s and len(s) == 1
+    ptv = s["PTV70"]
+    assert ptv.type == core.StructureType.PTV
+    assert ptv.volume_cc == pytest.approx(64 * 10 / 1000)
+    with pytest.raises(ValueError):
+        s.add("PTV70", core.Image(m, g))
+    with pytest.raises(KeyError):
+        s["nothing"]
+
+
+def test_openkbp_ct(shared_data):
+    ct = core.read_image(str(shared_data / "openkbp/train/pt_1/ct.nii.gz"))
+    assert ct.geometry.size == (128, 128, 128)
+    assert ct.geometry.orientation == "LPS"
+    nib = pytest.importorskip("nibabel")
+    ref = nib.load(str(shared_data / "openkbp/train/pt_1/ct.nii.gz"))
+    # nibabel gives (x, y, z) RAS-affine arrays of the same voxels: transpose to (z, y, x).
+    np.testing.assert_array_equal(ct.array, np.asarray(ref.dataobj).transpose(2, 1, 0))
+    # RAS affine -> LPS origin
+    np.testing.assert_allclose(ct.geometry.origin, ref.affine[:3, 3] * np.array([-1, -1, 1]), atol=1e-3)
