@@ -56,7 +56,7 @@ def machine():
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count()}
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def commit():
@@ -100,7 +100,7 @@ def main():
     for k, v in sorted(results.items()):
         val = "null" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
         print(f"{k.ljust(width)}  {val}")
-    print(f"\nmachine: {out['machine']['cpu']} ({out['machine']['cores']} cores), commit {out['commit']}")
+    print(f"\nmachine: {out['machine']}, commit {out['commit']}")
     print(f"wrote {ROOT / 'bench' / 'results.json'}")
 
 
