@@ -9,6 +9,7 @@
 #include "isoline/core/geometry.h"
 #include "isoline/core/image.h"
 #include "isoline/core/io.h"
+#include "isoline/core/mask_ops.h"
 #include "isoline/core/structure.h"
 #include "isoline/core/version.h"
 
@@ -215,6 +216,63 @@ void bind_core(py::module_ m) {
              return *p;
            }, py::return_value_policy::reference_internal)
       .def("__iter__", [](StructureSet& s) { return py::make_iterator(s.begin(), s.end()); }, py::keep_alive<0, 1>());
+
+  py::class_<Margin>(m, "Margin",
+                     "Margin in mm per patient direction (LPS): left (+x), right (-x), "
+                     "posterior (+y), anterior (-y), superior (+z), inferior (-z).")
+      .def(py::init([](double mm, py::object left, py::object right, py::object anterior,
+                       py::object posterior, py::object superior, py::object inferior) {
+             Margin mg = Margin::uniform(mm);
+             auto pick = [](py::object o, double d) { return o.is_none() ? d : o.cast<double>(); };
+             mg.left = pick(left, mm);
+             mg.right = pick(right, mm);
+             mg.anterior = pick(anterior, mm);
+             mg.posterior = pick(posterior, mm);
+             mg.superior = pick(superior, mm);
+             mg.inferior = pick(inferior, mm);
+             mg.validate("Margin");
+             return mg;
+           }),
+           py::arg("mm") = 0.0, py::kw_only(), py::arg("left") = py::none(), py::arg("right") = py::none(),
+           py::arg("anterior") = py::none(), py::arg("posterior") = py::none(),
+           py::arg("superior") = py::none(), py::arg("inferior") = py::none())
+      .def_readwrite("left", &Margin::left)
+      .def_readwrite("right", &Margin::right)
+      .def_readwrite("anterior", &Margin::anterior)
+      .def_readwrite("posterior", &Margin::posterior)
+      .def_readwrite("superior", &Margin::superior)
+      .def_readwrite("inferior", &Margin::inferior);
+  auto as_margin = [](py::object m) { return py::isinstance<Margin>(m) ? m.cast<Margin>() : Margin::uniform(m.cast<double>()); };
+  m.def("expand", [as_margin](const Image& mask, py::object margin) {
+          Margin mg = as_margin(margin);
+          py::gil_scoped_release nogil;
+          return expand(mask, mg);
+        }, py::arg("mask"), py::arg("margin"), "Grows a uint8 mask by a margin (mm or Margin).");
+  m.def("shrink", [as_margin](const Image& mask, py::object margin) {
+          Margin mg = as_margin(margin);
+          py::gil_scoped_release nogil;
+          return shrink(mask, mg);
+        }, py::arg("mask"), py::arg("margin"), "Shrinks a uint8 mask by a margin (mm or Margin).");
+  m.def("union", &mask_union, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
+  m.def("intersect", &mask_intersect, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
+  m.def("subtract", &mask_subtract, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
+  m.def("keep_largest_components", &keep_largest_components, py::arg("mask"), py::arg("count") = 1,
+        py::arg("min_fraction") = 0.0, py::call_guard<py::gil_scoped_release>());
+  m.def("remove_islands", &remove_islands, py::arg("mask"), py::arg("min_cc"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("fill_holes", &fill_holes, py::arg("mask"), py::arg("per_slice") = false,
+        py::call_guard<py::gil_scoped_release>());
+  m.def("smooth", &smooth, py::arg("mask"), py::arg("sigma_mm"), py::call_guard<py::gil_scoped_release>());
+  m.def("resample",
+        [](const Image& img, const Geometry& grid, const std::string& interp, double def) {
+          Interpolation it;
+          if (interp == "nearest") it = Interpolation::Nearest;
+          else if (interp == "linear") it = Interpolation::Linear;
+          else fail<InvalidInput>("resample image", interp, "interpolation must be 'nearest' or 'linear'");
+          py::gil_scoped_release nogil;
+          return resample(img, grid, it, def);
+        },
+        py::arg("image"), py::arg("grid"), py::arg("interpolation") = "linear", py::arg("default") = 0.0);
 
   m.def("read_image",
         [](const std::string& path, py::object dtype) {

@@ -19,6 +19,7 @@
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
+#include "itk_bridge.h"
 
 namespace fs = std::filesystem;
 
@@ -51,50 +52,18 @@ std::string itk_reason(const itk::ExceptionObject& e) {
 
 template <class T>
 Image read_as(const std::string& path, itk::ImageIOBase* io) {
-  using ImageType = itk::Image<T, 3>;
-  auto reader = itk::ImageFileReader<ImageType>::New();
+  auto reader = itk::ImageFileReader<detail::ItkImage<T>>::New();
   reader->SetFileName(path);
   reader->SetImageIO(io);
   reader->Update();
-  typename ImageType::Pointer img = reader->GetOutput();
-
-  Geometry g;
-  const auto region = img->GetLargestPossibleRegion();
-  for (int a = 0; a < 3; ++a) {
-    g.size[a] = static_cast<std::int64_t>(region.GetSize()[a]);
-    g.spacing[a] = img->GetSpacing()[a];
-    g.origin[a] = img->GetOrigin()[a];
-    for (int b = 0; b < 3; ++b) g.direction[a * 3 + b] = img->GetDirection()(a, b);
-  }
-  g.validate(path);
-  Image out(g, PixelTypeOf<T>::value);
-  std::memcpy(out.raw(), img->GetBufferPointer(), out.byte_size());
-  return out;
+  detail::geometry_from_itk(reader->GetOutput()).validate(path);
+  return detail::from_itk<T>(reader->GetOutput());
 }
 
 template <class T>
 void write_as(const Image& image, const std::string& path) {
-  using ImageType = itk::Image<T, 3>;
-  auto img = ImageType::New();
-  const Geometry& g = image.geometry();
-  typename ImageType::SizeType size;
-  typename ImageType::SpacingType spacing;
-  typename ImageType::PointType origin;
-  typename ImageType::DirectionType direction;
-  for (int a = 0; a < 3; ++a) {
-    size[a] = static_cast<itk::SizeValueType>(g.size[a]);
-    spacing[a] = g.spacing[a];
-    origin[a] = g.origin[a];
-    for (int b = 0; b < 3; ++b) direction(a, b) = g.direction[a * 3 + b];
-  }
-  img->SetRegions(typename ImageType::RegionType(size));
-  img->SetSpacing(spacing);
-  img->SetOrigin(origin);
-  img->SetDirection(direction);
-  // Borrow the pixels: ITK must not free them.
-  img->GetPixelContainer()->SetImportPointer(
-      const_cast<T*>(static_cast<const T*>(image.raw())), image.num_voxels(), false);
-  auto writer = itk::ImageFileWriter<ImageType>::New();
+  auto writer = itk::ImageFileWriter<detail::ItkImage<T>>::New();
+  auto img = detail::to_itk<T>(image);
   writer->SetFileName(path);
   writer->SetInput(img);
   writer->SetUseCompression(true);

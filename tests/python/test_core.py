@@ -96,3 +96,21 @@ def test_openkbp_ct(shared_data):
     np.testing.assert_array_equal(ct.array, np.asarray(ref.dataobj).transpose(2, 1, 0))
     # RAS affine -> LPS origin
     np.testing.assert_allclose(ct.geometry.origin, ref.affine[:3, 3] * np.array([-1, -1, 1]), atol=1e-3)
+
+
+def test_margins_and_booleans_match_numpy():
+    g = core.Geometry(size=(20, 20, 20), spacing=(1, 1, 2))
+    a = np.zeros(g.shape, dtype=np.uint8)
+    a[10, 10, 10] = 1
+    grown = core.expand(core.Image(a, g), 3.0).array
+    # 3 mm ball on a 1 x 1 x 2 mm grid: |dx|^2 + |dy|^2 + (2 dz)^2 <= 9
+    z, y, x = np.mgrid[-10:10, -10:10, -10:10]
+    ref = (x ** 2 + y ** 2 + (2 * z) ** 2 <= 9).astype(np.uint8)
+    np.testing.assert_array_equal(grown, ref)
+    left = core.expand(core.Image(a, g), core.Margin(left=2.0)).array
+    assert left.sum() == 3 and left[10, 10, 12] == 1  # +x is the patient's left
+    b = core.Image(grown, g)
+    assert core.subtract(b, core.Image(a, g)).array.sum() == grown.sum() - 1
+    assert core.shrink(b, 1.0).count_nonzero() < grown.sum()
+    with pytest.raises(ValueError):
+        core.Margin(-1.0)
