@@ -6,10 +6,12 @@
 namespace isoline::cli {
 
 Command make_info_command();
+Command make_dvh_command();
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       make_info_command(),
+      make_dvh_command(),
   };
   return table;
 }

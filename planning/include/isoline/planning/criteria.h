@@ -1,0 +1,49 @@
+// Clinical criteria on DVH metrics, e.g. "Brainstem D0.1cc <= 50 Gy", "PTV70 D99% >= 95 % of
+// 70 Gy", loaded from JSON (planning/criteria/hn.json is the head-and-neck set).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "isoline/planning/dvh.h"
+
+namespace isoline::planning {
+
+/// Evaluates a metric name on a DVH: "Dmean", "Dmax", "Dmin", "D<x>%" (e.g. D95%, D99%),
+/// "D<x>cc" (D0.1cc), "V<x>Gy" (percent of volume receiving >= x Gy), "V<x>Gy_cc".
+/// Doses in Gy. Throws InvalidInput for an unknown metric.
+double evaluate_metric(const Dvh& dvh, const std::string& metric);
+/// True for dose metrics (Gy), false for volume metrics.
+bool is_dose_metric(const std::string& metric);
+
+struct Criterion {
+  std::string structure;
+  std::string metric;
+  bool at_most = true;       ///< value <= limit (else value >= limit)
+  double limit = 0.0;        ///< in the metric's unit (Gy, or % / cc for volume metrics)
+  std::string description;   ///< human-readable, e.g. "Brainstem D0.1cc <= 50 Gy"
+};
+
+struct CriterionResult {
+  Criterion criterion;
+  bool evaluated = false;  ///< false when the structure is missing
+  double value = 0.0;
+  bool pass = false;
+};
+
+/// Reads a criteria file:
+/// {"name": "...", "criteria": [{"structure": "Brainstem", "metric": "D0.1cc", "max": 50},
+///   {"structure": "PTV70", "metric": "D99%", "min_percent_of": 95, "prescription_gy": 70}]}
+/// Keys: "max" / "min" in the metric's unit, or "max_percent_of" / "min_percent_of" with
+/// "prescription_gy". Throws IoError / InvalidInput naming the file and entry.
+std::vector<Criterion> load_criteria(const std::string& path);
+
+std::vector<CriterionResult> evaluate_criteria(const std::vector<Criterion>& criteria,
+                                               const std::map<std::string, Dvh>& dvhs);
+
+/// Number of evaluated criteria that pass.
+int count_passed(const std::vector<CriterionResult>& results);
+
+}  // namespace isoline::planning
