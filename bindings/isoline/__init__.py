@@ -11,12 +11,13 @@ isoline.DeviceError, isoline.NotSupported, isoline.Cancelled; all derive from is
 """
 from . import _isoline
 from ._isoline import Cancelled, DeviceError, Error, InvalidInput, IoError, NotSupported
-from . import core
+from . import core, planning
 
 __version__ = _isoline.core.version()
 
 __all__ = [
     "core",
+    "planning",
     "Error",
     "InvalidInput",
     "IoError",

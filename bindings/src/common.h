@@ -16,5 +16,6 @@ void register_errors(pybind11::module_& m);
 core::ProgressCallback wrap_progress(const pybind11::object& callback);
 
 void bind_core(pybind11::module_ m);
+void bind_planning(pybind11::module_ m);
 
 }  // namespace isoline::py_bind

@@ -10,4 +10,5 @@ PYBIND11_MODULE(_isoline, m) {
   m.doc() = "Isoline native extension (use the `isoline` package instead of this module)";
   isoline::py_bind::register_errors(m);
   isoline::py_bind::bind_core(m.def_submodule("core", "Images, geometry, structures, I/O"));
+  isoline::py_bind::bind_planning(m.def_submodule("planning", "DVH, metrics, criteria, fluence optimisation"));
 }

@@ -1,0 +1,44 @@
+"""DVH, dose metrics, clinical criteria and fluence-map optimisation.
+
+Example::
+
+    from isoline import core, planning
+    dose = core.read_image("dose.nii.gz", dtype="float32")
+    ptv = core.read_image("PTV70.nii.gz")
+    dvh = planning.compute_dvh(dose, ptv, "PTV70")
+    dvh.dose_at_percent(95), dvh.metric("D0.1cc"), dvh.mean_gy
+    crit = planning.load_criteria("planning/criteria/hn.json")
+    for r in planning.evaluate_criteria(crit, {"PTV70": dvh}):
+        print(r.criterion.description, r.evaluated, r.value, r.passed)
+"""
+from ._isoline.planning import (  # noqa: F401
+    Criterion,
+    CriterionResult,
+    Dvh,
+    DvhOptions,
+    Objective,
+    ObjectiveType,
+    SparseMatrix,
+    compute_dvh,
+    conformity_index,
+    evaluate_criteria,
+    homogeneity_index,
+    load_criteria,
+    optimize_fluence,
+)
+
+__all__ = [
+    "Criterion",
+    "CriterionResult",
+    "Dvh",
+    "DvhOptions",
+    "Objective",
+    "ObjectiveType",
+    "SparseMatrix",
+    "compute_dvh",
+    "conformity_index",
+    "evaluate_criteria",
+    "homogeneity_index",
+    "load_criteria",
+    "optimize_fluence",
+]
