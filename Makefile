@@ -51,3 +51,13 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# libFuzzer harnesses of the DICOM readers (clang + ASan) in build-fuzz/; FUZZ_SECONDS per harness.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DISOLINE_FUZZ=ON -DISOLINE_CUDA=OFF -DPython_EXECUTABLE=$(PYTHON) \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer"
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_ct_reader fuzz_rtstruct_reader
+	bash rtstruct/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)

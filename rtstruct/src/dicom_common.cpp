@@ -1,0 +1,281 @@
+#include "dicom_common.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcvrds.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
+#include "dcmtk/oflog/oflog.h"
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+
+namespace isoline::rtstruct {
+
+std::string generate_uid() {
+  char buf[100];
+  // DCMTK's site root; Isoline has no registered root of its own.
+  dcmGenerateUniqueIdentifier(buf, SITE_INSTANCE_UID_ROOT);
+  return buf;
+}
+
+namespace detail {
+
+void register_codecs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Library code never prints: silence DCMTK's logger (warnings go to our errors).
+    OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DcmRLEDecoderRegistration::registerCodecs();
+  });
+}
+
+void load_file(DcmFileFormat& ff, const std::string& file, const std::string& operation,
+               bool headers_only) {
+  register_codecs();
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec))
+    core::fail<core::IoError>(operation, file, "file does not exist");
+  if (std::filesystem::is_directory(file, ec))
+    core::fail<core::IoError>(operation, file, "is a directory");
+  const Uint32 max_len = headers_only ? 4096 : DCM_MaxReadLength;
+  OFCondition st = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, max_len, ERM_autoDetect);
+  if (st.bad())
+    core::fail<core::IoError>(operation, file,
+                              std::string("not a readable DICOM file (") + st.text() + ")");
+}
+
+std::string get_string(DcmItem& item, const DcmTagKey& tag, unsigned long pos) {
+  OFString s;
+  if (item.findAndGetOFString(tag, s, pos).bad()) return {};
+  std::string r = s.c_str();
+  while (!r.empty() && (r.back() == ' ' || r.back() == '\0')) r.pop_back();
+  std::size_t b = 0;
+  while (b < r.size() && r[b] == ' ') ++b;
+  return r.substr(b);
+}
+
+std::string get_string_all(DcmItem& item, const DcmTagKey& tag) {
+  OFString s;
+  if (item.findAndGetOFStringArray(tag, s).bad()) return {};
+  std::string r = s.c_str();
+  while (!r.empty() && (r.back() == ' ' || r.back() == '\0')) r.pop_back();
+  std::size_t b = 0;
+  while (b < r.size() && r[b] == ' ') ++b;
+  return r.substr(b);
+}
+
+bool has(DcmItem& item, const DcmTagKey& tag) {
+  return item.tagExists(tag);
+}
+
+std::vector<double> get_numbers(DcmItem& item, const DcmTagKey& tag, const std::string& file) {
+  std::vector<double> out;
+  DcmElement* el = nullptr;
+  if (item.findAndGetElement(tag, el).bad() || !el) return out;
+  const DcmEVR vr = el->ident();
+  if (vr == EVR_DS || vr == EVR_IS || vr == EVR_UN) {
+    // Parse the raw string ourselves: strtod is much faster than DCMTK's per-value access
+    // for ContourData with many thousand values, and tolerant of stray spaces.
+    char* raw = nullptr;
+    if (el->getString(raw).bad() || !raw) return out;
+    const char* p = raw;
+    const char* end = raw + el->getLength();
+    while (p < end) {
+      const char* q = p;
+      while (q < end && *q != '\\') ++q;
+      std::string tok(p, q);
+      std::size_t b = tok.find_first_not_of(" \t\r\n");
+      std::size_t e = tok.find_last_not_of(" \t\r\n\0");
+      if (b == std::string::npos) {
+        if (q < end || !out.empty()) out.push_back(std::nan(""));
+      } else {
+        tok = tok.substr(b, e - b + 1);
+        char* stop = nullptr;
+        double v = std::strtod(tok.c_str(), &stop);
+        if (stop == tok.c_str() || *stop != '\0')
+          core::fail<core::InvalidInput>("read DICOM", file,
+                                         std::string("attribute ") + DcmTag(tag).getTagName() +
+                                             " holds a non-numeric value \"" + tok.substr(0, 32) +
+                                             "\"");
+        out.push_back(v);
+      }
+      p = q + 1;
+    }
+    return out;
+  }
+  const unsigned long n = el->getVM();
+  for (unsigned long i = 0; i < n; ++i) {
+    Float64 d = 0;
+    if (vr == EVR_FD || vr == EVR_FL) {
+      if (vr == EVR_FD) {
+        if (el->getFloat64(d, i).bad()) break;
+      } else {
+        Float32 f = 0;
+        if (el->getFloat32(f, i).bad()) break;
+        d = f;
+      }
+    } else if (vr == EVR_US) {
+      Uint16 u = 0;
+      if (el->getUint16(u, i).bad()) break;
+      d = u;
+    } else if (vr == EVR_SS) {
+      Sint16 u = 0;
+      if (el->getSint16(u, i).bad()) break;
+      d = u;
+    } else if (vr == EVR_UL) {
+      Uint32 u = 0;
+      if (el->getUint32(u, i).bad()) break;
+      d = u;
+    } else if (vr == EVR_SL) {
+      Sint32 u = 0;
+      if (el->getSint32(u, i).bad()) break;
+      d = u;
+    } else {
+      break;
+    }
+    out.push_back(d);
+  }
+  return out;
+}
+
+void put(DcmItem& item, const DcmTagKey& tag, const std::string& value) {
+  OFCondition st = item.putAndInsertString(tag, value.c_str());
+  if (st.bad())
+    core::fail<core::InvalidInput>(
+        "write DICOM", DcmTag(tag).getTagName(),
+        std::string("cannot set value \"") + value.substr(0, 40) + "\": " + st.text());
+}
+
+void put_us(DcmItem& item, const DcmTagKey& tag, unsigned short value) {
+  OFCondition st = item.putAndInsertUint16(tag, value);
+  if (st.bad()) core::fail<core::InvalidInput>("write DICOM", DcmTag(tag).getTagName(), st.text());
+}
+
+std::string format_ds(double v) {
+  if (!std::isfinite(v)) core::fail<core::InvalidInput>("write DICOM", "DS", "non-finite value");
+  if (v == 0.0) return "0";
+  char buf[64];
+  for (int prec = 15; prec >= 1; --prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strlen(buf) <= 16) return buf;
+  }
+  core::fail<core::InvalidInput>("write DICOM", "DS", "value cannot be written in 16 characters");
+}
+
+std::string format_ds_list(const std::vector<double>& v) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) s += '\\';
+    s += format_ds(v[i]);
+  }
+  return s;
+}
+
+void append_coordinate(std::string& out, double v) {
+  long long q = std::llround(v * 1e6);
+  if (q < 0) {
+    out += '-';
+    q = -q;
+  }
+  const long long ip = q / 1000000;
+  long long fp = q % 1000000;
+  char buf[32];
+  int n = 0;
+  // integer part
+  char tmp[24];
+  int t = 0;
+  long long x = ip;
+  do {
+    tmp[t++] = static_cast<char>('0' + x % 10);
+    x /= 10;
+  } while (x);
+  while (t) buf[n++] = tmp[--t];
+  if (fp) {
+    buf[n++] = '.';
+    int digits = 6;
+    while (fp % 10 == 0) {
+      fp /= 10;
+      --digits;
+    }
+    char f[8];
+    for (int d = digits - 1; d >= 0; --d) {
+      f[d] = static_cast<char>('0' + fp % 10);
+      fp /= 10;
+    }
+    for (int d = 0; d < digits; ++d) buf[n++] = f[d];
+  }
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+PatientStudy read_patient_study(DcmItem& item) {
+  PatientStudy p;
+  p.patient_name = get_string_all(item, DCM_PatientName);
+  p.patient_id = get_string(item, DCM_PatientID);
+  p.patient_birth_date = get_string(item, DCM_PatientBirthDate);
+  p.patient_sex = get_string(item, DCM_PatientSex);
+  p.study_instance_uid = get_string(item, DCM_StudyInstanceUID);
+  p.study_date = get_string(item, DCM_StudyDate);
+  p.study_time = get_string(item, DCM_StudyTime);
+  p.study_id = get_string(item, DCM_StudyID);
+  p.accession_number = get_string(item, DCM_AccessionNumber);
+  p.referring_physician_name = get_string_all(item, DCM_ReferringPhysicianName);
+  p.study_description = get_string_all(item, DCM_StudyDescription);
+  p.specific_character_set = get_string_all(item, DCM_SpecificCharacterSet);
+  return p;
+}
+
+void write_patient_study(DcmItem& item, const PatientStudy& p) {
+  put(item, DCM_SpecificCharacterSet,
+      p.specific_character_set.empty() ? "ISO_IR 100" : p.specific_character_set);
+  put(item, DCM_PatientName, p.patient_name);
+  put(item, DCM_PatientID, p.patient_id);
+  put(item, DCM_PatientBirthDate, p.patient_birth_date);
+  put(item, DCM_PatientSex, p.patient_sex);
+  put(item, DCM_StudyInstanceUID, p.study_instance_uid);
+  put(item, DCM_StudyDate, p.study_date);
+  put(item, DCM_StudyTime, p.study_time);
+  put(item, DCM_StudyID, p.study_id);
+  put(item, DCM_AccessionNumber, p.accession_number);
+  put(item, DCM_ReferringPhysicianName, p.referring_physician_name);
+  if (!p.study_description.empty()) put(item, DCM_StudyDescription, p.study_description);
+}
+
+std::string today() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y%m%d", &tm);
+  return buf;
+}
+
+std::string now_time() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H%M%S", &tm);
+  return buf;
+}
+
+void save_atomic(DcmFileFormat& ff, const std::string& file, E_TransferSyntax xfer,
+                 const std::string& operation) {
+  core::AtomicOutput out(file);
+  OFCondition st = ff.saveFile(out.temp_path().c_str(), xfer, EET_ExplicitLength, EGL_recalcGL,
+                               EPD_noChange, 0, 0, EWM_updateMeta);
+  if (st.bad())
+    core::fail<core::IoError>(operation, file, std::string("cannot write: ") + st.text());
+  out.commit();
+}
+
+}  // namespace detail
+}  // namespace isoline::rtstruct

@@ -1,0 +1,60 @@
+// Internal DCMTK helpers shared by the rtstruct sources (not installed, not public).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdatset.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcitem.h"
+#include "dcmtk/dcmdata/dcmetinf.h"
+#include "dcmtk/dcmdata/dcsequen.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "isoline/rtstruct/ct_series.h"
+
+namespace isoline::rtstruct::detail {
+
+/// Registers the DCMTK decoders (JPEG, JPEG-LS, RLE) once; thread-safe.
+void register_codecs();
+
+/// Loads a DICOM file (with or without meta header). Large elements (> 4 KiB) are left on
+/// disk when `headers_only`. Throws IoError naming `operation` and the file.
+void load_file(DcmFileFormat& ff, const std::string& file, const std::string& operation,
+               bool headers_only = false);
+
+/// Trimmed string value ("" when absent).
+std::string get_string(DcmItem& item, const DcmTagKey& tag, unsigned long pos = 0);
+/// Whole multi-valued string (backslash separated), trimmed.
+std::string get_string_all(DcmItem& item, const DcmTagKey& tag);
+/// All numeric values of a DS/IS/US/... element ("" -> empty vector). Throws InvalidInput
+/// naming `file` when a DS value is not a number.
+std::vector<double> get_numbers(DcmItem& item, const DcmTagKey& tag, const std::string& file);
+bool has(DcmItem& item, const DcmTagKey& tag);
+
+/// Puts a string value (creating the element; "" creates an empty Type 2 element).
+void put(DcmItem& item, const DcmTagKey& tag, const std::string& value);
+void put_us(DcmItem& item, const DcmTagKey& tag, unsigned short value);
+
+/// A DS value of at most 16 characters representing v as closely as possible.
+std::string format_ds(double v);
+/// Backslash-joined DS values.
+std::string format_ds_list(const std::vector<double>& v);
+/// Fast fixed-point DS for coordinates (up to 6 decimals, trailing zeros trimmed),
+/// appended to `out`. |v| must be below 1e9.
+void append_coordinate(std::string& out, double v);
+
+PatientStudy read_patient_study(DcmItem& item);
+/// Writes the Patient and General Study modules (Type 2 attributes always present).
+void write_patient_study(DcmItem& item, const PatientStudy& info);
+
+/// Current date "YYYYMMDD" and time "HHMMSS".
+std::string today();
+std::string now_time();
+
+/// Saves with a meta header in `xfer` to `file` atomically (temp name, rename).
+void save_atomic(DcmFileFormat& ff, const std::string& file, E_TransferSyntax xfer,
+                 const std::string& operation);
+
+}  // namespace isoline::rtstruct::detail

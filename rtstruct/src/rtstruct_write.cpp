@@ -1,0 +1,283 @@
+// RT Structure Set writer: exact voxel-edge contours of each mask slice, full reference
+// chain to the CT, provenance, implicit VR little endian (ContourData may exceed 64 KiB).
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <set>
+#include <thread>
+
+#include "contour_trace.h"
+#include "dicom_common.h"
+#include "isoline/core/error.h"
+#include "isoline/core/version.h"
+#include "isoline/rtstruct/rtstruct.h"
+
+namespace isoline::rtstruct {
+
+namespace {
+
+const char* kOp = "write RT-STRUCT";
+
+struct ContourOut {
+  std::int64_t k = 0;
+  std::size_t npoints = 0;
+  std::string data;
+};
+
+// Contours of one mask, slice by slice.
+std::vector<ContourOut> contours_of(const core::Image& mask, bool keyhole) {
+  const core::Geometry& g = mask.geometry();
+  const int nx = static_cast<int>(g.size[0]), ny = static_cast<int>(g.size[1]);
+  const std::size_t npx = static_cast<std::size_t>(nx) * ny;
+  const std::uint8_t* m = mask.data<std::uint8_t>();
+  const core::Vec3 ax = g.axis(0), ay = g.axis(1), az = g.axis(2);
+  std::vector<ContourOut> out;
+  for (std::int64_t k = 0; k < g.size[2]; ++k) {
+    auto loops = detail::trace_slice(m + static_cast<std::size_t>(k) * npx, nx, ny);
+    if (loops.empty()) continue;
+    double scale = 1.0;
+    if (keyhole) {
+      loops = detail::keyhole(std::move(loops));
+      scale = 0.5;  // keyhole() works in doubled lattice units
+    }
+    core::Vec3 base;
+    for (int a = 0; a < 3; ++a) base[a] = g.origin[a] + k * g.spacing[2] * az[a];
+    for (const auto& l : loops) {
+      ContourOut c;
+      c.k = k;
+      c.npoints = l.corners.size();
+      c.data.reserve(c.npoints * 30);
+      for (std::size_t i = 0; i < l.corners.size(); ++i) {
+        const double ci = l.corners[i][0] * scale - 0.5, cj = l.corners[i][1] * scale - 0.5;
+        for (int a = 0; a < 3; ++a) {
+          if (i || a) c.data += '\\';
+          detail::append_coordinate(
+              c.data, base[a] + ci * g.spacing[0] * ax[a] + cj * g.spacing[1] * ay[a]);
+        }
+      }
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+std::string cut(const std::string& s, std::size_t n) {
+  return s.size() <= n ? s : s.substr(0, n);
+}
+
+}  // namespace
+
+RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const CtSeries& ct,
+                                   const std::string& file, const RtStructWriteOptions& opt,
+                                   const core::Progress& progress) {
+  if (ct.image.empty()) core::fail<core::InvalidInput>(kOp, file, "the CT series has no image");
+  const core::Geometry& g = ct.image.geometry();
+  if (ct.resampled || ct.slices.size() != static_cast<std::size_t>(g.size[2]))
+    core::fail<core::InvalidInput>(
+        kOp, file,
+        "the CT image does not match its stored slices one to one (resampled?); "
+        "contours must reference real CT slices");
+  if (ct.series_instance_uid.empty() || ct.frame_of_reference_uid.empty() ||
+      ct.info.study_instance_uid.empty())
+    core::fail<core::InvalidInput>(kOp, file,
+                                   "the CT series lacks a Study, Series or Frame of Reference UID");
+  for (const auto& s : ct.slices)
+    if (s.sop_instance_uid.empty() || s.sop_class_uid.empty())
+      core::fail<core::InvalidInput>(kOp, file,
+                                     "CT slice " + s.file + " lacks its SOP Class/Instance UID");
+  for (const auto& s : structures) {
+    if (s.mask.pixel_type() != core::PixelType::UInt8)
+      core::fail<core::InvalidInput>(kOp, s.name, "mask is not uint8");
+    if (!s.mask.geometry().same_grid(g, 1e-2))
+      core::fail<core::InvalidInput>(kOp, s.name,
+                                     "mask is not on the CT grid (resample it onto the CT first)");
+  }
+
+  if (!opt.approval_status.empty()) {
+    if (opt.approval_status != "UNAPPROVED" && opt.approval_status != "APPROVED" &&
+        opt.approval_status != "REJECTED")
+      core::fail<core::InvalidInput>(kOp, file,
+                                     "approval status must be UNAPPROVED, APPROVED or REJECTED");
+    if (opt.approval_status != "UNAPPROVED" && opt.reviewer_name.empty())
+      core::fail<core::InvalidInput>(kOp, file, opt.approval_status + " needs a reviewer name");
+  }
+  RtStructWriteResult res;
+  // ROI names: map, cut, make unique.
+  std::vector<std::string> names;
+  std::set<std::string> taken;
+  for (const auto& s : structures) {
+    std::string n = s.name;
+    if (auto it = opt.name_map.find(n); it != opt.name_map.end()) n = it->second;
+    std::string c = cut(n, opt.max_name_length);
+    for (int i = 2; taken.count(c); ++i) {
+      const std::string suf = "_" + std::to_string(i);
+      c = cut(n, opt.max_name_length - std::min(opt.max_name_length, suf.size())) + suf;
+    }
+    if (c != n) res.warnings.push_back("ROI \"" + s.name + "\" written as \"" + c + "\"");
+    taken.insert(c);
+    names.push_back(c);
+  }
+
+  // Trace contours (two workers).
+  const std::size_t nroi = structures.size();
+  std::vector<std::vector<ContourOut>> contours(nroi);
+  {
+    std::atomic<std::size_t> next{0}, done{0};
+    const unsigned nw = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
+    std::vector<std::exception_ptr> errs(nw);
+    auto work = [&](unsigned w) {
+      try {
+        for (std::size_t i; (i = next++) < nroi;) {
+          contours[i] = contours_of(structures[i].mask, opt.keyhole);
+          ++done;
+        }
+      } catch (...) {
+        errs[w] = std::current_exception();
+        next = nroi;
+      }
+    };
+    std::vector<std::thread> ts;
+    for (unsigned w = 1; w < nw; ++w) ts.emplace_back(work, w);
+    work(0);
+    for (auto& t : ts) t.join();
+    for (auto& e : errs)
+      if (e) std::rethrow_exception(e);
+  }
+  progress.update(0.6, "contours");
+
+  const std::string version =
+      opt.algorithm_version.empty() ? core::version() : opt.algorithm_version;
+  const std::string date = detail::today(), time = detail::now_time();
+  res.sop_instance_uid = generate_uid();
+  res.series_instance_uid = generate_uid();
+
+  DcmFileFormat ff;
+  DcmDataset& ds = *ff.getDataset();
+  using detail::put;
+  put(ds, DCM_InstanceCreationDate, date);
+  put(ds, DCM_InstanceCreationTime, time);
+  put(ds, DCM_SOPClassUID, UID_RTStructureSetStorage);
+  put(ds, DCM_SOPInstanceUID, res.sop_instance_uid);
+  detail::write_patient_study(ds, ct.info);
+  put(ds, DCM_Modality, "RTSTRUCT");
+  put(ds, DCM_Manufacturer, "Isoline");
+  put(ds, DCM_ManufacturerModelName, "Isoline");
+  put(ds, DCM_SoftwareVersions, core::version());
+  put(ds, DCM_SeriesDescription, opt.series_description);
+  put(ds, DCM_SeriesInstanceUID, res.series_instance_uid);
+  put(ds, DCM_SeriesNumber, std::to_string(opt.series_number));
+  put(ds, DCM_OperatorsName, "");
+  put(ds, DCM_FrameOfReferenceUID, ct.frame_of_reference_uid);
+  put(ds, DCM_PositionReferenceIndicator, "");
+  put(ds, DCM_InstanceNumber, "1");
+  put(ds, DCM_StructureSetLabel,
+      cut(opt.structure_set_label.empty() ? "ISOLINE" : opt.structure_set_label, 16));
+  put(ds, DCM_StructureSetName, cut(opt.structure_set_label, 64));
+  put(ds, DCM_StructureSetDate, date);
+  put(ds, DCM_StructureSetTime, time);
+
+  // Reference chain: frame of reference -> study -> series -> every CT slice.
+  {
+    DcmItem* fr = nullptr;
+    ds.findOrCreateSequenceItem(DCM_ReferencedFrameOfReferenceSequence, fr, -2);
+    put(*fr, DCM_FrameOfReferenceUID, ct.frame_of_reference_uid);
+    DcmItem* st = nullptr;
+    fr->findOrCreateSequenceItem(DCM_RTReferencedStudySequence, st, -2);
+    put(*st, DCM_ReferencedSOPClassUID, "1.2.840.10008.3.1.2.3.1");  // Study Component Management
+    put(*st, DCM_ReferencedSOPInstanceUID, ct.info.study_instance_uid);
+    DcmItem* se = nullptr;
+    st->findOrCreateSequenceItem(DCM_RTReferencedSeriesSequence, se, -2);
+    put(*se, DCM_SeriesInstanceUID, ct.series_instance_uid);
+    for (const auto& s : ct.slices) {
+      DcmItem* ci = nullptr;
+      se->findOrCreateSequenceItem(DCM_ContourImageSequence, ci, -2);
+      put(*ci, DCM_ReferencedSOPClassUID, s.sop_class_uid);
+      put(*ci, DCM_ReferencedSOPInstanceUID, s.sop_instance_uid);
+    }
+  }
+
+  std::size_t written = 0;
+  for (std::size_t r = 0; r < nroi; ++r) {
+    const core::Structure& s = structures[r];
+    if (contours[r].empty()) {
+      res.warnings.push_back(
+          "ROI \"" + names[r] + "\" is empty" +
+          std::string(opt.keep_empty_rois ? " (written without contours)" : " (dropped)"));
+      if (!opt.keep_empty_rois) continue;
+    }
+    const std::string number = std::to_string(r + 1);
+    DcmItem* ri = nullptr;
+    ds.findOrCreateSequenceItem(DCM_StructureSetROISequence, ri, -2);
+    put(*ri, DCM_ROINumber, number);
+    put(*ri, DCM_ReferencedFrameOfReferenceUID, ct.frame_of_reference_uid);
+    put(*ri, DCM_ROIName, names[r]);
+    if (!s.description.empty()) put(*ri, DCM_ROIDescription, cut(s.description, 1024));
+    put(*ri, DCM_ROIGenerationAlgorithm, "AUTOMATIC");
+    {
+      DcmItem* alg = nullptr;
+      ri->findOrCreateSequenceItem(DCM_ROIDerivationAlgorithmIdentificationSequence, alg, -2);
+      DcmItem* fam = nullptr;
+      alg->findOrCreateSequenceItem(DCM_AlgorithmFamilyCodeSequence, fam, -2);
+      put(*fam, DCM_CodeValue, "123110");
+      put(*fam, DCM_CodingSchemeDesignator, "DCM");
+      put(*fam, DCM_CodeMeaning, "Artificial Intelligence");
+      put(*alg, DCM_AlgorithmName, cut(opt.algorithm_name, 64));
+      put(*alg, DCM_AlgorithmVersion, cut(version, 64));
+    }
+
+    DcmItem* rc = nullptr;
+    ds.findOrCreateSequenceItem(DCM_ROIContourSequence, rc, -2);
+    put(*rc, DCM_ReferencedROINumber, number);
+    put(*rc, DCM_ROIDisplayColor,
+        std::to_string(s.color.r) + "\\" + std::to_string(s.color.g) + "\\" +
+            std::to_string(s.color.b));
+    std::size_t cn = 0;
+    for (const auto& c : contours[r]) {
+      DcmItem* ci = nullptr;
+      rc->findOrCreateSequenceItem(DCM_ContourSequence, ci, -2);
+      DcmItem* im = nullptr;
+      ci->findOrCreateSequenceItem(DCM_ContourImageSequence, im, -2);
+      const SliceRef& sl = ct.slices[static_cast<std::size_t>(c.k)];
+      put(*im, DCM_ReferencedSOPClassUID, sl.sop_class_uid);
+      put(*im, DCM_ReferencedSOPInstanceUID, sl.sop_instance_uid);
+      put(*ci, DCM_ContourGeometricType, "CLOSED_PLANAR");
+      put(*ci, DCM_NumberOfContourPoints, std::to_string(c.npoints));
+      put(*ci, DCM_ContourNumber, std::to_string(++cn));
+      OFCondition st = ci->putAndInsertString(DCM_ContourData, c.data.c_str(),
+                                              static_cast<Uint32>(c.data.size()));
+      if (st.bad())
+        core::fail<core::IoError>(kOp, file, std::string("cannot set ContourData: ") + st.text());
+      ++res.num_contours;
+    }
+
+    DcmItem* ob = nullptr;
+    ds.findOrCreateSequenceItem(DCM_RTROIObservationsSequence, ob, -2);
+    put(*ob, DCM_ObservationNumber, number);
+    put(*ob, DCM_ReferencedROINumber, number);
+    put(*ob, DCM_RTROIInterpretedType, core::to_dicom_string(s.type));
+    put(*ob, DCM_ROIInterpreter, "");
+    ++written;
+  }
+  if (!opt.approval_status.empty()) {
+    put(ds, DCM_ApprovalStatus, opt.approval_status);
+    if (opt.approval_status != "UNAPPROVED") {
+      put(ds, DCM_ReviewDate, date);
+      put(ds, DCM_ReviewTime, time);
+      put(ds, DCM_ReviewerName, opt.reviewer_name);
+    }
+  }
+  // Type 1/2 sequences must exist even when empty.
+  if (!ds.tagExists(DCM_StructureSetROISequence))
+    ds.insertEmptyElement(DCM_StructureSetROISequence);
+  if (!ds.tagExists(DCM_ROIContourSequence)) ds.insertEmptyElement(DCM_ROIContourSequence);
+  if (!ds.tagExists(DCM_RTROIObservationsSequence))
+    ds.insertEmptyElement(DCM_RTROIObservationsSequence);
+  res.num_rois = written;
+  progress.update(0.8, "encode");
+  detail::save_atomic(ff, file, EXS_LittleEndianImplicit, kOp);
+  progress.done();
+  return res;
+}
+
+}  // namespace isoline::rtstruct
