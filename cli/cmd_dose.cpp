@@ -1,0 +1,94 @@
+// isoline dose --ct CT --plan plan.json --out dose.nii.gz|rd.dcm [--device cpu|cuda]
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "command.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/dose/dose.h"
+#include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/rtdose.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::cli {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+int run_dose(const Args& args, const Context& ctx) {
+  const std::string ct_path = args.value("--ct");
+  const std::string plan_path = args.value("--plan");
+  const std::string out = args.value("--out");
+  const core::Device device = core::parse_device(args.value("--device"));
+  const bool to_dicom = ends_with(out, ".dcm");
+  if (!to_dicom && !core::is_image_path(out))
+    core::fail<core::InvalidInput>("dose", out,
+                                   "unknown output format (use .nii.gz, .nii, .nrrd, .mha or an RT-DOSE .dcm)");
+  core::require_device(device, "dose");
+  core::Progress progress(ctx.progress, "dose");
+  std::error_code ec;
+  if (!fs::exists(ct_path, ec)) core::fail<core::IoError>("dose", ct_path, "no such file or directory");
+  rtstruct::CtSeries series;
+  core::Image ct;
+  if (core::is_image_path(ct_path)) {
+    ct = core::read_image(ct_path);
+  } else {
+    series = rtstruct::read_ct_series(ct_path, {}, progress.sub(0, 0.1, "read CT"));
+    ct = series.image;
+  }
+  dose::Plan plan = dose::read_plan(plan_path);
+  const auto t0 = std::chrono::steady_clock::now();
+  core::Image d = dose::compute_dose(ct, plan, device, progress.sub(0.1, 0.95, "calculate"));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (to_dicom) {
+    if (series.slices.empty()) {
+      // A NIfTI CT has no DICOM identity: the RT-DOSE gets a new study and frame of reference.
+      series.image = ct;
+      series.info.patient_name = "ANONYMOUS";
+      series.info.patient_id = "ISOLINE";
+      series.info.study_instance_uid = rtstruct::generate_uid();
+      series.frame_of_reference_uid = rtstruct::generate_uid();
+    }
+    rtstruct::RtDoseWriteOptions o;
+    o.dose_comment = "Isoline CCCS " + plan.machine.name + ", plan " + plan.name;
+    rtstruct::write_rtdose(d, series, out, o);
+  } else {
+    core::write_image(d, out);
+  }
+  progress.done();
+  if (!args.quiet) {
+    auto [lo, hi] = d.min_max();
+    std::printf("dose: %zu beams, %s, %.2f s, max %.4g Gy -> %s\n", plan.beams.size(), core::to_string(device), secs,
+                hi, out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_dose_command() {
+  Command c;
+  c.name = "dose";
+  c.summary = "calculate 6 MV photon dose (collapsed-cone convolution/superposition)";
+  c.description =
+      "Calculates the dose of a plan (JSON: machine, beams, jaws, apertures or fluence maps,\n"
+      "MU; see docs/dose.md) on a CT (NIfTI/NRRD/MetaImage in HU, or a DICOM CT series) with\n"
+      "the collapsed-cone engine, and writes it in Gy on the CT grid as an image or an\n"
+      "RT-DOSE file (.dcm).";
+  c.options = {
+      {"--ct", "CT", "CT image (HU) or DICOM CT directory", true, "", false},
+      {"--plan", "PLAN", "plan JSON", true, "", false},
+      {"--out", "FILE", "output dose: .nii.gz/.nii/.nrrd/.mha or RT-DOSE .dcm", true, "", false},
+      {"--device", "DEV", "cpu or cuda", false, "cpu", false},
+  };
+  c.run = run_dose;
+  return c;
+}
+
+}  // namespace isoline::cli
