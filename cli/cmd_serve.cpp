@@ -1,0 +1,86 @@
+// isoline serve <case dir>: the review web server (ui module).
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <pthread.h>
+#include <string>
+#include <thread>
+
+#include "command.h"
+#include "isoline/core/error.h"
+#include "isoline/ui/server.h"
+
+namespace isoline::cli {
+
+namespace {
+
+int run_serve(const Args& args, const Context&) {
+  ui::ServerOptions o;
+  o.case_dir = args.positional(0);
+  o.host = args.value("--host");
+  const long port = args.get_int("--port", 0);
+  if (port < 0 || port > 65535) throw UsageError{"--port must be 0..65535"};
+  o.port = static_cast<int>(port);
+  o.author = args.value("--author");
+  if (auto d = args.get("--db")) o.db_path = *d;
+  o.ui_dir = args.get("--ui-dir") ? *args.get("--ui-dir") : ui::default_ui_dir();
+  // Planning has no achievable-dose entry point yet: "Re-estimate dose" answers 501.
+  o.dose_estimator = nullptr;
+
+  // SIGINT/SIGTERM stop the server from a waiting thread (not inside a signal handler).
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  ui::ReviewServer server(o);
+  if (const char* d = std::getenv("ISOLINE_SERVE_TEST_SAVE_DELAY_S"))  // test hook (crash tests)
+    server.db().set_commit_delay_for_testing(std::atof(d));
+  server.bind();
+  if (o.ui_dir.empty())
+    std::fprintf(stderr, "warning: serve: the web client is not built; only the JSON API is available\n");
+  if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1")
+    std::fprintf(stderr, "warning: serve: listening on %s: reachable from other machines (the token still applies)\n",
+                 o.host.c_str());
+  std::printf("Isoline review server for %s\nopen %s\n(Ctrl-C to stop)\n", o.case_dir.c_str(), server.url().c_str());
+  std::fflush(stdout);
+
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    server.stop();
+  });
+  server.serve();
+  // serve() returned: either a signal stopped it or the socket failed; wake the waiter.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  return 0;
+}
+
+}  // namespace
+
+Command make_serve_command() {
+  Command c;
+  c.name = "serve";
+  c.summary = "review web server: view, edit, version and approve a case's structures";
+  c.description =
+      "Serves a browser viewer/editor for a case directory (ct.nii.gz, masks/*.nii.gz, optional\n"
+      "dose.nii.gz, structures.json and dicom/ CT). Prints a URL with a random access token; every\n"
+      "request needs it. Binds 127.0.0.1 unless --host says otherwise. Every save is a new version\n"
+      "in <case>/review/review.sqlite (never overwritten; stale saves get a conflict). Approve\n"
+      "writes <case>/review/approved/<time>/ with the approved RT-STRUCT, the untouched automatic\n"
+      "one, the masks and an approval record.";
+  c.positionals = {{"CASE", "case directory"}};
+  c.options = {
+      {"--port", "N", "TCP port (0 = any free port)", false, "0"},
+      {"--host", "ADDR", "address to bind", false, "127.0.0.1"},
+      {"--author", "NAME", "default author of edits", false, "reviewer"},
+      {"--db", "FILE", "review database (default <case>/review/review.sqlite)"},
+      {"--ui-dir", "DIR", "bundled web client directory (default: the built one)"},
+  };
+  c.run = run_serve;
+  return c;
+}
+
+}  // namespace isoline::cli

@@ -1,0 +1,376 @@
+// Headless-Chromium test of the review client against a real `isoline serve`:
+// open a case, canvas not blank, toggle a structure, paint on the PTV, undo, paint again,
+// grow the CTV by 5 mm, save, reload and find the edit, approve, and check the approved
+// RT-STRUCT with pydicom (verify_approval.py). Then the other editing tools.
+//
+//   node browser_review.mjs --bin ISOLINE --source SRC --work DIR [--screenshots DIR] [--part all|main|tools]
+import { spawn, execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+};
+const bin = arg('bin', process.env.ISOLINE_BIN);
+const source = arg('source');
+const shots = arg('screenshots', '');
+const part = arg('part', 'all');
+const work = mkdtempSync(join(arg('work', tmpdir()), 'isoline-ui-'));
+const python = '/usr/bin/python3';
+const require = createRequire(join(source, 'ui', 'package.json'));
+const { chromium } = require('playwright-core');
+
+const T0 = Date.now();
+const log = (s) => console.log(`[${((Date.now() - T0) / 1000).toFixed(1)} s] ${s}`);
+
+function startServer(caseDir) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(bin, ['serve', caseDir, '--port', '0', '--author', 'tester'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/open (http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]+)/);
+      if (m) resolve({ proc: p, url: m[1] });
+    });
+    p.on('exit', (c) => reject(new Error(`isoline serve exited with ${c}: ${out}`)));
+    setTimeout(() => reject(new Error('isoline serve did not print its URL')), 30000);
+  });
+}
+
+async function waitReady(page) {
+  await page.waitForFunction(() => window.__status && window.__status !== 'loading', null, { polling: 100, timeout: 120000 });
+  const st = await page.evaluate(() => window.__status);
+  assert.equal(st, 'ready', st);
+}
+
+// Variance of the rendered canvas luminance (drawScene + read-back in one task).
+async function canvasStats(page) {
+  return page.evaluate(() => {
+    nv.drawScene();
+    const gl = document.getElementById('gl');
+    const c = document.createElement('canvas');
+    c.width = gl.width;
+    c.height = gl.height;
+    const g = c.getContext('2d');
+    g.drawImage(gl, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let s = 0, s2 = 0, n = 0, h = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const l = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+      s += l; s2 += l * l; n++;
+      h = (h * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
+    }
+    return { variance: s2 / n - (s / n) ** 2, hash: h };
+  });
+}
+
+const drawSum = (page) => page.evaluate(() => nv.drawBitmap.reduce((a, v) => a + (v > 0), 0));
+const structure = (page, name) => page.evaluate((n) => window.app.state.structures.find((s) => s.name === n), name);
+const idle = (page) => page.waitForFunction(() => !window.app.state.busy, null, { polling: 50, timeout: 60000 });
+
+async function stroke(page, fx0, fy0, fx1, fy1, steps = 4) {
+  const b = await page.locator('#gl').boundingBox();
+  await page.mouse.move(b.x + b.width * fx0, b.y + b.height * fy0);
+  await page.mouse.down();
+  await page.mouse.move(b.x + b.width * fx1, b.y + b.height * fy1, { steps });
+  await page.mouse.up();
+  await page.waitForTimeout(50);
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+}
+
+async function selectStructure(page, name) {
+  await page.locator(`#structures tr[data-name="${name}"] td:nth-child(2)`).click();
+  await page.waitForFunction((n) => {
+    const s = window.app.state;
+    return !s.busy && s.editId !== null && s.structures.find((x) => x.id === s.editId).name === n;
+  }, name, { polling: 50, timeout: 60000 });
+}
+
+async function shot(page, name) {
+  if (!shots) return;
+  mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: join(shots, name) });
+  log(`screenshot ${name}`);
+}
+
+async function main() {
+  if (!existsSync('/usr/bin/chromium')) throw new Error('/usr/bin/chromium is missing: run `make deps` (Debian package chromium)');
+  const caseDir = join(work, 'case');
+  execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
+  const server = await startServer(caseDir);
+  log(`server ${server.url}`);
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium', headless: true,
+    args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync', '--no-sandbox'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1120, height: 720 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('dialog', (d) => d.accept());
+    const url = `${server.url}&canvas=400`;
+    await page.goto(url, { waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    log('case open');
+
+    // 1. Not blank.
+    const s0 = await canvasStats(page);
+    log(`canvas variance ${s0.variance.toFixed(0)}`);
+    assert.ok(s0.variance > 100, `blank canvas (variance ${s0.variance})`);
+    await shot(page, 'ui_overview.png');
+
+    // 2. Toggle a structure: the overlay disappears and the rendering changes, then back.
+    await page.locator('#structures tr[data-name="Cord"] input.vis').click();
+    const s1 = await canvasStats(page);
+    assert.equal(await page.evaluate(() => {
+      const s = window.app.state;
+      return s.overlays.get(s.structures.find((x) => x.name === 'Cord').id).opacity;
+    }), 0);
+    assert.notEqual(s1.hash, s0.hash, 'hiding Cord did not change the rendering');
+    await page.locator('#structures tr[data-name="Cord"] input.vis').click();
+    assert.equal((await canvasStats(page)).hash, s0.hash, 'showing Cord again did not restore the rendering');
+    log('toggle ok');
+
+    if (part === 'all' || part === 'main') await mainFlow(page, url, caseDir);
+    if (part === 'all' || part === 'tools') await toolsFlow(page, browser, url);
+    assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
+  } finally {
+    await browser.close();
+    server.proc.kill('SIGTERM');
+  }
+  rmSync(work, { recursive: true, force: true });
+  log('PASS');
+}
+
+async function mainFlow(page, url, caseDir) {
+  // 3. Paint on the PTV (axial view), undo, paint again.
+  await page.locator('[data-view="axial"]').click();
+  await selectStructure(page, 'PTV');
+  const ptv0 = await structure(page, 'PTV');
+  const base = await drawSum(page);
+  assert.equal(base, ptv0.voxels, 'drawing layer != PTV voxels');
+  await page.evaluate(() => { window.__initial = nv.drawBitmap.slice(); });
+  await page.locator('[data-tool="brush"]').click();
+  await page.fill('#brush-mm', '4');
+  await page.locator('#brush-mm').dispatchEvent('change');
+  await stroke(page, 0.3, 0.22, 0.7, 0.22);
+  const n1 = (await drawSum(page)) - base;
+  assert.ok(n1 > 0, 'first stroke painted nothing');
+  assert.equal(await page.evaluate(() => window.app.state.undo.length), 1);
+  await page.locator('#btn-undo').click();
+  assert.equal(await drawSum(page), base, 'undo did not restore the PTV');
+  await stroke(page, 0.35, 0.78, 0.65, 0.80);
+  const painted = await page.evaluate(() => {
+    const out = [];
+    const a = nv.drawBitmap, b = window.__initial;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) out.push(i);
+    return { idx: out, dims: [nv.back.dimsRAS[1], nv.back.dimsRAS[2], nv.back.dimsRAS[3]] };
+  });
+  assert.ok(painted.idx.length > 0, 'second stroke painted nothing');
+  log(`painted ${n1} voxels, undone, painted ${painted.idx.length}`);
+  if (shots) {  // the painted stroke shows better without the dose colourwash
+    await page.uncheck('#dose-wash');
+    await shot(page, 'ui_paint_ptv.png');
+    await page.check('#dose-wash');
+  }
+  await page.locator('#btn-save').click();
+  await idle(page);
+  const ptv1 = await structure(page, 'PTV');
+  assert.equal(ptv1.version, 2);
+  assert.equal(ptv1.voxels, ptv0.voxels + painted.idx.length);
+  log(`saved PTV v${ptv1.version}: ${ptv1.action}`);
+
+  // 4. Grow the CTV by 5 mm on the server.
+  await page.locator('[data-tool="none"]').click();
+  await selectStructure(page, 'CTV');
+  const ctv0 = await structure(page, 'CTV');
+  await page.fill('#margin-mm', '5');
+  await page.selectOption('#margin-mode', 'grow');
+  await page.locator('#btn-margin').click();
+  await idle(page);
+  const ctv1 = await structure(page, 'CTV');
+  assert.equal(ctv1.version, ctv0.version + 1);
+  assert.equal(ctv1.action, 'margin +5 mm');
+  assert.ok(ctv1.voxels > ctv0.voxels * 2, `CTV did not grow: ${ctv0.voxels} -> ${ctv1.voxels}`);
+  assert.equal(await drawSum(page), ctv1.voxels, 'drawing does not show the grown CTV');
+  log(`CTV ${ctv0.volume_cc.toFixed(2)} -> ${ctv1.volume_cc.toFixed(2)} cc`);
+  await page.locator('[data-view="multi"]').click();
+  await shot(page, 'ui_ctv_margin.png');
+
+  // 5. Reload: the latest versions and the painted voxels are there.
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await waitReady(page);
+  const ptv2 = await structure(page, 'PTV');
+  assert.equal(ptv2.version, 2);
+  assert.match(ptv2.action, /brush/);
+  assert.equal((await structure(page, 'CTV')).version, ctv1.version);
+  await selectStructure(page, 'PTV');
+  const again = await page.evaluate((idx) => idx.every((i) => nv.drawBitmap[i] > 0), painted.idx);
+  assert.ok(again, 'the painted voxels are not in the reloaded PTV');
+  await page.locator('#btn-history').click();
+  await idle(page);
+  assert.match(await page.locator('#history').innerText(), /v2 .*tester: brush/);
+  log('reload ok');
+
+  // 6. Approve and check the RT-STRUCT with pydicom.
+  await page.fill('#reviewer', 'Dr Test');
+  await page.locator('#btn-approve').click();
+  await page.waitForFunction(() => window.app.lastApproval || window.app.lastError, null, { polling: 100, timeout: 120000 });
+  const ap = await page.evaluate(() => window.app.lastApproval);
+  assert.ok(ap && ap.rtstruct, `approval failed: ${await page.evaluate(() => window.app.lastError)}`);
+  const pj = join(caseDir, 'painted.json');
+  writeFileSync(pj, JSON.stringify({ structure: 'PTV', ras_indices: painted.idx, dims_ras: painted.dims,
+                                     reviewer: 'Dr Test', edited: ['PTV', 'CTV'] }));
+  const out = execFileSync('/usr/bin/python3', [join(source, 'tests/ui/verify_approval.py'), ap.directory, caseDir, pj]);
+  log(out.toString().trim());
+  await shot(page, 'ui_approved.png');
+}
+
+async function toolsFlow(page, browser, url) {
+  await page.locator('[data-view="axial"]').click();
+  await page.locator('#new-name').fill('Boost');
+  await page.locator('#btn-create').click();
+  await page.waitForFunction(() => {
+    const s = window.app.state;
+    return !s.busy && s.editId !== null && s.structures.find((x) => x.id === s.editId).name === 'Boost';
+  }, null, { polling: 50, timeout: 60000 });
+  assert.equal(await drawSum(page), 0);
+  await page.locator('[data-tool="brush"]').click();
+  await page.fill('#brush-mm', '2');
+  await page.locator('#brush-mm').dispatchEvent('change');
+  // 22 strokes, then 22 undos back to empty, 2 redos.
+  for (let i = 0; i < 22; i++) await stroke(page, 0.3, 0.25 + i * 0.03, 0.45, 0.25 + i * 0.03, 2);
+  assert.equal(await page.evaluate(() => window.app.state.undo.length), 22);
+  const full = await drawSum(page);
+  for (let i = 0; i < 22; i++) await page.locator('#btn-undo').click();
+  assert.equal(await drawSum(page), 0, 'undo x22 did not empty the structure');
+  await page.locator('#btn-redo').click();
+  await page.locator('#btn-redo').click();
+  const r2 = await drawSum(page);
+  assert.ok(r2 > 0 && r2 < full);
+  log(`22 strokes (${full} voxels), 22 undos, 2 redos ok`);
+  // Eraser.
+  await page.locator('[data-tool="eraser"]').click();
+  await stroke(page, 0.25, 0.25, 0.5, 0.25, 2);
+  assert.ok((await drawSum(page)) < r2, 'eraser removed nothing');
+  // Threshold-limited brush: painting across body and air keeps only voxels within the HU range.
+  await page.locator('[data-tool="brush"]').click();
+  await page.check('#thr-on');
+  await page.fill('#thr-lo', '-100');
+  await page.fill('#thr-hi', '200');
+  const before = await page.evaluate(() => nv.drawBitmap.slice());
+  await page.evaluate(() => { window.__pre = nv.drawBitmap.slice(); });
+  await stroke(page, 0.02, 0.5, 0.98, 0.5, 6);
+  const thr = await page.evaluate(() => {
+    const hu = window.app.state.ctRAS;
+    let added = 0, bad = 0;
+    for (let i = 0; i < nv.drawBitmap.length; i++)
+      if (nv.drawBitmap[i] && !window.__pre[i]) { added++; if (hu[i] < -100 || hu[i] > 200) bad++; }
+    return { added, bad };
+  });
+  void before;
+  assert.ok(thr.added > 0 && thr.bad === 0, `threshold brush: ${JSON.stringify(thr)}`);
+  await page.uncheck('#thr-on');
+  log(`threshold brush added ${thr.added} voxels, none outside -100..200 HU`);
+  // 3D sphere brush: paints on several slices at once.
+  await page.check('#brush-3d');
+  await page.locator('#brush-3d').dispatchEvent('change');
+  await page.fill('#brush-mm', '10');
+  await page.locator('#brush-mm').dispatchEvent('change');
+  await page.evaluate(() => { window.__pre = nv.drawBitmap.slice(); });
+  await stroke(page, 0.6, 0.6, 0.62, 0.6, 1);
+  const zs = await page.evaluate(() => {
+    const nx = nv.back.dimsRAS[1], ny = nv.back.dimsRAS[2];
+    const s = new Set();
+    for (let i = 0; i < nv.drawBitmap.length; i++) if (nv.drawBitmap[i] && !window.__pre[i]) s.add(Math.floor(i / (nx * ny)));
+    return s.size;
+  });
+  assert.ok(zs >= 3, `3D sphere painted on ${zs} slices`);
+  await page.uncheck('#brush-3d');
+  await page.locator('#brush-3d').dispatchEvent('change');
+  log(`3D sphere brush painted on ${zs} slices`);
+  // Fill between slices: paint two slices apart, interpolate.
+  await page.evaluate(() => { nv.drawBitmap.fill(0); nv.refreshDrawing(true); });
+  await page.evaluate(() => window.app.state.undo.length);
+  await page.fill('#brush-mm', '6');
+  await page.locator('#brush-mm').dispatchEvent('change');
+  await page.evaluate(() => nv.moveCrosshairInVox(0, 0, -3));
+  await stroke(page, 0.45, 0.45, 0.55, 0.55, 2);
+  await page.evaluate(() => nv.moveCrosshairInVox(0, 0, 6));
+  await stroke(page, 0.45, 0.45, 0.55, 0.55, 2);
+  const slicesBefore = await page.evaluate(() => {
+    const nx = nv.back.dimsRAS[1], ny = nv.back.dimsRAS[2];
+    const s = new Set();
+    for (let i = 0; i < nv.drawBitmap.length; i++) if (nv.drawBitmap[i]) s.add(Math.floor(i / (nx * ny)));
+    return s.size;
+  });
+  await page.locator('#btn-interp').click();
+  const slicesAfter = await page.evaluate(() => {
+    const nx = nv.back.dimsRAS[1], ny = nv.back.dimsRAS[2];
+    const s = new Set();
+    for (let i = 0; i < nv.drawBitmap.length; i++) if (nv.drawBitmap[i]) s.add(Math.floor(i / (nx * ny)));
+    return s.size;
+  });
+  assert.equal(slicesBefore, 2);
+  assert.ok(slicesAfter >= 6, `fill between slices: ${slicesBefore} -> ${slicesAfter} slices`);
+  log(`fill between slices: ${slicesBefore} -> ${slicesAfter} slices`);
+  await page.locator('#btn-save').click();
+  await idle(page);
+  // Boolean and smoothing and islands on the server, rename, delete.
+  await page.selectOption('#bool-op', 'union');
+  await page.selectOption('#bool-other', 'Cord');
+  await page.locator('#btn-bool').click();
+  await idle(page);
+  assert.equal((await structure(page, 'Boost')).action, 'union Cord');
+  await page.locator('#btn-smooth').click();
+  await idle(page);
+  await page.locator('#btn-islands').click();
+  await idle(page);
+  assert.match((await structure(page, 'Boost')).action, /remove islands/);
+  await page.locator('#new-name').fill('Boost2');
+  await page.locator('#btn-rename').click();
+  await idle(page);
+  assert.ok(await structure(page, 'Boost2'));
+  await page.locator('#btn-delete').click();
+  await idle(page);
+  assert.equal(await structure(page, 'Boost2'), undefined);
+  // Re-estimate dose: clear message in this build.
+  await page.locator('#btn-reestimate').click();
+  await idle(page);
+  assert.match(await page.locator('#messages').innerText(), /not available in this build/);
+  // A second browser editing the same structure from a stale version gets a conflict.
+  await page.locator('[data-tool="none"]').click();
+  await selectStructure(page, 'Cord');
+  const other = await browser.newPage({ viewport: { width: 1120, height: 720 } });
+  await other.goto(url, { waitUntil: 'domcontentloaded' });
+  await waitReady(other);
+  await selectStructure(other, 'Cord');
+  await page.fill('#margin-mm', '2');
+  await page.locator('#btn-margin').click();
+  await idle(page);
+  const cord = await structure(page, 'Cord');
+  await other.fill('#margin-mm', '3');
+  await other.locator('#btn-margin').click();
+  await idle(other);
+  const msg = await other.locator('#messages').innerText();
+  assert.match(msg, /CONFLICT|conflict: based on version/, msg);
+  assert.equal((await structure(page, 'Cord')).version, cord.version);
+  assert.equal(await other.evaluate(() => window.app.lastError.includes('was saved meanwhile')), true);
+  await other.close();
+  log('second browser: conflict reported, nothing overwritten');
+  // Window presets and W/L.
+  await page.locator('[data-preset="lung"]').click();
+  assert.equal(await page.evaluate(() => [nv.volumes[0].cal_min, nv.volumes[0].cal_max].join()), '-1350,150');
+  await page.locator('[data-preset="soft"]').click();
+  log('tools ok');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

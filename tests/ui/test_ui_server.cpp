@@ -1,0 +1,511 @@
+// Review server: security (token, paths), edit validation, versioning and conflicts,
+// crash safety (SIGKILL during a save), approval output, dose re-estimation flow.
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "isoline/core/io.h"
+#include "isoline/core/mask_ops.h"
+#include "isoline/rtstruct/rtstruct.h"
+#include "isoline/ui/review_db.h"
+#include "isoline/ui/server.h"
+#include "tests/test_util.h"
+#include "tests/ui/ui_fixture.h"
+
+using nlohmann::json;
+using namespace isoline;
+
+namespace {
+
+struct Running {
+  std::unique_ptr<ui::ReviewServer> server;
+  std::thread thread;
+  int port = 0;
+  std::string token;
+
+  explicit Running(ui::ServerOptions o) {
+    o.ui_dir = "";
+    server = std::make_unique<ui::ReviewServer>(o);
+    port = server->bind();
+    token = server->token();
+    thread = std::thread([this] { server->serve(); });
+    httplib::Client c("127.0.0.1", port);
+    for (int i = 0; i < 100; ++i) {
+      if (c.Get("/api/case")) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~Running() {
+    server->stop();
+    thread.join();
+  }
+  httplib::Headers auth() const { return {{"X-Isoline-Token", token}}; }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+};
+
+class UiServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::write_ui_case(dir.str());
+    ui::ServerOptions o;
+    o.case_dir = dir.str();
+    srv = std::make_unique<Running>(o);
+  }
+  std::int64_t id_of(const std::string& name) { return srv->server->db().find(name)->id; }
+  std::int64_t version_of(const std::string& name) { return srv->server->db().find(name)->latest.version; }
+  httplib::Result post_edit(const std::string& name, const std::string& body) {
+    auto c = srv->client();
+    return c.Post(("/api/structures/" + std::to_string(id_of(name)) + "/edit").c_str(), srv->auth(), body,
+                  "application/json");
+  }
+  test::TempDir dir;
+  std::unique_ptr<Running> srv;
+};
+
+TEST_F(UiServer, ImportsAutomaticStructuresAsVersionOne) {
+  auto& db = srv->server->db();
+  auto list = db.structures();
+  ASSERT_EQ(list.size(), 4u);
+  for (const auto& s : list) {
+    EXPECT_EQ(s.latest.version, 1);
+    EXPECT_EQ(s.origin, "auto");
+    EXPECT_GT(s.latest.voxels, 0);
+  }
+  EXPECT_EQ(db.find("CTV")->type, "CTV");
+  EXPECT_NE(db.find("CTV")->description.find("low confidence"), std::string::npos);
+  EXPECT_EQ(db.find("PTV")->color, (core::Color{255, 64, 64}));
+  // The stored mask is the file's mask.
+  core::Image ptv = core::read_image(dir.file("masks/PTV.nii.gz"), core::PixelType::UInt8);
+  core::Image stored = db.mask(db.find("PTV")->id, 1, test::ui_grid());
+  ASSERT_EQ(ptv.byte_size(), stored.byte_size());
+  EXPECT_EQ(std::memcmp(ptv.raw(), stored.raw(), ptv.byte_size()), 0);
+}
+
+TEST_F(UiServer, MissingOrWrongTokenIs401) {
+  auto c = srv->client();
+  for (const char* p : {"/", "/api/case", "/api/structures", "/api/volume/ct", "/index.html", "/api/history"}) {
+    auto r = c.Get(p);
+    ASSERT_TRUE(r) << p;
+    EXPECT_EQ(r->status, 401) << p;
+    r = c.Get(p, httplib::Headers{{"X-Isoline-Token", "0123456789abcdef0123456789abcdef"}});
+    EXPECT_EQ(r->status, 401) << p;
+    r = c.Get((std::string(p) + "?token=" + srv->token + "x").c_str());
+    EXPECT_EQ(r->status, 401) << p;
+  }
+  // Writes are refused too, and change nothing.
+  const auto before = srv->server->db().version_count();
+  auto r = c.Post(("/api/structures/" + std::to_string(id_of("PTV")) + "/edit").c_str(),
+                  R"({"op":"margin","mm":5,"base_version":1})", "application/json");
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(srv->server->db().version_count(), before);
+  // A wrong cookie is refused; the right one (set by the first page load) works.
+  EXPECT_EQ(c.Get("/api/case", httplib::Headers{{"Cookie", "isoline_token=nope"}})->status, 401);
+  EXPECT_EQ(c.Get("/api/case", httplib::Headers{{"Cookie", "x=1; isoline_token=" + srv->token}})->status, 200);
+  auto first = c.Get(("/?token=" + srv->token).c_str());
+  EXPECT_NE(first->get_header_value("Set-Cookie").find("HttpOnly"), std::string::npos);
+  // The right token works, as header or query parameter.
+  EXPECT_EQ(c.Get("/api/case", srv->auth())->status, 200);
+  EXPECT_EQ(c.Get(("/api/case?token=" + srv->token).c_str())->status, 200);
+}
+
+TEST_F(UiServer, DotDotPathsAre404) {
+  auto c = srv->client();
+  // Files that exist beside and above the case directory must never be reachable.
+  for (const char* p : {"/../ct.nii.gz", "/../../etc/passwd", "/%2e%2e/ct.nii.gz", "/%2E%2E/%2E%2E/etc/passwd",
+                        "/api/../api/case", "/..%2fct.nii.gz", "/.%2e/review/review.sqlite", "/index.html/../../x",
+                        "/api/volume/../../ct.nii.gz"}) {
+    auto r = c.Get(p, srv->auth());
+    ASSERT_TRUE(r) << p;
+    EXPECT_EQ(r->status, 404) << p;
+  }
+  // Case files are not served by name either (only through the API).
+  for (const char* p : {"/ct.nii.gz", "/masks/PTV.nii.gz", "/review/review.sqlite", "/structures.json"}) {
+    auto r = c.Get(p, srv->auth());
+    EXPECT_EQ(r->status, 404) << p;
+  }
+}
+
+TEST_F(UiServer, MalformedEditsAre400AndChangeNothing) {
+  auto& db = srv->server->db();
+  const auto before = db.version_count();
+  const auto hist = db.history();
+  const std::vector<std::string> bad = {
+      "not json",
+      "[1,2,3]",
+      R"({"base_version":1})",
+      R"({"op":"explode","base_version":1})",
+      R"({"op":"margin","mm":-5,"base_version":1})",
+      R"({"op":"margin","mm":"5","base_version":1})",
+      R"({"op":"margin","mm":1e9,"base_version":1})",
+      R"({"op":"margin","mm":0,"base_version":1})",
+      R"({"op":"margin","mode":"sideways","mm":5,"base_version":1})",
+      R"({"op":"margin","mm":5})",
+      R"({"op":"margin","mm":5,"base_version":"one"})",
+      R"({"op":"boolean","operation":"union","base_version":1})",
+      R"({"op":"boolean","operation":"xor","other":"CTV","base_version":1})",
+      R"({"op":"boolean","operation":"union","other":"Nope","base_version":1})",
+      R"({"op":"smooth","sigma_mm":-1,"base_version":1})",
+      R"({"op":"remove_islands","min_cc":null,"base_version":1})",
+  };
+  for (const auto& b : bad) {
+    auto r = post_edit("PTV", b);
+    ASSERT_TRUE(r) << b;
+    EXPECT_EQ(r->status, 400) << b << " -> " << r->body;
+    auto j = json::parse(r->body);
+    ASSERT_TRUE(j.contains("error")) << b;
+    EXPECT_FALSE(j["error"].get<std::string>().empty());
+  }
+  auto c = srv->client();
+  const std::string id = std::to_string(id_of("PTV"));
+  // Mask uploads: garbage, truncated NIfTI, wrong grid.
+  auto r = c.Put(("/api/structures/" + id + "/mask?base_version=1").c_str(), srv->auth(), std::string(1000, 'x'),
+                 "application/octet-stream");
+  EXPECT_EQ(r->status, 400) << r->body;
+  std::string nii;
+  {
+    core::Geometry g = test::ui_grid();
+    g.size = {10, 10, 10};
+    core::Image small(g, core::PixelType::UInt8);
+    core::write_image(small, dir.file("small.nii"));
+    std::ifstream f(dir.file("small.nii"), std::ios::binary);
+    nii.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  r = c.Put(("/api/structures/" + id + "/mask?base_version=1").c_str(), srv->auth(), nii, "application/octet-stream");
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = c.Put(("/api/structures/" + id + "/mask?base_version=1").c_str(), srv->auth(), nii.substr(0, 400),
+            "application/octet-stream");
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = c.Put(("/api/structures/" + id + "/mask").c_str(), srv->auth(), nii, "application/octet-stream");
+  EXPECT_EQ(r->status, 400) << r->body;
+  // Structure management.
+  r = c.Post("/api/structures", srv->auth(), R"({"name":""})", "application/json");
+  EXPECT_EQ(r->status, 400);
+  r = c.Post("/api/structures", srv->auth(), R"({"name":"CTV"})", "application/json");
+  EXPECT_EQ(r->status, 400);
+  r = c.Post("/api/structures", srv->auth(), R"({"name":"a/b"})", "application/json");
+  EXPECT_EQ(r->status, 400);
+  r = c.Post(("/api/structures/" + id + "/rename").c_str(), srv->auth(), R"({"base_version":1})", "application/json");
+  EXPECT_EQ(r->status, 400);
+  r = c.Post(("/api/structures/" + id + "/rename").c_str(), srv->auth(), R"({"base_version":1,"name":"CTV"})",
+             "application/json");
+  EXPECT_EQ(r->status, 400);
+  r = c.Post("/api/approve", srv->auth(), R"({"reviewer":"x","status":"MAYBE"})", "application/json");
+  EXPECT_EQ(r->status, 400);
+
+  EXPECT_EQ(db.version_count(), before);
+  EXPECT_EQ(db.history().size(), hist.size());
+  EXPECT_EQ(db.structures().size(), 4u);
+  EXPECT_EQ(version_of("PTV"), 1);
+}
+
+TEST_F(UiServer, MarginIsCoreExpandAndANewVersion) {
+  auto r = post_edit("CTV", R"({"op":"margin","mode":"grow","mm":5,"base_version":1,"author":"dr-a"})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body);
+  EXPECT_EQ(j["version"], 2);
+  EXPECT_EQ(j["author"], "dr-a");
+  EXPECT_EQ(j["action"], "margin +5 mm");
+  auto& db = srv->server->db();
+  const auto id = id_of("CTV");
+  core::Image v1 = db.mask(id, 1, test::ui_grid());
+  core::Image v2 = db.mask(id, 2, test::ui_grid());
+  core::Image expect = core::expand(v1, core::Margin::uniform(5));
+  ASSERT_EQ(v2.byte_size(), expect.byte_size());
+  EXPECT_EQ(std::memcmp(v2.raw(), expect.raw(), v2.byte_size()), 0);
+  EXPECT_GT(v2.count_nonzero(), v1.count_nonzero());
+  // Per-direction shrink, boolean, smoothing, islands: each one new version.
+  r = post_edit("CTV", R"({"op":"margin","mode":"shrink","left":2,"right":0,"anterior":0,"posterior":0,"superior":3,"inferior":0,"base_version":2})");
+  ASSERT_EQ(r->status, 200) << r->body;
+  core::Margin m;
+  m.left = 2;
+  m.superior = 3;
+  core::Image v3 = db.mask(id, 3, test::ui_grid());
+  core::Image e3 = core::shrink(v2, m);
+  EXPECT_EQ(std::memcmp(v3.raw(), e3.raw(), v3.byte_size()), 0);
+  r = post_edit("CTV", R"({"op":"boolean","operation":"union","other":"Cord","base_version":3})");
+  ASSERT_EQ(r->status, 200) << r->body;
+  r = post_edit("CTV", R"({"op":"smooth","sigma_mm":1.5,"base_version":4})");
+  ASSERT_EQ(r->status, 200) << r->body;
+  r = post_edit("CTV", R"({"op":"remove_islands","min_cc":1.0,"base_version":5})");
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto hist = db.history(id);
+  ASSERT_EQ(hist.size(), 6u);
+  EXPECT_EQ(hist[3].action, "union Cord");
+  // Old versions are still there, unchanged.
+  core::Image again = db.mask(id, 1, test::ui_grid());
+  EXPECT_EQ(std::memcmp(again.raw(), v1.raw(), v1.byte_size()), 0);
+}
+
+TEST_F(UiServer, StaleBaseVersionIs409Conflict) {
+  // Browser A and browser B both loaded PTV version 1.
+  auto a = post_edit("PTV", R"({"op":"margin","mm":2,"base_version":1,"author":"A"})");
+  ASSERT_EQ(a->status, 200) << a->body;
+  auto b = post_edit("PTV", R"({"op":"margin","mm":4,"base_version":1,"author":"B"})");
+  ASSERT_EQ(b->status, 409) << b->body;
+  auto j = json::parse(b->body);
+  EXPECT_TRUE(j["conflict"].get<bool>());
+  EXPECT_EQ(j["latest_version"], 2);
+  EXPECT_NE(j["error"].get<std::string>().find("conflict"), std::string::npos);
+  EXPECT_EQ(version_of("PTV"), 2);
+  EXPECT_EQ(srv->server->db().find("PTV")->latest.author, "A");
+  // Uploading a painted mask from the stale version conflicts too.
+  auto c = srv->client();
+  auto m = c.Get(("/api/structures/" + std::to_string(id_of("PTV")) + "/mask.nii?version=1").c_str(), srv->auth());
+  ASSERT_EQ(m->status, 200);
+  auto r = c.Put(("/api/structures/" + std::to_string(id_of("PTV")) + "/mask?base_version=1").c_str(), srv->auth(),
+                 m->body, "application/octet-stream");
+  EXPECT_EQ(r->status, 409);
+  r = c.Put(("/api/structures/" + std::to_string(id_of("PTV")) + "/mask?base_version=2&action=brush").c_str(),
+            srv->auth(), m->body, "application/octet-stream");
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(version_of("PTV"), 3);
+}
+
+TEST_F(UiServer, MaskRoundTripAndHistoryAfterRestart) {
+  auto c = srv->client();
+  const auto id = id_of("Cord");
+  auto m = c.Get(("/api/structures/" + std::to_string(id) + "/mask.nii").c_str(), srv->auth());
+  ASSERT_EQ(m->status, 200);
+  std::ofstream(dir.file("cord.nii"), std::ios::binary) << m->body;
+  core::Image back = core::read_image(dir.file("cord.nii"), core::PixelType::UInt8);
+  EXPECT_TRUE(back.geometry().same_grid(test::ui_grid()));
+  core::Image orig = core::read_image(dir.file("masks/Cord.nii.gz"), core::PixelType::UInt8);
+  EXPECT_EQ(std::memcmp(back.raw(), orig.raw(), orig.byte_size()), 0);
+  // Paint: add a voxel block, save it as a new version.
+  auto* d = back.data<std::uint8_t>();
+  const auto g = test::ui_grid();
+  for (int i = 2; i < 5; ++i) d[g.offset(i, 3, 4)] = 1;
+  core::write_image(back, dir.file("cord2.nii"));
+  std::ifstream f(dir.file("cord2.nii"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  auto r = c.Put(("/api/structures/" + std::to_string(id) + "/mask?base_version=1&action=brush").c_str(), srv->auth(),
+                 bytes, "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  // Rename and create.
+  r = c.Post(("/api/structures/" + std::to_string(id) + "/rename").c_str(), srv->auth(),
+             R"({"base_version":2,"name":"SpinalCord"})", "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  r = c.Post("/api/structures", srv->auth(), R"({"name":"PRV cord","copy_of":"SpinalCord"})", "application/json");
+  ASSERT_EQ(r->status, 201) << r->body;
+  srv.reset();
+  // A new server on the same case sees the latest versions and the whole history.
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  srv = std::make_unique<Running>(o);
+  auto& db = srv->server->db();
+  auto s = db.find("SpinalCord");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->latest.version, 3);
+  EXPECT_FALSE(db.find("Cord"));
+  auto h = db.history(s->id);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[1].action, "brush");
+  EXPECT_EQ(h[1].voxels, static_cast<std::int64_t>(orig.count_nonzero()) + 3);
+  EXPECT_TRUE(db.find("PRV cord"));
+  EXPECT_EQ(db.structures().size(), 5u);
+  auto list = json::parse(srv->client().Get("/api/history", srv->auth())->body);
+  EXPECT_EQ(list.size(), db.history().size());
+}
+
+TEST_F(UiServer, DeleteKeepsHistory) {
+  auto c = srv->client();
+  const auto id = id_of("Cord");
+  auto r = c.Delete(("/api/structures/" + std::to_string(id)).c_str(), srv->auth(), R"({"base_version":1})",
+                    "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_FALSE(srv->server->db().find("Cord"));
+  EXPECT_EQ(srv->server->db().history(id).size(), 2u);
+  EXPECT_GT(srv->server->db().mask(id, 1, test::ui_grid()).count_nonzero(), 0u);
+}
+
+TEST_F(UiServer, ApproveWritesRtStructWithReviewAttributes) {
+  ASSERT_EQ(post_edit("PTV", R"({"op":"margin","mm":2,"base_version":1})")->status, 200);
+  auto c = srv->client();
+  ASSERT_EQ(c.Post("/api/structures", srv->auth(), R"({"name":"Boost","copy_of":"CTV"})", "application/json")->status, 201);
+  // Approving a stale view is a conflict.
+  json stale = {{"reviewer", "Dr Who"}, {"versions", {{std::to_string(id_of("PTV")), 1}}}};
+  EXPECT_EQ(c.Post("/api/approve", srv->auth(), stale.dump(), "application/json")->status, 409);
+  auto r = c.Post("/api/approve", srv->auth(), R"({"reviewer":"Dr Who"})", "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body);
+  ASSERT_TRUE(j["rtstruct"].is_string()) << r->body;
+  std::map<std::string, std::string> alg;
+  for (const auto& s : j["structures"]) alg[s["name"]] = s["generation_algorithm"];
+  EXPECT_EQ(alg["PTV"], "SEMIAUTOMATIC");
+  EXPECT_EQ(alg["CTV"], "AUTOMATIC");
+  EXPECT_EQ(alg["Boost"], "MANUAL");
+  auto rs = rtstruct::read_rtstruct(j["rtstruct"]);
+  std::map<std::string, std::string> stored;
+  for (const auto& roi : rs.rois) stored[roi.name] = roi.generation_algorithm;
+  EXPECT_EQ(stored["PTV"], "SEMIAUTOMATIC");
+  EXPECT_EQ(stored["CTV"], "AUTOMATIC");
+  EXPECT_EQ(stored["Boost"], "MANUAL");
+  // Approved PTV contours rasterise back to the approved mask.
+  auto set = rtstruct::rasterize(rs, test::ui_grid());
+  core::Image ptv = srv->server->db().mask(id_of("PTV"), 0, test::ui_grid());
+  core::Image got = set.get("PTV").mask;
+  std::size_t diff = 0;
+  for (std::size_t n = 0; n < ptv.num_voxels(); ++n)
+    diff += (ptv.data<std::uint8_t>()[n] != 0) != (got.data<std::uint8_t>()[n] != 0);
+  EXPECT_EQ(diff, 0u);
+  auto ra = rtstruct::read_rtstruct(j["rtstruct_automatic"]);
+  EXPECT_EQ(ra.rois.size(), 4u);  // the automatic ones, untouched
+  auto auto_ptv = rtstruct::rasterize(ra, test::ui_grid()).get("PTV").mask;
+  core::Image v1 = srv->server->db().mask(id_of("PTV"), 1, test::ui_grid());
+  EXPECT_EQ(std::memcmp(auto_ptv.raw(), v1.raw(), v1.byte_size()), 0);
+  // Review attributes, read with the DICOM dump tool when available.
+  auto dump = test::run_command("dcmdump +P 300e,0002 +P 300e,0008 '" + j["rtstruct"].get<std::string>() + "'");
+  if (dump.exit_code == 0) {
+    EXPECT_NE(dump.output.find("APPROVED"), std::string::npos) << dump.output;
+    EXPECT_NE(dump.output.find("Dr Who"), std::string::npos) << dump.output;
+  }
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(j["directory"].get<std::string>()) / "approval.json"));
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(j["directory"].get<std::string>()) / "masks/PTV.nii.gz"));
+}
+
+TEST_F(UiServer, DoseEstimateNotAvailableIs501) {
+  auto c = srv->client();
+  auto r = c.Post("/api/dose/estimate", srv->auth(), "{}", "application/json");
+  ASSERT_EQ(r->status, 501);
+  EXPECT_NE(json::parse(r->body)["error"].get<std::string>().find("not available in this build"), std::string::npos);
+  auto dvh = json::parse(c.Get("/api/dvh", srv->auth())->body);
+  ASSERT_TRUE(dvh["available"].get<bool>());
+  EXPECT_EQ(dvh["curves"].size(), 4u);
+  auto iso = c.Get("/api/volume/isodose", srv->auth());
+  EXPECT_EQ(iso->status, 200);
+  EXPECT_FALSE(iso->get_header_value("X-Isodose-Levels-Gy").empty());
+}
+
+TEST(UiServerEstimator, ProgressAndNewDose) {
+  test::TempDir dir;
+  test::write_ui_case(dir.str());
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  o.dose_estimator = [](const core::Image& ct, const core::StructureSet& set, const core::Progress& p) {
+    core::Image d(ct.geometry(), core::PixelType::Float32);
+    const core::Image& ptv = set.get("PTV").mask;
+    for (int s = 0; s < 5; ++s) {
+      p.update(s / 5.0, "step " + std::to_string(s));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    for (std::size_t n = 0; n < d.num_voxels(); ++n) d.data<float>()[n] = ptv.data<std::uint8_t>()[n] ? 60.f : 5.f;
+    return d;
+  };
+  Running srv(o);
+  auto c = srv.client();
+  auto r = c.Post("/api/dose/estimate", srv.auth(), "{}", "application/json");
+  ASSERT_EQ(r->status, 202) << r->body;
+  const int job = json::parse(r->body)["job"];
+  std::string state;
+  for (int i = 0; i < 100 && state != "done" && state != "failed"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    state = json::parse(c.Get(("/api/jobs/" + std::to_string(job)).c_str(), srv.auth())->body)["state"];
+  }
+  ASSERT_EQ(state, "done");
+  auto info = json::parse(c.Get("/api/case", srv.auth())->body);
+  EXPECT_NEAR(info["dose"]["max_gy"].get<double>(), 60.0, 1e-3);
+  EXPECT_EQ(info["dose"]["generation"], 1);
+}
+
+// SIGKILL during a save (the row written, the commit not yet done) leaves the previous
+// version intact and the database usable.
+TEST(UiServerCrash, KillDuringSaveKeepsPreviousVersion) {
+  test::TempDir dir;
+  test::write_ui_case(dir.str());
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    close(out[0]);
+    setenv("ISOLINE_SERVE_TEST_SAVE_DELAY_S", "30", 1);
+    const std::string bin = test::isoline_bin();
+    execl(bin.c_str(), bin.c_str(), "serve", dir.str().c_str(), "--port", "0", (char*)nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  std::string line, all;
+  char ch;
+  while (read(out[0], &ch, 1) == 1) {
+    if (ch != '\n') { line += ch; continue; }
+    all += line + "\n";
+    if (line.rfind("open ", 0) == 0) break;
+    line.clear();
+  }
+  ASSERT_EQ(line.rfind("open http://127.0.0.1:", 0), 0u) << all;
+  const std::string url = line.substr(5);
+  const int port = std::stoi(url.substr(url.find(':', 7) + 1));
+  const std::string token = url.substr(url.find("token=") + 6);
+  std::int64_t ptv_id = 0;
+  {
+    httplib::Client c("127.0.0.1", port);
+    auto r = c.Get("/api/structures", httplib::Headers{{"X-Isoline-Token", token}});
+    ASSERT_TRUE(r);
+    for (const auto& s : json::parse(r->body))
+      if (s["name"] == "PTV") ptv_id = s["id"];
+  }
+  ASSERT_GT(ptv_id, 0);
+  std::thread saver([&] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    c.Post(("/api/structures/" + std::to_string(ptv_id) + "/edit").c_str(),
+           httplib::Headers{{"X-Isoline-Token", token}}, R"({"op":"margin","mm":5,"base_version":1})",
+           "application/json");
+  });
+  // Wait until the save is inside its transaction (the row written, not committed).
+  const auto marker = dir.path() / "review" / "review.sqlite.test-in-save";
+  for (int i = 0; i < 400 && !std::filesystem::exists(marker); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_TRUE(std::filesystem::exists(marker));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  saver.join();
+  close(out[0]);
+
+  ui::ReviewDb db((dir.path() / "review" / "review.sqlite").string());
+  auto s = db.find("PTV");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->latest.version, 1);
+  EXPECT_EQ(db.history(ptv_id).size(), 1u);
+  core::Image v1 = db.mask(ptv_id, 1, test::ui_grid());
+  core::Image orig = core::read_image(dir.file("masks/PTV.nii.gz"), core::PixelType::UInt8);
+  EXPECT_EQ(std::memcmp(v1.raw(), orig.raw(), orig.byte_size()), 0);
+  // The database still takes saves.
+  EXPECT_EQ(db.save_version(ptv_id, 1, core::expand(v1, core::Margin::uniform(5)), "t", "margin +5 mm"), 2);
+}
+
+TEST(UiReviewDb, CompressRoundTrip) {
+  core::Image m = test::ui_sphere(test::ui_grid(), 3, -4, 5, 11);
+  core::Image r = ui::decompress_mask(ui::compress_mask(m), test::ui_grid());
+  EXPECT_EQ(std::memcmp(m.raw(), r.raw(), m.byte_size()), 0);
+  EXPECT_THROW(ui::decompress_mask("garbage", test::ui_grid()), core::IoError);
+}
+
+TEST(UiEdits, ApplyEditMatchesMaskOps) {
+  core::Image m = test::ui_sphere(test::ui_grid(), 0, 0, 0, 10);
+  std::string action;
+  auto none = [](const std::string&) -> core::Image { throw core::InvalidInput("no other"); };
+  core::Image a = ui::apply_edit(m, R"({"op":"margin","mm":5})", none, &action);
+  core::Image b = core::expand(m, core::Margin::uniform(5));
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.byte_size()), 0);
+  EXPECT_EQ(action, "margin +5 mm");
+  EXPECT_THROW(ui::apply_edit(m, R"({"op":"margin","mm":-1})", none, &action), core::InvalidInput);
+}
+
+}  // namespace

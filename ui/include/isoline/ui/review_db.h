@@ -1,0 +1,107 @@
+// The review database: every structure version of one case, in an embedded SQLite file.
+//
+// A save never overwrites: it adds a row (structure, version, name, author, time, action,
+// zlib-compressed mask). Saves carry the version they were based on; when another save
+// landed in between, the save is refused with a Conflict (optimistic concurrency). Each save
+// is one SQLite transaction (WAL journal, synchronous=FULL), so a crash during a save leaves
+// the previous version intact.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "isoline/core/error.h"
+#include "isoline/core/image.h"
+#include "isoline/core/structure.h"
+
+namespace isoline::ui {
+
+/// A save based on a version that is no longer the latest.
+class Conflict : public core::Error {
+ public:
+  Conflict(const std::string& message, std::int64_t latest)
+      : core::Error(message), latest_version(latest) {}
+  std::int64_t latest_version;
+};
+
+/// One stored version of a structure (the mask is loaded only on request).
+struct VersionInfo {
+  std::int64_t structure_id = 0;
+  std::int64_t version = 0;
+  std::string name;
+  std::string author;
+  std::string time;    ///< UTC, ISO 8601
+  std::string action;  ///< "import (automatic)", "brush", "margin +5 mm", "delete", ...
+  bool deleted = false;
+  std::int64_t voxels = 0;
+  double volume_cc = 0;
+};
+
+/// Static facts of a structure (from the automatic contours or the creating user).
+struct StructureInfo {
+  std::int64_t id = 0;
+  std::string type;         ///< DICOM RTROIInterpretedType ("PTV", "ORGAN", ...)
+  core::Color color;
+  std::string description;  ///< quality flags of the automatic contour
+  std::string origin;       ///< "auto" or "user"
+  VersionInfo latest;       ///< the current version
+};
+
+class ReviewDb {
+ public:
+  /// Opens (creating when missing) the database file. Throws IoError.
+  explicit ReviewDb(const std::string& path);
+  ~ReviewDb();
+  ReviewDb(const ReviewDb&) = delete;
+  ReviewDb& operator=(const ReviewDb&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  /// Case-wide key/value settings (e.g. the grid, the case directory).
+  std::optional<std::string> meta(const std::string& key) const;
+  void set_meta(const std::string& key, const std::string& value);
+
+  /// Adds a structure with version 1. Throws InvalidInput when a live structure has the name.
+  std::int64_t create_structure(const std::string& name, const std::string& type,
+                                const core::Color& color, const std::string& description,
+                                const std::string& origin, const core::Image& mask,
+                                const std::string& author, const std::string& action);
+
+  /// Adds a new version of structure `id` based on `base_version`. `mask` empty keeps the
+  /// mask of the latest version; `new_name` empty keeps the name. Throws Conflict when
+  /// `base_version` is not the latest, InvalidInput for an unknown or deleted structure or a
+  /// name clash. Returns the new version number.
+  std::int64_t save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
+                            const std::string& author, const std::string& action,
+                            const std::string& new_name = {}, bool deleted = false);
+
+  /// Live (not deleted) structures with their latest version, in creation order.
+  std::vector<StructureInfo> structures(bool include_deleted = false) const;
+  std::optional<StructureInfo> find(const std::string& name) const;
+  StructureInfo get(std::int64_t id) const;
+  /// Every version of a structure (oldest first), or of all structures when id is 0.
+  std::vector<VersionInfo> history(std::int64_t id = 0) const;
+  /// The mask of a version (0 = latest) on `grid`. Throws InvalidInput when missing.
+  core::Image mask(std::int64_t id, std::int64_t version, const core::Geometry& grid) const;
+  /// Total number of version rows (for tests).
+  std::int64_t version_count() const;
+
+  /// Test hook: seconds to sleep inside the save transaction, after the row is written
+  /// and before the commit (so a test can kill the process mid-save); it creates the file
+  /// "<path>.test-in-save" when the transaction is open. 0 in production.
+  void set_commit_delay_for_testing(double seconds) { commit_delay_ = seconds; }
+
+ private:
+  struct Impl;
+  Impl* impl_;
+  std::string path_;
+  double commit_delay_ = 0;
+};
+
+/// zlib-compresses a mask's bytes (level 1) / restores them; exposed for tests.
+std::string compress_mask(const core::Image& mask);
+core::Image decompress_mask(const std::string& blob, const core::Geometry& grid);
+
+}  // namespace isoline::ui

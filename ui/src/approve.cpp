@@ -1,0 +1,187 @@
+// Approval: approved masks + JSON record + RT-STRUCTs (rtstruct module), with the review
+// attributes (ROIGenerationAlgorithm per ROI, Approval module) set through DCMTK.
+#include "approve.h"
+
+#include <dcmtk/dcmdata/dctk.h>
+
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/core/mask_ops.h"
+#include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/rtstruct.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::ui {
+
+namespace {
+
+constexpr const char* kOp = "approve";
+
+bool same_mask(const core::Image& a, const core::Image& b) {
+  return a.byte_size() == b.byte_size() && std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0;
+}
+
+rtstruct::CtSeries reference_ct(const ApprovalInput& in) {
+  std::error_code ec;
+  const fs::path dicom = fs::path(in.case_dir) / "dicom";
+  if (fs::is_directory(dicom, ec)) return rtstruct::read_ct_series(dicom.string());
+  const fs::path own = fs::path(in.review_dir) / "dicom_ct";
+  if (fs::is_directory(own, ec)) return rtstruct::read_ct_series(own.string());
+  rtstruct::CtWriteOptions o;
+  o.series_description = "Isoline CT (from " + fs::path(in.case_dir).filename().string() + " NIfTI)";
+  o.info.patient_id = fs::path(in.case_dir).filename().string();
+  return rtstruct::write_ct_series(in.ct, own.string(), o);
+}
+
+void patch_review(const std::string& file, const ApprovalInput& in, const std::vector<std::string>& algorithms,
+                  const std::string& date, const std::string& time) {
+  DcmFileFormat ff;
+  OFCondition c = ff.loadFile(file.c_str());
+  if (c.bad()) core::fail<core::IoError>(kOp, file, std::string("cannot read back: ") + c.text());
+  DcmDataset* ds = ff.getDataset();
+  DcmSequenceOfItems* seq = nullptr;
+  if (ds->findAndGetSequence(DCM_StructureSetROISequence, seq).good() && seq) {
+    for (unsigned long i = 0; i < seq->card(); ++i) {
+      DcmItem* item = seq->getItem(i);
+      long number = 0;
+      item->findAndGetLongInt(DCM_ROINumber, number);
+      if (number < 1 || static_cast<std::size_t>(number) > algorithms.size()) continue;
+      const std::string& alg = algorithms[static_cast<std::size_t>(number - 1)];
+      item->putAndInsertString(DCM_ROIGenerationAlgorithm, alg.c_str());
+      if (alg == "MANUAL") item->findAndDeleteElement(DCM_ROIDerivationAlgorithmIdentificationSequence);
+    }
+  }
+  DcmSequenceOfItems* obs = nullptr;
+  if (ds->findAndGetSequence(DCM_RTROIObservationsSequence, obs).good() && obs)
+    for (unsigned long i = 0; i < obs->card(); ++i)
+      obs->getItem(i)->putAndInsertString(DCM_ROIInterpreter, in.reviewer.c_str());
+  ds->putAndInsertString(DCM_ApprovalStatus, in.status.c_str());
+  ds->putAndInsertString(DCM_ReviewDate, date.c_str());
+  ds->putAndInsertString(DCM_ReviewTime, time.c_str());
+  ds->putAndInsertString(DCM_ReviewerName, in.reviewer.c_str());
+  core::AtomicOutput out(file);
+  c = ff.saveFile(out.temp_path().c_str(), EXS_LittleEndianExplicit);
+  if (c.bad()) core::fail<core::IoError>(kOp, file, std::string("cannot write: ") + c.text());
+  out.commit();
+}
+
+}  // namespace
+
+std::string generation_algorithm(const ApprovalStructure& s) {
+  if (s.info.origin != "auto" || s.automatic.empty()) return "MANUAL";
+  return same_mask(s.mask, s.automatic) ? "AUTOMATIC" : "SEMIAUTOMATIC";
+}
+
+nlohmann::json write_approval(const ApprovalInput& in) {
+  static std::mutex mu;  // one approval at a time
+  std::lock_guard<std::mutex> lock(mu);
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32], date[16], hhmmss[16], iso[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  std::strftime(date, sizeof date, "%Y%m%d", &tm);
+  std::strftime(hhmmss, sizeof hhmmss, "%H%M%S", &tm);
+  std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const fs::path root = fs::path(in.review_dir) / "approved";
+  core::ensure_directory(root.string(), kOp);
+  std::string name = stamp;
+  for (int n = 2; fs::exists(root / name); ++n) name = std::string(stamp) + "_" + std::to_string(n);
+  const fs::path target = root / name;
+
+  nlohmann::json rec;
+  rec["reviewer"] = in.reviewer;
+  rec["status"] = in.status;
+  rec["time"] = iso;
+  rec["case_dir"] = in.case_dir;
+  rec["directory"] = target.string();
+
+  core::StructureSet approved(in.ct.geometry()), automatic(in.ct.geometry());
+  std::vector<std::string> algorithms;
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& s : in.structures) {
+    const std::string alg = generation_algorithm(s);
+    algorithms.push_back(alg);
+    core::Structure a;
+    a.name = s.info.latest.name;
+    a.type = core::structure_type_from_string(s.info.type);
+    a.color = s.info.color;
+    a.mask = s.mask;
+    a.description = s.info.description;
+    approved.add(a);
+    if (!s.automatic.empty()) {
+      core::Structure b = a;
+      b.mask = s.automatic;
+      automatic.add(b);
+    }
+    std::size_t changed = 0;
+    if (!s.automatic.empty()) {
+      const auto* x = s.mask.data<std::uint8_t>();
+      const auto* y = s.automatic.data<std::uint8_t>();
+      for (std::size_t i = 0, n = s.mask.num_voxels(); i < n; ++i) changed += (x[i] != 0) != (y[i] != 0);
+    }
+    list.push_back({{"id", s.info.id}, {"name", a.name}, {"version", s.info.latest.version},
+                    {"author", s.info.latest.author}, {"generation_algorithm", alg},
+                    {"volume_cc", s.info.latest.volume_cc}, {"voxels_changed_from_automatic", changed}});
+  }
+  rec["structures"] = list;
+
+  core::AtomicOutput out(target.string(), true);
+  const fs::path tmp = out.temp_path();
+  core::ensure_directory((tmp / "masks").string(), kOp);
+  core::write_mask_dir(approved, (tmp / "masks").string());
+
+  // RT-STRUCTs referencing the DICOM CT.
+  try {
+    rtstruct::CtSeries ct = reference_ct(in);
+    const bool same = ct.image.geometry().same_grid(in.ct.geometry(), 0.01);
+    auto on_ct = [&](core::StructureSet set) {
+      if (same) return set;
+      core::StructureSet r(ct.image.geometry());
+      for (auto s : set) {
+        s.mask = core::resample(s.mask, ct.image.geometry(), core::Interpolation::Nearest);
+        r.add(s);
+      }
+      return r;
+    };
+    rtstruct::RtStructWriteOptions wo;
+    wo.structure_set_label = "APPROVED";
+    wo.series_description = "Isoline reviewed structures (" + in.status + " by " + in.reviewer + ")";
+    wo.series_number = 902;
+    wo.algorithm_name = "Isoline";
+    const std::string rs = (tmp / "RS_approved.dcm").string();
+    auto r1 = rtstruct::write_rtstruct(on_ct(approved), ct, rs, wo);
+    patch_review(rs, in, algorithms, date, hhmmss);
+    rtstruct::RtStructWriteOptions wa;
+    wa.structure_set_label = "AUTO";
+    wa.series_description = "Isoline auto-contours (untouched)";
+    wa.series_number = 901;
+    const std::string ra = (tmp / "RS_auto.dcm").string();
+    rtstruct::write_rtstruct(on_ct(automatic), ct, ra, wa);
+    rec["rtstruct"] = (target / "RS_approved.dcm").string();
+    rec["rtstruct_automatic"] = (target / "RS_auto.dcm").string();
+    rec["rtstruct_sop_instance_uid"] = r1.sop_instance_uid;
+    rec["ct_series_instance_uid"] = ct.series_instance_uid;
+    rec["rtstruct_warnings"] = r1.warnings;
+  } catch (const core::Error& e) {
+    rec["rtstruct"] = nullptr;
+    rec["rtstruct_error"] = e.what();
+  }
+  {
+    std::ofstream f((tmp / "approval.json").string());
+    f << rec.dump(2) << "\n";
+    if (!f) core::fail<core::IoError>(kOp, (target / "approval.json").string(), "cannot write");
+  }
+  out.commit();
+  return rec;
+}
+
+}  // namespace isoline::ui

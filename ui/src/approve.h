@@ -1,0 +1,37 @@
+// Approval output of the review server (internal): approved masks, approval record and the
+// approved RT-STRUCT next to the untouched automatic one.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "isoline/core/image.h"
+#include "isoline/ui/review_db.h"
+
+namespace isoline::ui {
+
+struct ApprovalStructure {
+  StructureInfo info;
+  core::Image mask;       ///< approved (latest) mask on the CT grid
+  core::Image automatic;  ///< version 1 of an automatic structure; empty for user-made ones
+};
+
+struct ApprovalInput {
+  std::string case_dir, review_dir;
+  core::Image ct;  ///< the case CT (NIfTI), the grid of every mask
+  std::string reviewer;
+  std::string status = "APPROVED";
+  std::vector<ApprovalStructure> structures;
+};
+
+/// "AUTOMATIC" (automatic and unchanged), "SEMIAUTOMATIC" (automatic, edited) or "MANUAL"
+/// (created by the reviewer).
+std::string generation_algorithm(const ApprovalStructure& s);
+
+/// Writes review/approved/<UTC time>/: masks/<name>.nii.gz, approval.json, RS_approved.dcm
+/// and RS_auto.dcm (referencing the case's DICOM CT in dicom/, or a CT series written from
+/// the NIfTI CT into review/dicom_ct/ when the case has none). Returns the approval record.
+nlohmann::json write_approval(const ApprovalInput& in);
+
+}  // namespace isoline::ui

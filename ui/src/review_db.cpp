@@ -1,0 +1,399 @@
+// SQLite-backed structure version store (see review_db.h).
+#include "isoline/ui/review_db.h"
+
+#include <sqlite3.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+namespace isoline::ui {
+
+namespace {
+
+constexpr const char* kOp = "review database";
+
+std::string now_utc() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string color_to_string(const core::Color& c) {
+  return std::to_string(c.r) + "," + std::to_string(c.g) + "," + std::to_string(c.b);
+}
+core::Color color_from_string(const std::string& s) {
+  core::Color c;
+  int r = 255, g = 0, b = 0;
+  if (std::sscanf(s.c_str(), "%d,%d,%d", &r, &g, &b) == 3) {
+    c.r = static_cast<std::uint8_t>(r);
+    c.g = static_cast<std::uint8_t>(g);
+    c.b = static_cast<std::uint8_t>(b);
+  }
+  return c;
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql, const std::string& path) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+      core::fail<core::IoError>(kOp, path, std::string("prepare: ") + sqlite3_errmsg(db));
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt& bind(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
+  Stmt& bind(int i, double v) { sqlite3_bind_double(s_, i, v); return *this; }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  /// true while a row is available.
+  bool step(const std::string& path) {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    core::fail<core::IoError>(kOp, path, std::string("step: ") + sqlite3_errmsg(db_));
+  }
+  std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  double dbl(int c) const { return sqlite3_column_double(s_, c); }
+  std::string text(int c) const {
+    const unsigned char* t = sqlite3_column_text(s_, c);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+  std::string bytes(int c) const {
+    const void* p = sqlite3_column_blob(s_, c);
+    int n = sqlite3_column_bytes(s_, c);
+    return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+}  // namespace
+
+std::string compress_mask(const core::Image& mask) {
+  if (mask.pixel_type() != core::PixelType::UInt8)
+    core::fail<core::InvalidInput>("compress mask", "", "mask is not uint8");
+  const auto* src = static_cast<const Bytef*>(mask.raw());
+  const uLong n = static_cast<uLong>(mask.byte_size());
+  uLongf cap = compressBound(n);
+  std::string out(cap, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(out.data()), &cap, src, n, 1) != Z_OK)
+    core::fail<core::IoError>("compress mask", "", "zlib failed");
+  out.resize(cap);
+  return out;
+}
+
+core::Image decompress_mask(const std::string& blob, const core::Geometry& grid) {
+  core::Image m(grid, core::PixelType::UInt8);
+  uLongf n = static_cast<uLongf>(m.byte_size());
+  int rc = uncompress(static_cast<Bytef*>(m.raw()), &n,
+                      reinterpret_cast<const Bytef*>(blob.data()), static_cast<uLong>(blob.size()));
+  if (rc != Z_OK || n != m.byte_size())
+    core::fail<core::IoError>("decompress mask", "", "stored mask does not match the case grid");
+  return m;
+}
+
+struct ReviewDb::Impl {
+  sqlite3* db = nullptr;
+  mutable std::mutex mu;
+  void exec(const char* sql, const std::string& path) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string e = err ? err : "?";
+      sqlite3_free(err);
+      core::fail<core::IoError>(kOp, path, e);
+    }
+  }
+};
+
+ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
+  if (sqlite3_open_v2(path.c_str(), &impl_->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string e = impl_->db ? sqlite3_errmsg(impl_->db) : "cannot open";
+    sqlite3_close(impl_->db);
+    delete impl_;
+    core::fail<core::IoError>(kOp, path, e);
+  }
+  try {
+    sqlite3_busy_timeout(impl_->db, 5000);
+    impl_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", path);
+    impl_->exec(
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS structures(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  type TEXT NOT NULL, color TEXT NOT NULL, description TEXT NOT NULL,"
+        "  origin TEXT NOT NULL, created TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS versions(structure_id INTEGER NOT NULL REFERENCES structures(id),"
+        "  version INTEGER NOT NULL, name TEXT NOT NULL, author TEXT NOT NULL, time TEXT NOT NULL,"
+        "  action TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, voxels INTEGER NOT NULL,"
+        "  volume_cc REAL NOT NULL, mask BLOB NOT NULL, PRIMARY KEY(structure_id, version));",
+        path);
+  } catch (...) {
+    sqlite3_close(impl_->db);
+    delete impl_;
+    throw;
+  }
+}
+
+ReviewDb::~ReviewDb() {
+  sqlite3_close(impl_->db);
+  delete impl_;
+}
+
+std::optional<std::string> ReviewDb::meta(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db, "SELECT value FROM meta WHERE key=?", path_);
+  s.bind(1, key);
+  if (s.step(path_)) return s.text(0);
+  return std::nullopt;
+}
+
+void ReviewDb::set_meta(const std::string& key, const std::string& value) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", path_);
+  s.bind(1, key).bind(2, value);
+  s.step(path_);
+}
+
+namespace {
+
+const char* kLatestSql =
+    "SELECT s.id, s.type, s.color, s.description, s.origin, v.version, v.name, v.author, v.time,"
+    " v.action, v.deleted, v.voxels, v.volume_cc FROM structures s JOIN versions v"
+    " ON v.structure_id = s.id AND v.version = (SELECT MAX(version) FROM versions WHERE structure_id = s.id)";
+
+StructureInfo read_info(const Stmt& s) {
+  StructureInfo i;
+  i.id = s.i64(0);
+  i.type = s.text(1);
+  i.color = color_from_string(s.text(2));
+  i.description = s.text(3);
+  i.origin = s.text(4);
+  i.latest.structure_id = i.id;
+  i.latest.version = s.i64(5);
+  i.latest.name = s.text(6);
+  i.latest.author = s.text(7);
+  i.latest.time = s.text(8);
+  i.latest.action = s.text(9);
+  i.latest.deleted = s.i64(10) != 0;
+  i.latest.voxels = s.i64(11);
+  i.latest.volume_cc = s.dbl(12);
+  return i;
+}
+
+}  // namespace
+
+std::vector<StructureInfo> ReviewDb::structures(bool include_deleted) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db, (std::string(kLatestSql) + " ORDER BY s.id").c_str(), path_);
+  std::vector<StructureInfo> out;
+  while (s.step(path_)) {
+    StructureInfo i = read_info(s);
+    if (include_deleted || !i.latest.deleted) out.push_back(i);
+  }
+  return out;
+}
+
+std::optional<StructureInfo> ReviewDb::find(const std::string& name) const {
+  for (auto& i : structures())
+    if (i.latest.name == name) return i;
+  return std::nullopt;
+}
+
+StructureInfo ReviewDb::get(std::int64_t id) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db, (std::string(kLatestSql) + " WHERE s.id = ?").c_str(), path_);
+  s.bind(1, id);
+  if (!s.step(path_))
+    core::fail<core::InvalidInput>(kOp, path_, "no structure with id " + std::to_string(id));
+  return read_info(s);
+}
+
+std::vector<VersionInfo> ReviewDb::history(std::int64_t id) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db,
+         id ? "SELECT structure_id, version, name, author, time, action, deleted, voxels, volume_cc"
+              " FROM versions WHERE structure_id = ? ORDER BY version"
+            : "SELECT structure_id, version, name, author, time, action, deleted, voxels, volume_cc"
+              " FROM versions ORDER BY rowid",
+         path_);
+  if (id) s.bind(1, id);
+  std::vector<VersionInfo> out;
+  while (s.step(path_)) {
+    VersionInfo v;
+    v.structure_id = s.i64(0);
+    v.version = s.i64(1);
+    v.name = s.text(2);
+    v.author = s.text(3);
+    v.time = s.text(4);
+    v.action = s.text(5);
+    v.deleted = s.i64(6) != 0;
+    v.voxels = s.i64(7);
+    v.volume_cc = s.dbl(8);
+    out.push_back(v);
+  }
+  return out;
+}
+
+core::Image ReviewDb::mask(std::int64_t id, std::int64_t version, const core::Geometry& grid) const {
+  std::string blob;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    Stmt s(impl_->db,
+           version > 0 ? "SELECT mask FROM versions WHERE structure_id=? AND version=?"
+                       : "SELECT mask FROM versions WHERE structure_id=? ORDER BY version DESC LIMIT 1",
+           path_);
+    s.bind(1, id);
+    if (version > 0) s.bind(2, version);
+    if (!s.step(path_))
+      core::fail<core::InvalidInput>(kOp, path_,
+                                     "no version " + std::to_string(version) + " of structure " +
+                                         std::to_string(id));
+    blob = s.bytes(0);
+  }
+  return decompress_mask(blob, grid);
+}
+
+std::int64_t ReviewDb::version_count() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db, "SELECT COUNT(*) FROM versions", path_);
+  s.step(path_);
+  return s.i64(0);
+}
+
+namespace {
+
+void check_name(const std::string& name) {
+  if (name.empty() || name.size() > 64)
+    core::fail<core::InvalidInput>("structure name", name, "must be 1 to 64 characters");
+  for (unsigned char c : name)
+    if (c < 0x20 || c == '/' || c == '\\' || c == 0x7f)
+      core::fail<core::InvalidInput>("structure name", name, "contains a control character or a slash");
+  if (name == "." || name == "..")
+    core::fail<core::InvalidInput>("structure name", name, "is not allowed");
+}
+
+/// Inside a transaction: the id of the live structure currently named `name`, or 0.
+std::int64_t live_id_named(sqlite3* db, const std::string& name, const std::string& path) {
+  Stmt s(db,
+         "SELECT v.structure_id FROM versions v WHERE v.name = ? AND v.deleted = 0 AND v.version ="
+         " (SELECT MAX(version) FROM versions WHERE structure_id = v.structure_id)",
+         path);
+  s.bind(1, name);
+  return s.step(path) ? s.i64(0) : 0;
+}
+
+}  // namespace
+
+std::int64_t ReviewDb::create_structure(const std::string& name, const std::string& type,
+                                        const core::Color& color, const std::string& description,
+                                        const std::string& origin, const core::Image& mask,
+                                        const std::string& author, const std::string& action) {
+  check_name(name);
+  if (find(name)) core::fail<core::InvalidInput>("create structure", name, "a structure with this name exists");
+  const std::string blob = compress_mask(mask);
+  const auto voxels = static_cast<std::int64_t>(mask.count_nonzero());
+  const double cc = static_cast<double>(voxels) * mask.geometry().voxel_volume_mm3() / 1000.0;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->exec("BEGIN IMMEDIATE", path_);
+  try {
+    if (live_id_named(impl_->db, name, path_))  // re-checked under the write lock
+      core::fail<core::InvalidInput>("create structure", name, "a structure with this name exists");
+    Stmt a(impl_->db, "INSERT INTO structures(type,color,description,origin,created) VALUES(?,?,?,?,?)", path_);
+    a.bind(1, type).bind(2, color_to_string(color)).bind(3, description).bind(4, origin).bind(5, now_utc());
+    a.step(path_);
+    const std::int64_t id = sqlite3_last_insert_rowid(impl_->db);
+    Stmt v(impl_->db,
+           "INSERT INTO versions(structure_id,version,name,author,time,action,deleted,voxels,volume_cc,mask)"
+           " VALUES(?,1,?,?,?,?,0,?,?,?)",
+           path_);
+    v.bind(1, id).bind(2, name).bind(3, author).bind(4, now_utc()).bind(5, action).bind(6, voxels).bind(7, cc).blob(8, blob);
+    v.step(path_);
+    impl_->exec("COMMIT", path_);
+    return id;
+  } catch (...) {
+    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::int64_t ReviewDb::save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
+                                    const std::string& author, const std::string& action,
+                                    const std::string& new_name, bool deleted) {
+  if (!new_name.empty()) check_name(new_name);
+  std::string blob;
+  std::int64_t voxels = 0;
+  double cc = 0;
+  if (!mask.empty()) {
+    blob = compress_mask(mask);
+    voxels = static_cast<std::int64_t>(mask.count_nonzero());
+    cc = static_cast<double>(voxels) * mask.geometry().voxel_volume_mm3() / 1000.0;
+  }
+  if (!new_name.empty()) {
+    auto other = find(new_name);
+    if (other && other->id != id)
+      core::fail<core::InvalidInput>("rename structure", new_name, "a structure with this name exists");
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->exec("BEGIN IMMEDIATE", path_);
+  try {
+    Stmt cur(impl_->db,
+             "SELECT version, name, deleted, voxels, volume_cc, mask FROM versions WHERE structure_id=?"
+             " ORDER BY version DESC LIMIT 1",
+             path_);
+    cur.bind(1, id);
+    if (!cur.step(path_))
+      core::fail<core::InvalidInput>("save structure", std::to_string(id), "no such structure");
+    const std::int64_t latest = cur.i64(0);
+    const std::string name = cur.text(1);
+    if (cur.i64(2) != 0) core::fail<core::InvalidInput>("save structure", name, "the structure was deleted");
+    if (base_version != latest)
+      throw Conflict("save structure: " + name + ": conflict: based on version " +
+                         std::to_string(base_version) + " but version " + std::to_string(latest) +
+                         " was saved meanwhile (by another reviewer or browser); reload to see it",
+                     latest);
+    if (!new_name.empty()) {
+      const std::int64_t other = live_id_named(impl_->db, new_name, path_);
+      if (other && other != id)
+        core::fail<core::InvalidInput>("rename structure", new_name, "a structure with this name exists");
+    }
+    if (mask.empty()) {
+      voxels = cur.i64(3);
+      cc = cur.dbl(4);
+      blob = cur.bytes(5);
+    }
+    Stmt v(impl_->db,
+           "INSERT INTO versions(structure_id,version,name,author,time,action,deleted,voxels,volume_cc,mask)"
+           " VALUES(?,?,?,?,?,?,?,?,?,?)",
+           path_);
+    v.bind(1, id).bind(2, latest + 1).bind(3, new_name.empty() ? name : new_name).bind(4, author)
+        .bind(5, now_utc()).bind(6, action).bind(7, static_cast<std::int64_t>(deleted ? 1 : 0))
+        .bind(8, voxels).bind(9, cc).blob(10, blob);
+    v.step(path_);
+    if (commit_delay_ > 0) {  // test hook: announce the open transaction, then wait
+      std::FILE* f = std::fopen((path_ + ".test-in-save").c_str(), "w");
+      if (f) std::fclose(f);
+      std::this_thread::sleep_for(std::chrono::duration<double>(commit_delay_));
+    }
+    impl_->exec("COMMIT", path_);
+    return latest + 1;
+  } catch (...) {
+    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+}  // namespace isoline::ui

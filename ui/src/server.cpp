@@ -1,0 +1,837 @@
+// The review web server (see server.h).
+#include "isoline/ui/server.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "approve.h"
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/core/mask_ops.h"
+#include "isoline/planning/dvh.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace isoline::ui {
+
+namespace {
+
+constexpr const char* kOp = "serve";
+
+std::string random_token() {
+  std::random_device rd;
+  static const char* hex = "0123456789abcdef";
+  std::string t;
+  for (int i = 0; i < 32; ++i) t += hex[rd() % 16];
+  return t;
+}
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) core::fail<core::IoError>(kOp, path, "cannot read");
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string find_image(const fs::path& dir, const std::string& stem) {
+  for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"}) {
+    fs::path p = dir / (stem + ext);
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec)) return p.string();
+  }
+  return {};
+}
+
+std::string extension_of(const std::string& path) {
+  for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"}) {
+    const std::string e(ext);
+    if (path.size() >= e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0) return e;
+  }
+  return fs::path(path).extension().string();
+}
+
+const char* content_type(const std::string& path) {
+  const std::string e = fs::path(path).extension().string();
+  if (e == ".html") return "text/html; charset=utf-8";
+  if (e == ".js" || e == ".mjs") return "application/javascript";
+  if (e == ".css") return "text/css";
+  if (e == ".png") return "image/png";
+  if (e == ".svg") return "image/svg+xml";
+  if (e == ".json") return "application/json";
+  if (e == ".map") return "application/json";
+  return "application/octet-stream";
+}
+
+json color_json(const core::Color& c) { return json::array({c.r, c.g, c.b}); }
+
+json version_json(const VersionInfo& v) {
+  return {{"structure_id", v.structure_id}, {"version", v.version}, {"name", v.name},
+          {"author", v.author}, {"time", v.time}, {"action", v.action}, {"deleted", v.deleted},
+          {"voxels", v.voxels}, {"volume_cc", v.volume_cc}};
+}
+
+json structure_json(const StructureInfo& s) {
+  json flags = json::array();
+  // Quality flags: the description lists them separated by ';' (contouring's summary()).
+  std::stringstream ss(s.description);
+  std::string item;
+  while (std::getline(ss, item, ';')) {
+    auto b = item.find_first_not_of(' ');
+    auto e = item.find_last_not_of(' ');
+    if (b != std::string::npos) flags.push_back(item.substr(b, e - b + 1));
+  }
+  return {{"id", s.id}, {"name", s.latest.name}, {"type", s.type}, {"color", color_json(s.color)},
+          {"description", s.description}, {"flags", flags}, {"origin", s.origin},
+          {"version", s.latest.version}, {"author", s.latest.author}, {"time", s.latest.time},
+          {"action", s.latest.action}, {"voxels", s.latest.voxels}, {"volume_cc", s.latest.volume_cc}};
+}
+
+struct StructureMeta {
+  std::string type;
+  std::optional<core::Color> color;
+  std::string description;
+};
+
+/// structures.json: {"<name>": {"type":..., "color":[r,g,b], "description":..., "flags":[...]}}
+/// or a list of objects with "name"; ground_truth.json: the same under "structures".
+std::map<std::string, StructureMeta> read_metadata(const fs::path& dir) {
+  std::map<std::string, StructureMeta> out;
+  for (const char* file : {"ground_truth.json", "structures.json"}) {
+    fs::path p = dir / file;
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) continue;
+    json j;
+    try {
+      j = json::parse(read_file(p.string()));
+    } catch (const json::exception& e) {
+      core::fail<core::InvalidInput>(kOp, p.string(), std::string("not valid JSON: ") + e.what());
+    }
+    if (std::string(file) == "ground_truth.json") {
+      if (!j.contains("structures")) continue;
+      j = j["structures"];
+    }
+    auto take = [&](const std::string& name, const json& e) {
+      if (!e.is_object()) return;
+      StructureMeta& m = out[name];
+      if (e.contains("type") && e["type"].is_string()) m.type = e["type"];
+      if (e.contains("color") && e["color"].is_array() && e["color"].size() == 3) {
+        core::Color c;
+        c.r = static_cast<std::uint8_t>(e["color"][0].get<int>());
+        c.g = static_cast<std::uint8_t>(e["color"][1].get<int>());
+        c.b = static_cast<std::uint8_t>(e["color"][2].get<int>());
+        m.color = c;
+      }
+      if (e.contains("description") && e["description"].is_string()) m.description = e["description"];
+      if (e.contains("flags") && e["flags"].is_array()) {
+        std::string d;
+        for (const auto& f : e["flags"])
+          if (f.is_string()) d += (d.empty() ? "" : "; ") + f.get<std::string>();
+        if (!d.empty()) m.description = d;
+      }
+    };
+    if (j.is_object()) {
+      for (auto it = j.begin(); it != j.end(); ++it) take(it.key(), it.value());
+    } else if (j.is_array()) {
+      for (const auto& e : j)
+        if (e.is_object() && e.contains("name") && e["name"].is_string()) take(e["name"], e);
+    }
+  }
+  return out;
+}
+
+struct Job {
+  std::string state = "running";  // running, done, failed
+  double fraction = 0;
+  std::string stage, detail, error;
+};
+
+}  // namespace
+
+struct ReviewServer::Impl {
+  ServerOptions opt;
+  fs::path case_dir, review_dir, tmp_dir, ui_dir;
+  std::string ct_path;
+  core::Geometry grid;
+  core::Image ct;
+  std::unique_ptr<ReviewDb> db;
+  httplib::Server http;
+  int port = 0;
+  std::atomic<std::uint64_t> tmp_counter{0};
+
+  std::mutex dose_mu;
+  core::Image dose;          // float32 Gy, or empty
+  std::string dose_path;     // file served for the dose
+  std::uint64_t dose_generation = 0;
+  std::string isodose_bytes;  // cached NIfTI of isodose lines
+  std::vector<double> isodose_levels_gy;
+
+  std::mutex cache_mu;
+  std::map<std::pair<std::int64_t, std::int64_t>, std::shared_ptr<const std::string>> nifti_cache;
+
+  std::mutex jobs_mu;
+  std::map<int, std::shared_ptr<Job>> jobs;
+  std::vector<std::thread> job_threads;
+  int next_job = 1;
+
+  std::string tmp_path(const std::string& ext) {
+    return (tmp_dir / ("t" + std::to_string(::getpid()) + "_" + std::to_string(tmp_counter++) + ext)).string();
+  }
+
+  /// NIfTI bytes of an image, through core::write_image (ITK).
+  std::string nifti_bytes(const core::Image& img) {
+    const std::string p = tmp_path(".nii");
+    core::write_image(img, p);
+    std::string b = read_file(p);
+    std::error_code ec;
+    fs::remove(p, ec);
+    return b;
+  }
+
+  std::shared_ptr<const std::string> mask_nifti(std::int64_t id, std::int64_t version) {
+    if (version <= 0) version = db->get(id).latest.version;
+    auto key = std::make_pair(id, version);
+    {
+      std::lock_guard<std::mutex> l(cache_mu);
+      auto it = nifti_cache.find(key);
+      if (it != nifti_cache.end()) return it->second;
+    }
+    auto bytes = std::make_shared<const std::string>(nifti_bytes(db->mask(id, version, grid)));
+    std::lock_guard<std::mutex> l(cache_mu);
+    if (nifti_cache.size() > 48) nifti_cache.clear();
+    nifti_cache[key] = bytes;
+    return bytes;
+  }
+
+  core::Image conform(core::Image m, const std::string& what) {
+    if (m.pixel_type() != core::PixelType::UInt8) m = m.cast(core::PixelType::UInt8);
+    if (!m.geometry().same_grid(grid, 1e-3)) {
+      if (m.geometry().size == grid.size && m.geometry().same_grid(grid, 0.05)) {
+        m.set_geometry(grid);  // float rounding in a header written by the browser
+      } else {
+        m = core::resample(m, grid, core::Interpolation::Nearest);
+      }
+    }
+    auto* d = m.data<std::uint8_t>();
+    for (std::size_t i = 0, n = m.num_voxels(); i < n; ++i) d[i] = d[i] ? 1 : 0;
+    (void)what;
+    return m;
+  }
+
+  void load_case() {
+    std::error_code ec;
+    if (!fs::is_directory(opt.case_dir, ec))
+      core::fail<core::IoError>(kOp, opt.case_dir, "not a directory");
+    case_dir = fs::canonical(opt.case_dir);
+    ct_path = find_image(case_dir, "ct");
+    if (ct_path.empty())
+      core::fail<core::InvalidInput>(kOp, case_dir.string(), "no ct.nii.gz (or ct.nii/.nrrd/.mha) in the case directory");
+    ct = core::read_image(ct_path);
+    grid = ct.geometry();
+    review_dir = case_dir / "review";
+    core::ensure_directory(review_dir.string(), kOp);
+    tmp_dir = review_dir / "tmp";
+    core::ensure_directory(tmp_dir.string(), kOp);
+    for (auto& e : fs::directory_iterator(tmp_dir, ec)) fs::remove(e.path(), ec);  // leftovers of a crash
+    const std::string dp = find_image(case_dir, "dose");
+    if (!dp.empty()) {
+      dose = core::read_image(dp, core::PixelType::Float32);
+      dose_path = dp;
+    }
+    const std::string est = find_image(review_dir, "dose_estimated");
+    if (!est.empty()) {
+      dose = core::read_image(est, core::PixelType::Float32);
+      dose_path = est;
+    }
+    ui_dir = opt.ui_dir.empty() ? fs::path() : fs::path(opt.ui_dir);
+    if (!ui_dir.empty() && fs::is_directory(ui_dir, ec)) ui_dir = fs::canonical(ui_dir);
+
+    const std::string dbp = opt.db_path.empty() ? (review_dir / "review.sqlite").string() : opt.db_path;
+    db = std::make_unique<ReviewDb>(dbp);
+    if (!db->meta("imported")) import_automatic();
+  }
+
+  void import_automatic() {
+    const auto meta = read_metadata(case_dir);
+    const fs::path masks = case_dir / "masks";
+    std::error_code ec;
+    std::vector<std::string> files;
+    if (fs::is_directory(masks, ec))
+      for (auto& e : fs::directory_iterator(masks, ec))
+        if (e.is_regular_file() && core::is_image_path(e.path().string())) files.push_back(e.path().string());
+    std::sort(files.begin(), files.end());
+    std::size_t index = 0;
+    for (const auto& f : files) {
+      std::string name = fs::path(f).filename().string();
+      name = name.substr(0, name.size() - extension_of(name).size());
+      if (db->find(name)) continue;
+      core::Image m = conform(core::read_image(f, core::PixelType::UInt8), f);
+      std::string type = core::to_dicom_string(core::guess_structure_type(name));
+      core::Color color = core::default_color(name, index);
+      std::string description;
+      auto it = meta.find(name);
+      if (it != meta.end()) {
+        if (!it->second.type.empty()) type = it->second.type;
+        if (it->second.color) color = *it->second.color;
+        description = it->second.description;
+      }
+      if (type.empty()) type = "ORGAN";
+      db->create_structure(name, type, color, description, "auto", m, "auto", "import (automatic)");
+      ++index;
+    }
+    db->set_meta("imported", "1");
+    db->set_meta("case_dir", case_dir.string());
+  }
+
+  std::string author_of(const httplib::Request& req, const json* body) {
+    if (body && body->contains("author") && (*body)["author"].is_string() && !(*body)["author"].get<std::string>().empty())
+      return (*body)["author"];
+    if (req.has_header("X-Isoline-Author") && !req.get_header_value("X-Isoline-Author").empty())
+      return req.get_header_value("X-Isoline-Author");
+    return opt.author;
+  }
+
+  static json parse_body(const httplib::Request& req) {
+    json j;
+    try {
+      j = json::parse(req.body.empty() ? std::string("{}") : req.body);
+    } catch (const std::exception& e) {
+      core::fail<core::InvalidInput>(kOp, "payload", std::string("not valid JSON: ") + e.what());
+    }
+    if (!j.is_object()) core::fail<core::InvalidInput>(kOp, "payload", "must be a JSON object");
+    return j;
+  }
+
+  static std::int64_t base_version(const json& j, const httplib::Request& req) {
+    if (j.contains("base_version")) {
+      if (!j["base_version"].is_number_integer())
+        core::fail<core::InvalidInput>(kOp, "base_version", "must be an integer");
+      return j["base_version"].get<std::int64_t>();
+    }
+    if (req.has_param("base_version")) {
+      try {
+        return std::stoll(req.get_param_value("base_version"));
+      } catch (...) {
+        core::fail<core::InvalidInput>(kOp, "base_version", "must be an integer");
+      }
+    }
+    core::fail<core::InvalidInput>(kOp, "base_version", "missing: every change names the version it was based on");
+  }
+
+  static std::int64_t id_of(const httplib::Request& req) {
+    try {
+      return std::stoll(req.matches[1].str());
+    } catch (...) {
+      core::fail<core::InvalidInput>(kOp, "structure", "bad id");
+    }
+  }
+
+  StructureInfo live(std::int64_t id) {
+    StructureInfo s = db->get(id);
+    if (s.latest.deleted) core::fail<core::InvalidInput>(kOp, s.latest.name, "the structure was deleted");
+    return s;
+  }
+
+  void check_base(const StructureInfo& s, std::int64_t base) {
+    if (base != s.latest.version)
+      throw Conflict("save structure: " + s.latest.name + ": conflict: based on version " + std::to_string(base) +
+                         " but version " + std::to_string(s.latest.version) + " was saved meanwhile by " +
+                         s.latest.author + " (" + s.latest.action + "); reload to see it",
+                     s.latest.version);
+  }
+
+  core::Image other_mask(const std::string& name) {
+    auto o = db->find(name);
+    if (!o) core::fail<core::InvalidInput>(kOp, name, "no structure with this name");
+    return db->mask(o->id, 0, grid);
+  }
+
+  json case_json() {
+    json j;
+    j["case"] = case_dir.filename().string();
+    j["ct"] = {{"url", "/api/volume/ct"}, {"name", "ct" + extension_of(ct_path)}};
+    const auto& g = grid;
+    j["grid"] = {{"size", g.size}, {"spacing_mm", g.spacing}, {"origin_mm", g.origin}, {"direction", g.direction}};
+    {
+      std::lock_guard<std::mutex> l(dose_mu);
+      if (!dose.empty()) {
+        auto mm = dose.min_max();
+        j["dose"] = {{"url", "/api/volume/dose"}, {"name", "dose" + extension_of(dose_path)},
+                     {"max_gy", mm.second}, {"generation", dose_generation},
+                     {"isodose_url", "/api/volume/isodose"}};
+      } else {
+        j["dose"] = nullptr;
+      }
+    }
+    j["dose_estimator"] = static_cast<bool>(opt.dose_estimator);
+    j["author"] = opt.author;
+    json list = json::array();
+    for (const auto& s : db->structures()) list.push_back(structure_json(s));
+    j["structures"] = list;
+    return j;
+  }
+
+  void ensure_isodose() {
+    // caller holds dose_mu
+    if (!isodose_bytes.empty() || dose.empty()) return;
+    const double dmax = dose.min_max().second;
+    isodose_levels_gy.clear();
+    for (double p : {0.5, 0.8, 0.95, 1.05}) isodose_levels_gy.push_back(p * dmax / 1.07);
+    const auto& g = dose.geometry();
+    core::Image lines(g, core::PixelType::UInt8);
+    const float* d = dose.data<float>();
+    auto* o = lines.data<std::uint8_t>();
+    const std::int64_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
+    for (std::int64_t k = 0; k < nz; ++k)
+      for (std::int64_t j = 0; j < ny; ++j)
+        for (std::int64_t i = 0; i < nx; ++i) {
+          const std::size_t n = g.offset(i, j, k);
+          for (std::size_t l = isodose_levels_gy.size(); l-- > 0;) {
+            const double L = isodose_levels_gy[l];
+            if (d[n] < L) continue;
+            bool edge = false;
+            const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
+                                           {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
+            for (auto& q : nb) {
+              if (q[0] < 0 || q[1] < 0 || q[2] < 0 || q[0] >= nx || q[1] >= ny || q[2] >= nz) continue;
+              if (d[g.offset(q[0], q[1], q[2])] < L) { edge = true; break; }
+            }
+            if (edge) { o[n] = static_cast<std::uint8_t>(l + 1); break; }
+          }
+        }
+    isodose_bytes = nifti_bytes(lines);
+  }
+
+  json dvh_json() {
+    std::lock_guard<std::mutex> l(dose_mu);
+    if (dose.empty()) return json{{"available", false}};
+    const double dmax = dose.min_max().second;
+    const double bin = std::max(0.01, dmax / 100.0);
+    json out = {{"available", true}, {"max_gy", dmax}};
+    json curves = json::array();
+    for (const auto& s : db->structures()) {
+      core::Image m = db->mask(s.id, 0, grid);
+      if (m.count_nonzero() == 0) continue;
+      planning::Dvh h = planning::compute_dvh(dose, m, s.latest.name);
+      std::vector<double> dd, ff;
+      h.cumulative(bin, &dd, &ff);
+      curves.push_back({{"id", s.id}, {"name", s.latest.name}, {"color", color_json(s.color)},
+                        {"version", s.latest.version}, {"mean_gy", h.mean_gy()},
+                        {"d95_gy", h.dose_at_percent(95)}, {"d2_gy", h.dose_at_percent(2)},
+                        {"max_gy", h.max_gy()}, {"dose_gy", dd}, {"fraction", ff}});
+    }
+    out["curves"] = curves;
+    return out;
+  }
+
+  void send_json(httplib::Response& res, const json& j, int status = 200) {
+    res.status = status;
+    res.set_content(j.dump(), "application/json");
+  }
+
+  void routes();
+};
+
+void ReviewServer::Impl::routes() {
+  auto& s = http;
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    std::string token;
+    bool from_query = false;
+    if (req.has_header("X-Isoline-Token")) {
+      token = req.get_header_value("X-Isoline-Token");
+    } else if (req.has_param("token")) {
+      token = req.get_param_value("token");
+      from_query = true;
+    } else if (req.has_header("Cookie")) {
+      // The page's own assets (app.js, style.css) carry the token as a same-site cookie.
+      const std::string c = req.get_header_value("Cookie");
+      const std::string key = "isoline_token=";
+      auto p = c.find(key);
+      if (p != std::string::npos && (p == 0 || c[p - 1] == ' ' || c[p - 1] == ';'))
+        token = c.substr(p + key.size(), c.find(';', p) == std::string::npos ? std::string::npos
+                                                                             : c.find(';', p) - p - key.size());
+    }
+    if (!constant_time_equal(token, opt.token)) {
+      send_json(res, {{"error", "unauthorized: open the URL printed by `isoline serve` (it carries the access token)"}}, 401);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (from_query)
+      res.set_header("Set-Cookie", "isoline_token=" + opt.token + "; Path=/; HttpOnly; SameSite=Strict");
+    std::string raw = req.target;
+    std::string lower = raw;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    if (req.path.find("..") != std::string::npos || raw.find("..") != std::string::npos ||
+        lower.find("%2e%2e") != std::string::npos || lower.find(".%2e") != std::string::npos ||
+        lower.find("%2e.") != std::string::npos || req.path.find('\\') != std::string::npos) {
+      send_json(res, {{"error", "not found"}}, 404);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const Conflict& e) {
+      send_json(res, {{"error", e.what()}, {"conflict", true}, {"latest_version", e.latest_version}}, 409);
+    } catch (const core::InvalidInput& e) {
+      send_json(res, {{"error", e.what()}}, 400);
+    } catch (const core::NotSupported& e) {
+      send_json(res, {{"error", e.what()}}, 501);
+    } catch (const std::exception& e) {
+      send_json(res, {{"error", e.what()}}, 500);
+    } catch (...) {
+      send_json(res, {{"error", "internal error"}}, 500);
+    }
+  });
+
+  s.Get("/api/case", [this](const httplib::Request&, httplib::Response& res) { send_json(res, case_json()); });
+  s.Get("/api/structures", [this](const httplib::Request&, httplib::Response& res) {
+    json list = json::array();
+    for (const auto& st : db->structures()) list.push_back(structure_json(st));
+    send_json(res, list);
+  });
+  s.Get("/api/volume/ct", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(read_file(ct_path), "application/octet-stream");
+  });
+  s.Get("/api/volume/dose", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> l(dose_mu);
+    if (dose.empty()) return send_json(res, {{"error", "no dose in this case"}}, 404);
+    res.set_content(read_file(dose_path), "application/octet-stream");
+  });
+  s.Get("/api/volume/isodose", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> l(dose_mu);
+    if (dose.empty()) return send_json(res, {{"error", "no dose in this case"}}, 404);
+    ensure_isodose();
+    json lv = isodose_levels_gy;
+    res.set_header("X-Isodose-Levels-Gy", lv.dump());
+    res.set_content(isodose_bytes, "application/octet-stream");
+  });
+  s.Get(R"(/api/structures/(\d+)/mask(\.nii)?)", [this](const httplib::Request& req, httplib::Response& res) {
+    std::int64_t version = 0;
+    if (req.has_param("version")) {
+      try { version = std::stoll(req.get_param_value("version")); } catch (...) {
+        core::fail<core::InvalidInput>(kOp, "version", "must be an integer");
+      }
+    }
+    auto bytes = mask_nifti(id_of(req), version);
+    res.set_content(*bytes, "application/octet-stream");
+  });
+  s.Get(R"(/api/history)", [this](const httplib::Request& req, httplib::Response& res) {
+    std::int64_t id = 0;
+    if (req.has_param("structure")) {
+      try { id = std::stoll(req.get_param_value("structure")); } catch (...) {
+        core::fail<core::InvalidInput>(kOp, "structure", "must be an integer id");
+      }
+    }
+    json list = json::array();
+    for (const auto& v : db->history(id)) list.push_back(version_json(v));
+    send_json(res, list);
+  });
+
+  // Save a painted mask (NIfTI bytes, e.g. NiiVue's drawing) as a new version.
+  s.Put(R"(/api/structures/(\d+)/mask)", [this](const httplib::Request& req, httplib::Response& res) {
+    const json none = json::object();
+    const StructureInfo st = live(id_of(req));
+    const std::int64_t base = base_version(none, req);
+    check_base(st, base);
+    if (req.body.size() < 348) core::fail<core::InvalidInput>(kOp, "mask", "body is not a NIfTI image");
+    const bool gz = static_cast<unsigned char>(req.body[0]) == 0x1f && static_cast<unsigned char>(req.body[1]) == 0x8b;
+    const std::string p = tmp_path(gz ? ".nii.gz" : ".nii");
+    {
+      std::ofstream f(p, std::ios::binary);
+      f.write(req.body.data(), static_cast<std::streamsize>(req.body.size()));
+    }
+    core::Image m;
+    try {
+      m = core::read_image(p, core::PixelType::UInt8);
+    } catch (const core::Error& e) {
+      std::error_code ec;
+      fs::remove(p, ec);
+      core::fail<core::InvalidInput>(kOp, "mask", std::string("cannot read the uploaded NIfTI: ") + e.what());
+    }
+    std::error_code ec;
+    fs::remove(p, ec);
+    if (m.geometry().size != grid.size)
+      core::fail<core::InvalidInput>(kOp, "mask", "the uploaded mask is not on the CT grid");
+    m = conform(m, "mask");
+    std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
+    if (action.size() > 200) action.resize(200);
+    const auto v = db->save_version(st.id, base, m, author_of(req, nullptr), action);
+    send_json(res, structure_json(db->get(st.id)));
+    (void)v;
+  });
+
+  s.Post(R"(/api/structures/(\d+)/edit)", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    const StructureInfo st = live(id_of(req));
+    const std::int64_t base = base_version(j, req);
+    check_base(st, base);
+    core::Image m = db->mask(st.id, base, grid);
+    std::string action;
+    core::Image out = apply_edit(m, req.body, [this](const std::string& n) { return other_mask(n); }, &action);
+    db->save_version(st.id, base, out, author_of(req, &j), action);
+    send_json(res, structure_json(db->get(st.id)));
+  });
+
+  s.Post(R"(/api/structures/(\d+)/rename)", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    const StructureInfo st = live(id_of(req));
+    const std::int64_t base = base_version(j, req);
+    if (!j.contains("name") || !j["name"].is_string())
+      core::fail<core::InvalidInput>(kOp, "name", "missing the new name");
+    const std::string name = j["name"];
+    check_base(st, base);
+    db->save_version(st.id, base, core::Image(), author_of(req, &j), "rename " + st.latest.name + " -> " + name, name);
+    send_json(res, structure_json(db->get(st.id)));
+  });
+
+  s.Post(R"(/api/structures/(\d+)/revert)", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    const StructureInfo st = live(id_of(req));
+    const std::int64_t base = base_version(j, req);
+    if (!j.contains("version") || !j["version"].is_number_integer())
+      core::fail<core::InvalidInput>(kOp, "version", "missing the version to go back to");
+    const std::int64_t v = j["version"];
+    check_base(st, base);
+    core::Image m = db->mask(st.id, v, grid);
+    db->save_version(st.id, base, m, author_of(req, &j), "revert to version " + std::to_string(v));
+    send_json(res, structure_json(db->get(st.id)));
+  });
+
+  s.Delete(R"(/api/structures/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    const StructureInfo st = live(id_of(req));
+    const std::int64_t base = base_version(j, req);
+    check_base(st, base);
+    db->save_version(st.id, base, core::Image(), author_of(req, &j), "delete", {}, true);
+    send_json(res, {{"deleted", st.latest.name}, {"id", st.id}});
+  });
+
+  s.Post("/api/structures", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    if (!j.contains("name") || !j["name"].is_string())
+      core::fail<core::InvalidInput>(kOp, "name", "missing the name of the new structure");
+    const std::string name = j["name"];
+    std::string type = j.value("type", std::string());
+    if (type.empty()) type = core::to_dicom_string(core::guess_structure_type(name));
+    if (type.empty()) type = "ORGAN";
+    core::Color color = core::default_color(name, db->structures(true).size());
+    if (j.contains("color")) {
+      const auto& c = j["color"];
+      if (!c.is_array() || c.size() != 3 || !c[0].is_number_integer() || !c[1].is_number_integer() || !c[2].is_number_integer())
+        core::fail<core::InvalidInput>(kOp, "color", "must be [r, g, b]");
+      color = {static_cast<std::uint8_t>(c[0].get<int>()), static_cast<std::uint8_t>(c[1].get<int>()),
+               static_cast<std::uint8_t>(c[2].get<int>())};
+    }
+    core::Image m(grid, core::PixelType::UInt8);
+    std::string action = "create";
+    if (j.contains("copy_of")) {
+      if (!j["copy_of"].is_string()) core::fail<core::InvalidInput>(kOp, "copy_of", "must be a structure name");
+      m = other_mask(j["copy_of"]).clone();
+      action = "create as copy of " + j["copy_of"].get<std::string>();
+    }
+    const auto id = db->create_structure(name, type, color, j.value("description", std::string()), "user", m,
+                                         author_of(req, &j), action);
+    send_json(res, structure_json(db->get(id)), 201);
+  });
+
+  s.Get("/api/dvh", [this](const httplib::Request&, httplib::Response& res) { send_json(res, dvh_json()); });
+
+  s.Post("/api/approve", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    const std::string reviewer = j.value("reviewer", author_of(req, &j));
+    if (reviewer.empty()) core::fail<core::InvalidInput>(kOp, "reviewer", "missing the reviewer's name");
+    // Optimistic check: the client approves what it has seen.
+    if (j.contains("versions")) {
+      if (!j["versions"].is_object()) core::fail<core::InvalidInput>(kOp, "versions", "must map structure ids to versions");
+      for (auto it = j["versions"].begin(); it != j["versions"].end(); ++it) {
+        std::int64_t id = 0;
+        try { id = std::stoll(it.key()); } catch (...) { core::fail<core::InvalidInput>(kOp, "versions", "bad id " + it.key()); }
+        if (!it.value().is_number_integer()) core::fail<core::InvalidInput>(kOp, "versions", "bad version");
+        const StructureInfo st = db->get(id);
+        check_base(st, it.value().get<std::int64_t>());
+      }
+    }
+    ApprovalInput in;
+    in.case_dir = case_dir.string();
+    in.review_dir = review_dir.string();
+    in.ct = ct;
+    in.reviewer = reviewer;
+    in.status = j.value("status", std::string("APPROVED"));
+    if (in.status != "APPROVED" && in.status != "UNAPPROVED" && in.status != "REJECTED")
+      core::fail<core::InvalidInput>(kOp, "status", "must be APPROVED, UNAPPROVED or REJECTED");
+    for (const auto& st : db->structures()) {
+      ApprovalStructure a;
+      a.info = st;
+      a.mask = db->mask(st.id, 0, grid);
+      if (st.origin == "auto") a.automatic = db->mask(st.id, 1, grid);
+      in.structures.push_back(std::move(a));
+    }
+    json r = write_approval(in);
+    db->set_meta("last_approval", r.dump());
+    send_json(res, r);
+  });
+
+  s.Post("/api/dose/estimate", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!opt.dose_estimator) {
+      send_json(res, {{"error", "re-estimate dose: not available in this build: no achievable-dose planning entry "
+                                "point is linked into the review server yet"},
+                      {"available", false}},
+                501);
+      return;
+    }
+    auto job = std::make_shared<Job>();
+    int id;
+    {
+      std::lock_guard<std::mutex> l(jobs_mu);
+      id = next_job++;
+      jobs[id] = job;
+    }
+    core::StructureSet set(grid);
+    for (const auto& st : db->structures()) {
+      core::Structure x;
+      x.name = st.latest.name;
+      x.type = core::structure_type_from_string(st.type);
+      x.color = st.color;
+      x.mask = db->mask(st.id, 0, grid);
+      set.add(std::move(x));
+    }
+    std::lock_guard<std::mutex> l(jobs_mu);
+    job_threads.emplace_back([this, job, set]() {
+      try {
+        core::Progress progress([this, job](const core::ProgressEvent& e) {
+          std::lock_guard<std::mutex> l2(jobs_mu);
+          job->fraction = e.fraction;
+          job->stage = e.stage;
+          job->detail = e.detail;
+        }, "dose");
+        core::Image d = opt.dose_estimator(ct, set, progress).cast(core::PixelType::Float32);
+        const std::string p = (review_dir / "dose_estimated.nii.gz").string();
+        core::write_image(d, p);
+        {
+          std::lock_guard<std::mutex> l3(dose_mu);
+          dose = d;
+          dose_path = p;
+          ++dose_generation;
+          isodose_bytes.clear();
+        }
+        std::lock_guard<std::mutex> l2(jobs_mu);
+        job->fraction = 1;
+        job->state = "done";
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> l2(jobs_mu);
+        job->state = "failed";
+        job->error = e.what();
+      }
+    });
+    send_json(res, {{"job", id}}, 202);
+    (void)req;
+  });
+
+  s.Get(R"(/api/jobs/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> l(jobs_mu);
+    auto it = jobs.find(static_cast<int>(id_of(req)));
+    if (it == jobs.end()) return send_json(res, {{"error", "no such job"}}, 404);
+    const Job& j = *it->second;
+    send_json(res, {{"state", j.state}, {"fraction", j.fraction}, {"stage", j.stage}, {"detail", j.detail},
+                    {"error", j.error}});
+  });
+
+  // Bundled web client: only regular files under ui_dir.
+  s.Get(R"(/([A-Za-z0-9_\-./]*))", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string rel = req.matches[1].str();
+    if (rel.empty()) rel = "index.html";
+    if (ui_dir.empty()) {
+      if (rel != "index.html") return send_json(res, {{"error", "not found"}}, 404);
+      res.set_content("<!doctype html><p>Isoline review server: the web client is not built (run the build with npm).</p>",
+                      "text/html");
+      return;
+    }
+    std::error_code ec;
+    fs::path p = fs::weakly_canonical(ui_dir / rel, ec);
+    const std::string root = ui_dir.string() + "/";
+    if (ec || p.string().compare(0, root.size(), root) != 0 || !fs::is_regular_file(p, ec)) {
+      send_json(res, {{"error", "not found"}}, 404);
+      return;
+    }
+    res.set_content(read_file(p.string()), content_type(p.string()));
+  });
+}
+
+ReviewServer::ReviewServer(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->opt = std::move(options);
+  if (impl_->opt.token.empty()) impl_->opt.token = random_token();
+  impl_->load_case();
+  impl_->http.new_task_queue = [n = impl_->opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(std::max(2, n))); };
+  // Large volumes (a 512 x 512 x 160 mask is 42 MB) to a busy browser: generous timeouts.
+  impl_->http.set_read_timeout(300, 0);
+  impl_->http.set_write_timeout(300, 0);
+  impl_->routes();
+}
+
+ReviewServer::~ReviewServer() {
+  stop();
+  for (auto& t : impl_->job_threads)
+    if (t.joinable()) t.join();
+}
+
+int ReviewServer::bind() {
+  if (impl_->opt.port == 0) {
+    impl_->port = impl_->http.bind_to_any_port(impl_->opt.host);
+  } else {
+    impl_->port = impl_->http.bind_to_port(impl_->opt.host, impl_->opt.port) ? impl_->opt.port : -1;
+  }
+  if (impl_->port <= 0)
+    core::fail<core::IoError>(kOp, impl_->opt.host + ":" + std::to_string(impl_->opt.port), "cannot bind (address in use?)");
+  return impl_->port;
+}
+
+void ReviewServer::serve() { impl_->http.listen_after_bind(); }
+void ReviewServer::stop() { impl_->http.stop(); }
+const std::string& ReviewServer::token() const { return impl_->opt.token; }
+std::string ReviewServer::url() const {
+  return "http://" + impl_->opt.host + ":" + std::to_string(impl_->port) + "/?token=" + impl_->opt.token;
+}
+ReviewDb& ReviewServer::db() { return *impl_->db; }
+
+}  // namespace isoline::ui
+
+namespace isoline::ui {
+
+std::string default_ui_dir() {
+  if (const char* e = std::getenv("ISOLINE_UI_DIR"); e && *e) return e;
+  std::error_code ec;
+#ifdef ISOLINE_UI_DIST_DIR
+  if (fs::is_regular_file(fs::path(ISOLINE_UI_DIST_DIR) / "index.html", ec)) return ISOLINE_UI_DIST_DIR;
+#endif
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path p = exe.parent_path().parent_path() / "share" / "isoline" / "ui";
+    if (fs::is_regular_file(p / "index.html", ec)) return p.string();
+  }
+  return {};
+}
+
+}  // namespace isoline::ui

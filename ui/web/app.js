@@ -1,0 +1,770 @@
+// Isoline review client: NiiVue viewer + structure editor talking to `isoline serve`.
+//
+// Drawing model: the structure being edited lives in NiiVue's drawing layer (a bitmap on the
+// CT grid in NiiVue's RAS voxel order). Every change (brush stroke, sphere, threshold clip,
+// slice interpolation, server edit) is recorded as a sparse diff against a shadow copy, which
+// gives an unlimited undo/redo stack (capped at UNDO_LIMIT). Save uploads the drawing as
+// NIfTI; margins/booleans/smoothing/islands run on the server (core::mask_ops) and come back
+// as a new version that is loaded into the drawing as one undoable step.
+import { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER } from '@niivue/niivue';
+
+const UNDO_LIMIT = 100;
+const PRESETS = {
+  soft: { w: 400, l: 40 },
+  lung: { w: 1500, l: -600 },
+  bone: { w: 1800, l: 400 },
+  brain: { w: 80, l: 40 },
+};
+
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get('token') || '';
+
+const state = {
+  info: null,
+  structures: [],       // from the server
+  overlays: new Map(),  // id -> NVImage
+  visible: new Map(),   // id -> bool
+  editId: null,
+  editBase: 0,
+  dirty: false,
+  pendingActions: [],
+  undo: [],
+  redo: [],
+  shadow: null,
+  tool: 'none',
+  painting: false,
+  ctRAS: null,
+  dose: null,
+  isodose: null,
+  busy: false,
+};
+window.app = { state };
+
+function setStatus(s) {
+  $('status').textContent = s;
+}
+function message(text, kind = '') {
+  const d = document.createElement('div');
+  d.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  if (kind) d.className = kind;
+  $('messages').prepend(d);
+  while ($('messages').childNodes.length > 30) $('messages').lastChild.remove();
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.error ? body.error : `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body, { raw = false, binary = null } = {}) {
+  const headers = { 'X-Isoline-Token': token, 'X-Isoline-Author': reviewer() };
+  const init = { method, headers };
+  if (binary) {
+    init.body = binary;
+    headers['Content-Type'] = 'application/octet-stream';
+  } else if (body !== undefined) {
+    init.body = JSON.stringify({ author: reviewer(), ...body });
+    headers['Content-Type'] = 'application/json';
+  }
+  const r = await fetch(path, init);
+  if (!r.ok) {
+    let b = null;
+    try { b = await r.json(); } catch (e) { /* not JSON */ }
+    throw new ApiError(r.status, b);
+  }
+  return raw ? r.arrayBuffer() : r.json();
+}
+
+function reviewer() {
+  return $('reviewer').value.trim() || (state.info && state.info.author) || 'reviewer';
+}
+
+async function loadImage(path, name) {
+  const buf = await api('GET', path, undefined, { raw: true });
+  return NVImage.new(buf, name);
+}
+
+// ---------------------------------------------------------------------------------------
+// Viewer
+
+const nv = new Niivue({
+  backColor: [0, 0, 0, 1],
+  show3Dcrosshair: true,
+  crosshairColor: [0.2, 0.8, 1, 0.6],
+  crosshairWidth: 0.5,
+  crosshairWidthUnit: 'mm',
+  dragMode: DRAG_MODE.pan,
+  multiplanarShowRender: SHOW_RENDER.NEVER,
+  isColorbar: false,
+  maxDrawUndoBitmaps: 2,
+  drawingEnabled: false,
+});
+window.app.nv = nv;
+window.nv = nv;
+
+function setWindow(w, l) {
+  const ct = nv.volumes[0];
+  if (!ct) return;
+  ct.cal_min = l - w / 2;
+  ct.cal_max = l + w / 2;
+  $('win-w').value = Math.round(w);
+  $('win-l').value = Math.round(l);
+  nv.updateGLVolume();
+}
+
+function setView(v) {
+  const t = { multi: SLICE_TYPE.MULTIPLANAR, axial: SLICE_TYPE.AXIAL, coronal: SLICE_TYPE.CORONAL,
+              sagittal: SLICE_TYPE.SAGITTAL }[v];
+  nv.setSliceType(t);
+  document.querySelectorAll('[data-view]').forEach((b) => b.classList.toggle('on', b.dataset.view === v));
+}
+
+function labelColormap(rgb, name) {
+  return { R: [0, rgb[0]], G: [0, rgb[1]], B: [0, rgb[2]], A: [0, 255], I: [0, 1], labels: ['', name] };
+}
+
+// ---------------------------------------------------------------------------------------
+// Structures
+
+function structureById(id) {
+  return state.structures.find((s) => s.id === id);
+}
+
+function renderStructures() {
+  const tb = $('structures').querySelector('tbody');
+  tb.innerHTML = '';
+  for (const s of state.structures) {
+    const tr = document.createElement('tr');
+    tr.dataset.id = s.id;
+    tr.dataset.name = s.name;
+    if (s.id === state.editId) tr.classList.add('sel');
+    const vis = state.visible.get(s.id) !== false;
+    const flags = (s.flags || []).join('; ');
+    tr.innerHTML = `<td><input type="checkbox" class="vis" ${vis ? 'checked' : ''} title="visible"></td>` +
+      `<td><span class="swatch" style="background:rgb(${s.color.join(',')})"></span> ${escapeHtml(s.name)}` +
+      (flags ? `<div class="flag">⚑ ${escapeHtml(flags)}</div>` : '') + `</td>` +
+      `<td>${s.volume_cc.toFixed(1)}</td><td>${s.version}</td>` +
+      `<td>${s.id === state.editId ? (state.dirty ? '✎*' : '✎') : ''}</td>`;
+    tr.title = `${s.type} · ${s.origin} · v${s.version} by ${s.author}: ${s.action}`;
+    tr.querySelector('.vis').addEventListener('click', (e) => {
+      e.stopPropagation();
+      toggleVisible(s.id, e.target.checked);
+    });
+    tr.addEventListener('click', () => guard(() => startEdit(s.id)));
+    tb.appendChild(tr);
+  }
+  const sel = $('bool-other');
+  const cur = sel.value;
+  sel.innerHTML = state.structures.filter((s) => s.id !== state.editId)
+    .map((s) => `<option value="${escapeHtml(s.name)}">${escapeHtml(s.name)}</option>`).join('');
+  if (cur) sel.value = cur;
+  $('edit-name').textContent = state.editId ? structureById(state.editId).name : '(pick a structure)';
+}
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+
+async function refreshStructures() {
+  state.structures = await api('GET', '/api/structures');
+  renderStructures();
+}
+
+async function fetchOverlay(s) {
+  const img = await loadImage(`/api/structures/${s.id}/mask.nii?version=${s.version}`, `${s.id}.nii`);
+  img.setColormapLabel(labelColormap(s.color, s.name));
+  img.__version = s.version;
+  return img;
+}
+
+function setOpacityFor(id) {
+  const img = state.overlays.get(id);
+  if (!img) return;
+  const vis = state.visible.get(id) !== false && id !== state.editId;
+  img.opacity = vis ? 0.4 : 0;
+}
+
+function applyVisibility(id) {
+  setOpacityFor(id);
+  nv.updateGLVolume();
+}
+
+function toggleVisible(id, on) {
+  state.visible.set(id, on);
+  applyVisibility(id);
+  if (id === state.editId) nv.setDrawOpacity(on ? 0.6 : 0);
+}
+
+// Loads the overlays whose version changed; one GPU upload for all of them (NiiVue
+// re-blends every overlay on each update, which is slow for many large masks).
+async function syncOverlays() {
+  for (const s of state.structures)  // the body outline hides the anatomy: off until asked for
+    if (!state.visible.has(s.id)) state.visible.set(s.id, s.type !== 'EXTERNAL');
+  const ids = new Set(state.structures.map((s) => s.id));
+  let changed = false;
+  for (const [id, img] of state.overlays) {
+    if (!ids.has(id)) {
+      nv.volumes.splice(nv.volumes.indexOf(img), 1);
+      state.overlays.delete(id);
+      changed = true;
+    }
+  }
+  const fresh = await Promise.all(state.structures
+    .filter((s) => !state.overlays.has(s.id) || state.overlays.get(s.id).__version !== s.version)
+    .map(async (s) => [s.id, await fetchOverlay(s)]));
+  for (const [id, img] of fresh) {
+    const old = state.overlays.get(id);
+    if (old) nv.volumes[nv.volumes.indexOf(old)] = img;
+    else nv.volumes.push(img);
+    state.overlays.set(id, img);
+    changed = true;
+  }
+  for (const s of state.structures) setOpacityFor(s.id);
+  if (changed) commitVolumes();
+  else nv.updateGLVolume();
+}
+
+// After editing nv.volumes directly: what Niivue.setVolume() does, once.
+function commitVolumes() {
+  nv.back = nv.volumes[0];
+  nv.overlays = nv.volumes.slice(1);
+  nv.updateGLVolume();
+}
+
+// ---------------------------------------------------------------------------------------
+// Editing: drawing layer, undo/redo as sparse diffs
+
+function drawing() {
+  return nv.drawBitmap;
+}
+
+function recordStep(label) {
+  const cur = drawing();
+  if (!cur || !state.shadow) return false;
+  const sh = state.shadow;
+  let n = 0;
+  for (let i = 0; i < cur.length; i++) if (cur[i] !== sh[i]) n++;
+  if (n === 0) return false;
+  const idx = new Uint32Array(n);
+  const before = new Uint8Array(n);
+  const after = new Uint8Array(n);
+  let k = 0;
+  for (let i = 0; i < cur.length; i++) {
+    if (cur[i] !== sh[i]) {
+      idx[k] = i;
+      before[k] = sh[i];
+      after[k] = cur[i];
+      sh[i] = cur[i];
+      k++;
+    }
+  }
+  state.undo.push({ label, idx, before, after });
+  if (state.undo.length > UNDO_LIMIT) state.undo.shift();
+  state.redo = [];
+  markDirty(label);
+  return true;
+}
+
+function markDirty(label) {
+  state.dirty = true;
+  if (label) state.pendingActions.push(label);
+  updateButtons();
+  renderStructures();
+}
+
+function applyDiff(step, useAfter) {
+  const cur = drawing();
+  const vals = useAfter ? step.after : step.before;
+  for (let k = 0; k < step.idx.length; k++) {
+    cur[step.idx[k]] = vals[k];
+    state.shadow[step.idx[k]] = vals[k];
+  }
+  nv.refreshDrawing(true);
+}
+
+function undo() {
+  const s = state.undo.pop();
+  if (!s) return;
+  applyDiff(s, false);
+  state.redo.push(s);
+  markDirty(`undo ${s.label}`);
+}
+
+function redo() {
+  const s = state.redo.pop();
+  if (!s) return;
+  applyDiff(s, true);
+  state.undo.push(s);
+  markDirty(`redo ${s.label}`);
+}
+
+function updateButtons() {
+  const editing = state.editId !== null;
+  $('btn-undo').disabled = !state.undo.length;
+  $('btn-redo').disabled = !state.redo.length;
+  $('btn-undo').textContent = `Undo (${state.undo.length})`;
+  $('btn-redo').textContent = `Redo (${state.redo.length})`;
+  for (const id of ['btn-margin', 'btn-bool', 'btn-smooth', 'btn-islands', 'btn-interp', 'btn-rename', 'btn-delete', 'btn-history'])
+    $(id).disabled = !editing;
+  $('btn-save').disabled = !state.dirty;
+  $('btn-save').textContent = state.dirty ? 'Save*' : 'Save';
+}
+
+async function startEdit(id) {
+  if (state.editId === id) return;
+  if (state.dirty) await save();
+  const s = structureById(id);
+  const prev = state.editId;
+  const img = await loadImage(`/api/structures/${id}/mask.nii?version=${s.version}`, `${id}.nii`);
+  if (!nv.loadDrawing(img)) throw new Error('the mask does not match the CT grid');
+  state.editId = id;
+  state.editBase = s.version;
+  state.shadow = drawing().slice();
+  state.undo = [];
+  state.redo = [];
+  state.dirty = false;
+  state.pendingActions = [];
+  // NiiVue's default drawing colours: value 1 is red.
+  nv.setDrawOpacity(state.visible.get(id) === false ? 0 : 0.6);
+  if (prev !== null) setOpacityFor(prev);
+  applyVisibility(id);
+  applyTool();
+  renderStructures();
+  updateButtons();
+  message(`editing ${s.name} (version ${s.version})`);
+}
+
+async function reloadDrawingFromServer(label) {
+  const s = structureById(state.editId);
+  const img = await loadImage(`/api/structures/${s.id}/mask.nii?version=${s.version}`, `${s.id}.nii`);
+  const before = drawing();
+  nv.loadDrawing(img);
+  // loadDrawing replaced the bitmap: diff the new content against the shadow.
+  recordStep(label);
+  state.dirty = false;
+  state.pendingActions = [];
+  void before;
+  updateButtons();
+}
+
+async function save() {
+  if (!state.editId || !state.dirty) return;
+  const s = structureById(state.editId);
+  const bytes = await nv.saveImage({ filename: '', isSaveDrawing: true });
+  if (!(bytes instanceof Uint8Array)) throw new Error('could not export the drawing');
+  const action = state.pendingActions.length ? state.pendingActions.join(', ').slice(0, 200) : 'edit';
+  setStatus('saving…');
+  try {
+    const r = await api('PUT', `/api/structures/${s.id}/mask?base_version=${state.editBase}&action=${encodeURIComponent(action)}`,
+      undefined, { binary: bytes });
+    state.editBase = r.version;
+    state.dirty = false;
+    state.pendingActions = [];
+    message(`saved ${r.name} as version ${r.version}`, 'ok');
+    await afterChange();
+  } catch (e) {
+    if (e.status === 409) {
+      message(`CONFLICT: ${e.message}`, 'err');
+      setStatus('conflict');
+    }
+    throw e;
+  }
+}
+
+async function afterChange() {
+  await refreshStructures();
+  const s = structureById(state.editId);
+  if (s) state.editBase = s.version;
+  await syncOverlays();
+  updateButtons();
+  await refreshDvh();
+  setStatus('ready');
+}
+
+async function serverEdit(body, label) {
+  if (!state.editId) return;
+  if (state.dirty) await save();
+  const s = structureById(state.editId);
+  setStatus(`${label}…`);
+  const r = await api('POST', `/api/structures/${s.id}/edit`, { base_version: state.editBase, ...body });
+  state.editBase = r.version;
+  await refreshStructures();
+  await reloadDrawingFromServer(r.action);
+  message(`${r.name}: ${r.action} -> version ${r.version} (${r.volume_cc.toFixed(1)} cc)`, 'ok');
+  await syncOverlays();
+  await refreshDvh();
+  setStatus('ready');
+}
+
+// Tools ------------------------------------------------------------------------------
+
+function voxelSizeMm() {
+  const b = nv.back;
+  return b && b.pixDimsRAS ? [b.pixDimsRAS[1], b.pixDimsRAS[2], b.pixDimsRAS[3]] : [1, 1, 1];
+}
+
+function applyTool() {
+  const t = state.tool;
+  document.querySelectorAll('[data-tool]').forEach((b) => b.classList.toggle('on', b.dataset.tool === t));
+  const sphere = $('brush-3d').checked;
+  const mm = Math.max(0.5, Number($('brush-mm').value) || 1);
+  const vs = voxelSizeMm();
+  nv.opts.penSize = Math.max(1, Math.round(mm / Math.min(vs[0], vs[1])));
+  const paint = state.editId !== null && (t === 'brush' || t === 'eraser') && !sphere;
+  nv.setDrawingEnabled(paint);
+  if (paint) nv.setPenValue(t === 'brush' ? 1 : 0, false);
+}
+
+function paintSphere() {
+  const cur = drawing();
+  const b = nv.back;
+  if (!cur || !b) return;
+  const dims = [b.dimsRAS[1], b.dimsRAS[2], b.dimsRAS[3]];
+  const vs = voxelSizeMm();
+  const frac = nv.scene.crosshairPos;
+  const c = [0, 1, 2].map((a) => Math.round(frac[a] * dims[a] - 0.5));
+  const r = Math.max(0.5, Number($('brush-mm').value) || 1) / 2;
+  const v = state.tool === 'brush' ? 1 : 0;
+  const ext = [0, 1, 2].map((a) => Math.ceil(r / vs[a]));
+  for (let z = Math.max(0, c[2] - ext[2]); z <= Math.min(dims[2] - 1, c[2] + ext[2]); z++)
+    for (let y = Math.max(0, c[1] - ext[1]); y <= Math.min(dims[1] - 1, c[1] + ext[1]); y++)
+      for (let x = Math.max(0, c[0] - ext[0]); x <= Math.min(dims[0] - 1, c[0] + ext[0]); x++) {
+        const dx = (x - c[0]) * vs[0], dy = (y - c[1]) * vs[1], dz = (z - c[2]) * vs[2];
+        if (dx * dx + dy * dy + dz * dz <= r * r) cur[x + dims[0] * (y + dims[1] * z)] = v;
+      }
+  nv.refreshDrawing(true);
+}
+
+function ctRAS() {
+  if (!state.ctRAS) {
+    const b = nv.back;
+    const [data] = b.getVolumeData([0, 0, 0], [b.dimsRAS[1] - 1, b.dimsRAS[2] - 1, b.dimsRAS[3] - 1], 'scaled');
+    state.ctRAS = data;
+  }
+  return state.ctRAS;
+}
+
+// Threshold-limited brush: newly painted voxels outside [lo, hi] HU are taken back.
+function clipToThreshold() {
+  if (!$('thr-on').checked || state.tool !== 'brush') return 0;
+  const lo = Number($('thr-lo').value), hi = Number($('thr-hi').value);
+  const cur = drawing(), sh = state.shadow, hu = ctRAS();
+  let n = 0;
+  for (let i = 0; i < cur.length; i++) {
+    if (cur[i] !== sh[i] && cur[i] > 0 && sh[i] === 0 && (hu[i] < lo || hu[i] > hi)) {
+      cur[i] = 0;
+      n++;
+    }
+  }
+  if (n) nv.refreshDrawing(true);
+  return n;
+}
+
+function endStroke() {
+  if (!state.editId) return;
+  const sphere = $('brush-3d').checked;
+  clipToThreshold();
+  const label = `${state.tool === 'brush' ? 'brush' : 'eraser'}${sphere ? ' 3D' : ''} ${$('brush-mm').value} mm` +
+    ($('thr-on').checked && state.tool === 'brush' ? ` HU ${$('thr-lo').value}..${$('thr-hi').value}` : '');
+  recordStep(label);
+}
+
+// ---------------------------------------------------------------------------------------
+// Dose and DVH
+
+async function loadDose() {
+  const d = state.info.dose;
+  if (!d) {
+    $('dose-info').textContent = 'no dose in this case';
+    $('dose-wash').disabled = true;
+    $('dose-iso').disabled = true;
+    return;
+  }
+  for (const v of [state.dose, state.isodose]) if (v) nv.volumes.splice(nv.volumes.indexOf(v), 1);
+  const img = await loadImage(`${d.url}?g=${d.generation}`, d.name);
+  img.colormap = 'jet';
+  img.cal_min = 0.1 * d.max_gy;
+  img.cal_max = d.max_gy;
+  img.opacity = $('dose-wash').checked ? 0.3 : 0;
+  nv.volumes.splice(1, 0, img);
+  state.dose = img;
+  const r = await fetch(`${d.isodose_url}?g=${d.generation}`, { headers: { 'X-Isoline-Token': token } });
+  const levels = JSON.parse(r.headers.get('X-Isodose-Levels-Gy') || '[]');
+  const iso = await NVImage.new(await r.arrayBuffer(), 'isodose.nii');
+  const cols = [[0, 0, 0], [80, 120, 255], [0, 220, 0], [255, 230, 0], [255, 40, 40]];
+  iso.setColormapLabel({ R: cols.map((c) => c[0]), G: cols.map((c) => c[1]), B: cols.map((c) => c[2]),
+                         A: [0, 255, 255, 255, 255], I: [0, 1, 2, 3, 4],
+                         labels: ['', ...levels.map((g) => `${g.toFixed(1)} Gy`)] });
+  iso.opacity = $('dose-iso').checked ? 1 : 0;
+  nv.volumes.splice(2, 0, iso);
+  state.isodose = iso;
+  // keep the drawing-free overlays above the dose
+  commitVolumes();
+  $('dose-info').innerHTML = `max ${d.max_gy.toFixed(2)} Gy · isodose ` +
+    levels.map((g, i) => `<span style="color:rgb(${cols[i + 1].join(',')})">${g.toFixed(1)}</span>`).join(' ') + ' Gy';
+  nv.updateGLVolume();
+}
+
+async function refreshDvh() {
+  const c = $('dvh');
+  const g = c.getContext('2d');
+  g.clearRect(0, 0, c.width, c.height);
+  if (!state.info || !state.info.dose) {
+    g.fillStyle = '#888';
+    g.fillText('DVH: no dose', 10, 20);
+    return;
+  }
+  const d = await api('GET', '/api/dvh');
+  const L = 34, B = 22, W = c.width - L - 6, H = c.height - B - 6;
+  g.strokeStyle = '#666';
+  g.strokeRect(L, 6, W, H);
+  g.fillStyle = '#aaa';
+  g.font = '10px sans-serif';
+  for (let i = 0; i <= 4; i++) {
+    g.fillText(`${i * 25}%`, 4, 6 + H - (i / 4) * H + 3);
+    g.fillText(`${((i / 4) * d.max_gy).toFixed(0)}`, L + (i / 4) * W - 6, c.height - 8);
+  }
+  g.fillText('Gy', L + W - 14, c.height - 8);
+  for (const cv of d.curves || []) {
+    g.strokeStyle = `rgb(${cv.color.join(',')})`;
+    g.beginPath();
+    cv.dose_gy.forEach((x, i) => {
+      const px = L + (x / d.max_gy) * W, py = 6 + H - cv.fraction[i] * H;
+      if (i === 0) g.moveTo(px, py); else g.lineTo(px, py);
+    });
+    g.stroke();
+  }
+  window.app.dvh = d;
+}
+
+async function reestimateDose() {
+  const p = $('dose-progress');
+  try {
+    const r = await api('POST', '/api/dose/estimate', {});
+    p.hidden = false;
+    for (;;) {
+      await new Promise((res) => setTimeout(res, 500));
+      const j = await api('GET', `/api/jobs/${r.job}`);
+      p.value = j.fraction;
+      setStatus(`dose ${Math.round(j.fraction * 100)}% ${j.detail || ''}`);
+      if (j.state === 'failed') throw new Error(j.error);
+      if (j.state === 'done') break;
+    }
+    state.info = await api('GET', '/api/case');
+    await loadDose();
+    await refreshDvh();
+    message('dose re-estimated', 'ok');
+  } finally {
+    p.hidden = true;
+    setStatus('ready');
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Approval, history, structure management
+
+async function approve() {
+  if (state.dirty) await save();
+  const versions = {};
+  for (const s of state.structures) versions[s.id] = s.version;
+  setStatus('approving…');
+  const r = await api('POST', '/api/approve', { reviewer: reviewer(), versions });
+  window.app.lastApproval = r;
+  const edited = r.structures.filter((s) => s.generation_algorithm !== 'AUTOMATIC').map((s) => s.name);
+  message(`approved by ${r.reviewer}: ${r.rtstruct || r.rtstruct_error} (edited: ${edited.join(', ') || 'none'})`, 'ok');
+  setStatus('approved');
+}
+
+async function showHistory() {
+  if (!state.editId) return;
+  const list = await api('GET', `/api/history?structure=${state.editId}`);
+  const h = $('history');
+  h.innerHTML = '<b>History</b>';
+  for (const v of list.slice().reverse()) {
+    const d = document.createElement('div');
+    d.textContent = `v${v.version} ${v.time} ${v.author}: ${v.action} (${v.volume_cc.toFixed(1)} cc)`;
+    if (v.version !== state.editBase && !v.deleted) {
+      const b = document.createElement('button');
+      b.textContent = 'restore';
+      b.addEventListener('click', () => guard(async () => {
+        if (state.dirty) await save();
+        const r = await api('POST', `/api/structures/${state.editId}/revert`, { base_version: state.editBase, version: v.version });
+        state.editBase = r.version;
+        await refreshStructures();
+        await reloadDrawingFromServer(`restore v${v.version}`);
+        await syncOverlays();
+        await showHistory();
+      }));
+      d.appendChild(b);
+    }
+    h.appendChild(d);
+  }
+}
+
+async function createStructure() {
+  const name = $('new-name').value.trim();
+  if (!name) throw new Error('type a name for the new structure');
+  const r = await api('POST', '/api/structures', { name });
+  await refreshStructures();
+  await syncOverlays();
+  await startEdit(r.id);
+  message(`created ${r.name}`, 'ok');
+}
+
+async function renameStructure() {
+  const name = $('new-name').value.trim();
+  if (!name || !state.editId) throw new Error('select a structure and type the new name in the box');
+  if (state.dirty) await save();
+  const r = await api('POST', `/api/structures/${state.editId}/rename`, { base_version: state.editBase, name });
+  state.editBase = r.version;
+  message(`renamed to ${r.name}`, 'ok');
+  await afterChange();
+}
+
+async function deleteStructure() {
+  const s = structureById(state.editId);
+  if (!s || !confirm(`Delete ${s.name}? (its history is kept)`)) return;
+  await api('DELETE', `/api/structures/${s.id}`, { base_version: state.editBase });
+  nv.closeDrawing();
+  state.editId = null;
+  state.dirty = false;
+  state.undo = [];
+  state.redo = [];
+  message(`deleted ${s.name}`, 'ok');
+  await afterChange();
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function guard(fn) {
+  if (state.busy) return;
+  state.busy = true;
+  try {
+    await fn();
+  } catch (e) {
+    message(e.message || String(e), 'err');
+    if (e.status !== 409) setStatus('error');
+    window.app.lastError = e.message || String(e);
+  } finally {
+    state.busy = false;
+  }
+}
+
+function wire() {
+  document.querySelectorAll('[data-view]').forEach((b) => b.addEventListener('click', () => setView(b.dataset.view)));
+  document.querySelectorAll('[data-preset]').forEach((b) => b.addEventListener('click', () => {
+    const p = PRESETS[b.dataset.preset];
+    setWindow(p.w, p.l);
+  }));
+  $('win-w').addEventListener('change', () => setWindow(Number($('win-w').value), Number($('win-l').value)));
+  $('win-l').addEventListener('change', () => setWindow(Number($('win-w').value), Number($('win-l').value)));
+  $('drag-mode').addEventListener('change', () => nv.setDragMode($('drag-mode').value));
+  $('btn-reset-view').addEventListener('click', () => { nv.setPan2Dxyzmm([0, 0, 0, 1]); nv.drawScene(); });
+  document.querySelectorAll('[data-tool]').forEach((b) => b.addEventListener('click', () => {
+    state.tool = b.dataset.tool;
+    applyTool();
+  }));
+  for (const id of ['brush-mm', 'brush-3d']) $(id).addEventListener('change', applyTool);
+  $('margin-per-dir').addEventListener('change', () => { $('margin-dirs').hidden = !$('margin-per-dir').checked; });
+  $('btn-undo').addEventListener('click', undo);
+  $('btn-redo').addEventListener('click', redo);
+  $('btn-interp').addEventListener('click', () => {
+    nv.interpolateMaskSlices();
+    if (!recordStep('fill between slices')) message('fill between slices: nothing to interpolate (paint two slices first)');
+  });
+  $('btn-save').addEventListener('click', () => guard(save));
+  $('btn-approve').addEventListener('click', () => guard(approve));
+  $('btn-margin').addEventListener('click', () => guard(() => {
+    const body = { op: 'margin', mode: $('margin-mode').value };
+    if ($('margin-per-dir').checked) {
+      document.querySelectorAll('[data-dir]').forEach((i) => { body[i.dataset.dir] = Number(i.value); });
+    } else {
+      body.mm = Number($('margin-mm').value);
+    }
+    return serverEdit(body, 'margin');
+  }));
+  $('btn-bool').addEventListener('click', () => guard(() =>
+    serverEdit({ op: 'boolean', operation: $('bool-op').value, other: $('bool-other').value }, 'boolean')));
+  $('btn-smooth').addEventListener('click', () => guard(() =>
+    serverEdit({ op: 'smooth', sigma_mm: Number($('smooth-mm').value) }, 'smooth')));
+  $('btn-islands').addEventListener('click', () => guard(() =>
+    serverEdit({ op: 'remove_islands', min_cc: Number($('islands-cc').value) }, 'remove islands')));
+  $('btn-create').addEventListener('click', () => guard(createStructure));
+  $('btn-rename').addEventListener('click', () => guard(renameStructure));
+  $('btn-delete').addEventListener('click', () => guard(deleteStructure));
+  $('btn-history').addEventListener('click', () => guard(showHistory));
+  $('btn-reestimate').addEventListener('click', () => guard(reestimateDose));
+  $('dose-wash').addEventListener('change', () => { if (state.dose) { state.dose.opacity = $('dose-wash').checked ? 0.3 : 0; nv.updateGLVolume(); } });
+  $('dose-iso').addEventListener('change', () => { if (state.isodose) { state.isodose.opacity = $('dose-iso').checked ? 1 : 0; nv.updateGLVolume(); } });
+
+  const canvas = $('gl');
+  canvas.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0 || !state.editId || state.tool === 'none') return;
+    state.painting = true;
+    if ($('brush-3d').checked) setTimeout(paintSphere, 0);
+  });
+  window.addEventListener('pointerup', () => {
+    if (!state.painting) return;
+    state.painting = false;
+    setTimeout(endStroke, 0);
+  });
+  nv.onLocationChange = (d) => {
+    $('loc').textContent = d && d.string ? d.string : '';
+    if (state.painting && $('brush-3d').checked) paintSphere();
+  };
+  window.addEventListener('keydown', (e) => {
+    if (e.target.tagName === 'INPUT') return;
+    if ((e.ctrlKey || e.metaKey) && e.key === 'z') { e.preventDefault(); e.shiftKey ? redo() : undo(); }
+    if ((e.ctrlKey || e.metaKey) && e.key === 'y') { e.preventDefault(); redo(); }
+    if ((e.ctrlKey || e.metaKey) && e.key === 's') { e.preventDefault(); guard(save); }
+  });
+  window.addEventListener('beforeunload', (e) => { if (state.dirty) { e.preventDefault(); e.returnValue = ''; } });
+}
+
+async function main() {
+  window.__status = 'loading';
+  const t0 = performance.now();
+  const mark = (what) => { window.app.timings[what] = Math.round(performance.now() - t0); };
+  window.app.timings = {};
+  try {
+    wire();
+    const px = Number(new URLSearchParams(location.search).get('canvas'));
+    if (px >= 200 && px <= 2000) {  // smaller canvas for headless tests (software WebGL)
+      $('gl-box').style.width = `${px}px`;
+      $('gl-box').style.height = `${px}px`;
+    }
+    await nv.attachTo('gl');
+    mark('attach');
+    state.info = await api('GET', '/api/case');
+    $('case-name').textContent = state.info.case;
+    if (!$('reviewer').value) $('reviewer').value = state.info.author;
+    const ct = await loadImage(state.info.ct.url, state.info.ct.name);
+    ct.colormap = 'gray';
+    nv.addVolume(ct);
+    setWindow(PRESETS.soft.w, PRESETS.soft.l);
+    mark('ct');
+    await loadDose();
+    mark('dose');
+    state.structures = await api('GET', '/api/structures');
+    await syncOverlays();
+    mark('structures');
+    renderStructures();
+    setView('multi');
+    updateButtons();
+    await refreshDvh();
+    $('btn-reestimate').title = state.info.dose_estimator ? 'plan the achievable dose for the edited targets'
+      : 'not available in this build (no planning entry point yet)';
+    mark('ready');
+    setStatus('ready');
+    window.__status = 'ready';
+  } catch (e) {
+    setStatus('error');
+    message(e.stack || String(e), 'err');
+    window.__status = `error: ${e.stack || e}`;
+  }
+}
+
+main();
