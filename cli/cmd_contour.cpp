@@ -1,0 +1,124 @@
+// isoline contour <CT> --out rs.dcm|masks-dir: automatic head-and-neck contouring.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "isoline/contouring/contour.h"
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/rtstruct.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::cli {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+std::vector<std::string> split_list(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    std::stringstream ss(v);
+    std::string item;
+    while (std::getline(ss, item, ','))
+      if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+int run_contour(const Args& args, const Context& ctx) {
+  const std::string in = args.positional(0);
+  const std::string out = args.value("--out");
+  std::error_code ec;
+  if (!fs::exists(in, ec)) core::fail<core::IoError>("contour", in, "no such file or directory");
+  const bool rtstruct_out = ends_with(out, ".dcm");
+
+  contouring::ContourOptions opt;
+  opt.structures = split_list(args.get_all("--structures"));
+  opt.device = core::parse_device(args.value("--device"));
+  if (auto m = args.get("--model")) opt.model_card = *m;
+
+  core::Progress progress(ctx.progress, "contour");
+  rtstruct::CtSeries series;
+  core::Image ct;
+  const bool dicom = !core::is_image_path(in);
+  if (dicom) {
+    series = rtstruct::read_ct_series(in, {}, progress.sub(0, 0.1, "read CT"));
+    ct = series.image;
+    for (const auto& w : series.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
+  } else {
+    if (rtstruct_out)
+      core::fail<core::InvalidInput>("contour", out,
+                                     "an RT-STRUCT must reference a DICOM CT series; give a DICOM CT "
+                                     "directory, or a directory for NIfTI masks as --out");
+    ct = core::read_image(in);
+  }
+  contouring::ContourResult r = contouring::contour(ct, opt, progress.sub(0.1, 0.9, "segment"));
+
+  for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
+  if (!args.quiet) {
+    std::printf("model %s %s\n", r.model_name.c_str(), r.model_version.c_str());
+    std::printf("%-14s %10s %10s  %s\n", "structure", "volume cc", "confidence", "flags");
+    for (const auto& q : r.quality) {
+      std::string flags;
+      for (const auto& f : q.flags) flags += (flags.empty() ? "" : "; ") + f;
+      std::printf("%-14s %10.1f %10.2f  %s\n", q.name.c_str(), q.volume_cc, q.confidence,
+                  flags.empty() ? "-" : flags.c_str());
+    }
+  }
+  if (rtstruct_out) {
+    rtstruct::RtStructWriteOptions wo;
+    wo.algorithm_name = "Isoline " + r.model_name;
+    wo.structure_set_label = "AUTO";
+    wo.series_description = "Isoline auto-contours (review required)";
+    auto res = rtstruct::write_rtstruct(r.structures, series, out, wo, progress.sub(0.9, 1.0, "write"));
+    for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());
+    if (!args.quiet) std::printf("wrote %s (%zu ROIs, %zu contours)\n", out.c_str(), res.num_rois, res.num_contours);
+  } else {
+    core::write_mask_dir(r.structures, out);
+    if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), out.c_str());
+  }
+  if (auto md = args.get("--masks")) {
+    core::write_mask_dir(r.structures, *md);
+    if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), md->c_str());
+  }
+  progress.done();
+  return 0;
+}
+
+}  // namespace
+
+Command make_contour_command() {
+  Command c;
+  c.name = "contour";
+  c.summary = "auto-contour head-and-neck organs at risk, targets and Body on a CT";
+  c.description =
+      "Segments Brainstem, SpinalCord, parotids, Esophagus, Larynx, Mandible, PTV70/63/56\n"
+      "(trained on OpenKBP) and the Body on a planning CT (DICOM directory or NIfTI), in any\n"
+      "orientation. --out FILE.dcm writes an RT-STRUCT referencing the CT (DICOM input only);\n"
+      "any other --out is a directory of NIfTI masks. Every ROI carries quality flags (confidence,\n"
+      "unusual volume or position, missing) in its description; a CT outside the model's scope\n"
+      "(e.g. a chest CT) is reported with a warning. Auto-contours must be reviewed.";
+  c.positionals = {{"CT", "DICOM CT directory/file or NIfTI/NRRD/MetaImage CT in HU"}};
+  c.options = {
+      {"--out", "PATH", "RT-STRUCT file (.dcm) or masks directory", true},
+      {"--masks", "DIR", "also write NIfTI masks to DIR"},
+      {"--structures", "LIST", "comma-separated structures (default: all + Body)", false, "", true},
+      {"--device", "DEV", "cpu or cuda", false, "cpu"},
+      {"--model", "JSON", "model card (default: the shipped model, or $ISOLINE_MODEL)"},
+  };
+  c.run = run_contour;
+  return c;
+}
+
+}  // namespace isoline::cli

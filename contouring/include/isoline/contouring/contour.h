@@ -1,0 +1,61 @@
+// Automatic contouring of head-and-neck organs at risk and targets on a planning CT.
+//
+// Pipeline: resample the CT (any orientation) onto the model grid (LPS identity direction,
+// model spacing), crop to the body, run the 2.5D network slice by slice, resample each
+// structure's probabilities back onto the CT grid (only around the structure), threshold,
+// post-process (largest components, hole filling, left/right check), add the Body by a
+// classic threshold + morphology method, and attach quality flags.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "isoline/contouring/model.h"
+#include "isoline/core/device.h"
+#include "isoline/core/image.h"
+#include "isoline/core/progress.h"
+#include "isoline/core/structure.h"
+
+namespace isoline::contouring {
+
+struct ContourOptions {
+  /// Structures to produce (names from the model card, plus "Body"); empty = all + Body.
+  std::vector<std::string> structures;
+  core::Device device = core::Device::CPU;
+  /// Model card (.json); empty = default_model_card_path().
+  std::string model_card;
+  /// Slices per network call.
+  int batch = 16;
+};
+
+/// Per structure: what the reviewer should know.
+struct StructureQuality {
+  std::string name;
+  double confidence = 0;  ///< mean network probability inside the contour (0..1)
+  double volume_cc = 0;
+  std::vector<std::string> flags;  ///< empty = nothing unusual
+  /// One line for the report and the RT-STRUCT ROI description.
+  std::string summary() const;
+};
+
+struct ContourResult {
+  core::StructureSet structures;  ///< on the CT grid; description = quality summary
+  std::vector<StructureQuality> quality;
+  /// Whole-image warnings, e.g. anatomy outside the model's scope.
+  std::vector<std::string> warnings;
+  bool in_scope = true;
+  std::string model_name, model_version;
+};
+
+/// Contours `ct` (HU, int16 or float, any orientation). Throws InvalidInput (not a CT,
+/// unknown structure names), IoError (model missing), DeviceError (--device cuda without
+/// CUDA in LibTorch).
+ContourResult contour(const core::Image& ct, const ContourOptions& options = {},
+                      const core::Progress& progress = {});
+
+/// Body/External: HU above `threshold_hu`, morphological opening (couch and thin objects
+/// removed), largest connected component, holes filled slice by slice. On the CT grid.
+core::Image body_mask(const core::Image& ct, double threshold_hu = -350.0,
+                      double opening_mm = 4.0);
+
+}  // namespace isoline::contouring

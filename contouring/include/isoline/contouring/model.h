@@ -1,0 +1,50 @@
+// Model card of a contouring network: what the C++ inference needs to reproduce the
+// training pre-processing (structure order, model grid, intensity window) plus provenance
+// and the measured validation figures. Stored as JSON beside the TorchScript file.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "isoline/core/geometry.h"
+
+namespace isoline::contouring {
+
+/// Usual range of a structure in the training data (from the model card), used by the
+/// quality flags.
+struct ExpectedRange {
+  double volume_cc_min = 0, volume_cc_max = 0;
+  /// Centroid offset from the body's in-plane bounding-box centre, LPS x and y (mm).
+  double dx_min = 0, dx_max = 0, dy_min = 0, dy_max = 0;
+  bool known = false;
+};
+
+struct ModelCard {
+  std::string card_path;   ///< the .json read
+  std::string model_path;  ///< the TorchScript file (resolved beside the card)
+  std::string name;
+  std::string version;
+  std::vector<std::string> structures;  ///< network output channels, in order
+  core::Vec3 spacing{3.906, 3.906, 2.5};  ///< model grid, mm (LPS identity direction)
+  int context = 2;                        ///< slices each side of the predicted one
+  double hu_min = -1000, hu_max = 1000, hu_scale = 500;  ///< input = clip(HU) / scale
+  double outside_hu = -1000;
+  int multiple_of = 16;
+  double threshold = 0.5;
+  double body_threshold_hu = -500;
+  std::map<std::string, ExpectedRange> expected;
+  std::string scope;
+
+  int channels() const { return 2 * context + 1; }
+};
+
+/// Reads a model card. Throws IoError (unreadable) or InvalidInput (missing fields).
+ModelCard load_model_card(const std::string& json_path);
+
+/// The model card used when none is given: $ISOLINE_MODEL (a .json) when set, else the
+/// card shipped in the source tree (contouring/models/).
+std::string default_model_card_path();
+
+}  // namespace isoline::contouring

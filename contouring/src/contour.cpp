@@ -1,0 +1,369 @@
+// Auto-contouring pipeline (see contour.h). No LibTorch here: the network sits behind
+// detail::Network (network_torch.cpp); no ITK either (core's mask operations and body.cpp).
+#include "isoline/contouring/contour.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <set>
+
+#include "isoline/core/error.h"
+#include "isoline/core/mask_ops.h"
+#include "network.h"
+
+namespace isoline::contouring {
+
+using core::Geometry;
+using core::Image;
+using core::PixelType;
+using core::Vec3;
+
+namespace {
+
+constexpr const char* kOp = "contour";
+const char* const kBody = "Body";
+
+std::string fmt(const char* f, double a) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, a);
+  return b;
+}
+
+// Axis-aligned (LPS identity) grid with the model spacing covering the CT's voxel centres.
+Geometry model_grid(const Geometry& ct, const Vec3& spacing) {
+  Vec3 lo{std::numeric_limits<double>::max(), std::numeric_limits<double>::max(),
+          std::numeric_limits<double>::max()};
+  Vec3 hi{-lo[0], -lo[1], -lo[2]};
+  for (int c = 0; c < 8; ++c) {
+    Vec3 idx{(c & 1) ? double(ct.size[0] - 1) : 0.0, (c & 2) ? double(ct.size[1] - 1) : 0.0,
+             (c & 4) ? double(ct.size[2] - 1) : 0.0};
+    Vec3 w = ct.index_to_world(idx);
+    for (int a = 0; a < 3; ++a) {
+      lo[a] = std::min(lo[a], w[a]);
+      hi[a] = std::max(hi[a], w[a]);
+    }
+  }
+  Geometry g;
+  g.spacing = spacing;
+  g.origin = lo;
+  g.direction = core::kIdentity3;
+  for (int a = 0; a < 3; ++a)
+    g.size[a] = static_cast<std::int64_t>(std::floor((hi[a] - lo[a]) / spacing[a] + 1e-6)) + 1;
+  return g;
+}
+
+// Sub-grid of `ct` (same spacing/direction) covering the world box of model-grid voxels
+// [lo, hi] (inclusive) plus `pad` CT voxels; start index returned in `start`.
+Geometry ct_subgrid(const Geometry& ct, const Geometry& mg, const std::array<std::int64_t, 6>& bb,
+                    int pad, core::Index3& start) {
+  std::array<double, 3> mn{1e300, 1e300, 1e300}, mx{-1e300, -1e300, -1e300};
+  for (int c = 0; c < 8; ++c) {
+    Vec3 idx{double((c & 1) ? bb[3] + 1 : bb[0] - 1), double((c & 2) ? bb[4] + 1 : bb[1] - 1),
+             double((c & 4) ? bb[5] + 1 : bb[2] - 1)};
+    Vec3 ci = ct.world_to_index(mg.index_to_world(idx));
+    for (int a = 0; a < 3; ++a) {
+      mn[a] = std::min(mn[a], ci[a]);
+      mx[a] = std::max(mx[a], ci[a]);
+    }
+  }
+  Geometry sub = ct;
+  for (int a = 0; a < 3; ++a) {
+    std::int64_t s = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::floor(mn[a])) - pad);
+    std::int64_t e = std::min<std::int64_t>(ct.size[a] - 1, static_cast<std::int64_t>(std::ceil(mx[a])) + pad);
+    if (e < s) e = s;
+    start[a] = s;
+    sub.size[a] = e - s + 1;
+  }
+  sub.origin = ct.index_to_world({double(start[0]), double(start[1]), double(start[2])});
+  return sub;
+}
+
+struct PostSpec {
+  int components = 1;        // largest components kept
+  double min_fraction = 0;   // ... and only those >= this fraction of the largest
+};
+
+PostSpec post_spec(const std::string& name) {
+  if (name.rfind("PTV", 0) == 0 || name.rfind("CTV", 0) == 0 || name.rfind("GTV", 0) == 0)
+    return {4, 0.1};  // targets may be multi-focal (primary + nodes)
+  return {1, 0.0};
+}
+
+}  // namespace
+
+std::string StructureQuality::summary() const {
+  std::string s = "auto-contour; confidence " + fmt("%.2f", confidence) + "; " +
+                  fmt("%.1f cc", volume_cc) + "; ";
+  if (flags.empty()) return s + "flags: none";
+  s += "CHECK:";
+  for (std::size_t i = 0; i < flags.size(); ++i) s += (i ? "; " : " ") + flags[i];
+  return s;
+}
+
+ContourResult contour(const Image& ct_in, const ContourOptions& options, const core::Progress& progress) {
+  if (ct_in.empty()) core::fail<core::InvalidInput>(kOp, "CT", "image is empty");
+  ct_in.geometry().validate("CT");
+  if (ct_in.pixel_type() == PixelType::UInt8)
+    core::fail<core::InvalidInput>(kOp, "CT", "image is uint8 (a mask?), expected Hounsfield units");
+  const ModelCard card = load_model_card(options.model_card.empty() ? default_model_card_path()
+                                                                    : options.model_card);
+  // Which structures.
+  std::vector<std::string> wanted = options.structures;
+  bool want_body = wanted.empty();
+  if (wanted.empty()) wanted = card.structures;
+  std::vector<int> channels;
+  std::vector<std::string> names;
+  for (const auto& w : wanted) {
+    if (w == kBody || w == "External" || w == "BODY") {
+      want_body = true;
+      continue;
+    }
+    auto it = std::find(card.structures.begin(), card.structures.end(), w);
+    if (it == card.structures.end()) {
+      std::string avail;
+      for (const auto& s : card.structures) avail += " " + s;
+      core::fail<core::InvalidInput>(kOp, w, "unknown structure; the model provides:" + avail + " Body");
+    }
+    channels.push_back(static_cast<int>(it - card.structures.begin()));
+    names.push_back(w);
+  }
+  if (options.device == core::Device::CUDA && !detail::torch_cuda_available())
+    core::fail<core::DeviceError>(kOp, "--device cuda",
+                                  "the linked LibTorch has no CUDA support or no GPU is visible "
+                                  "(Debian's libtorch is CPU-only); use --device cpu");
+  ContourResult result;
+  result.model_name = card.name;
+  result.model_version = card.version;
+  const Image ct = ct_in.pixel_type() == PixelType::Int16 ? ct_in : ct_in.cast(PixelType::Int16);
+  const Geometry& cg = ct.geometry();
+  result.structures = core::StructureSet(cg);
+
+  // 1. Model grid (orientation-independent: always LPS identity).
+  progress.update(0.0, "resampling to the model grid");
+  const Geometry mg = model_grid(cg, card.spacing);
+  const Image m = core::resample(ct, mg, core::Interpolation::Linear, card.outside_hu);
+  const std::int16_t* hu = m.data<std::int16_t>();
+  const auto nx = mg.size[0], ny = mg.size[1], nz = mg.size[2];
+
+  // 2. Body on the model grid -> crop box and scope checks.
+  Image mbody(mg, PixelType::UInt8);
+  {
+    std::uint8_t* b = mbody.data<std::uint8_t>();
+    for (std::size_t v = 0; v < m.num_voxels(); ++v) b[v] = hu[v] > card.body_threshold_hu ? 1 : 0;
+    mbody = core::keep_largest_components(mbody, 1);
+  }
+  auto bbox = core::bounding_box(mbody);
+  if (!bbox) core::fail<core::InvalidInput>(kOp, "CT", "no body found (nothing above " +
+                                                           fmt("%.0f", card.body_threshold_hu) + " HU): not a CT in HU?");
+  double lung_slice_fraction = 0;
+  // Scope: a head-and-neck scan has lung-density tissue (-950..-400 HU) in its lowest slices
+  // only; a chest CT has it in most slices. Per slice: lung-density voxels / non-air voxels.
+  {
+    const double area_min_mm2 = 2000;  // slices with at least 20 cm^2 of non-air
+    int slices = 0, lung_slices = 0;
+    for (std::int64_t k = 0; k < nz; ++k) {
+      std::size_t nonair = 0, lung = 0;
+      for (std::int64_t j = 0; j < ny; ++j)
+        for (std::int64_t i = 0; i < nx; ++i) {
+          const auto v = hu[mg.offset(i, j, k)];
+          if (v > -950) {
+            ++nonair;
+            if (v < -400) ++lung;
+          }
+        }
+      if (double(nonair) * mg.spacing[0] * mg.spacing[1] < area_min_mm2) continue;
+      ++slices;
+      if (double(lung) > 0.2 * double(nonair)) ++lung_slices;
+    }
+    const double frac = slices ? double(lung_slices) / double(slices) : 1.0;
+    const double z_extent = double((*bbox)[5] - (*bbox)[2] + 1) * mg.spacing[2];
+    const double width = double((*bbox)[3] - (*bbox)[0] + 1) * mg.spacing[0];
+    lung_slice_fraction = frac;
+    if (width < 100 || z_extent < 60)
+      result.warnings.push_back("anatomy outside the model's scope? the body is only " + fmt("%.0f mm", width) +
+                                " wide and " + fmt("%.0f mm", z_extent) + " long (a partial or cropped scan)");
+  }
+  const double body_cx = mg.origin[0] + 0.5 * double((*bbox)[0] + (*bbox)[3]) * mg.spacing[0];
+  const double body_cy = mg.origin[1] + 0.5 * double((*bbox)[1] + (*bbox)[4]) * mg.spacing[1];
+  const std::int64_t i0 = std::max<std::int64_t>((*bbox)[0] - 4, 0), i1 = std::min<std::int64_t>((*bbox)[3] + 5, nx);
+  const std::int64_t j0 = std::max<std::int64_t>((*bbox)[1] - 4, 0), j1 = std::min<std::int64_t>((*bbox)[4] + 5, ny);
+  const std::int64_t k0 = (*bbox)[2], k1 = (*bbox)[5] + 1;
+  const int mult = std::max(1, card.multiple_of);
+  const int px = static_cast<int>((i1 - i0 + mult - 1) / mult * mult);
+  const int py = static_cast<int>((j1 - j0 + mult - 1) / mult * mult);
+
+  // 3. Network, batches of axial slices.
+  std::vector<Image> prob;
+  if (!channels.empty()) {
+    detail::Network net(card.model_path, options.device);
+    const int C = card.channels(), S = static_cast<int>(card.structures.size());
+    for (std::size_t s = 0; s < channels.size(); ++s) prob.emplace_back(mg, PixelType::Float32);
+    const float outside = static_cast<float>(std::clamp(card.outside_hu, card.hu_min, card.hu_max) / card.hu_scale);
+    const int B = std::max(1, options.batch);
+    const core::Progress pnet = progress.sub(0.05, 0.75, "network");
+    for (std::int64_t kb = k0; kb < k1; kb += B) {
+      const int nb = static_cast<int>(std::min<std::int64_t>(B, k1 - kb));
+      std::vector<float> in(static_cast<std::size_t>(nb) * C * px * py, outside);
+      for (int b = 0; b < nb; ++b)
+        for (int c = 0; c < C; ++c) {
+          const std::int64_t k = kb + b + c - card.context;
+          if (k < 0 || k >= nz) continue;
+          float* dst = in.data() + (static_cast<std::size_t>(b) * C + c) * px * py;
+          for (std::int64_t i = i0; i < i1; ++i)
+            for (std::int64_t j = j0; j < j1; ++j) {
+              double v = std::clamp<double>(hu[mg.offset(i, j, k)], card.hu_min, card.hu_max);
+              dst[(i - i0) * py + (j - j0)] = static_cast<float>(v / card.hu_scale);
+            }
+        }
+      std::vector<float> out = net.predict(in, nb, C, px, py, S);
+      for (int b = 0; b < nb; ++b)
+        for (std::size_t s = 0; s < channels.size(); ++s) {
+          const float* src = out.data() + (static_cast<std::size_t>(b) * S + channels[s]) * px * py;
+          float* dst = prob[s].data<float>();
+          for (std::int64_t i = i0; i < i1; ++i)
+            for (std::int64_t j = j0; j < j1; ++j)
+              dst[mg.offset(i, j, kb + b)] = src[(i - i0) * py + (j - j0)];
+        }
+      pnet.update(double(kb + nb - k0) / double(k1 - k0), "slices");
+    }
+  }
+
+  // 4. Per structure: back to the CT grid around the structure, threshold, post-process.
+  const core::Progress ppost = progress.sub(0.75, 0.95, "post-processing");
+  struct Info {
+    double cx = 0, cy = 0;
+    bool found = false;
+  };
+  std::vector<Info> info(names.size());
+  for (std::size_t s = 0; s < names.size(); ++s) {
+    ppost.update(double(s) / double(names.size() + 1), names[s]);
+    StructureQuality q;
+    q.name = names[s];
+    const float* p = prob[s].data<float>();
+    Image mm(mg, PixelType::UInt8);
+    std::uint8_t* mmp = mm.data<std::uint8_t>();
+    double psum = 0;
+    std::size_t pn = 0;
+    for (std::size_t v = 0; v < mm.num_voxels(); ++v)
+      if (p[v] >= card.threshold) {
+        mmp[v] = 1;
+        psum += p[v];
+        ++pn;
+      }
+    Image full(cg, PixelType::UInt8);
+    if (pn > 0) {
+      mm = core::keep_largest_components(mm, post_spec(names[s]).components, post_spec(names[s]).min_fraction);
+      auto bb = core::bounding_box(mm);
+      core::Index3 start{};
+      Geometry sub = ct_subgrid(cg, mg, *bb, 2, start);
+      Image sp = core::resample(prob[s], sub, core::Interpolation::Linear, 0.0);
+      Image sm(sub, PixelType::UInt8);
+      const float* spp = sp.data<float>();
+      std::uint8_t* smp = sm.data<std::uint8_t>();
+      for (std::size_t v = 0; v < sm.num_voxels(); ++v) smp[v] = spp[v] >= card.threshold ? 1 : 0;
+      const PostSpec ps = post_spec(names[s]);
+      sm = core::keep_largest_components(sm, ps.components, ps.min_fraction);
+      sm = core::fill_holes(sm, false);
+      std::uint8_t* fp = full.data<std::uint8_t>();
+      smp = sm.data<std::uint8_t>();
+      double sx = 0, sy = 0;
+      std::size_t cnt = 0;
+      for (std::int64_t k = 0; k < sub.size[2]; ++k)
+        for (std::int64_t j = 0; j < sub.size[1]; ++j)
+          for (std::int64_t i = 0; i < sub.size[0]; ++i)
+            if (smp[sub.offset(i, j, k)]) {
+              fp[cg.offset(i + start[0], j + start[1], k + start[2])] = 1;
+              Vec3 w = cg.index_to_world({double(i + start[0]), double(j + start[1]), double(k + start[2])});
+              sx += w[0];
+              sy += w[1];
+              ++cnt;
+            }
+      if (cnt) {
+        info[s] = {sx / double(cnt), sy / double(cnt), true};
+        q.volume_cc = double(cnt) * cg.voxel_volume_mm3() / 1000.0;
+      }
+      q.confidence = psum / double(pn);
+    }
+    if (!info[s].found) {
+      q.flags.push_back("missing: not found on this CT");
+    } else {
+      if (q.confidence < 0.75) q.flags.push_back("low confidence " + fmt("%.2f", q.confidence));
+      auto e = card.expected.find(names[s]);
+      if (e != card.expected.end() && e->second.known) {
+        const auto& r = e->second;
+        if (q.volume_cc < r.volume_cc_min || q.volume_cc > r.volume_cc_max)
+          q.flags.push_back("volume " + fmt("%.1f", q.volume_cc) + " cc outside usual " +
+                            fmt("%.1f", r.volume_cc_min) + "-" + fmt("%.1f cc", r.volume_cc_max));
+        const double dx = info[s].cx - body_cx, dy = info[s].cy - body_cy;
+        if (dx < r.dx_min || dx > r.dx_max || dy < r.dy_min || dy > r.dy_max)
+          q.flags.push_back("unusual position (" + fmt("%+.0f", dx) + fmt(", %+.0f mm from body centre)", dy));
+      }
+    }
+    core::Structure st;
+    st.name = names[s];
+    st.type = core::guess_structure_type(names[s]);
+    st.color = core::default_color(names[s], s);
+    st.mask = std::move(full);
+    result.quality.push_back(q);
+    result.structures.add(std::move(st));
+  }
+  // Left/right consistency: the right parotid lies on the patient's right (LPS -x).
+  for (std::size_t s = 0; s < names.size(); ++s) {
+    if (!info[s].found) continue;
+    const bool right = names[s].find("Right") != std::string::npos;
+    const bool left = names[s].find("Left") != std::string::npos;
+    if ((right && info[s].cx > body_cx + 5) || (left && info[s].cx < body_cx - 5))
+      result.quality[s].flags.push_back(std::string("left/right: centroid on the patient's ") +
+                                        (right ? "left" : "right") + " side");
+  }
+  // Scope: core head-and-neck organs should be found with confidence.
+  {
+    int weak = 0, total = 0;
+    for (std::size_t s = 0; s < names.size(); ++s)
+      if (names[s] == "Brainstem" || names[s] == "Mandible" || names[s] == "SpinalCord") {
+        ++total;
+        bool odd = false;  // a detection of implausible volume is not a landmark
+        for (const auto& f : result.quality[s].flags)
+          odd = odd || f.rfind("volume", 0) == 0;
+        if (!info[s].found || result.quality[s].confidence < 0.6 || odd) ++weak;
+      }
+    const int found = total - weak;
+    if (total > 0 && found == 0) {
+      result.warnings.push_back("anatomy outside the model's scope? none of Brainstem, Mandible, SpinalCord "
+                                "was found with confidence (the model is for " + card.scope + ")");
+    } else if (lung_slice_fraction > 0.6 && (total == 0 || found < 2)) {
+      // Head-and-neck scans reaching far into the thorax exist (up to ~80 % of slices with
+      // lung in OpenKBP), so lung alone is not enough: it must come with missing landmarks.
+      result.warnings.push_back("anatomy outside the model's scope? " + fmt("%.0f %%", 100 * lung_slice_fraction) +
+                                " of the slices are mostly lung and the head-and-neck landmarks are "
+                                "not found (a chest CT?); the model is for " + card.scope);
+    }
+  }
+  for (std::size_t s = 0; s < names.size(); ++s)
+    result.structures[s].description = result.quality[s].summary();
+  result.in_scope = result.warnings.empty();
+
+  // 5. Body.
+  if (want_body) {
+    ppost.update(double(names.size()) / double(names.size() + 1), "body");
+    core::Structure st;
+    st.name = kBody;
+    st.type = core::StructureType::External;
+    st.color = core::default_color(kBody, names.size());
+    st.mask = body_mask(ct);
+    StructureQuality q;
+    q.name = kBody;
+    q.confidence = 1.0;
+    q.volume_cc = st.mask.count_nonzero() * cg.voxel_volume_mm3() / 1000.0;
+    if (q.volume_cc <= 0) q.flags.push_back("missing: no body found");
+    st.description = "threshold -350 HU + morphology; " + fmt("%.1f cc", q.volume_cc);
+    result.quality.push_back(q);
+    result.structures.add(std::move(st));
+  }
+  progress.done();
+  return result;
+}
+
+}  // namespace isoline::contouring

@@ -1,0 +1,260 @@
+// Dice, HD95 and surface Dice via ITK Maurer distance maps on the surface voxels.
+#include "isoline/contouring/metrics.h"
+
+#include <itkSignedMaurerDistanceMapImageFilter.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/core/mask_ops.h"
+#include "itk_view.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::contouring {
+
+using core::Geometry;
+using core::Image;
+
+namespace {
+
+// Voxels of `m` (values != 0) with a 6-neighbour outside the mask or the grid.
+Image surface(const Image& m) {
+  const auto& g = m.geometry();
+  Image s(g, core::PixelType::UInt8);
+  const std::uint8_t* p = m.data<std::uint8_t>();
+  std::uint8_t* o = s.data<std::uint8_t>();
+  const std::int64_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
+  for (std::int64_t k = 0; k < nz; ++k)
+    for (std::int64_t j = 0; j < ny; ++j)
+      for (std::int64_t i = 0; i < nx; ++i) {
+        const std::size_t v = g.offset(i, j, k);
+        if (!p[v]) continue;
+        const bool edge = i == 0 || j == 0 || k == 0 || i == nx - 1 || j == ny - 1 || k == nz - 1 ||
+                          !p[v - 1] || !p[v + 1] || !p[v - nx] || !p[v + nx] ||
+                          !p[v - nx * ny] || !p[v + nx * ny];
+        o[v] = edge ? 1 : 0;
+      }
+  return s;
+}
+
+// Unsigned distance (mm) from every voxel to the nearest voxel of `set` (0 on it).
+std::vector<float> distance_to(const Image& set) {
+  using Mask = detail::ItkImage<std::uint8_t>;
+  using Dist = detail::ItkImage<float>;
+  auto f = itk::SignedMaurerDistanceMapImageFilter<Mask, Dist>::New();
+  auto in = detail::to_itk<std::uint8_t>(set);
+  f->SetInput(in);
+  f->SetUseImageSpacing(true);
+  f->SetSquaredDistance(false);
+  f->SetInsideIsPositive(false);
+  f->SetBackgroundValue(0);
+  f->Update();
+  const float* d = f->GetOutput()->GetBufferPointer();
+  const std::uint8_t* s = set.data<std::uint8_t>();
+  std::vector<float> out(set.num_voxels());
+  for (std::size_t v = 0; v < out.size(); ++v) out[v] = s[v] ? 0.0f : std::abs(d[v]);
+  return out;
+}
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * double(v.size() - 1);
+  const std::size_t lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  if (v[hi] == v[lo]) return v[lo];  // also keeps infinities finite-safe (no inf - inf)
+  return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
+}
+
+// Copy of `m` restricted to voxel box [lo, lo+size).
+Image crop(const Image& m, const core::Index3& lo, const core::Index3& size) {
+  Geometry g = m.geometry();
+  g.origin = g.index_to_world({double(lo[0]), double(lo[1]), double(lo[2])});
+  g.size = size;
+  Image out(g, core::PixelType::UInt8);
+  const std::uint8_t* p = m.data<std::uint8_t>();
+  std::uint8_t* o = out.data<std::uint8_t>();
+  for (std::int64_t k = 0; k < size[2]; ++k)
+    for (std::int64_t j = 0; j < size[1]; ++j)
+      for (std::int64_t i = 0; i < size[0]; ++i)
+        o[g.offset(i, j, k)] = p[m.geometry().offset(i + lo[0], j + lo[1], k + lo[2])] ? 1 : 0;
+  return out;
+}
+
+}  // namespace
+
+MaskAgreement compare_masks(const Image& pred, const Image& ref, double tolerance_mm) {
+  const char* op = "compare masks";
+  for (const Image* m : {&pred, &ref}) {
+    if (m->empty()) core::fail<core::InvalidInput>(op, "mask", "image is empty");
+    if (m->pixel_type() != core::PixelType::UInt8)
+      core::fail<core::InvalidInput>(op, "mask", "masks must be uint8");
+  }
+  if (!pred.geometry().same_grid(ref.geometry()))
+    core::fail<core::InvalidInput>(op, "masks", "prediction and reference are not on the same grid");
+  MaskAgreement r;
+  const double vv = ref.geometry().voxel_volume_mm3() / 1000.0;
+  const std::uint8_t* a = pred.data<std::uint8_t>();
+  const std::uint8_t* b = ref.data<std::uint8_t>();
+  std::size_t na = 0, nb = 0, nab = 0;
+  for (std::size_t v = 0; v < pred.num_voxels(); ++v) {
+    na += a[v] != 0;
+    nb += b[v] != 0;
+    nab += (a[v] != 0) && (b[v] != 0);
+  }
+  r.pred_cc = double(na) * vv;
+  r.ref_cc = double(nb) * vv;
+  if (na == 0 && nb == 0) {
+    r.dice = 1;
+    r.hd95_mm = 0;
+    r.surface_dice = 1;
+    return r;
+  }
+  r.dice = 2.0 * double(nab) / double(na + nb);
+  if (na == 0 || nb == 0) {
+    r.hd95_mm = std::numeric_limits<double>::infinity();
+    r.surface_dice = 0;
+    return r;
+  }
+  // Work in the bounding box of the union plus one voxel.
+  Image uni = core::mask_union(pred, ref);
+  auto bb = *core::bounding_box(uni);
+  core::Index3 lo, size;
+  for (int q = 0; q < 3; ++q) {
+    lo[q] = std::max<std::int64_t>(bb[q] - 1, 0);
+    const std::int64_t hi = std::min<std::int64_t>(bb[q + 3] + 1, ref.geometry().size[q] - 1);
+    size[q] = hi - lo[q] + 1;
+  }
+  // Surfaces are taken on the full grid (a mask touching the image border has a surface
+  // there), then cropped.
+  Image sp = crop(surface(pred), lo, size), sr = crop(surface(ref), lo, size);
+  std::vector<float> dp = distance_to(sp), dr = distance_to(sr);
+  const std::uint8_t* spp = sp.data<std::uint8_t>();
+  const std::uint8_t* srp = sr.data<std::uint8_t>();
+  std::vector<double> d_pr, d_rp;
+  for (std::size_t v = 0; v < sp.num_voxels(); ++v) {
+    if (spp[v]) d_pr.push_back(dr[v]);
+    if (srp[v]) d_rp.push_back(dp[v]);
+  }
+  r.hd95_mm = std::max(percentile(d_pr, 0.95), percentile(d_rp, 0.95));
+  std::size_t within = 0;
+  for (double d : d_pr) within += d <= tolerance_mm + 1e-9;
+  for (double d : d_rp) within += d <= tolerance_mm + 1e-9;
+  r.surface_dice = double(within) / double(d_pr.size() + d_rp.size());
+  return r;
+}
+
+namespace {
+
+std::string stem(const fs::path& p) {
+  std::string n = p.filename().string();
+  for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"}) {
+    const std::string e = ext;
+    if (n.size() > e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0) return n.substr(0, n.size() - e.size());
+  }
+  return "";
+}
+
+std::map<std::string, fs::path> mask_files(const fs::path& dir) {
+  std::map<std::string, fs::path> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) {
+      std::string s = stem(e.path());
+      if (!s.empty()) out[s] = e.path();
+    }
+  return out;
+}
+
+}  // namespace
+
+std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::string& ref_dir,
+                                   const std::vector<std::string>& structures, double tolerance_mm,
+                                   const core::Progress& progress) {
+  const char* op = "evaluate contours";
+  for (const auto& d : {pred_dir, ref_dir})
+    if (!fs::is_directory(d)) core::fail<core::IoError>(op, d, "not a directory");
+  // Cases: sub-directories of ref_dir present in pred_dir, or the two directories themselves.
+  std::vector<std::pair<std::string, fs::path>> cases;
+  if (mask_files(ref_dir).empty()) {
+    for (const auto& e : fs::directory_iterator(ref_dir))
+      if (e.is_directory() && fs::is_directory(fs::path(pred_dir) / e.path().filename()))
+        cases.emplace_back(e.path().filename().string(), e.path());
+    std::sort(cases.begin(), cases.end(), [](const auto& x, const auto& y) {
+      if (x.first.size() != y.first.size()) return x.first.size() < y.first.size();
+      return x.first < y.first;
+    });
+    if (cases.empty())
+      core::fail<core::InvalidInput>(op, ref_dir, "no mask files and no case sub-directories shared with " + pred_dir);
+  } else {
+    cases.emplace_back("", fs::path(ref_dir));
+  }
+  std::vector<EvalRow> rows;
+  for (std::size_t c = 0; c < cases.size(); ++c) {
+    progress.update(double(c) / double(cases.size()), cases[c].first);
+    const fs::path pdir = cases[c].first.empty() ? fs::path(pred_dir) : fs::path(pred_dir) / cases[c].first;
+    auto pf = mask_files(pdir), rf = mask_files(cases[c].second);
+    std::vector<std::string> names = structures;
+    if (names.empty())
+      for (const auto& [n, p] : pf) names.push_back(n);
+    for (const auto& n : names) {
+      auto r = rf.find(n);
+      if (r == rf.end()) continue;  // not delineated: not scored
+      Image ref = core::read_image(r->second.string(), core::PixelType::UInt8);
+      Image pred;
+      auto p = pf.find(n);
+      if (p == pf.end()) {
+        pred = Image(ref.geometry(), core::PixelType::UInt8);
+      } else {
+        pred = core::read_image(p->second.string(), core::PixelType::UInt8);
+        if (!pred.geometry().same_grid(ref.geometry(), 0.01))
+          pred = core::resample(pred, ref.geometry(), core::Interpolation::Nearest, 0.0);
+      }
+      rows.push_back({cases[c].first, n, compare_masks(pred, ref, tolerance_mm)});
+    }
+  }
+  progress.done();
+  return rows;
+}
+
+std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const EvalRow*>> by;
+  for (const auto& r : rows) {
+    if (!by.count(r.structure)) order.push_back(r.structure);
+    by[r.structure].push_back(&r);
+  }
+  std::vector<EvalSummary> out;
+  for (const auto& n : order) {
+    EvalSummary s;
+    s.structure = n;
+    std::vector<double> d, h, sd;
+    for (const auto* r : by[n]) {
+      d.push_back(r->m.dice);
+      h.push_back(r->m.hd95_mm);
+      sd.push_back(r->m.surface_dice);
+    }
+    s.cases = static_cast<int>(d.size());
+    auto mean = [](const std::vector<double>& v) {
+      double t = 0;
+      for (double x : v) t += x;
+      return v.empty() ? 0.0 : t / double(v.size());
+    };
+    s.dice_mean = mean(d);
+    s.dice_median = percentile(d, 0.5);
+    s.hd95_mean = mean(h);
+    s.hd95_median = percentile(h, 0.5);
+    s.sdice_mean = mean(sd);
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace isoline::contouring

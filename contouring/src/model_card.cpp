@@ -1,0 +1,79 @@
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "isoline/contouring/model.h"
+#include "isoline/core/error.h"
+
+#ifndef ISOLINE_CONTOURING_MODEL_DIR
+#define ISOLINE_CONTOURING_MODEL_DIR ""
+#endif
+
+namespace fs = std::filesystem;
+
+namespace isoline::contouring {
+
+std::string default_model_card_path() {
+  if (const char* env = std::getenv("ISOLINE_MODEL"); env && *env) return env;
+  return std::string(ISOLINE_CONTOURING_MODEL_DIR) + "/hn_oar_ptv_2p5d.json";
+}
+
+ModelCard load_model_card(const std::string& path) {
+  const char* op = "read model card";
+  std::ifstream in(path);
+  if (!in) core::fail<core::IoError>(op, path, "cannot open (no contouring model installed?)");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const std::exception& e) {
+    core::fail<core::InvalidInput>(op, path, std::string("not valid JSON: ") + e.what());
+  }
+  ModelCard c;
+  c.card_path = path;
+  try {
+    c.name = j.value("name", "");
+    c.version = j.value("version", "");
+    c.structures = j.at("structures").get<std::vector<std::string>>();
+    const auto& inp = j.at("input");
+    auto sp = inp.at("spacing_mm").get<std::vector<double>>();
+    if (sp.size() != 3) core::fail<core::InvalidInput>(op, path, "input.spacing_mm needs 3 values");
+    c.spacing = {sp[0], sp[1], sp[2]};
+    c.context = inp.at("context_slices_each_side").get<int>();
+    auto clip = inp.at("intensity").at("clip_hu").get<std::vector<double>>();
+    c.hu_min = clip.at(0);
+    c.hu_max = clip.at(1);
+    c.hu_scale = 1.0 / inp.at("intensity").at("scale").get<double>();
+    c.outside_hu = inp.at("intensity").value("outside_hu", c.hu_min);
+    c.multiple_of = inp.value("multiple_of", 16);
+    c.body_threshold_hu = inp.value("body_threshold_hu", -500.0);
+    c.threshold = j.value("threshold", 0.5);
+    c.scope = j.value("scope", "");
+    fs::path file = j.at("file").get<std::string>();
+    c.model_path = file.is_absolute() ? file.string() : (fs::path(path).parent_path() / file).string();
+    if (j.contains("expected")) {
+      for (auto& [name, e] : j["expected"].items()) {
+        ExpectedRange r;
+        auto v = e.at("volume_cc").get<std::vector<double>>();
+        auto dx = e.at("dx_mm").get<std::vector<double>>();
+        auto dy = e.at("dy_mm").get<std::vector<double>>();
+        r.volume_cc_min = v.at(0);
+        r.volume_cc_max = v.at(1);
+        r.dx_min = dx.at(0);
+        r.dx_max = dx.at(1);
+        r.dy_min = dy.at(0);
+        r.dy_max = dy.at(1);
+        r.known = true;
+        c.expected[name] = r;
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    core::fail<core::InvalidInput>(op, path, std::string("missing or malformed field: ") + e.what());
+  }
+  if (c.structures.empty()) core::fail<core::InvalidInput>(op, path, "no structures listed");
+  if (!(c.spacing[0] > 0 && c.spacing[1] > 0 && c.spacing[2] > 0) || c.context < 0 || c.hu_scale <= 0)
+    core::fail<core::InvalidInput>(op, path, "invalid spacing, context or intensity scale");
+  return c;
+}
+
+}  // namespace isoline::contouring

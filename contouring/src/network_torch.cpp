@@ -1,0 +1,62 @@
+// All LibTorch code of Isoline lives in this one file (torch headers are slow to compile).
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <cstring>
+
+#include "isoline/core/error.h"
+#include "network.h"
+
+namespace isoline::contouring::detail {
+
+struct Network::Impl {
+  torch::jit::script::Module module;
+  torch::Device device{torch::kCPU};
+};
+
+bool torch_cuda_available() { return torch::cuda::is_available(); }
+
+Network::Network(const std::string& path, core::Device device) : impl_(std::make_unique<Impl>()) {
+  if (device == core::Device::CUDA) {
+    if (!torch::cuda::is_available())
+      core::fail<core::DeviceError>("contour", "--device cuda",
+                                    "the linked LibTorch has no CUDA support or no GPU is visible "
+                                    "(Debian's libtorch is CPU-only); use --device cpu");
+    impl_->device = torch::Device(torch::kCUDA, 0);
+  }
+  try {
+    impl_->module = torch::jit::load(path, impl_->device);
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    core::fail<core::IoError>("load contouring model", path, what.substr(0, what.find('\n')));
+  }
+  impl_->module.eval();
+}
+
+Network::~Network() = default;
+
+std::vector<float> Network::predict(const std::vector<float>& input, int batch, int channels,
+                                    int nx, int ny, int outputs) {
+  torch::NoGradGuard no_grad;
+  c10::InferenceMode guard;
+  auto x = torch::from_blob(const_cast<float*>(input.data()), {batch, channels, nx, ny},
+                            torch::kFloat32);
+  if (impl_->device.is_cuda()) x = x.to(impl_->device);
+  torch::Tensor y;
+  try {
+    y = impl_->module.forward({x}).toTensor();
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    core::fail<core::InvalidInput>("contour", "network", what.substr(0, what.find('\n')));
+  }
+  y = torch::sigmoid(y.to(torch::kFloat32)).to(torch::kCPU).contiguous();
+  if (y.dim() != 4 || y.size(0) != batch || y.size(1) != outputs || y.size(2) != nx ||
+      y.size(3) != ny)
+    core::fail<core::InvalidInput>("contour", "network",
+                                   "model output shape does not match its model card");
+  std::vector<float> out(static_cast<std::size_t>(y.numel()));
+  std::memcpy(out.data(), y.data_ptr<float>(), out.size() * sizeof(float));
+  return out;
+}
+
+}  // namespace isoline::contouring::detail

@@ -1,0 +1,108 @@
+"""Export a training checkpoint to TorchScript (torch 1.13) plus its JSON model card.
+
+  /usr/bin/python3 contouring/train/export.py --ckpt /work/cache/run0/best.pt \
+      --out contouring/models/hn_oar_ptv_2p5d.pt [--metrics validation_metrics.json]
+
+The card lists everything the C++ inference needs (structures and their output channel,
+model spacing, intensity window, input slices) and the validation metrics measured by
+`isoline eval contours` when --metrics is given (else those of model selection).
+"""
+import argparse, json, os, sys
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import STRUCTURES, OARS, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, CONTEXT, N_IN  # noqa
+from model import UNet2D  # noqa
+
+
+def expected_ranges(cache):
+    """Usual volume (cc) and centroid offset from the body's in-plane bounding-box centre
+    (LPS x, y in mm) per structure over the training split: 1st-99th percentile, widened
+    (volume x0.6 / x1.6, position +-15 mm). Used for the quality flags."""
+    import numpy as np
+    z = np.load(cache)
+    names = sorted({k.rsplit("/", 1)[0] for k in z.files if k.startswith("train/")})
+    vox = SPACING[0] * SPACING[1] * SPACING[2] / 1000.0
+    vals = {s: ([], [], []) for s in STRUCTURES}
+    for n in names:
+        bits = z[n + "/bits"]
+        pres = z[n + "/present"]
+        ct = z[n + "/ct"]
+        body = ct > BODY_HU
+        xs = np.nonzero(body.any(axis=(1, 2)))[0]
+        ys = np.nonzero(body.any(axis=(0, 2)))[0]
+        cx, cy = 0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max())
+        for k, s in enumerate(STRUCTURES):
+            if not pres[k]:
+                continue
+            m = (bits >> k) & 1
+            idx = np.nonzero(m)
+            vals[s][0].append(m.sum() * vox)
+            vals[s][1].append((idx[0].mean() - cx) * SPACING[0])
+            vals[s][2].append((idx[1].mean() - cy) * SPACING[1])
+    out = {}
+    for s, (v, dx, dy) in vals.items():
+        p = lambda a, q: float(np.percentile(a, q))
+        out[s] = {"volume_cc": [round(0.6 * p(v, 1), 2), round(1.6 * p(v, 99), 2)],
+                  "dx_mm": [round(p(dx, 1) - 15, 1), round(p(dx, 99) + 15, 1)],
+                  "dy_mm": [round(p(dy, 1) - 15, 1), round(p(dy, 99) + 15, 1)],
+                  "training_cases": len(v)}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--metrics", help="JSON from `isoline eval contours --json` on the validation split")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
+                    help="training cache (preprocess.py) for the usual volume/position ranges")
+    a = ap.parse_args()
+    st = torch.load(a.ckpt, map_location="cpu")
+    model = UNet2D(N_IN, len(STRUCTURES), tuple(st["feats"]))
+    model.load_state_dict(st["model"])
+    model.eval()
+    ts = torch.jit.trace(model, torch.zeros(1, N_IN, 96, 96))
+    ts = torch.jit.freeze(ts)
+    tmp = a.out + ".tmp"
+    ts.save(tmp)
+    os.replace(tmp, a.out)
+    card = {
+        "name": "isoline-hn-2p5d",
+        "version": a.version,
+        "file": os.path.basename(a.out),
+        "framework": f"TorchScript (torch {torch.__version__})",
+        "architecture": f"2.5D U-Net, features {list(st['feats'])}, BatchNorm, LeakyReLU",
+        "structures": STRUCTURES,
+        "output": "one logit per structure (sigmoid, independent: overlaps allowed), channel order = structures",
+        "input": {
+            "slices": N_IN, "context_slices_each_side": CONTEXT,
+            "spacing_mm": list(SPACING),
+            "orientation": "LPS identity: i = patient right->left, j = anterior->posterior, k = inferior->superior",
+            "intensity": {"clip_hu": [HU_MIN, HU_MAX], "scale": 1.0 / HU_SCALE, "outside_hu": HU_MIN},
+            "multiple_of": 16,
+            "body_threshold_hu": BODY_HU,
+        },
+        "threshold": 0.5,
+        "training_data": "OpenKBP (AAPM 2020, MIT licence) train split, 170 head-and-neck patients; "
+                         "model selection on the validation split (33); loss masked where a structure is not delineated",
+        "training": {"seed": st.get("seed", 0),
+                     "recipe": "docs/contouring.md (two stages: train.py from scratch, then --init with "
+                               "--reinit-head Esophagus,Larynx); checkpoint = best by validation",
+                     "selection_metric_model_grid": st.get("val")},
+        "scope": "head-and-neck planning CT (skull base to upper thorax)",
+    }
+    if a.cache and os.path.exists(a.cache):
+        card["expected"] = expected_ranges(a.cache)
+    if a.metrics:
+        with open(a.metrics) as f:
+            card["validation_metrics"] = json.load(f)
+    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+        json.dump(card, f, indent=2)
+    print(f"wrote {a.out} ({os.path.getsize(a.out) / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

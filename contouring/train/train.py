@@ -1,0 +1,285 @@
+"""Train the Isoline head-and-neck auto-contouring model (2.5D U-Net, CPU friendly).
+
+One command, fixed seed:
+  /usr/bin/python3 contouring/train/train.py --seed 0 --out /work/cache/run0
+Resume an interrupted run (same schedule):
+  /usr/bin/python3 contouring/train/train.py --seed 0 --out /work/cache/run0 --resume
+Continue from an earlier run's weights with a new schedule:
+  /usr/bin/python3 contouring/train/train.py --seed 1 --out /work/cache/run2 --init /work/cache/run1/best.pt --lr 1e-3 --iters 6000
+
+Data: the OpenKBP train split (170 patients) for training, the validation split (33) for
+model selection only. Cases are resampled once to the model grid by preprocess.py and
+cached (--cache, built automatically when missing). Labels missing for a patient are
+masked out of the loss per structure (missing = not delineated, not "absent").
+"""
+import argparse, json, math, os, sys, time
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE  # noqa: E402
+from model import UNet2D  # noqa: E402
+
+FEATS = (12, 24, 48, 96, 128)
+CROP = 96
+NS = len(STRUCTURES)
+SWAP_IDX = [STRUCTURES.index(LR_SWAP.get(s, s)) for s in STRUCTURES]
+
+
+def load_cache(path):
+    z = np.load(path)
+    cases = {"train": [], "validation": []}
+    names = sorted({k.rsplit("/", 1)[0] for k in z.files})
+    for n in names:
+        split, pt = n.split("/")
+        ct = z[n + "/ct"]
+        pad = np.full(ct.shape[:2] + (CONTEXT,), -1000, np.int16)
+        ctp = np.concatenate([pad, ct, pad], axis=2)
+        cases[split].append({"name": pt, "ct": ctp, "bits": z[n + "/bits"],
+                             "present": z[n + "/present"].astype(np.float32)})
+    for s in cases:
+        cases[s].sort(key=lambda c: int(c["name"].split("_")[1]))
+    return cases
+
+
+def norm(hu):
+    return np.clip(hu.astype(np.float32), HU_MIN, HU_MAX) / HU_SCALE
+
+
+def unpack(bits):
+    return ((bits[None].astype(np.int32) >> np.arange(NS)[:, None, None]) & 1).astype(np.float32)
+
+
+def sample_batch(cases, rng, bs):
+    xs, ys, ms = [], [], []
+    for _ in range(bs):
+        c = cases[rng.integers(len(cases))]
+        nx, ny, nz = c["bits"].shape
+        z = rng.integers(nz)
+        img = norm(c["ct"][:, :, z:z + N_IN]).transpose(2, 0, 1)  # (C, X, Y)
+        lab = unpack(c["bits"][:, :, z])
+        # crop/pad to CROP x CROP around the (body-cropped) array centre with a random shift
+        out_i = np.full((N_IN, CROP, CROP), HU_MIN / HU_SCALE, np.float32)
+        out_l = np.zeros((NS, CROP, CROP), np.float32)
+        ox = nx // 2 - CROP // 2 + rng.integers(-12, 13)
+        oy = ny // 2 - CROP // 2 + rng.integers(-12, 13)
+        sx0, sy0 = max(ox, 0), max(oy, 0)
+        sx1, sy1 = min(ox + CROP, nx), min(oy + CROP, ny)
+        if sx1 > sx0 and sy1 > sy0:
+            out_i[:, sx0 - ox:sx1 - ox, sy0 - oy:sy1 - oy] = img[:, sx0:sx1, sy0:sy1]
+            out_l[:, sx0 - ox:sx1 - ox, sy0 - oy:sy1 - oy] = lab[:, sx0:sx1, sy0:sy1]
+        xs.append(out_i); ys.append(out_l); ms.append(c["present"])
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ms))
+
+
+def augment(x, y, m, g):
+    """Batch augmentation in torch: LR flip with label swap, rotation/scale, resolution,
+    intensity, noise. x (B,C,X,Y) normalised HU; y (B,S,X,Y); m (B,S) presence."""
+    B = x.shape[0]
+    r = lambda *s: torch.rand(*s, generator=g)
+    # left-right mirror: X axis is patient right->left
+    flip = r(B) < 0.5
+    if flip.any():
+        x[flip] = x[flip].flip(2)
+        y[flip] = y[flip].flip(2)[:, SWAP_IDX]
+        m[flip] = m[flip][:, SWAP_IDX]
+    # rotation +-12 deg, scale 0.85..1.15 (covers the spread of scanner pixel sizes)
+    ang = (r(B) * 2 - 1) * math.radians(12)
+    sc = 0.85 + 0.3 * r(B)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(B)], 1),
+                         torch.stack([sin, cos, torch.zeros(B)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bg = HU_MIN / HU_SCALE
+    x = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
+    y = (F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).float()
+    # resolution: blur by down/up sampling
+    low = r(B) < 0.25
+    if low.any():
+        f = float(1.3 + 0.7 * r(1))
+        xl = x[low]
+        size = [max(8, int(round(s / f))) for s in xl.shape[2:]]
+        x[low] = F.interpolate(F.interpolate(xl, size=size, mode="bilinear", align_corners=False),
+                               size=xl.shape[2:], mode="bilinear", align_corners=False)
+    # intensity: gain 0.9..1.1, offset +-60 HU, gaussian noise up to 30 HU
+    gain = 0.9 + 0.2 * r(B, 1, 1, 1)
+    off = (r(B, 1, 1, 1) * 2 - 1) * (60 / HU_SCALE)
+    x = x * gain + off
+    sig = r(B, 1, 1, 1) * (30 / HU_SCALE)
+    x = x + torch.randn(x.shape, generator=g) * sig
+    return x, y, m
+
+
+POS_WEIGHT = torch.full((1, NS, 1, 1), 10.0)
+RARE = ("Esophagus", "Larynx")  # delineated in under half of the patients
+
+
+DICE_ON_ABSENT = False  # --dice-on-absent: the first-stage behaviour (see below)
+
+
+def loss_fn(logits, y, m):
+    """BCE (positives weighted POS_WEIGHT) + batch soft Dice, each masked per structure per
+    patient (m: 1 = delineated). The positive weight keeps the small organs' sigmoids out of
+    saturation early in training (with plain BCE their logits collapse to < -10 within a few
+    hundred iterations and the Dice gradient vanishes)."""
+    mm = m[:, :, None, None].expand_as(y)
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=POS_WEIGHT)
+    bce = (bce * mm).sum() / mm.sum().clamp(min=1)
+    p = torch.sigmoid(logits) * mm
+    yy = y * mm
+    inter = (p * yy).sum((0, 2, 3))
+    den = p.sum((0, 2, 3)) + yy.sum((0, 2, 3))
+    # Dice only where the batch holds positives: for a structure delineated but absent from
+    # every sampled slice, soft Dice only says "predict nothing" and drives the sigmoid into
+    # saturation (BCE already handles true negatives).
+    valid = (m.sum(0) > 0) if DICE_ON_ABSENT else (yy.sum((0, 2, 3)) > 0)
+    dice = (2 * inter + 1) / (den + 1)
+    dl = (1 - dice[valid]).mean() if valid.any() else logits.sum() * 0
+    return bce + dl
+
+
+@torch.no_grad()
+def predict_volume(model, ct_padded, bs=16):
+    """ct_padded: int16 (X, Y, Z + 2*CONTEXT). Returns float32 probabilities (S, X, Y, Z)."""
+    nx, ny, nzp = ct_padded.shape
+    nz = nzp - 2 * CONTEXT
+    px, py = (-nx) % 16, (-ny) % 16
+    img = norm(ct_padded)
+    img = np.pad(img, ((0, px), (0, py), (0, 0)), constant_values=HU_MIN / HU_SCALE)
+    out = np.zeros((NS, nx, ny, nz), np.float32)
+    for z0 in range(0, nz, bs):
+        zs = range(z0, min(z0 + bs, nz))
+        xb = np.stack([img[:, :, z:z + N_IN].transpose(2, 0, 1) for z in zs])
+        pr = torch.sigmoid(model(torch.from_numpy(xb))).numpy()
+        for k, z in enumerate(zs):
+            out[:, :, :, z] = pr[k, :, :nx, :ny]
+    return out
+
+
+def validate(model, cases):
+    model.eval()
+    per = {s: [] for s in STRUCTURES}
+    for c in cases:
+        prob = predict_volume(model, c["ct"])
+        for k, s in enumerate(STRUCTURES):
+            if c["present"][k] < 0.5:
+                continue
+            ref = ((c["bits"] >> k) & 1).astype(bool)
+            pred = prob[k] >= 0.5
+            d = 2 * (ref & pred).sum() / max(ref.sum() + pred.sum(), 1)
+            per[s].append(float(d))
+    model.train()
+    res = {s: (float(np.mean(v)) if v else None) for s, v in per.items()}
+    oar = [res[s] for s in OARS if res[s] is not None]
+    res["mean_oar"] = float(np.mean(oar))
+    res["min_oar"] = float(np.min(oar))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--data", default=os.path.join(HERE, "..", "..", "..", "shared", "data", "openkbp"))
+    ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz")
+    ap.add_argument("--iters", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--val-every", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    ap.add_argument("--pos-weight-rare", type=float, default=10.0,
+                    help="BCE positive weight of Esophagus and Larynx (others: 10)")
+    ap.add_argument("--reinit-head", help="comma-separated structures whose output channel is re-initialised (with --init)")
+    ap.add_argument("--dice-on-absent", action="store_true",
+                    help="also apply soft Dice to delineated structures with no positive voxel in the batch "
+                         "(how the shipped model's first stage was trained; slows down small organs)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", help="start from the weights of this checkpoint (e.g. an earlier run's best.pt)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    global DICE_ON_ABSENT
+    DICE_ON_ABSENT = a.dice_on_absent
+    for r in RARE:
+        POS_WEIGHT[0, STRUCTURES.index(r)] = a.pos_weight_rare
+    os.makedirs(a.out, exist_ok=True)
+    if not os.path.exists(a.cache):
+        import subprocess
+        subprocess.check_call([sys.executable, os.path.join(HERE, "preprocess.py"), "--data", a.data, "--out", a.cache])
+    cases = load_cache(a.cache)
+    print(f"train {len(cases['train'])} validation {len(cases['validation'])}", flush=True)
+
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    g = torch.Generator().manual_seed(a.seed)
+    model = UNet2D(N_IN, NS, FEATS)
+    with torch.no_grad():
+        model.head.bias.fill_(-2.0)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+        print(f"initialised from {a.init}", flush=True)
+    if a.reinit_head:
+        # Output channels whose logits collapsed (sigmoid saturated, no gradient left):
+        # re-initialise them as at the start; the shared decoder features are kept.
+        with torch.no_grad():
+            fresh = torch.nn.Conv2d(model.head.in_channels, NS, 1)
+            for name in a.reinit_head.split(","):
+                k = STRUCTURES.index(name)
+                model.head.weight[k] = fresh.weight[k]
+                model.head.bias[k] = -2.0
+        print(f"re-initialised output channels {a.reinit_head}", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    start, best, history = 0, -1.0, []
+    ck = os.path.join(a.out, "last.pt")
+    if a.resume and os.path.exists(ck):
+        st = torch.load(ck)
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
+        start, best, history = st["iter"], st["best"], st["history"]
+        rng = np.random.default_rng([a.seed, start]); g.manual_seed(a.seed * 100003 + start)
+        print(f"resumed at iteration {start}, best {best:.4f}", flush=True)
+    model.train()
+    t0, run_loss = time.time(), 0.0
+    run_i, run_d = torch.zeros(NS), torch.zeros(NS)
+    for it in range(start, a.iters):
+        lr = a.lr * (1 - it / a.iters) ** 0.9
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        x, y, m = sample_batch(cases["train"], rng, a.batch)
+        x, y, m = augment(x, y, m, g)
+        logits = model(x)
+        loss = loss_fn(logits, y, m)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        run_loss += float(loss)
+        with torch.no_grad():
+            pb = (logits > 0).float() * m[:, :, None, None]
+            yb = y * m[:, :, None, None]
+            run_i += (pb * yb).sum((0, 2, 3))
+            run_d += pb.sum((0, 2, 3)) + yb.sum((0, 2, 3))
+        if (it + 1) % 25 == 0:
+            td = " ".join(f"{v:.2f}" for v in (2 * run_i / run_d.clamp(min=1)).tolist())
+            print(f"it {it + 1} loss {run_loss / 25:.4f} lr {lr:.5f} {time.time() - t0:.0f}s train-dice {td}", flush=True)
+            run_loss, run_i, run_d = 0.0, torch.zeros(NS), torch.zeros(NS)
+        if (it + 1) % a.val_every == 0 or it + 1 == a.iters:
+            res = validate(model, cases["validation"])
+            res["iter"] = it + 1
+            res["seconds"] = time.time() - t0
+            history.append(res)
+            score = res["mean_oar"] + 0.5 * (res["PTV70"] or 0)
+            print("val " + json.dumps(res), flush=True)
+            if score > best:
+                best = score
+                torch.save({"model": model.state_dict(), "feats": FEATS, "val": res, "seed": a.seed},
+                           os.path.join(a.out, "best.tmp"))
+                os.replace(os.path.join(a.out, "best.tmp"), os.path.join(a.out, "best.pt"))
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": it + 1,
+                        "best": best, "history": history}, ck + ".tmp")
+            os.replace(ck + ".tmp", ck)
+            with open(os.path.join(a.out, "history.json"), "w") as f:
+                json.dump(history, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

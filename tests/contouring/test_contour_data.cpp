@@ -1,0 +1,150 @@
+// Auto-contouring on real data (../shared/data): an OpenKBP validation patient, the same CT
+// stored with flipped/permuted axes (FFS-like), a chest CT outside the model's scope, and
+// the DICOM -> RT-STRUCT path of `isoline contour`.
+#include <filesystem>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "isoline/contouring/contour.h"
+#include "isoline/contouring/metrics.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/core/mask_ops.h"
+#include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/rtstruct.h"
+#include "tests/test_util.h"
+
+using namespace isoline;
+using core::Geometry;
+using core::Image;
+
+namespace {
+
+const std::string kCase = "openkbp/validation/pt_201";
+
+struct Shared {
+  Image ct;
+  contouring::ContourResult result;
+};
+
+const Shared& shared_case() {
+  static std::unique_ptr<Shared> s;
+  if (!s) {
+    s = std::make_unique<Shared>();
+    s->ct = core::read_image(test::shared_data(kCase + "/ct.nii.gz"));
+    s->result = contouring::contour(s->ct);
+  }
+  return *s;
+}
+
+// The same patient stored with axis i and k reversed (feet-first-like) and i/j swapped.
+Image reorient(const Image& ct) {
+  const Geometry& g = ct.geometry();
+  Geometry h;
+  h.size = {g.size[1], g.size[0], g.size[2]};
+  h.spacing = {g.spacing[1], g.spacing[0], g.spacing[2]};
+  // new i runs along old j; new j along old -i; new k along old -k
+  core::Vec3 ai = g.axis(1), aj = g.axis(0), ak = g.axis(2);
+  for (int r = 0; r < 3; ++r) {
+    h.direction[r * 3 + 0] = ai[r];
+    h.direction[r * 3 + 1] = -aj[r];
+    h.direction[r * 3 + 2] = -ak[r];
+  }
+  h.origin = g.index_to_world({double(g.size[0] - 1), 0.0, double(g.size[2] - 1)});
+  Image out(h, ct.pixel_type());
+  for (std::int64_t k = 0; k < h.size[2]; ++k)
+    for (std::int64_t j = 0; j < h.size[1]; ++j)
+      for (std::int64_t i = 0; i < h.size[0]; ++i)
+        out.at<std::int16_t>(i, j, k) = ct.at<std::int16_t>(g.size[0] - 1 - j, i, g.size[2] - 1 - k);
+  return out;
+}
+
+}  // namespace
+
+TEST(ContourData, ValidationPatientGivesPlausibleMasks) {
+  const auto& s = shared_case();
+  const auto& r = s.result;
+  EXPECT_TRUE(r.in_scope);
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+  ASSERT_EQ(r.structures.size(), 11u);  // 10 network structures + Body
+  EXPECT_TRUE(r.structures.geometry().same_grid(s.ct.geometry()));
+  auto ref = core::read_mask_dir(test::shared_data(kCase),
+                                 {"Mandible", "Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "PTV70"});
+  ASSERT_EQ(ref.size(), 6u);
+  auto dice = [&](const std::string& n) {
+    return contouring::compare_masks(r.structures.get(n).mask, ref.get(n).mask).dice;
+  };
+  // Floors for the shipped (under-trained, see docs/validation.md) model, ~0.1 below what it
+  // measures on this patient with `isoline eval`; a broken pipeline (orientation, spacing,
+  // intensity window, channel order) gives ~0. Raise them (Mandible > 0.8) with a better model.
+  EXPECT_GT(dice("Mandible"), 0.45);
+  EXPECT_GT(dice("Brainstem"), 0.3);
+  EXPECT_GT(dice("SpinalCord"), 0.45);
+  EXPECT_GT(dice("RightParotid"), 0.55);
+  EXPECT_GT(dice("LeftParotid"), 0.6);
+  EXPECT_GT(dice("PTV70"), 0.4);
+  // Body encloses the organs; quality text is attached to every structure.
+  const auto& body = r.structures.get("Body").mask;
+  auto inside = core::mask_intersect(body, ref.get("Brainstem").mask).count_nonzero();
+  EXPECT_GT(double(inside), 0.98 * double(ref.get("Brainstem").mask.count_nonzero()));
+  for (const auto& st : r.structures) EXPECT_FALSE(st.description.empty()) << st.name;
+  // left/right: the right parotid is on the patient's right (LPS -x) of the left one
+  auto bbr = core::bounding_box(r.structures.get("RightParotid").mask);
+  auto bbl = core::bounding_box(r.structures.get("LeftParotid").mask);
+  ASSERT_TRUE(bbr && bbl);
+  EXPECT_LT((*bbr)[0] + (*bbr)[3], (*bbl)[0] + (*bbl)[3]);
+}
+
+TEST(ContourData, FlippedAndPermutedAxesGiveTheSameContoursInPatientSpace) {
+  const auto& s = shared_case();
+  Image ffs = reorient(s.ct);
+  ASSERT_NE(core::orientation_code(ffs.geometry()), core::orientation_code(s.ct.geometry()));
+  contouring::ContourOptions o;
+  o.structures = {"Mandible", "RightParotid", "LeftParotid", "SpinalCord", "Body"};
+  auto r = contouring::contour(ffs, o);
+  for (const auto& n : o.structures) {
+    Image back = core::resample(r.structures.get(n).mask, s.ct.geometry(), core::Interpolation::Nearest);
+    auto m = contouring::compare_masks(back, s.result.structures.get(n).mask);
+    EXPECT_GT(m.dice, 0.98) << n;
+    EXPECT_LT(m.hd95_mm, 1.0) << n;
+  }
+}
+
+TEST(ContourData, ChestCtIsFlaggedOutOfScope) {
+  Image lung = core::read_image(test::shared_data("lung_pair/3DCT_lung_baseline.mha"));
+  contouring::ContourOptions o;
+  o.structures = {"Brainstem", "Mandible", "SpinalCord"};
+  auto r = contouring::contour(lung, o);
+  EXPECT_FALSE(r.in_scope);
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_NE(r.warnings.front().find("scope"), std::string::npos);
+}
+
+TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
+  test::TempDir t;
+  const auto& s = shared_case();
+  rtstruct::write_ct_series(s.ct, t.file("ct"));
+  auto r = test::run_command(test::isoline_bin() + " contour " + t.file("ct") + " --out " + t.file("rs.dcm") +
+                             " --structures Mandible,Brainstem,Body --masks " + t.file("masks"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto rs = rtstruct::read_rtstruct(t.file("rs.dcm"));
+  ASSERT_EQ(rs.rois.size(), 3u);
+  auto ct = rtstruct::read_ct_series(t.file("ct"));
+  auto ras = rtstruct::rasterize(rs, ct.image.geometry());
+  auto mand = core::read_image(t.file("masks/Mandible.nii.gz"), core::PixelType::UInt8);
+  EXPECT_GT(contouring::compare_masks(ras.get("Mandible").mask, mand).dice, 0.97);
+  EXPECT_GT(mand.count_nonzero(), 100u);
+
+  auto bad = test::run_command(test::isoline_bin() + " contour " + test::shared_data(kCase + "/ct.nii.gz") +
+                               " --out " + t.file("rs2.dcm"));
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("DICOM"), std::string::npos) << bad.output;
+  auto missing = test::run_command(test::isoline_bin() + " contour " + t.file("nope.nii.gz") + " --out " + t.file("m"));
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_NE(missing.output.find("nope.nii.gz"), std::string::npos) << missing.output;
+  auto cuda = test::run_command(test::isoline_bin() + " contour " + test::shared_data(kCase + "/ct.nii.gz") +
+                                " --out " + t.file("m") + " --device cuda");
+  EXPECT_NE(cuda.exit_code, 0);
+  EXPECT_NE(cuda.output.find("cuda"), std::string::npos) << cuda.output;
+}

@@ -1,0 +1,57 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "isoline/contouring/contour.h"
+#include "isoline/contouring/model.h"
+#include "isoline/core/error.h"
+#include "tests/test_util.h"
+
+using namespace isoline;
+
+TEST(ModelCard, ShippedCardIsComplete) {
+  auto c = contouring::load_model_card(contouring::default_model_card_path());
+  EXPECT_EQ(c.structures.size(), 10u);
+  EXPECT_EQ(c.structures[6], "Mandible");
+  EXPECT_GT(c.spacing[0], 0);
+  EXPECT_EQ(c.channels(), 2 * c.context + 1);
+  EXPECT_TRUE(std::ifstream(c.model_path).good()) << c.model_path;
+  EXPECT_TRUE(c.expected.count("Brainstem"));
+}
+
+TEST(ModelCard, ErrorsNameTheFile) {
+  test::TempDir t;
+  try {
+    contouring::load_model_card(t.file("missing.json"));
+    FAIL();
+  } catch (const core::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.json"), std::string::npos);
+  }
+  std::ofstream(t.file("bad.json")) << "{\"structures\": []";
+  EXPECT_THROW(contouring::load_model_card(t.file("bad.json")), core::InvalidInput);
+  std::ofstream(t.file("nofields.json")) << "{\"structures\": [\"A\"]}";
+  EXPECT_THROW(contouring::load_model_card(t.file("nofields.json")), core::InvalidInput);
+}
+
+TEST(Contour, RejectsBadInput) {
+  core::Geometry g;
+  g.size = {8, 8, 8};
+  EXPECT_THROW(contouring::contour(core::Image()), core::InvalidInput);
+  core::Image mask(g, core::PixelType::UInt8);
+  EXPECT_THROW(contouring::contour(mask), core::InvalidInput);
+  core::Image air(g, core::PixelType::Int16);
+  for (std::size_t v = 0; v < air.num_voxels(); ++v) air.data<std::int16_t>()[v] = -1000;
+  EXPECT_THROW(contouring::contour(air), core::InvalidInput);  // no body
+  contouring::ContourOptions o;
+  o.structures = {"Liver"};
+  EXPECT_THROW(contouring::contour(air, o), core::InvalidInput);
+  contouring::ContourOptions cuda;
+  cuda.device = core::Device::CUDA;
+  try {
+    contouring::contour(air, cuda);
+  } catch (const core::DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos);
+  } catch (const core::InvalidInput&) {
+    // a CUDA-enabled LibTorch gets past the device check and fails on the empty body
+  }
+}
