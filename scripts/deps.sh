@@ -15,6 +15,10 @@ PKGS=(
   python3-pytest python3-distributed python3-matplotlib
   # independent judges used by tests
   dicom3tools plastimatch elastix dcmtk libgdcm-tools
+  # make fuzz (libFuzzer harnesses of the DICOM readers)
+  clang libclang-rt-14-dev
+  # review UI browser tests (headless)
+  chromium
 )
 
 missing=()
@@ -23,6 +27,9 @@ for p in "${PKGS[@]}"; do
     missing+=("$p")
   fi
 done
+
+# node/npm bundle the review web client (a NodeSource node already ships npm)
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#PKGS[@]} packages present"
