@@ -7,11 +7,13 @@ namespace isoline::cli {
 
 Command make_info_command();
 Command make_dvh_command();
+Command make_register_command();
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       make_info_command(),
       make_dvh_command(),
+      make_register_command(),
   };
   return table;
 }
