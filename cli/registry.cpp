@@ -7,23 +7,25 @@ namespace isoline::cli {
 
 Command make_info_command();
 Command make_convert_command();
-Command make_dvh_command();
-Command make_dose_command();
 Command make_phantom_command();
 Command make_contour_command();
 Command make_eval_command();
+Command make_dose_command();
+Command make_dvh_command();
+Command make_register_command();
 Command make_serve_command();
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
-      make_info_command(),
-      make_convert_command(),
-      make_dvh_command(),
-      make_dose_command(),
-      make_phantom_command(),
-      make_contour_command(),
-      make_eval_command(),
-      make_serve_command(),
+      make_info_command(),      // inspect files
+      make_convert_command(),   // DICOM <-> NIfTI
+      make_phantom_command(),   // generated cases
+      make_contour_command(),   // auto-contouring
+      make_eval_command(),      // contour accuracy
+      make_dose_command(),      // dose calculation
+      make_dvh_command(),       // DVH and criteria
+      make_register_command(),  // registration
+      make_serve_command(),     // review UI
   };
   return table;
 }

@@ -9,7 +9,7 @@ PKGS=(
   # C++ libraries
   libinsighttoolkit5-dev libdcmtk-dev libvtk9-dev libtorch-dev libeigen3-dev
   pybind11-dev nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev
-  libgtest-dev libgmock-dev libomp-dev zlib1g-dev libpng-dev
+  libgtest-dev libgmock-dev libomp-dev zlib1g-dev libpng-dev libfftw3-dev
   # Python (the interpreter is /usr/bin/python3)
   python3 python3-dev python3-numpy python3-torch python3-pydicom python3-nibabel
   python3-pytest python3-distributed python3-matplotlib

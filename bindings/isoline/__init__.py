@@ -11,11 +11,12 @@ isoline.DeviceError, isoline.NotSupported, isoline.Cancelled; all derive from is
 """
 from . import _isoline
 from ._isoline import Cancelled, DeviceError, Error, InvalidInput, IoError, NotSupported
-from . import core, planning
+from . import adaptive, core, planning
 
 __version__ = _isoline.core.version()
 
 __all__ = [
+    "adaptive",
     "core",
     "planning",
     "Error",

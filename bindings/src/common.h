@@ -17,5 +17,6 @@ core::ProgressCallback wrap_progress(const pybind11::object& callback);
 
 void bind_core(pybind11::module_ m);
 void bind_planning(pybind11::module_ m);
+void bind_adaptive(pybind11::module_ m);
 
 }  // namespace isoline::py_bind

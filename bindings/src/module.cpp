@@ -11,4 +11,5 @@ PYBIND11_MODULE(_isoline, m) {
   isoline::py_bind::register_errors(m);
   isoline::py_bind::bind_core(m.def_submodule("core", "Images, geometry, structures, I/O"));
   isoline::py_bind::bind_planning(m.def_submodule("planning", "DVH, metrics, criteria, fluence optimisation"));
+  isoline::py_bind::bind_adaptive(m.def_submodule("adaptive", "Registration, warping, displacement fields"));
 }

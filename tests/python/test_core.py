@@ -114,3 +114,20 @@ def test_margins_and_booleans_match_numpy():
     assert core.shrink(b, 1.0).count_nonzero() < grown.sum()
     with pytest.raises(ValueError):
         core.Margin(-1.0)
+
+
+def test_adaptive_warp_and_field_views(tmp_path):
+    from isoline import adaptive
+    g = core.Geometry(size=(16, 16, 16), spacing=(2, 2, 2))
+    f = adaptive.synthetic_field(g, max_mm=3.0, bumps=2, sigma_mm=8.0, seed=5)
+    a = f.array
+    assert a.shape == (16, 16, 16, 3)
+    assert np.linalg.norm(a, axis=-1).max() == pytest.approx(3.0, abs=1e-4)
+    p = str(tmp_path / "dvf.nii.gz")
+    adaptive.write_field(f, p)
+    np.testing.assert_array_equal(adaptive.read_field(p).array, a)
+    m = np.zeros(g.shape, dtype=np.uint8)
+    m[4:12, 4:12, 4:12] = 1
+    w = adaptive.warp(core.Image(m, g), adaptive.DisplacementField.zeros(g))
+    np.testing.assert_array_equal(w.array, m)
+    assert adaptive.jacobian_determinant(f).min_max()[0] > 0

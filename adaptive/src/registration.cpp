@@ -1,0 +1,518 @@
+// Rigid + deformable registration through ITK. ITK headers stay in this file.
+#include "isoline/adaptive/registration.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include <itkBinaryDilateImageFilter.h>
+#include <itkBinaryThresholdImageFilter.h>
+#include <itkCenteredTransformInitializer.h>
+#include <itkCommand.h>
+#include <itkDiffeomorphicDemonsRegistrationFilter.h>
+#include <itkDisplacementFieldJacobianDeterminantFilter.h>
+#include <itkFlatStructuringElement.h>
+#include <itkHistogramMatchingImageFilter.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
+#include <itkImageMaskSpatialObject.h>
+#include <itkImageRegistrationMethodv4.h>
+#include <itkLinearInterpolateImageFunction.h>
+#include <itkMattesMutualInformationImageToImageMetricv4.h>
+#include <itkMetaImageIOFactory.h>
+#include <itkMultiResolutionPDEDeformableRegistration.h>
+#include <itkNiftiImageIOFactory.h>
+#include <itkNrrdImageIOFactory.h>
+#include <itkRegistrationParameterScalesFromPhysicalShift.h>
+#include <itkRegularStepGradientDescentOptimizerv4.h>
+#include <itkResampleImageFilter.h>
+#include <itkVersorRigid3DTransform.h>
+#include <itkWarpImageFilter.h>
+
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+
+namespace isoline::adaptive {
+
+using core::fail;
+using core::Geometry;
+using core::Image;
+using core::InvalidInput;
+using core::IoError;
+using core::PixelType;
+using core::Vec3;
+
+namespace {
+
+using FloatImage = itk::Image<float, 3>;
+using MaskImage = itk::Image<unsigned char, 3>;
+using VectorType = itk::Vector<float, 3>;
+using FieldImage = itk::Image<VectorType, 3>;
+
+template <class ImageT>
+void set_geometry(const Geometry& g, ImageT* img) {
+  typename ImageT::SizeType size;
+  typename ImageT::SpacingType spacing;
+  typename ImageT::PointType origin;
+  typename ImageT::DirectionType direction;
+  for (int a = 0; a < 3; ++a) {
+    size[a] = static_cast<itk::SizeValueType>(g.size[a]);
+    spacing[a] = g.spacing[a];
+    origin[a] = g.origin[a];
+    for (int b = 0; b < 3; ++b) direction(a, b) = g.direction[a * 3 + b];
+  }
+  img->SetRegions(typename ImageT::RegionType(size));
+  img->SetSpacing(spacing);
+  img->SetOrigin(origin);
+  img->SetDirection(direction);
+}
+
+template <class ImageT>
+Geometry get_geometry(const ImageT* img) {
+  Geometry g;
+  for (int a = 0; a < 3; ++a) {
+    g.size[a] = static_cast<std::int64_t>(img->GetLargestPossibleRegion().GetSize()[a]);
+    g.spacing[a] = img->GetSpacing()[a];
+    g.origin[a] = img->GetOrigin()[a];
+    for (int b = 0; b < 3; ++b) g.direction[a * 3 + b] = img->GetDirection()(a, b);
+  }
+  return g;
+}
+
+// A float ITK copy of any image, optionally clamped to [lo, hi].
+FloatImage::Pointer to_float(const Image& img, double lo = -1e30, double hi = 1e30) {
+  auto out = FloatImage::New();
+  set_geometry(img.geometry(), out.GetPointer());
+  out->Allocate();
+  float* p = out->GetBufferPointer();
+  for (std::size_t n = 0; n < img.num_voxels(); ++n) p[n] = static_cast<float>(std::clamp(img.value(n), lo, hi));
+  return out;
+}
+
+FieldImage::Pointer to_itk_field(const DisplacementField& f) {
+  auto out = FieldImage::New();
+  set_geometry(f.geometry, out.GetPointer());
+  out->Allocate();
+  std::memcpy(out->GetBufferPointer(), f.data.data(), f.data.size() * sizeof(float));
+  return out;
+}
+
+DisplacementField from_itk_field(const FieldImage* img) {
+  DisplacementField f;
+  f.geometry = get_geometry(img);
+  f.data.resize(f.geometry.num_voxels() * 3);
+  std::memcpy(f.data.data(), img->GetBufferPointer(), f.data.size() * sizeof(float));
+  return f;
+}
+
+void register_io_factories() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    itk::NiftiImageIOFactory::RegisterOneFactory();
+    itk::NrrdImageIOFactory::RegisterOneFactory();
+    itk::MetaImageIOFactory::RegisterOneFactory();
+  });
+}
+
+std::string itk_reason(const itk::ExceptionObject& e) {
+  std::string d = e.GetDescription();
+  while (!d.empty() && (d.back() == '\n' || d.back() == ' ')) d.pop_back();
+  return d;
+}
+
+bool overlap(const Geometry& a, const Geometry& b) {
+  // Axis-aligned world bounding boxes intersect.
+  auto box = [](const Geometry& g) {
+    std::array<double, 6> bb{1e30, 1e30, 1e30, -1e30, -1e30, -1e30};
+    for (int c = 0; c < 8; ++c) {
+      Vec3 w = g.index_to_world({(c & 1) ? g.size[0] - 1.0 : 0.0, (c & 2) ? g.size[1] - 1.0 : 0.0,
+                                 (c & 4) ? g.size[2] - 1.0 : 0.0});
+      for (int a = 0; a < 3; ++a) {
+        bb[a] = std::min(bb[a], w[a]);
+        bb[3 + a] = std::max(bb[3 + a], w[a]);
+      }
+    }
+    return bb;
+  };
+  auto p = box(a), q = box(b);
+  for (int i = 0; i < 3; ++i)
+    if (p[i] > q[3 + i] || q[i] > p[3 + i]) return false;
+  return true;
+}
+
+RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const RigidOptions& opt,
+                              const core::Progress& progress) {
+  using Transform = itk::VersorRigid3DTransform<double>;
+  using Optimizer = itk::RegularStepGradientDescentOptimizerv4<double>;
+  using Metric = itk::MattesMutualInformationImageToImageMetricv4<FloatImage, FloatImage>;
+  using Method = itk::ImageRegistrationMethodv4<FloatImage, FloatImage, Transform>;
+
+  auto transform = Transform::New();
+  auto init = itk::CenteredTransformInitializer<Transform, FloatImage, FloatImage>::New();
+  init->SetTransform(transform);
+  init->SetFixedImage(fixed);
+  init->SetMovingImage(moving);
+  init->GeometryOn();
+  init->InitializeTransform();
+
+  auto metric = Metric::New();
+  metric->SetNumberOfHistogramBins(50);
+  MaskImage::Pointer bone;
+  if (opt.bony) {
+    auto th = itk::BinaryThresholdImageFilter<FloatImage, MaskImage>::New();
+    th->SetInput(fixed);
+    th->SetLowerThreshold(static_cast<float>(opt.bone_hu));
+    th->SetInsideValue(1);
+    th->SetOutsideValue(0);
+    using SE = itk::FlatStructuringElement<3>;
+    SE::RadiusType r;
+    r.Fill(2);
+    auto dil = itk::BinaryDilateImageFilter<MaskImage, MaskImage, SE>::New();
+    dil->SetInput(th->GetOutput());
+    dil->SetKernel(SE::Ball(r));
+    dil->SetForegroundValue(1);
+    dil->Update();
+    bone = dil->GetOutput();
+    auto so = itk::ImageMaskSpatialObject<3>::New();
+    so->SetImage(bone);
+    so->Update();
+    metric->SetFixedImageMask(so);
+  }
+  auto optimizer = Optimizer::New();
+  optimizer->SetLearningRate(2.0);
+  optimizer->SetMinimumStepLength(1e-3);
+  optimizer->SetRelaxationFactor(0.5);
+  optimizer->SetNumberOfIterations(static_cast<itk::SizeValueType>(opt.iterations));
+  auto scales = itk::RegistrationParameterScalesFromPhysicalShift<Metric>::New();
+  scales->SetMetric(metric);
+  optimizer->SetScalesEstimator(scales);
+  optimizer->SetDoEstimateLearningRateOnce(true);
+
+  auto method = Method::New();
+  method->SetFixedImage(fixed);
+  method->SetMovingImage(moving);
+  method->SetMetric(metric);
+  method->SetOptimizer(optimizer);
+  method->SetInitialTransform(transform);
+  method->InPlaceOn();
+  const int levels = std::clamp(opt.levels, 1, 4);
+  Method::ShrinkFactorsArrayType shrink(levels);
+  Method::SmoothingSigmasArrayType sigmas(levels);
+  for (int l = 0; l < levels; ++l) {
+    shrink[l] = 1u << (levels - 1 - l);
+    sigmas[l] = levels - 1 - l;
+  }
+  method->SetNumberOfLevels(static_cast<itk::SizeValueType>(levels));
+  method->SetShrinkFactorsPerLevel(shrink);
+  method->SetSmoothingSigmasPerLevel(sigmas);
+  method->SetMetricSamplingStrategy(Method::MetricSamplingStrategyEnum::RANDOM);
+  method->SetMetricSamplingPercentage(0.25);
+  method->MetricSamplingReinitializeSeed(20261125);  // deterministic sampling
+
+  auto observer = itk::CStyleCommand::New();
+  struct Ctx {
+    const core::Progress* progress;
+    int level = 0;
+    int levels;
+  } ctx{&progress, 0, levels};
+  observer->SetClientData(&ctx);
+  observer->SetCallback([](itk::Object*, const itk::EventObject&, void* data) {
+    auto* c = static_cast<Ctx*>(data);
+    ++c->level;
+    c->progress->update(double(c->level) / c->levels, "rigid level " + std::to_string(c->level));
+  });
+  method->AddObserver(itk::MultiResolutionIterationEvent(), observer);
+  try {
+    method->Update();
+  } catch (const itk::ExceptionObject& e) {
+    fail<InvalidInput>("rigid registration", "images", itk_reason(e));
+  }
+  RigidTransform r;
+  const auto& m = transform->GetMatrix();
+  for (int a = 0; a < 3; ++a) {
+    for (int b = 0; b < 3; ++b) r.rotation[a * 3 + b] = m(a, b);
+    r.center[a] = transform->GetCenter()[a];
+    r.translation[a] = transform->GetTranslation()[a];
+  }
+  progress.done();
+  return r;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+Vec3 RigidTransform::apply(const Vec3& x) const {
+  Vec3 y{};
+  for (int a = 0; a < 3; ++a) {
+    double s = center[a] + translation[a];
+    for (int b = 0; b < 3; ++b) s += rotation[a * 3 + b] * (x[b] - center[b]);
+    y[a] = s;
+  }
+  return y;
+}
+
+DisplacementField DisplacementField::zeros(const Geometry& g) {
+  g.validate("displacement field");
+  DisplacementField f;
+  f.geometry = g;
+  f.data.assign(g.num_voxels() * 3, 0.f);
+  return f;
+}
+
+Vec3 DisplacementField::at(std::int64_t i, std::int64_t j, std::int64_t k) const {
+  const std::size_t n = geometry.offset(i, j, k) * 3;
+  return {data[n], data[n + 1], data[n + 2]};
+}
+
+Vec3 DisplacementField::sample(const Vec3& world) const {
+  const Vec3 c = geometry.world_to_index(world);
+  std::int64_t i0[3];
+  double f[3];
+  for (int a = 0; a < 3; ++a) {
+    if (c[a] < -0.5 || c[a] > geometry.size[a] - 0.5) return {0, 0, 0};
+    const double x = std::clamp(c[a], 0.0, double(geometry.size[a] - 1));
+    i0[a] = std::min<std::int64_t>(static_cast<std::int64_t>(x), std::max<std::int64_t>(geometry.size[a] - 2, 0));
+    f[a] = geometry.size[a] > 1 ? x - i0[a] : 0.0;
+  }
+  Vec3 u{0, 0, 0};
+  for (int dk = 0; dk < 2; ++dk)
+    for (int dj = 0; dj < 2; ++dj)
+      for (int di = 0; di < 2; ++di) {
+        const double w = (di ? f[0] : 1 - f[0]) * (dj ? f[1] : 1 - f[1]) * (dk ? f[2] : 1 - f[2]);
+        if (w == 0) continue;
+        const Vec3 v = at(std::min(i0[0] + di, geometry.size[0] - 1), std::min(i0[1] + dj, geometry.size[1] - 1),
+                          std::min(i0[2] + dk, geometry.size[2] - 1));
+        for (int a = 0; a < 3; ++a) u[a] += w * v[a];
+      }
+  return u;
+}
+
+Vec3 DisplacementField::transform_point(const Vec3& p) const {
+  const Vec3 u = sample(p);
+  return {p[0] + u[0], p[1] + u[1], p[2] + u[2]};
+}
+
+RegistrationResult register_images(const Image& fixed_in, const Image& moving_in,
+                                   const RegistrationOptions& opt, const core::Progress& progress) {
+  const char* op = "register images";
+  if (fixed_in.empty()) fail<InvalidInput>(op, "fixed image", "image is empty");
+  if (moving_in.empty()) fail<InvalidInput>(op, "moving image", "image is empty");
+  if (!overlap(fixed_in.geometry(), moving_in.geometry()))
+    fail<InvalidInput>(op, "images", "the fixed and moving images do not overlap in patient space");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& dopt = opt.deformable_options;
+  auto fixed = to_float(fixed_in, dopt.window_low, dopt.window_high);
+  auto moving = to_float(moving_in, dopt.window_low, dopt.window_high);
+
+  RegistrationResult res;
+  if (opt.rigid) res.rigid = rigid_register(fixed, moving, opt.rigid_options, progress.sub(0.0, 0.3, "rigid"));
+
+  const Geometry& g = fixed_in.geometry();
+  DisplacementField deform = DisplacementField::zeros(g);
+  if (opt.deformable) {
+    // Moving image resampled through the rigid transform onto the fixed grid.
+    using Rigid = itk::VersorRigid3DTransform<double>;
+    auto t = Rigid::New();
+    Rigid::MatrixType m;
+    Rigid::OutputVectorType tr;
+    Rigid::InputPointType c;
+    for (int a = 0; a < 3; ++a) {
+      for (int b = 0; b < 3; ++b) m(a, b) = res.rigid.rotation[a * 3 + b];
+      tr[a] = res.rigid.translation[a];
+      c[a] = res.rigid.center[a];
+    }
+    t->SetCenter(c);
+    t->SetMatrix(m, 1e-6);
+    t->SetTranslation(tr);
+    auto rs = itk::ResampleImageFilter<FloatImage, FloatImage>::New();
+    rs->SetInput(moving);
+    rs->SetTransform(t);
+    rs->SetReferenceImage(fixed);
+    rs->SetUseReferenceImage(true);
+    rs->SetDefaultPixelValue(static_cast<float>(dopt.window_low));
+    rs->Update();
+
+    auto match = itk::HistogramMatchingImageFilter<FloatImage, FloatImage>::New();
+    match->SetInput(rs->GetOutput());
+    match->SetReferenceImage(fixed);
+    match->SetNumberOfHistogramLevels(256);
+    match->SetNumberOfMatchPoints(15);
+    match->ThresholdAtMeanIntensityOn();
+    match->Update();
+
+    using Demons = itk::DiffeomorphicDemonsRegistrationFilter<FloatImage, FloatImage, FieldImage>;
+    using MultiRes = itk::MultiResolutionPDEDeformableRegistration<FloatImage, FloatImage, FieldImage, float>;
+    auto demons = Demons::New();
+    demons->SetUseGradientType(itk::ESMDemonsRegistrationFunctionEnums::Gradient::Symmetric);
+    demons->SetMaximumUpdateStepLength(dopt.max_step_voxels);
+    demons->SmoothDisplacementFieldOn();
+    const double min_spacing = std::min({g.spacing[0], g.spacing[1], g.spacing[2]});
+    demons->SetStandardDeviations(std::max(0.5, dopt.field_sigma_mm / min_spacing));
+    auto multires = MultiRes::New();
+    multires->SetRegistrationFilter(demons);
+    const int levels = std::clamp(dopt.levels, 1, 4);
+    multires->SetNumberOfLevels(static_cast<unsigned>(levels));
+    std::vector<unsigned> iters(static_cast<std::size_t>(levels), 20);
+    for (int l = 0; l < levels && l < static_cast<int>(dopt.iterations.size()); ++l)
+      iters[static_cast<std::size_t>(l)] = static_cast<unsigned>(std::max(1, dopt.iterations[static_cast<std::size_t>(l)]));
+    multires->SetNumberOfIterations(iters.data());
+    multires->SetFixedImage(fixed);
+    multires->SetMovingImage(match->GetOutput());
+
+    core::Progress dprog = progress.sub(0.3, 0.95, "deformable");
+    auto observer = itk::CStyleCommand::New();
+    struct Ctx {
+      const core::Progress* progress;
+      int level;
+      int levels;
+    } ctx{&dprog, 0, levels};
+    observer->SetClientData(&ctx);
+    observer->SetCallback([](itk::Object*, const itk::EventObject&, void* data) {
+      auto* c = static_cast<Ctx*>(data);
+      c->progress->update(double(c->level) / c->levels, "level " + std::to_string(c->level + 1));
+      ++c->level;
+    });
+    multires->AddObserver(itk::IterationEvent(), observer);
+    try {
+      multires->Update();
+    } catch (const itk::ExceptionObject& e) {
+      fail<InvalidInput>("deformable registration", "images", itk_reason(e));
+    }
+    deform = from_itk_field(multires->GetOutput());
+    dprog.done();
+  }
+
+  // Total displacement: T(x) = R(x + u_d(x)), u(x) = T(x) - x.
+  res.field = DisplacementField::zeros(g);
+  for (std::int64_t k = 0; k < g.size[2]; ++k)
+    for (std::int64_t j = 0; j < g.size[1]; ++j)
+      for (std::int64_t i = 0; i < g.size[0]; ++i) {
+        const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
+        const Vec3 ud = deform.at(i, j, k);
+        const Vec3 y = res.rigid.apply({x[0] + ud[0], x[1] + ud[1], x[2] + ud[2]});
+        const std::size_t n = g.offset(i, j, k) * 3;
+        for (int a = 0; a < 3; ++a) res.field.data[n + a] = static_cast<float>(y[a] - x[a]);
+      }
+  Image jac = jacobian_determinant(res.field);
+  const float* jp = jac.data<float>();
+  double mn = 1e30;
+  std::size_t folded = 0;
+  for (std::size_t n = 0; n < jac.num_voxels(); ++n) {
+    mn = std::min(mn, double(jp[n]));
+    folded += jp[n] <= 0.f;
+  }
+  res.min_jacobian = mn;
+  res.folding_fraction = double(folded) / double(jac.num_voxels());
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  progress.done();
+  return res;
+}
+
+Image jacobian_determinant(const DisplacementField& field) {
+  if (field.empty()) fail<InvalidInput>("jacobian determinant", "field", "field is empty");
+  auto f = itk::DisplacementFieldJacobianDeterminantFilter<FieldImage, float, FloatImage>::New();
+  auto in = to_itk_field(field);
+  f->SetInput(in);
+  f->SetUseImageSpacingOn();
+  f->Update();
+  Image out(field.geometry, PixelType::Float32);
+  std::memcpy(out.raw(), f->GetOutput()->GetBufferPointer(), out.byte_size());
+  return out;
+}
+
+Image warp(const Image& moving, const DisplacementField& field, double default_value) {
+  if (moving.empty()) fail<InvalidInput>("warp image", "image", "image is empty");
+  if (field.empty()) fail<InvalidInput>("warp image", "field", "field is empty");
+  auto in = to_float(moving);
+  auto f = to_itk_field(field);
+  auto w = itk::WarpImageFilter<FloatImage, FloatImage, FieldImage>::New();
+  w->SetInput(in);
+  w->SetDisplacementField(f);
+  w->SetOutputParametersFromImage(f);
+  w->SetEdgePaddingValue(static_cast<float>(default_value));
+  w->SetInterpolator(itk::LinearInterpolateImageFunction<FloatImage, double>::New());
+  w->Update();
+  Image out(field.geometry, PixelType::Float32);
+  std::memcpy(out.raw(), w->GetOutput()->GetBufferPointer(), out.byte_size());
+  if (moving.pixel_type() == PixelType::UInt8) {
+    Image m(field.geometry, PixelType::UInt8);
+    const float* p = out.data<float>();
+    std::uint8_t* q = m.data<std::uint8_t>();
+    for (std::size_t n = 0; n < m.num_voxels(); ++n) q[n] = p[n] >= 0.5f ? 1 : 0;
+    return m;
+  }
+  return moving.pixel_type() == PixelType::Float32 ? out : out.cast(moving.pixel_type());
+}
+
+DisplacementField read_field(const std::string& path) {
+  register_io_factories();
+  auto r = itk::ImageFileReader<FieldImage>::New();
+  r->SetFileName(path);
+  try {
+    r->Update();
+  } catch (const itk::ExceptionObject& e) {
+    fail<IoError>("read displacement field", path, itk_reason(e));
+  }
+  DisplacementField f = from_itk_field(r->GetOutput());
+  f.geometry.validate(path);
+  return f;
+}
+
+void write_field(const DisplacementField& field, const std::string& path) {
+  if (field.empty()) fail<InvalidInput>("write displacement field", path, "field is empty");
+  register_io_factories();
+  core::AtomicOutput out(path);
+  auto w = itk::ImageFileWriter<FieldImage>::New();
+  auto img = to_itk_field(field);
+  w->SetFileName(out.temp_path());
+  w->SetInput(img);
+  w->SetUseCompression(true);
+  try {
+    w->Update();
+  } catch (const itk::ExceptionObject& e) {
+    fail<IoError>("write displacement field", path, itk_reason(e));
+  }
+  out.commit();
+}
+
+std::vector<Vec3> read_points(const std::string& path, const Geometry* grid) {
+  const char* op = "read points";
+  std::ifstream in(path);
+  if (!in) fail<IoError>(op, path, "cannot open file");
+  std::string kind;
+  long count = -1;
+  in >> kind >> count;
+  if (kind != "point" && kind != "index")
+    fail<IoError>(op, path, "first word must be 'point' or 'index' (elastix point file)");
+  if (kind == "index" && !grid) fail<InvalidInput>(op, path, "index points need the image grid");
+  if (count < 0) fail<IoError>(op, path, "missing point count");
+  std::vector<Vec3> pts;
+  for (long n = 0; n < count; ++n) {
+    Vec3 p;
+    if (!(in >> p[0] >> p[1] >> p[2]))
+      fail<IoError>(op, path, "expected " + std::to_string(count) + " points, found " + std::to_string(n));
+    pts.push_back(kind == "index" ? grid->index_to_world(p) : p);
+  }
+  return pts;
+}
+
+std::vector<double> target_registration_errors(const DisplacementField& field, const std::vector<Vec3>& fixed_points,
+                                               const std::vector<Vec3>& moving_points) {
+  if (fixed_points.size() != moving_points.size())
+    fail<InvalidInput>("target registration error", "landmarks", "fixed and moving landmark counts differ");
+  std::vector<double> out;
+  for (std::size_t n = 0; n < fixed_points.size(); ++n) {
+    const Vec3 t = field.transform_point(fixed_points[n]);
+    double s = 0;
+    for (int a = 0; a < 3; ++a) s += (t[a] - moving_points[n][a]) * (t[a] - moving_points[n][a]);
+    out.push_back(std::sqrt(s));
+  }
+  return out;
+}
+
+}  // namespace isoline::adaptive

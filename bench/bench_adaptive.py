@@ -1,0 +1,100 @@
+"""Registration figures: lung-pair TRE and time for Isoline, elastix and plastimatch (same
+pair, same run), and the OpenKBP synthetic-deformation error and propagated OAR Dice."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+KEYS = ["tre_mm_isoline", "tre_mm_elastix", "tre_mm_plastimatch", "register_seconds_isoline",
+        "register_seconds_elastix", "register_seconds_plastimatch", "synthetic_dvf_error_mm",
+        "propagated_oar_min_dice", "register_seconds_hn128_isoline"]
+
+
+def _points(path):
+    t = Path(path).read_text().split()
+    n = int(t[1])
+    return np.array(t[2:2 + 3 * n], float).reshape(n, 3)
+
+
+def _inside(geom, pts):
+    ok = []
+    for p in pts:
+        c = np.array(geom.world_to_index(tuple(p)))
+        ok.append(bool(np.all(c >= 0) and np.all(c <= np.array(geom.size) - 1)))
+    return np.array(ok)
+
+
+def run(ctx):
+    sys.path.insert(0, str(ctx.build / "python"))
+    from isoline import adaptive, core
+    out = {k: None for k in KEYS}
+    L = ctx.shared / "lung_pair"
+    fixed_p, moving_p = L / "3DCT_lung_baseline.mha", L / "3DCT_lung_followup.mha"
+    fixed, moving = core.read_image(str(fixed_p)), core.read_image(str(moving_p))
+    pf, pm = _points(L / "3DCT_lung_baseline_landmarks.txt"), _points(L / "3DCT_lung_followup_landmarks.txt")
+    sel = _inside(fixed.geometry, pf) & _inside(moving.geometry, pm)
+
+    def tre_of_field(field):
+        t = np.array([field.transform_point(tuple(p)) for p in pf[sel]])
+        return float(np.linalg.norm(t - pm[sel], axis=1).mean())
+
+    t0 = time.perf_counter()
+    reg = adaptive.register(fixed, moving)
+    out["register_seconds_isoline"] = round(time.perf_counter() - t0, 2)
+    out["tre_mm_isoline"] = round(tre_of_field(reg.field), 3)
+
+    peers = ctx.root / "bench" / "peers"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        try:  # elastix: rigid + B-spline, standard parameter files
+            t0 = time.perf_counter()
+            subprocess.run(["elastix", "-f", fixed_p, "-m", moving_p, "-p", peers / "elastix_rigid.txt",
+                            "-p", peers / "elastix_bspline.txt", "-out", tmp, "-threads", str(os.cpu_count())],
+                           check=True, capture_output=True)
+            out["register_seconds_elastix"] = round(time.perf_counter() - t0, 2)
+            subprocess.run(["transformix", "-def", L / "3DCT_lung_baseline_landmarks.txt", "-tp",
+                            tmp / "TransformParameters.1.txt", "-out", tmp], check=True, capture_output=True)
+            rows = [re.search(r"OutputPoint = \[ ([^\]]+) \]", l).group(1).split()
+                    for l in (tmp / "outputpoints.txt").read_text().splitlines()]
+            t = np.array(rows, float)[sel]
+            out["tre_mm_elastix"] = round(float(np.linalg.norm(t - pm[sel], axis=1).mean()), 3)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"   elastix failed: {e}", file=sys.stderr)
+        try:  # plastimatch: rigid + multi-stage B-spline
+            cmd = (peers / "plastimatch_register.txt").read_text()
+            cmd = cmd.replace("FIXED", str(fixed_p)).replace("MOVING", str(moving_p)).replace("VF_OUT", str(tmp / "vf.nrrd"))
+            (tmp / "plm.txt").write_text(cmd)
+            t0 = time.perf_counter()
+            subprocess.run(["plastimatch", "register", tmp / "plm.txt"], check=True, capture_output=True)
+            out["register_seconds_plastimatch"] = round(time.perf_counter() - t0, 2)
+            out["tre_mm_plastimatch"] = round(tre_of_field(adaptive.read_field(str(tmp / "vf.nrrd"))), 3)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"   plastimatch failed: {e}", file=sys.stderr)
+
+    # Known synthetic deformations (10 mm, seeded) of OpenKBP validation patients.
+    errs, dices, secs = [], [], []
+    for i, pt in enumerate(["pt_201", "pt_202", "pt_203"]):
+        d = ctx.shared / "openkbp" / "validation" / pt
+        mov = core.read_image(str(d / "ct.nii.gz"))
+        truth = adaptive.synthetic_field(mov.geometry, max_mm=10.0, seed=100 + i)
+        fix = adaptive.warp(mov, truth, -1000.0)
+        t0 = time.perf_counter()
+        r = adaptive.register(fix, mov, rigid=False)
+        secs.append(time.perf_counter() - t0)
+        body = fix.array > -300
+        errs.append(float(np.linalg.norm(r.field.array - truth.array, axis=-1)[body].mean()))
+        for oar in ["Brainstem", "SpinalCord", "Mandible", "LeftParotid", "RightParotid", "Esophagus", "Larynx"]:
+            if not (d / f"{oar}.nii.gz").exists():
+                continue
+            m = core.read_image(str(d / f"{oar}.nii.gz"))
+            a, b = adaptive.warp(m, truth).array > 0, adaptive.warp(m, r.field).array > 0
+            dices.append(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+    out["synthetic_dvf_error_mm"] = round(float(np.mean(errs)), 3)
+    out["propagated_oar_min_dice"] = round(float(np.min(dices)), 3)
+    out["register_seconds_hn128_isoline"] = round(float(np.mean(secs)), 2)
+    return out

@@ -1,0 +1,110 @@
+// isoline register FIXED MOVING --out dvf.nii.gz: rigid + deformable registration.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "command.h"
+#include "isoline/adaptive/registration.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+
+namespace isoline::cli {
+
+namespace {
+
+int run_register(const Args& args, const Context& ctx) {
+  core::Image fixed = core::read_image(args.positional(0));
+  core::Image moving = core::read_image(args.positional(1));
+  adaptive::RegistrationOptions opt;
+  opt.rigid = !args.flag("--no-rigid");
+  opt.deformable = !args.flag("--rigid-only");
+  opt.rigid_options.bony = args.flag("--bony");
+  opt.deformable_options.field_sigma_mm = args.get_double("--sigma", opt.deformable_options.field_sigma_mm);
+  if (auto it = args.get("--iterations")) {
+    opt.deformable_options.iterations.clear();
+    std::size_t start = 0;
+    while (start <= it->size()) {
+      const std::size_t comma = it->find(',', start);
+      const std::string part = it->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      try {
+        opt.deformable_options.iterations.push_back(std::stoi(part));
+      } catch (...) {
+        throw UsageError{"--iterations expects comma-separated integers, got '" + *it + "'"};
+      }
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    opt.deformable_options.levels = static_cast<int>(opt.deformable_options.iterations.size());
+  }
+  core::Progress progress(ctx.progress, "register");
+  adaptive::RegistrationResult res;
+  if (auto in = args.get("--field-in")) {  // evaluate an existing field (e.g. a peer's)
+    res.field = adaptive::read_field(*in);
+    core::Image jac = adaptive::jacobian_determinant(res.field);
+    auto [lo, hi] = jac.min_max();
+    res.min_jacobian = lo;
+  } else {
+    res = adaptive::register_images(fixed, moving, opt, progress);
+  }
+  if (auto out = args.get("--out")) adaptive::write_field(res.field, *out);
+  if (auto out = args.get("--warped")) core::write_image(adaptive::warp(moving, res.field, -1000.0), *out);
+  std::printf("registration  %.1f s; Jacobian min %.3f, folding %.4f %%\n", res.seconds, res.min_jacobian,
+              100.0 * res.folding_fraction);
+  auto lm = args.get_all("--landmarks");
+  if (!lm.empty()) {
+    if (lm.size() != 2) throw UsageError{"--landmarks needs two files: --landmarks FIXED.txt --landmarks MOVING.txt"};
+    auto pf = adaptive::read_points(lm[0]);
+    auto pm = adaptive::read_points(lm[1]);
+    // Landmarks inside both images only.
+    std::vector<core::Vec3> f, m;
+    auto inside = [](const core::Geometry& g, const core::Vec3& p) {
+      core::Vec3 c = g.world_to_index(p);
+      for (int a = 0; a < 3; ++a)
+        if (c[a] < 0 || c[a] > g.size[a] - 1) return false;
+      return true;
+    };
+    for (std::size_t n = 0; n < std::min(pf.size(), pm.size()); ++n)
+      if (inside(fixed.geometry(), pf[n]) && inside(moving.geometry(), pm[n])) {
+        f.push_back(pf[n]);
+        m.push_back(pm[n]);
+      }
+    auto zero = adaptive::DisplacementField::zeros(fixed.geometry());
+    auto before = adaptive::target_registration_errors(zero, f, m);
+    auto after = adaptive::target_registration_errors(res.field, f, m);
+    auto mean = [](const std::vector<double>& v) { return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size(); };
+    std::printf("landmarks     %zu of %zu inside both images\n", f.size(), pf.size());
+    std::printf("TRE before    %.2f mm (mean)\n", mean(before));
+    std::printf("TRE after     %.2f mm (mean), max %.2f mm\n", mean(after),
+                after.empty() ? 0.0 : *std::max_element(after.begin(), after.end()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_register_command() {
+  Command c;
+  c.name = "register";
+  c.summary = "register a moving CT to a fixed CT (rigid + deformable)";
+  c.description =
+      "Rigid registration (Mattes mutual information, versor rigid, 3 levels; --bony restricts it\n"
+      "to bone) followed by multi-resolution diffeomorphic demons. The displacement field maps\n"
+      "fixed points to moving points (ITK/elastix convention) and is written as a vector image.";
+  c.positionals = {{"FIXED", "fixed image (e.g. planning CT)"}, {"MOVING", "moving image (e.g. new CT)"}};
+  c.options = {
+      {"--out", "FILE", "displacement field (.nii.gz, .nrrd, .mha)"},
+      {"--field-in", "FILE", "evaluate this displacement field instead of registering"},
+      {"--warped", "FILE", "moving image warped onto the fixed grid"},
+      {"--bony", "", "rigid step on bone only"},
+      {"--rigid-only", "", "skip the deformable step"},
+      {"--no-rigid", "", "skip the rigid step"},
+      {"--sigma", "MM", "field regularisation (Gaussian sigma, mm)"},
+      {"--iterations", "N,N,N", "demons iterations per level, coarse to fine"},
+      {"--landmarks", "FILE", "elastix point files, fixed then moving (give twice); prints TRE", false, "", true},
+  };
+  c.run = run_register;
+  return c;
+}
+
+}  // namespace isoline::cli
