@@ -35,6 +35,7 @@
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
+#include "isoline/core/itk_bridge.h"
 
 namespace isoline::adaptive {
 
@@ -53,40 +54,10 @@ using MaskImage = itk::Image<unsigned char, 3>;
 using VectorType = itk::Vector<float, 3>;
 using FieldImage = itk::Image<VectorType, 3>;
 
-template <class ImageT>
-void set_geometry(const Geometry& g, ImageT* img) {
-  typename ImageT::SizeType size;
-  typename ImageT::SpacingType spacing;
-  typename ImageT::PointType origin;
-  typename ImageT::DirectionType direction;
-  for (int a = 0; a < 3; ++a) {
-    size[a] = static_cast<itk::SizeValueType>(g.size[a]);
-    spacing[a] = g.spacing[a];
-    origin[a] = g.origin[a];
-    for (int b = 0; b < 3; ++b) direction(a, b) = g.direction[a * 3 + b];
-  }
-  img->SetRegions(typename ImageT::RegionType(size));
-  img->SetSpacing(spacing);
-  img->SetOrigin(origin);
-  img->SetDirection(direction);
-}
-
-template <class ImageT>
-Geometry get_geometry(const ImageT* img) {
-  Geometry g;
-  for (int a = 0; a < 3; ++a) {
-    g.size[a] = static_cast<std::int64_t>(img->GetLargestPossibleRegion().GetSize()[a]);
-    g.spacing[a] = img->GetSpacing()[a];
-    g.origin[a] = img->GetOrigin()[a];
-    for (int b = 0; b < 3; ++b) g.direction[a * 3 + b] = img->GetDirection()(a, b);
-  }
-  return g;
-}
-
 // A float ITK copy of any image, optionally clamped to [lo, hi].
 FloatImage::Pointer to_float(const Image& img, double lo = -1e30, double hi = 1e30) {
   auto out = FloatImage::New();
-  set_geometry(img.geometry(), out.GetPointer());
+  core::detail::copy_geometry_to_itk(img.geometry(), out.GetPointer());
   out->Allocate();
   float* p = out->GetBufferPointer();
   for (std::size_t n = 0; n < img.num_voxels(); ++n) p[n] = static_cast<float>(std::clamp(img.value(n), lo, hi));
@@ -95,7 +66,7 @@ FloatImage::Pointer to_float(const Image& img, double lo = -1e30, double hi = 1e
 
 FieldImage::Pointer to_itk_field(const DisplacementField& f) {
   auto out = FieldImage::New();
-  set_geometry(f.geometry, out.GetPointer());
+  core::detail::copy_geometry_to_itk(f.geometry, out.GetPointer());
   out->Allocate();
   std::memcpy(out->GetBufferPointer(), f.data.data(), f.data.size() * sizeof(float));
   return out;
@@ -103,7 +74,7 @@ FieldImage::Pointer to_itk_field(const DisplacementField& f) {
 
 DisplacementField from_itk_field(const FieldImage* img) {
   DisplacementField f;
-  f.geometry = get_geometry(img);
+  f.geometry = core::detail::geometry_from_itk(img);
   f.data.resize(f.geometry.num_voxels() * 3);
   std::memcpy(f.data.data(), img->GetBufferPointer(), f.data.size() * sizeof(float));
   return f;

@@ -9,7 +9,7 @@
 #include "isoline/contouring/contour.h"
 #include "isoline/core/error.h"
 #include "isoline/core/mask_ops.h"
-#include "itk_view.h"
+#include "isoline/core/itk_bridge.h"
 
 namespace isoline::contouring {
 
@@ -28,7 +28,7 @@ core::Image body_mask(const core::Image& ct, double threshold_hu, double opening
   if (opening_mm > 0) {
     // In-plane (axes 0, 1) ball: removes the couch's thin shells and tubing, keeps the
     // patient. The slice axis is not opened (slices may be thick).
-    using Mask = detail::ItkImage<std::uint8_t>;
+    using Mask = core::detail::ItkImage<std::uint8_t>;
     using Ball = itk::BinaryBallStructuringElement<std::uint8_t, 3>;
     Ball::SizeType radius;
     for (int a = 0; a < 3; ++a)
@@ -38,13 +38,13 @@ core::Image body_mask(const core::Image& ct, double threshold_hu, double opening
     ball.SetRadius(radius);
     ball.CreateStructuringElement();
     auto f = itk::BinaryMorphologicalOpeningImageFilter<Mask, Mask, Ball>::New();
-    auto in = detail::to_itk<std::uint8_t>(m);
+    auto in = core::detail::to_itk<std::uint8_t>(m);
     f->SetInput(in);
     f->SetKernel(ball);
     f->SetForegroundValue(1);
     f->SetBackgroundValue(0);
     f->Update();
-    m = detail::from_itk<std::uint8_t>(f->GetOutput(), g);
+    m = core::detail::from_itk<std::uint8_t>(f->GetOutput());
   }
   m = core::keep_largest_components(m, 1);
   return core::fill_holes(m, /*per_slice=*/true);

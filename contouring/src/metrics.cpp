@@ -13,7 +13,7 @@
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
-#include "itk_view.h"
+#include "isoline/core/itk_bridge.h"
 
 namespace fs = std::filesystem;
 
@@ -46,10 +46,10 @@ Image surface(const Image& m) {
 
 // Unsigned distance (mm) from every voxel to the nearest voxel of `set` (0 on it).
 std::vector<float> distance_to(const Image& set) {
-  using Mask = detail::ItkImage<std::uint8_t>;
-  using Dist = detail::ItkImage<float>;
+  using Mask = core::detail::ItkImage<std::uint8_t>;
+  using Dist = core::detail::ItkImage<float>;
   auto f = itk::SignedMaurerDistanceMapImageFilter<Mask, Dist>::New();
-  auto in = detail::to_itk<std::uint8_t>(set);
+  auto in = core::detail::to_itk<std::uint8_t>(set);
   f->SetInput(in);
   f->SetUseImageSpacing(true);
   f->SetSquaredDistance(false);

@@ -19,7 +19,7 @@
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
-#include "itk_bridge.h"
+#include "isoline/core/itk_bridge.h"
 
 namespace fs = std::filesystem;
 

@@ -16,7 +16,7 @@
 #include <itkSmoothingRecursiveGaussianImageFilter.h>
 
 #include "isoline/core/error.h"
-#include "itk_bridge.h"
+#include "isoline/core/itk_bridge.h"
 
 namespace isoline::core {
 

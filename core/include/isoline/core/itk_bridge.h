@@ -1,5 +1,6 @@
-// Private to core: zero-copy views of core::Image as itk::Image and back. Only .cpp files of
-// core include this (ITK headers stay out of public headers).
+// Zero-copy views of core::Image as itk::Image and back, for the .cpp files of modules that
+// link ITK (core, contouring, adaptive). It includes ITK headers: never include it from a
+// public header of a module.
 #pragma once
 
 #include <cstring>
