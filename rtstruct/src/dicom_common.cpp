@@ -1,5 +1,7 @@
 #include "dicom_common.h"
 
+#include "isoline/core/version.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -231,6 +233,25 @@ PatientStudy read_patient_study(DcmItem& item) {
   p.study_description = get_string_all(item, DCM_StudyDescription);
   p.specific_character_set = get_string_all(item, DCM_SpecificCharacterSet);
   return p;
+}
+
+void write_derived_header(DcmItem& ds, const DerivedSeries& d, const CtSeries& ct) {
+  put(ds, DCM_InstanceCreationDate, d.date);
+  put(ds, DCM_InstanceCreationTime, d.time);
+  put(ds, DCM_SOPClassUID, d.sop_class_uid);
+  put(ds, DCM_SOPInstanceUID, d.sop_instance_uid);
+  write_patient_study(ds, ct.info);
+  put(ds, DCM_Modality, d.modality);
+  put(ds, DCM_Manufacturer, "Isoline");
+  put(ds, DCM_ManufacturerModelName, "Isoline");
+  put(ds, DCM_SoftwareVersions, core::version());
+  put(ds, DCM_SeriesDescription, d.series_description);
+  put(ds, DCM_SeriesInstanceUID, d.series_instance_uid);
+  put(ds, DCM_SeriesNumber, std::to_string(d.series_number));
+  put(ds, DCM_OperatorsName, "");
+  put(ds, DCM_FrameOfReferenceUID, ct.frame_of_reference_uid);
+  put(ds, DCM_PositionReferenceIndicator, "");
+  put(ds, DCM_InstanceNumber, "1");
 }
 
 void write_patient_study(DcmItem& item, const PatientStudy& p) {

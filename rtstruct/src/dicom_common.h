@@ -49,6 +49,19 @@ PatientStudy read_patient_study(DcmItem& item);
 /// Writes the Patient and General Study modules (Type 2 attributes always present).
 void write_patient_study(DcmItem& item, const PatientStudy& info);
 
+/// Header of an object derived from a CT series (RT-STRUCT, RT-DOSE): SOP Common, Patient,
+/// General Study, a new series (Isoline as manufacturer) in the CT's frame of reference.
+struct DerivedSeries {
+  const char* sop_class_uid;
+  std::string sop_instance_uid;
+  std::string modality;
+  std::string series_description;
+  std::string series_instance_uid;
+  int series_number = 0;
+  std::string date, time;  ///< instance creation date and time
+};
+void write_derived_header(DcmItem& item, const DerivedSeries& d, const CtSeries& ct);
+
 /// Current date "YYYYMMDD" and time "HHMMSS".
 std::string today();
 std::string now_time();

@@ -87,22 +87,8 @@ RtDoseWriteResult write_rtdose(const core::Image& dose_in, const CtSeries& ct,
   DcmDataset& ds = *ff.getDataset();
   using detail::put;
   using detail::put_us;
-  put(ds, DCM_InstanceCreationDate, date);
-  put(ds, DCM_InstanceCreationTime, time);
-  put(ds, DCM_SOPClassUID, UID_RTDoseStorage);
-  put(ds, DCM_SOPInstanceUID, res.sop_instance_uid);
-  detail::write_patient_study(ds, ct.info);
-  put(ds, DCM_Modality, "RTDOSE");
-  put(ds, DCM_Manufacturer, "Isoline");
-  put(ds, DCM_ManufacturerModelName, "Isoline");
-  put(ds, DCM_SoftwareVersions, core::version());
-  put(ds, DCM_SeriesDescription, opt.series_description);
-  put(ds, DCM_SeriesInstanceUID, res.series_instance_uid);
-  put(ds, DCM_SeriesNumber, std::to_string(opt.series_number));
-  put(ds, DCM_OperatorsName, "");
-  put(ds, DCM_FrameOfReferenceUID, ct.frame_of_reference_uid);
-  put(ds, DCM_PositionReferenceIndicator, "");
-  put(ds, DCM_InstanceNumber, "1");
+  detail::write_derived_header(ds, {UID_RTDoseStorage, res.sop_instance_uid, "RTDOSE", opt.series_description,
+                                   res.series_instance_uid, opt.series_number, date, time}, ct);
   put(ds, DCM_ContentDate, date);
   put(ds, DCM_ContentTime, time);
   put(ds, DCM_ImagePositionPatient, detail::format_ds_list({origin[0], origin[1], origin[2]}));

@@ -155,22 +155,8 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
   DcmFileFormat ff;
   DcmDataset& ds = *ff.getDataset();
   using detail::put;
-  put(ds, DCM_InstanceCreationDate, date);
-  put(ds, DCM_InstanceCreationTime, time);
-  put(ds, DCM_SOPClassUID, UID_RTStructureSetStorage);
-  put(ds, DCM_SOPInstanceUID, res.sop_instance_uid);
-  detail::write_patient_study(ds, ct.info);
-  put(ds, DCM_Modality, "RTSTRUCT");
-  put(ds, DCM_Manufacturer, "Isoline");
-  put(ds, DCM_ManufacturerModelName, "Isoline");
-  put(ds, DCM_SoftwareVersions, core::version());
-  put(ds, DCM_SeriesDescription, opt.series_description);
-  put(ds, DCM_SeriesInstanceUID, res.series_instance_uid);
-  put(ds, DCM_SeriesNumber, std::to_string(opt.series_number));
-  put(ds, DCM_OperatorsName, "");
-  put(ds, DCM_FrameOfReferenceUID, ct.frame_of_reference_uid);
-  put(ds, DCM_PositionReferenceIndicator, "");
-  put(ds, DCM_InstanceNumber, "1");
+  detail::write_derived_header(ds, {UID_RTStructureSetStorage, res.sop_instance_uid, "RTSTRUCT", opt.series_description,
+                                   res.series_instance_uid, opt.series_number, date, time}, ct);
   put(ds, DCM_StructureSetLabel,
       cut(opt.structure_set_label.empty() ? "ISOLINE" : opt.structure_set_label, 16));
   put(ds, DCM_StructureSetName, cut(opt.structure_set_label, 64));
