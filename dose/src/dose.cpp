@@ -343,6 +343,8 @@ InfluenceMatrix compute_influence(const core::Image& ct, const core::Image& targ
   const Grid grid = to_grid(ct.geometry());
   CalcOptions o = plan.options;
   o.use_cuda = false;  // beamlet-parallel CPU implementation (see docs/dose.md)
+  // Say so instead of silently ignoring a CUDA request: there is no CUDA influence path yet.
+  if (device == core::Device::CUDA) progress.update(0.0, "influence matrix on CPU (no CUDA path yet)");
   std::vector<std::uint8_t> t(target.num_voxels());
   for (std::size_t i = 0; i < t.size(); ++i) t[i] = target.value(i) != 0 ? 1 : 0;
   try {
