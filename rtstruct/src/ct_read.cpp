@@ -398,28 +398,7 @@ CtSeries assemble(std::vector<Header*> hs, const CtReadOptions& opt, const core:
   // Decode (two workers; DCMTK objects are per file).
   const std::size_t npx = static_cast<std::size_t>(f.rows) * f.cols;
   std::vector<std::vector<float>> planes(hs.size());
-  {
-    const unsigned nw = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
-    std::vector<std::exception_ptr> errs(nw);
-    std::atomic<std::size_t> next{0}, done{0};
-    auto work = [&](unsigned w) {
-      try {
-        for (std::size_t k; (k = next++) < hs.size();) {
-          planes[k] = decode(*hs[k]);
-          ++done;
-        }
-      } catch (...) {
-        errs[w] = std::current_exception();
-        next = hs.size();
-      }
-    };
-    std::vector<std::thread> ts;
-    for (unsigned w = 1; w < nw; ++w) ts.emplace_back(work, w);
-    work(0);
-    for (auto& t : ts) t.join();
-    for (auto& e : errs)
-      if (e) std::rethrow_exception(e);
-  }
+  detail::parallel_for(hs.size(), [&](std::size_t k) { planes[k] = decode(*hs[k]); });
   progress.update(0.9, "pixels");
 
   core::Geometry g;

@@ -2,13 +2,17 @@
 
 #include "isoline/core/version.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcvrds.h"
@@ -233,6 +237,26 @@ PatientStudy read_patient_study(DcmItem& item) {
   p.study_description = get_string_all(item, DCM_StudyDescription);
   p.specific_character_set = get_string_all(item, DCM_SpecificCharacterSet);
   return p;
+}
+
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& body) {
+  const unsigned nw = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
+  std::vector<std::exception_ptr> errs(nw);
+  std::atomic<std::size_t> next{0};
+  auto work = [&](unsigned w) {
+    try {
+      for (std::size_t i; (i = next++) < n;) body(i);
+    } catch (...) {
+      errs[w] = std::current_exception();
+      next = n;
+    }
+  };
+  std::vector<std::thread> ts;
+  for (unsigned w = 1; w < nw; ++w) ts.emplace_back(work, w);
+  work(0);
+  for (auto& t : ts) t.join();
+  for (auto& e : errs)
+    if (e) std::rethrow_exception(e);
 }
 
 void write_derived_header(DcmItem& ds, const DerivedSeries& d, const CtSeries& ct) {

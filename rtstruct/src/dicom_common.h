@@ -1,6 +1,7 @@
 // Internal DCMTK helpers shared by the rtstruct sources (not installed, not public).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,10 @@ struct DerivedSeries {
   std::string date, time;  ///< instance creation date and time
 };
 void write_derived_header(DcmItem& item, const DerivedSeries& d, const CtSeries& ct);
+
+/// Runs body(i) for i in [0, n) on up to two threads (DCMTK objects are per item); the first
+/// exception thrown by a body is rethrown after all workers stop.
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& body);
 
 /// Current date "YYYYMMDD" and time "HHMMSS".
 std::string today();

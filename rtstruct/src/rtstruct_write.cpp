@@ -122,28 +122,9 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
   // Trace contours (two workers).
   const std::size_t nroi = structures.size();
   std::vector<std::vector<ContourOut>> contours(nroi);
-  {
-    std::atomic<std::size_t> next{0}, done{0};
-    const unsigned nw = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
-    std::vector<std::exception_ptr> errs(nw);
-    auto work = [&](unsigned w) {
-      try {
-        for (std::size_t i; (i = next++) < nroi;) {
-          contours[i] = contours_of(structures[i].mask, opt.keyhole);
-          ++done;
-        }
-      } catch (...) {
-        errs[w] = std::current_exception();
-        next = nroi;
-      }
-    };
-    std::vector<std::thread> ts;
-    for (unsigned w = 1; w < nw; ++w) ts.emplace_back(work, w);
-    work(0);
-    for (auto& t : ts) t.join();
-    for (auto& e : errs)
-      if (e) std::rethrow_exception(e);
-  }
+  detail::parallel_for(nroi, [&](std::size_t i) {
+    contours[i] = contours_of(structures[i].mask, opt.keyhole);
+  });
   progress.update(0.6, "contours");
 
   const std::string version =
