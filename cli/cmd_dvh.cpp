@@ -1,5 +1,9 @@
 // isoline dvh: DVH metrics and a clinical-criteria table for a dose and structures.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 
@@ -9,36 +13,212 @@
 #include "isoline/core/io.h"
 #include "isoline/planning/criteria.h"
 #include "isoline/planning/dvh.h"
+#include "isoline/rtstruct/rtdose.h"
+#include "isoline/rtstruct/rtstruct.h"
 
 namespace isoline::cli {
 
 namespace {
 
+// Dose in Gy: an RT Dose file (DICOM) or any image core::read_image reads.
+core::Image read_dose(const std::string& path) {
+  if (rtstruct::dicom_modality(path) == "RTDOSE") {
+    rtstruct::RtDose d = rtstruct::read_rtdose(path);
+    if (d.dose_units != "GY")
+      core::fail<core::InvalidInput>("dvh", path, "RT Dose units are " + d.dose_units + ", not GY");
+    return std::move(d.dose);
+  }
+  return core::read_image(path, core::PixelType::Float32);
+}
+
+// Prescription encoded in a target name: "PTV70" -> 70, "PTV_56" -> 56, "PTV 50.4" -> 50.4;
+// small numbers are indices, not doses ("PTV1", "PTV2" -> none).
+double rx_from_name(const std::string& name) {
+  for (std::size_t i = 0; i < name.size(); ++i)
+    if (std::isdigit(static_cast<unsigned char>(name[i]))) {
+      const double v = std::strtod(name.c_str() + i, nullptr);
+      return v >= 10 && v <= 150 ? v : 0.0;
+    }
+  return 0.0;
+}
+
+// True when an External ROI (BODY) has contours on the first and the last plane of the set:
+// it was contoured on every image slice, so the image (and every ROI) ends at those planes.
+bool external_spans_all_planes(const rtstruct::RtStructData& rs, const core::Geometry& planes) {
+  for (const auto& roi : rs.rois) {
+    std::string t = roi.interpreted_type;
+    for (auto& ch : t) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (t != "EXTERNAL") continue;
+    bool first = false, last = false;
+    for (const auto& c : roi.contours) {
+      if (c.geometric_type != "CLOSED_PLANAR" || c.points.empty()) continue;
+      const double k = planes.world_to_index(c.points.front())[2];
+      first = first || std::abs(k) < 0.1;
+      last = last || std::abs(k - (planes.size[2] - 1)) < 0.1;
+    }
+    if (first && last) return true;
+  }
+  return false;
+}
+
+bool is_target_type(core::StructureType t) {
+  return t == core::StructureType::PTV || t == core::StructureType::CTV || t == core::StructureType::GTV;
+}
+
+std::string fmt(double v, const char* f = "%.2f") {
+  if (!std::isfinite(v)) return "-";
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o;
+}
+
+struct Row {
+  std::string name;
+  bool target = false;
+  double rx = 0;  // Gy, 0 = unknown
+  planning::Dvh dvh;
+  double hi = NAN, ci = NAN, v95rx = NAN, v100rx = NAN;
+  std::vector<double> extra;  // --metric values
+};
+
 int run_dvh(const Args& args, const Context& ctx) {
   core::Progress progress(ctx.progress, "dvh");
+  const auto masks_dir = args.get("--masks");
+  const auto rs_path = args.get("--rtstruct");
+  if (masks_dir.has_value() == rs_path.has_value())
+    throw UsageError{"give exactly one of --masks DIR and --rtstruct FILE"};
   const std::string dose_path = args.value("--dose");
-  core::Image dose = core::read_image(dose_path, core::PixelType::Float32);
-  std::vector<std::string> names = args.get_all("--structure");
-  core::StructureSet set = core::read_mask_dir(args.value("--masks"), names);
-  if (set.empty())
-    core::fail<core::InvalidInput>("dvh", args.value("--masks"), "no structure masks found");
+  const core::Image dose = read_dose(dose_path);
+  const std::vector<std::string> names = args.get_all("--structure");
+
+  // Targets and their prescriptions.
+  std::map<std::string, double> target_rx;  // explicit --target NAME[=GY]
+  for (const auto& t : args.get_all("--target")) {
+    const auto eq = t.find('=');
+    target_rx[t.substr(0, eq)] = eq == std::string::npos ? 0.0 : std::atof(t.c_str() + eq + 1);
+  }
+  const double rx_default = args.get_double("--rx", 0.0);
+  const std::vector<std::string> metrics = args.get_all("--metric");
+  for (const auto& m : metrics) {
+    planning::Dvh probe("probe", {1.f}, {1.0});
+    try {
+      planning::evaluate_metric(probe, m);
+    } catch (const core::Error& e) {
+      throw UsageError{std::string("--metric: ") + e.what()};
+    }
+  }
 
   planning::DvhOptions opt;
   opt.supersample = static_cast<int>(args.get_int("--supersample", 0));
+  std::vector<Row> rows;
   std::map<std::string, planning::Dvh> dvhs;
-  std::size_t n = 0;
-  for (const auto& s : set) {
-    progress.update(double(n++) / set.size(), s.name);
-    dvhs[s.name] = planning::compute_dvh(dose, s.mask, s.name, opt);
+  auto process = [&](const core::Structure& s) {
+    Row r;
+    r.name = s.name;
+    r.dvh = planning::compute_dvh(dose, s.mask, s.name, opt);
+    if (!target_rx.empty()) {
+      auto it = target_rx.find(s.name);
+      r.target = it != target_rx.end();
+      if (r.target) r.rx = it->second;
+    } else {
+      r.target = is_target_type(s.type) || is_target_type(core::guess_structure_type(s.name));
+    }
+    if (r.target) {
+      if (r.rx <= 0) r.rx = rx_from_name(s.name);
+      if (r.rx <= 0) r.rx = rx_default;
+      r.hi = planning::homogeneity_index(r.dvh);
+      if (r.rx > 0 && !r.dvh.empty()) {
+        r.ci = planning::conformity_index(dose, s.mask, r.rx, opt);
+        r.v95rx = 100 * r.dvh.volume_fraction_at_dose(0.95 * r.rx);
+        r.v100rx = 100 * r.dvh.volume_fraction_at_dose(r.rx);
+      }
+    }
+    for (const auto& m : metrics) r.extra.push_back(planning::evaluate_metric(r.dvh, m));
+    dvhs[s.name] = r.dvh;
+    rows.push_back(std::move(r));
+  };
+
+  std::vector<std::string> no_contours;
+  if (masks_dir) {
+    const core::StructureSet set = core::read_mask_dir(*masks_dir, names);
+    if (set.empty()) core::fail<core::InvalidInput>("dvh", *masks_dir, "no structure masks found");
+    std::size_t n = 0;
+    for (const auto& s : set) {
+      progress.update(double(n++) / set.size(), s.name);
+      process(s);
+    }
+  } else {
+    const rtstruct::RtStructData rs = rtstruct::read_rtstruct(*rs_path);
+    std::vector<std::string> todo;
+    for (const auto& roi : rs.rois) {
+      bool closed = false;
+      for (const auto& c : roi.contours) closed = closed || (c.geometric_type == "CLOSED_PLANAR" && c.points.size() >= 3);
+      const bool wanted = names.empty() || std::find(names.begin(), names.end(), roi.name) != names.end();
+      if (!wanted) continue;
+      if (closed)
+        todo.push_back(roi.name);
+      else
+        no_contours.push_back(roi.name);
+    }
+    if (todo.empty())
+      core::fail<core::InvalidInput>("dvh", *rs_path, "no ROI with closed contours" +
+                                                           std::string(names.empty() ? "" : " among --structure"));
+    const double pixel = args.get_double("--pixel", 1.0);
+    if (!(pixel > 0.05)) throw UsageError{"--pixel must be > 0.05 mm"};
+    // Fine in-plane grid fitted to the contour planes, not the dose grid: boundary voxels of
+    // the coarse dose grid would change volumes by several %.
+    const core::Geometry planes = rtstruct::contour_grid(rs, pixel, 3.0);
+    const core::Geometry grid = planning::dvh_raster_grid(planes, external_spans_all_planes(rs, planes));
+    // One ROI at a time: a fine grid over a whole BODY is large, masks are not kept.
+    for (std::size_t n = 0; n < todo.size(); ++n) {
+      progress.update(double(n) / todo.size(), todo[n]);
+      rtstruct::RasterizeOptions ro;
+      ro.names = {todo[n]};
+      const core::StructureSet one = rtstruct::rasterize(rs, grid, ro);
+      if (const core::Structure* s = one.find(todo[n])) process(*s);
+    }
   }
   progress.done();
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.name < b.name; });
 
-  std::printf("%-14s %9s %8s %8s %8s %8s %8s %8s\n", "structure", "vol[cc]", "mean", "min", "max",
-              "D0.1cc", "D95%", "D2%");
-  for (const auto& [name, d] : dvhs)
-    std::printf("%-14s %9.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", name.c_str(), d.volume_cc(),
-                d.mean_gy(), d.min_gy(), d.max_gy(), d.dose_at_cc(0.1), d.dose_at_percent(95),
-                d.dose_at_percent(2));
+  std::printf("%-16s %9s %7s %7s %7s %7s %7s %7s %7s %7s %7s", "structure", "vol[cc]", "mean", "min", "max",
+              "D0.1cc", "D0.03cc", "D98%", "D95%", "D50%", "D2%");
+  for (const auto& m : metrics) std::printf(" %9s", m.c_str());
+  std::printf("\n");
+  for (const auto& r : rows) {
+    const auto& d = r.dvh;
+    std::printf("%-16s %9.2f %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f", r.name.c_str(), d.volume_cc(),
+                d.mean_gy(), d.min_gy(), d.max_gy(), d.dose_at_cc(0.1), d.dose_at_cc(0.03), d.dose_at_percent(98),
+                d.dose_at_percent(95), d.dose_at_percent(50), d.dose_at_percent(2));
+    for (double v : r.extra) std::printf(" %9.2f", v);
+    std::printf("\n");
+  }
+  for (const auto& nm : no_contours) std::printf("%-16s (no closed contours, skipped)\n", nm.c_str());
+  std::printf("doses in Gy; Dx%% = minimum dose to the hottest x %% of the volume, Dxcc to the hottest x cc\n");
+
+  bool any_target = false;
+  for (const auto& r : rows) any_target = any_target || r.target;
+  if (any_target) {
+    std::printf("\n%-16s %7s %7s %7s %9s %9s %7s %7s\n", "target", "Rx[Gy]", "D99%", "D95%", "V95%Rx", "V100%Rx",
+                "HI", "CI");
+    for (const auto& r : rows)
+      if (r.target)
+        std::printf("%-16s %7s %7.2f %7.2f %9s %9s %7s %7s\n", r.name.c_str(), r.rx > 0 ? fmt(r.rx).c_str() : "-",
+                    r.dvh.dose_at_percent(99), r.dvh.dose_at_percent(95), fmt(r.v95rx, "%.1f%%").c_str(),
+                    fmt(r.v100rx, "%.1f%%").c_str(), fmt(r.hi, "%.3f").c_str(), fmt(r.ci, "%.3f").c_str());
+    std::printf("HI = (D2%% - D98%%) / D50%% (ICRU 83); CI = Paddick TV_PIV^2 / (TV x PIV) at Rx"
+                "%s\n", rx_default > 0 || !target_rx.empty() ? "" : " (Rx from the name, or --rx)");
+  }
 
   int failed = 0;
   if (auto crit = args.get("--criteria")) {
@@ -56,16 +236,55 @@ int run_dvh(const Args& args, const Context& ctx) {
   }
 
   if (auto csv = args.get("--csv")) {
+    const double bin = args.get_double("--bin", 0.1);
+    if (!(bin > 0)) throw UsageError{"--bin must be > 0 Gy"};
     core::AtomicOutput out(*csv);
     {
       std::ofstream f(out.temp_path());
-      f << "structure,dose_gy,volume_fraction\n";
-      for (const auto& [name, d] : dvhs) {
-        std::vector<double> x, y;
-        d.cumulative(args.get_double("--bin", 0.1), &x, &y);
-        for (std::size_t i = 0; i < x.size(); ++i) f << name << "," << x[i] << "," << y[i] << "\n";
+      f << "structure,dose_gy,cumulative_fraction,cumulative_cc,differential_cc\n";
+      f.precision(9);
+      for (const auto& r : rows) {
+        std::vector<double> x, y, xd, dv;
+        r.dvh.cumulative(bin, &x, &y);
+        r.dvh.differential(bin, &xd, &dv);
+        for (std::size_t i = 0; i < x.size(); ++i)
+          f << r.name << "," << x[i] << "," << y[i] << "," << y[i] * r.dvh.volume_cc() << ","
+            << (i < dv.size() ? dv[i] : 0.0) << "\n";
       }
+      f.flush();
       if (!f) core::fail<core::IoError>("dvh", *csv, "cannot write file");
+    }
+    out.commit();
+  }
+
+  if (auto js = args.get("--json")) {
+    core::AtomicOutput out(*js);
+    {
+      std::ofstream f(out.temp_path());
+      f.precision(9);
+      f << "{\n  \"dose\": \"" << json_escape(dose_path) << "\",\n  \"structures\": [";
+      bool first = true;
+      for (const auto& r : rows) {
+        const auto& d = r.dvh;
+        f << (first ? "\n" : ",\n") << "    {\"name\": \"" << json_escape(r.name) << "\", \"volume_cc\": " << d.volume_cc()
+          << ", \"mean_gy\": " << d.mean_gy() << ", \"min_gy\": " << d.min_gy() << ", \"max_gy\": " << d.max_gy()
+          << ", \"d0.1cc_gy\": " << d.dose_at_cc(0.1) << ", \"d0.03cc_gy\": " << d.dose_at_cc(0.03);
+        for (double p : {99.0, 98.0, 95.0, 50.0, 2.0}) f << ", \"d" << p << "_gy\": " << d.dose_at_percent(p);
+        if (r.target) {
+          f << ", \"target\": true";
+          if (r.rx > 0) f << ", \"rx_gy\": " << r.rx;
+          if (std::isfinite(r.hi)) f << ", \"hi\": " << r.hi;
+          if (std::isfinite(r.ci)) f << ", \"ci\": " << r.ci;
+          if (std::isfinite(r.v95rx)) f << ", \"v95rx_percent\": " << r.v95rx;
+        }
+        for (std::size_t m = 0; m < metrics.size(); ++m)
+          f << ", \"" << json_escape(metrics[m]) << "\": " << r.extra[m];
+        f << "}";
+        first = false;
+      }
+      f << "\n  ]\n}\n";
+      f.flush();
+      if (!f) core::fail<core::IoError>("dvh", *js, "cannot write file");
     }
     out.commit();
   }
@@ -79,16 +298,27 @@ Command make_dvh_command() {
   c.name = "dvh";
   c.summary = "DVH metrics and clinical criteria for a dose and structures";
   c.description =
-      "Computes each structure's DVH with sub-voxel dose sampling (trilinear interpolation)\n"
-      "and prints volume, mean, min, max, D0.1cc, D95% and D2%. With --criteria, evaluates a\n"
-      "criteria file (e.g. planning/criteria/hn.json) and prints PASS/FAIL per criterion.";
+      "Computes each structure's DVH with sub-voxel dose sampling (trilinear interpolation) and\n"
+      "prints volume, mean, min, max, D0.1cc, D0.03cc, D98%, D95%, D50% and D2% (plus any\n"
+      "--metric), and for targets D99%, D95%, V95%Rx, V100%Rx, homogeneity (ICRU 83) and\n"
+      "Paddick conformity indices. Structures come from a directory of masks or an RT-STRUCT\n"
+      "(rasterised on a --pixel mm grid fitted to its contour planes). Targets are PTV/CTV/GTV\n"
+      "ROIs (interpreted type or name) unless --target is given; their prescription is\n"
+      "--target NAME=GY, else a number >= 10 in the name (PTV70), else --rx. With --criteria,\n"
+      "evaluates a criteria file (e.g. planning/criteria/hn.json) and prints PASS/FAIL.";
   c.options = {
-      {"--dose", "FILE", "dose image in Gy (NIfTI/NRRD/MHA)", true},
-      {"--masks", "DIR", "directory of <structure>.nii.gz masks", true},
+      {"--dose", "FILE", "dose in Gy: RT Dose (DICOM), NIfTI, NRRD or MHA", true},
+      {"--masks", "DIR", "directory of <structure>.nii.gz masks (or --rtstruct)"},
+      {"--rtstruct", "FILE", "RT Structure Set (or --masks)"},
       {"--structure", "NAME", "only these structures (repeatable)", false, "", true},
+      {"--target", "NAME[=GY]", "target structure and its prescription (repeatable)", false, "", true},
+      {"--rx", "GY", "prescription for targets without one"},
+      {"--metric", "M", "extra column: D<x>%, D<x>cc, V<x>Gy, V<x>Gy_cc, Dmean... (repeatable)", false, "", true},
       {"--criteria", "FILE", "criteria JSON file"},
-      {"--csv", "FILE", "write cumulative DVHs as CSV"},
+      {"--csv", "FILE", "write cumulative and differential DVHs as CSV"},
       {"--bin", "GY", "CSV bin width", false, "0.1"},
+      {"--json", "FILE", "write the metrics as JSON"},
+      {"--pixel", "MM", "in-plane pixel of the RT-STRUCT rasterisation grid", false, "1.0"},
       {"--supersample", "N", "sub-samples per voxel axis (0 = automatic)", false, "0"},
       {"--fail-on-criteria", "", "exit with status 3 when a criterion fails"},
   };

@@ -21,6 +21,8 @@ int run_register(const Args& args, const Context& ctx) {
   opt.deformable = !args.flag("--rigid-only");
   opt.rigid_options.bony = args.flag("--bony");
   opt.deformable_options.field_sigma_mm = args.get_double("--sigma", opt.deformable_options.field_sigma_mm);
+  opt.deformable_options.max_resolution_mm =
+      args.get_double("--resolution", opt.deformable_options.max_resolution_mm);
   if (auto it = args.get("--iterations")) {
     opt.deformable_options.iterations.clear();
     std::size_t start = 0;
@@ -101,6 +103,7 @@ Command make_register_command() {
       {"--no-rigid", "", "skip the rigid step"},
       {"--sigma", "MM", "field regularisation (Gaussian sigma, mm)"},
       {"--iterations", "N,N,N", "demons iterations per level, coarse to fine"},
+      {"--resolution", "MM", "finest demons grid spacing (mm per axis; 0 = the fixed grid)"},
       {"--landmarks", "FILE", "elastix point files, fixed then moving (give twice); prints TRE", false, "", true},
   };
   c.run = run_register;

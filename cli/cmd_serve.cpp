@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "isoline/core/error.h"
+#include "isoline/planning/plan.h"
 #include "isoline/ui/server.h"
 
 namespace isoline::cli {
@@ -24,8 +25,11 @@ int run_serve(const Args& args, const Context&) {
   o.author = args.value("--author");
   if (auto d = args.get("--db")) o.db_path = *d;
   o.ui_dir = args.get("--ui-dir") ? *args.get("--ui-dir") : ui::default_ui_dir();
-  // Planning has no achievable-dose entry point yet: "Re-estimate dose" answers 501.
-  o.dose_estimator = nullptr;
+  // "Re-estimate dose": the achievable-dose plan for the edited structures.
+  const planning::PlanTemplate tpl = planning::load_template(args.value("--template"));
+  o.dose_estimator = [tpl](const core::Image& ct, const core::StructureSet& set, const core::Progress& progress) {
+    return planning::make_plan(ct, set, planning::template_for(tpl, set), {}, progress).dose;
+  };
 
   // SIGINT/SIGTERM stop the server from a waiting thread (not inside a signal handler).
   sigset_t set;
@@ -78,6 +82,7 @@ Command make_serve_command() {
       {"--author", "NAME", "default author of edits", false, "reviewer"},
       {"--db", "FILE", "review database (default <case>/review/review.sqlite)"},
       {"--ui-dir", "DIR", "bundled web client directory (default: the built one)"},
+      {"--template", "NAME", "plan template for \"Re-estimate dose\"", false, "hn"},
   };
   c.run = run_serve;
   return c;

@@ -13,8 +13,11 @@ PKGS=(
   # Python (the interpreter is /usr/bin/python3)
   python3 python3-dev python3-numpy python3-torch python3-pydicom python3-nibabel
   python3-pytest python3-distributed python3-matplotlib
+  python3-venv python3-pip python3-setuptools python3-wheel
   # independent judges used by tests
   dicom3tools plastimatch elastix dcmtk libgdcm-tools
+  # DICOM node integration tests (a real PACS as the TPS stand-in; REST checks)
+  orthanc curl
   # make fuzz (libFuzzer harnesses of the DICOM readers)
   clang libclang-rt-14-dev
   # review UI browser tests (headless)

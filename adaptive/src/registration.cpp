@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -115,6 +116,44 @@ bool overlap(const Geometry& a, const Geometry& b) {
   return true;
 }
 
+// The grid of `g` with spacing at least `mm` per axis, same extent (outer voxel boundaries)
+// and direction; `g` itself when no axis is finer.
+Geometry coarsen(const Geometry& g, double mm) {
+  if (!(mm > 0)) return g;
+  Geometry out = g;
+  bool changed = false;
+  for (int a = 0; a < 3; ++a) {
+    if (g.spacing[a] >= mm - 1e-6) continue;
+    const double extent = g.spacing[a] * g.size[a];
+    out.size[a] = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(extent / mm + 1e-6)));
+    out.spacing[a] = extent / out.size[a];
+    changed = true;
+  }
+  if (!changed) return g;
+  Vec3 shift{};
+  for (int a = 0; a < 3; ++a) shift[a] = 0.5 * (out.spacing[a] - g.spacing[a]);
+  const Vec3 o = g.index_to_world({0, 0, 0});
+  for (int r = 0; r < 3; ++r) {
+    double v = 0;
+    for (int c = 0; c < 3; ++c) v += g.direction[r * 3 + c] * shift[c];
+    out.origin[r] = o[r] + v;
+  }
+  return out;
+}
+
+// Linear resampling of an ITK image onto a grid (Gaussian pre-smoothing is left to the caller).
+FloatImage::Pointer resample_to(FloatImage* in, const Geometry& g, float default_value) {
+  auto ref = FloatImage::New();
+  core::detail::copy_geometry_to_itk(g, ref.GetPointer());
+  auto rs = itk::ResampleImageFilter<FloatImage, FloatImage>::New();
+  rs->SetInput(in);
+  rs->SetReferenceImage(ref);
+  rs->SetUseReferenceImage(true);
+  rs->SetDefaultPixelValue(default_value);
+  rs->Update();
+  return rs->GetOutput();
+}
+
 RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const RigidOptions& opt,
                               const core::Progress& progress) {
   using Transform = itk::VersorRigid3DTransform<double>;
@@ -173,15 +212,17 @@ RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const Rigid
   const int levels = std::clamp(opt.levels, 1, 4);
   Method::ShrinkFactorsArrayType shrink(levels);
   Method::SmoothingSigmasArrayType sigmas(levels);
+  const unsigned finest = static_cast<unsigned>(std::clamp(opt.finest_shrink, 1, 8));
   for (int l = 0; l < levels; ++l) {
-    shrink[l] = 1u << (levels - 1 - l);
-    sigmas[l] = levels - 1 - l;
+    shrink[l] = finest << (levels - 1 - l);
+    sigmas[l] = std::log2(double(shrink[l]));  // voxels of the full grid: 3, 2, 1 for 8, 4, 2
   }
+  method->SetSmoothingSigmasAreSpecifiedInPhysicalUnits(false);
   method->SetNumberOfLevels(static_cast<itk::SizeValueType>(levels));
   method->SetShrinkFactorsPerLevel(shrink);
   method->SetSmoothingSigmasPerLevel(sigmas);
   method->SetMetricSamplingStrategy(Method::MetricSamplingStrategyEnum::RANDOM);
-  method->SetMetricSamplingPercentage(0.25);
+  method->SetMetricSamplingPercentage(std::clamp(opt.sampling, 0.01, 1.0));
   method->MetricSamplingReinitializeSeed(20261125);  // deterministic sampling
 
   auto observer = itk::CStyleCommand::New();
@@ -308,13 +349,25 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
     rs->SetDefaultPixelValue(static_cast<float>(dopt.window_low));
     rs->Update();
 
-    auto match = itk::HistogramMatchingImageFilter<FloatImage, FloatImage>::New();
-    match->SetInput(rs->GetOutput());
-    match->SetReferenceImage(fixed);
-    match->SetNumberOfHistogramLevels(256);
-    match->SetNumberOfMatchPoints(15);
-    match->ThresholdAtMeanIntensityOn();
-    match->Update();
+    FloatImage::Pointer dfixed = fixed, dmoving = rs->GetOutput();
+    if (dopt.histogram_matching) {
+      auto match = itk::HistogramMatchingImageFilter<FloatImage, FloatImage>::New();
+      match->SetInput(rs->GetOutput());
+      match->SetReferenceImage(fixed);
+      match->SetNumberOfHistogramLevels(256);
+      match->SetNumberOfMatchPoints(15);
+      match->ThresholdAtMeanIntensityOn();
+      match->Update();
+      dmoving = match->GetOutput();
+    }
+
+    // Demons grid: the fixed grid, coarsened to max_resolution_mm per axis.
+    const Geometry dg = coarsen(g, dopt.max_resolution_mm);
+    const bool coarse = !dg.same_grid(g, 1e-6);
+    if (coarse) {
+      dfixed = resample_to(fixed, dg, static_cast<float>(dopt.window_low));
+      dmoving = resample_to(dmoving, dg, static_cast<float>(dopt.window_low));
+    }
 
     using Demons = itk::DiffeomorphicDemonsRegistrationFilter<FloatImage, FloatImage, FieldImage>;
     using MultiRes = itk::MultiResolutionPDEDeformableRegistration<FloatImage, FloatImage, FieldImage, float>;
@@ -322,8 +375,16 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
     demons->SetUseGradientType(itk::ESMDemonsRegistrationFunctionEnums::Gradient::Symmetric);
     demons->SetMaximumUpdateStepLength(dopt.max_step_voxels);
     demons->SmoothDisplacementFieldOn();
-    const double min_spacing = std::min({g.spacing[0], g.spacing[1], g.spacing[2]});
+    const double min_spacing = std::min({dg.spacing[0], dg.spacing[1], dg.spacing[2]});
     demons->SetStandardDeviations(std::max(0.5, dopt.field_sigma_mm / min_spacing));
+    if (const char* e = std::getenv("XREG_MIN_SIGMA_VOX"))  // EXPERIMENT (remove)
+      demons->SetStandardDeviations(std::max(std::atof(e), dopt.field_sigma_mm / min_spacing));
+    if (const char* e = std::getenv("XREG_UPDATE_SIGMA_VOX")) {  // EXPERIMENT (remove)
+      demons->SmoothUpdateFieldOn();
+      demons->SetUpdateFieldStandardDeviations(std::atof(e));
+    }
+    if (const char* e = std::getenv("XREG_MAX_STEP"))  // EXPERIMENT (remove)
+      demons->SetMaximumUpdateStepLength(std::atof(e));
     auto multires = MultiRes::New();
     multires->SetRegistrationFilter(demons);
     const int levels = std::clamp(dopt.levels, 1, 4);
@@ -332,8 +393,8 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
     for (int l = 0; l < levels && l < static_cast<int>(dopt.iterations.size()); ++l)
       iters[static_cast<std::size_t>(l)] = static_cast<unsigned>(std::max(1, dopt.iterations[static_cast<std::size_t>(l)]));
     multires->SetNumberOfIterations(iters.data());
-    multires->SetFixedImage(fixed);
-    multires->SetMovingImage(match->GetOutput());
+    multires->SetFixedImage(dfixed);
+    multires->SetMovingImage(dmoving);
 
     core::Progress dprog = progress.sub(0.3, 0.95, "deformable");
     auto observer = itk::CStyleCommand::New();
@@ -355,6 +416,19 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
       fail<InvalidInput>("deformable registration", "images", itk_reason(e));
     }
     deform = from_itk_field(multires->GetOutput());
+    if (coarse) {  // trilinear onto the fixed grid (same outer voxel boundaries)
+      DisplacementField fine = DisplacementField::zeros(g);
+      const std::int64_t nz = g.size[2];
+#pragma omp parallel for schedule(static)
+      for (std::int64_t k = 0; k < nz; ++k)
+        for (std::int64_t j = 0; j < g.size[1]; ++j)
+          for (std::int64_t i = 0; i < g.size[0]; ++i) {
+            const Vec3 u = deform.sample(g.index_to_world({double(i), double(j), double(k)}));
+            const std::size_t n = g.offset(i, j, k) * 3;
+            for (int a = 0; a < 3; ++a) fine.data[n + a] = static_cast<float>(u[a]);
+          }
+      deform = std::move(fine);
+    }
     dprog.done();
   }
 

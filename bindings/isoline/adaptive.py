@@ -11,6 +11,15 @@ Example::
     reg = adaptive.register(new_ct, plan_ct)          # fixed = new CT, moving = planning CT
     ptv_today = adaptive.warp(core.read_image("PTV70.nii.gz"), reg.field)
     reg.field.array.shape                              # (nz, ny, nx, 3), mm
+
+Replanning (see examples/adaptive_replan.py)::
+
+    today = adaptive.propagate_structures(plan_structures, reg.field)   # onto the new CT
+    inv, residual = adaptive.invert_field(reg.field, plan_ct.geometry)  # planning -> new
+    acc = adaptive.DoseAccumulator(plan_ct.geometry)         # the inverse field's grid
+    acc.add_warped(dose_today, inv, weight=1)
+    r = adaptive.adapt(adaptive.AdaptInput(plan_ct, plan_structures, plan, 35, tpl, new_ct))
+    r.rows, r.adapted.dose, r.accumulated_adapted
 """
 from ._isoline.adaptive import (  # noqa: F401
     DisplacementField,
@@ -24,6 +33,26 @@ from ._isoline.adaptive import (  # noqa: F401
     target_registration_errors,
     warp,
     write_field,
+    AdaptInput,
+    AdaptResult,
+    AdaptTiming,
+    ComparisonRow,
+    DoseAccumulator,
+    DoseEvaluation,
+    FuseResult,
+    StructureAgreement,
+    adapt,
+    compare,
+    dice,
+    evaluate_dose,
+    fuse_structures,
+    invert_field,
+    is_target,
+    propagate_structures,
+    recompute_dose,
+    replan_available,
+    warp_dose,
+    write_adapt_report_html,
 )
 
 __all__ = [
@@ -38,4 +67,24 @@ __all__ = [
     "target_registration_errors",
     "warp",
     "write_field",
+    "AdaptInput",
+    "AdaptResult",
+    "AdaptTiming",
+    "ComparisonRow",
+    "DoseAccumulator",
+    "DoseEvaluation",
+    "FuseResult",
+    "StructureAgreement",
+    "adapt",
+    "compare",
+    "dice",
+    "evaluate_dose",
+    "fuse_structures",
+    "invert_field",
+    "is_target",
+    "propagate_structures",
+    "recompute_dose",
+    "replan_available",
+    "warp_dose",
+    "write_adapt_report_html",
 ]

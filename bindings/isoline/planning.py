@@ -10,6 +10,12 @@ Example::
     crit = planning.load_criteria("planning/criteria/hn.json")
     for r in planning.evaluate_criteria(crit, {"PTV70": dvh}):
         print(r.criterion.description, r.evaluated, r.value, r.passed)
+
+    # A whole plan from a template: influence matrix, optimisation, dose, DVHs, criteria.
+    pt = isoline.load_patient("case/")
+    res = planning.make_plan(pt.ct, pt.structures, "hn", progress=print)
+    res.dose, res.dvhs["PTV70"].metric("D95%"), [c.passed for c in res.criteria]
+    planning.write_plan_json(res.plan, res.fractions, "plan.json")   # dose.read_plan reads it
 """
 from ._isoline.planning import (  # noqa: F401
     Criterion,
@@ -25,6 +31,16 @@ from ._isoline.planning import (  # noqa: F401
     homogeneity_index,
     load_criteria,
     optimize_fluence,
+    DoseEvaluation,
+    OptimizerResult,
+    PlanResult,
+    PlanTemplate,
+    PlanTiming,
+    TargetLevel,
+    evaluate_dose,
+    load_template,
+    make_plan,
+    write_plan_json,
 )
 
 __all__ = [
@@ -41,4 +57,14 @@ __all__ = [
     "homogeneity_index",
     "load_criteria",
     "optimize_fluence",
+    "DoseEvaluation",
+    "OptimizerResult",
+    "PlanResult",
+    "PlanTemplate",
+    "PlanTiming",
+    "TargetLevel",
+    "evaluate_dose",
+    "load_template",
+    "make_plan",
+    "write_plan_json",
 ]

@@ -18,5 +18,11 @@ core::ProgressCallback wrap_progress(const pybind11::object& callback);
 void bind_core(pybind11::module_ m);
 void bind_planning(pybind11::module_ m);
 void bind_adaptive(pybind11::module_ m);
+void bind_rtstruct(pybind11::module_ m);
+void bind_contouring(pybind11::module_ m);
+void bind_dose(pybind11::module_ m);
+void bind_phantoms(pybind11::module_ m);
+void bind_plan(pybind11::module_ m);   // into the planning submodule
+void bind_adapt(pybind11::module_ m);  // into the adaptive submodule
 
 }  // namespace isoline::py_bind

@@ -2,6 +2,7 @@
 
 #include "common.h"
 #include "isoline/core/error.h"
+#include "isoline/dose/engine.h"
 
 namespace py = pybind11;
 
@@ -44,6 +45,11 @@ void register_errors(py::module_& m) {
       PyErr_SetString(cancelled.ptr(), e.what());
     } catch (const core::Error& e) {
       PyErr_SetString(base.ptr(), e.what());
+    } catch (const dose::EngineError& e) {  // normally wrapped by isoline::dose already
+      PyErr_SetString(e.kind() == dose::EngineError::Io       ? io.ptr()
+                      : e.kind() == dose::EngineError::Device ? device.ptr()
+                                                              : invalid.ptr(),
+                      e.what());
     }
   });
 }

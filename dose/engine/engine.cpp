@@ -602,6 +602,17 @@ bool engine_built_with_cuda() {
 #endif
 }
 
+bool project_to_isocentre_plane(const Beam& beam, const Machine& machine, const std::array<double, 3>& point_mm,
+                                double* x_mm, double* y_mm) {
+  const impl::BeamFrame f = detail::beam_frame(beam, machine);
+  const float p[3] = {static_cast<float>(point_mm[0]), static_cast<float>(point_mm[1]), static_cast<float>(point_mm[2])};
+  float u = 0, v = 0, dist = 0;
+  if (!impl::project(f, p, u, v, dist)) return false;
+  *x_mm = u;
+  *y_mm = v;
+  return true;
+}
+
 bool engine_cuda_available() {
 #ifdef ISOLINE_DOSE_WITH_CUDA
   return detail::cuda_devices() > 0;

@@ -265,6 +265,10 @@ Plan parse_plan(const std::string& text, const std::string& src, const std::stri
           numbers(h.at("relative_electron_density"), src + ": hu_to_density.relative_electron_density");
       p.hu.validate(src);
     }
+    const double fx = number(root, "fractions", 1, src);
+    if (!(fx >= 1) || fx != std::floor(fx) || fx > 1000)
+      core::fail<core::InvalidInput>("read plan", src, "\"fractions\" must be a whole number from 1 to 1000");
+    p.fractions = static_cast<int>(fx);
     if (!root.contains("beams") || !root["beams"].is_array())
       core::fail<core::InvalidInput>("read plan", src, "no \"beams\" array");
     for (std::size_t i = 0; i < root["beams"].size(); ++i) p.beams.push_back(parse_beam(root["beams"][i], i, root, src));

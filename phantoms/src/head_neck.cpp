@@ -113,6 +113,8 @@ Phantom make_head_neck(const HeadNeckOptions& o, const core::Progress& progress)
     if (o.size[a] < 1 || !(o.spacing[a] > 0))
       core::fail<core::InvalidInput>(op, "grid", "size and spacing must be positive");
   if (o.noise_sd_hu < 0) core::fail<core::InvalidInput>(op, "noise", "must be >= 0");
+  if (!(o.tumour_scale > 0 && o.tumour_scale <= 2))
+    core::fail<core::InvalidInput>(op, "tumour scale", "must lie in (0, 2]");
   if (!o.site.empty() && std::find(head_neck_sites().begin(), head_neck_sites().end(), o.site) ==
                              head_neck_sites().end())
     core::fail<core::InvalidInput>(op, o.site,
@@ -397,7 +399,8 @@ Phantom make_head_neck(const HeadNeckOptions& o, const core::Progress& progress)
     r0 = rng.uniform(10, 16);
   }
   tc = {tc[0] + D(3), tc[1] + D(3), tc[2] + D(3)};
-  const Vec3 tr{r0 * J(0.8, 1.2), r0 * J(0.8, 1.2), r0 * J(0.85, 1.3)};
+  const double ts = o.tumour_scale;  // applied after the draws: same patient for any scale
+  const Vec3 tr{ts * r0 * J(0.8, 1.2), ts * r0 * J(0.8, 1.2), ts * r0 * J(0.85, 1.3)};
   const Mat3 trot = multiply(rotation_z(D(30) * kDeg),
                              multiply(rotation_x(D(20) * kDeg), rotation_y(D(20) * kDeg)));
   static const double kCtvMargins[] = {5, 8, 10}, kPtvMargins[] = {3, 5};

@@ -70,6 +70,23 @@ void Dvh::cumulative(double bin, std::vector<double>* dose_gy, std::vector<doubl
   }
 }
 
+void Dvh::differential(double bin, std::vector<double>* dose_gy, std::vector<double>* volume_cc) const {
+  if (!(bin > 0)) fail<InvalidInput>("differential DVH", name_, "bin width must be > 0");
+  const int n = static_cast<int>(std::ceil(max_gy() / bin)) + 2;
+  dose_gy->assign(n, 0.0);
+  volume_cc->assign(n, 0.0);
+  for (int b = 0; b < n; ++b) (*dose_gy)[b] = b * bin;
+  // Same bin edges and the same ">= edge" test as cumulative(), so that the two agree.
+  for (std::size_t i = 0; i < dose_.size(); ++i) {
+    const double v = cum_cc_[i] - (i ? cum_cc_[i - 1] : 0.0);
+    int b = static_cast<int>(std::floor(dose_[i] / bin));
+    b = std::clamp(b, 0, n - 1);
+    while (b + 1 < n && dose_[i] >= (b + 1) * bin) ++b;  // rounding of dose / bin
+    while (b > 0 && dose_[i] < b * bin) --b;
+    (*volume_cc)[b] += v;
+  }
+}
+
 namespace {
 
 // Trilinear dose at a continuous index of the dose grid; 0 beyond half a voxel outside.
@@ -136,6 +153,20 @@ Dvh compute_dvh(const Image& dose, const Image& mask, const std::string& name, c
       }
   vols.assign(doses.size(), sub_cc);
   return Dvh(name, std::move(doses), std::move(vols));
+}
+
+core::Geometry dvh_raster_grid(const core::Geometry& plane_grid, bool bounded) {
+  constexpr double kOffset = 0.31830988618379067;  // 1 / pi
+  core::Geometry g = plane_grid;
+  if (bounded && plane_grid.size[2] >= 2) {
+    // Slices at +-1/4 spacing around the planes, the outermost half-slabs left out.
+    g.spacing[2] = plane_grid.spacing[2] / 2;
+    g.size[2] = 2 * (plane_grid.size[2] - 1);
+    g.origin = plane_grid.index_to_world({kOffset, kOffset, 0.25});
+  } else {
+    g.origin = plane_grid.index_to_world({kOffset, kOffset, 0.0});
+  }
+  return g;
 }
 
 double homogeneity_index(const Dvh& t) {

@@ -180,10 +180,18 @@ double evaluate(const FluenceProblem& p, const std::vector<Bound>& bound, const 
 
 }  // namespace
 
+namespace {
+void dose_of(const FluenceProblem& p, const std::vector<float>& x, std::vector<float>* d) {
+  p.influence->multiply(x, d);
+  if (!p.offset_dose.empty())
+    for (std::size_t r = 0; r < d->size(); ++r) (*d)[r] += p.offset_dose[r];
+}
+}  // namespace
+
 double objective_value(const FluenceProblem& problem, const std::vector<float>& x) {
   auto bound = bind(problem);
   std::vector<float> d;
-  problem.influence->multiply(x, &d);
+  dose_of(problem, x, &d);
   return evaluate(problem, bound, x, d, nullptr);
 }
 
@@ -197,19 +205,26 @@ OptimizerResult optimize_fluence(const FluenceProblem& p, const OptimizerOptions
     if (i < 0 || j < 0 || static_cast<std::size_t>(i) >= nb || static_cast<std::size_t>(j) >= nb)
       fail<InvalidInput>("optimise fluence", "neighbours", "beamlet index out of range");
 
+  if (!p.offset_dose.empty() && p.offset_dose.size() != static_cast<std::size_t>(A.rows))
+    fail<InvalidInput>("optimise fluence", "offset dose", "needs one value per row of the influence matrix");
+  if (!p.initial_weights.empty() && p.initial_weights.size() != nb)
+    fail<InvalidInput>("optimise fluence", "initial weights", "needs one value per beamlet");
+
   OptimizerResult res;
   std::vector<float> x(nb, 1.f), d;
-  A.multiply(x, &d);
+  if (!p.initial_weights.empty())
+    for (std::size_t i = 0; i < nb; ++i) x[i] = std::max(0.f, p.initial_weights[i]);
+  dose_of(p, x, &d);
   // Scale the start so that the normalisation structure's mean dose is the prescription.
   for (const auto& s : p.structures)
-    if (s.name == p.normalisation_structure && !s.rows.empty() && p.normalisation_dose_gy > 0) {
+    if (p.initial_weights.empty() && s.name == p.normalisation_structure && !s.rows.empty() && p.normalisation_dose_gy > 0) {
       double mean = 0;
       for (auto r : s.rows) mean += d[r];
       mean /= double(s.rows.size());
       if (mean > 0) {
         const float k = static_cast<float>(p.normalisation_dose_gy / mean);
         for (auto& v : x) v *= k;
-        for (auto& v : d) v *= k;
+        dose_of(p, x, &d);
       }
     }
 
@@ -262,7 +277,7 @@ OptimizerResult optimize_fluence(const FluenceProblem& p, const OptimizerOptions
     bool accepted = false;
     for (int ls = 0; ls < 30; ++ls) {
       for (std::size_t i = 0; i < nb; ++i) xn[i] = static_cast<float>(std::max(0.0, x[i] + lambda * dir[i]));
-      A.multiply(xn, &dn);
+      dose_of(p, xn, &dn);
       fn = evaluate(p, bound, xn, dn, nullptr);
       if (fn <= fmax + 1e-4 * lambda * gdir) {
         accepted = true;

@@ -125,3 +125,44 @@ TEST(Dvh, RejectsWrongPixelTypes) {
   EXPECT_THROW(planning::compute_dvh(Image(g, PixelType::Float32), Image(g, PixelType::Float32), "x"),
                core::InvalidInput);
 }
+
+TEST(Dvh, RasterGridForContourPlanes) {
+  Geometry planes;
+  planes.size = {50, 40, 5};  // planes at z = 10, 12.5, ..., 20 mm
+  planes.spacing = {1.0, 1.0, 2.5};
+  planes.origin = {-20, -10, 10};
+  // Unbounded: one slice per plane, offset in-plane by 1/pi pixel only.
+  Geometry g = planning::dvh_raster_grid(planes, false);
+  EXPECT_EQ(g.size[2], 5);
+  EXPECT_NEAR(g.origin[0], -20 + 1 / M_PI, 1e-9);
+  EXPECT_NEAR(g.origin[1], -10 + 1 / M_PI, 1e-9);
+  EXPECT_NEAR(g.origin[2], 10, 1e-9);
+  // Bounded: slices every 1.25 mm from 10.625 to 19.375, i.e. slabs covering [10, 20] exactly.
+  g = planning::dvh_raster_grid(planes, true);
+  EXPECT_EQ(g.size[2], 8);
+  EXPECT_DOUBLE_EQ(g.spacing[2], 1.25);
+  EXPECT_NEAR(g.origin[2], 10.625, 1e-9);
+  EXPECT_NEAR(g.index_to_world({0, 0, 7.0})[2], 19.375, 1e-9);
+  EXPECT_EQ(g.size[0], 50);
+  EXPECT_DOUBLE_EQ(g.spacing[0], 1.0);
+}
+
+TEST(Dvh, DifferentialMatchesCumulative) {
+  auto dvh = planning::compute_dvh(ramp_dose(), box_mask(10, 30), "box");
+  std::vector<double> x, y, xd, v;
+  dvh.cumulative(0.5, &x, &y);
+  dvh.differential(0.5, &xd, &v);
+  ASSERT_EQ(x.size(), xd.size());
+  double total = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    EXPECT_DOUBLE_EQ(x[i], xd[i]);
+    total += v[i];
+    if (i + 1 < x.size()) EXPECT_NEAR((y[i] - y[i + 1]) * dvh.volume_cc(), v[i], 1e-9) << i;
+  }
+  EXPECT_NEAR(total, dvh.volume_cc(), 1e-9);
+  // Voxel centres at 10, 11, ..., 29 Gy: 20 non-empty bins of one voxel column each.
+  int nonempty = 0;
+  for (double vi : v) nonempty += vi > 0;
+  EXPECT_EQ(nonempty, 20);
+  EXPECT_THROW(dvh.differential(0.0, &xd, &v), core::InvalidInput);
+}

@@ -39,6 +39,9 @@ struct Plan {
   std::vector<Beam> beams;
   CalcOptions options;
   HuCalibration hu = HuCalibration::generic();
+  /// Number of fractions ("fractions" in the plan JSON, default 1). Beam MU are per fraction:
+  /// compute_dose() gives the dose of one fraction; the plan's dose is that times fractions.
+  int fractions = 1;
 };
 
 /// Reads a plan JSON (format in docs/dose.md). The machine is resolved by name in

@@ -113,6 +113,12 @@ std::vector<float> compute_dose(const Grid& grid, const std::vector<float>& dens
                                 const std::vector<Beam>& beams, const Machine& machine,
                                 const CalcOptions& options);
 
+/// Projection of a patient point (LPS mm) onto the beam's isocentre plane, in BLD coordinates
+/// (mm) — the beam's-eye view used for jaws and fluence maps. False when the point lies
+/// behind the source.
+bool project_to_isocentre_plane(const Beam& beam, const Machine& machine,
+                                const std::array<double, 3>& point_mm, double* x_mm, double* y_mm);
+
 /// Gy/MU at d_max for the reference field, before calibration (for checks); cached.
 double calibration_factor(const Machine& machine, const CalcOptions& options);
 

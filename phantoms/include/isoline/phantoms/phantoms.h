@@ -84,6 +84,10 @@ struct HeadNeckOptions {
   std::string site;
   double noise_sd_hu = 12.0;  ///< 0 disables noise
   bool blur = true;           ///< Gaussian blur (in-plane sigma 0.5 mm, 0.8 mm along z)
+  /// Scales the tumour (GTV semi-axes; CTV/PTV70 follow with their margins) after the
+  /// patient is drawn: the same seed with tumour_scale < 1 is the same patient with a
+  /// shrunken tumour (adaptive replanning tests).
+  double tumour_scale = 1.0;
 };
 
 /// Tumour sites known to the generator.

@@ -48,6 +48,10 @@ class Dvh {
   /// Cumulative DVH: dose bin lower edges (Gy) and the volume fraction receiving at least
   /// each edge.
   void cumulative(double bin_width_gy, std::vector<double>* dose_gy, std::vector<double>* fraction) const;
+  /// Differential DVH on the same bins: bin lower edges (Gy) and the volume (cm^3) whose dose
+  /// lies in [edge, edge + bin_width). Consecutive cumulative values differ by exactly these
+  /// volumes divided by volume_cc().
+  void differential(double bin_width_gy, std::vector<double>* dose_gy, std::vector<double>* volume_cc) const;
 
  private:
   std::string name_;
@@ -61,6 +65,18 @@ class Dvh {
 /// count with dose 0. Throws InvalidInput for wrong pixel types.
 Dvh compute_dvh(const core::Image& dose, const core::Image& mask, const std::string& name,
                 const DvhOptions& options = {});
+
+/// The grid to rasterise RT-STRUCT contours on for DVHs, from a grid fitted to the contour
+/// planes (one slice per plane, e.g. rtstruct::contour_grid): the same in-plane pixels
+/// offset by 1/pi pixel (contours traced along CT voxel edges have their vertices on round
+/// coordinates; pixel centres there would make every boundary a tie of the even-odd rule and
+/// shift the ROI by half a pixel); each plane stands for the slab of +-half a spacing
+/// around it. `bounded_by_outer_planes`: the grid (two slices per plane spacing) spans
+/// exactly the first to the last plane instead of half a spacing beyond them. Use it when an External ROI (BODY) is contoured on every
+/// image slice: a TPS's image volume ends at its first and last slice centres, and the BODY
+/// would otherwise gain half a slice at both ends (1 % of its volume on the Eclipse prostate
+/// phantom, see docs/validation.md).
+core::Geometry dvh_raster_grid(const core::Geometry& plane_grid, bool bounded_by_outer_planes);
 
 /// Homogeneity index (ICRU 83): (D2 - D98) / D50.
 double homogeneity_index(const Dvh& target);

@@ -69,6 +69,12 @@ struct FluenceProblem {
   /// Structure and dose used to scale the start point (mean dose = prescription).
   std::string normalisation_structure;
   double normalisation_dose_gy = 0.0;
+  /// Optional fixed dose per row added to A x (e.g. the difference between a full dose
+  /// calculation and the truncated influence matrix: "dose correction" re-optimisation).
+  std::vector<float> offset_dose;
+  /// Optional start point (one weight per beamlet); empty = uniform weights scaled by the
+  /// normalisation structure.
+  std::vector<float> initial_weights;
 };
 
 struct OptimizerOptions {

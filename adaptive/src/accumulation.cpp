@@ -1,0 +1,146 @@
+// Dose warping, accumulation over fractions and planned-vs-delivered comparison.
+#include "isoline/adaptive/accumulation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "isoline/core/error.h"
+
+namespace isoline::adaptive {
+
+using core::fail;
+using core::Geometry;
+using core::Image;
+using core::InvalidInput;
+using core::PixelType;
+using core::Vec3;
+
+namespace {
+bool inside(const Geometry& g, const Vec3& world) {
+  const Vec3 c = g.world_to_index(world);
+  for (int a = 0; a < 3; ++a)
+    if (c[a] < -0.5 || c[a] > g.size[a] - 0.5) return false;
+  return true;
+}
+}  // namespace
+
+DisplacementField invert_field(const DisplacementField& field, const Geometry& grid, int iterations,
+                               double* max_residual_mm) {
+  if (field.empty()) fail<InvalidInput>("invert field", "field", "field is empty");
+  grid.validate("invert field grid");
+  DisplacementField inv = DisplacementField::zeros(grid);
+  double worst = 0.0;
+  const std::int64_t nz = grid.size[2];
+#pragma omp parallel for schedule(dynamic) reduction(max : worst)
+  for (std::int64_t k = 0; k < nz; ++k)
+    for (std::int64_t j = 0; j < grid.size[1]; ++j)
+      for (std::int64_t i = 0; i < grid.size[0]; ++i) {
+        const Vec3 p = grid.index_to_world({double(i), double(j), double(k)});
+        Vec3 q = p;
+        for (int it = 0; it < iterations; ++it) {
+          const Vec3 u = field.sample(q);
+          Vec3 next{p[0] - u[0], p[1] - u[1], p[2] - u[2]};
+          double step = 0;
+          for (int a = 0; a < 3; ++a) step = std::max(step, std::abs(next[a] - q[a]));
+          q = next;
+          if (step < 1e-3) break;
+        }
+        if (inside(field.geometry, q)) {
+          const Vec3 t = field.transform_point(q);
+          double r = 0;
+          for (int a = 0; a < 3; ++a) r += (t[a] - p[a]) * (t[a] - p[a]);
+          worst = std::max(worst, std::sqrt(r));
+        }
+        const std::size_t n = grid.offset(i, j, k) * 3;
+        for (int a = 0; a < 3; ++a) inv.data[n + a] = static_cast<float>(q[a] - p[a]);
+      }
+  if (max_residual_mm) *max_residual_mm = worst;
+  return inv;
+}
+
+Image warp_dose(const Image& dose, const DisplacementField& planning_to_new) {
+  Image d = dose.pixel_type() == PixelType::Float32 ? dose : dose.cast(PixelType::Float32);
+  return warp(d, planning_to_new, 0.0);
+}
+
+DoseAccumulator::DoseAccumulator(const Geometry& g) : total_(g, PixelType::Float32) {
+  g.validate("dose accumulation grid");
+}
+
+void DoseAccumulator::add(const Image& dose, double weight) {
+  if (!dose.geometry().same_grid(total_.geometry(), 1e-3))
+    fail<InvalidInput>("accumulate dose", "dose", "dose is not on the planning grid (warp it first)");
+  float* t = total_.data<float>();
+  for (std::size_t n = 0; n < total_.num_voxels(); ++n) t[n] += static_cast<float>(weight * dose.value(n));
+  weight_ += weight;
+}
+
+void DoseAccumulator::add_warped(const Image& dose, const DisplacementField& planning_to_new, double weight) {
+  if (!planning_to_new.geometry.same_grid(total_.geometry(), 1e-3))
+    fail<InvalidInput>("accumulate dose", "field", "the field must be sampled on the planning grid");
+  add(warp_dose(dose, planning_to_new), weight);
+}
+
+DoseEvaluation evaluate_dose(const std::string& label, const Image& dose, const core::StructureSet& structures,
+                             const std::vector<planning::Criterion>& criteria) {
+  DoseEvaluation e;
+  e.label = label;
+  const Image d = dose.pixel_type() == PixelType::Float32 ? dose : dose.cast(PixelType::Float32);
+  for (const auto& s : structures) {
+    if (s.mask.count_nonzero() == 0) continue;
+    e.dvhs[s.name] = planning::compute_dvh(d, s.mask, s.name);
+  }
+  if (!criteria.empty()) e.criteria = planning::evaluate_criteria(criteria, e.dvhs);
+  return e;
+}
+
+std::vector<ComparisonRow> compare(const std::vector<const DoseEvaluation*>& evals,
+                                   const std::vector<planning::Criterion>& criteria) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<ComparisonRow> rows;
+  for (const auto& c : criteria) {
+    ComparisonRow r;
+    r.structure = c.structure;
+    r.metric = c.metric;
+    r.criterion = c.description;
+    r.at_most = c.at_most;
+    r.limit = c.limit;
+    for (const auto* e : evals) {
+      auto it = e->dvhs.find(c.structure);
+      if (it == e->dvhs.end()) {
+        r.values.push_back(nan);
+        r.pass.push_back(-1);
+        continue;
+      }
+      const double v = planning::evaluate_metric(it->second, c.metric);
+      r.values.push_back(v);
+      r.pass.push_back(c.at_most ? v <= c.limit : v >= c.limit);
+    }
+    rows.push_back(r);
+  }
+  // Structure names in the order of the first evaluation that has them.
+  std::vector<std::string> names;
+  for (const auto* e : evals)
+    for (const auto& kv : e->dvhs)
+      if (std::find(names.begin(), names.end(), kv.first) == names.end()) names.push_back(kv.first);
+  for (const auto& name : names) {
+    const bool target = name.rfind("PTV", 0) == 0 || name.rfind("CTV", 0) == 0 || name.rfind("GTV", 0) == 0;
+    const std::vector<std::string> metrics = target ? std::vector<std::string>{"Dmean", "D95%", "D2%"}
+                                                    : std::vector<std::string>{"Dmean", "D0.1cc"};
+    for (const auto& m : metrics) {
+      ComparisonRow r;
+      r.structure = name;
+      r.metric = m;
+      for (const auto* e : evals) {
+        auto it = e->dvhs.find(name);
+        r.values.push_back(it == e->dvhs.end() ? nan : planning::evaluate_metric(it->second, m));
+        r.pass.push_back(-1);
+      }
+      rows.push_back(r);
+    }
+  }
+  return rows;
+}
+
+}  // namespace isoline::adaptive

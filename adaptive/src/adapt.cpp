@@ -1,0 +1,330 @@
+// The adaptive replanning workflow: register, propagate (and fuse), recompute, re-plan,
+// accumulate, compare.
+#include "isoline/adaptive/adapt.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "isoline/contouring/contour.h"
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+#include "isoline/core/mask_ops.h"
+#include "isoline/report/report.h"
+
+namespace isoline::adaptive {
+
+using core::fail;
+using core::Geometry;
+using core::Image;
+using core::InvalidInput;
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The grid of `g` with spacing at least `mm` per axis (same extent and direction).
+Geometry coarsen(const Geometry& g, double mm) {
+  if (!(mm > 0)) return g;
+  Geometry out = g;
+  bool changed = false;
+  for (int a = 0; a < 3; ++a) {
+    if (g.spacing[a] >= mm - 1e-6) continue;
+    const double extent = g.spacing[a] * g.size[a];
+    out.size[a] = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(extent / mm - 1e-6)));
+    out.spacing[a] = extent / out.size[a];
+    changed = true;
+  }
+  if (!changed) return g;
+  // Keep the outer voxel boundaries: first voxel centre moves by half the spacing change.
+  core::Vec3 shift{};
+  for (int a = 0; a < 3; ++a) shift[a] = 0.5 * (out.spacing[a] - g.spacing[a]);
+  const core::Vec3 o = g.index_to_world({0, 0, 0});
+  for (int r = 0; r < 3; ++r) {
+    double s = 0;
+    for (int c = 0; c < 3; ++c) s += g.direction[r * 3 + c] * shift[c];
+    out.origin[r] = o[r] + s;
+  }
+  return out;
+}
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else o += c;
+  }
+  return o;
+}
+
+}  // namespace
+
+Image recompute_dose(const Image& ct, const dose::Plan& plan, int fractions, double grid_mm, core::Device device,
+                     const core::Progress& progress) {
+  if (fractions < 1) fail<InvalidInput>("recompute dose", "plan", "fractions must be >= 1");
+  const Geometry g = coarsen(ct.geometry(), grid_mm);
+  Image c = g.same_grid(ct.geometry(), 1e-6) ? ct : core::resample(ct, g, core::Interpolation::Linear, -1000.0);
+  Image d = dose::compute_dose(c, plan, device, progress);
+  float* p = d.data<float>();
+  for (std::size_t n = 0; n < d.num_voxels(); ++n) p[n] *= static_cast<float>(fractions);
+  return d;
+}
+
+bool replan_available() { return ISOLINE_ADAPTIVE_REPLAN != 0; }
+
+AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Progress& progress) {
+  const char* op = "adapt";
+  if (in.planning_ct.empty()) fail<InvalidInput>(op, "planning CT", "image is empty");
+  if (in.new_ct.empty()) fail<InvalidInput>(op, "new CT", "image is empty");
+  if (in.planning_structures.empty()) fail<InvalidInput>(op, "planning structures", "no structures");
+  if (in.fractions < 1) fail<InvalidInput>(op, "plan", "fractions must be >= 1");
+  if (opt.fractions_delivered < 0 || opt.fractions_delivered > in.fractions)
+    fail<InvalidInput>(op, "fractions delivered", "must be between 0 and the plan's fractions");
+  const auto t0 = std::chrono::steady_clock::now();
+  AdaptResult r;
+  r.fractions_delivered = opt.fractions_delivered;
+
+  // 1. Registration: new CT fixed, planning CT moving (field on the new CT grid).
+  auto t = std::chrono::steady_clock::now();
+  r.registration = register_images(in.new_ct, in.planning_ct, opt.registration, progress.sub(0.0, 0.3, "register"));
+  r.timing.registration_s = since(t);
+  if (r.registration.min_jacobian <= 0)
+    r.warnings.push_back("registration folds (min Jacobian " + std::to_string(r.registration.min_jacobian) +
+                         "): check the propagated structures");
+
+  // 2. Propagation (+ optional re-contouring and fusion).
+  t = std::chrono::steady_clock::now();
+  core::StructureSet propagated =
+      propagate_structures(in.planning_structures, r.registration.field, progress.sub(0.3, 0.35, "propagate"));
+  if (opt.recontour) {
+    contouring::ContourOptions co;
+    co.model_card = opt.model_card;
+    co.device = opt.plan_options.device;
+    auto cr = contouring::contour(in.new_ct, co, progress.sub(0.35, 0.45, "re-contour"));
+    for (const auto& w : cr.warnings) r.warnings.push_back("re-contouring: " + w);
+    auto fused = fuse_structures(propagated, cr.structures, opt.fuse);
+    r.structures = std::move(fused.structures);
+    r.agreement = std::move(fused.agreement);
+    for (const auto& a : r.agreement)
+      if (a.flagged) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%s: propagated and re-contoured versions disagree (Dice %.2f)",
+                      a.name.c_str(), a.dice);
+        r.warnings.push_back(buf);
+      }
+  } else {
+    r.structures = std::move(propagated);
+    for (const auto& s : r.structures) r.agreement.push_back({s.name, "propagated", -1.0, false});
+  }
+  r.timing.propagation_s = since(t);
+
+  // Criteria of the template.
+  if (!in.tpl.criteria_path.empty()) r.criteria = planning::load_criteria(in.tpl.criteria_path);
+
+  // 3. Unadapted: the original fluence on the new anatomy.
+  t = std::chrono::steady_clock::now();
+  r.unadapted_dose = recompute_dose(in.new_ct, in.plan, in.fractions, in.tpl.dose_grid_mm, opt.plan_options.device,
+                                    progress.sub(0.45, 0.55, "unadapted dose"));
+  r.planned_dose = in.planned_dose.empty()
+                       ? recompute_dose(in.planning_ct, in.plan, in.fractions, in.tpl.dose_grid_mm,
+                                        opt.plan_options.device, progress.sub(0.55, 0.6, "planned dose"))
+                       : in.planned_dose;
+  r.timing.unadapted_s = since(t);
+
+  // 4. Re-plan on the new anatomy with the original template.
+  if (opt.replan) {
+    t = std::chrono::steady_clock::now();
+#if ISOLINE_ADAPTIVE_REPLAN
+    r.adapted = planning::make_plan(in.new_ct, r.structures, in.tpl, opt.plan_options, progress.sub(0.6, 0.9, "re-plan"));
+#else
+    fail<core::NotSupported>(op, "re-plan", "this build has no planning::make_plan (planning/src/plan.cpp)");
+#endif
+    for (const auto& w : r.adapted.warnings) r.warnings.push_back("re-plan: " + w);
+    r.timing.replan_s = since(t);
+  }
+
+  // 5. Accumulation on the planning dose grid.
+  t = std::chrono::steady_clock::now();
+  const Geometry pg = r.planned_dose.geometry();
+  DisplacementField back = invert_field(r.registration.field, pg, 30, &r.inverse_residual_mm);
+  {
+    DoseAccumulator acc(pg);
+    acc.add_warped(r.unadapted_dose, back, 1.0);
+    r.accumulated_unadapted = acc.total();
+  }
+  {
+    DoseAccumulator acc(pg);
+    const double f = in.fractions;
+    if (opt.fractions_delivered > 0) acc.add(r.planned_dose, opt.fractions_delivered / f);
+    const Image& rest = opt.replan ? r.adapted.dose : r.unadapted_dose;
+    acc.add_warped(rest, back, (f - opt.fractions_delivered) / f);
+    r.accumulated_adapted = acc.total();
+  }
+  r.timing.accumulation_s = since(t);
+
+  // 6. Evaluation.
+  progress.update(0.95, "evaluate");
+  r.planned = evaluate_dose("planned", r.planned_dose, in.planning_structures, r.criteria);
+  r.unadapted = evaluate_dose("unadapted", r.unadapted_dose, r.structures, r.criteria);
+  r.columns = {"planned", "unadapted"};
+  if (opt.replan) {
+    r.adapted_eval = evaluate_dose("adapted", r.adapted.dose, r.structures, r.criteria);
+    r.columns.push_back("adapted");
+  }
+  r.accumulated_unadapted_eval =
+      evaluate_dose("accumulated unadapted", r.accumulated_unadapted, in.planning_structures, r.criteria);
+  r.accumulated_adapted_eval = evaluate_dose(opt.replan ? "accumulated adapted" : "accumulated",
+                                             r.accumulated_adapted, in.planning_structures, r.criteria);
+  std::vector<const DoseEvaluation*> cols{&r.planned, &r.unadapted};
+  if (opt.replan) cols.push_back(&r.adapted_eval);
+  cols.push_back(&r.accumulated_unadapted_eval);
+  r.columns.push_back("accumulated unadapted");
+  if (opt.replan) {
+    cols.push_back(&r.accumulated_adapted_eval);
+    r.columns.push_back("accumulated adapted");
+  }
+  r.rows = compare(cols, r.criteria);
+  r.timing.total_s = since(t0);
+  progress.done();
+  return r;
+}
+
+namespace {
+
+// The adaptive sections (all five columns, structure agreement, registration, timing).
+std::string adapt_sections_html(const AdaptResult& r) {
+  std::ostringstream h;
+  auto num = [](double v, int prec = 2) {
+    if (!std::isfinite(v)) return std::string("&ndash;");
+    char b[32];
+    std::snprintf(b, sizeof b, "%.*f", prec, v);
+    return std::string(b);
+  };
+  h << "<style>.adapt table{border-collapse:collapse;margin:1em 0}.adapt td,.adapt th{border:1px solid #bbb;"
+       "padding:3px 8px;text-align:right}.adapt th{background:#eee}.adapt td.l,.adapt th.l{text-align:left}"
+       ".adapt .pass{background:#d8f0d8}.adapt .fail{background:#f6d0d0;font-weight:bold}.adapt .warn{color:#a40}"
+       "</style>\n<div class=\"adapt\">\n";
+  h << "<h2>Registration</h2><p>New CT (fixed) &larr; planning CT (moving): " << num(r.registration.seconds, 1)
+    << " s; Jacobian min " << num(r.registration.min_jacobian, 3) << ", folding "
+    << num(100.0 * r.registration.folding_fraction, 4) << " %; dose warp-back inverse residual "
+    << num(r.inverse_residual_mm, 2) << " mm.</p>\n";
+  if (!r.warnings.empty()) {
+    h << "<ul class=\"warn\">";
+    for (const auto& w : r.warnings) h << "<li>" << esc(w) << "</li>";
+    h << "</ul>\n";
+  }
+  h << "<h2>Adaptive comparison: criteria and DVH metrics</h2>\n<p>Planned: planning CT and structures. Unadapted: the original "
+       "fluence recomputed on the new CT. Adapted: re-optimised on the new CT. Both on the structures "
+       "propagated to the new CT. Accumulated: doses warped back to the planning CT, on the planning "
+       "structures. Doses in Gy over all fractions.</p>\n";
+  h << "<table><tr><th class=\"l\">structure</th><th class=\"l\">metric</th><th class=\"l\">criterion</th>";
+  for (const auto& c : r.columns) h << "<th>" << esc(c) << "</th>";
+  h << "</tr>\n";
+  for (const auto& row : r.rows) {
+    h << "<tr><td class=\"l\">" << esc(row.structure) << "</td><td class=\"l\">" << esc(row.metric)
+      << "</td><td class=\"l\">" << esc(row.criterion) << "</td>";
+    for (std::size_t c = 0; c < row.values.size(); ++c) {
+      const int p = row.pass[c];
+      h << "<td" << (p == 1 ? " class=\"pass\"" : p == 0 ? " class=\"fail\"" : "") << ">" << num(row.values[c])
+        << (p == 1 ? " &#10003;" : p == 0 ? " &#10007;" : "") << "</td>";
+    }
+    h << "</tr>\n";
+  }
+  h << "</table>\n";
+  auto passed = [](const DoseEvaluation& e) {
+    int n = 0, m = 0;
+    for (const auto& c : e.criteria)
+      if (c.evaluated) {
+        ++m;
+        n += c.pass;
+      }
+    return std::to_string(n) + " of " + std::to_string(m);
+  };
+  if (!r.criteria.empty()) {
+    h << "<p>Criteria passed: planned " << passed(r.planned) << ", unadapted " << passed(r.unadapted);
+    if (!r.adapted_eval.label.empty()) h << ", adapted " << passed(r.adapted_eval);
+    h << ".</p>\n";
+  }
+  h << "<h2>Structures on the new CT</h2>\n<table><tr><th class=\"l\">structure</th><th class=\"l\">source</th>"
+       "<th>volume [cc]</th><th>Dice propagated vs re-contoured</th><th class=\"l\">note</th></tr>\n";
+  for (const auto& a : r.agreement) {
+    const core::Structure* s = r.structures.find(a.name);
+    h << "<tr><td class=\"l\">" << esc(a.name) << "</td><td class=\"l\">" << esc(a.source) << "</td><td>"
+      << num(s ? s->volume_cc() : NAN, 1) << "</td><td" << (a.flagged ? " class=\"fail\"" : "") << ">"
+      << (a.dice >= 0 ? num(a.dice) : std::string("&ndash;")) << "</td><td class=\"l\">"
+      << esc(s ? s->description : "") << "</td></tr>\n";
+  }
+  h << "</table>\n<h2>Timing</h2><p>registration " << num(r.timing.registration_s, 1) << " s, propagation "
+    << num(r.timing.propagation_s, 1) << " s, unadapted dose " << num(r.timing.unadapted_s, 1) << " s, re-plan "
+    << num(r.timing.replan_s, 1) << " s, accumulation " << num(r.timing.accumulation_s, 1) << " s, total "
+    << num(r.timing.total_s, 1) << " s.</p>\n</div>\n";
+  return h.str();
+}
+
+// `field` sampled at the voxels of `grid` (trilinear).
+DisplacementField resample_field(const DisplacementField& field, const Geometry& grid) {
+  DisplacementField out = DisplacementField::zeros(grid);
+  for (std::int64_t k = 0; k < grid.size[2]; ++k)
+    for (std::int64_t j = 0; j < grid.size[1]; ++j)
+      for (std::int64_t i = 0; i < grid.size[0]; ++i) {
+        const core::Vec3 u = field.sample(grid.index_to_world({double(i), double(j), double(k)}));
+        for (int a = 0; a < 3; ++a) out.data[grid.offset(i, j, k) * 3 + a] = static_cast<float>(u[a]);
+      }
+  return out;
+}
+
+}  // namespace
+
+void write_adapt_report_html(const AdaptInput& in, const AdaptResult& r, const std::string& path,
+                             const std::string& title) {
+  report::ReportInput ri;
+  ri.title = title;
+  char line[200];
+  std::snprintf(line, sizeof line, "%.1f s, Jacobian min %.3f, folding %.4f %%", r.registration.seconds,
+                r.registration.min_jacobian, 100.0 * r.registration.folding_fraction);
+  ri.info.push_back({"Registration (new CT <- planning CT)", line});
+  ri.info.push_back({"Template", in.tpl.name});
+  std::snprintf(line, sizeof line, "%d (accumulated dose: %d planned + %d %s)", in.fractions, r.fractions_delivered,
+                in.fractions - r.fractions_delivered, r.adapted_eval.label.empty() ? "unadapted" : "adapted");
+  ri.info.push_back({"Fractions", line});
+  std::snprintf(line, sizeof line, "%.1f s total", r.timing.total_s);
+  ri.info.push_back({"Time", line});
+  ri.info.push_back({"Views", "new CT with the structures on it; the planned dose is shown mapped onto the new "
+                              "anatomy through the registration, its DVHs and criteria are on the planning CT"});
+  ri.warnings = r.warnings;
+  ri.ct = in.new_ct;
+  ri.structures = r.structures;
+  for (const auto& l : in.tpl.targets) ri.target_dose_gy[l.structure] = l.dose_gy;
+  const Image planned_on_new = warp(r.planned_dose.pixel_type() == core::PixelType::Float32
+                                        ? r.planned_dose
+                                        : r.planned_dose.cast(core::PixelType::Float32),
+                                    resample_field(r.registration.field, r.unadapted_dose.geometry()), 0.0);
+  ri.doses.push_back({"Planned", planned_on_new, r.planned.dvhs, r.planned.criteria});
+  ri.doses.push_back({"Unadapted", r.unadapted_dose, r.unadapted.dvhs, r.unadapted.criteria});
+  if (!r.adapted_eval.label.empty())
+    ri.doses.push_back({"Adapted", r.adapted.dose, r.adapted_eval.dvhs, r.adapted_eval.criteria});
+  std::string html = report::render_html(ri);
+  const std::size_t end = html.rfind("</body>");
+  const std::string extra = adapt_sections_html(r);
+  if (end == std::string::npos)
+    html += extra;
+  else
+    html.insert(end, extra);
+  std::ostringstream h;
+  h << html;
+  core::AtomicOutput out(path);
+  {
+    std::ofstream f(out.temp_path(), std::ios::binary);
+    f << h.str();
+    if (!f) fail<core::IoError>("write adapt report", path, "cannot write file");
+  }
+  out.commit();
+}
+
+}  // namespace isoline::adaptive

@@ -1,0 +1,39 @@
+# Hand-written: the package's top level (the submodules have their own stubs).
+from . import adaptive as adaptive
+from . import batch as batch
+from . import contouring as contouring
+from . import core as core
+from . import dose as dose
+from . import phantoms as phantoms
+from . import planning as planning
+from . import rtstruct as rtstruct
+from .patient import Patient as Patient, load_patient as load_patient
+
+__version__: str
+
+class Error(RuntimeError): ...
+class InvalidInput(Error, ValueError): ...
+class IoError(Error, OSError): ...
+class DeviceError(Error): ...
+class NotSupported(Error): ...
+class Cancelled(Error): ...
+
+__all__ = [
+    "adaptive",
+    "batch",
+    "contouring",
+    "core",
+    "dose",
+    "phantoms",
+    "planning",
+    "rtstruct",
+    "Patient",
+    "load_patient",
+    "Error",
+    "InvalidInput",
+    "IoError",
+    "DeviceError",
+    "NotSupported",
+    "Cancelled",
+    "__version__",
+]

@@ -1,0 +1,443 @@
+"""Many cases on a Dask cluster: a job (contouring, or any registered job) per case, a local
+cluster by default or an existing scheduler by address, one model per worker process, failures
+reported per case, and a resumable manifest so that a re-run only does what is missing.
+
+Example::
+
+    from isoline import batch
+    report = batch.run_batch("cases/", "out/", job="contour",
+                             options={"structures": ["Brainstem", "SpinalCord", "Body"]},
+                             n_workers=2)                       # or scheduler="tcp://host:8786"
+    report.done, report.failed                                  # case ids, {case id: error}
+    # out/manifest.json records every case; running the same command again skips done cases.
+
+Cases are a directory (each entry — a case directory holding ct.nii.gz or DICOM, or a CT image
+file — is one case), a list of paths (id = the entry's name) or a dict {case id: path}.
+
+Jobs are plain functions ``job(case_id, input_path, case_out_dir, options) -> dict`` registered
+with :func:`register_job`; the dict (JSON-able) is stored in the manifest. The built-in
+``"contour"`` job writes ``RS.dcm`` (DICOM input) or ``masks/*.nii.gz`` (image input) and
+``quality.json`` into ``<out>/<case id>/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+JobFunction = Callable[[str, str, Path, Dict[str, Any]], Dict[str, Any]]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+# ------------------------------------------------------------------------------------------
+# Jobs
+
+JOBS: Dict[str, JobFunction] = {}
+#: Per-job "warm-up" run once per worker process (e.g. load the model) before any case.
+WARMUPS: Dict[str, Callable[[Dict[str, Any]], Any]] = {}
+
+
+def register_job(name: str, warmup: Optional[Callable[[Dict[str, Any]], Any]] = None
+                 ) -> Callable[[JobFunction], JobFunction]:
+    """Decorator registering ``fn(case_id, input_path, case_out_dir, options) -> dict`` as a
+    batch job. ``warmup(options)`` runs once per worker process before its first case. The
+    job must write its outputs into ``case_out_dir`` (a fresh temporary directory that is
+    renamed onto ``<out>/<case id>`` when the job returns)."""
+    def deco(fn: JobFunction) -> JobFunction:
+        JOBS[name] = fn
+        if warmup is not None:
+            WARMUPS[name] = warmup
+        return fn
+    return deco
+
+
+# Per worker process: objects worth keeping between cases (models). A Dask worker is one
+# process, so this module-level dict is "per worker".
+_WORKER_CACHE: Dict[Any, Any] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def worker_cache() -> Dict[Any, Any]:
+    """The calling process's cache (what jobs keep between cases: models, lookup tables)."""
+    return _WORKER_CACHE
+
+
+def _contourer(options: Dict[str, Any]):
+    from .contouring import Contourer
+    key = ("contourer", options.get("model_card") or "", options.get("device", "cpu"),
+           tuple(options.get("structures", ())), int(options.get("batch", 16)))
+    with _WORKER_LOCK:
+        c = _WORKER_CACHE.get(key)
+        if c is None:
+            c = Contourer(options.get("model_card") or None, structures=options.get("structures", ()),
+                          device=options.get("device", "cpu"), batch=int(options.get("batch", 16)))
+            _WORKER_CACHE[key] = c
+            _WORKER_CACHE["model_loads"] = _WORKER_CACHE.get("model_loads", 0) + 1
+    return c
+
+
+def load_ct(path: PathLike):
+    """(CT image, CtSeries or None) of a case: an image file, a directory with ct.nii.gz,
+    or DICOM (a directory, a ``dicom/`` sub-directory or one file of the series)."""
+    from ._isoline.core import read_image
+    from ._isoline.rtstruct import read_ct_series
+    p = Path(path)
+    if p.is_file() and p.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")):
+        return read_image(str(p)), None
+    if p.is_dir():
+        for name in ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha"):
+            if (p / name).is_file():
+                return read_image(str(p / name)), None
+        if (p / "dicom").is_dir():
+            p = p / "dicom"
+    elif p.is_file():
+        p = p.parent
+    elif not p.exists():
+        raise FileNotFoundError(f"load case: {p}: does not exist")
+    s = read_ct_series(str(p))
+    return s.image, s
+
+
+def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
+    """Contours one case: RS.dcm (DICOM input) or masks/*.nii.gz, plus quality.json."""
+    from ._isoline.core import write_mask_dir
+    from ._isoline.rtstruct import write_rtstruct
+    ct, series = load_ct(input_path)
+    res = _contourer(options)(ct)
+    outputs = []
+    if series is not None and options.get("rtstruct", True):
+        write_rtstruct(res.structures, series, str(out / "RS.dcm"),
+                       algorithm_version=res.model_version)
+        outputs.append("RS.dcm")
+    if series is None or options.get("masks", False):
+        write_mask_dir(res.structures, str(out / "masks"))
+        outputs.append("masks")
+    quality = {
+        "model": res.model_name, "model_version": res.model_version, "in_scope": res.in_scope,
+        "warnings": list(res.warnings),
+        "structures": {q.name: {"volume_cc": q.volume_cc, "confidence": q.confidence, "flags": list(q.flags)}
+                       for q in res.quality},
+    }
+    (out / "quality.json").write_text(json.dumps(quality, indent=1))
+    outputs.append("quality.json")
+    return {"outputs": outputs, "structures": res.structures.names(), "warnings": list(res.warnings)}
+
+
+register_job("contour", warmup=_contourer)(contour_job)
+
+
+def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_dir: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """Runs on a worker: the job into a temporary directory renamed onto <out>/<case id>.
+    Exceptions become a 'failed' record (the batch goes on)."""
+    t0 = time.perf_counter()
+    rec: Dict[str, Any] = {"input": input_path, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    final = Path(out_dir) / case_id
+    tmp = Path(tempfile.mkdtemp(prefix=f".{case_id}.", dir=out_dir))
+    try:
+        fn = job if callable(job) else JOBS.get(job)
+        if fn is None:
+            raise ValueError(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
+        result = fn(case_id, input_path, tmp, dict(options))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        rec.update(status="done", result=result)
+    except BaseException as e:  # noqa: BLE001 - one case's failure must not stop the batch
+        shutil.rmtree(tmp, ignore_errors=True)
+        rec.update(status="failed", error=f"{type(e).__name__}: {e}",
+                   traceback=traceback.format_exc(limit=8))
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+    rec["seconds"] = round(time.perf_counter() - t0, 3)
+    rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rec["model_loads_in_worker"] = _WORKER_CACHE.get("model_loads", 0)
+    return rec
+
+
+try:  # the plugin class needs distributed; the rest of the module does not
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPluginBase
+except Exception:  # pragma: no cover
+    _WorkerPluginBase = object  # type: ignore[misc,assignment]
+
+
+class WarmupPlugin(_WorkerPluginBase):  # type: ignore[misc,valid-type]
+    """Dask worker plugin: on every worker (also ones started or restarted later) runs the
+    job's warm-up once, so the model is loaded before the first case and stays loaded."""
+
+    def __init__(self, job: str, options: Dict[str, Any]) -> None:
+        self.job = job
+        self.options = dict(options)
+        self.name = f"isoline-warmup-{job}"
+
+    def setup(self, worker=None) -> None:  # noqa: D401
+        w = WARMUPS.get(self.job)
+        if w is not None:
+            try:
+                w(self.options)
+            except Exception:  # a bad option is reported per case, with its message
+                pass
+
+
+# ------------------------------------------------------------------------------------------
+# Manifest
+
+
+class Manifest:
+    """JSON record of a batch: ``{"version", "job", "options", "cases": {id: record}}``.
+    Every save writes a temporary file beside it, fsyncs and renames it (atomic)."""
+
+    def __init__(self, path: PathLike, job: str, options: Dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.data: Dict[str, Any] = {"version": MANIFEST_VERSION, "job": job, "options": options, "cases": {}}
+        if self.path.exists():
+            old = json.loads(self.path.read_text())
+            if old.get("job") != job:
+                raise ValueError(f"batch: {self.path}: manifest is for job {old.get('job')!r}, not {job!r} "
+                                 "(use another output directory)")
+            self.data["cases"] = old.get("cases", {})
+        self._lock = threading.Lock()
+
+    @property
+    def cases(self) -> Dict[str, Dict[str, Any]]:
+        return self.data["cases"]
+
+    def is_done(self, case_id: str, out_dir: Path) -> bool:
+        r = self.cases.get(case_id)
+        return bool(r) and r.get("status") == "done" and (out_dir / case_id).is_dir()
+
+    def record(self, case_id: str, rec: Dict[str, Any]) -> None:
+        with self._lock:
+            self.cases[case_id] = rec
+            self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.data, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def read_manifest(out_dir: PathLike) -> Dict[str, Any]:
+    """The manifest of an output directory (``<out>/manifest.json``)."""
+    return json.loads((Path(out_dir) / MANIFEST_NAME).read_text())
+
+
+# ------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class BatchReport:
+    """What one run did. ``ran`` = cases submitted in this run; ``skipped`` = already done."""
+
+    job: str
+    out_dir: Path
+    done: List[str] = field(default_factory=list)
+    failed: Dict[str, str] = field(default_factory=dict)
+    skipped: List[str] = field(default_factory=list)
+    ran: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+    scheduler: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def cases_per_minute(self) -> float:
+        return 60.0 * len(self.done) / self.seconds if self.seconds > 0 else 0.0
+
+
+def discover_cases(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]) -> Dict[str, str]:
+    """{case id: input path} from a directory of cases, a list of paths or a dict."""
+    if isinstance(cases, Mapping):
+        return {str(k): os.fspath(v) for k, v in cases.items()}
+    if isinstance(cases, (str, os.PathLike)):
+        root = Path(cases)
+        if not root.is_dir():
+            raise FileNotFoundError(f"batch: {root}: not a directory of cases")
+        entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    else:
+        entries = [Path(p) for p in cases]
+    out: Dict[str, str] = {}
+    for p in entries:
+        cid = p.name
+        for s in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
+            if cid.lower().endswith(s):
+                cid = cid[: -len(s)]
+                break
+        if cid in out:
+            raise ValueError(f"batch: {p}: duplicate case id {cid!r}")
+        out[cid] = os.fspath(p)
+    return out
+
+
+def _worker_env(threads: int) -> Dict[str, str]:
+    pkg_parent = str(Path(__file__).resolve().parent.parent)
+    pp = os.environ.get("PYTHONPATH", "")
+    env = {"PYTHONPATH": pkg_parent + (os.pathsep + pp if pp else "")}
+    for var in ("OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "MKL_NUM_THREADS"):
+        env[var] = os.environ.get(var, str(threads))
+    return env
+
+
+def local_cluster(n_workers: Optional[int] = None, threads_per_worker: int = 1,
+                  allowed_failures: Optional[int] = None, **kwargs: Any):
+    """A LocalCluster of worker processes that can import this isoline package (PYTHONPATH
+    and thread counts passed on). ``allowed_failures``: how often a task may be on a worker
+    that dies before it is reported as failed (Dask's default 3; 0 = report at once)."""
+    import dask
+    from dask.distributed import LocalCluster
+    if n_workers is None:
+        n_workers = max(1, min(4, (os.cpu_count() or 2) // max(1, threads_per_worker)))
+    cfg = {"distributed.scheduler.allowed-failures": allowed_failures} if allowed_failures is not None else {}
+    with dask.config.set(cfg):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                            dashboard_address=None, env=_worker_env(threads_per_worker), **kwargs)
+
+
+def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]], out_dir: PathLike,
+              job: Union[str, JobFunction] = "contour", *, options: Optional[Dict[str, Any]] = None,
+              scheduler: Optional[str] = None, client: Any = None, n_workers: Optional[int] = None,
+              threads_per_worker: int = 1, allowed_failures: Optional[int] = None,
+              on_result: Optional[Callable[[str, Dict[str, Any]], None]] = None) -> BatchReport:
+    """Runs ``job`` (a registered name, or a function ``job(case_id, input_path, case_out_dir,
+    options) -> dict`` that Dask can pickle) on every case not yet done in ``<out_dir>/manifest.json``.
+
+    Cluster: ``client`` (a dask.distributed.Client), else ``scheduler`` (address of a running
+    Dask scheduler, e.g. "tcp://10.0.0.5:8786"; its workers must be able to import isoline and
+    read the input/output paths), else a local cluster of ``n_workers`` processes.
+    Each finished case is written to the manifest at once (atomically), so an interrupted run
+    loses nothing that finished; failed cases are recorded with their error and retried by the
+    next run. ``on_result(case_id, record)`` is called in this process as cases finish.
+    """
+    from dask.distributed import Client, as_completed
+
+    if not callable(job) and job not in JOBS:
+        raise ValueError(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
+    job_name = job if isinstance(job, str) else getattr(job, "__name__", "job")
+    options = dict(options or {})
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    all_cases = discover_cases(cases)
+    all_cases = {cid: str(Path(p).resolve()) for cid, p in all_cases.items()}
+    manifest = Manifest(out / MANIFEST_NAME, job_name, options)
+    report = BatchReport(job=job_name, out_dir=out)
+    todo: List[Tuple[str, str]] = []
+    for cid, path in all_cases.items():
+        if manifest.is_done(cid, out):
+            report.skipped.append(cid)
+        else:
+            todo.append((cid, path))
+    manifest.save()
+    # Temporary outputs of cases interrupted earlier (a killed worker cannot clean up).
+    for cid, _ in todo:
+        for stale in out.glob(f".{cid}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+    t0 = time.perf_counter()
+    if not todo:
+        return report
+
+    own_cluster = None
+    own_client = None
+    if client is None:
+        if scheduler:
+            own_client = client = Client(scheduler)
+        else:
+            own_cluster = local_cluster(n_workers, threads_per_worker, allowed_failures)
+            own_client = client = Client(own_cluster)
+    try:
+        report.scheduler = client.scheduler.address
+        if isinstance(job, str):
+            client.register_worker_plugin(WarmupPlugin(job, options), name=f"isoline-warmup-{job}")
+        futures = {}
+        for cid, path in todo:
+            f = client.submit(_run_case, job, cid, path, str(out), options, key=f"isoline-{job_name}-{cid}-{time.time_ns()}",
+                              pure=False)
+            futures[f] = (cid, path)
+            report.ran.append(cid)
+        for f in as_completed(futures):
+            cid, path = futures[f]
+            try:
+                rec = f.result()
+            except Exception as e:  # KilledWorker, cancelled, lost connection, ...
+                rec = {"input": path, "status": "failed", "error": f"{type(e).__name__}: {e}",
+                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            manifest.record(cid, rec)
+            if rec["status"] == "done":
+                report.done.append(cid)
+            else:
+                report.failed[cid] = rec["error"]
+            if on_result is not None:
+                on_result(cid, rec)
+    finally:
+        report.seconds = time.perf_counter() - t0
+        if own_client is not None:
+            own_client.close()
+        if own_cluster is not None:
+            own_cluster.close()
+    return report
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python3 -m isoline.batch CASES OUT [--job contour] [--scheduler ADDR] [--workers N]``"""
+    import argparse
+    ap = argparse.ArgumentParser(prog="python3 -m isoline.batch", description=main.__doc__)
+    ap.add_argument("cases", help="directory of cases (each entry one case)")
+    ap.add_argument("out", help="output directory (manifest.json inside)")
+    ap.add_argument("--job", default="contour", choices=sorted(JOBS))
+    ap.add_argument("--scheduler", help="address of a running Dask scheduler (default: local cluster)")
+    ap.add_argument("--workers", type=int, help="local worker processes")
+    ap.add_argument("--structures", nargs="*", default=[], help="contour: structures (default all)")
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args(argv)
+    rep = run_batch(a.cases, a.out, a.job, options={"structures": a.structures, "device": a.device},
+                    scheduler=a.scheduler, n_workers=a.workers,
+                    on_result=lambda cid, r: print(f"{cid}: {r['status']}" +
+                                                   (f" ({r['error']})" if r.get("error") else ""), flush=True))
+    print(f"{len(rep.done)} done, {len(rep.failed)} failed, {len(rep.skipped)} already done, "
+          f"{rep.seconds:.1f} s")
+    return 0 if rep.ok else 1
+
+
+if __name__ == "__main__":
+    # Run the importable copy (isoline.batch), not __main__: Dask pickles the worker plugin and
+    # jobs by reference to their module, which workers must be able to import.
+    from isoline.batch import main as _main
+    raise SystemExit(_main())
+
+
+__all__ = [
+    "BatchReport",
+    "JOBS",
+    "Manifest",
+    "WarmupPlugin",
+    "contour_job",
+    "discover_cases",
+    "load_ct",
+    "local_cluster",
+    "read_manifest",
+    "register_job",
+    "run_batch",
+    "worker_cache",
+]

@@ -1,0 +1,103 @@
+"""Automatic contouring of head-and-neck organs at risk and targets, the Body contour, and
+contour agreement metrics (Dice, HD95, surface Dice).
+
+Example::
+
+    from isoline import contouring, phantoms, rtstruct
+    p = phantoms.make_head_neck(3, size=(96, 96, 40), spacing=(3, 3, 5))
+    res = contouring.contour(p.ct, structures=["Brainstem", "SpinalCord", "Body"],
+                             progress=lambda stage, f, detail: print(f"{f:.0%} {detail}"))
+    res.structures["Brainstem"].volume_cc
+    for q in res.quality:
+        print(q.name, q.confidence, q.flags)
+    contouring.compare_masks(res.structures["SpinalCord"].mask, p.structures["SpinalCord"].mask).dice
+
+    # Many CTs with one model: load and check the model card once, then call.
+    contour = contouring.Contourer(structures=["Brainstem", "Body"])
+    for ct in cts:
+        contour(ct)
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, List, Optional, Sequence
+
+from ._isoline.contouring import (  # noqa: F401
+    ContourResult,
+    EvalRow,
+    EvalSummary,
+    ExpectedRange,
+    MaskAgreement,
+    ModelCard,
+    StructureQuality,
+    body_mask,
+    compare_masks,
+    contour,
+    default_model_card_path,
+    evaluate_dirs,
+    load_model_card,
+    summarize,
+)
+from ._isoline.core import Image
+
+ProgressCallback = Callable[[str, float, str], None]
+
+
+class Contourer:
+    """A contouring model bound to its options, for contouring many CTs.
+
+    The model card is read and checked once (unknown structure names fail here, not on the
+    first case); calling the object contours one CT. ``isoline.batch`` keeps one Contourer
+    per Dask worker process, so the extension, LibTorch and the card stay loaded between
+    cases. (The C++ ``contour()`` re-opens the TorchScript file on each call; that costs
+    about 20 ms, from the page cache, against seconds of inference.)
+    """
+
+    model_card_path: str
+    card: ModelCard
+    structures: List[str]
+    device: str
+    batch: int
+    calls: int
+
+    def __init__(self, model_card: Optional[str] = None, *, structures: Sequence[str] = (),
+                 device: str = "cpu", batch: int = 16) -> None:
+        self.model_card_path = os.fspath(model_card) if model_card else default_model_card_path()
+        self.card: ModelCard = load_model_card(self.model_card_path)
+        known = set(self.card.structures) | {"Body", "External", "BODY"}
+        unknown = [s for s in structures if s not in known]
+        if unknown:
+            raise ValueError(f"contour: {', '.join(unknown)}: unknown structure; the model provides: "
+                             f"{' '.join(self.card.structures)} Body")
+        self.structures = list(structures)
+        self.device = device
+        self.batch = batch
+        self.calls = 0
+
+    def __call__(self, ct: Image, progress: Optional[ProgressCallback] = None) -> ContourResult:
+        self.calls += 1
+        return contour(ct, structures=self.structures, device=self.device,
+                       model_card=self.model_card_path, batch=self.batch, progress=progress)
+
+    def __repr__(self) -> str:
+        return (f"Contourer(model={self.card.name!r} {self.card.version!r}, device={self.device!r}, "
+                f"structures={self.structures or 'all'})")
+
+
+__all__ = [
+    "ContourResult",
+    "Contourer",
+    "EvalRow",
+    "EvalSummary",
+    "ExpectedRange",
+    "MaskAgreement",
+    "ModelCard",
+    "StructureQuality",
+    "body_mask",
+    "compare_masks",
+    "contour",
+    "default_model_card_path",
+    "evaluate_dirs",
+    "load_model_card",
+    "summarize",
+]

@@ -1,0 +1,151 @@
+"""Loading a patient: a DICOM directory (CT series, RT-STRUCT, RT-DOSE) or NIfTI/NRRD files
+(a CT image plus a directory of masks) -> one CT image and one StructureSet on its grid.
+
+Example::
+
+    import isoline
+    pt = isoline.load_patient("../shared/data/openkbp/train/pt_1")   # ct.nii.gz + masks beside it
+    pt.ct, pt.structures.names(), pt.dose
+    pt = isoline.load_patient("case/dicom")                           # CT series + RS.dcm (+ RD.dcm)
+    pt.series.series_instance_uid                                     # for writing RT-STRUCT/RT-DOSE
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Union
+
+from ._isoline import InvalidInput
+from ._isoline.core import Image, StructureSet, read_image, read_mask_dir
+from ._isoline.rtstruct import (CtSeries, dicom_modality, rasterize, read_ct_series, read_rtdose,
+                                read_rtstruct)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: File stems beside a NIfTI CT that are not structure masks.
+NOT_MASKS = frozenset({"ct", "dose", "labels", "possible_dose_mask", "image", "ct_hu"})
+
+
+@dataclass
+class Patient:
+    """A loaded case. ``series`` is set for DICOM input (what RT-STRUCT/RT-DOSE writing needs);
+    ``dose`` (float32 Gy, its own grid) when an RT-DOSE or dose.nii.gz was found."""
+
+    ct: Image
+    structures: StructureSet
+    source: str
+    series: Optional[CtSeries] = None
+    dose: Optional[Image] = None
+    files: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+def _stem(p: Path) -> str:
+    name = p.name
+    for s in _IMAGE_SUFFIXES:
+        if name.lower().endswith(s):
+            return name[: -len(s)]
+    return p.stem
+
+
+def _is_image(p: Path) -> bool:
+    return p.is_file() and p.name.lower().endswith(_IMAGE_SUFFIXES)
+
+
+def _from_image(ct_file: Path, masks: Optional[PathLike], names: Sequence[str]) -> Patient:
+    ct = read_image(str(ct_file))
+    if ct.dtype == "uint8":
+        raise InvalidInput(f"load patient: {ct_file}: uint8 image (a mask?), expected a CT in HU")
+    mask_dir = Path(masks) if masks is not None else (
+        ct_file.parent / "masks" if (ct_file.parent / "masks").is_dir() else ct_file.parent)
+    if not mask_dir.is_dir():
+        raise FileNotFoundError(f"load patient: {mask_dir}: mask directory does not exist")
+    wanted = list(names) or sorted(_stem(p) for p in mask_dir.iterdir()
+                                   if _is_image(p) and p != ct_file and _stem(p).lower() not in NOT_MASKS)
+    structures = read_mask_dir(str(mask_dir), wanted) if wanted else StructureSet(ct.geometry)
+    pt = Patient(ct=ct, structures=structures, source=str(ct_file), files=[str(ct_file)])
+    for d in (ct_file.parent / "dose.nii.gz", ct_file.parent / "dose.nrrd"):
+        if d.is_file():
+            pt.dose = read_image(str(d), "float32")
+            pt.files.append(str(d))
+            break
+    for s in structures:
+        if not s.mask.geometry.same_grid(ct.geometry):
+            pt.warnings.append(f"{s.name}: mask is not on the CT grid")
+    return pt
+
+
+def _from_dicom(root: Path, names: Sequence[str], series_uid: str,
+                progress: Optional[Callable[[str, float, str], None]]) -> Patient:
+    series = read_ct_series(str(root), series_instance_uid=series_uid, progress=progress)
+    rtstructs, rtdoses = [], []
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    ct_files = {s.file for s in series.slices}
+    for f in files:
+        if str(f) in ct_files:
+            continue
+        mod = dicom_modality(str(f))
+        if mod == "RTSTRUCT":
+            rtstructs.append(f)
+        elif mod == "RTDOSE":
+            rtdoses.append(f)
+    pt = Patient(ct=series.image, structures=StructureSet(series.image.geometry), source=str(root),
+                 series=series, warnings=list(series.warnings))
+    # The structure set that references this CT series (else the only one).
+    chosen = None
+    for f in rtstructs:
+        rs = read_rtstruct(str(f))
+        if rs.referenced_series_instance_uid == series.series_instance_uid or len(rtstructs) == 1:
+            chosen = rs
+            pt.files.append(str(f))
+            break
+    if rtstructs and chosen is None:
+        pt.warnings.append(f"{len(rtstructs)} RT-STRUCT file(s) found but none references the CT series")
+    if chosen is not None:
+        pt.warnings.extend(chosen.warnings)
+        pt.structures = rasterize(chosen, series.image.geometry, names=list(names))
+    if rtdoses:
+        rd = read_rtdose(str(rtdoses[0]))
+        pt.dose = rd.dose
+        pt.files.append(str(rtdoses[0]))
+        if len(rtdoses) > 1:
+            pt.warnings.append(f"{len(rtdoses)} RT-DOSE files found; loaded {rtdoses[0]}")
+    return pt
+
+
+def load_patient(path: PathLike, *, masks: Optional[PathLike] = None, structures: Sequence[str] = (),
+                 series_instance_uid: str = "",
+                 progress: Optional[Callable[[str, float, str], None]] = None) -> Patient:
+    """Loads a CT and its structures.
+
+    ``path`` is one of
+      - a NIfTI/NRRD/MetaImage CT file: masks are the image files in ``masks`` (default: a
+        ``masks/`` directory beside the CT, else the CT's own directory, e.g. OpenKBP);
+      - a directory holding ``ct.nii.gz`` (likewise; e.g. a phantom written by
+        ``phantoms.write_phantom``);
+      - a DICOM directory (or one DICOM file of the series): the CT series, the RT-STRUCT
+        that references it (rasterized onto the CT grid) and an RT-DOSE if present.
+
+    ``structures`` restricts the structures loaded (missing ones are skipped). Raises
+    OSError for unreadable files and ValueError (isoline.InvalidInput) for unusable input.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"load patient: {p}: does not exist")
+    if p.is_file():
+        if p.name.lower().endswith(_IMAGE_SUFFIXES):
+            return _from_image(p, masks, structures)
+        if dicom_modality(str(p)):
+            return _from_dicom(p.parent, structures, series_instance_uid, progress)
+        raise InvalidInput(f"load patient: {p}: neither an image file (NIfTI, NRRD, MetaImage) nor DICOM")
+    for name in ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha"):
+        if (p / name).is_file():
+            return _from_image(p / name, masks, structures)
+    if (p / "dicom").is_dir() and not any(dicom_modality(str(f)) for f in p.iterdir() if f.is_file()):
+        return _from_dicom(p / "dicom", structures, series_instance_uid, progress)
+    return _from_dicom(p, structures, series_instance_uid, progress)
+
+
+__all__ = ["Patient", "load_patient", "NOT_MASKS"]

@@ -1,0 +1,197 @@
+// isoline.adaptive (replanning workflow): propagation, fusion, dose accumulation, adapt().
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "common.h"
+#include "isoline/adaptive/accumulation.h"
+#include "isoline/adaptive/adapt.h"
+#include "isoline/adaptive/propagation.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+
+namespace py = pybind11;
+using namespace isoline;
+using namespace isoline::adaptive;
+
+namespace isoline::py_bind {
+
+void bind_adapt(py::module_ m) {
+  m.def("propagate_structures",
+        [](const core::StructureSet& s, const DisplacementField& f, py::object progress) {
+          core::Progress prog(wrap_progress(progress), "propagate");
+          py::gil_scoped_release nogil;
+          return propagate_structures(s, f, prog);
+        },
+        py::arg("planning"), py::arg("new_to_planning"), py::arg("progress") = py::none(),
+        "Warps planning structures onto the field's grid (the new CT): M'(x) = M(x + u(x)), thresholded at 0.5.");
+  m.def("is_target", &is_target, py::arg("structure"));
+  m.def("dice", &dice, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
+
+  py::class_<StructureAgreement>(m, "StructureAgreement")
+      .def_readonly("name", &StructureAgreement::name)
+      .def_readonly("source", &StructureAgreement::source)
+      .def_readonly("dice", &StructureAgreement::dice)
+      .def_readonly("flagged", &StructureAgreement::flagged);
+  py::class_<FuseResult>(m, "FuseResult")
+      .def_readonly("structures", &FuseResult::structures)
+      .def_readonly("agreement", &FuseResult::agreement);
+  m.def("fuse_structures",
+        [](const core::StructureSet& propagated, const core::StructureSet& recontoured, double threshold,
+           const std::vector<std::string>& keep) {
+          FuseOptions o;
+          o.dice_threshold = threshold;
+          o.keep_propagated = keep;
+          py::gil_scoped_release nogil;
+          return fuse_structures(propagated, recontoured, o);
+        },
+        py::arg("propagated"), py::arg("recontoured"), py::kw_only(), py::arg("dice_threshold") = 0.7,
+        py::arg("keep_propagated") = std::vector<std::string>{},
+        "Targets propagated, OARs re-contoured where available; disagreeing OARs flagged for review.");
+
+  m.def("invert_field",
+        [](const DisplacementField& f, const core::Geometry& grid, int iterations) {
+          double residual = 0;
+          DisplacementField inv;
+          {
+            py::gil_scoped_release nogil;
+            inv = invert_field(f, grid, iterations, &residual);
+          }
+          return py::make_tuple(std::move(inv), residual);
+        },
+        py::arg("field"), py::arg("grid"), py::arg("iterations") = 30,
+        "(inverse field on `grid`, max residual mm): maps planning points to new-CT points.");
+  m.def("warp_dose", &warp_dose, py::arg("dose"), py::arg("planning_to_new"), py::call_guard<py::gil_scoped_release>(),
+        "A new-CT dose warped onto the planning grid: D(p + v(p)), linear, 0 outside.");
+
+  py::class_<DoseAccumulator>(m, "DoseAccumulator", "Sum of per-fraction doses mapped onto one planning grid.")
+      .def(py::init<const core::Geometry&>(), py::arg("planning_grid"))
+      .def("add", &DoseAccumulator::add, py::arg("dose_on_planning_grid"), py::arg("weight") = 1.0,
+           py::call_guard<py::gil_scoped_release>())
+      .def("add_warped", &DoseAccumulator::add_warped, py::arg("dose_on_new_ct"), py::arg("planning_to_new"),
+           py::arg("weight") = 1.0, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("fractions", &DoseAccumulator::fractions)
+      .def_property_readonly("total", &DoseAccumulator::total, "Accumulated dose (float32 Gy) on the planning grid");
+
+  py::class_<DoseEvaluation>(m, "DoseEvaluation")
+      .def_readonly("label", &DoseEvaluation::label)
+      .def_readonly("dvhs", &DoseEvaluation::dvhs)
+      .def_readonly("criteria", &DoseEvaluation::criteria);
+  m.def("evaluate_dose", &evaluate_dose, py::arg("label"), py::arg("dose"), py::arg("structures"),
+        py::arg("criteria") = std::vector<planning::Criterion>{}, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<ComparisonRow>(m, "ComparisonRow")
+      .def_readonly("structure", &ComparisonRow::structure)
+      .def_readonly("metric", &ComparisonRow::metric)
+      .def_readonly("criterion", &ComparisonRow::criterion)
+      .def_readonly("at_most", &ComparisonRow::at_most)
+      .def_readonly("limit", &ComparisonRow::limit)
+      .def_readonly("values", &ComparisonRow::values)
+      .def_readonly("passed", &ComparisonRow::pass, "per evaluation: 1 pass, 0 fail, -1 not a criterion/missing");
+  m.def("compare",
+        [](const std::vector<const DoseEvaluation*>& evals, const std::vector<planning::Criterion>& criteria) {
+          return compare(evals, criteria);
+        },
+        py::arg("evaluations"), py::arg("criteria"));
+
+  py::class_<AdaptInput>(m, "AdaptInput", "Planning CT, structures, original plan and template, and the new CT.")
+      .def(py::init([](core::Image planning_ct, core::StructureSet structures, dose::Plan plan, int fractions,
+                       planning::PlanTemplate tpl, core::Image new_ct, const core::Image* planned_dose) {
+             AdaptInput in;
+             in.planning_ct = std::move(planning_ct);
+             in.planning_structures = std::move(structures);
+             in.plan = std::move(plan);
+             in.fractions = fractions;
+             in.tpl = std::move(tpl);
+             in.new_ct = std::move(new_ct);
+             if (planned_dose) in.planned_dose = *planned_dose;
+             return in;
+           }),
+           py::arg("planning_ct"), py::arg("planning_structures"), py::arg("plan"), py::arg("fractions"),
+           py::arg("template"), py::arg("new_ct"), py::arg("planned_dose") = nullptr)
+      .def_readwrite("planning_ct", &AdaptInput::planning_ct)
+      .def_readwrite("planning_structures", &AdaptInput::planning_structures)
+      .def_readwrite("plan", &AdaptInput::plan)
+      .def_readwrite("fractions", &AdaptInput::fractions)
+      .def_readwrite("planned_dose", &AdaptInput::planned_dose)
+      .def_readwrite("template", &AdaptInput::tpl)
+      .def_readwrite("new_ct", &AdaptInput::new_ct);
+
+  py::class_<AdaptTiming>(m, "AdaptTiming")
+      .def_readonly("registration_s", &AdaptTiming::registration_s)
+      .def_readonly("propagation_s", &AdaptTiming::propagation_s)
+      .def_readonly("unadapted_s", &AdaptTiming::unadapted_s)
+      .def_readonly("replan_s", &AdaptTiming::replan_s)
+      .def_readonly("accumulation_s", &AdaptTiming::accumulation_s)
+      .def_readonly("total_s", &AdaptTiming::total_s);
+
+  py::class_<AdaptResult>(m, "AdaptResult")
+      .def_readonly("registration", &AdaptResult::registration)
+      .def_readonly("structures", &AdaptResult::structures)
+      .def_readonly("agreement", &AdaptResult::agreement)
+      .def_readonly("unadapted_dose", &AdaptResult::unadapted_dose)
+      .def_readonly("adapted", &AdaptResult::adapted)
+      .def_readonly("planned_dose", &AdaptResult::planned_dose)
+      .def_readonly("accumulated_unadapted", &AdaptResult::accumulated_unadapted)
+      .def_readonly("accumulated_adapted", &AdaptResult::accumulated_adapted)
+      .def_readonly("inverse_residual_mm", &AdaptResult::inverse_residual_mm)
+      .def_readonly("fractions_delivered", &AdaptResult::fractions_delivered)
+      .def_readonly("criteria", &AdaptResult::criteria)
+      .def_readonly("planned", &AdaptResult::planned)
+      .def_readonly("unadapted", &AdaptResult::unadapted)
+      .def_readonly("adapted_eval", &AdaptResult::adapted_eval)
+      .def_readonly("accumulated_unadapted_eval", &AdaptResult::accumulated_unadapted_eval)
+      .def_readonly("accumulated_adapted_eval", &AdaptResult::accumulated_adapted_eval)
+      .def_readonly("rows", &AdaptResult::rows)
+      .def_readonly("columns", &AdaptResult::columns)
+      .def_readonly("warnings", &AdaptResult::warnings)
+      .def_readonly("timing", &AdaptResult::timing);
+
+  m.def("replan_available", &replan_available);
+  m.def("adapt",
+        [](const AdaptInput& in, bool rigid, bool deformable, bool bony, double sigma_mm, std::vector<int> iterations,
+           bool recontour, const std::string& model_card, double dice_threshold, const std::string& device,
+           int max_iterations, int fractions_delivered, bool replan, py::object progress) {
+          AdaptOptions o;
+          o.registration.rigid = rigid;
+          o.registration.deformable = deformable;
+          o.registration.rigid_options.bony = bony;
+          o.registration.deformable_options.field_sigma_mm = sigma_mm;
+          if (!iterations.empty()) {
+            o.registration.deformable_options.iterations = iterations;
+            o.registration.deformable_options.levels = static_cast<int>(iterations.size());
+          }
+          o.recontour = recontour;
+          o.model_card = model_card;
+          o.fuse.dice_threshold = dice_threshold;
+          o.plan_options.device = core::parse_device(device);
+          o.plan_options.max_iterations = max_iterations;
+          o.fractions_delivered = fractions_delivered;
+          o.replan = replan;
+          core::Progress prog(wrap_progress(progress), "adapt");
+          py::gil_scoped_release nogil;
+          return adapt(in, o, prog);
+        },
+        py::arg("input"), py::kw_only(), py::arg("rigid") = true, py::arg("deformable") = true, py::arg("bony") = false,
+        py::arg("sigma_mm") = DeformableOptions{}.field_sigma_mm, py::arg("iterations") = std::vector<int>{},
+        py::arg("recontour") = false, py::arg("model_card") = "", py::arg("dice_threshold") = 0.7,
+        py::arg("device") = "cpu", py::arg("max_iterations") = 0, py::arg("fractions_delivered") = 0,
+        py::arg("replan") = true, py::arg("progress") = py::none(),
+        "Adaptive replanning on a new CT: register, propagate (optionally re-contour and fuse), "
+        "recompute the original plan, re-optimise, warp doses back and accumulate, compare. Releases the GIL.");
+  m.def("recompute_dose",
+        [](const core::Image& ct, const dose::Plan& plan, int fractions, double grid_mm, const std::string& device,
+           py::object progress) {
+          core::Device d = core::parse_device(device);
+          core::Progress prog(wrap_progress(progress), "dose");
+          py::gil_scoped_release nogil;
+          return recompute_dose(ct, plan, fractions, grid_mm, d, prog);
+        },
+        py::arg("ct"), py::arg("plan"), py::arg("fractions"), py::arg("grid_mm") = 0.0, py::kw_only(),
+        py::arg("device") = "cpu", py::arg("progress") = py::none(),
+        "Dose of a plan (MU per fraction) times `fractions` on a CT resampled to `grid_mm` (0 = CT grid).");
+  m.def("write_adapt_report_html", &write_adapt_report_html, py::arg("input"), py::arg("result"), py::arg("path"),
+        py::arg("title") = "Isoline adaptive replanning", py::call_guard<py::gil_scoped_release>());
+}
+
+}  // namespace isoline::py_bind

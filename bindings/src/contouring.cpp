@@ -1,0 +1,120 @@
+// isoline.contouring bindings: auto-contouring, Body mask, model cards, agreement metrics.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "common.h"
+#include "isoline/contouring/contour.h"
+#include "isoline/contouring/metrics.h"
+#include "isoline/contouring/model.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+
+namespace py = pybind11;
+using namespace isoline;
+using namespace isoline::contouring;
+
+namespace isoline::py_bind {
+
+void bind_contouring(py::module_ m) {
+  py::class_<ExpectedRange>(m, "ExpectedRange")
+      .def_readonly("volume_cc_min", &ExpectedRange::volume_cc_min)
+      .def_readonly("volume_cc_max", &ExpectedRange::volume_cc_max)
+      .def_readonly("known", &ExpectedRange::known);
+
+  py::class_<ModelCard>(m, "ModelCard", "What a contouring network needs: structures, grid, intensity window.")
+      .def_readonly("card_path", &ModelCard::card_path)
+      .def_readonly("model_path", &ModelCard::model_path)
+      .def_readonly("name", &ModelCard::name)
+      .def_readonly("version", &ModelCard::version)
+      .def_readonly("structures", &ModelCard::structures)
+      .def_readonly("spacing", &ModelCard::spacing)
+      .def_readonly("context", &ModelCard::context)
+      .def_readonly("threshold", &ModelCard::threshold)
+      .def_readonly("expected", &ModelCard::expected)
+      .def_readonly("scope", &ModelCard::scope)
+      .def("__repr__", [](const ModelCard& c) {
+        return "ModelCard('" + c.name + "', version '" + c.version + "', " + std::to_string(c.structures.size()) +
+               " structures)";
+      });
+  m.def("load_model_card", &load_model_card, py::arg("path"));
+  m.def("default_model_card_path", &default_model_card_path,
+        "$ISOLINE_MODEL when set, else the card shipped in contouring/models/.");
+
+  py::class_<StructureQuality>(m, "StructureQuality")
+      .def_readonly("name", &StructureQuality::name)
+      .def_readonly("confidence", &StructureQuality::confidence)
+      .def_readonly("volume_cc", &StructureQuality::volume_cc)
+      .def_readonly("flags", &StructureQuality::flags)
+      .def("summary", &StructureQuality::summary)
+      .def("__repr__", [](const StructureQuality& q) { return "StructureQuality('" + q.name + "': " + q.summary() + ")"; });
+
+  py::class_<ContourResult>(m, "ContourResult")
+      .def_readonly("structures", &ContourResult::structures, "StructureSet on the CT grid")
+      .def_readonly("quality", &ContourResult::quality)
+      .def_readonly("warnings", &ContourResult::warnings)
+      .def_readonly("in_scope", &ContourResult::in_scope)
+      .def_readonly("model_name", &ContourResult::model_name)
+      .def_readonly("model_version", &ContourResult::model_version)
+      .def("__repr__", [](const ContourResult& r) {
+        return "ContourResult(" + std::to_string(r.structures.size()) + " structures, model '" + r.model_name + "')";
+      });
+
+  m.def("contour",
+        [](const core::Image& ct, const std::vector<std::string>& structures, const std::string& device,
+           const std::string& model_card, int batch, py::object progress) {
+          ContourOptions o;
+          o.structures = structures;
+          o.device = core::parse_device(device);
+          o.model_card = model_card;
+          o.batch = batch;
+          core::Progress prog(wrap_progress(progress), "contour");
+          py::gil_scoped_release nogil;
+          return contour(ct, o, prog);
+        },
+        py::arg("ct"), py::kw_only(), py::arg("structures") = std::vector<std::string>{}, py::arg("device") = "cpu",
+        py::arg("model_card") = "", py::arg("batch") = 16, py::arg("progress") = py::none(),
+        "Contours the head-and-neck organs at risk and targets of a CT (HU, any orientation). "
+        "structures: names from the model card plus 'Body' (empty = all). Releases the GIL.");
+  m.def("body_mask", &body_mask, py::arg("ct"), py::arg("threshold_hu") = -350.0, py::arg("opening_mm") = 4.0,
+        py::call_guard<py::gil_scoped_release>(), "Body/External mask by threshold and morphology, on the CT grid.");
+
+  py::class_<MaskAgreement>(m, "MaskAgreement")
+      .def_readonly("dice", &MaskAgreement::dice)
+      .def_readonly("hd95_mm", &MaskAgreement::hd95_mm)
+      .def_readonly("surface_dice", &MaskAgreement::surface_dice)
+      .def_readonly("ref_cc", &MaskAgreement::ref_cc)
+      .def_readonly("pred_cc", &MaskAgreement::pred_cc)
+      .def("__repr__", [](const MaskAgreement& a) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "MaskAgreement(dice=%.3f, hd95_mm=%.2f, surface_dice=%.3f)", a.dice, a.hd95_mm,
+                      a.surface_dice);
+        return std::string(buf);
+      });
+  m.def("compare_masks", &compare_masks, py::arg("pred"), py::arg("ref"), py::arg("tolerance_mm") = 4.0,
+        py::call_guard<py::gil_scoped_release>(), "Dice, HD95 and surface Dice of two masks on one grid.");
+
+  py::class_<EvalRow>(m, "EvalRow")
+      .def_readonly("case_id", &EvalRow::case_id)
+      .def_readonly("structure", &EvalRow::structure)
+      .def_readonly("agreement", &EvalRow::m);
+  py::class_<EvalSummary>(m, "EvalSummary")
+      .def_readonly("structure", &EvalSummary::structure)
+      .def_readonly("cases", &EvalSummary::cases)
+      .def_readonly("dice_mean", &EvalSummary::dice_mean)
+      .def_readonly("dice_median", &EvalSummary::dice_median)
+      .def_readonly("hd95_mean", &EvalSummary::hd95_mean)
+      .def_readonly("hd95_median", &EvalSummary::hd95_median)
+      .def_readonly("sdice_mean", &EvalSummary::sdice_mean);
+  m.def("evaluate_dirs",
+        [](const std::string& pred, const std::string& ref, const std::vector<std::string>& structures, double tol,
+           py::object progress) {
+          core::Progress prog(wrap_progress(progress), "evaluate");
+          py::gil_scoped_release nogil;
+          return evaluate_dirs(pred, ref, structures, tol, prog);
+        },
+        py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
+        py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none());
+  m.def("summarize", &summarize, py::arg("rows"));
+}
+
+}  // namespace isoline::py_bind

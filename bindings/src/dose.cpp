@@ -1,0 +1,187 @@
+// isoline.dose bindings: plans, CT calibration, dose calculation (CPU/CUDA), influence matrix.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "common.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+#include "isoline/dose/dose.h"
+#include "isoline/planning/optimizer.h"
+
+namespace py = pybind11;
+using namespace isoline;
+using namespace isoline::dose;
+
+namespace isoline::py_bind {
+
+namespace {
+
+template <class T>
+py::array_t<T> to_array(const std::vector<T>& v) {
+  return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
+
+}  // namespace
+
+void bind_dose(py::module_ m) {
+  py::class_<HuCalibration>(m, "HuCalibration", "Piecewise-linear HU -> mass density and relative electron density.")
+      .def(py::init([](std::vector<double> hu, std::vector<double> mass, std::vector<double> electron) {
+             HuCalibration c{std::move(hu), std::move(mass), std::move(electron)};
+             c.validate("HuCalibration");
+             return c;
+           }),
+           py::arg("hu"), py::arg("mass_density"), py::arg("relative_electron_density"))
+      .def_static("generic", &HuCalibration::generic, "A generic CT curve (air, lung, fat, water, tissue, bone).")
+      .def_readonly("hu", &HuCalibration::hu)
+      .def_readonly("mass_density", &HuCalibration::mass_density)
+      .def_readonly("relative_electron_density", &HuCalibration::relative_electron_density)
+      .def("mass", &HuCalibration::mass, py::arg("hu"))
+      .def("electron", &HuCalibration::electron, py::arg("hu"));
+  m.def("electron_density_from_ct", &electron_density_from_ct, py::arg("ct"),
+        py::arg("calibration") = HuCalibration::generic(), py::call_guard<py::gil_scoped_release>());
+  m.def("mass_density_from_ct", &mass_density_from_ct, py::arg("ct"), py::arg("calibration") = HuCalibration::generic(),
+        py::call_guard<py::gil_scoped_release>());
+
+  py::class_<Machine>(m, "Machine", "Beam model of a treatment machine (read-only here; edit the JSON).")
+      .def_readonly("name", &Machine::name)
+      .def_readonly("sad_mm", &Machine::sad_mm)
+      .def_readonly("max_jaw_mm", &Machine::max_jaw_mm)
+      .def_readonly("reference_gy_per_mu", &Machine::reference_gy_per_mu)
+      .def("__repr__", [](const Machine& mc) { return "Machine('" + mc.name + "')"; });
+  m.def("load_machine", &load_machine, py::arg("path"));
+
+  py::class_<FluenceMap>(m, "FluenceMap", "Relative fluence on a bixel grid in the isocentre plane (mm).")
+      .def(py::init<>())
+      .def_readwrite("x0_mm", &FluenceMap::x0_mm)
+      .def_readwrite("y0_mm", &FluenceMap::y0_mm)
+      .def_readwrite("dx_mm", &FluenceMap::dx_mm)
+      .def_readwrite("dy_mm", &FluenceMap::dy_mm)
+      .def_readonly("nx", &FluenceMap::nx)
+      .def_readonly("ny", &FluenceMap::ny)
+      .def_property("weight",
+                    [](const FluenceMap& f) {
+                      py::array_t<float> a({py::ssize_t(f.ny), py::ssize_t(f.nx)});
+                      std::copy(f.weight.begin(), f.weight.end(), a.mutable_data());
+                      return a;
+                    },
+                    [](FluenceMap& f, py::array_t<float, py::array::c_style | py::array::forcecast> a) {
+                      if (a.ndim() != 2) core::fail<core::InvalidInput>("set fluence", "weight", "expected (ny, nx)");
+                      f.ny = static_cast<int>(a.shape(0));
+                      f.nx = static_cast<int>(a.shape(1));
+                      f.weight.assign(a.data(), a.data() + a.size());
+                    },
+                    "(ny, nx) array of relative weights (a copy; assign to change)")
+      .def("empty", &FluenceMap::empty);
+
+  py::class_<Beam>(m, "Beam", "One beam (IEC 61217 angles, LPS isocentre, jaws in the isocentre plane, MU).")
+      .def(py::init<>())
+      .def_readwrite("name", &Beam::name)
+      .def_readwrite("gantry_deg", &Beam::gantry_deg)
+      .def_readwrite("couch_deg", &Beam::couch_deg)
+      .def_readwrite("collimator_deg", &Beam::collimator_deg)
+      .def_readwrite("isocenter_mm", &Beam::isocenter_mm)
+      .def_readwrite("jaw_x1_mm", &Beam::jaw_x1_mm)
+      .def_readwrite("jaw_x2_mm", &Beam::jaw_x2_mm)
+      .def_readwrite("jaw_y1_mm", &Beam::jaw_y1_mm)
+      .def_readwrite("jaw_y2_mm", &Beam::jaw_y2_mm)
+      .def_readwrite("fluence", &Beam::fluence)
+      .def_readwrite("mu", &Beam::mu)
+      .def("__repr__", [](const Beam& b) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "Beam('%s', gantry %.1f, %.1f MU)", b.name.c_str(), b.gantry_deg, b.mu);
+        return std::string(buf);
+      });
+
+  py::class_<CalcOptions>(m, "CalcOptions")
+      .def(py::init<>())
+      .def_readwrite("n_zenith", &CalcOptions::n_zenith)
+      .def_readwrite("n_azimuth", &CalcOptions::n_azimuth)
+      .def_readwrite("density_threshold", &CalcOptions::density_threshold);
+
+  py::class_<Plan>(m, "Plan", "A treatment plan: machine, beams, calculation options, CT calibration.")
+      .def(py::init<>())
+      .def_readwrite("name", &Plan::name)
+      .def_readonly("machine_path", &Plan::machine_path)
+      .def_readonly("machine", &Plan::machine)
+      .def_readwrite("beams", &Plan::beams)
+      .def_readwrite("options", &Plan::options)
+      .def_readwrite("hu", &Plan::hu)
+      .def("__repr__", [](const Plan& p) {
+        return "Plan('" + p.name + "', " + std::to_string(p.beams.size()) + " beams, machine '" + p.machine.name + "')";
+      });
+  m.def("read_plan", &read_plan, py::arg("path"),
+        "Reads a plan JSON (docs/dose.md); the machine is resolved by name.");
+  m.def("parse_plan", &parse_plan, py::arg("json_text"), py::arg("source") = "<string>", py::arg("base_dir") = ".");
+  m.def("find_machine", &find_machine, py::arg("name_or_path"), py::arg("base_dir") = ".");
+
+  m.def("compute_dose",
+        [](const core::Image& ct, const Plan& plan, const std::string& device, py::object progress) {
+          core::Device d = core::parse_device(device);
+          core::Progress prog(wrap_progress(progress), "dose");
+          py::gil_scoped_release nogil;
+          return compute_dose(ct, plan, d, prog);
+        },
+        py::arg("ct"), py::arg("plan"), py::kw_only(), py::arg("device") = "cpu", py::arg("progress") = py::none(),
+        "Dose (float32 Gy) on the CT grid for the plan's beams and MU (collapsed-cone convolution). "
+        "device: 'cpu' or 'cuda' (DeviceError when unavailable). Releases the GIL.");
+
+  py::class_<BeamletInfo>(m, "BeamletInfo")
+      .def_readonly("beam", &BeamletInfo::beam)
+      .def_readonly("x_mm", &BeamletInfo::x_mm)
+      .def_readonly("y_mm", &BeamletInfo::y_mm);
+  py::class_<InfluenceMatrix>(m, "InfluenceMatrix",
+                              "CSR float32: rows = CT voxels (linear index, i fastest), columns = beamlets; Gy per MU.")
+      .def_readonly("rows", &InfluenceMatrix::rows)
+      .def_readonly("cols", &InfluenceMatrix::cols)
+      .def_property_readonly("nnz", &InfluenceMatrix::nnz)
+      .def_property_readonly("indptr", [](const InfluenceMatrix& a) { return to_array(a.row_ptr); }, "copy")
+      .def_property_readonly("indices", [](const InfluenceMatrix& a) { return to_array(a.col_index); }, "copy")
+      .def_property_readonly("data", [](const InfluenceMatrix& a) { return to_array(a.values); }, "copy")
+      .def_readonly("beamlets", &InfluenceMatrix::beamlets)
+      .def("dot", [](const InfluenceMatrix& a, py::array_t<float, py::array::forcecast> x) {
+             if (x.size() != a.cols) core::fail<core::InvalidInput>("multiply", "x", "length must equal the number of columns");
+             std::vector<float> xv(x.data(), x.data() + x.size()), y;
+             {
+               py::gil_scoped_release nogil;
+               y = a.multiply(xv);
+             }
+             return to_array(y);
+           }, py::arg("x"))
+      .def("to_sparse_matrix", [](const InfluenceMatrix& a) {
+             planning::SparseMatrix s;
+             s.rows = a.rows;
+             s.cols = a.cols;
+             s.row_ptr = a.row_ptr;
+             s.col = a.col_index;
+             s.val = a.values;
+             return s;
+           }, "As an isoline.planning.SparseMatrix for optimize_fluence.");
+
+  m.def("compute_influence",
+        [](const core::Image& ct, const core::Image& target, const Plan& plan, double bixel_mm, double cutoff,
+           double margin, float threshold, const std::string& device, py::object progress) {
+          InfluenceOptions o;
+          o.bixel_mm = bixel_mm;
+          o.lateral_cutoff_mm = cutoff;
+          o.target_margin_mm = margin;
+          o.relative_threshold = threshold;
+          core::Device d = core::parse_device(device);
+          core::Progress prog(wrap_progress(progress), "influence");
+          py::gil_scoped_release nogil;
+          return compute_influence(ct, target, plan, o, d, prog);
+        },
+        py::arg("ct"), py::arg("target"), py::arg("plan"), py::kw_only(), py::arg("bixel_mm") = 5.0,
+        py::arg("lateral_cutoff_mm") = 30.0, py::arg("target_margin_mm") = 5.0, py::arg("relative_threshold") = 1e-4f,
+        py::arg("device") = "cpu", py::arg("progress") = py::none(),
+        "Beamlet influence matrix of the plan's beams for a target mask on the CT grid. Releases the GIL.");
+
+  m.def("engine_cuda_available", &engine_cuda_available, "True when CUDA kernels are built and a GPU is usable.");
+  m.def("devices", []() {
+          std::vector<std::string> d{"cpu"};
+          if (engine_cuda_available()) d.push_back("cuda");
+          return d;
+        }, "Devices usable for dose calculation here: ['cpu'] or ['cpu', 'cuda'].");
+}
+
+}  // namespace isoline::py_bind

@@ -1,0 +1,226 @@
+// isoline adapt --plan-dir DIR --new-ct CT --out DIR: adaptive replanning on a new CT.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "command.h"
+#include "isoline/adaptive/adapt.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/dose/dose.h"
+#include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/rtdose.h"
+#include "isoline/rtstruct/rtstruct.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::cli {
+
+namespace {
+
+bool present(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
+}
+
+// A CT from a DICOM directory/file or an image file; `series` is filled for DICOM input.
+core::Image read_ct(const std::string& path, rtstruct::CtSeries* series, bool* dicom, const core::Progress& progress) {
+  if (!present(path)) core::fail<core::IoError>("adapt", path, "no such file or directory");
+  *dicom = !core::is_image_path(path);
+  if (*dicom) {
+    *series = rtstruct::read_ct_series(path, {}, progress);
+    for (const auto& w : series->warnings) std::fprintf(stderr, "warning: %s: %s\n", path.c_str(), w.c_str());
+    return series->image;
+  }
+  return core::read_image(path);
+}
+
+// The planning CT of a plan directory: ct/ (DICOM), ct.nii.gz or dicom/ (as `isoline phantom`).
+std::string find_plan_ct(const fs::path& dir) {
+  for (const char* c : {"CT", "ct", "ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "dicom"})
+    if (present(dir / c)) return (dir / c).string();
+  core::fail<core::IoError>("adapt", dir.string(),
+                            "no planning CT found (give --plan-ct, or put CT/, ct/ or ct.nii.gz in the plan directory)");
+}
+
+// A DICOM series for an image that was read from NIfTI (derived objects need UIDs).
+rtstruct::CtSeries ensure_series(const core::Image& ct, bool dicom, rtstruct::CtSeries series, const fs::path& dir,
+                                 const std::string& description, const rtstruct::PatientStudy* study) {
+  if (dicom) return series;
+  rtstruct::CtWriteOptions w;
+  w.series_description = description;
+  if (study) w.info = *study;
+  return rtstruct::write_ct_series(ct, dir.string(), w);
+}
+
+int run_adapt(const Args& args, const Context& ctx) {
+  core::Progress progress(ctx.progress, "adapt");
+  const fs::path plan_dir = args.value("--plan-dir");
+  const fs::path out = args.value("--out");
+  if (!present(plan_dir)) core::fail<core::IoError>("adapt", plan_dir.string(), "no such directory");
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) core::fail<core::IoError>("adapt", out.string(), "cannot create directory: " + ec.message());
+
+  adaptive::AdaptInput in;
+  adaptive::AdaptOptions opt;
+  opt.plan_options.device = core::parse_device(args.value("--device"));
+  opt.replan = !args.flag("--no-replan");
+  if (opt.replan && !adaptive::replan_available())
+    core::fail<core::NotSupported>("adapt", "re-plan",
+                                   "this build has no planning::make_plan; use --no-replan for propagation, "
+                                   "unadapted dose and accumulation only");
+  opt.recontour = args.flag("--recontour");
+  if (auto m = args.get("--model")) opt.model_card = *m;
+  opt.fuse.dice_threshold = args.get_double("--dice-threshold", opt.fuse.dice_threshold);
+  opt.fractions_delivered = static_cast<int>(args.get_int("--fractions-delivered", 0));
+  opt.registration.rigid_options.bony = args.flag("--bony");
+
+  // Planning CT, new CT.
+  rtstruct::CtSeries plan_series, new_series;
+  bool plan_dicom = false, new_dicom = false;
+  const std::string plan_ct_path = args.get("--plan-ct") ? *args.get("--plan-ct") : find_plan_ct(plan_dir);
+  in.planning_ct = read_ct(plan_ct_path, &plan_series, &plan_dicom, progress.sub(0, 0.03, "read planning CT"));
+  in.new_ct = read_ct(args.value("--new-ct"), &new_series, &new_dicom, progress.sub(0.03, 0.06, "read new CT"));
+
+  // Planning structures: masks/ (exact, as `isoline run` and `isoline phantom` write them) or
+  // RS.dcm (rasterised on the planning CT).
+  const core::Geometry& pg = in.planning_ct.geometry();
+  if (present(plan_dir / "masks")) {
+    in.planning_structures = core::read_mask_dir((plan_dir / "masks").string());
+    if (!in.planning_structures.geometry().same_grid(pg, 1e-3))
+      core::fail<core::InvalidInput>("adapt", (plan_dir / "masks").string(), "masks are not on the planning CT grid");
+  } else if (present(plan_dir / "RS.dcm")) {
+    in.planning_structures = rtstruct::rasterize(rtstruct::read_rtstruct((plan_dir / "RS.dcm").string()), pg);
+  } else {
+    core::fail<core::IoError>("adapt", plan_dir.string(), "no structures (masks/ or RS.dcm) in the plan directory");
+  }
+  // Empty ROIs would only produce empty rows.
+  for (const auto& name : in.planning_structures.names())
+    if (in.planning_structures.get(name).mask.count_nonzero() == 0) in.planning_structures.remove(name);
+
+  // Plan, fractions, planned dose.
+  if (!present(plan_dir / "plan.json")) core::fail<core::IoError>("adapt", plan_dir.string(), "no plan.json");
+  in.plan = dose::read_plan((plan_dir / "plan.json").string());
+  in.fractions = in.plan.fractions;
+  if (present(plan_dir / "dose.nii.gz"))
+    in.planned_dose = core::read_image((plan_dir / "dose.nii.gz").string(), core::PixelType::Float32);
+  else if (present(plan_dir / "RD.dcm"))
+    in.planned_dose = rtstruct::read_rtdose((plan_dir / "RD.dcm").string()).dose;
+
+  // Template (original objectives), criteria.
+  std::string tpl_name = args.value("--template");
+  if (!args.has("--template") && present(plan_dir / "template.json")) tpl_name = (plan_dir / "template.json").string();
+#if ISOLINE_ADAPTIVE_REPLAN
+  in.tpl = planning::load_template(tpl_name);
+#else
+  in.tpl.name = tpl_name;
+#endif
+  if (auto c = args.get("--criteria")) in.tpl.criteria_path = *c;
+
+  auto r = adaptive::adapt(in, opt, progress.sub(0.06, 0.92, "adapt"));
+
+  // Outputs.
+  progress.update(0.92, "write");
+  adaptive::write_field(r.registration.field, (out / "dvf_newct_to_planct.nii.gz").string());
+  core::write_mask_dir(r.structures, (out / "masks").string());
+  core::write_image(r.unadapted_dose, (out / "dose_unadapted.nii.gz").string());
+  core::write_image(r.accumulated_unadapted, (out / "dose_accumulated_unadapted.nii.gz").string());
+  core::write_image(r.accumulated_adapted, (out / "dose_accumulated.nii.gz").string());
+  if (opt.replan) core::write_image(r.adapted.dose, (out / "dose_adapted.nii.gz").string());
+  if (!args.flag("--no-dicom")) {
+    const rtstruct::PatientStudy* study = plan_dicom ? &plan_series.info : new_dicom ? &new_series.info : nullptr;
+    rtstruct::CtSeries ns = ensure_series(in.new_ct, new_dicom, new_series, out / "new_ct", "Isoline new CT", study);
+    rtstruct::CtSeries ps = ensure_series(in.planning_ct, plan_dicom, plan_series, out / "plan_ct",
+                                          "Isoline planning CT", new_dicom ? &ns.info : nullptr);
+    rtstruct::RtStructWriteOptions so;
+    so.structure_set_label = "ADAPT";
+    so.series_description = "Isoline propagated structures";
+    auto rs = rtstruct::write_rtstruct(r.structures, ns, (out / "RS.dcm").string(), so);
+    for (const auto& w : rs.warnings) std::fprintf(stderr, "warning: RS.dcm: %s\n", w.c_str());
+    rtstruct::RtDoseWriteOptions d;
+    d.dose_comment = "original plan recomputed on the new CT";
+    d.series_description = "Isoline unadapted dose";
+    rtstruct::write_rtdose(r.unadapted_dose, ns, (out / "RD_unadapted.dcm").string(), d);
+    if (opt.replan) {
+      d.dose_comment = "adapted plan on the new CT";
+      d.series_description = "Isoline adapted dose";
+      rtstruct::write_rtdose(r.adapted.dose, ns, (out / "RD_adapted.dcm").string(), d);
+    }
+    d.dose_comment = "accumulated course dose on the planning CT";
+    d.series_description = "Isoline accumulated dose";
+    rtstruct::write_rtdose(r.accumulated_adapted, ps, (out / "RD_accumulated.dcm").string(), d);
+  }
+#if ISOLINE_ADAPTIVE_REPLAN
+  if (opt.replan) planning::write_plan_json(r.adapted.plan, r.adapted.fractions, (out / "plan_adapted.json").string());
+#endif
+  adaptive::write_adapt_report_html(in, r, (out / "report.html").string());
+  progress.done();
+
+  // Summary.
+  std::printf("registration  %.1f s, Jacobian min %.3f, folding %.4f %%\n", r.registration.seconds,
+              r.registration.min_jacobian, 100.0 * r.registration.folding_fraction);
+  for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
+  if (!r.criteria.empty()) {
+    std::printf("\n%-40s", "criterion");
+    for (const auto& c : r.columns) std::printf(" %22s", c.c_str());
+    std::printf("\n");
+    for (const auto& row : r.rows) {
+      if (row.criterion.empty()) continue;
+      std::printf("%-40s", row.criterion.c_str());
+      for (std::size_t c = 0; c < row.values.size(); ++c) {
+        char cell[48];
+        if (row.pass[c] < 0)
+          std::snprintf(cell, sizeof cell, "-");
+        else
+          std::snprintf(cell, sizeof cell, "%.2f %s", row.values[c], row.pass[c] ? "PASS" : "FAIL");
+        std::printf(" %22s", cell);
+      }
+      std::printf("\n");
+    }
+  }
+  std::printf("\nwritten to %s (report.html)\n", out.string().c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command make_adapt_command() {
+  Command c;
+  c.name = "adapt";
+  c.summary = "adaptive replanning on a new CT (propagate, recompute, re-plan, accumulate)";
+  c.description =
+      "Registers the new CT to the planning CT (rigid + diffeomorphic demons), propagates the\n"
+      "planning structures onto the new CT (--recontour: re-contoured OARs fused with the\n"
+      "propagated targets, disagreements flagged), recomputes the original plan on the new CT\n"
+      "(unadapted), re-optimises it with the original template (adapted), warps the doses back\n"
+      "to the planning CT and accumulates them, and compares planned, unadapted and adapted DVH\n"
+      "metrics and criteria. The plan directory is what `isoline run --out` (or `isoline plan`\n"
+      "plus masks/) writes: plan.json (with \"fractions\"), the structures (masks/*.nii.gz or\n"
+      "RS.dcm on the planning CT), optionally the planned dose (dose.nii.gz or RD.dcm), the\n"
+      "planning CT (CT/, ct/, ct.nii.gz or dicom/) unless --plan-ct is given, and optionally\n"
+      "template.json. See docs/adaptive.md.";
+  c.options = {
+      {"--plan-dir", "DIR", "plan directory (plan.json, RS.dcm or masks/, RD.dcm, ct)", true, "", false},
+      {"--new-ct", "PATH", "new CT: DICOM directory or image file", true, "", false},
+      {"--out", "DIR", "output directory", true, "", false},
+      {"--plan-ct", "PATH", "planning CT (default: found in the plan directory)", false, "", false},
+      {"--template", "NAME", "plan template of the original plan (default: template.json in the plan directory, else hn)",
+       false, "hn", false},
+      {"--criteria", "FILE", "criteria JSON (default: the template's)", false, "", false},
+      {"--fractions-delivered", "N", "fractions delivered before the new CT (for the accumulated dose)", false, "0",
+       false},
+      {"--recontour", "", "re-contour the OARs with the models and fuse", false, "", false},
+      {"--model", "FILE", "contouring model card", false, "", false},
+      {"--dice-threshold", "D", "flag propagated vs re-contoured Dice below this", false, "0.7", false},
+      {"--bony", "", "rigid step on bone only", false, "", false},
+      {"--no-replan", "", "skip the re-optimisation", false, "", false},
+      {"--no-dicom", "", "write NIfTI only (no RS/RD DICOM)", false, "", false},
+      {"--device", "DEV", "cpu or cuda", false, "cpu", false},
+  };
+  c.run = run_adapt;
+  return c;
+}
+
+}  // namespace isoline::cli

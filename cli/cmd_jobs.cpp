@@ -1,0 +1,108 @@
+// isoline jobs: the DICOM node's job queue (list, re-run, retry).
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "isoline/core/error.h"
+#include "isoline/node/config.h"
+#include "isoline/node/job_queue.h"
+
+namespace isoline::cli {
+
+namespace {
+
+std::string when(double t) {
+  if (t <= 0) return "-";
+  const std::time_t s = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm);
+  return buf;
+}
+
+int run_jobs(const Args& args, const Context&) {
+  node::NodeConfig cfg;
+  if (auto c = args.get("--config")) cfg = node::load_config(*c, cfg);
+  if (auto w = args.get("--work")) cfg.work_dir = *w;
+  const std::string db = node::queue_path(cfg.work_dir);
+  std::error_code ec;
+  if (!std::filesystem::exists(db, ec))
+    core::fail<core::IoError>("jobs", db, "no job queue here (give the node's --work directory)");
+  node::JobQueue q(db);
+  if (args.has("--rerun")) {
+    const long long id = q.rerun(args.get_int("--rerun", 0), node::now_seconds());
+    if (!args.quiet) std::printf("queued job %lld (a running node picks it up)\n", id);
+    return 0;
+  }
+  if (args.has("--retry")) {
+    q.retry(args.get_int("--retry", 0), node::now_seconds());
+    if (!args.quiet) std::printf("job %ld queued again\n", args.get_int("--retry", 0));
+    return 0;
+  }
+  const auto jobs = q.jobs();
+  if (args.flag("--json")) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& j : jobs)
+      a.push_back({{"id", j.id},
+                   {"series_instance_uid", j.series_instance_uid},
+                   {"kind", j.kind},
+                   {"state", j.state},
+                   {"instances", j.num_instances},
+                   {"process_attempts", j.process_attempts},
+                   {"send_attempts", j.send_attempts},
+                   {"created", j.created},
+                   {"completed_series", j.completed_series},
+                   {"result_ready", j.result_ready},
+                   {"sent", j.sent},
+                   {"next_attempt", j.next_attempt},
+                   {"results", j.results},
+                   {"sent_to", j.sent_to},
+                   {"error", j.error}});
+    std::printf("%s\n", a.dump(1).c_str());
+    return 0;
+  }
+  if (jobs.empty()) {
+    std::printf("no jobs\n");
+    return 0;
+  }
+  std::printf("%-5s %-8s %-8s %9s %5s %5s  %-20s  %s\n", "id", "kind", "state", "instances", "runs", "sends",
+              "created", "series");
+  for (const auto& j : jobs) {
+    std::printf("%-5lld %-8s %-8s %9d %5d %5d  %-20s  %s\n", j.id, j.kind.c_str(), j.state.c_str(),
+                j.num_instances, j.process_attempts, j.send_attempts, when(j.created).c_str(),
+                j.series_instance_uid.c_str());
+    if (j.state == "sending" && j.next_attempt > 0)
+      std::printf("      next send attempt %s\n", when(j.next_attempt).c_str());
+    if (!j.error.empty()) std::printf("      error: %s\n", j.error.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_jobs_command() {
+  Command c;
+  c.name = "jobs";
+  c.summary = "list the DICOM node's jobs and their state; re-run or retry one";
+  c.description =
+      "Lists the jobs of a DICOM node (`isoline listen`) from its work directory: one job per\n"
+      "completed series, with its state (queued, running, sending, done, failed), processing\n"
+      "runs, send attempts and the last error. --rerun ID queues the series of job ID again (a\n"
+      "series is otherwise never processed twice); --retry ID resumes a failed job.";
+  c.options = {
+      {"--work", "DIR", "the node's work directory (default isoline-node)", false, "", false},
+      {"--config", "JSON", "take the work directory from the node's configuration", false, "", false},
+      {"--json", "", "machine-readable output", false, "", false},
+      {"--rerun", "ID", "queue the series of job ID again", false, "", false},
+      {"--retry", "ID", "resume failed job ID", false, "", false},
+  };
+  c.run = run_jobs;
+  return c;
+}
+
+}  // namespace isoline::cli

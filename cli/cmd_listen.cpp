@@ -1,0 +1,101 @@
+// isoline listen: the DICOM node (CT in by C-STORE, RT-STRUCT out by C-STORE).
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "command.h"
+#include "isoline/core/error.h"
+#include "isoline/node/config.h"
+#include "isoline/node/node.h"
+
+namespace isoline::cli {
+
+namespace {
+
+std::atomic<bool>* g_stop = nullptr;
+
+extern "C" void on_stop_signal(int) {
+  if (g_stop) g_stop->store(true);
+}
+
+int run_listen(const Args& args, const Context&) {
+  node::NodeConfig cfg;
+  if (auto c = args.get("--config")) cfg = node::load_config(*c, cfg);
+  if (args.has("--port")) {
+    const long p = args.get_int("--port", -1);
+    if (p < 1 || p > 65535) throw UsageError{"--port must be 1-65535"};
+    cfg.port = static_cast<int>(p);
+  }
+  if (auto a = args.get("--aet")) cfg.aet = *a;
+  if (args.has("--forward")) {
+    cfg.destinations.clear();
+    for (const auto& f : args.get_all("--forward")) cfg.destinations.push_back(node::parse_destination(f));
+  }
+  if (args.has("--allow")) cfg.allowed_calling_aets = args.get_all("--allow");
+  if (auto w = args.get("--work")) cfg.work_dir = *w;
+  if (args.has("--quiet-time")) cfg.quiet_seconds = args.get_double("--quiet-time", cfg.quiet_seconds);
+  if (args.flag("--complete-on-release")) cfg.complete_on_release = true;
+  if (auto j = args.get("--job")) cfg.job_kind = *j;
+  if (args.flag("--deidentify")) cfg.deidentify = true;
+  if (args.flag("--debug")) cfg.debug = true;
+  if (auto l = args.get("--log")) cfg.log_file = *l;
+
+  std::shared_ptr<std::FILE> log_file;
+  if (!cfg.log_file.empty()) {
+    log_file.reset(std::fopen(cfg.log_file.c_str(), "a"), [](std::FILE* f) {
+      if (f) std::fclose(f);
+    });
+    if (!log_file) core::fail<core::IoError>("listen", cfg.log_file, "cannot open the log file");
+  }
+  std::FILE* out = log_file ? log_file.get() : stderr;
+  node::Node n(cfg, [out](const std::string& line) {
+    std::fprintf(out, "%s\n", line.c_str());
+    std::fflush(out);
+  });
+  g_stop = &n.stop_flag();
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+  n.run();
+  g_stop = nullptr;
+  return 0;
+}
+
+}  // namespace
+
+Command make_listen_command() {
+  Command c;
+  c.name = "listen";
+  c.summary = "DICOM node: receive CT by C-STORE, contour, send the RT-STRUCT back";
+  c.description =
+      "Runs a DICOM Storage SCP (CT Image Storage and Verification). Received instances are\n"
+      "stored durably under the work directory and recorded in a persistent SQLite queue. A\n"
+      "series is complete after --quiet-time seconds without new instances (default 30), or on\n"
+      "association release with --complete-on-release; then it is contoured (job 'contour'; job\n"
+      "'run': the main job, also planning and RT-DOSE) and the RT-STRUCT (and RT-DOSE),\n"
+      "referencing the CT, is sent by C-STORE to every --forward destination, retrying with back-off. A restart resumes pending work; a series is never contoured twice\n"
+      "(see `isoline jobs`). --deidentify processes a de-identified copy (DICOM PS3.15 Basic\n"
+      "Profile) and re-identifies the results before sending. Logs carry no patient names or\n"
+      "IDs unless --debug. Options override the --config JSON file (docs/dicom-node.md).\n"
+      "Stop with SIGINT/SIGTERM.";
+  c.options = {
+      {"--config", "JSON", "node configuration file", false, "", false},
+      {"--port", "N", "listening port (default 11112)", false, "", false},
+      {"--aet", "AET", "our AE title (default ISOLINE)", false, "", false},
+      {"--forward", "AET@HOST:PORT", "destination of the results (repeatable)", false, "", true},
+      {"--allow", "AET", "accepted calling AE title (repeatable; default: any)", false, "", true},
+      {"--work", "DIR", "work directory: instances, queue, results (default isoline-node)", false, "", false},
+      {"--quiet-time", "S", "seconds without instances before a series is complete (default 30)", false, "", false},
+      {"--complete-on-release", "", "also complete a series when its association is released", false, "", false},
+      {"--job", "KIND", "contour (default) or run (the main job: contour, plan, dose, report)", false, "", false},
+      {"--deidentify", "", "process de-identified data, re-identify results before sending", false, "", false},
+      {"--debug", "", "log patient names/IDs and DCMTK network details", false, "", false},
+      {"--log", "FILE", "append the log to FILE instead of standard error", false, "", false},
+  };
+  c.run = run_listen;
+  return c;
+}
+
+}  // namespace isoline::cli

@@ -1,0 +1,94 @@
+// isoline plan --ct CT --structures masks-dir|RS.dcm --out DIR: the achievable dose.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "isoline/pipeline/case_io.h"
+#include "command.h"
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+#include "isoline/planning/plan.h"
+
+namespace isoline::cli {
+using namespace isoline::pipeline;
+
+namespace {
+
+int run_plan(const Args& args, const Context& ctx) {
+  const std::string out = args.value("--out");
+  core::Progress progress(ctx.progress, "plan");
+  planning::PlanTemplate tpl = planning::load_template(args.value("--template"));
+  if (auto c = args.get("--criteria")) tpl.criteria_path = *c;
+  planning::PlanOptions po;
+  po.device = core::parse_device(args.value("--device"));
+  po.max_iterations = static_cast<int>(args.get_int("--iterations", 0));
+  core::require_device(po.device, "plan");
+
+  std::error_code ec;
+  if (std::filesystem::exists(out, ec) && !std::filesystem::is_empty(out, ec) && !args.flag("--overwrite"))
+    core::fail<core::InvalidInput>("plan", out, "exists and is not empty (choose another directory or --overwrite)");
+  CaseCt ct = load_ct(args.value("--ct"), progress.sub(0, 0.03, "read CT"));
+  for (const auto& w : ct.warnings) std::fprintf(stderr, "warning: %s: %s\n", args.value("--ct").c_str(), w.c_str());
+  core::StructureSet structures = load_structures(args.value("--structures"), ct);
+  planning::PlanResult r = planning::make_plan(ct.series.image, structures, tpl, po, progress.sub(0.03, 0.95, "plan"));
+  for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  PlanOutputs o;
+  {
+    const std::string parent = std::filesystem::path(out).parent_path().string();
+    if (!parent.empty()) core::ensure_directory(parent, "plan");
+    core::AtomicOutput dir(out, /*directory=*/true);
+    o = write_plan_outputs(dir.temp_path(), ct, structures, r);
+    if (!args.flag("--no-report")) {
+      write_plan_report(dir.temp_path() + "/report.html", "Isoline achievable dose", ct, structures, r,
+                        {{"CT", args.value("--ct")}, {"Structures", args.value("--structures")}, {"Template", tpl.name}}, {});
+      o.files.push_back("report.html");
+    }
+    dir.commit();
+  }
+  progress.done();
+  int failed = 0;
+  if (!args.quiet) {
+    std::printf("plan: %s, %zu beams, %d fractions, %d iterations; influence %.1f s, optimise %.1f s, dose %.1f s, total %.1f s\n",
+                tpl.name.c_str(), r.plan.beams.size(), r.fractions, r.optimizer.iterations, r.timing.influence_s,
+                r.timing.optimize_s, r.timing.dose_s, r.timing.total_s);
+    failed = print_criteria(r.criteria);
+    std::printf("wrote");
+    for (const auto& f : o.files) std::printf(" %s", f.c_str());
+    std::printf(" to %s\n", out.c_str());
+  } else {
+    for (const auto& c : r.criteria) failed += c.evaluated && !c.pass;
+  }
+  return args.flag("--fail-on-criteria") && failed > 0 ? 3 : 0;
+}
+
+}  // namespace
+
+Command make_plan_command() {
+  Command c;
+  c.name = "plan";
+  c.summary = "estimate the achievable dose: optimise beamlet fluence for the targets and OARs";
+  c.description =
+      "Applies a plan template (default: hn, 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions;\n"
+      "planning/templates/) to a CT and its structures: beams around the targets, a beamlet\n"
+      "influence matrix (collapsed cone), fluence optimisation against the template's\n"
+      "objectives, the final dose with the full engine, normalised so that the highest target's\n"
+      "D95 is its prescription. Writes plan.json, dose.nii.gz, RD.dcm, dvh.csv, metrics.json and\n"
+      "report.html into --out (all or nothing) and prints the clinical-criteria table.";
+  c.options = {
+      {"--ct", "CT", "CT (DICOM directory or NIfTI/NRRD/MHA in HU)", true},
+      {"--structures", "PATH", "directory of <name>.nii.gz masks on the CT grid, or an RT-STRUCT", true},
+      {"--out", "DIR", "output directory", true},
+      {"--template", "NAME", "template name or JSON file", false, "hn"},
+      {"--criteria", "FILE", "criteria JSON (default: the template's)"},
+      {"--iterations", "N", "optimiser iterations (default: the template's)"},
+      {"--device", "DEV", "cpu or cuda", false, "cpu"},
+      {"--fail-on-criteria", "", "exit with status 3 when a criterion fails"},
+      {"--no-report", "", "skip report.html"},
+      {"--overwrite", "", "replace a non-empty --out directory"},
+  };
+  c.run = run_plan;
+  return c;
+}
+
+}  // namespace isoline::cli

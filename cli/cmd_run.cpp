@@ -1,0 +1,76 @@
+// isoline run <CT> --out DIR: the main job (contour -> plan -> dose -> RT-STRUCT, RT-DOSE, report).
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "command.h"
+#include "isoline/core/device.h"
+#include "isoline/pipeline/case_io.h"
+#include "isoline/pipeline/run.h"
+
+namespace isoline::cli {
+
+namespace {
+
+int run_run(const Args& args, const Context& ctx) {
+  pipeline::RunOptions o;
+  o.ct_path = args.positional(0);
+  o.out_dir = args.value("--out");
+  o.template_name = args.value("--template");
+  o.device = core::parse_device(args.value("--device"));
+  if (auto m = args.get("--model")) o.model_card = *m;
+  if (auto s = args.get("--structures")) o.structures_path = *s;
+  o.max_iterations = static_cast<int>(args.get_int("--iterations", 0));
+  o.overwrite = args.flag("--overwrite");
+  core::Progress progress(ctx.progress, "run");
+  pipeline::RunResult r = pipeline::run_case(o, progress);
+  for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (!args.quiet) {
+    if (!r.quality.empty()) {
+      std::printf("%-14s %10s %10s  %s\n", "structure", "volume cc", "confidence", "flags");
+      for (const auto& q : r.quality) {
+        std::string flags;
+        for (const auto& f : q.flags) flags += (flags.empty() ? "" : "; ") + f;
+        std::printf("%-14s %10.1f %10.2f  %s\n", q.name.c_str(), q.volume_cc, q.confidence, flags.empty() ? "-" : flags.c_str());
+      }
+      std::printf("\n");
+    }
+    pipeline::print_criteria(r.plan.criteria);
+    std::printf("\ncontouring %.1f s, planning %.1f s, total %.1f s\n", r.contour_s, r.plan_s, r.total_s);
+    std::printf("wrote %s/ (", r.out_dir.c_str());
+    for (std::size_t i = 0; i < r.files.size(); ++i) std::printf("%s%s", i ? ", " : "", r.files[i].c_str());
+    std::printf(")\n");
+    const std::string report = (std::filesystem::path(r.out_dir) / "report.html").string();
+    if (std::filesystem::exists(report)) std::printf("report: %s\n", std::filesystem::absolute(report).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_run_command() {
+  Command c;
+  c.name = "run";
+  c.summary = "the main job: auto-contours, achievable-dose plan, RT-STRUCT, RT-DOSE and a report";
+  c.description =
+      "Contours the CT (OARs, PTV70/63/56, Body), plans the achievable dose for those contours\n"
+      "(template hn: 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions) and writes into --out:\n"
+      "RS.dcm (auto-contours, to review), RD.dcm (dose), plan.json, dose.nii.gz, masks/,\n"
+      "dvh.csv, metrics.json and report.html (pictures, DVH, criteria, quality flags); for a\n"
+      "NIfTI CT also CT/ (the CT as DICOM, referenced by RS/RD). The directory appears only\n"
+      "when everything is written. --structures plans on given contours instead.";
+  c.positionals = {{"CT", "DICOM CT directory/file or NIfTI/NRRD/MetaImage CT in HU"}};
+  c.options = {
+      {"--out", "DIR", "output directory (new or empty)", true},
+      {"--template", "NAME", "plan template name or JSON", false, "hn"},
+      {"--structures", "PATH", "plan on these structures (masks dir or RT-STRUCT) instead of contouring"},
+      {"--model", "JSON", "contouring model card (default: the shipped model)"},
+      {"--iterations", "N", "optimiser iterations (default: the template's)"},
+      {"--device", "DEV", "cpu or cuda", false, "cpu"},
+      {"--overwrite", "", "replace a non-empty --out directory"},
+  };
+  c.run = run_run;
+  return c;
+}
+
+}  // namespace isoline::cli

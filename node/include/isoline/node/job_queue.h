@@ -1,0 +1,104 @@
+// The node's persistent state (SQLite, WAL): received instances, series and their
+// completion, and jobs (one per completed series) with retries and back-off.
+//
+// Job states: queued -> running -> sending -> done; failed when processing or sending gave
+// up (error kept). A restart turns running jobs back to queued; results written before a
+// crash are reused (a series is never contoured twice unless a re-run is asked for).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace isoline::node {
+
+struct InstanceRecord {
+  std::string sop_instance_uid;
+  std::string series_instance_uid;
+  std::string study_instance_uid;
+  std::string sop_class_uid;
+  std::string file;
+  std::string calling_aet;
+};
+
+struct SeriesRecord {
+  std::string series_instance_uid;
+  std::string study_instance_uid;
+  std::string calling_aet;
+  std::string state;  ///< receiving | complete
+  int num_instances = 0;
+  double first_received = 0, last_received = 0;  ///< Unix time, s
+};
+
+struct Job {
+  long long id = 0;
+  std::string series_instance_uid;
+  std::string kind;   ///< contour | run
+  std::string state;  ///< queued | running | sending | done | failed
+  int process_attempts = 0;
+  int send_attempts = 0;
+  double next_attempt = 0;  ///< Unix time of the next send attempt
+  double created = 0, updated = 0;
+  double completed_series = 0;  ///< when the series was declared complete
+  double result_ready = 0;      ///< when the results were written
+  double sent = 0;              ///< when every destination accepted the results
+  int num_instances = 0;
+  std::vector<std::string> results;  ///< files to send
+  std::vector<std::string> sent_to;  ///< destinations that accepted them
+  std::string error;
+};
+
+class JobQueue {
+ public:
+  /// Opens (creating) the database. Throws core::IoError.
+  explicit JobQueue(const std::string& db_file);
+  ~JobQueue();
+  JobQueue(const JobQueue&) = delete;
+  JobQueue& operator=(const JobQueue&) = delete;
+
+  /// Records a stored instance (idempotent: the same SOP Instance UID replaces its row) and
+  /// touches its series. Returns false when the series already has a job (a late instance).
+  bool record_instance(const InstanceRecord& r, double now);
+  /// Files of a series, in no particular order.
+  std::vector<std::string> series_files(const std::string& series_uid);
+  std::optional<SeriesRecord> series(const std::string& series_uid);
+
+  /// Series still receiving whose last instance is older than `quiet_seconds`.
+  std::vector<std::string> quiet_series(double now, double quiet_seconds);
+  /// Marks a receiving series complete and queues a job for it, unless the series already
+  /// has one (returns 0 then). Returns the new job's id.
+  long long complete_series(const std::string& series_uid, const std::string& kind, double now);
+  /// Queues a new job for an already processed series (an explicit re-run).
+  long long rerun(long long job_id, double now);
+  /// A failed job back to its last stage (queued, or sending when results exist).
+  void retry(long long job_id, double now);
+
+  /// After a restart: running jobs back to queued; receiving series restart their quiet
+  /// time at `now` (instances sent before the crash are kept).
+  void recover(double now);
+
+  /// The next job to work on: a queued job, or a sending job whose next attempt is due.
+  std::optional<Job> next_due(double now);
+  std::optional<Job> job(long long id);
+  std::vector<Job> jobs();
+
+  void mark_running(long long id, double now);
+  void mark_result(long long id, const std::vector<std::string>& results, double now);
+  void mark_sent_to(long long id, const std::string& destination, double now);
+  void mark_send_failed(long long id, const std::string& error, double next_attempt, bool give_up,
+                        double now);
+  void mark_done(long long id, double now);
+  void mark_failed(long long id, const std::string& error, double now);
+  /// Back to queued (processing interrupted by a stop request).
+  void mark_queued(long long id, double now);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Current Unix time in seconds (fractional).
+double now_seconds();
+
+}  // namespace isoline::node

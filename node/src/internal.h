@@ -1,0 +1,35 @@
+// Internal interfaces of the node module (not installed).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "isoline/node/config.h"
+#include "isoline/node/job_queue.h"
+
+namespace isoline::node::detail {
+
+/// Receives what the listener wants to say (one line, no PHI unless config.debug).
+using Say = std::function<void(const std::string& level, const std::string& line)>;
+
+/// The C-STORE SCP. open() binds the port (throws core::IoError); serve() accepts
+/// associations until `stop` is set, recovering from network errors.
+class Listener {
+ public:
+  Listener(const NodeConfig& config, JobQueue& queue, std::atomic<bool>& stop, Say say,
+           std::function<void()> wake_worker);
+  ~Listener();
+  void open();
+  void serve();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Configures DCMTK's logger: warnings only, or informational output in debug mode.
+void configure_dcmtk_logging(bool debug);
+
+}  // namespace isoline::node::detail

@@ -1,0 +1,326 @@
+// The node's SQLite queue (WAL, one connection per thread, busy timeout).
+#include "isoline/node/job_queue.h"
+
+#include <chrono>
+#include <sstream>
+
+#include <sqlite3.h>
+
+#include "isoline/core/error.h"
+
+namespace isoline::node {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : "\n") + x;
+  return s;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string line;
+  while (std::getline(ss, line))
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+struct JobQueue::Impl {
+  sqlite3* db = nullptr;
+  std::string file;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    core::fail<core::IoError>("job queue", file, what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+  }
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string e = err ? err : "?";
+      sqlite3_free(err);
+      core::fail<core::IoError>("job queue", file, e);
+    }
+  }
+
+  /// A prepared statement with positional binding.
+  struct Stmt {
+    Impl& q;
+    sqlite3_stmt* s = nullptr;
+    int n = 0;
+    Stmt(Impl& qq, const char* sql) : q(qq) {
+      if (sqlite3_prepare_v2(q.db, sql, -1, &s, nullptr) != SQLITE_OK) q.fail("prepare");
+    }
+    ~Stmt() { sqlite3_finalize(s); }
+    Stmt& bind(const std::string& v) {
+      sqlite3_bind_text(s, ++n, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+      return *this;
+    }
+    Stmt& bind(const char* v) { return bind(std::string(v)); }
+    Stmt& bind(double v) {
+      sqlite3_bind_double(s, ++n, v);
+      return *this;
+    }
+    Stmt& bind(long long v) {
+      sqlite3_bind_int64(s, ++n, v);
+      return *this;
+    }
+    Stmt& bind(int v) { return bind(static_cast<long long>(v)); }
+    bool step() {
+      const int rc = sqlite3_step(s);
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      q.fail("step");
+    }
+    std::string text(int i) const {
+      const unsigned char* t = sqlite3_column_text(s, i);
+      return t ? reinterpret_cast<const char*>(t) : "";
+    }
+    double real(int i) const { return sqlite3_column_double(s, i); }
+    long long integer(int i) const { return sqlite3_column_int64(s, i); }
+  };
+
+  static constexpr const char* kJobColumns =
+      "id, series_uid, kind, state, process_attempts, send_attempts, next_attempt, created, updated, "
+      "completed_series, result_ready, sent, num_instances, results, sent_to, error";
+
+  Job read_job(const Stmt& st) const {
+    Job j;
+    j.id = st.integer(0);
+    j.series_instance_uid = st.text(1);
+    j.kind = st.text(2);
+    j.state = st.text(3);
+    j.process_attempts = static_cast<int>(st.integer(4));
+    j.send_attempts = static_cast<int>(st.integer(5));
+    j.next_attempt = st.real(6);
+    j.created = st.real(7);
+    j.updated = st.real(8);
+    j.completed_series = st.real(9);
+    j.result_ready = st.real(10);
+    j.sent = st.real(11);
+    j.num_instances = static_cast<int>(st.integer(12));
+    j.results = split(st.text(13));
+    j.sent_to = split(st.text(14));
+    j.error = st.text(15);
+    return j;
+  }
+
+  std::vector<Job> query_jobs(const std::string& where, double now = 0) {
+    const std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs " + where;
+    Stmt st(*this, sql.c_str());
+    if (where.find('?') != std::string::npos) st.bind(now);
+    std::vector<Job> out;
+    while (st.step()) out.push_back(read_job(st));
+    return out;
+  }
+};
+
+JobQueue::JobQueue(const std::string& db_file) : impl_(std::make_unique<Impl>()) {
+  impl_->file = db_file;
+  if (sqlite3_open_v2(db_file.c_str(), &impl_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    const std::string e = impl_->db ? sqlite3_errmsg(impl_->db) : "cannot open";
+    sqlite3_close(impl_->db);
+    impl_->db = nullptr;
+    core::fail<core::IoError>("job queue", db_file, e);
+  }
+  sqlite3_busy_timeout(impl_->db, 10000);
+  impl_->exec("PRAGMA journal_mode=WAL;");
+  impl_->exec("PRAGMA synchronous=FULL;");  // a recorded instance survives a power cut
+  impl_->exec(
+      "CREATE TABLE IF NOT EXISTS series("
+      " series_uid TEXT PRIMARY KEY, study_uid TEXT, calling_aet TEXT, state TEXT NOT NULL,"
+      " first_received REAL, last_received REAL);"
+      "CREATE TABLE IF NOT EXISTS instances("
+      " sop_uid TEXT PRIMARY KEY, series_uid TEXT NOT NULL, study_uid TEXT, sop_class_uid TEXT,"
+      " file TEXT NOT NULL, calling_aet TEXT, received REAL);"
+      "CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);"
+      "CREATE TABLE IF NOT EXISTS jobs("
+      " id INTEGER PRIMARY KEY AUTOINCREMENT, series_uid TEXT NOT NULL, kind TEXT NOT NULL,"
+      " state TEXT NOT NULL, process_attempts INTEGER DEFAULT 0, send_attempts INTEGER DEFAULT 0,"
+      " next_attempt REAL DEFAULT 0, created REAL, updated REAL, completed_series REAL DEFAULT 0,"
+      " result_ready REAL DEFAULT 0, sent REAL DEFAULT 0, num_instances INTEGER DEFAULT 0,"
+      " results TEXT DEFAULT '', sent_to TEXT DEFAULT '', error TEXT DEFAULT '');"
+      "CREATE INDEX IF NOT EXISTS jobs_series ON jobs(series_uid);");
+}
+
+JobQueue::~JobQueue() {
+  if (impl_ && impl_->db) sqlite3_close(impl_->db);
+}
+
+bool JobQueue::record_instance(const InstanceRecord& r, double now) {
+  Impl& q = *impl_;
+  q.exec("BEGIN IMMEDIATE;");
+  try {
+    Impl::Stmt(q, "INSERT OR REPLACE INTO instances(sop_uid, series_uid, study_uid, sop_class_uid, file, calling_aet, received)"
+                  " VALUES(?,?,?,?,?,?,?)")
+        .bind(r.sop_instance_uid).bind(r.series_instance_uid).bind(r.study_instance_uid)
+        .bind(r.sop_class_uid).bind(r.file).bind(r.calling_aet).bind(now)
+        .step();
+    Impl::Stmt(q, "INSERT INTO series(series_uid, study_uid, calling_aet, state, first_received, last_received)"
+                  " VALUES(?,?,?,'receiving',?,?) ON CONFLICT(series_uid) DO UPDATE SET last_received=excluded.last_received")
+        .bind(r.series_instance_uid).bind(r.study_instance_uid).bind(r.calling_aet).bind(now).bind(now)
+        .step();
+    Impl::Stmt has(q, "SELECT COUNT(*) FROM jobs WHERE series_uid=?");
+    has.bind(r.series_instance_uid);
+    has.step();
+    const bool late = has.integer(0) > 0;
+    q.exec("COMMIT;");
+    return !late;
+  } catch (...) {
+    sqlite3_exec(q.db, "ROLLBACK;", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::vector<std::string> JobQueue::series_files(const std::string& series_uid) {
+  Impl::Stmt st(*impl_, "SELECT file FROM instances WHERE series_uid=? ORDER BY sop_uid");
+  st.bind(series_uid);
+  std::vector<std::string> out;
+  while (st.step()) out.push_back(st.text(0));
+  return out;
+}
+
+std::optional<SeriesRecord> JobQueue::series(const std::string& series_uid) {
+  Impl::Stmt st(*impl_,
+                "SELECT s.series_uid, s.study_uid, s.calling_aet, s.state, s.first_received, s.last_received,"
+                " (SELECT COUNT(*) FROM instances i WHERE i.series_uid=s.series_uid) FROM series s WHERE series_uid=?");
+  st.bind(series_uid);
+  if (!st.step()) return std::nullopt;
+  SeriesRecord r;
+  r.series_instance_uid = st.text(0);
+  r.study_instance_uid = st.text(1);
+  r.calling_aet = st.text(2);
+  r.state = st.text(3);
+  r.first_received = st.real(4);
+  r.last_received = st.real(5);
+  r.num_instances = static_cast<int>(st.integer(6));
+  return r;
+}
+
+std::vector<std::string> JobQueue::quiet_series(double now, double quiet_seconds) {
+  Impl::Stmt st(*impl_, "SELECT series_uid FROM series WHERE state='receiving' AND last_received <= ?");
+  st.bind(now - quiet_seconds);
+  std::vector<std::string> out;
+  while (st.step()) out.push_back(st.text(0));
+  return out;
+}
+
+long long JobQueue::complete_series(const std::string& series_uid, const std::string& kind, double now) {
+  Impl& q = *impl_;
+  q.exec("BEGIN IMMEDIATE;");
+  try {
+    Impl::Stmt(q, "UPDATE series SET state='complete' WHERE series_uid=?").bind(series_uid).step();
+    Impl::Stmt has(q, "SELECT COUNT(*) FROM jobs WHERE series_uid=?");
+    has.bind(series_uid);
+    has.step();
+    long long id = 0;
+    if (has.integer(0) == 0) {
+      Impl::Stmt n(q, "SELECT COUNT(*) FROM instances WHERE series_uid=?");
+      n.bind(series_uid);
+      n.step();
+      Impl::Stmt(q, "INSERT INTO jobs(series_uid, kind, state, created, updated, completed_series, num_instances)"
+                    " VALUES(?,?,'queued',?,?,?,?)")
+          .bind(series_uid).bind(kind).bind(now).bind(now).bind(now).bind(n.integer(0))
+          .step();
+      id = sqlite3_last_insert_rowid(q.db);
+    }
+    q.exec("COMMIT;");
+    return id;
+  } catch (...) {
+    sqlite3_exec(q.db, "ROLLBACK;", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+long long JobQueue::rerun(long long job_id, double now) {
+  auto j = job(job_id);
+  if (!j) core::fail<core::InvalidInput>("job queue", "job " + std::to_string(job_id), "no such job");
+  Impl& q = *impl_;
+  Impl::Stmt n(q, "SELECT COUNT(*) FROM instances WHERE series_uid=?");
+  n.bind(j->series_instance_uid);
+  n.step();
+  Impl::Stmt(q, "INSERT INTO jobs(series_uid, kind, state, created, updated, completed_series, num_instances)"
+                " VALUES(?,?,'queued',?,?,?,?)")
+      .bind(j->series_instance_uid).bind(j->kind).bind(now).bind(now).bind(now).bind(n.integer(0))
+      .step();
+  return sqlite3_last_insert_rowid(q.db);
+}
+
+void JobQueue::retry(long long job_id, double now) {
+  auto j = job(job_id);
+  if (!j) core::fail<core::InvalidInput>("job queue", "job " + std::to_string(job_id), "no such job");
+  if (j->state != "failed")
+    core::fail<core::InvalidInput>("job queue", "job " + std::to_string(job_id),
+                                   "is " + j->state + ", only failed jobs can be retried");
+  const char* state = j->results.empty() ? "queued" : "sending";
+  Impl::Stmt(*impl_, "UPDATE jobs SET state=?, process_attempts=0, send_attempts=0, next_attempt=0, error='', updated=? WHERE id=?")
+      .bind(state).bind(now).bind(job_id)
+      .step();
+}
+
+void JobQueue::recover(double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='queued', updated=? WHERE state='running'").bind(now).step();
+  Impl::Stmt(*impl_, "UPDATE series SET last_received=? WHERE state='receiving'").bind(now).step();
+}
+
+std::optional<Job> JobQueue::next_due(double now) {
+  auto v = impl_->query_jobs(
+      "WHERE state='queued' OR (state='sending' AND next_attempt <= ?) ORDER BY (state='sending') DESC, id LIMIT 1", now);
+  if (v.empty()) return std::nullopt;
+  return v.front();
+}
+
+std::optional<Job> JobQueue::job(long long id) {
+  auto v = impl_->query_jobs("WHERE id=" + std::to_string(id));
+  if (v.empty()) return std::nullopt;
+  return v.front();
+}
+
+std::vector<Job> JobQueue::jobs() { return impl_->query_jobs("ORDER BY id"); }
+
+void JobQueue::mark_running(long long id, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='running', process_attempts=process_attempts+1, updated=? WHERE id=?")
+      .bind(now).bind(id).step();
+}
+
+void JobQueue::mark_result(long long id, const std::vector<std::string>& results, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='sending', results=?, result_ready=?, next_attempt=0, updated=? WHERE id=?")
+      .bind(join(results)).bind(now).bind(now).bind(id).step();
+}
+
+void JobQueue::mark_sent_to(long long id, const std::string& destination, double now) {
+  auto j = job(id);
+  if (!j) return;
+  auto sent = j->sent_to;
+  sent.push_back(destination);
+  Impl::Stmt(*impl_, "UPDATE jobs SET sent_to=?, updated=? WHERE id=?").bind(join(sent)).bind(now).bind(id).step();
+}
+
+void JobQueue::mark_send_failed(long long id, const std::string& error, double next_attempt, bool give_up,
+                                double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state=?, send_attempts=send_attempts+1, next_attempt=?, error=?, updated=? WHERE id=?")
+      .bind(give_up ? "failed" : "sending").bind(next_attempt).bind(error).bind(now).bind(id).step();
+}
+
+void JobQueue::mark_done(long long id, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='done', sent=?, error='', updated=? WHERE id=?").bind(now).bind(now).bind(id).step();
+}
+
+void JobQueue::mark_failed(long long id, const std::string& error, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='failed', error=?, updated=? WHERE id=?").bind(error).bind(now).bind(id).step();
+}
+
+void JobQueue::mark_queued(long long id, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='queued', process_attempts=MAX(process_attempts-1,0), updated=? WHERE id=?")
+      .bind(now).bind(id).step();
+}
+
+}  // namespace isoline::node

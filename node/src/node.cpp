@@ -1,0 +1,336 @@
+// The node: listener thread + worker (series completion, jobs, sending with back-off).
+#include "isoline/node/node.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "internal.h"
+#include "isoline/contouring/contour.h"
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+#include "isoline/node/job_queue.h"
+#include "isoline/pipeline/run.h"
+#include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/deidentify.h"
+#include "isoline/rtstruct/rtstruct.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::node {
+
+namespace {
+
+std::string timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const int ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, ms);
+  return out;
+}
+
+std::string fmt_seconds(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f s", s);
+  return b;
+}
+
+}  // namespace
+
+struct Node::Impl {
+  NodeConfig cfg;
+  LogSink sink;
+  std::atomic<bool> stop{false};
+  std::mutex log_mutex;
+  std::mutex wake_mutex;
+  std::condition_variable wake;
+  bool woken = false;
+
+  void say(const std::string& level, const std::string& line) {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    const std::string l = timestamp() + " " + level + " " + line;
+    if (sink) sink(l);
+  }
+
+  void notify() {
+    {
+      std::lock_guard<std::mutex> lock(wake_mutex);
+      woken = true;
+    }
+    wake.notify_all();
+  }
+
+  std::string job_dir(long long id) const {
+    return (fs::path(cfg.work_dir) / "jobs" / std::to_string(id)).string();
+  }
+
+  /// Runs the job (contour, or the main job) on the series of `job`; returns the files to
+  /// send. The results appear atomically as <job>/result/ (re-identified when de-identifying);
+  /// results of an earlier, interrupted run of the same job are reused.
+  std::vector<std::string> run_job(JobQueue& q, const Job& job) {
+    const std::string tag = "job " + std::to_string(job.id) + ": ";
+    const fs::path dir = job_dir(job.id);
+    const fs::path result = dir / "result";
+    std::error_code ec;
+    if (fs::is_directory(result, ec)) {
+      say("info", tag + "results written before the restart are reused (not processed again)");
+      return result_files(result);
+    }
+    core::ensure_directory(dir.string(), "node job");
+    std::vector<std::string> files = q.series_files(job.series_instance_uid);
+    if (files.empty()) core::fail<core::InvalidInput>("node job", job.series_instance_uid, "no stored instances");
+
+    const core::Progress progress([this](const core::ProgressEvent&) {
+      if (stop.load()) throw core::Cancelled("node job: stopped");
+    });
+
+    // The input: the series alone in one directory (de-identified, or hard links).
+    rtstruct::DeidMap map;
+    const std::string map_file = (fs::path(cfg.work_dir) / "deidentification-map.json").string();
+    const fs::path input = dir / (cfg.deidentify ? "deidentified" : "ct");
+    fs::remove_all(input, ec);
+    core::ensure_directory(input.string(), "node job");
+    if (cfg.deidentify) map = rtstruct::DeidMap::load(map_file);
+    std::vector<std::string> in_files;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      const std::string f = (input / ("CT" + std::to_string(i) + ".dcm")).string();
+      if (cfg.deidentify) {
+        rtstruct::deidentify_file(files[i], f, map);
+      } else {
+        fs::create_hard_link(files[i], f, ec);
+        if (ec) fs::copy_file(files[i], f, fs::copy_options::overwrite_existing);
+      }
+      in_files.push_back(f);
+    }
+    if (cfg.deidentify) {
+      map.save(map_file);
+      say("info", tag + "de-identified " + std::to_string(in_files.size()) + " instances");
+    }
+
+    const fs::path staged = dir / "result.tmp";
+    fs::remove_all(staged, ec);
+    core::ensure_directory(staged.string(), "node job");
+    const fs::path raw = dir / "output";  // results as computed (de-identified when de-identifying)
+    fs::remove_all(raw, ec);
+    core::ensure_directory(raw.string(), "node job");
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::string> produced;
+    std::string summary;
+    if (job.kind == "run") {
+      pipeline::RunOptions o;
+      o.ct_path = input.string();
+      o.out_dir = (raw / "run").string();
+      o.model_card = cfg.model_card;
+      o.device = core::parse_device(cfg.device);
+      o.max_iterations = cfg.run_max_iterations;
+      o.overwrite = true;
+      pipeline::RunResult r = pipeline::run_case(o, progress);
+      for (const auto& w : r.warnings) say("warning", tag + w);
+      for (const char* name : {"RS.dcm", "RD.dcm"}) {
+        const fs::path f = fs::path(r.out_dir) / name;
+        if (fs::exists(f, ec)) produced.push_back(f.string());
+      }
+      summary = "main job (contour " + fmt_seconds(r.contour_s) + ", plan " + fmt_seconds(r.plan_s) + ")";
+    } else {
+      rtstruct::CtSeries series = rtstruct::read_ct_series(in_files, {}, progress.sub(0, 0.1, "read"));
+      if (cfg.debug)
+        say("debug", tag + "patient '" + series.info.patient_name + "' ID '" + series.info.patient_id + "'");
+      contouring::ContourOptions opt;
+      opt.structures = cfg.structures;
+      opt.device = core::parse_device(cfg.device);
+      opt.model_card = cfg.model_card;
+      contouring::ContourResult r = contouring::contour(series.image, opt, progress.sub(0.1, 0.9, "contour"));
+      for (const auto& w : r.warnings) say("warning", tag + w);
+      rtstruct::RtStructWriteOptions wo;
+      wo.algorithm_name = "Isoline " + r.model_name;
+      wo.structure_set_label = "AUTO";
+      wo.series_description = "Isoline auto-contours (review required)";
+      const std::string rs = (raw / "RS.dcm").string();
+      auto res = rtstruct::write_rtstruct(r.structures, series, rs, wo, progress.sub(0.9, 1.0, "write"));
+      produced.push_back(rs);
+      summary = std::to_string(series.slices.size()) + " slices: " + std::to_string(res.num_rois) + " ROIs, " +
+                std::to_string(res.num_contours) + " contours";
+    }
+    if (produced.empty()) core::fail<core::IoError>("node job", raw.string(), "the job produced no DICOM result");
+    for (const auto& f : produced) {
+      const std::string to = (staged / fs::path(f).filename()).string();
+      if (cfg.deidentify) rtstruct::reidentify_file(f, to, map);
+      else fs::copy_file(f, to, fs::copy_options::overwrite_existing);
+    }
+    fs::rename(staged, result, ec);
+    if (ec) core::fail<core::IoError>("node job", result.string(), "cannot commit the results: " + ec.message());
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string verb = job.kind == "run" ? "ran the " : "contoured ";
+    say("info", tag + verb + summary + " in " + fmt_seconds(secs));
+    return result_files(result);
+  }
+
+  static std::vector<std::string> result_files(const fs::path& result) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(result, ec))
+      if (e.path().extension() == ".dcm") out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());  // RD.dcm before RS.dcm: order does not matter to a PACS
+    return out;
+  }
+
+  void process(JobQueue& q, Job job) {
+    const std::string tag = "job " + std::to_string(job.id) + ": ";
+    if (job.state == "queued") {
+      if (job.process_attempts >= cfg.max_process_attempts) {
+        q.mark_failed(job.id, "processing was interrupted " + std::to_string(job.process_attempts) +
+                                  " times (crash?); not tried again", now_seconds());
+        say("error", tag + "failed: processing interrupted " + std::to_string(job.process_attempts) + " times");
+        return;
+      }
+      q.mark_running(job.id, now_seconds());
+      try {
+        std::vector<std::string> results = run_job(q, job);
+        q.mark_result(job.id, results, now_seconds());
+      } catch (const core::Cancelled&) {
+        q.mark_queued(job.id, now_seconds());
+        say("info", tag + "interrupted by the stop request; stays queued");
+        return;
+      } catch (const std::exception& e) {
+        q.mark_failed(job.id, e.what(), now_seconds());
+        say("error", tag + "failed: " + e.what());
+        return;
+      }
+      auto again = q.job(job.id);
+      if (!again) return;
+      job = *again;
+    }
+    if (job.state != "sending") return;
+    if (cfg.destinations.empty()) {
+      q.mark_done(job.id, now_seconds());
+      say("info", tag + "done (no destination configured; results in " + job_dir(job.id) + ")");
+      return;
+    }
+    std::string errors;
+    bool all = true;
+    for (const auto& d : cfg.destinations) {
+      const std::string name = d.to_string();
+      if (std::find(job.sent_to.begin(), job.sent_to.end(), name) != job.sent_to.end()) continue;
+      try {
+        send_files(job.results, d, cfg.aet, cfg.acse_timeout, cfg.dimse_timeout);
+        q.mark_sent_to(job.id, name, now_seconds());
+        say("info", tag + "sent " + std::to_string(job.results.size()) + " file(s) to " + name);
+      } catch (const core::Error& e) {
+        all = false;
+        errors += (errors.empty() ? "" : "; ") + std::string(e.what());
+      }
+    }
+    if (all) {
+      const double now = now_seconds();
+      q.mark_done(job.id, now);
+      say("info", tag + "done, " + fmt_seconds(now - job.completed_series) + " after the series was complete");
+      return;
+    }
+    const int attempt = job.send_attempts + 1;
+    const bool give_up = attempt >= cfg.max_send_attempts;
+    const double delay =
+        std::min(cfg.retry_max_seconds, cfg.retry_initial_seconds * std::pow(2.0, attempt - 1));
+    q.mark_send_failed(job.id, errors, now_seconds() + delay, give_up, now_seconds());
+    if (give_up)
+      say("error", tag + "send failed " + std::to_string(attempt) + " times, giving up (isoline jobs --retry " +
+                       std::to_string(job.id) + "): " + errors);
+    else
+      say("warning", tag + "send failed (attempt " + std::to_string(attempt) + "/" +
+                         std::to_string(cfg.max_send_attempts) + "), next in " + fmt_seconds(delay) + ": " + errors);
+  }
+
+  void worker(JobQueue& q) {
+    while (!stop.load()) {
+      try {
+        const double now = now_seconds();
+        for (const auto& s : q.quiet_series(now, cfg.quiet_seconds)) {
+          const long long id = q.complete_series(s, cfg.job_kind, now);
+          if (id) say("info", "job " + std::to_string(id) + ": series " + s + " complete (quiet for " +
+                                  fmt_seconds(cfg.quiet_seconds) + ")");
+        }
+        if (auto job = q.next_due(now)) {
+          process(q, *job);
+          continue;
+        }
+      } catch (const std::exception& e) {
+        say("error", std::string("worker: ") + e.what());
+      }
+      std::unique_lock<std::mutex> lock(wake_mutex);
+      wake.wait_for(lock, std::chrono::milliseconds(200), [this] { return woken || stop.load(); });
+      woken = false;
+    }
+  }
+};
+
+Node::Node(NodeConfig config, LogSink log) : impl_(std::make_unique<Impl>()) {
+  validate(config);
+  impl_->cfg = std::move(config);
+  impl_->sink = std::move(log);
+  core::ensure_directory(impl_->cfg.work_dir, "listen");
+  // Debian's DCMTK leaves Nagle's algorithm on: ~40 ms per C-STORE on loopback without this.
+  ::setenv("TCP_NODELAY", "1", 0);
+  detail::configure_dcmtk_logging(impl_->cfg.debug);
+  JobQueue check(queue_path(impl_->cfg.work_dir));  // fails early on an unusable database
+}
+
+Node::~Node() = default;
+
+const NodeConfig& Node::config() const { return impl_->cfg; }
+
+std::atomic<bool>& Node::stop_flag() { return impl_->stop; }
+
+void Node::stop() {
+  impl_->stop.store(true);
+  impl_->notify();
+}
+
+void Node::run() {
+  Impl& m = *impl_;
+  JobQueue worker_queue(queue_path(m.cfg.work_dir));
+  JobQueue listener_queue(queue_path(m.cfg.work_dir));
+  worker_queue.recover(now_seconds());
+  auto say = [&m](const std::string& level, const std::string& line) { m.say(level, line); };
+  detail::Listener listener(m.cfg, listener_queue, m.stop, say, [&m] { m.notify(); });
+  listener.open();
+  {
+    std::string dest;
+    for (const auto& d : m.cfg.destinations) dest += (dest.empty() ? "" : ", ") + d.to_string();
+    m.say("info", "listening as " + m.cfg.aet + " on port " + std::to_string(m.cfg.port) + ", job " +
+                      m.cfg.job_kind + ", quiet time " + fmt_seconds(m.cfg.quiet_seconds) +
+                      (m.cfg.complete_on_release ? " or association release" : "") + ", destinations: " +
+                      (dest.empty() ? "none" : dest) + (m.cfg.deidentify ? ", de-identifying" : ""));
+    const auto pending = worker_queue.jobs();
+    int open = 0;
+    for (const auto& j : pending) open += j.state == "queued" || j.state == "sending";
+    if (open) m.say("info", "resuming " + std::to_string(open) + " pending job(s)");
+  }
+  std::thread net([&] {
+    try {
+      listener.serve();
+    } catch (const std::exception& e) {
+      m.say("error", std::string("listener stopped: ") + e.what());
+      m.stop.store(true);
+      m.notify();
+    }
+  });
+  m.worker(worker_queue);
+  m.stop.store(true);
+  net.join();
+  m.say("info", "stopped");
+}
+
+}  // namespace isoline::node

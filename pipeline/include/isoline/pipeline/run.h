@@ -1,0 +1,46 @@
+// The main job, `isoline run`: a planning CT -> auto-contours (OARs, targets, Body) -> the
+// achievable-dose plan for those contours -> RT-STRUCT, RT-DOSE, plan JSON, DVHs and an HTML
+// report in one output directory, written atomically (nothing appears on failure).
+//
+//   pipeline::RunOptions o;
+//   o.ct_path = "patient/CT";   // DICOM directory, or NIfTI/NRRD/MHA in HU
+//   o.out_dir = "out/patient";
+//   auto r = pipeline::run_case(o, progress);
+//   r.files;    // RS.dcm, RD.dcm, plan.json, dose.nii.gz, report.html, masks/, ...
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "isoline/contouring/contour.h"
+#include "isoline/core/device.h"
+#include "isoline/core/progress.h"
+#include "isoline/planning/plan.h"
+
+namespace isoline::pipeline {
+
+struct RunOptions {
+  std::string ct_path;          ///< DICOM CT directory/file, or an image in HU
+  std::string out_dir;          ///< created; must not exist or be empty unless overwrite
+  std::string template_name = "hn";
+  std::string model_card;       ///< contouring model card; "" = the shipped model
+  /// Structures to plan on instead of contouring (masks directory or RT-STRUCT); "" = contour.
+  std::string structures_path;
+  core::Device device = core::Device::CPU;
+  int max_iterations = 0;       ///< 0 = the template's
+  bool overwrite = false;       ///< replace an existing non-empty out_dir
+  bool report = true;
+};
+
+struct RunResult {
+  std::string out_dir;
+  std::vector<std::string> files;  ///< relative to out_dir
+  std::vector<contouring::StructureQuality> quality;  ///< empty when structures were given
+  planning::PlanResult plan;
+  std::vector<std::string> warnings;
+  double contour_s = 0, plan_s = 0, total_s = 0;
+};
+
+RunResult run_case(const RunOptions& options, const core::Progress& progress = {});
+
+}  // namespace isoline::pipeline

@@ -1,0 +1,176 @@
+#include "isoline/pipeline/case_io.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/report/report.h"
+#include "isoline/rtstruct/rtdose.h"
+#include "isoline/rtstruct/rtstruct.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::pipeline {
+
+CaseCt load_ct(const std::string& path, const core::Progress& progress) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) core::fail<core::IoError>("read CT", path, "no such file or directory");
+  CaseCt c;
+  if (core::is_image_path(path)) {
+    c.series.image = core::read_image(path);
+    c.series.info.patient_name = "ANONYMOUS";
+    c.series.info.patient_id = "ISOLINE";
+    c.series.info.study_instance_uid = rtstruct::generate_uid();
+    c.series.frame_of_reference_uid = rtstruct::generate_uid();
+  } else {
+    c.series = rtstruct::read_ct_series(path, {}, progress);
+    c.from_dicom = true;
+    c.warnings = c.series.warnings;
+  }
+  progress.done();
+  return c;
+}
+
+core::StructureSet load_structures(const std::string& path, const CaseCt& ct, const std::vector<std::string>& names) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) core::fail<core::IoError>("read structures", path, "no such file or directory");
+  core::StructureSet set;
+  if (fs::is_directory(path, ec)) {
+    set = core::read_mask_dir(path, names);
+    if (set.empty()) core::fail<core::InvalidInput>("read structures", path, "no <structure>.nii.gz masks found");
+    if (!set.geometry().same_grid(ct.series.image.geometry()))
+      core::fail<core::InvalidInput>("read structures", path, "the masks are not on the CT grid (" +
+                                                                  set.geometry().describe() + " vs CT " +
+                                                                  ct.series.image.geometry().describe() + ")");
+  } else {
+    rtstruct::RtStructData rs = rtstruct::read_rtstruct(path);
+    core::StructureSet all = rtstruct::rasterize(rs, ct.series.image.geometry());
+    if (names.empty()) {
+      set = std::move(all);
+    } else {
+      set = core::StructureSet(ct.series.image.geometry());
+      for (const auto& n : names)
+        if (const core::Structure* s = all.find(n)) set.add(*s);
+    }
+    if (set.empty()) core::fail<core::InvalidInput>("read structures", path, "the RT-STRUCT has no usable ROI");
+  }
+  return set;
+}
+
+int print_criteria(const std::vector<planning::CriterionResult>& results) {
+  int failed = 0;
+  std::printf("%-40s %9s  %s\n", "criterion", "value", "result");
+  for (const auto& r : results) {
+    if (!r.evaluated) {
+      std::printf("%-40s %9s  not evaluated (structure missing)\n", r.criterion.description.c_str(), "-");
+      continue;
+    }
+    failed += !r.pass;
+    std::printf("%-40s %9.2f  %s\n", r.criterion.description.c_str(), r.value, r.pass ? "PASS" : "FAIL");
+  }
+  std::printf("%d of %zu criteria passed\n", planning::count_passed(results), results.size());
+  return failed;
+}
+
+namespace {
+
+void write_text(const std::string& path, const std::string& text, const char* what) {
+  core::AtomicOutput out(path);
+  {
+    std::ofstream f(out.temp_path());
+    if (!f) core::fail<core::IoError>(what, path, "cannot create file");
+    f << text;
+    if (!f) core::fail<core::IoError>(what, path, "write failed (disk full?)");
+  }
+  out.commit();
+}
+
+}  // namespace
+
+PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const core::StructureSet& structures,
+                               const planning::PlanResult& r) {
+  (void)structures;
+  core::ensure_directory(dir, "write plan");
+  PlanOutputs o;
+  o.dir = dir;
+  planning::write_plan_json(r.plan, r.fractions, (fs::path(dir) / "plan.json").string());
+  o.files.push_back("plan.json");
+  core::write_image(r.dose, (fs::path(dir) / "dose.nii.gz").string());
+  o.files.push_back("dose.nii.gz");
+  {
+    rtstruct::RtDoseWriteOptions wo;
+    wo.dose_comment = "Isoline achievable dose, " + r.plan.name;
+    rtstruct::write_rtdose(r.dose, ct.series, (fs::path(dir) / "RD.dcm").string(), wo);
+    o.files.push_back("RD.dcm");
+  }
+  // Cumulative DVHs.
+  {
+    std::string csv = "structure,dose_gy,volume_fraction\n";
+    char line[160];
+    for (const auto& [name, d] : r.dvhs) {
+      std::vector<double> x, y;
+      d.cumulative(0.1, &x, &y);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        std::snprintf(line, sizeof line, "%s,%.2f,%.6f\n", name.c_str(), x[i], y[i]);
+        csv += line;
+      }
+    }
+    write_text((fs::path(dir) / "dvh.csv").string(), csv, "write DVH");
+    o.files.push_back("dvh.csv");
+  }
+  // Metrics, criteria and timings for scripts.
+  {
+    nlohmann::json j;
+    j["plan"] = r.plan.name;
+    j["fractions"] = r.fractions;
+    j["timing_s"] = {{"influence", r.timing.influence_s}, {"optimise", r.timing.optimize_s},
+                     {"dose", r.timing.dose_s}, {"total", r.timing.total_s}};
+    j["optimizer"] = {{"iterations", r.optimizer.iterations}, {"converged", r.optimizer.converged}};
+    j["warnings"] = r.warnings;
+    for (const auto& [name, d] : r.dvhs)
+      j["structures"][name] = {{"volume_cc", d.volume_cc()}, {"mean_gy", d.mean_gy()},   {"max_gy", d.max_gy()},
+                               {"min_gy", d.min_gy()},       {"d0_1cc_gy", d.dose_at_cc(0.1)},
+                               {"d99_gy", d.dose_at_percent(99)}, {"d95_gy", d.dose_at_percent(95)},
+                               {"d50_gy", d.dose_at_percent(50)}, {"d2_gy", d.dose_at_percent(2)}};
+    j["criteria"] = nlohmann::json::array();
+    for (const auto& c : r.criteria)
+      j["criteria"].push_back({{"criterion", c.criterion.description},
+                               {"evaluated", c.evaluated},
+                               {"value", c.evaluated ? nlohmann::json(c.value) : nlohmann::json()},
+                               {"pass", c.pass}});
+    j["criteria_passed"] = planning::count_passed(r.criteria);
+    write_text((fs::path(dir) / "metrics.json").string(), j.dump(1) + "\n", "write metrics");
+    o.files.push_back("metrics.json");
+  }
+  return o;
+}
+
+void write_plan_report(const std::string& path, const std::string& title, const CaseCt& ct,
+                       const core::StructureSet& structures, const planning::PlanResult& plan,
+                       const std::vector<std::pair<std::string, std::string>>& info,
+                       const std::vector<std::string>& warnings) {
+  report::ReportInput in;
+  in.title = title;
+  in.info = info;
+  char line[200];
+  std::snprintf(line, sizeof line, "%zu beams (%s), %d fractions", plan.plan.beams.size(), plan.plan.machine.name.c_str(),
+                plan.fractions);
+  in.info.push_back({"Beams", line});
+  std::snprintf(line, sizeof line, "%d iterations%s; influence matrix %.1f s, optimisation %.1f s, final dose %.1f s",
+                plan.optimizer.iterations, plan.optimizer.converged ? " (converged)" : "", plan.timing.influence_s,
+                plan.timing.optimize_s, plan.timing.dose_s);
+  in.info.push_back({"Optimisation", line});
+  in.warnings = warnings;
+  in.warnings.insert(in.warnings.end(), plan.warnings.begin(), plan.warnings.end());
+  in.ct = ct.series.image;
+  in.structures = structures;
+  in.doses.push_back({"Achievable plan", plan.dose, plan.dvhs, plan.criteria});
+  report::write_html(in, path);
+}
+
+}  // namespace isoline::pipeline

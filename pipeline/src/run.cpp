@@ -1,0 +1,118 @@
+#include "isoline/pipeline/run.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+#include "isoline/core/io.h"
+#include "isoline/pipeline/case_io.h"
+#include "isoline/rtstruct/rtstruct.h"
+
+namespace fs = std::filesystem;
+
+namespace isoline::pipeline {
+
+namespace {
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+RunResult run_case(const RunOptions& o, const core::Progress& progress) {
+  const auto t_start = std::chrono::steady_clock::now();
+  if (o.out_dir.empty()) core::fail<core::InvalidInput>("run", "--out", "no output directory given");
+  std::error_code ec;
+  if (fs::exists(o.out_dir, ec)) {
+    if (!fs::is_directory(o.out_dir, ec)) core::fail<core::InvalidInput>("run", o.out_dir, "exists and is not a directory");
+    if (!fs::is_empty(o.out_dir, ec) && !o.overwrite)
+      core::fail<core::InvalidInput>("run", o.out_dir, "exists and is not empty (choose another directory or overwrite)");
+  }
+  const std::string parent = fs::path(o.out_dir).parent_path().string();
+  if (!parent.empty()) core::ensure_directory(parent, "run");
+  core::require_device(o.device, "run");
+  // Check the template before the long work.
+  planning::PlanTemplate tpl = planning::load_template(o.template_name);
+
+  RunResult r;
+  r.out_dir = o.out_dir;
+  CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"));
+  for (const auto& w : ct.warnings) r.warnings.push_back(o.ct_path + ": " + w);
+
+  core::AtomicOutput out(o.out_dir, /*directory=*/true);
+  const fs::path dir = out.temp_path();
+
+  // CT from an image file: write it as a DICOM series so RT-STRUCT/RT-DOSE reference it.
+  if (!ct.from_dicom) {
+    rtstruct::CtWriteOptions wo;
+    wo.info = ct.series.info;
+    wo.frame_of_reference_uid = ct.series.frame_of_reference_uid;
+    wo.series_description = "Isoline CT (from " + fs::path(o.ct_path).filename().string() + ")";
+    ct.series = rtstruct::write_ct_series(ct.series.image, (dir / "CT").string(), wo, progress.sub(0.04, 0.08, "write CT"));
+    r.files.push_back("CT/");
+  }
+
+  // Structures: auto-contours, or the given ones.
+  core::StructureSet structures;
+  std::string model = "given structures";
+  auto t0 = std::chrono::steady_clock::now();
+  if (o.structures_path.empty()) {
+    contouring::ContourOptions co;
+    co.device = o.device;
+    co.model_card = o.model_card;
+    contouring::ContourResult c = contouring::contour(ct.series.image, co, progress.sub(0.08, 0.35, "contour"));
+    for (const auto& w : c.warnings) r.warnings.push_back("contouring: " + w);
+    r.quality = c.quality;
+    structures = std::move(c.structures);
+    model = c.model_name + " " + c.model_version;
+    rtstruct::RtStructWriteOptions so;
+    so.algorithm_name = "Isoline " + c.model_name;
+    so.structure_set_label = "AUTO";
+    so.series_description = "Isoline auto-contours (review required)";
+    auto res = rtstruct::write_rtstruct(structures, ct.series, (dir / "RS.dcm").string(), so);
+    for (const auto& w : res.warnings) r.warnings.push_back("RS.dcm: " + w);
+    r.files.push_back("RS.dcm");
+  } else {
+    structures = load_structures(o.structures_path, ct);
+  }
+  r.contour_s = since(t0);
+  core::write_mask_dir(structures, (dir / "masks").string());
+  r.files.push_back("masks/");
+
+  // The achievable-dose plan.
+  t0 = std::chrono::steady_clock::now();
+  planning::PlanOptions po;
+  po.device = o.device;
+  po.max_iterations = o.max_iterations;
+  r.plan = planning::make_plan(ct.series.image, structures, tpl, po, progress.sub(0.35, 0.95, "plan"));
+  r.plan_s = since(t0);
+  for (const auto& w : r.plan.warnings) r.warnings.push_back("plan: " + w);
+  PlanOutputs po_files = write_plan_outputs(dir.string(), ct, structures, r.plan);
+  r.files.insert(r.files.end(), po_files.files.begin(), po_files.files.end());
+
+  if (o.report) {
+    progress.update(0.96, "report");
+    char line[160];
+    std::vector<std::pair<std::string, std::string>> info;
+    info.push_back({"Patient", ct.series.info.patient_name + " (" + ct.series.info.patient_id + ")"});
+    info.push_back({"CT", o.ct_path});
+    info.push_back({"Structures", o.structures_path.empty() ? "automatic contours, model " + model + " — review required"
+                                                            : o.structures_path});
+    info.push_back({"Template", tpl.name});
+    std::snprintf(line, sizeof line, "contouring %.1f s, planning %.1f s, total %.1f s (%s)", r.contour_s, r.plan_s,
+                  since(t_start), core::to_string(o.device));
+    info.push_back({"Time", line});
+    std::vector<std::string> warnings;
+    for (const auto& w : r.warnings)
+      if (w.rfind("plan: ", 0) != 0) warnings.push_back(w);  // the report adds the plan's own
+    write_plan_report((dir / "report.html").string(), "Isoline achievable dose", ct, structures, r.plan, info, warnings);
+    r.files.push_back("report.html");
+  }
+  out.commit();
+  r.total_s = since(t_start);
+  progress.done();
+  return r;
+}
+
+}  // namespace isoline::pipeline

@@ -1,0 +1,694 @@
+// Achievable-dose planning (see plan.h): template -> beams -> influence matrix -> fluence
+// optimisation -> final CCCS dose -> normalisation -> DVHs and criteria.
+#include "isoline/planning/plan.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+
+#include <itkSignedMaurerDistanceMapImageFilter.h>
+#include <nlohmann/json.hpp>
+
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
+#include "isoline/core/itk_bridge.h"
+#include "isoline/core/mask_ops.h"
+
+namespace isoline::planning {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using core::fail;
+using core::InvalidInput;
+using core::IoError;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double num(const json& o, const char* key, double fallback, const std::string& ctx) {
+  if (!o.contains(key)) return fallback;
+  if (!o[key].is_number()) fail<InvalidInput>("read plan template", ctx + "." + key, "expected a number");
+  return o[key].get<double>();
+}
+
+ObjectiveType parse_type(const std::string& t, const std::string& ctx) {
+  static const std::map<std::string, ObjectiveType> names = {
+      {"min", ObjectiveType::MinDose},        {"max", ObjectiveType::MaxDose},
+      {"uniform", ObjectiveType::UniformDose}, {"max_mean", ObjectiveType::MaxMean},
+      {"max_dvh", ObjectiveType::MaxDvh},      {"min_dvh", ObjectiveType::MinDvh}};
+  auto it = names.find(t);
+  if (it == names.end())
+    fail<InvalidInput>("read plan template", ctx + ".type",
+                       "unknown objective type \"" + t + "\" (min, max, uniform, max_mean, max_dvh, min_dvh)");
+  return it->second;
+}
+
+std::string resolve_template(const std::string& name) {
+  const bool is_path = name.find('/') != std::string::npos ||
+                       (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0);
+  std::vector<fs::path> candidates;
+  if (is_path) {
+    candidates.push_back(name);
+  } else {
+    if (const char* env = std::getenv("ISOLINE_TEMPLATE_DIR")) candidates.push_back(fs::path(env) / (name + ".json"));
+    candidates.push_back(fs::path(ISOLINE_TEMPLATE_DIR) / (name + ".json"));
+  }
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::is_regular_file(c, ec)) return c.string();
+  }
+  fail<IoError>("read plan template", name,
+                is_path ? "no such file" : "no such template (looked in $ISOLINE_TEMPLATE_DIR and " +
+                                               std::string(ISOLINE_TEMPLATE_DIR) + ")");
+}
+
+// Float copy of a mask resampled onto `grid` (fractions 0..1).
+core::Image fraction_on(const core::Image& mask, const core::Geometry& grid) {
+  return core::resample(mask.cast(core::PixelType::Float32), grid, core::Interpolation::Linear, 0.0);
+}
+
+// Voxels of a structure on the dose grid: fraction >= `threshold` (targets: any overlap, so
+// that the dose interpolated at the target's edge is covered too), or > 0 for structures too
+// small to own a whole dose voxel.
+std::vector<std::int64_t> voxels_of(const core::Image& fraction, float threshold = 0.5f) {
+  std::vector<std::int64_t> out;
+  const float* f = fraction.data<float>();
+  for (std::size_t v = 0; v < fraction.num_voxels(); ++v)
+    if (f[v] >= threshold) out.push_back(static_cast<std::int64_t>(v));
+  if (out.empty())
+    for (std::size_t v = 0; v < fraction.num_voxels(); ++v)
+      if (f[v] > 0.05f) out.push_back(static_cast<std::int64_t>(v));
+  return out;
+}
+
+// Unsigned distance (mm) of every voxel to the non-zero voxels of `mask` (0 inside).
+std::vector<float> distance_to(const core::Image& mask) {
+  using Img = core::detail::ItkImage<std::uint8_t>;
+  using Dist = core::detail::ItkImage<float>;
+  auto in = core::detail::to_itk<std::uint8_t>(mask);
+  auto f = itk::SignedMaurerDistanceMapImageFilter<Img, Dist>::New();
+  f->SetInput(in);
+  f->SetUseImageSpacing(true);
+  f->SetSquaredDistance(false);
+  f->SetInsideIsPositive(false);
+  f->SetBackgroundValue(0);
+  f->Update();
+  const float* d = f->GetOutput()->GetBufferPointer();
+  std::vector<float> out(mask.num_voxels());
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = std::max(0.f, d[i]);
+  return out;
+}
+
+core::Image mask_from(const core::Geometry& g, const std::vector<std::int64_t>& voxels) {
+  core::Image m(g, core::PixelType::UInt8);
+  std::uint8_t* p = m.data<std::uint8_t>();
+  for (auto v : voxels) p[v] = 1;
+  return m;
+}
+
+// The planning grid: the CT box cropped to the body (+ margin), axes finer than 3/4 of the
+// template's grid size coarsened to it.
+core::Geometry dose_grid(const core::Geometry& ct, const core::Image& body, double grid_mm) {
+  auto box = core::bounding_box(body);
+  std::array<std::int64_t, 6> b = box ? *box
+                                      : std::array<std::int64_t, 6>{0, 0, 0, ct.size[0] - 1, ct.size[1] - 1,
+                                                                    ct.size[2] - 1};
+  core::Geometry g = ct;
+  std::array<double, 3> start{};  // CT index of the centre of the new voxel (0, 0, 0)
+  for (int a = 0; a < 3; ++a) {
+    const double margin_vox = std::ceil(10.0 / ct.spacing[a]);
+    const double lo = std::max(0.0, b[a] - margin_vox);
+    const double hi = std::min(double(ct.size[a] - 1), b[3 + a] + margin_vox);
+    const double extent = (hi - lo + 1) * ct.spacing[a];
+    const double sp = ct.spacing[a] < 0.75 * grid_mm ? grid_mm : ct.spacing[a];
+    g.spacing[a] = sp;
+    g.size[a] = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(extent / sp - 1e-6)));
+    start[a] = lo - 0.5 + 0.5 * sp / ct.spacing[a];
+  }
+  g.origin = ct.index_to_world({start[0], start[1], start[2]});
+  return g;
+}
+
+struct Level {
+  std::string name;
+  double rx = 0;
+  std::vector<std::int64_t> voxels;
+  std::vector<float> distance;  // per dose-grid voxel
+};
+
+}  // namespace
+
+PlanTemplate load_template(const std::string& name_or_path) {
+  const std::string path = resolve_template(name_or_path);
+  std::ifstream in(path);
+  if (!in) fail<IoError>("read plan template", path, "cannot open file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json root;
+  try {
+    root = json::parse(ss.str());
+  } catch (const json::exception& e) {
+    fail<InvalidInput>("read plan template", path, std::string("not valid JSON: ") + e.what());
+  }
+  if (!root.is_object()) fail<InvalidInput>("read plan template", path, "the template must be a JSON object");
+  PlanTemplate t;
+  t.source = path;
+  try {
+    t.name = root.value("name", fs::path(path).stem().string());
+    t.machine = root.value("machine", t.machine);
+    const double fx = num(root, "fractions", t.fractions, path);
+    if (!(fx >= 1) || fx != std::floor(fx)) fail<InvalidInput>("read plan template", path + ".fractions", "must be a whole number >= 1");
+    t.fractions = static_cast<int>(fx);
+    if (root.contains("gantry_deg")) {
+      for (const auto& g : root["gantry_deg"]) t.gantry_deg.push_back(g.get<double>());
+    } else {
+      const int n = static_cast<int>(num(root, "beams", 9, path));
+      if (n < 1 || n > 36) fail<InvalidInput>("read plan template", path + ".beams", "needs 1 to 36 beams");
+      for (int i = 0; i < n; ++i) t.gantry_deg.push_back(360.0 * i / n);
+    }
+    if (t.gantry_deg.empty()) fail<InvalidInput>("read plan template", path + ".gantry_deg", "no beams");
+    if (!root.contains("targets") || !root["targets"].is_array() || root["targets"].empty())
+      fail<InvalidInput>("read plan template", path, "no \"targets\" (prescription levels)");
+    for (std::size_t i = 0; i < root["targets"].size(); ++i) {
+      const json& j = root["targets"][i];
+      const std::string ctx = path + ".targets[" + std::to_string(i) + "]";
+      TargetLevel l;
+      l.structure = j.at("structure").get<std::string>();
+      l.dose_gy = num(j, "dose_gy", 0, ctx);
+      if (!(l.dose_gy > 0)) fail<InvalidInput>("read plan template", ctx, "dose_gy must be > 0");
+      t.targets.push_back(l);
+    }
+    std::sort(t.targets.begin(), t.targets.end(), [](const TargetLevel& a, const TargetLevel& b) { return a.dose_gy > b.dose_gy; });
+    if (root.contains("target_objectives")) {
+      const json& r = root["target_objectives"];
+      const std::string ctx = path + ".target_objectives";
+      t.target_rules.min_percent = num(r, "min_percent", t.target_rules.min_percent, ctx);
+      t.target_rules.min_weight = num(r, "min_weight", t.target_rules.min_weight, ctx);
+      t.target_rules.max_percent = num(r, "max_percent", t.target_rules.max_percent, ctx);
+      t.target_rules.max_weight = num(r, "max_weight", t.target_rules.max_weight, ctx);
+      t.target_rules.d99_percent = num(r, "d99_percent", t.target_rules.d99_percent, ctx);
+      t.target_rules.d99_weight = num(r, "d99_weight", t.target_rules.d99_weight, ctx);
+    }
+    if (root.contains("falloff")) {
+      const json& r = root["falloff"];
+      const std::string ctx = path + ".falloff";
+      t.falloff.start_percent = num(r, "start_percent", t.falloff.start_percent, ctx);
+      t.falloff.end_percent = num(r, "end_percent", t.falloff.end_percent, ctx);
+      t.falloff.distance_mm = num(r, "distance_mm", t.falloff.distance_mm, ctx);
+      t.falloff.weight = num(r, "weight", t.falloff.weight, ctx);
+      if (!(t.falloff.distance_mm > 0)) fail<InvalidInput>("read plan template", ctx, "distance_mm must be > 0");
+    }
+    if (root.contains("objectives")) {
+      for (std::size_t i = 0; i < root["objectives"].size(); ++i) {
+        const json& j = root["objectives"][i];
+        const std::string ctx = path + ".objectives[" + std::to_string(i) + "]";
+        Objective o;
+        o.structure = j.at("structure").get<std::string>();
+        o.type = parse_type(j.at("type").get<std::string>(), ctx);
+        o.dose_gy = num(j, "dose_gy", 0, ctx);
+        o.volume_percent = num(j, "volume_percent", 0, ctx);
+        o.weight = num(j, "weight", 1, ctx);
+        if (!(o.dose_gy >= 0) || !(o.weight >= 0)) fail<InvalidInput>("read plan template", ctx, "dose_gy and weight must be >= 0");
+        if ((o.type == ObjectiveType::MaxDvh || o.type == ObjectiveType::MinDvh) &&
+            !(o.volume_percent > 0 && o.volume_percent < 100))
+          fail<InvalidInput>("read plan template", ctx, "dose-volume objectives need 0 < volume_percent < 100");
+        t.objectives.push_back(o);
+      }
+    }
+    if (root.contains("criteria")) {
+      fs::path c = root["criteria"].get<std::string>();
+      if (c.is_relative()) c = fs::path(path).parent_path() / c;
+      t.criteria_path = fs::weakly_canonical(c).string();
+    }
+    t.external = root.value("external", t.external);
+    if (root.contains("beamlets")) {
+      const json& b = root["beamlets"];
+      const std::string ctx = path + ".beamlets";
+      t.bixel_mm = num(b, "bixel_mm", t.bixel_mm, ctx);
+      t.lateral_cutoff_mm = num(b, "lateral_cutoff_mm", t.lateral_cutoff_mm, ctx);
+      t.target_margin_mm = num(b, "target_margin_mm", t.target_margin_mm, ctx);
+      if (!(t.bixel_mm >= 1) || !(t.lateral_cutoff_mm > 0) || !(t.target_margin_mm >= 0))
+        fail<InvalidInput>("read plan template", ctx, "bixel_mm >= 1, lateral_cutoff_mm > 0, target_margin_mm >= 0");
+    }
+    t.dose_grid_mm = num(root, "dose_grid_mm", t.dose_grid_mm, path);
+    if (!(t.dose_grid_mm >= 1 && t.dose_grid_mm <= 10)) fail<InvalidInput>("read plan template", path + ".dose_grid_mm", "must lie in [1, 10] mm");
+    t.smoothness_weight = num(root, "smoothness_weight", t.smoothness_weight, path);
+    t.max_iterations = static_cast<int>(num(root, "max_iterations", t.max_iterations, path));
+    t.normalise_percent = num(root, "normalise_percent", t.normalise_percent, path);
+    t.correction_passes = static_cast<int>(num(root, "correction_passes", t.correction_passes, path));
+    if (t.max_iterations < 1) fail<InvalidInput>("read plan template", path + ".max_iterations", "must be >= 1");
+  } catch (const json::exception& e) {
+    fail<InvalidInput>("read plan template", path, std::string("malformed template: ") + e.what());
+  }
+  return t;
+}
+
+PlanTemplate template_for(const PlanTemplate& tpl, const core::StructureSet& structures) {
+  for (const auto& l : tpl.targets)
+    if (const core::Structure* s = structures.find(l.structure); s && s->mask.count_nonzero() > 0) return tpl;
+  PlanTemplate t = tpl;
+  t.targets.clear();
+  const double fallback = tpl.targets.empty() ? 60.0 : tpl.targets.front().dose_gy;
+  for (const auto& s : structures) {
+    if (s.type != core::StructureType::PTV || s.mask.count_nonzero() == 0) continue;
+    double dose = fallback;
+    std::string digits;
+    for (char ch : s.name) {
+      if (std::isdigit(static_cast<unsigned char>(ch))) digits += ch;
+      else if (!digits.empty()) break;
+    }
+    if (!digits.empty()) {
+      const double v = std::stod(digits);
+      if (v >= 20 && v <= 100) dose = v;
+      else if (v >= 2000 && v <= 10000) dose = v / 100.0;  // cGy
+    }
+    t.targets.push_back({s.name, dose});
+  }
+  std::sort(t.targets.begin(), t.targets.end(), [](const TargetLevel& a, const TargetLevel& b) { return a.dose_gy > b.dose_gy; });
+  return t;
+}
+
+DoseEvaluation evaluate_dose(const core::Image& dose, const core::StructureSet& structures,
+                             const std::vector<Criterion>& criteria) {
+  DoseEvaluation e;
+  for (const auto& s : structures) {
+    if (s.mask.count_nonzero() == 0) continue;
+    e.dvhs[s.name] = compute_dvh(dose, s.mask, s.name);
+  }
+  if (!criteria.empty()) e.criteria = evaluate_criteria(criteria, e.dvhs);
+  return e;
+}
+
+PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures, const PlanTemplate& tpl,
+                     const PlanOptions& options, const core::Progress& progress) {
+  const auto t_start = std::chrono::steady_clock::now();
+  core::require_device(options.device, "plan");
+  ct.geometry().validate("CT");
+  if (!structures.empty() && !structures.geometry().same_grid(ct.geometry()))
+    fail<InvalidInput>("plan", "structures", "the structure masks are not on the CT grid");
+  PlanResult result;
+  result.fractions = tpl.fractions;
+
+  // --- Body and the planning grid.
+  progress.update(0.0, "preparing");
+  core::Image body_ct;
+  if (const core::Structure* b = structures.find(tpl.external); b && b->mask.count_nonzero() > 0) {
+    body_ct = b->mask;
+  } else {
+    core::Image t(ct.geometry(), core::PixelType::UInt8);
+    for (std::size_t v = 0; v < t.num_voxels(); ++v) t.data<std::uint8_t>()[v] = ct.value(v) > -500.0 ? 1 : 0;
+    body_ct = core::fill_holes(core::keep_largest_components(t, 1), true);
+    result.warnings.push_back("no \"" + tpl.external + "\" structure: body found from the CT (HU > -500)");
+  }
+  const core::Geometry g = dose_grid(ct.geometry(), body_ct, tpl.dose_grid_mm);
+  const std::size_t nvox = g.num_voxels();
+  core::Image ct_d = core::resample(ct.cast(core::PixelType::Float32), g, core::Interpolation::Linear, -1000.0);
+  const std::vector<std::int64_t> body = voxels_of(fraction_on(body_ct, g));
+
+  // --- Prescription levels present in the structure set.
+  std::vector<Level> levels;
+  for (const auto& l : tpl.targets) {
+    const core::Structure* s = structures.find(l.structure);
+    if (!s || s->mask.count_nonzero() == 0) {
+      result.warnings.push_back("target " + l.structure + " (" + std::to_string(int(std::lround(l.dose_gy))) +
+                                " Gy) is not in the structure set: level skipped");
+      continue;
+    }
+    Level lv;
+    lv.name = l.structure;
+    lv.rx = l.dose_gy;
+    lv.voxels = voxels_of(fraction_on(s->mask, g), 0.05f);
+    levels.push_back(std::move(lv));
+  }
+  if (levels.empty()) {
+    std::string want;
+    for (const auto& l : tpl.targets) want += (want.empty() ? "" : ", ") + l.structure;
+    std::string have;
+    for (const auto& n : structures.names()) have += (have.empty() ? "" : ", ") + n;
+    fail<InvalidInput>("plan", "structures", "none of the template's targets (" + want + ") is present; have: " +
+                                                 (have.empty() ? "none" : have));
+  }
+  core::Image target_union(g, core::PixelType::UInt8);
+  for (const auto& l : levels)
+    for (auto v : l.voxels) target_union.data<std::uint8_t>()[v] = 1;
+  for (auto& l : levels) l.distance = distance_to(mask_from(g, l.voxels));
+  const std::vector<float> dist_any = distance_to(target_union);
+
+  // --- Beams: isocentre at the target centroid, jaws around the target's beam's-eye view.
+  dose::Plan plan;
+  plan.name = tpl.name;
+  plan.machine_path = dose::find_machine(tpl.machine, tpl.source.empty() ? "." : fs::path(tpl.source).parent_path().string());
+  plan.machine = dose::load_machine(plan.machine_path);
+  plan.fractions = tpl.fractions;
+  std::array<double, 3> iso{0, 0, 0};
+  std::vector<std::array<double, 3>> target_points;
+  {
+    std::size_t n = 0;
+    for (std::int64_t k = 0; k < g.size[2]; ++k)
+      for (std::int64_t j = 0; j < g.size[1]; ++j)
+        for (std::int64_t i = 0; i < g.size[0]; ++i)
+          if (target_union.at<std::uint8_t>(i, j, k)) {
+            auto p = g.index_to_world({double(i), double(j), double(k)});
+            for (int a = 0; a < 3; ++a) iso[a] += p[a];
+            ++n;
+            // Corners of the voxel bound the projection.
+            for (int c = 0; c < 8; ++c)
+              target_points.push_back(g.index_to_world({i + ((c & 1) ? 0.5 : -0.5), j + ((c & 2) ? 0.5 : -0.5),
+                                                        k + ((c & 4) ? 0.5 : -0.5)}));
+          }
+    for (int a = 0; a < 3; ++a) iso[a] /= double(n);
+  }
+  const double bx = tpl.bixel_mm;
+  for (std::size_t b = 0; b < tpl.gantry_deg.size(); ++b) {
+    dose::Beam beam;
+    beam.name = "G" + std::to_string(int(std::lround(tpl.gantry_deg[b])));
+    beam.gantry_deg = tpl.gantry_deg[b];
+    beam.isocenter_mm = iso;
+    double x0 = 1e30, x1 = -1e30, y0 = 1e30, y1 = -1e30;
+    for (const auto& p : target_points) {
+      double u, v;
+      if (!dose::project_to_isocentre_plane(beam, plan.machine, p, &u, &v)) continue;
+      x0 = std::min(x0, u), x1 = std::max(x1, u), y0 = std::min(y0, v), y1 = std::max(y1, v);
+    }
+    const double m = tpl.target_margin_mm;
+    const double lim = plan.machine.max_jaw_mm;
+    beam.jaw_x1_mm = std::max(-lim, std::floor((x0 - m) / bx) * bx);
+    beam.jaw_x2_mm = std::min(lim, std::ceil((x1 + m) / bx) * bx);
+    beam.jaw_y1_mm = std::max(-lim, std::floor((y0 - m) / bx) * bx);
+    beam.jaw_y2_mm = std::min(lim, std::ceil((y1 + m) / bx) * bx);
+    beam.mu = 1.0;
+    plan.beams.push_back(beam);
+  }
+
+  // --- Influence matrix.
+  auto t0 = std::chrono::steady_clock::now();
+  dose::InfluenceOptions io;
+  io.bixel_mm = bx;
+  io.lateral_cutoff_mm = tpl.lateral_cutoff_mm;
+  io.target_margin_mm = tpl.target_margin_mm;
+  dose::InfluenceMatrix A = dose::compute_influence(ct_d, target_union, plan, io, options.device,
+                                                    progress.sub(0.02, 0.55, "influence matrix"));
+  result.timing.influence_s = seconds_since(t0);
+  if (A.cols == 0) fail<InvalidInput>("plan", "targets", "no beamlet of any beam sees the targets");
+
+  // --- The optimisation problem on a reduced set of rows: targets, OARs, and normal tissue
+  // (dense within 15 mm of a target, every 8th voxel beyond).
+  t0 = std::chrono::steady_clock::now();
+  progress.update(0.56, "objectives");
+  std::vector<std::int64_t> row_of(nvox, -1);
+  std::vector<std::int64_t> rows;  // dose-grid voxel of each reduced row
+  auto use = [&](std::int64_t v) {
+    if (row_of[v] < 0) {
+      row_of[v] = static_cast<std::int64_t>(rows.size());
+      rows.push_back(v);
+    }
+    return row_of[v];
+  };
+  FluenceProblem problem;
+  const double vcc = g.voxel_volume_mm3() / 1000.0;
+  auto add_set = [&](const std::string& name, const std::vector<std::int64_t>& voxels,
+                     std::vector<float> distance = {}) {
+    VoxelSet s;
+    s.name = name;
+    s.voxel_volume_cc = vcc;
+    for (auto v : voxels) s.rows.push_back(use(v));
+    s.distance_mm = std::move(distance);
+    problem.structures.push_back(std::move(s));
+  };
+  const TargetRules& tr = tpl.target_rules;
+  std::vector<std::uint8_t> higher(nvox, 0);  // voxels of higher levels (plus 3 mm)
+  for (std::size_t li = 0; li < levels.size(); ++li) {
+    const Level& l = levels[li];
+    // Air inside a target (airway, sinus) receives less dose in a convolution engine than
+    // tissue; it stays in the coverage objectives (the criteria count it too), and the
+    // reviewer is told how much there is.
+    std::size_t air = 0;
+    const float* hu = ct_d.data<float>();
+    for (auto v : l.voxels) air += hu[v] <= -400.f;
+    if (air * vcc >= 0.1) {
+      char msg[200];
+      std::snprintf(msg, sizeof msg, "%s contains %.1f cc of air (HU < -400): dose there is lower than in tissue",
+                    l.name.c_str(), air * vcc);
+      result.warnings.push_back(msg);
+    }
+    add_set(l.name, l.voxels);
+    problem.objectives.push_back({l.name, ObjectiveType::MinDose, l.rx * tr.min_percent / 100.0, 0, tr.min_weight});
+    if (tr.d99_percent > 0)
+      problem.objectives.push_back({l.name, ObjectiveType::MinDvh, l.rx * tr.d99_percent / 100.0, 99.0, tr.d99_weight});
+    std::vector<std::int64_t> own;
+    for (auto v : l.voxels)
+      if (!higher[v]) own.push_back(v);
+    if (!own.empty()) {
+      const std::string n = l.name + " (own)";
+      add_set(n, own);
+      problem.objectives.push_back({n, ObjectiveType::MaxDose, l.rx * tr.max_percent / 100.0, 0, tr.max_weight});
+    }
+    for (std::size_t v = 0; v < nvox; ++v)
+      if (l.distance[v] <= 3.0f) higher[v] = 1;
+  }
+  // OAR objectives from the template.
+  std::map<std::string, bool> oar_added;
+  for (const auto& o : tpl.objectives) {
+    const core::Structure* s = structures.find(o.structure);
+    if (!s || s->mask.count_nonzero() == 0) {
+      result.warnings.push_back("objective on " + o.structure + " skipped: structure not present");
+      continue;
+    }
+    if (!oar_added[o.structure]) {
+      // Optimise the organ outside the targets: dose inside a target is the target's.
+      std::vector<std::int64_t> all = voxels_of(fraction_on(s->mask, g)), outside;
+      for (auto v : all)
+        if (!target_union.data<std::uint8_t>()[v]) outside.push_back(v);
+      if (outside.empty()) {
+        result.warnings.push_back(o.structure + " lies inside the targets: its objectives are skipped");
+        oar_added[o.structure] = true;
+        continue;
+      }
+      add_set(o.structure, outside);
+      oar_added[o.structure] = true;
+    }
+    if (std::none_of(problem.structures.begin(), problem.structures.end(),
+                     [&](const VoxelSet& v) { return v.name == o.structure; }))
+      continue;
+    problem.objectives.push_back(o);
+  }
+  // Normal-tissue fall-off, with the limit of each voxel the highest over the levels,
+  // expressed for the optimiser as an equivalent distance on one linear ramp.
+  if (tpl.falloff.weight > 0) {
+    const double top = levels.front().rx * tpl.falloff.start_percent / 100.0;
+    const double low = 0.0;
+    std::vector<std::int64_t> ring;
+    std::vector<float> eq;
+    for (auto v : body) {
+      if (target_union.data<std::uint8_t>()[v]) continue;
+      const std::int64_t i = v % g.size[0], j = (v / g.size[0]) % g.size[1], k = v / (g.size[0] * g.size[1]);
+      if (dist_any[v] > 15.0f && (i % 2 || j % 2 || k % 2)) continue;
+      double limit = 0;
+      for (const auto& l : levels) {
+        const double s0 = l.rx * tpl.falloff.start_percent / 100.0, s1 = l.rx * tpl.falloff.end_percent / 100.0;
+        const double t = std::min(1.0, l.distance[v] / tpl.falloff.distance_mm);
+        limit = std::max(limit, s0 + (s1 - s0) * t);
+      }
+      ring.push_back(v);
+      eq.push_back(static_cast<float>((top - limit) / (top - low) * 100.0));
+    }
+    add_set("normal tissue", ring, eq);
+    Objective o;
+    o.structure = "normal tissue";
+    o.type = ObjectiveType::FallOff;
+    o.dose_gy = top;
+    o.low_dose_gy = low;
+    o.falloff_mm = 100.0;
+    o.weight = tpl.falloff.weight;
+    problem.objectives.push_back(o);
+  }
+
+  // Reduced matrix (rows = `rows`), total dose over all fractions per unit weight.
+  SparseMatrix M;
+  M.rows = static_cast<std::int64_t>(rows.size());
+  M.cols = A.cols;
+  M.row_ptr.assign(rows.size() + 1, 0);
+  for (std::size_t r = 0; r < rows.size(); ++r) M.row_ptr[r + 1] = M.row_ptr[r] + (A.row_ptr[rows[r] + 1] - A.row_ptr[rows[r]]);
+  M.col.resize(static_cast<std::size_t>(M.row_ptr.back()));
+  M.val.resize(M.col.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const std::int64_t a = A.row_ptr[rows[r]], n = A.row_ptr[rows[r] + 1] - a;
+    std::copy_n(A.col_index.begin() + a, n, M.col.begin() + M.row_ptr[r]);
+    std::copy_n(A.values.begin() + a, n, M.val.begin() + M.row_ptr[r]);
+  }
+  problem.influence = &M;
+  problem.normalisation_structure = levels.front().name;
+  problem.normalisation_dose_gy = levels.front().rx;
+
+  // Smoothness between neighbouring beamlets of a beam, scaled to the weights' magnitude.
+  {
+    std::map<std::tuple<int, long, long>, std::int32_t> at;
+    for (std::size_t c = 0; c < A.beamlets.size(); ++c) {
+      const auto& b = A.beamlets[c];
+      at[{b.beam, std::lround(b.x_mm / bx * 2), std::lround(b.y_mm / bx * 2)}] = static_cast<std::int32_t>(c);
+    }
+    for (const auto& [key, c] : at) {
+      auto [beam, ix, iy] = key;
+      for (auto [dx, dy] : {std::pair<long, long>{2, 0}, {0, 2}}) {
+        auto it = at.find({beam, ix + dx, iy + dy});
+        if (it != at.end()) problem.neighbours.push_back({c, it->second});
+      }
+    }
+    if (tpl.smoothness_weight > 0 && !problem.neighbours.empty()) {
+      std::vector<float> ones(static_cast<std::size_t>(M.cols), 1.f), d;
+      M.multiply(ones, &d);
+      double mean = 0;
+      const VoxelSet& t = problem.structures.front();
+      for (auto r : t.rows) mean += d[r];
+      mean /= double(std::max<std::size_t>(1, t.rows.size()));
+      const double xref = mean > 0 ? levels.front().rx / mean : 1.0;
+      problem.smoothness_weight = tpl.smoothness_weight / (double(problem.neighbours.size()) * xref * xref);
+    }
+  }
+  OptimizerOptions oo;
+  oo.max_iterations = options.max_iterations > 0 ? options.max_iterations : tpl.max_iterations;
+  const int passes = std::max(0, tpl.correction_passes);
+
+  // Fluence maps per beam (MU per fraction) from beamlet weights (total over fractions), and
+  // the full CCCS dose (all fractions) of that plan on the planning grid.
+  auto apply_weights = [&](const std::vector<float>& x) {
+    for (std::size_t b = 0; b < plan.beams.size(); ++b) {
+      dose::Beam& beam = plan.beams[b];
+      dose::FluenceMap f;
+      f.dx_mm = f.dy_mm = bx;
+      f.nx = std::max(1, static_cast<int>(std::lround((beam.jaw_x2_mm - beam.jaw_x1_mm) / bx)));
+      f.ny = std::max(1, static_cast<int>(std::lround((beam.jaw_y2_mm - beam.jaw_y1_mm) / bx)));
+      f.x0_mm = 0.5 * (beam.jaw_x1_mm + beam.jaw_x2_mm) - 0.5 * f.nx * bx;
+      f.y0_mm = 0.5 * (beam.jaw_y1_mm + beam.jaw_y2_mm) - 0.5 * f.ny * bx;
+      f.weight.assign(static_cast<std::size_t>(f.nx) * f.ny, 0.f);
+      double wmax = 0;
+      for (std::size_t c = 0; c < A.beamlets.size(); ++c) {
+        if (A.beamlets[c].beam != static_cast<int>(b)) continue;
+        const int ix = static_cast<int>(std::floor((A.beamlets[c].x_mm - f.x0_mm) / bx));
+        const int iy = static_cast<int>(std::floor((A.beamlets[c].y_mm - f.y0_mm) / bx));
+        if (ix < 0 || iy < 0 || ix >= f.nx || iy >= f.ny) continue;
+        f.weight[static_cast<std::size_t>(iy) * f.nx + ix] = x[c];
+        wmax = std::max(wmax, double(x[c]));
+      }
+      beam.mu = wmax / tpl.fractions;  // per fraction
+      if (wmax > 0)
+        for (auto& w : f.weight) w = static_cast<float>(w / wmax);
+      beam.fluence = std::move(f);
+    }
+  };
+  auto full_dose = [&](const core::Progress& p) {
+    core::Image d = dose::compute_dose(ct_d, plan, options.device, p);
+    float* v = d.data<float>();
+    for (std::size_t i = 0; i < d.num_voxels(); ++i) v[i] *= static_cast<float>(tpl.fractions);
+    return d;
+  };
+
+  const double span = 0.40 / (1 + passes);  // progress 0.56 .. 0.96
+  result.optimizer = optimize_fluence(problem, oo, progress.sub(0.56, 0.56 + span * 0.8, "optimising"));
+  apply_weights(result.optimizer.weights);
+  double t_dose = 0;
+  auto td = std::chrono::steady_clock::now();
+  core::Image dose = full_dose(progress.sub(0.56 + span * 0.8, 0.56 + span, "full dose"));
+  t_dose += seconds_since(td);
+  for (int pass = 0; pass < passes; ++pass) {
+    // Dose correction: what the truncated matrix misses becomes a fixed offset.
+    std::vector<float> ax;
+    problem.offset_dose.clear();
+    M.multiply(result.optimizer.weights, &ax);
+    problem.offset_dose.resize(rows.size());
+    const float* full = dose.data<float>();
+    for (std::size_t r = 0; r < rows.size(); ++r) problem.offset_dose[r] = full[rows[r]] - ax[r];
+    problem.initial_weights = result.optimizer.weights;
+    OptimizerOptions o2 = oo;
+    o2.max_iterations = std::max(10, oo.max_iterations / 2);
+    const double p0 = 0.56 + span * (pass + 1);
+    OptimizerResult r2 = optimize_fluence(problem, o2, progress.sub(p0, p0 + span * 0.8, "dose correction"));
+    result.optimizer.iterations += r2.iterations;
+    result.optimizer.converged = r2.converged;
+    result.optimizer.objective_history.insert(result.optimizer.objective_history.end(), r2.objective_history.begin(),
+                                              r2.objective_history.end());
+    result.optimizer.weights = std::move(r2.weights);
+    apply_weights(result.optimizer.weights);
+    td = std::chrono::steady_clock::now();
+    dose = full_dose(progress.sub(p0 + span * 0.8, p0 + span, "full dose"));
+    t_dose += seconds_since(td);
+  }
+  result.timing.optimize_s = seconds_since(t0) - t_dose;
+  t0 = std::chrono::steady_clock::now();
+  // Normalise: the highest level's D<normalise_percent> = its prescription.
+  if (tpl.normalise_percent > 0) {
+    const core::Structure& top = structures.get(levels.front().name);
+    const double dv = compute_dvh(dose, top.mask, top.name).dose_at_percent(tpl.normalise_percent);
+    if (dv > 0) {
+      const double k = levels.front().rx / dv;
+      float* d = dose.data<float>();
+      for (std::size_t v = 0; v < dose.num_voxels(); ++v) d[v] = static_cast<float>(d[v] * k);
+      for (auto& beam : plan.beams) beam.mu *= k;
+    }
+  }
+  result.timing.dose_s = t_dose + seconds_since(t0);
+  result.dose = std::move(dose);
+  result.plan = std::move(plan);
+
+  progress.update(0.98, "DVH");
+  std::vector<Criterion> criteria;
+  if (!tpl.criteria_path.empty()) criteria = load_criteria(tpl.criteria_path);
+  DoseEvaluation e = evaluate_dose(result.dose, structures, criteria);
+  result.dvhs = std::move(e.dvhs);
+  result.criteria = std::move(e.criteria);
+  result.timing.total_s = seconds_since(t_start);
+  progress.done();
+  return result;
+}
+
+void write_plan_json(const dose::Plan& plan, int fractions, const std::string& path) {
+  json root;
+  root["name"] = plan.name;
+  root["machine"] = plan.machine_path.empty() ? plan.machine.name : plan.machine_path;
+  root["fractions"] = fractions;
+  root["calculation"] = {{"n_zenith", plan.options.n_zenith}, {"n_azimuth", plan.options.n_azimuth},
+                         {"density_threshold", plan.options.density_threshold}};
+  root["hu_to_density"] = {{"hu", plan.hu.hu},
+                           {"mass_density", plan.hu.mass_density},
+                           {"relative_electron_density", plan.hu.relative_electron_density}};
+  json beams = json::array();
+  for (const auto& b : plan.beams) {
+    json j;
+    j["name"] = b.name;
+    j["gantry_deg"] = b.gantry_deg;
+    j["couch_deg"] = b.couch_deg;
+    j["collimator_deg"] = b.collimator_deg;
+    j["isocenter_mm"] = {b.isocenter_mm[0], b.isocenter_mm[1], b.isocenter_mm[2]};
+    j["jaws_mm"] = {b.jaw_x1_mm, b.jaw_x2_mm, b.jaw_y1_mm, b.jaw_y2_mm};
+    j["mu"] = b.mu;
+    if (!b.fluence.empty()) {
+      j["fluence"] = {{"origin_mm", {b.fluence.x0_mm, b.fluence.y0_mm}},
+                      {"bixel_mm", {b.fluence.dx_mm, b.fluence.dy_mm}},
+                      {"size", {b.fluence.nx, b.fluence.ny}},
+                      {"weights", b.fluence.weight}};
+    }
+    beams.push_back(j);
+  }
+  root["beams"] = beams;
+  core::AtomicOutput out(path);
+  {
+    std::ofstream f(out.temp_path());
+    if (!f) fail<IoError>("write plan", path, "cannot create file");
+    f << root.dump(1) << "\n";
+    if (!f) fail<IoError>("write plan", path, "write failed (disk full?)");
+  }
+  out.commit();
+}
+
+}  // namespace isoline::planning

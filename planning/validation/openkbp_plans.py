@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""Achievable dose on OpenKBP patients: `isoline plan` (reference masks, default template) vs
+the reference clinical dose, both evaluated with the same code (`isoline dvh --criteria`).
+
+  /usr/bin/python3 planning/validation/openkbp_plans.py --split validation --out /tmp/kbp [--jobs 1]
+
+Per patient: criteria passed by the plan and by the reference, PTV70 D99 of the plan, the
+OpenKBP dose score (mean |plan - reference| over possible_dose_mask, on the CT grid), time.
+Writes <out>/summary.json and prints a table. Re-runs reuse finished patients unless --force.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CRITERIA = os.path.join(ROOT, "planning", "criteria", "hn.json")
+SKIP = {"ct.nii.gz", "dose.nii.gz", "possible_dose_mask.nii.gz"}
+
+
+def criteria_table(isoline, dose, masks):
+    out = subprocess.run([isoline, "dvh", "--quiet", "--dose", dose, "--masks", masks, "--criteria", CRITERIA],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"isoline dvh failed for {dose}: {out.stderr.strip()}")
+    rows = {}
+    for line in out.stdout.splitlines():
+        m = re.match(r"^(\S+ \S+ [<>]= [\d.]+ Gy)\s+([-\d.]+)\s+(PASS|FAIL)", line)
+        if m:
+            rows[m.group(1)] = (float(m.group(2)), m.group(3) == "PASS")
+    return rows
+
+
+def resample_to(src_path, ref_img):
+    """Linear resampling of a NIfTI image onto the grid of ref_img (world coordinates)."""
+    src = nib.load(src_path)
+    data = np.asarray(src.get_fdata(dtype=np.float32))
+    vox2vox = np.linalg.inv(src.affine) @ ref_img.affine
+    return ndimage.affine_transform(data, vox2vox[:3, :3], vox2vox[:3, 3], output_shape=ref_img.shape,
+                                    order=1, mode="constant", cval=0.0)
+
+
+def run_patient(isoline, pdir, out, force, template="hn"):
+    name = os.path.basename(pdir)
+    work = os.path.join(out, name)
+    masks = os.path.join(work, "masks")
+    os.makedirs(masks, exist_ok=True)
+    for f in os.listdir(pdir):
+        if f.endswith(".nii.gz") and f not in SKIP and not os.path.exists(os.path.join(masks, f)):
+            os.symlink(os.path.join(pdir, f), os.path.join(masks, f))
+    plan_dir = os.path.join(work, "plan")
+    metrics = os.path.join(plan_dir, "metrics.json")
+    if force or not os.path.exists(metrics):
+        t0 = time.time()
+        r = subprocess.run([isoline, "plan", "--quiet", "--ct", os.path.join(pdir, "ct.nii.gz"), "--structures", masks,
+                            "--out", plan_dir, "--template", template], capture_output=True, text=True)
+        if r.returncode != 0:
+            return {"patient": name, "error": r.stderr.strip()}
+        wall = time.time() - t0
+        with open(os.path.join(work, "wall.txt"), "w") as f:
+            f.write(f"{wall}\n")
+    wall = float(open(os.path.join(work, "wall.txt")).read()) if os.path.exists(os.path.join(work, "wall.txt")) else None
+    m = json.load(open(metrics))
+    # Both doses judged by the same code on the same masks.
+    ref_dose = os.path.join(pdir, "dose.nii.gz")
+    plan_crit = criteria_table(isoline, os.path.join(plan_dir, "dose.nii.gz"), masks)
+    ref_crit = criteria_table(isoline, ref_dose, masks)
+    ref = nib.load(ref_dose)
+    ours = resample_to(os.path.join(plan_dir, "dose.nii.gz"), ref)
+    pdm = np.asarray(nib.load(os.path.join(pdir, "possible_dose_mask.nii.gz")).dataobj) > 0
+    score = float(np.mean(np.abs(ours[pdm] - np.asarray(ref.get_fdata(dtype=np.float32))[pdm])))
+    ptv70 = [v for k, v in plan_crit.items() if k.startswith("PTV70 D99")]
+    return {
+        "patient": name,
+        "plan_passed": sum(p for _, p in plan_crit.values()),
+        "ref_passed": sum(p for _, p in ref_crit.values()),
+        "evaluated": len(plan_crit),
+        "plan_ptv70_d99_gy": ptv70[0][0] if ptv70 else None,
+        "dose_score_gy": score,
+        "seconds": wall,
+        "timing_s": m["timing_s"],
+        "plan_criteria": {k: v[0] for k, v in plan_crit.items()},
+        "ref_criteria": {k: v[0] for k, v in ref_crit.items()},
+        "failed_plan": [k for k, v in plan_crit.items() if not v[1]],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "openkbp"))
+    ap.add_argument("--split", default="validation")
+    ap.add_argument("--patients", nargs="*", help="pt_N names (default: the whole split)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--isoline", default=os.path.join(ROOT, "build", "bin", "isoline"))
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--template", default="hn")
+    a = ap.parse_args()
+    split = os.path.join(a.data, a.split)
+    if not os.path.isdir(split):
+        sys.exit(f"error: {split}: no such directory (OpenKBP data missing)")
+    names = a.patients or sorted(os.listdir(split), key=lambda s: int(s.split("_")[1]))
+    rows = []
+    print(f"{'patient':9} {'plan':>5} {'ref':>4} {'PTV70 D99':>9} {'score Gy':>8} {'time s':>7}  failed (plan)")
+    for n in names:
+        r = run_patient(a.isoline, os.path.join(split, n), a.out, a.force, a.template)
+        rows.append(r)
+        if "error" in r:
+            print(f"{n:9} error: {r['error']}")
+            continue
+        print(f"{n:9} {r['plan_passed']:>3}/{r['evaluated']:<2}{r['ref_passed']:>3} {r['plan_ptv70_d99_gy'] or float('nan'):9.2f} "
+              f"{r['dose_score_gy']:8.2f} {r['seconds'] or float('nan'):7.1f}  {', '.join(r['failed_plan'])}", flush=True)
+    ok = [r for r in rows if "error" not in r]
+    summary = {
+        "patients": len(rows),
+        "errors": len(rows) - len(ok),
+        "fraction_meeting_reference": sum(r["plan_passed"] >= r["ref_passed"] for r in ok) / max(1, len(rows)),
+        "min_ptv70_d99_gy": min((r["plan_ptv70_d99_gy"] for r in ok if r["plan_ptv70_d99_gy"] is not None), default=None),
+        "mean_dose_score_gy": float(np.mean([r["dose_score_gy"] for r in ok])) if ok else None,
+        "mean_seconds": float(np.mean([r["seconds"] for r in ok if r["seconds"]])) if ok else None,
+        "max_seconds": float(np.max([r["seconds"] for r in ok if r["seconds"]])) if ok else None,
+        "rows": rows,
+    }
+    tmp = os.path.join(a.out, "summary.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(tmp, os.path.join(a.out, "summary.json"))
+    print(f"plan meets >= reference criteria on {summary['fraction_meeting_reference']*100:.1f} % of {len(rows)} patients; "
+          f"min PTV70 D99 {summary['min_ptv70_d99_gy']}; mean dose score {summary['mean_dose_score_gy']}; "
+          f"mean time {summary['mean_seconds']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+// The node's persistent queue: series completion, no double jobs, late instances, recovery
+// after a crash, back-off scheduling; configuration parsing.
+#include <fstream>
+
+#include "isoline/core/error.h"
+#include "isoline/node/config.h"
+#include "isoline/node/job_queue.h"
+#include "tests/test_util.h"
+
+using namespace isoline;
+using isoline::test::TempDir;
+
+namespace {
+
+node::InstanceRecord inst(const std::string& sop, const std::string& series) {
+  return {sop, series, "1.2.3", "1.2.840.10008.5.1.4.1.1.2", "/tmp/" + sop + ".dcm", "SCANNER"};
+}
+
+TEST(JobQueue, SeriesCompletesAfterQuietTimeOnceAndLateInstancesDoNotRequeue) {
+  TempDir t;
+  node::JobQueue q(t.file("q.sqlite"));
+  EXPECT_TRUE(q.record_instance(inst("1.1", "9.9"), 100.0));
+  EXPECT_TRUE(q.record_instance(inst("1.2", "9.9"), 101.0));
+  EXPECT_TRUE(q.record_instance(inst("1.2", "9.9"), 101.5));  // resent: same row
+  EXPECT_TRUE(q.quiet_series(103.0, 2.0).empty());
+  ASSERT_EQ(q.quiet_series(103.6, 2.0).size(), 1u);
+  const long long id = q.complete_series("9.9", "contour", 103.6);
+  EXPECT_GT(id, 0);
+  EXPECT_EQ(q.complete_series("9.9", "contour", 104.0), 0) << "a series gets one job";
+  EXPECT_TRUE(q.quiet_series(200.0, 2.0).empty());
+  EXPECT_FALSE(q.record_instance(inst("1.3", "9.9"), 110.0)) << "late instance reported";
+  EXPECT_TRUE(q.quiet_series(200.0, 2.0).empty()) << "late instance does not reopen the series";
+  auto j = q.job(id);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->state, "queued");
+  EXPECT_EQ(j->num_instances, 2);
+  EXPECT_EQ(q.series_files("9.9").size(), 3u);
+  EXPECT_EQ(q.jobs().size(), 1u);
+  const long long again = q.rerun(id, 120.0);
+  EXPECT_NE(again, id);
+  EXPECT_EQ(q.jobs().size(), 2u) << "an explicit re-run is a new job";
+}
+
+TEST(JobQueue, SurvivesReopenAndRecoversRunningJobs) {
+  TempDir t;
+  long long id = 0;
+  {
+    node::JobQueue q(t.file("q.sqlite"));
+    q.record_instance(inst("1.1", "9.9"), 100.0);
+    q.record_instance(inst("2.1", "8.8"), 100.0);
+    id = q.complete_series("9.9", "contour", 103.0);
+    q.mark_running(id, 104.0);
+  }  // crash
+  node::JobQueue q(t.file("q.sqlite"));
+  q.recover(500.0);
+  auto j = q.job(id);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->state, "queued");
+  EXPECT_EQ(j->process_attempts, 1);
+  // The receiving series restarts its quiet time at the restart.
+  EXPECT_TRUE(q.quiet_series(501.0, 2.0).empty());
+  EXPECT_EQ(q.quiet_series(502.5, 2.0).size(), 1u);
+  auto due = q.next_due(500.0);
+  ASSERT_TRUE(due);
+  EXPECT_EQ(due->id, id);
+}
+
+TEST(JobQueue, SendBackoffAndGiveUp) {
+  TempDir t;
+  node::JobQueue q(t.file("q.sqlite"));
+  q.record_instance(inst("1.1", "9.9"), 100.0);
+  const long long id = q.complete_series("9.9", "contour", 103.0);
+  q.mark_running(id, 104.0);
+  q.mark_result(id, {"/tmp/RS.dcm"}, 105.0);
+  ASSERT_TRUE(q.next_due(105.0));
+  q.mark_send_failed(id, "connection refused", 115.0, false, 105.0);
+  EXPECT_FALSE(q.next_due(110.0)) << "not due before the back-off";
+  auto due = q.next_due(115.0);
+  ASSERT_TRUE(due);
+  EXPECT_EQ(due->state, "sending");
+  EXPECT_EQ(due->send_attempts, 1);
+  EXPECT_EQ(due->results, std::vector<std::string>{"/tmp/RS.dcm"});
+  q.mark_sent_to(id, "A@h:1", 116.0);
+  EXPECT_EQ(q.job(id)->sent_to, std::vector<std::string>{"A@h:1"});
+  q.mark_send_failed(id, "still down", 0, true, 117.0);
+  EXPECT_EQ(q.job(id)->state, "failed");
+  EXPECT_FALSE(q.next_due(1e12));
+  q.retry(id, 200.0);
+  EXPECT_EQ(q.job(id)->state, "sending");
+  q.mark_done(id, 201.0);
+  EXPECT_EQ(q.job(id)->state, "done");
+  EXPECT_THROW(q.retry(id, 202.0), core::InvalidInput);
+}
+
+TEST(NodeConfig, DestinationsAndJsonAndValidation) {
+  auto d = node::parse_destination("TPS@10.0.0.5:104");
+  EXPECT_EQ(d.aet, "TPS");
+  EXPECT_EQ(d.host, "10.0.0.5");
+  EXPECT_EQ(d.port, 104);
+  EXPECT_THROW(node::parse_destination("TPS10.0.0.5:104"), core::InvalidInput);
+  EXPECT_THROW(node::parse_destination("TPS@host:x"), core::InvalidInput);
+  EXPECT_THROW(node::parse_destination("TPS@host:70000"), core::InvalidInput);
+  TempDir t;
+  std::ofstream(t.file("n.json")) << R"({"port": 4000, "aet": "NODE", "destinations": ["A@h:1", "B@g:2"],
+    "allowed_calling_aets": ["CT1"], "quiet_seconds": 5, "complete_on_release": true, "deidentify": true})";
+  auto c = node::load_config(t.file("n.json"));
+  EXPECT_EQ(c.port, 4000);
+  EXPECT_EQ(c.destinations.size(), 2u);
+  EXPECT_EQ(c.allowed_calling_aets, std::vector<std::string>{"CT1"});
+  EXPECT_DOUBLE_EQ(c.quiet_seconds, 5.0);
+  EXPECT_TRUE(c.complete_on_release);
+  EXPECT_NO_THROW(node::validate(c));
+  c.job_kind = "run";
+  EXPECT_NO_THROW(node::validate(c));
+  c.job_kind = "dose";
+  EXPECT_THROW(node::validate(c), core::InvalidInput);
+  std::ofstream(t.file("bad.json")) << R"({"quiet": 5})";
+  EXPECT_THROW(node::load_config(t.file("bad.json")), core::InvalidInput);
+  node::NodeConfig def;
+  EXPECT_DOUBLE_EQ(def.quiet_seconds, 30.0);
+}
+
+}  // namespace

@@ -1,0 +1,313 @@
+// The DICOM node against a real PACS (Orthanc) on 127.0.0.1: CT in by storescu, RT-STRUCT
+// out to Orthanc (checked through its REST API), kill/restart, send retries, rejections,
+// de-identification on the node, logs without PHI. Needs orthanc, dcmtk and curl (`make deps`).
+#include <set>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcuid.h"
+
+#include "isoline/rtstruct/rtstruct.h"
+#include "tests/node/node_test_util.h"
+
+using namespace isoline;
+using namespace isoline::test::node;
+using isoline::test::run_command;
+using isoline::test::TempDir;
+
+namespace {
+
+class NodeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    ct_ = new rtstruct::CtSeries(make_ct(dir_->file("ct")));
+  }
+  static void TearDownTestSuite() {
+    delete ct_;
+    delete dir_;
+  }
+  void SetUp() override {
+    ::setenv("TCP_NODELAY", "1", 1);  // inherited by Orthanc (see docs/dicom-node.md)
+    for (const char* t : {kOrthanc, "storescu", "echoscu", "curl"})
+      if (!require_tool(t)) GTEST_FAIL() << "missing " << t;
+  }
+  static std::string ct_dir() { return dir_->file("ct"); }
+  static const rtstruct::CtSeries& ct() { return *ct_; }
+
+  /// Downloads one RT-STRUCT from Orthanc and reads it.
+  rtstruct::RtStructData fetch_rtstruct(const Orthanc& o, const std::string& id) {
+    const std::string f = work_.file("rs-" + id + ".dcm");
+    auto r = run_command("curl -sf -o " + f + " " + o.url("/instances/" + id + "/file"));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return rtstruct::read_rtstruct(f);
+  }
+
+  void expect_references_ct(const rtstruct::RtStructData& rs) {
+    EXPECT_EQ(rs.referenced_series_instance_uid, ct().series_instance_uid);
+    EXPECT_EQ(rs.info.study_instance_uid, ct().info.study_instance_uid);
+    EXPECT_EQ(rs.frame_of_reference_uid, ct().frame_of_reference_uid);
+    std::set<std::string> want, got(rs.contour_image_uids.begin(), rs.contour_image_uids.end());
+    for (const auto& s : ct().slices) want.insert(s.sop_instance_uid);
+    EXPECT_EQ(got, want) << "the RT-STRUCT must reference every CT slice by its SOP Instance UID";
+    EXPECT_GE(rs.rois.size(), 5u);
+  }
+
+  TempDir work_;
+  static TempDir* dir_;
+  static rtstruct::CtSeries* ct_;
+};
+
+TempDir* NodeTest::dir_ = nullptr;
+rtstruct::CtSeries* NodeTest::ct_ = nullptr;
+
+std::string dest(const Orthanc& o) { return "ORTHANC@127.0.0.1:" + std::to_string(o.dicom_port()); }
+
+TEST_F(NodeTest, CtSeriesToRtStructInOrthancWithin60s) {
+  Orthanc orthanc(work_.file("orthanc"));
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  NodeProcess node(work_.file("node"), free_port(), {"--forward", dest(orthanc), "--quiet-time", "2"});
+  ASSERT_TRUE(node.start()) << node.log();
+
+  EXPECT_EQ(echoscu("SCANNER", "ISOLINE", node.port()).exit_code, 0);  // Verification
+  auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60))
+      << "no RT-STRUCT in Orthanc 60 s after the last C-STORE\n" << node.log();
+  const double latency = seconds_since(t0);
+  std::printf("last C-STORE -> RT-STRUCT in Orthanc: %.1f s (quiet time 2 s)\n", latency);
+  EXPECT_LT(latency, 60.0);
+
+  const auto ids = orthanc.rtstructs();
+  ASSERT_EQ(ids.size(), 1u);
+  const auto rs = fetch_rtstruct(orthanc, ids[0]);
+  expect_references_ct(rs);
+  EXPECT_EQ(rs.info.patient_name, kPatientName);
+  EXPECT_EQ(rs.info.patient_id, kPatientId);
+  // The same through Orthanc's own view of the object.
+  const Json tags = orthanc.get_json("/instances/" + ids[0] + "/simplified-tags");
+  EXPECT_EQ(tags.value("Modality", ""), "RTSTRUCT");
+  EXPECT_EQ(tags.value("StudyInstanceUID", ""), ct().info.study_instance_uid);
+
+  const Json jobs = node.jobs();
+  ASSERT_EQ(jobs.size(), 1u) << jobs.dump();
+  EXPECT_EQ(jobs[0]["state"], "done");
+  EXPECT_EQ(jobs[0]["instances"], static_cast<int>(ct().slices.size()));
+
+  // The scanner sends the series again: stored, not contoured twice.
+  s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // past the quiet time
+  EXPECT_EQ(node.jobs().size(), 1u) << node.jobs().dump();
+  EXPECT_EQ(orthanc.rtstructs().size(), 1u);
+  EXPECT_NE(node.log().find("arrived after the series was processed"), std::string::npos) << node.log();
+
+  EXPECT_EQ(node.stop(SIGTERM), 0) << node.log();
+  const std::string log = node.log();
+  EXPECT_EQ(log.find("DOE"), std::string::npos) << "patient name in the log:\n" << log;
+  EXPECT_EQ(log.find(kPatientId), std::string::npos) << "patient ID in the log:\n" << log;
+  EXPECT_NE(log.find("job 1: done"), std::string::npos) << log;
+}
+
+TEST_F(NodeTest, KilledMidSeriesRestartedCompletesAndContoursOnce) {
+  Orthanc orthanc(work_.file("orthanc"));
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  const int port = free_port();
+  const std::vector<std::string> args = {"--forward", dest(orthanc), "--quiet-time", "4"};
+  // First half of the slices, then kill -9 before the series could complete.
+  const std::string half = work_.file("half");
+  fs::create_directories(half);
+  for (std::size_t k = 0; k < ct().slices.size() / 2; ++k)
+    fs::copy_file(ct().slices[k].file, half + "/" + fs::path(ct().slices[k].file).filename().string());
+  {
+    NodeProcess node(work_.file("node"), port, args);
+    ASSERT_TRUE(node.start()) << node.log();
+    auto s = storescu("SCANNER", "ISOLINE", port, half);
+    ASSERT_EQ(s.exit_code, 0) << s.output;
+    node.stop(SIGKILL);
+    EXPECT_TRUE(node.jobs().empty()) << "killed before the quiet time: no job yet\n" << node.log();
+  }
+  NodeProcess node(work_.file("node"), port, args);
+  ASSERT_TRUE(node.start()) << node.log();
+  EXPECT_NE(node.log().find("listening"), std::string::npos);
+  // The scanner sends the whole series again (the first half twice).
+  auto s = storescu("SCANNER", "ISOLINE", port, ct_dir());
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60)) << node.log();
+  // Wait past another quiet time: still exactly one job and one RT-STRUCT.
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  const auto ids = orthanc.rtstructs();
+  ASSERT_EQ(ids.size(), 1u) << node.log();
+  expect_references_ct(fetch_rtstruct(orthanc, ids[0]));
+  const Json jobs = node.jobs();
+  ASSERT_EQ(jobs.size(), 1u) << jobs.dump();
+  EXPECT_EQ(jobs[0]["state"], "done");
+  EXPECT_EQ(jobs[0]["process_attempts"], 1);
+  EXPECT_EQ(jobs[0]["instances"], static_cast<int>(ct().slices.size()));
+  const std::string log = node.log();
+  std::size_t contoured = 0;
+  for (auto p = log.find(": contoured"); p != std::string::npos; p = log.find(": contoured", p + 1)) ++contoured;
+  EXPECT_EQ(contoured, 1u) << log;
+}
+
+TEST_F(NodeTest, SendRetriedWithBackoffUntilOrthancIsBackAcrossANodeRestart) {
+  Orthanc orthanc(work_.file("orthanc"));
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  orthanc.stop();  // the TPS goes down before the result is ready
+  const std::string cfg = work_.file("node.json");
+  std::ofstream(cfg) << "{ \"destinations\": [\"" << dest(orthanc) << "\"], \"quiet_seconds\": 2,"
+                     << " \"retry_initial_seconds\": 1, \"retry_max_seconds\": 2, \"max_send_attempts\": 100 }\n";
+  const int port = free_port();
+  auto node = std::make_unique<NodeProcess>(work_.file("node"), port, std::vector<std::string>{"--config", cfg});
+  ASSERT_TRUE(node->start()) << node->log();
+  auto s = storescu("SCANNER", "ISOLINE", port, ct_dir());
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        Json j = node->jobs();
+        return j.size() == 1 && j[0]["state"] == "sending" && j[0]["send_attempts"].get<int>() >= 2;
+      },
+      60))
+      << node->jobs().dump() << "\n" << node->log();
+  EXPECT_NE(node->log().find("send failed (attempt 2/100), next in 2.0 s"), std::string::npos) << node->log();
+  // The node restarts while the send is pending: the job survives in the queue.
+  node->stop(SIGKILL);
+  node = std::make_unique<NodeProcess>(work_.file("node"), port, std::vector<std::string>{"--config", cfg});
+  ASSERT_TRUE(node->start()) << node->log();
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();  // same storage: the TPS is back
+  ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60)) << node->log();
+  ASSERT_TRUE(wait_for([&] { return node->jobs()[0]["state"] == "done"; }, 10)) << node->jobs().dump();
+  const Json jobs = node->jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["process_attempts"], 1) << "contoured once, sent after the restart";
+  EXPECT_GE(jobs[0]["send_attempts"].get<int>(), 2);
+  expect_references_ct(fetch_rtstruct(orthanc, orthanc.rtstructs().at(0)));
+}
+
+TEST_F(NodeTest, RejectsUnknownCallerNonCtAndGarbageAndKeepsServing) {
+  NodeProcess node(work_.file("node"), free_port(), {"--allow", "SCANNER", "--quiet-time", "2", "--debug"});
+  ASSERT_TRUE(node.start()) << node.log();
+  const int port = node.port();
+  // Unknown calling AE title.
+  auto e = echoscu("INTRUDER", "ISOLINE", port);
+  EXPECT_NE(e.exit_code, 0) << e.output;
+  auto s = storescu("INTRUDER", "ISOLINE", port, ct_dir());
+  EXPECT_NE(s.output.find("Association Rejected"), std::string::npos) << s.output;
+  // Wrong called AE title.
+  EXPECT_NE(echoscu("SCANNER", "NOT_ISOLINE", port).exit_code, 0);
+  // Non-CT SOP class (an MR image): no presentation context, nothing stored.
+  const std::string mr = work_.file("mr");
+  fs::create_directories(mr);
+  {
+    DcmFileFormat ff;
+    ASSERT_TRUE(ff.loadFile(ct().slices[0].file.c_str()).good());
+    DcmDataset& ds = *ff.getDataset();
+    ds.putAndInsertString(DCM_SOPClassUID, UID_MRImageStorage);
+    ds.putAndInsertString(DCM_SOPInstanceUID, "1.2.826.0.1.3680043.2.1125.99.1");
+    ds.putAndInsertString(DCM_Modality, "MR");
+    ASSERT_TRUE(ff.saveFile((mr + "/MR1.dcm").c_str(), EXS_LittleEndianExplicit, EET_ExplicitLength, EGL_recalcGL,
+                            EPD_noChange, 0, 0, EWM_updateMeta)
+                    .good());
+  }
+  s = storescu("SCANNER", "ISOLINE", port, mr);
+  EXPECT_NE(s.output.find("No presentation context"), std::string::npos) << s.output;
+  // Garbage on the port: random bytes, an HTTP request, a connection closed at once.
+  for (const std::string g :
+       {"head -c 65536 /dev/urandom", "printf 'GET / HTTP/1.0\\r\\n\\r\\n'", "printf ''",
+        "printf '\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff'"}) {
+    run_command("timeout 15 bash -c \"" + g + " > /dev/tcp/127.0.0.1/" + std::to_string(port) + "\"");
+  }
+  ASSERT_TRUE(node.running()) << node.log();
+  // Still serving: Verification and a CT series from the accepted caller.
+  ASSERT_TRUE(wait_for([&] { return echoscu("SCANNER", "ISOLINE", port).exit_code == 0; }, 30)) << node.log();
+  s = storescu("SCANNER", "ISOLINE", port, ct_dir());
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  EXPECT_EQ(s.output.find("Failed"), std::string::npos) << s.output;
+  ASSERT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 60))
+      << node.jobs().dump() << "\n" << node.log();
+  EXPECT_EQ(node.jobs()[0]["instances"], static_cast<int>(ct().slices.size()));
+  EXPECT_TRUE(node.running());
+  EXPECT_EQ(node.stop(SIGTERM), 0);
+  const std::string log = node.log();
+  EXPECT_NE(log.find("'INTRUDER'"), std::string::npos) << log;
+  EXPECT_NE(log.find("calling AE title not accepted"), std::string::npos) << log;
+  // --debug: patient identity is logged (and only then, see the first test).
+  EXPECT_NE(log.find(kPatientId), std::string::npos) << log;
+}
+
+TEST_F(NodeTest, DeidentifiesOnTheNodeAndReidentifiesTheResultOnRelease) {
+  Orthanc orthanc(work_.file("orthanc"));
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  // Quiet time 300 s: only the association release can complete the series in time.
+  NodeProcess node(work_.file("node"), free_port(),
+                   {"--forward", dest(orthanc), "--quiet-time", "300", "--complete-on-release", "--deidentify"});
+  ASSERT_TRUE(node.start()) << node.log();
+  auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60)) << node.log();
+  const auto rs = fetch_rtstruct(orthanc, orthanc.rtstructs().at(0));
+  expect_references_ct(rs);  // original UIDs back
+  EXPECT_EQ(rs.info.patient_name, kPatientName);
+  EXPECT_EQ(rs.info.patient_id, kPatientId);
+  EXPECT_EQ(rs.info.study_date, "20240305");
+  // What the contouring saw was de-identified.
+  const fs::path deid = work_.file("node") + "/jobs/1/deidentified";
+  ASSERT_TRUE(fs::is_directory(deid));
+  const auto seen = rtstruct::read_ct_series(deid.string());
+  EXPECT_EQ(seen.slices.size(), ct().slices.size());
+  EXPECT_NE(seen.info.patient_id, kPatientId);
+  EXPECT_EQ(seen.info.patient_name.find("DOE"), std::string::npos);
+  EXPECT_NE(seen.info.study_instance_uid, ct().info.study_instance_uid);
+  EXPECT_NE(seen.series_instance_uid, ct().series_instance_uid);
+  EXPECT_TRUE(fs::exists(work_.file("node") + "/deidentification-map.json"));
+}
+
+TEST_F(NodeTest, MainJobSendsRtStructAndRtDose) {
+  Orthanc orthanc(work_.file("orthanc"));
+  ASSERT_TRUE(orthanc.start()) << orthanc.log();
+  const std::string cfg = work_.file("node.json");
+  std::ofstream(cfg) << "{ \"job_kind\": \"run\", \"run_max_iterations\": 5, \"complete_on_release\": true,"
+                     << " \"quiet_seconds\": 300, \"destinations\": [\"" << dest(orthanc) << "\"] }\n";
+  NodeProcess node(work_.file("node"), free_port(), {"--config", cfg});
+  ASSERT_TRUE(node.start()) << node.log();
+  auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  ASSERT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 400))
+      << node.jobs().dump() << "\n" << node.log();
+  ASSERT_EQ(orthanc.rtstructs().size(), 1u);
+  expect_references_ct(fetch_rtstruct(orthanc, orthanc.rtstructs()[0]));
+  auto r = orthanc.post("/tools/find", R"({"Level":"Instance","Query":{"Modality":"RTDOSE"}})");
+  ASSERT_EQ(r.exit_code, 0);
+  const Json doses = Json::parse(r.output, nullptr, false);
+  ASSERT_EQ(doses.size(), 1u) << r.output;
+  const Json tags = orthanc.get_json("/instances/" + doses[0].get<std::string>() + "/simplified-tags");
+  EXPECT_EQ(tags.value("StudyInstanceUID", ""), ct().info.study_instance_uid);
+  EXPECT_EQ(tags.value("FrameOfReferenceUID", ""), ct().frame_of_reference_uid);
+  EXPECT_EQ(tags.value("DoseUnits", ""), "GY");
+  EXPECT_NE(node.log().find("ran the main job"), std::string::npos) << node.log();
+}
+
+TEST(NodeCli, ConfigWithUnknownKeyIsRejected) {
+  TempDir t;
+  std::ofstream(t.file("node.json")) << "{ \"quiet_second\": 5 }\n";
+  auto r = run_command(isoline_exe() + " listen --config " + t.file("node.json") + " --work " + t.str());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("unknown key 'quiet_second'"), std::string::npos) << r.output;
+}
+
+TEST(NodeCli, PortInUseIsAClearError) {
+  TempDir t;
+  const int port = free_port();
+  Process holder({"/usr/bin/python3", "-c",
+                  "import socket,time;s=socket.socket();s.bind(('127.0.0.1'," + std::to_string(port) +
+                      "));s.listen();time.sleep(30)"},
+                 t.file("holder.log"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.str());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("port " + std::to_string(port)), std::string::npos) << r.output;
+}
+
+}  // namespace

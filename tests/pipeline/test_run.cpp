@@ -1,0 +1,124 @@
+// `isoline run` and `isoline plan` end to end on a small generated patient: every output is
+// written, the DICOM references hold, bad input fails cleanly with nothing left behind.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "isoline/core/io.h"
+#include "isoline/rtstruct/rtdose.h"
+#include "isoline/rtstruct/rtstruct.h"
+#include "tests/test_util.h"
+
+using namespace isoline;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fast template: the shipped one with 10 mm beamlets and fewer iterations.
+std::string fast_template(const test::TempDir& tmp) {
+  std::ifstream in(std::string(ISOLINE_TEMPLATE_DIR) + "/hn.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  j["beamlets"]["bixel_mm"] = 10;
+  j["max_iterations"] = 60;
+  j["criteria"] = std::string(ISOLINE_TEMPLATE_DIR) + "/../criteria/hn.json";
+  const std::string path = tmp.file("fast.json");
+  std::ofstream(path) << j.dump();
+  return path;
+}
+
+const test::TempDir& phantom_case() {
+  static test::TempDir dir;
+  static bool made = [] {
+    auto r = test::run_command(test::isoline_bin() + " phantom hn --quiet --seed 3 --size 96,96,48 --spacing 4,4,6 --out " +
+                               dir.file("case"));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return true;
+  }();
+  (void)made;
+  return dir;
+}
+
+}  // namespace
+
+TEST(Run, MainJobWritesEveryOutputWithValidReferences) {
+  const auto& c = phantom_case();
+  test::TempDir tmp;
+  const std::string out = tmp.file("result");
+  auto r = test::run_command(test::isoline_bin() + " run " + c.file("case/dicom") + " --out " + out + " --template " +
+                             fast_template(tmp));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f : {"RS.dcm", "RD.dcm", "plan.json", "dose.nii.gz", "dvh.csv", "metrics.json", "report.html",
+                        "masks/Body.nii.gz"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  EXPECT_NE(r.output.find("criteria passed"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("report: "), std::string::npos) << r.output;
+  // RT-STRUCT and RT-DOSE name the CT's study and frame of reference.
+  auto rs = rtstruct::read_rtstruct(out + "/RS.dcm");
+  auto rd = rtstruct::read_rtdose(out + "/RD.dcm");
+  EXPECT_FALSE(rs.frame_of_reference_uid.empty());
+  EXPECT_EQ(rs.frame_of_reference_uid, rd.frame_of_reference_uid);
+  auto [lo, hi] = rd.dose.min_max();
+  EXPECT_GT(hi, 50.0);  // Gy over 35 fractions
+  // The report is one self-contained file with pictures.
+  std::ifstream html(out + "/report.html");
+  std::string text((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("data:image/png;base64,"), std::string::npos);
+  EXPECT_EQ(text.find("src=\"http"), std::string::npos);
+  // No temporary directories left beside the output.
+  for (const auto& e : fs::directory_iterator(tmp.str()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+TEST(Run, PlanOnGivenStructuresFromNifti) {
+  const auto& c = phantom_case();
+  test::TempDir tmp;
+  const std::string out = tmp.file("plan");
+  auto r = test::run_command(test::isoline_bin() + " plan --ct " + c.file("case/ct.nii.gz") + " --structures " +
+                             c.file("case/masks") + " --out " + out + " --template " + fast_template(tmp));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("PTV70 D99% >= 66.5 Gy"), std::string::npos) << r.output;
+  nlohmann::json m = nlohmann::json::parse(std::ifstream(out + "/metrics.json"));
+  EXPECT_NEAR(m["structures"]["PTV70"]["d95_gy"].get<double>(), 70.0, 0.5);
+  EXPECT_EQ(m["criteria"].size(), 10u);
+}
+
+TEST(Run, BadInputFailsCleanlyWithoutOutput) {
+  test::TempDir tmp;
+  const std::string out = tmp.file("never");
+  // Missing CT.
+  auto r = test::run_command(test::isoline_bin() + " run " + tmp.file("no_such_ct") + " --out " + out);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("no_such_ct"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  // A CT that is not an image.
+  std::ofstream(tmp.file("junk.nii.gz")) << "not a nifti file";
+  r = test::run_command(test::isoline_bin() + " run " + tmp.file("junk.nii.gz") + " --out " + out);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("junk.nii.gz"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  // Unknown template: fails before any long work.
+  const auto& c = phantom_case();
+  r = test::run_command(test::isoline_bin() + " run " + c.file("case/ct.nii.gz") + " --out " + out +
+                        " --template no_such_template");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("no_such_template"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  // A non-empty output directory is not replaced without --overwrite.
+  fs::create_directories(out);
+  std::ofstream(out + "/keep.txt") << "mine";
+  r = test::run_command(test::isoline_bin() + " run " + c.file("case/ct.nii.gz") + " --out " + out);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("not empty"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/keep.txt"));
+  // Plan without any target: clear error, no output.
+  fs::create_directories(tmp.file("oars"));
+  fs::copy_file(c.file("case/masks/Brainstem.nii.gz"), tmp.file("oars/Brainstem.nii.gz"));
+  r = test::run_command(test::isoline_bin() + " plan --ct " + c.file("case/ct.nii.gz") + " --structures " +
+                        tmp.file("oars") + " --out " + tmp.file("p"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("PTV70"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.file("p/plan.json")));
+}

@@ -1,0 +1,112 @@
+"""isoline.batch: contouring over generated phantoms on a local Dask cluster; a worker killed
+mid-way; a failing case; the re-run does only what is missing."""
+import json
+import os
+import signal
+
+import pytest
+
+from isoline import batch, phantoms
+
+N_GOOD = int(os.environ.get("ISOLINE_BATCH_TEST_CASES", "5"))  # the issue's figure: 20 (see docs/python.md)
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch_cases")
+    for s in range(N_GOOD):
+        p = phantoms.make_head_neck(10 + s, size=(96, 96, 40), spacing=(3.0, 3.0, 5.0))
+        # case 0 as DICOM only (-> RS.dcm), the others as NIfTI (-> masks/)
+        phantoms.write_phantom(p, str(root / f"hn{s}"), nifti=(s != 0), dicom=(s == 0))
+    (root / "broken").mkdir()
+    (root / "broken" / "ct.nii.gz").write_bytes(b"not an image")
+    return root
+
+
+def test_batch_kill_worker_then_resume(cases, tmp_path):
+    out = tmp_path / "out"
+    opts = {"structures": ["SpinalCord", "Mandible", "Body"]}
+    cluster = batch.local_cluster(n_workers=2, allowed_failures=0)
+    from dask.distributed import Client
+    client = Client(cluster)
+    killed = []
+
+    def kill_one(case_id, rec):
+        if killed or rec["status"] != "done":
+            return
+        pids = client.run(os.getpid)
+        busy = [w for w, keys in client.processing().items() if keys]
+        victim = busy[0] if busy else next(iter(pids))
+        os.kill(pids[victim], signal.SIGKILL)
+        killed.append(victim)
+
+    try:
+        r1 = batch.run_batch(cases, out, "contour", options=opts, client=client, on_result=kill_one)
+    finally:
+        client.close()
+        cluster.close()
+    assert killed, "no worker was killed"
+    assert set(r1.done) | set(r1.failed) == {f"hn{s}" for s in range(N_GOOD)} | {"broken"}
+    assert "IoError" in r1.failed["broken"] and "broken/ct.nii.gz" in r1.failed["broken"]
+    lost = [c for c, e in r1.failed.items() if c != "broken"]
+    assert lost, f"killing a busy worker lost no case: {r1}"
+    assert all("KilledWorker" in r1.failed[c] for c in lost)
+    m = batch.read_manifest(out)
+    assert {c for c, r in m["cases"].items() if r["status"] == "done"} == set(r1.done)
+
+    # re-run on a fresh default local cluster: only the failed/missing cases run
+    r2 = batch.run_batch(cases, out, "contour", options=opts, n_workers=2)
+    assert sorted(r2.ran) == sorted(r1.failed)
+    assert sorted(r2.skipped) == sorted(r1.done)
+    assert sorted(r2.done) == sorted(lost)
+    print(f"\nrun 1: {len(r1.done)} done, {len(r1.failed)} failed ({sorted(r1.failed)}), killed {killed}; "
+          f"run 2: ran {sorted(r2.ran)}, skipped {len(r2.skipped)}, done {len(r2.done)}")
+    assert list(r2.failed) == ["broken"]
+
+    m = batch.read_manifest(out)
+    for s in range(N_GOOD):
+        rec = m["cases"][f"hn{s}"]
+        assert rec["status"] == "done"
+        assert rec["model_loads_in_worker"] == 1       # one model per worker process
+        d = out / f"hn{s}"
+        assert (d / "quality.json").is_file()
+        q = json.loads((d / "quality.json").read_text())
+        assert set(q["structures"]) == {"SpinalCord", "Mandible", "Body"}
+        if s == 0:
+            assert (d / "RS.dcm").is_file()
+        else:
+            assert (d / "masks" / "SpinalCord.nii.gz").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]   # no temporary leftovers
+
+    # a third run has nothing left but the broken case
+    r3 = batch.run_batch(cases, out, "contour", options=opts, n_workers=1)
+    assert r3.ran == ["broken"] and len(r3.skipped) == N_GOOD
+
+
+def test_manifest_rejects_other_job(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"job": "plan", "cases": {}}))
+    with pytest.raises(ValueError):
+        batch.Manifest(tmp_path / "manifest.json", "contour", {})
+    with pytest.raises(ValueError):
+        batch.run_batch({}, tmp_path, "nonexistent-job")
+
+
+def test_discover_cases(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b.nii.gz").write_bytes(b"")
+    (tmp_path / ".hidden").mkdir()
+    assert batch.discover_cases(tmp_path) == {"a": str(tmp_path / "a"), "b": str(tmp_path / "b.nii.gz")}
+    assert batch.discover_cases({"x": tmp_path / "a"}) == {"x": str(tmp_path / "a")}
+
+
+def test_command_line(tmp_path):
+    """python3 -m isoline.batch: the worker plugin and jobs pickle by reference (not __main__)."""
+    import subprocess
+    import sys
+    (tmp_path / "cases" / "broken").mkdir(parents=True)
+    (tmp_path / "cases" / "broken" / "ct.nii.gz").write_bytes(b"junk")
+    r = subprocess.run([sys.executable, "-m", "isoline.batch", str(tmp_path / "cases"), str(tmp_path / "out"),
+                        "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "broken: failed (IoError" in r.stdout
+    assert batch.read_manifest(tmp_path / "out")["cases"]["broken"]["status"] == "failed"

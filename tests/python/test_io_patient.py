@@ -1,0 +1,56 @@
+"""Image I/O (NIfTI, NRRD) and isoline.load_patient on NIfTI, DICOM and OpenKBP layouts."""
+import numpy as np
+import pytest
+
+import isoline
+from isoline import core
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_image_formats_roundtrip(tmp_path, ext, small_hn):
+    path = str(tmp_path / ("ct" + ext))
+    core.write_image(small_hn.ct, path)
+    back = core.read_image(path)
+    assert back.dtype == "int16"
+    assert back.geometry.same_grid(small_hn.ct.geometry, 1e-4)
+    np.testing.assert_array_equal(back.array, small_hn.ct.array)
+    f = core.read_image(path, dtype="float32")
+    assert f.dtype == "float32" and f.array.max() == small_hn.ct.array.max()
+
+
+def test_load_patient_from_phantom_dir(hn_case_dir, small_hn):
+    pt = isoline.load_patient(hn_case_dir)
+    assert pt.series is None and pt.ct.dtype == "int16"
+    assert set(pt.structures.names()) == set(small_hn.structures.names())
+    np.testing.assert_array_equal(pt.structures["PTV70"].mask.array, small_hn.structures["PTV70"].mask.array)
+    sub = isoline.load_patient(hn_case_dir / "ct.nii.gz", structures=["Brainstem", "Nothing"])
+    assert sub.structures.names() == ["Brainstem"]
+
+
+def test_load_patient_from_dicom(hn_case_dir, small_hn):
+    pt = isoline.load_patient(hn_case_dir / "dicom")
+    assert pt.series is not None and pt.series.series_instance_uid
+    np.testing.assert_array_equal(pt.ct.array, small_hn.ct.array)
+    assert "SpinalCord" in pt.structures
+    np.testing.assert_array_equal(pt.structures["SpinalCord"].mask.array,
+                                  small_hn.structures["SpinalCord"].mask.array)
+    assert any(f.endswith(".dcm") for f in pt.files)
+
+
+def test_load_patient_errors(tmp_path):
+    with pytest.raises(OSError):
+        isoline.load_patient(tmp_path / "nothing")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError):
+        isoline.load_patient(tmp_path / "notes.txt")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(isoline.Error):
+        isoline.load_patient(empty)
+
+
+def test_load_patient_openkbp(shared_data):
+    pt = isoline.load_patient(shared_data / "openkbp/train/pt_1")
+    assert pt.ct.geometry.size == (128, 128, 128)
+    assert "PTV70" in pt.structures and "possible_dose_mask" not in pt.structures
+    assert pt.dose is not None and pt.dose.dtype == "float32"

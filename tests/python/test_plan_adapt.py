@@ -1,0 +1,86 @@
+"""isoline.planning.make_plan (plan templates) and the adaptive replanning bindings."""
+import numpy as np
+import pytest
+
+import isoline
+from isoline import adaptive, core, dose, phantoms, planning
+
+
+@pytest.fixture(scope="module")
+def case():
+    return phantoms.make_head_neck(11, size=(80, 80, 40), spacing=(4.0, 4.0, 5.0))
+
+
+@pytest.fixture(scope="module")
+def original(case):
+    seen = []
+    res = planning.make_plan(case.ct, case.structures, "hn", max_iterations=30,
+                             progress=lambda s, f, d: seen.append(f))
+    assert seen and seen[-1] == 1.0
+    return res
+
+
+def test_make_plan_and_plan_json(case, original, tmp_path):
+    tpl = planning.load_template("hn")
+    assert tpl.fractions == 35 and len(tpl.gantry_deg) == 9 and tpl.targets[0].structure == "PTV70"
+    assert original.fractions == 35 and len(original.plan.beams) == 9
+    assert original.dose.dtype == "float32"
+    assert original.optimizer.iterations > 0 and original.optimizer.weights.size > 0
+    assert "PTV70" in original.dvhs and original.criteria
+    d95 = original.dvhs["PTV70"].metric("D95%")
+    assert 60 < d95 < 75
+    planning.write_plan_json(original.plan, original.fractions, str(tmp_path / "plan.json"))
+    back = dose.read_plan(str(tmp_path / "plan.json"))
+    assert len(back.beams) == 9
+    assert back.beams[0].mu == pytest.approx(original.plan.beams[0].mu, rel=1e-4)
+    ev = planning.evaluate_dose(original.dose, case.structures,
+                                planning.load_criteria(tpl.criteria_path))
+    assert ev.dvhs["PTV70"].mean_gy == pytest.approx(original.dvhs["PTV70"].mean_gy, rel=1e-6)
+    with pytest.raises(OSError):
+        planning.load_template("no-such-template")
+    s = core.StructureSet(case.ct.geometry)
+    s.add("Brainstem", case.structures["Brainstem"].mask)
+    with pytest.raises(ValueError):          # no target of the template present
+        planning.make_plan(case.ct, s, tpl, max_iterations=5)
+
+
+def test_propagation_accumulation_and_compare(case, original):
+    g = case.ct.geometry
+    field = adaptive.synthetic_field(g, max_mm=4.0, bumps=3, sigma_mm=25.0, seed=2)
+    moved = adaptive.propagate_structures(case.structures, field)
+    assert set(moved.names()) == set(case.structures.names())
+    assert moved["PTV70"].description.startswith("propagated")
+    zero = adaptive.propagate_structures(case.structures, adaptive.DisplacementField.zeros(g))
+    assert adaptive.dice(zero["PTV70"].mask, case.structures["PTV70"].mask) == 1.0
+    assert adaptive.is_target(case.structures["PTV70"]) and not adaptive.is_target(case.structures["Brainstem"])
+    fused = adaptive.fuse_structures(moved, zero, dice_threshold=0.99)
+    assert {a.name for a in fused.agreement} >= {"PTV70", "Brainstem"}
+
+    inv, residual = adaptive.invert_field(field, original.dose.geometry)
+    assert residual < 0.5
+    acc = adaptive.DoseAccumulator(original.dose.geometry)
+    acc.add(original.dose, 0.5)
+    acc.add_warped(original.dose, adaptive.DisplacementField.zeros(original.dose.geometry), 0.5)
+    assert acc.fractions == pytest.approx(1.0)
+    np.testing.assert_allclose(acc.total.array, original.dose.array, rtol=1e-4, atol=1e-3)
+    w = adaptive.warp_dose(original.dose, inv)
+    assert w.geometry.same_grid(original.dose.geometry)
+
+    crit = planning.load_criteria(planning.load_template("hn").criteria_path)
+    e1 = adaptive.evaluate_dose("planned", original.dose, case.structures, crit)
+    e2 = adaptive.evaluate_dose("warped", w, case.structures, crit)
+    rows = adaptive.compare([e1, e2], crit)
+    assert rows and all(len(r.values) == 2 for r in rows)
+    assert any(r.criterion for r in rows)
+
+
+def test_adapt_without_replan(case, original):
+    field = adaptive.synthetic_field(case.ct.geometry, max_mm=3.0, bumps=2, sigma_mm=25.0, seed=4)
+    new_ct = adaptive.warp(case.ct, field, default=-1000.0)
+    inp = adaptive.AdaptInput(case.ct, case.structures, original.plan, original.fractions,
+                              planning.load_template("hn"), new_ct, planned_dose=original.dose)
+    seen = []
+    r = adaptive.adapt(inp, replan=False, iterations=[20, 10], progress=lambda s, f, d: seen.append(s))
+    assert "PTV70" in r.structures and r.unadapted_dose.dtype == "float32"
+    assert r.columns and r.rows and r.timing.total_s > 0
+    assert seen and adaptive.replan_available()
