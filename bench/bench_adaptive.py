@@ -2,6 +2,7 @@
 pair, same run), and the OpenKBP synthetic-deformation error and propagated OAR Dice."""
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,16 @@ import numpy as np
 
 KEYS = ["tre_mm_isoline", "tre_mm_elastix", "tre_mm_plastimatch", "register_seconds_isoline",
         "register_seconds_elastix", "register_seconds_plastimatch", "synthetic_dvf_error_mm",
-        "propagated_oar_min_dice", "register_seconds_hn128_isoline"]
+        "propagated_oar_min_dice", "register_seconds_hn128_isoline",
+        # CPU seconds (all threads; children for the peers): comparable on a loaded machine.
+        "register_cpu_seconds_isoline", "register_cpu_seconds_elastix", "register_cpu_seconds_plastimatch",
+        "register_cpu_seconds_hn128_isoline", "synthetic_dvf_error_max_case_mm", "synthetic_dvf_min_jacobian",
+        "load_average_1min"]
+
+
+def _child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _points(path):
@@ -43,20 +53,23 @@ def run(ctx):
         t = np.array([field.transform_point(tuple(p)) for p in pf[sel]])
         return float(np.linalg.norm(t - pm[sel], axis=1).mean())
 
-    t0 = time.perf_counter()
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    t0, c0 = time.perf_counter(), time.process_time()
     reg = adaptive.register(fixed, moving)
     out["register_seconds_isoline"] = round(time.perf_counter() - t0, 2)
+    out["register_cpu_seconds_isoline"] = round(time.process_time() - c0, 2)
     out["tre_mm_isoline"] = round(tre_of_field(reg.field), 3)
 
     peers = ctx.root / "bench" / "peers"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         try:  # elastix: rigid + B-spline, standard parameter files
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _child_cpu()
             subprocess.run(["elastix", "-f", fixed_p, "-m", moving_p, "-p", peers / "elastix_rigid.txt",
                             "-p", peers / "elastix_bspline.txt", "-out", tmp, "-threads", str(os.cpu_count())],
                            check=True, capture_output=True)
             out["register_seconds_elastix"] = round(time.perf_counter() - t0, 2)
+            out["register_cpu_seconds_elastix"] = round(_child_cpu() - c0, 2)
             subprocess.run(["transformix", "-def", L / "3DCT_lung_baseline_landmarks.txt", "-tp",
                             tmp / "TransformParameters.1.txt", "-out", tmp], check=True, capture_output=True)
             rows = [re.search(r"OutputPoint = \[ ([^\]]+) \]", l).group(1).split()
@@ -69,25 +82,30 @@ def run(ctx):
             cmd = (peers / "plastimatch_register.txt").read_text()
             cmd = cmd.replace("FIXED", str(fixed_p)).replace("MOVING", str(moving_p)).replace("VF_OUT", str(tmp / "vf.nrrd"))
             (tmp / "plm.txt").write_text(cmd)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _child_cpu()
             subprocess.run(["plastimatch", "register", tmp / "plm.txt"], check=True, capture_output=True)
             out["register_seconds_plastimatch"] = round(time.perf_counter() - t0, 2)
+            out["register_cpu_seconds_plastimatch"] = round(_child_cpu() - c0, 2)
             out["tre_mm_plastimatch"] = round(tre_of_field(adaptive.read_field(str(tmp / "vf.nrrd"))), 3)
         except (OSError, subprocess.CalledProcessError) as e:
             print(f"   plastimatch failed: {e}", file=sys.stderr)
 
     # Known synthetic deformations (10 mm, seeded) of OpenKBP validation patients.
-    errs, dices, secs = [], [], []
+    errs, dices, secs, cpus, jacs = [], [], [], [], []
     for i, pt in enumerate(["pt_201", "pt_202", "pt_203"]):
         d = ctx.shared / "openkbp" / "validation" / pt
         mov = core.read_image(str(d / "ct.nii.gz"))
         truth = adaptive.synthetic_field(mov.geometry, max_mm=10.0, seed=100 + i)
         fix = adaptive.warp(mov, truth, -1000.0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = adaptive.register(fix, mov, rigid=False)
         secs.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         body = fix.array > -300
         errs.append(float(np.linalg.norm(r.field.array - truth.array, axis=-1)[body].mean()))
+        jacs.append(r.min_jacobian)
+        print(f"   {pt}: mean vector error {errs[-1]:.3f} mm, min Jacobian {r.min_jacobian:.3f}, "
+              f"{secs[-1]:.1f} s", file=sys.stderr)
         for oar in ["Brainstem", "SpinalCord", "Mandible", "LeftParotid", "RightParotid", "Esophagus", "Larynx"]:
             if not (d / f"{oar}.nii.gz").exists():
                 continue
@@ -97,4 +115,7 @@ def run(ctx):
     out["synthetic_dvf_error_mm"] = round(float(np.mean(errs)), 3)
     out["propagated_oar_min_dice"] = round(float(np.min(dices)), 3)
     out["register_seconds_hn128_isoline"] = round(float(np.mean(secs)), 2)
+    out["register_cpu_seconds_hn128_isoline"] = round(float(np.mean(cpus)), 2)
+    out["synthetic_dvf_error_max_case_mm"] = round(float(np.max(errs)), 3)
+    out["synthetic_dvf_min_jacobian"] = round(float(np.min(jacs)), 3)
     return out

@@ -18,7 +18,13 @@ KEYS = ["pdd_dmax_cm", "pdd10_percent", "pdd20_percent", "penumbra_80_20_mm",
         "influence_seconds_hn9_cuda", "cpu_cuda_max_diff_percent", "influence_peak_rss_mib",
         # CPU time (user + system) of the same runs: on a shared machine the wall time above
         # includes waiting for other processes; CPU time / 2 bounds the 2-core wall time.
-        "dose_cpu_time_hn9_s", "influence_cpu_time_hn9_s"]
+        "dose_cpu_time_hn9_s", "influence_cpu_time_hn9_s",
+        # slabs along the whole central axis vs the modified Batho power law (TG-65), and the
+        # bone slab vs the equivalent path (lung_slab_max_dev_percent: lung vs equivalent path)
+        "lung_slab_batho_max_dev_percent", "bone_slab_batho_max_dev_percent",
+        "bone_slab_max_dev_percent",
+        # CPU vs CUDA influence matrices: max difference of the all-beamlets dose, % of its max
+        "influence_cpu_cuda_max_diff_percent"]
 
 SURFACE = -150.0
 
@@ -161,7 +167,23 @@ def run(ctx):
     dw, _ = eng.run("slab_w", rw, (h3,) * 3, ow, [beam(100)])
     aw = axis(dw)
     norm = aw.max()
-    slabs = {"lung": (0.25, 50, 150, 180, 250), "bone": (1.7, 30, 60, 90, 250)}
+    # geometries of `isoline phantom lung-slab|bone-slab`: lung -740 HU (0.26), bone 1350 HU (1.69)
+    slabs = {"lung": (0.25, 50, 150, 180, 250), "bone": (1.7, 50, 80, 110, 250)}
+    dmz = zw[np.argmax(aw)]
+    tmr = aw * ((1000 + zw) / (1000 + dmz)) ** 2 / norm  # pseudo-TMR: inverse square removed
+
+    def batho(zs, r, z0, z1):
+        """Modified Batho power law (Sontag & Cunningham 1977; TMR with d_max shift, AAPM Report 85)."""
+        out_ = []
+        for d in zs:
+            layers = [(0.0, 1.0)] + ([(z0, r)] if d >= z0 else []) + ([(z1, 1.0)] if d >= z1 else [])
+            cf, prev = 1.0, 0.0
+            for top, rho_m in layers:
+                cf *= np.interp(d - top + dmz, zw, tmr) ** (rho_m - prev)
+                prev = rho_m
+            out_.append(cf / np.interp(d + dmz, zw, tmr) * np.interp(d, zw, aw))
+        return np.array(out_)
+
     fig, axp = plt.subplots(1, 2, figsize=(10, 4), dpi=80)
     for i, (name, (r, z0, z1, c0, c1)) in enumerate(slabs.items()):
         rh, oh, zh = water(h3, 240, 300, lambda v: r if z0 <= v < z1 else 1.0)
@@ -173,10 +195,16 @@ def run(ctx):
         dev = float(np.max(np.abs(ah[sel] - epl[sel])) / norm * 100)
         print(f"   {name} slab (rho {r}, {z0 / 10:.0f}-{z1 / 10:.0f} cm): max deviation from the "
               f"equivalent-path reference at {c0 / 10:.0f}-{c1 / 10:.0f} cm: {dev:.2f} % of d_max")
-        if name == "lung":
-            out["lung_slab_max_dev_percent"] = round(dev, 2)
+        out[f"{name}_slab_max_dev_percent"] = round(dev, 2)
+        bat = batho(zh, r, z0, z1)
+        full = zh <= 280
+        devb = float(np.max(np.abs(ah[full] - bat[full])) / norm * 100)
+        out[f"{name}_slab_batho_max_dev_percent"] = round(devb, 2)
+        print(f"   {name} slab: max deviation from the modified Batho power law along the central "
+              f"axis (0-28 cm): {devb:.2f} % of d_max")
         axp[i].plot(zh / 10, ah / norm * 100, "b", label=f"CCCS, {name} slab")
         axp[i].plot(zh / 10, epl / norm * 100, "r--", label="equivalent path (water PDD at radiological depth)")
+        axp[i].plot(zh / 10, bat / norm * 100, "g-.", label="modified Batho power law (TG-65)")
         axp[i].plot(zw / 10, aw / norm * 100, "k:", label="homogeneous water")
         axp[i].axvspan(z0 / 10, z1 / 10, color="grey", alpha=0.2)
         axp[i].set_xlabel("depth (cm)")
@@ -217,6 +245,11 @@ def run(ctx):
             _, g = eng.run("hn9g", rho_hn, sp, org_hn, fbeams, extra=["--device", "cuda", "--compare", "--repeat", "3"])
             out["dose_seconds_hn9_cuda"] = round(g["dose_seconds"], 4)
             out["cpu_cuda_max_diff_percent"] = round(g["max_diff_percent_of_max"], 4)
+            # influence matrix on the GPU (beamlets batched), compared with the CPU matrix
+            _, gi = eng.run("hn9ig", rho_hn, sp, org_hn, beams, extra=["--influence", "--device", "cuda", "--compare"],
+                            target=target)
+            out["influence_seconds_hn9_cuda"] = round(gi["influence_seconds"], 3)
+            out["influence_cpu_cuda_max_diff_percent"] = round(gi["influence_max_diff_percent_of_max"], 4)
         except RuntimeError as e:
             print(f"   CUDA: not measured here ({str(e).splitlines()[-1][:120]})")
         # scaling: time vs number of beamlets (beams) and vs grid size

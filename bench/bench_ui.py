@@ -4,8 +4,10 @@ ui_margin_seconds_512: one 5 mm 3-D margin (grow) of the PTV through the server 
   (HTTP POST /api/structures/<id>/edit -> core::expand -> new SQLite version), server pinned
   to 2 cores (taskset, OMP/ITK threads 2); best of 3.
 ui_slice_change_ms: in headless Chromium (SwiftShader, no GPU), axial view 640 px with the
-  CT and 4 structure overlays: moving one slice and rendering it (moveCrosshairInVox +
-  drawScene + a 1-pixel read-back to wait for the GPU); median of 30.
+  CT and 4 structure overlays: one slice step as the mouse wheel does it (moveCrosshairInVox,
+  which renders once and ends in gl.finish, + a 1-pixel read-back); median of 30, with the
+  client's lean slice shader (NiiVue's stock shader measured alongside and printed).
+  (Until 2026-11-25 this timed moveCrosshairInVox + a second drawScene: two renders.)
 """
 import json
 import os
@@ -31,20 +33,30 @@ try {
   await page.waitForFunction(() => window.__status && window.__status !== 'loading', null, { polling: 200, timeout: 600000 });
   const st = await page.evaluate(() => window.__status);
   if (st !== 'ready') throw new Error(st);
-  await page.locator('[data-view="axial"]').click();
+  await page.evaluate(() => document.querySelector('[data-view="axial"]').click());
+  // One slice step as the mouse wheel does it (NiiVue moveCrosshairInVox: one drawScene,
+  // which ends in gl.finish) plus a 1-pixel read-back; median of 30, interleaved rounds of
+  // the client's lean slice shader and NiiVue's stock one (same load for both).
   const ms = await page.evaluate(() => {
-    const gl = nv.gl, px = new Uint8Array(4), t = [];
-    for (let i = 0; i < 33; i++) {
-      const t0 = performance.now();
-      nv.moveCrosshairInVox(0, 0, i % 2 ? 1 : -1);
-      nv.drawScene();
-      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
-      if (i >= 3) t.push(performance.now() - t0);
+    const gl = nv.gl, px = new Uint8Array(4), t = { lean: [], stock: [] };
+    for (let round = 0; round < 6; round++) {
+      for (const k of ['lean', 'stock']) {
+        window.app.useLeanSliceShader(k === 'lean');
+        nv.drawScene();
+        for (let i = 0; i < 5; i++) {
+          const t0 = performance.now();
+          nv.moveCrosshairInVox(0, 0, i % 2 ? 1 : -1);
+          gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+          t[k].push(performance.now() - t0);
+        }
+      }
     }
-    t.sort((a, b) => a - b);
-    return t[Math.floor(t.length / 2)];
+    window.app.useLeanSliceShader(true);
+    const med = (a) => a.sort((x, y) => x - y)[a.length >> 1];
+    return { lean: med(t.lean), stock: med(t.stock), canvas: gl.canvas.width };
   });
-  console.log(JSON.stringify({ slice_change_ms: ms }));
+  const timings = await page.evaluate(() => window.app.timings);
+  console.log(JSON.stringify({ slice_change_ms: ms.lean, stock_shader_ms: ms.stock, canvas_px: ms.canvas, load_ms: timings }));
 } finally {
   await browser.close();
 }
@@ -105,7 +117,11 @@ def run(ctx):
             p = subprocess.run([node, str(js), f"{url}/?token={token}", str(ctx.root / "ui/package.json")],
                                capture_output=True, text=True, timeout=900)
             if p.returncode == 0:
-                out["ui_slice_change_ms"] = round(json.loads(p.stdout.strip().splitlines()[-1])["slice_change_ms"], 1)
+                r = json.loads(p.stdout.strip().splitlines()[-1])
+                out["ui_slice_change_ms"] = round(r["slice_change_ms"], 1)
+                print(f"bench_ui: slice step {r['slice_change_ms']:.1f} ms (NiiVue stock slice shader "
+                      f"{r['stock_shader_ms']:.1f} ms), canvas {r['canvas_px']} px, load average "
+                      f"{os.getloadavg()[0]:.1f}; page load (ms after start) {r['load_ms']}", flush=True)
             else:
                 print("bench_ui: browser part failed:", p.stderr[-800:])
     finally:

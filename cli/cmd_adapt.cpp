@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "isoline/adaptive/adapt.h"
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
@@ -57,11 +58,11 @@ rtstruct::CtSeries ensure_series(const core::Image& ct, bool dicom, rtstruct::Ct
 int run_adapt(const Args& args, const Context& ctx) {
   core::Progress progress(ctx.progress, "adapt");
   const fs::path plan_dir = args.value("--plan-dir");
-  const fs::path out = args.value("--out");
+  fs::path out_dir = fs::path(args.value("--out")).lexically_normal();
+  if (out_dir.filename().empty()) out_dir = out_dir.parent_path();  // "dir/"
   if (!present(plan_dir)) core::fail<core::IoError>("adapt", plan_dir.string(), "no such directory");
   std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) core::fail<core::IoError>("adapt", out.string(), "cannot create directory: " + ec.message());
+  if (!out_dir.parent_path().empty()) fs::create_directories(out_dir.parent_path(), ec);
 
   adaptive::AdaptInput in;
   adaptive::AdaptOptions opt;
@@ -121,8 +122,10 @@ int run_adapt(const Args& args, const Context& ctx) {
 
   auto r = adaptive::adapt(in, opt, progress.sub(0.06, 0.92, "adapt"));
 
-  // Outputs.
+  // Outputs: into a temporary directory renamed onto --out when complete.
   progress.update(0.92, "write");
+  core::AtomicOutput atomic(out_dir.string(), /*directory=*/true);
+  const fs::path out = atomic.temp_path();
   adaptive::write_field(r.registration.field, (out / "dvf_newct_to_planct.nii.gz").string());
   core::write_mask_dir(r.structures, (out / "masks").string());
   core::write_image(r.unadapted_dose, (out / "dose_unadapted.nii.gz").string());
@@ -156,6 +159,7 @@ int run_adapt(const Args& args, const Context& ctx) {
   if (opt.replan) planning::write_plan_json(r.adapted.plan, r.adapted.fractions, (out / "plan_adapted.json").string());
 #endif
   adaptive::write_adapt_report_html(in, r, (out / "report.html").string());
+  atomic.commit();
   progress.done();
 
   // Summary.
@@ -180,7 +184,7 @@ int run_adapt(const Args& args, const Context& ctx) {
       std::printf("\n");
     }
   }
-  std::printf("\nwritten to %s (report.html)\n", out.string().c_str());
+  std::printf("\nwritten to %s (report.html)\n", out_dir.string().c_str());
   return 0;
 }
 
@@ -204,9 +208,9 @@ Command make_adapt_command() {
   c.options = {
       {"--plan-dir", "DIR", "plan directory (plan.json, RS.dcm or masks/, RD.dcm, ct)", true, "", false},
       {"--new-ct", "PATH", "new CT: DICOM directory or image file", true, "", false},
-      {"--out", "DIR", "output directory", true, "", false},
+      {"--out", "DIR", "output directory (written complete or not at all; replaced if present)", true, "", false},
       {"--plan-ct", "PATH", "planning CT (default: found in the plan directory)", false, "", false},
-      {"--template", "NAME", "plan template of the original plan (default: template.json in the plan directory, else hn)",
+      {"--template", "NAME", "template of the original plan (if not given: template.json in the plan directory, else hn)",
        false, "hn", false},
       {"--criteria", "FILE", "criteria JSON (default: the template's)", false, "", false},
       {"--fractions-delivered", "N", "fractions delivered before the new CT (for the accumulated dose)", false, "0",

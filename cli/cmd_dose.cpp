@@ -45,6 +45,10 @@ int run_dose(const Args& args, const Context& ctx) {
   dose::Plan plan = dose::read_plan(plan_path);
   const auto t0 = std::chrono::steady_clock::now();
   core::Image d = dose::compute_dose(ct, plan, device, progress.sub(0.1, 0.95, "calculate"));
+  if (plan.fractions > 1) {  // MU are per fraction; the output is the plan's dose
+    float* v = d.data<float>();
+    for (std::size_t i = 0; i < d.num_voxels(); ++i) v[i] *= static_cast<float>(plan.fractions);
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (to_dicom) {
     if (series.slices.empty()) {
@@ -64,8 +68,8 @@ int run_dose(const Args& args, const Context& ctx) {
   progress.done();
   if (!args.quiet) {
     auto [lo, hi] = d.min_max();
-    std::printf("dose: %zu beams, %s, %.2f s, max %.4g Gy -> %s\n", plan.beams.size(), core::to_string(device), secs,
-                hi, out.c_str());
+    std::printf("dose: %zu beams, %d fraction%s, %s, %.2f s, max %.4g Gy -> %s\n", plan.beams.size(), plan.fractions,
+                plan.fractions == 1 ? "" : "s", core::to_string(device), secs, hi, out.c_str());
   }
   return 0;
 }
@@ -80,7 +84,8 @@ Command make_dose_command() {
       "Calculates the dose of a plan (JSON: machine, beams, jaws, apertures or fluence maps,\n"
       "MU; see docs/dose.md) on a CT (NIfTI/NRRD/MetaImage in HU, or a DICOM CT series) with\n"
       "the collapsed-cone engine, and writes it in Gy on the CT grid as an image or an\n"
-      "RT-DOSE file (.dcm).";
+      "RT-DOSE file (.dcm). Beam MU are per fraction; the output is the dose of all the plan's\n"
+      "\"fractions\" (default 1).";
   c.options = {
       {"--ct", "CT", "CT image (HU) or DICOM CT directory", true, "", false},
       {"--plan", "PLAN", "plan JSON", true, "", false},

@@ -12,7 +12,7 @@ PKGS=(
   libgtest-dev libgmock-dev libomp-dev zlib1g-dev libpng-dev libfftw3-dev
   # Python (the interpreter is /usr/bin/python3)
   python3 python3-dev python3-numpy python3-torch python3-pydicom python3-nibabel
-  python3-pytest python3-distributed python3-matplotlib
+  python3-pytest python3-distributed python3-matplotlib python3-scipy
   python3-venv python3-pip python3-setuptools python3-wheel
   # independent judges used by tests
   dicom3tools plastimatch elastix dcmtk libgdcm-tools

@@ -13,7 +13,8 @@ Submodules mirror the C++ modules::
     isoline.contouring  auto-contouring, Body, Dice/HD95
     isoline.dose        plans, dose calculation (CPU/CUDA), influence matrix
     isoline.planning    DVH, metrics, criteria, fluence optimisation
-    isoline.adaptive    registration, warping, displacement fields
+    isoline.adaptive    registration, warping, propagation, dose accumulation, replanning
+    isoline.pipeline    the main job (isoline run): contour, plan, export
     isoline.batch       many cases on a Dask cluster with a resumable manifest
 
 Errors: isoline.InvalidInput (a ValueError), isoline.IoError (an OSError),
@@ -21,7 +22,7 @@ isoline.DeviceError, isoline.NotSupported, isoline.Cancelled; all derive from is
 """
 from . import _isoline
 from ._isoline import Cancelled, DeviceError, Error, InvalidInput, IoError, NotSupported
-from . import adaptive, contouring, core, dose, phantoms, planning, rtstruct
+from . import adaptive, contouring, core, dose, phantoms, pipeline, planning, rtstruct
 from .patient import Patient, load_patient
 
 __version__ = _isoline.core.version()
@@ -41,6 +42,7 @@ __all__ = [
     "core",
     "dose",
     "phantoms",
+    "pipeline",
     "planning",
     "rtstruct",
     "Patient",

@@ -5,6 +5,7 @@ from . import contouring as contouring
 from . import core as core
 from . import dose as dose
 from . import phantoms as phantoms
+from . import pipeline as pipeline
 from . import planning as planning
 from . import rtstruct as rtstruct
 from .patient import Patient as Patient, load_patient as load_patient
@@ -25,6 +26,7 @@ __all__ = [
     "core",
     "dose",
     "phantoms",
+    "pipeline",
     "planning",
     "rtstruct",
     "Patient",

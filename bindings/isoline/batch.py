@@ -17,7 +17,8 @@ file — is one case), a list of paths (id = the entry's name) or a dict {case i
 Jobs are plain functions ``job(case_id, input_path, case_out_dir, options) -> dict`` registered
 with :func:`register_job`; the dict (JSON-able) is stored in the manifest. The built-in
 ``"contour"`` job writes ``RS.dcm`` (DICOM input) or ``masks/*.nii.gz`` (image input) and
-``quality.json`` into ``<out>/<case id>/``.
+``quality.json`` into ``<out>/<case id>/``; ``"run"`` is the whole main job (``isoline run``:
+contours, plan, RS.dcm, RD.dcm, plan.json, dose, report; see :mod:`isoline.pipeline`).
 """
 from __future__ import annotations
 
@@ -135,6 +136,32 @@ def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any
 
 
 register_job("contour", warmup=_contourer)(contour_job)
+
+
+def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
+    """The main job (``isoline run``): contours, plan, RS.dcm, RD.dcm, plan.json, report.
+    options: template ("hn"), model_card, structures_path, device, max_iterations, report."""
+    from ._isoline.pipeline import run_case
+    p = Path(input_path)
+    if p.is_dir():  # a case directory: its ct.nii.gz or its DICOM
+        for name in ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha"):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            if (p / "dicom").is_dir():
+                p = p / "dicom"
+    r = run_case(str(p), str(out), template=options.get("template", "hn"),
+                 model_card=options.get("model_card") or "", structures_path=options.get("structures_path", ""),
+                 device=options.get("device", "cpu"), max_iterations=int(options.get("max_iterations", 0)),
+                 overwrite=True, report=bool(options.get("report", True)))
+    return {"outputs": list(r.files), "warnings": list(r.warnings),
+            "criteria": {c.criterion.description: {"value": c.value, "passed": c.passed}
+                         for c in r.plan.criteria if c.evaluated},
+            "contour_s": r.contour_s, "plan_s": r.plan_s}
+
+
+register_job("run")(run_job)
 
 
 def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_dir: str, options: Dict[str, Any]) -> Dict[str, Any]:
@@ -410,8 +437,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--workers", type=int, help="local worker processes")
     ap.add_argument("--structures", nargs="*", default=[], help="contour: structures (default all)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--template", default="hn", help="run: plan template")
+    ap.add_argument("--iterations", type=int, default=0, help="run: optimiser iterations (0 = template's)")
     a = ap.parse_args(argv)
-    rep = run_batch(a.cases, a.out, a.job, options={"structures": a.structures, "device": a.device},
+    options: Dict[str, Any] = {"device": a.device}
+    if a.job == "contour":
+        options["structures"] = a.structures
+    else:
+        options.update(template=a.template, max_iterations=a.iterations)
+    rep = run_batch(a.cases, a.out, a.job, options=options,
                     scheduler=a.scheduler, n_workers=a.workers,
                     on_result=lambda cid, r: print(f"{cid}: {r['status']}" +
                                                    (f" ({r['error']})" if r.get("error") else ""), flush=True))
@@ -437,6 +471,7 @@ __all__ = [
     "load_ct",
     "local_cluster",
     "read_manifest",
+    "run_job",
     "register_job",
     "run_batch",
     "worker_cache",

@@ -24,5 +24,6 @@ void bind_dose(pybind11::module_ m);
 void bind_phantoms(pybind11::module_ m);
 void bind_plan(pybind11::module_ m);   // into the planning submodule
 void bind_adapt(pybind11::module_ m);  // into the adaptive submodule
+void bind_pipeline(pybind11::module_ m);
 
 }  // namespace isoline::py_bind

@@ -22,4 +22,5 @@ PYBIND11_MODULE(_isoline, m) {
   // dose::Plan <-> planning: dose binds before, and adaptive's RegistrationResult before adapt().
   isoline::py_bind::bind_plan(planning);
   isoline::py_bind::bind_adapt(adaptive);
+  isoline::py_bind::bind_pipeline(m.def_submodule("pipeline", "The main job: contour, plan, export"));
 }

@@ -3,6 +3,7 @@
 // through cccs_impl.h; sees only plain structs.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -68,7 +69,62 @@ __global__ void cccs_kernel(impl::Direction d, impl::Box b, int lo1, int n1, int
   impl::transport_line(d, b, oi, oo, q, ta, tb, lut, dose);
 }
 
+// Influence matrix: blockIdx.y = beamlet of the batch, x = its lines for this direction.
+__global__ void influence_kernel(impl::Direction d, const impl::Box* boxes, const long long* offsets,
+                                 const std::uint16_t* q, const float* ta, const float* tb,
+                                 const float* lut, float* dose) {
+  const int bl = blockIdx.y;
+  const impl::Box b = boxes[bl];
+  int lo1, n1, lo2, n2;
+  impl::line_range(d, b, lo1, n1, lo2, n2);
+  long l = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (l >= static_cast<long>(n1) * n2) return;
+  const long long off = offsets[bl];
+  impl::transport_line(d, b, lo1 + static_cast<int>(l % n1), lo2 + static_cast<int>(l / n1), q + off, ta + off,
+                       tb + off, lut, dose + off);
+}
+
 }  // namespace
+
+void influence_batch_cuda(const CudaInfluenceBatch& job) {
+  check(cudaSetDevice(job.device), "cudaSetDevice");
+  std::vector<long long> offsets(static_cast<std::size_t>(job.n) + 1, 0);
+  for (int c = 0; c < job.n; ++c) offsets[c + 1] = offsets[c] + impl::box_count(job.boxes[c]);
+  const std::size_t n = static_cast<std::size_t>(offsets[job.n]);
+  DeviceBuffer<float> d_ta(n), d_tb(n), d_dose(n);
+  DeviceBuffer<std::uint16_t> d_q(n);
+  DeviceBuffer<impl::Box> d_boxes(static_cast<std::size_t>(job.n));
+  DeviceBuffer<long long> d_off(static_cast<std::size_t>(job.n));
+  const std::size_t nlut = static_cast<std::size_t>(job.n_dirs) * impl::kLutPerDirection;
+  DeviceBuffer<float> d_lut(nlut);
+  for (int c = 0; c < job.n; ++c) {
+    const std::size_t nc = static_cast<std::size_t>(offsets[c + 1] - offsets[c]), o = static_cast<std::size_t>(offsets[c]);
+    check(cudaMemcpy(d_q.p + o, job.q[c], nc * sizeof(std::uint16_t), cudaMemcpyHostToDevice), "copy density");
+    check(cudaMemcpy(d_ta.p + o, job.ta[c], nc * sizeof(float), cudaMemcpyHostToDevice), "copy TERMA");
+    check(cudaMemcpy(d_tb.p + o, job.tb[c], nc * sizeof(float), cudaMemcpyHostToDevice), "copy TERMA");
+  }
+  check(cudaMemcpy(d_boxes.p, job.boxes, job.n * sizeof(impl::Box), cudaMemcpyHostToDevice), "copy boxes");
+  check(cudaMemcpy(d_off.p, offsets.data(), job.n * sizeof(long long), cudaMemcpyHostToDevice), "copy offsets");
+  check(cudaMemcpy(d_lut.p, job.lut, nlut * sizeof(float), cudaMemcpyHostToDevice), "copy kernel tables");
+  check(cudaMemset(d_dose.p, 0, n * sizeof(float)), "clear dose");
+  const int threads = 128;
+  for (int di = 0; di < job.n_dirs; ++di) {
+    long max_lines = 0;
+    for (int c = 0; c < job.n; ++c) {
+      int lo1, n1, lo2, n2;
+      impl::line_range(job.dirs[di], job.boxes[c], lo1, n1, lo2, n2);
+      max_lines = std::max(max_lines, static_cast<long>(n1) * n2);
+    }
+    dim3 grid(static_cast<unsigned>((max_lines + threads - 1) / threads), static_cast<unsigned>(job.n));
+    influence_kernel<<<grid, threads>>>(job.dirs[di], d_boxes.p, d_off.p, d_q.p, d_ta.p, d_tb.p,
+                                        d_lut.p + static_cast<std::size_t>(di) * impl::kLutPerDirection, d_dose.p);
+    check(cudaGetLastError(), "influence CCCS kernel");
+  }
+  for (int c = 0; c < job.n; ++c) {
+    const std::size_t nc = static_cast<std::size_t>(offsets[c + 1] - offsets[c]), o = static_cast<std::size_t>(offsets[c]);
+    check(cudaMemcpy(job.dose_out[c], d_dose.p + o, nc * sizeof(float), cudaMemcpyDeviceToHost), "copy dose");
+  }
+}
 
 int cuda_devices() {
   int n = 0;

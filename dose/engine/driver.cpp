@@ -183,13 +183,29 @@ int main(int argc, char** argv) {
       std::vector<std::uint8_t> target;
       if (c.has("target")) target = read_raw<std::uint8_t>(resolve(case_path, c.obj.at("target").str), g.num_voxels());
       else throw EngineError(EngineError::Input, ctx + ": --influence needs \"target\"");
-      CalcOptions oi = o;
-      oi.use_cuda = false;
+      CalcOptions oi = o;  // --device applies to the influence matrix too
       auto t0 = std::chrono::steady_clock::now();
       const double c0 = cpu_seconds();
       InfluenceMatrix A = compute_influence(g, density, target, beams, m, oi, InfluenceOptions{});
       add(", \"influence_seconds\": %.3f, \"influence_cpu_seconds\": %.2f, \"beamlets\": %lld, \"nnz\": %zu",
                   seconds_since(t0), cpu_seconds() - c0, static_cast<long long>(A.cols), A.nnz());
+      if (compare) {
+        // the other device's matrix; agreement of the dose of all beamlets at weight 1
+        CalcOptions oi2 = oi;
+        oi2.use_cuda = !oi.use_cuda;
+        auto t1 = std::chrono::steady_clock::now();
+        InfluenceMatrix A2 = compute_influence(g, density, target, beams, m, oi2, InfluenceOptions{});
+        const double t2 = seconds_since(t1);
+        const std::vector<float> ones(static_cast<std::size_t>(A.cols), 1.f);
+        const std::vector<float> y1 = A.multiply(ones), y2 = A2.multiply(ones);
+        double ymax = 0, md = 0;
+        for (std::size_t i = 0; i < y1.size(); ++i) {
+          ymax = std::max<double>(ymax, y1[i]);
+          md = std::max<double>(md, std::fabs(y1[i] - y2[i]));
+        }
+        add(", \"influence_other_device_seconds\": %.3f, \"influence_max_diff_percent_of_max\": %.5f", t2,
+            ymax > 0 ? 100.0 * md / ymax : 0.0);
+      }
     }
     add("}");
     std::printf("%s\n", g_line.c_str());

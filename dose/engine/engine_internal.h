@@ -73,4 +73,21 @@ struct CudaBeamJob {
 void beam_dose_cuda(const CudaBeamJob& job);
 int cuda_devices();
 
+/// A batch of influence-matrix beamlets for the GPU: each beamlet has its own sub-box (only
+/// its sizes n[] are used) with quantised density and TERMA in box layout (host memory); the
+/// collapsed-cone transport of all of them runs together and the dose is copied back.
+struct CudaInfluenceBatch {
+  int n;                                ///< number of beamlets
+  const impl::Box* boxes;
+  const std::uint16_t* const* q;
+  const float* const* ta;
+  const float* const* tb;
+  float* const* dose_out;               ///< host, box layout, overwritten
+  const impl::Direction* dirs;
+  int n_dirs;
+  const float* lut;
+  int device;
+};
+void influence_batch_cuda(const CudaInfluenceBatch& job);
+
 }  // namespace isoline::dose::detail

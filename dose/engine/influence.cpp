@@ -58,6 +58,19 @@ void cccs_serial(const impl::Box& box, const std::uint16_t* q, const float* ta, 
   }
 }
 
+struct BeamletWork {
+  impl::Box sub{};
+  std::vector<std::uint16_t> q;
+  std::vector<float> ta, tb;
+  int tl[3] = {0, 0, 0}, th[3] = {-1, -1, -1};  ///< bounding box of the voxels with TERMA
+  bool empty = true;
+};
+
+#ifdef ISOLINE_DOSE_WITH_CUDA
+constexpr long kCudaBatch = 256;                ///< at most this many beamlets per GPU batch
+constexpr long long kCudaBatchVoxels = 1LL << 26;  ///< and this many sub-box voxels (~0.9 GB host)
+#endif
+
 inline float edge_profile(float x, float a, float b, float inv_s) {
   return 0.5f * (std::erf((x - a) * inv_s) - std::erf((x - b) * inv_s));
 }
@@ -89,9 +102,10 @@ InfluenceMatrix compute_influence(const Grid& grid, const std::vector<float>& de
   validate_beams(beams, m, grid);
   if (!(io.bixel_mm > 0) || !(io.lateral_cutoff_mm > 0))
     throw EngineError(EngineError::Input, "compute influence: bixel size and lateral cutoff must be > 0");
-  if (o.use_cuda)
-    throw EngineError(EngineError::Device,
-                      "compute influence: cuda: the influence matrix is computed on the CPU only in this version");
+  if (o.use_cuda && !engine_cuda_available())
+    throw EngineError(EngineError::Device, engine_built_with_cuda()
+                                               ? "compute influence: cuda: no CUDA device is available"
+                                               : "compute influence: cuda: this build has no CUDA kernels");
   const double kcal = calibration_factor(m, o);
   detail::PreparedBox pb = detail::prepare_box(grid, density, o.density_threshold);
   const impl::Box& B = pb.box;
@@ -176,8 +190,10 @@ InfluenceMatrix compute_influence(const Grid& grid, const std::vector<float>& de
     }
     const double scale = kcal * head_scatter(m, detail::equivalent_square_cm(beam));
     const float cut2 = static_cast<float>(io.lateral_cutoff_mm * io.lateral_cutoff_mm);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (long li = 0; li < static_cast<long>(list.size()); ++li) {
+    // One beamlet's work: set up its sub-box (quantised density, TERMA), transport (CPU or GPU),
+    // then keep the entries within the cutoff.
+    // the sub-box a beamlet's dose can reach (n = 0 when none)
+    auto sub_box = [&](long li) {
       const int sx = list[li].first, sy = list[li].second;
       BBox bbx;
       for (int dy = -ext; dy <= ext; ++dy)
@@ -185,61 +201,145 @@ InfluenceMatrix compute_influence(const Grid& grid, const std::vector<float>& de
           const int cx = sx + ext + dx, cy = sy + ext + dy;
           if (cx >= 0 && cy >= 0 && cx < ex_nx && cy < ex_ny) bbx.add(cell[static_cast<std::size_t>(cy) * ex_nx + cx]);
         }
-      if (bbx.empty()) continue;
       impl::Box sub{};
-      for (int a = 0; a < 3; ++a) {
-        sub.lo[a] = bbx.lo[a];
-        sub.n[a] = bbx.hi[a] - bbx.lo[a] + 1;
-      }
+      if (!bbx.empty())
+        for (int a = 0; a < 3; ++a) {
+          sub.lo[a] = bbx.lo[a];
+          sub.n[a] = bbx.hi[a] - bbx.lo[a] + 1;
+        }
+      return sub;
+    };
+    auto setup = [&](long li, BeamletWork& w) {
+      const int sx = list[li].first, sy = list[li].second;
+      w.empty = true;
+      w.sub = sub_box(li);
+      const impl::Box& sub = w.sub;
+      if (sub.n[0] == 0) return;
       const std::size_t ns = static_cast<std::size_t>(impl::box_count(sub));
-      std::vector<std::uint16_t> q(ns);
-      std::vector<float> ta(ns, 0.f), tb(ns, 0.f), dose(ns, 0.f), RA, RB;
-      std::vector<long> parent(ns);
+      w.q.assign(ns, 0);
+      w.ta.assign(ns, 0.f);
+      w.tb.assign(ns, 0.f);
       const float ua = static_cast<float>(x0 + sx * bx), ub = static_cast<float>(ua + bx);
       const float va = static_cast<float>(y0 + sy * bx), vb = static_cast<float>(va + bx);
-      const float uc = 0.5f * (ua + ub), vc = 0.5f * (va + vb);
       const float ja = static_cast<float>(beam.jaw_x1_mm), jb = static_cast<float>(beam.jaw_x2_mm);
       const float jc = static_cast<float>(beam.jaw_y1_mm), jd = static_cast<float>(beam.jaw_y2_mm);
-      int tl[3] = {1 << 30, 1 << 30, 1 << 30}, th[3] = {-1, -1, -1};
+      for (int a = 0; a < 3; ++a) w.tl[a] = 1 << 30, w.th[a] = -1;
       for (int k = 0; k < sub.n[2]; ++k)
         for (int j = 0; j < sub.n[1]; ++j)
           for (int i = 0; i < sub.n[0]; ++i) {
             const std::size_t s = (static_cast<std::size_t>(k) * sub.n[1] + j) * sub.n[0] + i;
             const long p = (static_cast<long>(k + sub.lo[2]) * B.n[1] + (j + sub.lo[1])) * B.n[0] + (i + sub.lo[0]);
-            parent[s] = p;
-            q[s] = pb.q[p];
+            w.q[s] = pb.q[p];
             if (TU[p] > 0.f) {
               // bixel clipped by the jaws, blurred by the focal spot
               const float px = edge_profile(U[p], std::max(ua, ja), std::min(ub, jb), inv_s);
               const float py = edge_profile(V[p], std::max(va, jc), std::min(vb, jd), inv_s);
               const float psi = px * py;
               if (psi > 1e-5f) {
-                impl::split_terma(sp, psi * TU[p], KR[p], ta[s], tb[s]);
+                impl::split_terma(sp, psi * TU[p], KR[p], w.ta[s], w.tb[s]);
                 const int c[3] = {i, j, k};
                 for (int a = 0; a < 3; ++a) {
-                  tl[a] = std::min(tl[a], c[a]);
-                  th[a] = std::max(th[a], c[a]);
+                  w.tl[a] = std::min(w.tl[a], c[a]);
+                  w.th[a] = std::max(w.th[a], c[a]);
                 }
               }
             }
           }
-      if (th[0] < 0) continue;  // no TERMA: the beamlet misses the body
-      cccs_serial(sub, q.data(), ta.data(), tb.data(), ds, dose.data(), RA, RB, tl, th);
+      w.empty = w.th[0] < 0;  // no TERMA: the beamlet misses the body
+    };
+    auto extract = [&](long li, const BeamletWork& w, const float* dose) {
+      const int sx = list[li].first, sy = list[li].second;
+      const float ua = static_cast<float>(x0 + sx * bx), ub = static_cast<float>(ua + bx);
+      const float va = static_cast<float>(y0 + sy * bx), vb = static_cast<float>(va + bx);
+      const float uc = 0.5f * (ua + ub), vc = 0.5f * (va + vb);
+      const impl::Box& sub = w.sub;
+      const std::size_t ns = static_cast<std::size_t>(impl::box_count(sub));
       float dmax = 0.f;
-      for (float d : dose) dmax = std::max(dmax, d);
+      for (std::size_t s = 0; s < ns; ++s) dmax = std::max(dmax, dose[s]);
       auto& col = columns[first_col + li];
       const float cutoff_value = io.relative_threshold * dmax;
-      for (std::size_t s = 0; s < ns; ++s) {
-        if (dose[s] <= cutoff_value || dose[s] <= 0.f) continue;
-        const long p = parent[s];
-        const float du = U[p] - uc, dv = V[p] - vc;
-        if (U[p] > 1e29f || du * du + dv * dv > cut2) continue;
-        const int i = static_cast<int>(p % B.n[0]);
-        const int j = static_cast<int>((p / B.n[0]) % B.n[1]);
-        const int k = static_cast<int>(p / (static_cast<long>(B.n[0]) * B.n[1]));
-        const std::int64_t g = (static_cast<std::int64_t>(k + B.lo[2]) * grid.size[1] + (j + B.lo[1])) * grid.size[0] + (i + B.lo[0]);
-        col.emplace_back(g, static_cast<float>(dose[s] * scale));
+      for (int k = 0; k < sub.n[2]; ++k)
+        for (int j = 0; j < sub.n[1]; ++j)
+          for (int i = 0; i < sub.n[0]; ++i) {
+            const std::size_t s = (static_cast<std::size_t>(k) * sub.n[1] + j) * sub.n[0] + i;
+            if (dose[s] <= cutoff_value || dose[s] <= 0.f) continue;
+            const long p = (static_cast<long>(k + sub.lo[2]) * B.n[1] + (j + sub.lo[1])) * B.n[0] + (i + sub.lo[0]);
+            const float du = U[p] - uc, dv = V[p] - vc;
+            if (U[p] > 1e29f || du * du + dv * dv > cut2) continue;
+            const std::int64_t g = (static_cast<std::int64_t>(k + sub.lo[2] + B.lo[2]) * grid.size[1] +
+                                    (j + sub.lo[1] + B.lo[1])) * grid.size[0] + (i + sub.lo[0] + B.lo[0]);
+            col.emplace_back(g, static_cast<float>(dose[s] * scale));
+          }
+    };
+    if (!o.use_cuda) {
+#pragma omp parallel
+      {
+        BeamletWork w;
+        std::vector<float> dose, RA, RB;
+#pragma omp for schedule(dynamic, 1)
+        for (long li = 0; li < static_cast<long>(list.size()); ++li) {
+          setup(li, w);
+          if (w.empty) continue;
+          dose.assign(w.q.size(), 0.f);
+          cccs_serial(w.sub, w.q.data(), w.ta.data(), w.tb.data(), ds, dose.data(), RA, RB, w.tl, w.th);
+          extract(li, w, dose.data());
+        }
       }
+    } else {
+#ifdef ISOLINE_DOSE_WITH_CUDA
+      // Batches of beamlets: set up on the CPU (OpenMP), transported together on the GPU
+      // (one thread per line of every beamlet's sub-box, one launch per direction), extracted
+      // on the CPU.
+      // batches of at most kCudaBatch beamlets and kCudaBatchVoxels sub-box voxels (host memory
+      // ~ 14 bytes per voxel, GPU the same)
+      const long nl = static_cast<long>(list.size());
+      for (long b0 = 0, nbat = 0; b0 < nl; b0 += nbat) {
+        long long voxels = 0;
+        nbat = 0;
+        while (b0 + nbat < nl && nbat < kCudaBatch) {
+          const long long v = impl::box_count(sub_box(b0 + nbat));
+          if (nbat > 0 && voxels + v > kCudaBatchVoxels) break;
+          voxels += v;
+          ++nbat;
+        }
+        std::vector<BeamletWork> work(static_cast<std::size_t>(nbat));
+#pragma omp parallel for schedule(dynamic, 1)
+        for (long t = 0; t < nbat; ++t) setup(b0 + t, work[t]);
+        std::vector<long> idx;
+        std::vector<impl::Box> boxes;
+        std::vector<const std::uint16_t*> qs;
+        std::vector<const float*> tas, tbs;
+        std::vector<std::vector<float>> doses;
+        for (long t = 0; t < nbat; ++t)
+          if (!work[t].empty) idx.push_back(t);
+        doses.resize(idx.size());
+        std::vector<float*> outs;
+        for (std::size_t c = 0; c < idx.size(); ++c) {
+          const BeamletWork& w = work[idx[c]];
+          boxes.push_back(w.sub);
+          qs.push_back(w.q.data());
+          tas.push_back(w.ta.data());
+          tbs.push_back(w.tb.data());
+          doses[c].assign(w.q.size(), 0.f);
+          outs.push_back(doses[c].data());
+        }
+        if (idx.empty()) continue;
+        detail::CudaInfluenceBatch job{};
+        job.n = static_cast<int>(idx.size());
+        job.boxes = boxes.data();
+        job.q = qs.data();
+        job.ta = tas.data();
+        job.tb = tbs.data();
+        job.dose_out = outs.data();
+        job.dirs = ds.dirs.data();
+        job.n_dirs = static_cast<int>(ds.dirs.size());
+        job.lut = ds.lut.data();
+        job.device = o.cuda_device;
+        detail::influence_batch_cuda(job);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (long c = 0; c < static_cast<long>(idx.size()); ++c) extract(b0 + idx[c], work[idx[c]], doses[c].data());
+      }
+#endif
     }
     // reported between beams only: the callback may throw (cancel) and must not run inside
     // a parallel region

@@ -247,6 +247,7 @@ PlanTemplate load_template(const std::string& name_or_path) {
     t.max_iterations = static_cast<int>(num(root, "max_iterations", t.max_iterations, path));
     t.normalise_percent = num(root, "normalise_percent", t.normalise_percent, path);
     t.correction_passes = static_cast<int>(num(root, "correction_passes", t.correction_passes, path));
+    t.min_d99_percent = num(root, "min_d99_percent", t.min_d99_percent, path);
     if (t.max_iterations < 1) fail<InvalidInput>("read plan template", path + ".max_iterations", "must be >= 1");
   } catch (const json::exception& e) {
     fail<InvalidInput>("read plan template", path, std::string("malformed template: ") + e.what());
@@ -457,31 +458,41 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     for (std::size_t v = 0; v < nvox; ++v)
       if (l.distance[v] <= 3.0f) higher[v] = 1;
   }
-  // OAR objectives from the template.
-  std::map<std::string, bool> oar_added;
+  // OAR objectives from the template. Each applies to the organ minus the targets whose
+  // coverage it would contradict (a level whose minimum dose exceeds the objective's dose):
+  // a parotid mean of 20 Gy is optimised outside every target, a mandible maximum of 72.5 Gy
+  // also inside PTV70 (limiting hot spots there), a mandible maximum of 70 Gy outside it.
+  std::map<std::string, std::vector<std::int64_t>> organ_voxels;
   for (const auto& o : tpl.objectives) {
     const core::Structure* s = structures.find(o.structure);
     if (!s || s->mask.count_nonzero() == 0) {
       result.warnings.push_back("objective on " + o.structure + " skipped: structure not present");
       continue;
     }
-    if (!oar_added[o.structure]) {
-      // Optimise the organ outside the targets: dose inside a target is the target's.
-      std::vector<std::int64_t> all = voxels_of(fraction_on(s->mask, g)), outside;
-      for (auto v : all)
-        if (!target_union.data<std::uint8_t>()[v]) outside.push_back(v);
-      if (outside.empty()) {
-        result.warnings.push_back(o.structure + " lies inside the targets: its objectives are skipped");
-        oar_added[o.structure] = true;
+    auto it = organ_voxels.find(o.structure);
+    if (it == organ_voxels.end()) it = organ_voxels.emplace(o.structure, voxels_of(fraction_on(s->mask, g))).first;
+    std::vector<std::uint8_t> excluded(nvox, 0);
+    std::string tag;
+    for (const auto& l : levels)
+      if (l.rx * tr.min_percent / 100.0 > o.dose_gy) {
+        for (auto v : l.voxels) excluded[v] = 1;
+        tag += (tag.empty() ? " minus " : "+") + l.name;
+      }
+    const std::string set_name = o.structure + tag;
+    if (std::none_of(problem.structures.begin(), problem.structures.end(),
+                     [&](const VoxelSet& v) { return v.name == set_name; })) {
+      std::vector<std::int64_t> part;
+      for (auto v : it->second)
+        if (!excluded[v]) part.push_back(v);
+      if (part.empty()) {
+        result.warnings.push_back(o.structure + " lies inside the targets: an objective on it is skipped");
         continue;
       }
-      add_set(o.structure, outside);
-      oar_added[o.structure] = true;
+      add_set(set_name, part);
     }
-    if (std::none_of(problem.structures.begin(), problem.structures.end(),
-                     [&](const VoxelSet& v) { return v.name == o.structure; }))
-      continue;
-    problem.objectives.push_back(o);
+    Objective oo = o;
+    oo.structure = set_name;
+    problem.objectives.push_back(oo);
   }
   // Normal-tissue fall-off, with the limit of each voxel the highest over the levels,
   // expressed for the optimiser as an equivalent distance on one linear ramp.
@@ -528,14 +539,17 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     std::copy_n(A.values.begin() + a, n, M.val.begin() + M.row_ptr[r]);
   }
   problem.influence = &M;
+  // The full matrix is no longer needed: keep the beamlet positions, free the rest.
+  const std::vector<dose::BeamletInfo> beamlets = std::move(A.beamlets);
+  A = dose::InfluenceMatrix{};
   problem.normalisation_structure = levels.front().name;
   problem.normalisation_dose_gy = levels.front().rx;
 
   // Smoothness between neighbouring beamlets of a beam, scaled to the weights' magnitude.
   {
     std::map<std::tuple<int, long, long>, std::int32_t> at;
-    for (std::size_t c = 0; c < A.beamlets.size(); ++c) {
-      const auto& b = A.beamlets[c];
+    for (std::size_t c = 0; c < beamlets.size(); ++c) {
+      const auto& b = beamlets[c];
       at[{b.beam, std::lround(b.x_mm / bx * 2), std::lround(b.y_mm / bx * 2)}] = static_cast<std::int32_t>(c);
     }
     for (const auto& [key, c] : at) {
@@ -573,10 +587,10 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
       f.y0_mm = 0.5 * (beam.jaw_y1_mm + beam.jaw_y2_mm) - 0.5 * f.ny * bx;
       f.weight.assign(static_cast<std::size_t>(f.nx) * f.ny, 0.f);
       double wmax = 0;
-      for (std::size_t c = 0; c < A.beamlets.size(); ++c) {
-        if (A.beamlets[c].beam != static_cast<int>(b)) continue;
-        const int ix = static_cast<int>(std::floor((A.beamlets[c].x_mm - f.x0_mm) / bx));
-        const int iy = static_cast<int>(std::floor((A.beamlets[c].y_mm - f.y0_mm) / bx));
+      for (std::size_t c = 0; c < beamlets.size(); ++c) {
+        if (beamlets[c].beam != static_cast<int>(b)) continue;
+        const int ix = static_cast<int>(std::floor((beamlets[c].x_mm - f.x0_mm) / bx));
+        const int iy = static_cast<int>(std::floor((beamlets[c].y_mm - f.y0_mm) / bx));
         if (ix < 0 || iy < 0 || ix >= f.nx || iy >= f.ny) continue;
         f.weight[static_cast<std::size_t>(iy) * f.nx + ix] = x[c];
         wmax = std::max(wmax, double(x[c]));
@@ -626,12 +640,23 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   }
   result.timing.optimize_s = seconds_since(t0) - t_dose;
   t0 = std::chrono::steady_clock::now();
-  // Normalise: the highest level's D<normalise_percent> = its prescription.
+  // Normalise: the highest level's D<normalise_percent> = its prescription, raised where
+  // needed so that its D99 reaches min_d99_percent of the prescription (air in a target gets
+  // less dose than tissue; the coverage criterion counts it).
   if (tpl.normalise_percent > 0) {
     const core::Structure& top = structures.get(levels.front().name);
-    const double dv = compute_dvh(dose, top.mask, top.name).dose_at_percent(tpl.normalise_percent);
+    const Dvh dvh = compute_dvh(dose, top.mask, top.name);
+    const double dv = dvh.dose_at_percent(tpl.normalise_percent), d99 = dvh.dose_at_percent(99);
     if (dv > 0) {
-      const double k = levels.front().rx / dv;
+      double k = levels.front().rx / dv;
+      if (tpl.min_d99_percent > 0 && d99 > 0 && k * d99 < levels.front().rx * tpl.min_d99_percent / 100.0) {
+        const double k99 = levels.front().rx * tpl.min_d99_percent / 100.0 / d99;
+        char msg[200];
+        std::snprintf(msg, sizeof msg, "%s: dose scaled %.1f %% above D%g = prescription so that D99 = %g %% of it",
+                      top.name.c_str(), 100.0 * (k99 / k - 1.0), tpl.normalise_percent, tpl.min_d99_percent);
+        result.warnings.push_back(msg);
+        k = k99;
+      }
       float* d = dose.data<float>();
       for (std::size_t v = 0; v < dose.num_voxels(); ++v) d[v] = static_cast<float>(d[v] * k);
       for (auto& beam : plan.beams) beam.mu *= k;

@@ -260,6 +260,42 @@ TEST(DoseDevices, CpuAndCudaAgree) {
   EXPECT_LT(diff, 0.01 * dmax);
 }
 
+// The influence matrix's CUDA path (beamlets batched on the GPU) against the CPU one: same
+// beamlets, and the dose of every beamlet agrees within 1 % of the maximum.
+TEST(DoseDevices, InfluenceCpuAndCudaAgree) {
+  if (!engine_cuda_available())
+    GTEST_SKIP() << (engine_built_with_cuda() ? "built with CUDA but no CUDA device is available here"
+                                              : "this build has no CUDA kernels");
+  auto p = make_slab_phantom(4.0, 160, 160, [](double z) { return z > 40 && z < 80 ? 0.3 : 1.0; });
+  Beam b = water_beam(p, 40, 1.0);
+  b.gantry_deg = 30;
+  b.isocenter_mm = {0, p.surface_mm + 60, 0};
+  std::vector<std::uint8_t> target(p.grid.num_voxels(), 0);
+  const int n = p.grid.size[0], ny = p.grid.size[1];
+  for (int k = n / 2 - 3; k <= n / 2 + 3; ++k)
+    for (int j = 12; j < 18; ++j)
+      for (int i = n / 2 - 3; i <= n / 2 + 3; ++i) target[(static_cast<std::size_t>(k) * ny + j) * n + i] = 1;
+  InfluenceOptions io;
+  CalcOptions o = coarse_options();
+  InfluenceMatrix cpu = compute_influence(p.grid, p.density, target, {b}, machine(), o, io);
+  o.use_cuda = true;
+  InfluenceMatrix gpu = compute_influence(p.grid, p.density, target, {b}, machine(), o, io);
+  ASSERT_EQ(cpu.cols, gpu.cols);
+  ASSERT_GT(cpu.cols, 0);
+  double worst = 0, dmax = 0;
+  for (std::int64_t c = 0; c < cpu.cols; ++c) {
+    std::vector<float> x(static_cast<std::size_t>(cpu.cols), 0.f);
+    x[c] = 1.f;
+    const auto yc = cpu.multiply(x), yg = gpu.multiply(x);
+    for (std::size_t i = 0; i < yc.size(); ++i) {
+      dmax = std::max<double>(dmax, yc[i]);
+      worst = std::max<double>(worst, std::fabs(yc[i] - yg[i]));
+    }
+  }
+  RecordProperty("influence_max_diff_percent", std::to_string(100 * worst / dmax));
+  EXPECT_LT(worst, 0.01 * dmax);
+}
+
 TEST(DoseDevices, CudaRequestWithoutGpuIsAClearError) {
   if (engine_cuda_available()) GTEST_SKIP() << "a CUDA device is present";
   auto p = make_slab_phantom(10.0, 100, 100, [](double) { return 1.0; });
@@ -271,5 +307,13 @@ TEST(DoseDevices, CudaRequestWithoutGpuIsAClearError) {
   } catch (const EngineError& e) {
     EXPECT_EQ(e.kind(), EngineError::Device);
     EXPECT_NE(std::string(e.what()).find("cuda"), std::string::npos);
+  }
+  try {
+    std::vector<std::uint8_t> target(p.grid.num_voxels(), 1);
+    compute_influence(p.grid, p.density, target, {water_beam(p, 50)}, machine(), o, InfluenceOptions{});
+    FAIL() << "no error";
+  } catch (const EngineError& e) {
+    EXPECT_EQ(e.kind(), EngineError::Device);
+    EXPECT_NE(std::string(e.what()).find("compute influence: cuda"), std::string::npos) << e.what();
   }
 }

@@ -143,3 +143,119 @@ TEST(DoseSlab, LungDoseLiesBetweenWaterAndEquivalentPath) {
     EXPECT_LT(interp_curve(dh, z), epl) << z;
   }
 }
+
+// Heterogeneity along the whole central axis against an independent, correction-based reference:
+// the modified Batho power law (generalised Batho: Sontag & Cunningham, Med Phys 4:431, 1977;
+// TMR form with the d_max shift: El-Khatib & Battista, Med Phys 1984; described in AAPM Report 85
+// (TG-65, 2004)). For a point at depth d below layers m = 1..N with upper boundaries t_m and relative
+// electron densities rho_m (rho_0 = 0):
+//   CF(d) = prod_m TMR(d - t_m + d_max)^(rho_m - rho_{m-1}) / TMR(d + d_max),
+// D_het(d) = CF(d) x D_water(d). TMR is the water depth dose of the same beam with the inverse
+// square removed. This is NOT a Monte Carlo benchmark (no published numeric slab data were
+// available offline; see docs/validation.md): it checks that the collapsed-cone density scaling
+// reproduces the attenuation and scatter changes that a classical, independently derived method
+// predicts, with the tolerance (3 % of the water d_max dose or 3 mm distance to agreement).
+namespace {
+struct SlabAxis {
+  std::vector<std::pair<double, double>> dose, batho;
+  double norm = 1;
+};
+
+const std::vector<std::pair<double, double>>& water_axis_3mm() {
+  static const auto c = [] {
+    auto w = make_slab_phantom(3.0, 240, 300, [](double) { return 1.0; });
+    return central_axis(w, compute_dose(w.grid, w.density, {water_beam(w, 100)}, machine(), CalcOptions{}));
+  }();
+  return c;
+}
+
+// Central axis through water / slab [z0, z1) / water, and its Batho estimate from `dw`, the water
+// central axis of the same field on the same phantom size and grid.
+SlabAxis slab_vs_batho(const std::vector<std::pair<double, double>>& dw, double h, double lateral_mm,
+                       double depth_mm, double field_mm, double rho_slab, double z0, double z1) {
+  double dm = 0, norm = 0;
+  for (const auto& [z, d] : dw)
+    if (d > norm) norm = d, dm = z;
+  auto tmr = [&](double x) {  // pseudo-TMR: water depth dose without the inverse square, 1 at d_max
+    return interp_curve(dw, x) * std::pow((1000.0 + x) / (1000.0 + dm), 2) / norm;
+  };
+  auto het = make_slab_phantom(h, lateral_mm, depth_mm, [&](double z) { return z >= z0 && z < z1 ? rho_slab : 1.0; });
+  SlabAxis r;
+  r.norm = norm;
+  r.dose = central_axis(het, compute_dose(het.grid, het.density, {water_beam(het, field_mm)}, machine(), CalcOptions{}));
+  for (const auto& [d, dose] : r.dose) {
+    std::vector<std::pair<double, double>> layers{{0.0, 1.0}};  // (upper boundary, density)
+    if (d >= z0) layers.emplace_back(z0, rho_slab);
+    if (d >= z1) layers.emplace_back(z1, 1.0);
+    double cf = 1, prev = 0;
+    for (const auto& [top, rho] : layers) {
+      cf *= std::pow(tmr(d - top + dm), rho - prev);
+      prev = rho;
+    }
+    cf /= tmr(d + dm);
+    r.batho.emplace_back(d, cf * interp_curve(dw, d));
+  }
+  return r;
+}
+
+// Largest dose difference (% of the water d_max dose) over [from, to], and the number of points
+// failing 3 % / 3 mm (a point passes if |D - R| <= 3 % or the reference curve takes the value D
+// within 3 mm).
+std::pair<double, int> compare_3pc_3mm(const SlabAxis& s, double from, double to) {
+  double worst = 0;
+  int fails = 0;
+  for (std::size_t i = 0; i < s.dose.size(); ++i) {
+    const auto [z, d] = s.dose[i];
+    if (z < from || z > to) continue;
+    const double diff = std::fabs(d - s.batho[i].second) / s.norm * 100;
+    worst = std::max(worst, diff);
+    if (diff <= 3.0) continue;
+    bool dta = false;
+    for (double dz = -3.0; dz < 3.0 && !dta; dz += 0.25) {
+      const double a = interp_curve(s.batho, z + dz) - d, b = interp_curve(s.batho, z + dz + 0.25) - d;
+      dta = a * b <= 0;
+    }
+    if (!dta) ++fails;
+  }
+  return {worst, fails};
+}
+}  // namespace
+
+// Geometries of `isoline phantom lung-slab|bone-slab` (docs/phantoms.md): lung 50-150 mm
+// (-740 HU, 0.26 relative electron density with the generic calibration; 0.25 here), bone
+// 50-80 mm (1350 HU, 1.69; 1.7 here); 10x10 cm, SSD 100 cm, 3 mm grid.
+TEST(DoseSlab, LungSlabCentralAxisMatchesModifiedBatho) {
+  const auto s = slab_vs_batho(water_axis_3mm(), 3.0, 240, 300, 100, 0.25, 50, 150);
+  const auto [worst, fails] = compare_3pc_3mm(s, 0, 280);
+  RecordProperty("lung_batho_max_dev_percent", std::to_string(worst));
+  EXPECT_EQ(fails, 0) << "max dose difference " << worst << " %";
+  // and the slab does change the dose: beyond it, more than 10 % above homogeneous water
+  EXPECT_GT(interp_curve(s.dose, 200.0), 1.10 * interp_curve(water_axis_3mm(), 200.0));
+}
+
+TEST(DoseSlab, BoneSlabCentralAxisMatchesModifiedBatho) {
+  const auto s = slab_vs_batho(water_axis_3mm(), 3.0, 240, 300, 100, 1.7, 50, 80);
+  const auto [worst, fails] = compare_3pc_3mm(s, 0, 280);
+  RecordProperty("bone_batho_max_dev_percent", std::to_string(worst));
+  EXPECT_EQ(fails, 0) << "max dose difference " << worst << " %";
+  EXPECT_LT(interp_curve(s.dose, 200.0), 0.95 * interp_curve(water_axis_3mm(), 200.0));
+}
+
+// Where the 1-D Batho estimate must fail: a small field in lung. Secondary electrons travel ~4x
+// farther in lung of density 0.25 and leave a 3x3 cm beam sideways (loss of lateral electronic
+// equilibrium), so the dose on the axis inside the lung falls well below any 1-D correction;
+// beyond the slab, equilibrium returns (AAPM Report 85, sec. on lateral electron disequilibrium;
+// the effect Carrasco et al., Med Phys 31:2899, 2004 measured for small 6 MV fields). The sizes
+// here are behaviour bounds, not benchmark values: inside the lung at least 5 % below Batho for
+// 3x3 cm, and back within 3 % of it 3-5 cm beyond the slab.
+TEST(DoseSlab, SmallFieldInLungLosesLateralEquilibrium) {
+  auto w = make_slab_phantom(3.0, 120, 250, [](double) { return 1.0; });
+  const auto dw = central_axis(w, compute_dose(w.grid, w.density, {water_beam(w, 30)}, machine(), CalcOptions{}));
+  const auto s = slab_vs_batho(dw, 3.0, 120, 250, 30, 0.25, 50, 150);
+  const double in_lung = interp_curve(s.dose, 120.0) / interp_curve(s.batho, 120.0);
+  RecordProperty("cccs_over_batho_3x3_in_lung", std::to_string(in_lung));
+  EXPECT_LT(in_lung, 0.95);
+  EXPECT_GT(in_lung, 0.75);  // but not absurdly low
+  for (double z : {180.0, 200.0})
+    EXPECT_NEAR(interp_curve(s.dose, z) / interp_curve(s.batho, z), 1.0, 0.03) << z;
+}

@@ -83,6 +83,14 @@ TEST(Run, PlanOnGivenStructuresFromNifti) {
   nlohmann::json m = nlohmann::json::parse(std::ifstream(out + "/metrics.json"));
   EXPECT_NEAR(m["structures"]["PTV70"]["d95_gy"].get<double>(), 70.0, 0.5);
   EXPECT_EQ(m["criteria"].size(), 10u);
+  // `isoline dose` on the written plan gives the plan's dose (MU per fraction x fractions).
+  r = test::run_command(test::isoline_bin() + " dose --ct " + c.file("case/ct.nii.gz") + " --plan " + out +
+                        "/plan.json --out " + tmp.file("recomputed.nii.gz"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("35 fractions"), std::string::npos) << r.output;
+  const auto planned = core::read_image(out + "/dose.nii.gz", core::PixelType::Float32).min_max();
+  const auto recomputed = core::read_image(tmp.file("recomputed.nii.gz"), core::PixelType::Float32).min_max();
+  EXPECT_NEAR(recomputed.second, planned.second, 0.02 * planned.second);
 }
 
 TEST(Run, BadInputFailsCleanlyWithoutOutput) {

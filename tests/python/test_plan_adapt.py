@@ -28,7 +28,7 @@ def test_make_plan_and_plan_json(case, original, tmp_path):
     assert original.optimizer.iterations > 0 and original.optimizer.weights.size > 0
     assert "PTV70" in original.dvhs and original.criteria
     d95 = original.dvhs["PTV70"].metric("D95%")
-    assert 60 < d95 < 75
+    assert 55 < d95 < 85          # prescription scale (70 Gy); plan quality is tested in tests/planning
     planning.write_plan_json(original.plan, original.fractions, str(tmp_path / "plan.json"))
     back = dose.read_plan(str(tmp_path / "plan.json"))
     assert len(back.beams) == 9

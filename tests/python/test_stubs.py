@@ -11,7 +11,7 @@ import pytest
 import isoline
 
 PKG = Path(isoline.__file__).resolve().parent
-MODULES = ["core", "planning", "adaptive", "rtstruct", "contouring", "dose", "phantoms"]
+MODULES = ["core", "planning", "adaptive", "rtstruct", "contouring", "dose", "phantoms", "pipeline"]
 
 
 def stub_tree(mod):

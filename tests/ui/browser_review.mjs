@@ -8,7 +8,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 
 const arg = (name, def) => {
@@ -16,7 +16,7 @@ const arg = (name, def) => {
   return i > 0 ? process.argv[i + 1] : def;
 };
 const bin = arg('bin', process.env.ISOLINE_BIN);
-const source = arg('source');
+const source = resolve(arg('source', '.'));
 const shots = arg('screenshots', '');
 const part = arg('part', 'all');
 const work = mkdtempSync(join(arg('work', tmpdir()), 'isoline-ui-'));
@@ -65,6 +65,64 @@ async function canvasStats(page) {
       h = (h * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
     }
     return { variance: s2 / n - (s / n) ** 2, hash: h };
+  });
+}
+
+// Checks the client's lean 2-D slice shader (window.app.useLeanSliceShader) against
+// NiiVue's stock one on the current view: with the drawing layer hidden both must give the
+// same pixels (CT, dose colourwash, isodose lines, structures); with the drawing shown, the
+// pixels drawn in the drawing colour must match the drawing bitmap at least as well as the
+// stock shader's (the stock one leaves some painted voxels out under SwiftShader).
+async function compareSliceShaders(page) {
+  return page.evaluate(() => {
+    const gl = nv.gl, W = gl.canvas.width, H = gl.canvas.height;
+    const grab = () => {
+      nv.drawScene();
+      const b = new Uint8Array(W * H * 4);
+      gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, b);
+      return b;
+    };
+    const both = () => {
+      window.app.useLeanSliceShader(false);
+      grab();  // the first draw after a stroke may still upload the drawing texture
+      const stock = grab();
+      window.app.useLeanSliceShader(true);
+      return [stock, grab()];
+    };
+    const lean = window.app.useLeanSliceShader(true) !== null;
+    const dop = nv.drawOpacity;
+    nv.drawOpacity = 0;
+    const [a, b] = both();
+    nv.drawOpacity = dop;
+    let differing = 0, nonBlack = 0, maxDiff = 0;
+    for (let i = 0; i < a.length; i++) {
+      const d = Math.abs(a[i] - b[i]);
+      if (d > 1) differing++;
+      maxDiff = Math.max(maxDiff, d);
+      if (a[i] && (i & 3) !== 3) nonBlack++;
+    }
+    // drawing shown, overlays off: red pixels vs the drawing bitmap, on a 2-px grid
+    const ov = nv.overlays;
+    nv.overlays = [];
+    const [s, l] = both();
+    nv.overlays = ov;
+    nv.drawScene();
+    const dims = nv.back.dimsRAS;
+    let painted = 0, samples = 0, wrongStock = 0, wrongLean = 0;
+    for (let y = 0; y < H; y += 2) {
+      for (let x = 0; x < W; x += 2) {
+        const f = nv.screenXY2TextureFrac(x + 0.5, y + 0.5, 0, true);
+        if (f[0] < 0) continue;
+        const v = nv.frac2vox(f);
+        const want = nv.drawBitmap[v[0] + dims[1] * (v[1] + dims[2] * v[2])] > 0;
+        const k = ((H - 1 - y) * W + x) * 4;
+        samples++;
+        painted += want;
+        wrongStock += (s[k] - s[k + 1] > 60) !== want;
+        wrongLean += (l[k] - l[k + 1] > 60) !== want;
+      }
+    }
+    return { lean, differing, nonBlack, maxDiff, samples, painted, wrongStock, wrongLean };
   });
 }
 
@@ -150,6 +208,13 @@ async function main() {
 async function mainFlow(page, url, caseDir) {
   // 3. Paint on the PTV (axial view), undo, paint again.
   await page.locator('[data-view="axial"]').click();
+  // Page Up / Down step one axial slice.
+  const sliceZ = () => page.evaluate(() => nv.frac2vox(nv.scene.crosshairPos)[2]);
+  const z0 = await sliceZ();
+  await page.keyboard.press('PageUp');
+  assert.equal(await sliceZ(), z0 + 1, 'Page Up did not move one slice');
+  await page.keyboard.press('PageDown');
+  assert.equal(await sliceZ(), z0, 'Page Down did not move back');
   await selectStructure(page, 'PTV');
   const ptv0 = await structure(page, 'PTV');
   const base = await drawSum(page);
@@ -173,6 +238,21 @@ async function mainFlow(page, url, caseDir) {
   });
   assert.ok(painted.idx.length > 0, 'second stroke painted nothing');
   log(`painted ${n1} voxels, undone, painted ${painted.idx.length}`);
+  // The lean slice shader (fast slice changes in software WebGL) draws exactly what
+  // NiiVue's stock shader draws: CT, dose colourwash, isodose lines, structures, drawing.
+  for (const view of ['axial', 'multi']) {
+    await page.locator(`[data-view="${view}"]`).click();
+    const cmp = await compareSliceShaders(page);
+    log(`slice shaders (${view}): ${JSON.stringify(cmp)}`);
+    assert.ok(cmp.lean, 'the client does not use its lean slice shader');
+    assert.ok(cmp.nonBlack > 10000, `nothing rendered (${cmp.nonBlack})`);
+    assert.equal(cmp.differing, 0, `lean and stock slice shaders differ (${view}): ${JSON.stringify(cmp)}`);
+    if (view === 'axial') assert.ok(cmp.painted > 100, `no painted voxel in view: ${JSON.stringify(cmp)}`);
+    assert.ok(cmp.wrongLean <= cmp.wrongStock && cmp.wrongLean < 0.2 * cmp.painted,
+              `lean shader shows the drawing wrongly: ${JSON.stringify(cmp)}`);
+  }
+  await page.locator('[data-view="axial"]').click();
+  log('lean slice shader checked against the stock shader');
   if (shots) {  // the painted stroke shows better without the dose colourwash
     await page.uncheck('#dose-wash');
     await shot(page, 'ui_paint_ptv.png');
@@ -339,10 +419,38 @@ async function toolsFlow(page, browser, url) {
   await page.locator('#btn-delete').click();
   await idle(page);
   assert.equal(await structure(page, 'Boost2'), undefined);
-  // Re-estimate dose: the achievable-dose plan for the edited structures, with progress.
+  // Re-estimate dose: the achievable-dose plan for the edited structures, with progress;
+  // the dose, the isodose lines, the rendering and the DVH panel must all change.
+  const snapDose = () => page.evaluate(() => {
+    const s = window.app.state, d = s.dose.img;
+    let sum = 0;
+    for (let i = 0; i < d.length; i++) sum += d[i];
+    const c = document.getElementById('dvh');
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < px.length; i++) h = (h * 31 + px[i]) % 1000000007;
+    const ptv = window.app.dvh.curves.find((x) => x.name === 'PTV');
+    return { generation: s.info.dose.generation, max: s.info.dose.max_gy, sum, dvhPixels: h,
+             ptvMean: ptv && ptv.mean_gy, ptvCurve: ptv && ptv.fraction.join(), isoLabels: document.getElementById('dose-info').innerText };
+  });
+  await page.locator('[data-view="axial"]').click();
+  const d0 = await snapDose();
+  const c0 = await canvasStats(page);
   await page.locator('#btn-reestimate').click();
   await idle(page);
   assert.match(await page.locator('#messages').innerText(), /dose re-estimated/);
+  const job = await page.evaluate(() => window.app.doseJob);
+  assert.ok(job.shown.length > 0 && job.shown.every((x) => x.visible), `no progress bar while the job ran: ${JSON.stringify(job)}`);
+  assert.equal(job.shown[job.shown.length - 1].fraction, 1);
+  assert.equal(await page.locator('#dose-progress').isVisible(), false);
+  const d1 = await snapDose();
+  assert.ok(d1.generation > d0.generation, `dose generation ${d0.generation} -> ${d1.generation}`);
+  assert.notEqual(d1.sum, d0.sum, 'the dose volume in the viewer did not change');
+  assert.notEqual(d1.dvhPixels, d0.dvhPixels, 'the DVH panel was not redrawn with a new DVH');
+  assert.ok(d1.ptvCurve && d1.ptvCurve !== d0.ptvCurve, 'the PTV DVH curve did not change');
+  assert.notEqual((await canvasStats(page)).hash, c0.hash, 'the dose colourwash/isodose rendering did not change');
+  log(`dose re-estimated: ${job.shown.length} progress updates, max ${d0.max.toFixed(1)} -> ${d1.max.toFixed(1)} Gy, ` +
+      `PTV mean ${d0.ptvMean} -> ${d1.ptvMean} Gy`);
   // A second browser editing the same structure from a stale version gets a conflict.
   await page.locator('[data-tool="none"]').click();
   await selectStructure(page, 'Cord');

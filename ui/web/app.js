@@ -96,7 +96,7 @@ const nv = new Niivue({
   crosshairColor: [0.2, 0.8, 1, 0.6],
   crosshairWidth: 0.5,
   crosshairWidthUnit: 'mm',
-  dragMode: DRAG_MODE.pan,
+  dragMode: DRAG_MODE.contrast,  // wheel: slice; right-drag: W/L (the select switches to pan/zoom)
   multiplanarShowRender: SHOW_RENDER.NEVER,
   isColorbar: false,
   maxDrawUndoBitmaps: 2,
@@ -104,6 +104,59 @@ const nv = new Niivue({
 });
 window.app.nv = nv;
 window.nv = nv;
+
+// 2-D slice shader. NiiVue's stock one (fragSliceMMShader) also serves overlay outlines,
+// PAQD atlases and drawing rims, none of which this client uses; its extra samples and
+// branches cost every fragment under software WebGL (SwiftShader), which made one slice
+// step about 2x slower. This one computes the same colour for what is used here
+// (background, the blended overlay layer, the drawing layer): the browser test compares
+// both shaders' pixels. `?shader=niivue` keeps the stock shader.
+// (One uniform per line: NiiVue finds uniform names with a regex that takes the last name.)
+const SLICE_SHADER = `#version 300 es
+precision highp int;
+precision highp float;
+uniform highp sampler3D volume;
+uniform highp sampler3D overlay;
+uniform highp sampler3D drawing;
+uniform float overlays;
+uniform float opacity;
+uniform float drawOpacity;
+uniform float overlayAlphaShader;
+in vec3 texPos;
+out vec4 color;
+void main() {
+  vec4 background = texture(volume, texPos);
+  color = vec4(background.rgb, opacity);
+  vec4 ocolor = texture(overlay, texPos);
+  ocolor.a *= overlayAlphaShader * step(0.5, overlays);
+  // The client paints value 1 only (eraser: 0); NiiVue's drawing colour for 1 is opaque red
+  // (its drawLut), so no colour-table lookup per fragment.
+  float da = texture(drawing, texPos).r > 0.0 ? drawOpacity : 0.0;
+  color.rgb = mix(color.rgb, vec3(1.0, 0.0, 0.0), da);
+  color.a = da > 0.0 ? max(drawOpacity, color.a) : color.a;
+  float a = color.a + ocolor.a * (1.0 - color.a);
+  color.rgb = mix(color.rgb, ocolor.rgb, ocolor.a / max(a, 1e-6));
+  color.a = a;
+}`;
+
+// Installs (or removes) the lean slice shader; returns the previous one. Used at start-up
+// and by the tests to compare with the stock shader.
+function useLeanSliceShader(on) {
+  const prev = nv.customSliceShader;
+  if (on && !window.app.leanShader) {
+    nv.setCustomSliceShader(SLICE_SHADER);
+    window.app.leanShader = nv.customSliceShader;
+  }
+  nv.customSliceShader = on ? window.app.leanShader : null;
+  // what updateGLVolume() would set on the shader now in use (the rest is set per draw)
+  const sh = on ? window.app.leanShader : nv.sliceMMShader;
+  nv.gl.useProgram(sh.program);
+  nv.gl.uniform1f(sh.uniforms.overlays, nv.overlays.length);
+  nv.gl.uniform1f(sh.uniforms.drawOpacity, nv.drawOpacity);
+  if (sh.uniforms.paqdUniforms) nv.gl.uniform4fv(sh.uniforms.paqdUniforms, nv.opts.paqdUniforms);
+  return prev;
+}
+window.app.useLeanSliceShader = useLeanSliceShader;
 
 function setWindow(w, l) {
   const ct = nv.volumes[0];
@@ -200,11 +253,11 @@ function toggleVisible(id, on) {
 
 // Loads the overlays whose version changed; one GPU upload for all of them (NiiVue
 // re-blends every overlay on each update, which is slow for many large masks).
-async function syncOverlays() {
+async function syncOverlays(forceCommit = false) {
   for (const s of state.structures)  // the body outline hides the anatomy: off until asked for
     if (!state.visible.has(s.id)) state.visible.set(s.id, s.type !== 'EXTERNAL');
   const ids = new Set(state.structures.map((s) => s.id));
-  let changed = false;
+  let changed = forceCommit;
   for (const [id, img] of state.overlays) {
     if (!ids.has(id)) {
       nv.volumes.splice(nv.volumes.indexOf(img), 1);
@@ -475,7 +528,9 @@ function endStroke() {
 // ---------------------------------------------------------------------------------------
 // Dose and DVH
 
-async function loadDose() {
+// commit=false: the caller commits the volume list (one re-blend of all layers instead of
+// several: each costs seconds on a 512-slice case in software WebGL).
+async function loadDose(commit = true) {
   const d = state.info.dose;
   if (!d) {
     $('dose-info').textContent = 'no dose in this case';
@@ -484,6 +539,8 @@ async function loadDose() {
     return;
   }
   for (const v of [state.dose, state.isodose]) if (v) nv.volumes.splice(nv.volumes.indexOf(v), 1);
+  $('dose-wash').disabled = false;
+  $('dose-iso').disabled = false;
   const img = await loadImage(`${d.url}?g=${d.generation}`, d.name);
   img.colormap = 'jet';
   img.cal_min = 0.1 * d.max_gy;
@@ -502,10 +559,9 @@ async function loadDose() {
   nv.volumes.splice(2, 0, iso);
   state.isodose = iso;
   // keep the drawing-free overlays above the dose
-  commitVolumes();
+  if (commit) commitVolumes();
   $('dose-info').innerHTML = `max ${d.max_gy.toFixed(2)} Gy · isodose ` +
     levels.map((g, i) => `<span style="color:rgb(${cols[i + 1].join(',')})">${g.toFixed(1)}</span>`).join(' ') + ' Gy';
-  nv.updateGLVolume();
 }
 
 async function refreshDvh() {
@@ -540,23 +596,35 @@ async function refreshDvh() {
   window.app.dvh = d;
 }
 
+// Progress of the last re-estimation as the client showed it (for the tests):
+// window.app.doseJob = {job, shown: [{fraction, stage, detail}], generation before/after}.
 async function reestimateDose() {
   const p = $('dose-progress');
   try {
+    if (state.dirty) await save();  // plan for what the reviewer sees
     const r = await api('POST', '/api/dose/estimate', {});
+    const job = { job: r.job, shown: [], before: state.info.dose ? state.info.dose.generation : null };
+    window.app.doseJob = job;
     p.hidden = false;
-    for (;;) {
-      await new Promise((res) => setTimeout(res, 500));
+    p.value = 0;
+    setStatus('dose: planning…');
+    for (let wait = 100; ; wait = Math.min(500, wait * 2)) {
+      await new Promise((res) => setTimeout(res, wait));
       const j = await api('GET', `/api/jobs/${r.job}`);
       p.value = j.fraction;
-      setStatus(`dose ${Math.round(j.fraction * 100)}% ${j.detail || ''}`);
-      if (j.state === 'failed') throw new Error(j.error);
+      const text = `dose ${Math.round(j.fraction * 100)}%${j.stage ? ` ${j.stage}` : ''}${j.detail ? `: ${j.detail}` : ''}`;
+      setStatus(text);
+      p.title = text;
+      job.shown.push({ fraction: j.fraction, stage: j.stage, detail: j.detail, visible: !p.hidden });
+      if (j.state === 'failed') throw new Error(`re-estimate dose: ${j.error}`);
       if (j.state === 'done') break;
     }
     state.info = await api('GET', '/api/case');
+    job.after = state.info.dose ? state.info.dose.generation : null;
     await loadDose();
     await refreshDvh();
-    message('dose re-estimated', 'ok');
+    const d = state.info.dose;
+    message(`dose re-estimated (max ${d ? d.max_gy.toFixed(1) : '?'} Gy)`, 'ok');
   } finally {
     p.hidden = true;
     setStatus('ready');
@@ -717,6 +785,15 @@ function wire() {
   };
   window.addEventListener('keydown', (e) => {
     if (e.target.tagName === 'INPUT') return;
+    // Page Up/Down, arrow up/down: next/previous slice of the single view (axial in A+C+S)
+    const step = { PageUp: 1, ArrowUp: 1, PageDown: -1, ArrowDown: -1 }[e.key];
+    if (step && !e.ctrlKey && !e.metaKey && nv.volumes.length) {
+      e.preventDefault();
+      const t = nv.opts.sliceType, v = [0, 0, 0];
+      v[t === SLICE_TYPE.CORONAL ? 1 : t === SLICE_TYPE.SAGITTAL ? 0 : 2] = step;
+      nv.moveCrosshairInVox(v[0], v[1], v[2]);
+      return;
+    }
     if ((e.ctrlKey || e.metaKey) && e.key === 'z') { e.preventDefault(); e.shiftKey ? redo() : undo(); }
     if ((e.ctrlKey || e.metaKey) && e.key === 'y') { e.preventDefault(); redo(); }
     if ((e.ctrlKey || e.metaKey) && e.key === 's') { e.preventDefault(); guard(save); }
@@ -737,19 +814,23 @@ async function main() {
       $('gl-box').style.height = `${px}px`;
     }
     await nv.attachTo('gl');
+    if (new URLSearchParams(location.search).get('shader') !== 'niivue') useLeanSliceShader(true);
     mark('attach');
     state.info = await api('GET', '/api/case');
     $('case-name').textContent = state.info.case;
     if (!$('reviewer').value) $('reviewer').value = state.info.author;
     const ct = await loadImage(state.info.ct.url, state.info.ct.name);
     ct.colormap = 'gray';
+    ct.cal_min = PRESETS.soft.l - PRESETS.soft.w / 2;  // window before the first upload
+    ct.cal_max = PRESETS.soft.l + PRESETS.soft.w / 2;
+    $('win-w').value = PRESETS.soft.w;
+    $('win-l').value = PRESETS.soft.l;
     nv.addVolume(ct);
-    setWindow(PRESETS.soft.w, PRESETS.soft.l);
     mark('ct');
-    await loadDose();
+    await loadDose(false);
     mark('dose');
     state.structures = await api('GET', '/api/structures');
-    await syncOverlays();
+    await syncOverlays(true);  // one commit for dose, isodose and structures
     mark('structures');
     renderStructures();
     setView('multi');

@@ -67,6 +67,9 @@ struct PlanTemplate {
   /// After optimisation the dose is scaled so that the highest level's D<normalise_percent>
   /// equals its prescription (0 = no scaling).
   double normalise_percent = 95.0;
+  /// ... but raised so that the highest level's D99 is at least this percentage of its
+  /// prescription (0 = off); a warning says by how much.
+  double min_d99_percent = 0.0;
   std::string criteria_path;      ///< criteria JSON (resolved beside the template), may be ""
   std::string external = "Body";  ///< body structure; found from the CT (threshold) if absent
   double bixel_mm = 5.0;

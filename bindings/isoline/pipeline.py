@@ -1,0 +1,14 @@
+"""The main job (``isoline run``) on one CT: auto-contours -> achievable-dose plan -> RT-STRUCT,
+RT-DOSE, plan JSON, dose, DVHs and an HTML report in one output directory (atomic).
+
+Example::
+
+    from isoline import pipeline
+    r = pipeline.run_case("patient/CT", "out/patient", template="hn", progress=print)
+    r.files                                  # ['RS.dcm', 'RD.dcm', 'plan.json', 'dose.nii.gz', ...]
+    [c.passed for c in r.plan.criteria]      # the criteria table of the plan
+    # many cases: isoline.batch.run_batch(cases, out, job="run")
+"""
+from ._isoline.pipeline import RunResult, run_case  # noqa: F401
+
+__all__ = ["RunResult", "run_case"]

@@ -1,0 +1,56 @@
+// isoline.pipeline bindings: the main job (`isoline run`): CT -> auto-contours -> plan ->
+// RT-STRUCT, RT-DOSE, plan JSON, DVHs, report.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "common.h"
+#include "isoline/core/device.h"
+#include "isoline/core/error.h"
+#include "isoline/pipeline/run.h"
+
+namespace py = pybind11;
+using namespace isoline;
+using namespace isoline::pipeline;
+
+namespace isoline::py_bind {
+
+void bind_pipeline(py::module_ m) {
+  py::class_<RunResult>(m, "RunResult", "What the main job wrote and found.")
+      .def_readonly("out_dir", &RunResult::out_dir)
+      .def_readonly("files", &RunResult::files, "written, relative to out_dir")
+      .def_readonly("quality", &RunResult::quality, "per contoured structure (empty when structures were given)")
+      .def_readonly("plan", &RunResult::plan)
+      .def_readonly("warnings", &RunResult::warnings)
+      .def_readonly("contour_s", &RunResult::contour_s)
+      .def_readonly("plan_s", &RunResult::plan_s)
+      .def_readonly("total_s", &RunResult::total_s)
+      .def("__repr__", [](const RunResult& r) {
+        return "RunResult('" + r.out_dir + "', " + std::to_string(r.files.size()) + " files)";
+      });
+  m.def("run_case",
+        [](const std::string& ct_path, const std::string& out_dir, const std::string& tpl, const std::string& model_card,
+           const std::string& structures_path, const std::string& device, int max_iterations, bool overwrite,
+           bool report, py::object progress) {
+          RunOptions o;
+          o.ct_path = ct_path;
+          o.out_dir = out_dir;
+          o.template_name = tpl;
+          o.model_card = model_card;
+          o.structures_path = structures_path;
+          o.device = core::parse_device(device);
+          o.max_iterations = max_iterations;
+          o.overwrite = overwrite;
+          o.report = report;
+          core::Progress prog(wrap_progress(progress), "run");
+          py::gil_scoped_release nogil;
+          return run_case(o, prog);
+        },
+        py::arg("ct_path"), py::arg("out_dir"), py::kw_only(), py::arg("template") = "hn", py::arg("model_card") = "",
+        py::arg("structures_path") = "", py::arg("device") = "cpu", py::arg("max_iterations") = 0,
+        py::arg("overwrite") = false, py::arg("report") = true, py::arg("progress") = py::none(),
+        "The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the given "
+        "structures: masks directory or RT-STRUCT), the achievable-dose plan of the template, and "
+        "RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases the GIL.");
+}
+
+}  // namespace isoline::py_bind
