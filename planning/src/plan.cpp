@@ -248,6 +248,7 @@ PlanTemplate load_template(const std::string& name_or_path) {
     t.normalise_percent = num(root, "normalise_percent", t.normalise_percent, path);
     t.correction_passes = static_cast<int>(num(root, "correction_passes", t.correction_passes, path));
     t.min_d99_percent = num(root, "min_d99_percent", t.min_d99_percent, path);
+    t.max_d99_boost_percent = num(root, "max_d99_boost_percent", t.max_d99_boost_percent, path);
     if (t.max_iterations < 1) fail<InvalidInput>("read plan template", path + ".max_iterations", "must be >= 1");
   } catch (const json::exception& e) {
     fail<InvalidInput>("read plan template", path, std::string("malformed template: ") + e.what());
@@ -651,11 +652,19 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
       double k = levels.front().rx / dv;
       if (tpl.min_d99_percent > 0 && d99 > 0 && k * d99 < levels.front().rx * tpl.min_d99_percent / 100.0) {
         const double k99 = levels.front().rx * tpl.min_d99_percent / 100.0 / d99;
-        char msg[200];
-        std::snprintf(msg, sizeof msg, "%s: dose scaled %.1f %% above D%g = prescription so that D99 = %g %% of it",
-                      top.name.c_str(), 100.0 * (k99 / k - 1.0), tpl.normalise_percent, tpl.min_d99_percent);
+        const double kmax = k * (1.0 + tpl.max_d99_boost_percent / 100.0);
+        char msg[240];
+        if (k99 <= kmax)
+          std::snprintf(msg, sizeof msg, "%s: dose scaled %.1f %% above D%g = prescription so that D99 = %g %% of it",
+                        top.name.c_str(), 100.0 * (k99 / k - 1.0), tpl.normalise_percent, tpl.min_d99_percent);
+        else
+          std::snprintf(msg, sizeof msg,
+                        "%s: D99 reaches only %.1f %% of the prescription with the dose scaled %g %% above D%g = "
+                        "prescription (the most allowed)",
+                        top.name.c_str(), 100.0 * kmax * d99 / levels.front().rx, tpl.max_d99_boost_percent,
+                        tpl.normalise_percent);
         result.warnings.push_back(msg);
-        k = k99;
+        k = std::min(k99, kmax);
       }
       float* d = dose.data<float>();
       for (std::size_t v = 0; v < dose.num_voxels(); ++v) d[v] = static_cast<float>(d[v] * k);

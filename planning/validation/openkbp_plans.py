@@ -2,7 +2,8 @@
 """Achievable dose on OpenKBP patients: `isoline plan` (reference masks, default template) vs
 the reference clinical dose, both evaluated with the same code (`isoline dvh --criteria`).
 
-  /usr/bin/python3 planning/validation/openkbp_plans.py --split validation --out /tmp/kbp [--jobs 1]
+  /usr/bin/python3 planning/validation/openkbp_plans.py --split validation --out /tmp/kbp
+  /usr/bin/python3 planning/validation/openkbp_plans.py --markdown /tmp/kbp/summary.json
 
 Per patient: criteria passed by the plan and by the reference, PTV70 D99 of the plan, the
 OpenKBP dose score (mean |plan - reference| over possible_dose_mask, on the CT grid), time.
@@ -92,7 +93,30 @@ def run_patient(isoline, pdir, out, force, template="hn"):
     }
 
 
+def markdown(summary_path):
+    """The per-patient table of docs/validation.md from a summary.json."""
+    s = json.load(open(summary_path))
+    print("| patient | criteria met: plan / reference (evaluated) | PTV70 D99 (Gy) | dose score (Gy) | plan time (s) | criteria the plan misses |")
+    print("|---|---|---|---|---|---|")
+    for r in s["rows"]:
+        if "error" in r:
+            print(f"| {r['patient']} | error: {r['error']} | | | | |")
+            continue
+        print(f"| {r['patient']} | {r['plan_passed']} / {r['ref_passed']} ({r['evaluated']}) | {r['plan_ptv70_d99_gy']:.2f} | "
+              f"{r['dose_score_gy']:.2f} | {r['timing_s']['total']:.0f} | {', '.join(r['failed_plan']) or '-'} |")
+    ok = [r for r in s["rows"] if "error" not in r]
+    t = [r["timing_s"]["total"] for r in ok]
+    print(f"\n{len(s['rows'])} patients: plan meets at least as many criteria as the reference on "
+          f"{sum(r['plan_passed'] >= r['ref_passed'] for r in ok)} ({100 * s['fraction_meeting_reference']:.1f} %); "
+          f"min PTV70 D99 {s['min_ptv70_d99_gy']:.2f} Gy; mean dose score {s['mean_dose_score_gy']:.2f} Gy; "
+          f"plan time (influence + optimisation + final dose) mean {np.mean(t):.1f} s, median {np.median(t):.1f} s, max {np.max(t):.1f} s; "
+          f"criteria met in total: plan {sum(r['plan_passed'] for r in ok)}, reference {sum(r['ref_passed'] for r in ok)} "
+          f"of {sum(r['evaluated'] for r in ok)}")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        return markdown(sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "openkbp"))
     ap.add_argument("--split", default="validation")

@@ -100,9 +100,11 @@ TEST(Plan, CoversTargetsAndMeetsSerialOrganLimitsOnPhantom) {
     EXPECT_GT(b.mu, 0.0) << b.name;
   }
   const auto& ptv70 = r.dvhs.at("PTV70");
-  // Normalisation: D95 = prescription.
-  EXPECT_NEAR(ptv70.dose_at_percent(95), 70.0, 0.35);
-  EXPECT_LT(ptv70.dose_at_cc(0.1), 1.10 * 70.0);
+  // Normalisation: D95 = prescription, raised by at most 3 % to lift D99 (this phantom's
+  // airway in the PTV keeps D99 low, so the raise is used and reported).
+  EXPECT_GE(ptv70.dose_at_percent(95), 70.0 - 0.35);
+  EXPECT_LE(ptv70.dose_at_percent(95), 1.03 * 70.0 + 0.35);
+  EXPECT_LT(ptv70.dose_at_cc(0.1), 1.13 * 70.0);
   // This phantom's PTV70 holds 4 cc of airway (9 %), low in dose as in any convolution
   // engine: coverage is judged on the CTV (no air), and the air is reported.
   EXPECT_GT(r.dvhs.at("CTV").dose_at_percent(99), 0.95 * 70.0);

@@ -70,6 +70,8 @@ struct PlanTemplate {
   /// ... but raised so that the highest level's D99 is at least this percentage of its
   /// prescription (0 = off); a warning says by how much.
   double min_d99_percent = 0.0;
+  /// The most that min_d99_percent may raise the dose above the D<normalise_percent> scaling.
+  double max_d99_boost_percent = 3.0;
   std::string criteria_path;      ///< criteria JSON (resolved beside the template), may be ""
   std::string external = "Body";  ///< body structure; found from the CT (threshold) if absent
   double bixel_mm = 5.0;
