@@ -8,6 +8,7 @@
 #include <map>
 
 #include "command.h"
+#include "criteria_table.h"
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
@@ -223,16 +224,8 @@ int run_dvh(const Args& args, const Context& ctx) {
   int failed = 0;
   if (auto crit = args.get("--criteria")) {
     auto results = planning::evaluate_criteria(planning::load_criteria(*crit), dvhs);
-    std::printf("\n%-40s %9s  %s\n", "criterion", "value", "result");
-    for (const auto& r : results) {
-      if (!r.evaluated) {
-        std::printf("%-40s %9s  not evaluated (structure missing)\n", r.criterion.description.c_str(), "-");
-        continue;
-      }
-      failed += !r.pass;
-      std::printf("%-40s %9.2f  %s\n", r.criterion.description.c_str(), r.value, r.pass ? "PASS" : "FAIL");
-    }
-    std::printf("\n%d of %zu criteria passed\n", planning::count_passed(results), results.size());
+    std::printf("\n");
+    failed = print_criteria_table(results);
   }
 
   if (auto csv = args.get("--csv")) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "command.h"
+#include "criteria_table.h"
 #include "isoline/core/device.h"
 #include "isoline/pipeline/case_io.h"
 #include "isoline/pipeline/run.h"
@@ -35,7 +36,7 @@ int run_run(const Args& args, const Context& ctx) {
       }
       std::printf("\n");
     }
-    pipeline::print_criteria(r.plan.criteria);
+    print_criteria_table(r.plan.criteria);
     std::printf("\ncontouring %.1f s, planning %.1f s, total %.1f s\n", r.contour_s, r.plan_s, r.total_s);
     std::printf("wrote %s/ (", r.out_dir.c_str());
     for (std::size_t i = 0; i < r.files.size(); ++i) std::printf("%s%s", i ? ", " : "", r.files[i].c_str());

@@ -13,6 +13,7 @@
 #include <png.h>
 
 #include "isoline/core/atomic_file.h"
+#include "isoline/core/bitmap_font.h"
 #include "isoline/core/error.h"
 #include "isoline/phantoms/phantoms.h"
 
@@ -22,37 +23,6 @@ using core::Vec3;
 
 namespace {
 
-/// A 5 x 7 bitmap font (upper case, digits, a few signs) for labels and the legend.
-const char* glyph(char c) {
-  struct G {
-    char c;
-    const char* rows;  // 7 rows of 5 columns, '#' = ink
-  };
-  static const G kFont[] = {
-      {'A', " ### #   ##   #######   ##   ##   #"}, {'B', "#### #   ##   ##### #   ##   ##### "},
-      {'C', " ### #   ##    #    #    #   # ### "}, {'D', "#### #   ##   ##   ##   ##   ##### "},
-      {'E', "######    #    #### #    #    #####"}, {'F', "######    #    #### #    #    #    "},
-      {'G', " ### #   ##    # ####   ##   # ####"}, {'H', "#   ##   ##   #######   ##   ##   #"},
-      {'I', " ###   #    #    #    #    #   ### "}, {'J', "  ###   #    #    #    # #  #  ##  "},
-      {'K', "#   ##  # # #  ##   # #  #  # #   #"}, {'L', "#    #    #    #    #    #    #####"},
-      {'M', "#   ### ### # ## # ##   ##   ##   #"}, {'N', "#   ##   ###  ## # ##  ###   ##   #"},
-      {'O', " ### #   ##   ##   ##   ##   # ### "}, {'P', "#### #   ##   ##### #    #    #    "},
-      {'Q', " ### #   ##   ##   ## # ##  #  ## #"}, {'R', "#### #   ##   ##### # #  #  # #   #"},
-      {'S', " #####    #     ###     #    ##### "}, {'T', "#####  #    #    #    #    #    #  "},
-      {'U', "#   ##   ##   ##   ##   ##   # ### "}, {'V', "#   ##   ##   ##   ##   # # #   #  "},
-      {'W', "#   ##   ##   ## # ## # ## # # # # "}, {'X', "#   ##   # # #   #   # # #   ##   #"},
-      {'Y', "#   ##   # # #   #    #    #    #  "}, {'Z', "#####    #   #   #   #   #    #####"},
-      {'0', " ### #   ##  ### # ###  ##   # ### "}, {'1', "  #   ##    #    #    #    #   ### "},
-      {'2', " ### #   #    #   #   #   #   #####"}, {'3', "#####   #   #     #     ##   # ### "},
-      {'4', "   #   ##  # # #  # #####   #    # "}, {'5', "######    ####     #    ##   # ### "},
-      {'6', "  ##  #   #    #### #   ##   # ### "}, {'7', "#####    #   #   #   #    #    #   "},
-      {'8', " ### #   ##   # ### #   ##   # ### "}, {'9', " ### #   ##   # ####    #   #  ##  "},
-      {'-', "               #####               "}, {'_', "                              #####"},
-  };
-  for (const auto& g : kFont)
-    if (g.c == c) return g.rows;
-  return nullptr;  // space and anything unknown: blank
-}
 
 struct Rgb {
   std::vector<std::uint8_t> px;
@@ -65,7 +35,7 @@ struct Rgb {
 int draw_text(Rgb& img, int x, int y, const std::string& text, int scale, core::Color col) {
   for (char ch : text) {
     const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (const char* rows = glyph(c))
+    if (const char* rows = core::glyph_5x7(c))
       for (int r = 0; r < 7; ++r)
         for (int q = 0; q < 5; ++q)
           if (rows[r * 5 + q] == '#')

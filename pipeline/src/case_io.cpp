@@ -62,21 +62,6 @@ core::StructureSet load_structures(const std::string& path, const CaseCt& ct, co
   return set;
 }
 
-int print_criteria(const std::vector<planning::CriterionResult>& results) {
-  int failed = 0;
-  std::printf("%-40s %9s  %s\n", "criterion", "value", "result");
-  for (const auto& r : results) {
-    if (!r.evaluated) {
-      std::printf("%-40s %9s  not evaluated (structure missing)\n", r.criterion.description.c_str(), "-");
-      continue;
-    }
-    failed += !r.pass;
-    std::printf("%-40s %9.2f  %s\n", r.criterion.description.c_str(), r.value, r.pass ? "PASS" : "FAIL");
-  }
-  std::printf("%d of %zu criteria passed\n", planning::count_passed(results), results.size());
-  return failed;
-}
-
 namespace {
 
 void write_text(const std::string& path, const std::string& text, const char* what) {

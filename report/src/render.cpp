@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "isoline/core/bitmap_font.h"
 #include "isoline/core/error.h"
 #include "isoline/core/mask_ops.h"
 
@@ -43,41 +44,6 @@ double dose_from_name(const std::string& name) {
   return 0.0;
 }
 
-/// 5 x 7 glyphs, rows top to bottom, '#' = ink.
-const char* glyph(char c) {
-  struct G {
-    char c;
-    const char* rows;
-  };
-  static const G kFont[] = {
-      {'A', " ### #   ##   #######   ##   ##   #"}, {'B', "#### #   ##   ##### #   ##   ##### "},
-      {'C', " ### #   ##    #    #    #   # ### "}, {'D', "#### #   ##   ##   ##   ##   ##### "},
-      {'E', "######    #    #### #    #    #####"}, {'F', "######    #    #### #    #    #    "},
-      {'G', " ### #   ##    # ####   ##   # ####"}, {'H', "#   ##   ##   #######   ##   ##   #"},
-      {'I', " ###   #    #    #    #    #   ### "}, {'J', "  ###   #    #    #    # #  #  ##  "},
-      {'K', "#   ##  # # #  ##   # #  #  # #   #"}, {'L', "#    #    #    #    #    #    #####"},
-      {'M', "#   ### ### # ## # ##   ##   ##   #"}, {'N', "#   ##   ###  ## # ##  ###   ##   #"},
-      {'O', " ### #   ##   ##   ##   ##   # ### "}, {'P', "#### #   ##   ##### #    #    #    "},
-      {'Q', " ### #   ##   ##   ## # ##  #  ## #"}, {'R', "#### #   ##   ##### # #  #  # #   #"},
-      {'S', " #####    #     ###     #    ##### "}, {'T', "#####  #    #    #    #    #    #  "},
-      {'U', "#   ##   ##   ##   ##   ##   # ### "}, {'V', "#   ##   ##   ##   ##   # # #   #  "},
-      {'W', "#   ##   ##   ## # ## # ## # # # # "}, {'X', "#   ##   # # #   #   # # #   ##   #"},
-      {'Y', "#   ##   # # #   #    #    #    #  "}, {'Z', "#####    #   #   #   #   #    #####"},
-      {'0', " ### #   ##  ### # ###  ##   # ### "}, {'1', "  #   ##    #    #    #    #   ### "},
-      {'2', " ### #   #    #   #   #   #   #####"}, {'3', "#####   #   #     #     ##   # ### "},
-      {'4', "   #   ##  # # #  # #####   #    # "}, {'5', "######    ####     #    ##   # ### "},
-      {'6', "  ##  #   #    #### #   ##   # ### "}, {'7', "#####    #   #   #   #    #    #   "},
-      {'8', " ### #   ##   # ### #   ##   # ### "}, {'9', " ### #   ##   # ####    #   #  ##  "},
-      {'-', "               #####               "}, {'_', "                              #####"},
-      {'.', "                         ##   ##   "}, {':', "      ##   ##        ##   ##       "},
-      {'%', "##   ##  #   #   #   #   #  ##   ##"}, {'/', "    #    #   #   #   #   #    #    "},
-      {'(', "   #   #   #    #    #     #     # "}, {')', " #     #     #    #    #   #   #   "},
-      {'+', "       #    #  #####  #    #       "}, {'=', "          #####     #####          "},
-  };
-  for (const auto& g : kFont)
-    if (g.c == c) return g.rows;
-  return nullptr;
-}
 
 void put(Picture& p, int x, int y, Color c) {
   if (x < 0 || y < 0 || x >= p.width || y >= p.height) return;
@@ -92,7 +58,7 @@ void put(Picture& p, int x, int y, Color c) {
 void draw_text(Picture& p, int x, int y, const std::string& text, int scale, Color col) {
   for (char ch : text) {
     const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (const char* rows = glyph(c))
+    if (const char* rows = core::glyph_5x7(c))
       for (int r = 0; r < 7; ++r)
         for (int q = 0; q < 5; ++q)
           if (rows[r * 5 + q] == '#')

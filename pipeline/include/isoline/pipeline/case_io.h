@@ -43,7 +43,5 @@ void write_plan_report(const std::string& path, const std::string& title, const 
                        const std::vector<std::pair<std::string, std::string>>& info,
                        const std::vector<std::string>& warnings);
 
-/// Prints the criteria table (to stdout) and returns the number of failed criteria.
-int print_criteria(const std::vector<planning::CriterionResult>& results);
 
 }  // namespace isoline::pipeline
