@@ -1,8 +1,6 @@
 // Dice, HD95 and surface Dice via ITK Maurer distance maps on the surface voxels.
 #include "isoline/contouring/metrics.h"
 
-#include <itkSignedMaurerDistanceMapImageFilter.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -13,7 +11,6 @@
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
-#include "isoline/core/itk_bridge.h"
 
 namespace fs = std::filesystem;
 
@@ -46,21 +43,8 @@ Image surface(const Image& m) {
 
 // Unsigned distance (mm) from every voxel to the nearest voxel of `set` (0 on it).
 std::vector<float> distance_to(const Image& set) {
-  using Mask = core::detail::ItkImage<std::uint8_t>;
-  using Dist = core::detail::ItkImage<float>;
-  auto f = itk::SignedMaurerDistanceMapImageFilter<Mask, Dist>::New();
-  auto in = core::detail::to_itk<std::uint8_t>(set);
-  f->SetInput(in);
-  f->SetUseImageSpacing(true);
-  f->SetSquaredDistance(false);
-  f->SetInsideIsPositive(false);
-  f->SetBackgroundValue(0);
-  f->Update();
-  const float* d = f->GetOutput()->GetBufferPointer();
-  const std::uint8_t* s = set.data<std::uint8_t>();
-  std::vector<float> out(set.num_voxels());
-  for (std::size_t v = 0; v < out.size(); ++v) out[v] = s[v] ? 0.0f : std::abs(d[v]);
-  return out;
+  const Image d = core::distance_map(set);
+  return std::vector<float>(d.data<float>(), d.data<float>() + d.num_voxels());
 }
 
 double percentile(std::vector<double> v, double q) {

@@ -12,6 +12,7 @@
 #include <itkNearestNeighborInterpolateImageFunction.h>
 #include <itkRelabelComponentImageFilter.h>
 #include <itkResampleImageFilter.h>
+#include <itkSignedMaurerDistanceMapImageFilter.h>
 #include <itkSliceBySliceImageFilter.h>
 #include <itkSmoothingRecursiveGaussianImageFilter.h>
 
@@ -280,6 +281,22 @@ Image fill_holes(const Image& mask, bool per_slice) {
   sbs->SetInput(in);
   sbs->Update();
   return from_itk<std::uint8_t>(sbs->GetOutput());
+}
+
+Image distance_map(const Image& mask) {
+  check_mask(mask, "distance map");
+  using Dist = detail::ItkImage<float>;
+  auto f = itk::SignedMaurerDistanceMapImageFilter<detail::ItkImage<std::uint8_t>, Dist>::New();
+  f->SetInput(detail::to_itk<std::uint8_t>(mask));
+  f->SetUseImageSpacing(true);
+  f->SetSquaredDistance(false);
+  f->SetInsideIsPositive(false);  // inside negative: clamped to 0 below
+  f->SetBackgroundValue(0);
+  f->Update();
+  Image out = detail::from_itk<float>(f->GetOutput());
+  float* d = out.data<float>();
+  for (std::size_t v = 0; v < out.num_voxels(); ++v) d[v] = std::max(0.f, d[v]);
+  return out;
 }
 
 Image smooth(const Image& mask, double sigma_mm) {

@@ -14,12 +14,10 @@
 #include <sstream>
 #include <unordered_map>
 
-#include <itkSignedMaurerDistanceMapImageFilter.h>
 #include <nlohmann/json.hpp>
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
-#include "isoline/core/itk_bridge.h"
 #include "isoline/core/mask_ops.h"
 
 namespace isoline::planning {
@@ -92,22 +90,10 @@ std::vector<std::int64_t> voxels_of(const core::Image& fraction, float threshold
   return out;
 }
 
-// Unsigned distance (mm) of every voxel to the non-zero voxels of `mask` (0 inside).
+// Distance (mm) of every voxel to the non-zero voxels of `mask` (0 inside).
 std::vector<float> distance_to(const core::Image& mask) {
-  using Img = core::detail::ItkImage<std::uint8_t>;
-  using Dist = core::detail::ItkImage<float>;
-  auto in = core::detail::to_itk<std::uint8_t>(mask);
-  auto f = itk::SignedMaurerDistanceMapImageFilter<Img, Dist>::New();
-  f->SetInput(in);
-  f->SetUseImageSpacing(true);
-  f->SetSquaredDistance(false);
-  f->SetInsideIsPositive(false);
-  f->SetBackgroundValue(0);
-  f->Update();
-  const float* d = f->GetOutput()->GetBufferPointer();
-  std::vector<float> out(mask.num_voxels());
-  for (std::size_t i = 0; i < out.size(); ++i) out[i] = std::max(0.f, d[i]);
-  return out;
+  const core::Image d = core::distance_map(mask);
+  return std::vector<float>(d.data<float>(), d.data<float>() + d.num_voxels());
 }
 
 core::Image mask_from(const core::Geometry& g, const std::vector<std::int64_t>& voxels) {

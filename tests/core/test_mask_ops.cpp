@@ -263,3 +263,17 @@ TEST(MaskOps, ResampleKeepsPhysicalPositions) {
   fine.origin = {src.origin[0] - 0.5, src.origin[1] - 0.5, src.origin[2] - 0.5};
   EXPECT_EQ(resample(mask, fine, Interpolation::Nearest).count_nonzero(), 8u);
 }
+
+TEST(MaskOps, DistanceMapIsEuclideanInMillimetres) {
+  Geometry g = grid({9, 9, 9}, {1.0, 2.0, 3.0});
+  Image m(g, PixelType::UInt8);
+  m.at<std::uint8_t>(4, 4, 4) = 1;
+  Image d = distance_map(m);
+  ASSERT_EQ(d.pixel_type(), PixelType::Float32);
+  EXPECT_FLOAT_EQ(d.at<float>(4, 4, 4), 0.f);
+  EXPECT_NEAR(d.at<float>(7, 4, 4), 3.0, 1e-4);   // 3 voxels of 1 mm
+  EXPECT_NEAR(d.at<float>(4, 6, 4), 4.0, 1e-4);   // 2 voxels of 2 mm
+  EXPECT_NEAR(d.at<float>(4, 4, 0), 12.0, 1e-4);  // 4 voxels of 3 mm
+  EXPECT_NEAR(d.at<float>(5, 5, 5), std::sqrt(1.0 + 4.0 + 9.0), 1e-4);
+  EXPECT_THROW(distance_map(m.cast(PixelType::Float32)), InvalidInput);
+}

@@ -43,6 +43,9 @@ Image remove_islands(const Image& mask, double min_cc);
 Image fill_holes(const Image& mask, bool per_slice = false);
 /// Gaussian smoothing of the mask surface (sigma in mm), thresholded at 0.5.
 Image smooth(const Image& mask, double sigma_mm);
+/// Float32 image of the Euclidean distance (mm, anisotropic spacing respected) from every
+/// voxel to the nearest non-zero voxel of `mask`; 0 on the mask (ITK Maurer distance map).
+Image distance_map(const Image& mask);
 
 /// Bounding box of non-zero voxels: {min i, min j, min k, max i, max j, max k} inclusive,
 /// or nullopt when the mask is empty.
