@@ -33,24 +33,13 @@ struct Rgb {
 
 /// Draws upper-cased `text` at (x, y) (top-left), glyphs scaled by `scale`.
 int draw_text(Rgb& img, int x, int y, const std::string& text, int scale, core::Color col) {
-  for (char ch : text) {
-    const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (const char* rows = core::glyph_5x7(c))
-      for (int r = 0; r < 7; ++r)
-        for (int q = 0; q < 5; ++q)
-          if (rows[r * 5 + q] == '#')
-            for (int dy = 0; dy < scale; ++dy)
-              for (int dx = 0; dx < scale; ++dx) {
-                const int px = x + q * scale + dx, py = y + r * scale + dy;
-                if (px < 0 || py < 0 || px >= img.w || py >= img.h) continue;
-                std::uint8_t* p = img.at(px, py);
-                p[0] = col.r;
-                p[1] = col.g;
-                p[2] = col.b;
-              }
-    x += 6 * scale;
-  }
-  return x;
+  return core::draw_text_5x7(x, y, text, scale, [&](int px, int py) {
+    if (px < 0 || py < 0 || px >= img.w || py >= img.h) return;
+    std::uint8_t* p = img.at(px, py);
+    p[0] = col.r;
+    p[1] = col.g;
+    p[2] = col.b;
+  });
 }
 
 int text_width(const std::string& text, int scale) { return int(text.size()) * 6 * scale; }

@@ -56,16 +56,7 @@ void put(Picture& p, int x, int y, Color c) {
 }  // namespace
 
 void draw_text(Picture& p, int x, int y, const std::string& text, int scale, Color col) {
-  for (char ch : text) {
-    const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (const char* rows = core::glyph_5x7(c))
-      for (int r = 0; r < 7; ++r)
-        for (int q = 0; q < 5; ++q)
-          if (rows[r * 5 + q] == '#')
-            for (int dy = 0; dy < scale; ++dy)
-              for (int dx = 0; dx < scale; ++dx) put(p, x + q * scale + dx, y + r * scale + dy, col);
-    x += 6 * scale;
-  }
+  core::draw_text_5x7(x, y, text, scale, [&](int px, int py) { put(p, px, py, col); });
 }
 
 int text_width(const std::string& text, int scale) { return int(text.size()) * 6 * scale - scale; }
