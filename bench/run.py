@@ -70,10 +70,19 @@ def commit():
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--build", default="build")
-    ap.add_argument("--only", nargs="*", help="bench module names (e.g. core dose)")
+    ap.add_argument("--only", nargs="*", help="bench module names (e.g. core dose); the other modules' "
+                    "figures already in bench/results.json are kept, each module with its own commit and date")
     args = ap.parse_args()
     ctx = Context((ROOT / args.build).resolve())
     results = {}
+    res_path = ROOT / "bench" / "results.json"
+    previous, modules = {}, {}
+    if args.only and res_path.exists():
+        try:
+            previous = json.loads(res_path.read_text())
+            modules = previous.pop("modules", {})
+        except (OSError, ValueError):
+            previous = {}
     for path in sorted((ROOT / "bench").glob("bench_*.py")):
         name = path.stem[len("bench_"):]
         if args.only and name not in args.only:
@@ -88,12 +97,21 @@ def main():
         except Exception as e:  # one failing module must not hide the others
             print(f"   FAILED: {e}", file=sys.stderr)
             figures = {k: None for k in getattr(mod, "KEYS", [])}
-        print(f"   {time.perf_counter() - t0:.1f} s", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"   {seconds:.1f} s", flush=True)
         results.update(figures)
-    out = dict(sorted(results.items()))
+        modules[name] = {"commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                         "seconds": round(seconds, 1), "load_average_1min": round(os.getloadavg()[0], 2),
+                         "keys": sorted(figures)}
+    merged = {k: v for k, v in previous.items() if k not in ("machine", "commit")}
+    merged.update(results)
+    out = dict(sorted(merged.items()))
     out["machine"] = machine()
     out["commit"] = commit()
-    (ROOT / "bench" / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+    out["modules"] = dict(sorted(modules.items()))
+    tmp = res_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    os.replace(tmp, res_path)
     width = max([len(k) for k in results] + [10])
     print(f"\n{'figure'.ljust(width)}  value")
     print(f"{'-' * width}  ----------")

@@ -32,16 +32,6 @@ core::Image read_dose(const std::string& path) {
   return core::read_image(path, core::PixelType::Float32);
 }
 
-// Prescription encoded in a target name: "PTV70" -> 70, "PTV_56" -> 56, "PTV 50.4" -> 50.4;
-// small numbers are indices, not doses ("PTV1", "PTV2" -> none).
-double rx_from_name(const std::string& name) {
-  for (std::size_t i = 0; i < name.size(); ++i)
-    if (std::isdigit(static_cast<unsigned char>(name[i]))) {
-      const double v = std::strtod(name.c_str() + i, nullptr);
-      return v >= 10 && v <= 150 ? v : 0.0;
-    }
-  return 0.0;
-}
 
 // True when an External ROI (BODY) has contours on the first and the last plane of the set:
 // it was contoured on every image slice, so the image (and every ROI) ends at those planes.
@@ -135,7 +125,7 @@ int run_dvh(const Args& args, const Context& ctx) {
       r.target = is_target_type(s.type) || is_target_type(core::guess_structure_type(s.name));
     }
     if (r.target) {
-      if (r.rx <= 0) r.rx = rx_from_name(s.name);
+      if (r.rx <= 0) r.rx = core::prescription_from_name(s.name);
       if (r.rx <= 0) r.rx = rx_default;
       r.hi = planning::homogeneity_index(r.dvh);
       if (r.rx > 0 && !r.dvh.empty()) {

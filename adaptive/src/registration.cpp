@@ -383,6 +383,10 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
     demons->SmoothDisplacementFieldOn();
     const double min_spacing = std::min({dg.spacing[0], dg.spacing[1], dg.spacing[2]});
     demons->SetStandardDeviations(std::max(0.5, dopt.field_sigma_mm / min_spacing));
+    if (dopt.update_sigma_mm > 0) {
+      demons->SmoothUpdateFieldOn();
+      demons->SetUpdateFieldStandardDeviations(std::max(0.5, dopt.update_sigma_mm / min_spacing));
+    }
     auto multires = MultiRes::New();
     multires->SetRegistrationFilter(demons);
     const int levels = std::clamp(dopt.levels, 1, 4);

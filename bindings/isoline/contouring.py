@@ -12,7 +12,7 @@ Example::
         print(q.name, q.confidence, q.flags)
     contouring.compare_masks(res.structures["SpinalCord"].mask, p.structures["SpinalCord"].mask).dice
 
-    # Many CTs with one model: load and check the model card once, then call.
+    # Many CTs with one model: load the network and check the card once, then call.
     contour = contouring.Contourer(structures=["Brainstem", "Body"])
     for ct in cts:
         contour(ct)
@@ -28,6 +28,7 @@ from ._isoline.contouring import (  # noqa: F401
     EvalSummary,
     ExpectedRange,
     MaskAgreement,
+    Model,
     ModelCard,
     StructureQuality,
     body_mask,
@@ -46,14 +47,15 @@ ProgressCallback = Callable[[str, float, str], None]
 class Contourer:
     """A contouring model bound to its options, for contouring many CTs.
 
-    The model card is read and checked once (unknown structure names fail here, not on the
-    first case); calling the object contours one CT. ``isoline.batch`` keeps one Contourer
-    per Dask worker process, so the extension, LibTorch and the card stay loaded between
-    cases. (The C++ ``contour()`` re-opens the TorchScript file on each call; that costs
-    about 20 ms, from the page cache, against seconds of inference.)
+    The model card is read and checked and the TorchScript network is loaded once, into a
+    C++ :class:`Model` (unknown structure names fail here, not on the first case); calling
+    the object contours one CT with that loaded network. ``isoline.batch`` keeps one
+    Contourer per Dask worker process, so the extension, LibTorch, the card and the network
+    stay loaded between cases.
     """
 
     model_card_path: str
+    model: Model
     card: ModelCard
     structures: List[str]
     device: str
@@ -63,7 +65,8 @@ class Contourer:
     def __init__(self, model_card: Optional[str] = None, *, structures: Sequence[str] = (),
                  device: str = "cpu", batch: int = 16) -> None:
         self.model_card_path = os.fspath(model_card) if model_card else default_model_card_path()
-        self.card: ModelCard = load_model_card(self.model_card_path)
+        self.model = Model(self.model_card_path, device)
+        self.card: ModelCard = self.model.card
         known = set(self.card.structures) | {"Body", "External", "BODY"}
         unknown = [s for s in structures if s not in known]
         if unknown:
@@ -76,8 +79,7 @@ class Contourer:
 
     def __call__(self, ct: Image, progress: Optional[ProgressCallback] = None) -> ContourResult:
         self.calls += 1
-        return contour(ct, structures=self.structures, device=self.device,
-                       model_card=self.model_card_path, batch=self.batch, progress=progress)
+        return contour(ct, structures=self.structures, batch=self.batch, model=self.model, progress=progress)
 
     def __repr__(self) -> str:
         return (f"Contourer(model={self.card.name!r} {self.card.version!r}, device={self.device!r}, "
@@ -91,6 +93,7 @@ __all__ = [
     "EvalSummary",
     "ExpectedRange",
     "MaskAgreement",
+    "Model",
     "ModelCard",
     "StructureQuality",
     "body_mask",

@@ -13,7 +13,7 @@ Example::
         print(q.name, q.confidence, q.flags)
     contouring.compare_masks(res.structures["SpinalCord"].mask, p.structures["SpinalCord"].mask).dice
 
-    # Many CTs with one model: load and check the model card once, then call.
+    # Many CTs with one model: load the network and check the card once, then call.
     contour = contouring.Contourer(structures=["Brainstem", "Body"])
     for ct in cts:
         contour(ct)"""
@@ -88,6 +88,18 @@ class MaskAgreement:
     def __repr__(self) -> str: ...
 
 
+class Model:
+    """A contouring model loaded once (card + TorchScript network on a device) and reused for many CTs; copies share the network."""
+    def __init__(self, model_card: str = ..., device: str = ...) -> None:
+        """Loads the model card (empty = default_model_card_path()) and its network."""
+        ...
+    @property
+    def card(self) -> ModelCard: ...
+    @property
+    def device(self) -> str: ...
+    def __repr__(self) -> str: ...
+
+
 class ModelCard:
     """What a contouring network needs: structures, grid, intensity window."""
     @property
@@ -129,12 +141,13 @@ class StructureQuality:
 class Contourer:
     """A contouring model bound to its options, for contouring many CTs.
 
-    The model card is read and checked once (unknown structure names fail here, not on the
-    first case); calling the object contours one CT. ``isoline.batch`` keeps one Contourer
-    per Dask worker process, so the extension, LibTorch and the card stay loaded between
-    cases. (The C++ ``contour()`` re-opens the TorchScript file on each call; that costs
-    about 20 ms, from the page cache, against seconds of inference.)"""
+    The model card is read and checked and the TorchScript network is loaded once, into a
+    C++ :class:`Model` (unknown structure names fail here, not on the first case); calling
+    the object contours one CT with that loaded network. ``isoline.batch`` keeps one
+    Contourer per Dask worker process, so the extension, LibTorch, the card and the network
+    stay loaded between cases."""
     model_card_path: str
+    model: Model
     card: ModelCard
     structures: List[str]
     device: str
@@ -152,8 +165,8 @@ def compare_masks(pred: _core.Image, ref: _core.Image, tolerance_mm: float = ...
     """Dice, HD95 and surface Dice of two masks on one grid."""
     ...
 
-def contour(ct: _core.Image, *, structures: List[str] = ..., device: str = ..., model_card: str = ..., batch: int = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> ContourResult:
-    """Contours the head-and-neck organs at risk and targets of a CT (HU, any orientation). structures: names from the model card plus 'Body' (empty = all). Releases the GIL."""
+def contour(ct: _core.Image, *, structures: List[str] = ..., device: str = ..., model_card: str = ..., batch: int = ..., model: Optional[Model] = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> ContourResult:
+    """Contours the head-and-neck organs at risk and targets of a CT (HU, any orientation). structures: names from the model card plus 'Body' (empty = all). model: a loaded Model (then model_card and device are not used); without it the model is loaded for this call. Releases the GIL."""
     ...
 
 def default_model_card_path() -> str:
@@ -173,6 +186,7 @@ __all__ = [
     "EvalSummary",
     "ExpectedRange",
     "MaskAgreement",
+    "Model",
     "ModelCard",
     "StructureQuality",
     "body_mask",

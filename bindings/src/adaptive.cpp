@@ -15,23 +15,29 @@ using namespace isoline::adaptive;
 namespace isoline::py_bind {
 
 void bind_adaptive(py::module_ m) {
-  py::class_<DisplacementField>(m, "DisplacementField",
-                                "Displacement u (mm, LPS) on a grid; T(x) = x + u(x) maps fixed to moving points.")
+  py::class_<DisplacementField>(
+      m, "DisplacementField",
+      "Displacement u (mm, LPS) on a grid; T(x) = x + u(x) maps fixed to moving points.")
       .def_readonly("geometry", &DisplacementField::geometry)
-      .def_property_readonly("array", [](DisplacementField& f) {
-             const auto& s = f.geometry.size;
-             // View (nz, ny, nx, 3) into the field's data; the Python object keeps the field alive.
-             return py::array_t<float>({s[2], s[1], s[0], std::int64_t(3)}, f.data.data(), py::cast(f, py::return_value_policy::reference));
-           }, "numpy view (nz, ny, nx, 3) sharing memory with the field")
+      .def_property_readonly(
+          "array",
+          [](DisplacementField& f) {
+            const auto& s = f.geometry.size;
+            // View (nz, ny, nx, 3) into the field's data; the Python object keeps the field alive.
+            return py::array_t<float>({s[2], s[1], s[0], std::int64_t(3)}, f.data.data(),
+                                      py::cast(f, py::return_value_policy::reference));
+          },
+          "numpy view (nz, ny, nx, 3) sharing memory with the field")
       .def("transform_point", &DisplacementField::transform_point, py::arg("xyz"))
       .def_static("zeros", &DisplacementField::zeros, py::arg("geometry"));
 
   py::class_<RigidTransform>(m, "RigidTransform")
-      .def_property_readonly("rotation", [](const RigidTransform& r) {
-        py::array_t<double> a({3, 3});
-        std::copy(r.rotation.begin(), r.rotation.end(), a.mutable_data());
-        return a;
-      })
+      .def_property_readonly("rotation",
+                             [](const RigidTransform& r) {
+                               py::array_t<double> a({3, 3});
+                               std::copy(r.rotation.begin(), r.rotation.end(), a.mutable_data());
+                               return a;
+                             })
       .def_readonly("center", &RigidTransform::center)
       .def_readonly("translation", &RigidTransform::translation)
       .def("apply", &RigidTransform::apply, py::arg("xyz"));
@@ -43,42 +49,60 @@ void bind_adaptive(py::module_ m) {
       .def_readonly("folding_fraction", &RegistrationResult::folding_fraction)
       .def_readonly("seconds", &RegistrationResult::seconds);
 
-  m.def("register",
-        [](const core::Image& fixed, const core::Image& moving, bool rigid, bool deformable, bool bony,
-           double sigma_mm, std::vector<int> iterations, py::object progress) {
-          RegistrationOptions opt;
-          opt.rigid = rigid;
-          opt.deformable = deformable;
-          opt.rigid_options.bony = bony;
-          opt.deformable_options.field_sigma_mm = sigma_mm;
-          if (!iterations.empty()) {
-            opt.deformable_options.iterations = iterations;
-            opt.deformable_options.levels = static_cast<int>(iterations.size());
-          }
-          core::Progress prog(wrap_progress(progress), "register");
-          py::gil_scoped_release nogil;
-          return register_images(fixed, moving, opt, prog);
-        },
-        py::arg("fixed"), py::arg("moving"), py::arg("rigid") = true, py::arg("deformable") = true,
-        py::arg("bony") = false, py::arg("sigma_mm") = DeformableOptions{}.field_sigma_mm,
-        py::arg("iterations") = std::vector<int>{}, py::arg("progress") = py::none(),
-        "Rigid (Mattes MI) then diffeomorphic demons registration of `moving` to `fixed`.");
-  m.def("warp", &warp, py::arg("moving"), py::arg("field"), py::arg("default") = 0.0,
-        py::call_guard<py::gil_scoped_release>(),
-        "moving(x + u(x)) on the field's grid; uint8 masks are interpolated and thresholded at 0.5.");
-  m.def("jacobian_determinant", &jacobian_determinant, py::arg("field"), py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "register",
+      [](const core::Image& fixed, const core::Image& moving, bool rigid, bool deformable,
+         bool bony, double sigma_mm, std::vector<int> iterations, double update_sigma_mm,
+         double resolution_mm, std::pair<double, double> window, py::object progress) {
+        RegistrationOptions opt;
+        opt.deformable_options.update_sigma_mm = update_sigma_mm;
+        opt.deformable_options.max_resolution_mm = resolution_mm;
+        opt.deformable_options.window_low = window.first;
+        opt.deformable_options.window_high = window.second;
+        opt.rigid = rigid;
+        opt.deformable = deformable;
+        opt.rigid_options.bony = bony;
+        opt.deformable_options.field_sigma_mm = sigma_mm;
+        if (!iterations.empty()) {
+          opt.deformable_options.iterations = iterations;
+          opt.deformable_options.levels = static_cast<int>(iterations.size());
+        }
+        core::Progress prog(wrap_progress(progress), "register");
+        py::gil_scoped_release nogil;
+        return register_images(fixed, moving, opt, prog);
+      },
+      py::arg("fixed"), py::arg("moving"), py::arg("rigid") = true, py::arg("deformable") = true,
+      py::arg("bony") = false, py::arg("sigma_mm") = DeformableOptions{}.field_sigma_mm,
+      py::arg("iterations") = std::vector<int>{},
+      py::arg("update_sigma_mm") = DeformableOptions{}.update_sigma_mm,
+      py::arg("resolution_mm") = DeformableOptions{}.max_resolution_mm,
+      py::arg("window") = std::pair<double, double>{DeformableOptions{}.window_low,
+                                                    DeformableOptions{}.window_high},
+      py::arg("progress") = py::none(),
+      "Rigid (Mattes MI) then diffeomorphic demons registration of `moving` to `fixed`.\n\n"
+      "sigma_mm: field smoothing; update_sigma_mm: smoothing of each update (fluid, 0 = off);\n"
+      "resolution_mm: coarsest demons grid spacing (0 = the fixed grid); window: HU clamp (low, "
+      "high).");
+  m.def(
+      "warp", &warp, py::arg("moving"), py::arg("field"), py::arg("default") = 0.0,
+      py::call_guard<py::gil_scoped_release>(),
+      "moving(x + u(x)) on the field's grid; uint8 masks are interpolated and thresholded at 0.5.");
+  m.def("jacobian_determinant", &jacobian_determinant, py::arg("field"),
+        py::call_guard<py::gil_scoped_release>());
   m.def("read_field", &read_field, py::arg("path"));
   m.def("write_field", &write_field, py::arg("field"), py::arg("path"));
-  m.def("read_points", [](const std::string& p) { return read_points(p); }, py::arg("path"),
-        "elastix point file -> list of (x, y, z) in mm");
-  m.def("target_registration_errors", &target_registration_errors, py::arg("field"), py::arg("fixed_points"),
-        py::arg("moving_points"));
-  m.def("synthetic_field",
-        [](const core::Geometry& g, double max_mm, int bumps, double sigma_mm, unsigned seed) {
-          return synthetic_field(g, {max_mm, bumps, sigma_mm, seed});
-        },
-        py::arg("geometry"), py::arg("max_mm") = 10.0, py::arg("bumps") = 6, py::arg("sigma_mm") = 35.0,
-        py::arg("seed") = 1, py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "read_points", [](const std::string& p) { return read_points(p); }, py::arg("path"),
+      "elastix point file -> list of (x, y, z) in mm");
+  m.def("target_registration_errors", &target_registration_errors, py::arg("field"),
+        py::arg("fixed_points"), py::arg("moving_points"));
+  m.def(
+      "synthetic_field",
+      [](const core::Geometry& g, double max_mm, int bumps, double sigma_mm, unsigned seed) {
+        return synthetic_field(g, {max_mm, bumps, sigma_mm, seed});
+      },
+      py::arg("geometry"), py::arg("max_mm") = 10.0, py::arg("bumps") = 6,
+      py::arg("sigma_mm") = 35.0, py::arg("seed") = 1, py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace isoline::py_bind

@@ -2,7 +2,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+
 #include "common.h"
+
 #include "isoline/contouring/contour.h"
 #include "isoline/contouring/metrics.h"
 #include "isoline/contouring/model.h"
@@ -21,7 +24,8 @@ void bind_contouring(py::module_ m) {
       .def_readonly("volume_cc_max", &ExpectedRange::volume_cc_max)
       .def_readonly("known", &ExpectedRange::known);
 
-  py::class_<ModelCard>(m, "ModelCard", "What a contouring network needs: structures, grid, intensity window.")
+  py::class_<ModelCard>(m, "ModelCard",
+                        "What a contouring network needs: structures, grid, intensity window.")
       .def_readonly("card_path", &ModelCard::card_path)
       .def_readonly("model_path", &ModelCard::model_path)
       .def_readonly("name", &ModelCard::name)
@@ -33,8 +37,8 @@ void bind_contouring(py::module_ m) {
       .def_readonly("expected", &ModelCard::expected)
       .def_readonly("scope", &ModelCard::scope)
       .def("__repr__", [](const ModelCard& c) {
-        return "ModelCard('" + c.name + "', version '" + c.version + "', " + std::to_string(c.structures.size()) +
-               " structures)";
+        return "ModelCard('" + c.name + "', version '" + c.version + "', " +
+               std::to_string(c.structures.size()) + " structures)";
       });
   m.def("load_model_card", &load_model_card, py::arg("path"));
   m.def("default_model_card_path", &default_model_card_path,
@@ -46,7 +50,9 @@ void bind_contouring(py::module_ m) {
       .def_readonly("volume_cc", &StructureQuality::volume_cc)
       .def_readonly("flags", &StructureQuality::flags)
       .def("summary", &StructureQuality::summary)
-      .def("__repr__", [](const StructureQuality& q) { return "StructureQuality('" + q.name + "': " + q.summary() + ")"; });
+      .def("__repr__", [](const StructureQuality& q) {
+        return "StructureQuality('" + q.name + "': " + q.summary() + ")";
+      });
 
   py::class_<ContourResult>(m, "ContourResult")
       .def_readonly("structures", &ContourResult::structures, "StructureSet on the CT grid")
@@ -56,27 +62,52 @@ void bind_contouring(py::module_ m) {
       .def_readonly("model_name", &ContourResult::model_name)
       .def_readonly("model_version", &ContourResult::model_version)
       .def("__repr__", [](const ContourResult& r) {
-        return "ContourResult(" + std::to_string(r.structures.size()) + " structures, model '" + r.model_name + "')";
+        return "ContourResult(" + std::to_string(r.structures.size()) + " structures, model '" +
+               r.model_name + "')";
       });
 
-  m.def("contour",
-        [](const core::Image& ct, const std::vector<std::string>& structures, const std::string& device,
-           const std::string& model_card, int batch, py::object progress) {
-          ContourOptions o;
-          o.structures = structures;
-          o.device = core::parse_device(device);
-          o.model_card = model_card;
-          o.batch = batch;
-          core::Progress prog(wrap_progress(progress), "contour");
-          py::gil_scoped_release nogil;
-          return contour(ct, o, prog);
-        },
-        py::arg("ct"), py::kw_only(), py::arg("structures") = std::vector<std::string>{}, py::arg("device") = "cpu",
-        py::arg("model_card") = "", py::arg("batch") = 16, py::arg("progress") = py::none(),
-        "Contours the head-and-neck organs at risk and targets of a CT (HU, any orientation). "
-        "structures: names from the model card plus 'Body' (empty = all). Releases the GIL.");
-  m.def("body_mask", &body_mask, py::arg("ct"), py::arg("threshold_hu") = -350.0, py::arg("opening_mm") = 4.0,
-        py::call_guard<py::gil_scoped_release>(), "Body/External mask by threshold and morphology, on the CT grid.");
+  py::class_<Model>(
+      m, "Model",
+      "A contouring model loaded once (card + TorchScript network on a device) and reused for "
+      "many CTs; copies share the network.")
+      .def(py::init([](const std::string& model_card, const std::string& device) {
+             const core::Device d = core::parse_device(device);
+             py::gil_scoped_release nogil;
+             return Model(model_card, d);
+           }),
+           py::arg("model_card") = "", py::arg("device") = "cpu",
+           "Loads the model card (empty = default_model_card_path()) and its network.")
+      .def_property_readonly("card", &Model::card)
+      .def_property_readonly("device", [](const Model& mo) { return core::to_string(mo.device()); })
+      .def("__repr__", [](const Model& mo) {
+        return "Model('" + mo.card().name + "' " + mo.card().version +
+               ", device=" + std::string(core::to_string(mo.device())) + ")";
+      });
+
+  m.def(
+      "contour",
+      [](const core::Image& ct, const std::vector<std::string>& structures,
+         const std::string& device, const std::string& model_card, int batch,
+         std::optional<Model> model, py::object progress) {
+        ContourOptions o;
+        o.structures = structures;
+        o.device = core::parse_device(device);
+        o.model_card = model_card;
+        o.batch = batch;
+        core::Progress prog(wrap_progress(progress), "contour");
+        py::gil_scoped_release nogil;
+        return model ? contour(ct, *model, o, prog) : contour(ct, o, prog);
+      },
+      py::arg("ct"), py::kw_only(), py::arg("structures") = std::vector<std::string>{},
+      py::arg("device") = "cpu", py::arg("model_card") = "", py::arg("batch") = 16,
+      py::arg("model") = py::none(), py::arg("progress") = py::none(),
+      "Contours the head-and-neck organs at risk and targets of a CT (HU, any orientation). "
+      "structures: names from the model card plus 'Body' (empty = all). model: a loaded Model "
+      "(then model_card and device are not used); without it the model is loaded for this call. "
+      "Releases the GIL.");
+  m.def("body_mask", &body_mask, py::arg("ct"), py::arg("threshold_hu") = -350.0,
+        py::arg("opening_mm") = 4.0, py::call_guard<py::gil_scoped_release>(),
+        "Body/External mask by threshold and morphology, on the CT grid.");
 
   py::class_<MaskAgreement>(m, "MaskAgreement")
       .def_readonly("dice", &MaskAgreement::dice)
@@ -86,12 +117,13 @@ void bind_contouring(py::module_ m) {
       .def_readonly("pred_cc", &MaskAgreement::pred_cc)
       .def("__repr__", [](const MaskAgreement& a) {
         char buf[160];
-        std::snprintf(buf, sizeof buf, "MaskAgreement(dice=%.3f, hd95_mm=%.2f, surface_dice=%.3f)", a.dice, a.hd95_mm,
-                      a.surface_dice);
+        std::snprintf(buf, sizeof buf, "MaskAgreement(dice=%.3f, hd95_mm=%.2f, surface_dice=%.3f)",
+                      a.dice, a.hd95_mm, a.surface_dice);
         return std::string(buf);
       });
-  m.def("compare_masks", &compare_masks, py::arg("pred"), py::arg("ref"), py::arg("tolerance_mm") = 4.0,
-        py::call_guard<py::gil_scoped_release>(), "Dice, HD95 and surface Dice of two masks on one grid.");
+  m.def("compare_masks", &compare_masks, py::arg("pred"), py::arg("ref"),
+        py::arg("tolerance_mm") = 4.0, py::call_guard<py::gil_scoped_release>(),
+        "Dice, HD95 and surface Dice of two masks on one grid.");
 
   py::class_<EvalRow>(m, "EvalRow")
       .def_readonly("case_id", &EvalRow::case_id)
@@ -105,15 +137,16 @@ void bind_contouring(py::module_ m) {
       .def_readonly("hd95_mean", &EvalSummary::hd95_mean)
       .def_readonly("hd95_median", &EvalSummary::hd95_median)
       .def_readonly("sdice_mean", &EvalSummary::sdice_mean);
-  m.def("evaluate_dirs",
-        [](const std::string& pred, const std::string& ref, const std::vector<std::string>& structures, double tol,
-           py::object progress) {
-          core::Progress prog(wrap_progress(progress), "evaluate");
-          py::gil_scoped_release nogil;
-          return evaluate_dirs(pred, ref, structures, tol, prog);
-        },
-        py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
-        py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none());
+  m.def(
+      "evaluate_dirs",
+      [](const std::string& pred, const std::string& ref,
+         const std::vector<std::string>& structures, double tol, py::object progress) {
+        core::Progress prog(wrap_progress(progress), "evaluate");
+        py::gil_scoped_release nogil;
+        return evaluate_dirs(pred, ref, structures, tol, prog);
+      },
+      py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
+      py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none());
   m.def("summarize", &summarize, py::arg("rows"));
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <mutex>
 #include <set>
 
 #include "isoline/core/error.h"
@@ -71,7 +72,8 @@ Geometry ct_subgrid(const Geometry& ct, const Geometry& mg, const std::array<std
   Geometry sub = ct;
   for (int a = 0; a < 3; ++a) {
     std::int64_t s = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::floor(mn[a])) - pad);
-    std::int64_t e = std::min<std::int64_t>(ct.size[a] - 1, static_cast<std::int64_t>(std::ceil(mx[a])) + pad);
+    std::int64_t e =
+        std::min<std::int64_t>(ct.size[a] - 1, static_cast<std::int64_t>(std::ceil(mx[a])) + pad);
     if (e < s) e = s;
     start[a] = s;
     sub.size[a] = e - s + 1;
@@ -81,8 +83,8 @@ Geometry ct_subgrid(const Geometry& ct, const Geometry& mg, const std::array<std
 }
 
 struct PostSpec {
-  int components = 1;        // largest components kept
-  double min_fraction = 0;   // ... and only those >= this fraction of the largest
+  int components = 1;       // largest components kept
+  double min_fraction = 0;  // ... and only those >= this fraction of the largest
 };
 
 PostSpec post_spec(const std::string& name) {
@@ -102,13 +104,45 @@ std::string StructureQuality::summary() const {
   return s;
 }
 
-ContourResult contour(const Image& ct_in, const ContourOptions& options, const core::Progress& progress) {
+struct Model::Impl {
+  ModelCard card;
+  core::Device device;
+  std::unique_ptr<detail::Network> net;
+  std::mutex mutex;  // one forward pass at a time on the shared network
+};
+
+Model::Model(const std::string& card_path, core::Device device) : impl_(std::make_shared<Impl>()) {
+  impl_->card = load_model_card(card_path.empty() ? default_model_card_path() : card_path);
+  impl_->device = device;
+  if (device == core::Device::CUDA && !detail::torch_cuda_available())
+    core::fail<core::DeviceError>(kOp, "--device cuda",
+                                  "the linked LibTorch has no CUDA support or no GPU is visible "
+                                  "(Debian's libtorch is CPU-only); use --device cpu");
+  impl_->net = std::make_unique<detail::Network>(impl_->card.model_path, device);
+}
+
+const ModelCard& Model::card() const {
+  return impl_->card;
+}
+core::Device Model::device() const {
+  return impl_->device;
+}
+
+ContourResult contour(const Image& ct, const ContourOptions& options,
+                      const core::Progress& progress) {
+  if (ct.empty()) core::fail<core::InvalidInput>(kOp, "CT", "image is empty");
+  const Model model(options.model_card, options.device);
+  return contour(ct, model, options, progress);
+}
+
+ContourResult contour(const Image& ct_in, const Model& model, const ContourOptions& options,
+                      const core::Progress& progress) {
   if (ct_in.empty()) core::fail<core::InvalidInput>(kOp, "CT", "image is empty");
   ct_in.geometry().validate("CT");
   if (ct_in.pixel_type() == PixelType::UInt8)
-    core::fail<core::InvalidInput>(kOp, "CT", "image is uint8 (a mask?), expected Hounsfield units");
-  const ModelCard card = load_model_card(options.model_card.empty() ? default_model_card_path()
-                                                                    : options.model_card);
+    core::fail<core::InvalidInput>(kOp, "CT",
+                                   "image is uint8 (a mask?), expected Hounsfield units");
+  const ModelCard& card = model.card();
   // Which structures.
   std::vector<std::string> wanted = options.structures;
   bool want_body = wanted.empty();
@@ -124,15 +158,12 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
     if (it == card.structures.end()) {
       std::string avail;
       for (const auto& s : card.structures) avail += " " + s;
-      core::fail<core::InvalidInput>(kOp, w, "unknown structure; the model provides:" + avail + " Body");
+      core::fail<core::InvalidInput>(kOp, w,
+                                     "unknown structure; the model provides:" + avail + " Body");
     }
     channels.push_back(static_cast<int>(it - card.structures.begin()));
     names.push_back(w);
   }
-  if (options.device == core::Device::CUDA && !detail::torch_cuda_available())
-    core::fail<core::DeviceError>(kOp, "--device cuda",
-                                  "the linked LibTorch has no CUDA support or no GPU is visible "
-                                  "(Debian's libtorch is CPU-only); use --device cpu");
   ContourResult result;
   result.model_name = card.name;
   result.model_version = card.version;
@@ -155,8 +186,11 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
     mbody = core::keep_largest_components(mbody, 1);
   }
   auto bbox = core::bounding_box(mbody);
-  if (!bbox) core::fail<core::InvalidInput>(kOp, "CT", "no body found (nothing above " +
-                                                           fmt("%.0f", card.body_threshold_hu) + " HU): not a CT in HU?");
+  if (!bbox)
+    core::fail<core::InvalidInput>(kOp, "CT",
+                                   "no body found (nothing above " +
+                                       fmt("%.0f", card.body_threshold_hu) +
+                                       " HU): not a CT in HU?");
   double lung_slice_fraction = 0;
   // Scope: a head-and-neck scan has lung-density tissue (-950..-400 HU) in its lowest slices
   // only; a chest CT has it in most slices. Per slice: lung-density voxels / non-air voxels.
@@ -182,13 +216,16 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
     const double width = double((*bbox)[3] - (*bbox)[0] + 1) * mg.spacing[0];
     lung_slice_fraction = frac;
     if (width < 100 || z_extent < 60)
-      result.warnings.push_back("anatomy outside the model's scope? the body is only " + fmt("%.0f mm", width) +
-                                " wide and " + fmt("%.0f mm", z_extent) + " long (a partial or cropped scan)");
+      result.warnings.push_back("anatomy outside the model's scope? the body is only " +
+                                fmt("%.0f mm", width) + " wide and " + fmt("%.0f mm", z_extent) +
+                                " long (a partial or cropped scan)");
   }
   const double body_cx = mg.origin[0] + 0.5 * double((*bbox)[0] + (*bbox)[3]) * mg.spacing[0];
   const double body_cy = mg.origin[1] + 0.5 * double((*bbox)[1] + (*bbox)[4]) * mg.spacing[1];
-  const std::int64_t i0 = std::max<std::int64_t>((*bbox)[0] - 4, 0), i1 = std::min<std::int64_t>((*bbox)[3] + 5, nx);
-  const std::int64_t j0 = std::max<std::int64_t>((*bbox)[1] - 4, 0), j1 = std::min<std::int64_t>((*bbox)[4] + 5, ny);
+  const std::int64_t i0 = std::max<std::int64_t>((*bbox)[0] - 4, 0),
+                     i1 = std::min<std::int64_t>((*bbox)[3] + 5, nx);
+  const std::int64_t j0 = std::max<std::int64_t>((*bbox)[1] - 4, 0),
+                     j1 = std::min<std::int64_t>((*bbox)[4] + 5, ny);
   const std::int64_t k0 = (*bbox)[2], k1 = (*bbox)[5] + 1;
   const int mult = std::max(1, card.multiple_of);
   const int px = static_cast<int>((i1 - i0 + mult - 1) / mult * mult);
@@ -197,10 +234,11 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
   // 3. Network, batches of axial slices.
   std::vector<Image> prob;
   if (!channels.empty()) {
-    detail::Network net(card.model_path, options.device);
+    detail::Network& net = *model.impl().net;
     const int C = card.channels(), S = static_cast<int>(card.structures.size());
     for (std::size_t s = 0; s < channels.size(); ++s) prob.emplace_back(mg, PixelType::Float32);
-    const float outside = static_cast<float>(std::clamp(card.outside_hu, card.hu_min, card.hu_max) / card.hu_scale);
+    const float outside =
+        static_cast<float>(std::clamp(card.outside_hu, card.hu_min, card.hu_max) / card.hu_scale);
     const int B = std::max(1, options.batch);
     const core::Progress pnet = progress.sub(0.05, 0.75, "network");
     for (std::int64_t kb = k0; kb < k1; kb += B) {
@@ -217,7 +255,11 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
               dst[(i - i0) * py + (j - j0)] = static_cast<float>(v / card.hu_scale);
             }
         }
-      std::vector<float> out = net.predict(in, nb, C, px, py, S);
+      std::vector<float> out;
+      {
+        std::lock_guard<std::mutex> lock(model.impl().mutex);
+        out = net.predict(in, nb, C, px, py, S);
+      }
       for (int b = 0; b < nb; ++b)
         for (std::size_t s = 0; s < channels.size(); ++s) {
           const float* src = out.data() + (static_cast<std::size_t>(b) * S + channels[s]) * px * py;
@@ -254,7 +296,8 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
       }
     Image full(cg, PixelType::UInt8);
     if (pn > 0) {
-      mm = core::keep_largest_components(mm, post_spec(names[s]).components, post_spec(names[s]).min_fraction);
+      mm = core::keep_largest_components(mm, post_spec(names[s]).components,
+                                         post_spec(names[s]).min_fraction);
       auto bb = core::bounding_box(mm);
       core::Index3 start{};
       Geometry sub = ct_subgrid(cg, mg, *bb, 2, start);
@@ -275,7 +318,8 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
           for (std::int64_t i = 0; i < sub.size[0]; ++i)
             if (smp[sub.offset(i, j, k)]) {
               fp[cg.offset(i + start[0], j + start[1], k + start[2])] = 1;
-              Vec3 w = cg.index_to_world({double(i + start[0]), double(j + start[1]), double(k + start[2])});
+              Vec3 w = cg.index_to_world(
+                  {double(i + start[0]), double(j + start[1]), double(k + start[2])});
               sx += w[0];
               sy += w[1];
               ++cnt;
@@ -298,7 +342,8 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
                             fmt("%.1f", r.volume_cc_min) + "-" + fmt("%.1f cc", r.volume_cc_max));
         const double dx = info[s].cx - body_cx, dy = info[s].cy - body_cy;
         if (dx < r.dx_min || dx > r.dx_max || dy < r.dy_min || dy > r.dy_max)
-          q.flags.push_back("unusual position (" + fmt("%+.0f", dx) + fmt(", %+.0f mm from body centre)", dy));
+          q.flags.push_back("unusual position (" + fmt("%+.0f", dx) +
+                            fmt(", %+.0f mm from body centre)", dy));
       }
     }
     core::Structure st;
@@ -325,20 +370,23 @@ ContourResult contour(const Image& ct_in, const ContourOptions& options, const c
       if (names[s] == "Brainstem" || names[s] == "Mandible" || names[s] == "SpinalCord") {
         ++total;
         bool odd = false;  // a detection of implausible volume is not a landmark
-        for (const auto& f : result.quality[s].flags)
-          odd = odd || f.rfind("volume", 0) == 0;
+        for (const auto& f : result.quality[s].flags) odd = odd || f.rfind("volume", 0) == 0;
         if (!info[s].found || result.quality[s].confidence < 0.6 || odd) ++weak;
       }
     const int found = total - weak;
     if (total > 0 && found == 0) {
-      result.warnings.push_back("anatomy outside the model's scope? none of Brainstem, Mandible, SpinalCord "
-                                "was found with confidence (the model is for " + card.scope + ")");
+      result.warnings.push_back(
+          "anatomy outside the model's scope? none of Brainstem, Mandible, SpinalCord "
+          "was found with confidence (the model is for " +
+          card.scope + ")");
     } else if (lung_slice_fraction > 0.6 && (total == 0 || found < 2)) {
       // Head-and-neck scans reaching far into the thorax exist (up to ~80 % of slices with
       // lung in OpenKBP), so lung alone is not enough: it must come with missing landmarks.
-      result.warnings.push_back("anatomy outside the model's scope? " + fmt("%.0f %%", 100 * lung_slice_fraction) +
-                                " of the slices are mostly lung and the head-and-neck landmarks are "
-                                "not found (a chest CT?); the model is for " + card.scope);
+      result.warnings.push_back(
+          "anatomy outside the model's scope? " + fmt("%.0f %%", 100 * lung_slice_fraction) +
+          " of the slices are mostly lung and the head-and-neck landmarks are "
+          "not found (a chest CT?); the model is for " +
+          card.scope);
     }
   }
   for (std::size_t s = 0; s < names.size(); ++s)

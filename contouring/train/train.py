@@ -37,7 +37,10 @@ def load_cache(path):
         ct = z[n + "/ct"]
         pad = np.full(ct.shape[:2] + (CONTEXT,), -1000, np.int16)
         ctp = np.concatenate([pad, ct, pad], axis=2)
-        cases[split].append({"name": pt, "ct": ctp, "bits": z[n + "/bits"],
+        bits = z[n + "/bits"]
+        # axial slices holding each structure (for foreground-biased sampling)
+        zlist = [np.nonzero(((bits >> k) & 1).any((0, 1)))[0] for k in range(NS)]
+        cases[split].append({"name": pt, "ct": ctp, "bits": bits, "zlist": zlist,
                              "present": z[n + "/present"].astype(np.float32)})
     for s in cases:
         cases[s].sort(key=lambda c: int(c["name"].split("_")[1]))
@@ -52,12 +55,24 @@ def unpack(bits):
     return ((bits[None].astype(np.int32) >> np.arange(NS)[:, None, None]) & 1).astype(np.float32)
 
 
+FG_FRAC = 0.0  # --fg-frac
+
+
 def sample_batch(cases, rng, bs):
+    """bs random 5-slice stacks. With probability FG_FRAC a stack is centred on a slice that
+    holds a structure chosen uniformly among those delineated for the patient (so short,
+    rarely delineated organs such as Larynx and Esophagus are seen as often as the others);
+    otherwise the slice is uniform over the labelled slab."""
     xs, ys, ms = [], [], []
     for _ in range(bs):
         c = cases[rng.integers(len(cases))]
         nx, ny, nz = c["bits"].shape
-        z = rng.integers(nz)
+        if FG_FRAC > 0 and rng.random() < FG_FRAC:
+            ks = [k for k in range(NS) if len(c["zlist"][k])]
+            zl = c["zlist"][ks[rng.integers(len(ks))]] if ks else np.arange(nz)
+            z = int(zl[rng.integers(len(zl))])
+        else:
+            z = rng.integers(nz)
         img = norm(c["ct"][:, :, z:z + N_IN]).transpose(2, 0, 1)  # (C, X, Y)
         lab = unpack(c["bits"][:, :, z])
         # crop/pad to CROP x CROP around the (body-cropped) array centre with a random shift
@@ -195,12 +210,19 @@ def main():
     ap.add_argument("--dice-on-absent", action="store_true",
                     help="also apply soft Dice to delineated structures with no positive voxel in the batch "
                          "(how the shipped model's first stage was trained; slows down small organs)")
+    ap.add_argument("--fg-frac", type=float, default=0.0,
+                    help="fraction of stacks centred on a slice of a randomly chosen delineated structure "
+                         "(0 = uniform slices, the first two stages of the shipped model)")
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="stop after this many iterations while keeping the --iters learning-rate schedule "
+                         "(how the shipped model's second stage ended)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start from the weights of this checkpoint (e.g. an earlier run's best.pt)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    global DICE_ON_ABSENT
+    global DICE_ON_ABSENT, FG_FRAC
     DICE_ON_ABSENT = a.dice_on_absent
+    FG_FRAC = a.fg_frac
     for r in RARE:
         POS_WEIGHT[0, STRUCTURES.index(r)] = a.pos_weight_rare
     os.makedirs(a.out, exist_ok=True)
@@ -241,7 +263,8 @@ def main():
     model.train()
     t0, run_loss = time.time(), 0.0
     run_i, run_d = torch.zeros(NS), torch.zeros(NS)
-    for it in range(start, a.iters):
+    end = min(a.iters, a.stop_after) if a.stop_after > 0 else a.iters
+    for it in range(start, end):
         lr = a.lr * (1 - it / a.iters) ** 0.9
         for pg in opt.param_groups:
             pg["lr"] = lr
@@ -262,7 +285,7 @@ def main():
             td = " ".join(f"{v:.2f}" for v in (2 * run_i / run_d.clamp(min=1)).tolist())
             print(f"it {it + 1} loss {run_loss / 25:.4f} lr {lr:.5f} {time.time() - t0:.0f}s train-dice {td}", flush=True)
             run_loss, run_i, run_d = 0.0, torch.zeros(NS), torch.zeros(NS)
-        if (it + 1) % a.val_every == 0 or it + 1 == a.iters:
+        if (it + 1) % a.val_every == 0 or it + 1 == end:
             res = validate(model, cases["validation"])
             res["iter"] = it + 1
             res["seconds"] = time.time() - t0

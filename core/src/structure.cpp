@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 
 #include "isoline/core/error.h"
 
@@ -13,20 +14,31 @@ std::string upper(std::string_view s) {
   for (char& c : u) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return u;
 }
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 }  // namespace
 
 const char* to_dicom_string(StructureType t) {
   switch (t) {
-    case StructureType::External: return "EXTERNAL";
-    case StructureType::Organ: return "ORGAN";
-    case StructureType::PTV: return "PTV";
-    case StructureType::CTV: return "CTV";
-    case StructureType::GTV: return "GTV";
-    case StructureType::Avoidance: return "AVOIDANCE";
-    case StructureType::Support: return "SUPPORT";
-    case StructureType::Control: return "CONTROL";
-    case StructureType::Other: return "";
+    case StructureType::External:
+      return "EXTERNAL";
+    case StructureType::Organ:
+      return "ORGAN";
+    case StructureType::PTV:
+      return "PTV";
+    case StructureType::CTV:
+      return "CTV";
+    case StructureType::GTV:
+      return "GTV";
+    case StructureType::Avoidance:
+      return "AVOIDANCE";
+    case StructureType::Support:
+      return "SUPPORT";
+    case StructureType::Control:
+      return "CONTROL";
+    case StructureType::Other:
+      return "";
   }
   return "";
 }
@@ -40,12 +52,30 @@ StructureType structure_type_from_string(std::string_view s) {
   return StructureType::Other;
 }
 
+double prescription_from_name(std::string_view name) {
+  std::size_t i = 0;
+  while (i < name.size() && !std::isdigit(static_cast<unsigned char>(name[i]))) ++i;
+  if (i == name.size()) return 0.0;
+  std::size_t j = i;
+  while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+  if (j + 1 < name.size() && name[j] == '.' &&
+      std::isdigit(static_cast<unsigned char>(name[j + 1]))) {
+    ++j;
+    while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+  }
+  const double v = std::strtod(std::string(name.substr(i, j - i)).c_str(), nullptr);
+  if (v >= 10.0 && v <= 150.0) return v;
+  if (v >= 1000.0 && v <= 15000.0) return v / 100.0;  // cGy
+  return 0.0;
+}
+
 StructureType guess_structure_type(std::string_view name) {
   const std::string u = upper(name);
   if (starts_with(u, "PTV")) return StructureType::PTV;
   if (starts_with(u, "CTV")) return StructureType::CTV;
   if (starts_with(u, "GTV")) return StructureType::GTV;
-  if (u == "BODY" || u == "EXTERNAL" || u == "SKIN" || u == "OUTLINE") return StructureType::External;
+  if (u == "BODY" || u == "EXTERNAL" || u == "SKIN" || u == "OUTLINE")
+    return StructureType::External;
   if (starts_with(u, "COUCH") || starts_with(u, "TABLE")) return StructureType::Support;
   return StructureType::Organ;
 }
@@ -57,19 +87,20 @@ Color default_color(std::string_view name, std::size_t index) {
   };
   // Conventional H&N colours (close to common TPS defaults) for quick recognition.
   static const Named kNamed[] = {
-      {"BRAINSTEM", {255, 170, 0}},  {"SPINALCORD", {255, 255, 0}},
+      {"BRAINSTEM", {255, 170, 0}},    {"SPINALCORD", {255, 255, 0}},
       {"RIGHTPAROTID", {0, 170, 255}}, {"LEFTPAROTID", {0, 255, 170}},
-      {"ESOPHAGUS", {170, 85, 255}}, {"LARYNX", {255, 85, 170}},
-      {"MANDIBLE", {230, 230, 200}}, {"PTV70", {255, 0, 0}},
-      {"PTV63", {255, 128, 0}},     {"PTV56", {0, 200, 255}},
-      {"BODY", {0, 255, 0}},        {"EXTERNAL", {0, 255, 0}},
+      {"ESOPHAGUS", {170, 85, 255}},   {"LARYNX", {255, 85, 170}},
+      {"MANDIBLE", {230, 230, 200}},   {"PTV70", {255, 0, 0}},
+      {"PTV63", {255, 128, 0}},        {"PTV56", {0, 200, 255}},
+      {"BODY", {0, 255, 0}},           {"EXTERNAL", {0, 255, 0}},
   };
   const std::string u = upper(name);
   for (const auto& n : kNamed)
     if (u == n.name) return n.color;
-  static const Color kPalette[] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25}, {0, 130, 200},
-                                   {245, 130, 48}, {145, 30, 180}, {70, 240, 240}, {240, 50, 230},
-                                   {210, 245, 60}, {250, 190, 212}, {0, 128, 128}, {220, 190, 255}};
+  static const Color kPalette[] = {{230, 25, 75},   {60, 180, 75},  {255, 225, 25},
+                                   {0, 130, 200},   {245, 130, 48}, {145, 30, 180},
+                                   {70, 240, 240},  {240, 50, 230}, {210, 245, 60},
+                                   {250, 190, 212}, {0, 128, 128},  {220, 190, 255}};
   return kPalette[index % (sizeof kPalette / sizeof kPalette[0])];
 }
 
@@ -121,9 +152,9 @@ const Structure& StructureSet::get(std::string_view name) const {
   if (const Structure* s = find(name)) return *s;
   std::string avail;
   for (const auto& s : structures_) avail += (avail.empty() ? "" : ", ") + s.name;
-  fail<InvalidInput>("find structure", name,
-                     "not in the structure set (available: " + (avail.empty() ? "none" : avail) +
-                         ")");
+  fail<InvalidInput>(
+      "find structure", name,
+      "not in the structure set (available: " + (avail.empty() ? "none" : avail) + ")");
 }
 
 bool StructureSet::remove(std::string_view name) {

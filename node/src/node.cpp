@@ -53,6 +53,8 @@ std::string fmt_seconds(double s) {
 
 struct Node::Impl {
   NodeConfig cfg;
+  /// Loaded on the first contouring job and kept for the next ones (one worker thread).
+  std::unique_ptr<contouring::Model> model;
   LogSink sink;
   std::atomic<bool> stop{false};
   std::mutex log_mutex;
@@ -92,7 +94,8 @@ struct Node::Impl {
     }
     core::ensure_directory(dir.string(), "node job");
     std::vector<std::string> files = q.series_files(job.series_instance_uid);
-    if (files.empty()) core::fail<core::InvalidInput>("node job", job.series_instance_uid, "no stored instances");
+    if (files.empty())
+      core::fail<core::InvalidInput>("node job", job.series_instance_uid, "no stored instances");
 
     const core::Progress progress([this](const core::ProgressEvent&) {
       if (stop.load()) throw core::Cancelled("node job: stopped");
@@ -144,36 +147,47 @@ struct Node::Impl {
         const fs::path f = fs::path(r.out_dir) / name;
         if (fs::exists(f, ec)) produced.push_back(f.string());
       }
-      summary = "main job (contour " + fmt_seconds(r.contour_s) + ", plan " + fmt_seconds(r.plan_s) + ")";
+      summary =
+          "main job (contour " + fmt_seconds(r.contour_s) + ", plan " + fmt_seconds(r.plan_s) + ")";
     } else {
-      rtstruct::CtSeries series = rtstruct::read_ct_series(in_files, {}, progress.sub(0, 0.1, "read"));
+      rtstruct::CtSeries series =
+          rtstruct::read_ct_series(in_files, {}, progress.sub(0, 0.1, "read"));
       if (cfg.debug)
-        say("debug", tag + "patient '" + series.info.patient_name + "' ID '" + series.info.patient_id + "'");
+        say("debug",
+            tag + "patient '" + series.info.patient_name + "' ID '" + series.info.patient_id + "'");
+      if (!model)
+        model = std::make_unique<contouring::Model>(cfg.model_card, core::parse_device(cfg.device));
       contouring::ContourOptions opt;
       opt.structures = cfg.structures;
-      opt.device = core::parse_device(cfg.device);
-      opt.model_card = cfg.model_card;
-      contouring::ContourResult r = contouring::contour(series.image, opt, progress.sub(0.1, 0.9, "contour"));
+      contouring::ContourResult r =
+          contouring::contour(series.image, *model, opt, progress.sub(0.1, 0.9, "contour"));
       for (const auto& w : r.warnings) say("warning", tag + w);
       rtstruct::RtStructWriteOptions wo;
       wo.algorithm_name = "Isoline " + r.model_name;
       wo.structure_set_label = "AUTO";
       wo.series_description = "Isoline auto-contours (review required)";
       const std::string rs = (raw / "RS.dcm").string();
-      auto res = rtstruct::write_rtstruct(r.structures, series, rs, wo, progress.sub(0.9, 1.0, "write"));
+      auto res =
+          rtstruct::write_rtstruct(r.structures, series, rs, wo, progress.sub(0.9, 1.0, "write"));
       produced.push_back(rs);
-      summary = std::to_string(series.slices.size()) + " slices: " + std::to_string(res.num_rois) + " ROIs, " +
-                std::to_string(res.num_contours) + " contours";
+      summary = std::to_string(series.slices.size()) + " slices: " + std::to_string(res.num_rois) +
+                " ROIs, " + std::to_string(res.num_contours) + " contours";
     }
-    if (produced.empty()) core::fail<core::IoError>("node job", raw.string(), "the job produced no DICOM result");
+    if (produced.empty())
+      core::fail<core::IoError>("node job", raw.string(), "the job produced no DICOM result");
     for (const auto& f : produced) {
       const std::string to = (staged / fs::path(f).filename()).string();
-      if (cfg.deidentify) rtstruct::reidentify_file(f, to, map);
-      else fs::copy_file(f, to, fs::copy_options::overwrite_existing);
+      if (cfg.deidentify)
+        rtstruct::reidentify_file(f, to, map);
+      else
+        fs::copy_file(f, to, fs::copy_options::overwrite_existing);
     }
     fs::rename(staged, result, ec);
-    if (ec) core::fail<core::IoError>("node job", result.string(), "cannot commit the results: " + ec.message());
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (ec)
+      core::fail<core::IoError>("node job", result.string(),
+                                "cannot commit the results: " + ec.message());
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string verb = job.kind == "run" ? "ran the " : "contoured ";
     say("info", tag + verb + summary + " in " + fmt_seconds(secs));
     return result_files(result);
@@ -192,9 +206,12 @@ struct Node::Impl {
     const std::string tag = "job " + std::to_string(job.id) + ": ";
     if (job.state == "queued") {
       if (job.process_attempts >= cfg.max_process_attempts) {
-        q.mark_failed(job.id, "processing was interrupted " + std::to_string(job.process_attempts) +
-                                  " times (crash?); not tried again", now_seconds());
-        say("error", tag + "failed: processing interrupted " + std::to_string(job.process_attempts) + " times");
+        q.mark_failed(job.id,
+                      "processing was interrupted " + std::to_string(job.process_attempts) +
+                          " times (crash?); not tried again",
+                      now_seconds());
+        say("error", tag + "failed: processing interrupted " +
+                         std::to_string(job.process_attempts) + " times");
         return;
       }
       q.mark_running(job.id, now_seconds());
@@ -237,7 +254,8 @@ struct Node::Impl {
     if (all) {
       const double now = now_seconds();
       q.mark_done(job.id, now);
-      say("info", tag + "done, " + fmt_seconds(now - job.completed_series) + " after the series was complete");
+      say("info", tag + "done, " + fmt_seconds(now - job.completed_series) +
+                      " after the series was complete");
       return;
     }
     const int attempt = job.send_attempts + 1;
@@ -246,11 +264,13 @@ struct Node::Impl {
         std::min(cfg.retry_max_seconds, cfg.retry_initial_seconds * std::pow(2.0, attempt - 1));
     q.mark_send_failed(job.id, errors, now_seconds() + delay, give_up, now_seconds());
     if (give_up)
-      say("error", tag + "send failed " + std::to_string(attempt) + " times, giving up (isoline jobs --retry " +
-                       std::to_string(job.id) + "): " + errors);
+      say("error", tag + "send failed " + std::to_string(attempt) +
+                       " times, giving up (isoline jobs --retry " + std::to_string(job.id) +
+                       "): " + errors);
     else
       say("warning", tag + "send failed (attempt " + std::to_string(attempt) + "/" +
-                         std::to_string(cfg.max_send_attempts) + "), next in " + fmt_seconds(delay) + ": " + errors);
+                         std::to_string(cfg.max_send_attempts) + "), next in " +
+                         fmt_seconds(delay) + ": " + errors);
   }
 
   void worker(JobQueue& q) {
@@ -259,8 +279,9 @@ struct Node::Impl {
         const double now = now_seconds();
         for (const auto& s : q.quiet_series(now, cfg.quiet_seconds)) {
           const long long id = q.complete_series(s, cfg.job_kind, now);
-          if (id) say("info", "job " + std::to_string(id) + ": series " + s + " complete (quiet for " +
-                                  fmt_seconds(cfg.quiet_seconds) + ")");
+          if (id)
+            say("info", "job " + std::to_string(id) + ": series " + s + " complete (quiet for " +
+                            fmt_seconds(cfg.quiet_seconds) + ")");
         }
         if (auto job = q.next_due(now)) {
           process(q, *job);
@@ -289,9 +310,13 @@ Node::Node(NodeConfig config, LogSink log) : impl_(std::make_unique<Impl>()) {
 
 Node::~Node() = default;
 
-const NodeConfig& Node::config() const { return impl_->cfg; }
+const NodeConfig& Node::config() const {
+  return impl_->cfg;
+}
 
-std::atomic<bool>& Node::stop_flag() { return impl_->stop; }
+std::atomic<bool>& Node::stop_flag() {
+  return impl_->stop;
+}
 
 void Node::stop() {
   impl_->stop.store(true);
@@ -309,10 +334,11 @@ void Node::run() {
   {
     std::string dest;
     for (const auto& d : m.cfg.destinations) dest += (dest.empty() ? "" : ", ") + d.to_string();
-    m.say("info", "listening as " + m.cfg.aet + " on port " + std::to_string(m.cfg.port) + ", job " +
-                      m.cfg.job_kind + ", quiet time " + fmt_seconds(m.cfg.quiet_seconds) +
-                      (m.cfg.complete_on_release ? " or association release" : "") + ", destinations: " +
-                      (dest.empty() ? "none" : dest) + (m.cfg.deidentify ? ", de-identifying" : ""));
+    m.say("info",
+          "listening as " + m.cfg.aet + " on port " + std::to_string(m.cfg.port) + ", job " +
+              m.cfg.job_kind + ", quiet time " + fmt_seconds(m.cfg.quiet_seconds) +
+              (m.cfg.complete_on_release ? " or association release" : "") + ", destinations: " +
+              (dest.empty() ? "none" : dest) + (m.cfg.deidentify ? ", de-identifying" : ""));
     const auto pending = worker_queue.jobs();
     int open = 0;
     for (const auto& j : pending) open += j.state == "queued" || j.state == "sending";

@@ -3,8 +3,8 @@
 #include "isoline/planning/plan.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -36,19 +36,21 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 double num(const json& o, const char* key, double fallback, const std::string& ctx) {
   if (!o.contains(key)) return fallback;
-  if (!o[key].is_number()) fail<InvalidInput>("read plan template", ctx + "." + key, "expected a number");
+  if (!o[key].is_number())
+    fail<InvalidInput>("read plan template", ctx + "." + key, "expected a number");
   return o[key].get<double>();
 }
 
 ObjectiveType parse_type(const std::string& t, const std::string& ctx) {
   static const std::map<std::string, ObjectiveType> names = {
-      {"min", ObjectiveType::MinDose},        {"max", ObjectiveType::MaxDose},
+      {"min", ObjectiveType::MinDose},         {"max", ObjectiveType::MaxDose},
       {"uniform", ObjectiveType::UniformDose}, {"max_mean", ObjectiveType::MaxMean},
       {"max_dvh", ObjectiveType::MaxDvh},      {"min_dvh", ObjectiveType::MinDvh}};
   auto it = names.find(t);
   if (it == names.end())
-    fail<InvalidInput>("read plan template", ctx + ".type",
-                       "unknown objective type \"" + t + "\" (min, max, uniform, max_mean, max_dvh, min_dvh)");
+    fail<InvalidInput>(
+        "read plan template", ctx + ".type",
+        "unknown objective type \"" + t + "\" (min, max, uniform, max_mean, max_dvh, min_dvh)");
   return it->second;
 }
 
@@ -59,7 +61,8 @@ std::string resolve_template(const std::string& name) {
   if (is_path) {
     candidates.push_back(name);
   } else {
-    if (const char* env = std::getenv("ISOLINE_TEMPLATE_DIR")) candidates.push_back(fs::path(env) / (name + ".json"));
+    if (const char* env = std::getenv("ISOLINE_TEMPLATE_DIR"))
+      candidates.push_back(fs::path(env) / (name + ".json"));
     candidates.push_back(fs::path(ISOLINE_TEMPLATE_DIR) / (name + ".json"));
   }
   for (const auto& c : candidates) {
@@ -67,13 +70,15 @@ std::string resolve_template(const std::string& name) {
     if (fs::is_regular_file(c, ec)) return c.string();
   }
   fail<IoError>("read plan template", name,
-                is_path ? "no such file" : "no such template (looked in $ISOLINE_TEMPLATE_DIR and " +
-                                               std::string(ISOLINE_TEMPLATE_DIR) + ")");
+                is_path ? "no such file"
+                        : "no such template (looked in $ISOLINE_TEMPLATE_DIR and " +
+                              std::string(ISOLINE_TEMPLATE_DIR) + ")");
 }
 
 // Float copy of a mask resampled onto `grid` (fractions 0..1).
 core::Image fraction_on(const core::Image& mask, const core::Geometry& grid) {
-  return core::resample(mask.cast(core::PixelType::Float32), grid, core::Interpolation::Linear, 0.0);
+  return core::resample(mask.cast(core::PixelType::Float32), grid, core::Interpolation::Linear,
+                        0.0);
 }
 
 // Voxels of a structure on the dose grid: fraction >= `threshold` (targets: any overlap, so
@@ -107,9 +112,9 @@ core::Image mask_from(const core::Geometry& g, const std::vector<std::int64_t>& 
 // template's grid size coarsened to it.
 core::Geometry dose_grid(const core::Geometry& ct, const core::Image& body, double grid_mm) {
   auto box = core::bounding_box(body);
-  std::array<std::int64_t, 6> b = box ? *box
-                                      : std::array<std::int64_t, 6>{0, 0, 0, ct.size[0] - 1, ct.size[1] - 1,
-                                                                    ct.size[2] - 1};
+  std::array<std::int64_t, 6> b =
+      box ? *box
+          : std::array<std::int64_t, 6>{0, 0, 0, ct.size[0] - 1, ct.size[1] - 1, ct.size[2] - 1};
   core::Geometry g = ct;
   std::array<double, 3> start{};  // CT index of the centre of the new voxel (0, 0, 0)
   for (int a = 0; a < 3; ++a) {
@@ -147,23 +152,27 @@ PlanTemplate load_template(const std::string& name_or_path) {
   } catch (const json::exception& e) {
     fail<InvalidInput>("read plan template", path, std::string("not valid JSON: ") + e.what());
   }
-  if (!root.is_object()) fail<InvalidInput>("read plan template", path, "the template must be a JSON object");
+  if (!root.is_object())
+    fail<InvalidInput>("read plan template", path, "the template must be a JSON object");
   PlanTemplate t;
   t.source = path;
   try {
     t.name = root.value("name", fs::path(path).stem().string());
     t.machine = root.value("machine", t.machine);
     const double fx = num(root, "fractions", t.fractions, path);
-    if (!(fx >= 1) || fx != std::floor(fx)) fail<InvalidInput>("read plan template", path + ".fractions", "must be a whole number >= 1");
+    if (!(fx >= 1) || fx != std::floor(fx))
+      fail<InvalidInput>("read plan template", path + ".fractions", "must be a whole number >= 1");
     t.fractions = static_cast<int>(fx);
     if (root.contains("gantry_deg")) {
       for (const auto& g : root["gantry_deg"]) t.gantry_deg.push_back(g.get<double>());
     } else {
       const int n = static_cast<int>(num(root, "beams", 9, path));
-      if (n < 1 || n > 36) fail<InvalidInput>("read plan template", path + ".beams", "needs 1 to 36 beams");
+      if (n < 1 || n > 36)
+        fail<InvalidInput>("read plan template", path + ".beams", "needs 1 to 36 beams");
       for (int i = 0; i < n; ++i) t.gantry_deg.push_back(360.0 * i / n);
     }
-    if (t.gantry_deg.empty()) fail<InvalidInput>("read plan template", path + ".gantry_deg", "no beams");
+    if (t.gantry_deg.empty())
+      fail<InvalidInput>("read plan template", path + ".gantry_deg", "no beams");
     if (!root.contains("targets") || !root["targets"].is_array() || root["targets"].empty())
       fail<InvalidInput>("read plan template", path, "no \"targets\" (prescription levels)");
     for (std::size_t i = 0; i < root["targets"].size(); ++i) {
@@ -175,7 +184,8 @@ PlanTemplate load_template(const std::string& name_or_path) {
       if (!(l.dose_gy > 0)) fail<InvalidInput>("read plan template", ctx, "dose_gy must be > 0");
       t.targets.push_back(l);
     }
-    std::sort(t.targets.begin(), t.targets.end(), [](const TargetLevel& a, const TargetLevel& b) { return a.dose_gy > b.dose_gy; });
+    std::sort(t.targets.begin(), t.targets.end(),
+              [](const TargetLevel& a, const TargetLevel& b) { return a.dose_gy > b.dose_gy; });
     if (root.contains("target_objectives")) {
       const json& r = root["target_objectives"];
       const std::string ctx = path + ".target_objectives";
@@ -193,7 +203,8 @@ PlanTemplate load_template(const std::string& name_or_path) {
       t.falloff.end_percent = num(r, "end_percent", t.falloff.end_percent, ctx);
       t.falloff.distance_mm = num(r, "distance_mm", t.falloff.distance_mm, ctx);
       t.falloff.weight = num(r, "weight", t.falloff.weight, ctx);
-      if (!(t.falloff.distance_mm > 0)) fail<InvalidInput>("read plan template", ctx, "distance_mm must be > 0");
+      if (!(t.falloff.distance_mm > 0))
+        fail<InvalidInput>("read plan template", ctx, "distance_mm must be > 0");
     }
     if (root.contains("objectives")) {
       for (std::size_t i = 0; i < root["objectives"].size(); ++i) {
@@ -205,10 +216,12 @@ PlanTemplate load_template(const std::string& name_or_path) {
         o.dose_gy = num(j, "dose_gy", 0, ctx);
         o.volume_percent = num(j, "volume_percent", 0, ctx);
         o.weight = num(j, "weight", 1, ctx);
-        if (!(o.dose_gy >= 0) || !(o.weight >= 0)) fail<InvalidInput>("read plan template", ctx, "dose_gy and weight must be >= 0");
+        if (!(o.dose_gy >= 0) || !(o.weight >= 0))
+          fail<InvalidInput>("read plan template", ctx, "dose_gy and weight must be >= 0");
         if ((o.type == ObjectiveType::MaxDvh || o.type == ObjectiveType::MinDvh) &&
             !(o.volume_percent > 0 && o.volume_percent < 100))
-          fail<InvalidInput>("read plan template", ctx, "dose-volume objectives need 0 < volume_percent < 100");
+          fail<InvalidInput>("read plan template", ctx,
+                             "dose-volume objectives need 0 < volume_percent < 100");
         t.objectives.push_back(o);
       }
     }
@@ -225,17 +238,21 @@ PlanTemplate load_template(const std::string& name_or_path) {
       t.lateral_cutoff_mm = num(b, "lateral_cutoff_mm", t.lateral_cutoff_mm, ctx);
       t.target_margin_mm = num(b, "target_margin_mm", t.target_margin_mm, ctx);
       if (!(t.bixel_mm >= 1) || !(t.lateral_cutoff_mm > 0) || !(t.target_margin_mm >= 0))
-        fail<InvalidInput>("read plan template", ctx, "bixel_mm >= 1, lateral_cutoff_mm > 0, target_margin_mm >= 0");
+        fail<InvalidInput>("read plan template", ctx,
+                           "bixel_mm >= 1, lateral_cutoff_mm > 0, target_margin_mm >= 0");
     }
     t.dose_grid_mm = num(root, "dose_grid_mm", t.dose_grid_mm, path);
-    if (!(t.dose_grid_mm >= 1 && t.dose_grid_mm <= 10)) fail<InvalidInput>("read plan template", path + ".dose_grid_mm", "must lie in [1, 10] mm");
+    if (!(t.dose_grid_mm >= 1 && t.dose_grid_mm <= 10))
+      fail<InvalidInput>("read plan template", path + ".dose_grid_mm", "must lie in [1, 10] mm");
     t.smoothness_weight = num(root, "smoothness_weight", t.smoothness_weight, path);
     t.max_iterations = static_cast<int>(num(root, "max_iterations", t.max_iterations, path));
     t.normalise_percent = num(root, "normalise_percent", t.normalise_percent, path);
-    t.correction_passes = static_cast<int>(num(root, "correction_passes", t.correction_passes, path));
+    t.correction_passes =
+        static_cast<int>(num(root, "correction_passes", t.correction_passes, path));
     t.min_d99_percent = num(root, "min_d99_percent", t.min_d99_percent, path);
     t.max_d99_boost_percent = num(root, "max_d99_boost_percent", t.max_d99_boost_percent, path);
-    if (t.max_iterations < 1) fail<InvalidInput>("read plan template", path + ".max_iterations", "must be >= 1");
+    if (t.max_iterations < 1)
+      fail<InvalidInput>("read plan template", path + ".max_iterations", "must be >= 1");
   } catch (const json::exception& e) {
     fail<InvalidInput>("read plan template", path, std::string("malformed template: ") + e.what());
   }
@@ -244,26 +261,19 @@ PlanTemplate load_template(const std::string& name_or_path) {
 
 PlanTemplate template_for(const PlanTemplate& tpl, const core::StructureSet& structures) {
   for (const auto& l : tpl.targets)
-    if (const core::Structure* s = structures.find(l.structure); s && s->mask.count_nonzero() > 0) return tpl;
+    if (const core::Structure* s = structures.find(l.structure); s && s->mask.count_nonzero() > 0)
+      return tpl;
   PlanTemplate t = tpl;
   t.targets.clear();
   const double fallback = tpl.targets.empty() ? 60.0 : tpl.targets.front().dose_gy;
   for (const auto& s : structures) {
     if (s.type != core::StructureType::PTV || s.mask.count_nonzero() == 0) continue;
-    double dose = fallback;
-    std::string digits;
-    for (char ch : s.name) {
-      if (std::isdigit(static_cast<unsigned char>(ch))) digits += ch;
-      else if (!digits.empty()) break;
-    }
-    if (!digits.empty()) {
-      const double v = std::stod(digits);
-      if (v >= 20 && v <= 100) dose = v;
-      else if (v >= 2000 && v <= 10000) dose = v / 100.0;  // cGy
-    }
+    const double named = core::prescription_from_name(s.name);
+    const double dose = named > 0 ? named : fallback;
     t.targets.push_back({s.name, dose});
   }
-  std::sort(t.targets.begin(), t.targets.end(), [](const TargetLevel& a, const TargetLevel& b) { return a.dose_gy > b.dose_gy; });
+  std::sort(t.targets.begin(), t.targets.end(),
+            [](const TargetLevel& a, const TargetLevel& b) { return a.dose_gy > b.dose_gy; });
   return t;
 }
 
@@ -278,8 +288,9 @@ DoseEvaluation evaluate_dose(const core::Image& dose, const core::StructureSet& 
   return e;
 }
 
-PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures, const PlanTemplate& tpl,
-                     const PlanOptions& options, const core::Progress& progress) {
+PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures,
+                     const PlanTemplate& tpl, const PlanOptions& options,
+                     const core::Progress& progress) {
   const auto t_start = std::chrono::steady_clock::now();
   core::require_device(options.device, "plan");
   ct.geometry().validate("CT");
@@ -295,13 +306,16 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     body_ct = b->mask;
   } else {
     core::Image t(ct.geometry(), core::PixelType::UInt8);
-    for (std::size_t v = 0; v < t.num_voxels(); ++v) t.data<std::uint8_t>()[v] = ct.value(v) > -500.0 ? 1 : 0;
+    for (std::size_t v = 0; v < t.num_voxels(); ++v)
+      t.data<std::uint8_t>()[v] = ct.value(v) > -500.0 ? 1 : 0;
     body_ct = core::fill_holes(core::keep_largest_components(t, 1), true);
-    result.warnings.push_back("no \"" + tpl.external + "\" structure: body found from the CT (HU > -500)");
+    result.warnings.push_back("no \"" + tpl.external +
+                              "\" structure: body found from the CT (HU > -500)");
   }
   const core::Geometry g = dose_grid(ct.geometry(), body_ct, tpl.dose_grid_mm);
   const std::size_t nvox = g.num_voxels();
-  core::Image ct_d = core::resample(ct.cast(core::PixelType::Float32), g, core::Interpolation::Linear, -1000.0);
+  core::Image ct_d =
+      core::resample(ct.cast(core::PixelType::Float32), g, core::Interpolation::Linear, -1000.0);
   const std::vector<std::int64_t> body = voxels_of(fraction_on(body_ct, g));
 
   // --- Prescription levels present in the structure set.
@@ -309,7 +323,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   for (const auto& l : tpl.targets) {
     const core::Structure* s = structures.find(l.structure);
     if (!s || s->mask.count_nonzero() == 0) {
-      result.warnings.push_back("target " + l.structure + " (" + std::to_string(int(std::lround(l.dose_gy))) +
+      result.warnings.push_back("target " + l.structure + " (" +
+                                std::to_string(int(std::lround(l.dose_gy))) +
                                 " Gy) is not in the structure set: level skipped");
       continue;
     }
@@ -324,8 +339,9 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     for (const auto& l : tpl.targets) want += (want.empty() ? "" : ", ") + l.structure;
     std::string have;
     for (const auto& n : structures.names()) have += (have.empty() ? "" : ", ") + n;
-    fail<InvalidInput>("plan", "structures", "none of the template's targets (" + want + ") is present; have: " +
-                                                 (have.empty() ? "none" : have));
+    fail<InvalidInput>("plan", "structures",
+                       "none of the template's targets (" + want +
+                           ") is present; have: " + (have.empty() ? "none" : have));
   }
   core::Image target_union(g, core::PixelType::UInt8);
   for (const auto& l : levels)
@@ -336,7 +352,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   // --- Beams: isocentre at the target centroid, jaws around the target's beam's-eye view.
   dose::Plan plan;
   plan.name = tpl.name;
-  plan.machine_path = dose::find_machine(tpl.machine, tpl.source.empty() ? "." : fs::path(tpl.source).parent_path().string());
+  plan.machine_path = dose::find_machine(
+      tpl.machine, tpl.source.empty() ? "." : fs::path(tpl.source).parent_path().string());
   plan.machine = dose::load_machine(plan.machine_path);
   plan.fractions = tpl.fractions;
   std::array<double, 3> iso{0, 0, 0};
@@ -352,8 +369,9 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
             ++n;
             // Corners of the voxel bound the projection.
             for (int c = 0; c < 8; ++c)
-              target_points.push_back(g.index_to_world({i + ((c & 1) ? 0.5 : -0.5), j + ((c & 2) ? 0.5 : -0.5),
-                                                        k + ((c & 4) ? 0.5 : -0.5)}));
+              target_points.push_back(
+                  g.index_to_world({i + ((c & 1) ? 0.5 : -0.5), j + ((c & 2) ? 0.5 : -0.5),
+                                    k + ((c & 4) ? 0.5 : -0.5)}));
           }
     for (int a = 0; a < 3; ++a) iso[a] /= double(n);
   }
@@ -426,21 +444,25 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     for (auto v : l.voxels) air += hu[v] <= -400.f;
     if (air * vcc >= 0.1) {
       char msg[200];
-      std::snprintf(msg, sizeof msg, "%s contains %.1f cc of air (HU < -400): dose there is lower than in tissue",
+      std::snprintf(msg, sizeof msg,
+                    "%s contains %.1f cc of air (HU < -400): dose there is lower than in tissue",
                     l.name.c_str(), air * vcc);
       result.warnings.push_back(msg);
     }
     add_set(l.name, l.voxels);
-    problem.objectives.push_back({l.name, ObjectiveType::MinDose, l.rx * tr.min_percent / 100.0, 0, tr.min_weight});
+    problem.objectives.push_back(
+        {l.name, ObjectiveType::MinDose, l.rx * tr.min_percent / 100.0, 0, tr.min_weight});
     if (tr.d99_percent > 0)
-      problem.objectives.push_back({l.name, ObjectiveType::MinDvh, l.rx * tr.d99_percent / 100.0, 99.0, tr.d99_weight});
+      problem.objectives.push_back(
+          {l.name, ObjectiveType::MinDvh, l.rx * tr.d99_percent / 100.0, 99.0, tr.d99_weight});
     std::vector<std::int64_t> own;
     for (auto v : l.voxels)
       if (!higher[v]) own.push_back(v);
     if (!own.empty()) {
       const std::string n = l.name + " (own)";
       add_set(n, own);
-      problem.objectives.push_back({n, ObjectiveType::MaxDose, l.rx * tr.max_percent / 100.0, 0, tr.max_weight});
+      problem.objectives.push_back(
+          {n, ObjectiveType::MaxDose, l.rx * tr.max_percent / 100.0, 0, tr.max_weight});
     }
     for (std::size_t v = 0; v < nvox; ++v)
       if (l.distance[v] <= 3.0f) higher[v] = 1;
@@ -457,7 +479,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
       continue;
     }
     auto it = organ_voxels.find(o.structure);
-    if (it == organ_voxels.end()) it = organ_voxels.emplace(o.structure, voxels_of(fraction_on(s->mask, g))).first;
+    if (it == organ_voxels.end())
+      it = organ_voxels.emplace(o.structure, voxels_of(fraction_on(s->mask, g))).first;
     std::vector<std::uint8_t> excluded(nvox, 0);
     std::string tag;
     for (const auto& l : levels)
@@ -472,7 +495,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
       for (auto v : it->second)
         if (!excluded[v]) part.push_back(v);
       if (part.empty()) {
-        result.warnings.push_back(o.structure + " lies inside the targets: an objective on it is skipped");
+        result.warnings.push_back(o.structure +
+                                  " lies inside the targets: an objective on it is skipped");
         continue;
       }
       add_set(set_name, part);
@@ -490,11 +514,13 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     std::vector<float> eq;
     for (auto v : body) {
       if (target_union.data<std::uint8_t>()[v]) continue;
-      const std::int64_t i = v % g.size[0], j = (v / g.size[0]) % g.size[1], k = v / (g.size[0] * g.size[1]);
+      const std::int64_t i = v % g.size[0], j = (v / g.size[0]) % g.size[1],
+                         k = v / (g.size[0] * g.size[1]);
       if (dist_any[v] > 15.0f && (i % 2 || j % 2 || k % 2)) continue;
       double limit = 0;
       for (const auto& l : levels) {
-        const double s0 = l.rx * tpl.falloff.start_percent / 100.0, s1 = l.rx * tpl.falloff.end_percent / 100.0;
+        const double s0 = l.rx * tpl.falloff.start_percent / 100.0,
+                     s1 = l.rx * tpl.falloff.end_percent / 100.0;
         const double t = std::min(1.0, l.distance[v] / tpl.falloff.distance_mm);
         limit = std::max(limit, s0 + (s1 - s0) * t);
       }
@@ -517,7 +543,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   M.rows = static_cast<std::int64_t>(rows.size());
   M.cols = A.cols;
   M.row_ptr.assign(rows.size() + 1, 0);
-  for (std::size_t r = 0; r < rows.size(); ++r) M.row_ptr[r + 1] = M.row_ptr[r] + (A.row_ptr[rows[r] + 1] - A.row_ptr[rows[r]]);
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    M.row_ptr[r + 1] = M.row_ptr[r] + (A.row_ptr[rows[r] + 1] - A.row_ptr[rows[r]]);
   M.col.resize(static_cast<std::size_t>(M.row_ptr.back()));
   M.val.resize(M.col.size());
   for (std::size_t r = 0; r < rows.size(); ++r) {
@@ -537,7 +564,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     std::map<std::tuple<int, long, long>, std::int32_t> at;
     for (std::size_t c = 0; c < beamlets.size(); ++c) {
       const auto& b = beamlets[c];
-      at[{b.beam, std::lround(b.x_mm / bx * 2), std::lround(b.y_mm / bx * 2)}] = static_cast<std::int32_t>(c);
+      at[{b.beam, std::lround(b.x_mm / bx * 2), std::lround(b.y_mm / bx * 2)}] =
+          static_cast<std::int32_t>(c);
     }
     for (const auto& [key, c] : at) {
       auto [beam, ix, iy] = key;
@@ -554,7 +582,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
       for (auto r : t.rows) mean += d[r];
       mean /= double(std::max<std::size_t>(1, t.rows.size()));
       const double xref = mean > 0 ? levels.front().rx / mean : 1.0;
-      problem.smoothness_weight = tpl.smoothness_weight / (double(problem.neighbours.size()) * xref * xref);
+      problem.smoothness_weight =
+          tpl.smoothness_weight / (double(problem.neighbours.size()) * xref * xref);
     }
   }
   OptimizerOptions oo;
@@ -596,7 +625,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   };
 
   const double span = 0.40 / (1 + passes);  // progress 0.56 .. 0.96
-  result.optimizer = optimize_fluence(problem, oo, progress.sub(0.56, 0.56 + span * 0.8, "optimising"));
+  result.optimizer =
+      optimize_fluence(problem, oo, progress.sub(0.56, 0.56 + span * 0.8, "optimising"));
   apply_weights(result.optimizer.weights);
   double t_dose = 0;
   auto td = std::chrono::steady_clock::now();
@@ -614,10 +644,12 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     OptimizerOptions o2 = oo;
     o2.max_iterations = std::max(10, oo.max_iterations / 2);
     const double p0 = 0.56 + span * (pass + 1);
-    OptimizerResult r2 = optimize_fluence(problem, o2, progress.sub(p0, p0 + span * 0.8, "dose correction"));
+    OptimizerResult r2 =
+        optimize_fluence(problem, o2, progress.sub(p0, p0 + span * 0.8, "dose correction"));
     result.optimizer.iterations += r2.iterations;
     result.optimizer.converged = r2.converged;
-    result.optimizer.objective_history.insert(result.optimizer.objective_history.end(), r2.objective_history.begin(),
+    result.optimizer.objective_history.insert(result.optimizer.objective_history.end(),
+                                              r2.objective_history.begin(),
                                               r2.objective_history.end());
     result.optimizer.weights = std::move(r2.weights);
     apply_weights(result.optimizer.weights);
@@ -636,19 +668,24 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     const double dv = dvh.dose_at_percent(tpl.normalise_percent), d99 = dvh.dose_at_percent(99);
     if (dv > 0) {
       double k = levels.front().rx / dv;
-      if (tpl.min_d99_percent > 0 && d99 > 0 && k * d99 < levels.front().rx * tpl.min_d99_percent / 100.0) {
+      if (tpl.min_d99_percent > 0 && d99 > 0 &&
+          k * d99 < levels.front().rx * tpl.min_d99_percent / 100.0) {
         const double k99 = levels.front().rx * tpl.min_d99_percent / 100.0 / d99;
         const double kmax = k * (1.0 + tpl.max_d99_boost_percent / 100.0);
         char msg[240];
         if (k99 <= kmax)
-          std::snprintf(msg, sizeof msg, "%s: dose scaled %.1f %% above D%g = prescription so that D99 = %g %% of it",
-                        top.name.c_str(), 100.0 * (k99 / k - 1.0), tpl.normalise_percent, tpl.min_d99_percent);
+          std::snprintf(
+              msg, sizeof msg,
+              "%s: dose scaled %.1f %% above D%g = prescription so that D99 = %g %% of it",
+              top.name.c_str(), 100.0 * (k99 / k - 1.0), tpl.normalise_percent,
+              tpl.min_d99_percent);
         else
           std::snprintf(msg, sizeof msg,
-                        "%s: D99 reaches only %.1f %% of the prescription with the dose scaled %g %% above D%g = "
+                        "%s: D99 reaches only %.1f %% of the prescription with the dose scaled %g "
+                        "%% above D%g = "
                         "prescription (the most allowed)",
-                        top.name.c_str(), 100.0 * kmax * d99 / levels.front().rx, tpl.max_d99_boost_percent,
-                        tpl.normalise_percent);
+                        top.name.c_str(), 100.0 * kmax * d99 / levels.front().rx,
+                        tpl.max_d99_boost_percent, tpl.normalise_percent);
         result.warnings.push_back(msg);
         k = std::min(k99, kmax);
       }
@@ -677,7 +714,8 @@ void write_plan_json(const dose::Plan& plan, int fractions, const std::string& p
   root["name"] = plan.name;
   root["machine"] = plan.machine_path.empty() ? plan.machine.name : plan.machine_path;
   root["fractions"] = fractions;
-  root["calculation"] = {{"n_zenith", plan.options.n_zenith}, {"n_azimuth", plan.options.n_azimuth},
+  root["calculation"] = {{"n_zenith", plan.options.n_zenith},
+                         {"n_azimuth", plan.options.n_azimuth},
                          {"density_threshold", plan.options.density_threshold}};
   root["hu_to_density"] = {{"hu", plan.hu.hu},
                            {"mass_density", plan.hu.mass_density},

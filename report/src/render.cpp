@@ -32,17 +32,6 @@ bool is_target_type(core::StructureType t) {
          t == core::StructureType::GTV;
 }
 
-/// First number in a name ("PTV70" -> 70, "PTV_59.4" -> 59.4); 0 when none is plausible.
-double dose_from_name(const std::string& name) {
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(name[i]))) continue;
-    std::size_t j = i;
-    while (j < name.size() && (std::isdigit(static_cast<unsigned char>(name[j])) || name[j] == '.')) ++j;
-    const double v = std::atof(name.substr(i, j - i).c_str());
-    return (v >= 1.0 && v <= 150.0) ? v : 0.0;
-  }
-  return 0.0;
-}
 
 
 void put(Picture& p, int x, int y, Color c) {
@@ -77,7 +66,7 @@ std::vector<Target> find_targets(const ReportInput& in) {
     for (const auto& s : in.structures) any_ptv = any_ptv || s.type == core::StructureType::PTV;
     for (const auto& s : in.structures) {
       if (any_ptv ? s.type != core::StructureType::PTV : !is_target_type(s.type)) continue;
-      double gy = dose_from_name(s.name);
+      double gy = core::prescription_from_name(s.name);
       if (gy <= 0) gy = in.prescription_gy;
       out.push_back({s.name, gy});
     }

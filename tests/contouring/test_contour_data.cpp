@@ -56,7 +56,8 @@ Image reorient(const Image& ct) {
   for (std::int64_t k = 0; k < h.size[2]; ++k)
     for (std::int64_t j = 0; j < h.size[1]; ++j)
       for (std::int64_t i = 0; i < h.size[0]; ++i)
-        out.at<std::int16_t>(i, j, k) = ct.at<std::int16_t>(g.size[0] - 1 - j, i, g.size[2] - 1 - k);
+        out.at<std::int16_t>(i, j, k) =
+            ct.at<std::int16_t>(g.size[0] - 1 - j, i, g.size[2] - 1 - k);
   return out;
 }
 
@@ -69,8 +70,9 @@ TEST(ContourData, ValidationPatientGivesPlausibleMasks) {
   EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
   ASSERT_EQ(r.structures.size(), 11u);  // 10 network structures + Body
   EXPECT_TRUE(r.structures.geometry().same_grid(s.ct.geometry()));
-  auto ref = core::read_mask_dir(test::shared_data(kCase),
-                                 {"Mandible", "Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "PTV70"});
+  auto ref = core::read_mask_dir(
+      test::shared_data(kCase),
+      {"Mandible", "Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "PTV70"});
   ASSERT_EQ(ref.size(), 6u);
   auto dice = [&](const std::string& n) {
     return contouring::compare_masks(r.structures.get(n).mask, ref.get(n).mask).dice;
@@ -104,11 +106,31 @@ TEST(ContourData, FlippedAndPermutedAxesGiveTheSameContoursInPatientSpace) {
   o.structures = {"Mandible", "RightParotid", "LeftParotid", "SpinalCord", "Body"};
   auto r = contouring::contour(ffs, o);
   for (const auto& n : o.structures) {
-    Image back = core::resample(r.structures.get(n).mask, s.ct.geometry(), core::Interpolation::Nearest);
+    Image back =
+        core::resample(r.structures.get(n).mask, s.ct.geometry(), core::Interpolation::Nearest);
     auto m = contouring::compare_masks(back, s.result.structures.get(n).mask);
     EXPECT_GT(m.dice, 0.98) << n;
     EXPECT_LT(m.hd95_mm, 1.0) << n;
   }
+}
+
+TEST(ContourData, LoadedModelIsReusedAndGivesTheSameContoursAsOneCall) {
+  const auto& s = shared_case();
+  const contouring::Model model;  // default card, CPU
+  EXPECT_EQ(model.card().structures.size(), 10u);
+  contouring::ContourOptions o;
+  o.structures = {"Mandible", "LeftParotid"};
+  for (int call = 0; call < 2; ++call) {  // the same network serves consecutive CTs
+    auto r = contouring::contour(s.ct, model, o);
+    ASSERT_EQ(r.structures.size(), 2u);
+    for (const auto& n : o.structures) {
+      auto m = contouring::compare_masks(r.structures.get(n).mask, s.result.structures.get(n).mask);
+      EXPECT_EQ(m.dice, 1.0) << n << " call " << call;
+    }
+  }
+  const contouring::Model copy = model;  // copies share the loaded network
+  EXPECT_EQ(&copy.impl(), &model.impl());
+  EXPECT_THROW(contouring::Model("/nonexistent/card.json"), core::IoError);
 }
 
 TEST(ContourData, ChestCtIsFlaggedOutOfScope) {
@@ -125,8 +147,9 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   test::TempDir t;
   const auto& s = shared_case();
   rtstruct::write_ct_series(s.ct, t.file("ct"));
-  auto r = test::run_command(test::isoline_bin() + " contour " + t.file("ct") + " --out " + t.file("rs.dcm") +
-                             " --structures Mandible,Brainstem,Body --masks " + t.file("masks"));
+  auto r = test::run_command(test::isoline_bin() + " contour " + t.file("ct") + " --out " +
+                             t.file("rs.dcm") + " --structures Mandible,Brainstem,Body --masks " +
+                             t.file("masks"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto rs = rtstruct::read_rtstruct(t.file("rs.dcm"));
   ASSERT_EQ(rs.rois.size(), 3u);
@@ -136,15 +159,18 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   EXPECT_GT(contouring::compare_masks(ras.get("Mandible").mask, mand).dice, 0.97);
   EXPECT_GT(mand.count_nonzero(), 100u);
 
-  auto bad = test::run_command(test::isoline_bin() + " contour " + test::shared_data(kCase + "/ct.nii.gz") +
-                               " --out " + t.file("rs2.dcm"));
+  auto bad =
+      test::run_command(test::isoline_bin() + " contour " +
+                        test::shared_data(kCase + "/ct.nii.gz") + " --out " + t.file("rs2.dcm"));
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("DICOM"), std::string::npos) << bad.output;
-  auto missing = test::run_command(test::isoline_bin() + " contour " + t.file("nope.nii.gz") + " --out " + t.file("m"));
+  auto missing = test::run_command(test::isoline_bin() + " contour " + t.file("nope.nii.gz") +
+                                   " --out " + t.file("m"));
   EXPECT_EQ(missing.exit_code, 1) << missing.output;
   EXPECT_NE(missing.output.find("nope.nii.gz"), std::string::npos) << missing.output;
-  auto cuda = test::run_command(test::isoline_bin() + " contour " + test::shared_data(kCase + "/ct.nii.gz") +
-                                " --out " + t.file("m") + " --device cuda");
+  auto cuda = test::run_command(test::isoline_bin() + " contour " +
+                                test::shared_data(kCase + "/ct.nii.gz") + " --out " + t.file("m") +
+                                " --device cuda");
   EXPECT_NE(cuda.exit_code, 0);
   EXPECT_NE(cuda.output.find("cuda"), std::string::npos) << cuda.output;
 }

@@ -67,3 +67,18 @@ TEST(StructureSet, DistinctDefaultColours) {
   EXPECT_FALSE(default_color("PTV70") == default_color("SpinalCord"));
   EXPECT_FALSE(default_color("x", 0) == default_color("y", 1));
 }
+
+TEST(Structure, PrescriptionFromName) {
+  using isoline::core::prescription_from_name;
+  EXPECT_DOUBLE_EQ(prescription_from_name("PTV70"), 70.0);
+  EXPECT_DOUBLE_EQ(prescription_from_name("PTV_56"), 56.0);
+  EXPECT_DOUBLE_EQ(prescription_from_name("PTV_59.4"), 59.4);
+  EXPECT_DOUBLE_EQ(prescription_from_name("CTV 50.4Gy"), 50.4);
+  EXPECT_DOUBLE_EQ(prescription_from_name("PTV7000"), 70.0);  // cGy
+  EXPECT_DOUBLE_EQ(prescription_from_name("PTV70_1"), 70.0);  // first number only
+  EXPECT_DOUBLE_EQ(prescription_from_name("PTV63."), 63.0);
+  EXPECT_EQ(prescription_from_name("PTV1"), 0.0);  // an index, not a dose
+  EXPECT_EQ(prescription_from_name("PTV"), 0.0);
+  EXPECT_EQ(prescription_from_name(""), 0.0);
+  EXPECT_EQ(prescription_from_name("PTV500"), 0.0);  // neither Gy nor cGy
+}

@@ -60,6 +60,12 @@ def test_contourer_reuses_card_and_checks_names(small_hn):
     r2 = c(small_hn.ct)
     assert c.calls == 2
     np.testing.assert_array_equal(r1.structures["Larynx"].mask.array, r2.structures["Larynx"].mask.array)
+    # the network is loaded once, in a C++ Model, and can be passed to contour() directly
+    assert isinstance(c.model, contouring.Model) and c.model.device == "cpu"
+    r3 = contouring.contour(small_hn.ct, structures=["Larynx"], model=c.model)
+    np.testing.assert_array_equal(r1.structures["Larynx"].mask.array, r3.structures["Larynx"].mask.array)
+    with pytest.raises(OSError):
+        contouring.Model("/nonexistent/card.json")
     with pytest.raises(ValueError):
         contouring.Contourer(structures=["Spleen"])
     with pytest.raises(ValueError):

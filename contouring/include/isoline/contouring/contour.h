@@ -7,6 +7,7 @@
 // classic threshold + morphology method, and attach quality flags.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,15 +48,39 @@ struct ContourResult {
   std::string model_name, model_version;
 };
 
-/// Contours `ct` (HU, int16 or float, any orientation). Throws InvalidInput (not a CT,
-/// unknown structure names), IoError (model missing), DeviceError (--device cuda without
-/// CUDA in LibTorch).
+/// A contouring model loaded once (model card + TorchScript network on a device) and reused
+/// for many CTs: the batch runner, the DICOM node and Python's `Contourer` keep one per
+/// process instead of re-reading the card and the network for every CT. Copies share the
+/// loaded network; calls from several threads are serialised on it.
+class Model {
+ public:
+  /// card_path empty = default_model_card_path(). Throws IoError (card or network
+  /// unreadable), InvalidInput (bad card), DeviceError (CUDA without CUDA in LibTorch).
+  explicit Model(const std::string& card_path = {}, core::Device device = core::Device::CPU);
+  const ModelCard& card() const;
+  core::Device device() const;
+
+  struct Impl;  ///< internal (network_torch.cpp / contour.cpp)
+  Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Contours `ct` (HU, int16 or float, any orientation) with an already loaded model
+/// (`options.model_card` and `options.device` are not used: the model has them). Throws
+/// InvalidInput (not a CT, unknown structure names).
+ContourResult contour(const core::Image& ct, const Model& model, const ContourOptions& options = {},
+                      const core::Progress& progress = {});
+
+/// Loads the model of `options` (model card, device) and contours `ct`. Throws InvalidInput
+/// (not a CT, unknown structure names), IoError (model missing), DeviceError (--device cuda
+/// without CUDA in LibTorch).
 ContourResult contour(const core::Image& ct, const ContourOptions& options = {},
                       const core::Progress& progress = {});
 
 /// Body/External: HU above `threshold_hu`, morphological opening (couch and thin objects
 /// removed), largest connected component, holes filled slice by slice. On the CT grid.
-core::Image body_mask(const core::Image& ct, double threshold_hu = -350.0,
-                      double opening_mm = 4.0);
+core::Image body_mask(const core::Image& ct, double threshold_hu = -350.0, double opening_mm = 4.0);
 
 }  // namespace isoline::contouring
