@@ -12,8 +12,26 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STRUCTURES, OARS, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, CONTEXT, N_IN  # noqa
+from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, CONTEXT, N_IN  # noqa
 from model import UNet2D  # noqa
+
+
+class MirrorAverage(torch.nn.Module):
+    """Test-time augmentation inside the exported module: the network runs on the stack and
+    on its left-right mirror (axis 2 = patient right->left), the mirrored prediction is
+    mirrored back with the Right/Left channels swapped, and the two probabilities are
+    averaged. Output: logits of the average, so the C++ side is unchanged."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.register_buffer("swap", torch.tensor([STRUCTURES.index(LR_SWAP.get(s, s)) for s in STRUCTURES]))
+
+    def forward(self, x):
+        a = torch.sigmoid(self.net(x))
+        b = torch.sigmoid(self.net(x.flip(2))).flip(2).index_select(1, self.swap)
+        p = (0.5 * (a + b)).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
 
 
 def expected_ranges(cache):
@@ -57,6 +75,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--metrics", help="JSON from `isoline eval contours --json` on the validation split")
     ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--no-mirror-tta", action="store_true",
+                    help="export the bare network (default: average with the left-right mirrored prediction)")
     ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
@@ -64,6 +84,8 @@ def main():
     model = UNet2D(N_IN, len(STRUCTURES), tuple(st["feats"]))
     model.load_state_dict(st["model"])
     model.eval()
+    if not a.no_mirror_tta:
+        model = MirrorAverage(model).eval()
     ts = torch.jit.trace(model, torch.zeros(1, N_IN, 96, 96))
     ts = torch.jit.freeze(ts)
     tmp = a.out + ".tmp"
@@ -77,6 +99,9 @@ def main():
         "architecture": f"2.5D U-Net, features {list(st['feats'])}, BatchNorm, LeakyReLU",
         "structures": STRUCTURES,
         "output": "one logit per structure (sigmoid, independent: overlaps allowed), channel order = structures",
+        "test_time_augmentation": "none" if a.no_mirror_tta else
+            "left-right mirror: probabilities of the stack and of its mirror (RightParotid/LeftParotid "
+            "swapped back) averaged inside the TorchScript module",
         "input": {
             "slices": N_IN, "context_slices_each_side": CONTEXT,
             "spacing_mm": list(SPACING),
@@ -89,8 +114,8 @@ def main():
         "training_data": "OpenKBP (AAPM 2020, MIT licence) train split, 170 head-and-neck patients; "
                          "model selection on the validation split (33); loss masked where a structure is not delineated",
         "training": {"seed": st.get("seed", 0),
-                     "recipe": "docs/contouring.md (two stages: train.py from scratch, then --init with "
-                               "--reinit-head Esophagus,Larynx); checkpoint = best by validation",
+                     "recipe": "contouring/train/recipe.sh (three stages of train.py, see docs/contouring.md); "
+                               "checkpoint = best by validation",
                      "selection_metric_model_grid": st.get("val")},
         "scope": "head-and-neck planning CT (skull base to upper thorax)",
     }
