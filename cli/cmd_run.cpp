@@ -21,6 +21,7 @@ int run_run(const Args& args, const Context& ctx) {
   o.device = core::parse_device(args.value("--device"));
   if (auto m = args.get("--model")) o.model_card = *m;
   if (auto s = args.get("--structures")) o.structures_path = *s;
+  if (auto t = args.get("--targets")) o.targets_path = *t;
   o.max_iterations = static_cast<int>(args.get_int("--iterations", 0));
   o.overwrite = args.flag("--overwrite");
   core::Progress progress(ctx.progress, "run");
@@ -32,17 +33,21 @@ int run_run(const Args& args, const Context& ctx) {
       for (const auto& q : r.quality) {
         std::string flags;
         for (const auto& f : q.flags) flags += (flags.empty() ? "" : "; ") + f;
-        std::printf("%-14s %10.1f %10.2f  %s\n", q.name.c_str(), q.volume_cc, q.confidence, flags.empty() ? "-" : flags.c_str());
+        std::printf("%-14s %10.1f %10.2f  %s\n", q.name.c_str(), q.volume_cc, q.confidence,
+                    flags.empty() ? "-" : flags.c_str());
       }
       std::printf("\n");
     }
     print_criteria_table(r.plan.criteria);
-    std::printf("\ncontouring %.1f s, planning %.1f s, total %.1f s\n", r.contour_s, r.plan_s, r.total_s);
+    std::printf("\ncontouring %.1f s, planning %.1f s, total %.1f s\n", r.contour_s, r.plan_s,
+                r.total_s);
     std::printf("wrote %s/ (", r.out_dir.c_str());
-    for (std::size_t i = 0; i < r.files.size(); ++i) std::printf("%s%s", i ? ", " : "", r.files[i].c_str());
+    for (std::size_t i = 0; i < r.files.size(); ++i)
+      std::printf("%s%s", i ? ", " : "", r.files[i].c_str());
     std::printf(")\n");
     const std::string report = (std::filesystem::path(r.out_dir) / "report.html").string();
-    if (std::filesystem::exists(report)) std::printf("report: %s\n", std::filesystem::absolute(report).c_str());
+    if (std::filesystem::exists(report))
+      std::printf("report: %s\n", std::filesystem::absolute(report).c_str());
   }
   return 0;
 }
@@ -59,12 +64,17 @@ Command make_run_command() {
       "RS.dcm (auto-contours, to review), RD.dcm (dose), plan.json, dose.nii.gz, masks/,\n"
       "dvh.csv, metrics.json and report.html (pictures, DVH, criteria, quality flags); for a\n"
       "NIfTI CT also CT/ (the CT as DICOM, referenced by RS/RD). The directory appears only\n"
-      "when everything is written. --structures plans on given contours instead.";
+      "when everything is written. --structures plans on given contours instead; --targets\n"
+      "takes the physician's PTV/CTV/GTV from an RT-STRUCT or masks directory and auto-contours\n"
+      "only the organs.";
   c.positionals = {{"CT", "DICOM CT directory/file or NIfTI/NRRD/MetaImage CT in HU"}};
   c.options = {
       {"--out", "DIR", "output directory (new or empty)", true},
       {"--template", "NAME", "plan template name or JSON", false, "hn"},
-      {"--structures", "PATH", "plan on these structures (masks dir or RT-STRUCT) instead of contouring"},
+      {"--structures", "PATH",
+       "plan on these structures (masks dir or RT-STRUCT) instead of contouring"},
+      {"--targets", "PATH",
+       "targets (PTV/CTV/GTV) from this RT-STRUCT or masks dir; organs auto-contoured"},
       {"--model", "JSON", "contouring model card (default: the shipped model)"},
       {"--iterations", "N", "optimiser iterations (default: the template's)"},
       {"--device", "DEV", "cpu or cuda", false, "cpu"},

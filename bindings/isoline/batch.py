@@ -140,7 +140,7 @@ register_job("contour", warmup=_contourer)(contour_job)
 
 def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
     """The main job (``isoline run``): contours, plan, RS.dcm, RD.dcm, plan.json, report.
-    options: template ("hn"), model_card, structures_path, device, max_iterations, report."""
+    options: template ("hn"), model_card, structures_path, targets_path, device, max_iterations, report."""
     from ._isoline.pipeline import run_case
     p = Path(input_path)
     if p.is_dir():  # a case directory: its ct.nii.gz or its DICOM
@@ -153,6 +153,7 @@ def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -
                 p = p / "dicom"
     r = run_case(str(p), str(out), template=options.get("template", "hn"),
                  model_card=options.get("model_card") or "", structures_path=options.get("structures_path", ""),
+                 targets_path=options.get("targets_path", ""),
                  device=options.get("device", "cpu"), max_iterations=int(options.get("max_iterations", 0)),
                  overwrite=True, report=bool(options.get("report", True)))
     return {"outputs": list(r.files), "warnings": list(r.warnings),

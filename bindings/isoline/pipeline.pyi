@@ -38,8 +38,8 @@ class RunResult:
     def total_s(self) -> float: ...
     def __repr__(self) -> str: ...
 
-def run_case(ct_path: str, out_dir: str, *, template: str = ..., model_card: str = ..., structures_path: str = ..., device: str = ..., max_iterations: int = ..., overwrite: bool = ..., report: bool = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> RunResult:
-    """The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the given structures: masks directory or RT-STRUCT), the achievable-dose plan of the template, and RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases the GIL."""
+def run_case(ct_path: str, out_dir: str, *, template: str = ..., model_card: str = ..., structures_path: str = ..., device: str = ..., max_iterations: int = ..., overwrite: bool = ..., report: bool = ..., targets_path: str = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> RunResult:
+    """The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the given structures: masks directory or RT-STRUCT; or targets_path: the physician's PTV/CTV/GTV from an RT-STRUCT or masks directory, organs auto-contoured), the achievable-dose plan of the template, and RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases the GIL."""
     ...
 
 __all__ = [

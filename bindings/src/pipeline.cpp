@@ -18,7 +18,8 @@ void bind_pipeline(py::module_ m) {
   py::class_<RunResult>(m, "RunResult", "What the main job wrote and found.")
       .def_readonly("out_dir", &RunResult::out_dir)
       .def_readonly("files", &RunResult::files, "written, relative to out_dir")
-      .def_readonly("quality", &RunResult::quality, "per contoured structure (empty when structures were given)")
+      .def_readonly("quality", &RunResult::quality,
+                    "per contoured structure (empty when structures were given)")
       .def_readonly("plan", &RunResult::plan)
       .def_readonly("warnings", &RunResult::warnings)
       .def_readonly("contour_s", &RunResult::contour_s)
@@ -27,30 +28,38 @@ void bind_pipeline(py::module_ m) {
       .def("__repr__", [](const RunResult& r) {
         return "RunResult('" + r.out_dir + "', " + std::to_string(r.files.size()) + " files)";
       });
-  m.def("run_case",
-        [](const std::string& ct_path, const std::string& out_dir, const std::string& tpl, const std::string& model_card,
-           const std::string& structures_path, const std::string& device, int max_iterations, bool overwrite,
-           bool report, py::object progress) {
-          RunOptions o;
-          o.ct_path = ct_path;
-          o.out_dir = out_dir;
-          o.template_name = tpl;
-          o.model_card = model_card;
-          o.structures_path = structures_path;
-          o.device = core::parse_device(device);
-          o.max_iterations = max_iterations;
-          o.overwrite = overwrite;
-          o.report = report;
-          core::Progress prog(wrap_progress(progress), "run");
-          py::gil_scoped_release nogil;
-          return run_case(o, prog);
-        },
-        py::arg("ct_path"), py::arg("out_dir"), py::kw_only(), py::arg("template") = "hn", py::arg("model_card") = "",
-        py::arg("structures_path") = "", py::arg("device") = "cpu", py::arg("max_iterations") = 0,
-        py::arg("overwrite") = false, py::arg("report") = true, py::arg("progress") = py::none(),
-        "The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the given "
-        "structures: masks directory or RT-STRUCT), the achievable-dose plan of the template, and "
-        "RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases the GIL.");
+  m.def(
+      "run_case",
+      [](const std::string& ct_path, const std::string& out_dir, const std::string& tpl,
+         const std::string& model_card, const std::string& structures_path,
+         const std::string& device, int max_iterations, bool overwrite, bool report,
+         const std::string& targets_path, py::object progress) {
+        RunOptions o;
+        o.targets_path = targets_path;
+        o.ct_path = ct_path;
+        o.out_dir = out_dir;
+        o.template_name = tpl;
+        o.model_card = model_card;
+        o.structures_path = structures_path;
+        o.device = core::parse_device(device);
+        o.max_iterations = max_iterations;
+        o.overwrite = overwrite;
+        o.report = report;
+        core::Progress prog(wrap_progress(progress), "run");
+        py::gil_scoped_release nogil;
+        return run_case(o, prog);
+      },
+      py::arg("ct_path"), py::arg("out_dir"), py::kw_only(), py::arg("template") = "hn",
+      py::arg("model_card") = "", py::arg("structures_path") = "", py::arg("device") = "cpu",
+      py::arg("max_iterations") = 0, py::arg("overwrite") = false, py::arg("report") = true,
+      py::arg("targets_path") = "", py::arg("progress") = py::none(),
+      "The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the "
+      "given "
+      "structures: masks directory or RT-STRUCT; or targets_path: the physician's PTV/CTV/GTV from "
+      "an RT-STRUCT or masks directory, organs auto-contoured), the achievable-dose plan of the "
+      "template, and "
+      "RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases "
+      "the GIL.");
 }
 
 }  // namespace isoline::py_bind

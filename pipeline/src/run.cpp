@@ -22,12 +22,15 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   const auto t_start = std::chrono::steady_clock::now();
-  if (o.out_dir.empty()) core::fail<core::InvalidInput>("run", "--out", "no output directory given");
+  if (o.out_dir.empty())
+    core::fail<core::InvalidInput>("run", "--out", "no output directory given");
   std::error_code ec;
   if (fs::exists(o.out_dir, ec)) {
-    if (!fs::is_directory(o.out_dir, ec)) core::fail<core::InvalidInput>("run", o.out_dir, "exists and is not a directory");
+    if (!fs::is_directory(o.out_dir, ec))
+      core::fail<core::InvalidInput>("run", o.out_dir, "exists and is not a directory");
     if (!fs::is_empty(o.out_dir, ec) && !o.overwrite)
-      core::fail<core::InvalidInput>("run", o.out_dir, "exists and is not empty (choose another directory or overwrite)");
+      core::fail<core::InvalidInput>(
+          "run", o.out_dir, "exists and is not empty (choose another directory or overwrite)");
   }
   const std::string parent = fs::path(o.out_dir).parent_path().string();
   if (!parent.empty()) core::ensure_directory(parent, "run");
@@ -37,6 +40,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
 
   RunResult r;
   r.out_dir = o.out_dir;
+  if (!o.structures_path.empty() && !o.targets_path.empty())
+    core::fail<core::InvalidInput>("isoline run", "--targets",
+                                   "give either --structures or --targets, not both");
   CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"));
   for (const auto& w : ct.warnings) r.warnings.push_back(o.ct_path + ": " + w);
 
@@ -49,7 +55,8 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
     wo.info = ct.series.info;
     wo.frame_of_reference_uid = ct.series.frame_of_reference_uid;
     wo.series_description = "Isoline CT (from " + fs::path(o.ct_path).filename().string() + ")";
-    ct.series = rtstruct::write_ct_series(ct.series.image, (dir / "CT").string(), wo, progress.sub(0.04, 0.08, "write CT"));
+    ct.series = rtstruct::write_ct_series(ct.series.image, (dir / "CT").string(), wo,
+                                          progress.sub(0.04, 0.08, "write CT"));
     r.files.push_back("CT/");
   }
 
@@ -58,13 +65,39 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   std::string model = "given structures";
   auto t0 = std::chrono::steady_clock::now();
   if (o.structures_path.empty()) {
+    const auto is_target = [](core::StructureType t) {
+      return t == core::StructureType::PTV || t == core::StructureType::CTV ||
+             t == core::StructureType::GTV;
+    };
+    core::StructureSet targets;
+    if (!o.targets_path.empty()) {
+      for (const auto& st : load_structures(o.targets_path, ct))
+        if (is_target(st.type) || is_target(core::guess_structure_type(st.name))) targets.add(st);
+      if (targets.empty())
+        core::fail<core::InvalidInput>(
+            "isoline run", o.targets_path,
+            "no target structure (PTV, CTV or GTV by type or name) to plan on");
+    }
     contouring::ContourOptions co;
     co.device = o.device;
     co.model_card = o.model_card;
-    contouring::ContourResult c = contouring::contour(ct.series.image, co, progress.sub(0.08, 0.35, "contour"));
+    if (!targets.empty()) {  // organs and Body only; the targets are the physician's
+      const contouring::ModelCard card = contouring::load_model_card(
+          o.model_card.empty() ? contouring::default_model_card_path() : o.model_card);
+      for (const auto& n : card.structures)
+        if (!is_target(core::guess_structure_type(n))) co.structures.push_back(n);
+      co.structures.push_back("Body");
+    }
+    contouring::ContourResult c =
+        contouring::contour(ct.series.image, co, progress.sub(0.08, 0.35, "contour"));
     for (const auto& w : c.warnings) r.warnings.push_back("contouring: " + w);
     r.quality = c.quality;
     structures = std::move(c.structures);
+    for (const auto& t : targets) {
+      if (structures.find(t.name)) structures.remove(t.name);
+      core::Structure& added = structures.add(t);
+      added.description = "given target (" + fs::path(o.targets_path).filename().string() + ")";
+    }
     model = c.model_name + " " + c.model_version;
     rtstruct::RtStructWriteOptions so;
     so.algorithm_name = "Isoline " + c.model_name;
@@ -85,7 +118,8 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   planning::PlanOptions po;
   po.device = o.device;
   po.max_iterations = o.max_iterations;
-  r.plan = planning::make_plan(ct.series.image, structures, tpl, po, progress.sub(0.35, 0.95, "plan"));
+  r.plan =
+      planning::make_plan(ct.series.image, structures, tpl, po, progress.sub(0.35, 0.95, "plan"));
   r.plan_s = since(t0);
   for (const auto& w : r.plan.warnings) r.warnings.push_back("plan: " + w);
   PlanOutputs po_files = write_plan_outputs(dir.string(), ct, structures, r.plan);
@@ -95,18 +129,24 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
     progress.update(0.96, "report");
     char line[160];
     std::vector<std::pair<std::string, std::string>> info;
-    info.push_back({"Patient", ct.series.info.patient_name + " (" + ct.series.info.patient_id + ")"});
+    info.push_back(
+        {"Patient", ct.series.info.patient_name + " (" + ct.series.info.patient_id + ")"});
     info.push_back({"CT", o.ct_path});
-    info.push_back({"Structures", o.structures_path.empty() ? "automatic contours, model " + model + " — review required"
-                                                            : o.structures_path});
+    info.push_back({"Structures", !o.structures_path.empty() ? o.structures_path
+                                  : o.targets_path.empty()
+                                      ? "automatic contours, model " + model + " — review required"
+                                      : "targets from " + o.targets_path +
+                                            "; organs: automatic contours, model " + model +
+                                            " — review required"});
     info.push_back({"Template", tpl.name});
-    std::snprintf(line, sizeof line, "contouring %.1f s, planning %.1f s, total %.1f s (%s)", r.contour_s, r.plan_s,
-                  since(t_start), core::to_string(o.device));
+    std::snprintf(line, sizeof line, "contouring %.1f s, planning %.1f s, total %.1f s (%s)",
+                  r.contour_s, r.plan_s, since(t_start), core::to_string(o.device));
     info.push_back({"Time", line});
     std::vector<std::string> warnings;
     for (const auto& w : r.warnings)
       if (w.rfind("plan: ", 0) != 0) warnings.push_back(w);  // the report adds the plan's own
-    write_plan_report((dir / "report.html").string(), "Isoline achievable dose", ct, structures, r.plan, info, warnings);
+    write_plan_report((dir / "report.html").string(), "Isoline achievable dose", ct, structures,
+                      r.plan, info, warnings);
     r.files.push_back("report.html");
   }
   out.commit();

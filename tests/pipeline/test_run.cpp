@@ -32,8 +32,9 @@ std::string fast_template(const test::TempDir& tmp) {
 const test::TempDir& phantom_case() {
   static test::TempDir dir;
   static bool made = [] {
-    auto r = test::run_command(test::isoline_bin() + " phantom hn --quiet --seed 3 --size 96,96,48 --spacing 4,4,6 --out " +
-                               dir.file("case"));
+    auto r = test::run_command(
+        test::isoline_bin() +
+        " phantom hn --quiet --seed 3 --size 96,96,48 --spacing 4,4,6 --out " + dir.file("case"));
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return true;
   }();
@@ -47,11 +48,11 @@ TEST(Run, MainJobWritesEveryOutputWithValidReferences) {
   const auto& c = phantom_case();
   test::TempDir tmp;
   const std::string out = tmp.file("result");
-  auto r = test::run_command(test::isoline_bin() + " run " + c.file("case/dicom") + " --out " + out + " --template " +
-                             fast_template(tmp));
+  auto r = test::run_command(test::isoline_bin() + " run " + c.file("case/dicom") + " --out " +
+                             out + " --template " + fast_template(tmp));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* f : {"RS.dcm", "RD.dcm", "plan.json", "dose.nii.gz", "dvh.csv", "metrics.json", "report.html",
-                        "masks/Body.nii.gz"})
+  for (const char* f : {"RS.dcm", "RD.dcm", "plan.json", "dose.nii.gz", "dvh.csv", "metrics.json",
+                        "report.html", "masks/Body.nii.gz"})
     EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
   EXPECT_NE(r.output.find("criteria passed"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("report: "), std::string::npos) << r.output;
@@ -76,28 +77,71 @@ TEST(Run, PlanOnGivenStructuresFromNifti) {
   const auto& c = phantom_case();
   test::TempDir tmp;
   const std::string out = tmp.file("plan");
-  auto r = test::run_command(test::isoline_bin() + " plan --ct " + c.file("case/ct.nii.gz") + " --structures " +
-                             c.file("case/masks") + " --out " + out + " --template " + fast_template(tmp));
+  auto r = test::run_command(test::isoline_bin() + " plan --ct " + c.file("case/ct.nii.gz") +
+                             " --structures " + c.file("case/masks") + " --out " + out +
+                             " --template " + fast_template(tmp));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("PTV70 D99% >= 66.5 Gy"), std::string::npos) << r.output;
   nlohmann::json m = nlohmann::json::parse(std::ifstream(out + "/metrics.json"));
   EXPECT_NEAR(m["structures"]["PTV70"]["d95_gy"].get<double>(), 70.0, 0.5);
   EXPECT_EQ(m["criteria"].size(), 10u);
   // `isoline dose` on the written plan gives the plan's dose (MU per fraction x fractions).
-  r = test::run_command(test::isoline_bin() + " dose --ct " + c.file("case/ct.nii.gz") + " --plan " + out +
-                        "/plan.json --out " + tmp.file("recomputed.nii.gz"));
+  r = test::run_command(test::isoline_bin() + " dose --ct " + c.file("case/ct.nii.gz") +
+                        " --plan " + out + "/plan.json --out " + tmp.file("recomputed.nii.gz"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("35 fractions"), std::string::npos) << r.output;
   const auto planned = core::read_image(out + "/dose.nii.gz", core::PixelType::Float32).min_max();
-  const auto recomputed = core::read_image(tmp.file("recomputed.nii.gz"), core::PixelType::Float32).min_max();
+  const auto recomputed =
+      core::read_image(tmp.file("recomputed.nii.gz"), core::PixelType::Float32).min_max();
   EXPECT_NEAR(recomputed.second, planned.second, 0.02 * planned.second);
+}
+
+TEST(Run, GivenTargetsWithAutoContouredOrgans) {
+  const auto& c = phantom_case();
+  test::TempDir tmp;
+  const std::string out = tmp.file("result");
+  auto r = test::run_command(test::isoline_bin() + " run " + c.file("case/dicom") + " --targets " +
+                             c.file("case/dicom/RS.dcm") + " --out " + out + " --template " +
+                             fast_template(tmp));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The targets are the given ones, voxel for voxel; the organs come from the network.
+  const auto given = core::read_image(c.file("case/masks/PTV70.nii.gz"));
+  const auto used = core::read_image(out + "/masks/PTV70.nii.gz");
+  ASSERT_TRUE(used.geometry().same_grid(given.geometry(), 1e-3));
+  std::size_t differ = 0, n = 0;
+  for (std::size_t v = 0; v < given.num_voxels(); ++v) {
+    differ += (given.value(v) > 0) != (used.value(v) > 0);
+    n += given.value(v) > 0;
+  }
+  EXPECT_GT(n, 0u);
+  EXPECT_LT(double(differ), 0.02 * double(n));  // RT-STRUCT polygons back to voxels
+  EXPECT_TRUE(fs::exists(out + "/masks/SpinalCord.nii.gz"));
+  auto rs = rtstruct::read_rtstruct(out + "/RS.dcm");
+  bool has_ptv70 = false;
+  for (const auto& roi : rs.rois) has_ptv70 = has_ptv70 || roi.name == "PTV70";
+  EXPECT_TRUE(has_ptv70);
+  std::ifstream html(out + "/report.html");
+  std::string text((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("targets from"), std::string::npos);
+  // --targets without any target, and together with --structures, are clear errors.
+  r = test::run_command(test::isoline_bin() + " run " + c.file("case/dicom") + " --targets " +
+                        c.file("case/masks/SpinalCord.nii.gz") + " --out " + tmp.file("never"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_FALSE(fs::exists(tmp.file("never")));
+  r = test::run_command(test::isoline_bin() + " run " + c.file("case/dicom") + " --targets " +
+                        c.file("case/dicom/RS.dcm") + " --structures " + c.file("case/masks") +
+                        " --out " + tmp.file("never"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("not both"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.file("never")));
 }
 
 TEST(Run, BadInputFailsCleanlyWithoutOutput) {
   test::TempDir tmp;
   const std::string out = tmp.file("never");
   // Missing CT.
-  auto r = test::run_command(test::isoline_bin() + " run " + tmp.file("no_such_ct") + " --out " + out);
+  auto r =
+      test::run_command(test::isoline_bin() + " run " + tmp.file("no_such_ct") + " --out " + out);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("no_such_ct"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
@@ -124,8 +168,8 @@ TEST(Run, BadInputFailsCleanlyWithoutOutput) {
   // Plan without any target: clear error, no output.
   fs::create_directories(tmp.file("oars"));
   fs::copy_file(c.file("case/masks/Brainstem.nii.gz"), tmp.file("oars/Brainstem.nii.gz"));
-  r = test::run_command(test::isoline_bin() + " plan --ct " + c.file("case/ct.nii.gz") + " --structures " +
-                        tmp.file("oars") + " --out " + tmp.file("p"));
+  r = test::run_command(test::isoline_bin() + " plan --ct " + c.file("case/ct.nii.gz") +
+                        " --structures " + tmp.file("oars") + " --out " + tmp.file("p"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("PTV70"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(tmp.file("p/plan.json")));

@@ -26,6 +26,9 @@ struct RunOptions {
   std::string model_card;       ///< contouring model card; "" = the shipped model
   /// Structures to plan on instead of contouring (masks directory or RT-STRUCT); "" = contour.
   std::string structures_path;
+  /// Targets drawn by the physician (masks directory or RT-STRUCT): its PTV/CTV/GTV structures
+  /// are used as given and only the organs (and Body) are auto-contoured; "" = contour all.
+  std::string targets_path;
   core::Device device = core::Device::CPU;
   int max_iterations = 0;       ///< 0 = the template's
   bool overwrite = false;       ///< replace an existing non-empty out_dir
