@@ -52,10 +52,6 @@ bool external_spans_all_planes(const rtstruct::RtStructData& rs, const core::Geo
   return false;
 }
 
-bool is_target_type(core::StructureType t) {
-  return t == core::StructureType::PTV || t == core::StructureType::CTV || t == core::StructureType::GTV;
-}
-
 std::string fmt(double v, const char* f = "%.2f") {
   if (!std::isfinite(v)) return "-";
   char b[64];
@@ -122,7 +118,7 @@ int run_dvh(const Args& args, const Context& ctx) {
       r.target = it != target_rx.end();
       if (r.target) r.rx = it->second;
     } else {
-      r.target = is_target_type(s.type) || is_target_type(core::guess_structure_type(s.name));
+      r.target = core::is_target_type(s.type) || core::is_target_type(core::guess_structure_type(s.name));
     }
     if (r.target) {
       if (r.rx <= 0) r.rx = core::prescription_from_name(s.name);

@@ -52,6 +52,10 @@ StructureType structure_type_from_string(std::string_view s) {
   return StructureType::Other;
 }
 
+bool is_target_type(StructureType t) {
+  return t == StructureType::PTV || t == StructureType::CTV || t == StructureType::GTV;
+}
+
 double prescription_from_name(std::string_view name) {
   std::size_t i = 0;
   while (i < name.size() && !std::isdigit(static_cast<unsigned char>(name[i]))) ++i;

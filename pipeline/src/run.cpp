@@ -65,31 +65,26 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   std::string model = "given structures";
   auto t0 = std::chrono::steady_clock::now();
   if (o.structures_path.empty()) {
-    const auto is_target = [](core::StructureType t) {
-      return t == core::StructureType::PTV || t == core::StructureType::CTV ||
-             t == core::StructureType::GTV;
-    };
     core::StructureSet targets;
     if (!o.targets_path.empty()) {
       for (const auto& st : load_structures(o.targets_path, ct))
-        if (is_target(st.type) || is_target(core::guess_structure_type(st.name))) targets.add(st);
+        if (core::is_target_type(st.type) ||
+            core::is_target_type(core::guess_structure_type(st.name)))
+          targets.add(st);
       if (targets.empty())
         core::fail<core::InvalidInput>(
             "isoline run", o.targets_path,
             "no target structure (PTV, CTV or GTV by type or name) to plan on");
     }
+    const contouring::Model net(o.model_card, o.device);
     contouring::ContourOptions co;
-    co.device = o.device;
-    co.model_card = o.model_card;
     if (!targets.empty()) {  // organs and Body only; the targets are the physician's
-      const contouring::ModelCard card = contouring::load_model_card(
-          o.model_card.empty() ? contouring::default_model_card_path() : o.model_card);
-      for (const auto& n : card.structures)
-        if (!is_target(core::guess_structure_type(n))) co.structures.push_back(n);
+      for (const auto& n : net.card().structures)
+        if (!core::is_target_type(core::guess_structure_type(n))) co.structures.push_back(n);
       co.structures.push_back("Body");
     }
     contouring::ContourResult c =
-        contouring::contour(ct.series.image, co, progress.sub(0.08, 0.35, "contour"));
+        contouring::contour(ct.series.image, net, co, progress.sub(0.08, 0.35, "contour"));
     for (const auto& w : c.warnings) r.warnings.push_back("contouring: " + w);
     r.quality = c.quality;
     structures = std::move(c.structures);

@@ -64,10 +64,7 @@ td.na{background:#eee;color:#666;font-style:italic}
 @media print{body{background:#fff;margin:8mm;max-width:none}.views,svg,table{break-inside:avoid}h2,h3{break-after:avoid}}
 )";
 
-bool is_target(const core::Structure* s) {
-  return s && (s->type == core::StructureType::PTV || s->type == core::StructureType::CTV ||
-               s->type == core::StructureType::GTV);
-}
+bool is_target(const core::Structure* s) { return s && core::is_target_type(s->type); }
 
 /// Structure names in report order: the structure set's order, then DVH names not in it.
 std::vector<std::string> structure_order(const ReportInput& in) {

@@ -27,13 +27,6 @@ namespace detail {
 
 namespace {
 
-bool is_target_type(core::StructureType t) {
-  return t == core::StructureType::PTV || t == core::StructureType::CTV ||
-         t == core::StructureType::GTV;
-}
-
-
-
 void put(Picture& p, int x, int y, Color c) {
   if (x < 0 || y < 0 || x >= p.width || y >= p.height) return;
   std::uint8_t* q = &p.rgb[(std::size_t(y) * p.width + x) * 3];
@@ -65,7 +58,7 @@ std::vector<Target> find_targets(const ReportInput& in) {
     bool any_ptv = false;
     for (const auto& s : in.structures) any_ptv = any_ptv || s.type == core::StructureType::PTV;
     for (const auto& s : in.structures) {
-      if (any_ptv ? s.type != core::StructureType::PTV : !is_target_type(s.type)) continue;
+      if (any_ptv ? s.type != core::StructureType::PTV : !core::is_target_type(s.type)) continue;
       double gy = core::prescription_from_name(s.name);
       if (gy <= 0) gy = in.prescription_gy;
       out.push_back({s.name, gy});

@@ -31,6 +31,8 @@ const char* to_dicom_string(StructureType t);
 StructureType structure_type_from_string(std::string_view s);
 /// A plausible type from a structure name: "PTV70" -> PTV, "Body" -> External, else Organ.
 StructureType guess_structure_type(std::string_view name);
+/// True for the target types PTV, CTV and GTV.
+bool is_target_type(StructureType t);
 /// Prescription dose encoded in a target's name, in Gy: the first number in the name,
 /// decimals allowed ("PTV70" -> 70, "PTV_59.4" -> 59.4, "CTV 50.4Gy" -> 50.4); 1000-15000
 /// is read as cGy ("PTV7000" -> 70). 0 when there is none or it is no plausible dose
