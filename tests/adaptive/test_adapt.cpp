@@ -33,6 +33,21 @@ phantoms::HeadNeckOptions small_case(double tumour_scale) {
   return o;
 }
 
+// A later anatomy of the same patient: a smooth deformation (4 bumps, 40 mm wide, at most
+// `max_mm`) plus a rigid shift (mm, LPS).
+adaptive::DisplacementField moved_anatomy(const core::Geometry& g, double max_mm, unsigned seed,
+                                          const Vec3& shift) {
+  adaptive::SyntheticFieldOptions so;
+  so.max_mm = max_mm;
+  so.bumps = 4;
+  so.sigma_mm = 40.0;
+  so.seed = seed;
+  adaptive::DisplacementField motion = adaptive::synthetic_field(g, so);
+  for (std::size_t v = 0; v < g.num_voxels(); ++v)
+    for (int a = 0; a < 3; ++a) motion.data[3 * v + a] += static_cast<float>(shift[a]);
+  return motion;
+}
+
 const planning::CriterionResult* find(const std::vector<planning::CriterionResult>& rs, const std::string& d) {
   for (const auto& r : rs)
     if (r.criterion.description == d) return &r;
@@ -53,15 +68,7 @@ class Adapt : public ::testing::Test {
     // 3 mm (posterior, y) and deformed by a smooth field (max 5 mm): new(x) = B(x + t + w(x)).
     phantoms::Phantom later = phantoms::make_head_neck(small_case(0.7));
     const core::Geometry& g = later.ct.geometry();
-    adaptive::SyntheticFieldOptions so;
-    so.max_mm = 5.0;
-    so.bumps = 4;
-    so.sigma_mm = 40.0;
-    so.seed = 3;
-    adaptive::DisplacementField motion = adaptive::synthetic_field(g, so);
-    const Vec3 shift{7.0, 3.0, 0.0};
-    for (std::size_t v = 0; v < g.num_voxels(); ++v)
-      for (int a = 0; a < 3; ++a) motion.data[3 * v + a] += static_cast<float>(shift[a]);
+    const adaptive::DisplacementField motion = moved_anatomy(g, 5.0, 3, {7.0, 3.0, 0.0});
     new_ct = new core::Image(adaptive::warp(later.ct, motion, -1000.0));
     truth = new core::StructureSet(adaptive::propagate_structures(later.structures, motion));
   }
@@ -211,16 +218,7 @@ TEST(AdaptCommandLine, BoxPlanOnShiftedAnatomyWithoutReplan) {
   for (std::size_t v = 0; v < planned.num_voxels(); ++v) planned.data<float>()[v] *= static_cast<float>(scale * 35.0);
 
   // New CT: the patient 8 mm to the left and 3 mm posterior, plus a smooth 4 mm deformation.
-  adaptive::SyntheticFieldOptions so;
-  so.max_mm = 4.0;
-  so.bumps = 4;
-  so.sigma_mm = 40.0;
-  so.seed = 9;
-  adaptive::DisplacementField motion = adaptive::synthetic_field(g, so);
-  for (std::size_t v = 0; v < g.num_voxels(); ++v) {
-    motion.data[3 * v] += 8.0f;
-    motion.data[3 * v + 1] += 3.0f;
-  }
+  const adaptive::DisplacementField motion = moved_anatomy(g, 4.0, 9, {8.0, 3.0, 0.0});
   core::Image new_ct = adaptive::warp(pc.ct, motion, -1000.0);
   core::StructureSet truth = adaptive::propagate_structures(pc.structures, motion);
 
