@@ -8,7 +8,7 @@ import numpy as np
 
 KEYS = ["contour_seconds_128", "contour_seconds_512", "contour_peak_rss_mib",
         "val_mean_oar_dice", "val_min_oar_dice", "val_mandible_dice", "val_ptv70_dice",
-        "contour_seconds_128_cuda"]
+        "contour_seconds_128_cuda", "contour_network_seconds_128_cpu", "contour_network_seconds_128_cuda"]
 
 CASE = "validation/pt_201"
 
@@ -71,6 +71,16 @@ def run(ctx):
     except RuntimeError:
         pass
     sys.path.insert(0, str(ctx.root / "contouring" / "train"))
+    # The network alone through PyTorch, CPU and CUDA in the same run (on a GPU host whose
+    # PyTorch has CUDA; cuda = None elsewhere): what a GPU changes in the 128^3 figure.
+    try:
+        import network_timing
+        nt = network_timing.measure(str(ctx.shared / "openkbp" / CASE / "ct.nii.gz"))
+        out["contour_network_seconds_128_cpu"] = round(nt["cpu"], 3)
+        if nt["cuda"] is not None:
+            out["contour_network_seconds_128_cuda"] = round(nt["cuda"], 4)
+    except ImportError as e:  # no torch for this interpreter
+        print(f"   network timing skipped: {e}", file=sys.stderr)
     import run_validation
     m = run_validation.run(ctx.isoline, ctx.shared / "openkbp" / "validation", ctx.work / "contour_val",
                            log=lambda s: None)

@@ -114,7 +114,7 @@ def main():
         "training_data": "OpenKBP (AAPM 2020, MIT licence) train split, 170 head-and-neck patients; "
                          "model selection on the validation split (33); loss masked where a structure is not delineated",
         "training": {"seed": st.get("seed", 0),
-                     "recipe": "contouring/train/recipe.sh (three stages of train.py, see docs/contouring.md); "
+                     "recipe": "contouring/train/recipe.sh (four stages of train.py, see docs/contouring.md); "
                                "checkpoint = best by validation",
                      "selection_metric_model_grid": st.get("val")},
         "scope": "head-and-neck planning CT (skull base to upper thorax)",

@@ -103,3 +103,26 @@ def test_evaluate_dirs(tmp_path, small_hn):
     assert len(rows) == 1 and 0.2 < rows[0].agreement.dice < 1.0
     summ = contouring.summarize(rows)
     assert summ[0].structure == "SpinalCord" and summ[0].cases == 1
+
+
+def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir):
+    """contouring/train/network_timing.py (bench key contour_network_seconds_128_*): one stack
+    per axial slice of the body, in-plane padded to a multiple of 16, the model's channels;
+    the CPU is timed and CUDA reported as unavailable where torch has no GPU."""
+    import sys
+    from pathlib import Path
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "contouring" / "train"))
+    import network_timing
+    import nibabel as nib
+
+    ct_path = str(hn_case_dir / "ct.nii.gz")
+    hu = np.asarray(nib.load(ct_path).dataobj)
+    body_slices = int((hu > -500).any(axis=(0, 1)).sum())
+    x = network_timing.model_input(ct_path)
+    assert x.shape[0] == body_slices and x.shape[1] == 5
+    assert x.shape[2] % 16 == 0 and x.shape[3] % 16 == 0
+    assert x.min() >= -2.0 and x.max() <= 2.0  # HU clipped to [-1000, 1000] / 500
+    res = network_timing.measure(ct_path, devices=("cpu", "cuda"), repeat=1)
+    assert res["cpu"] > 0
+    assert (res["cuda"] is None) == (not torch.cuda.is_available())

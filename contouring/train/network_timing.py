@@ -1,0 +1,94 @@
+"""Time the contouring network alone (the part a GPU speeds up), on the CPU and on CUDA.
+
+Debian's LibTorch is CPU-only, so `isoline contour --device cuda` cannot run here; on a GPU
+host with PyTorch (any version that loads TorchScript saved by torch 1.13) this script runs
+the shipped TorchScript module on the same input the C++ inference builds for a CT: the
+body-cropped model grid, padded to a multiple of 16, in batches of axial 5-slice stacks.
+
+  /usr/bin/python3 contouring/train/network_timing.py --ct ../shared/data/openkbp/validation/pt_201/ct.nii.gz
+  python3 contouring/train/network_timing.py --ct .../ct.nii.gz --device cpu cuda --json out.json
+
+Prints one line per device: seconds for all slices (best of --repeat, after one warm-up
+run; CUDA timings synchronised). `make bench` (bench/bench_contouring.py) calls `measure`
+and records `contour_network_seconds_128_cpu` / `_cuda` (None where there is no GPU).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import BODY_HU, CONTEXT, HU_MIN, N_IN, normalise  # noqa: E402
+
+DEFAULT_MODEL = os.path.join(HERE, "..", "models", "hn_oar_ptv_2p5d.pt")
+
+
+def model_input(ct_path):
+    """(nz, N_IN, px, py) float32 stacks of the body-cropped CT, as contour.cpp builds them.
+    OpenKBP CTs are already on the model grid (3.9 x 3.9 x 2.5 mm), so no resampling here."""
+    import nibabel as nib
+    hu = np.asarray(nib.load(ct_path).dataobj).astype(np.float32)
+    body = hu > BODY_HU
+    if not body.any():
+        raise ValueError(f"{ct_path}: no voxel above {BODY_HU} HU (not a CT in HU?)")
+    idx = [np.nonzero(body.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
+    (i0, i1), (j0, j1) = [(max(int(v[0]) - 4, 0), int(v[-1]) + 5) for v in idx[:2]]
+    k0, k1 = int(idx[2][0]), int(idx[2][-1]) + 1  # the body's axial slices
+    crop = normalise(hu[i0:i1, j0:j1, :])
+    px, py = -(-crop.shape[0] // 16) * 16, -(-crop.shape[1] // 16) * 16
+    pad = np.full((px, py, crop.shape[2] + 2 * CONTEXT), normalise(np.array(HU_MIN)), np.float32)
+    pad[:crop.shape[0], :crop.shape[1], CONTEXT:CONTEXT + crop.shape[2]] = crop
+    ks = range(k0, k1)  # pad slice k + CONTEXT holds CT slice k: stack k..k+N_IN is centred on it
+    return np.stack([pad[:, :, k:k + N_IN].transpose(2, 0, 1) for k in ks])
+
+
+def measure(ct_path, devices=("cpu", "cuda"), model_path=DEFAULT_MODEL, batch=16, repeat=3):
+    """{device: seconds or None (device unavailable)} for the network over all slices."""
+    import torch
+    x = torch.from_numpy(model_input(ct_path))
+    out = {}
+    for dev in devices:
+        if dev == "cuda" and not torch.cuda.is_available():
+            out[dev] = None
+            continue
+        net = torch.jit.load(model_path, map_location=dev).eval()
+        xd = x.to(dev)
+        sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+        best = float("inf")
+        with torch.inference_mode():
+            for r in range(repeat + 1):
+                sync()
+                t0 = time.perf_counter()
+                for b in range(0, xd.shape[0], batch):
+                    torch.sigmoid(net(xd[b:b + batch]))
+                sync()
+                if r:  # run 0 is the warm-up
+                    best = min(best, time.perf_counter() - t0)
+        out[dev] = best
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ct", required=True, help="OpenKBP-style ct.nii.gz (already on the model grid)")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--device", nargs="+", default=["cpu", "cuda"], choices=["cpu", "cuda"])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="also write the figures to this file")
+    a = ap.parse_args()
+    import torch
+    res = measure(a.ct, a.device, a.model, a.batch, a.repeat)
+    for dev, s in res.items():
+        print(f"{dev}: " + (f"{s:.3f} s" if s is not None else "not available (torch.cuda.is_available() is False)"))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "seconds": res}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
