@@ -306,6 +306,21 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
       const float* spp = sp.data<float>();
       std::uint8_t* smp = sm.data<std::uint8_t>();
       for (std::size_t v = 0; v < sm.num_voxels(); ++v) smp[v] = spp[v] >= card.threshold ? 1 : 0;
+      if (auto br = card.bone_refinement.find(names[s]); br != card.bone_refinement.end()) {
+        // Bony organ: the bone the CT shows within margin_mm of the prediction (cavities
+        // such as the marrow are filled below).
+        const double r = br->second.margin_mm;
+        if (r > 0) sm = core::expand(sm, core::Margin::uniform(r));
+        smp = sm.data<std::uint8_t>();
+        const std::int16_t* chu = ct.data<std::int16_t>();
+        for (std::int64_t k = 0; k < sub.size[2]; ++k)
+          for (std::int64_t j = 0; j < sub.size[1]; ++j)
+            for (std::int64_t i = 0; i < sub.size[0]; ++i) {
+              std::uint8_t& v = smp[sub.offset(i, j, k)];
+              const double h = chu[cg.offset(i + start[0], j + start[1], k + start[2])];
+              if (v && !(h > br->second.min_hu)) v = 0;
+            }
+      }
       const PostSpec ps = post_spec(names[s]);
       sm = core::keep_largest_components(sm, ps.components, ps.min_fraction);
       sm = core::fill_holes(sm, false);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -65,6 +66,21 @@ ModelCard load_model_card(const std::string& path) {
         r.dy_max = dy.at(1);
         r.known = true;
         c.expected[name] = r;
+      }
+    }
+    if (j.contains("post_processing")) {
+      for (auto& [name, e] : j["post_processing"].items()) {
+        if (!e.contains("bone_min_hu")) continue;
+        BoneRefinement b;
+        b.min_hu = e.at("bone_min_hu").get<double>();
+        b.margin_mm = e.value("bone_margin_mm", b.margin_mm);
+        if (!(b.margin_mm >= 0))
+          core::fail<core::InvalidInput>(
+              op, path, "post_processing." + name + ".bone_margin_mm must be >= 0");
+        if (std::find(c.structures.begin(), c.structures.end(), name) == c.structures.end())
+          core::fail<core::InvalidInput>(
+              op, path, "post_processing names '" + name + "', not one of the structures");
+        c.bone_refinement[name] = b;
       }
     }
   } catch (const nlohmann::json::exception& e) {

@@ -77,6 +77,11 @@ def main():
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--no-mirror-tta", action="store_true",
                     help="export the bare network (default: average with the left-right mirrored prediction)")
+    ap.add_argument("--bone-refine", default="Mandible:100:4",
+                    help="STRUCTURE:MIN_HU:MARGIN_MM[,...]: the C++ post-processing re-draws these structures "
+                         "on the CT's bone (prediction grown by MARGIN_MM, HU > MIN_HU, cavities filled); "
+                         "'' for none. The default threshold was chosen on the training split "
+                         "(contouring/train/choose_bone_threshold.py)")
     ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
@@ -119,6 +124,14 @@ def main():
                      "selection_metric_model_grid": st.get("val")},
         "scope": "head-and-neck planning CT (skull base to upper thorax)",
     }
+    post = {}
+    for item in filter(None, a.bone_refine.split(",")):
+        name, hu, margin = item.split(":")
+        if name not in STRUCTURES:
+            sys.exit(f"--bone-refine: {name} is not one of the structures {STRUCTURES}")
+        post[name] = {"bone_min_hu": float(hu), "bone_margin_mm": float(margin)}
+    if post:
+        card["post_processing"] = post
     if a.cache and os.path.exists(a.cache):
         card["expected"] = expected_ranges(a.cache)
     if a.metrics:

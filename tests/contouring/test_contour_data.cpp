@@ -2,9 +2,11 @@
 // stored with flipped/permuted axes (FFS-like), a chest CT outside the model's scope, and
 // the DICOM -> RT-STRUCT path of `isoline contour`.
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "isoline/contouring/contour.h"
 #include "isoline/contouring/metrics.h"
@@ -131,6 +133,44 @@ TEST(ContourData, LoadedModelIsReusedAndGivesTheSameContoursAsOneCall) {
   const contouring::Model copy = model;  // copies share the loaded network
   EXPECT_EQ(&copy.impl(), &model.impl());
   EXPECT_THROW(contouring::Model("/nonexistent/card.json"), core::IoError);
+}
+
+// The shipped card re-draws the Mandible on the bone the CT shows (model card
+// "post_processing"); the same network without it leaves much of the contour off bone.
+TEST(ContourData, MandibleIsRedrawnOnBoneWhenTheCardAsksForIt) {
+  const auto& s = shared_case();
+  const contouring::Model shipped;
+  const auto& card = shipped.card();
+  auto br = card.bone_refinement.find("Mandible");
+  ASSERT_NE(br, card.bone_refinement.end()) << card.card_path << " has no Mandible bone refinement";
+  nlohmann::json j;
+  std::ifstream(card.card_path) >> j;
+  j.erase("post_processing");
+  j["file"] = card.model_path;
+  test::TempDir t;
+  std::ofstream(t.file("plain.json")) << j.dump();
+  const contouring::Model plain(t.file("plain.json"));
+  contouring::ContourOptions o;
+  o.structures = {"Mandible"};
+  const Image a = contouring::contour(s.ct, shipped, o).structures.get("Mandible").mask;
+  const Image b = contouring::contour(s.ct, plain, o).structures.get("Mandible").mask;
+  const Image ct16 = s.ct.cast(core::PixelType::Int16);
+  auto on_bone = [&](const Image& m) {
+    std::size_t n = 0, bone = 0;
+    for (std::size_t v = 0; v < m.num_voxels(); ++v)
+      if (m.data<std::uint8_t>()[v]) {
+        ++n;
+        bone += ct16.data<std::int16_t>()[v] > br->second.min_hu;
+      }
+    return n ? double(bone) / double(n) : 0.0;
+  };
+  const Image ref = core::read_image(test::shared_data(kCase + "/Mandible.nii.gz"));
+  const double da = contouring::compare_masks(a, ref).dice;
+  const double db = contouring::compare_masks(b, ref).dice;
+  EXPECT_GT(on_bone(a), on_bone(b) + 0.05)
+      << "bone fraction " << on_bone(a) << " vs " << on_bone(b);
+  EXPECT_GT(on_bone(a), 0.8);
+  EXPECT_GT(da, 0.75) << "refined " << da << " network alone " << db;
 }
 
 TEST(ContourData, ChestCtIsFlaggedOutOfScope) {

@@ -1,6 +1,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "isoline/contouring/contour.h"
 #include "isoline/contouring/model.h"
@@ -31,6 +32,33 @@ TEST(ModelCard, ErrorsNameTheFile) {
   EXPECT_THROW(contouring::load_model_card(t.file("bad.json")), core::InvalidInput);
   std::ofstream(t.file("nofields.json")) << "{\"structures\": [\"A\"]}";
   EXPECT_THROW(contouring::load_model_card(t.file("nofields.json")), core::InvalidInput);
+}
+
+TEST(ModelCard, BoneRefinementIsReadAndChecked) {
+  const auto shipped = contouring::load_model_card(contouring::default_model_card_path());
+  nlohmann::json j;
+  std::ifstream(shipped.card_path) >> j;
+  j["file"] = shipped.model_path;  // absolute: the copy lives elsewhere
+  test::TempDir t;
+  auto load_with = [&](const nlohmann::json& post) {
+    j["post_processing"] = post;
+    std::ofstream(t.file("card.json")) << j.dump();
+    return contouring::load_model_card(t.file("card.json"));
+  };
+  auto c = load_with({{"Mandible", {{"bone_min_hu", 120}, {"bone_margin_mm", 3}}}});
+  ASSERT_EQ(c.bone_refinement.count("Mandible"), 1u);
+  EXPECT_EQ(c.bone_refinement.at("Mandible").min_hu, 120);
+  EXPECT_EQ(c.bone_refinement.at("Mandible").margin_mm, 3);
+  EXPECT_EQ(load_with(nlohmann::json::object()).bone_refinement.size(), 0u);
+  try {
+    load_with({{"Liver", {{"bone_min_hu", 120}}}});
+    FAIL() << "a structure the model does not provide was accepted";
+  } catch (const core::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("Liver"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("card.json"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_with({{"Mandible", {{"bone_min_hu", 120}, {"bone_margin_mm", -1}}}}),
+               core::InvalidInput);
 }
 
 TEST(Contour, RejectsBadInput) {

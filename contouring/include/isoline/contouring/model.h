@@ -21,6 +21,14 @@ struct ExpectedRange {
   bool known = false;
 };
 
+/// Bone re-drawing of a predicted structure (model card "post_processing"): the prediction
+/// grown by margin_mm, kept where the CT is above min_hu, cavities filled. For bony organs
+/// (Mandible) whose edge the CT shows better than the network's 4 mm grid.
+struct BoneRefinement {
+  double min_hu = 150;
+  double margin_mm = 4;
+};
+
 struct ModelCard {
   std::string card_path;   ///< the .json read
   std::string model_path;  ///< the TorchScript file (resolved beside the card)
@@ -35,6 +43,7 @@ struct ModelCard {
   double threshold = 0.5;
   double body_threshold_hu = -500;
   std::map<std::string, ExpectedRange> expected;
+  std::map<std::string, BoneRefinement> bone_refinement;
   std::string scope;
 
   int channels() const { return 2 * context + 1; }
