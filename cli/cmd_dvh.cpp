@@ -118,7 +118,7 @@ int run_dvh(const Args& args, const Context& ctx) {
       r.target = it != target_rx.end();
       if (r.target) r.rx = it->second;
     } else {
-      r.target = core::is_target_type(s.type) || core::is_target_type(core::guess_structure_type(s.name));
+      r.target = s.is_target();
     }
     if (r.target) {
       if (r.rx <= 0) r.rx = core::prescription_from_name(s.name);

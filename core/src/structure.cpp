@@ -113,6 +113,10 @@ double Structure::volume_cc() const {
   return double(mask.count_nonzero()) * mask.geometry().voxel_volume_mm3() / 1000.0;
 }
 
+bool Structure::is_target() const {
+  return is_target_type(type) || is_target_type(guess_structure_type(name));
+}
+
 Structure& StructureSet::add(Structure s) {
   const char* op = "add structure";
   if (s.name.empty()) fail<InvalidInput>(op, "", "structure name is empty");

@@ -68,9 +68,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
     core::StructureSet targets;
     if (!o.targets_path.empty()) {
       for (const auto& st : load_structures(o.targets_path, ct))
-        if (core::is_target_type(st.type) ||
-            core::is_target_type(core::guess_structure_type(st.name)))
-          targets.add(st);
+        if (st.is_target()) targets.add(st);
       if (targets.empty())
         core::fail<core::InvalidInput>(
             "isoline run", o.targets_path,

@@ -82,3 +82,20 @@ TEST(Structure, PrescriptionFromName) {
   EXPECT_EQ(prescription_from_name(""), 0.0);
   EXPECT_EQ(prescription_from_name("PTV500"), 0.0);  // neither Gy nor cGy
 }
+
+TEST(Structure, IsTargetByTypeOrName) {
+  using isoline::core::Structure;
+  using isoline::core::StructureType;
+  auto s = [](const char* name, StructureType t) {
+    Structure x;
+    x.name = name;
+    x.type = t;
+    return x;
+  };
+  EXPECT_TRUE(s("Boost", StructureType::PTV).is_target());
+  EXPECT_TRUE(s("GTVp", StructureType::Organ).is_target());    // named like one
+  EXPECT_TRUE(s("PTV70", StructureType::Organ).is_target());   // a TPS export typed ORGAN
+  EXPECT_TRUE(s("CTV_high", StructureType::Other).is_target());
+  EXPECT_FALSE(s("LeftParotid", StructureType::Organ).is_target());
+  EXPECT_FALSE(s("BODY", StructureType::External).is_target());
+}

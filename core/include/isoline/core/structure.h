@@ -57,6 +57,8 @@ struct Structure {
 
   /// Volume in cm^3 (count of non-zero voxels times voxel volume).
   double volume_cc() const;
+  /// A target: typed PTV/CTV/GTV, or named like one ("PTV70" typed Organ by a TPS export).
+  bool is_target() const;
 };
 
 class StructureSet {
