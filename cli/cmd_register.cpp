@@ -23,6 +23,12 @@ int run_register(const Args& args, const Context& ctx) {
   opt.deformable_options.field_sigma_mm = args.get_double("--sigma", opt.deformable_options.field_sigma_mm);
   opt.deformable_options.max_resolution_mm =
       args.get_double("--resolution", opt.deformable_options.max_resolution_mm);
+  const long max_voxels = args.get_int("--max-voxels", opt.deformable_options.max_voxels);
+  if (max_voxels < 0) throw UsageError{"--max-voxels must be >= 0 (0 = no budget)"};
+  opt.deformable_options.max_voxels = max_voxels;
+  const long seed = args.get_int("--seed", opt.rigid_options.seed);
+  if (seed < 0 || seed > 4294967295L) throw UsageError{"--seed must be an integer in [0, 2^32)"};
+  opt.rigid_options.seed = static_cast<unsigned>(seed);
   if (auto it = args.get("--iterations")) {
     opt.deformable_options.iterations.clear();
     std::size_t start = 0;
@@ -104,6 +110,8 @@ Command make_register_command() {
       {"--sigma", "MM", "field regularisation (Gaussian sigma, mm)"},
       {"--iterations", "N,N,N", "demons iterations per level, coarse to fine"},
       {"--resolution", "MM", "finest demons grid spacing (mm per axis; 0 = the fixed grid)"},
+      {"--max-voxels", "N", "voxel budget of the finest demons grid (default 3000000; 0 = none)"},
+      {"--seed", "N", "seed of the rigid metric's random sampling (default 20261125)"},
       {"--landmarks", "FILE", "elastix point files, fixed then moving (give twice); prints TRE", false, "", true},
   };
   c.run = run_register;

@@ -222,7 +222,7 @@ RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const Rigid
   method->SetSmoothingSigmasPerLevel(sigmas);
   method->SetMetricSamplingStrategy(Method::MetricSamplingStrategyEnum::RANDOM);
   method->SetMetricSamplingPercentage(std::clamp(opt.sampling, 0.01, 1.0));
-  method->MetricSamplingReinitializeSeed(20261125);  // deterministic sampling
+  method->MetricSamplingReinitializeSeed(static_cast<int>(opt.seed));  // deterministic sampling
 
   auto observer = itk::CStyleCommand::New();
   struct Ctx {
@@ -254,6 +254,21 @@ RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const Rigid
 }
 
 }  // namespace
+
+Geometry demons_grid(const Geometry& fixed, const DeformableOptions& options) {
+  const Geometry g = coarsen(fixed, options.max_resolution_mm);
+  const auto voxels = [](const Geometry& x) { return x.size[0] * x.size[1] * x.size[2]; };
+  if (options.max_voxels <= 0 || voxels(g) <= options.max_voxels) return g;
+  // The smallest spacing floor (coarsen's per-axis rule) whose grid fits the budget.
+  double lo = std::min({g.spacing[0], g.spacing[1], g.spacing[2]});
+  double hi = std::max({g.spacing[0], g.spacing[1], g.spacing[2]});
+  while (voxels(coarsen(g, hi)) > options.max_voxels) hi *= 2;
+  for (int it = 0; it < 40; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (voxels(coarsen(g, mid)) > options.max_voxels ? lo : hi) = mid;
+  }
+  return coarsen(g, hi);
+}
 
 // ---------------------------------------------------------------------------------------
 
@@ -367,8 +382,9 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
       dmoving = match->GetOutput();
     }
 
-    // Demons grid: the fixed grid, coarsened to max_resolution_mm per axis.
-    const Geometry dg = coarsen(g, dopt.max_resolution_mm);
+    // Demons grid: the fixed grid, coarsened to max_resolution_mm per axis and then, if it has
+    // more than max_voxels voxels, to the finest spacing that fits the budget.
+    const Geometry dg = demons_grid(g, dopt);
     const bool coarse = !dg.same_grid(g, 1e-6);
     if (coarse) {
       dfixed = resample_to(fixed, dg, static_cast<float>(dopt.window_low));

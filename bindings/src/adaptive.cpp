@@ -53,8 +53,11 @@ void bind_adaptive(py::module_ m) {
       "register",
       [](const core::Image& fixed, const core::Image& moving, bool rigid, bool deformable,
          bool bony, double sigma_mm, std::vector<int> iterations, double update_sigma_mm,
-         double resolution_mm, std::pair<double, double> window, py::object progress) {
+         double resolution_mm, std::int64_t max_voxels, std::pair<double, double> window,
+         unsigned seed, py::object progress) {
         RegistrationOptions opt;
+        opt.deformable_options.max_voxels = max_voxels;
+        opt.rigid_options.seed = seed;
         opt.deformable_options.update_sigma_mm = update_sigma_mm;
         opt.deformable_options.max_resolution_mm = resolution_mm;
         opt.deformable_options.window_low = window.first;
@@ -76,13 +79,15 @@ void bind_adaptive(py::module_ m) {
       py::arg("iterations") = std::vector<int>{},
       py::arg("update_sigma_mm") = DeformableOptions{}.update_sigma_mm,
       py::arg("resolution_mm") = DeformableOptions{}.max_resolution_mm,
+      py::arg("max_voxels") = DeformableOptions{}.max_voxels,
       py::arg("window") = std::pair<double, double>{DeformableOptions{}.window_low,
                                                     DeformableOptions{}.window_high},
-      py::arg("progress") = py::none(),
+      py::arg("seed") = RigidOptions{}.seed, py::arg("progress") = py::none(),
       "Rigid (Mattes MI) then diffeomorphic demons registration of `moving` to `fixed`.\n\n"
       "sigma_mm: field smoothing; update_sigma_mm: smoothing of each update (fluid, 0 = off);\n"
-      "resolution_mm: coarsest demons grid spacing (0 = the fixed grid); window: HU clamp (low, "
-      "high).");
+      "resolution_mm: finest demons grid spacing (0 = the fixed grid); max_voxels: voxel budget\n"
+      "of the finest demons grid (0 = none); window: HU clamp (low, "
+      "high); seed: the rigid metric's random sampling (the result is deterministic per seed).");
   m.def(
       "warp", &warp, py::arg("moving"), py::arg("field"), py::arg("default") = 0.0,
       py::call_guard<py::gil_scoped_release>(),

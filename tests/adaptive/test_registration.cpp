@@ -61,6 +61,34 @@ double mean_error_inside(const DisplacementField& est, const DisplacementField& 
 
 }  // namespace
 
+TEST(Registration, DemonsGridKeepsSmallGridsAndCoarsensLargeOnesToTheBudget) {
+  adaptive::DeformableOptions opt;  // defaults: no spacing floor, 3 M voxels
+  Geometry lung = grid(8, 1.37);
+  lung.size = {115, 157, 129};  // the lung pair: 2.3 M voxels, kept
+  EXPECT_TRUE(adaptive::demons_grid(lung, opt).same_grid(lung, 1e-9));
+
+  Geometry ct = grid(8, 0.98);  // a clinical 512 x 512 x 160 CT, 2.5 mm slices
+  ct.size = {512, 512, 160};
+  ct.spacing = {0.98, 0.98, 2.5};
+  const Geometry d = adaptive::demons_grid(ct, opt);
+  EXPECT_LE(d.size[0] * d.size[1] * d.size[2], opt.max_voxels);
+  EXPECT_GT(d.size[0] * d.size[1] * d.size[2], opt.max_voxels * 0.8);  // the finest that fits
+  for (int a = 0; a < 3; ++a)
+    EXPECT_NEAR(d.spacing[a] * d.size[a], ct.spacing[a] * ct.size[a], 1e-6) << "axis " << a;
+  EXPECT_NEAR(d.spacing[0], d.spacing[1], 1e-9);
+  EXPECT_GE(d.spacing[2], ct.spacing[2] - 1e-9);  // slices coarsened last
+  // The field's first voxel centre sits half a (new) voxel inside the old grid's corner.
+  const core::Vec3 c0 = d.index_to_world({0, 0, 0}), o0 = ct.index_to_world({-0.5, -0.5, -0.5});
+  for (int a = 0; a < 3; ++a) EXPECT_NEAR(c0[a], o0[a] + 0.5 * d.spacing[a], 1e-6);
+
+  opt.max_voxels = 0;  // no budget
+  EXPECT_TRUE(adaptive::demons_grid(ct, opt).same_grid(ct, 1e-9));
+  opt.max_resolution_mm = 1.5;  // a spacing floor alone
+  const Geometry f = adaptive::demons_grid(ct, opt);
+  EXPECT_NEAR(f.spacing[0], 500.0 / 333, 1e-3);
+  EXPECT_EQ(f.size[2], 160);
+}
+
 TEST(Registration, JacobianOfLinearField) {
   Geometry g = grid(12, 2.0);
   DisplacementField f = DisplacementField::zeros(g);
