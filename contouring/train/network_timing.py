@@ -8,6 +8,9 @@ body-cropped model grid, padded to a multiple of 16, in batches of axial 5-slice
   /usr/bin/python3 contouring/train/network_timing.py --ct ../shared/data/openkbp/validation/pt_201/ct.nii.gz
   python3 contouring/train/network_timing.py --ct .../ct.nii.gz --device cpu cuda --json out.json
 
+A GPU host without nibabel reads the CT as an int16 .npy (same axis order as the NIfTI),
+written here with `--save-npy ct.npy` (bench/gpu_session.sh does both).
+
 Prints one line per device: seconds for all slices (best of --repeat, after one warm-up
 run; CUDA timings synchronised). `make bench` (bench/bench_contouring.py) calls `measure`
 and records `contour_network_seconds_128_cpu` / `_cuda` (None where there is no GPU).
@@ -27,11 +30,18 @@ from common import BODY_HU, CONTEXT, HU_MIN, N_IN, normalise  # noqa: E402
 DEFAULT_MODEL = os.path.join(HERE, "..", "models", "hn_oar_ptv_2p5d.pt")
 
 
+def load_hu(ct_path):
+    """HU volume (x, y, z) of a NIfTI CT, or of an .npy written by --save-npy."""
+    if str(ct_path).endswith(".npy"):
+        return np.load(ct_path).astype(np.float32)
+    import nibabel as nib
+    return np.asarray(nib.load(ct_path).dataobj).astype(np.float32)
+
+
 def model_input(ct_path):
     """(nz, N_IN, px, py) float32 stacks of the body-cropped CT, as contour.cpp builds them.
     OpenKBP CTs are already on the model grid (3.9 x 3.9 x 2.5 mm), so no resampling here."""
-    import nibabel as nib
-    hu = np.asarray(nib.load(ct_path).dataobj).astype(np.float32)
+    hu = load_hu(ct_path)
     body = hu > BODY_HU
     if not body.any():
         raise ValueError(f"{ct_path}: no voxel above {BODY_HU} HU (not a CT in HU?)")
@@ -74,13 +84,17 @@ def measure(ct_path, devices=("cpu", "cuda"), model_path=DEFAULT_MODEL, batch=16
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ct", required=True, help="OpenKBP-style ct.nii.gz (already on the model grid)")
+    ap.add_argument("--ct", required=True, help="OpenKBP-style ct.nii.gz (already on the model grid) or .npy")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--device", nargs="+", default=["cpu", "cuda"], choices=["cpu", "cuda"])
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--save-npy", help="only write the CT as int16 .npy (for a host without nibabel)")
     a = ap.parse_args()
+    if a.save_npy:
+        np.save(a.save_npy, np.round(load_hu(a.ct)).astype(np.int16))
+        return
     import torch
     res = measure(a.ct, a.device, a.model, a.batch, a.repeat)
     for dev, s in res.items():
