@@ -249,11 +249,12 @@ def recompute_dose(ct: _core.Image, plan: _dose.Plan, fractions: int, grid_mm: f
     """Dose of a plan (MU per fraction) times `fractions` on a CT resampled to `grid_mm` (0 = CT grid)."""
     ...
 
-def register(fixed: _core.Image, moving: _core.Image, rigid: bool = ..., deformable: bool = ..., bony: bool = ..., sigma_mm: float = ..., iterations: List[int] = ..., update_sigma_mm: float = ..., resolution_mm: float = ..., window: Tuple[float, float] = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> RegistrationResult:
+def register(fixed: _core.Image, moving: _core.Image, rigid: bool = ..., deformable: bool = ..., bony: bool = ..., sigma_mm: float = ..., iterations: List[int] = ..., update_sigma_mm: float = ..., resolution_mm: float = ..., max_voxels: int = ..., window: Tuple[float, float] = ..., seed: int = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> RegistrationResult:
     """Rigid (Mattes MI) then diffeomorphic demons registration of `moving` to `fixed`.
 
 sigma_mm: field smoothing; update_sigma_mm: smoothing of each update (fluid, 0 = off);
-resolution_mm: coarsest demons grid spacing (0 = the fixed grid); window: HU clamp (low, high)."""
+resolution_mm: finest demons grid spacing (0 = the fixed grid); max_voxels: voxel budget
+of the finest demons grid (0 = none); window: HU clamp (low, high); seed: the rigid metric's random sampling (the result is deterministic per seed)."""
     ...
 
 def replan_available() -> bool: ...

@@ -105,10 +105,11 @@ def test_evaluate_dirs(tmp_path, small_hn):
     assert summ[0].structure == "SpinalCord" and summ[0].cases == 1
 
 
-def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir):
+def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path):
     """contouring/train/network_timing.py (bench key contour_network_seconds_128_*): one stack
     per axial slice of the body, in-plane padded to a multiple of 16, the model's channels;
     the CPU is timed and CUDA reported as unavailable where torch has no GPU."""
+    import subprocess
     import sys
     from pathlib import Path
     torch = pytest.importorskip("torch")
@@ -126,3 +127,8 @@ def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir):
     res = network_timing.measure(ct_path, devices=("cpu", "cuda"), repeat=1)
     assert res["cpu"] > 0
     assert (res["cuda"] is None) == (not torch.cuda.is_available())
+    # The int16 .npy a GPU host without nibabel reads (bench/gpu_session.sh) gives the same input.
+    npy = tmp_path / "ct.npy"
+    subprocess.run([sys.executable, network_timing.__file__, "--ct", ct_path, "--save-npy", str(npy)],
+                   check=True)
+    np.testing.assert_array_equal(network_timing.model_input(str(npy)), x)
