@@ -87,6 +87,40 @@ struct PostSpec {
   double min_fraction = 0;  // ... and only those >= this fraction of the largest
 };
 
+// Removes t.inferior_mm / t.superior_mm from the ends of the mask along patient z (LPS: +z is
+// superior), by voxel centre: a voxel is kept when zmin + inferior <= z <= zmax - superior.
+void trim_extent(Image& mask, const ExtentTrim& t) {
+  if (!(t.inferior_mm > 0 || t.superior_mm > 0)) return;
+  const Geometry& g = mask.geometry();
+  std::uint8_t* m = mask.data<std::uint8_t>();
+  const Vec3 o = g.index_to_world({0, 0, 0});
+  const double di = g.index_to_world({1, 0, 0})[2] - o[2], dj = g.index_to_world({0, 1, 0})[2] - o[2],
+               dk = g.index_to_world({0, 0, 1})[2] - o[2];
+  auto z_of = [&](std::int64_t i, std::int64_t j, std::int64_t k) {
+    return o[2] + di * double(i) + dj * double(j) + dk * double(k);
+  };
+  double zmin = std::numeric_limits<double>::infinity(), zmax = -zmin;
+  for (std::int64_t k = 0; k < g.size[2]; ++k)
+    for (std::int64_t j = 0; j < g.size[1]; ++j)
+      for (std::int64_t i = 0; i < g.size[0]; ++i)
+        if (m[g.offset(i, j, k)]) {
+          const double z = z_of(i, j, k);
+          zmin = std::min(zmin, z);
+          zmax = std::max(zmax, z);
+        }
+  if (!(zmin <= zmax)) return;
+  const double lo = zmin + t.inferior_mm - 1e-3, hi = zmax - t.superior_mm + 1e-3;
+  for (std::int64_t k = 0; k < g.size[2]; ++k)
+    for (std::int64_t j = 0; j < g.size[1]; ++j)
+      for (std::int64_t i = 0; i < g.size[0]; ++i) {
+        std::uint8_t& v = m[g.offset(i, j, k)];
+        if (v) {
+          const double z = z_of(i, j, k);
+          if (z < lo || z > hi) v = 0;
+        }
+      }
+}
+
 PostSpec post_spec(const std::string& name) {
   if (name.rfind("PTV", 0) == 0 || name.rfind("CTV", 0) == 0 || name.rfind("GTV", 0) == 0)
     return {4, 0.1};  // targets may be multi-focal (primary + nodes)
@@ -321,6 +355,8 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
               if (v && !(h > br->second.min_hu)) v = 0;
             }
       }
+      if (auto tr = card.extent_trim.find(names[s]); tr != card.extent_trim.end())
+        trim_extent(sm, tr->second);
       const PostSpec ps = post_spec(names[s]);
       sm = core::keep_largest_components(sm, ps.components, ps.min_fraction);
       sm = core::fill_holes(sm, false);

@@ -70,17 +70,27 @@ ModelCard load_model_card(const std::string& path) {
     }
     if (j.contains("post_processing")) {
       for (auto& [name, e] : j["post_processing"].items()) {
-        if (!e.contains("bone_min_hu")) continue;
-        BoneRefinement b;
-        b.min_hu = e.at("bone_min_hu").get<double>();
-        b.margin_mm = e.value("bone_margin_mm", b.margin_mm);
-        if (!(b.margin_mm >= 0))
-          core::fail<core::InvalidInput>(
-              op, path, "post_processing." + name + ".bone_margin_mm must be >= 0");
         if (std::find(c.structures.begin(), c.structures.end(), name) == c.structures.end())
           core::fail<core::InvalidInput>(
               op, path, "post_processing names '" + name + "', not one of the structures");
-        c.bone_refinement[name] = b;
+        if (e.contains("bone_min_hu")) {
+          BoneRefinement b;
+          b.min_hu = e.at("bone_min_hu").get<double>();
+          b.margin_mm = e.value("bone_margin_mm", b.margin_mm);
+          if (!(b.margin_mm >= 0))
+            core::fail<core::InvalidInput>(
+                op, path, "post_processing." + name + ".bone_margin_mm must be >= 0");
+          c.bone_refinement[name] = b;
+        }
+        if (e.contains("trim_inferior_mm") || e.contains("trim_superior_mm")) {
+          ExtentTrim t;
+          t.inferior_mm = e.value("trim_inferior_mm", 0.0);
+          t.superior_mm = e.value("trim_superior_mm", 0.0);
+          if (!(t.inferior_mm >= 0 && t.superior_mm >= 0))
+            core::fail<core::InvalidInput>(
+                op, path, "post_processing." + name + ": trim lengths must be >= 0 mm");
+          c.extent_trim[name] = t;
+        }
       }
     }
   } catch (const nlohmann::json::exception& e) {

@@ -82,6 +82,10 @@ def main():
                          "on the CT's bone (prediction grown by MARGIN_MM, HU > MIN_HU, cavities filled); "
                          "'' for none. The default threshold was chosen on the training split "
                          "(contouring/train/choose_bone_threshold.py)")
+    ap.add_argument("--trim", default="",
+                    help="STRUCTURE:INFERIOR_MM:SUPERIOR_MM[,...]: the C++ post-processing removes these "
+                         "lengths from the structure's cranio-caudal ends; chosen on the training split "
+                         "(contouring/train/choose_extent_trim.py)")
     ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
@@ -130,6 +134,11 @@ def main():
         if name not in STRUCTURES:
             sys.exit(f"--bone-refine: {name} is not one of the structures {STRUCTURES}")
         post[name] = {"bone_min_hu": float(hu), "bone_margin_mm": float(margin)}
+    for item in filter(None, a.trim.split(",")):
+        name, inferior, superior = item.split(":")
+        if name not in STRUCTURES:
+            sys.exit(f"--trim: {name} is not one of the structures {STRUCTURES}")
+        post.setdefault(name, {}).update(trim_inferior_mm=float(inferior), trim_superior_mm=float(superior))
     if post:
         card["post_processing"] = post
     if a.cache and os.path.exists(a.cache):

@@ -105,7 +105,7 @@ TEST(ContourData, FlippedAndPermutedAxesGiveTheSameContoursInPatientSpace) {
   Image ffs = reorient(s.ct);
   ASSERT_NE(core::orientation_code(ffs.geometry()), core::orientation_code(s.ct.geometry()));
   contouring::ContourOptions o;
-  o.structures = {"Mandible", "RightParotid", "LeftParotid", "SpinalCord", "Body"};
+  o.structures = {"Mandible", "RightParotid", "LeftParotid", "SpinalCord", "Larynx", "Body"};
   auto r = contouring::contour(ffs, o);
   for (const auto& n : o.structures) {
     Image back =
@@ -171,6 +171,54 @@ TEST(ContourData, MandibleIsRedrawnOnBoneWhenTheCardAsksForIt) {
       << "bone fraction " << on_bone(a) << " vs " << on_bone(b);
   EXPECT_GT(on_bone(a), 0.8);
   EXPECT_GT(da, 0.75) << "refined " << da << " network alone " << db;
+}
+
+// Lowest and highest patient z (LPS, mm) of the mask's voxel centres.
+std::pair<double, double> z_extent(const Image& m) {
+  const Geometry& g = m.geometry();
+  double lo = 1e30, hi = -1e30;
+  for (std::int64_t k = 0; k < g.size[2]; ++k)
+    for (std::int64_t j = 0; j < g.size[1]; ++j)
+      for (std::int64_t i = 0; i < g.size[0]; ++i)
+        if (m.at<std::uint8_t>(i, j, k)) {
+          const double z = g.index_to_world({double(i), double(j), double(k)})[2];
+          lo = std::min(lo, z);
+          hi = std::max(hi, z);
+        }
+  return {lo, hi};
+}
+
+TEST(ContourData, ExtentTrimShortensTheStructureAtEachEndInPatientZ) {
+  const auto& s = shared_case();
+  const contouring::Model shipped;
+  nlohmann::json j;
+  std::ifstream(shipped.card().card_path) >> j;
+  j["file"] = shipped.card().model_path;
+  j["post_processing"].erase("Larynx");
+  test::TempDir t;
+  std::ofstream(t.file("plain.json")) << j.dump();
+  j["post_processing"]["Larynx"] = {{"trim_inferior_mm", 5.0}, {"trim_superior_mm", 7.5}};
+  std::ofstream(t.file("trim.json")) << j.dump();
+  const contouring::Model plain(t.file("plain.json")), trim(t.file("trim.json"));
+  ASSERT_EQ(trim.card().extent_trim.count("Larynx"), 1u);
+  contouring::ContourOptions o;
+  o.structures = {"Larynx"};
+  const double dz = s.ct.geometry().spacing[2];
+  for (const Image& ct : {s.ct, reorient(s.ct)}) {  // head first, and flipped/permuted axes
+    const Image a = contouring::contour(ct, plain, o).structures.get("Larynx").mask;
+    const Image b = contouring::contour(ct, trim, o).structures.get("Larynx").mask;
+    ASSERT_GT(a.count_nonzero(), 0u);
+    ASSERT_GT(b.count_nonzero(), 0u);
+    EXPECT_EQ(core::mask_subtract(b, a).count_nonzero(), 0u) << "the trim only removes";
+    const auto [alo, ahi] = z_extent(a);
+    const auto [blo, bhi] = z_extent(b);
+    // Whole slices go: the first kept centre lies at least the trim and less than the trim
+    // plus one slice from the old end, on the inferior (-z) and superior (+z) side.
+    EXPECT_GE(blo - alo, 5.0 - 1e-3);
+    EXPECT_LT(blo - alo, 5.0 + dz);
+    EXPECT_GE(ahi - bhi, 7.5 - 1e-3);
+    EXPECT_LT(ahi - bhi, 7.5 + dz);
+  }
 }
 
 TEST(ContourData, ChestCtIsFlaggedOutOfScope) {

@@ -61,6 +61,36 @@ TEST(ModelCard, BoneRefinementIsReadAndChecked) {
                core::InvalidInput);
 }
 
+TEST(ModelCard, ExtentTrimIsReadAndChecked) {
+  const auto shipped = contouring::load_model_card(contouring::default_model_card_path());
+  nlohmann::json j;
+  std::ifstream(shipped.card_path) >> j;
+  j["file"] = shipped.model_path;
+  test::TempDir t;
+  auto load_with = [&](const nlohmann::json& post) {
+    j["post_processing"] = post;
+    std::ofstream(t.file("card.json")) << j.dump();
+    return contouring::load_model_card(t.file("card.json"));
+  };
+  auto c = load_with({{"Larynx", {{"trim_inferior_mm", 12.5}, {"trim_superior_mm", 5}}},
+                      {"Esophagus", {{"trim_inferior_mm", 7.5}}},
+                      {"Mandible", {{"bone_min_hu", 100}, {"trim_superior_mm", 2.5}}}});
+  ASSERT_EQ(c.extent_trim.size(), 3u);
+  EXPECT_EQ(c.extent_trim.at("Larynx").inferior_mm, 12.5);
+  EXPECT_EQ(c.extent_trim.at("Larynx").superior_mm, 5);
+  EXPECT_EQ(c.extent_trim.at("Esophagus").superior_mm, 0);
+  EXPECT_EQ(c.extent_trim.at("Mandible").superior_mm, 2.5);
+  EXPECT_EQ(c.bone_refinement.count("Mandible"), 1u);  // both on one structure
+  EXPECT_EQ(c.bone_refinement.count("Larynx"), 0u);
+  try {
+    load_with({{"Larynx", {{"trim_inferior_mm", -5}}}});
+    FAIL() << "a negative trim was accepted";
+  } catch (const core::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("Larynx"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("card.json"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Contour, RejectsBadInput) {
   core::Geometry g;
   g.size = {8, 8, 8};

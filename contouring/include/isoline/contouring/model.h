@@ -29,6 +29,16 @@ struct BoneRefinement {
   double margin_mm = 4;
 };
 
+/// Cranio-caudal extent trim of a predicted structure (model card "post_processing"): the
+/// given lengths are removed from its inferior and superior ends (patient z, whatever the CT's
+/// orientation). The 2.5D network sees five slices and over-extends structures whose ends are
+/// set by contouring convention (Larynx, Esophagus); the lengths are chosen on the training
+/// split (contouring/train/choose_extent_trim.py).
+struct ExtentTrim {
+  double inferior_mm = 0;
+  double superior_mm = 0;
+};
+
 struct ModelCard {
   std::string card_path;   ///< the .json read
   std::string model_path;  ///< the TorchScript file (resolved beside the card)
@@ -44,6 +54,7 @@ struct ModelCard {
   double body_threshold_hu = -500;
   std::map<std::string, ExpectedRange> expected;
   std::map<std::string, BoneRefinement> bone_refinement;
+  std::map<std::string, ExtentTrim> extent_trim;
   std::string scope;
 
   int channels() const { return 2 * context + 1; }
