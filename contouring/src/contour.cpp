@@ -89,6 +89,7 @@ struct PostSpec {
 
 // Removes t.inferior_mm / t.superior_mm from the ends of the mask along patient z (LPS: +z is
 // superior), by voxel centre: a voxel is kept when zmin + inferior <= z <= zmax - superior.
+// A structure shorter than the two trims together is left whole (never emptied).
 void trim_extent(Image& mask, const ExtentTrim& t) {
   if (!(t.inferior_mm > 0 || t.superior_mm > 0)) return;
   const Geometry& g = mask.geometry();
@@ -110,6 +111,7 @@ void trim_extent(Image& mask, const ExtentTrim& t) {
         }
   if (!(zmin <= zmax)) return;
   const double lo = zmin + t.inferior_mm - 1e-3, hi = zmax - t.superior_mm + 1e-3;
+  if (hi < lo) return;  // shorter than the two trims: left whole rather than emptied
   for (std::int64_t k = 0; k < g.size[2]; ++k)
     for (std::int64_t j = 0; j < g.size[1]; ++j)
       for (std::int64_t i = 0; i < g.size[0]; ++i) {

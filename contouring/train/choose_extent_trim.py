@@ -46,7 +46,7 @@ def dice_table(inter, pa, rtot, thickness):
                 lo, hi = 0, -1
             else:
                 lo, hi = z[0] + n[a], z[-1] - n[b]
-            keep = slice(lo, hi + 1) if hi >= lo else slice(0, 0)
+            keep = slice(lo, hi + 1) if hi >= lo else slice(None)  # never emptied (contour.cpp)
             num = 2 * inter[keep].sum()
             den = rtot + pa[keep].sum()
             out[a, b] = num / den if den > 0 else 1.0

@@ -199,13 +199,17 @@ TEST(ContourData, ExtentTrimShortensTheStructureAtEachEndInPatientZ) {
   std::ofstream(t.file("plain.json")) << j.dump();
   j["post_processing"]["Larynx"] = {{"trim_inferior_mm", 5.0}, {"trim_superior_mm", 7.5}};
   std::ofstream(t.file("trim.json")) << j.dump();
+  j["post_processing"]["Larynx"] = {{"trim_inferior_mm", 400.0}, {"trim_superior_mm", 400.0}};
+  std::ofstream(t.file("long.json")) << j.dump();
   const contouring::Model plain(t.file("plain.json")), trim(t.file("trim.json"));
   ASSERT_EQ(trim.card().extent_trim.count("Larynx"), 1u);
   contouring::ContourOptions o;
   o.structures = {"Larynx"};
   const double dz = s.ct.geometry().spacing[2];
+  Image head_first_plain;
   for (const Image& ct : {s.ct, reorient(s.ct)}) {  // head first, and flipped/permuted axes
     const Image a = contouring::contour(ct, plain, o).structures.get("Larynx").mask;
+    if (head_first_plain.empty()) head_first_plain = a;
     const Image b = contouring::contour(ct, trim, o).structures.get("Larynx").mask;
     ASSERT_GT(a.count_nonzero(), 0u);
     ASSERT_GT(b.count_nonzero(), 0u);
@@ -219,6 +223,10 @@ TEST(ContourData, ExtentTrimShortensTheStructureAtEachEndInPatientZ) {
     EXPECT_GE(ahi - bhi, 7.5 - 1e-3);
     EXPECT_LT(ahi - bhi, 7.5 + dz);
   }
+  // Trims longer than the structure leave it whole instead of emptying it.
+  const contouring::Model long_trim(t.file("long.json"));
+  const Image c = contouring::contour(s.ct, long_trim, o).structures.get("Larynx").mask;
+  EXPECT_EQ(c.count_nonzero(), head_first_plain.count_nonzero());
 }
 
 TEST(ContourData, ChestCtIsFlaggedOutOfScope) {
