@@ -48,6 +48,16 @@ def _inside(geom, pts):
     return np.array(ok)
 
 
+def _record_seeds(out, tool, tres, secs, cpus):
+    """Means over the seeds (TRE, wall and CPU seconds per run), the per-seed TREs and the
+    default seed's (the first)."""
+    out[f"tre_mm_{tool}"] = round(float(np.mean(tres)), 3)
+    out[f"tre_mm_{tool}_seeds"] = tres
+    out[f"tre_mm_{tool}_default_seed"] = tres[0]
+    out[f"register_seconds_{tool}"] = round(float(np.mean(secs)), 2)
+    out[f"register_cpu_seconds_{tool}"] = round(float(np.mean(cpus)), 2)
+
+
 def run(ctx):
     sys.path.insert(0, str(ctx.build / "python"))
     from isoline import adaptive, core
@@ -71,11 +81,7 @@ def run(ctx):
         cpus.append(time.process_time() - c0)
         tres.append(round(tre_of_field(reg.field), 3))
         print(f"   Isoline seed {seed}: TRE {tres[-1]:.3f} mm, {secs[-1]:.1f} s", file=sys.stderr)
-    out["tre_mm_isoline"] = round(float(np.mean(tres)), 3)
-    out["tre_mm_isoline_seeds"] = tres
-    out["tre_mm_isoline_default_seed"] = tres[0]
-    out["register_seconds_isoline"] = round(float(np.mean(secs)), 2)
-    out["register_cpu_seconds_isoline"] = round(float(np.mean(cpus)), 2)
+    _record_seeds(out, "isoline", tres, secs, cpus)
 
     peers = ctx.root / "bench" / "peers"
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,11 +109,7 @@ def run(ctx):
                 t = np.array(rows, float)[sel]
                 tres.append(round(float(np.linalg.norm(t - pm[sel], axis=1).mean()), 3))
                 print(f"   elastix seed {seed}: TRE {tres[-1]:.3f} mm, {secs[-1]:.1f} s", file=sys.stderr)
-            out["tre_mm_elastix"] = round(float(np.mean(tres)), 3)
-            out["tre_mm_elastix_seeds"] = tres
-            out["tre_mm_elastix_default_seed"] = tres[0]
-            out["register_seconds_elastix"] = round(float(np.mean(secs)), 2)
-            out["register_cpu_seconds_elastix"] = round(float(np.mean(cpus)), 2)
+            _record_seeds(out, "elastix", tres, secs, cpus)
         except (OSError, subprocess.CalledProcessError) as e:
             print(f"   elastix failed: {e}", file=sys.stderr)
         try:  # plastimatch: rigid + multi-stage B-spline
