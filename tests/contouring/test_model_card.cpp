@@ -89,6 +89,12 @@ TEST(ModelCard, ExtentTrimIsReadAndChecked) {
     EXPECT_NE(std::string(e.what()).find("Larynx"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("card.json"), std::string::npos) << e.what();
   }
+  try {
+    load_with({{"Larynx", {{"trim_superor_mm", 5}}}});  // a typo is not silently ignored
+    FAIL() << "an unknown post-processing entry was accepted";
+  } catch (const core::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("trim_superor_mm"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Contour, RejectsBadInput) {
