@@ -53,11 +53,34 @@ def dice_table(inter, pa, rtot, thickness):
     return out
 
 
+def best_trim(tables, min_gain):
+    """(inferior index, superior index, mean Dice table) of the best mean Dice; (0, 0) when the
+    gain over no trim is below min_gain."""
+    mean = np.mean(tables, axis=0)
+    ia, ib = np.unravel_index(np.argmax(mean), mean.shape)
+    if mean[ia, ib] - mean[0, 0] < min_gain:
+        ia, ib = 0, 0
+    return int(ia), int(ib), mean
+
+
+def cross_validated(tables, k, min_gain):
+    """Mean Dice when each of k folds (patient i in fold i % k) gets the trim chosen on the
+    others: an unbiased estimate of what a trim chosen on these patients does on new ones."""
+    dice = []
+    for f in range(k):
+        rest = [t for i, t in enumerate(tables) if i % k != f]
+        ia, ib, _ = best_trim(rest, min_gain)
+        dice += [t[ia, ib] for i, t in enumerate(tables) if i % k == f]
+    return float(np.mean(dice))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="OpenKBP split with reference masks (training)")
     ap.add_argument("--pred", required=True, help="isoline contour --out folders, one per patient")
     ap.add_argument("--min-gain", type=float, default=0.005, help="mean Dice gain needed to trim")
+    ap.add_argument("--cross-validate", type=int, default=0, metavar="K",
+                    help="also print the K-fold cross-validated mean Dice of the choice")
     a = ap.parse_args()
     chosen = {}
     print(f"{'structure':13s} {'n':>4s} {'no trim':>8s} {'best':>6s} inferior / superior trim")
@@ -80,8 +103,10 @@ def main():
         ia, ib = np.unravel_index(np.argmax(mean), mean.shape)
         gain = mean[ia, ib] - mean[0, 0]
         use = gain >= a.min_gain
+        cv = (f"  {a.cross_validate}-fold cross-validated {cross_validated(tables, a.cross_validate, a.min_gain):.3f}"
+              if a.cross_validate > 1 else "")
         print(f"{s:13s} {len(tables):4d} {mean[0, 0]:8.3f} {mean[ia, ib]:6.3f} "
-              f"{TRIMS_MM[ia]:4.1f} / {TRIMS_MM[ib]:4.1f} mm{'' if use else '  (not used: gain < min-gain)'}")
+              f"{TRIMS_MM[ia]:4.1f} / {TRIMS_MM[ib]:4.1f} mm{'' if use else '  (not used: gain < min-gain)'}{cv}")
         if use:
             chosen[s] = (TRIMS_MM[ia], TRIMS_MM[ib])
     arg = ",".join(f"{s}:{i:g}:{j:g}" for s, (i, j) in chosen.items())
