@@ -14,8 +14,6 @@ namespace isoline::cli {
 namespace {
 
 int run_register(const Args& args, const Context& ctx) {
-  core::Image fixed = core::read_image(args.positional(0));
-  core::Image moving = core::read_image(args.positional(1));
   adaptive::RegistrationOptions opt;
   opt.rigid = !args.flag("--no-rigid");
   opt.deformable = !args.flag("--rigid-only");
@@ -45,6 +43,9 @@ int run_register(const Args& args, const Context& ctx) {
     }
     opt.deformable_options.levels = static_cast<int>(opt.deformable_options.iterations.size());
   }
+  // Options are checked before the (possibly large) images are read.
+  core::Image fixed = core::read_image(args.positional(0));
+  core::Image moving = core::read_image(args.positional(1));
   core::Progress progress(ctx.progress, "register");
   adaptive::RegistrationResult res;
   if (auto in = args.get("--field-in")) {  // evaluate an existing field (e.g. a peer's)

@@ -46,6 +46,13 @@ TEST(Cli, UnknownCommandAndMissingArgumentAreUsageErrors) {
   r = run_command(isoline_bin() + " info --bogus x");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("unknown option --bogus"), std::string::npos) << r.output;
+  // Bad option values are usage errors before any input is read (the files do not exist).
+  r = run_command(isoline_bin() + " register no_fixed.mha no_moving.mha --seed -3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--seed"), std::string::npos) << r.output;
+  r = run_command(isoline_bin() + " register no_fixed.mha no_moving.mha --max-voxels -1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--max-voxels"), std::string::npos) << r.output;
 }
 
 TEST(Cli, InfoOnOpenKbpCt) {
