@@ -8,7 +8,9 @@
 #   /usr/bin/python3 bench/run.py --build build --only dose        # bench/work/dose/hn9*.{json,f32,u8}
 #   /usr/bin/python3 contouring/train/network_timing.py \
 #       --ct ../shared/data/openkbp/validation/pt_201/ct.nii.gz --save-npy bench/work/gpu/pt_201_ct.npy
-# Run there (the device tool: carry bench/work/dose and bench/work/gpu):
+# Run there (the device tool; carry only what is needed, the whole bench/work/dose is > 64 MiB:
+#   bench/work/dose/hn9.json, bench/work/dose/hn9.f32, bench/work/dose/hn9i.json,
+#   bench/work/dose/hn9i.f32, bench/work/dose/hn9i.u8, bench/work/gpu  -- about 23 MB):
 #   bash bench/gpu_session.sh        # results in $OUT (or /tmp/gpu_out): gpu_results.json + logs
 set -u
 OUT=${OUT:-/tmp/gpu_out}
