@@ -257,7 +257,7 @@ RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const Rigid
 
 Geometry demons_grid(const Geometry& fixed, const DeformableOptions& options) {
   const Geometry g = coarsen(fixed, options.max_resolution_mm);
-  const auto voxels = [](const Geometry& x) { return x.size[0] * x.size[1] * x.size[2]; };
+  const auto voxels = [](const Geometry& x) { return static_cast<std::int64_t>(x.num_voxels()); };
   if (options.max_voxels <= 0 || voxels(g) <= options.max_voxels) return g;
   // The smallest spacing floor (coarsen's per-axis rule) whose grid fits the budget.
   double lo = std::min({g.spacing[0], g.spacing[1], g.spacing[2]});

@@ -73,13 +73,15 @@ ModelCard load_model_card(const std::string& path) {
         if (std::find(c.structures.begin(), c.structures.end(), name) == c.structures.end())
           core::fail<core::InvalidInput>(
               op, path, "post_processing names '" + name + "', not one of the structures");
+        static const std::vector<std::string> kKnown = {"bone_min_hu", "bone_margin_mm",
+                                                        "trim_inferior_mm", "trim_superior_mm"};
         for (auto& [key, value] : e.items())
-          if (key != "bone_min_hu" && key != "bone_margin_mm" && key != "trim_inferior_mm" &&
-              key != "trim_superior_mm")
-            core::fail<core::InvalidInput>(op, path,
-                                           "post_processing." + name + ": unknown entry '" + key +
-                                               "' (bone_min_hu, bone_margin_mm, trim_inferior_mm, "
-                                               "trim_superior_mm)");
+          if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end()) {
+            std::string known;
+            for (const auto& k : kKnown) known += (known.empty() ? "" : ", ") + k;
+            core::fail<core::InvalidInput>(op, path, "post_processing." + name +
+                                                         ": unknown entry '" + key + "' (" + known + ")");
+          }
         if (e.contains("bone_min_hu")) {
           BoneRefinement b;
           b.min_hu = e.at("bone_min_hu").get<double>();

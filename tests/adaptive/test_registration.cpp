@@ -71,8 +71,8 @@ TEST(Registration, DemonsGridKeepsSmallGridsAndCoarsensLargeOnesToTheBudget) {
   ct.size = {512, 512, 160};
   ct.spacing = {0.98, 0.98, 2.5};
   const Geometry d = adaptive::demons_grid(ct, opt);
-  EXPECT_LE(d.size[0] * d.size[1] * d.size[2], opt.max_voxels);
-  EXPECT_GT(d.size[0] * d.size[1] * d.size[2], opt.max_voxels * 0.8);  // the finest that fits
+  EXPECT_LE(static_cast<std::int64_t>(d.num_voxels()), opt.max_voxels);
+  EXPECT_GT(static_cast<double>(d.num_voxels()), opt.max_voxels * 0.8);  // the finest that fits
   for (int a = 0; a < 3; ++a)
     EXPECT_NEAR(d.spacing[a] * d.size[a], ct.spacing[a] * ct.size[a], 1e-6) << "axis " << a;
   EXPECT_NEAR(d.spacing[0], d.spacing[1], 1e-9);
