@@ -346,10 +346,7 @@ InfluenceMatrix compute_influence(const core::Image& ct, const core::Image& targ
     core::fail<core::InvalidInput>("compute influence", "target", "the target mask is not on the CT grid");
   const Grid grid = to_grid(ct.geometry());
   CalcOptions o = plan.options;
-  // CPU: the engine's CUDA influence path has not been run on a GPU yet (docs/dose.md); say so
-  // instead of silently ignoring a CUDA request.
-  o.use_cuda = false;
-  if (device == core::Device::CUDA) progress.update(0.0, "influence matrix on CPU (CUDA path not yet validated)");
+  o.use_cuda = device == core::Device::CUDA;
   std::vector<std::uint8_t> t(target.num_voxels());
   for (std::size_t i = 0; i < t.size(); ++i) t[i] = target.value(i) != 0 ? 1 : 0;
   try {

@@ -4,13 +4,16 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <stdexcept>
 
 #include "isoline/core/error.h"
+#include "optimizer_impl.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #else
 static int omp_get_max_threads() { return 1; }
+static int omp_get_num_threads() { return 1; }
 static int omp_get_thread_num() { return 0; }
 #endif
 
@@ -181,8 +184,109 @@ double evaluate(const FluenceProblem& p, const std::vector<Bound>& bound, const 
 }  // namespace
 
 namespace {
-void dose_of(const FluenceProblem& p, const std::vector<float>& x, std::vector<float>* d) {
-  p.influence->multiply(x, d);
+
+// The transpose in CSR (a column of A per row), entries of each row in ascending order: the same
+// matrix whatever the thread count.
+SparseMatrix transpose(const SparseMatrix& a) {
+  SparseMatrix t;
+  t.rows = a.cols;
+  t.cols = a.rows;
+  t.row_ptr.assign(static_cast<std::size_t>(t.rows + 1), 0);
+  t.col.resize(a.nnz());
+  t.val.resize(a.nnz());
+  std::vector<std::vector<std::int64_t>> next;  // per thread and column: count, then position
+  int threads = 1;
+#pragma omp parallel
+  {
+#pragma omp single
+    {
+      threads = omp_get_num_threads();
+      next.assign(static_cast<std::size_t>(threads), std::vector<std::int64_t>(static_cast<std::size_t>(a.cols), 0));
+    }
+    const int th = omp_get_thread_num();
+    const std::int64_t r0 = a.rows * th / threads, r1 = a.rows * (th + 1) / threads;
+    auto& mine = next[static_cast<std::size_t>(th)];
+    for (std::int64_t r = r0; r < r1; ++r)
+      for (std::int64_t n = a.row_ptr[r]; n < a.row_ptr[r + 1]; ++n) ++mine[a.col[n]];
+#pragma omp barrier
+#pragma omp single
+    {
+      std::int64_t pos = 0;
+      for (std::int64_t c = 0; c < a.cols; ++c) {
+        t.row_ptr[c] = pos;
+        for (auto& counts : next) {
+          const std::int64_t n = counts[c];
+          counts[c] = pos;
+          pos += n;
+        }
+      }
+      t.row_ptr[a.cols] = pos;
+    }
+    for (std::int64_t r = r0; r < r1; ++r)
+      for (std::int64_t n = a.row_ptr[r]; n < a.row_ptr[r + 1]; ++n) {
+        const std::int64_t p = mine[a.col[n]]++;
+        t.col[p] = static_cast<std::int32_t>(r);
+        t.val[p] = a.val[n];
+      }
+  }
+  return t;
+}
+
+detail::CsrView view(const SparseMatrix& m) {
+  return {m.rows, m.cols, m.row_ptr.data(), m.col.data(), m.val.data()};
+}
+
+// The two products of every iteration, A x and A^T g, on the CPU or the GPU.
+class Products {
+ public:
+  Products(const SparseMatrix& a, core::Device device) : a_(a) {
+    if (device != core::Device::CUDA) return;
+    core::require_device(device, "optimise fluence");
+#ifdef ISOLINE_PLANNING_WITH_CUDA
+    const SparseMatrix at = transpose(a);
+    try {
+      gpu_ = detail::cuda_products_create(view(a), view(at), 0);
+    } catch (const std::runtime_error& e) {
+      fail<core::DeviceError>("optimise fluence", "influence matrix on the GPU", e.what());
+    }
+#else
+    fail<core::DeviceError>("optimise fluence", "cuda", "this build has no CUDA kernels for the optimiser");
+#endif
+  }
+  ~Products() {
+#ifdef ISOLINE_PLANNING_WITH_CUDA
+    detail::cuda_products_destroy(gpu_);
+#endif
+  }
+  Products(const Products&) = delete;
+  Products& operator=(const Products&) = delete;
+
+  void multiply(const std::vector<float>& x, std::vector<float>* y) const {
+    if (!gpu_) return a_.multiply(x, y);
+    y->resize(static_cast<std::size_t>(a_.rows));
+    run([&] { detail::cuda_multiply(gpu_, x.data(), y->data()); });
+  }
+  void multiply_transpose(const std::vector<double>& g, std::vector<double>* out) const {
+    if (!gpu_) return a_.multiply_transpose(g, out);
+    out->resize(static_cast<std::size_t>(a_.cols));
+    run([&] { detail::cuda_multiply_transpose(gpu_, g.data(), out->data()); });
+  }
+
+ private:
+  template <class F>
+  static void run(F&& f) {
+    try {
+      f();
+    } catch (const std::runtime_error& e) {
+      fail<core::DeviceError>("optimise fluence", "influence matrix product", e.what());
+    }
+  }
+  const SparseMatrix& a_;
+  detail::CudaProducts* gpu_ = nullptr;
+};
+
+void dose_of(const FluenceProblem& p, const Products& m, const std::vector<float>& x, std::vector<float>* d) {
+  m.multiply(x, d);
   if (!p.offset_dose.empty())
     for (std::size_t r = 0; r < d->size(); ++r) (*d)[r] += p.offset_dose[r];
 }
@@ -191,7 +295,7 @@ void dose_of(const FluenceProblem& p, const std::vector<float>& x, std::vector<f
 double objective_value(const FluenceProblem& problem, const std::vector<float>& x) {
   auto bound = bind(problem);
   std::vector<float> d;
-  dose_of(problem, x, &d);
+  dose_of(problem, Products(*problem.influence, core::Device::CPU), x, &d);
   return evaluate(problem, bound, x, d, nullptr);
 }
 
@@ -210,11 +314,12 @@ OptimizerResult optimize_fluence(const FluenceProblem& p, const OptimizerOptions
   if (!p.initial_weights.empty() && p.initial_weights.size() != nb)
     fail<InvalidInput>("optimise fluence", "initial weights", "needs one value per beamlet");
 
+  const Products M(A, opt.device);
   OptimizerResult res;
   std::vector<float> x(nb, 1.f), d;
   if (!p.initial_weights.empty())
     for (std::size_t i = 0; i < nb; ++i) x[i] = std::max(0.f, p.initial_weights[i]);
-  dose_of(p, x, &d);
+  dose_of(p, M, x, &d);
   // Scale the start so that the normalisation structure's mean dose is the prescription.
   for (const auto& s : p.structures)
     if (p.initial_weights.empty() && s.name == p.normalisation_structure && !s.rows.empty() && p.normalisation_dose_gy > 0) {
@@ -224,14 +329,14 @@ OptimizerResult optimize_fluence(const FluenceProblem& p, const OptimizerOptions
       if (mean > 0) {
         const float k = static_cast<float>(p.normalisation_dose_gy / mean);
         for (auto& v : x) v *= k;
-        dose_of(p, x, &d);
+        dose_of(p, M, x, &d);
       }
     }
 
   auto gradient = [&](const std::vector<float>& xx, const std::vector<float>& dd, std::vector<double>* g) {
     std::vector<double> gd(static_cast<std::size_t>(A.rows), 0.0);
     const double f = evaluate(p, bound, xx, dd, &gd);
-    A.multiply_transpose(gd, g);
+    M.multiply_transpose(gd, g);
     for (const auto& [i, j] : p.neighbours) {
       const double diff = double(xx[i]) - xx[j];
       (*g)[i] += 2.0 * p.smoothness_weight * diff;
@@ -277,7 +382,7 @@ OptimizerResult optimize_fluence(const FluenceProblem& p, const OptimizerOptions
     bool accepted = false;
     for (int ls = 0; ls < 30; ++ls) {
       for (std::size_t i = 0; i < nb; ++i) xn[i] = static_cast<float>(std::max(0.0, x[i] + lambda * dir[i]));
-      dose_of(p, xn, &dn);
+      dose_of(p, M, xn, &dn);
       fn = evaluate(p, bound, xn, dn, nullptr);
       if (fn <= fmax + 1e-4 * lambda * gdir) {
         accepted = true;

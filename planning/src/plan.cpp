@@ -588,6 +588,7 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   }
   OptimizerOptions oo;
   oo.max_iterations = options.max_iterations > 0 ? options.max_iterations : tpl.max_iterations;
+  oo.device = options.device;  // the matrix products on the GPU with CUDA
   const int passes = std::max(0, tpl.correction_passes);
 
   // Fluence maps per beam (MU per fraction) from beamlet weights (total over fractions), and

@@ -1,6 +1,7 @@
 // Helpers for the dose tests: simple density phantoms built directly (no phantoms module).
 #pragma once
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -8,7 +9,12 @@
 
 namespace isoline::dose::test {
 
-inline std::string machine_path() { return std::string(ISOLINE_SOURCE_DIR) + "/dose/machines/generic_6mv.json"; }
+/// The generic machine; $ISOLINE_MACHINE_DIR (as for `isoline dose`) overrides the source tree, so
+/// the test binary also runs from a copy on another host (bench/gpu_session.sh).
+inline std::string machine_path() {
+  if (const char* dir = std::getenv("ISOLINE_MACHINE_DIR")) return std::string(dir) + "/generic_6mv.json";
+  return std::string(ISOLINE_SOURCE_DIR) + "/dose/machines/generic_6mv.json";
+}
 
 /// A water-like box: lateral x (i) and z (k) centred on 0, depth along +y (j) starting at
 /// y = surface_mm (the first voxel centre is half a voxel deep). `rho(depth_mm)` gives the

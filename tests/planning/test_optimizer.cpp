@@ -184,3 +184,88 @@ TEST(Optimizer, ReportsProgress) {
   EXPECT_GT(calls, 1);
   EXPECT_DOUBLE_EQ(last, 1.0);
 }
+
+namespace {
+
+// A wider problem for the device tests: 3000 voxels x 240 beamlets, about 60 entries per row and
+// 750 per column (warps loop over several chunks), some rows empty.
+planning::SparseMatrix banded_influence() {
+  planning::SparseMatrix A;
+  A.rows = 3000;
+  A.cols = 240;
+  A.row_ptr.push_back(0);
+  for (int v = 0; v < A.rows; ++v) {
+    if (v % 97 != 13) {
+      const double c = v * A.cols / double(A.rows);
+      for (int b = 0; b < A.cols; ++b) {
+        const double w = std::exp(-0.5 * (b - c) * (b - c) / 100.0);
+        if (w > 1e-2) {
+          A.col.push_back(b);
+          A.val.push_back(static_cast<float>(w * (1.0 + 0.3 * std::sin(0.37 * v + b))));
+        }
+      }
+    }
+    A.row_ptr.push_back(static_cast<std::int64_t>(A.val.size()));
+  }
+  return A;
+}
+
+planning::FluenceProblem banded_problem(const planning::SparseMatrix* A) {
+  planning::FluenceProblem p;
+  p.influence = A;
+  p.structures = {range("PTV", 1000, 1800), range("OAR", 2000, 2600), range("Ring", 1800, 2000)};
+  p.objectives = {{"PTV", ObjectiveType::MinDose, 60.0, 0, 100},
+                  {"PTV", ObjectiveType::MaxDose, 63.0, 0, 100},
+                  {"PTV", ObjectiveType::MinDvh, 61.0, 95.0, 50},
+                  {"OAR", ObjectiveType::MaxMean, 20.0, 0, 5},
+                  {"OAR", ObjectiveType::MaxDvh, 30.0, 20.0, 5},
+                  {"Ring", ObjectiveType::MaxDose, 50.0, 0, 10}};
+  for (int b = 0; b + 1 < A->cols; ++b) p.neighbours.push_back({b, b + 1});
+  p.smoothness_weight = 1e-5;
+  p.normalisation_structure = "PTV";
+  p.normalisation_dose_gy = 60.0;
+  p.offset_dose.assign(static_cast<std::size_t>(A->rows), 0.5f);
+  return p;
+}
+
+bool cuda_here() { return core::built_with_cuda() && core::cuda_device_count() > 0; }
+
+}  // namespace
+
+// The matrix products on the GPU (OptimizerOptions::device) against the CPU: the same plan, to
+// float precision along the optimisation path, and the same result from run to run.
+TEST(OptimizerDevices, CpuAndCudaAgree) {
+  if (!cuda_here()) GTEST_SKIP() << "no CUDA device (or no CUDA kernels in this build)";
+  auto A = banded_influence();
+  auto p = banded_problem(&A);
+  planning::OptimizerOptions opt;
+  opt.max_iterations = 200;
+  const auto cpu = planning::optimize_fluence(p, opt);
+  opt.device = core::Device::CUDA;
+  const auto gpu = planning::optimize_fluence(p, opt);
+  const auto gpu2 = planning::optimize_fluence(p, opt);
+  EXPECT_EQ(gpu.weights, gpu2.weights);
+  const auto dc = doses(A, cpu.weights), dg = doses(A, gpu.weights);
+  const double dmax = *std::max_element(dc.begin(), dc.end());
+  double diff = 0;
+  for (std::size_t i = 0; i < dc.size(); ++i) diff = std::max<double>(diff, std::fabs(dc[i] - dg[i]));
+  RecordProperty("max_dose_diff_percent", std::to_string(100 * diff / dmax));
+  EXPECT_LT(diff, 0.01 * dmax);
+  const double fc = planning::objective_value(p, cpu.weights), fg = planning::objective_value(p, gpu.weights);
+  EXPECT_NEAR(fg, fc, 0.02 * fc + 1e-9);
+  EXPECT_LT(fg, 0.5 * gpu.objective_history.front());  // it optimised (the objectives conflict)
+}
+
+TEST(OptimizerDevices, CudaRequestWithoutGpuIsAClearError) {
+  if (cuda_here()) GTEST_SKIP() << "a CUDA device is present";
+  auto A = gaussian_influence();
+  auto p = target_and_oar(&A);
+  planning::OptimizerOptions opt;
+  opt.device = core::Device::CUDA;
+  try {
+    planning::optimize_fluence(p, opt);
+    FAIL() << "expected a DeviceError";
+  } catch (const core::DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("optimise fluence"), std::string::npos) << e.what();
+  }
+}

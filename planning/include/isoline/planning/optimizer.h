@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "isoline/core/device.h"
 #include "isoline/core/progress.h"
 
 namespace isoline::planning {
@@ -80,6 +81,9 @@ struct FluenceProblem {
 struct OptimizerOptions {
   int max_iterations = 300;
   double relative_tolerance = 1e-6;  ///< stop when the objective improves less than this over 10 iterations
+  /// Where the products with the influence matrix run (the optimiser's main cost); CUDA keeps
+  /// the matrix and its transpose on the GPU. DeviceError when CUDA is not usable here.
+  core::Device device = core::Device::CPU;
 };
 
 struct OptimizerResult {
