@@ -56,18 +56,19 @@ __global__ void csr_rows(DeviceCsr m, const In* in, Out* out) {
 struct CudaProducts {
   int device = 0;
   DeviceCsr a, at;
-  float* x = nullptr;   // cols
-  float* y = nullptr;   // rows
-  double* g = nullptr;  // rows
-  double* gx = nullptr; // cols
+  float* x = nullptr;    // cols
+  float* y = nullptr;    // rows
+  double* g = nullptr;   // rows
+  double* gx = nullptr;  // cols
 };
 
 namespace {
 void release(CudaProducts* p) {
-  for (void* q : {static_cast<void*>(p->a.row_ptr), static_cast<void*>(p->a.col), static_cast<void*>(p->a.val),
-                  static_cast<void*>(p->at.row_ptr), static_cast<void*>(p->at.col), static_cast<void*>(p->at.val),
-                  static_cast<void*>(p->x), static_cast<void*>(p->y), static_cast<void*>(p->g),
-                  static_cast<void*>(p->gx)})
+  for (void* q :
+       {static_cast<void*>(p->a.row_ptr), static_cast<void*>(p->a.col),
+        static_cast<void*>(p->a.val), static_cast<void*>(p->at.row_ptr),
+        static_cast<void*>(p->at.col), static_cast<void*>(p->at.val), static_cast<void*>(p->x),
+        static_cast<void*>(p->y), static_cast<void*>(p->g), static_cast<void*>(p->gx)})
     if (q) cudaFree(q);
   delete p;
 }
@@ -123,13 +124,16 @@ void cuda_multiply(CudaProducts* p, const float* x, float* y) {
 
 void cuda_multiply_transpose(CudaProducts* p, const double* g, double* out) {
   check(cudaSetDevice(p->device), "cudaSetDevice");
-  check(cudaMemcpy(p->g, g, p->a.rows * sizeof(double), cudaMemcpyHostToDevice), "copy dose gradient");
+  check(cudaMemcpy(p->g, g, p->a.rows * sizeof(double), cudaMemcpyHostToDevice),
+        "copy dose gradient");
   const int threads = 256;
   if (p->at.rows > 0) {
-    csr_rows<double, double><<<blocks_for_warps(p->at.rows, threads), threads>>>(p->at, p->g, p->gx);
+    csr_rows<double, double>
+        <<<blocks_for_warps(p->at.rows, threads), threads>>>(p->at, p->g, p->gx);
     check(cudaGetLastError(), "gradient product kernel");
   }
-  check(cudaMemcpy(out, p->gx, p->at.rows * sizeof(double), cudaMemcpyDeviceToHost), "copy gradient");
+  check(cudaMemcpy(out, p->gx, p->at.rows * sizeof(double), cudaMemcpyDeviceToHost),
+        "copy gradient");
 }
 
 }  // namespace isoline::planning::detail

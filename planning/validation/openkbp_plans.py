@@ -48,7 +48,7 @@ def resample_to(src_path, ref_img):
                                     order=1, mode="constant", cval=0.0)
 
 
-def run_patient(isoline, pdir, out, force, template="hn"):
+def run_patient(isoline, pdir, out, force, template="hn", device="cpu"):
     name = os.path.basename(pdir)
     work = os.path.join(out, name)
     masks = os.path.join(work, "masks")
@@ -61,7 +61,8 @@ def run_patient(isoline, pdir, out, force, template="hn"):
     if force or not os.path.exists(metrics):
         t0 = time.time()
         r = subprocess.run([isoline, "plan", "--quiet", "--ct", os.path.join(pdir, "ct.nii.gz"), "--structures", masks,
-                            "--out", plan_dir, "--template", template], capture_output=True, text=True)
+                            "--out", plan_dir, "--template", template, "--device", device, "--overwrite"],
+                           capture_output=True, text=True)
         if r.returncode != 0:
             return {"patient": name, "error": r.stderr.strip()}
         wall = time.time() - t0

@@ -27,9 +27,9 @@ using namespace isoline;
 
 namespace {
 
-const std::vector<std::string> kStructures = {"Brainstem", "SpinalCord", "RightParotid", "LeftParotid",
-                                              "Esophagus", "Larynx",     "Mandible",     "PTV56",
-                                              "PTV63",     "PTV70"};
+const std::vector<std::string> kStructures = {
+    "Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus",
+    "Larynx",    "Mandible",   "PTV56",        "PTV63",       "PTV70"};
 
 struct Summary {
   int met = 0, evaluated = 0;
@@ -55,13 +55,19 @@ int main(int argc, char** argv) {
   std::vector<std::string> patients;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--device" && i + 1 < argc) device = argv[++i];
-    else if (a == "--template" && i + 1 < argc) tpl_name = argv[++i];
-    else if (a == "--compare-cpu" && i + 1 < argc) compare = std::atoi(argv[++i]);
+    if (a == "--device" && i + 1 < argc)
+      device = argv[++i];
+    else if (a == "--template" && i + 1 < argc)
+      tpl_name = argv[++i];
+    else if (a == "--compare-cpu" && i + 1 < argc)
+      compare = std::atoi(argv[++i]);
     else if (a == "--help" || a.rfind("--", 0) == 0) {
-      std::fprintf(stderr, "usage: isoline-plan-bench [--device cpu|cuda] [--template hn] [--compare-cpu N] PATIENT_DIR...\n");
+      std::fprintf(stderr,
+                   "usage: isoline-plan-bench [--device cpu|cuda] [--template hn] [--compare-cpu "
+                   "N] PATIENT_DIR...\n");
       return 2;
-    } else patients.push_back(a);
+    } else
+      patients.push_back(a);
   }
   if (patients.empty()) {
     std::fprintf(stderr, "isoline-plan-bench: no patient folder given\n");
@@ -83,11 +89,14 @@ int main(int argc, char** argv) {
         const core::StructureSet masks = core::read_mask_dir(dir, kStructures);
         const planning::PlanResult r = planning::make_plan(ct, masks, tpl, po);
         const Summary s = summarise(r);
-        std::printf("{\"patient\": \"%s\", \"device\": \"%s\", \"influence_s\": %.3f, \"optimise_s\": %.3f, "
-                    "\"dose_s\": %.3f, \"total_s\": %.3f, \"iterations\": %d, \"criteria_met\": %d, "
-                    "\"criteria_evaluated\": %d, \"ptv70_d99_gy\": %.3f",
-                    name.c_str(), device.c_str(), r.timing.influence_s, r.timing.optimize_s, r.timing.dose_s,
-                    r.timing.total_s, r.optimizer.iterations, s.met, s.evaluated, s.ptv70_d99);
+        std::printf(
+            "{\"patient\": \"%s\", \"device\": \"%s\", \"influence_s\": %.3f, \"optimise_s\": "
+            "%.3f, "
+            "\"dose_s\": %.3f, \"total_s\": %.3f, \"iterations\": %d, \"criteria_met\": %d, "
+            "\"criteria_evaluated\": %d, \"ptv70_d99_gy\": %.3f",
+            name.c_str(), device.c_str(), r.timing.influence_s, r.timing.optimize_s,
+            r.timing.dose_s, r.timing.total_s, r.optimizer.iterations, s.met, s.evaluated,
+            s.ptv70_d99);
         if (static_cast<int>(p) < compare && po.device != core::Device::CPU) {
           planning::PlanOptions pc = po;
           pc.device = core::Device::CPU;
@@ -100,10 +109,12 @@ int main(int argc, char** argv) {
             dmax = std::max<double>(dmax, b[v]);
             diff = std::max<double>(diff, std::fabs(double(a[v]) - b[v]));
           }
-          std::printf(", \"cpu_total_s\": %.3f, \"cpu_influence_s\": %.3f, \"cpu_optimise_s\": %.3f, "
-                      "\"cpu_criteria_met\": %d, \"cpu_ptv70_d99_gy\": %.3f, \"max_dose_diff_percent\": %.4f",
-                      c.timing.total_s, c.timing.influence_s, c.timing.optimize_s, sc.met, sc.ptv70_d99,
-                      dmax > 0 ? 100.0 * diff / dmax : 0.0);
+          std::printf(
+              ", \"cpu_total_s\": %.3f, \"cpu_influence_s\": %.3f, \"cpu_optimise_s\": %.3f, "
+              "\"cpu_criteria_met\": %d, \"cpu_ptv70_d99_gy\": %.3f, \"max_dose_diff_percent\": "
+              "%.4f",
+              c.timing.total_s, c.timing.influence_s, c.timing.optimize_s, sc.met, sc.ptv70_d99,
+              dmax > 0 ? 100.0 * diff / dmax : 0.0);
         }
         std::printf("}\n");
         std::fflush(stdout);
