@@ -96,11 +96,17 @@ if has tests; then
   done
 fi
 
-# PLAN_DEVICE / PLAN_LIMIT: to try this script on a host without a GPU (cpu, 1 patient)
+# PLAN_DEVICE / PLAN_LIMIT: to try this script on a host without a GPU (cpu, 1 patient);
+# PLAN_PATIENTS="pt_236 pt_225": only these; PLAN_COMPARE=N: the first N also on the CPU (2)
 if has plans; then
-  echo "== plans, --device ${PLAN_DEVICE:-cuda} (the first 2 also on this host's CPU)"
-  PATIENTS=$(ls -d bench/work/gpu/openkbp/pt_* 2>/dev/null | sort -t_ -k2 -n | head -n "${PLAN_LIMIT:-1000}")
-  timeout "${PLAN_TIMEOUT:-400}" bench/work/gpu/bin/isoline-plan-bench --device "${PLAN_DEVICE:-cuda}" --compare-cpu 2 \
+  echo "== plans, --device ${PLAN_DEVICE:-cuda} (the first ${PLAN_COMPARE:-2} also on this host's CPU)"
+  if [ -n "${PLAN_PATIENTS:-}" ]; then
+    PATIENTS=$(for p in $PLAN_PATIENTS; do echo bench/work/gpu/openkbp/$p; done)
+  else
+    PATIENTS=$(ls -d bench/work/gpu/openkbp/pt_* 2>/dev/null | sort -t_ -k2 -n | head -n "${PLAN_LIMIT:-1000}")
+  fi
+  timeout "${PLAN_TIMEOUT:-400}" bench/work/gpu/bin/isoline-plan-bench --device "${PLAN_DEVICE:-cuda}" \
+    --compare-cpu "${PLAN_COMPARE:-2}" \
     $PATIENTS > "$OUT/plans_cuda.jsonl" 2> "$LOG/plans_cuda.err"
   echo "   rc $? $(wc -l < "$OUT/plans_cuda.jsonl") patients; $(tail -2 "$LOG/plans_cuda.err")"
 fi
