@@ -8,6 +8,7 @@ model spacing, intensity window, input slices) and the validation metrics measur
 `isoline eval contours` when --metrics is given (else those of model selection).
 """
 import argparse, json, os, sys
+import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +39,6 @@ def expected_ranges(cache):
     """Usual volume (cc) and centroid offset from the body's in-plane bounding-box centre
     (LPS x, y in mm) per structure over the training split: 1st-99th percentile, widened
     (volume x0.6 / x1.6, position +-15 mm). Used for the quality flags."""
-    import numpy as np
     z = np.load(cache)
     names = sorted({k.rsplit("/", 1)[0] for k in z.files if k.startswith("train/")})
     vox = SPACING[0] * SPACING[1] * SPACING[2] / 1000.0
@@ -46,7 +46,7 @@ def expected_ranges(cache):
     for n in names:
         bits = z[n + "/bits"]
         pres = z[n + "/present"]
-        ct = z[n + "/ct"]
+        ct = z[n + "/ct"] if n + "/ct" in z.files else z[n + "/ct_u8"].astype(np.int16) * 8 - 1000
         body = ct > BODY_HU
         xs = np.nonzero(body.any(axis=(1, 2)))[0]
         ys = np.nonzero(body.any(axis=(0, 2)))[0]
@@ -89,7 +89,13 @@ def main():
     ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
-    st = torch.load(a.ckpt, map_location="cpu")
+    if a.ckpt.endswith(".npz"):  # train.py's best_state.npz: plain arrays, from any torch version
+        z = np.load(a.ckpt)
+        st = {"model": {k: torch.from_numpy(z[k]) for k in z.files if not k.startswith("__")},
+              "feats": [int(f) for f in z["__feats__"]], "val": json.loads(str(z["__val__"])),
+              "seed": int(z["__seed__"])}
+    else:
+        st = torch.load(a.ckpt, map_location="cpu")
     model = UNet2D(N_IN, len(STRUCTURES), tuple(st["feats"]))
     model.load_state_dict(st["model"])
     model.eval()

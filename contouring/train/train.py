@@ -2,6 +2,9 @@
 
 One command, fixed seed:
   /usr/bin/python3 contouring/train/train.py --seed 0 --out /work/cache/run0
+On a GPU host (PyTorch 2.x, CUDA; contouring/train/gpu_train.sh runs this in one call):
+  python3 contouring/train/train.py --device cuda --workers 8 --amp --feats 24,48,96,192,256 \
+      --batch 48 --time-limit 480 --cache data_u8.npz --out run
 Resume an interrupted run (same schedule):
   /usr/bin/python3 contouring/train/train.py --seed 0 --out /work/cache/run0 --resume
 Continue from an earlier run's weights with a new schedule:
@@ -34,7 +37,8 @@ def load_cache(path):
     names = sorted({k.rsplit("/", 1)[0] for k in z.files})
     for n in names:
         split, pt = n.split("/")
-        ct = z[n + "/ct"]
+        # "ct" int16 HU (preprocess.py) or "ct_u8": HU in 8-HU steps from -1000 (pack_for_gpu.py)
+        ct = z[n + "/ct"] if n + "/ct" in z.files else (z[n + "/ct_u8"].astype(np.int16) * 8 - 1000)
         pad = np.full(ct.shape[:2] + (CONTEXT,), -1000, np.int16)
         ctp = np.concatenate([pad, ct, pad], axis=2)
         bits = z[n + "/bits"]
@@ -89,11 +93,28 @@ def sample_batch(cases, rng, bs):
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ms))
 
 
+class BatchStream(torch.utils.data.IterableDataset):
+    """sample_batch in DataLoader worker processes (--workers N): worker w draws from its own
+    generator seeded (seed, start iteration, w); the DataLoader takes their batches in turn, so
+    a run is reproducible for a given N (N = 0 samples in the main process, as before)."""
+
+    def __init__(self, cases, seed, start, bs):
+        self.cases, self.seed, self.start, self.bs = cases, seed, start, bs
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, self.start, info.id if info else 0])
+        while True:
+            yield sample_batch(self.cases, rng, self.bs)
+
+
 def augment(x, y, m, g):
     """Batch augmentation in torch: LR flip with label swap, rotation/scale, resolution,
-    intensity, noise. x (B,C,X,Y) normalised HU; y (B,S,X,Y); m (B,S) presence."""
+    intensity, noise. x (B,C,X,Y) normalised HU; y (B,S,X,Y); m (B,S) presence; all on the
+    device of generator g."""
     B = x.shape[0]
-    r = lambda *s: torch.rand(*s, generator=g)
+    dev = x.device
+    r = lambda *s: torch.rand(*s, generator=g, device=dev)
     # left-right mirror: X axis is patient right->left
     flip = r(B) < 0.5
     if flip.any():
@@ -104,8 +125,8 @@ def augment(x, y, m, g):
     ang = (r(B) * 2 - 1) * math.radians(12)
     sc = 0.85 + 0.3 * r(B)
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(B)], 1),
-                         torch.stack([sin, cos, torch.zeros(B)], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(B, device=dev)], 1),
+                         torch.stack([sin, cos, torch.zeros(B, device=dev)], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     bg = HU_MIN / HU_SCALE
     x = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
@@ -123,7 +144,7 @@ def augment(x, y, m, g):
     off = (r(B, 1, 1, 1) * 2 - 1) * (60 / HU_SCALE)
     x = x * gain + off
     sig = r(B, 1, 1, 1) * (30 / HU_SCALE)
-    x = x + torch.randn(x.shape, generator=g) * sig
+    x = x + torch.randn(x.shape, generator=g, device=dev) * sig
     return x, y, m
 
 
@@ -140,7 +161,7 @@ def loss_fn(logits, y, m):
     saturation early in training (with plain BCE their logits collapse to < -10 within a few
     hundred iterations and the Dice gradient vanishes)."""
     mm = m[:, :, None, None].expand_as(y)
-    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=POS_WEIGHT)
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=POS_WEIGHT.to(logits.device))
     bce = (bce * mm).sum() / mm.sum().clamp(min=1)
     p = torch.sigmoid(logits) * mm
     yy = y * mm
@@ -156,7 +177,7 @@ def loss_fn(logits, y, m):
 
 
 @torch.no_grad()
-def predict_volume(model, ct_padded, bs=16):
+def predict_volume(model, ct_padded, bs=16, device="cpu"):
     """ct_padded: int16 (X, Y, Z + 2*CONTEXT). Returns float32 probabilities (S, X, Y, Z)."""
     nx, ny, nzp = ct_padded.shape
     nz = nzp - 2 * CONTEXT
@@ -167,17 +188,17 @@ def predict_volume(model, ct_padded, bs=16):
     for z0 in range(0, nz, bs):
         zs = range(z0, min(z0 + bs, nz))
         xb = np.stack([img[:, :, z:z + N_IN].transpose(2, 0, 1) for z in zs])
-        pr = torch.sigmoid(model(torch.from_numpy(xb))).numpy()
+        pr = torch.sigmoid(model(torch.from_numpy(xb).to(device)).float()).cpu().numpy()
         for k, z in enumerate(zs):
             out[:, :, :, z] = pr[k, :, :nx, :ny]
     return out
 
 
-def validate(model, cases):
+def validate(model, cases, device="cpu"):
     model.eval()
     per = {s: [] for s in STRUCTURES}
     for c in cases:
-        prob = predict_volume(model, c["ct"])
+        prob = predict_volume(model, c["ct"], device=device)
         for k, s in enumerate(STRUCTURES):
             if c["present"][k] < 0.5:
                 continue
@@ -216,10 +237,26 @@ def main():
     ap.add_argument("--stop-after", type=int, default=0,
                     help="stop after this many iterations while keeping the --iters learning-rate schedule "
                          "(how the shipped model's second stage ended)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--feats", default=",".join(map(str, FEATS)),
+                    help="U-Net features per level (default: the shipped model's)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="DataLoader processes sampling the batches (0: the main process, as the CPU recipe)")
+    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    ap.add_argument("--time-limit", type=float, default=0,
+                    help="seconds of training: the schedule length (--iters) is set from the speed of the "
+                         "first iterations so that the run ends in time (recorded in the checkpoint)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start from the weights of this checkpoint (e.g. an earlier run's best.pt)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    feats = tuple(int(f) for f in a.feats.split(","))
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("train.py: --device cuda: no CUDA device is available")
+    if device.type == "cuda":  # same kernels from run to run (the schedule length is in the checkpoint)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     global DICE_ON_ABSENT, FG_FRAC
     DICE_ON_ABSENT = a.dice_on_absent
     FG_FRAC = a.fg_frac
@@ -234,8 +271,8 @@ def main():
 
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    g = torch.Generator().manual_seed(a.seed)
-    model = UNet2D(N_IN, NS, FEATS)
+    g = torch.Generator(device=device).manual_seed(a.seed)
+    model = UNet2D(N_IN, NS, feats)
     with torch.no_grad():
         model.head.bias.fill_(-2.0)
     if a.init:
@@ -251,26 +288,48 @@ def main():
                 model.head.weight[k] = fresh.weight[k]
                 model.head.bias[k] = -2.0
         print(f"re-initialised output channels {a.reinit_head}", flush=True)
+    model.to(device)
+    print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, features {list(feats)}, "
+          f"device {device}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     start, best, history = 0, -1.0, []
     ck = os.path.join(a.out, "last.pt")
     if a.resume and os.path.exists(ck):
-        st = torch.load(ck)
+        st = torch.load(ck, map_location=device)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
         start, best, history = st["iter"], st["best"], st["history"]
         rng = np.random.default_rng([a.seed, start]); g.manual_seed(a.seed * 100003 + start)
         print(f"resumed at iteration {start}, best {best:.4f}", flush=True)
     model.train()
     t0, run_loss = time.time(), 0.0
-    run_i, run_d = torch.zeros(NS), torch.zeros(NS)
+    run_i, run_d = torch.zeros(NS, device=device), torch.zeros(NS, device=device)
     end = min(a.iters, a.stop_after) if a.stop_after > 0 else a.iters
+    if a.time_limit > 0:
+        end = a.iters = start + 10**9  # set after the first iterations
+    stream = None
+    if a.workers > 0:
+        stream = iter(torch.utils.data.DataLoader(BatchStream(cases["train"], a.seed, start, a.batch), batch_size=None,
+                                                  num_workers=a.workers, prefetch_factor=4, persistent_workers=True))
+    t_val = 0.0
     for it in range(start, end):
+        if it >= end:  # the schedule set by --time-limit
+            break
+        if a.time_limit > 0 and it == start + 60:
+            # iterations per second over 20..60 (after warm-up); validations get their share
+            rate = 40 / (time.time() - t_rate)
+            a.iters = end = start + 61 + int(rate * max(0.0, a.time_limit - (time.time() - t0)) * 0.85)
+            print(f"time limit {a.time_limit:.0f} s: {rate:.1f} it/s, schedule of {a.iters} iterations", flush=True)
+        if it == start + 20:
+            t_rate = time.time()
         lr = a.lr * (1 - it / a.iters) ** 0.9
         for pg in opt.param_groups:
             pg["lr"] = lr
-        x, y, m = sample_batch(cases["train"], rng, a.batch)
+        x, y, m = next(stream) if stream is not None else sample_batch(cases["train"], rng, a.batch)
+        x, y, m = (v.to(device, non_blocking=True) for v in (x, y, m))
         x, y, m = augment(x, y, m, g)
-        logits = model(x)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=a.amp):
+            logits = model(x)
+        logits = logits.float()
         loss = loss_fn(logits, y, m)
         opt.zero_grad()
         loss.backward()
@@ -284,19 +343,29 @@ def main():
         if (it + 1) % 25 == 0:
             td = " ".join(f"{v:.2f}" for v in (2 * run_i / run_d.clamp(min=1)).tolist())
             print(f"it {it + 1} loss {run_loss / 25:.4f} lr {lr:.5f} {time.time() - t0:.0f}s train-dice {td}", flush=True)
-            run_loss, run_i, run_d = 0.0, torch.zeros(NS), torch.zeros(NS)
+            run_loss = 0.0
+            run_i, run_d = torch.zeros(NS, device=device), torch.zeros(NS, device=device)
         if (it + 1) % a.val_every == 0 or it + 1 == end:
-            res = validate(model, cases["validation"])
+            tv = time.time()
+            res = validate(model, cases["validation"], device)
+            t_val += time.time() - tv
             res["iter"] = it + 1
             res["seconds"] = time.time() - t0
+            res["validation_seconds"] = t_val
             history.append(res)
             score = res["mean_oar"] + 0.5 * (res["PTV70"] or 0)
             print("val " + json.dumps(res), flush=True)
             if score > best:
                 best = score
-                torch.save({"model": model.state_dict(), "feats": FEATS, "val": res, "seed": a.seed},
-                           os.path.join(a.out, "best.tmp"))
+                sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                torch.save({"model": sd, "feats": feats, "val": res, "seed": a.seed, "iters": a.iters,
+                            "torch": torch.__version__}, os.path.join(a.out, "best.tmp"))
                 os.replace(os.path.join(a.out, "best.tmp"), os.path.join(a.out, "best.pt"))
+                # the same weights as plain arrays, loadable by any torch (export.py --ckpt best_state.npz)
+                np.savez(os.path.join(a.out, "best_state.tmp.npz"), __feats__=np.array(feats),
+                         __val__=np.array(json.dumps(res)), __seed__=np.array(a.seed),
+                         **{k: v.numpy() for k, v in sd.items()})
+                os.replace(os.path.join(a.out, "best_state.tmp.npz"), os.path.join(a.out, "best_state.npz"))
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": it + 1,
                         "best": best, "history": history}, ck + ".tmp")
             os.replace(ck + ".tmp", ck)
