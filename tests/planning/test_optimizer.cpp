@@ -15,24 +15,31 @@ using planning::ObjectiveType;
 
 namespace {
 
-// 1-D "patient": 120 voxels, 30 beamlets with Gaussian dose profiles (sigma 3 voxels).
-planning::SparseMatrix gaussian_influence() {
+// CSR matrix with the entries value(v, b) that are not 0.
+template <class Value>
+planning::SparseMatrix sparse(int rows, int cols, Value value) {
   planning::SparseMatrix A;
-  A.rows = 120;
-  A.cols = 30;
+  A.rows = rows;
+  A.cols = cols;
   A.row_ptr.push_back(0);
-  for (int v = 0; v < 120; ++v) {
-    for (int b = 0; b < 30; ++b) {
-      const double c = 2 + 4.0 * b;
-      const double w = std::exp(-0.5 * (v - c) * (v - c) / 9.0);
-      if (w > 1e-4) {
+  for (int v = 0; v < rows; ++v) {
+    for (int b = 0; b < cols; ++b)
+      if (const double w = value(v, b); w != 0) {
         A.col.push_back(b);
         A.val.push_back(static_cast<float>(w));
       }
-    }
     A.row_ptr.push_back(static_cast<std::int64_t>(A.val.size()));
   }
   return A;
+}
+
+// 1-D "patient": 120 voxels, 30 beamlets with Gaussian dose profiles (sigma 3 voxels).
+planning::SparseMatrix gaussian_influence() {
+  return sparse(120, 30, [](int v, int b) {
+    const double c = 2 + 4.0 * b;
+    const double w = std::exp(-0.5 * (v - c) * (v - c) / 9.0);
+    return w > 1e-4 ? w : 0.0;
+  });
 }
 
 planning::VoxelSet range(const std::string& name, int lo, int hi) {
@@ -190,24 +197,11 @@ namespace {
 // A wider problem for the device tests: 3000 voxels x 240 beamlets, about 60 entries per row and
 // 750 per column (warps loop over several chunks), some rows empty.
 planning::SparseMatrix banded_influence() {
-  planning::SparseMatrix A;
-  A.rows = 3000;
-  A.cols = 240;
-  A.row_ptr.push_back(0);
-  for (int v = 0; v < A.rows; ++v) {
-    if (v % 97 != 13) {
-      const double c = v * A.cols / double(A.rows);
-      for (int b = 0; b < A.cols; ++b) {
-        const double w = std::exp(-0.5 * (b - c) * (b - c) / 100.0);
-        if (w > 1e-2) {
-          A.col.push_back(b);
-          A.val.push_back(static_cast<float>(w * (1.0 + 0.3 * std::sin(0.37 * v + b))));
-        }
-      }
-    }
-    A.row_ptr.push_back(static_cast<std::int64_t>(A.val.size()));
-  }
-  return A;
+  return sparse(3000, 240, [](int v, int b) {
+    const double c = v * 240 / 3000.0;
+    const double w = std::exp(-0.5 * (b - c) * (b - c) / 100.0);
+    return v % 97 == 13 || w <= 1e-2 ? 0.0 : w * (1.0 + 0.3 * std::sin(0.37 * v + b));
+  });
 }
 
 planning::FluenceProblem banded_problem(const planning::SparseMatrix* A) {
