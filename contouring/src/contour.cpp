@@ -320,12 +320,13 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
     StructureQuality q;
     q.name = names[s];
     const float* p = prob[s].data<float>();
+    const double threshold = card.threshold_of(names[s]);
     Image mm(mg, PixelType::UInt8);
     std::uint8_t* mmp = mm.data<std::uint8_t>();
     double psum = 0;
     std::size_t pn = 0;
     for (std::size_t v = 0; v < mm.num_voxels(); ++v)
-      if (p[v] >= card.threshold) {
+      if (p[v] >= threshold) {
         mmp[v] = 1;
         psum += p[v];
         ++pn;
@@ -341,7 +342,7 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
       Image sm(sub, PixelType::UInt8);
       const float* spp = sp.data<float>();
       std::uint8_t* smp = sm.data<std::uint8_t>();
-      for (std::size_t v = 0; v < sm.num_voxels(); ++v) smp[v] = spp[v] >= card.threshold ? 1 : 0;
+      for (std::size_t v = 0; v < sm.num_voxels(); ++v) smp[v] = spp[v] >= threshold ? 1 : 0;
       if (auto br = card.bone_refinement.find(names[s]); br != card.bone_refinement.end()) {
         // Bony organ: the bone the CT shows within margin_mm of the prediction (cavities
         // such as the marrow are filled below).

@@ -73,8 +73,8 @@ ModelCard load_model_card(const std::string& path) {
         if (std::find(c.structures.begin(), c.structures.end(), name) == c.structures.end())
           core::fail<core::InvalidInput>(
               op, path, "post_processing names '" + name + "', not one of the structures");
-        static const std::vector<std::string> kKnown = {"bone_min_hu", "bone_margin_mm",
-                                                        "trim_inferior_mm", "trim_superior_mm"};
+        static const std::vector<std::string> kKnown = {"bone_min_hu", "bone_margin_mm", "trim_inferior_mm",
+                                                        "trim_superior_mm", "threshold"};
         for (auto& [key, value] : e.items())
           if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end()) {
             std::string known;
@@ -90,6 +90,13 @@ ModelCard load_model_card(const std::string& path) {
             core::fail<core::InvalidInput>(
                 op, path, "post_processing." + name + ".bone_margin_mm must be >= 0");
           c.bone_refinement[name] = b;
+        }
+        if (e.contains("threshold")) {
+          const double t = e.at("threshold").get<double>();
+          if (!(t > 0 && t < 1))
+            core::fail<core::InvalidInput>(
+                op, path, "post_processing." + name + ".threshold must lie between 0 and 1");
+          c.thresholds[name] = t;
         }
         if (e.contains("trim_inferior_mm") || e.contains("trim_superior_mm")) {
           ExtentTrim t;

@@ -86,6 +86,9 @@ def main():
                     help="STRUCTURE:INFERIOR_MM:SUPERIOR_MM[,...]: the C++ post-processing removes these "
                          "lengths from the structure's cranio-caudal ends; chosen on the training split "
                          "(contouring/train/choose_extent_trim.py)")
+    ap.add_argument("--threshold", default="",
+                    help="STRUCTURE:CUT[,...]: per-structure probability cuts instead of the global 0.5; "
+                         "chosen on the training split (contouring/train/choose_thresholds.py)")
     ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
@@ -145,6 +148,11 @@ def main():
         if name not in STRUCTURES:
             sys.exit(f"--trim: {name} is not one of the structures {STRUCTURES}")
         post.setdefault(name, {}).update(trim_inferior_mm=float(inferior), trim_superior_mm=float(superior))
+    for item in filter(None, a.threshold.split(",")):
+        name, cut = item.split(":")
+        if name not in STRUCTURES or not 0 < float(cut) < 1:
+            sys.exit(f"--threshold: {item}: a structure of {STRUCTURES} and a cut between 0 and 1")
+        post.setdefault(name, {})["threshold"] = float(cut)
     if post:
         card["post_processing"] = post
     if a.cache and os.path.exists(a.cache):

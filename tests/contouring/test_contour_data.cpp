@@ -229,6 +229,33 @@ TEST(ContourData, ExtentTrimShortensTheStructureAtEachEndInPatientZ) {
   EXPECT_EQ(c.count_nonzero(), head_first_plain.count_nonzero());
 }
 
+// A structure's own threshold (model card post_processing) cuts only that structure: a higher
+// cut gives a part of the default contour, the other structures are unchanged.
+TEST(ContourData, PerStructureThresholdCutsOnlyThatStructure) {
+  const auto& s = shared_case();
+  const contouring::Model shipped;
+  nlohmann::json j;
+  std::ifstream(shipped.card().card_path) >> j;
+  j["file"] = shipped.card().model_path;
+  j["post_processing"]["Brainstem"] = {{"threshold", 0.9}};
+  test::TempDir t;
+  std::ofstream(t.file("cut.json")) << j.dump();
+  const contouring::Model cut(t.file("cut.json"));
+  ASSERT_EQ(cut.card().threshold_of("Brainstem"), 0.9);
+  contouring::ContourOptions o;
+  o.structures = {"Brainstem", "SpinalCord"};
+  const auto a = contouring::contour(s.ct, shipped, o).structures;
+  const auto b = contouring::contour(s.ct, cut, o).structures;
+  const Image& ba = a.get("Brainstem").mask;
+  const Image& bb = b.get("Brainstem").mask;
+  ASSERT_GT(bb.count_nonzero(), 0u);
+  EXPECT_LT(bb.count_nonzero(), ba.count_nonzero());
+  EXPECT_EQ(core::mask_subtract(bb, ba).count_nonzero(), 0u) << "a higher cut only removes";
+  const Image& sa = a.get("SpinalCord").mask;
+  const Image& sb = b.get("SpinalCord").mask;
+  EXPECT_EQ(core::mask_subtract(sa, sb).count_nonzero() + core::mask_subtract(sb, sa).count_nonzero(), 0u);
+}
+
 TEST(ContourData, ChestCtIsFlaggedOutOfScope) {
   Image lung = core::read_image(test::shared_data("lung_pair/3DCT_lung_baseline.mha"));
   contouring::ContourOptions o;

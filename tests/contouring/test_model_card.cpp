@@ -97,6 +97,33 @@ TEST(ModelCard, ExtentTrimIsReadAndChecked) {
   }
 }
 
+TEST(ModelCard, PerStructureThresholdIsReadAndChecked) {
+  const auto shipped = contouring::load_model_card(contouring::default_model_card_path());
+  nlohmann::json j;
+  std::ifstream(shipped.card_path) >> j;
+  j["file"] = shipped.model_path;
+  test::TempDir t;
+  auto load_with = [&](const nlohmann::json& post) {
+    j["post_processing"] = post;
+    std::ofstream(t.file("card.json")) << j.dump();
+    return contouring::load_model_card(t.file("card.json"));
+  };
+  auto c = load_with({{"Esophagus", {{"threshold", 0.35}}}, {"Larynx", {{"threshold", 0.6}, {"trim_superior_mm", 5}}}});
+  EXPECT_EQ(c.threshold_of("Esophagus"), 0.35);
+  EXPECT_EQ(c.threshold_of("Larynx"), 0.6);
+  EXPECT_EQ(c.threshold_of("Brainstem"), c.threshold);  // the card's global cut
+  EXPECT_EQ(c.extent_trim.count("Larynx"), 1u);
+  for (double bad : {0.0, 1.0, -0.2}) {
+    try {
+      load_with({{"Esophagus", {{"threshold", bad}}}});
+      FAIL() << "threshold " << bad << " was accepted";
+    } catch (const core::InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find("Esophagus"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("threshold"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Contour, RejectsBadInput) {
   core::Geometry g;
   g.size = {8, 8, 8};

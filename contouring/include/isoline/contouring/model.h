@@ -50,7 +50,10 @@ struct ModelCard {
   double hu_min = -1000, hu_max = 1000, hu_scale = 500;  ///< input = clip(HU) / scale
   double outside_hu = -1000;
   int multiple_of = 16;
-  double threshold = 0.5;
+  double threshold = 0.5;  ///< probability cut, unless `thresholds` has the structure
+  /// Per-structure probability cuts (model card post_processing.<name>.threshold), chosen on
+  /// the training split (contouring/train/choose_thresholds.py).
+  std::map<std::string, double> thresholds;
   double body_threshold_hu = -500;
   std::map<std::string, ExpectedRange> expected;
   std::map<std::string, BoneRefinement> bone_refinement;
@@ -58,6 +61,10 @@ struct ModelCard {
   std::string scope;
 
   int channels() const { return 2 * context + 1; }
+  double threshold_of(const std::string& structure) const {
+    auto it = thresholds.find(structure);
+    return it == thresholds.end() ? threshold : it->second;
+  }
 };
 
 /// Reads a model card. Throws IoError (unreadable) or InvalidInput (missing fields).
