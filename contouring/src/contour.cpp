@@ -140,6 +140,18 @@ std::string StructureQuality::summary() const {
   return s;
 }
 
+bool cuda_available() {
+  return detail::torch_cuda_available();
+}
+
+core::Device network_device(core::Device requested, std::string* note) {
+  if (requested != core::Device::CUDA || cuda_available()) return requested;
+  if (note)
+    *note = "the contouring network ran on the CPU: the linked LibTorch has no CUDA support "
+            "(Debian's is CPU-only); the plan and dose used CUDA";
+  return core::Device::CPU;
+}
+
 struct Model::Impl {
   ModelCard card;
   core::Device device;

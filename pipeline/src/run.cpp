@@ -74,7 +74,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
             "isoline run", o.targets_path,
             "no target structure (PTV, CTV or GTV by type or name) to plan on");
     }
-    const contouring::Model net(o.model_card, o.device);
+    std::string note;
+    const contouring::Model net(o.model_card, contouring::network_device(o.device, &note));
+    if (!note.empty()) r.warnings.push_back(note);
     contouring::ContourOptions co;
     if (!targets.empty()) {  // organs and Body only; the targets are the physician's
       for (const auto& n : net.card().structures)

@@ -124,6 +124,23 @@ TEST(ModelCard, PerStructureThresholdIsReadAndChecked) {
   }
 }
 
+// `isoline run --device cuda` on a machine whose LibTorch is CPU-only (Debian's): the network
+// falls back to the CPU with a note, the plan and dose keep CUDA; `isoline contour --device
+// cuda` still fails (Model's DeviceError, test Contour.RejectsBadInput).
+TEST(Contour, NetworkDeviceFallsBackToTheCpuOnlyWhereLibTorchLacksCuda) {
+  std::string note;
+  EXPECT_EQ(contouring::network_device(core::Device::CPU, &note), core::Device::CPU);
+  EXPECT_TRUE(note.empty());
+  const core::Device d = contouring::network_device(core::Device::CUDA, &note);
+  if (contouring::cuda_available()) {
+    EXPECT_EQ(d, core::Device::CUDA);
+    EXPECT_TRUE(note.empty());
+  } else {
+    EXPECT_EQ(d, core::Device::CPU);
+    EXPECT_NE(note.find("LibTorch"), std::string::npos) << note;
+  }
+}
+
 TEST(Contour, RejectsBadInput) {
   core::Geometry g;
   g.size = {8, 8, 8};
