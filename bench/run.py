@@ -118,6 +118,16 @@ def main():
     for k, v in sorted(results.items()):
         val = "null" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
         print(f"{k.ljust(width)}  {val}")
+    # GPU keys this run could not measure: what a GPU host measured (bench/gpu_session.sh)
+    rec_path = ROOT / "bench" / "gpu_results" / "recorded.json"
+    if rec_path.exists():
+        rec = json.loads(rec_path.read_text())["figures"]
+        shown = [k for k in sorted(results) if results[k] is None and k in rec]
+        if shown:
+            print("\nnull here, recorded on a GPU host (bench/gpu_results/recorded.json):")
+            for k in shown:
+                r = rec[k]
+                print(f"{k.ljust(width)}  {r['value']:.4g}  {r['device']}, {r['date']}")
     print(f"\nmachine: {out['machine']}, commit {out['commit']}")
     print(f"wrote {ROOT / 'bench' / 'results.json'}")
 
