@@ -188,12 +188,18 @@ std::pair<double, double> z_extent(const Image& m) {
   return {lo, hi};
 }
 
+// The card of `model` as JSON, its network file named by absolute path (for edited copies).
+nlohmann::json card_json(const contouring::Model& model) {
+  nlohmann::json j;
+  std::ifstream(model.card().card_path) >> j;
+  j["file"] = model.card().model_path;
+  return j;
+}
+
 TEST(ContourData, ExtentTrimShortensTheStructureAtEachEndInPatientZ) {
   const auto& s = shared_case();
   const contouring::Model shipped;
-  nlohmann::json j;
-  std::ifstream(shipped.card().card_path) >> j;
-  j["file"] = shipped.card().model_path;
+  nlohmann::json j = card_json(shipped);
   j["post_processing"].erase("Larynx");
   test::TempDir t;
   std::ofstream(t.file("plain.json")) << j.dump();
@@ -234,9 +240,7 @@ TEST(ContourData, ExtentTrimShortensTheStructureAtEachEndInPatientZ) {
 TEST(ContourData, PerStructureThresholdCutsOnlyThatStructure) {
   const auto& s = shared_case();
   const contouring::Model shipped;
-  nlohmann::json j;
-  std::ifstream(shipped.card().card_path) >> j;
-  j["file"] = shipped.card().model_path;
+  nlohmann::json j = card_json(shipped);
   j["post_processing"]["Brainstem"] = {{"threshold", 0.9}};
   test::TempDir t;
   std::ofstream(t.file("cut.json")) << j.dump();

@@ -10,6 +10,19 @@
 
 using namespace isoline;
 
+namespace {
+// The shipped card with `post` as its post_processing, written into `t` and read back.
+contouring::ModelCard card_with(const nlohmann::json& post, const test::TempDir& t) {
+  const auto shipped = contouring::load_model_card(contouring::default_model_card_path());
+  nlohmann::json j;
+  std::ifstream(shipped.card_path) >> j;
+  j["file"] = shipped.model_path;
+  j["post_processing"] = post;
+  std::ofstream(t.file("card.json")) << j.dump();
+  return contouring::load_model_card(t.file("card.json"));
+}
+}  // namespace
+
 TEST(ModelCard, ShippedCardIsComplete) {
   auto c = contouring::load_model_card(contouring::default_model_card_path());
   EXPECT_EQ(c.structures.size(), 10u);
@@ -62,16 +75,8 @@ TEST(ModelCard, BoneRefinementIsReadAndChecked) {
 }
 
 TEST(ModelCard, ExtentTrimIsReadAndChecked) {
-  const auto shipped = contouring::load_model_card(contouring::default_model_card_path());
-  nlohmann::json j;
-  std::ifstream(shipped.card_path) >> j;
-  j["file"] = shipped.model_path;
   test::TempDir t;
-  auto load_with = [&](const nlohmann::json& post) {
-    j["post_processing"] = post;
-    std::ofstream(t.file("card.json")) << j.dump();
-    return contouring::load_model_card(t.file("card.json"));
-  };
+  auto load_with = [&](const nlohmann::json& post) { return card_with(post, t); };
   auto c = load_with({{"Larynx", {{"trim_inferior_mm", 12.5}, {"trim_superior_mm", 5}}},
                       {"Esophagus", {{"trim_inferior_mm", 7.5}}},
                       {"Mandible", {{"bone_min_hu", 100}, {"trim_superior_mm", 2.5}}}});
@@ -98,16 +103,8 @@ TEST(ModelCard, ExtentTrimIsReadAndChecked) {
 }
 
 TEST(ModelCard, PerStructureThresholdIsReadAndChecked) {
-  const auto shipped = contouring::load_model_card(contouring::default_model_card_path());
-  nlohmann::json j;
-  std::ifstream(shipped.card_path) >> j;
-  j["file"] = shipped.model_path;
   test::TempDir t;
-  auto load_with = [&](const nlohmann::json& post) {
-    j["post_processing"] = post;
-    std::ofstream(t.file("card.json")) << j.dump();
-    return contouring::load_model_card(t.file("card.json"));
-  };
+  auto load_with = [&](const nlohmann::json& post) { return card_with(post, t); };
   auto c = load_with({{"Esophagus", {{"threshold", 0.35}}}, {"Larynx", {{"threshold", 0.6}, {"trim_superior_mm", 5}}}});
   EXPECT_EQ(c.threshold_of("Esophagus"), 0.35);
   EXPECT_EQ(c.threshold_of("Larynx"), 0.6);
