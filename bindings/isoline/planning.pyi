@@ -313,8 +313,8 @@ def make_plan(ct: _core.Image, structures: _core.StructureSet, template: object 
     """Plans on a CT (HU) with its structures (masks on the CT grid) from a template (PlanTemplate, name or path): influence matrix, fluence optimisation, dose, DVHs, criteria. Releases the GIL."""
     ...
 
-def optimize_fluence(influence: SparseMatrix, structures: Dict[str, numpy.ndarray], objectives: List[Objective], neighbours: List[Tuple[int, int]] = ..., smoothness: float = ..., normalise_structure: str = ..., normalise_dose_gy: float = ..., max_iterations: int = ..., distances: Dict[str, numpy.ndarray] = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> dict:
-    """Optimises non-negative beamlet weights. structures: dict name -> row indices of the influence matrix. Returns dict(weights, objective, iterations, converged). Releases the GIL; progress(stage, fraction, detail) may raise to cancel."""
+def optimize_fluence(influence: SparseMatrix, structures: Dict[str, numpy.ndarray], objectives: List[Objective], neighbours: List[Tuple[int, int]] = ..., smoothness: float = ..., normalise_structure: str = ..., normalise_dose_gy: float = ..., max_iterations: int = ..., distances: Dict[str, numpy.ndarray] = ..., progress: Optional[Callable[[str, float, str], object]] = ..., device: str = ...) -> dict:
+    """Optimises non-negative beamlet weights. structures: dict name -> row indices of the influence matrix. Returns dict(weights, objective, iterations, converged). Releases the GIL; progress(stage, fraction, detail) may raise to cancel. device='cuda': the matrix products on the GPU (DeviceError where there is none)."""
     ...
 
 def write_plan_json(plan: _dose.Plan, fractions: int, path: str) -> None:

@@ -129,7 +129,8 @@ void bind_planning(py::module_ m) {
         [](const SparseMatrix& a, const std::map<std::string, py::array_t<std::int64_t, py::array::forcecast>>& structures,
            const std::vector<Objective>& objectives, const std::vector<std::pair<std::int32_t, std::int32_t>>& neighbours,
            double smoothness, const std::string& norm_structure, double norm_dose, int max_iterations,
-           const std::map<std::string, py::array_t<float, py::array::forcecast>>& distances, py::object progress) {
+           const std::map<std::string, py::array_t<float, py::array::forcecast>>& distances, py::object progress,
+           const std::string& device) {
           FluenceProblem p;
           p.influence = &a;
           for (const auto& [name, rows] : structures) {
@@ -147,6 +148,7 @@ void bind_planning(py::module_ m) {
           p.normalisation_dose_gy = norm_dose;
           OptimizerOptions opt;
           opt.max_iterations = max_iterations;
+          opt.device = core::parse_device(device);
           core::Progress prog(wrap_progress(progress), "optimise");
           OptimizerResult r;
           {
@@ -164,10 +166,11 @@ void bind_planning(py::module_ m) {
         py::arg("neighbours") = std::vector<std::pair<std::int32_t, std::int32_t>>{}, py::arg("smoothness") = 0.0,
         py::arg("normalise_structure") = "", py::arg("normalise_dose_gy") = 0.0, py::arg("max_iterations") = 300,
         py::arg("distances") = std::map<std::string, py::array_t<float, py::array::forcecast>>{},
-        py::arg("progress") = py::none(),
+        py::arg("progress") = py::none(), py::arg("device") = "cpu",
         "Optimises non-negative beamlet weights. structures: dict name -> row indices of the influence "
         "matrix. Returns dict(weights, objective, iterations, converged). Releases the GIL; "
-        "progress(stage, fraction, detail) may raise to cancel.");
+        "progress(stage, fraction, detail) may raise to cancel. device='cuda': the matrix products on "
+        "the GPU (DeviceError where there is none).");
 }
 
 }  // namespace isoline::py_bind

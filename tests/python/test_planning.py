@@ -66,6 +66,18 @@ def test_optimizer_from_scipy_style_csr():
     assert abs(d[22:38].mean() - 60) < 1.0
     assert d[50:].max() < 8
     assert seen and seen[-1] == 1.0
+    if "cuda" in isoline.dose.devices():  # the GPU products give the same plan
+        g = planning.optimize_fluence(
+            A, {"PTV": np.arange(20, 40), "OAR": np.arange(46, 60)},
+            [planning.Objective("PTV", planning.ObjectiveType.UNIFORM_DOSE, 60.0, weight=100),
+             planning.Objective("OAR", planning.ObjectiveType.MAX_DOSE, 5.0, weight=10)],
+            normalise_structure="PTV", normalise_dose_gy=60.0, max_iterations=400, device="cuda")
+        np.testing.assert_allclose(dense @ g["weights"], d, atol=0.01 * d.max())
+    else:
+        with pytest.raises(isoline.DeviceError):
+            planning.optimize_fluence(A, {"PTV": np.arange(20, 40)},
+                                      [planning.Objective("PTV", planning.ObjectiveType.UNIFORM_DOSE, 60.0)],
+                                      device="cuda")
     assert res["objective"][-1] < res["objective"][0]
 
 
