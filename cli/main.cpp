@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "command.h"
+#include "isoline/contouring/contour.h"
+#include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/core/version.h"
 #include "progress_bar.h"
@@ -26,6 +28,14 @@ int main(int argc, char** argv) {
   }
   if (rest[0] == "--version" || rest[0] == "-V") {
     std::printf("%s\n", core::build_info());
+    // What --device cuda can use on this machine: the dose engine and optimiser (CUDA kernels of
+    // this build) and the contouring network (the linked LibTorch).
+    const int gpus = core::cuda_device_count();
+    std::printf("cuda: %s\n", !core::built_with_cuda() ? "not built"
+                               : gpus > 0          ? core::cuda_device_name(0).c_str()
+                                                   : "no device visible");
+    std::printf("contouring network on cuda: %s\n",
+                contouring::cuda_available() ? "yes" : "no (LibTorch without CUDA: isoline run falls back to the CPU)");
     return 0;
   }
   const cli::Command* cmd = nullptr;

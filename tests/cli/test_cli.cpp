@@ -34,6 +34,8 @@ TEST(Cli, Version) {
   auto r = run_command(isoline_bin() + " --version");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("isoline 0."), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cuda: "), std::string::npos) << r.output;  // what --device cuda can use
+  EXPECT_NE(r.output.find("contouring network on cuda: "), std::string::npos) << r.output;
 }
 
 TEST(Cli, UnknownCommandAndMissingArgumentAreUsageErrors) {
