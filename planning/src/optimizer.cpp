@@ -185,6 +185,7 @@ double evaluate(const FluenceProblem& p, const std::vector<Bound>& bound, const 
 
 namespace {
 
+#ifdef ISOLINE_PLANNING_WITH_CUDA
 // The transpose in CSR (a column of A per row), entries of each row in ascending order: the same
 // matrix whatever the thread count.
 SparseMatrix transpose(const SparseMatrix& a) {
@@ -235,6 +236,7 @@ SparseMatrix transpose(const SparseMatrix& a) {
 detail::CsrView view(const SparseMatrix& m) {
   return {m.rows, m.cols, m.row_ptr.data(), m.col.data(), m.val.data()};
 }
+#endif
 
 // The two products of every iteration, A x and A^T g, on the CPU or the GPU.
 class Products {
