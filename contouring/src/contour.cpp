@@ -162,7 +162,7 @@ struct Model::Impl {
 Model::Model(const std::string& card_path, core::Device device) : impl_(std::make_shared<Impl>()) {
   impl_->card = load_model_card(card_path.empty() ? default_model_card_path() : card_path);
   impl_->device = device;
-  if (device == core::Device::CUDA && !detail::torch_cuda_available())
+  if (device == core::Device::CUDA && !cuda_available())
     core::fail<core::DeviceError>(kOp, "--device cuda",
                                   "the linked LibTorch has no CUDA support or no GPU is visible "
                                   "(Debian's libtorch is CPU-only); use --device cpu");

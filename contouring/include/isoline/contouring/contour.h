@@ -48,10 +48,6 @@ struct ContourResult {
   std::string model_name, model_version;
 };
 
-/// A contouring model loaded once (model card + TorchScript network on a device) and reused
-/// for many CTs: the batch runner, the DICOM node and Python's `Contourer` keep one per
-/// process instead of re-reading the card and the network for every CT. Copies share the
-/// loaded network; calls from several threads are serialised on it.
 /// True when the linked LibTorch can run the network on a GPU (Debian's libtorch is CPU-only:
 /// false there even on a machine whose dose engine runs on CUDA).
 bool cuda_available();
@@ -60,6 +56,10 @@ bool cuda_available();
 /// has it, else the CPU with `*note` saying so (the main job's other steps keep CUDA).
 core::Device network_device(core::Device requested, std::string* note);
 
+/// A contouring model loaded once (model card + TorchScript network on a device) and reused
+/// for many CTs: the batch runner, the DICOM node and Python's `Contourer` keep one per
+/// process instead of re-reading the card and the network for every CT. Copies share the
+/// loaded network; calls from several threads are serialised on it.
 class Model {
  public:
   /// card_path empty = default_model_card_path(). Throws IoError (card or network
