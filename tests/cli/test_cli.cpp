@@ -39,22 +39,18 @@ TEST(Cli, Version) {
 }
 
 TEST(Cli, UnknownCommandAndMissingArgumentAreUsageErrors) {
-  auto r = run_command(isoline_bin() + " frobnicate");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("unknown command"), std::string::npos) << r.output;
-  r = run_command(isoline_bin() + " info");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("missing argument PATH"), std::string::npos) << r.output;
-  r = run_command(isoline_bin() + " info --bogus x");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("unknown option --bogus"), std::string::npos) << r.output;
+  // exit status 2 and a message containing `text`
+  auto expect_usage_error = [](const std::string& arguments, const std::string& text) {
+    auto r = run_command(isoline_bin() + " " + arguments);
+    EXPECT_EQ(r.exit_code, 2) << arguments;
+    EXPECT_NE(r.output.find(text), std::string::npos) << r.output;
+  };
+  expect_usage_error("frobnicate", "unknown command");
+  expect_usage_error("info", "missing argument PATH");
+  expect_usage_error("info --bogus x", "unknown option --bogus");
   // Bad option values are usage errors before any input is read (the files do not exist).
-  r = run_command(isoline_bin() + " register no_fixed.mha no_moving.mha --seed -3");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--seed"), std::string::npos) << r.output;
-  r = run_command(isoline_bin() + " register no_fixed.mha no_moving.mha --max-voxels -1");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--max-voxels"), std::string::npos) << r.output;
+  expect_usage_error("register no_fixed.mha no_moving.mha --seed -3", "--seed");
+  expect_usage_error("register no_fixed.mha no_moving.mha --max-voxels -1", "--max-voxels");
 }
 
 TEST(Cli, InfoOnOpenKbpCt) {
