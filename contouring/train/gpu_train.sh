@@ -6,7 +6,7 @@
 #
 # Here:   /usr/bin/python3 contouring/train/pack_for_gpu.py --out bench/work/gpu_train/openkbp_u8.npz
 # There:  bash contouring/train/gpu_train.sh      (device tool; carry bench/work/gpu_train; TIME=420)
-#         -> $OUT: runA/runB logs, histories and best_state.npz (6 and 13 MB)
+#         -> $OUT: runA/runB logs, histories and best_state.npz (6 and 13 MB), kept current while it runs
 # Back here, e.g.:
 #   /usr/bin/python3 contouring/train/export.py --ckpt .../runB_best_state.npz \
 #       --out contouring/models/hn_oar_ptv_2p5d.pt --version 2.0.0 --trim Larynx:2.5:10
@@ -19,16 +19,28 @@ T=${TIME:-420}
 DATA=${DATA:-bench/work/gpu_train/openkbp_u8.npz}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}   # the PyTorch of the GPU host; /usr/bin/python3 here
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 AMP=""; [ "$DEVICE" = cuda ] && AMP=--amp
 W=$(( $(nproc) / 2 - 1 )); [ "$W" -lt 1 ] && W=1
-common="--cache $DATA --device $DEVICE $AMP --workers $W --threads 2 --time-limit $T --fg-frac 0.5 --val-every 1500 --lr 2e-3 --batch ${BATCH:-32}"
+common="--cache $DATA --device $DEVICE $AMP --workers $W --threads 2 --time-limit $T --fg-frac 0.5 --lr 2e-3 --batch ${BATCH:-32}"
 R=$(mktemp -d /tmp/gpu_train.XXXX)
-PYTHONUNBUFFERED=1 $PY contouring/train/train.py $common --seed 10 --feats 16,32,64,128,192 --out "$R/runA" > "$OUT/runA.log" 2>&1 &
+# What comes back from $OUT is kept current while training runs (so a call stopped at its
+# limit still returns the best weights so far): at most 8 files, hence the GPU's description
+# goes into runA.log and each copy goes through one fixed .part name.
+save() {
+  for r in runA runB; do
+    for f in best_state.npz history.json; do
+      [ -f "$R/$r/$f" ] && cp "$R/$r/$f" "$OUT/$r.part" && mv "$OUT/$r.part" "$OUT/${r}_$f"
+    done
+  done
+}
+nvidia-smi > "$OUT/runA.log" 2>&1
+PYTHONUNBUFFERED=1 $PY contouring/train/train.py $common --seed 10 --feats 16,32,64,128,192 --out "$R/runA" >> "$OUT/runA.log" 2>&1 &
+A=$!
 PYTHONUNBUFFERED=1 $PY contouring/train/train.py $common --seed 11 --feats 24,48,96,192,256 --out "$R/runB" > "$OUT/runB.log" 2>&1 &
+B=$!
+while kill -0 $A 2>/dev/null || kill -0 $B 2>/dev/null; do sleep 10; save; done
 wait
+save
 for r in runA runB; do
-  cp "$R/$r/best_state.npz" "$OUT/${r}_best_state.npz" 2>/dev/null
-  cp "$R/$r/history.json" "$OUT/${r}_history.json" 2>/dev/null
   echo "== $r"; grep -E "parameters|time limit|^val" "$OUT/$r.log" | tail -4 | cut -c1-400
 done

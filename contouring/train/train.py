@@ -15,7 +15,7 @@ model selection only. Cases are resampled once to the model grid by preprocess.p
 cached (--cache, built automatically when missing). Labels missing for a patient are
 masked out of the loss per structure (missing = not delineated, not "absent").
 """
-import argparse, json, math, os, sys, time
+import argparse, json, math, os, re, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -244,8 +244,13 @@ def main():
                     help="DataLoader processes sampling the batches (0: the main process, as the CPU recipe)")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     ap.add_argument("--time-limit", type=float, default=0,
-                    help="seconds of training: the schedule length (--iters) is set from the speed of the "
-                         "first iterations so that the run ends in time (recorded in the checkpoint)")
+                    help="seconds of training (validation excluded): the learning rate decays with the "
+                         "training time spent instead of the iteration count, and the run stops when the "
+                         "time is up; validation every --time-limit/8 s. The log's 'it N ... lr X' lines "
+                         "replay the run's schedule with --lr-trace")
+    ap.add_argument("--lr-trace", help="a train.py log: replay its learning rate per iteration (interpolated "
+                                       "between the logged points) and its length, e.g. to repeat a "
+                                       "--time-limit run with the same schedule")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start from the weights of this checkpoint (e.g. an earlier run's best.pt)")
     a = ap.parse_args()
@@ -303,25 +308,36 @@ def main():
     model.train()
     t0, run_loss = time.time(), 0.0
     run_i, run_d = torch.zeros(NS, device=device), torch.zeros(NS, device=device)
+    trace = None
+    if a.lr_trace:
+        pts = [(int(m.group(1)), float(m.group(2))) for m in
+               (re.match(r"it (\d+) loss \S+ lr (\S+) ", ln) for ln in open(a.lr_trace)) if m]
+        if not pts:
+            sys.exit(f"train.py: --lr-trace {a.lr_trace}: no 'it N loss L lr X' lines")
+        trace = (np.array([start] + [p[0] for p in pts], float), np.array([a.lr] + [p[1] for p in pts]))
+        a.iters = pts[-1][0]
+        print(f"learning rate replayed from {a.lr_trace}: {a.iters} iterations", flush=True)
     end = min(a.iters, a.stop_after) if a.stop_after > 0 else a.iters
     if a.time_limit > 0:
-        end = a.iters = start + 10**9  # set after the first iterations
+        end = a.iters = start + 10**9  # until the time is up
+        next_val = a.time_limit / 8
     stream = None
     if a.workers > 0:
         stream = iter(torch.utils.data.DataLoader(BatchStream(cases["train"], a.seed, start, a.batch), batch_size=None,
                                                   num_workers=a.workers, prefetch_factor=4, persistent_workers=True))
     t_val = 0.0
     for it in range(start, end):
-        if it >= end:  # the schedule set by --time-limit
-            break
-        if a.time_limit > 0 and it == start + 60:
-            # iterations per second over 20..60 (after warm-up); validations get their share
-            rate = 40 / (time.time() - t_rate)
-            a.iters = end = start + 61 + int(rate * max(0.0, a.time_limit - (time.time() - t0)) * 0.85)
-            print(f"time limit {a.time_limit:.0f} s: {rate:.1f} it/s, schedule of {a.iters} iterations", flush=True)
-        if it == start + 20:
-            t_rate = time.time()
-        lr = a.lr * (1 - it / a.iters) ** 0.9
+        if a.time_limit > 0:
+            spent = time.time() - t0 - t_val  # training time so far
+            if spent >= a.time_limit:
+                end = it
+                print(f"time limit {a.time_limit:.0f} s reached after {it} iterations", flush=True)
+                break
+            lr = a.lr * (1 - spent / a.time_limit) ** 0.9
+        elif trace is not None:
+            lr = float(np.interp(it, *trace))
+        else:
+            lr = a.lr * (1 - it / a.iters) ** 0.9
         for pg in opt.param_groups:
             pg["lr"] = lr
         x, y, m = next(stream) if stream is not None else sample_batch(cases["train"], rng, a.batch)
@@ -342,10 +358,15 @@ def main():
             run_d += pb.sum((0, 2, 3)) + yb.sum((0, 2, 3))
         if (it + 1) % 25 == 0:
             td = " ".join(f"{v:.2f}" for v in (2 * run_i / run_d.clamp(min=1)).tolist())
-            print(f"it {it + 1} loss {run_loss / 25:.4f} lr {lr:.5f} {time.time() - t0:.0f}s train-dice {td}", flush=True)
+            print(f"it {it + 1} loss {run_loss / 25:.4f} lr {lr:.6g} {time.time() - t0:.0f}s train-dice {td}", flush=True)
             run_loss = 0.0
             run_i, run_d = torch.zeros(NS, device=device), torch.zeros(NS, device=device)
-        if (it + 1) % a.val_every == 0 or it + 1 == end:
+        due = (it + 1) % a.val_every == 0 or it + 1 == end
+        if a.time_limit > 0:
+            due = time.time() - t0 - t_val >= min(next_val, a.time_limit)
+            if due:
+                next_val += a.time_limit / 8
+        if due:
             tv = time.time()
             res = validate(model, cases["validation"], device)
             t_val += time.time() - tv
