@@ -40,12 +40,13 @@ int run_eval(const Args& args, const Context& ctx) {
       std::printf("%-10s %-14s dice %.3f  hd95 %7.2f mm  sdice %.3f  ref %.1f cc  pred %.1f cc\n",
                   r.case_id.c_str(), r.structure.c_str(), r.m.dice, r.m.hd95_mm, r.m.surface_dice,
                   r.m.ref_cc, r.m.pred_cc);
-  std::printf("%-14s %5s %9s %11s %10s %12s %11s\n", "structure", "cases", "Dice mean", "Dice median",
-              "HD95 mean", "HD95 median", "surf. Dice");
+  std::printf("%-14s %5s %9s %11s %10s %12s %8s %11s\n", "structure", "cases", "Dice mean", "Dice median",
+              "HD95 mean", "HD95 median", "HD95 n/a", "surf. Dice");
   for (const auto& s : sum)
-    std::printf("%-14s %5d %9.3f %11.3f %10.2f %12.2f %11.3f\n", s.structure.c_str(), s.cases, s.dice_mean,
-                s.dice_median, s.hd95_mean, s.hd95_median, s.sdice_mean);
-  std::printf("(HD95 in mm; surface Dice at %g mm; structures without a reference are skipped)\n", tol);
+    std::printf("%-14s %5d %9.3f %11.3f %10.2f %12.2f %8d %11.3f\n", s.structure.c_str(), s.cases, s.dice_mean,
+                s.dice_median, s.hd95_mean, s.hd95_median, s.hd95_undefined, s.sdice_mean);
+  std::printf("(HD95 in mm, over the cases where both masks are non-empty; \"HD95 n/a\": cases where one is\n"
+              " empty, scored Dice 0; surface Dice at %g mm; structures without a reference are skipped)\n", tol);
   if (auto jf = args.get("--json")) {
     nlohmann::json j;
     j["tolerance_mm"] = tol;
@@ -55,6 +56,7 @@ int run_eval(const Args& args, const Context& ctx) {
       j["structures"][s.structure] = {{"cases", s.cases},          {"dice_mean", s.dice_mean},
                                       {"dice_median", s.dice_median}, {"hd95_mm_mean", num(s.hd95_mean)},
                                       {"hd95_mm_median", num(s.hd95_median)},
+                                      {"hd95_undefined_cases", s.hd95_undefined},
                                       {"surface_dice_mean", s.sdice_mean}};
     for (const auto& r : rows)
       j["cases"].push_back({{"case", r.case_id}, {"structure", r.structure}, {"dice", r.m.dice},

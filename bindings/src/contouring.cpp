@@ -136,6 +136,7 @@ void bind_contouring(py::module_ m) {
       .def_readonly("dice_median", &EvalSummary::dice_median)
       .def_readonly("hd95_mean", &EvalSummary::hd95_mean)
       .def_readonly("hd95_median", &EvalSummary::hd95_median)
+      .def_readonly("hd95_undefined", &EvalSummary::hd95_undefined)
       .def_readonly("sdice_mean", &EvalSummary::sdice_mean);
   m.def(
       "evaluate_dirs",

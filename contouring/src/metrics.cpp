@@ -222,7 +222,10 @@ std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
     std::vector<double> d, h, sd;
     for (const auto* r : by[n]) {
       d.push_back(r->m.dice);
-      h.push_back(r->m.hd95_mm);
+      if (std::isfinite(r->m.hd95_mm))
+        h.push_back(r->m.hd95_mm);
+      else
+        ++s.hd95_undefined;
       sd.push_back(r->m.surface_dice);
     }
     s.cases = static_cast<int>(d.size());
@@ -233,8 +236,9 @@ std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
     };
     s.dice_mean = mean(d);
     s.dice_median = percentile(d, 0.5);
-    s.hd95_mean = mean(h);
-    s.hd95_median = percentile(h, 0.5);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    s.hd95_mean = h.empty() ? nan : mean(h);
+    s.hd95_median = h.empty() ? nan : percentile(h, 0.5);
     s.sdice_mean = mean(sd);
     out.push_back(s);
   }

@@ -13,7 +13,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, CONTEXT, N_IN  # noqa
+from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, CONTEXT  # noqa
 from model import UNet2D  # noqa
 
 
@@ -89,6 +89,9 @@ def main():
     ap.add_argument("--threshold", default="",
                     help="STRUCTURE:CUT[,...]: per-structure probability cuts instead of the global 0.5; "
                          "chosen on the training split (contouring/train/choose_thresholds.py)")
+    ap.add_argument("--recipe", default="contouring/train/recipe.sh (four stages of train.py, see docs/contouring.md); "
+                                        "checkpoint = best by validation",
+                    help="how the checkpoint was trained, for the model card")
     ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
@@ -96,15 +99,18 @@ def main():
         z = np.load(a.ckpt)
         st = {"model": {k: torch.from_numpy(z[k]) for k in z.files if not k.startswith("__")},
               "feats": [int(f) for f in z["__feats__"]], "val": json.loads(str(z["__val__"])),
-              "seed": int(z["__seed__"])}
+              "seed": int(z["__seed__"]),
+              "context": int(z["__context__"]) if "__context__" in z.files else CONTEXT}
     else:
         st = torch.load(a.ckpt, map_location="cpu")
-    model = UNet2D(N_IN, len(STRUCTURES), tuple(st["feats"]))
+    context = int(st.get("context", CONTEXT))  # slices each side (checkpoints before --context: 2)
+    n_in = 2 * context + 1
+    model = UNet2D(n_in, len(STRUCTURES), tuple(st["feats"]))
     model.load_state_dict(st["model"])
     model.eval()
     if not a.no_mirror_tta:
         model = MirrorAverage(model).eval()
-    ts = torch.jit.trace(model, torch.zeros(1, N_IN, 96, 96))
+    ts = torch.jit.trace(model, torch.zeros(1, n_in, 96, 96))
     ts = torch.jit.freeze(ts)
     tmp = a.out + ".tmp"
     ts.save(tmp)
@@ -121,7 +127,7 @@ def main():
             "left-right mirror: probabilities of the stack and of its mirror (RightParotid/LeftParotid "
             "swapped back) averaged inside the TorchScript module",
         "input": {
-            "slices": N_IN, "context_slices_each_side": CONTEXT,
+            "slices": n_in, "context_slices_each_side": context,
             "spacing_mm": list(SPACING),
             "orientation": "LPS identity: i = patient right->left, j = anterior->posterior, k = inferior->superior",
             "intensity": {"clip_hu": [HU_MIN, HU_MAX], "scale": 1.0 / HU_SCALE, "outside_hu": HU_MIN},
@@ -132,8 +138,7 @@ def main():
         "training_data": "OpenKBP (AAPM 2020, MIT licence) train split, 170 head-and-neck patients; "
                          "model selection on the validation split (33); loss masked where a structure is not delineated",
         "training": {"seed": st.get("seed", 0),
-                     "recipe": "contouring/train/recipe.sh (four stages of train.py, see docs/contouring.md); "
-                               "checkpoint = best by validation",
+                     "recipe": a.recipe,
                      "selection_metric_model_grid": st.get("val")},
         "scope": "head-and-neck planning CT (skull base to upper thorax)",
     }

@@ -10,6 +10,10 @@
 # Back here, e.g.:
 #   /usr/bin/python3 contouring/train/export.py --ckpt .../runB_best_state.npz \
 #       --out contouring/models/hn_oar_ptv_2p5d.pt --version 2.0.0 --trim Larynx:2.5:10
+# A second round from the first one's weights, e.g. with 9 input slices (the first convolution widened):
+#   cp runA_best_state.npz runB_best_state.npz bench/work/gpu_train/   (here), then there
+#   TIME=230 LR=1e-3 EXTRA_A="--context 4 --init bench/work/gpu_train/runA_best_state.npz" \
+#   EXTRA_B="--context 4 --init bench/work/gpu_train/runB_best_state.npz" bash contouring/train/gpu_train.sh
 # Smoke test without a GPU: PY=/usr/bin/python3 DEVICE=cpu DATA=small.npz TIME=20 bash contouring/train/gpu_train.sh
 set -u
 cd "$(dirname "$0")/../.."
@@ -21,7 +25,7 @@ DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}   # the PyTorch of the GPU host; /usr/bin/python3 here
 AMP=""; [ "$DEVICE" = cuda ] && AMP=--amp
 W=$(( $(nproc) / 2 - 1 )); [ "$W" -lt 1 ] && W=1
-common="--cache $DATA --device $DEVICE $AMP --workers $W --threads 2 --time-limit $T --fg-frac 0.5 --lr 2e-3 --batch ${BATCH:-32}"
+common="--cache $DATA --device $DEVICE $AMP --workers $W --threads 2 --time-limit $T --fg-frac 0.5 --lr ${LR:-2e-3} --batch ${BATCH:-32}"
 R=$(mktemp -d /tmp/gpu_train.XXXX)
 # What comes back from $OUT is kept current while training runs (so a call stopped at its
 # limit still returns the best weights so far): at most 8 files, hence the GPU's description
@@ -34,9 +38,9 @@ save() {
   done
 }
 nvidia-smi > "$OUT/runA.log" 2>&1
-PYTHONUNBUFFERED=1 $PY contouring/train/train.py $common --seed 10 --feats 16,32,64,128,192 --out "$R/runA" >> "$OUT/runA.log" 2>&1 &
+PYTHONUNBUFFERED=1 $PY contouring/train/train.py $common --seed 10 --feats 16,32,64,128,192 ${EXTRA_A:-} --out "$R/runA" >> "$OUT/runA.log" 2>&1 &
 A=$!
-PYTHONUNBUFFERED=1 $PY contouring/train/train.py $common --seed 11 --feats 24,48,96,192,256 --out "$R/runB" > "$OUT/runB.log" 2>&1 &
+PYTHONUNBUFFERED=1 $PY contouring/train/train.py $common --seed 11 --feats 24,48,96,192,256 ${EXTRA_B:-} --out "$R/runB" > "$OUT/runB.log" 2>&1 &
 B=$!
 while kill -0 $A 2>/dev/null || kill -0 $B 2>/dev/null; do sleep 10; save; done
 wait

@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import BODY_HU, CONTEXT, HU_MIN, N_IN, normalise  # noqa: E402
+from common import BODY_HU, CONTEXT, HU_MIN, normalise  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(HERE, "..", "models", "hn_oar_ptv_2p5d.pt")
 
@@ -38,9 +38,18 @@ def load_hu(ct_path):
     return np.asarray(nib.load(ct_path).dataobj).astype(np.float32)
 
 
-def model_input(ct_path):
-    """(nz, N_IN, px, py) float32 stacks of the body-cropped CT, as contour.cpp builds them.
-    OpenKBP CTs are already on the model grid (3.9 x 3.9 x 2.5 mm), so no resampling here."""
+def card_context(model_path):
+    """Slices each side of the model's input, from its card (model.json beside model.pt)."""
+    card = os.path.splitext(model_path)[0] + ".json"
+    if not os.path.exists(card):
+        return CONTEXT
+    with open(card) as f:
+        return int(json.load(f)["input"]["context_slices_each_side"])
+
+
+def model_input(ct_path, context=CONTEXT):
+    """(nz, 2 context + 1, px, py) float32 stacks of the body-cropped CT, as contour.cpp builds
+    them. OpenKBP CTs are already on the model grid (3.9 x 3.9 x 2.5 mm), so no resampling here."""
     hu = load_hu(ct_path)
     body = hu > BODY_HU
     if not body.any():
@@ -50,16 +59,17 @@ def model_input(ct_path):
     k0, k1 = int(idx[2][0]), int(idx[2][-1]) + 1  # the body's axial slices
     crop = normalise(hu[i0:i1, j0:j1, :])
     px, py = -(-crop.shape[0] // 16) * 16, -(-crop.shape[1] // 16) * 16
-    pad = np.full((px, py, crop.shape[2] + 2 * CONTEXT), normalise(np.array(HU_MIN)), np.float32)
-    pad[:crop.shape[0], :crop.shape[1], CONTEXT:CONTEXT + crop.shape[2]] = crop
-    ks = range(k0, k1)  # pad slice k + CONTEXT holds CT slice k: stack k..k+N_IN is centred on it
-    return np.stack([pad[:, :, k:k + N_IN].transpose(2, 0, 1) for k in ks])
+    pad = np.full((px, py, crop.shape[2] + 2 * context), normalise(np.array(HU_MIN)), np.float32)
+    pad[:crop.shape[0], :crop.shape[1], context:context + crop.shape[2]] = crop
+    n_in = 2 * context + 1
+    ks = range(k0, k1)  # pad slice k + context holds CT slice k: stack k..k+n_in is centred on it
+    return np.stack([pad[:, :, k:k + n_in].transpose(2, 0, 1) for k in ks])
 
 
 def measure(ct_path, devices=("cpu", "cuda"), model_path=DEFAULT_MODEL, batch=16, repeat=3):
     """{device: seconds or None (device unavailable)} for the network over all slices."""
     import torch
-    x = torch.from_numpy(model_input(ct_path))
+    x = torch.from_numpy(model_input(ct_path, card_context(model_path)))
     out = {}
     for dev in devices:
         if dev == "cuda" and not torch.cuda.is_available():

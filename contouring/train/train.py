@@ -214,7 +214,27 @@ def validate(model, cases, device="cpu"):
     return res
 
 
+def load_init(path, model):
+    """State dict of an earlier checkpoint (best.pt or best_state.npz) for `model`. A first
+    convolution trained on fewer input slices is centred in the wider one (zeros elsewhere)."""
+    if path.endswith(".npz"):
+        z = np.load(path)
+        sd = {k: torch.from_numpy(z[k]) for k in z.files if not k.startswith("__")}
+    else:
+        sd = torch.load(path, map_location="cpu")["model"]
+    own = model.state_dict()
+    for k, w in sd.items():
+        if k in own and w.dim() == 4 and own[k].shape != w.shape and own[k].shape[0] == w.shape[0] \
+                and own[k].shape[2:] == w.shape[2:] and (own[k].shape[1] - w.shape[1]) % 2 == 0:
+            wide = torch.zeros(own[k].shape, dtype=w.dtype)
+            o = (own[k].shape[1] - w.shape[1]) // 2
+            wide[:, o:o + w.shape[1]] = w
+            sd[k] = wide
+    return sd
+
+
 def main():
+    global DICE_ON_ABSENT, FG_FRAC, CONTEXT, N_IN
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
@@ -251,8 +271,13 @@ def main():
     ap.add_argument("--lr-trace", help="a train.py log: replay its learning rate per iteration (interpolated "
                                        "between the logged points) and its length, e.g. to repeat a "
                                        "--time-limit run with the same schedule")
+    ap.add_argument("--context", type=int, default=CONTEXT,
+                    help="adjacent slices each side of the predicted one (input: 2*K+1 slices; stored in the "
+                         "checkpoint and the model card, which the C++ inference follows)")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init", help="start from the weights of this checkpoint (e.g. an earlier run's best.pt)")
+    ap.add_argument("--init", help="start from the weights of this checkpoint (an earlier run's best.pt or "
+                                   "best_state.npz); with a wider --context the first convolution's weights are "
+                                   "placed on the centre slices and the new slices start at zero")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     feats = tuple(int(f) for f in a.feats.split(","))
@@ -262,7 +287,7 @@ def main():
     if device.type == "cuda":  # same kernels from run to run (the schedule length is in the checkpoint)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    global DICE_ON_ABSENT, FG_FRAC
+    CONTEXT, N_IN = a.context, 2 * a.context + 1
     DICE_ON_ABSENT = a.dice_on_absent
     FG_FRAC = a.fg_frac
     for r in RARE:
@@ -281,7 +306,7 @@ def main():
     with torch.no_grad():
         model.head.bias.fill_(-2.0)
     if a.init:
-        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+        model.load_state_dict(load_init(a.init, model))
         print(f"initialised from {a.init}", flush=True)
     if a.reinit_head:
         # Output channels whose logits collapsed (sigmoid saturated, no gradient left):
@@ -310,12 +335,15 @@ def main():
     run_i, run_d = torch.zeros(NS, device=device), torch.zeros(NS, device=device)
     trace = None
     if a.lr_trace:
-        pts = [(int(m.group(1)), float(m.group(2))) for m in
+        # "it N ... lr X": X was the rate of iteration N - 1 (0-based), the last of the 25 logged
+        pts = [(int(m.group(1)) - 1, float(m.group(2))) for m in
                (re.match(r"it (\d+) loss \S+ lr (\S+) ", ln) for ln in open(a.lr_trace)) if m]
         if not pts:
             sys.exit(f"train.py: --lr-trace {a.lr_trace}: no 'it N loss L lr X' lines")
         trace = (np.array([start] + [p[0] for p in pts], float), np.array([a.lr] + [p[1] for p in pts]))
-        a.iters = pts[-1][0]
+        ends = [int(m.group(1)) for m in (re.search(r"reached after (\d+) iterations", ln)
+                                           for ln in open(a.lr_trace)) if m]
+        a.iters = ends[-1] if ends else pts[-1][0] + 1  # a --time-limit run's length, else the last point
         print(f"learning rate replayed from {a.lr_trace}: {a.iters} iterations", flush=True)
     end = min(a.iters, a.stop_after) if a.stop_after > 0 else a.iters
     if a.time_limit > 0:
@@ -350,7 +378,7 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        run_loss += float(loss)
+        run_loss += loss.detach()  # stays on the device: no synchronisation per iteration
         with torch.no_grad():
             pb = (logits > 0).float() * m[:, :, None, None]
             yb = y * m[:, :, None, None]
@@ -358,7 +386,7 @@ def main():
             run_d += pb.sum((0, 2, 3)) + yb.sum((0, 2, 3))
         if (it + 1) % 25 == 0:
             td = " ".join(f"{v:.2f}" for v in (2 * run_i / run_d.clamp(min=1)).tolist())
-            print(f"it {it + 1} loss {run_loss / 25:.4f} lr {lr:.6g} {time.time() - t0:.0f}s train-dice {td}", flush=True)
+            print(f"it {it + 1} loss {float(run_loss) / 25:.4f} lr {lr:.6g} {time.time() - t0:.0f}s train-dice {td}", flush=True)
             run_loss = 0.0
             run_i, run_d = torch.zeros(NS, device=device), torch.zeros(NS, device=device)
         due = (it + 1) % a.val_every == 0 or it + 1 == end
@@ -380,11 +408,11 @@ def main():
                 best = score
                 sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
                 torch.save({"model": sd, "feats": feats, "val": res, "seed": a.seed, "iters": a.iters,
-                            "torch": torch.__version__}, os.path.join(a.out, "best.tmp"))
+                            "context": CONTEXT, "torch": torch.__version__}, os.path.join(a.out, "best.tmp"))
                 os.replace(os.path.join(a.out, "best.tmp"), os.path.join(a.out, "best.pt"))
                 # the same weights as plain arrays, loadable by any torch (export.py --ckpt best_state.npz)
                 np.savez(os.path.join(a.out, "best_state.tmp.npz"), __feats__=np.array(feats),
-                         __val__=np.array(json.dumps(res)), __seed__=np.array(a.seed),
+                         __val__=np.array(json.dumps(res)), __seed__=np.array(a.seed), __context__=np.array(CONTEXT),
                          **{k: v.numpy() for k, v in sd.items()})
                 os.replace(os.path.join(a.out, "best_state.tmp.npz"), os.path.join(a.out, "best_state.npz"))
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": it + 1,

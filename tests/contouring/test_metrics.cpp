@@ -140,6 +140,17 @@ TEST(ContourMetrics, DirectoryEvaluationSkipsStructuresWithoutReference) {
   ASSERT_EQ(rows2.size(), 1u);
   EXPECT_EQ(rows2[0].case_id, "pt_1");
   EXPECT_EQ(rows2[0].m.dice, 0.0);
+  // A missed structure leaves HD95 undefined: counted apart, not averaged in as infinity.
+  auto sum2 = contouring::summarize(rows2);
+  EXPECT_EQ(sum2[0].hd95_undefined, 1);
+  EXPECT_TRUE(std::isnan(sum2[0].hd95_mean));
+  rows2.insert(rows2.end(), rows.begin(), rows.begin() + 2);
+  rows2[1].structure = rows2[2].structure = "Mandible";
+  auto sum3 = contouring::summarize(rows2);
+  EXPECT_EQ(sum3[0].cases, 3);
+  EXPECT_EQ(sum3[0].hd95_undefined, 1);
+  EXPECT_NEAR(sum3[0].hd95_mean, 0.5 * (rows[0].m.hd95_mm + rows[1].m.hd95_mm), 1e-9);
+  EXPECT_EQ(sum[0].hd95_undefined, 0);
 }
 
 TEST(ContourMetrics, EvalCommandPrintsTable) {

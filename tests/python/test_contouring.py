@@ -1,4 +1,5 @@
 """isoline.contouring: auto-contouring, progress/cancel, GIL release, metrics."""
+import json
 import threading
 import time
 
@@ -102,7 +103,7 @@ def test_evaluate_dirs(tmp_path, small_hn):
     rows = contouring.evaluate_dirs(str(tmp_path / "pred"), str(tmp_path / "ref"))
     assert len(rows) == 1 and 0.2 < rows[0].agreement.dice < 1.0
     summ = contouring.summarize(rows)
-    assert summ[0].structure == "SpinalCord" and summ[0].cases == 1
+    assert summ[0].structure == "SpinalCord" and summ[0].cases == 1 and summ[0].hd95_undefined == 0
 
 
 def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path):
@@ -120,8 +121,15 @@ def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path
     ct_path = str(hn_case_dir / "ct.nii.gz")
     hu = np.asarray(nib.load(ct_path).dataobj)
     body_slices = int((hu > -500).any(axis=(0, 1)).sum())
-    x = network_timing.model_input(ct_path)
+    x = network_timing.model_input(ct_path)  # the training code's default: 2 slices each side
     assert x.shape[0] == body_slices and x.shape[1] == 5
+    # wider context (train.py --context 4): the same stacks with two more slices each side
+    x9 = network_timing.model_input(ct_path, 4)
+    assert x9.shape[1] == 9
+    np.testing.assert_array_equal(x9[:, 2:7], x)
+    with open(Path(network_timing.DEFAULT_MODEL).with_suffix(".json")) as f:
+        assert network_timing.card_context(network_timing.DEFAULT_MODEL) == \
+            json.load(f)["input"]["context_slices_each_side"]
     assert x.shape[2] % 16 == 0 and x.shape[3] % 16 == 0
     assert x.min() >= -2.0 and x.max() <= 2.0  # HU clipped to [-1000, 1000] / 500
     res = network_timing.measure(ct_path, devices=("cpu", "cuda"), repeat=1)

@@ -35,7 +35,11 @@ struct EvalRow {
 struct EvalSummary {
   std::string structure;
   int cases = 0;
+  /// HD95 mean and median over the cases where it is defined (both masks non-empty; NaN when
+  /// none is); `hd95_undefined` counts the others (a structure missed or predicted where the
+  /// reference has none), which Dice and surface Dice score as 0.
   double dice_mean = 0, dice_median = 0, hd95_mean = 0, hd95_median = 0, sdice_mean = 0;
+  int hd95_undefined = 0;
 };
 
 /// Evaluates predicted mask directories against reference ones. `pred_dir` and `ref_dir`
