@@ -284,7 +284,7 @@ def main():
     device = torch.device(a.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("train.py: --device cuda: no CUDA device is available")
-    if device.type == "cuda":  # same kernels from run to run (the schedule length is in the checkpoint)
+    if device.type == "cuda":  # same kernels from run to run (a --time-limit run is replayed with --lr-trace)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     CONTEXT, N_IN = a.context, 2 * a.context + 1
