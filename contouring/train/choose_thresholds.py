@@ -23,7 +23,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import OARS, STRUCTURES  # noqa: E402
+from common import OARS, STRUCTURES, card_context  # noqa: E402
 import train  # noqa: E402
 from train import load_cache, predict_volume  # noqa: E402
 
@@ -62,11 +62,8 @@ def main():
     ap.add_argument("--json", help="write the per-threshold mean Dice tables here")
     a = ap.parse_args()
     model = torch.jit.load(a.model).eval()
-    card = os.path.splitext(a.model)[0] + ".json"
-    if os.path.exists(card):  # input slices as the card says (train.py --context)
-        with open(card) as f:
-            train.CONTEXT = int(json.load(f)["input"]["context_slices_each_side"])
-        train.N_IN = 2 * train.CONTEXT + 1
+    train.CONTEXT = card_context(a.model)  # input slices as the card says (train.py --context)
+    train.N_IN = 2 * train.CONTEXT + 1
     cases = load_cache(a.cache)
     j0 = int(np.argmin(np.abs(CANDIDATES - a.default)))
     tables = {}

@@ -3,6 +3,9 @@
 Everything that the C++ inference must reproduce (structure order, model spacing,
 intensity window, body threshold) is defined here and copied into the model card.
 """
+import json
+import os
+
 import numpy as np
 
 STRUCTURES = ["Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus",
@@ -21,3 +24,24 @@ N_IN = 2 * CONTEXT + 1
 def normalise(hu):
     """HU (any dtype) -> float32 network input."""
     return (np.clip(hu.astype(np.float32), HU_MIN, HU_MAX) / HU_SCALE).astype(np.float32)
+
+# pack_for_gpu.py stores the cache's CT as uint8 in steps of U8_STEP_HU from HU_MIN ("ct_u8").
+U8_STEP_HU = 8
+
+
+def cache_ct(z, name):
+    """int16 HU of case `name` ("split/pt_N") of a training cache: "ct" as preprocess.py writes
+    it, or "ct_u8" as pack_for_gpu.py packs it."""
+    if name + "/ct" in z.files:
+        return z[name + "/ct"]
+    return z[name + "/ct_u8"].astype(np.int16) * U8_STEP_HU + np.int16(HU_MIN)
+
+
+def card_context(model_path):
+    """Slices each side of a model's input, from its card (model.json beside model.pt);
+    CONTEXT when there is no card."""
+    card = os.path.splitext(model_path)[0] + ".json"
+    if not os.path.exists(card):
+        return CONTEXT
+    with open(card) as f:
+        return int(json.load(f)["input"]["context_slices_each_side"])

@@ -13,8 +13,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, CONTEXT  # noqa
-from model import UNet2D  # noqa
+from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, cache_ct  # noqa
+from model import UNet2D, read_checkpoint  # noqa
 
 
 class MirrorAverage(torch.nn.Module):
@@ -46,7 +46,7 @@ def expected_ranges(cache):
     for n in names:
         bits = z[n + "/bits"]
         pres = z[n + "/present"]
-        ct = z[n + "/ct"] if n + "/ct" in z.files else z[n + "/ct_u8"].astype(np.int16) * 8 - 1000
+        ct = cache_ct(z, n)
         body = ct > BODY_HU
         xs = np.nonzero(body.any(axis=(1, 2)))[0]
         ys = np.nonzero(body.any(axis=(0, 2)))[0]
@@ -95,15 +95,8 @@ def main():
     ap.add_argument("--cache", default="/work/cache/openkbp_model_grid.npz",
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
-    if a.ckpt.endswith(".npz"):  # train.py's best_state.npz: plain arrays, from any torch version
-        z = np.load(a.ckpt)
-        st = {"model": {k: torch.from_numpy(z[k]) for k in z.files if not k.startswith("__")},
-              "feats": [int(f) for f in z["__feats__"]], "val": json.loads(str(z["__val__"])),
-              "seed": int(z["__seed__"]),
-              "context": int(z["__context__"]) if "__context__" in z.files else CONTEXT}
-    else:
-        st = torch.load(a.ckpt, map_location="cpu")
-    context = int(st.get("context", CONTEXT))  # slices each side (checkpoints before --context: 2)
+    st = read_checkpoint(a.ckpt)  # best.pt or best_state.npz
+    context = int(st["context"])  # slices each side
     n_in = 2 * context + 1
     model = UNet2D(n_in, len(STRUCTURES), tuple(st["feats"]))
     model.load_state_dict(st["model"])

@@ -8,8 +8,9 @@
 # There:  bash contouring/train/gpu_train.sh      (device tool; carry bench/work/gpu_train; TIME=420)
 #         -> $OUT: runA/runB logs, histories and best_state.npz (6 and 13 MB), kept current while it runs
 # Back here, e.g.:
-#   /usr/bin/python3 contouring/train/export.py --ckpt .../runB_best_state.npz \
-#       --out contouring/models/hn_oar_ptv_2p5d.pt --version 2.0.0 --trim Larynx:2.5:10
+#   /usr/bin/python3 contouring/train/export.py --ckpt .../runA_best_state.npz \
+#       --out contouring/models/hn_oar_ptv_2p5d.pt --version X.Y.Z   (post-processing options chosen
+#       on the training split: docs/contouring.md)
 # A second round from the first one's weights, e.g. with 9 input slices (the first convolution widened):
 #   cp runA_best_state.npz runB_best_state.npz bench/work/gpu_train/   (here), then there
 #   TIME=230 LR=1e-3 EXTRA_A="--context 4 --init bench/work/gpu_train/runA_best_state.npz" \

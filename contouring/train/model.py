@@ -1,7 +1,29 @@
 """Compact 2.5D U-Net: 2*CONTEXT+1 adjacent axial slices in, one sigmoid logit per structure out."""
+import json
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from common import CONTEXT
+
+
+def read_checkpoint(path):
+    """A train.py checkpoint as {"model": state dict, "feats", "val", "seed", "context"}: best.pt
+    (torch.save) or best_state.npz (plain arrays, loadable by any torch version). Checkpoints
+    from before train.py --context have 2 slices each side."""
+    if path.endswith(".npz"):
+        z = np.load(path)
+        st = {"model": {k: torch.from_numpy(z[k]) for k in z.files if not k.startswith("__")},
+              "feats": [int(f) for f in z["__feats__"]], "val": json.loads(str(z["__val__"])),
+              "seed": int(z["__seed__"])}
+        if "__context__" in z.files:
+            st["context"] = int(z["__context__"])
+    else:
+        st = torch.load(path, map_location="cpu")
+    st.setdefault("context", CONTEXT)
+    return st
 
 
 class Block(nn.Module):

@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import BODY_HU, CONTEXT, HU_MIN, normalise  # noqa: E402
+from common import BODY_HU, CONTEXT, HU_MIN, card_context, normalise  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(HERE, "..", "models", "hn_oar_ptv_2p5d.pt")
 
@@ -36,15 +36,6 @@ def load_hu(ct_path):
         return np.load(ct_path).astype(np.float32)
     import nibabel as nib
     return np.asarray(nib.load(ct_path).dataobj).astype(np.float32)
-
-
-def card_context(model_path):
-    """Slices each side of the model's input, from its card (model.json beside model.pt)."""
-    card = os.path.splitext(model_path)[0] + ".json"
-    if not os.path.exists(card):
-        return CONTEXT
-    with open(card) as f:
-        return int(json.load(f)["input"]["context_slices_each_side"])
 
 
 def model_input(ct_path, context=CONTEXT):

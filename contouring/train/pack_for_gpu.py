@@ -17,7 +17,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import HU_MAX, HU_MIN  # noqa: E402
+from common import HU_MAX, HU_MIN, U8_STEP_HU  # noqa: E402
 
 
 def main():
@@ -30,7 +30,7 @@ def main():
     for k in z.files:
         if k.endswith("/ct"):
             hu = np.clip(z[k].astype(np.float32), HU_MIN, HU_MAX)
-            out[k + "_u8"] = np.round((hu - HU_MIN) / 8.0).astype(np.uint8)
+            out[k + "_u8"] = np.round((hu - HU_MIN) / U8_STEP_HU).astype(np.uint8)
         else:
             out[k] = z[k]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -6,8 +6,8 @@
 # CACHE: the model-grid training cache (preprocess.py) or its 8-bit pack (pack_for_gpu.py).
 # DEVICE=cpu runs the same schedule on the CPU (many hours on 2 cores; recipe.sh trains the
 # smaller 1.2 network on the CPU in about 3.5 hours). The batches come from 7 sampling processes,
-# as in the logged runs (the data order depends on their number). Same data order and learning rates as the
-# logged runs; a GPU's arithmetic may differ in the last bits from run to run.
+# as in the logged runs (the data order depends on their number), so data order and learning
+# rates are the logged runs'; a GPU's arithmetic may differ in the last bits from run to run.
 # Then export (docs/contouring.md):
 #   /usr/bin/python3 contouring/train/export.py --ckpt OUT/stage2/best_state.npz --out contouring/models/hn_oar_ptv_2p5d.pt ...
 set -euo pipefail

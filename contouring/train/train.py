@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE  # noqa: E402
-from model import UNet2D  # noqa: E402
+from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE, cache_ct  # noqa: E402
+from model import UNet2D, read_checkpoint  # noqa: E402
 
 FEATS = (12, 24, 48, 96, 128)
 CROP = 96
@@ -37,8 +37,7 @@ def load_cache(path):
     names = sorted({k.rsplit("/", 1)[0] for k in z.files})
     for n in names:
         split, pt = n.split("/")
-        # "ct" int16 HU (preprocess.py) or "ct_u8": HU in 8-HU steps from -1000 (pack_for_gpu.py)
-        ct = z[n + "/ct"] if n + "/ct" in z.files else (z[n + "/ct_u8"].astype(np.int16) * 8 - 1000)
+        ct = cache_ct(z, n)
         pad = np.full(ct.shape[:2] + (CONTEXT,), -1000, np.int16)
         ctp = np.concatenate([pad, ct, pad], axis=2)
         bits = z[n + "/bits"]
@@ -222,11 +221,7 @@ def validate(model, cases, device="cpu"):
 def load_init(path, model):
     """State dict of an earlier checkpoint (best.pt or best_state.npz) for `model`. A first
     convolution trained on fewer input slices is centred in the wider one (zeros elsewhere)."""
-    if path.endswith(".npz"):
-        z = np.load(path)
-        sd = {k: torch.from_numpy(z[k]) for k in z.files if not k.startswith("__")}
-    else:
-        sd = torch.load(path, map_location="cpu")["model"]
+    sd = read_checkpoint(path)["model"]
     own = model.state_dict()
     for k, w in sd.items():
         if k in own and w.dim() == 4 and own[k].shape != w.shape and own[k].shape[0] == w.shape[0] \
