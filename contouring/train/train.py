@@ -15,7 +15,7 @@ model selection only. Cases are resampled once to the model grid by preprocess.p
 cached (--cache, built automatically when missing). Labels missing for a patient are
 masked out of the loss per structure (missing = not delineated, not "absent").
 """
-import argparse, json, math, os, re, sys, time
+import argparse, copy, json, math, os, re, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,6 +62,18 @@ FG_FRAC = 0.0  # --fg-frac
 ELASTIC = 0.0  # --elastic
 
 
+def pick(cases, rng):
+    """(case index, axial slice) of one training stack (see sample_batch)."""
+    i = int(rng.integers(len(cases)))
+    c = cases[i]
+    nz = c["bits"].shape[2]
+    if FG_FRAC > 0 and rng.random() < FG_FRAC:
+        ks = [k for k in range(NS) if len(c["zlist"][k])]
+        zl = c["zlist"][ks[rng.integers(len(ks))]] if ks else np.arange(nz)
+        return i, int(zl[rng.integers(len(zl))])
+    return i, int(rng.integers(nz))
+
+
 def sample_batch(cases, rng, bs):
     """bs random 5-slice stacks. With probability FG_FRAC a stack is centred on a slice that
     holds a structure chosen uniformly among those delineated for the patient (so short,
@@ -69,14 +81,9 @@ def sample_batch(cases, rng, bs):
     otherwise the slice is uniform over the labelled slab."""
     xs, ys, ms = [], [], []
     for _ in range(bs):
-        c = cases[rng.integers(len(cases))]
+        i, z = pick(cases, rng)
+        c = cases[i]
         nx, ny, nz = c["bits"].shape
-        if FG_FRAC > 0 and rng.random() < FG_FRAC:
-            ks = [k for k in range(NS) if len(c["zlist"][k])]
-            zl = c["zlist"][ks[rng.integers(len(ks))]] if ks else np.arange(nz)
-            z = int(zl[rng.integers(len(zl))])
-        else:
-            z = rng.integers(nz)
         img = norm(c["ct"][:, :, z:z + N_IN]).transpose(2, 0, 1)  # (C, X, Y)
         lab = unpack(c["bits"][:, :, z])
         # crop/pad to CROP x CROP around the (body-cropped) array centre with a random shift
@@ -108,10 +115,51 @@ class BatchStream(torch.utils.data.IterableDataset):
             yield sample_batch(self.cases, rng, self.bs)
 
 
-def augment(x, y, m, g):
+class DeviceData:
+    """The training cases held on the training device (--sampler device): CT (int16 HU) and
+    label bits of every case centred in one padded array, so that a batch is one gather on the
+    device instead of stacks assembled by sampling processes and copied over. The (case, slice)
+    choice is sample_batch's; the CROP x CROP window (with its random shift) is cut by the
+    augmentation's resampling (augment(..., src=True)), from the whole slice."""
+
+    def __init__(self, cases, device):
+        self.cases = cases
+        X = max(c["bits"].shape[0] for c in cases)
+        Y = max(c["bits"].shape[1] for c in cases)
+        Z = max(c["bits"].shape[2] for c in cases)
+        n = len(cases)
+        ct = torch.full((n, X, Y, Z + 2 * CONTEXT), int(HU_MIN), dtype=torch.int16)
+        bits = torch.zeros((n, X, Y, Z), dtype=torch.int16)
+        for i, c in enumerate(cases):
+            nx, ny, nz = c["bits"].shape
+            ox, oy = (X - nx) // 2, (Y - ny) // 2
+            ct[i, ox:ox + nx, oy:oy + ny, :nz + 2 * CONTEXT] = torch.from_numpy(c["ct"].astype(np.int16))
+            bits[i, ox:ox + nx, oy:oy + ny, :nz] = torch.from_numpy(c["bits"].astype(np.int16))
+        self.ct, self.bits = ct.to(device), bits.to(device)
+        self.present = torch.from_numpy(np.stack([c["present"] for c in cases])).to(device)
+        self.dz = torch.arange(N_IN, device=device)
+        self.shift = torch.arange(NS, device=device, dtype=torch.int16)[None, :, None, None]
+
+    def batch(self, rng, bs):
+        """bs whole padded slices (x, y, m) as sample_batch chooses them (pick)."""
+        ci, zi = zip(*(pick(self.cases, rng) for _ in range(bs)))
+        return self.gather(ci, zi)
+
+    def gather(self, ci, zi):
+        dev = self.ct.device
+        ci = torch.tensor(ci, device=dev)
+        zi = torch.tensor(zi, device=dev)
+        x = self.ct[ci[:, None], :, :, zi[:, None] + self.dz[None]]  # (B, N_IN, X, Y)
+        x = x.float().clamp_(HU_MIN, HU_MAX) / HU_SCALE
+        y = ((self.bits[ci, :, :, zi][:, None] >> self.shift) & 1).float()  # (B, S, X, Y)
+        return x, y, self.present[ci].clone()
+
+
+def augment(x, y, m, g, src=False):
     """Batch augmentation in torch: LR flip with label swap, rotation/scale, resolution,
     intensity, noise. x (B,C,X,Y) normalised HU; y (B,S,X,Y); m (B,S) presence; all on the
-    device of generator g."""
+    device of generator g. src: x and y are whole (padded) slices, cut here to CROP x CROP
+    around their centre shifted by up to +-12 pixels (sample_batch cuts them otherwise)."""
     B = x.shape[0]
     dev = x.device
     r = lambda *s: torch.rand(*s, generator=g, device=dev)
@@ -127,11 +175,16 @@ def augment(x, y, m, g):
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.stack([torch.stack([cos, -sin, torch.zeros(B, device=dev)], 1),
                          torch.stack([sin, cos, torch.zeros(B, device=dev)], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    size = [B, x.shape[1], CROP, CROP] if src else list(x.shape)
+    grid = F.affine_grid(theta, size, align_corners=False)
     if ELASTIC > 0:  # smooth random displacements: a 6 x 6 lattice of N(0, ELASTIC) offsets, bicubic
         d = torch.randn(B, 2, 6, 6, generator=g, device=dev) * ELASTIC
         grid = grid + F.interpolate(d, size=list(grid.shape[1:3]), mode="bicubic",
                                     align_corners=False).permute(0, 2, 3, 1)
+    if src:  # crop-normalised -> whole-slice-normalised coordinates (grid[..., 0] is along Y)
+        shift = (r(B, 1, 1, 2) * 2 - 1) * (2 * 12 / CROP)
+        scale = torch.tensor([CROP / x.shape[3], CROP / x.shape[2]], device=dev)
+        grid = (grid + shift) * scale
     bg = HU_MIN / HU_SCALE
     x = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
     y = (F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).float()
@@ -278,6 +331,14 @@ def main():
                     help="elastic deformation augmentation: standard deviation of the displacements of a 6 x 6 "
                          "control lattice, in units of the half crop width (0.03 = about 1.4 pixels; 0 = off, "
                          "as the shipped networks were trained)")
+    ap.add_argument("--sampler", choices=("host", "device"), default="host",
+                    help="host: batches assembled on the CPU (by --workers processes), as the shipped networks "
+                         "were trained; device: all training cases held on --device and batches gathered there "
+                         "(no copies per batch; the crop is cut by the augmentation's resampling)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="validate and keep an exponential moving average of the weights with this decay per "
+                         "iteration (e.g. 0.999; 0 = the weights themselves, as the shipped networks)")
+    ap.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start from the weights of this checkpoint (an earlier run's best.pt or "
                                    "best_state.npz); with a wider --context the first convolution's weights are "
@@ -326,12 +387,20 @@ def main():
     model.to(device)
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, features {list(feats)}, "
           f"device {device}", flush=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    ema = None
+    if a.ema > 0:
+        ema = copy.deepcopy(model)
+        for p in ema.parameters():
+            p.requires_grad_(False)
+        ema_p, live_p = list(ema.parameters()), list(model.parameters())
     start, best, history = 0, -1.0, []
     ck = os.path.join(a.out, "last.pt")
     if a.resume and os.path.exists(ck):
         st = torch.load(ck, map_location=device)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
+        if ema is not None:
+            ema.load_state_dict(st.get("ema", st["model"]))
         start, best, history = st["iter"], st["best"], st["history"]
         rng = np.random.default_rng([a.seed, start]); g.manual_seed(a.seed * 100003 + start)
         print(f"resumed at iteration {start}, best {best:.4f}", flush=True)
@@ -354,8 +423,11 @@ def main():
     if a.time_limit > 0:
         end = a.iters = start + 10**9  # until the time is up
         next_val = a.time_limit / 8
-    stream = None
-    if a.workers > 0:
+    stream, ddata = None, None
+    if a.sampler == "device":
+        ddata = DeviceData(cases["train"], device)
+        print(f"training cases on {device}: CT {tuple(ddata.ct.shape)}", flush=True)
+    elif a.workers > 0:
         stream = iter(torch.utils.data.DataLoader(BatchStream(cases["train"], a.seed, start, a.batch), batch_size=None,
                                                   num_workers=a.workers, prefetch_factor=4, persistent_workers=True))
     t_val = 0.0
@@ -373,9 +445,12 @@ def main():
             lr = a.lr * (1 - it / a.iters) ** 0.9
         for pg in opt.param_groups:
             pg["lr"] = lr
-        x, y, m = next(stream) if stream is not None else sample_batch(cases["train"], rng, a.batch)
-        x, y, m = (v.to(device, non_blocking=True) for v in (x, y, m))
-        x, y, m = augment(x, y, m, g)
+        if ddata is not None:
+            x, y, m = augment(*ddata.batch(rng, a.batch), g, src=True)
+        else:
+            x, y, m = next(stream) if stream is not None else sample_batch(cases["train"], rng, a.batch)
+            x, y, m = (v.to(device, non_blocking=True) for v in (x, y, m))
+            x, y, m = augment(x, y, m, g)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=a.amp):
             logits = model(x)
         logits = logits.float()
@@ -383,6 +458,10 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_mul_(ema_p, a.ema)
+                torch._foreach_add_(ema_p, live_p, alpha=1 - a.ema)
         run_loss += loss.detach()  # stays on the device: no synchronisation per iteration
         with torch.no_grad():
             pb = (logits > 0).float() * m[:, :, None, None]
@@ -401,7 +480,13 @@ def main():
                 next_val += a.time_limit / 8
         if due:
             tv = time.time()
-            res = validate(model, cases["validation"], device)
+            vm = model
+            if ema is not None:  # the averaged weights with the live batch-norm statistics
+                with torch.no_grad():
+                    for be, b in zip(ema.buffers(), model.buffers()):
+                        be.copy_(b)
+                vm = ema
+            res = validate(vm, cases["validation"], device)
             t_val += time.time() - tv
             res["iter"] = it + 1
             res["seconds"] = time.time() - t0
@@ -411,7 +496,7 @@ def main():
             print("val " + json.dumps(res), flush=True)
             if score > best:
                 best = score
-                sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                sd = {k: v.detach().cpu() for k, v in vm.state_dict().items()}
                 torch.save({"model": sd, "feats": feats, "val": res, "seed": a.seed, "iters": a.iters,
                             "context": CONTEXT, "torch": torch.__version__}, os.path.join(a.out, "best.tmp"))
                 os.replace(os.path.join(a.out, "best.tmp"), os.path.join(a.out, "best.pt"))
@@ -421,7 +506,8 @@ def main():
                          **{k: v.numpy() for k, v in sd.items()})
                 os.replace(os.path.join(a.out, "best_state.tmp.npz"), os.path.join(a.out, "best_state.npz"))
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": it + 1,
-                        "best": best, "history": history}, ck + ".tmp")
+                        "best": best, "history": history,
+                        **({"ema": ema.state_dict()} if ema is not None else {})}, ck + ".tmp")
             os.replace(ck + ".tmp", ck)
             with open(os.path.join(a.out, "history.json"), "w") as f:
                 json.dump(history, f, indent=1)

@@ -85,3 +85,55 @@ def test_init_widens_the_first_convolution_to_more_slices(timed_run):
     for k in state.files:
         if not k.startswith("__") and k != "enc.0.c1.weight":
             np.testing.assert_array_equal(wide.state_dict()[k].numpy(), state[k])
+
+
+def load_tiny(cache):
+    import train as tr
+    return tr, tr.load_cache(str(cache))
+
+
+def test_device_sampler_gathers_whole_slices_centred(cache):
+    """--sampler device: a case's stack and labels, centred in the padded array, as the cache holds them."""
+    tr, cases = load_tiny(cache)
+    cases["train"][1] = dict(cases["train"][1])  # a smaller second case: padded around its centre
+    for k in ("ct", "bits"):
+        cases["train"][1][k] = cases["train"][1][k][2:28, 4:26]
+    dd = tr.DeviceData(cases["train"], "cpu")
+    assert tuple(dd.ct.shape) == (2, 32, 32, 12 + 2 * tr.CONTEXT)
+    x, y, m = dd.gather([1, 0], [5, 7])
+    assert tuple(x.shape) == (2, tr.N_IN, 32, 32) and tuple(y.shape) == (2, tr.NS, 32, 32)
+    c = cases["train"][1]
+    want = tr.norm(c["ct"][:, :, 5:5 + tr.N_IN]).transpose(2, 0, 1)
+    np.testing.assert_array_equal(x[0, :, 3:29, 5:27].numpy(), want)
+    assert (x[0, :, :3] == tr.HU_MIN / tr.HU_SCALE).all()
+    np.testing.assert_array_equal(y[0, :, 3:29, 5:27].numpy(), tr.unpack(c["bits"][:, :, 5]))
+    np.testing.assert_array_equal(y[1].numpy(), tr.unpack(cases["train"][0]["bits"][:, :, 7]))
+    np.testing.assert_array_equal(m.numpy(), np.stack([c["present"], cases["train"][0]["present"]]))
+    rng = np.random.default_rng(3)  # the same (case, slice) choices as the host sampler
+    picks = [tr.pick(cases["train"], rng) for _ in range(50)]
+    assert len(set(picks)) > 10 and all(0 <= z < 12 for _, z in picks)
+
+
+def test_device_crop_moves_image_and_labels_together(cache):
+    """augment(src=True) cuts CROP x CROP windows; the bone square and its label stay aligned."""
+    tr, cases = load_tiny(cache)
+    dd = tr.DeviceData(cases["train"], "cpu")
+    x, y, m = dd.gather([0, 1, 0, 1], [5, 6, 4, 7])
+    g = torch.Generator().manual_seed(1)
+    xa, ya, ma = tr.augment(x.clone(), y.clone(), m.clone(), g, src=True)
+    assert tuple(xa.shape) == (4, tr.N_IN, tr.CROP, tr.CROP) and tuple(ya.shape) == (4, tr.NS, tr.CROP, tr.CROP)
+    bone = xa[:, tr.CONTEXT] > 0.8  # 700 HU in the stack's centre slice
+    lab = ya[:, 0] > 0.5
+    for b in range(4):
+        inter = (bone[b] & lab[b]).sum().item()
+        assert lab[b].sum() > 20 and inter / lab[b].sum().item() > 0.8, b
+        cx, cy = (v.float().mean().item() for v in torch.nonzero(lab[b], as_tuple=True))
+        assert abs(cx - tr.CROP / 2) < 16 and abs(cy - tr.CROP / 2) < 16  # the slice centre, shifted <= 12 px
+
+
+def test_device_sampler_with_ema_trains(cache, tmp_path):
+    log = train(cache, tmp_path, "--sampler", "device", "--ema", "0.9", "--weight-decay", "0.01", "--iters", "30",
+                "--val-every", "15")
+    assert "training cases on cpu" in log
+    assert len(re.findall(r"^val ", log, re.M)) == 2
+    assert (tmp_path / "best_state.npz").exists()
