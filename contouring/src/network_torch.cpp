@@ -1,8 +1,13 @@
 // All LibTorch code of Isoline lives in this one file (torch headers are slow to compile).
+#include <ATen/Parallel.h>
+#include <sched.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "isoline/core/error.h"
 #include "network.h"
@@ -16,7 +21,26 @@ struct Network::Impl {
 
 bool torch_cuda_available() { return torch::cuda::is_available(); }
 
+namespace {
+// LibTorch sizes its CPU thread pool from the physical cores it detects, and on some machines
+// (e.g. virtual CPUs reported as one core) that is 1 although more CPUs are available; with its
+// OpenMP backend it also sets the calling thread's OpenMP default, so everything after the first
+// network call in the process (the dose engine of `isoline run`) ran on one core. Unless the
+// user chose with OMP_NUM_THREADS, use every CPU this process may run on.
+void use_available_cpus() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("OMP_NUM_THREADS")) return;
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+    if (n > 0) at::set_num_threads(n);
+  });
+}
+}  // namespace
+
 Network::Network(const std::string& path, core::Device device) : impl_(std::make_unique<Impl>()) {
+  use_available_cpus();
   if (device == core::Device::CUDA) {
     if (!torch::cuda::is_available())
       core::fail<core::DeviceError>("contour", "--device cuda",

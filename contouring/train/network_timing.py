@@ -2,14 +2,17 @@
 
 Debian's LibTorch is CPU-only, so `isoline contour --device cuda` cannot run here; on a GPU
 host with PyTorch (any version that loads TorchScript saved by torch 1.13) this script runs
-the shipped TorchScript module on the same input the C++ inference builds for a CT: the
-body-cropped model grid, padded to a multiple of 16, in batches of axial 5-slice stacks.
+the shipped TorchScript module on the same input the C++ inference builds for a CT: the CT
+resampled to the model grid (3.906 x 3.906 x 2.5 mm; OpenKBP CTs come at 2.5-5.4 mm), cropped
+to the body and padded to a multiple of 16, in batches of axial stacks of the card's slices.
+The CPU runs with as many threads as `isoline contour` uses (every CPU the process may use,
+unless OMP_NUM_THREADS says otherwise).
 
   /usr/bin/python3 contouring/train/network_timing.py --ct ../shared/data/openkbp/validation/pt_201/ct.nii.gz
   python3 contouring/train/network_timing.py --ct .../ct.nii.gz --device cpu cuda --json out.json
 
-A GPU host without nibabel reads the CT as an int16 .npy (same axis order as the NIfTI),
-written here with `--save-npy ct.npy` (bench/gpu_session.sh does both).
+A GPU host without nibabel reads the CT as an int16 .npy already on the model grid, written
+here with `--save-npy ct.npy` (bench/gpu_session.sh does both).
 
 Prints one line per device: seconds for all slices (best of --repeat, after one warm-up
 run; CUDA timings synchronised). `make bench` (bench/bench_contouring.py) calls `measure`
@@ -25,22 +28,36 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import BODY_HU, CONTEXT, HU_MIN, card_context, normalise  # noqa: E402
+from common import BODY_HU, CONTEXT, HU_MIN, SPACING, card_context, normalise  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(HERE, "..", "models", "hn_oar_ptv_2p5d.pt")
 
 
 def load_hu(ct_path):
-    """HU volume (x, y, z) of a NIfTI CT, or of an .npy written by --save-npy."""
+    """HU volume (x, y, z) on the model grid: a NIfTI CT resampled (trilinear, the extent kept,
+    as contour.cpp's model grid), or an .npy written by --save-npy (already resampled)."""
     if str(ct_path).endswith(".npy"):
         return np.load(ct_path).astype(np.float32)
     import nibabel as nib
-    return np.asarray(nib.load(ct_path).dataobj).astype(np.float32)
+    import torch
+    img = nib.load(ct_path)
+    hu = np.asarray(img.dataobj).astype(np.float32)
+    size = [max(1, int(round(n * s / m))) for n, s, m in zip(hu.shape, img.header.get_zooms()[:3], SPACING)]
+    t = torch.nn.functional.interpolate(torch.from_numpy(hu)[None, None], size=size, mode="trilinear",
+                                        align_corners=False)
+    return np.round(t[0, 0].numpy())  # contour.cpp resamples into int16
+
+
+def available_cpus():
+    """Threads `isoline contour` gives LibTorch: OMP_NUM_THREADS, else every CPU this process may use."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return int(os.environ["OMP_NUM_THREADS"])
+    return len(os.sched_getaffinity(0))
 
 
 def model_input(ct_path, context=CONTEXT):
-    """(nz, 2 context + 1, px, py) float32 stacks of the body-cropped CT, as contour.cpp builds
-    them. OpenKBP CTs are already on the model grid (3.9 x 3.9 x 2.5 mm), so no resampling here."""
+    """(nz, 2 context + 1, px, py) float32 stacks of the body-cropped CT on the model grid, as
+    contour.cpp builds them."""
     hu = load_hu(ct_path)
     body = hu > BODY_HU
     if not body.any():
@@ -60,6 +77,7 @@ def model_input(ct_path, context=CONTEXT):
 def measure(ct_path, devices=("cpu", "cuda"), model_path=DEFAULT_MODEL, batch=16, repeat=3):
     """{device: seconds or None (device unavailable)} for the network over all slices."""
     import torch
+    torch.set_num_threads(available_cpus())
     x = torch.from_numpy(model_input(ct_path, card_context(model_path)))
     out = {}
     for dev in devices:

@@ -107,9 +107,10 @@ def test_evaluate_dirs(tmp_path, small_hn):
 
 
 def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path):
-    """contouring/train/network_timing.py (bench key contour_network_seconds_128_*): one stack
-    per axial slice of the body, in-plane padded to a multiple of 16, the model's channels;
-    the CPU is timed and CUDA reported as unavailable where torch has no GPU."""
+    """contouring/train/network_timing.py (bench key contour_network_seconds_128_*): the CT on
+    the model grid (3.906 x 3.906 x 2.5 mm, as contour.cpp resamples it), one stack per axial
+    slice of the body, in-plane padded to a multiple of 16, the model's channels; the CPU is
+    timed and CUDA reported as unavailable where torch has no GPU."""
     import subprocess
     import sys
     from pathlib import Path
@@ -119,7 +120,11 @@ def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path
     import nibabel as nib
 
     ct_path = str(hn_case_dir / "ct.nii.gz")
-    hu = np.asarray(nib.load(ct_path).dataobj)
+    img = nib.load(ct_path)
+    hu = network_timing.load_hu(ct_path)
+    assert hu.shape == tuple(round(n * s / m) for n, s, m in
+                             zip(img.shape, img.header.get_zooms(), network_timing.SPACING))
+    assert abs(float(hu.mean()) - float(np.asarray(img.dataobj).mean())) < 5  # same anatomy, resampled
     body_slices = int((hu > -500).any(axis=(0, 1)).sum())
     x = network_timing.model_input(ct_path)  # the training code's default: 2 slices each side
     assert x.shape[0] == body_slices and x.shape[1] == 5
