@@ -56,6 +56,7 @@ int run_contour(const Args& args, const Context& ctx) {
     series = rtstruct::read_ct_series(in, {}, progress.sub(0, 0.1, "read CT"));
     ct = series.image;
     for (const auto& w : series.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
+    if (rtstruct_out) rtstruct::check_rtstruct_reference(series, out);  // before the network runs
   } else {
     if (rtstruct_out)
       core::fail<core::InvalidInput>("contour", out,

@@ -155,6 +155,8 @@ struct Node::Impl {
       if (cfg.debug)
         say("debug",
             tag + "patient '" + series.info.patient_name + "' ID '" + series.info.patient_id + "'");
+      const std::string rs = (raw / "RS.dcm").string();
+      rtstruct::check_rtstruct_reference(series, rs);  // before the network runs
       if (!model)
         model = std::make_unique<contouring::Model>(cfg.model_card, core::parse_device(cfg.device));
       contouring::ContourOptions opt;
@@ -166,7 +168,6 @@ struct Node::Impl {
       wo.algorithm_name = "Isoline " + r.model_name;
       wo.structure_set_label = "AUTO";
       wo.series_description = "Isoline auto-contours (review required)";
-      const std::string rs = (raw / "RS.dcm").string();
       auto res =
           rtstruct::write_rtstruct(r.structures, series, rs, wo, progress.sub(0.9, 1.0, "write"));
       produced.push_back(rs);

@@ -65,6 +65,8 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   std::string model = "given structures";
   auto t0 = std::chrono::steady_clock::now();
   if (o.structures_path.empty()) {
+    // RS.dcm must be able to reference the CT: say so before contouring, not after.
+    rtstruct::check_rtstruct_reference(ct.series, (fs::path(o.out_dir) / "RS.dcm").string());
     core::StructureSet targets;
     if (!o.targets_path.empty()) {
       for (const auto& st : load_structures(o.targets_path, ct))

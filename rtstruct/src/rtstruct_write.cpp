@@ -68,9 +68,7 @@ std::string cut(const std::string& s, std::size_t n) {
 
 }  // namespace
 
-RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const CtSeries& ct,
-                                   const std::string& file, const RtStructWriteOptions& opt,
-                                   const core::Progress& progress) {
+void check_rtstruct_reference(const CtSeries& ct, const std::string& file) {
   if (ct.image.empty()) core::fail<core::InvalidInput>(kOp, file, "the CT series has no image");
   const core::Geometry& g = ct.image.geometry();
   if (ct.resampled || ct.slices.size() != static_cast<std::size_t>(g.size[2]))
@@ -97,6 +95,13 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     if (s.sop_instance_uid.empty() || s.sop_class_uid.empty())
       core::fail<core::InvalidInput>(kOp, file,
                                      "CT slice " + s.file + " lacks its SOP Class/Instance UID");
+}
+
+RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const CtSeries& ct,
+                                   const std::string& file, const RtStructWriteOptions& opt,
+                                   const core::Progress& progress) {
+  check_rtstruct_reference(ct, file);
+  const core::Geometry& g = ct.image.geometry();
   for (const auto& s : structures) {
     if (s.mask.pixel_type() != core::PixelType::UInt8)
       core::fail<core::InvalidInput>(kOp, s.name, "mask is not uint8");

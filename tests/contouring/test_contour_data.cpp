@@ -300,4 +300,12 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
                                 " --device cuda");
   EXPECT_NE(cuda.exit_code, 0);
   EXPECT_NE(cuda.output.find("cuda"), std::string::npos) << cuda.output;
+  // A DICOM CT an RT-STRUCT cannot reference (this de-identified series has no Study/Series
+  // UIDs) is refused before the network runs, not after, and nothing is written.
+  auto nouid = test::run_command(test::isoline_bin() + " contour " +
+                                 test::shared_data("jpeg2000_ct") + " --out " + t.file("rs3.dcm"));
+  EXPECT_EQ(nouid.exit_code, 1) << nouid.output;
+  EXPECT_NE(nouid.output.find("lacks its Study Instance UID"), std::string::npos) << nouid.output;
+  EXPECT_EQ(nouid.output.find("segment"), std::string::npos) << nouid.output;  // no contouring
+  EXPECT_FALSE(std::filesystem::exists(t.file("rs3.dcm")));
 }

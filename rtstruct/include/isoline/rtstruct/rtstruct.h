@@ -48,6 +48,12 @@ struct RtStructWriteResult {
   std::vector<std::string> warnings;  ///< renamed ROIs, empty ROIs, ...
 };
 
+/// Throws InvalidInput (naming `file`) when an RT-STRUCT written to `file` could not reference
+/// `ct`: no image, an image that is not its stored slices one to one (resampled), or missing
+/// Study/Series/Frame of Reference or SOP UIDs. write_rtstruct checks this first; callers that
+/// compute the structures first (auto-contouring) call it before that work.
+void check_rtstruct_reference(const CtSeries& ct, const std::string& file);
+
 /// Writes an RT Structure Set for `structures` (masks on the grid of `ct.image`) to
 /// `file`, atomically. References every CT slice (real SOP class/instance UIDs), the
 /// study, series and frame of reference of `ct`; copies patient and study attributes.
