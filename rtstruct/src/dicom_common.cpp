@@ -222,6 +222,19 @@ void append_coordinate(std::string& out, double v) {
   out.append(buf, static_cast<std::size_t>(n));
 }
 
+void require_ct_uids(const CtSeries& ct, bool series_uid, const char* operation,
+                     const std::string& file, const std::string& why) {
+  std::string missing;
+  auto need = [&](const std::string& uid, const char* name) {
+    if (uid.empty()) missing += std::string(missing.empty() ? "" : ", ") + name;
+  };
+  need(ct.info.study_instance_uid, "Study Instance UID");
+  if (series_uid) need(ct.series_instance_uid, "Series Instance UID");
+  need(ct.frame_of_reference_uid, "Frame of Reference UID");
+  if (!missing.empty())
+    core::fail<core::InvalidInput>(operation, file, "the CT series lacks its " + missing + " " + why);
+}
+
 PatientStudy read_patient_study(DcmItem& item) {
   PatientStudy p;
   p.patient_name = get_string_all(item, DCM_PatientName);

@@ -46,6 +46,12 @@ std::string format_ds_list(const std::vector<double>& v);
 /// appended to `out`. |v| must be below 1e9.
 void append_coordinate(std::string& out, double v);
 
+/// Throws InvalidInput (`operation`, `file`) naming the UIDs of `ct` that an object derived from
+/// it must reference and that are empty: Study Instance UID, Series Instance UID (only when
+/// `series_uid`), Frame of Reference UID. `why` ends the message.
+void require_ct_uids(const CtSeries& ct, bool series_uid, const char* operation,
+                     const std::string& file, const std::string& why);
+
 PatientStudy read_patient_study(DcmItem& item);
 /// Writes the Patient and General Study modules (Type 2 attributes always present).
 void write_patient_study(DcmItem& item, const PatientStudy& info);

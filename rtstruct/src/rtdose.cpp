@@ -25,8 +25,8 @@ RtDoseWriteResult write_rtdose(const core::Image& dose_in, const CtSeries& ct,
                                const std::string& file, const RtDoseWriteOptions& opt) {
   const char* op = "write RT-DOSE";
   if (dose_in.empty()) core::fail<core::InvalidInput>(op, file, "dose image is empty");
-  if (ct.frame_of_reference_uid.empty() || ct.info.study_instance_uid.empty())
-    core::fail<core::InvalidInput>(op, file, "the CT lacks a Frame of Reference or Study UID");
+  detail::require_ct_uids(ct, /*series_uid=*/false, op, file,
+                          "(an RT-DOSE lies in its CT's frame of reference and study)");
   const core::Geometry& g = dose_in.geometry();
   g.validate("write RT-DOSE: " + file);
   if (g.size[0] > 65535 || g.size[1] > 65535)

@@ -76,21 +76,10 @@ void check_rtstruct_reference(const CtSeries& ct, const std::string& file) {
         kOp, file,
         "the CT image does not match its stored slices one to one (resampled?); "
         "contours must reference real CT slices");
-  {
-    std::string missing;
-    auto need = [&](const std::string& uid, const char* name) {
-      if (uid.empty()) missing += std::string(missing.empty() ? "" : ", ") + name;
-    };
-    need(ct.info.study_instance_uid, "Study Instance UID");
-    need(ct.series_instance_uid, "Series Instance UID");
-    need(ct.frame_of_reference_uid, "Frame of Reference UID");
-    if (!missing.empty())
-      core::fail<core::InvalidInput>(
-          kOp, file,
-          "the CT series lacks its " + missing +
-              " (an RT-STRUCT references its CT by them; a planning system could not attach it); "
-              "write masks instead");
-  }
+  detail::require_ct_uids(
+      ct, /*series_uid=*/true, kOp, file,
+      "(an RT-STRUCT references its CT by them; a planning system could not attach it); "
+      "write masks instead");
   for (const auto& s : ct.slices)
     if (s.sop_instance_uid.empty() || s.sop_class_uid.empty())
       core::fail<core::InvalidInput>(kOp, file,

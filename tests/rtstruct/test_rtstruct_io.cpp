@@ -379,6 +379,17 @@ TEST(RtDose, RoundTripScalingAndDciodvfy) {
   core::Image neg = dose.clone();
   neg.data<float>()[3] = -1;
   EXPECT_THROW(rtstruct::write_rtdose(neg, ct, t.file("bad.dcm")), core::InvalidInput);
+  // A CT without its study UID: the error names what is missing, and nothing is written.
+  rtstruct::CtSeries nostudy = ct;
+  nostudy.info.study_instance_uid.clear();
+  try {
+    rtstruct::write_rtdose(dose, nostudy, t.file("nostudy.dcm"));
+    ADD_FAILURE() << "no error";
+  } catch (const core::InvalidInput& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("lacks its Study Instance UID ("), std::string::npos) << what;
+  }
+  EXPECT_FALSE(std::filesystem::exists(t.file("nostudy.dcm")));
 }
 
 TEST(RtStructCharset, PatientNameAndCharacterSetCopiedFromCt) {
