@@ -10,6 +10,7 @@
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/planning/plan.h"
+#include "isoline/rtstruct/rtdose.h"
 
 namespace isoline::cli {
 using namespace isoline::pipeline;
@@ -30,6 +31,7 @@ int run_plan(const Args& args, const Context& ctx) {
   if (std::filesystem::exists(out, ec) && !std::filesystem::is_empty(out, ec) && !args.flag("--overwrite"))
     core::fail<core::InvalidInput>("plan", out, "exists and is not empty (choose another directory or --overwrite)");
   CaseCt ct = load_ct(args.value("--ct"), progress.sub(0, 0.03, "read CT"));
+  rtstruct::check_rtdose_reference(ct.series, (std::filesystem::path(out) / "RD.dcm").string());  // before planning
   for (const auto& w : ct.warnings) std::fprintf(stderr, "warning: %s: %s\n", args.value("--ct").c_str(), w.c_str());
   core::StructureSet structures = load_structures(args.value("--structures"), ct);
   planning::PlanResult r = planning::make_plan(ct.series.image, structures, tpl, po, progress.sub(0.03, 0.95, "plan"));

@@ -8,6 +8,7 @@
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/pipeline/case_io.h"
+#include "isoline/rtstruct/rtdose.h"
 #include "isoline/rtstruct/rtstruct.h"
 
 namespace fs = std::filesystem;
@@ -45,6 +46,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
                                    "give either --structures or --targets, not both");
   CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"));
   for (const auto& w : ct.warnings) r.warnings.push_back(o.ct_path + ": " + w);
+  // RD.dcm must be able to lie in the CT's study and frame of reference: say so before the
+  // contouring and planning, not after.
+  rtstruct::check_rtdose_reference(ct.series, (fs::path(o.out_dir) / "RD.dcm").string());
 
   core::AtomicOutput out(o.out_dir, /*directory=*/true);
   const fs::path dir = out.temp_path();

@@ -21,12 +21,16 @@ double dot(const core::Vec3& a, const core::Vec3& b) {
 }
 }  // namespace
 
+void check_rtdose_reference(const CtSeries& ct, const std::string& file) {
+  detail::require_ct_uids(ct, /*series_uid=*/false, "write RT-DOSE", file,
+                          "(an RT-DOSE lies in its CT's frame of reference and study)");
+}
+
 RtDoseWriteResult write_rtdose(const core::Image& dose_in, const CtSeries& ct,
                                const std::string& file, const RtDoseWriteOptions& opt) {
   const char* op = "write RT-DOSE";
   if (dose_in.empty()) core::fail<core::InvalidInput>(op, file, "dose image is empty");
-  detail::require_ct_uids(ct, /*series_uid=*/false, op, file,
-                          "(an RT-DOSE lies in its CT's frame of reference and study)");
+  check_rtdose_reference(ct, file);
   const core::Geometry& g = dose_in.geometry();
   g.validate("write RT-DOSE: " + file);
   if (g.size[0] > 65535 || g.size[1] > 65535)

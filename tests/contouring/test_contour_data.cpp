@@ -308,4 +308,18 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   EXPECT_NE(nouid.output.find("lacks its Study Instance UID"), std::string::npos) << nouid.output;
   EXPECT_EQ(nouid.output.find("segment"), std::string::npos) << nouid.output;  // no contouring
   EXPECT_FALSE(std::filesystem::exists(t.file("rs3.dcm")));
+  // Nor can an RT-DOSE lie in that series' study: `isoline run` and `isoline plan` say so
+  // first (before reading the structures, here an empty folder, and before any planning).
+  std::filesystem::create_directories(t.file("empty"));
+  for (const std::string cmd :
+       {" run " + test::shared_data("jpeg2000_ct") + " --structures ",
+        " plan --ct " + test::shared_data("jpeg2000_ct") + " --structures "}) {
+    auto nodose =
+        test::run_command(test::isoline_bin() + cmd + t.file("empty") + " --out " + t.file("p3"));
+    EXPECT_EQ(nodose.exit_code, 1) << nodose.output;
+    EXPECT_NE(nodose.output.find("RD.dcm"), std::string::npos) << nodose.output;
+    EXPECT_NE(nodose.output.find("lacks its Study Instance UID"), std::string::npos)
+        << nodose.output;
+    EXPECT_FALSE(std::filesystem::exists(t.file("p3")));
+  }
 }

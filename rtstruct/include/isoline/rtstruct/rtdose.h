@@ -30,6 +30,11 @@ struct RtDoseWriteResult {
   double max_quantization_error_gy = 0.0;
 };
 
+/// Throws InvalidInput (naming `file`) when an RT-DOSE written to `file` could not lie in
+/// `ct`'s study and frame of reference (the CT lacks its Study Instance or Frame of Reference
+/// UID). write_rtdose checks this first; callers that plan before writing call it up front.
+void check_rtdose_reference(const CtSeries& ct, const std::string& file);
+
 /// Writes `dose_gy` (any pixel type, Gy, >= 0; any grid in the CT's frame of reference)
 /// as RT Dose Storage: DoseUnits GY, 32-bit (or 16-bit) unsigned pixels with DoseGridScaling
 /// chosen for the full range of that type, relative GridFrameOffsetVector starting at 0, patient,
