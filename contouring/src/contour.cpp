@@ -9,6 +9,8 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "isoline/core/error.h"
 #include "isoline/core/mask_ops.h"
@@ -80,6 +82,59 @@ Geometry ct_subgrid(const Geometry& ct, const Geometry& mg, const std::array<std
   }
   sub.origin = ct.index_to_world({double(start[0]), double(start[1]), double(start[2])});
   return sub;
+}
+
+// Where the model-grid crop [i0, i1) x [j0, j1) x [ka, kb) lies in a network tensor: voxel
+// (i, j, k) at element (i - i0) * si + (j - j0) * sj + (k - ka) * sk (padding after the crop).
+struct VolumeLayout {
+  std::int64_t i0, i1, j0, j1, ka, kb;
+  std::size_t si, sj, sk;
+  std::size_t at(std::int64_t i, std::int64_t j, std::int64_t k) const {
+    return static_cast<std::size_t>(i - i0) * si + static_cast<std::size_t>(j - j0) * sj +
+           static_cast<std::size_t>(k - ka) * sk;
+  }
+};
+
+// One axial slice k of a 2.5D input/output plane, px x py with y fastest.
+VolumeLayout slice_layout(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
+                          std::int64_t k, int py) {
+  return {i0, i1, j0, j1, k, k + 1, static_cast<std::size_t>(py), 1, 0};
+}
+
+// A 3-D window px x py x pz, C order with z fastest.
+VolumeLayout volume_layout(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
+                           std::int64_t ka, std::int64_t kb, int py, int pz) {
+  return {i0, i1, j0, j1, ka, kb, static_cast<std::size_t>(py) * pz, static_cast<std::size_t>(pz),
+          1};
+}
+
+// Writes the normalised CT, clip(HU, hu_min, hu_max) / hu_scale, of the layout's voxels into
+// `dst`; slices outside the model grid are skipped (they keep the outside value).
+void fill_input(const Image& m, const ModelCard& card, const VolumeLayout& c, float* dst) {
+  const Geometry& g = m.geometry();
+  const std::int16_t* hu = m.data<std::int16_t>();
+  for (std::int64_t k = std::max<std::int64_t>(c.ka, 0); k < std::min(c.kb, g.size[2]); ++k)
+    for (std::int64_t i = c.i0; i < c.i1; ++i)
+      for (std::int64_t j = c.j0; j < c.j1; ++j) {
+        const double v = std::clamp<double>(hu[g.offset(i, j, k)], card.hu_min, card.hu_max);
+        dst[c.at(i, j, k)] = static_cast<float>(v / card.hu_scale);
+      }
+}
+
+// Copies one structure's network output over the layout's voxels into `dst` (model grid);
+// with `weight` (one per slice ka..kb) the weighted values are added instead.
+void take_output(const float* src, const VolumeLayout& c, const float* weight, Image& dst) {
+  const Geometry& g = dst.geometry();
+  float* d = dst.data<float>();
+  for (std::int64_t k = c.ka; k < c.kb; ++k)
+    for (std::int64_t i = c.i0; i < c.i1; ++i)
+      for (std::int64_t j = c.j0; j < c.j1; ++j) {
+        const float p = src[c.at(i, j, k)];
+        if (weight)
+          d[g.offset(i, j, k)] += weight[k - c.ka] * p;
+        else
+          d[g.offset(i, j, k)] = p;
+      }
 }
 
 struct PostSpec {
@@ -279,44 +334,80 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
   const int px = static_cast<int>((i1 - i0 + mult - 1) / mult * mult);
   const int py = static_cast<int>((j1 - j0 + mult - 1) / mult * mult);
 
-  // 3. Network, batches of axial slices.
+  // 3. Network: a 2.5D network on batches of axial slices, or a 3-D one on the whole crop in
+  // overlapping z windows (model card input.kind).
   std::vector<Image> prob;
   if (!channels.empty()) {
     detail::Network& net = *model.impl().net;
-    const int C = card.channels(), S = static_cast<int>(card.structures.size());
+    const int S = static_cast<int>(card.structures.size());
     for (std::size_t s = 0; s < channels.size(); ++s) prob.emplace_back(mg, PixelType::Float32);
     const float outside =
         static_cast<float>(std::clamp(card.outside_hu, card.hu_min, card.hu_max) / card.hu_scale);
-    const int B = std::max(1, options.batch);
     const core::Progress pnet = progress.sub(0.05, 0.75, "network");
-    for (std::int64_t kb = k0; kb < k1; kb += B) {
-      const int nb = static_cast<int>(std::min<std::int64_t>(B, k1 - kb));
-      std::vector<float> in(static_cast<std::size_t>(nb) * C * px * py, outside);
-      for (int b = 0; b < nb; ++b)
-        for (int c = 0; c < C; ++c) {
-          const std::int64_t k = kb + b + c - card.context;
-          if (k < 0 || k >= nz) continue;
-          float* dst = in.data() + (static_cast<std::size_t>(b) * C + c) * px * py;
-          for (std::int64_t i = i0; i < i1; ++i)
-            for (std::int64_t j = j0; j < j1; ++j) {
-              double v = std::clamp<double>(hu[mg.offset(i, j, k)], card.hu_min, card.hu_max);
-              dst[(i - i0) * py + (j - j0)] = static_cast<float>(v / card.hu_scale);
-            }
-        }
-      std::vector<float> out;
-      {
-        std::lock_guard<std::mutex> lock(model.impl().mutex);
-        out = net.predict(in, nb, C, px, py, S);
+    auto predict = [&](const std::vector<float>& in, const std::vector<std::int64_t>& shape) {
+      std::lock_guard<std::mutex> lock(model.impl().mutex);
+      return net.predict(in, shape, S);
+    };
+    if (!card.volume) {
+      const int C = card.channels();
+      const int B = std::max(1, options.batch);
+      const std::size_t plane = static_cast<std::size_t>(px) * py;
+      for (std::int64_t kb = k0; kb < k1; kb += B) {
+        const int nb = static_cast<int>(std::min<std::int64_t>(B, k1 - kb));
+        std::vector<float> in(static_cast<std::size_t>(nb) * C * plane, outside);
+        for (int b = 0; b < nb; ++b)
+          for (int c = 0; c < C; ++c) {
+            const std::int64_t k = kb + b + c - card.context;
+            fill_input(m, card, slice_layout(i0, i1, j0, j1, k, py),
+                       in.data() + (static_cast<std::size_t>(b) * C + c) * plane);
+          }
+        const std::vector<float> out = predict(in, {nb, C, px, py});
+        for (int b = 0; b < nb; ++b)
+          for (std::size_t s = 0; s < channels.size(); ++s)
+            take_output(out.data() + (static_cast<std::size_t>(b) * S + channels[s]) * plane,
+                        slice_layout(i0, i1, j0, j1, kb + b, py), nullptr, prob[s]);
+        pnet.update(double(kb + nb - k0) / double(k1 - k0), "slices");
       }
-      for (int b = 0; b < nb; ++b)
-        for (std::size_t s = 0; s < channels.size(); ++s) {
-          const float* src = out.data() + (static_cast<std::size_t>(b) * S + channels[s]) * px * py;
-          float* dst = prob[s].data<float>();
-          for (std::int64_t i = i0; i < i1; ++i)
-            for (std::int64_t j = j0; j < j1; ++j)
-              dst[mg.offset(i, j, kb + b)] = src[(i - i0) * py + (j - j0)];
+    } else {
+      // Windows of wl slices, evenly spaced so that consecutive ones share at least
+      // kWindowOverlap slices; each weighs its slices by a linear ramp over kWindowOverlap
+      // slices at the ends it shares with a neighbour (its edge slices, where the network saw
+      // the least context, count least), and the weighted sum is normalised per slice.
+      const std::int64_t L = k1 - k0, ov = ModelCard::kWindowOverlap;
+      const std::int64_t wl = std::min<std::int64_t>(L, card.window_slices);
+      const std::int64_t nw = L <= wl ? 1 : (L - wl + (wl - ov) - 1) / (wl - ov) + 1;
+      const int pz = static_cast<int>((wl + mult - 1) / mult * mult);
+      const std::size_t window_voxels = static_cast<std::size_t>(px) * py * pz;
+      std::vector<double> weight_sum(static_cast<std::size_t>(nz), 0.0);
+      for (std::int64_t w = 0; w < nw; ++w) {
+        const std::int64_t ka = k0 + (nw == 1 ? 0 : (L - wl) * w / (nw - 1));
+        const VolumeLayout layout = volume_layout(i0, i1, j0, j1, ka, ka + wl, py, pz);
+        std::vector<float> in(window_voxels, outside);
+        fill_input(m, card, layout, in.data());
+        const std::vector<float> out = predict(in, {1, 1, px, py, pz});
+        std::vector<float> weight(static_cast<std::size_t>(wl), 1.0f);
+        for (std::int64_t t = 0; t < wl; ++t) {
+          double v = 1.0;
+          if (w > 0) v = std::min(v, (double(t) + 0.5) / double(ov));
+          if (w + 1 < nw) v = std::min(v, (double(wl - t) - 0.5) / double(ov));
+          weight[static_cast<std::size_t>(t)] = static_cast<float>(v);
+          weight_sum[static_cast<std::size_t>(ka + t)] += v;
         }
-      pnet.update(double(kb + nb - k0) / double(k1 - k0), "slices");
+        for (std::size_t s = 0; s < channels.size(); ++s)
+          take_output(out.data() + static_cast<std::size_t>(channels[s]) * window_voxels, layout,
+                      weight.data(), prob[s]);
+        pnet.update(double(w + 1) / double(nw),
+                    "z window " + std::to_string(w + 1) + "/" + std::to_string(nw));
+      }
+      if (nw > 1)
+        for (auto& p : prob) {
+          float* d = p.data<float>();
+          for (std::int64_t k = k0; k < k1; ++k) {
+            const float inv = static_cast<float>(1.0 / weight_sum[static_cast<std::size_t>(k)]);
+            for (std::int64_t j = j0; j < j1; ++j)
+              for (std::int64_t i = i0; i < i1; ++i) d[mg.offset(i, j, k)] *= inv;
+          }
+        }
     }
   }
 

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -40,7 +41,22 @@ ModelCard load_model_card(const std::string& path) {
     auto sp = inp.at("spacing_mm").get<std::vector<double>>();
     if (sp.size() != 3) core::fail<core::InvalidInput>(op, path, "input.spacing_mm needs 3 values");
     c.spacing = {sp[0], sp[1], sp[2]};
-    c.context = inp.at("context_slices_each_side").get<int>();
+    const std::string kind = inp.value("kind", "slices");
+    if (kind != "slices" && kind != "volume")
+      core::fail<core::InvalidInput>(op, path,
+                                     "input.kind '" + kind + "' is not known (slices, volume)");
+    c.volume = kind == "volume";
+    if (c.volume) {
+      c.context = inp.value("context_slices_each_side", 0);  // not used by a volume network
+      c.window_slices = inp.value("window_slices", c.window_slices);
+      if (c.window_slices < 2 * ModelCard::kWindowOverlap)
+        core::fail<core::InvalidInput>(op, path,
+                                       "input.window_slices must be at least " +
+                                           std::to_string(2 * ModelCard::kWindowOverlap) +
+                                           " (twice the overlap of consecutive windows)");
+    } else {
+      c.context = inp.at("context_slices_each_side").get<int>();
+    }
     auto clip = inp.at("intensity").at("clip_hu").get<std::vector<double>>();
     c.hu_min = clip.at(0);
     c.hu_max = clip.at(1);

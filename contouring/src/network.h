@@ -20,10 +20,12 @@ class Network {
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
-  /// input: batch x channels x nx x ny floats (nx, ny multiples of 16), C order with ny
-  /// fastest. Returns sigmoid probabilities batch x outputs x nx x ny.
-  std::vector<float> predict(const std::vector<float>& input, int batch, int channels, int nx,
-                             int ny, int outputs);
+  /// input: floats of `shape` = [batch, channels, spatial...] (2.5D: [batch, channels, nx,
+  /// ny]; 3-D: [1, 1, nx, ny, nz]), C order (last axis fastest). Returns sigmoid probabilities
+  /// of shape [batch, outputs, spatial...]; throws InvalidInput when the network's output has
+  /// another shape.
+  std::vector<float> predict(const std::vector<float>& input,
+                             const std::vector<std::int64_t>& shape, int outputs);
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 // All LibTorch code of Isoline lives in this one file (torch headers are slow to compile).
 #include <ATen/Parallel.h>
 #include <sched.h>
+#include <torch/csrc/jit/runtime/jit_exception.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 
@@ -59,12 +60,15 @@ Network::Network(const std::string& path, core::Device device) : impl_(std::make
 
 Network::~Network() = default;
 
-std::vector<float> Network::predict(const std::vector<float>& input, int batch, int channels,
-                                    int nx, int ny, int outputs) {
+std::vector<float> Network::predict(const std::vector<float>& input,
+                                    const std::vector<std::int64_t>& shape, int outputs) {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  if (shape.size() < 3 || n != static_cast<std::int64_t>(input.size()))
+    core::fail<core::InvalidInput>("contour", "network", "input does not match its shape");
   torch::NoGradGuard no_grad;
   c10::InferenceMode guard;
-  auto x = torch::from_blob(const_cast<float*>(input.data()), {batch, channels, nx, ny},
-                            torch::kFloat32);
+  auto x = torch::from_blob(const_cast<float*>(input.data()), shape, torch::kFloat32);
   if (impl_->device.is_cuda()) x = x.to(impl_->device);
   torch::Tensor y;
   try {
@@ -72,10 +76,16 @@ std::vector<float> Network::predict(const std::vector<float>& input, int batch, 
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     core::fail<core::InvalidInput>("contour", "network", what.substr(0, what.find('\n')));
+  } catch (const torch::jit::JITException& e) {
+    // An exception raised by the module's own code: its last line is the Python one.
+    std::string what = e.what();
+    while (!what.empty() && what.back() == '\n') what.pop_back();
+    core::fail<core::InvalidInput>("contour", "network", what.substr(what.rfind('\n') + 1));
   }
   y = torch::sigmoid(y.to(torch::kFloat32)).to(torch::kCPU).contiguous();
-  if (y.dim() != 4 || y.size(0) != batch || y.size(1) != outputs || y.size(2) != nx ||
-      y.size(3) != ny)
+  std::vector<std::int64_t> expected = shape;
+  expected[1] = outputs;
+  if (y.sizes() != c10::IntArrayRef(expected))
     core::fail<core::InvalidInput>("contour", "network",
                                    "model output shape does not match its model card");
   std::vector<float> out(static_cast<std::size_t>(y.numel()));

@@ -14,12 +14,12 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, cache_ct  # noqa
-from model import UNet2D, read_checkpoint  # noqa
+from model import UNet, read_checkpoint  # noqa
 
 
 class MirrorAverage(torch.nn.Module):
-    """Test-time augmentation inside the exported module: the network runs on the stack and
-    on its left-right mirror (axis 2 = patient right->left), the mirrored prediction is
+    """Test-time augmentation inside the exported module: the network runs on the input (a stack
+    of slices or a volume) and on its left-right mirror (axis 2 = patient right->left), the mirrored prediction is
     mirrored back with the Right/Left channels swapped, and the two probabilities are
     averaged. Output: logits of the average, so the C++ side is unchanged."""
 
@@ -89,6 +89,9 @@ def main():
     ap.add_argument("--threshold", default="",
                     help="STRUCTURE:CUT[,...]: per-structure probability cuts instead of the global 0.5; "
                          "chosen on the training split (contouring/train/choose_thresholds.py)")
+    ap.add_argument("--window-slices", type=int, default=160,
+                    help="3D networks: longest cranio-caudal window (model-grid slices) the C++ inference "
+                         "runs at once; longer scans go in overlapping windows")
     ap.add_argument("--recipe", default="contouring/train/recipe.sh (four stages of train.py, see docs/contouring.md); "
                                         "checkpoint = best by validation",
                     help="how the checkpoint was trained, for the model card")
@@ -96,31 +99,33 @@ def main():
                     help="training cache (preprocess.py) for the usual volume/position ranges")
     a = ap.parse_args()
     st = read_checkpoint(a.ckpt)  # best.pt or best_state.npz
-    context = int(st["context"])  # slices each side
+    context = int(st["context"])  # slices each side (2.5D)
+    dims = int(st["dims"])
     n_in = 2 * context + 1
-    model = UNet2D(n_in, len(STRUCTURES), tuple(st["feats"]))
+    model = UNet(n_in, len(STRUCTURES), tuple(st["feats"]), dims)
     model.load_state_dict(st["model"])
     model.eval()
     if not a.no_mirror_tta:
         model = MirrorAverage(model).eval()
-    ts = torch.jit.trace(model, torch.zeros(1, n_in, 96, 96))
+    ts = torch.jit.trace(model, torch.zeros(1, n_in, *([96, 96] if dims == 2 else [32, 32, 32])))
     ts = torch.jit.freeze(ts)
     tmp = a.out + ".tmp"
     ts.save(tmp)
     os.replace(tmp, a.out)
     card = {
-        "name": "isoline-hn-2p5d",
+        "name": "isoline-hn-2p5d" if dims == 2 else "isoline-hn-3d",
         "version": a.version,
         "file": os.path.basename(a.out),
         "framework": f"TorchScript (torch {torch.__version__})",
-        "architecture": f"2.5D U-Net, features {list(st['feats'])}, BatchNorm, LeakyReLU",
+        "architecture": f"{'2.5D' if dims == 2 else '3D'} U-Net, features {list(st['feats'])}, BatchNorm, LeakyReLU",
         "structures": STRUCTURES,
         "output": "one logit per structure (sigmoid, independent: overlaps allowed), channel order = structures",
         "test_time_augmentation": "none" if a.no_mirror_tta else
             "left-right mirror: probabilities of the stack and of its mirror (RightParotid/LeftParotid "
             "swapped back) averaged inside the TorchScript module",
         "input": {
-            "slices": n_in, "context_slices_each_side": context,
+            **({"slices": n_in} if dims == 2 else {"kind": "volume", "window_slices": a.window_slices}),
+            "context_slices_each_side": context,
             "spacing_mm": list(SPACING),
             "orientation": "LPS identity: i = patient right->left, j = anterior->posterior, k = inferior->superior",
             "intensity": {"clip_hu": [HU_MIN, HU_MAX], "scale": 1.0 / HU_SCALE, "outside_hu": HU_MIN},

@@ -22,6 +22,10 @@
 #   cp runA_best_state.npz bench/work/gpu_train/   (here), then there
 #   TIME=230 LR=1e-3 RUNS="runA --seed 10 --feats 16,32,64,128,192 --context 4 --init bench/work/gpu_train/runA_best_state.npz" \
 #       bash contouring/train/gpu_train.sh
+# A 3D network (train.py --dims 3; session 9, features 16-32-64-128-256: 22.6 MB of weights, which
+# come back as float16, 11.3 MB, since the device returns at most 16 MiB per file):
+#   SAMPLER=device TIME=470 RUNS="r3a --seed 10 --dims 3 --feats 16,32,64,128,256 --patch 96,96,64 --batch 4 --cudnn-benchmark" \
+#       bash contouring/train/gpu_train.sh
 # Smoke test without a GPU: PY=/usr/bin/python3 DEVICE=cpu DATA=small.npz TIME=20 bash contouring/train/gpu_train.sh
 set -u
 cd "$(dirname "$0")/../.."
@@ -54,7 +58,13 @@ done <<< "$RUNS"
 save() {
   nvidia-smi > "$R/nvidia-smi.txt" 2>&1
   for n in "${names[@]}"; do
-    [ -f "$R/$n/best_state.npz" ] && cp "$R/$n/best_state.npz" "$OUT/x.part" && mv "$OUT/x.part" "$OUT/${n}_best_state.npz"
+    f="$R/$n/best_state.npz"
+    [ -f "$f" ] || continue
+    if [ "$(stat -c %s "$f")" -gt 15000000 ]; then  # 16 MiB per returned file: float16 weights
+      $PY -c "import numpy as np, sys; z = np.load(sys.argv[1]); np.savez(sys.argv[2], **{k: z[k].astype(np.float16) if z[k].dtype == np.float32 else z[k] for k in z.files})" "$f" "$OUT/x.part.npz" && mv "$OUT/x.part.npz" "$OUT/${n}_best_state.npz"
+    else
+      cp "$f" "$OUT/x.part" && mv "$OUT/x.part" "$OUT/${n}_best_state.npz"
+    fi
   done
   tar -czf "$OUT/x.part" -C "$R" --exclude='*.pt' --exclude='*.npz' . && mv "$OUT/x.part" "$OUT/logs.tgz"
 }

@@ -1,4 +1,6 @@
-"""Compact 2.5D U-Net: 2*CONTEXT+1 adjacent axial slices in, one sigmoid logit per structure out."""
+"""Compact U-Nets: 2.5D (2*CONTEXT+1 adjacent axial slices in as channels) or 3D (the volume in,
+dims=3), one sigmoid logit per structure out. Both share one class, so a checkpoint's parameter
+names do not depend on the number of dimensions."""
 import json
 
 import numpy as np
@@ -20,40 +22,53 @@ def read_checkpoint(path):
               "seed": int(z["__seed__"])}
         if "__context__" in z.files:
             st["context"] = int(z["__context__"])
+        if "__dims__" in z.files:
+            st["dims"] = int(z["__dims__"])
     else:
         st = torch.load(path, map_location="cpu")
     st.setdefault("context", CONTEXT)
+    st.setdefault("dims", 2)
     return st
 
 
+LAYERS = {2: (nn.Conv2d, nn.BatchNorm2d, nn.ConvTranspose2d, nn.MaxPool2d),
+          3: (nn.Conv3d, nn.BatchNorm3d, nn.ConvTranspose3d, nn.MaxPool3d)}
+
+
 class Block(nn.Module):
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, dims=2):
         super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-        self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.b2 = nn.BatchNorm2d(cout)
+        conv, bn = LAYERS[dims][:2]
+        self.c1 = conv(cin, cout, 3, padding=1, bias=False)
+        self.b1 = bn(cout)
+        self.c2 = conv(cout, cout, 3, padding=1, bias=False)
+        self.b2 = bn(cout)
 
     def forward(self, x):
         x = F.leaky_relu(self.b1(self.c1(x)), 0.01)
         return F.leaky_relu(self.b2(self.c2(x)), 0.01)
 
 
-class UNet2D(nn.Module):
-    def __init__(self, n_in=5, n_out=10, feats=(16, 32, 64, 128, 192)):
+class UNet(nn.Module):
+    """dims=2: input (B, n_in slices, X, Y); dims=3: input (B, n_in, X, Y, Z). Sizes divisible by
+    2**(len(feats)-1)."""
+
+    def __init__(self, n_in=5, n_out=10, feats=(16, 32, 64, 128, 192), dims=2):
         super().__init__()
+        conv, _, upconv, pool = LAYERS[dims]
         self.enc = nn.ModuleList()
         c = n_in
         for f in feats:
-            self.enc.append(Block(c, f))
+            self.enc.append(Block(c, f, dims))
             c = f
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         for f in reversed(feats[:-1]):
-            self.up.append(nn.ConvTranspose2d(c, f, 2, stride=2))
-            self.dec.append(Block(2 * f, f))
+            self.up.append(upconv(c, f, 2, stride=2))
+            self.dec.append(Block(2 * f, f, dims))
             c = f
-        self.head = nn.Conv2d(c, n_out, 1)
+        self.head = conv(c, n_out, 1)
+        self.pool = pool(2)
 
     def forward(self, x):
         skips = []
@@ -62,8 +77,12 @@ class UNet2D(nn.Module):
             x = blk(x)
             if i < n - 1:
                 skips.append(x)
-                x = F.max_pool2d(x, 2)
+                x = self.pool(x)
         for i, (up, dec) in enumerate(zip(self.up, self.dec)):
             x = up(x)
             x = dec(torch.cat([x, skips[n - 2 - i]], 1))
         return self.head(x)
+
+
+def UNet2D(n_in=5, n_out=10, feats=(16, 32, 64, 128, 192)):
+    return UNet(n_in, n_out, feats, 2)

@@ -1,4 +1,5 @@
-"""Train the Isoline head-and-neck auto-contouring model (2.5D U-Net, CPU friendly).
+"""Train the Isoline head-and-neck auto-contouring model (2.5D U-Net, CPU friendly; or, with
+--dims 3, a 3D U-Net on windows of the volume, a GPU recipe: see docs/contouring.md).
 
 One command, fixed seed:
   /usr/bin/python3 contouring/train/train.py --seed 0 --out /work/cache/run0
@@ -7,6 +8,9 @@ On a GPU host (PyTorch 2.x, CUDA; contouring/train/gpu_train.sh runs this in one
       --batch 48 --time-limit 480 --cache data_u8.npz --out run
 Resume an interrupted run (same schedule):
   /usr/bin/python3 contouring/train/train.py --seed 0 --out /work/cache/run0 --resume
+A 3D network on a GPU host (contouring/train/gpu_train.sh RUNS line, session 9):
+  python3 contouring/train/train.py --device cuda --amp --dims 3 --feats 16,32,64,128,256 \
+      --patch 96,96,64 --batch 4 --fg-frac 0.5 --time-limit 470 --cudnn-benchmark --cache data_u8.npz --out run
 Continue from an earlier run's weights with a new schedule:
   /usr/bin/python3 contouring/train/train.py --seed 1 --out /work/cache/run2 --init /work/cache/run1/best.pt --lr 1e-3 --iters 6000
 
@@ -23,7 +27,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE, cache_ct  # noqa: E402
-from model import UNet2D, read_checkpoint  # noqa: E402
+from model import UNet, read_checkpoint  # noqa: E402
 
 FEATS = (12, 24, 48, 96, 128)
 CROP = 96
@@ -205,11 +209,123 @@ def augment(x, y, m, g, src=False):
     return x, y, m
 
 
-POS_WEIGHT = torch.full((1, NS, 1, 1), 10.0)
+PATCH = (96, 96, 64)  # --patch: 3D training window (x, y, z voxels), --dims 3
+
+
+class VolumeData:
+    """--dims 3: the training cases on the device (CT int16 HU and label bits, each centred in
+    x, y of one padded array, z from 0) and PATCH-sized windows cut from them by one resampling
+    per batch (augment3d). A window is centred, with probability FG_FRAC, on a uniform point of
+    the bounding box of a structure chosen uniformly among those delineated for the patient
+    (so short, rarely delineated organs are seen as often as the others), else on a uniform
+    point of the case's array."""
+
+    def __init__(self, cases, device):
+        self.cases = cases
+        X = max(c["bits"].shape[0] for c in cases)
+        Y = max(c["bits"].shape[1] for c in cases)
+        Z = max(c["bits"].shape[2] for c in cases)
+        n = len(cases)
+        ct = torch.full((n, X, Y, Z), int(HU_MIN), dtype=torch.int16)
+        bits = torch.zeros((n, X, Y, Z), dtype=torch.int16)
+        self.extent, self.boxes = [], []
+        for i, c in enumerate(cases):
+            nx, ny, nz = c["bits"].shape
+            ox, oy = (X - nx) // 2, (Y - ny) // 2
+            ct[i, ox:ox + nx, oy:oy + ny, :nz] = torch.from_numpy(c["ct"][:, :, CONTEXT:CONTEXT + nz].astype(np.int16))
+            bits[i, ox:ox + nx, oy:oy + ny, :nz] = torch.from_numpy(c["bits"].astype(np.int16))
+            lo = np.array([ox, oy, 0])
+            self.extent.append((lo, lo + [nx, ny, nz]))
+            box = []
+            for k in range(NS):
+                idx = np.nonzero((c["bits"] >> k) & 1)
+                box.append((lo + [v.min() for v in idx], lo + [v.max() + 1 for v in idx]) if len(idx[0]) else None)
+            self.boxes.append(box)
+        self.ct, self.bits = ct.to(device), bits.to(device)
+        self.present = torch.from_numpy(np.stack([c["present"] for c in cases])).to(device)
+        self.shift = torch.arange(NS, device=device, dtype=torch.int16)[None, :, None, None, None]
+
+    def pick(self, rng):
+        """(case index, window centre in voxels of the padded array)."""
+        i = int(rng.integers(len(self.cases)))
+        lo, hi = self.extent[i]
+        if FG_FRAC > 0 and rng.random() < FG_FRAC:
+            boxes = [b for b in self.boxes[i] if b is not None]
+            if boxes:
+                lo, hi = boxes[rng.integers(len(boxes))]
+        return i, lo + rng.random(3) * (hi - lo) - 0.5
+
+    def batch(self, rng, bs):
+        ci, centre = zip(*(self.pick(rng) for _ in range(bs)))
+        return list(ci), np.stack(centre)
+
+
+def augment3d(data, ci, centre, g):
+    """Batch of PATCH windows of the cases ci around the voxel positions centre (B, 3), with
+    the augmentations of augment() in 3D: left-right mirror with label swap, rotation about
+    the cranio-caudal axis +-12 deg, scale 0.85..1.15 in-plane and 0.9..1.1 along z, blur,
+    intensity and noise; image and labels cut by the same resampling. Returns x (B, 1, PATCH),
+    y (B, S, PATCH), m (B, S)."""
+    dev = data.ct.device
+    B = len(ci)
+    r = lambda *s: torch.rand(*s, generator=g, device=dev)
+    cit = torch.tensor(ci, device=dev)
+    X, Y, Z = data.ct.shape[1:]
+    flip = r(B) < 0.5
+    ang = (r(B) * 2 - 1) * math.radians(12)
+    sxy = 0.85 + 0.3 * r(B)
+    sz = 0.9 + 0.2 * r(B)
+    mx = (1 - 2 * flip.float()) * sxy  # mirror: the window is read right-left reversed
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    P = [torch.arange(n, device=dev, dtype=torch.float32) - (n - 1) / 2 for n in PATCH]
+    dx, dy, dz = torch.meshgrid(*P, indexing="ij")  # offsets in voxels from the window centre
+    c = torch.tensor(centre, device=dev, dtype=torch.float32)
+    v = lambda t: t.view(B, 1, 1, 1)
+    vx = v(c[:, 0]) + v(cos * mx) * dx - v(sin * sxy) * dy
+    vy = v(c[:, 1]) + v(sin * mx) * dx + v(cos * sxy) * dy
+    vz = v(c[:, 2]) + v(sz) * dz
+    # grid_sample's last coordinate indexes the input's last axis (z); align_corners=False
+    grid = torch.stack([(2 * vz + 1) / Z - 1, (2 * vy + 1) / Y - 1, (2 * vx + 1) / X - 1], -1)
+    bg = HU_MIN / HU_SCALE
+    img = data.ct[cit][:, None].float().clamp_(HU_MIN, HU_MAX) / HU_SCALE
+    x = F.grid_sample(img - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
+    lab = F.grid_sample(data.bits[cit][:, None].float(), grid, mode="nearest", padding_mode="zeros",
+                        align_corners=False).to(torch.int16)
+    y = ((lab >> data.shift) & 1).float()
+    m = data.present[cit].clone()
+    if flip.any():
+        y[flip] = y[flip][:, SWAP_IDX]
+        m[flip] = m[flip][:, SWAP_IDX]
+    low = r(B) < 0.25
+    if low.any():
+        f = float(1.3 + 0.7 * r(1))
+        xl = x[low]
+        size = [max(8, int(round(n / f))) for n in xl.shape[2:]]
+        x[low] = F.interpolate(F.interpolate(xl, size=size, mode="trilinear", align_corners=False),
+                               size=xl.shape[2:], mode="trilinear", align_corners=False)
+    gain = 0.9 + 0.2 * r(B, 1, 1, 1, 1)
+    off = (r(B, 1, 1, 1, 1) * 2 - 1) * (60 / HU_SCALE)
+    x = x * gain + off
+    sig = r(B, 1, 1, 1, 1) * (30 / HU_SCALE)
+    x = x + torch.randn(x.shape, generator=g, device=dev) * sig
+    return x, y, m
+
+
+POS_WEIGHT = torch.full((NS,), 10.0)
 RARE = ("Esophagus", "Larynx")  # delineated in under half of the patients
 
 
 DICE_ON_ABSENT = False  # --dice-on-absent: the first-stage behaviour (see below)
+
+
+def per_voxel(m, y):
+    """Presence m (B, S) shaped to broadcast over y (B, S, spatial...)."""
+    return m.view(*m.shape, *([1] * (y.dim() - 2)))
+
+
+def spatial_sum(t):
+    """Sum over the batch and the spatial axes of (B, S, spatial...): one figure per structure."""
+    return t.sum([0] + list(range(2, t.dim())))
 
 
 def loss_fn(logits, y, m):
@@ -217,17 +333,18 @@ def loss_fn(logits, y, m):
     patient (m: 1 = delineated). The positive weight keeps the small organs' sigmoids out of
     saturation early in training (with plain BCE their logits collapse to < -10 within a few
     hundred iterations and the Dice gradient vanishes)."""
-    mm = m[:, :, None, None].expand_as(y)
-    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=POS_WEIGHT.to(logits.device))
+    mm = per_voxel(m, y).expand_as(y)
+    pw = per_voxel(POS_WEIGHT[None].to(logits.device), y)
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none", pos_weight=pw)
     bce = (bce * mm).sum() / mm.sum().clamp(min=1)
     p = torch.sigmoid(logits) * mm
     yy = y * mm
-    inter = (p * yy).sum((0, 2, 3))
-    den = p.sum((0, 2, 3)) + yy.sum((0, 2, 3))
+    inter = spatial_sum(p * yy)
+    den = spatial_sum(p) + spatial_sum(yy)
     # Dice only where the batch holds positives: for a structure delineated but absent from
     # every sampled slice, soft Dice only says "predict nothing" and drives the sigmoid into
     # saturation (BCE already handles true negatives).
-    valid = (m.sum(0) > 0) if DICE_ON_ABSENT else (yy.sum((0, 2, 3)) > 0)
+    valid = (m.sum(0) > 0) if DICE_ON_ABSENT else (spatial_sum(yy) > 0)
     dice = (2 * inter + 1) / (den + 1)
     dl = (1 - dice[valid]).mean() if valid.any() else logits.sum() * 0
     return bce + dl
@@ -251,11 +368,27 @@ def predict_volume(model, ct_padded, bs=16, device="cpu"):
     return out
 
 
-def validate(model, cases, device="cpu"):
+@torch.no_grad()
+def predict_volume3d(model, ct, device="cpu"):
+    """ct: int16 (X, Y, Z) (a case's "ct" with CONTEXT = 0). The whole volume in one pass, each
+    axis padded to a multiple of 16 (as the C++ inference does). Returns (S, X, Y, Z)."""
+    pad = [(0, (-n) % 16) for n in ct.shape]
+    img = np.pad(norm(ct), pad, constant_values=HU_MIN / HU_SCALE)
+    x = torch.from_numpy(img)[None, None].to(device)
+    with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=AMP):
+        logits = model(x)
+    pr = torch.sigmoid(logits.float())[0].cpu().numpy()
+    return pr[:, :ct.shape[0], :ct.shape[1], :ct.shape[2]]
+
+
+AMP = False  # --amp (also for the 3D validation pass)
+
+
+def validate(model, cases, device="cpu", dims=2):
     model.eval()
     per = {s: [] for s in STRUCTURES}
     for c in cases:
-        prob = predict_volume(model, c["ct"], device=device)
+        prob = predict_volume3d(model, c["ct"], device) if dims == 3 else predict_volume(model, c["ct"], device=device)
         for k, s in enumerate(STRUCTURES):
             if c["present"][k] < 0.5:
                 continue
@@ -287,7 +420,7 @@ def load_init(path, model):
 
 
 def main():
-    global DICE_ON_ABSENT, FG_FRAC, ELASTIC, CONTEXT, N_IN
+    global DICE_ON_ABSENT, FG_FRAC, ELASTIC, CONTEXT, N_IN, PATCH, AMP
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
@@ -339,6 +472,15 @@ def main():
                     help="validate and keep an exponential moving average of the weights with this decay per "
                          "iteration (e.g. 0.999; 0 = the weights themselves, as the shipped networks)")
     ap.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
+    ap.add_argument("--dims", type=int, choices=(2, 3), default=2,
+                    help="2: the 2.5D network (--context slices each side as channels); 3: a 3D U-Net on "
+                         "--patch windows of the volume (needs --sampler device; the C++ inference runs it on "
+                         "the whole cropped volume)")
+    ap.add_argument("--patch", default=",".join(map(str, PATCH)),
+                    help="--dims 3 training window, voxels x,y,z (multiples of 16)")
+    ap.add_argument("--cudnn-benchmark", action="store_true",
+                    help="CUDA: let cuDNN pick its fastest (not bit-reproducible) convolution kernels; the "
+                         "sampling and augmentation still follow --seed (default: deterministic kernels)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start from the weights of this checkpoint (an earlier run's best.pt or "
                                    "best_state.npz); with a wider --context the first convolution's weights are "
@@ -350,14 +492,22 @@ def main():
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("train.py: --device cuda: no CUDA device is available")
     if device.type == "cuda":  # same kernels from run to run (a --time-limit run is replayed with --lr-trace)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = a.cudnn_benchmark
+        torch.backends.cudnn.deterministic = not a.cudnn_benchmark
+    if a.dims == 3:
+        a.context, a.sampler = 0, "device"
+        PATCH = tuple(int(v) for v in a.patch.split(","))
+        if len(PATCH) != 3 or any(v % 16 for v in PATCH):
+            sys.exit(f"train.py: --patch {a.patch}: three multiples of 16 expected")
+        if a.init or a.reinit_head or a.elastic:
+            sys.exit("train.py: --init, --reinit-head and --elastic are for --dims 2")
+    AMP = a.amp
     CONTEXT, N_IN = a.context, 2 * a.context + 1
     DICE_ON_ABSENT = a.dice_on_absent
     FG_FRAC = a.fg_frac
     ELASTIC = a.elastic
     for r in RARE:
-        POS_WEIGHT[0, STRUCTURES.index(r)] = a.pos_weight_rare
+        POS_WEIGHT[STRUCTURES.index(r)] = a.pos_weight_rare
     os.makedirs(a.out, exist_ok=True)
     if not os.path.exists(a.cache):
         import subprocess
@@ -368,7 +518,7 @@ def main():
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     g = torch.Generator(device=device).manual_seed(a.seed)
-    model = UNet2D(N_IN, NS, feats)
+    model = UNet(N_IN, NS, feats, a.dims)
     with torch.no_grad():
         model.head.bias.fill_(-2.0)
     if a.init:
@@ -378,7 +528,7 @@ def main():
         # Output channels whose logits collapsed (sigmoid saturated, no gradient left):
         # re-initialise them as at the start; the shared decoder features are kept.
         with torch.no_grad():
-            fresh = torch.nn.Conv2d(model.head.in_channels, NS, 1)
+            fresh = torch.nn.Conv2d(model.head.in_channels, NS, 1)  # (--dims 2 only)
             for name in a.reinit_head.split(","):
                 k = STRUCTURES.index(name)
                 model.head.weight[k] = fresh.weight[k]
@@ -424,7 +574,11 @@ def main():
         end = a.iters = start + 10**9  # until the time is up
         next_val = a.time_limit / 8
     stream, ddata = None, None
-    if a.sampler == "device":
+    vdata = None
+    if a.dims == 3:
+        vdata = VolumeData(cases["train"], device)
+        print(f"training cases on {device}: CT {tuple(vdata.ct.shape)}, windows {PATCH}", flush=True)
+    elif a.sampler == "device":
         ddata = DeviceData(cases["train"], device)
         print(f"training cases on {device}: CT {tuple(ddata.ct.shape)}", flush=True)
     elif a.workers > 0:
@@ -445,7 +599,9 @@ def main():
             lr = a.lr * (1 - it / a.iters) ** 0.9
         for pg in opt.param_groups:
             pg["lr"] = lr
-        if ddata is not None:
+        if vdata is not None:
+            x, y, m = augment3d(vdata, *vdata.batch(rng, a.batch), g)
+        elif ddata is not None:
             x, y, m = augment(*ddata.batch(rng, a.batch), g, src=True)
         else:
             x, y, m = next(stream) if stream is not None else sample_batch(cases["train"], rng, a.batch)
@@ -464,10 +620,10 @@ def main():
                 torch._foreach_add_(ema_p, live_p, alpha=1 - a.ema)
         run_loss += loss.detach()  # stays on the device: no synchronisation per iteration
         with torch.no_grad():
-            pb = (logits > 0).float() * m[:, :, None, None]
-            yb = y * m[:, :, None, None]
-            run_i += (pb * yb).sum((0, 2, 3))
-            run_d += pb.sum((0, 2, 3)) + yb.sum((0, 2, 3))
+            pb = (logits > 0).float() * per_voxel(m, y)
+            yb = y * per_voxel(m, y)
+            run_i += spatial_sum(pb * yb)
+            run_d += spatial_sum(pb) + spatial_sum(yb)
         if (it + 1) % 25 == 0:
             td = " ".join(f"{v:.2f}" for v in (2 * run_i / run_d.clamp(min=1)).tolist())
             print(f"it {it + 1} loss {float(run_loss) / 25:.4f} lr {lr:.6g} {time.time() - t0:.0f}s train-dice {td}", flush=True)
@@ -486,7 +642,7 @@ def main():
                     for be, b in zip(ema.buffers(), model.buffers()):
                         be.copy_(b)
                 vm = ema
-            res = validate(vm, cases["validation"], device)
+            res = validate(vm, cases["validation"], device, a.dims)
             t_val += time.time() - tv
             res["iter"] = it + 1
             res["seconds"] = time.time() - t0
@@ -498,11 +654,12 @@ def main():
                 best = score
                 sd = {k: v.detach().cpu() for k, v in vm.state_dict().items()}
                 torch.save({"model": sd, "feats": feats, "val": res, "seed": a.seed, "iters": a.iters,
-                            "context": CONTEXT, "torch": torch.__version__}, os.path.join(a.out, "best.tmp"))
+                            "context": CONTEXT, "dims": a.dims, "torch": torch.__version__}, os.path.join(a.out, "best.tmp"))
                 os.replace(os.path.join(a.out, "best.tmp"), os.path.join(a.out, "best.pt"))
                 # the same weights as plain arrays, loadable by any torch (export.py --ckpt best_state.npz)
                 np.savez(os.path.join(a.out, "best_state.tmp.npz"), __feats__=np.array(feats),
                          __val__=np.array(json.dumps(res)), __seed__=np.array(a.seed), __context__=np.array(CONTEXT),
+                         __dims__=np.array(a.dims),
                          **{k: v.numpy() for k, v in sd.items()})
                 os.replace(os.path.join(a.out, "best_state.tmp.npz"), os.path.join(a.out, "best_state.npz"))
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": it + 1,

@@ -137,3 +137,48 @@ def test_device_sampler_with_ema_trains(cache, tmp_path):
     assert "training cases on cpu" in log
     assert len(re.findall(r"^val ", log, re.M)) == 2
     assert (tmp_path / "best_state.npz").exists()
+
+
+def test_volume_windows_keep_image_and_labels_aligned(cache, monkeypatch):
+    """--dims 3: augment3d cuts PATCH windows (rotated, scaled, mirrored) from the cases held
+    whole; the bone cube and its label stay together, and windows centred on a structure hold it."""
+    import train as tr
+    for name, value in (("CONTEXT", 0), ("FG_FRAC", 1.0), ("PATCH", (32, 32, 16))):
+        monkeypatch.setattr(tr, name, value)
+    cases = tr.load_cache(str(cache))
+    vd = tr.VolumeData(cases["train"], "cpu")
+    assert tuple(vd.ct.shape) == (2, 32, 32, 12)
+    rng, g = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x, y, m = tr.augment3d(vd, *vd.batch(rng, 4), g)
+        assert tuple(x.shape) == (4, 1, 32, 32, 16) and tuple(y.shape) == (4, tr.NS, 32, 32, 16)
+        bone, lab = x[:, 0] > 0.6, y[:, 0] > 0.5  # 700 HU, and Brainstem (the cube) in the tiny cache
+        for b in range(4):
+            dice = 2 * (bone[b] & lab[b]).sum().item() / (bone[b].sum() + lab[b].sum()).item()
+            assert dice > 0.85, dice
+            assert y[b, 6].sum() > 0  # the Mandible square too: every window centred on a structure
+        np.testing.assert_array_equal(m.numpy(), np.stack([cases["train"][0]["present"]] * 4))
+
+
+def test_3d_run_trains_and_exports_the_same_network(cache, tmp_path):
+    """A --dims 3 run trains and validates; export.py writes a TorchScript module and a "volume"
+    card, and the module gives the checkpoint's probabilities on a whole (padded) volume."""
+    log = train(cache, tmp_path, "--dims", "3", "--patch", "32,32,16", "--time-limit", "4")
+    assert re.search(r"^val ", log, re.M) and (tmp_path / "best_state.npz").exists()
+    out = tmp_path / "m3d.pt"
+    p = subprocess.run([sys.executable, str(TRAIN / "export.py"), "--ckpt", str(tmp_path / "best_state.npz"),
+                        "--out", str(out), "--cache", "", "--no-mirror-tta"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    import json
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["input"]["kind"] == "volume" and card["input"]["context_slices_each_side"] == 0
+    import train as tr
+    from model import UNet, read_checkpoint
+    st = read_checkpoint(str(tmp_path / "best_state.npz"))
+    assert st["dims"] == 3
+    net = UNet(1, tr.NS, tuple(st["feats"]), 3)
+    net.load_state_dict(st["model"])
+    net.eval()
+    x = torch.randn(1, 1, 48, 32, 64)  # not the traced size
+    with torch.no_grad():
+        np.testing.assert_allclose(torch.jit.load(str(out))(x).numpy(), net(x).numpy(), atol=1e-4)

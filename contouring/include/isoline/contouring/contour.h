@@ -1,7 +1,8 @@
 // Automatic contouring of head-and-neck organs at risk and targets on a planning CT.
 //
 // Pipeline: resample the CT (any orientation) onto the model grid (LPS identity direction,
-// model spacing), crop to the body, run the 2.5D network slice by slice, resample each
+// model spacing), crop to the body, run the network (a 2.5D one slice by slice, or a 3-D one
+// on the whole crop in overlapping z windows, as the model card says), resample each
 // structure's probabilities back onto the CT grid (only around the structure), threshold,
 // post-process (largest components, hole filling, left/right check), add the Body by a
 // classic threshold + morphology method, and attach quality flags.
@@ -25,7 +26,7 @@ struct ContourOptions {
   core::Device device = core::Device::CPU;
   /// Model card (.json); empty = default_model_card_path().
   std::string model_card;
-  /// Slices per network call.
+  /// Slices per network call (2.5D "slices" cards; a "volume" card runs one z window per call).
   int batch = 16;
 };
 

@@ -31,9 +31,9 @@ struct BoneRefinement {
 
 /// Cranio-caudal extent trim of a predicted structure (model card "post_processing"): the
 /// given lengths are removed from its inferior and superior ends (patient z, whatever the CT's
-/// orientation). The 2.5D network sees five slices and over-extends structures whose ends are
-/// set by contouring convention (Larynx, Esophagus); the lengths are chosen on the training
-/// split (contouring/train/choose_extent_trim.py).
+/// orientation). A 2.5D (slices) network sees only a few adjacent slices and may over-extend
+/// structures whose ends are set by contouring convention (Larynx, Esophagus); the lengths are
+/// chosen on the training split (contouring/train/choose_extent_trim.py).
 struct ExtentTrim {
   double inferior_mm = 0;
   double superior_mm = 0;
@@ -44,9 +44,19 @@ struct ModelCard {
   std::string model_path;  ///< the TorchScript file (resolved beside the card)
   std::string name;
   std::string version;
-  std::vector<std::string> structures;  ///< network output channels, in order
+  std::vector<std::string> structures;    ///< network output channels, in order
   core::Vec3 spacing{3.906, 3.906, 2.5};  ///< model grid, mm (LPS identity direction)
-  int context = 2;                        ///< slices each side of the predicted one
+  /// Card input.kind: false = "slices" (the default; 2.5D network, input batch x (2*context+1)
+  /// x px x py, one axial slice predicted per batch item), true = "volume" (3-D network, input
+  /// 1 x 1 x px x py x pz with z fastest, output 1 x structures x px x py x pz).
+  bool volume = false;
+  int context = 2;  ///< slices: adjacent slices each side of the predicted one (volume: unused)
+  /// volume: the longest z window (model-grid slices) of one forward pass; longer crops run as
+  /// overlapping windows blended along z (card input.window_slices, default 160).
+  int window_slices = 160;
+  /// volume: consecutive z windows share this many slices, blended with linear weights;
+  /// window_slices must be at least twice it.
+  static constexpr int kWindowOverlap = 32;
   double hu_min = -1000, hu_max = 1000, hu_scale = 500;  ///< input = clip(HU) / scale
   double outside_hu = -1000;
   int multiple_of = 16;
@@ -60,7 +70,8 @@ struct ModelCard {
   std::map<std::string, ExtentTrim> extent_trim;
   std::string scope;
 
-  int channels() const { return 2 * context + 1; }
+  /// Input channels of the network: the stacked slices, or 1 for a volume network.
+  int channels() const { return volume ? 1 : 2 * context + 1; }
   double threshold_of(const std::string& structure) const {
     auto it = thresholds.find(structure);
     return it == thresholds.end() ? threshold : it->second;
