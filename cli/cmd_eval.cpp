@@ -1,7 +1,9 @@
 // isoline eval contours --pred DIR --ref DIR: Dice, HD95, surface Dice per structure.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -9,6 +11,7 @@
 
 #include "command.h"
 #include "isoline/contouring/metrics.h"
+#include "isoline/contouring/model.h"
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 
@@ -30,38 +33,88 @@ int run_eval(const Args& args, const Context& ctx) {
   }
   const double tol = args.get_double("--tolerance", 4.0);
   if (!(tol > 0)) throw UsageError{"--tolerance must be > 0 mm"};
+  // Reference check: the card is read before any work, so a bad --model fails at once and
+  // writes nothing. The default card missing (no model installed) only switches the check off.
+  const bool check = !args.flag("--no-reference-check");
+  if (!check && args.has("--model")) throw UsageError{"--model and --no-reference-check exclude each other"};
+  std::optional<contouring::ModelCard> card;
+  std::string check_note;
+  if (check) {
+    if (auto m = args.get("--model")) {
+      card = contouring::load_model_card(*m);
+    } else {
+      const std::string path = contouring::default_model_card_path();
+      try {
+        card = contouring::load_model_card(path);
+      } catch (const core::IoError& e) {
+        check_note = std::string("reference check off: ") + e.what() + " (choose a card with --model)";
+      }
+    }
+  }
   core::Progress progress(ctx.progress, "eval");
   auto rows = contouring::evaluate_dirs(args.value("--pred"), args.value("--ref"), names, tol, progress);
-  auto sum = contouring::summarize(rows);
   if (rows.empty())
     core::fail<core::InvalidInput>("evaluate contours", args.value("--ref"), "no structure has both a reference and a prediction to score");
+  if (card) contouring::flag_references(rows, *card);
+  auto sum = contouring::summarize(rows);
   if (args.flag("--per-case"))
     for (const auto& r : rows)
-      std::printf("%-10s %-14s dice %.3f  hd95 %7.2f mm  sdice %.3f  ref %.1f cc  pred %.1f cc\n",
+      std::printf("%-10s %-14s dice %.3f  hd95 %7.2f mm  sdice %.3f  ref %.1f cc  pred %.1f cc%s%s\n",
                   r.case_id.c_str(), r.structure.c_str(), r.m.dice, r.m.hd95_mm, r.m.surface_dice,
-                  r.m.ref_cc, r.m.pred_cc);
-  std::printf("%-14s %5s %9s %11s %10s %12s %8s %11s\n", "structure", "cases", "Dice mean", "Dice median",
+                  r.m.ref_cc, r.m.pred_cc, r.ref_flag.empty() ? "" : "  FLAGGED: ", r.ref_flag.c_str());
+  std::printf("%-14s %5s %9s %11s %10s %12s %8s %11s", "structure", "cases", "Dice mean", "Dice median",
               "HD95 mean", "HD95 median", "HD95 n/a", "surf. Dice");
-  for (const auto& s : sum)
-    std::printf("%-14s %5d %9.3f %11.3f %10.2f %12.2f %8d %11.3f\n", s.structure.c_str(), s.cases, s.dice_mean,
+  if (card) std::printf(" %7s %16s", "flagged", "Dice w/o flagged");
+  std::printf("\n");
+  for (const auto& s : sum) {
+    std::printf("%-14s %5d %9.3f %11.3f %10.2f %12.2f %8d %11.3f", s.structure.c_str(), s.cases, s.dice_mean,
                 s.dice_median, s.hd95_mean, s.hd95_median, s.hd95_undefined, s.sdice_mean);
+    if (card) {
+      if (std::isfinite(s.dice_mean_plausible))
+        std::printf(" %7d %16.3f", s.flagged, s.dice_mean_plausible);
+      else
+        std::printf(" %7d %16s", s.flagged, "n/a");
+    }
+    std::printf("\n");
+  }
   std::printf("(HD95 in mm, over the cases where both masks are non-empty; \"HD95 n/a\": cases where one is\n"
               " empty, scored Dice 0; surface Dice at %g mm; structures without a reference are skipped)\n", tol);
+  if (card) {
+    const std::string card_name = std::filesystem::path(card->card_path).filename().string();
+    std::printf("(\"flagged\": cases whose reference volume lies outside the usual range of model card %s;\n"
+                " \"Dice w/o flagged\": mean Dice over the other cases; \"Dice mean\" is over all cases)\n",
+                card->card_path.c_str());
+    bool any = false;
+    for (const auto& r : rows) {
+      if (r.ref_flag.empty()) continue;
+      if (!any) std::printf("Flagged references (check them before trusting their Dice):\n");
+      any = true;
+      std::printf("%s%s%s: %s (model card %s)\n", r.case_id.c_str(), r.case_id.empty() ? "" : " ",
+                  r.structure.c_str(), r.ref_flag.c_str(), card_name.c_str());
+    }
+    if (!any) std::printf("No reference volume outside the usual ranges of model card %s.\n", card_name.c_str());
+  } else if (!check_note.empty()) {
+    std::printf("(%s)\n", check_note.c_str());
+  }
   if (auto jf = args.get("--json")) {
     nlohmann::json j;
     j["tolerance_mm"] = tol;
     j["pred"] = args.value("--pred");
     j["ref"] = args.value("--ref");
+    j["reference_check"] = card ? nlohmann::json{{"model_card", card->card_path}} : nlohmann::json(nullptr);
     for (const auto& s : sum)
       j["structures"][s.structure] = {{"cases", s.cases},          {"dice_mean", s.dice_mean},
                                       {"dice_median", s.dice_median}, {"hd95_mm_mean", num(s.hd95_mean)},
                                       {"hd95_mm_median", num(s.hd95_median)},
                                       {"hd95_undefined_cases", s.hd95_undefined},
-                                      {"surface_dice_mean", s.sdice_mean}};
+                                      {"surface_dice_mean", s.sdice_mean},
+                                      {"flagged_cases", card ? nlohmann::json(s.flagged) : nlohmann::json(nullptr)},
+                                      {"dice_mean_unflagged", card ? num(s.dice_mean_plausible) : nlohmann::json(nullptr)}};
     for (const auto& r : rows)
       j["cases"].push_back({{"case", r.case_id}, {"structure", r.structure}, {"dice", r.m.dice},
                             {"hd95_mm", num(r.m.hd95_mm)}, {"surface_dice", r.m.surface_dice},
-                            {"ref_cc", r.m.ref_cc}, {"pred_cc", r.m.pred_cc}});
+                            {"ref_cc", r.m.ref_cc}, {"pred_cc", r.m.pred_cc},
+                            {"ref_flag", r.ref_flag.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.ref_flag)}});
     core::AtomicOutput ao(*jf);
     {
       std::ofstream f(ao.temp_path());
@@ -83,7 +136,11 @@ Command make_eval_command() {
       "isoline eval contours --pred DIR --ref DIR: per structure Dice, 95% Hausdorff distance (mm)\n"
       "and surface Dice at --tolerance mm (default 4). DIR holds <Structure>.nii.gz masks of one\n"
       "case, or one sub-directory per case (matched by name). Structures without a reference\n"
-      "mask are skipped (not delineated); a missing prediction counts as an empty mask.";
+      "mask are skipped (not delineated); a missing prediction counts as an empty mask.\n"
+      "Reference check: a reference whose volume lies outside the structure's usual range in the\n"
+      "training data (model card \"expected\", default the installed card) is flagged and listed\n"
+      "after the table; \"Dice mean\" stays over all cases, \"Dice w/o flagged\" leaves them out.\n"
+      "It checks the volume only, not the reference's shape.";
   c.positionals = {{"WHAT", "what to evaluate: contours"}};
   c.options = {
       {"--pred", "DIR", "predicted masks", true},
@@ -91,7 +148,9 @@ Command make_eval_command() {
       {"--structures", "LIST", "comma-separated structures (default: every predicted one)", false, "", true},
       {"--tolerance", "MM", "surface Dice tolerance", false, "4"},
       {"--json", "FILE", "write per-structure and per-case figures as JSON"},
-      {"--per-case", "", "print every case"},
+      {"--per-case", "", "print every case (flagged references marked)"},
+      {"--model", "CARD", "model card .json whose usual volumes check the references (default: $ISOLINE_MODEL or the installed card)"},
+      {"--no-reference-check", "", "do not check reference volumes"},
   };
   c.run = run_eval;
   return c;

@@ -36,7 +36,9 @@ from ._isoline.contouring import (  # noqa: F401
     contour,
     default_model_card_path,
     evaluate_dirs,
+    flag_references,
     load_model_card,
+    reference_flag,
     summarize,
 )
 from ._isoline.core import Image
@@ -101,6 +103,8 @@ __all__ = [
     "contour",
     "default_model_card_path",
     "evaluate_dirs",
+    "flag_references",
     "load_model_card",
+    "reference_flag",
     "summarize",
 ]

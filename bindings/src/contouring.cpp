@@ -33,6 +33,8 @@ void bind_contouring(py::module_ m) {
       .def_readonly("structures", &ModelCard::structures)
       .def_readonly("spacing", &ModelCard::spacing)
       .def_readonly("context", &ModelCard::context)
+      .def_readonly("volume", &ModelCard::volume, "True for a 3-D network (card input.kind \"volume\")")
+      .def_readonly("window_slices", &ModelCard::window_slices)
       .def_readonly("threshold", &ModelCard::threshold)
       .def_readonly("expected", &ModelCard::expected)
       .def_readonly("scope", &ModelCard::scope)
@@ -128,7 +130,9 @@ void bind_contouring(py::module_ m) {
   py::class_<EvalRow>(m, "EvalRow")
       .def_readonly("case_id", &EvalRow::case_id)
       .def_readonly("structure", &EvalRow::structure)
-      .def_readonly("agreement", &EvalRow::m);
+      .def_readonly("agreement", &EvalRow::m)
+      .def_readonly("ref_flag", &EvalRow::ref_flag,
+                    "why the reference looks implausible (flag_references); '' when it does not");
   py::class_<EvalSummary>(m, "EvalSummary")
       .def_readonly("structure", &EvalSummary::structure)
       .def_readonly("cases", &EvalSummary::cases)
@@ -137,7 +141,9 @@ void bind_contouring(py::module_ m) {
       .def_readonly("hd95_mean", &EvalSummary::hd95_mean)
       .def_readonly("hd95_median", &EvalSummary::hd95_median)
       .def_readonly("hd95_undefined", &EvalSummary::hd95_undefined)
-      .def_readonly("sdice_mean", &EvalSummary::sdice_mean);
+      .def_readonly("sdice_mean", &EvalSummary::sdice_mean)
+      .def_readonly("flagged", &EvalSummary::flagged)
+      .def_readonly("dice_mean_plausible", &EvalSummary::dice_mean_plausible);
   m.def(
       "evaluate_dirs",
       [](const std::string& pred, const std::string& ref,
@@ -149,6 +155,15 @@ void bind_contouring(py::module_ m) {
       py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
       py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none());
   m.def("summarize", &summarize, py::arg("rows"));
+  m.def(
+      "flag_references",
+      [](std::vector<EvalRow> rows, const ModelCard& card) {
+        flag_references(rows, card);
+        return rows;
+      },
+      py::arg("rows"), py::arg("card"),
+      "The rows with ref_flag set where the reference volume is outside the card's usual range.");
+  m.def("reference_flag", &reference_flag, py::arg("structure"), py::arg("ref_cc"), py::arg("card"));
 }
 
 }  // namespace isoline::py_bind

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -201,11 +202,55 @@ std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::strin
         if (!pred.geometry().same_grid(ref.geometry(), 0.01))
           pred = core::resample(pred, ref.geometry(), core::Interpolation::Nearest, 0.0);
       }
-      rows.push_back({cases[c].first, n, compare_masks(pred, ref, tolerance_mm)});
+      rows.push_back({cases[c].first, n, compare_masks(pred, ref, tolerance_mm), ""});
     }
   }
   progress.done();
   return rows;
+}
+
+namespace {
+
+std::string cc_text(double v, int decimals) {
+  char b[48];
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
+  return b;
+}
+
+// A range bound with `decimals` decimals, trailing zeros beyond `base` decimals dropped.
+std::string bound_text(double v, int decimals, int base) {
+  std::string t = cc_text(v, decimals);
+  for (int d = decimals; d > base && t.back() == '0'; --d) t.pop_back();
+  return t;
+}
+
+}  // namespace
+
+std::string reference_flag(const std::string& structure, double ref_cc, const ModelCard& card) {
+  auto it = card.expected.find(structure);
+  if (it == card.expected.end() || !it->second.known) return "";
+  const ExpectedRange& e = it->second;
+  if (!(e.volume_cc_max > 0) || e.volume_cc_min > e.volume_cc_max) return "";  // no usable range
+  if (ref_cc >= e.volume_cc_min && ref_cc <= e.volume_cc_max) return "";
+  // One decimal (two for a range starting below 1 cc), more where needed so that the volume never prints equal to
+  // the bound it crosses (5.388 cc against a minimum of 5.39 cc).
+  const double crossed = ref_cc < e.volume_cc_min ? e.volume_cc_min : e.volume_cc_max;
+  const int base = e.volume_cc_min < 1 ? 2 : 1;
+  int d = base;
+  while (d < 4 && cc_text(ref_cc, d) == cc_text(crossed, d)) ++d;
+  const bool low = ref_cc < e.volume_cc_min;
+  return "reference " + cc_text(ref_cc, d) + " cc, outside the usual " +
+         bound_text(e.volume_cc_min, low ? d : base, base) + "-" + bound_text(e.volume_cc_max, low ? base : d, base) +
+         " cc";
+}
+
+int flag_references(std::vector<EvalRow>& rows, const ModelCard& card) {
+  int n = 0;
+  for (auto& r : rows) {
+    r.ref_flag = reference_flag(r.structure, r.m.ref_cc, card);
+    n += !r.ref_flag.empty();
+  }
+  return n;
 }
 
 std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
@@ -219,9 +264,13 @@ std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
   for (const auto& n : order) {
     EvalSummary s;
     s.structure = n;
-    std::vector<double> d, h, sd;
+    std::vector<double> d, h, sd, dp;
     for (const auto* r : by[n]) {
       d.push_back(r->m.dice);
+      if (r->ref_flag.empty())
+        dp.push_back(r->m.dice);
+      else
+        ++s.flagged;
       if (std::isfinite(r->m.hd95_mm))
         h.push_back(r->m.hd95_mm);
       else
@@ -240,6 +289,7 @@ std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
     s.hd95_mean = h.empty() ? nan : mean(h);
     s.hd95_median = h.empty() ? nan : percentile(h, 0.5);
     s.sdice_mean = mean(sd);
+    s.dice_mean_plausible = dp.empty() ? nan : mean(dp);
     out.push_back(s);
   }
   return out;

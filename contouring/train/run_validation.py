@@ -30,7 +30,7 @@ def run(isoline, data, out, model=None, log=print):
     t_contour = time.time() - t0
     p = subprocess.run([str(isoline), "eval", "contours", "--pred", str(pred), "--ref", str(data),
                         "--structures", ",".join(STRUCTURES), "--json", str(out / "metrics.json")],
-                       check=True, capture_output=True, text=True)
+                       check=True, capture_output=True, text=True, env=env)
     log(p.stdout)
     m = json.loads((out / "metrics.json").read_text())
     s = m["structures"]
@@ -38,6 +38,11 @@ def run(isoline, data, out, model=None, log=print):
     summary = {"cases": len(cases), "mean_oar_dice": sum(oar) / len(oar), "min_oar_dice": min(oar),
                "mandible_dice": s["Mandible"]["dice_mean"], "ptv70_dice": s["PTV70"]["dice_mean"],
                "contour_seconds_per_case": t_contour / len(cases)}
+    unflagged = [s[o].get("dice_mean_unflagged") for o in OARS if o in s]
+    if all(v is not None for v in unflagged):  # eval's reference check (the model card's usual volumes)
+        summary["mean_oar_dice_unflagged_references"] = sum(unflagged) / len(unflagged)
+        summary["flagged_references"] = [f"{c['case']} {c['structure']}: {c['ref_flag']}"
+                                         for c in m["cases"] if c.get("ref_flag")]
     m["summary"] = summary
     (out / "metrics.json").write_text(json.dumps(m, indent=1))
     return m

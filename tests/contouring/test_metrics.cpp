@@ -4,8 +4,10 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "isoline/contouring/metrics.h"
+#include "isoline/contouring/model.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "tests/test_util.h"
@@ -169,4 +171,166 @@ TEST(ContourMetrics, EvalCommandPrintsTable) {
   auto bad = test::run_command(test::isoline_bin() + " eval contours --pred " + t.file("nope") + " --ref " + t.file("ref"));
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("nope"), std::string::npos) << bad.output;
+}
+
+namespace {
+
+// Two cases on a 1 mm grid: pt_1's SpinalCord reference is a 14 mm sphere (~11.5 cc, far above
+// the card's 1-5 cc), pt_2's an 8 mm one (~2.1 cc, inside); the predictions are 8 mm spheres.
+// "Other" (not in the card) has a huge reference in both cases.
+void write_reference_check_cases(const test::TempDir& t) {
+  auto g = grid(1, 1, 1, 40);
+  for (const char* c : {"pt_1", "pt_2"}) {
+    std::filesystem::create_directories(t.path() / "pred" / c);
+    std::filesystem::create_directories(t.path() / "ref" / c);
+    core::write_image(sphere(g, {0, 0, 0}, 8), (t.path() / "pred" / c / "SpinalCord.nii.gz").string());
+    core::write_image(sphere(g, {1, 0, 0}, 8), (t.path() / "pred" / c / "Other.nii.gz").string());
+    core::write_image(sphere(g, {0, 0, 0}, 16), (t.path() / "ref" / c / "Other.nii.gz").string());
+  }
+  core::write_image(sphere(g, {0, 0, 0}, 14), t.file("ref/pt_1/SpinalCord.nii.gz"));
+  core::write_image(sphere(g, {2, 0, 0}, 8), t.file("ref/pt_2/SpinalCord.nii.gz"));
+}
+
+// A minimal model card knowing only SpinalCord (1-5 cc).
+void write_small_card(const std::string& path) {
+  nlohmann::json j = {
+      {"structures", {"SpinalCord"}},
+      {"file", "none.pt"},
+      {"input", {{"spacing_mm", {4, 4, 2.5}}, {"context_slices_each_side", 2},
+                 {"intensity", {{"clip_hu", {-1000, 1000}}, {"scale", 0.002}}}}},
+      {"expected", {{"SpinalCord", {{"volume_cc", {1.0, 5.0}}, {"dx_mm", {-30, 30}}, {"dy_mm", {-20, 60}}}}}}};
+  std::ofstream(path) << j.dump();
+}
+
+}  // namespace
+
+TEST(ContourMetrics, ReferenceCheckFlagsVolumesOutsideTheCardRange) {
+  test::TempDir t;
+  write_reference_check_cases(t);
+  write_small_card(t.file("card.json"));
+  const auto card = contouring::load_model_card(t.file("card.json"));
+  auto rows = contouring::evaluate_dirs(t.file("pred"), t.file("ref"), {"SpinalCord", "Other"});
+  ASSERT_EQ(rows.size(), 4u);
+  for (const auto& r : rows) EXPECT_TRUE(r.ref_flag.empty());  // evaluate_dirs alone checks nothing
+  EXPECT_EQ(contouring::flag_references(rows, card), 1);
+  ASSERT_EQ(rows[0].case_id, "pt_1");
+  ASSERT_EQ(rows[0].structure, "SpinalCord");
+  EXPECT_GT(rows[0].m.ref_cc, 5.0);
+  EXPECT_NE(rows[0].ref_flag.find("outside the usual 1.0-5.0 cc"), std::string::npos) << rows[0].ref_flag;
+  char cc[32];
+  std::snprintf(cc, sizeof cc, "reference %.1f cc", rows[0].m.ref_cc);
+  EXPECT_NE(rows[0].ref_flag.find(cc), std::string::npos) << rows[0].ref_flag;
+  EXPECT_EQ(rows[1].structure, "Other");  // far above any SpinalCord, but unknown to the card
+  EXPECT_GT(rows[1].m.ref_cc, 15.0);
+  EXPECT_TRUE(rows[1].ref_flag.empty()) << rows[1].ref_flag;
+  EXPECT_EQ(rows[2].case_id, "pt_2");
+  EXPECT_GT(rows[2].m.ref_cc, 1.0);
+  EXPECT_LT(rows[2].m.ref_cc, 5.0);
+  EXPECT_TRUE(rows[2].ref_flag.empty()) << rows[2].ref_flag;
+  EXPECT_TRUE(rows[3].ref_flag.empty());
+
+  auto sum = contouring::summarize(rows);
+  ASSERT_EQ(sum.size(), 2u);
+  EXPECT_EQ(sum[0].structure, "SpinalCord");
+  EXPECT_EQ(sum[0].cases, 2);
+  EXPECT_EQ(sum[0].flagged, 1);
+  EXPECT_NEAR(sum[0].dice_mean, 0.5 * (rows[0].m.dice + rows[2].m.dice), 1e-12);  // all cases
+  EXPECT_NEAR(sum[0].dice_mean_plausible, rows[2].m.dice, 1e-12);
+  EXPECT_GT(sum[0].dice_mean_plausible, sum[0].dice_mean + 0.1);
+  EXPECT_EQ(sum[1].flagged, 0);
+  EXPECT_NEAR(sum[1].dice_mean_plausible, sum[1].dice_mean, 1e-12);
+  // Every case flagged: no plausible mean (NaN), the main mean unchanged.
+  std::vector<contouring::EvalRow> only = {rows[0]};
+  auto s1 = contouring::summarize(only);
+  EXPECT_EQ(s1[0].flagged, 1);
+  EXPECT_TRUE(std::isnan(s1[0].dice_mean_plausible));
+  EXPECT_DOUBLE_EQ(s1[0].dice_mean, rows[0].m.dice);
+}
+
+TEST(ContourMetrics, ReferenceFlagBounds) {
+  contouring::ModelCard card;
+  contouring::ExpectedRange r;
+  r.volume_cc_min = 5.39;
+  r.volume_cc_max = 79.69;
+  r.known = true;
+  card.expected["RightParotid"] = r;
+  EXPECT_EQ(contouring::reference_flag("RightParotid", 5.39, card), "");  // bounds are inside
+  EXPECT_EQ(contouring::reference_flag("RightParotid", 79.69, card), "");
+  EXPECT_EQ(contouring::reference_flag("RightParotid", 30, card), "");
+  EXPECT_EQ(contouring::reference_flag("LeftParotid", 500, card), "");  // not in the card
+  // Just below the minimum: printed with enough decimals not to read "5.4 cc, outside 5.4-...".
+  EXPECT_EQ(contouring::reference_flag("RightParotid", 5.388, card),
+            "reference 5.388 cc, outside the usual 5.39-79.7 cc");
+  EXPECT_EQ(contouring::reference_flag("RightParotid", 484.04, card),
+            "reference 484.0 cc, outside the usual 5.4-79.7 cc");
+  EXPECT_EQ(contouring::reference_flag("RightParotid", 0, card), "reference 0.0 cc, outside the usual 5.4-79.7 cc");
+  card.expected["RightParotid"].known = false;
+  EXPECT_EQ(contouring::reference_flag("RightParotid", 484.04, card), "");
+}
+
+TEST(ContourMetrics, EvalCommandReferenceCheck) {
+  test::TempDir t;
+  write_reference_check_cases(t);
+  write_small_card(t.file("card.json"));
+  const std::string base = test::isoline_bin() + " eval contours -q --pred " + t.file("pred") + " --ref " + t.file("ref");
+  auto r = test::run_command(base + " --per-case --model " + t.file("card.json") + " --json " + t.file("m.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Dice w/o flagged"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pt_1 SpinalCord: reference "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("pt_2 SpinalCord: reference "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Other: reference"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("card.json"), std::string::npos) << r.output;
+  // --per-case marks the flagged row only
+  std::size_t marks = 0;
+  for (std::size_t p = r.output.find("FLAGGED"); p != std::string::npos; p = r.output.find("FLAGGED", p + 1)) ++marks;
+  EXPECT_EQ(marks, 1u) << r.output;
+  nlohmann::json j;
+  std::ifstream(t.file("m.json")) >> j;
+  EXPECT_EQ(j["reference_check"]["model_card"], t.file("card.json"));
+  EXPECT_EQ(j["structures"]["SpinalCord"]["flagged_cases"], 1);
+  EXPECT_EQ(j["structures"]["Other"]["flagged_cases"], 0);
+  double pt2 = -1;
+  int flagged = 0;
+  for (const auto& c : j["cases"]) {
+    if (c["case"] == "pt_1" && c["structure"] == "SpinalCord") {
+      ASSERT_TRUE(c["ref_flag"].is_string()) << c.dump();
+      EXPECT_NE(c["ref_flag"].get<std::string>().find("outside the usual"), std::string::npos);
+    } else {
+      EXPECT_TRUE(c["ref_flag"].is_null()) << c.dump();
+    }
+    if (c["case"] == "pt_2" && c["structure"] == "SpinalCord") pt2 = c["dice"].get<double>();
+    flagged += c["ref_flag"].is_string();
+  }
+  EXPECT_EQ(flagged, 1);
+  EXPECT_NEAR(j["structures"]["SpinalCord"]["dice_mean_unflagged"].get<double>(), pt2, 1e-12);
+  EXPECT_LT(j["structures"]["SpinalCord"]["dice_mean"].get<double>(), pt2 - 0.1);
+
+  // The default card comes from $ISOLINE_MODEL when set.
+  auto d = test::run_command("ISOLINE_MODEL=" + t.file("card.json") + " " + base);
+  ASSERT_EQ(d.exit_code, 0) << d.output;
+  EXPECT_NE(d.output.find("pt_1 SpinalCord: reference "), std::string::npos) << d.output;
+
+  // Switched off: no flags, no extra columns, JSON nulls.
+  auto off = test::run_command(base + " --per-case --no-reference-check --json " + t.file("off.json"));
+  ASSERT_EQ(off.exit_code, 0) << off.output;
+  EXPECT_EQ(off.output.find("FLAGGED"), std::string::npos) << off.output;
+  EXPECT_EQ(off.output.find("flagged"), std::string::npos) << off.output;
+  nlohmann::json jo;
+  std::ifstream(t.file("off.json")) >> jo;
+  EXPECT_TRUE(jo["reference_check"].is_null());
+  EXPECT_TRUE(jo["structures"]["SpinalCord"]["flagged_cases"].is_null());
+  for (const auto& c : jo["cases"]) EXPECT_TRUE(c["ref_flag"].is_null()) << c.dump();
+
+  // An unreadable card: error naming it, exit 1, no JSON written.
+  auto bad = test::run_command(base + " --model " + t.file("no_such_card.json") + " --json " + t.file("bad.json"));
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("no_such_card.json"), std::string::npos) << bad.output;
+  EXPECT_FALSE(std::filesystem::exists(t.file("bad.json")));
+  std::ofstream(t.file("broken.json")) << "{\"structures\": [";
+  auto broken = test::run_command(base + " --model " + t.file("broken.json") + " --json " + t.file("bad.json"));
+  EXPECT_EQ(broken.exit_code, 1) << broken.output;
+  EXPECT_NE(broken.output.find("broken.json"), std::string::npos) << broken.output;
+  EXPECT_FALSE(std::filesystem::exists(t.file("bad.json")));
+  auto both = test::run_command(base + " --model " + t.file("card.json") + " --no-reference-check");
+  EXPECT_EQ(both.exit_code, 2) << both.output;
 }

@@ -104,6 +104,16 @@ def test_evaluate_dirs(tmp_path, small_hn):
     assert len(rows) == 1 and 0.2 < rows[0].agreement.dice < 1.0
     summ = contouring.summarize(rows)
     assert summ[0].structure == "SpinalCord" and summ[0].cases == 1 and summ[0].hd95_undefined == 0
+    # reference plausibility against the shipped card's usual SpinalCord volume
+    card = contouring.load_model_card(contouring.default_model_card_path())
+    assert not card.volume
+    lo, hi = card.expected["SpinalCord"].volume_cc_min, card.expected["SpinalCord"].volume_cc_max
+    assert contouring.reference_flag("SpinalCord", 0.5 * (lo + hi), card) == ""
+    assert "outside the usual" in contouring.reference_flag("SpinalCord", 10 * hi, card)
+    flagged = contouring.flag_references(rows, card)
+    want = rows[0].agreement.ref_cc < lo or rows[0].agreement.ref_cc > hi
+    assert (flagged[0].ref_flag != "") == want
+    assert contouring.summarize(flagged)[0].flagged == int(want)
 
 
 def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path):

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "isoline/contouring/model.h"
 #include "isoline/core/image.h"
 #include "isoline/core/progress.h"
 
@@ -30,6 +31,9 @@ struct EvalRow {
   std::string case_id;  ///< sub-directory name ("" for a single case)
   std::string structure;
   MaskAgreement m;
+  /// Reference plausibility (set by flag_references): empty = plausible or not checked, else
+  /// why the reference looks wrong, e.g. "reference 484.0 cc, outside the usual 4.9-73.1 cc".
+  std::string ref_flag;
 };
 
 struct EvalSummary {
@@ -40,6 +44,10 @@ struct EvalSummary {
   /// reference has none), which Dice and surface Dice score as 0.
   double dice_mean = 0, dice_median = 0, hd95_mean = 0, hd95_median = 0, sdice_mean = 0;
   int hd95_undefined = 0;
+  /// Cases whose reference is flagged (EvalRow::ref_flag non-empty), and the mean Dice over the
+  /// other cases (NaN when every case is flagged). dice_mean stays the mean over all cases.
+  int flagged = 0;
+  double dice_mean_plausible = 0;
 };
 
 /// Evaluates predicted mask directories against reference ones. `pred_dir` and `ref_dir`
@@ -50,6 +58,18 @@ struct EvalSummary {
 std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::string& ref_dir,
                                    const std::vector<std::string>& structures,
                                    double tolerance_mm = 4.0, const core::Progress& progress = {});
+
+/// Reference plausibility check: the reference volume against the structure's usual range in
+/// the training data (model card "expected" volume_cc, training 1st-99th percentile widened).
+/// Returns "" when the volume lies inside it or the card does not know the structure, else a
+/// one-line reason ("reference 4.6 cc, outside the usual 5.4-79.7 cc"). It flags references that
+/// are clearly not the whole organ (another structure, a partial contour); it does not judge
+/// the reference's shape or position.
+std::string reference_flag(const std::string& structure, double ref_cc, const ModelCard& card);
+
+/// Sets `ref_flag` of every row (reference_flag of its structure and reference volume);
+/// returns how many rows are flagged.
+int flag_references(std::vector<EvalRow>& rows, const ModelCard& card);
 
 /// Per-structure means/medians over cases, in the order structures first appear.
 std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows);
