@@ -499,8 +499,8 @@ def main():
         PATCH = tuple(int(v) for v in a.patch.split(","))
         if len(PATCH) != 3 or any(v % 16 for v in PATCH):
             sys.exit(f"train.py: --patch {a.patch}: three multiples of 16 expected")
-        if a.init or a.reinit_head or a.elastic:
-            sys.exit("train.py: --init, --reinit-head and --elastic are for --dims 2")
+        if a.reinit_head or a.elastic:
+            sys.exit("train.py: --reinit-head and --elastic are for --dims 2")
     AMP = a.amp
     CONTEXT, N_IN = a.context, 2 * a.context + 1
     DICE_ON_ABSENT = a.dice_on_absent
