@@ -182,3 +182,7 @@ def test_3d_run_trains_and_exports_the_same_network(cache, tmp_path):
     x = torch.randn(1, 1, 48, 32, 64)  # not the traced size
     with torch.no_grad():
         np.testing.assert_allclose(torch.jit.load(str(out))(x).numpy(), net(x).numpy(), atol=1e-4)
+    # a second run continues from these weights (--init), as the session 9 run r3c did
+    log2 = train(cache, tmp_path / "more", "--dims", "3", "--patch", "32,32,16", "--iters", "2", "--val-every", "1000",
+                 "--init", str(tmp_path / "best_state.npz"))
+    assert "initialised from" in log2
