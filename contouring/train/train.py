@@ -192,21 +192,29 @@ def augment(x, y, m, g, src=False):
     bg = HU_MIN / HU_SCALE
     x = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
     y = (F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).float()
-    # resolution: blur by down/up sampling
+    return blur_and_intensity(x, g), y, m
+
+
+def blur_and_intensity(x, g):
+    """The image-only augmentations of augment() and augment3d(), for (B, C, spatial...) on the
+    device of generator g: a quarter of the batch blurred by down/up sampling (resolution),
+    then gain 0.9..1.1, offset +-60 HU and gaussian noise up to 30 HU."""
+    B, dev = x.shape[0], x.device
+    r = lambda *s: torch.rand(*s, generator=g, device=dev)
+    one = (B,) + (1,) * (x.dim() - 1)
+    mode = "bilinear" if x.dim() == 4 else "trilinear"
     low = r(B) < 0.25
     if low.any():
         f = float(1.3 + 0.7 * r(1))
         xl = x[low]
-        size = [max(8, int(round(s / f))) for s in xl.shape[2:]]
-        x[low] = F.interpolate(F.interpolate(xl, size=size, mode="bilinear", align_corners=False),
-                               size=xl.shape[2:], mode="bilinear", align_corners=False)
-    # intensity: gain 0.9..1.1, offset +-60 HU, gaussian noise up to 30 HU
-    gain = 0.9 + 0.2 * r(B, 1, 1, 1)
-    off = (r(B, 1, 1, 1) * 2 - 1) * (60 / HU_SCALE)
+        size = [max(8, int(round(n / f))) for n in xl.shape[2:]]
+        x[low] = F.interpolate(F.interpolate(xl, size=size, mode=mode, align_corners=False),
+                               size=xl.shape[2:], mode=mode, align_corners=False)
+    gain = 0.9 + 0.2 * r(*one)
+    off = (r(*one) * 2 - 1) * (60 / HU_SCALE)
     x = x * gain + off
-    sig = r(B, 1, 1, 1) * (30 / HU_SCALE)
-    x = x + torch.randn(x.shape, generator=g, device=dev) * sig
-    return x, y, m
+    sig = r(*one) * (30 / HU_SCALE)
+    return x + torch.randn(x.shape, generator=g, device=dev) * sig
 
 
 PATCH = (96, 96, 64)  # --patch: 3D training window (x, y, z voxels), --dims 3
@@ -296,19 +304,7 @@ def augment3d(data, ci, centre, g):
     if flip.any():
         y[flip] = y[flip][:, SWAP_IDX]
         m[flip] = m[flip][:, SWAP_IDX]
-    low = r(B) < 0.25
-    if low.any():
-        f = float(1.3 + 0.7 * r(1))
-        xl = x[low]
-        size = [max(8, int(round(n / f))) for n in xl.shape[2:]]
-        x[low] = F.interpolate(F.interpolate(xl, size=size, mode="trilinear", align_corners=False),
-                               size=xl.shape[2:], mode="trilinear", align_corners=False)
-    gain = 0.9 + 0.2 * r(B, 1, 1, 1, 1)
-    off = (r(B, 1, 1, 1, 1) * 2 - 1) * (60 / HU_SCALE)
-    x = x * gain + off
-    sig = r(B, 1, 1, 1, 1) * (30 / HU_SCALE)
-    x = x + torch.randn(x.shape, generator=g, device=dev) * sig
-    return x, y, m
+    return blur_and_intensity(x, g), y, m
 
 
 POS_WEIGHT = torch.full((NS,), 10.0)
