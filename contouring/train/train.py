@@ -119,6 +119,25 @@ class BatchStream(torch.utils.data.IterableDataset):
             yield sample_batch(self.cases, rng, self.bs)
 
 
+def stack_cases(cases):
+    """CT (int16 HU, with its CONTEXT padding slices each side) and label bits of every case,
+    each centred in x, y of one padded array (z from 0; HU_MIN and 0 around), and each case's
+    (x, y) offset in it."""
+    X = max(c["bits"].shape[0] for c in cases)
+    Y = max(c["bits"].shape[1] for c in cases)
+    Z = max(c["bits"].shape[2] for c in cases)
+    ct = torch.full((len(cases), X, Y, Z + 2 * CONTEXT), int(HU_MIN), dtype=torch.int16)
+    bits = torch.zeros((len(cases), X, Y, Z), dtype=torch.int16)
+    offsets = []
+    for i, c in enumerate(cases):
+        nx, ny, nz = c["bits"].shape
+        ox, oy = (X - nx) // 2, (Y - ny) // 2
+        ct[i, ox:ox + nx, oy:oy + ny, :nz + 2 * CONTEXT] = torch.from_numpy(c["ct"].astype(np.int16))
+        bits[i, ox:ox + nx, oy:oy + ny, :nz] = torch.from_numpy(c["bits"].astype(np.int16))
+        offsets.append((ox, oy))
+    return ct, bits, offsets
+
+
 class DeviceData:
     """The training cases held on the training device (--sampler device): CT (int16 HU) and
     label bits of every case centred in one padded array, so that a batch is one gather on the
@@ -128,17 +147,7 @@ class DeviceData:
 
     def __init__(self, cases, device):
         self.cases = cases
-        X = max(c["bits"].shape[0] for c in cases)
-        Y = max(c["bits"].shape[1] for c in cases)
-        Z = max(c["bits"].shape[2] for c in cases)
-        n = len(cases)
-        ct = torch.full((n, X, Y, Z + 2 * CONTEXT), int(HU_MIN), dtype=torch.int16)
-        bits = torch.zeros((n, X, Y, Z), dtype=torch.int16)
-        for i, c in enumerate(cases):
-            nx, ny, nz = c["bits"].shape
-            ox, oy = (X - nx) // 2, (Y - ny) // 2
-            ct[i, ox:ox + nx, oy:oy + ny, :nz + 2 * CONTEXT] = torch.from_numpy(c["ct"].astype(np.int16))
-            bits[i, ox:ox + nx, oy:oy + ny, :nz] = torch.from_numpy(c["bits"].astype(np.int16))
+        ct, bits, _ = stack_cases(cases)
         self.ct, self.bits = ct.to(device), bits.to(device)
         self.present = torch.from_numpy(np.stack([c["present"] for c in cases])).to(device)
         self.dz = torch.arange(N_IN, device=device)
@@ -229,19 +238,12 @@ class VolumeData:
     point of the case's array."""
 
     def __init__(self, cases, device):
+        assert CONTEXT == 0, "--dims 3 reads the cases without padding slices"
         self.cases = cases
-        X = max(c["bits"].shape[0] for c in cases)
-        Y = max(c["bits"].shape[1] for c in cases)
-        Z = max(c["bits"].shape[2] for c in cases)
-        n = len(cases)
-        ct = torch.full((n, X, Y, Z), int(HU_MIN), dtype=torch.int16)
-        bits = torch.zeros((n, X, Y, Z), dtype=torch.int16)
+        ct, bits, offsets = stack_cases(cases)
         self.extent, self.boxes = [], []
-        for i, c in enumerate(cases):
+        for c, (ox, oy) in zip(cases, offsets):
             nx, ny, nz = c["bits"].shape
-            ox, oy = (X - nx) // 2, (Y - ny) // 2
-            ct[i, ox:ox + nx, oy:oy + ny, :nz] = torch.from_numpy(c["ct"][:, :, CONTEXT:CONTEXT + nz].astype(np.int16))
-            bits[i, ox:ox + nx, oy:oy + ny, :nz] = torch.from_numpy(c["bits"].astype(np.int16))
             lo = np.array([ox, oy, 0])
             self.extent.append((lo, lo + [nx, ny, nz]))
             box = []
