@@ -46,6 +46,10 @@ class EvalRow:
     def structure(self) -> str: ...
     @property
     def agreement(self) -> MaskAgreement: ...
+    @property
+    def ref_flag(self) -> str:
+        """why the reference looks implausible (flag_references); '' when it does not"""
+        ...
 
 
 class EvalSummary:
@@ -65,6 +69,10 @@ class EvalSummary:
     def hd95_undefined(self) -> int: ...
     @property
     def sdice_mean(self) -> float: ...
+    @property
+    def flagged(self) -> int: ...
+    @property
+    def dice_mean_plausible(self) -> float: ...
 
 
 class ExpectedRange:
@@ -118,6 +126,12 @@ class ModelCard:
     def spacing(self) -> Tuple[float, float, float]: ...
     @property
     def context(self) -> int: ...
+    @property
+    def volume(self) -> bool:
+        """True for a 3-D network (card input.kind "volume")"""
+        ...
+    @property
+    def window_slices(self) -> int: ...
     @property
     def threshold(self) -> float: ...
     @property
@@ -177,7 +191,13 @@ def default_model_card_path() -> str:
 
 def evaluate_dirs(pred_dir: str, ref_dir: str, structures: List[str] = ..., tolerance_mm: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> List[EvalRow]: ...
 
+def flag_references(rows: List[EvalRow], card: ModelCard) -> List[EvalRow]:
+    """The rows with ref_flag set where the reference volume is outside the card's usual range."""
+    ...
+
 def load_model_card(path: str) -> ModelCard: ...
+
+def reference_flag(structure: str, ref_cc: float, card: ModelCard) -> str: ...
 
 def summarize(rows: List[EvalRow]) -> List[EvalSummary]: ...
 
@@ -196,6 +216,8 @@ __all__ = [
     "contour",
     "default_model_card_path",
     "evaluate_dirs",
+    "flag_references",
     "load_model_card",
+    "reference_flag",
     "summarize",
 ]
