@@ -82,7 +82,3 @@ class UNet(nn.Module):
             x = up(x)
             x = dec(torch.cat([x, skips[n - 2 - i]], 1))
         return self.head(x)
-
-
-def UNet2D(n_in=5, n_out=10, feats=(16, 32, 64, 128, 192)):
-    return UNet(n_in, n_out, feats, 2)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE, cache_ct  # noqa: E402
+from common import normalise as norm  # noqa: E402
 from model import UNet, read_checkpoint  # noqa: E402
 
 FEATS = (12, 24, 48, 96, 128)
@@ -52,10 +53,6 @@ def load_cache(path):
     for s in cases:
         cases[s].sort(key=lambda c: int(c["name"].split("_")[1]))
     return cases
-
-
-def norm(hu):
-    return np.clip(hu.astype(np.float32), HU_MIN, HU_MAX) / HU_SCALE
 
 
 def unpack(bits):
@@ -119,6 +116,11 @@ class BatchStream(torch.utils.data.IterableDataset):
             yield sample_batch(self.cases, rng, self.bs)
 
 
+def norm_t(hu):
+    """norm() on the device: int16 HU tensor -> float network input."""
+    return hu.float().clamp_(HU_MIN, HU_MAX) / HU_SCALE
+
+
 def stack_cases(cases):
     """CT (int16 HU, with its CONTEXT padding slices each side) and label bits of every case,
     each centred in x, y of one padded array (z from 0; HU_MIN and 0 around), and each case's
@@ -162,8 +164,7 @@ class DeviceData:
         dev = self.ct.device
         ci = torch.tensor(ci, device=dev)
         zi = torch.tensor(zi, device=dev)
-        x = self.ct[ci[:, None], :, :, zi[:, None] + self.dz[None]]  # (B, N_IN, X, Y)
-        x = x.float().clamp_(HU_MIN, HU_MAX) / HU_SCALE
+        x = norm_t(self.ct[ci[:, None], :, :, zi[:, None] + self.dz[None]])  # (B, N_IN, X, Y)
         y = ((self.bits[ci, :, :, zi][:, None] >> self.shift) & 1).float()  # (B, S, X, Y)
         return x, y, self.present[ci].clone()
 
@@ -297,7 +298,7 @@ def augment3d(data, ci, centre, g):
     # grid_sample's last coordinate indexes the input's last axis (z); align_corners=False
     grid = torch.stack([(2 * vz + 1) / Z - 1, (2 * vy + 1) / Y - 1, (2 * vx + 1) / X - 1], -1)
     bg = HU_MIN / HU_SCALE
-    img = data.ct[cit][:, None].float().clamp_(HU_MIN, HU_MAX) / HU_SCALE
+    img = norm_t(data.ct[cit][:, None])
     x = F.grid_sample(img - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
     lab = F.grid_sample(data.bits[cit][:, None].float(), grid, mode="nearest", padding_mode="zeros",
                         align_corners=False).to(torch.int16)
@@ -472,8 +473,8 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
     ap.add_argument("--dims", type=int, choices=(2, 3), default=2,
                     help="2: the 2.5D network (--context slices each side as channels); 3: a 3D U-Net on "
-                         "--patch windows of the volume (needs --sampler device; the C++ inference runs it on "
-                         "the whole cropped volume)")
+                         "--patch windows of the volume (always with --sampler device; the C++ inference runs "
+                         "it on the whole cropped volume)")
     ap.add_argument("--patch", default=",".join(map(str, PATCH)),
                     help="--dims 3 training window, voxels x,y,z (multiples of 16)")
     ap.add_argument("--cudnn-benchmark", action="store_true",

@@ -19,16 +19,17 @@ core::Vec3 cross(const core::Vec3& a, const core::Vec3& b) {
 double dot(const core::Vec3& a, const core::Vec3& b) {
   return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
+constexpr const char* kWriteOp = "write RT-DOSE";
 }  // namespace
 
 void check_rtdose_reference(const CtSeries& ct, const std::string& file) {
-  detail::require_ct_uids(ct, /*series_uid=*/false, "write RT-DOSE", file,
+  detail::require_ct_uids(ct, /*series_uid=*/false, kWriteOp, file,
                           "(an RT-DOSE lies in its CT's frame of reference and study)");
 }
 
 RtDoseWriteResult write_rtdose(const core::Image& dose_in, const CtSeries& ct,
                                const std::string& file, const RtDoseWriteOptions& opt) {
-  const char* op = "write RT-DOSE";
+  const char* op = kWriteOp;
   if (dose_in.empty()) core::fail<core::InvalidInput>(op, file, "dose image is empty");
   check_rtdose_reference(ct, file);
   const core::Geometry& g = dose_in.geometry();

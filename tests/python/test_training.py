@@ -73,10 +73,10 @@ def test_lr_trace_replays_a_time_limited_run(cache, timed_run, tmp_path):
 
 def test_init_widens_the_first_convolution_to_more_slices(timed_run):
     import train as tr
-    from model import UNet2D
+    from model import UNet
     state = np.load(timed_run[0] / "best_state.npz")
     assert int(state["__context__"]) == 2
-    wide = UNet2D(9, 10, tuple(int(f) for f in FEATS.split(",")))
+    wide = UNet(9, 10, tuple(int(f) for f in FEATS.split(",")), 2)
     sd = tr.load_init(str(timed_run[0] / "best_state.npz"), wide)
     wide.load_state_dict(sd)  # every shape fits
     w = wide.state_dict()["enc.0.c1.weight"]
