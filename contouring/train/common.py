@@ -38,10 +38,14 @@ def cache_ct(z, name):
 
 
 def card_context(model_path):
-    """Slices each side of a model's input, from its card (model.json beside model.pt);
-    CONTEXT when there is no card."""
+    """Slices each side of a 2.5D model's input, from its card (model.json beside model.pt);
+    CONTEXT when there is no card. A 3D ("volume") card raises ValueError: the scripts that ask
+    (choose_thresholds.py, network_timing.py) feed stacks of slices."""
     card = os.path.splitext(model_path)[0] + ".json"
     if not os.path.exists(card):
         return CONTEXT
     with open(card) as f:
-        return int(json.load(f)["input"]["context_slices_each_side"])
+        inp = json.load(f)["input"]
+    if inp.get("kind", "slices") != "slices":
+        raise ValueError(f"{card}: a {inp['kind']} network; this script runs 2.5D (slices) networks only")
+    return int(inp["context_slices_each_side"])

@@ -172,6 +172,9 @@ def test_3d_run_trains_and_exports_the_same_network(cache, tmp_path):
     import json
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["input"]["kind"] == "volume" and card["input"]["context_slices_each_side"] == 0
+    from common import card_context
+    with pytest.raises(ValueError, match="volume network"):
+        card_context(str(out))  # the slice-stack scripts refuse it instead of feeding it 1-slice stacks
     import train as tr
     from model import UNet, read_checkpoint
     st = read_checkpoint(str(tmp_path / "best_state.npz"))
