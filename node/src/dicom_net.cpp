@@ -1,10 +1,13 @@
 // DICOM networking of the node (DCMTK dcmnet): the C-STORE SCP that stores CT instances
-// durably and records them in the queue, and the C-STORE / C-ECHO SCU used to send results.
+// durably and records them in the queue (one thread and one queue connection per
+// association, up to max_associations at once), and the C-STORE / C-ECHO SCU used to send
+// results.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <list>
 #include <map>
 #include <set>
 #include <thread>
@@ -15,7 +18,7 @@
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmnet/diutil.h"
-#include "dcmtk/dcmnet/scp.h"
+#include "dcmtk/dcmnet/scpthrd.h"
 #include "dcmtk/dcmnet/scu.h"
 #include "dcmtk/oflog/oflog.h"
 #include "internal.h"
@@ -64,35 +67,45 @@ const OFList<OFString>& ct_transfer_syntaxes() {
     for (const char* u :
          {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
           UID_BigEndianExplicitTransferSyntax, UID_DeflatedExplicitVRLittleEndianTransferSyntax,
-          UID_RLELosslessTransferSyntax, UID_JPEGProcess14SV1TransferSyntax, UID_JPEGProcess14TransferSyntax,
-          UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax, UID_JPEGLSLosslessTransferSyntax,
-          UID_JPEGLSLossyTransferSyntax, UID_JPEG2000LosslessOnlyTransferSyntax, UID_JPEG2000TransferSyntax})
+          UID_RLELosslessTransferSyntax, UID_JPEGProcess14SV1TransferSyntax,
+          UID_JPEGProcess14TransferSyntax, UID_JPEGProcess1TransferSyntax,
+          UID_JPEGProcess2_4TransferSyntax, UID_JPEGLSLosslessTransferSyntax,
+          UID_JPEGLSLossyTransferSyntax, UID_JPEG2000LosslessOnlyTransferSyntax,
+          UID_JPEG2000TransferSyntax})
       x.push_back(u);
     return x;
   }();
   return l;
 }
 
-class StoreScp : public DcmSCP {
+/// The SCP configuration every association shares: AE title, timeouts, accepted contexts.
+DcmSCPConfig make_scp_config(const NodeConfig& cfg) {
+  DcmSCPConfig c;
+  c.setAETitle(cfg.aet.c_str());
+  c.setPort(static_cast<Uint16>(cfg.port));
+  c.setConnectionBlockingMode(DUL_NOBLOCK);
+  c.setConnectionTimeout(1);  // the accept loop wakes up every second to check the stop flag
+  c.setACSETimeout(static_cast<Uint32>(cfg.acse_timeout));
+  c.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+  c.setDIMSETimeout(static_cast<Uint32>(cfg.dimse_timeout));
+  c.setHostLookupEnabled(OFFalse);
+  OFList<OFString> plain;
+  plain.push_back(UID_LittleEndianExplicitTransferSyntax);
+  plain.push_back(UID_LittleEndianImplicitTransferSyntax);
+  plain.push_back(UID_BigEndianExplicitTransferSyntax);
+  c.addPresentationContext(UID_VerificationSOPClass, plain);
+  c.addPresentationContext(UID_CTImageStorage, ct_transfer_syntaxes());
+  return c;
+}
+
+/// Serves one association (DcmThreadSCP::run), in its own thread, with its own queue
+/// connection.
+class StoreScp : public DcmThreadSCP {
  public:
-  StoreScp(const NodeConfig& cfg, JobQueue& queue, std::atomic<bool>& stop, Say say,
-           std::function<void()> wake)
-      : cfg_(cfg), queue_(queue), stop_(stop), say_(std::move(say)), wake_(std::move(wake)) {
-    DcmSCPConfig& c = getConfig();
-    c.setAETitle(cfg.aet.c_str());
-    c.setPort(static_cast<Uint16>(cfg.port));
-    c.setConnectionBlockingMode(DUL_NOBLOCK);
-    c.setConnectionTimeout(1);  // wake up every second to check the stop flag
-    c.setACSETimeout(static_cast<Uint32>(cfg.acse_timeout));
-    c.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-    c.setDIMSETimeout(static_cast<Uint32>(cfg.dimse_timeout));
-    c.setHostLookupEnabled(OFFalse);
-    OFList<OFString> plain;
-    plain.push_back(UID_LittleEndianExplicitTransferSyntax);
-    plain.push_back(UID_LittleEndianImplicitTransferSyntax);
-    plain.push_back(UID_BigEndianExplicitTransferSyntax);
-    c.addPresentationContext(UID_VerificationSOPClass, plain);
-    c.addPresentationContext(UID_CTImageStorage, ct_transfer_syntaxes());
+  StoreScp(const NodeConfig& cfg, const DcmSCPConfig& scp_cfg, const std::string& queue_file,
+           Say say, std::function<void()> wake)
+      : cfg_(cfg), queue_(queue_file), say_(std::move(say)), wake_(std::move(wake)) {
+    setConfig(scp_cfg);
   }
 
  protected:
@@ -108,8 +121,8 @@ class StoreScp : public DcmSCP {
 
   OFBool checkCalledAETitleAccepted(const OFString& called) override {
     if (called.c_str() == cfg_.aet) return OFTrue;
-    say_("warning", "association from '" + calling_ + "' (" + peer_ + ") refused: called AE title '" +
-                        called.c_str() + "' is not " + cfg_.aet);
+    say_("warning", "association from '" + calling_ + "' (" + peer_ +
+                        ") refused: called AE title '" + called.c_str() + "' is not " + cfg_.aet);
     return OFFalse;
   }
 
@@ -130,7 +143,9 @@ class StoreScp : public DcmSCP {
     if (cfg_.complete_on_release) {
       for (const auto& s : series_) {
         const long long id = queue_.complete_series(s, cfg_.job_kind, now_seconds());
-        if (id) say_("info", "job " + std::to_string(id) + ": series " + s + " complete (association released)");
+        if (id)
+          say_("info",
+               "job " + std::to_string(id) + ": series " + s + " complete (association released)");
       }
       if (!series_.empty()) wake_();
     }
@@ -138,19 +153,19 @@ class StoreScp : public DcmSCP {
   }
 
   void notifyAbortRequest() override {
-    say_("warning", "association from '" + calling_ + "' aborted by the peer (" + std::to_string(received_) +
+    say_("warning", "association from '" + calling_ + "' aborted by the peer (" +
+                        std::to_string(received_) +
                         " instances stored; the series completes after the quiet time)");
     series_.clear();
   }
 
   void notifyDIMSEError(const OFCondition& cond) override {
-    say_("warning", std::string("DIMSE error on association from '") + calling_ + "': " + cond.text());
+    say_("warning",
+         std::string("DIMSE error on association from '") + calling_ + "': " + cond.text());
   }
 
-  OFBool stopAfterConnectionTimeout() override { return stop_.load(); }
-  OFBool stopAfterCurrentAssociation() override { return stop_.load(); }
-
-  OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override {
+  OFCondition handleIncomingCommand(T_DIMSE_Message* msg,
+                                    const DcmPresentationContextInfo& info) override {
     if (msg->CommandField != DIMSE_C_STORE_RQ) return DcmSCP::handleIncomingCommand(msg, info);
     T_DIMSE_C_StoreRQ& req = msg->msg.CStoreRQ;
     DcmDataset* raw = nullptr;
@@ -170,28 +185,35 @@ class StoreScp : public DcmSCP {
     return status;
   }
 
-  Uint16 store(const T_DIMSE_C_StoreRQ& req, DcmDataset& ds, const DcmPresentationContextInfo& info) {
+  Uint16 store(const T_DIMSE_C_StoreRQ& req, DcmDataset& ds,
+               const DcmPresentationContextInfo& info) {
     const std::string sop_class = req.AffectedSOPClassUID;
     const std::string sop_uid = req.AffectedSOPInstanceUID;
     if (sop_class != UID_CTImageStorage)
-      return refuse(STATUS_STORE_Refused_SOPClassNotSupported, "SOP class " + sop_class + " is not CT Image Storage");
+      return refuse(STATUS_STORE_Refused_SOPClassNotSupported,
+                    "SOP class " + sop_class + " is not CT Image Storage");
     if (get(ds, DCM_SOPClassUID) != sop_class || get(ds, DCM_SOPInstanceUID) != sop_uid)
       return refuse(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
                     "the dataset's SOP Class/Instance UID differ from the request's");
     const std::string series = get(ds, DCM_SeriesInstanceUID);
     const std::string study = get(ds, DCM_StudyInstanceUID);
     if (!is_uid(sop_uid) || !is_uid(series) || !is_uid(study))
-      return refuse(STATUS_STORE_Error_CannotUnderstand, "missing or malformed Study/Series/SOP Instance UID");
+      return refuse(STATUS_STORE_Error_CannotUnderstand,
+                    "missing or malformed Study/Series/SOP Instance UID");
 
     const fs::path dir = fs::path(cfg_.work_dir) / "incoming" / series;
     const std::string file = (dir / (sop_uid + ".dcm")).string();
-    const std::string tmp = (dir / ("." + sop_uid + ".part")).string();
+    // Unique per thread: two associations may carry the same instance at once.
+    const std::string tmp =
+        (dir / ("." + sop_uid + "." +
+                std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) + ".part"))
+            .string();
     std::error_code ec;
     fs::create_directories(dir, ec);
     const E_TransferSyntax xfer = DcmXfer(info.acceptedTransferSyntax.c_str()).getXfer();
     DcmFileFormat ff(&ds);
-    OFCondition c = ff.saveFile(tmp.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
-                                EWM_createNewMeta);
+    OFCondition c = ff.saveFile(tmp.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange,
+                                0, 0, EWM_createNewMeta);
     if (c.bad()) {
       fs::remove(tmp, ec);
       return refuse(STATUS_STORE_Refused_OutOfResources, std::string("cannot write: ") + c.text());
@@ -222,8 +244,7 @@ class StoreScp : public DcmSCP {
   }
 
   const NodeConfig& cfg_;
-  JobQueue& queue_;
-  std::atomic<bool>& stop_;
+  JobQueue queue_;
   Say say_;
   std::function<void()> wake_;
   std::string calling_, peer_;
@@ -234,37 +255,143 @@ class StoreScp : public DcmSCP {
 
 }  // namespace
 
+/// The accept loop: each association is served by a StoreScp in its own thread, so a long
+/// series from one sender does not hold up another; beyond max_associations open at once
+/// a caller is rejected (transient, local limit exceeded) and may try again.
 struct Listener::Impl {
-  std::unique_ptr<StoreScp> scp;
+  const NodeConfig& cfg;
+  std::string queue_file;
   std::atomic<bool>* stop;
   Say say;
+  std::function<void()> wake;
+  DcmSCPConfig scp_cfg;
+  T_ASC_Network* net = nullptr;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::list<Worker> workers;
+
+  Impl(const NodeConfig& c, std::atomic<bool>& s, Say sy, std::function<void()> w)
+      : cfg(c),
+        queue_file(queue_path(c.work_dir)),
+        stop(&s),
+        say(std::move(sy)),
+        wake(std::move(w)),
+        scp_cfg(make_scp_config(c)) {}
+
+  ~Impl() {
+    join(true);
+    if (net) ASC_dropNetwork(&net);
+  }
+
+  /// Joins the threads whose association ended (all of them if `all`); returns how many run.
+  std::size_t join(bool all) {
+    for (auto it = workers.begin(); it != workers.end();) {
+      if (all || it->done->load()) {
+        it->thread.join();
+        it = workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return workers.size();
+  }
+
+  static void drop(T_ASC_Association*& assoc) {
+    if (!assoc) return;
+    ASC_dropAssociation(assoc);
+    ASC_destroyAssociation(&assoc);
+  }
+
+  void reject_busy(T_ASC_Association*& assoc) {
+    say("warning", std::string("association from '") + assoc->params->DULparams.callingAPTitle +
+                       "' (" + assoc->params->DULparams.callingPresentationAddress + ") refused: " +
+                       std::to_string(workers.size()) + " associations open (max_associations " +
+                       std::to_string(cfg.max_associations) + "); the caller may retry");
+    T_ASC_RejectParameters rej;
+    rej.result = ASC_RESULT_REJECTEDTRANSIENT;
+    rej.source = ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED;
+    rej.reason = ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED;
+    ASC_rejectAssociation(assoc, &rej);
+    drop(assoc);
+  }
+
+  void start(T_ASC_Association* assoc) {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    // The SCP (and its queue connection) is made here, so that a failure to open the queue
+    // refuses this association instead of ending a thread silently.
+    std::unique_ptr<StoreScp> scp;
+    try {
+      scp = std::make_unique<StoreScp>(cfg, scp_cfg, queue_file, say, wake);
+    } catch (const std::exception& e) {
+      say("error", std::string("association refused: ") + e.what());
+      drop(assoc);
+      return;
+    }
+    std::thread t([scp = std::move(scp), assoc, done, this]() mutable {
+      const OFCondition c =
+          scp->run(assoc);  // negotiation, then the DIMSE loop; the SCP frees assoc
+      if (c.bad() && c != DUL_PEERREQUESTEDRELEASE && c != DUL_PEERABORTEDASSOCIATION)
+        say("warning", std::string("association ended: ") + c.text());
+      scp.reset();
+      done->store(true);
+    });
+    workers.push_back({std::move(t), done});
+  }
 };
 
-Listener::Listener(const NodeConfig& config, JobQueue& queue, std::atomic<bool>& stop, Say say,
+Listener::Listener(const NodeConfig& config, std::atomic<bool>& stop, Say say,
                    std::function<void()> wake_worker)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->scp = std::make_unique<StoreScp>(config, queue, stop, say, std::move(wake_worker));
-  impl_->stop = &stop;
-  impl_->say = std::move(say);
-}
+    : impl_(std::make_unique<Impl>(config, stop, std::move(say), std::move(wake_worker))) {}
 
 Listener::~Listener() = default;
 
 void Listener::open() {
-  OFCondition c = impl_->scp->openListenPort();
-  if (c.bad())
-    core::fail<core::IoError>("listen", "port " + std::to_string(impl_->scp->getConfig().getPort()),
+  // As DcmSCP::openListenPort: keep the received data as it is.
+  dcmEnableAutomaticInputDataCorrection.set(OFFalse);
+  OFCondition c =
+      ASC_initializeNetwork(NET_ACCEPTOR, impl_->cfg.port, impl_->cfg.acse_timeout, &impl_->net);
+  if (c.bad()) {
+    impl_->net = nullptr;
+    core::fail<core::IoError>("listen", "port " + std::to_string(impl_->cfg.port),
                               std::string("cannot open: ") + c.text());
+  }
 }
 
 void Listener::serve() {
-  while (!impl_->stop->load()) {
-    OFCondition c = impl_->scp->acceptAssociations();
-    if (impl_->stop->load()) break;
-    // Network errors (garbage on the port, a peer vanishing) end one association only.
-    impl_->say("warning", std::string("listener: ") + c.text() + "; still listening");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Impl& m = *impl_;
+  if (!m.net)
+    core::fail<core::IoError>("listen", "port " + std::to_string(m.cfg.port), "not opened");
+  while (!m.stop->load()) {
+    m.join(false);
+    T_ASC_Association* assoc = nullptr;
+    OFCondition c =
+        ASC_receiveAssociation(m.net, &assoc, static_cast<long>(m.scp_cfg.getMaxReceivePDULength()),
+                               nullptr, nullptr, OFFalse, DUL_NOBLOCK, 1);
+    if (c == DUL_NOASSOCIATIONREQUEST) {  // one second without a caller
+      ASC_destroyAssociation(&assoc);
+      continue;
+    }
+    if (c.bad()) {
+      // Network errors (garbage on the port, a peer vanishing) end that connection only.
+      Impl::drop(assoc);
+      if (m.stop->load()) break;
+      m.say("warning", std::string("listener: ") + c.text() + "; still listening");
+      continue;
+    }
+    if (m.stop->load()) {
+      Impl::drop(assoc);
+      break;
+    }
+    if (m.join(false) >= static_cast<std::size_t>(m.cfg.max_associations)) {
+      m.reject_busy(assoc);
+      continue;
+    }
+    m.start(assoc);
   }
+  // Associations in progress finish (or time out) before the listener returns.
+  m.join(true);
 }
 
 }  // namespace detail
@@ -284,7 +411,8 @@ std::string sop_class_of(const std::string& file) {
   return v.c_str();
 }
 
-void setup(DcmSCU& scu, const Destination& to, const std::string& calling_aet, int acse, int dimse) {
+void setup(DcmSCU& scu, const Destination& to, const std::string& calling_aet, int acse,
+           int dimse) {
   scu.setAETitle(calling_aet.c_str());
   scu.setPeerHostName(to.host.c_str());
   scu.setPeerPort(static_cast<Uint16>(to.port));
@@ -297,15 +425,17 @@ void setup(DcmSCU& scu, const Destination& to, const std::string& calling_aet, i
 
 void connect(DcmSCU& scu, const Destination& to) {
   OFCondition c = scu.initNetwork();
-  if (c.bad()) core::fail<core::IoError>("send", to.to_string(), std::string("network: ") + c.text());
+  if (c.bad())
+    core::fail<core::IoError>("send", to.to_string(), std::string("network: ") + c.text());
   c = scu.negotiateAssociation();
-  if (c.bad()) core::fail<core::IoError>("send", to.to_string(), std::string("association: ") + c.text());
+  if (c.bad())
+    core::fail<core::IoError>("send", to.to_string(), std::string("association: ") + c.text());
 }
 
 }  // namespace
 
-void send_files(const std::vector<std::string>& files, const Destination& to, const std::string& calling_aet,
-                int acse_timeout, int dimse_timeout) {
+void send_files(const std::vector<std::string>& files, const Destination& to,
+                const std::string& calling_aet, int acse_timeout, int dimse_timeout) {
   if (files.empty()) return;
   DcmSCU scu;
   setup(scu, to, calling_aet, acse_timeout, dimse_timeout);
@@ -321,7 +451,8 @@ void send_files(const std::vector<std::string>& files, const Destination& to, co
     const T_ASC_PresentationContextID pc = scu.findPresentationContextID(classes[f].c_str(), "");
     if (pc == 0) {
       scu.releaseAssociation();
-      core::fail<core::IoError>("send", to.to_string(), "SOP class " + classes[f] + " not accepted");
+      core::fail<core::IoError>("send", to.to_string(),
+                                "SOP class " + classes[f] + " not accepted");
     }
     Uint16 status = 0xFFFF;
     OFCondition c = scu.sendSTORERequest(pc, OFFilename(f.c_str()), nullptr, status);
@@ -333,7 +464,8 @@ void send_files(const std::vector<std::string>& files, const Destination& to, co
       scu.releaseAssociation();
       char buf[8];
       std::snprintf(buf, sizeof buf, "%04X", status);
-      core::fail<core::IoError>("send", to.to_string(), std::string("C-STORE refused with status 0x") + buf);
+      core::fail<core::IoError>("send", to.to_string(),
+                                std::string("C-STORE refused with status 0x") + buf);
     }
   }
   scu.releaseAssociation();

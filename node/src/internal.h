@@ -15,10 +15,12 @@ namespace isoline::node::detail {
 using Say = std::function<void(const std::string& level, const std::string& line)>;
 
 /// The C-STORE SCP. open() binds the port (throws core::IoError); serve() accepts
-/// associations until `stop` is set, recovering from network errors.
+/// associations until `stop` is set, recovering from network errors, each association in its
+/// own thread with its own connection to the queue (config.max_associations at once), and
+/// returns when those in progress have ended.
 class Listener {
  public:
-  Listener(const NodeConfig& config, JobQueue& queue, std::atomic<bool>& stop, Say say,
+  Listener(const NodeConfig& config, std::atomic<bool>& stop, Say say,
            std::function<void()> wake_worker);
   ~Listener();
   void open();

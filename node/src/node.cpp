@@ -327,10 +327,9 @@ void Node::stop() {
 void Node::run() {
   Impl& m = *impl_;
   JobQueue worker_queue(queue_path(m.cfg.work_dir));
-  JobQueue listener_queue(queue_path(m.cfg.work_dir));
   worker_queue.recover(now_seconds());
   auto say = [&m](const std::string& level, const std::string& line) { m.say(level, line); };
-  detail::Listener listener(m.cfg, listener_queue, m.stop, say, [&m] { m.notify(); });
+  detail::Listener listener(m.cfg, m.stop, say, [&m] { m.notify(); });
   listener.open();
   {
     std::string dest;

@@ -101,7 +101,8 @@ TEST(NodeConfig, DestinationsAndJsonAndValidation) {
   EXPECT_THROW(node::parse_destination("TPS@host:x"), core::InvalidInput);
   EXPECT_THROW(node::parse_destination("TPS@host:70000"), core::InvalidInput);
   TempDir t;
-  std::ofstream(t.file("n.json")) << R"({"port": 4000, "aet": "NODE", "destinations": ["A@h:1", "B@g:2"],
+  std::ofstream(t.file("n.json"))
+      << R"({"port": 4000, "aet": "NODE", "destinations": ["A@h:1", "B@g:2"],
     "allowed_calling_aets": ["CT1"], "quiet_seconds": 5, "complete_on_release": true, "deidentify": true})";
   auto c = node::load_config(t.file("n.json"));
   EXPECT_EQ(c.port, 4000);
@@ -116,8 +117,16 @@ TEST(NodeConfig, DestinationsAndJsonAndValidation) {
   EXPECT_THROW(node::validate(c), core::InvalidInput);
   std::ofstream(t.file("bad.json")) << R"({"quiet": 5})";
   EXPECT_THROW(node::load_config(t.file("bad.json")), core::InvalidInput);
+  std::ofstream(t.file("m.json")) << R"({"max_associations": 3})";
+  EXPECT_EQ(node::load_config(t.file("m.json")).max_associations, 3);
+  c.job_kind = "contour";
+  for (int bad : {0, 65}) {
+    c.max_associations = bad;
+    EXPECT_THROW(node::validate(c), core::InvalidInput) << bad;
+  }
   node::NodeConfig def;
   EXPECT_DOUBLE_EQ(def.quiet_seconds, 30.0);
+  EXPECT_EQ(def.max_associations, 8);
 }
 
 }  // namespace

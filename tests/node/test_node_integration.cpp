@@ -1,12 +1,14 @@
 // The DICOM node against a real PACS (Orthanc) on 127.0.0.1: CT in by storescu, RT-STRUCT
 // out to Orthanc (checked through its REST API), kill/restart, send retries, rejections,
 // de-identification on the node, logs without PHI. Needs orthanc, dcmtk and curl (`make deps`).
+#include <future>
 #include <set>
 
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/scu.h"
 
 #include "isoline/rtstruct/rtstruct.h"
 #include "tests/node/node_test_util.h"
@@ -62,12 +64,15 @@ class NodeTest : public ::testing::Test {
 TempDir* NodeTest::dir_ = nullptr;
 rtstruct::CtSeries* NodeTest::ct_ = nullptr;
 
-std::string dest(const Orthanc& o) { return "ORTHANC@127.0.0.1:" + std::to_string(o.dicom_port()); }
+std::string dest(const Orthanc& o) {
+  return "ORTHANC@127.0.0.1:" + std::to_string(o.dicom_port());
+}
 
 TEST_F(NodeTest, CtSeriesToRtStructInOrthancWithin60s) {
   Orthanc orthanc(work_.file("orthanc"));
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
-  NodeProcess node(work_.file("node"), free_port(), {"--forward", dest(orthanc), "--quiet-time", "2"});
+  NodeProcess node(work_.file("node"), free_port(),
+                   {"--forward", dest(orthanc), "--quiet-time", "2"});
   ASSERT_TRUE(node.start()) << node.log();
 
   EXPECT_EQ(echoscu("SCANNER", "ISOLINE", node.port()).exit_code, 0);  // Verification
@@ -75,7 +80,8 @@ TEST_F(NodeTest, CtSeriesToRtStructInOrthancWithin60s) {
   ASSERT_EQ(s.exit_code, 0) << s.output;
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60))
-      << "no RT-STRUCT in Orthanc 60 s after the last C-STORE\n" << node.log();
+      << "no RT-STRUCT in Orthanc 60 s after the last C-STORE\n"
+      << node.log();
   const double latency = seconds_since(t0);
   std::printf("last C-STORE -> RT-STRUCT in Orthanc: %.1f s (quiet time 2 s)\n", latency);
   EXPECT_LT(latency, 60.0);
@@ -102,7 +108,8 @@ TEST_F(NodeTest, CtSeriesToRtStructInOrthancWithin60s) {
   std::this_thread::sleep_for(std::chrono::seconds(4));  // past the quiet time
   EXPECT_EQ(node.jobs().size(), 1u) << node.jobs().dump();
   EXPECT_EQ(orthanc.rtstructs().size(), 1u);
-  EXPECT_NE(node.log().find("arrived after the series was processed"), std::string::npos) << node.log();
+  EXPECT_NE(node.log().find("arrived after the series was processed"), std::string::npos)
+      << node.log();
 
   EXPECT_EQ(node.stop(SIGTERM), 0) << node.log();
   const std::string log = node.log();
@@ -120,7 +127,8 @@ TEST_F(NodeTest, KilledMidSeriesRestartedCompletesAndContoursOnce) {
   const std::string half = work_.file("half");
   fs::create_directories(half);
   for (std::size_t k = 0; k < ct().slices.size() / 2; ++k)
-    fs::copy_file(ct().slices[k].file, half + "/" + fs::path(ct().slices[k].file).filename().string());
+    fs::copy_file(ct().slices[k].file,
+                  half + "/" + fs::path(ct().slices[k].file).filename().string());
   {
     NodeProcess node(work_.file("node"), port, args);
     ASSERT_TRUE(node.start()) << node.log();
@@ -148,7 +156,8 @@ TEST_F(NodeTest, KilledMidSeriesRestartedCompletesAndContoursOnce) {
   EXPECT_EQ(jobs[0]["instances"], static_cast<int>(ct().slices.size()));
   const std::string log = node.log();
   std::size_t contoured = 0;
-  for (auto p = log.find(": contoured"); p != std::string::npos; p = log.find(": contoured", p + 1)) ++contoured;
+  for (auto p = log.find(": contoured"); p != std::string::npos; p = log.find(": contoured", p + 1))
+    ++contoured;
   EXPECT_EQ(contoured, 1u) << log;
 }
 
@@ -157,10 +166,12 @@ TEST_F(NodeTest, SendRetriedWithBackoffUntilOrthancIsBackAcrossANodeRestart) {
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
   orthanc.stop();  // the TPS goes down before the result is ready
   const std::string cfg = work_.file("node.json");
-  std::ofstream(cfg) << "{ \"destinations\": [\"" << dest(orthanc) << "\"], \"quiet_seconds\": 2,"
-                     << " \"retry_initial_seconds\": 1, \"retry_max_seconds\": 2, \"max_send_attempts\": 100 }\n";
+  std::ofstream(cfg)
+      << "{ \"destinations\": [\"" << dest(orthanc) << "\"], \"quiet_seconds\": 2,"
+      << " \"retry_initial_seconds\": 1, \"retry_max_seconds\": 2, \"max_send_attempts\": 100 }\n";
   const int port = free_port();
-  auto node = std::make_unique<NodeProcess>(work_.file("node"), port, std::vector<std::string>{"--config", cfg});
+  auto node = std::make_unique<NodeProcess>(work_.file("node"), port,
+                                            std::vector<std::string>{"--config", cfg});
   ASSERT_TRUE(node->start()) << node->log();
   auto s = storescu("SCANNER", "ISOLINE", port, ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
@@ -170,15 +181,19 @@ TEST_F(NodeTest, SendRetriedWithBackoffUntilOrthancIsBackAcrossANodeRestart) {
         return j.size() == 1 && j[0]["state"] == "sending" && j[0]["send_attempts"].get<int>() >= 2;
       },
       60))
-      << node->jobs().dump() << "\n" << node->log();
-  EXPECT_NE(node->log().find("send failed (attempt 2/100), next in 2.0 s"), std::string::npos) << node->log();
+      << node->jobs().dump() << "\n"
+      << node->log();
+  EXPECT_NE(node->log().find("send failed (attempt 2/100), next in 2.0 s"), std::string::npos)
+      << node->log();
   // The node restarts while the send is pending: the job survives in the queue.
   node->stop(SIGKILL);
-  node = std::make_unique<NodeProcess>(work_.file("node"), port, std::vector<std::string>{"--config", cfg});
+  node = std::make_unique<NodeProcess>(work_.file("node"), port,
+                                       std::vector<std::string>{"--config", cfg});
   ASSERT_TRUE(node->start()) << node->log();
   ASSERT_TRUE(orthanc.start()) << orthanc.log();  // same storage: the TPS is back
   ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60)) << node->log();
-  ASSERT_TRUE(wait_for([&] { return node->jobs()[0]["state"] == "done"; }, 10)) << node->jobs().dump();
+  ASSERT_TRUE(wait_for([&] { return node->jobs()[0]["state"] == "done"; }, 10))
+      << node->jobs().dump();
   const Json jobs = node->jobs();
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0]["process_attempts"], 1) << "contoured once, sent after the restart";
@@ -187,7 +202,8 @@ TEST_F(NodeTest, SendRetriedWithBackoffUntilOrthancIsBackAcrossANodeRestart) {
 }
 
 TEST_F(NodeTest, RejectsUnknownCallerNonCtAndGarbageAndKeepsServing) {
-  NodeProcess node(work_.file("node"), free_port(), {"--allow", "SCANNER", "--quiet-time", "2", "--debug"});
+  NodeProcess node(work_.file("node"), free_port(),
+                   {"--allow", "SCANNER", "--quiet-time", "2", "--debug"});
   ASSERT_TRUE(node.start()) << node.log();
   const int port = node.port();
   // Unknown calling AE title.
@@ -207,26 +223,33 @@ TEST_F(NodeTest, RejectsUnknownCallerNonCtAndGarbageAndKeepsServing) {
     ds.putAndInsertString(DCM_SOPClassUID, UID_MRImageStorage);
     ds.putAndInsertString(DCM_SOPInstanceUID, "1.2.826.0.1.3680043.2.1125.99.1");
     ds.putAndInsertString(DCM_Modality, "MR");
-    ASSERT_TRUE(ff.saveFile((mr + "/MR1.dcm").c_str(), EXS_LittleEndianExplicit, EET_ExplicitLength, EGL_recalcGL,
-                            EPD_noChange, 0, 0, EWM_updateMeta)
+    ASSERT_TRUE(ff.saveFile((mr + "/MR1.dcm").c_str(), EXS_LittleEndianExplicit, EET_ExplicitLength,
+                            EGL_recalcGL, EPD_noChange, 0, 0, EWM_updateMeta)
                     .good());
   }
   s = storescu("SCANNER", "ISOLINE", port, mr);
   EXPECT_NE(s.output.find("No presentation context"), std::string::npos) << s.output;
   // Garbage on the port: random bytes, an HTTP request, a connection closed at once.
-  for (const std::string g :
-       {"head -c 65536 /dev/urandom", "printf 'GET / HTTP/1.0\\r\\n\\r\\n'", "printf ''",
-        "printf '\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff'"}) {
-    run_command("timeout 15 bash -c \"" + g + " > /dev/tcp/127.0.0.1/" + std::to_string(port) + "\"");
+  for (const std::string g : {"head -c 65536 /dev/urandom", "printf 'GET / HTTP/1.0\\r\\n\\r\\n'",
+                              "printf ''", "printf '\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff'"}) {
+    run_command("timeout 15 bash -c \"" + g + " > /dev/tcp/127.0.0.1/" + std::to_string(port) +
+                "\"");
   }
   ASSERT_TRUE(node.running()) << node.log();
   // Still serving: Verification and a CT series from the accepted caller.
-  ASSERT_TRUE(wait_for([&] { return echoscu("SCANNER", "ISOLINE", port).exit_code == 0; }, 30)) << node.log();
+  ASSERT_TRUE(wait_for([&] { return echoscu("SCANNER", "ISOLINE", port).exit_code == 0; }, 30))
+      << node.log();
   s = storescu("SCANNER", "ISOLINE", port, ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
   EXPECT_EQ(s.output.find("Failed"), std::string::npos) << s.output;
-  ASSERT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 60))
-      << node.jobs().dump() << "\n" << node.log();
+  ASSERT_TRUE(wait_for(
+      [&] {
+        Json j = node.jobs();
+        return j.size() == 1 && j[0]["state"] == "done";
+      },
+      60))
+      << node.jobs().dump() << "\n"
+      << node.log();
   EXPECT_EQ(node.jobs()[0]["instances"], static_cast<int>(ct().slices.size()));
   EXPECT_TRUE(node.running());
   EXPECT_EQ(node.stop(SIGTERM), 0);
@@ -241,8 +264,9 @@ TEST_F(NodeTest, DeidentifiesOnTheNodeAndReidentifiesTheResultOnRelease) {
   Orthanc orthanc(work_.file("orthanc"));
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
   // Quiet time 300 s: only the association release can complete the series in time.
-  NodeProcess node(work_.file("node"), free_port(),
-                   {"--forward", dest(orthanc), "--quiet-time", "300", "--complete-on-release", "--deidentify"});
+  NodeProcess node(
+      work_.file("node"), free_port(),
+      {"--forward", dest(orthanc), "--quiet-time", "300", "--complete-on-release", "--deidentify"});
   ASSERT_TRUE(node.start()) << node.log();
   auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
@@ -268,31 +292,128 @@ TEST_F(NodeTest, MainJobSendsRtStructAndRtDose) {
   Orthanc orthanc(work_.file("orthanc"));
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
   const std::string cfg = work_.file("node.json");
-  std::ofstream(cfg) << "{ \"job_kind\": \"run\", \"run_max_iterations\": 5, \"complete_on_release\": true,"
-                     << " \"quiet_seconds\": 300, \"destinations\": [\"" << dest(orthanc) << "\"] }\n";
+  std::ofstream(cfg)
+      << "{ \"job_kind\": \"run\", \"run_max_iterations\": 5, \"complete_on_release\": true,"
+      << " \"quiet_seconds\": 300, \"destinations\": [\"" << dest(orthanc) << "\"] }\n";
   NodeProcess node(work_.file("node"), free_port(), {"--config", cfg});
   ASSERT_TRUE(node.start()) << node.log();
   auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
-  ASSERT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 400))
-      << node.jobs().dump() << "\n" << node.log();
+  ASSERT_TRUE(wait_for(
+      [&] {
+        Json j = node.jobs();
+        return j.size() == 1 && j[0]["state"] == "done";
+      },
+      400))
+      << node.jobs().dump() << "\n"
+      << node.log();
   ASSERT_EQ(orthanc.rtstructs().size(), 1u);
   expect_references_ct(fetch_rtstruct(orthanc, orthanc.rtstructs()[0]));
   auto r = orthanc.post("/tools/find", R"({"Level":"Instance","Query":{"Modality":"RTDOSE"}})");
   ASSERT_EQ(r.exit_code, 0);
   const Json doses = Json::parse(r.output, nullptr, false);
   ASSERT_EQ(doses.size(), 1u) << r.output;
-  const Json tags = orthanc.get_json("/instances/" + doses[0].get<std::string>() + "/simplified-tags");
+  const Json tags =
+      orthanc.get_json("/instances/" + doses[0].get<std::string>() + "/simplified-tags");
   EXPECT_EQ(tags.value("StudyInstanceUID", ""), ct().info.study_instance_uid);
   EXPECT_EQ(tags.value("FrameOfReferenceUID", ""), ct().frame_of_reference_uid);
   EXPECT_EQ(tags.value("DoseUnits", ""), "GY");
   EXPECT_NE(node.log().find("ran the main job"), std::string::npos) << node.log();
 }
 
+/// An association opened from the test process and held open until release().
+class HeldAssociation {
+ public:
+  HeldAssociation(const std::string& calling, int port) {
+    scu_.setAETitle(calling.c_str());
+    scu_.setPeerHostName("127.0.0.1");
+    scu_.setPeerPort(static_cast<Uint16>(port));
+    scu_.setPeerAETitle("ISOLINE");
+    scu_.setACSETimeout(20);
+    OFList<OFString> ts;
+    ts.push_back(UID_LittleEndianImplicitTransferSyntax);
+    scu_.addPresentationContext(UID_VerificationSOPClass, ts);
+    open_ = scu_.initNetwork().good() && scu_.negotiateAssociation().good();
+  }
+  ~HeldAssociation() { release(); }
+  bool open() const { return open_; }
+  bool echo() { return open_ && scu_.sendECHORequest(0).good(); }
+  void release() {
+    if (open_) scu_.releaseAssociation();
+    open_ = false;
+  }
+
+ private:
+  DcmSCU scu_;
+  bool open_ = false;
+};
+
+TEST_F(NodeTest, ServesSeveralAssociationsAtOnceUpToTheLimit) {
+  // A second CT series (another patient seed: other UIDs).
+  const std::string ct2 = work_.file("ct2");
+  const rtstruct::CtSeries second = make_ct(ct2, 40, 8);
+  ASSERT_NE(second.series_instance_uid, ct().series_instance_uid);
+  NodeProcess node(work_.file("node"), free_port(),
+                   {"--quiet-time", "2", "--max-associations", "2"});
+  ASSERT_TRUE(node.start()) << node.log();
+  const int port = node.port();
+
+  // A caller keeps its association open (idle). Served one at a time, the series below
+  // would wait behind it for the DIMSE timeout (60 s) and storescu would give up (ACSE
+  // timeout 30 s); served side by side, it goes through at once.
+  HeldAssociation held("HOLDER", port);
+  ASSERT_TRUE(held.open()) << node.log();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto s = storescu("SCANNER", "ISOLINE", port, ct2);
+  const double took = seconds_since(t0);
+  ASSERT_EQ(s.exit_code, 0) << s.output << "\n" << node.log();
+  std::printf("40 slices stored beside an open association in %.2f s\n", took);
+  EXPECT_LT(took, 20.0) << "the series waited behind the open association";
+  EXPECT_TRUE(held.echo()) << "the held association must still be served";
+
+  // Two open at once (the limit): a third caller is rejected as transient, told why in the log.
+  HeldAssociation second_held("HOLDER2", port);
+  ASSERT_TRUE(second_held.open()) << node.log();
+  auto e = echoscu("THIRD", "ISOLINE", port);
+  EXPECT_NE(e.exit_code, 0) << e.output;
+  EXPECT_NE(e.output.find("Rejected"), std::string::npos) << e.output;
+  held.release();
+  second_held.release();
+  ASSERT_TRUE(wait_for([&] { return echoscu("THIRD", "ISOLINE", port).exit_code == 0; }, 10))
+      << node.log();
+
+  // Two scanners send their series at the same time: both stored whole, one job each.
+  auto a = std::async(std::launch::async,
+                      [&] { return storescu("SCANNER", "ISOLINE", port, ct_dir()); });
+  auto b =
+      std::async(std::launch::async, [&] { return storescu("SCANNER2", "ISOLINE", port, ct2); });
+  const auto ra = a.get(), rb = b.get();
+  EXPECT_EQ(ra.exit_code, 0) << ra.output;
+  EXPECT_EQ(rb.exit_code, 0) << rb.output;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        Json j = node.jobs();
+        return j.size() == 2 && j[0]["state"] == "done" && j[1]["state"] == "done";
+      },
+      90))
+      << node.jobs().dump() << "\n"
+      << node.log();
+  for (const auto& j : node.jobs())
+    EXPECT_EQ(j["instances"], static_cast<int>(ct().slices.size())) << j.dump();
+  // ct2 came twice within its quiet time (alone, then beside ct): one series, one job.
+
+  EXPECT_EQ(node.stop(SIGTERM), 0) << node.log();
+  const std::string log = node.log();
+  EXPECT_NE(log.find("refused: 2 associations open (max_associations 2)"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("'THIRD'"), std::string::npos) << log;
+}
+
 TEST(NodeCli, ConfigWithUnknownKeyIsRejected) {
   TempDir t;
   std::ofstream(t.file("node.json")) << "{ \"quiet_second\": 5 }\n";
-  auto r = run_command(isoline_exe() + " listen --config " + t.file("node.json") + " --work " + t.str());
+  auto r =
+      run_command(isoline_exe() + " listen --config " + t.file("node.json") + " --work " + t.str());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("unknown key 'quiet_second'"), std::string::npos) << r.output;
 }
@@ -301,11 +422,12 @@ TEST(NodeCli, PortInUseIsAClearError) {
   TempDir t;
   const int port = free_port();
   Process holder({"/usr/bin/python3", "-c",
-                  "import socket,time;s=socket.socket();s.bind(('127.0.0.1'," + std::to_string(port) +
-                      "));s.listen();time.sleep(30)"},
+                  "import socket,time;s=socket.socket();s.bind(('127.0.0.1'," +
+                      std::to_string(port) + "));s.listen();time.sleep(30)"},
                  t.file("holder.log"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto r = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.str());
+  auto r =
+      run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.str());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("port " + std::to_string(port)), std::string::npos) << r.output;
 }

@@ -54,6 +54,9 @@ struct NodeConfig {
   bool debug = false;
   /// Log file ("" = standard error).
   std::string log_file;
+  /// Associations served at once, each in its own thread (a scanner's long series does not
+  /// hold up another sender); a caller beyond this is rejected as transient and may retry.
+  int max_associations = 8;
   /// Network timeouts (seconds).
   int acse_timeout = 10;
   int dimse_timeout = 60;
