@@ -1,4 +1,5 @@
 // isoline contour <CT> --out rs.dcm|masks-dir: automatic head-and-neck contouring.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
+#include "isoline/pipeline/case_io.h"
 #include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtstruct.h"
 
@@ -42,6 +44,12 @@ int run_contour(const Args& args, const Context& ctx) {
   std::error_code ec;
   if (!fs::exists(in, ec)) core::fail<core::IoError>("contour", in, "no such file or directory");
   const bool rtstruct_out = ends_with(out, ".dcm");
+  const auto report_html = args.get("--report");
+  const auto preview_png = args.get("--preview");
+  if (report_html && !ends_with(*report_html, ".html"))
+    throw UsageError{"--report names an .html file, not " + *report_html};
+  if (preview_png && !ends_with(*preview_png, ".png"))
+    throw UsageError{"--preview names a .png file, not " + *preview_png};
 
   contouring::ContourOptions opt;
   opt.structures = split_list(args.get_all("--structures"));
@@ -55,16 +63,21 @@ int run_contour(const Args& args, const Context& ctx) {
   if (dicom) {
     series = rtstruct::read_ct_series(in, {}, progress.sub(0, 0.1, "read CT"));
     ct = series.image;
-    for (const auto& w : series.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
+    for (const auto& w : series.warnings)
+      std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
     if (rtstruct_out) rtstruct::check_rtstruct_reference(series, out);  // before the network runs
   } else {
     if (rtstruct_out)
-      core::fail<core::InvalidInput>("contour", out,
-                                     "an RT-STRUCT must reference a DICOM CT series; give a DICOM CT "
-                                     "directory, or a directory for NIfTI masks as --out");
+      core::fail<core::InvalidInput>(
+          "contour", out,
+          "an RT-STRUCT must reference a DICOM CT series; give a DICOM CT "
+          "directory, or a directory for NIfTI masks as --out");
     ct = core::read_image(in);
   }
+  const auto t0 = std::chrono::steady_clock::now();
   contouring::ContourResult r = contouring::contour(ct, opt, progress.sub(0.1, 0.9, "segment"));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
   if (!args.quiet) {
@@ -82,9 +95,13 @@ int run_contour(const Args& args, const Context& ctx) {
     wo.algorithm_name = "Isoline " + r.model_name;
     wo.structure_set_label = "AUTO";
     wo.series_description = "Isoline auto-contours (review required)";
-    auto res = rtstruct::write_rtstruct(r.structures, series, out, wo, progress.sub(0.9, 1.0, "write"));
-    for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());
-    if (!args.quiet) std::printf("wrote %s (%zu ROIs, %zu contours)\n", out.c_str(), res.num_rois, res.num_contours);
+    auto res =
+        rtstruct::write_rtstruct(r.structures, series, out, wo, progress.sub(0.9, 1.0, "write"));
+    for (const auto& w : res.warnings)
+      std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());
+    if (!args.quiet)
+      std::printf("wrote %s (%zu ROIs, %zu contours)\n", out.c_str(), res.num_rois,
+                  res.num_contours);
   } else {
     core::write_mask_dir(r.structures, out);
     if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), out.c_str());
@@ -92,6 +109,20 @@ int run_contour(const Args& args, const Context& ctx) {
   if (auto md = args.get("--masks")) {
     core::write_mask_dir(r.structures, *md);
     if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), md->c_str());
+  }
+  if (report_html || preview_png) {
+    char took[32];
+    std::snprintf(took, sizeof took, "%.1f s", seconds);
+    std::vector<std::pair<std::string, std::string>> info;
+    if (dicom)
+      info.push_back({"Patient", series.info.patient_name + " (" + series.info.patient_id + ")"});
+    info.insert(info.end(),
+                {{"CT", in}, {"Device", core::to_string(opt.device)}, {"Contouring time", took}});
+    pipeline::write_contour_review(ct, r, report_html.value_or(""), preview_png.value_or(""),
+                                   "Auto-contours: " + fs::path(in).filename().string(), info);
+    if (!args.quiet)
+      for (const auto* f : {&report_html, &preview_png})
+        if (*f) std::printf("wrote %s\n", (*f)->c_str());
   }
   progress.done();
   return 0;
@@ -107,13 +138,18 @@ Command make_contour_command() {
       "Segments Brainstem, SpinalCord, parotids, Esophagus, Larynx, Mandible, PTV70/63/56\n"
       "(trained on OpenKBP) and the Body on a planning CT (DICOM directory or NIfTI), in any\n"
       "orientation. --out FILE.dcm writes an RT-STRUCT referencing the CT (DICOM input only);\n"
-      "any other --out is a directory of NIfTI masks. Every ROI carries quality flags (confidence,\n"
-      "unusual volume or position, missing) in its description; a CT outside the model's scope\n"
-      "(e.g. a chest CT) is reported with a warning. Auto-contours must be reviewed.";
+      "any other --out is a directory of NIfTI masks. Every ROI carries quality flags\n"
+      "(confidence, unusual volume or position, missing) in its description; a CT outside the model's scope\n"
+      "(e.g. a chest CT) is reported with a warning. --report writes a self-contained HTML page\n"
+      "for a first look (axial, coronal and sagittal views with the outlines, the structure table\n"
+      "with the flags, the warnings); --preview the same views as one PNG. Auto-contours must be\n"
+      "reviewed.";
   c.positionals = {{"CT", "DICOM CT directory/file or NIfTI/NRRD/MetaImage CT in HU"}};
   c.options = {
       {"--out", "PATH", "RT-STRUCT file (.dcm) or masks directory", true},
       {"--masks", "DIR", "also write NIfTI masks to DIR"},
+      {"--report", "HTML", "also write a review page (views with outlines, structures, flags)"},
+      {"--preview", "PNG", "also write the views with outlines as one picture"},
       {"--structures", "LIST", "comma-separated structures (default: all + Body)", false, "", true},
       {"--device", "DEV", "cpu or cuda", false, "cpu"},
       {"--model", "JSON", "model card (default: the shipped model, or $ISOLINE_MODEL)"},

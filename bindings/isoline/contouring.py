@@ -11,6 +11,7 @@ Example::
     for q in res.quality:
         print(q.name, q.confidence, q.flags)
     contouring.compare_masks(res.structures["SpinalCord"].mask, p.structures["SpinalCord"].mask).dice
+    contouring.write_review(p.ct, res, html="review.html", png="review.png", info={"Case": "phantom 3"})
 
     # Many CTs with one model: load the network and check the card once, then call.
     contour = contouring.Contourer(structures=["Brainstem", "Body"])
@@ -41,6 +42,7 @@ from ._isoline.contouring import (  # noqa: F401
     reference_flag,
     summarize,
 )
+from ._isoline.contouring import _write_review
 from ._isoline.core import Image
 
 ProgressCallback = Callable[[str, float, str], None]
@@ -88,6 +90,22 @@ class Contourer:
                 f"structures={self.structures or 'all'})")
 
 
+def write_review(ct: Image, result: ContourResult, html: Optional[os.PathLike | str] = None,
+                 png: Optional[os.PathLike | str] = None, title: str = "Auto-contours",
+                 info: Optional[dict | Sequence[tuple]] = None) -> None:
+    """A first look at auto-contours, as ``isoline contour --report/--preview``: ``html`` a
+    self-contained page (axial, coronal and sagittal views through the highest target with
+    every outline, the structures with their quality flags, the warnings), ``png`` the same
+    views with the legend as one picture (a thumbnail per case in a batch). ``info``: extra
+    rows (dict or pairs) shown at the top. Each file is written atomically; at least one is
+    required."""
+    if html is None and png is None:
+        raise ValueError("write_review: give html=, png= or both")
+    rows = list(info.items()) if isinstance(info, dict) else list(info or [])
+    _write_review(ct, result, os.fspath(html) if html is not None else "",
+                  os.fspath(png) if png is not None else "", title, [(str(k), str(v)) for k, v in rows])
+
+
 __all__ = [
     "ContourResult",
     "Contourer",
@@ -107,4 +125,5 @@ __all__ = [
     "load_model_card",
     "reference_flag",
     "summarize",
+    "write_review",
 ]

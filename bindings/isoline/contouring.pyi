@@ -12,6 +12,7 @@ Example::
     for q in res.quality:
         print(q.name, q.confidence, q.flags)
     contouring.compare_masks(res.structures["SpinalCord"].mask, p.structures["SpinalCord"].mask).dice
+    contouring.write_review(p.ct, res, html="review.html", png="review.png", info={"Case": "phantom 3"})
 
     # Many CTs with one model: load the network and check the card once, then call.
     contour = contouring.Contourer(structures=["Brainstem", "Body"])
@@ -201,6 +202,9 @@ def reference_flag(structure: str, ref_cc: float, card: ModelCard) -> str: ...
 
 def summarize(rows: List[EvalRow]) -> List[EvalSummary]: ...
 
+
+def write_review(ct: _core.Image, result: ContourResult, html: Optional[os.PathLike | str] = ..., png: Optional[os.PathLike | str] = ..., title: str = ..., info: Optional[dict | Sequence[tuple]] = ...) -> None: ...
+
 __all__ = [
     "ContourResult",
     "Contourer",
@@ -220,4 +224,5 @@ __all__ = [
     "load_model_card",
     "reference_flag",
     "summarize",
+    "write_review",
 ]

@@ -11,6 +11,7 @@
 #include "isoline/contouring/model.h"
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
+#include "isoline/pipeline/case_io.h"
 
 namespace py = pybind11;
 using namespace isoline;
@@ -107,6 +108,9 @@ void bind_contouring(py::module_ m) {
       "structures: names from the model card plus 'Body' (empty = all). model: a loaded Model "
       "(then model_card and device are not used); without it the model is loaded for this call. "
       "Releases the GIL.");
+  m.def("_write_review", &pipeline::write_contour_review, py::arg("ct"), py::arg("result"),
+        py::arg("html"), py::arg("png"), py::arg("title"), py::arg("info"),
+        py::call_guard<py::gil_scoped_release>());
   m.def("body_mask", &body_mask, py::arg("ct"), py::arg("threshold_hu") = -350.0,
         py::arg("opening_mm") = 4.0, py::call_guard<py::gil_scoped_release>(),
         "Body/External mask by threshold and morphology, on the CT grid.");

@@ -89,13 +89,15 @@ Color default_color(std::string_view name, std::size_t index) {
     const char* name;
     Color color;
   };
-  // Conventional H&N colours (close to common TPS defaults) for quick recognition.
+  // Conventional H&N colours (close to common TPS defaults) for quick recognition, at least
+  // 80 apart in RGB so that structures drawn side by side (Brainstem / PTV63, a parotid /
+  // PTV56) are told apart in the reports, the UI and the TPS.
   static const Named kNamed[] = {
       {"BRAINSTEM", {255, 170, 0}},    {"SPINALCORD", {255, 255, 0}},
       {"RIGHTPAROTID", {0, 170, 255}}, {"LEFTPAROTID", {0, 255, 170}},
       {"ESOPHAGUS", {170, 85, 255}},   {"LARYNX", {255, 85, 170}},
-      {"MANDIBLE", {230, 230, 200}},   {"PTV70", {255, 0, 0}},
-      {"PTV63", {255, 128, 0}},        {"PTV56", {0, 200, 255}},
+      {"MANDIBLE", {200, 180, 120}},   {"PTV70", {255, 0, 0}},
+      {"PTV63", {200, 0, 120}},        {"PTV56", {160, 255, 90}},
       {"BODY", {0, 255, 0}},           {"EXTERNAL", {0, 255, 0}},
   };
   const std::string u = upper(name);

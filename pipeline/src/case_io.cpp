@@ -158,4 +158,22 @@ void write_plan_report(const std::string& path, const std::string& title, const 
   report::write_html(in, path);
 }
 
+void write_contour_review(const core::Image& ct, const contouring::ContourResult& result,
+                          const std::string& html_path, const std::string& png_path,
+                          const std::string& title,
+                          const std::vector<std::pair<std::string, std::string>>& info) {
+  report::ReportInput in;
+  in.title = title;
+  in.info = info;
+  in.info.push_back({"Model", result.model_name + " " + result.model_version});
+  in.info.push_back({"Status", "automatic contours: to be reviewed before clinical use"});
+  in.warnings = result.warnings;
+  for (const auto& q : result.quality)
+    for (const auto& f : q.flags) in.warnings.push_back(q.name + ": " + f);
+  in.ct = ct;
+  in.structures = result.structures;
+  if (!html_path.empty()) report::write_html(in, html_path);
+  if (!png_path.empty()) report::write_figure_png(in, png_path);
+}
+
 }  // namespace isoline::pipeline

@@ -229,7 +229,7 @@ void colour_bar_svg(std::ostringstream& o, double rx, double vmax, const ReportO
 
 void views_section(std::ostringstream& o, const ReportInput& in, const ReportOptions& opt) {
   const double rx = detail::prescription(in), vmax = detail::dose_scale_max(in);
-  o << "<h2>Dose and contours</h2>\n";
+  o << (in.doses.empty() ? "<h2>Contours</h2>\n" : "<h2>Dose and contours</h2>\n");
   if (!in.doses.empty()) {
     o << "<div class=\"legend\">";
     colour_bar_svg(o, rx, vmax, opt);
@@ -403,14 +403,17 @@ std::string render_html(const ReportInput& in, const ReportOptions& opt) {
     << "</title>\n<style>" << kCss << "</style>\n</head>\n<body>\n<h1>" << esc(title) << "</h1>\n";
   o << "<table class=\"info\">\n";
   for (const auto& [k, v] : in.info) o << "<tr><th>" << esc(k) << "</th><td>" << esc(v) << "</td></tr>\n";
-  o << "<tr><th>Prescription</th><td>" << fmt(detail::prescription(in), 2) << " Gy";
-  const auto targets = detail::find_targets(in);
-  if (!targets.empty()) {
-    o << " (targets:";
-    for (const auto& t : targets) o << ' ' << esc(t.name) << (t.dose_gy > 0 ? " " + fmt(t.dose_gy, 1) + " Gy" : "");
-    o << ")";
+  if (!in.doses.empty()) {  // a page of contours alone has no prescription to show
+    o << "<tr><th>Prescription</th><td>" << fmt(detail::prescription(in), 2) << " Gy";
+    const auto targets = detail::find_targets(in);
+    if (!targets.empty()) {
+      o << " (targets:";
+      for (const auto& t : targets)
+        o << ' ' << esc(t.name) << (t.dose_gy > 0 ? " " + fmt(t.dose_gy, 1) + " Gy" : "");
+      o << ")";
+    }
+    o << "</td></tr>\n";
   }
-  o << "</td></tr>\n";
   for (const auto& d : in.doses) {
     if (d.criteria.empty()) continue;
     int evaluated = 0;

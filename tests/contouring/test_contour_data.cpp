@@ -276,8 +276,25 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   rtstruct::write_ct_series(s.ct, t.file("ct"));
   auto r = test::run_command(test::isoline_bin() + " contour " + t.file("ct") + " --out " +
                              t.file("rs.dcm") + " --structures Mandible,Brainstem,Body --masks " +
-                             t.file("masks"));
+                             t.file("masks") + " --report " + t.file("rs.html") + " --preview " +
+                             t.file("rs.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  {  // the first-look page and picture
+    std::ifstream h(t.file("rs.html"));
+    const std::string html((std::istreambuf_iterator<char>(h)), std::istreambuf_iterator<char>());
+    for (const char* want : {"Mandible", "Brainstem", "Body", "data:image/png;base64,", "to be reviewed"})
+      EXPECT_NE(html.find(want), std::string::npos) << want;
+    std::ifstream p(t.file("rs.png"), std::ios::binary);
+    char magic[8] = {};
+    p.read(magic, 8);
+    EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+    EXPECT_GT(std::filesystem::file_size(t.file("rs.png")), 10000u);
+  }
+  auto badreport = test::run_command(test::isoline_bin() + " contour " + t.file("ct") + " --out " +
+                                     t.file("rs4.dcm") + " --report " + t.file("rs.txt"));
+  EXPECT_NE(badreport.exit_code, 0);
+  EXPECT_NE(badreport.output.find("--report names an .html file"), std::string::npos) << badreport.output;
+  EXPECT_FALSE(std::filesystem::exists(t.file("rs4.dcm")));
   auto rs = rtstruct::read_rtstruct(t.file("rs.dcm"));
   ASSERT_EQ(rs.rois.size(), 3u);
   auto ct = rtstruct::read_ct_series(t.file("ct"));

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
+
 #include "isoline/core/error.h"
 #include "isoline/core/structure.h"
 
@@ -65,6 +68,17 @@ TEST(StructureSet, RejectsMasksOnAnotherGridOrType) {
 
 TEST(StructureSet, DistinctDefaultColours) {
   EXPECT_FALSE(default_color("PTV70") == default_color("SpinalCord"));
+  // The head-and-neck structures drawn together must be told apart at a glance.
+  const char* hn[] = {"Brainstem", "SpinalCord", "RightParotid", "LeftParotid",
+                      "Esophagus", "Larynx",     "Mandible",     "PTV70",
+                      "PTV63",     "PTV56",      "Body"};
+  for (const char* a : hn)
+    for (const char* b : hn) {
+      if (std::string(a) >= b) continue;
+      const Color ca = default_color(a), cb = default_color(b);
+      const double d = std::hypot(double(ca.r) - cb.r, double(ca.g) - cb.g, double(ca.b) - cb.b);
+      EXPECT_GE(d, 80.0) << a << " and " << b << " look alike";
+    }
   EXPECT_FALSE(default_color("x", 0) == default_color("y", 1));
 }
 
@@ -93,8 +107,8 @@ TEST(Structure, IsTargetByTypeOrName) {
     return x;
   };
   EXPECT_TRUE(s("Boost", StructureType::PTV).is_target());
-  EXPECT_TRUE(s("GTVp", StructureType::Organ).is_target());    // named like one
-  EXPECT_TRUE(s("PTV70", StructureType::Organ).is_target());   // a TPS export typed ORGAN
+  EXPECT_TRUE(s("GTVp", StructureType::Organ).is_target());   // named like one
+  EXPECT_TRUE(s("PTV70", StructureType::Organ).is_target());  // a TPS export typed ORGAN
   EXPECT_TRUE(s("CTV_high", StructureType::Other).is_target());
   EXPECT_FALSE(s("LeftParotid", StructureType::Organ).is_target());
   EXPECT_FALSE(s("BODY", StructureType::External).is_target());

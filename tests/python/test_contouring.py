@@ -10,7 +10,7 @@ import isoline
 from isoline import contouring, core
 
 
-def test_contour_small_phantom(small_hn):
+def test_contour_small_phantom(small_hn, tmp_path):
     seen = []
     res = contouring.contour(small_hn.ct, structures=["SpinalCord", "Mandible", "Body"],
                              progress=lambda stage, f, d: seen.append((stage, f)))
@@ -23,6 +23,19 @@ def test_contour_small_phantom(small_hn):
     assert body.dice > 0.95
     assert seen[0][1] == 0.0 and seen[-1][1] == 1.0 and seen[0][0].startswith("contour")
     assert all(b >= a for (_, a), (_, b) in zip(seen, seen[1:]))
+
+    # The first-look page and picture (isoline contour --report / --preview).
+    contouring.write_review(small_hn.ct, res, html=tmp_path / "r.html", png=tmp_path / "r.png",
+                            info={"Case": "small phantom"})
+    html = (tmp_path / "r.html").read_text()
+    for want in ("small phantom", "SpinalCord", "Mandible", res.model_name, "data:image/png;base64,"):
+        assert want in html
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError):
+        contouring.write_review(small_hn.ct, res)
+    with pytest.raises(isoline.IoError):
+        contouring.write_review(small_hn.ct, res, png=tmp_path / "no" / "such" / "dir" / "r.png")
+    assert not (tmp_path / "no").exists()
 
 
 def test_contour_releases_gil_and_can_cancel(small_hn):

@@ -510,5 +510,20 @@ TEST(Report, HeadNeckPhantomWithSyntheticDose) {
   }
 }
 
+TEST(Report, IsodoseLinesDoNotLookLikeHeadNeckStructures) {
+  // An outline in an isodose colour reads as a dose line (the 80 % line and PTV63 were both
+  // magenta before session 10).
+  const report::ReportOptions opt;
+  for (const char* s : {"Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus",
+                        "Larynx", "Mandible", "PTV70", "PTV63", "PTV56", "Body"}) {
+    const core::Color c = core::default_color(s);
+    for (const auto& iso : opt.isodoses) {
+      const double d = std::hypot(double(c.r) - iso.color.r, double(c.g) - iso.color.g,
+                                  double(c.b) - iso.color.b);
+      EXPECT_GE(d, 80.0) << s << " looks like the " << iso.percent << " % isodose line";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace isoline

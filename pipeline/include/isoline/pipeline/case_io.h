@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "isoline/contouring/contour.h"
 #include "isoline/core/image.h"
 #include "isoline/core/progress.h"
 #include "isoline/core/structure.h"
@@ -34,7 +35,8 @@ struct PlanOutputs {
 
 /// Writes plan.json, dose.nii.gz, RD.dcm (RT-DOSE referencing the CT), dvh.csv and
 /// metrics.json for a plan into `dir` (created; each file atomic). Returns the file names.
-PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const core::StructureSet& structures,
+PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct,
+                               const core::StructureSet& structures,
                                const planning::PlanResult& plan);
 
 /// Writes the HTML report of a plan (pictures, DVH, metrics, criteria, quality flags).
@@ -43,5 +45,14 @@ void write_plan_report(const std::string& path, const std::string& title, const 
                        const std::vector<std::pair<std::string, std::string>>& info,
                        const std::vector<std::string>& warnings);
 
+/// Writes a first look at auto-contours before the TPS: `html_path` a self-contained page
+/// (axial, coronal and sagittal views through the highest target with every outline, the
+/// structure table with the quality flags, the scope and flag warnings, `info` rows and the
+/// model), `png_path` the same views with the legend as one picture. An empty path is not
+/// written; each file is atomic. Throws InvalidInput (no CT) or IoError naming the file.
+void write_contour_review(const core::Image& ct, const contouring::ContourResult& result,
+                          const std::string& html_path, const std::string& png_path,
+                          const std::string& title = "Auto-contours",
+                          const std::vector<std::pair<std::string, std::string>>& info = {});
 
 }  // namespace isoline::pipeline
