@@ -17,7 +17,9 @@ file — is one case), a list of paths (id = the entry's name) or a dict {case i
 Jobs are plain functions ``job(case_id, input_path, case_out_dir, options) -> dict`` registered
 with :func:`register_job`; the dict (JSON-able) is stored in the manifest. The built-in
 ``"contour"`` job writes ``RS.dcm`` (DICOM input) or ``masks/*.nii.gz`` (image input) and
-``quality.json`` into ``<out>/<case id>/``; ``"run"`` is the whole main job (``isoline run``:
+``quality.json`` into ``<out>/<case id>/`` (options ``"preview": True`` adds ``preview.png``, the
+three views with the outlines, and ``"review": True`` ``review.html``, as ``isoline contour
+--preview/--report``); ``"run"`` is the whole main job (``isoline run``:
 contours, plan, RS.dcm, RD.dcm, plan.json, dose, report; see :mod:`isoline.pipeline`).
 """
 from __future__ import annotations
@@ -111,7 +113,8 @@ def load_ct(path: PathLike):
 
 
 def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
-    """Contours one case: RS.dcm (DICOM input) or masks/*.nii.gz, plus quality.json."""
+    """Contours one case: RS.dcm (DICOM input) or masks/*.nii.gz, plus quality.json; with
+    options "preview" / "review" also preview.png / review.html (contouring.write_review)."""
     from ._isoline.core import write_mask_dir
     from ._isoline.rtstruct import write_rtstruct
     ct, series = load_ct(input_path)
@@ -132,6 +135,13 @@ def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any
     }
     (out / "quality.json").write_text(json.dumps(quality, indent=1))
     outputs.append("quality.json")
+    if options.get("preview") or options.get("review"):
+        from .contouring import write_review
+        png = out / "preview.png" if options.get("preview") else None
+        html = out / "review.html" if options.get("review") else None
+        write_review(ct, res, html=html, png=png, title=f"Auto-contours: {case_id}",
+                     info={"Case": case_id, "Input": str(input_path)})
+        outputs += [p.name for p in (png, html) if p is not None]
     return {"outputs": outputs, "structures": res.structures.names(), "warnings": list(res.warnings)}
 
 
@@ -437,6 +447,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--scheduler", help="address of a running Dask scheduler (default: local cluster)")
     ap.add_argument("--workers", type=int, help="local worker processes")
     ap.add_argument("--structures", nargs="*", default=[], help="contour: structures (default all)")
+    ap.add_argument("--preview", action="store_true", help="contour: also preview.png per case (views with outlines)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--template", default="hn", help="run: plan template")
     ap.add_argument("--iterations", type=int, default=0, help="run: optimiser iterations (0 = template's)")
@@ -444,6 +455,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     options: Dict[str, Any] = {"device": a.device}
     if a.job == "contour":
         options["structures"] = a.structures
+        if a.preview:
+            options["preview"] = True
     else:
         options.update(template=a.template, max_iterations=a.iterations)
     rep = run_batch(a.cases, a.out, a.job, options=options,

@@ -25,7 +25,7 @@ def cases(tmp_path_factory):
 
 def test_batch_kill_worker_then_resume(cases, tmp_path):
     out = tmp_path / "out"
-    opts = {"structures": ["SpinalCord", "Mandible", "Body"]}
+    opts = {"structures": ["SpinalCord", "Mandible", "Body"], "preview": True}
     cluster = batch.local_cluster(n_workers=2, allowed_failures=0)
     from dask.distributed import Client
     client = Client(cluster)
@@ -72,6 +72,7 @@ def test_batch_kill_worker_then_resume(cases, tmp_path):
         assert (d / "quality.json").is_file()
         q = json.loads((d / "quality.json").read_text())
         assert set(q["structures"]) == {"SpinalCord", "Mandible", "Body"}
+        assert (d / "preview.png").read_bytes()[:4] == b"\x89PNG"
         if s == 0:
             assert (d / "RS.dcm").is_file()
         else:
