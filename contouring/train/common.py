@@ -40,7 +40,8 @@ def cache_ct(z, name):
 def card_context(model_path):
     """Slices each side of a 2.5D model's input, from its card (model.json beside model.pt);
     CONTEXT when there is no card. A 3D ("volume") card raises ValueError: the scripts that ask
-    (choose_thresholds.py, network_timing.py) feed stacks of slices."""
+    feed stacks of slices (choose_thresholds.py; network_timing.py reads a volume card's
+    windows itself)."""
     card = os.path.splitext(model_path)[0] + ".json"
     if not os.path.exists(card):
         return CONTEXT

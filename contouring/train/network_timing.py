@@ -4,7 +4,9 @@ Debian's LibTorch is CPU-only, so `isoline contour --device cuda` cannot run her
 host with PyTorch (any version that loads TorchScript saved by torch 1.13) this script runs
 the shipped TorchScript module on the same input the C++ inference builds for a CT: the CT
 resampled to the model grid (3.906 x 3.906 x 2.5 mm; OpenKBP CTs come at 2.5-5.4 mm), cropped
-to the body and padded to a multiple of 16, in batches of axial stacks of the card's slices.
+to the body and padded to a multiple of 16, in batches of axial stacks of the card's slices
+(a "volume" card: the whole crop, in z windows of the card's window_slices overlapping by 32
+slices, as contour.cpp cuts them).
 The CPU runs with as many threads as `isoline contour` uses (every CPU the process may use,
 unless OMP_NUM_THREADS says otherwise).
 
@@ -74,26 +76,71 @@ def model_input(ct_path, context=CONTEXT):
     return np.stack([pad[:, :, k:k + n_in].transpose(2, 0, 1) for k in ks])
 
 
+WINDOW_OVERLAP = 32  # ModelCard::kWindowOverlap
+
+
+def card_input(model_path):
+    """The card's "input" object (model.json beside model.pt); {} when there is no card."""
+    card = os.path.splitext(model_path)[0] + ".json"
+    if not os.path.exists(card):
+        return {}
+    with open(card) as f:
+        return json.load(f)["input"]
+
+
+def volume_windows(ct_path, window_slices=160, multiple_of=16):
+    """[(1, 1, px, py, pz)] float32 windows of the body-cropped CT on the model grid, as
+    contour.cpp cuts them for a 3-D ("volume") card: windows of min(body slices, window_slices)
+    slices spaced evenly so that neighbours share at least 32 slices, each padded to a
+    multiple of `multiple_of` in every direction."""
+    hu = load_hu(ct_path)
+    body = hu > BODY_HU
+    if not body.any():
+        raise ValueError(f"{ct_path}: no voxel above {BODY_HU} HU (not a CT in HU?)")
+    idx = [np.nonzero(body.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
+    (i0, i1), (j0, j1) = [(max(int(v[0]) - 4, 0), int(v[-1]) + 5) for v in idx[:2]]
+    k0, k1 = int(idx[2][0]), int(idx[2][-1]) + 1
+    crop = normalise(hu[i0:i1, j0:j1, k0:k1])
+    up = lambda n: -(-n // multiple_of) * multiple_of  # noqa: E731
+    L = k1 - k0
+    wl = min(L, window_slices)
+    nw = 1 if L <= wl else (L - wl + (wl - WINDOW_OVERLAP) - 1) // (wl - WINDOW_OVERLAP) + 1
+    out = []
+    for w in range(nw):
+        ka = 0 if nw == 1 else (L - wl) * w // (nw - 1)
+        win = np.full((up(crop.shape[0]), up(crop.shape[1]), up(wl)), normalise(np.array(HU_MIN)), np.float32)
+        win[:crop.shape[0], :crop.shape[1], :wl] = crop[:, :, ka:ka + wl]
+        out.append(win[None, None])
+    return out
+
+
 def measure(ct_path, devices=("cpu", "cuda"), model_path=DEFAULT_MODEL, batch=16, repeat=3):
-    """{device: seconds or None (device unavailable)} for the network over all slices."""
+    """{device: seconds or None (device unavailable)} for the network over all slices (all z
+    windows for a volume card)."""
     import torch
     torch.set_num_threads(available_cpus())
-    x = torch.from_numpy(model_input(ct_path, card_context(model_path)))
+    inp = card_input(model_path)
+    if inp.get("kind", "slices") == "volume":
+        xs = [torch.from_numpy(w) for w in
+              volume_windows(ct_path, int(inp.get("window_slices", 160)), int(inp.get("multiple_of", 16)))]
+    else:
+        x = torch.from_numpy(model_input(ct_path, card_context(model_path)))
+        xs = [x[b:b + batch] for b in range(0, x.shape[0], batch)]
     out = {}
     for dev in devices:
         if dev == "cuda" and not torch.cuda.is_available():
             out[dev] = None
             continue
         net = torch.jit.load(model_path, map_location=dev).eval()
-        xd = x.to(dev)
+        xd = [x.to(dev) for x in xs]
         sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
         best = float("inf")
         with torch.inference_mode():
             for r in range(repeat + 1):
                 sync()
                 t0 = time.perf_counter()
-                for b in range(0, xd.shape[0], batch):
-                    torch.sigmoid(net(xd[b:b + batch]))
+                for xb in xd:
+                    torch.sigmoid(net(xb))
                 sync()
                 if r:  # run 0 is the warm-up
                     best = min(best, time.perf_counter() - t0)

@@ -185,6 +185,21 @@ def test_3d_run_trains_and_exports_the_same_network(cache, tmp_path):
     x = torch.randn(1, 1, 48, 32, 64)  # not the traced size
     with torch.no_grad():
         np.testing.assert_allclose(torch.jit.load(str(out))(x).numpy(), net(x).numpy(), atol=1e-4)
+    # network_timing.py times a volume card on the C++ input: z windows of the body crop
+    import nibabel as nib
+    import network_timing as nt
+    ct = np.full((40, 36, 90), -1000, np.int16)
+    ct[5:35, 4:30, :] = 40  # the body: 30 x 26 voxels, 90 slices, on the model grid already
+    ct_path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(ct, np.diag([*nt.SPACING, 1.0])), str(ct_path))
+    wins = nt.volume_windows(str(ct_path), window_slices=64)
+    assert len(wins) == 2  # 90 slices: windows at 0 and 26, sharing 38 >= 32 slices
+    for w in wins:
+        assert w.shape[:2] == (1, 1) and all(n % 16 == 0 for n in w.shape[2:]) and w.shape[4] == 64
+        assert w[0, 0, :30 + 8, :26 + 8, :].max() == pytest.approx(40 / 500)  # crop + 4-voxel margins
+    np.testing.assert_array_equal(wins[0][..., 26:64], wins[1][..., 0:38])  # the shared slices
+    assert len(nt.volume_windows(str(ct_path), window_slices=160)) == 1
+    assert nt.measure(str(ct_path), devices=("cpu",), model_path=str(out), repeat=1)["cpu"] > 0
     # a second run continues from these weights (--init), as the session 9 run r3c did
     log2 = train(cache, tmp_path / "more", "--dims", "3", "--patch", "32,32,16", "--iters", "2", "--val-every", "1000",
                  "--init", str(tmp_path / "best_state.npz"))
