@@ -57,17 +57,22 @@ def available_cpus():
     return len(os.sched_getaffinity(0))
 
 
-def model_input(ct_path, context=CONTEXT):
-    """(nz, 2 context + 1, px, py) float32 stacks of the body-cropped CT on the model grid, as
-    contour.cpp builds them."""
+def body_crop(ct_path):
+    """The normalised CT on the model grid cropped in-plane to the body (4 voxels of margin),
+    all slices, and the body's axial slice range [k0, k1), as contour.cpp crops it."""
     hu = load_hu(ct_path)
     body = hu > BODY_HU
     if not body.any():
         raise ValueError(f"{ct_path}: no voxel above {BODY_HU} HU (not a CT in HU?)")
     idx = [np.nonzero(body.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
     (i0, i1), (j0, j1) = [(max(int(v[0]) - 4, 0), int(v[-1]) + 5) for v in idx[:2]]
-    k0, k1 = int(idx[2][0]), int(idx[2][-1]) + 1  # the body's axial slices
-    crop = normalise(hu[i0:i1, j0:j1, :])
+    return normalise(hu[i0:i1, j0:j1, :]), (int(idx[2][0]), int(idx[2][-1]) + 1)
+
+
+def model_input(ct_path, context=CONTEXT):
+    """(nz, 2 context + 1, px, py) float32 stacks of the body-cropped CT on the model grid, as
+    contour.cpp builds them."""
+    crop, (k0, k1) = body_crop(ct_path)
     px, py = -(-crop.shape[0] // 16) * 16, -(-crop.shape[1] // 16) * 16
     pad = np.full((px, py, crop.shape[2] + 2 * context), normalise(np.array(HU_MIN)), np.float32)
     pad[:crop.shape[0], :crop.shape[1], context:context + crop.shape[2]] = crop
@@ -93,14 +98,8 @@ def volume_windows(ct_path, window_slices=160, multiple_of=16):
     contour.cpp cuts them for a 3-D ("volume") card: windows of min(body slices, window_slices)
     slices spaced evenly so that neighbours share at least 32 slices, each padded to a
     multiple of `multiple_of` in every direction."""
-    hu = load_hu(ct_path)
-    body = hu > BODY_HU
-    if not body.any():
-        raise ValueError(f"{ct_path}: no voxel above {BODY_HU} HU (not a CT in HU?)")
-    idx = [np.nonzero(body.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
-    (i0, i1), (j0, j1) = [(max(int(v[0]) - 4, 0), int(v[-1]) + 5) for v in idx[:2]]
-    k0, k1 = int(idx[2][0]), int(idx[2][-1]) + 1
-    crop = normalise(hu[i0:i1, j0:j1, k0:k1])
+    crop, (k0, k1) = body_crop(ct_path)
+    crop = crop[:, :, k0:k1]
     up = lambda n: -(-n // multiple_of) * multiple_of  # noqa: E731
     L = k1 - k0
     wl = min(L, window_slices)

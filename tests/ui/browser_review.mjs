@@ -4,12 +4,13 @@
 // RT-STRUCT with pydicom (verify_approval.py). Then the other editing tools.
 //
 //   node browser_review.mjs --bin ISOLINE --source SRC --work DIR [--screenshots DIR] [--part all|main|tools]
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
+import { launchChromium, startServer } from './serve_util.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,20 +27,6 @@ const { chromium } = require('playwright-core');
 
 const T0 = Date.now();
 const log = (s) => console.log(`[${((Date.now() - T0) / 1000).toFixed(1)} s] ${s}`);
-
-function startServer(caseDir) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(bin, ['serve', caseDir, '--port', '0', '--author', 'tester'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/open (http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]+)/);
-      if (m) resolve({ proc: p, url: m[1] });
-    });
-    p.on('exit', (c) => reject(new Error(`isoline serve exited with ${c}: ${out}`)));
-    setTimeout(() => reject(new Error('isoline serve did not print its URL')), 30000);
-  });
-}
 
 async function waitReady(page) {
   await page.waitForFunction(() => window.__status && window.__status !== 'loading', null, { polling: 100, timeout: 120000 });
@@ -159,13 +146,10 @@ async function main() {
   if (!existsSync('/usr/bin/chromium')) throw new Error('/usr/bin/chromium is missing: run `make deps` (Debian package chromium)');
   const caseDir = join(work, 'case');
   execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
-  const server = await startServer(caseDir);
+  const server = await startServer(bin, caseDir);
   log(`server ${server.url}`);
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--no-first-run', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync', '--no-sandbox'],
-  });
+  const browser = await launchChromium(chromium);
+
   try {
     const page = await browser.newPage({ viewport: { width: 1120, height: 720 } });
     const errors = [];
