@@ -63,15 +63,13 @@ int run_contour(const Args& args, const Context& ctx) {
   if (dicom) {
     series = rtstruct::read_ct_series(in, {}, progress.sub(0, 0.1, "read CT"));
     ct = series.image;
-    for (const auto& w : series.warnings)
-      std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
+    for (const auto& w : series.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
     if (rtstruct_out) rtstruct::check_rtstruct_reference(series, out);  // before the network runs
   } else {
     if (rtstruct_out)
-      core::fail<core::InvalidInput>(
-          "contour", out,
-          "an RT-STRUCT must reference a DICOM CT series; give a DICOM CT "
-          "directory, or a directory for NIfTI masks as --out");
+      core::fail<core::InvalidInput>("contour", out,
+                                     "an RT-STRUCT must reference a DICOM CT series; give a DICOM CT "
+                                     "directory, or a directory for NIfTI masks as --out");
     ct = core::read_image(in);
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -95,13 +93,9 @@ int run_contour(const Args& args, const Context& ctx) {
     wo.algorithm_name = "Isoline " + r.model_name;
     wo.structure_set_label = "AUTO";
     wo.series_description = "Isoline auto-contours (review required)";
-    auto res =
-        rtstruct::write_rtstruct(r.structures, series, out, wo, progress.sub(0.9, 1.0, "write"));
-    for (const auto& w : res.warnings)
-      std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());
-    if (!args.quiet)
-      std::printf("wrote %s (%zu ROIs, %zu contours)\n", out.c_str(), res.num_rois,
-                  res.num_contours);
+    auto res = rtstruct::write_rtstruct(r.structures, series, out, wo, progress.sub(0.9, 1.0, "write"));
+    for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());
+    if (!args.quiet) std::printf("wrote %s (%zu ROIs, %zu contours)\n", out.c_str(), res.num_rois, res.num_contours);
   } else {
     core::write_mask_dir(r.structures, out);
     if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), out.c_str());
@@ -138,8 +132,8 @@ Command make_contour_command() {
       "Segments Brainstem, SpinalCord, parotids, Esophagus, Larynx, Mandible, PTV70/63/56\n"
       "(trained on OpenKBP) and the Body on a planning CT (DICOM directory or NIfTI), in any\n"
       "orientation. --out FILE.dcm writes an RT-STRUCT referencing the CT (DICOM input only);\n"
-      "any other --out is a directory of NIfTI masks. Every ROI carries quality flags\n"
-      "(confidence, unusual volume or position, missing) in its description; a CT outside the model's scope\n"
+      "any other --out is a directory of NIfTI masks. Every ROI carries quality flags (confidence,\n"
+      "unusual volume or position, missing) in its description; a CT outside the model's scope\n"
       "(e.g. a chest CT) is reported with a warning. --report writes a self-contained HTML page\n"
       "for a first look (axial, coronal and sagittal views with the outlines, the structure table\n"
       "with the flags, the warnings); --preview the same views as one PNG. Auto-contours must be\n"

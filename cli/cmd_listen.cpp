@@ -31,13 +31,11 @@ int run_listen(const Args& args, const Context&) {
   if (auto a = args.get("--aet")) cfg.aet = *a;
   if (args.has("--forward")) {
     cfg.destinations.clear();
-    for (const auto& f : args.get_all("--forward"))
-      cfg.destinations.push_back(node::parse_destination(f));
+    for (const auto& f : args.get_all("--forward")) cfg.destinations.push_back(node::parse_destination(f));
   }
   if (args.has("--allow")) cfg.allowed_calling_aets = args.get_all("--allow");
   if (auto w = args.get("--work")) cfg.work_dir = *w;
-  if (args.has("--quiet-time"))
-    cfg.quiet_seconds = args.get_double("--quiet-time", cfg.quiet_seconds);
+  if (args.has("--quiet-time")) cfg.quiet_seconds = args.get_double("--quiet-time", cfg.quiet_seconds);
   if (args.flag("--complete-on-release")) cfg.complete_on_release = true;
   if (auto j = args.get("--job")) cfg.job_kind = *j;
   if (args.has("--max-associations")) {
@@ -83,8 +81,7 @@ Command make_listen_command() {
       "series is complete after --quiet-time seconds without new instances (default 30), or on\n"
       "association release with --complete-on-release; then it is contoured (job 'contour'; job\n"
       "'run': the main job, also planning and RT-DOSE) and the RT-STRUCT (and RT-DOSE),\n"
-      "referencing the CT, is sent by C-STORE to every --forward destination, retrying with "
-      "back-off. A restart resumes pending work; a series is never contoured twice\n"
+      "referencing the CT, is sent by C-STORE to every --forward destination, retrying with back-off. A restart resumes pending work; a series is never contoured twice\n"
       "(see `isoline jobs`). --deidentify processes a de-identified copy (DICOM PS3.15 Basic\n"
       "Profile) and re-identifies the results before sending. Logs carry no patient names or\n"
       "IDs unless --debug. Options override the --config JSON file (docs/dicom-node.md).\n"
@@ -95,18 +92,12 @@ Command make_listen_command() {
       {"--aet", "AET", "our AE title (default ISOLINE)", false, "", false},
       {"--forward", "AET@HOST:PORT", "destination of the results (repeatable)", false, "", true},
       {"--allow", "AET", "accepted calling AE title (repeatable; default: any)", false, "", true},
-      {"--work", "DIR", "work directory: instances, queue, results (default isoline-node)", false,
-       "", false},
-      {"--quiet-time", "S", "seconds without instances before a series is complete (default 30)",
-       false, "", false},
-      {"--complete-on-release", "", "also complete a series when its association is released",
-       false, "", false},
-      {"--job", "KIND", "contour (default) or run (the main job: contour, plan, dose, report)",
-       false, "", false},
-      {"--max-associations", "N", "associations served at once, each in its own thread (default 8)",
-       false, "", false},
-      {"--deidentify", "", "process de-identified data, re-identify results before sending", false,
-       "", false},
+      {"--work", "DIR", "work directory: instances, queue, results (default isoline-node)", false, "", false},
+      {"--quiet-time", "S", "seconds without instances before a series is complete (default 30)", false, "", false},
+      {"--complete-on-release", "", "also complete a series when its association is released", false, "", false},
+      {"--job", "KIND", "contour (default) or run (the main job: contour, plan, dose, report)", false, "", false},
+      {"--max-associations", "N", "associations served at once, each in its own thread (default 8)", false, "", false},
+      {"--deidentify", "", "process de-identified data, re-identify results before sending", false, "", false},
       {"--debug", "", "log patient names/IDs and DCMTK network details", false, "", false},
       {"--log", "FILE", "append the log to FILE instead of standard error", false, "", false},
   };

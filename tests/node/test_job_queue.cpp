@@ -101,8 +101,7 @@ TEST(NodeConfig, DestinationsAndJsonAndValidation) {
   EXPECT_THROW(node::parse_destination("TPS@host:x"), core::InvalidInput);
   EXPECT_THROW(node::parse_destination("TPS@host:70000"), core::InvalidInput);
   TempDir t;
-  std::ofstream(t.file("n.json"))
-      << R"({"port": 4000, "aet": "NODE", "destinations": ["A@h:1", "B@g:2"],
+  std::ofstream(t.file("n.json")) << R"({"port": 4000, "aet": "NODE", "destinations": ["A@h:1", "B@g:2"],
     "allowed_calling_aets": ["CT1"], "quiet_seconds": 5, "complete_on_release": true, "deidentify": true})";
   auto c = node::load_config(t.file("n.json"));
   EXPECT_EQ(c.port, 4000);

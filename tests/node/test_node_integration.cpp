@@ -64,15 +64,12 @@ class NodeTest : public ::testing::Test {
 TempDir* NodeTest::dir_ = nullptr;
 rtstruct::CtSeries* NodeTest::ct_ = nullptr;
 
-std::string dest(const Orthanc& o) {
-  return "ORTHANC@127.0.0.1:" + std::to_string(o.dicom_port());
-}
+std::string dest(const Orthanc& o) { return "ORTHANC@127.0.0.1:" + std::to_string(o.dicom_port()); }
 
 TEST_F(NodeTest, CtSeriesToRtStructInOrthancWithin60s) {
   Orthanc orthanc(work_.file("orthanc"));
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
-  NodeProcess node(work_.file("node"), free_port(),
-                   {"--forward", dest(orthanc), "--quiet-time", "2"});
+  NodeProcess node(work_.file("node"), free_port(), {"--forward", dest(orthanc), "--quiet-time", "2"});
   ASSERT_TRUE(node.start()) << node.log();
 
   EXPECT_EQ(echoscu("SCANNER", "ISOLINE", node.port()).exit_code, 0);  // Verification
@@ -80,8 +77,7 @@ TEST_F(NodeTest, CtSeriesToRtStructInOrthancWithin60s) {
   ASSERT_EQ(s.exit_code, 0) << s.output;
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60))
-      << "no RT-STRUCT in Orthanc 60 s after the last C-STORE\n"
-      << node.log();
+      << "no RT-STRUCT in Orthanc 60 s after the last C-STORE\n" << node.log();
   const double latency = seconds_since(t0);
   std::printf("last C-STORE -> RT-STRUCT in Orthanc: %.1f s (quiet time 2 s)\n", latency);
   EXPECT_LT(latency, 60.0);
@@ -108,8 +104,7 @@ TEST_F(NodeTest, CtSeriesToRtStructInOrthancWithin60s) {
   std::this_thread::sleep_for(std::chrono::seconds(4));  // past the quiet time
   EXPECT_EQ(node.jobs().size(), 1u) << node.jobs().dump();
   EXPECT_EQ(orthanc.rtstructs().size(), 1u);
-  EXPECT_NE(node.log().find("arrived after the series was processed"), std::string::npos)
-      << node.log();
+  EXPECT_NE(node.log().find("arrived after the series was processed"), std::string::npos) << node.log();
 
   EXPECT_EQ(node.stop(SIGTERM), 0) << node.log();
   const std::string log = node.log();
@@ -127,8 +122,7 @@ TEST_F(NodeTest, KilledMidSeriesRestartedCompletesAndContoursOnce) {
   const std::string half = work_.file("half");
   fs::create_directories(half);
   for (std::size_t k = 0; k < ct().slices.size() / 2; ++k)
-    fs::copy_file(ct().slices[k].file,
-                  half + "/" + fs::path(ct().slices[k].file).filename().string());
+    fs::copy_file(ct().slices[k].file, half + "/" + fs::path(ct().slices[k].file).filename().string());
   {
     NodeProcess node(work_.file("node"), port, args);
     ASSERT_TRUE(node.start()) << node.log();
@@ -156,8 +150,7 @@ TEST_F(NodeTest, KilledMidSeriesRestartedCompletesAndContoursOnce) {
   EXPECT_EQ(jobs[0]["instances"], static_cast<int>(ct().slices.size()));
   const std::string log = node.log();
   std::size_t contoured = 0;
-  for (auto p = log.find(": contoured"); p != std::string::npos; p = log.find(": contoured", p + 1))
-    ++contoured;
+  for (auto p = log.find(": contoured"); p != std::string::npos; p = log.find(": contoured", p + 1)) ++contoured;
   EXPECT_EQ(contoured, 1u) << log;
 }
 
@@ -166,12 +159,10 @@ TEST_F(NodeTest, SendRetriedWithBackoffUntilOrthancIsBackAcrossANodeRestart) {
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
   orthanc.stop();  // the TPS goes down before the result is ready
   const std::string cfg = work_.file("node.json");
-  std::ofstream(cfg)
-      << "{ \"destinations\": [\"" << dest(orthanc) << "\"], \"quiet_seconds\": 2,"
-      << " \"retry_initial_seconds\": 1, \"retry_max_seconds\": 2, \"max_send_attempts\": 100 }\n";
+  std::ofstream(cfg) << "{ \"destinations\": [\"" << dest(orthanc) << "\"], \"quiet_seconds\": 2,"
+                     << " \"retry_initial_seconds\": 1, \"retry_max_seconds\": 2, \"max_send_attempts\": 100 }\n";
   const int port = free_port();
-  auto node = std::make_unique<NodeProcess>(work_.file("node"), port,
-                                            std::vector<std::string>{"--config", cfg});
+  auto node = std::make_unique<NodeProcess>(work_.file("node"), port, std::vector<std::string>{"--config", cfg});
   ASSERT_TRUE(node->start()) << node->log();
   auto s = storescu("SCANNER", "ISOLINE", port, ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
@@ -181,19 +172,15 @@ TEST_F(NodeTest, SendRetriedWithBackoffUntilOrthancIsBackAcrossANodeRestart) {
         return j.size() == 1 && j[0]["state"] == "sending" && j[0]["send_attempts"].get<int>() >= 2;
       },
       60))
-      << node->jobs().dump() << "\n"
-      << node->log();
-  EXPECT_NE(node->log().find("send failed (attempt 2/100), next in 2.0 s"), std::string::npos)
-      << node->log();
+      << node->jobs().dump() << "\n" << node->log();
+  EXPECT_NE(node->log().find("send failed (attempt 2/100), next in 2.0 s"), std::string::npos) << node->log();
   // The node restarts while the send is pending: the job survives in the queue.
   node->stop(SIGKILL);
-  node = std::make_unique<NodeProcess>(work_.file("node"), port,
-                                       std::vector<std::string>{"--config", cfg});
+  node = std::make_unique<NodeProcess>(work_.file("node"), port, std::vector<std::string>{"--config", cfg});
   ASSERT_TRUE(node->start()) << node->log();
   ASSERT_TRUE(orthanc.start()) << orthanc.log();  // same storage: the TPS is back
   ASSERT_TRUE(wait_for([&] { return !orthanc.rtstructs().empty(); }, 60)) << node->log();
-  ASSERT_TRUE(wait_for([&] { return node->jobs()[0]["state"] == "done"; }, 10))
-      << node->jobs().dump();
+  ASSERT_TRUE(wait_for([&] { return node->jobs()[0]["state"] == "done"; }, 10)) << node->jobs().dump();
   const Json jobs = node->jobs();
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0]["process_attempts"], 1) << "contoured once, sent after the restart";
@@ -202,8 +189,7 @@ TEST_F(NodeTest, SendRetriedWithBackoffUntilOrthancIsBackAcrossANodeRestart) {
 }
 
 TEST_F(NodeTest, RejectsUnknownCallerNonCtAndGarbageAndKeepsServing) {
-  NodeProcess node(work_.file("node"), free_port(),
-                   {"--allow", "SCANNER", "--quiet-time", "2", "--debug"});
+  NodeProcess node(work_.file("node"), free_port(), {"--allow", "SCANNER", "--quiet-time", "2", "--debug"});
   ASSERT_TRUE(node.start()) << node.log();
   const int port = node.port();
   // Unknown calling AE title.
@@ -223,33 +209,26 @@ TEST_F(NodeTest, RejectsUnknownCallerNonCtAndGarbageAndKeepsServing) {
     ds.putAndInsertString(DCM_SOPClassUID, UID_MRImageStorage);
     ds.putAndInsertString(DCM_SOPInstanceUID, "1.2.826.0.1.3680043.2.1125.99.1");
     ds.putAndInsertString(DCM_Modality, "MR");
-    ASSERT_TRUE(ff.saveFile((mr + "/MR1.dcm").c_str(), EXS_LittleEndianExplicit, EET_ExplicitLength,
-                            EGL_recalcGL, EPD_noChange, 0, 0, EWM_updateMeta)
+    ASSERT_TRUE(ff.saveFile((mr + "/MR1.dcm").c_str(), EXS_LittleEndianExplicit, EET_ExplicitLength, EGL_recalcGL,
+                            EPD_noChange, 0, 0, EWM_updateMeta)
                     .good());
   }
   s = storescu("SCANNER", "ISOLINE", port, mr);
   EXPECT_NE(s.output.find("No presentation context"), std::string::npos) << s.output;
   // Garbage on the port: random bytes, an HTTP request, a connection closed at once.
-  for (const std::string g : {"head -c 65536 /dev/urandom", "printf 'GET / HTTP/1.0\\r\\n\\r\\n'",
-                              "printf ''", "printf '\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff'"}) {
-    run_command("timeout 15 bash -c \"" + g + " > /dev/tcp/127.0.0.1/" + std::to_string(port) +
-                "\"");
+  for (const std::string g :
+       {"head -c 65536 /dev/urandom", "printf 'GET / HTTP/1.0\\r\\n\\r\\n'", "printf ''",
+        "printf '\\x01\\x00\\x00\\x00\\xff\\xff\\xff\\xff'"}) {
+    run_command("timeout 15 bash -c \"" + g + " > /dev/tcp/127.0.0.1/" + std::to_string(port) + "\"");
   }
   ASSERT_TRUE(node.running()) << node.log();
   // Still serving: Verification and a CT series from the accepted caller.
-  ASSERT_TRUE(wait_for([&] { return echoscu("SCANNER", "ISOLINE", port).exit_code == 0; }, 30))
-      << node.log();
+  ASSERT_TRUE(wait_for([&] { return echoscu("SCANNER", "ISOLINE", port).exit_code == 0; }, 30)) << node.log();
   s = storescu("SCANNER", "ISOLINE", port, ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
   EXPECT_EQ(s.output.find("Failed"), std::string::npos) << s.output;
-  ASSERT_TRUE(wait_for(
-      [&] {
-        Json j = node.jobs();
-        return j.size() == 1 && j[0]["state"] == "done";
-      },
-      60))
-      << node.jobs().dump() << "\n"
-      << node.log();
+  ASSERT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 60))
+      << node.jobs().dump() << "\n" << node.log();
   EXPECT_EQ(node.jobs()[0]["instances"], static_cast<int>(ct().slices.size()));
   EXPECT_TRUE(node.running());
   EXPECT_EQ(node.stop(SIGTERM), 0);
@@ -264,9 +243,8 @@ TEST_F(NodeTest, DeidentifiesOnTheNodeAndReidentifiesTheResultOnRelease) {
   Orthanc orthanc(work_.file("orthanc"));
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
   // Quiet time 300 s: only the association release can complete the series in time.
-  NodeProcess node(
-      work_.file("node"), free_port(),
-      {"--forward", dest(orthanc), "--quiet-time", "300", "--complete-on-release", "--deidentify"});
+  NodeProcess node(work_.file("node"), free_port(),
+                   {"--forward", dest(orthanc), "--quiet-time", "300", "--complete-on-release", "--deidentify"});
   ASSERT_TRUE(node.start()) << node.log();
   auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
@@ -292,29 +270,21 @@ TEST_F(NodeTest, MainJobSendsRtStructAndRtDose) {
   Orthanc orthanc(work_.file("orthanc"));
   ASSERT_TRUE(orthanc.start()) << orthanc.log();
   const std::string cfg = work_.file("node.json");
-  std::ofstream(cfg)
-      << "{ \"job_kind\": \"run\", \"run_max_iterations\": 5, \"complete_on_release\": true,"
-      << " \"quiet_seconds\": 300, \"destinations\": [\"" << dest(orthanc) << "\"] }\n";
+  std::ofstream(cfg) << "{ \"job_kind\": \"run\", \"run_max_iterations\": 5, \"complete_on_release\": true,"
+                     << " \"quiet_seconds\": 300, \"destinations\": [\"" << dest(orthanc) << "\"] }\n";
   NodeProcess node(work_.file("node"), free_port(), {"--config", cfg});
   ASSERT_TRUE(node.start()) << node.log();
   auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
-  ASSERT_TRUE(wait_for(
-      [&] {
-        Json j = node.jobs();
-        return j.size() == 1 && j[0]["state"] == "done";
-      },
-      400))
-      << node.jobs().dump() << "\n"
-      << node.log();
+  ASSERT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 400))
+      << node.jobs().dump() << "\n" << node.log();
   ASSERT_EQ(orthanc.rtstructs().size(), 1u);
   expect_references_ct(fetch_rtstruct(orthanc, orthanc.rtstructs()[0]));
   auto r = orthanc.post("/tools/find", R"({"Level":"Instance","Query":{"Modality":"RTDOSE"}})");
   ASSERT_EQ(r.exit_code, 0);
   const Json doses = Json::parse(r.output, nullptr, false);
   ASSERT_EQ(doses.size(), 1u) << r.output;
-  const Json tags =
-      orthanc.get_json("/instances/" + doses[0].get<std::string>() + "/simplified-tags");
+  const Json tags = orthanc.get_json("/instances/" + doses[0].get<std::string>() + "/simplified-tags");
   EXPECT_EQ(tags.value("StudyInstanceUID", ""), ct().info.study_instance_uid);
   EXPECT_EQ(tags.value("FrameOfReferenceUID", ""), ct().frame_of_reference_uid);
   EXPECT_EQ(tags.value("DoseUnits", ""), "GY");
@@ -412,8 +382,7 @@ TEST_F(NodeTest, ServesSeveralAssociationsAtOnceUpToTheLimit) {
 TEST(NodeCli, ConfigWithUnknownKeyIsRejected) {
   TempDir t;
   std::ofstream(t.file("node.json")) << "{ \"quiet_second\": 5 }\n";
-  auto r =
-      run_command(isoline_exe() + " listen --config " + t.file("node.json") + " --work " + t.str());
+  auto r = run_command(isoline_exe() + " listen --config " + t.file("node.json") + " --work " + t.str());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("unknown key 'quiet_second'"), std::string::npos) << r.output;
 }
@@ -422,12 +391,11 @@ TEST(NodeCli, PortInUseIsAClearError) {
   TempDir t;
   const int port = free_port();
   Process holder({"/usr/bin/python3", "-c",
-                  "import socket,time;s=socket.socket();s.bind(('127.0.0.1'," +
-                      std::to_string(port) + "));s.listen();time.sleep(30)"},
+                  "import socket,time;s=socket.socket();s.bind(('127.0.0.1'," + std::to_string(port) +
+                      "));s.listen();time.sleep(30)"},
                  t.file("holder.log"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto r =
-      run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.str());
+  auto r = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.str());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("port " + std::to_string(port)), std::string::npos) << r.output;
 }
