@@ -330,11 +330,22 @@ struct Listener::Impl {
       return;
     }
     std::thread t([scp = std::move(scp), assoc, done, this]() mutable {
-      const OFCondition c =
-          scp->run(assoc);  // negotiation, then the DIMSE loop; the SCP frees assoc
-      if (c.bad() && c != DUL_PEERREQUESTEDRELEASE && c != DUL_PEERABORTEDASSOCIATION)
-        say("warning", std::string("association ended: ") + c.text());
-      scp.reset();
+      // Nothing may leave this thread (std::terminate would end the node and every other
+      // association): an error ends this association only.
+      try {
+        const OFCondition c =
+            scp->run(assoc);  // negotiation, then the DIMSE loop; the SCP frees assoc
+        if (c.bad() && c != DUL_PEERREQUESTEDRELEASE && c != DUL_PEERABORTEDASSOCIATION)
+          say("warning", std::string("association ended: ") + c.text());
+      } catch (const std::exception& e) {
+        say("error", std::string("association ended by an error: ") + e.what());
+      } catch (...) {
+        say("error", "association ended by an unknown error");
+      }
+      try {
+        scp.reset();
+      } catch (...) {
+      }
       done->store(true);
     });
     workers.push_back({std::move(t), done});
@@ -384,7 +395,12 @@ void Listener::serve() {
       Impl::drop(assoc);
       break;
     }
-    if (m.join(false) >= static_cast<std::size_t>(m.cfg.max_associations)) {
+    // At the limit, give an association that is just winding down (its peer already
+    // released it) half a second to end before refusing the caller.
+    const auto max = static_cast<std::size_t>(m.cfg.max_associations);
+    for (int i = 0; i < 10 && m.join(false) >= max; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (m.join(false) >= max) {
       m.reject_busy(assoc);
       continue;
     }

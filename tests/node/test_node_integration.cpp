@@ -2,6 +2,7 @@
 // out to Orthanc (checked through its REST API), kill/restart, send retries, rejections,
 // de-identification on the node, logs without PHI. Needs orthanc, dcmtk and curl (`make deps`).
 #include <future>
+#include <memory>
 #include <set>
 
 #include "dcmtk/config/osconfig.h"
@@ -342,13 +343,20 @@ TEST_F(NodeTest, ServesSeveralAssociationsAtOnceUpToTheLimit) {
   EXPECT_TRUE(held.echo()) << "the held association must still be served";
 
   // Two open at once (the limit): a third caller is rejected as transient, told why in the log.
-  HeldAssociation second_held("HOLDER2", port);
-  ASSERT_TRUE(second_held.open()) << node.log();
+  // (The scanner's association may still be winding down for a moment after storescu exits.)
+  std::unique_ptr<HeldAssociation> second_held;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        second_held = std::make_unique<HeldAssociation>("HOLDER2", port);
+        return second_held->open();
+      },
+      10))
+      << node.log();
   auto e = echoscu("THIRD", "ISOLINE", port);
   EXPECT_NE(e.exit_code, 0) << e.output;
   EXPECT_NE(e.output.find("Rejected"), std::string::npos) << e.output;
   held.release();
-  second_held.release();
+  second_held->release();
   ASSERT_TRUE(wait_for([&] { return echoscu("THIRD", "ISOLINE", port).exit_code == 0; }, 10))
       << node.log();
 
