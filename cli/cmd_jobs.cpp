@@ -62,7 +62,9 @@ int run_jobs(const Args& args, const Context&) {
                    {"next_attempt", j.next_attempt},
                    {"results", j.results},
                    {"sent_to", j.sent_to},
-                   {"error", j.error}});
+                   {"error", j.error},
+                   {"progress", j.progress},
+                   {"stage", j.stage}});
     std::printf("%s\n", a.dump(1).c_str());
     return 0;
   }
@@ -76,6 +78,8 @@ int run_jobs(const Args& args, const Context&) {
     std::printf("%-5lld %-8s %-8s %9d %5d %5d  %-20s  %s\n", j.id, j.kind.c_str(), j.state.c_str(),
                 j.num_instances, j.process_attempts, j.send_attempts, when(j.created).c_str(),
                 j.series_instance_uid.c_str());
+    if (j.state == "running")
+      std::printf("      %.0f %%%s%s\n", 100.0 * j.progress, j.stage.empty() ? "" : "  ", j.stage.c_str());
     if (j.state == "sending" && j.next_attempt > 0)
       std::printf("      next send attempt %s\n", when(j.next_attempt).c_str());
     if (!j.error.empty()) std::printf("      error: %s\n", j.error.c_str());

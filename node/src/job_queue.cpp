@@ -89,7 +89,7 @@ struct JobQueue::Impl {
 
   static constexpr const char* kJobColumns =
       "id, series_uid, kind, state, process_attempts, send_attempts, next_attempt, created, updated, "
-      "completed_series, result_ready, sent, num_instances, results, sent_to, error";
+      "completed_series, result_ready, sent, num_instances, results, sent_to, error, progress, stage";
 
   Job read_job(const Stmt& st) const {
     Job j;
@@ -109,6 +109,8 @@ struct JobQueue::Impl {
     j.results = split(st.text(13));
     j.sent_to = split(st.text(14));
     j.error = st.text(15);
+    j.progress = st.real(16);
+    j.stage = st.text(17);
     return j;
   }
 
@@ -147,8 +149,18 @@ JobQueue::JobQueue(const std::string& db_file) : impl_(std::make_unique<Impl>())
       " state TEXT NOT NULL, process_attempts INTEGER DEFAULT 0, send_attempts INTEGER DEFAULT 0,"
       " next_attempt REAL DEFAULT 0, created REAL, updated REAL, completed_series REAL DEFAULT 0,"
       " result_ready REAL DEFAULT 0, sent REAL DEFAULT 0, num_instances INTEGER DEFAULT 0,"
-      " results TEXT DEFAULT '', sent_to TEXT DEFAULT '', error TEXT DEFAULT '');"
+      " results TEXT DEFAULT '', sent_to TEXT DEFAULT '', error TEXT DEFAULT '',"
+      " progress REAL DEFAULT 0, stage TEXT DEFAULT '');"
       "CREATE INDEX IF NOT EXISTS jobs_series ON jobs(series_uid);");
+  // A queue written before job progress existed (session 10) gets the two columns.
+  bool has_progress = false;
+  {
+    Impl::Stmt cols(*impl_, "PRAGMA table_info(jobs)");
+    while (cols.step()) has_progress = has_progress || cols.text(1) == "progress";
+  }
+  if (!has_progress)
+    impl_->exec("ALTER TABLE jobs ADD COLUMN progress REAL DEFAULT 0;"
+                "ALTER TABLE jobs ADD COLUMN stage TEXT DEFAULT '';");
 }
 
 JobQueue::~JobQueue() {
@@ -287,12 +299,21 @@ std::optional<Job> JobQueue::job(long long id) {
 std::vector<Job> JobQueue::jobs() { return impl_->query_jobs("ORDER BY id"); }
 
 void JobQueue::mark_running(long long id, double now) {
-  Impl::Stmt(*impl_, "UPDATE jobs SET state='running', process_attempts=process_attempts+1, updated=? WHERE id=?")
+  Impl::Stmt(*impl_,
+             "UPDATE jobs SET state='running', process_attempts=process_attempts+1, progress=0, stage='',"
+             " updated=? WHERE id=?")
       .bind(now).bind(id).step();
 }
 
+void JobQueue::set_progress(long long id, double fraction, const std::string& stage, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET progress=?, stage=?, updated=? WHERE id=? AND state='running'")
+      .bind(fraction).bind(stage).bind(now).bind(id).step();
+}
+
 void JobQueue::mark_result(long long id, const std::vector<std::string>& results, double now) {
-  Impl::Stmt(*impl_, "UPDATE jobs SET state='sending', results=?, result_ready=?, next_attempt=0, updated=? WHERE id=?")
+  Impl::Stmt(*impl_,
+             "UPDATE jobs SET state='sending', results=?, result_ready=?, next_attempt=0, progress=1, stage='',"
+             " updated=? WHERE id=?")
       .bind(join(results)).bind(now).bind(now).bind(id).step();
 }
 

@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <memory>
 #include <mutex>
+#include <utility>
 #include <thread>
 
 #include "internal.h"
@@ -97,8 +99,22 @@ struct Node::Impl {
     if (files.empty())
       core::fail<core::InvalidInput>("node job", job.series_instance_uid, "no stored instances");
 
-    const core::Progress progress([this](const core::ProgressEvent&) {
+    // Stop requests end the job here; the progress goes to the queue (`isoline jobs`) at most
+    // once a second, best effort (a busy database must not fail the job).
+    auto last = std::make_shared<std::pair<std::mutex, double>>();
+    last->second = -1.0;
+    const core::Progress progress([this, &q, id = job.id, last](const core::ProgressEvent& e) {
       if (stop.load()) throw core::Cancelled("node job: stopped");
+      const double now = now_seconds();
+      {
+        std::lock_guard<std::mutex> lock(last->first);
+        if (now - last->second < 1.0) return;
+        last->second = now;
+      }
+      try {
+        q.set_progress(id, e.fraction, e.detail.empty() ? e.stage : e.stage + ": " + e.detail, now);
+      } catch (const std::exception&) {
+      }
     });
 
     // The input: the series alone in one directory (de-identified, or hard links).

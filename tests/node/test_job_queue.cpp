@@ -2,6 +2,8 @@
 // after a crash, back-off scheduling; configuration parsing.
 #include <fstream>
 
+#include <sqlite3.h>
+
 #include "isoline/core/error.h"
 #include "isoline/node/config.h"
 #include "isoline/node/job_queue.h"
@@ -63,6 +65,45 @@ TEST(JobQueue, SurvivesReopenAndRecoversRunningJobs) {
   auto due = q.next_due(500.0);
   ASSERT_TRUE(due);
   EXPECT_EQ(due->id, id);
+}
+
+TEST(JobQueue, ProgressOfARunningJobAndAnOlderQueueGetsTheColumns) {
+  TempDir t;
+  {  // a queue as written before job progress existed
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(t.file("old.sqlite").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, series_uid TEXT NOT NULL,"
+                           " kind TEXT NOT NULL, state TEXT NOT NULL, process_attempts INTEGER DEFAULT 0,"
+                           " send_attempts INTEGER DEFAULT 0, next_attempt REAL DEFAULT 0, created REAL,"
+                           " updated REAL, completed_series REAL DEFAULT 0, result_ready REAL DEFAULT 0,"
+                           " sent REAL DEFAULT 0, num_instances INTEGER DEFAULT 0, results TEXT DEFAULT '',"
+                           " sent_to TEXT DEFAULT '', error TEXT DEFAULT '');"
+                           "INSERT INTO jobs(series_uid, kind, state, created, updated) VALUES('7.7', 'contour', 'done', 1, 1);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  node::JobQueue old(t.file("old.sqlite"));
+  ASSERT_EQ(old.jobs().size(), 1u);
+  EXPECT_EQ(old.jobs()[0].state, "done");
+  EXPECT_EQ(old.jobs()[0].progress, 0.0);
+
+  node::JobQueue q(t.file("q.sqlite"));
+  q.record_instance(inst("1.1", "9.9"), 100.0);
+  const long long id = q.complete_series("9.9", "run", 103.0);
+  q.set_progress(id, 0.5, "ignored: not running", 103.5);
+  EXPECT_EQ(q.job(id)->progress, 0.0);
+  q.mark_running(id, 104.0);
+  q.set_progress(id, 0.42, "run/plan/optimise: iteration 3", 105.0);
+  EXPECT_DOUBLE_EQ(q.job(id)->progress, 0.42);
+  EXPECT_EQ(q.job(id)->stage, "run/plan/optimise: iteration 3");
+  q.mark_result(id, {"/x/RS.dcm"}, 106.0);
+  EXPECT_DOUBLE_EQ(q.job(id)->progress, 1.0);
+  EXPECT_EQ(q.job(id)->stage, "");
+  q.mark_queued(id, 107.0);  // a new run starts from zero
+  q.mark_running(id, 108.0);
+  EXPECT_EQ(q.job(id)->progress, 0.0);
 }
 
 TEST(JobQueue, SendBackoffAndGiveUp) {

@@ -277,8 +277,22 @@ TEST_F(NodeTest, MainJobSendsRtStructAndRtDose) {
   ASSERT_TRUE(node.start()) << node.log();
   auto s = storescu("SCANNER", "ISOLINE", node.port(), ct_dir());
   ASSERT_EQ(s.exit_code, 0) << s.output;
-  ASSERT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 400))
+  std::set<std::string> stages;  // what `isoline jobs` showed while the job ran
+  double shown = 0;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        Json j = node.jobs();
+        if (j.size() == 1 && j[0]["state"] == "running") {
+          shown = std::max(shown, j[0]["progress"].get<double>());
+          stages.insert(j[0]["stage"].get<std::string>().substr(0, 12));
+        }
+        return j.size() == 1 && j[0]["state"] == "done";
+      },
+      400))
       << node.jobs().dump() << "\n" << node.log();
+  EXPECT_GT(shown, 0.2) << "no progress shown while the main job ran";
+  EXPECT_GE(stages.size(), 2u) << "one stage only";
+  EXPECT_DOUBLE_EQ(node.jobs()[0]["progress"].get<double>(), 1.0);
   ASSERT_EQ(orthanc.rtstructs().size(), 1u);
   expect_references_ct(fetch_rtstruct(orthanc, orthanc.rtstructs()[0]));
   auto r = orthanc.post("/tools/find", R"({"Level":"Instance","Query":{"Modality":"RTDOSE"}})");

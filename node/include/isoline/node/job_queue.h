@@ -47,6 +47,8 @@ struct Job {
   std::vector<std::string> results;  ///< files to send
   std::vector<std::string> sent_to;  ///< destinations that accepted them
   std::string error;
+  double progress = 0;  ///< of the processing, 0..1 (running; 1 once the results exist)
+  std::string stage;    ///< what the processing is doing, e.g. "contour/segment/network: slices"
 };
 
 class JobQueue {
@@ -84,6 +86,8 @@ class JobQueue {
   std::vector<Job> jobs();
 
   void mark_running(long long id, double now);
+  /// Progress of a running job (a single statement; callers throttle it).
+  void set_progress(long long id, double fraction, const std::string& stage, double now);
   void mark_result(long long id, const std::vector<std::string>& results, double now);
   void mark_sent_to(long long id, const std::string& destination, double now);
   void mark_send_failed(long long id, const std::string& error, double next_attempt, bool give_up,
