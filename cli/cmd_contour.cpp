@@ -50,6 +50,12 @@ int run_contour(const Args& args, const Context& ctx) {
     throw UsageError{"--report names an .html file, not " + *report_html};
   if (preview_png && !ends_with(*preview_png, ".png"))
     throw UsageError{"--preview names a .png file, not " + *preview_png};
+  // Every output location is checked before the CT is read and the network runs: a typo in
+  // a path is an error at once, not after the work with part of the output written.
+  core::check_output_location(out, "contour", !rtstruct_out);
+  if (auto md = args.get("--masks")) core::check_output_location(*md, "contour", true);
+  if (report_html) core::check_output_location(*report_html, "contour");
+  if (preview_png) core::check_output_location(*preview_png, "contour");
 
   contouring::ContourOptions opt;
   opt.structures = split_list(args.get_all("--structures"));

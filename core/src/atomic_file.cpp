@@ -28,6 +28,21 @@ std::pair<std::string, std::string> split_extension(const std::string& filename)
 }
 }  // namespace
 
+void check_output_location(const std::string& target, const std::string& operation,
+                           bool parents_created) {
+  if (target.empty()) fail<InvalidInput>(operation, "", "output path is empty");
+  fs::path parent = fs::path(target).parent_path();
+  if (parent.empty()) parent = ".";
+  std::error_code ec;
+  if (parents_created)
+    while (!fs::exists(parent, ec) && parent.has_parent_path() && parent != parent.parent_path())
+      parent = parent.parent_path();
+  if (!fs::is_directory(parent, ec))
+    fail<IoError>(operation, target, "directory " + parent.string() + " does not exist");
+  if (::access(parent.c_str(), W_OK) != 0)
+    fail<IoError>(operation, target, "directory " + parent.string() + " is not writable");
+}
+
 AtomicOutput::AtomicOutput(std::string target, bool directory)
     : target_(std::move(target)), directory_(directory) {
   if (target_.empty()) fail<InvalidInput>("write output", "", "output path is empty");

@@ -295,6 +295,13 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   EXPECT_NE(badreport.exit_code, 0);
   EXPECT_NE(badreport.output.find("--report names an .html file"), std::string::npos) << badreport.output;
   EXPECT_FALSE(std::filesystem::exists(t.file("rs4.dcm")));
+  // An output in a directory that does not exist: refused before the CT is read, nothing written.
+  auto nodir = test::run_command(test::isoline_bin() + " contour " + t.file("ct") + " --out " +
+                                 t.file("rs5.dcm") + " --preview /nonexistent-isoline-dir/p.png");
+  EXPECT_EQ(nodir.exit_code, 1) << nodir.output;
+  EXPECT_NE(nodir.output.find("/nonexistent-isoline-dir does not exist"), std::string::npos) << nodir.output;
+  EXPECT_EQ(nodir.output.find("segment"), std::string::npos) << nodir.output;  // no contouring
+  EXPECT_FALSE(std::filesystem::exists(t.file("rs5.dcm")));
   auto rs = rtstruct::read_rtstruct(t.file("rs.dcm"));
   ASSERT_EQ(rs.rois.size(), 3u);
   auto ct = rtstruct::read_ct_series(t.file("ct"));

@@ -2,6 +2,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
@@ -63,4 +64,28 @@ TEST(AtomicOutput, MissingParentDirectoryIsAClearError) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent-dir-isoline"), std::string::npos);
   }
+}
+
+TEST(AtomicOutput, OutputLocationCheckedBeforeTheWork) {
+  isoline::test::TempDir dir;
+  EXPECT_NO_THROW(check_output_location(dir.file("a.dcm"), "contour"));
+  EXPECT_NO_THROW(check_output_location(dir.file("masks"), "contour"));
+  EXPECT_THROW(check_output_location(dir.file("new/masks"), "contour"), IoError);
+  EXPECT_NO_THROW(check_output_location(dir.file("new/deeper/masks"), "contour", true));
+  // A file where a parent directory would have to be: not a directory.
+  std::ofstream(dir.file("plain")) << "x";
+  EXPECT_THROW(check_output_location(dir.file("plain/masks"), "contour", true), IoError);
+  try {
+    check_output_location("/nonexistent-dir-isoline/rs.dcm", "contour");
+    FAIL();
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir-isoline/rs.dcm"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos);
+  }
+  fs::create_directories(dir.file("ro"));
+  fs::permissions(dir.file("ro"), fs::perms::owner_read | fs::perms::owner_exec);
+  if (::geteuid() != 0)  // root writes anywhere
+    EXPECT_THROW(check_output_location(dir.file("ro") + "/x.html", "contour"), IoError);
+  fs::permissions(dir.file("ro"), fs::perms::owner_all);
+  EXPECT_THROW(check_output_location("", "contour"), InvalidInput);
 }

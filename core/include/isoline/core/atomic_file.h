@@ -28,6 +28,13 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+/// Checks, before long work, that `target` (a file or directory to be written atomically) can
+/// be: its parent directory exists and is writable. With `parents_created` (a writer that
+/// creates missing directories, e.g. write_mask_dir) the nearest existing ancestor must be a
+/// writable directory instead. Throws IoError naming `operation`, the target and the directory.
+void check_output_location(const std::string& target, const std::string& operation,
+                           bool parents_created = false);
+
 /// Creates `dir` and its parents when missing; throws IoError naming `operation`.
 void ensure_directory(const std::string& dir, const std::string& operation);
 
