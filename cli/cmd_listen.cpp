@@ -75,17 +75,18 @@ Command make_listen_command() {
   c.name = "listen";
   c.summary = "DICOM node: receive CT by C-STORE, contour, send the RT-STRUCT back";
   c.description =
-      "Runs a DICOM Storage SCP (CT Image Storage and Verification), several associations at\n"
-      "once (--max-associations). Received instances are\n"
-      "stored durably under the work directory and recorded in a persistent SQLite queue. A\n"
-      "series is complete after --quiet-time seconds without new instances (default 30), or on\n"
-      "association release with --complete-on-release; then it is contoured (job 'contour'; job\n"
-      "'run': the main job, also planning and RT-DOSE) and the RT-STRUCT (and RT-DOSE),\n"
-      "referencing the CT, is sent by C-STORE to every --forward destination, retrying with back-off. A restart resumes pending work; a series is never contoured twice\n"
-      "(see `isoline jobs`). --deidentify processes a de-identified copy (DICOM PS3.15 Basic\n"
-      "Profile) and re-identifies the results before sending. Logs carry no patient names or\n"
-      "IDs unless --debug. Options override the --config JSON file (docs/dicom-node.md).\n"
-      "Stop with SIGINT/SIGTERM.";
+      "Runs a DICOM Storage SCP (CT Image Storage and Verification), serving several associations\n"
+      "at once (--max-associations). Received instances are stored durably under the work\n"
+      "directory and recorded in a persistent SQLite queue. A series is complete after\n"
+      "--quiet-time seconds without new instances (default 30), or on association release with\n"
+      "--complete-on-release; then it is contoured (job 'contour'; job 'run': the main job, also\n"
+      "planning and RT-DOSE) and the RT-STRUCT (and RT-DOSE), referencing the CT, is sent by\n"
+      "C-STORE to every --forward destination, retrying with back-off. A restart resumes pending\n"
+      "work; a series is never contoured twice (see `isoline jobs`, which also shows how far a\n"
+      "running job is). --deidentify processes a de-identified copy (DICOM PS3.15 Basic Profile)\n"
+      "and re-identifies the results before sending. Logs carry no patient names or IDs unless\n"
+      "--debug. Options override the --config JSON file (docs/dicom-node.md). Stop with\n"
+      "SIGINT/SIGTERM.";
   c.options = {
       {"--config", "JSON", "node configuration file", false, "", false},
       {"--port", "N", "listening port (default 11112)", false, "", false},
