@@ -3,12 +3,14 @@
 // association, up to max_associations at once), and the C-STORE / C-ECHO SCU used to send
 // results.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <list>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -17,7 +19,9 @@
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/dcmnet/dcmtrans.h"
 #include "dcmtk/dcmnet/diutil.h"
+#include "dcmtk/dcmnet/dul.h"
 #include "dcmtk/dcmnet/scpthrd.h"
 #include "dcmtk/dcmnet/scu.h"
 #include "dcmtk/oflog/oflog.h"
@@ -78,6 +82,12 @@ const OFList<OFString>& ct_transfer_syntaxes() {
   return l;
 }
 
+/// The socket of a DCMTK connection (its getter is protected; reached through a pointer to
+/// member named in a derived class, never instantiated).
+struct SocketAccess : DcmTransportConnection {
+  static int of(DcmTransportConnection& c) { return static_cast<int>((c.*(&SocketAccess::getSocket))()); }
+};
+
 /// The SCP configuration every association shares: AE title, timeouts, accepted contexts.
 DcmSCPConfig make_scp_config(const NodeConfig& cfg) {
   DcmSCPConfig c;
@@ -103,8 +113,8 @@ DcmSCPConfig make_scp_config(const NodeConfig& cfg) {
 class StoreScp : public DcmThreadSCP {
  public:
   StoreScp(const NodeConfig& cfg, const DcmSCPConfig& scp_cfg, const std::string& queue_file,
-           Say say, std::function<void()> wake)
-      : cfg_(cfg), queue_(queue_file), say_(std::move(say)), wake_(std::move(wake)) {
+           const std::atomic<bool>& stop, Say say, std::function<void()> wake)
+      : cfg_(cfg), queue_(queue_file), stop_(stop), say_(std::move(say)), wake_(std::move(wake)) {
     setConfig(scp_cfg);
   }
 
@@ -153,15 +163,18 @@ class StoreScp : public DcmThreadSCP {
   }
 
   void notifyAbortRequest() override {
-    say_("warning", "association from '" + calling_ + "' aborted by the peer (" +
-                        std::to_string(received_) +
-                        " instances stored; the series completes after the quiet time)");
+    say_(stop_.load() ? "info" : "warning",
+         "association from '" + calling_ + (stop_.load() ? "' ended by the stop request (" : "' aborted by the peer (") +
+             std::to_string(received_) + " instances stored; the series completes after the quiet time)");
     series_.clear();
   }
 
   void notifyDIMSEError(const OFCondition& cond) override {
-    say_("warning",
-         std::string("DIMSE error on association from '") + calling_ + "': " + cond.text());
+    if (stop_.load())
+      say_("info", "association from '" + calling_ + "' ended by the stop request (" +
+                       std::to_string(received_) + " instances stored)");
+    else
+      say_("warning", std::string("DIMSE error on association from '") + calling_ + "': " + cond.text());
   }
 
   OFCondition handleIncomingCommand(T_DIMSE_Message* msg,
@@ -245,6 +258,7 @@ class StoreScp : public DcmThreadSCP {
 
   const NodeConfig& cfg_;
   JobQueue queue_;
+  const std::atomic<bool>& stop_;
   Say say_;
   std::function<void()> wake_;
   std::string calling_, peer_;
@@ -266,10 +280,20 @@ struct Listener::Impl {
   std::function<void()> wake;
   DcmSCPConfig scp_cfg;
   T_ASC_Network* net = nullptr;
+  /// An association's socket, shut down by the listener to end the association at a stop
+  /// (only while its thread has not yet closed it: `closed` under the mutex).
+  struct Conn {
+    std::mutex m;
+    int fd = -1;
+    bool closed = false;
+  };
   struct Worker {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
+    std::shared_ptr<Conn> conn;
   };
+  /// At a stop request, open associations get this long to finish before they are ended.
+  static constexpr double kStopGraceSeconds = 5.0;
   std::list<Worker> workers;
 
   Impl(const NodeConfig& c, std::atomic<bool>& s, Say sy, std::function<void()> w)
@@ -323,13 +347,17 @@ struct Listener::Impl {
     // refuses this association instead of ending a thread silently.
     std::unique_ptr<StoreScp> scp;
     try {
-      scp = std::make_unique<StoreScp>(cfg, scp_cfg, queue_file, say, wake);
+      scp = std::make_unique<StoreScp>(cfg, scp_cfg, queue_file, *stop, say, wake);
     } catch (const std::exception& e) {
       say("error", std::string("association refused: ") + e.what());
       drop(assoc);
       return;
     }
-    std::thread t([scp = std::move(scp), assoc, done, this]() mutable {
+    auto conn = std::make_shared<Conn>();
+    if (assoc->DULassociation)
+      if (DcmTransportConnection* tc = DUL_getTransportConnection(assoc->DULassociation))
+        conn->fd = SocketAccess::of(*tc);
+    std::thread t([scp = std::move(scp), assoc, done, conn, this]() mutable {
       // Nothing may leave this thread (std::terminate would end the node and every other
       // association): an error ends this association only.
       try {
@@ -342,13 +370,17 @@ struct Listener::Impl {
       } catch (...) {
         say("error", "association ended by an unknown error");
       }
+      {
+        std::lock_guard<std::mutex> lock(conn->m);
+        conn->closed = true;  // the SCP closes the socket now: the listener must not touch it
+      }
       try {
         scp.reset();
       } catch (...) {
       }
       done->store(true);
     });
-    workers.push_back({std::move(t), done});
+    workers.push_back({std::move(t), done, conn});
   }
 };
 
@@ -406,7 +438,22 @@ void Listener::serve() {
     }
     m.start(assoc);
   }
-  // Associations in progress finish (or time out) before the listener returns.
+  // A stop: associations in progress get kStopGraceSeconds to finish; then their sockets
+  // are shut down, which ends them at once (what was acknowledged is stored; the sender sees
+  // a failed transfer and sends again later) instead of waiting for a stalled peer's DIMSE
+  // timeout.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (m.join(false) > 0 &&
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < Impl::kStopGraceSeconds)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (!m.workers.empty()) {
+    m.say("info", "stop: ending " + std::to_string(m.workers.size()) +
+                      " open association(s); the instances they delivered are stored");
+    for (auto& w : m.workers) {
+      std::lock_guard<std::mutex> lock(w.conn->m);
+      if (!w.conn->closed && w.conn->fd >= 0) ::shutdown(w.conn->fd, SHUT_RDWR);
+    }
+  }
   m.join(true);
 }
 

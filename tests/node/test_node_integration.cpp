@@ -1,6 +1,7 @@
 // The DICOM node against a real PACS (Orthanc) on 127.0.0.1: CT in by storescu, RT-STRUCT
 // out to Orthanc (checked through its REST API), kill/restart, send retries, rejections,
 // de-identification on the node, logs without PHI. Needs orthanc, dcmtk and curl (`make deps`).
+#include <csignal>
 #include <future>
 #include <memory>
 #include <set>
@@ -399,6 +400,26 @@ TEST_F(NodeTest, ServesSeveralAssociationsAtOnceUpToTheLimit) {
   EXPECT_NE(log.find("refused: 2 associations open (max_associations 2)"), std::string::npos)
       << log;
   EXPECT_NE(log.find("'THIRD'"), std::string::npos) << log;
+}
+
+TEST_F(NodeTest, StopEndsAStalledAssociationWithinSeconds) {
+  std::signal(SIGPIPE, SIG_IGN);  // the held association writes to a socket the node closed
+  NodeProcess node(work_.file("node"), free_port(), {"--quiet-time", "2"});
+  ASSERT_TRUE(node.start()) << node.log();
+  // A sender that opened an association and went silent (a hung scanner). The node used to
+  // wait for its DIMSE timeout (60 s) and more before it could stop.
+  HeldAssociation held("STALLED", node.port());
+  ASSERT_TRUE(held.open()) << node.log();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(node.stop(SIGTERM), 0) << node.log();
+  const double took = seconds_since(t0);
+  std::printf("SIGTERM -> node stopped in %.1f s with a stalled association open\n", took);
+  EXPECT_LT(took, 15.0) << node.log();
+  const std::string log = node.log();
+  EXPECT_NE(log.find("stop: ending 1 open association(s)"), std::string::npos) << log;
+  EXPECT_NE(log.find("'STALLED' ended by the stop request"), std::string::npos) << log;
+  EXPECT_NE(log.find("info stopped"), std::string::npos) << log;
+  held.release();
 }
 
 TEST(NodeCli, ConfigWithUnknownKeyIsRejected) {
