@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "dcmtk/config/osconfig.h"
@@ -357,29 +358,36 @@ struct Listener::Impl {
     if (assoc->DULassociation)
       if (DcmTransportConnection* tc = DUL_getTransportConnection(assoc->DULassociation))
         conn->fd = SocketAccess::of(*tc);
-    std::thread t([scp = std::move(scp), assoc, done, conn, this]() mutable {
-      // Nothing may leave this thread (std::terminate would end the node and every other
-      // association): an error ends this association only.
-      try {
-        const OFCondition c =
-            scp->run(assoc);  // negotiation, then the DIMSE loop; the SCP frees assoc
-        if (c.bad() && c != DUL_PEERREQUESTEDRELEASE && c != DUL_PEERABORTEDASSOCIATION)
-          say("warning", std::string("association ended: ") + c.text());
-      } catch (const std::exception& e) {
-        say("error", std::string("association ended by an error: ") + e.what());
-      } catch (...) {
-        say("error", "association ended by an unknown error");
-      }
-      {
-        std::lock_guard<std::mutex> lock(conn->m);
-        conn->closed = true;  // the SCP closes the socket now: the listener must not touch it
-      }
-      try {
-        scp.reset();
-      } catch (...) {
-      }
-      done->store(true);
-    });
+    std::thread t;
+    try {
+      t = std::thread([scp = std::move(scp), assoc, done, conn, this]() mutable {
+        // Nothing may leave this thread (std::terminate would end the node and every other
+        // association): an error ends this association only.
+        try {
+          const OFCondition c =
+              scp->run(assoc);  // negotiation, then the DIMSE loop; the SCP frees assoc
+          if (c.bad() && c != DUL_PEERREQUESTEDRELEASE && c != DUL_PEERABORTEDASSOCIATION)
+            say("warning", std::string("association ended: ") + c.text());
+        } catch (const std::exception& e) {
+          say("error", std::string("association ended by an error: ") + e.what());
+        } catch (...) {
+          say("error", "association ended by an unknown error");
+        }
+        {
+          std::lock_guard<std::mutex> lock(conn->m);
+          conn->closed = true;  // the SCP closes the socket now: the listener must not touch it
+        }
+        try {
+          scp.reset();
+        } catch (...) {
+        }
+        done->store(true);
+      });
+    } catch (const std::system_error& e) {  // no thread to be had: refuse this caller only
+      say("error", std::string("association refused: cannot start a thread: ") + e.what());
+      drop(assoc);
+      return;
+    }
     workers.push_back({std::move(t), done, conn});
   }
 };
