@@ -33,6 +33,12 @@ int run_eval(const Args& args, const Context& ctx) {
   }
   const double tol = args.get_double("--tolerance", 4.0);
   if (!(tol > 0)) throw UsageError{"--tolerance must be > 0 mm"};
+  const auto plot = args.get("--plot");
+  if (plot && !(plot->size() > 4 && plot->compare(plot->size() - 4, 4, ".svg") == 0))
+    throw UsageError{"--plot names an .svg file, not " + *plot};
+  const auto json_out = args.get("--json");
+  for (const auto* out : {&plot, &json_out})  // checked before the (long) scoring
+    if (*out) core::check_output_location(**out, "evaluate contours");
   // Reference check: the card is read before any work, so a bad --model fails at once and
   // writes nothing. The default card missing (no model installed) only switches the check off.
   const bool check = !args.flag("--no-reference-check");
@@ -123,6 +129,16 @@ int run_eval(const Args& args, const Context& ctx) {
     }
     ao.commit();
   }
+  if (plot) {
+    core::AtomicOutput ao(*plot);
+    {
+      std::ofstream f(ao.temp_path());
+      f << contouring::dice_plot_svg(rows, "Dice per case: " + args.value("--pred"));
+      if (!f) core::fail<core::IoError>("evaluate contours", *plot, "cannot write");
+    }
+    ao.commit();
+    if (!args.quiet) std::printf("wrote %s\n", plot->c_str());
+  }
   return 0;
 }
 
@@ -149,6 +165,7 @@ Command make_eval_command() {
       {"--tolerance", "MM", "surface Dice tolerance", false, "4"},
       {"--json", "FILE", "write per-structure and per-case figures as JSON"},
       {"--per-case", "", "print every case (flagged references marked)"},
+      {"--plot", "SVG", "write a picture of the Dice of every case per structure (SVG)"},
       {"--model", "CARD", "model card .json whose usual volumes check the references (default: $ISOLINE_MODEL or the installed card)"},
       {"--no-reference-check", "", "do not check reference volumes"},
   };

@@ -190,6 +190,10 @@ def default_model_card_path() -> str:
     """$ISOLINE_MODEL when set, else the card shipped in contouring/models/."""
     ...
 
+def dice_plot_svg(rows: List[EvalRow], title: str = ...) -> str:
+    """SVG picture of the Dice of every case per structure (as isoline eval contours --plot): a dot per case (hover: case and Dice), a flagged reference as a red x, the mean as a bar."""
+    ...
+
 def evaluate_dirs(pred_dir: str, ref_dir: str, structures: List[str] = ..., tolerance_mm: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> List[EvalRow]: ...
 
 def flag_references(rows: List[EvalRow], card: ModelCard) -> List[EvalRow]:
@@ -219,6 +223,7 @@ __all__ = [
     "compare_masks",
     "contour",
     "default_model_card_path",
+    "dice_plot_svg",
     "evaluate_dirs",
     "flag_references",
     "load_model_card",

@@ -159,6 +159,9 @@ void bind_contouring(py::module_ m) {
       py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
       py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none());
   m.def("summarize", &summarize, py::arg("rows"));
+  m.def("dice_plot_svg", &dice_plot_svg, py::arg("rows"), py::arg("title") = "",
+        "SVG picture of the Dice of every case per structure (as isoline eval contours --plot): a "
+        "dot per case (hover: case and Dice), a flagged reference as a red x, the mean as a bar.");
   m.def(
       "flag_references",
       [](std::vector<EvalRow> rows, const ModelCard& card) {

@@ -295,4 +295,82 @@ std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
   return out;
 }
 
+namespace {
+
+std::string xml_escape(const std::string& t) {
+  std::string o;
+  for (char c : t) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string fmt2(double v, const char* f = "%.2f") {
+  char b[32];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+}  // namespace
+
+std::string dice_plot_svg(const std::vector<EvalRow>& rows, const std::string& title) {
+  const std::vector<EvalSummary> sum = summarize(rows);
+  const double col = 84, left = 48, top = title.empty() ? 24 : 44, plot_h = 260, bottom = 44;
+  const double width = left + col * double(std::max<std::size_t>(sum.size(), 1)) + 16;
+  const double height = top + plot_h + bottom;
+  auto y_of = [&](double d) { return top + plot_h * (1.0 - std::clamp(d, 0.0, 1.0)); };
+  std::string o;
+  o += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt2(width, "%.0f") + "\" height=\"" +
+       fmt2(height, "%.0f") + "\" viewBox=\"0 0 " + fmt2(width, "%.0f") + " " + fmt2(height, "%.0f") +
+       "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  if (!title.empty())
+    o += "<text x=\"" + fmt2(left, "%.0f") + "\" y=\"20\" font-size=\"13\">" + xml_escape(title) + "</text>\n";
+  for (int g = 0; g <= 5; ++g) {  // grid and Dice axis
+    const double v = g / 5.0, y = y_of(v);
+    o += "<line x1=\"" + fmt2(left, "%.0f") + "\" x2=\"" + fmt2(width - 16, "%.0f") + "\" y1=\"" + fmt2(y, "%.1f") +
+         "\" y2=\"" + fmt2(y, "%.1f") + "\" stroke=\"#ddd\"/>\n<text x=\"" + fmt2(left - 6, "%.0f") + "\" y=\"" +
+         fmt2(y + 4, "%.1f") + "\" text-anchor=\"end\">" + fmt2(v, "%.1f") + "</text>\n";
+  }
+  o += "<text transform=\"translate(12," + fmt2(top + plot_h / 2, "%.0f") +
+       ") rotate(-90)\" text-anchor=\"middle\">Dice</text>\n";
+  for (std::size_t i = 0; i < sum.size(); ++i) {
+    const EvalSummary& s = sum[i];
+    const double cx = left + col * (double(i) + 0.5);
+    std::size_t k = 0;
+    for (const auto& r : rows) {
+      if (r.structure != s.structure) continue;
+      // Deterministic spread: cases side by side across the column, in a repeating pattern.
+      const double x = cx + (double((k++ * 7) % 11) - 5.0) * 3.2;
+      const double y = y_of(r.m.dice);
+      const std::string tip = "<title>" + xml_escape((r.case_id.empty() ? s.structure : r.case_id) + ": Dice " +
+                                                     fmt2(r.m.dice, "%.3f") +
+                                                     (r.ref_flag.empty() ? "" : " (" + r.ref_flag + ")")) +
+                              "</title>";
+      if (r.ref_flag.empty())
+        o += "<circle cx=\"" + fmt2(x, "%.1f") + "\" cy=\"" + fmt2(y, "%.1f") +
+             "\" r=\"3\" fill=\"#1f77b4\" fill-opacity=\"0.75\">" + tip + "</circle>\n";
+      else
+        o += "<path d=\"M" + fmt2(x - 4, "%.1f") + " " + fmt2(y - 4, "%.1f") + "l8 8m0 -8l-8 8\" stroke=\"#d62728\" "
+             "stroke-width=\"2\">" + tip + "</path>\n";
+    }
+    const double ym = y_of(s.dice_mean);
+    o += "<line x1=\"" + fmt2(cx - 24, "%.1f") + "\" x2=\"" + fmt2(cx + 24, "%.1f") + "\" y1=\"" + fmt2(ym, "%.1f") +
+         "\" y2=\"" + fmt2(ym, "%.1f") + "\" stroke=\"black\" stroke-width=\"2\"/>\n";
+    o += "<text x=\"" + fmt2(cx, "%.1f") + "\" y=\"" + fmt2(top - 6, "%.0f") + "\" text-anchor=\"middle\">" +
+         fmt2(s.dice_mean) + "</text>\n";
+    o += "<text x=\"" + fmt2(cx, "%.1f") + "\" y=\"" + fmt2(top + plot_h + 16, "%.0f") +
+         "\" text-anchor=\"middle\">" + xml_escape(s.structure) + "</text>\n<text x=\"" + fmt2(cx, "%.1f") +
+         "\" y=\"" + fmt2(top + plot_h + 30, "%.0f") + "\" text-anchor=\"middle\" fill=\"#555\">n=" +
+         std::to_string(s.cases) + "</text>\n";
+  }
+  o += "</svg>\n";
+  return o;
+}
+
 }  // namespace isoline::contouring

@@ -155,6 +155,36 @@ TEST(ContourMetrics, DirectoryEvaluationSkipsStructuresWithoutReference) {
   EXPECT_EQ(sum[0].hd95_undefined, 0);
 }
 
+TEST(ContourMetrics, DicePlotHasADotPerCaseAMeanPerStructureAndMarksFlaggedReferences) {
+  auto row = [](const std::string& c, const std::string& s, double dice, const std::string& flag = "") {
+    contouring::EvalRow r;
+    r.case_id = c;
+    r.structure = s;
+    r.m.dice = dice;
+    r.ref_flag = flag;
+    return r;
+  };
+  const std::vector<contouring::EvalRow> rows = {
+      row("pt_1", "Larynx", 0.6), row("pt_2", "Larynx", 0.8), row("pt_3", "Larynx", 0.1, "reference 2.0 cc"),
+      row("pt_1", "Mandible<&>", 0.9)};
+  const std::string svg = contouring::dice_plot_svg(rows, "val");
+  auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (auto p = svg.find(what); p != std::string::npos; p = svg.find(what, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("<circle"), 3u);                         // the plausible references
+  EXPECT_EQ(count("stroke=\"#d62728\""), 1u);             // the flagged one, a red x
+  EXPECT_NE(svg.find(">0.50</text>"), std::string::npos);  // Larynx mean over all 3 cases
+  EXPECT_NE(svg.find(">0.90</text>"), std::string::npos);
+  EXPECT_NE(svg.find("pt_3: Dice 0.100 (reference 2.0 cc)"), std::string::npos);
+  EXPECT_NE(svg.find("Mandible&lt;&amp;&gt;"), std::string::npos);  // names escaped
+  EXPECT_EQ(svg.find("Mandible<&>"), std::string::npos);
+  EXPECT_NE(svg.find(">n=3</text>"), std::string::npos);
+  // Dice 0.8 sits 0.2 of the plot height below Dice 1 (with a title: y = 44 + 260 * (1 - d)).
+  EXPECT_NE(svg.find("cy=\"96.0\""), std::string::npos) << svg;
+}
+
 TEST(ContourMetrics, EvalCommandPrintsTable) {
   test::TempDir t;
   auto g = grid(1, 1, 1, 32);
@@ -163,11 +193,19 @@ TEST(ContourMetrics, EvalCommandPrintsTable) {
   core::write_image(sphere(g, {0, 0, 0}, 8), t.file("pred/Mandible.nii.gz"));
   core::write_image(sphere(g, {0, 0, 0}, 8), t.file("ref/Mandible.nii.gz"));
   auto r = test::run_command(test::isoline_bin() + " eval contours --pred " + t.file("pred") + " --ref " +
-                             t.file("ref") + " --json " + t.file("m.json"));
+                             t.file("ref") + " --json " + t.file("m.json") + " --plot " + t.file("d.svg"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Mandible"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("1.000"), std::string::npos) << r.output;
   EXPECT_TRUE(std::filesystem::exists(t.file("m.json")));
+  std::ifstream svg(t.file("d.svg"));
+  const std::string pic((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(pic.rfind("<svg", 0), 0u);
+  EXPECT_NE(pic.find("Mandible: Dice 1.000"), std::string::npos) << pic;
+  auto notsvg = test::run_command(test::isoline_bin() + " eval contours --pred " + t.file("pred") + " --ref " +
+                                  t.file("ref") + " --plot " + t.file("d.png"));
+  EXPECT_NE(notsvg.exit_code, 0);
+  EXPECT_NE(notsvg.output.find("--plot names an .svg file"), std::string::npos) << notsvg.output;
   auto bad = test::run_command(test::isoline_bin() + " eval contours --pred " + t.file("nope") + " --ref " + t.file("ref"));
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("nope"), std::string::npos) << bad.output;

@@ -127,6 +127,8 @@ def test_evaluate_dirs(tmp_path, small_hn):
     want = rows[0].agreement.ref_cc < lo or rows[0].agreement.ref_cc > hi
     assert (flagged[0].ref_flag != "") == want
     assert contouring.summarize(flagged)[0].flagged == int(want)
+    svg = contouring.dice_plot_svg(flagged, "phantom")
+    assert svg.startswith("<svg") and svg.count("<circle") + svg.count('stroke="#d62728"') == len(flagged)
 
 
 def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path):

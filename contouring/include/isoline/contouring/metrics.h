@@ -74,4 +74,9 @@ int flag_references(std::vector<EvalRow>& rows, const ModelCard& card);
 /// Per-structure means/medians over cases, in the order structures first appear.
 std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows);
 
+/// A self-contained SVG picture of the Dice of every case per structure (the order of
+/// summarize): one dot per case (hover: case id and Dice), a flagged reference as a red x,
+/// the mean as a black bar with its value. For `isoline eval contours --plot`.
+std::string dice_plot_svg(const std::vector<EvalRow>& rows, const std::string& title = {});
+
 }  // namespace isoline::contouring
