@@ -12,6 +12,7 @@
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/core/mask_ops.h"
+#include "isoline/core/text.h"
 #include "isoline/report/report.h"
 
 namespace isoline::adaptive {
@@ -52,16 +53,7 @@ Geometry coarsen(const Geometry& g, double mm) {
   return out;
 }
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else o += c;
-  }
-  return o;
-}
+std::string esc(const std::string& s) { return core::xml_escape(s); }
 
 }  // namespace
 

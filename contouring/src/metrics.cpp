@@ -12,6 +12,7 @@
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
+#include "isoline/core/text.h"
 
 namespace fs = std::filesystem;
 
@@ -297,20 +298,6 @@ std::vector<EvalSummary> summarize(const std::vector<EvalRow>& rows) {
 
 namespace {
 
-std::string xml_escape(const std::string& t) {
-  std::string o;
-  for (char c : t) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
 std::string fmt2(double v, const char* f = "%.2f") {
   char b[32];
   std::snprintf(b, sizeof b, f, v);
@@ -330,7 +317,7 @@ std::string dice_plot_svg(const std::vector<EvalRow>& rows, const std::string& t
        fmt2(height, "%.0f") + "\" viewBox=\"0 0 " + fmt2(width, "%.0f") + " " + fmt2(height, "%.0f") +
        "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   if (!title.empty())
-    o += "<text x=\"" + fmt2(left, "%.0f") + "\" y=\"20\" font-size=\"13\">" + xml_escape(title) + "</text>\n";
+    o += "<text x=\"" + fmt2(left, "%.0f") + "\" y=\"20\" font-size=\"13\">" + core::xml_escape(title) + "</text>\n";
   for (int g = 0; g <= 5; ++g) {  // grid and Dice axis
     const double v = g / 5.0, y = y_of(v);
     o += "<line x1=\"" + fmt2(left, "%.0f") + "\" x2=\"" + fmt2(width - 16, "%.0f") + "\" y1=\"" + fmt2(y, "%.1f") +
@@ -348,7 +335,7 @@ std::string dice_plot_svg(const std::vector<EvalRow>& rows, const std::string& t
       // Deterministic spread: cases side by side across the column, in a repeating pattern.
       const double x = cx + (double((k++ * 7) % 11) - 5.0) * 3.2;
       const double y = y_of(r.m.dice);
-      const std::string tip = "<title>" + xml_escape((r.case_id.empty() ? s.structure : r.case_id) + ": Dice " +
+      const std::string tip = "<title>" + core::xml_escape((r.case_id.empty() ? s.structure : r.case_id) + ": Dice " +
                                                      fmt2(r.m.dice, "%.3f") +
                                                      (r.ref_flag.empty() ? "" : " (" + r.ref_flag + ")")) +
                               "</title>";
@@ -365,7 +352,7 @@ std::string dice_plot_svg(const std::vector<EvalRow>& rows, const std::string& t
     o += "<text x=\"" + fmt2(cx, "%.1f") + "\" y=\"" + fmt2(top - 6, "%.0f") + "\" text-anchor=\"middle\">" +
          fmt2(s.dice_mean) + "</text>\n";
     o += "<text x=\"" + fmt2(cx, "%.1f") + "\" y=\"" + fmt2(top + plot_h + 16, "%.0f") +
-         "\" text-anchor=\"middle\">" + xml_escape(s.structure) + "</text>\n<text x=\"" + fmt2(cx, "%.1f") +
+         "\" text-anchor=\"middle\">" + core::xml_escape(s.structure) + "</text>\n<text x=\"" + fmt2(cx, "%.1f") +
          "\" y=\"" + fmt2(top + plot_h + 30, "%.0f") + "\" text-anchor=\"middle\" fill=\"#555\">n=" +
          std::to_string(s.cases) + "</text>\n";
   }

@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "isoline/core/error.h"
 #include "isoline/core/atomic_file.h"
+#include "isoline/core/text.h"
 #include "isoline/core/version.h"
 
 namespace isoline::report {
@@ -20,19 +21,7 @@ using core::Color;
 
 namespace {
 
-std::string esc(const std::string& s) {
-  std::string o;
-  o.reserve(s.size());
-  for (char c : s) switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  return o;
-}
+std::string esc(const std::string& s) { return core::xml_escape(s); }
 
 std::string fmt(double v, int decimals) {
   if (!std::isfinite(v)) return "&ndash;";

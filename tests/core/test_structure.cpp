@@ -5,6 +5,7 @@
 
 #include "isoline/core/error.h"
 #include "isoline/core/structure.h"
+#include "isoline/core/text.h"
 
 using namespace isoline::core;
 
@@ -112,4 +113,9 @@ TEST(Structure, IsTargetByTypeOrName) {
   EXPECT_TRUE(s("CTV_high", StructureType::Other).is_target());
   EXPECT_FALSE(s("LeftParotid", StructureType::Organ).is_target());
   EXPECT_FALSE(s("BODY", StructureType::External).is_target());
+}
+
+TEST(Text, XmlEscapeCoversTextAndAttributes) {
+  EXPECT_EQ(xml_escape("PTV<70> & \"GTV\" 'x'"), "PTV&lt;70&gt; &amp; &quot;GTV&quot; &#39;x&#39;");
+  EXPECT_EQ(xml_escape("plain"), "plain");
 }
