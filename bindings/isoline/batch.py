@@ -448,6 +448,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--workers", type=int, help="local worker processes")
     ap.add_argument("--structures", nargs="*", default=[], help="contour: structures (default all)")
     ap.add_argument("--preview", action="store_true", help="contour: also preview.png per case (views with outlines)")
+    ap.add_argument("--review", action="store_true", help="contour: also review.html per case (views, structures, flags)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--template", default="hn", help="run: plan template")
     ap.add_argument("--iterations", type=int, default=0, help="run: optimiser iterations (0 = template's)")
@@ -457,6 +458,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         options["structures"] = a.structures
         if a.preview:
             options["preview"] = True
+        if a.review:
+            options["review"] = True
     else:
         options.update(template=a.template, max_iterations=a.iterations)
     rep = run_batch(a.cases, a.out, a.job, options=options,

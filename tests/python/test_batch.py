@@ -107,7 +107,9 @@ def test_command_line(tmp_path):
     (tmp_path / "cases" / "broken").mkdir(parents=True)
     (tmp_path / "cases" / "broken" / "ct.nii.gz").write_bytes(b"junk")
     r = subprocess.run([sys.executable, "-m", "isoline.batch", str(tmp_path / "cases"), str(tmp_path / "out"),
-                        "--workers", "1"], capture_output=True, text=True, timeout=300)
+                        "--workers", "1", "--preview", "--review"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "broken: failed (IoError" in r.stdout
-    assert batch.read_manifest(tmp_path / "out")["cases"]["broken"]["status"] == "failed"
+    m = batch.read_manifest(tmp_path / "out")
+    assert m["cases"]["broken"]["status"] == "failed"
+    assert m["options"].get("preview") is True and m["options"].get("review") is True
