@@ -172,7 +172,9 @@ void write_contour_review(const core::Image& ct, const contouring::ContourResult
     for (const auto& f : q.flags) in.warnings.push_back(q.name + ": " + f);
   in.ct = ct;
   in.structures = result.structures;
-  if (!html_path.empty()) report::write_html(in, html_path);
+  report::ReportOptions opt;
+  opt.axial_series = 12;  // the organs slice by slice, not only through the target
+  if (!html_path.empty()) report::write_html(in, html_path, opt);
   if (!png_path.empty()) report::write_figure_png(in, png_path);
 }
 

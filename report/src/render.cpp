@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -291,7 +292,8 @@ Box crop_to_body_in_plane(const ReportInput& in, int view, const Box& fov, const
 }
 
 Picture render_view(const ReportInput& in, const Image* dose, int view, const Box& full_fov,
-                    const Vec3& focus, double rx, double vmax, const ReportOptions& opt) {
+                    const Vec3& focus, double rx, double vmax, const ReportOptions& opt,
+                    const char* corner_label = nullptr) {
   const Box fov = crop_to_body_in_plane(in, view, full_fov, focus);
   const Geometry grid = view_grid(view, fov, focus, opt.view_box_px);
   const int w = int(grid.size[0]), h = int(grid.size[1]);
@@ -360,7 +362,8 @@ Picture render_view(const ReportInput& in, const Image* dose, int view, const Bo
   label(p, w / 2 - 5, 4, kLetters[view][2], sc, white);
   label(p, w / 2 - 5, h - 7 * sc - 4, kLetters[view][3], sc, white);
   static const char* kNames[3] = {"AXIAL", "CORONAL", "SAGITTAL"};
-  label(p, w - text_width(kNames[view], sc) - 4, h - 7 * sc - 4, kNames[view], sc, {255, 255, 160});
+  const char* name = corner_label ? corner_label : kNames[view];  // e.g. a slice's z position
+  label(p, w - text_width(name, sc) - 4, h - 7 * sc - 4, name, sc, {255, 255, 160});
   const double pix = grid.spacing[0];
   double bar_mm = 50.0;
   for (double mm : {50.0, 20.0, 10.0}) {
@@ -431,4 +434,42 @@ std::vector<Picture> render_views(const ReportInput& in, int dose_index, const R
   return out;
 }
 
+std::vector<Picture> render_axial_series(const ReportInput& in, int count, const ReportOptions& opt) {
+  const char* op = "render axial series";
+  if (count < 1 || count > 64)
+    core::fail<core::InvalidInput>(op, in.title, "count " + std::to_string(count) + " is not within 1..64");
+  // The checks of render_views (CT, masks, view size), on the scene without a dose.
+  render_views(in, -1, [&] {
+    ReportOptions small = opt;
+    small.view_box_px = 16;
+    return small;
+  }());
+  const Box fov = field_of_view(in);
+  double zlo = std::numeric_limits<double>::max(), zhi = -zlo;
+  for (const auto& s : in.structures) {
+    if (s.type == core::StructureType::External || s.mask.empty()) continue;
+    if (auto bb = core::bounding_box(s.mask)) {
+      const Box b = world_box(s.mask.geometry(), *bb);
+      zlo = std::min(zlo, b.lo[2]);
+      zhi = std::max(zhi, b.hi[2]);
+    }
+  }
+  if (zlo > zhi) {
+    zlo = fov.lo[2];
+    zhi = fov.hi[2];
+  }
+  const Vec3 centre = choose_focus(in);
+  const double rx = detail::prescription(in), vmax = detail::dose_scale_max(in);
+  std::vector<Picture> out;
+  for (int i = 0; i < count; ++i) {
+    // Superior first (the order of a TPS slice list scrolled head to foot).
+    const double z = zhi - (double(i) + 0.5) * (zhi - zlo) / double(count);
+    char text[32];
+    std::snprintf(text, sizeof text, "Z %.0f", z);  // mm; short, clear of the "P" at the bottom
+    out.push_back(render_view(in, nullptr, 0, fov, {centre[0], centre[1], z}, rx, vmax, opt, text));
+  }
+  return out;
+}
+
 }  // namespace isoline::report
+

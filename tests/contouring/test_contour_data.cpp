@@ -282,7 +282,8 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   {  // the first-look page and picture
     std::ifstream h(t.file("rs.html"));
     const std::string html((std::istreambuf_iterator<char>(h)), std::istreambuf_iterator<char>());
-    for (const char* want : {"Mandible", "Brainstem", "Body", "data:image/png;base64,", "to be reviewed"})
+    for (const char* want :
+         {"Mandible", "Brainstem", "Body", "data:image/png;base64,", "to be reviewed", "Axial slices"})
       EXPECT_NE(html.find(want), std::string::npos) << want;
     std::ifstream p(t.file("rs.png"), std::ios::binary);
     char magic[8] = {};

@@ -510,6 +510,37 @@ TEST(Report, HeadNeckPhantomWithSyntheticDose) {
   }
 }
 
+TEST(Report, AxialSeriesSpreadsOverTheStructuresHeadFirst) {
+  const Small s = make_small();  // SpinalCord over the whole CT (z -40..40 mm), the body |z| < 30
+  auto in = small_input(s);
+  const auto series = report::render_axial_series(in, 4);
+  ASSERT_EQ(series.size(), 4u);
+  const double want[4] = {30, 10, -10, -30};  // centres of 4 equal parts of -40..40, head first
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_NEAR(series[std::size_t(i)].geometry.origin[2], want[i], 1e-6) << i;
+    EXPECT_GT(grey_variance(decode_png(report::encode_png(series[std::size_t(i)]))), 100.0) << i;
+  }
+  // Only a body outline: the series spans what is shown of the CT instead.
+  auto body_only = in;
+  body_only.structures = core::StructureSet(s.ct.geometry());
+  body_only.structures.add("Body", s.ss.get("Body").mask);
+  body_only.structures.find("Body")->type = core::StructureType::External;
+  const auto two = report::render_axial_series(body_only, 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_NEAR(two[0].geometry.origin[2], 20.0, 1e-6);
+  EXPECT_NEAR(two[1].geometry.origin[2], -20.0, 1e-6);
+  EXPECT_THROW(report::render_axial_series(in, 0), core::InvalidInput);
+  EXPECT_THROW(report::render_axial_series(in, 65), core::InvalidInput);
+  // In the HTML report on request only.
+  EXPECT_EQ(report::render_html(in).find("Axial slices"), std::string::npos);
+  report::ReportOptions opt;
+  opt.axial_series = 3;
+  const std::string html = report::render_html(in, opt);
+  EXPECT_NE(html.find("Axial slices"), std::string::npos);
+  EXPECT_EQ(embedded_pngs(html).size(), 6u);  // 3 views + 3 slices
+  EXPECT_NE(html.find("Automatic contours: review and edit them"), std::string::npos);  // no dose
+}
+
 TEST(Report, IsodoseLinesDoNotLookLikeHeadNeckStructures) {
   // An outline in an isodose colour reads as a dose line (the 80 % line and PTV63 were both
   // magenta before session 10).

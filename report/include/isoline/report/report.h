@@ -92,6 +92,9 @@ struct ReportOptions {
   /// Compute the Paddick conformity index of the highest target (one pass over each dose
   /// grid).
   bool conformity = true;
+  /// > 0: the HTML report also shows this many axial slices spread over the structures'
+  /// cranio-caudal extent (render_axial_series), e.g. for reviewing contours slice by slice.
+  int axial_series = 0;
 };
 
 /// An RGB picture (8 bit, row-major, 3 bytes per pixel).
@@ -110,6 +113,14 @@ struct Picture {
 /// right on the left and anterior up; coronal and sagittal with superior up.
 std::vector<Picture> render_views(const ReportInput& input, int dose_index = 0,
                                   const ReportOptions& options = {});
+
+/// `count` axial views (CT and outlines, no dose) spread evenly over the cranio-caudal extent
+/// of the structures other than the body outline (the CT's extent when there are none), head
+/// first, each labelled with its z position (mm) where a view has its name, centred in-plane like
+/// render_views. Throws InvalidInput as
+/// render_views, and for a count outside 1..64.
+std::vector<Picture> render_axial_series(const ReportInput& input, int count,
+                                         const ReportOptions& options = {});
 
 /// PNG bytes of a picture (libpng). Throws IoError on encoder failure.
 std::vector<std::uint8_t> encode_png(const Picture& picture);
