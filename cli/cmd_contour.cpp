@@ -13,6 +13,7 @@
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
+#include "isoline/core/text.h"
 #include "isoline/pipeline/case_io.h"
 #include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtstruct.h"
@@ -22,10 +23,6 @@ namespace fs = std::filesystem;
 namespace isoline::cli {
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& e) {
-  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
-}
 
 std::vector<std::string> split_list(const std::vector<std::string>& values) {
   std::vector<std::string> out;
@@ -43,12 +40,12 @@ int run_contour(const Args& args, const Context& ctx) {
   const std::string out = args.value("--out");
   std::error_code ec;
   if (!fs::exists(in, ec)) core::fail<core::IoError>("contour", in, "no such file or directory");
-  const bool rtstruct_out = ends_with(out, ".dcm");
+  const bool rtstruct_out = core::ends_with(out, ".dcm");
   const auto report_html = args.get("--report");
   const auto preview_png = args.get("--preview");
-  if (report_html && !ends_with(*report_html, ".html"))
+  if (report_html && !core::ends_with(*report_html, ".html"))
     throw UsageError{"--report names an .html file, not " + *report_html};
-  if (preview_png && !ends_with(*preview_png, ".png"))
+  if (preview_png && !core::ends_with(*preview_png, ".png"))
     throw UsageError{"--preview names a .png file, not " + *preview_png};
   // Every output location is checked before the CT is read and the network runs: a typo in
   // a path is an error at once, not after the work with part of the output written.

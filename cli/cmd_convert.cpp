@@ -17,6 +17,7 @@
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
+#include "isoline/core/text.h"
 #include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtdose.h"
 #include "isoline/rtstruct/rtstruct.h"
@@ -29,10 +30,6 @@ namespace {
 
 const char* kOp = "convert";
 
-bool ends_with(const std::string& s, const std::string& e) {
-  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
-}
-
 // A mask on the CT grid: masks stored on the same voxels with another axis order or direction
 // map exactly (nearest-neighbour resampling in patient space).
 core::Image resample_mask(const core::Image& m, const core::Geometry& g) {
@@ -44,7 +41,7 @@ core::Image resample_mask(const core::Image& m, const core::Geometry& g) {
 std::string stem(const std::string& path) {
   std::string n = fs::path(path).filename().string();
   for (const char* e : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"})
-    if (ends_with(n, e)) return n.substr(0, n.size() - std::string(e).size());
+    if (core::ends_with(n, e)) return n.substr(0, n.size() - std::string(e).size());
   return n;
 }
 
@@ -147,7 +144,7 @@ int run_convert(const Args& args, const Context& ctx) {
         for (auto& e : fs::directory_iterator(in))
           if (core::is_image_path(e.path().string())) masks = true;
       if (masks)
-        to = ends_with(out, ".dcm") ? "rtstruct" : "ct";
+        to = core::ends_with(out, ".dcm") ? "rtstruct" : "ct";
       else
         to = "nifti";
     } else {

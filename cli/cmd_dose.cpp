@@ -7,6 +7,7 @@
 #include "command.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
+#include "isoline/core/text.h"
 #include "isoline/dose/dose.h"
 #include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtdose.h"
@@ -17,16 +18,12 @@ namespace isoline::cli {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& e) {
-  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
-}
-
 int run_dose(const Args& args, const Context& ctx) {
   const std::string ct_path = args.value("--ct");
   const std::string plan_path = args.value("--plan");
   const std::string out = args.value("--out");
   const core::Device device = core::parse_device(args.value("--device"));
-  const bool to_dicom = ends_with(out, ".dcm");
+  const bool to_dicom = core::ends_with(out, ".dcm");
   if (!to_dicom && !core::is_image_path(out))
     core::fail<core::InvalidInput>("dose", out,
                                    "unknown output format (use .nii.gz, .nii, .nrrd, .mha or an RT-DOSE .dcm)");

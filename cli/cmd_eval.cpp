@@ -2,7 +2,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -14,6 +13,7 @@
 #include "isoline/contouring/model.h"
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 
 namespace isoline::cli {
 
@@ -34,7 +34,7 @@ int run_eval(const Args& args, const Context& ctx) {
   const double tol = args.get_double("--tolerance", 4.0);
   if (!(tol > 0)) throw UsageError{"--tolerance must be > 0 mm"};
   const auto plot = args.get("--plot");
-  if (plot && !(plot->size() > 4 && plot->compare(plot->size() - 4, 4, ".svg") == 0))
+  if (plot && !core::ends_with(*plot, ".svg"))
     throw UsageError{"--plot names an .svg file, not " + *plot};
   const auto json_out = args.get("--json");
   for (const auto* out : {&plot, &json_out})  // checked before the (long) scoring
@@ -102,7 +102,7 @@ int run_eval(const Args& args, const Context& ctx) {
   } else if (!check_note.empty()) {
     std::printf("(%s)\n", check_note.c_str());
   }
-  if (auto jf = args.get("--json")) {
+  if (const auto& jf = json_out) {
     nlohmann::json j;
     j["tolerance_mm"] = tol;
     j["pred"] = args.value("--pred");
@@ -121,22 +121,11 @@ int run_eval(const Args& args, const Context& ctx) {
                             {"hd95_mm", num(r.m.hd95_mm)}, {"surface_dice", r.m.surface_dice},
                             {"ref_cc", r.m.ref_cc}, {"pred_cc", r.m.pred_cc},
                             {"ref_flag", r.ref_flag.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.ref_flag)}});
-    core::AtomicOutput ao(*jf);
-    {
-      std::ofstream f(ao.temp_path());
-      f << j.dump(1) << "\n";
-      if (!f) core::fail<core::IoError>("evaluate contours", *jf, "cannot write");
-    }
-    ao.commit();
+    core::write_file_atomic(*jf, j.dump(1) + "\n", "evaluate contours");
   }
   if (plot) {
-    core::AtomicOutput ao(*plot);
-    {
-      std::ofstream f(ao.temp_path());
-      f << contouring::dice_plot_svg(rows, "Dice per case: " + args.value("--pred"));
-      if (!f) core::fail<core::IoError>("evaluate contours", *plot, "cannot write");
-    }
-    ao.commit();
+    core::write_file_atomic(*plot, contouring::dice_plot_svg(rows, "Dice per case: " + args.value("--pred")),
+                            "evaluate contours");
     if (!args.quiet) std::printf("wrote %s\n", plot->c_str());
   }
   return 0;

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 
 #include "isoline/contouring/contour.h"
@@ -310,13 +309,7 @@ void write_adapt_report_html(const AdaptInput& in, const AdaptResult& r, const s
     html.insert(end, extra);
   std::ostringstream h;
   h << html;
-  core::AtomicOutput out(path);
-  {
-    std::ofstream f(out.temp_path(), std::ios::binary);
-    f << h.str();
-    if (!f) fail<core::IoError>("write adapt report", path, "cannot write file");
-  }
-  out.commit();
+  core::write_file_atomic(path, h.str(), "write adapt report");
 }
 
 }  // namespace isoline::adaptive

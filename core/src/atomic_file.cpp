@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 #include <unistd.h>
@@ -45,13 +46,11 @@ void check_output_location(const std::string& target, const std::string& operati
 
 AtomicOutput::AtomicOutput(std::string target, bool directory)
     : target_(std::move(target)), directory_(directory) {
-  if (target_.empty()) fail<InvalidInput>("write output", "", "output path is empty");
+  check_output_location(target_, "write output");
   fs::path t(target_);
   fs::path parent = t.parent_path();
   if (parent.empty()) parent = ".";
   std::error_code ec;
-  if (!fs::is_directory(parent, ec))
-    fail<IoError>("write output", target_, "directory " + parent.string() + " does not exist");
   static std::atomic<unsigned> counter{0};
   const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
   auto [stem, ext] = split_extension(t.filename().string());
@@ -62,6 +61,18 @@ AtomicOutput::AtomicOutput(std::string target, bool directory)
     if (!fs::create_directory(temp_, ec))
       fail<IoError>("write output", target_, "cannot create temporary directory " + temp_);
   }
+}
+
+void write_file_atomic(const std::string& path, std::string_view data, const std::string& operation) {
+  AtomicOutput out(path);
+  {
+    std::ofstream f(out.temp_path(), std::ios::binary);
+    if (!f) fail<IoError>(operation, path, "cannot open " + out.temp_path() + " for writing");
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    f.close();
+    if (!f) fail<IoError>(operation, path, "write failed (disk full?)");
+  }
+  out.commit();
 }
 
 AtomicOutput::~AtomicOutput() {

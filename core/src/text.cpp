@@ -2,6 +2,10 @@
 
 namespace isoline::core {
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 std::string xml_escape(const std::string& s) {
   std::string o;
   o.reserve(s.size());

@@ -2,7 +2,6 @@
 // and RT-STRUCT (through the rtstruct module), preview PNG.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -77,13 +76,7 @@ std::vector<std::string> write_phantom(const Phantom& ph, const std::string& dir
       j["tissues"][std::to_string(t)] = {{"name", tissue_name(static_cast<Tissue>(t))},
                                          {"hu", tissue_hu(static_cast<Tissue>(t))}};
     const std::string path = (root / "ground_truth.json").string();
-    core::AtomicOutput out(path);
-    {
-      std::ofstream f(out.temp_path());
-      f << j.dump(2) << "\n";
-      if (!f) core::fail<core::IoError>(op, path, "cannot write");
-    }
-    out.commit();
+    core::write_file_atomic(path, j.dump(2) + "\n", op);
     files.push_back(path);
   }
 

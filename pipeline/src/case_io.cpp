@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -62,20 +61,6 @@ core::StructureSet load_structures(const std::string& path, const CaseCt& ct, co
   return set;
 }
 
-namespace {
-
-void write_text(const std::string& path, const std::string& text, const char* what) {
-  core::AtomicOutput out(path);
-  {
-    std::ofstream f(out.temp_path());
-    if (!f) core::fail<core::IoError>(what, path, "cannot create file");
-    f << text;
-    if (!f) core::fail<core::IoError>(what, path, "write failed (disk full?)");
-  }
-  out.commit();
-}
-
-}  // namespace
 
 PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const core::StructureSet& structures,
                                const planning::PlanResult& r) {
@@ -105,7 +90,7 @@ PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const c
         csv += line;
       }
     }
-    write_text((fs::path(dir) / "dvh.csv").string(), csv, "write DVH");
+    core::write_file_atomic((fs::path(dir) / "dvh.csv").string(), csv, "write DVH");
     o.files.push_back("dvh.csv");
   }
   // Metrics, criteria and timings for scripts.
@@ -129,7 +114,7 @@ PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const c
                                {"value", c.evaluated ? nlohmann::json(c.value) : nlohmann::json()},
                                {"pass", c.pass}});
     j["criteria_passed"] = planning::count_passed(r.criteria);
-    write_text((fs::path(dir) / "metrics.json").string(), j.dump(1) + "\n", "write metrics");
+    core::write_file_atomic((fs::path(dir) / "metrics.json").string(), j.dump(1) + "\n", "write metrics");
     o.files.push_back("metrics.json");
   }
   return o;

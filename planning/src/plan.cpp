@@ -740,14 +740,7 @@ void write_plan_json(const dose::Plan& plan, int fractions, const std::string& p
     beams.push_back(j);
   }
   root["beams"] = beams;
-  core::AtomicOutput out(path);
-  {
-    std::ofstream f(out.temp_path());
-    if (!f) fail<IoError>("write plan", path, "cannot create file");
-    f << root.dump(1) << "\n";
-    if (!f) fail<IoError>("write plan", path, "write failed (disk full?)");
-  }
-  out.commit();
+  core::write_file_atomic(path, root.dump(1) + "\n", "write plan");
 }
 
 }  // namespace isoline::planning

@@ -454,9 +454,9 @@ std::string render_html(const ReportInput& in, const ReportOptions& opt) {
 
 void write_html(const ReportInput& in, const std::string& path, const ReportOptions& opt) {
   // Check the destination first so a bad directory fails before the (slower) rendering.
-  { core::AtomicOutput probe(path); }
+  core::check_output_location(path, "write report");
   const std::string html = render_html(in, opt);
-  detail::write_file_atomic(path, html.data(), html.size(), "write report");
+  core::write_file_atomic(path, html, "write report");
 }
 
 }  // namespace isoline::report

@@ -27,8 +27,5 @@ int text_width(const std::string& text, int scale);
 void fill_rect(Picture& p, int x, int y, int w, int h, core::Color c);
 /// Base64 (RFC 4648) of bytes.
 std::string base64(const std::vector<std::uint8_t>& bytes);
-/// Writes bytes to `path` atomically; `operation` names the error.
-void write_file_atomic(const std::string& path, const void* data, std::size_t size,
-                       const char* operation);
 
 }  // namespace isoline::report::detail

@@ -47,17 +47,6 @@ std::string base64(const std::vector<std::uint8_t>& b) {
   return out;
 }
 
-void write_file_atomic(const std::string& path, const void* data, std::size_t size, const char* op) {
-  core::AtomicOutput out(path);  // throws IoError naming the file when the directory is missing
-  {
-    std::ofstream f(out.temp_path(), std::ios::binary);
-    if (!f) core::fail<core::IoError>(op, path, "cannot open " + out.temp_path() + " for writing");
-    f.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
-    f.close();
-    if (!f) core::fail<core::IoError>(op, path, "write failed (disk full?)");
-  }
-  out.commit();
-}
 
 }  // namespace detail
 
@@ -106,7 +95,7 @@ std::vector<std::string> write_view_pngs(const ReportInput& in, const std::strin
   for (int v = 0; v < 3; ++v) {
     const std::string path = prefix + kNames[v] + ".png";
     const auto bytes = encode_png(views[std::size_t(v)]);
-    detail::write_file_atomic(path, bytes.data(), bytes.size(), "write report view");
+    core::write_file_atomic(path, {reinterpret_cast<const char*>(bytes.data()), bytes.size()}, "write report view");
     paths.push_back(path);
   }
   return paths;
@@ -214,7 +203,7 @@ void write_figure_png(const ReportInput& in, const std::string& path, const Repo
     detail::draw_text(fig, ix + 7 * sc + 6, iy, items[i].text, sc, white);
   }
   const auto bytes = encode_png(fig);
-  detail::write_file_atomic(path, bytes.data(), bytes.size(), "write report figure");
+  core::write_file_atomic(path, {reinterpret_cast<const char*>(bytes.data()), bytes.size()}, "write report figure");
 }
 
 }  // namespace isoline::report

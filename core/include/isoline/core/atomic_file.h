@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace isoline::core {
 
@@ -27,6 +28,11 @@ class AtomicOutput {
   bool directory_;
   bool committed_ = false;
 };
+
+/// Writes `data` (text or bytes) to `path` atomically: a temporary beside it, renamed when
+/// complete. Throws IoError naming `operation` and the file (missing directory, a failed
+/// write); nothing is left under `path` on failure.
+void write_file_atomic(const std::string& path, std::string_view data, const std::string& operation);
 
 /// Checks, before long work, that `target` (a file or directory to be written atomically) can
 /// be: its parent directory exists and is writable. With `parents_created` (a writer that
