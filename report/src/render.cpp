@@ -380,10 +380,9 @@ Picture render_view(const ReportInput& in, const Image* dose, int view, const Bo
   return p;
 }
 
-}  // namespace
 
-std::vector<Picture> render_views(const ReportInput& in, int dose_index, const ReportOptions& opt) {
-  const char* op = "render report views";
+/// What every rendering needs: a CT with a valid grid, a sane view size, uint8 masks.
+void check_scene(const ReportInput& in, const ReportOptions& opt, const char* op) {
   if (in.ct.empty()) core::fail<core::InvalidInput>(op, in.title, "no CT image");
   in.ct.geometry().validate("report CT");
   if (opt.view_box_px < 16 || opt.view_box_px > 4096)
@@ -391,6 +390,13 @@ std::vector<Picture> render_views(const ReportInput& in, int dose_index, const R
   for (const auto& s : in.structures)
     if (!s.mask.empty() && s.mask.pixel_type() != core::PixelType::UInt8)
       core::fail<core::InvalidInput>(op, s.name, "mask is not uint8");
+}
+
+}  // namespace
+
+std::vector<Picture> render_views(const ReportInput& in, int dose_index, const ReportOptions& opt) {
+  const char* op = "render report views";
+  check_scene(in, opt, op);
   if (dose_index == 0 && in.doses.empty()) dose_index = -1;
   if (dose_index < -1 || dose_index >= int(in.doses.size()))
     core::fail<core::InvalidInput>(op, in.title,
@@ -438,12 +444,7 @@ std::vector<Picture> render_axial_series(const ReportInput& in, int count, const
   const char* op = "render axial series";
   if (count < 1 || count > 64)
     core::fail<core::InvalidInput>(op, in.title, "count " + std::to_string(count) + " is not within 1..64");
-  // The checks of render_views (CT, masks, view size), on the scene without a dose.
-  render_views(in, -1, [&] {
-    ReportOptions small = opt;
-    small.view_box_px = 16;
-    return small;
-  }());
+  check_scene(in, opt, op);
   const Box fov = field_of_view(in);
   double zlo = std::numeric_limits<double>::max(), zhi = -zlo;
   for (const auto& s : in.structures) {
@@ -459,14 +460,14 @@ std::vector<Picture> render_axial_series(const ReportInput& in, int count, const
     zhi = fov.hi[2];
   }
   const Vec3 centre = choose_focus(in);
-  const double rx = detail::prescription(in), vmax = detail::dose_scale_max(in);
   std::vector<Picture> out;
   for (int i = 0; i < count; ++i) {
     // Superior first (the order of a TPS slice list scrolled head to foot).
     const double z = zhi - (double(i) + 0.5) * (zhi - zlo) / double(count);
     char text[32];
     std::snprintf(text, sizeof text, "Z %.0f", z);  // mm; short, clear of the "P" at the bottom
-    out.push_back(render_view(in, nullptr, 0, fov, {centre[0], centre[1], z}, rx, vmax, opt, text));
+    // No dose on these slices: prescription and colour scale are not used.
+    out.push_back(render_view(in, nullptr, 0, fov, {centre[0], centre[1], z}, 0.0, 0.0, opt, text));
   }
   return out;
 }
