@@ -281,16 +281,17 @@ struct Listener::Impl {
   std::function<void()> wake;
   DcmSCPConfig scp_cfg;
   T_ASC_Network* net = nullptr;
-  /// An association's socket, shut down by the listener to end the association at a stop
-  /// (only while its thread has not yet closed it: `closed` under the mutex).
+  /// What an association's thread shares with the listener: its socket, which the listener
+  /// shuts down to end the association at a stop (only while the thread has not yet closed
+  /// it: `closed` under the mutex), and whether the thread has finished.
   struct Conn {
     std::mutex m;
     int fd = -1;
     bool closed = false;
+    std::atomic<bool> done{false};
   };
   struct Worker {
     std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
     std::shared_ptr<Conn> conn;
   };
   /// At a stop request, open associations get this long to finish before they are ended.
@@ -313,7 +314,7 @@ struct Listener::Impl {
   /// Joins the threads whose association ended (all of them if `all`); returns how many run.
   std::size_t join(bool all) {
     for (auto it = workers.begin(); it != workers.end();) {
-      if (all || it->done->load()) {
+      if (all || it->conn->done.load()) {
         it->thread.join();
         it = workers.erase(it);
       } else {
@@ -343,7 +344,6 @@ struct Listener::Impl {
   }
 
   void start(T_ASC_Association* assoc) {
-    auto done = std::make_shared<std::atomic<bool>>(false);
     // The SCP (and its queue connection) is made here, so that a failure to open the queue
     // refuses this association instead of ending a thread silently.
     std::unique_ptr<StoreScp> scp;
@@ -360,7 +360,7 @@ struct Listener::Impl {
         conn->fd = SocketAccess::of(*tc);
     std::thread t;
     try {
-      t = std::thread([scp = std::move(scp), assoc, done, conn, this]() mutable {
+      t = std::thread([scp = std::move(scp), assoc, conn, this]() mutable {
         // Nothing may leave this thread (std::terminate would end the node and every other
         // association): an error ends this association only.
         try {
@@ -381,14 +381,14 @@ struct Listener::Impl {
           scp.reset();
         } catch (...) {
         }
-        done->store(true);
+        conn->done.store(true);
       });
     } catch (const std::system_error& e) {  // no thread to be had: refuse this caller only
       say("error", std::string("association refused: cannot start a thread: ") + e.what());
       drop(assoc);
       return;
     }
-    workers.push_back({std::move(t), done, conn});
+    workers.push_back({std::move(t), conn});
   }
 };
 
