@@ -4,8 +4,8 @@ with `isoline eval contours` (the figures reported in docs/validation.md and the
   /usr/bin/python3 contouring/train/run_validation.py --isoline build/bin/isoline \
       --data ../shared/data/openkbp/validation --out /tmp/val [--model card.json]
 
-Writes OUT/pred/pt_N/<Structure>.nii.gz, OUT/metrics.json (eval's JSON) and prints eval's
-table. Returns the summary dict.
+Writes OUT/pred/pt_N/<Structure>.nii.gz, OUT/metrics.json (eval's JSON), OUT/dice.svg (eval's
+picture of every case's Dice) and prints eval's table. Returns the summary dict.
 """
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
@@ -29,7 +29,8 @@ def run(isoline, data, out, model=None, log=print):
                         "--structures", ",".join(STRUCTURES), "--quiet"], check=True, env=env)
     t_contour = time.time() - t0
     p = subprocess.run([str(isoline), "eval", "contours", "--pred", str(pred), "--ref", str(data),
-                        "--structures", ",".join(STRUCTURES), "--json", str(out / "metrics.json")],
+                        "--structures", ",".join(STRUCTURES), "--json", str(out / "metrics.json"),
+                        "--plot", str(out / "dice.svg")],
                        check=True, capture_output=True, text=True, env=env)
     log(p.stdout)
     m = json.loads((out / "metrics.json").read_text())
