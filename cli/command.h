@@ -16,7 +16,7 @@ struct OptionSpec {
   std::string metavar;  ///< "FILE"; empty for a flag without value
   std::string help;
   bool required = false;
-  std::string default_value;  ///< shown in help; returned by Args::get when absent
+  std::string default_value{};  ///< shown in help; returned by Args::get when absent
   bool repeatable = false;    ///< may be given several times (Args::get_all)
 };
 

@@ -68,7 +68,8 @@ FieldImage::Pointer to_itk_field(const DisplacementField& f) {
   auto out = FieldImage::New();
   core::detail::copy_geometry_to_itk(f.geometry, out.GetPointer());
   out->Allocate();
-  std::memcpy(out->GetBufferPointer(), f.data.data(), f.data.size() * sizeof(float));
+  // itk::Vector<float, 3> is three packed floats (the layout ITK's own field I/O relies on)
+  std::memcpy(static_cast<void*>(out->GetBufferPointer()), f.data.data(), f.data.size() * sizeof(float));
   return out;
 }
 

@@ -336,7 +336,7 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   // Nor can an RT-DOSE lie in that series' study: `isoline run` and `isoline plan` say so
   // first (before reading the structures, here an empty folder, and before any planning).
   std::filesystem::create_directories(t.file("empty"));
-  for (const std::string cmd :
+  for (const std::string& cmd :
        {" run " + test::shared_data("jpeg2000_ct") + " --structures ",
         " plan --ct " + test::shared_data("jpeg2000_ct") + " --structures "}) {
     auto nodose =

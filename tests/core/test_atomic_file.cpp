@@ -84,8 +84,9 @@ TEST(AtomicOutput, OutputLocationCheckedBeforeTheWork) {
   }
   fs::create_directories(dir.file("ro"));
   fs::permissions(dir.file("ro"), fs::perms::owner_read | fs::perms::owner_exec);
-  if (::geteuid() != 0)  // root writes anywhere
+  if (::geteuid() != 0) {  // root writes anywhere
     EXPECT_THROW(check_output_location(dir.file("ro") + "/x.html", "contour"), IoError);
+  }
   fs::permissions(dir.file("ro"), fs::perms::owner_all);
   EXPECT_THROW(check_output_location("", "contour"), InvalidInput);
 }

@@ -187,9 +187,10 @@ TEST(PhantomHeadNeck, StructureVolumesWithinTwoPercentOfAnalytic) {
     const Phantom ph = make_head_neck(o);
     ASSERT_EQ(ph.structures.names(), kHnNames);
     for (const auto& s : ph.structures)
-      if (!ph.analytic_volume_cc.count(s.name))  // only cut or cropped ones may lack it
+      if (!ph.analytic_volume_cc.count(s.name)) {  // only cut or cropped ones may lack it
         EXPECT_TRUE(s.name == "Body" || s.name == "CTV" || s.name == "PTV70")
             << s.name << " seed " << seed;
+      }
     EXPECT_GE(check_volumes(ph, 0.02, "seed " + std::to_string(seed)), 10);
     // Adult-plausible sizes (OpenKBP medians are of this order).
     EXPECT_GT(ph.structures.get("Brainstem").volume_cc(), 12);

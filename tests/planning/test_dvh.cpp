@@ -157,7 +157,9 @@ TEST(Dvh, DifferentialMatchesCumulative) {
   for (std::size_t i = 0; i < x.size(); ++i) {
     EXPECT_DOUBLE_EQ(x[i], xd[i]);
     total += v[i];
-    if (i + 1 < x.size()) EXPECT_NEAR((y[i] - y[i + 1]) * dvh.volume_cc(), v[i], 1e-9) << i;
+    if (i + 1 < x.size()) {
+      EXPECT_NEAR((y[i] - y[i + 1]) * dvh.volume_cc(), v[i], 1e-9) << i;
+    }
   }
   EXPECT_NEAR(total, dvh.volume_cc(), 1e-9);
   // Voxel centres at 10, 11, ..., 29 Gy: 20 non-empty bins of one voxel column each.

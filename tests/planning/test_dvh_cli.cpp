@@ -200,7 +200,9 @@ TEST(DvhCli, CsvHasConsistentCumulativeAndDifferentialDvhs) {
     for (std::size_t i = 0; i < pts.size(); ++i) {
       EXPECT_NEAR(pts[i].dose, 0.5 * i, 1e-9);
       total += pts[i].diff;
-      if (i + 1 < pts.size()) EXPECT_NEAR(pts[i].cum - pts[i + 1].cum, pts[i].diff, 1e-6) << name << " " << i;
+      if (i + 1 < pts.size()) {
+        EXPECT_NEAR(pts[i].cum - pts[i + 1].cum, pts[i].diff, 1e-6) << name << " " << i;
+      }
     }
     EXPECT_NEAR(total, pts.front().cum, 1e-6) << name;
   }

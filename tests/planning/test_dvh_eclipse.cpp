@@ -178,7 +178,9 @@ TEST(DvhEclipse, ProstateTablesAgreeWithinOnePercentOfPrescription) {
         EXPECT_NEAR(s["d2_gy"].get<double>(), tab.dose_at_percent(2), tol) << tab.name;
         EXPECT_NEAR(s["mean_gy"].get<double>(), tab.mean(), tol) << tab.name;
         // BODY's end slabs are left out (it spans every plane): its volume matches Eclipse's.
-        if (tab.name == "BODY") EXPECT_NEAR(s["volume_cc"].get<double>() / tab.volume_cc, 1.0, 0.002);
+        if (tab.name == "BODY") {
+          EXPECT_NEAR(s["volume_cc"].get<double>() / tab.volume_cc, 1.0, 0.002);
+        }
       }
   }
   EXPECT_EQ(found, 6) << r.output;
