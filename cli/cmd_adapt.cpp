@@ -61,6 +61,10 @@ int run_adapt(const Args& args, const Context& ctx) {
   fs::path out_dir = fs::path(args.value("--out")).lexically_normal();
   if (out_dir.filename().empty()) out_dir = out_dir.parent_path();  // "dir/"
   if (!present(plan_dir)) core::fail<core::IoError>("adapt", plan_dir.string(), "no such directory");
+  // Before any work: --out must not be (or hold) an input, and an existing result is replaced
+  // only when asked to.
+  core::check_output_directory(out_dir.string(), args.flag("--overwrite"), "adapt",
+                               {plan_dir.string(), args.value("--new-ct"), args.get("--plan-ct").value_or("")});
   std::error_code ec;
   if (!out_dir.parent_path().empty()) fs::create_directories(out_dir.parent_path(), ec);
 
@@ -75,6 +79,8 @@ int run_adapt(const Args& args, const Context& ctx) {
   opt.recontour = args.flag("--recontour");
   if (auto m = args.get("--model")) opt.model_card = *m;
   opt.fuse.dice_threshold = args.get_double("--dice-threshold", opt.fuse.dice_threshold);
+  if (!(opt.fuse.dice_threshold >= 0.0 && opt.fuse.dice_threshold <= 1.0))
+    throw UsageError{"--dice-threshold expects a Dice between 0 and 1, got " + args.value("--dice-threshold")};
   opt.fractions_delivered = static_cast<int>(args.get_int("--fractions-delivered", 0));
   opt.registration.rigid_options.bony = args.flag("--bony");
 
@@ -208,7 +214,8 @@ Command make_adapt_command() {
   c.options = {
       {"--plan-dir", "DIR", "plan directory (plan.json, RS.dcm or masks/, RD.dcm, ct)", true, "", false},
       {"--new-ct", "PATH", "new CT: DICOM directory or image file", true, "", false},
-      {"--out", "DIR", "output directory (written complete or not at all; replaced if present)", true, "", false},
+      {"--out", "DIR", "output directory (written complete or not at all; must not exist or be empty)", true, "", false},
+      {"--overwrite", "", "replace a non-empty --out directory (never the plan directory itself)", false, "", false},
       {"--plan-ct", "PATH", "planning CT (default: found in the plan directory)", false, "", false},
       {"--template", "NAME", "template of the original plan (if not given: template.json in the plan directory, else hn)",
        false, "hn", false},

@@ -35,6 +35,16 @@ std::vector<std::string> split_list(const std::vector<std::string>& values) {
   return out;
 }
 
+// Masks into `dir` as a whole: written beside it, then renamed onto it.
+void write_masks(const core::StructureSet& set, const std::string& dir) {
+  fs::path d = fs::path(dir).lexically_normal();
+  if (d.filename().empty()) d = d.parent_path();  // "dir/"
+  if (d.has_parent_path()) core::ensure_directory(d.parent_path().string(), "contour");
+  core::AtomicOutput out(d.string(), /*directory=*/true);
+  core::write_mask_dir(set, out.temp_path());
+  out.commit();
+}
+
 int run_contour(const Args& args, const Context& ctx) {
   const std::string in = args.positional(0);
   const std::string out = args.value("--out");
@@ -51,6 +61,9 @@ int run_contour(const Args& args, const Context& ctx) {
   // a path is an error at once, not after the work with part of the output written.
   core::check_output_location(out, "contour", !rtstruct_out);
   if (auto md = args.get("--masks")) core::check_output_location(*md, "contour", true);
+  // Masks replace their directory as a whole: no masks of an earlier run are left beside them.
+  if (!rtstruct_out) core::check_output_directory(out, args.flag("--overwrite"), "contour", {in});
+  if (auto md = args.get("--masks")) core::check_output_directory(*md, args.flag("--overwrite"), "contour", {in});
   if (report_html) core::check_output_location(*report_html, "contour");
   if (preview_png) core::check_output_location(*preview_png, "contour");
 
@@ -100,11 +113,11 @@ int run_contour(const Args& args, const Context& ctx) {
     for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());
     if (!args.quiet) std::printf("wrote %s (%zu ROIs, %zu contours)\n", out.c_str(), res.num_rois, res.num_contours);
   } else {
-    core::write_mask_dir(r.structures, out);
+    write_masks(r.structures, out);
     if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), out.c_str());
   }
   if (auto md = args.get("--masks")) {
-    core::write_mask_dir(r.structures, *md);
+    write_masks(r.structures, *md);
     if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), md->c_str());
   }
   if (report_html || preview_png) {
@@ -145,6 +158,7 @@ Command make_contour_command() {
   c.options = {
       {"--out", "PATH", "RT-STRUCT file (.dcm) or masks directory", true},
       {"--masks", "DIR", "also write NIfTI masks to DIR"},
+      {"--overwrite", "", "replace a non-empty masks directory (--out DIR or --masks DIR)"},
       {"--report", "HTML", "also write a review page (views with outlines, structures, flags)"},
       {"--preview", "PNG", "also write the views with outlines as one picture"},
       {"--structures", "LIST", "comma-separated structures (default: all + Body)", false, "", true},

@@ -30,6 +30,17 @@ namespace {
 
 const char* kOp = "convert";
 
+// --roi/--rename name a structure that is not there: say which ones are.
+void check_names(const std::vector<std::string>& wanted, const std::vector<std::string>& present,
+                 const std::string& option, const std::string& input) {
+  for (const auto& w : wanted)
+    if (std::find(present.begin(), present.end(), w) == present.end()) {
+      std::string list;
+      for (const auto& p : present) list += (list.empty() ? "" : ", ") + p;
+      core::fail<core::InvalidInput>(kOp, input, option + " " + w + ": no such structure (there are: " + list + ")");
+    }
+}
+
 // A mask on the CT grid: masks stored on the same voxels with another axis order or direction
 // map exactly (nearest-neighbour resampling in patient space).
 core::Image resample_mask(const core::Image& m, const core::Geometry& g) {
@@ -72,6 +83,9 @@ int to_rtstruct(const Args& args, const Context& ctx) {
   }
   if (files.empty()) core::fail<core::InvalidInput>(kOp, args.positional(0), "no mask files");
   const auto only = args.get_all("--roi");
+  std::vector<std::string> stems;
+  for (const auto& f : files) stems.push_back(stem(f));
+  check_names(only, stems, "--roi", args.positional(0));
   core::StructureSet set(ct.image.geometry());
   for (const auto& f : files) {
     const std::string name = stem(f);
@@ -85,6 +99,7 @@ int to_rtstruct(const Args& args, const Context& ctx) {
     const auto eq = m.find('=');
     if (eq == std::string::npos) throw UsageError{"--rename expects OLD=NEW, got '" + m + "'"};
     o.name_map[m.substr(0, eq)] = m.substr(eq + 1);
+    check_names({m.substr(0, eq)}, set.names(), "--rename", args.positional(0));
   }
   o.keyhole = args.flag("--keyhole");
   if (auto a = args.get("--approval")) o.approval_status = *a;
@@ -104,6 +119,8 @@ int to_rtstruct(const Args& args, const Context& ctx) {
 
 int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
   const std::string out = args.value("--out");
+  // The masks replace --out as a whole: checked first.
+  core::check_output_directory(out, args.flag("--overwrite"), kOp, {in, args.get("--ct").value_or("")});
   core::Progress progress(ctx.progress, "convert");
   auto rs = rtstruct::read_rtstruct(in);
   core::Geometry grid;
@@ -120,9 +137,16 @@ int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
   }
   rtstruct::RasterizeOptions ro;
   ro.names = args.get_all("--roi");
+  {
+    std::vector<std::string> names;
+    for (const auto& r : rs.rois) names.push_back(r.name);
+    check_names(ro.names, names, "--roi", in);
+  }
   auto set = rtstruct::rasterize(rs, grid, ro, progress.sub(0.3, 0.9, "rasterize"));
-  core::ensure_directory(out, kOp);
-  for (const auto& s : set) core::write_image(s.mask, out + "/" + safe_name(s.name) + ".nii.gz");
+  // The masks replace the directory as a whole: no earlier masks left beside them.
+  core::AtomicOutput dir(out, /*directory=*/true);
+  for (const auto& s : set) core::write_image(s.mask, dir.temp_path() + "/" + safe_name(s.name) + ".nii.gz");
+  dir.commit();
   if (!args.quiet) {
     for (const auto& w : rs.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("wrote %zu masks to %s\n", set.size(), out.c_str());
@@ -156,6 +180,8 @@ int run_convert(const Args& args, const Context& ctx) {
   }
   core::Progress progress(ctx.progress, "convert");
   if (to == "rtstruct") return to_rtstruct(args, ctx);
+  // A DICOM series replaces --out as a whole: checked first.
+  if (to == "ct") core::check_output_directory(out, args.flag("--overwrite"), kOp, {in});
   if (to == "ct") {
     rtstruct::CtWriteOptions o;
     if (auto d = args.get("--description")) o.series_description = *d;
@@ -240,6 +266,7 @@ Command make_convert_command() {
        "", false},
       {"--plan", "RP", "RT Plan the dose belongs to (ReferencedRTPlanSequence)", false, "", false},
       {"--description", "TEXT", "series description of a written CT", false, "", false},
+      {"--overwrite", "", "replace a non-empty --out directory (DICOM series or masks)", false, "", false},
   };
   c.run = run_convert;
   return c;

@@ -21,10 +21,12 @@ namespace isoline::cli {
 
 namespace {
 
-// Dose in Gy: an RT Dose file (DICOM) or any image core::read_image reads.
-core::Image read_dose(const std::string& path) {
+// Dose in Gy: an RT Dose file (DICOM; `frame` gets its frame of reference) or any image
+// core::read_image reads.
+core::Image read_dose(const std::string& path, std::string* frame) {
   if (rtstruct::dicom_modality(path) == "RTDOSE") {
     rtstruct::RtDose d = rtstruct::read_rtdose(path);
+    *frame = d.frame_of_reference_uid;
     if (d.dose_units != "GY")
       core::fail<core::InvalidInput>("dvh", path, "RT Dose units are " + d.dose_units + ", not GY");
     return std::move(d.dose);
@@ -85,15 +87,38 @@ int run_dvh(const Args& args, const Context& ctx) {
   if (masks_dir.has_value() == rs_path.has_value())
     throw UsageError{"give exactly one of --masks DIR and --rtstruct FILE"};
   const std::string dose_path = args.value("--dose");
-  const core::Image dose = read_dose(dose_path);
   const std::vector<std::string> names = args.get_all("--structure");
 
   // Targets and their prescriptions.
   std::map<std::string, double> target_rx;  // explicit --target NAME[=GY]
   for (const auto& t : args.get_all("--target")) {
     const auto eq = t.find('=');
-    target_rx[t.substr(0, eq)] = eq == std::string::npos ? 0.0 : std::atof(t.c_str() + eq + 1);
+    double rx = 0.0;
+    if (eq != std::string::npos) {
+      const std::string v = t.substr(eq + 1);
+      std::size_t used = 0;
+      try {
+        rx = std::stod(v, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (v.empty() || used != v.size() || !(rx > 0) || !std::isfinite(rx))
+        throw UsageError{"--target expects NAME or NAME=GY with a dose > 0, got '" + t + "'"};
+    }
+    target_rx[t.substr(0, eq)] = rx;
   }
+  // Everything else that can be wrong is checked before the dose is read and the table printed.
+  const double bin = args.get_double("--bin", 0.1);
+  if (!(bin > 0)) throw UsageError{"--bin must be > 0 Gy"};
+  const double pixel = args.get_double("--pixel", 1.0);
+  if (!(pixel > 0.05)) throw UsageError{"--pixel must be > 0.05 mm"};
+  if (args.get_int("--supersample", 0) < 0) throw UsageError{"--supersample must be >= 0 (0 = automatic)"};
+  for (const char* o : {"--csv", "--json"})
+    if (auto f = args.get(o)) core::check_output_location(*f, "dvh");
+  std::vector<planning::Criterion> criteria;
+  if (auto crit = args.get("--criteria")) criteria = planning::load_criteria(*crit);
+  std::string dose_frame;
+  const core::Image dose = read_dose(dose_path, &dose_frame);
   const double rx_default = args.get_double("--rx", 0.0);
   const std::vector<std::string> metrics = args.get_all("--metric");
   for (const auto& m : metrics) {
@@ -109,7 +134,18 @@ int run_dvh(const Args& args, const Context& ctx) {
   opt.supersample = static_cast<int>(args.get_int("--supersample", 0));
   std::vector<Row> rows;
   std::map<std::string, planning::Dvh> dvhs;
+  std::vector<std::string> outside;  // structures wholly outside the dose grid
   auto process = [&](const core::Structure& s) {
+    // A structure beyond the dose grid would get 0 Gy there: left out when it lies wholly
+    // outside, a warning when partly.
+    const double out_frac = planning::fraction_outside(dose.geometry(), s.mask);
+    if (out_frac >= 1.0 && s.mask.count_nonzero() > 0) {
+      outside.push_back(s.name);
+      return;
+    }
+    if (out_frac > 0.001)
+      std::fprintf(stderr, "warning: %.1f %% of %s lies outside the dose grid (counted as 0 Gy there)\n",
+                   100 * out_frac, s.name.c_str());
     Row r;
     r.name = s.name;
     r.dvh = planning::compute_dvh(dose, s.mask, s.name, opt);
@@ -135,9 +171,24 @@ int run_dvh(const Args& args, const Context& ctx) {
     rows.push_back(std::move(r));
   };
 
+  // --structure and --target name structures that are there; the list says which ones are.
+  auto check_names = [&](const std::vector<std::string>& present, const std::string& source) {
+    std::vector<std::string> wanted = names;
+    for (const auto& [t, rx] : target_rx) wanted.push_back(t);
+    for (const auto& w : wanted)
+      if (std::find(present.begin(), present.end(), w) == present.end()) {
+        std::string list;
+        for (const auto& p : present) list += (list.empty() ? "" : ", ") + p;
+        core::fail<core::InvalidInput>("dvh", source, w + ": no such structure (there are: " + list + ")");
+      }
+  };
   std::vector<std::string> no_contours;
   if (masks_dir) {
-    const core::StructureSet set = core::read_mask_dir(*masks_dir, names);
+    const core::StructureSet all = core::read_mask_dir(*masks_dir);
+    check_names(all.names(), *masks_dir);
+    core::StructureSet set;
+    for (const auto& s : all)
+      if (names.empty() || std::find(names.begin(), names.end(), s.name) != names.end()) set.add(s);
     if (set.empty()) core::fail<core::InvalidInput>("dvh", *masks_dir, "no structure masks found");
     std::size_t n = 0;
     for (const auto& s : set) {
@@ -146,6 +197,15 @@ int run_dvh(const Args& args, const Context& ctx) {
     }
   } else {
     const rtstruct::RtStructData rs = rtstruct::read_rtstruct(*rs_path);
+    if (!dose_frame.empty() && !rs.frame_of_reference_uid.empty() && dose_frame != rs.frame_of_reference_uid)
+      core::fail<core::InvalidInput>("dvh", *rs_path,
+                                     "frame of reference differs from the dose's (" + dose_path +
+                                         "): the structures and the dose belong to different scans or patients");
+    {
+      std::vector<std::string> present;
+      for (const auto& roi : rs.rois) present.push_back(roi.name);
+      check_names(present, *rs_path);
+    }
     std::vector<std::string> todo;
     for (const auto& roi : rs.rois) {
       bool closed = false;
@@ -160,8 +220,6 @@ int run_dvh(const Args& args, const Context& ctx) {
     if (todo.empty())
       core::fail<core::InvalidInput>("dvh", *rs_path, "no ROI with closed contours" +
                                                            std::string(names.empty() ? "" : " among --structure"));
-    const double pixel = args.get_double("--pixel", 1.0);
-    if (!(pixel > 0.05)) throw UsageError{"--pixel must be > 0.05 mm"};
     // Fine in-plane grid fitted to the contour planes, not the dose grid: boundary voxels of
     // the coarse dose grid would change volumes by several %.
     const core::Geometry planes = rtstruct::contour_grid(rs, pixel, 3.0);
@@ -191,6 +249,7 @@ int run_dvh(const Args& args, const Context& ctx) {
     std::printf("\n");
   }
   for (const auto& nm : no_contours) std::printf("%-16s (no closed contours, skipped)\n", nm.c_str());
+  for (const auto& nm : outside) std::printf("%-16s (outside the dose grid, skipped)\n", nm.c_str());
   std::printf("doses in Gy; Dx%% = minimum dose to the hottest x %% of the volume, Dxcc to the hottest x cc\n");
 
   bool any_target = false;
@@ -208,15 +267,13 @@ int run_dvh(const Args& args, const Context& ctx) {
   }
 
   int failed = 0;
-  if (auto crit = args.get("--criteria")) {
-    auto results = planning::evaluate_criteria(planning::load_criteria(*crit), dvhs);
+  if (args.get("--criteria")) {
+    auto results = planning::evaluate_criteria(criteria, dvhs);
     std::printf("\n");
     failed = print_criteria_table(results);
   }
 
   if (auto csv = args.get("--csv")) {
-    const double bin = args.get_double("--bin", 0.1);
-    if (!(bin > 0)) throw UsageError{"--bin must be > 0 Gy"};
     core::AtomicOutput out(*csv);
     {
       std::ofstream f(out.temp_path());

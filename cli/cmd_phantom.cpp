@@ -5,6 +5,7 @@
 #include <string>
 
 #include "command.h"
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/phantoms/phantoms.h"
 #include "progress_bar.h"
@@ -42,6 +43,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int run_phantom(const Args& args, const Context& ctx) {
   const std::string kind = args.positional(0);
   const std::string out = args.value("--out");
+  // The case replaces --out as a whole (no older files beside the new ones): checked first.
+  core::check_output_directory(out, args.flag("--overwrite"), "phantom");
   const core::Progress progress(ctx.progress, "phantom");
   const auto position = phantoms::patient_position_from_string(args.value("--position"));
   const auto t0 = std::chrono::steady_clock::now();
@@ -74,7 +77,9 @@ int run_phantom(const Args& args, const Context& ctx) {
   w.dicom = !args.flag("--no-dicom");
   w.preview = args.flag("--preview");
   const auto t1 = std::chrono::steady_clock::now();
-  const auto files = phantoms::write_phantom(ph, out, w, progress.sub(0.5, 1.0, "write"));
+  core::AtomicOutput dir(out, /*directory=*/true);
+  const auto files = phantoms::write_phantom(ph, dir.temp_path(), w, progress.sub(0.5, 1.0, "write"));
+  dir.commit();
   const double t_write = seconds_since(t1);
   finish_progress_line();
   if (!args.quiet) {
@@ -108,7 +113,8 @@ Command make_phantom_command() {
       "The same seed gives the same patient; HFS and FFS differ only in storage.";
   c.positionals = {{"KIND", "hn, water, lung-slab, bone-slab or c-shape"}};
   c.options = {
-      {"--out", "DIR", "output directory", true, "", false},
+      {"--out", "DIR", "output directory (written complete or not at all; must not exist or be empty)", true, "", false},
+      {"--overwrite", "", "replace a non-empty --out directory", false, "", false},
       {"--seed", "N", "patient seed (hn)", false, "7", false},
       {"--spacing", "X,Y,Z", "voxel size in mm (hn default 1,1,2.5; dose phantoms 2.5 or 2)", false, "", false},
       {"--size", "NX,NY,NZ", "grid size in voxels (hn default 512,512,160)", false, "", false},

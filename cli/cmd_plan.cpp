@@ -27,9 +27,8 @@ int run_plan(const Args& args, const Context& ctx) {
   po.max_iterations = static_cast<int>(args.get_int("--iterations", 0));
   core::require_device(po.device, "plan");
 
-  std::error_code ec;
-  if (std::filesystem::exists(out, ec) && !std::filesystem::is_empty(out, ec) && !args.flag("--overwrite"))
-    core::fail<core::InvalidInput>("plan", out, "exists and is not empty (choose another directory or --overwrite)");
+  core::check_output_directory(out, args.flag("--overwrite"), "plan",
+                               {args.value("--ct"), args.value("--structures")});
   CaseCt ct = load_ct(args.value("--ct"), progress.sub(0, 0.03, "read CT"));
   rtstruct::check_rtdose_reference(ct.series, (std::filesystem::path(out) / "RD.dcm").string());  // before planning
   for (const auto& w : ct.warnings) std::fprintf(stderr, "warning: %s: %s\n", args.value("--ct").c_str(), w.c_str());

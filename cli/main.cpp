@@ -1,10 +1,13 @@
 // isoline: the command-line entry point. Translates errors into one-line messages and exit
 // codes; the subcommands live in cmd_*.cpp and are listed in registry.cpp.
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "command.h"
@@ -15,6 +18,32 @@
 #include "progress_bar.h"
 
 using namespace isoline;
+
+namespace {
+
+// Ctrl-C / SIGTERM during a long command: the next progress update on the main thread throws
+// core::Cancelled, so the work unwinds and every temporary output is removed (nothing is left
+// half-written). A second signal ends the process at once.
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void on_interrupt_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+core::ProgressCallback cancellable(core::ProgressCallback inner) {
+  const std::thread::id main_thread = std::this_thread::get_id();
+  return [inner = std::move(inner), main_thread](const core::ProgressEvent& e) {
+    // Only on the main thread: an exception must not leave a worker thread (OpenMP) region.
+    if (g_stop_signal.load() != 0 && std::this_thread::get_id() == main_thread)
+      throw core::Cancelled(std::string("interrupted by ") + (g_stop_signal.load() == SIGTERM ? "SIGTERM" : "SIGINT"));
+    if (inner) inner(e);
+  };
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> rest(argv + 1, argv + argc);
@@ -55,6 +84,12 @@ int main(int argc, char** argv) {
     cli::Args args = cli::parse_args(*cmd, cmd_args);
     cli::Context ctx;
     ctx.progress = cli::make_progress_renderer(args.quiet);
+    // The node and the review server handle their own stop signals.
+    if (cmd->name != "listen" && cmd->name != "serve") {
+      std::signal(SIGINT, on_interrupt_signal);
+      std::signal(SIGTERM, on_interrupt_signal);
+      ctx.progress = cancellable(std::move(ctx.progress));
+    }
     int rc = cmd->run(args, ctx);
     cli::finish_progress_line();
     return rc;
@@ -63,6 +98,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "isoline %s: error: %s\n%s\n", cmd->name.c_str(), e.message.c_str(),
                  cli::usage_line(*cmd).c_str());
     return 2;
+  } catch (const core::Cancelled& e) {
+    cli::finish_progress_line();
+    if (const int sig = g_stop_signal.load()) {
+      std::fprintf(stderr, "isoline %s: %s; stopped (unfinished outputs removed)\n", cmd->name.c_str(), e.what());
+      return 128 + sig;
+    }
+    std::fprintf(stderr, "isoline %s: error: %s\n", cmd->name.c_str(), e.what());
+    return 1;
   } catch (const core::Error& e) {
     cli::finish_progress_line();
     std::fprintf(stderr, "isoline %s: error: %s\n", cmd->name.c_str(), e.what());

@@ -13,7 +13,12 @@ mkdir -p "$OUT"
 echo "== isoline demo: output in $OUT/"
 "$ISOLINE" --version
 echo "== 1/2 phantom patient (seed 7, 256 x 256 x 160 at 2 x 2 x 2.5 mm)"
-"$ISOLINE" phantom hn --seed 7 --size 256,256,160 --spacing 2,2,2.5 --out "$OUT/case" --preview
+# Generated once: a case reviewed in the browser since the last demo keeps its edits (review/).
+if [ -f "$OUT/case/ground_truth.json" ]; then
+  echo "   reusing $OUT/case (delete it to generate it again)"
+else
+  "$ISOLINE" phantom hn --seed 7 --size 256,256,160 --spacing 2,2,2.5 --out "$OUT/case" --preview
+fi
 echo "== 2/2 isoline run: targets from the phantom's RT-STRUCT, organs auto-contoured, plan, dose, DICOM out, report"
 "$ISOLINE" run "$OUT/case/dicom" --targets "$OUT/case/dicom/RS.dcm" --out "$OUT/result" --overwrite
 cat <<MSG

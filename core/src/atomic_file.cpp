@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <system_error>
 
 #include <unistd.h>
@@ -44,8 +45,34 @@ void check_output_location(const std::string& target, const std::string& operati
     fail<IoError>(operation, target, "directory " + parent.string() + " is not writable");
 }
 
+void check_output_directory(const std::string& dir, bool overwrite, const std::string& operation,
+                            const std::vector<std::string>& inputs, const std::string& hint) {
+  if (dir.empty()) fail<InvalidInput>(operation, "", "output directory is empty");
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  for (const auto& in : inputs) {
+    if (in.empty()) continue;
+    const fs::path p = fs::weakly_canonical(fs::absolute(in, ec), ec);
+    // `out` is `p` or one of its ancestors: compare element by element.
+    auto o = out.begin(), i = p.begin();
+    for (; o != out.end() && i != p.end() && *o == *i; ++o, ++i) {
+    }
+    if (o == out.end() || (std::next(o) == out.end() && o->empty()))
+      fail<InvalidInput>(operation, dir, "would replace the input " + in + " (choose another directory)");
+  }
+  if (!fs::exists(dir, ec)) return;
+  if (!fs::is_directory(dir, ec)) fail<InvalidInput>(operation, dir, "exists and is not a directory");
+  if (!fs::is_empty(dir, ec) && !overwrite)
+    fail<InvalidInput>(operation, dir, "exists and is not empty (" + hint + ")");
+}
+
 AtomicOutput::AtomicOutput(std::string target, bool directory)
     : target_(std::move(target)), directory_(directory) {
+  if (directory_) {  // "dir/" names the directory "dir"
+    fs::path p = fs::path(target_).lexically_normal();
+    if (p.filename().empty() && p.has_parent_path() && p.parent_path() != p.root_path()) p = p.parent_path();
+    target_ = p.string();
+  }
   check_output_location(target_, "write output");
   fs::path t(target_);
   fs::path parent = t.parent_path();

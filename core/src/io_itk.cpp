@@ -1,5 +1,7 @@
 // Image I/O through ITK. ITK headers stay in this file.
 #include <algorithm>
+#include <cstdio>
+#include <iterator>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -242,6 +244,9 @@ StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string
           stem = stem.substr(0, stem.size() - std::strlen(ext));
           break;
         }
+      // A case folder (OpenKBP, `isoline phantom`) also holds the CT, the dose and a label map.
+      static const char* kNotMasks[] = {"ct", "dose", "labels", "possible_dose_mask", "image", "ct_hu"};
+      if (std::find(std::begin(kNotMasks), std::end(kNotMasks), stem) != std::end(kNotMasks)) continue;
       found.emplace_back(stem, p);
     }
     std::sort(found.begin(), found.end());
@@ -258,7 +263,15 @@ StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string
   StructureSet set;
   for (const auto& [name, path] : found) {
     Image m = read_image(path);
-    if (m.pixel_type() != PixelType::UInt8) m = m.cast(PixelType::UInt8);
+    if (m.pixel_type() != PixelType::UInt8) {
+      const auto [lo, hi] = m.min_max();
+      if (lo < 0 || hi > 1) {
+        char range[96];
+        std::snprintf(range, sizeof range, "not a structure mask (values %g to %g; a mask holds 0 and 1)", lo, hi);
+        fail<InvalidInput>(op, path, range);
+      }
+      m = m.cast(PixelType::UInt8);
+    }
     set.add(name, m);
   }
   return set;

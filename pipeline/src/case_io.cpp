@@ -48,6 +48,14 @@ core::StructureSet load_structures(const std::string& path, const CaseCt& ct, co
                                                                   ct.series.image.geometry().describe() + ")");
   } else {
     rtstruct::RtStructData rs = rtstruct::read_rtstruct(path);
+    // Contours are coordinates in their scan's frame of reference: another scan's (or
+    // patient's) structure set would land on this CT at the wrong place. A CT read from an
+    // image file has no frame of reference of its own to compare with.
+    if (ct.from_dicom && !rs.frame_of_reference_uid.empty() && !ct.series.frame_of_reference_uid.empty() &&
+        rs.frame_of_reference_uid != ct.series.frame_of_reference_uid)
+      core::fail<core::InvalidInput>("read structures", path,
+                                     "frame of reference differs from the CT's: the RT-STRUCT belongs to another "
+                                     "scan or patient");
     core::StructureSet all = rtstruct::rasterize(rs, ct.series.image.geometry());
     if (names.empty()) {
       set = std::move(all);

@@ -25,14 +25,8 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   const auto t_start = std::chrono::steady_clock::now();
   if (o.out_dir.empty())
     core::fail<core::InvalidInput>("run", "--out", "no output directory given");
-  std::error_code ec;
-  if (fs::exists(o.out_dir, ec)) {
-    if (!fs::is_directory(o.out_dir, ec))
-      core::fail<core::InvalidInput>("run", o.out_dir, "exists and is not a directory");
-    if (!fs::is_empty(o.out_dir, ec) && !o.overwrite)
-      core::fail<core::InvalidInput>(
-          "run", o.out_dir, "exists and is not empty (choose another directory or overwrite)");
-  }
+  core::check_output_directory(o.out_dir, o.overwrite, "run", {o.ct_path, o.structures_path, o.targets_path},
+                               "choose another directory or overwrite");
   const std::string parent = fs::path(o.out_dir).parent_path().string();
   if (!parent.empty()) core::ensure_directory(parent, "run");
   core::require_device(o.device, "run");

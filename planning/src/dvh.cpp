@@ -155,6 +155,24 @@ Dvh compute_dvh(const Image& dose, const Image& mask, const std::string& name, c
   return Dvh(name, std::move(doses), std::move(vols));
 }
 
+double fraction_outside(const core::Geometry& dg, const Image& mask) {
+  if (mask.empty() || mask.pixel_type() != PixelType::UInt8)
+    fail<InvalidInput>("compute DVH", "mask", "mask must be a uint8 image");
+  const auto& mg = mask.geometry();
+  const std::uint8_t* m = mask.data<std::uint8_t>();
+  std::int64_t in = 0, out = 0;
+  for (std::int64_t k = 0; k < mg.size[2]; ++k)
+    for (std::int64_t j = 0; j < mg.size[1]; ++j)
+      for (std::int64_t i = 0; i < mg.size[0]; ++i) {
+        if (!m[mg.offset(i, j, k)]) continue;
+        const core::Vec3 c = dg.world_to_index(mg.index_to_world({double(i), double(j), double(k)}));
+        bool inside = true;
+        for (int a = 0; a < 3; ++a) inside = inside && c[a] >= -0.5 && c[a] <= dg.size[a] - 0.5;
+        ++(inside ? in : out);
+      }
+  return in + out == 0 ? 0.0 : double(out) / double(in + out);
+}
+
 core::Geometry dvh_raster_grid(const core::Geometry& plane_grid, bool bounded) {
   constexpr double kOffset = 0.31830988618379067;  // 1 / pi
   core::Geometry g = plane_grid;

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace isoline::core {
 
@@ -40,6 +41,15 @@ void write_file_atomic(const std::string& path, std::string_view data, const std
 /// writable directory instead. Throws IoError naming `operation`, the target and the directory.
 void check_output_location(const std::string& target, const std::string& operation,
                            bool parents_created = false);
+
+/// Checks, before long work, an output *directory* that will be replaced as a whole or filled:
+/// a path that is a file is refused, and so is a non-empty directory unless `overwrite` (the
+/// message ends with `hint`, e.g. "choose another directory or --overwrite"). A directory that
+/// is or holds one of `inputs` is refused even with `overwrite`: replacing it would destroy what
+/// is being read. Throws InvalidInput naming `operation` and `dir`.
+void check_output_directory(const std::string& dir, bool overwrite, const std::string& operation,
+                            const std::vector<std::string>& inputs = {},
+                            const std::string& hint = "choose another directory or --overwrite");
 
 /// Creates `dir` and its parents when missing; throws IoError naming `operation`.
 void ensure_directory(const std::string& dir, const std::string& operation);

@@ -31,7 +31,9 @@ void write_image(const Image& image, const std::string& path);
 
 /// Reads every "<name>.nii.gz" (or other image) mask in `dir` whose stem is listed in
 /// `names` (all image files when `names` is empty) into a StructureSet on `geometry`.
-/// Missing names are skipped (a missing file means "not delineated").
+/// Missing names are skipped (a missing file means "not delineated"). Listing a whole folder
+/// skips the images of a case folder that are not masks (ct, dose, labels, possible_dose_mask,
+/// image, ct_hu); a non-8-bit image with values outside 0..1 is refused (InvalidInput).
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names = {});
 
 /// Writes each structure as "<dir>/<name><extension>" (default .nii.gz).

@@ -66,6 +66,10 @@ class Dvh {
 Dvh compute_dvh(const core::Image& dose, const core::Image& mask, const std::string& name,
                 const DvhOptions& options = {});
 
+/// The fraction (0..1) of `mask`'s voxels whose centres lie more than half a voxel outside
+/// `dose_grid` (where compute_dvh counts dose 0); 0 for an empty mask.
+double fraction_outside(const core::Geometry& dose_grid, const core::Image& mask);
+
 /// The grid to rasterise RT-STRUCT contours on for DVHs, from a grid fitted to the contour
 /// planes (one slice per plane, e.g. rtstruct::contour_grid): the same in-plane pixels
 /// offset by 1/pi pixel (contours traced along CT voxel edges have their vertices on round
