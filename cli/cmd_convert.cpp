@@ -172,7 +172,7 @@ int run_convert(const Args& args, const Context& ctx) {
       else
         to = "nifti";
     } else {
-      const std::string m = rtstruct::dicom_modality(in);
+      const std::string m = rtstruct::dicom_modality_checked(in);
       if (m.empty())
         core::fail<core::IoError>(kOp, in, "neither DICOM nor a NIfTI/NRRD/MetaImage image");
       to = "nifti";

@@ -47,6 +47,11 @@ int run_deidentify(const Args& args, const Context& ctx) {
   map.save(map_file);
   std::set<std::string> studies;
   for (const auto& f : r.files) studies.insert(f.pseudo_study_uid);
+  // A truncated or damaged slice is skipped like any non-DICOM file: name them, so that an
+  // incomplete series is noticed.
+  for (std::size_t n = 0; n < r.skipped.size() && n < 10; ++n)
+    std::fprintf(stderr, "warning: skipped %s: not a readable DICOM file\n", r.skipped[n].c_str());
+  if (r.skipped.size() > 10) std::fprintf(stderr, "warning: ... and %zu more skipped\n", r.skipped.size() - 10);
   if (!args.quiet) {
     std::printf("de-identified %zu files (%zu studies) into %s\n", r.files.size(), studies.size(), out.c_str());
     if (!r.skipped.empty()) std::printf("skipped %zu non-DICOM files\n", r.skipped.size());

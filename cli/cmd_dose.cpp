@@ -5,6 +5,7 @@
 #include <string>
 
 #include "command.h"
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/core/text.h"
@@ -28,6 +29,7 @@ int run_dose(const Args& args, const Context& ctx) {
     core::fail<core::InvalidInput>("dose", out,
                                    "unknown output format (use .nii.gz, .nii, .nrrd, .mha or an RT-DOSE .dcm)");
   core::require_device(device, "dose");
+  core::check_output_location(out, "dose");  // before the dose calculation
   core::Progress progress(ctx.progress, "dose");
   std::error_code ec;
   if (!fs::exists(ct_path, ec)) core::fail<core::IoError>("dose", ct_path, "no such file or directory");

@@ -5,6 +5,9 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <vector>
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +64,25 @@ int run_eval(const Args& args, const Context& ctx) {
   auto rows = contouring::evaluate_dirs(args.value("--pred"), args.value("--ref"), names, tol, progress);
   if (rows.empty())
     core::fail<core::InvalidInput>("evaluate contours", args.value("--ref"), "no structure has both a reference and a prediction to score");
+  // Case folders on one side only are not scored: say which, so a mean over fewer cases than
+  // intended does not pass unnoticed.
+  if (!rows.front().case_id.empty()) {  // case sub-folders (not two flat folders)
+    const std::string pred = args.value("--pred"), ref = args.value("--ref");
+    for (const auto& [dir, other_dir, other] : {std::tuple{ref, pred, "prediction"}, std::tuple{pred, ref, "reference"}}) {
+      std::vector<std::string> alone;
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+        if (e.is_directory() && !std::filesystem::is_directory(std::filesystem::path(other_dir) / e.path().filename()))
+          alone.push_back(e.path().filename().string());
+      std::sort(alone.begin(), alone.end());
+      if (alone.empty()) continue;
+      std::string list;
+      for (std::size_t n = 0; n < alone.size() && n < 10; ++n) list += (n ? ", " : "") + alone[n];
+      if (alone.size() > 10) list += ", ...";
+      std::fprintf(stderr, "warning: %zu case folder(s) in %s without a %s, not scored: %s\n", alone.size(),
+                   dir.c_str(), other, list.c_str());
+    }
+  }
   if (card) contouring::flag_references(rows, *card);
   auto sum = contouring::summarize(rows);
   if (args.flag("--per-case"))

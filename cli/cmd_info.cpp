@@ -121,7 +121,7 @@ int run_info(const Args& args, const Context&) {
     describe_dicom_dir(path);
     return 0;
   }
-  const std::string modality = rtstruct::dicom_modality(path);
+  const std::string modality = rtstruct::dicom_modality_checked(path);
   if (!modality.empty()) {
     describe_dicom_file(path, modality);
     return 0;

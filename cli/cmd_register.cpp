@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "isoline/adaptive/registration.h"
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 
@@ -43,6 +44,28 @@ int run_register(const Args& args, const Context& ctx) {
     }
     opt.deformable_options.levels = static_cast<int>(opt.deformable_options.iterations.size());
   }
+  if (args.flag("--rigid-only") && args.flag("--no-rigid"))
+    throw UsageError{"--rigid-only and --no-rigid together leave nothing to do"};
+  if (!(opt.deformable_options.field_sigma_mm >= 0)) throw UsageError{"--sigma must be >= 0 mm"};
+  if (!(opt.deformable_options.max_resolution_mm >= 0)) throw UsageError{"--resolution must be >= 0 mm"};
+  for (int n : opt.deformable_options.iterations)
+    if (n < 0) throw UsageError{"--iterations must be >= 0 per level"};
+  const auto lm = args.get_all("--landmarks");
+  if (!lm.empty() && lm.size() != 2)
+    throw UsageError{"--landmarks needs two files: --landmarks FIXED.txt --landmarks MOVING.txt"};
+  if (!args.get("--out") && !args.get("--warped") && lm.empty())
+    throw UsageError{"nothing to write or measure: give --out, --warped and/or --landmarks"};
+  for (const char* o : {"--out", "--warped"})
+    if (auto f = args.get(o)) {
+      if (!core::is_image_path(*f))
+        throw UsageError{std::string(o) + " names an image file (.nii.gz, .nii, .nrrd or .mha), not " + *f};
+      core::check_output_location(*f, "register");
+    }
+  std::vector<core::Vec3> pf, pm;
+  if (!lm.empty()) {
+    pf = adaptive::read_points(lm[0]);
+    pm = adaptive::read_points(lm[1]);
+  }
   // Options are checked before the (possibly large) images are read.
   core::Image fixed = core::read_image(args.positional(0));
   core::Image moving = core::read_image(args.positional(1));
@@ -60,11 +83,7 @@ int run_register(const Args& args, const Context& ctx) {
   if (auto out = args.get("--warped")) core::write_image(adaptive::warp(moving, res.field, -1000.0), *out);
   std::printf("registration  %.1f s; Jacobian min %.3f, folding %.4f %%\n", res.seconds, res.min_jacobian,
               100.0 * res.folding_fraction);
-  auto lm = args.get_all("--landmarks");
   if (!lm.empty()) {
-    if (lm.size() != 2) throw UsageError{"--landmarks needs two files: --landmarks FIXED.txt --landmarks MOVING.txt"};
-    auto pf = adaptive::read_points(lm[0]);
-    auto pm = adaptive::read_points(lm[1]);
     // Landmarks inside both images only.
     std::vector<core::Vec3> f, m;
     auto inside = [](const core::Geometry& g, const core::Vec3& p) {

@@ -25,7 +25,7 @@ cat <<MSG
 == done
   CT series (DICOM)          $OUT/case/dicom/
   ground-truth RT-STRUCT     $OUT/case/dicom/RS.dcm
-  RT-STRUCT (auto organs)    $OUT/result/RS.dcm
+  RT-STRUCT                  $OUT/result/RS.dcm   (auto organs + the given targets)
   achievable dose RT-DOSE    $OUT/result/RD.dcm   (plan: $OUT/result/plan.json)
   report                     $OUT/result/report.html
   review in the browser      $ISOLINE serve $OUT/case

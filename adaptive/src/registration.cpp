@@ -35,6 +35,7 @@
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
+#include "isoline/core/io.h"
 #include "isoline/core/itk_bridge.h"
 
 namespace isoline::adaptive {
@@ -518,6 +519,13 @@ DisplacementField read_field(const std::string& path) {
   auto r = itk::ImageFileReader<FieldImage>::New();
   r->SetFileName(path);
   try {
+    r->UpdateOutputInformation();
+    // ITK would spread a scalar image (e.g. a CT) over the three components.
+    const unsigned components = r->GetImageIO()->GetNumberOfComponents();
+    if (components != 3)
+      fail<InvalidInput>("read displacement field", path,
+                         "not a displacement field (" + std::to_string(components) +
+                             " value(s) per voxel; a field has 3: x, y, z in mm)");
     r->Update();
   } catch (const itk::ExceptionObject& e) {
     fail<IoError>("read displacement field", path, itk_reason(e));
@@ -529,6 +537,8 @@ DisplacementField read_field(const std::string& path) {
 
 void write_field(const DisplacementField& field, const std::string& path) {
   if (field.empty()) fail<InvalidInput>("write displacement field", path, "field is empty");
+  if (!core::is_image_path(path))
+    fail<InvalidInput>("write displacement field", path, "unknown image format (use .nii.gz, .nii, .nrrd or .mha)");
   register_io_factories();
   core::AtomicOutput out(path);
   auto w = itk::ImageFileWriter<FieldImage>::New();

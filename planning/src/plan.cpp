@@ -296,6 +296,9 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   ct.geometry().validate("CT");
   if (!structures.empty() && !structures.geometry().same_grid(ct.geometry()))
     fail<InvalidInput>("plan", "structures", "the structure masks are not on the CT grid");
+  // The criteria are read first: a bad file is an error before the optimisation, not after.
+  std::vector<Criterion> criteria;
+  if (!tpl.criteria_path.empty()) criteria = load_criteria(tpl.criteria_path);
   PlanResult result;
   result.fractions = tpl.fractions;
 
@@ -700,8 +703,6 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   result.plan = std::move(plan);
 
   progress.update(0.98, "DVH");
-  std::vector<Criterion> criteria;
-  if (!tpl.criteria_path.empty()) criteria = load_criteria(tpl.criteria_path);
   DoseEvaluation e = evaluate_dose(result.dose, structures, criteria);
   result.dvhs = std::move(e.dvhs);
   result.criteria = std::move(e.criteria);

@@ -364,6 +364,8 @@ DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::s
   } else {
     files.push_back(in_dir);
   }
+  if (files.empty()) core::fail<core::InvalidInput>("de-identify", in_dir, "no files to de-identify");
+  const bool created = !fs::exists(out_dir, ec);
   core::ensure_directory(out_dir, "de-identify");
   DeidDirectoryResult r;
   for (std::size_t i = 0; i < files.size(); ++i) {
@@ -381,6 +383,11 @@ DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::s
     if (ec) core::fail<core::IoError>("de-identify", final_name, "cannot rename: " + ec.message());
     one.file = final_name;
     r.files.push_back(std::move(one));
+  }
+  if (r.files.empty()) {
+    if (created) fs::remove(out_dir, ec);  // only when it is still empty
+    core::fail<core::InvalidInput>("de-identify", in_dir,
+                                   "no readable DICOM file among " + std::to_string(files.size()) + " file(s)");
   }
   progress.done();
   return r;

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 
 #include "dcmtk/dcmdata/dcpixel.h"
@@ -255,6 +256,18 @@ std::string dicom_modality(const std::string& file) {
   }
   std::string m = detail::get_string(*ff.getDataset(), DCM_Modality);
   if (m.empty() && ff.getDataset()->tagExists(DCM_SOPClassUID)) m = "OT";
+  return m;
+}
+
+std::string dicom_modality_checked(const std::string& file) {
+  const std::string m = dicom_modality(file);
+  if (!m.empty()) return m;
+  char head[132] = {};
+  std::ifstream f(file, std::ios::binary);
+  if (f.read(head, sizeof head) && std::string(head + 128, 4) == "DICM") {
+    DcmFileFormat ff;
+    detail::load_file(ff, file, "read DICOM", false);  // throws the reason
+  }
   return m;
 }
 

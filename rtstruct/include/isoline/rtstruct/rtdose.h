@@ -63,6 +63,11 @@ RtDose read_rtdose(const std::string& file);
 /// (the Modality), or "" when the file is not DICOM.
 std::string dicom_modality(const std::string& file);
 
+/// As dicom_modality, but a file that carries the DICOM preamble ("DICM" at byte 128) and
+/// cannot be read (e.g. truncated) throws the reader's IoError, naming the problem, instead
+/// of passing for "not DICOM".
+std::string dicom_modality_checked(const std::string& file);
+
 /// SOP Instance UID of a DICOM file (e.g. an RT Plan to reference). Throws IoError.
 std::string read_sop_instance_uid(const std::string& file);
 
