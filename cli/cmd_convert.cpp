@@ -91,7 +91,11 @@ int to_rtstruct(const Args& args, const Context& ctx) {
     const std::string name = stem(f);
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
     core::Image m = core::read_image(f, core::PixelType::UInt8);
-    set.add(name, resample_mask(m, ct.image.geometry()));
+    const bool had_voxels = m.count_nonzero() > 0;
+    core::Structure& s = set.add(name, resample_mask(m, ct.image.geometry()));
+    if (had_voxels && s.mask.count_nonzero() == 0)
+      core::fail<core::InvalidInput>(kOp, f, "the mask lies wholly outside the CT (" + *ct_dir +
+                                                  "): another patient's or scan's grid?");
   }
   rtstruct::RtStructWriteOptions o;
   if (auto l = args.get("--label")) o.structure_set_label = *l;

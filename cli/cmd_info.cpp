@@ -1,10 +1,13 @@
 // isoline info <file-or-dir>: geometry and content summary.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "command.h"
+#include "isoline/adaptive/registration.h"
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/rtstruct/ct_series.h"
@@ -17,8 +20,32 @@ namespace isoline::cli {
 
 namespace {
 
+// A 3-component image: the displacement fields `isoline register` and `adapt` write.
+void describe_field(const std::string& path) {
+  const adaptive::DisplacementField f = adaptive::read_field(path);
+  double max_mm = 0, sum_mm = 0;
+  for (std::size_t v = 0; v + 2 < f.data.size(); v += 3) {
+    const double m = std::sqrt(double(f.data[v]) * f.data[v] + double(f.data[v + 1]) * f.data[v + 1] +
+                               double(f.data[v + 2]) * f.data[v + 2]);
+    max_mm = std::max(max_mm, m);
+    sum_mm += m;
+  }
+  const std::size_t n = f.data.size() / 3;
+  std::printf("file      %s\n", path.c_str());
+  std::printf("kind      displacement field (3 components per voxel, mm; fixed -> moving)\n");
+  std::printf("%s\n", f.geometry.describe().c_str());
+  std::printf("vectors   |u| mean %.2f mm, max %.2f mm over %zu voxels\n", n ? sum_mm / n : 0.0, max_mm, n);
+}
+
 void describe_image(const std::string& path) {
-  core::Image img = core::read_image(path);
+  core::Image img;
+  try {
+    img = core::read_image(path);
+  } catch (const core::NotSupported& e) {
+    if (std::string(e.what()).find("got 3 components") == std::string::npos) throw;
+    describe_field(path);
+    return;
+  }
   auto [lo, hi] = img.min_max();
   std::printf("file      %s\n", path.c_str());
   static const char* kNames[] = {"unknown", "NIfTI", "NRRD", "MetaImage"};

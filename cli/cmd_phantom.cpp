@@ -40,6 +40,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// A grid that fits in memory: a CT of 1 G voxels already takes 2 GiB, its masks as much again.
+std::array<std::int64_t, 3> checked_size(const std::array<std::int64_t, 3>& size) {
+  const double voxels = double(size[0]) * double(size[1]) * double(size[2]);
+  if (voxels > 1024.0 * 1024 * 1024)
+    throw UsageError{"--size " + std::to_string(size[0]) + "," + std::to_string(size[1]) + "," +
+                     std::to_string(size[2]) + " is " + std::to_string(static_cast<long long>(voxels)) +
+                     " voxels; at most 1073741824 (e.g. 1024,1024,1024)"};
+  return size;
+}
+
 int run_phantom(const Args& args, const Context& ctx) {
   const std::string kind = args.positional(0);
   const std::string out = args.value("--out");
@@ -55,7 +65,7 @@ int run_phantom(const Args& args, const Context& ctx) {
     if (seed < 0) throw UsageError{"--seed must be >= 0"};
     o.seed = static_cast<std::uint64_t>(seed);
     if (auto s = args.get("--spacing")) o.spacing = parse_triple<double>(*s, "--spacing");
-    if (auto s = args.get("--size")) o.size = parse_triple<std::int64_t>(*s, "--size");
+    if (auto s = args.get("--size")) o.size = checked_size(parse_triple<std::int64_t>(*s, "--size"));
     o.position = position;
     if (auto s = args.get("--site")) o.site = *s;
     o.noise_sd_hu = args.get_double("--noise", 12.0);
@@ -65,7 +75,7 @@ int run_phantom(const Args& args, const Context& ctx) {
     phantoms::DosePhantomOptions o;
     const auto k = phantoms::dose_phantom_from_string(kind);
     if (auto s = args.get("--spacing")) o.spacing = parse_triple<double>(*s, "--spacing");
-    if (auto s = args.get("--size")) o.size = parse_triple<std::int64_t>(*s, "--size");
+    if (auto s = args.get("--size")) o.size = checked_size(parse_triple<std::int64_t>(*s, "--size"));
     o.position = position;
     o.noise_sd_hu = args.get_double("--noise", 0.0);
     if (args.has("--seed") || args.has("--site"))

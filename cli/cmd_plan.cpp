@@ -25,6 +25,7 @@ int run_plan(const Args& args, const Context& ctx) {
   planning::PlanOptions po;
   po.device = core::parse_device(args.value("--device"));
   po.max_iterations = static_cast<int>(args.get_int("--iterations", 0));
+  if (args.get_int("--iterations", 0) < 0) throw UsageError{"--iterations must be >= 1 (or 0 for the template's)"};
   core::require_device(po.device, "plan");
 
   core::check_output_directory(out, args.flag("--overwrite"), "plan",

@@ -22,7 +22,10 @@ int run_run(const Args& args, const Context& ctx) {
   if (auto m = args.get("--model")) o.model_card = *m;
   if (auto s = args.get("--structures")) o.structures_path = *s;
   if (auto t = args.get("--targets")) o.targets_path = *t;
+  if (args.get("--structures") && args.get("--targets"))
+    throw UsageError{"give either --structures (plan on them) or --targets (contour the organs), not both"};
   o.max_iterations = static_cast<int>(args.get_int("--iterations", 0));
+  if (args.get_int("--iterations", 0) < 0) throw UsageError{"--iterations must be >= 1 (or 0 for the template's)"};
   o.overwrite = args.flag("--overwrite");
   core::Progress progress(ctx.progress, "run");
   pipeline::RunResult r = pipeline::run_case(o, progress);

@@ -1,6 +1,7 @@
 // isoline serve <case dir>: the review web server (ui module).
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <pthread.h>
 #include <string>
@@ -25,6 +26,8 @@ int run_serve(const Args& args, const Context&) {
   o.author = args.value("--author");
   if (auto d = args.get("--db")) o.db_path = *d;
   o.ui_dir = args.get("--ui-dir") ? *args.get("--ui-dir") : ui::default_ui_dir();
+  if (args.get("--ui-dir") && !std::filesystem::exists(std::filesystem::path(o.ui_dir) / "index.html"))
+    core::fail<core::IoError>("serve", o.ui_dir, "not a built web client (no index.html)");
   // "Re-estimate dose": the achievable-dose plan for the edited structures.
   const planning::PlanTemplate tpl = planning::load_template(args.value("--template"));
   o.dose_estimator = [tpl](const core::Image& ct, const core::StructureSet& set, const core::Progress& progress) {

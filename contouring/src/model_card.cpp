@@ -7,6 +7,7 @@
 
 #include "isoline/contouring/model.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 
 #ifndef ISOLINE_CONTOURING_MODEL_DIR
 #define ISOLINE_CONTOURING_MODEL_DIR ""
@@ -29,7 +30,7 @@ ModelCard load_model_card(const std::string& path) {
   try {
     in >> j;
   } catch (const std::exception& e) {
-    core::fail<core::InvalidInput>(op, path, std::string("not valid JSON: ") + e.what());
+    core::fail<core::InvalidInput>(op, path, "not valid JSON: " + core::json_error(e.what()));
   }
   ModelCard c;
   c.card_path = path;

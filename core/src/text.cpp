@@ -22,4 +22,19 @@ std::string xml_escape(const std::string& s) {
   return o;
 }
 
+std::string json_error(const std::string& what) {
+  std::string s = what;
+  if (s.rfind("[json.exception.", 0) == 0) {
+    const auto close = s.find("] ");
+    if (close != std::string::npos) s = s.substr(close + 2);
+  }
+  for (const char* noise : {"parse error at ", "syntax error while parsing value - ",
+                            "syntax error while parsing object key - ", "syntax error while parsing object - ",
+                            "syntax error while parsing array - "}) {
+    const auto at = s.find(noise);
+    if (at != std::string::npos) s.erase(at, std::string(noise).size());
+  }
+  return s;
+}
+
 }  // namespace isoline::core

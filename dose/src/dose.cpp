@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -235,7 +236,7 @@ Plan parse_plan(const std::string& text, const std::string& src, const std::stri
   try {
     root = json::parse(text);
   } catch (const json::exception& e) {
-    core::fail<core::InvalidInput>("read plan", src, std::string("not valid JSON: ") + e.what());
+    core::fail<core::InvalidInput>("read plan", src, "not valid JSON: " + core::json_error(e.what()));
   }
   if (!root.is_object()) core::fail<core::InvalidInput>("read plan", src, "the plan must be a JSON object");
   Plan p;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 #include "isoline/node/config.h"
 
 namespace isoline::node {
@@ -40,7 +41,7 @@ NodeConfig load_config(const std::string& file, NodeConfig c) {
   try {
     in >> j;
   } catch (const nlohmann::json::exception& e) {
-    core::fail<core::InvalidInput>("node config", file, std::string("not valid JSON: ") + e.what());
+    core::fail<core::InvalidInput>("node config", file, "not valid JSON: " + core::json_error(e.what()));
   }
   if (!j.is_object()) core::fail<core::InvalidInput>("node config", file, "expected a JSON object");
   try {

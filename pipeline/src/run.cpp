@@ -36,8 +36,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   RunResult r;
   r.out_dir = o.out_dir;
   if (!o.structures_path.empty() && !o.targets_path.empty())
-    core::fail<core::InvalidInput>("isoline run", "--targets",
-                                   "give either --structures or --targets, not both");
+    core::fail<core::InvalidInput>("run", "--targets", "give either --structures or --targets, not both");
   CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"));
   for (const auto& w : ct.warnings) r.warnings.push_back(o.ct_path + ": " + w);
   // RD.dcm must be able to lie in the CT's study and frame of reference: say so before the
@@ -71,7 +70,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
         if (st.is_target()) targets.add(st);
       if (targets.empty())
         core::fail<core::InvalidInput>(
-            "isoline run", o.targets_path,
+            "run", o.targets_path,
             "no target structure (PTV, CTV or GTV by type or name) to plan on");
     }
     std::string note;

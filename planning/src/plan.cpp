@@ -18,6 +18,7 @@
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 #include "isoline/core/mask_ops.h"
 
 namespace isoline::planning {
@@ -150,7 +151,7 @@ PlanTemplate load_template(const std::string& name_or_path) {
   try {
     root = json::parse(ss.str());
   } catch (const json::exception& e) {
-    fail<InvalidInput>("read plan template", path, std::string("not valid JSON: ") + e.what());
+    fail<InvalidInput>("read plan template", path, "not valid JSON: " + core::json_error(e.what()));
   }
   if (!root.is_object())
     fail<InvalidInput>("read plan template", path, "the template must be a JSON object");

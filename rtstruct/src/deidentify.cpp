@@ -14,6 +14,7 @@
 #include "dicom_common.h"
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 #include "isoline/rtstruct/rtdose.h"
 
 #include "dcmtk/dcmdata/dcelem.h"
@@ -250,7 +251,7 @@ DeidMap DeidMap::load(const std::string& file) {
       m.studies.emplace(study_uid, std::move(st));
     }
   } catch (const nlohmann::json::exception& e) {
-    core::fail<core::IoError>("read de-identification map", file, std::string("malformed: ") + e.what());
+    core::fail<core::IoError>("read de-identification map", file, "malformed: " + core::json_error(e.what()));
   }
   return m;
 }

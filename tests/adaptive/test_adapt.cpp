@@ -260,10 +260,16 @@ TEST(AdaptCommandLine, BoxPlanOnShiftedAnatomyWithoutReplan) {
   auto rd = rtstruct::read_rtdose(out + "/RD_unadapted.dcm");
   EXPECT_GT(rd.dose.min_max().second, 60.0);
   EXPECT_EQ(rd.frame_of_reference_uid, ct.frame_of_reference_uid);
-  // A plan directory without structures is a clear error, and leaves the previous output.
-  std::filesystem::remove_all(plan_dir + "/masks");
+  // The previous output is not replaced without --overwrite.
   res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " +
                           dir.file("new_ct.nii.gz") + " --out " + out + " --no-replan");
+  EXPECT_EQ(res.exit_code, 1);
+  EXPECT_NE(res.output.find("exists and is not empty"), std::string::npos) << res.output;
+  // A plan directory without structures is a clear error, and leaves the previous output even
+  // with --overwrite.
+  std::filesystem::remove_all(plan_dir + "/masks");
+  res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " +
+                          dir.file("new_ct.nii.gz") + " --out " + out + " --no-replan --overwrite");
   EXPECT_NE(res.exit_code, 0);
   EXPECT_NE(res.output.find("no structures"), std::string::npos) << res.output;
   EXPECT_TRUE(std::filesystem::exists(out + "/RS.dcm"));

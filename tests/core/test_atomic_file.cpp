@@ -57,6 +57,46 @@ TEST(AtomicOutput, DirectoryReplacesExisting) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
 }
 
+TEST(AtomicOutput, OutputDirectoryCheck) {
+  isoline::test::TempDir dir;
+  // Missing or empty: fine.
+  EXPECT_NO_THROW(check_output_directory(dir.file("new"), false, "run"));
+  fs::create_directories(dir.file("empty"));
+  EXPECT_NO_THROW(check_output_directory(dir.file("empty"), false, "run"));
+  // Non-empty: only with overwrite; the message names the way out.
+  fs::create_directories(dir.file("full"));
+  std::ofstream(dir.file("full/a.txt")) << "a";
+  try {
+    check_output_directory(dir.file("full"), false, "run");
+    FAIL() << "non-empty directory accepted";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("full: exists and is not empty (choose another directory or --overwrite)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(check_output_directory(dir.file("full"), true, "run"));
+  EXPECT_THROW(check_output_directory(dir.file("full/a.txt"), true, "run"), InvalidInput);  // a file
+  // The input itself, or a folder holding it: never, not even with overwrite.
+  for (const std::string out : {dir.file("full"), dir.file("full/"), dir.str(), dir.file("full/../full")})
+    EXPECT_THROW(check_output_directory(out, true, "adapt", {dir.file("full")}), InvalidInput) << out;
+  EXPECT_THROW(check_output_directory(dir.str(), true, "run", {dir.file("full/a.txt")}), InvalidInput);
+  // A sibling whose name merely starts the same is not "holding" it.
+  EXPECT_NO_THROW(check_output_directory(dir.file("ful"), true, "adapt", {dir.file("full")}));
+  EXPECT_NO_THROW(check_output_directory(dir.file("full2"), true, "adapt", {dir.file("full")}));
+}
+
+TEST(AtomicOutput, DirectoryTargetWithTrailingSlash) {
+  isoline::test::TempDir dir;
+  {
+    AtomicOutput out(dir.file("masks") + "/", /*directory=*/true);
+    EXPECT_EQ(out.target(), dir.file("masks"));
+    std::ofstream(out.temp_path() + "/a.nii.gz") << "x";
+    out.commit();
+  }
+  EXPECT_TRUE(fs::exists(dir.file("masks/a.nii.gz")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
+}
+
 TEST(AtomicOutput, MissingParentDirectoryIsAClearError) {
   try {
     AtomicOutput out("/nonexistent-dir-isoline/x.nii.gz");

@@ -151,3 +151,32 @@ TEST(Io, MaskDirRoundTrip) {
   StructureSet only = read_mask_dir(dir.str(), {"Brainstem", "Esophagus"});
   EXPECT_EQ(only.names(), std::vector<std::string>{"Brainstem"});
 }
+
+TEST(Io, MaskDirSkipsACaseFoldersImagesAndRefusesNonMasks) {
+  Geometry g;
+  g.size = {8, 8, 8};
+  isoline::test::TempDir dir;
+  Image m(g, PixelType::UInt8), ct(g, PixelType::Int16), dose(g, PixelType::Float32);
+  m.at<std::uint8_t>(1, 1, 1) = 1;
+  ct.at<std::int16_t>(1, 1, 1) = -1000;
+  dose.at<float>(1, 1, 1) = 70.f;
+  write_image(m, dir.file("Brainstem.nii.gz"));
+  write_image(m, dir.file("possible_dose_mask.nii.gz"));
+  write_image(ct, dir.file("ct.nii.gz"));
+  write_image(dose, dir.file("dose.nii.gz"));
+  // An OpenKBP or phantom case folder: the CT, dose and possible-dose mask are not structures.
+  EXPECT_EQ(read_mask_dir(dir.str()).names(), std::vector<std::string>{"Brainstem"});
+  // Any other image with values beyond 0..1 is refused, naming the file.
+  write_image(dose, dir.file("PTV70.nii.gz"));
+  try {
+    read_mask_dir(dir.str());
+    FAIL() << "a 70 Gy image was read as a mask";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("PTV70.nii.gz: not a structure mask (values 0 to 70"), std::string::npos)
+        << e.what();
+  }
+  Image float_mask(g, PixelType::Float32);  // 0/1 stored as float is a mask
+  float_mask.at<float>(2, 2, 2) = 1.f;
+  write_image(float_mask, dir.file("PTV70.nii.gz"));
+  EXPECT_EQ(read_mask_dir(dir.str()).get("PTV70").mask.count_nonzero(), 1u);
+}

@@ -81,6 +81,25 @@ TEST(Dvh, MaskOutsideDoseGridGetsZero) {
   EXPECT_EQ(dvh.max_gy(), 0.0);
 }
 
+TEST(Dvh, FractionOutsideTheDoseGrid) {
+  Geometry g;
+  g.size = {4, 4, 4};
+  Geometry mg = g;
+  Image m(mg, PixelType::UInt8);
+  m.at<std::uint8_t>(1, 1, 1) = 1;
+  EXPECT_EQ(planning::fraction_outside(g, m), 0.0);
+  mg.origin = {10, 0, 0};  // the whole mask beyond x = 3.5
+  Image far(mg, PixelType::UInt8);
+  far.at<std::uint8_t>(1, 1, 1) = 1;
+  EXPECT_EQ(planning::fraction_outside(g, far), 1.0);
+  mg.origin = {2, 0, 0};  // voxel i = 1 at x = 3 (inside), i = 2 at x = 4 (outside)
+  Image half(mg, PixelType::UInt8);
+  half.at<std::uint8_t>(1, 1, 1) = 1;
+  half.at<std::uint8_t>(2, 1, 1) = 1;
+  EXPECT_EQ(planning::fraction_outside(g, half), 0.5);
+  EXPECT_EQ(planning::fraction_outside(g, Image(mg, PixelType::UInt8)), 0.0);  // empty mask
+}
+
 TEST(Dvh, CumulativeIsMonotoneFromOne) {
   auto dvh = planning::compute_dvh(ramp_dose(), box_mask(10, 30), "box");
   std::vector<double> x, y;

@@ -18,6 +18,7 @@
 #include "approve.h"
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
 #include "isoline/planning/dvh.h"
@@ -125,7 +126,7 @@ std::map<std::string, StructureMeta> read_metadata(const fs::path& dir) {
     try {
       j = json::parse(read_file(p.string()));
     } catch (const json::exception& e) {
-      core::fail<core::InvalidInput>(kOp, p.string(), std::string("not valid JSON: ") + e.what());
+      core::fail<core::InvalidInput>(kOp, p.string(), "not valid JSON: " + core::json_error(e.what()));
     }
     if (std::string(file) == "ground_truth.json") {
       if (!j.contains("structures")) continue;
@@ -316,7 +317,7 @@ struct ReviewServer::Impl {
     try {
       j = json::parse(req.body.empty() ? std::string("{}") : req.body);
     } catch (const std::exception& e) {
-      core::fail<core::InvalidInput>(kOp, "payload", std::string("not valid JSON: ") + e.what());
+      core::fail<core::InvalidInput>(kOp, "payload", "not valid JSON: " + core::json_error(e.what()));
     }
     if (!j.is_object()) core::fail<core::InvalidInput>(kOp, "payload", "must be a JSON object");
     return j;
@@ -804,7 +805,7 @@ int ReviewServer::bind() {
     impl_->port = impl_->http.bind_to_port(impl_->opt.host, impl_->opt.port) ? impl_->opt.port : -1;
   }
   if (impl_->port <= 0)
-    core::fail<core::IoError>(kOp, impl_->opt.host + ":" + std::to_string(impl_->opt.port), "cannot bind (address in use?)");
+    core::fail<core::IoError>(kOp, impl_->opt.host + ":" + std::to_string(impl_->opt.port), "cannot listen there (port in use, or not an address of this machine?)");
   return impl_->port;
 }
 

@@ -1,0 +1,212 @@
+// The isoline command never mixes patients, never destroys a user's files, checks what it can
+// before long work, and leaves nothing half-written when interrupted. Each case here was a
+// defect found by running the commands the way users do (session 11 audit).
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+using isoline::test::CommandResult;
+using isoline::test::isoline_bin;
+using isoline::test::run_command;
+using isoline::test::TempDir;
+
+namespace {
+
+CommandResult isoline(const std::string& args) { return run_command(isoline_bin() + " " + args); }
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+void touch(const std::string& path) { std::ofstream(path) << "keep me\n"; }
+
+// Entries of `dir` whose name starts with `prefix` (temporaries are ".<name>.tmp-...").
+int count_prefixed(const fs::path& dir, const std::string& prefix) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().rfind(prefix, 0) == 0;
+  return n;
+}
+
+// A small head-and-neck phantom case (CT, masks, DICOM CT + RS.dcm), about a second.
+std::string small_case(const TempDir& t, const std::string& name, int seed) {
+  const std::string dir = t.file(name);
+  auto r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed " + std::to_string(seed) + " --out " + dir);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return dir;
+}
+
+}  // namespace
+
+TEST(CliSafety, OutputDirectoryIsReplacedWholeAndOnlyWithOverwrite) {
+  TempDir t;
+  const std::string c = small_case(t, "case", 3);
+  touch(c + "/notes.txt");
+  // Again into the same, non-empty directory: refused, nothing touched.
+  auto r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed 4 --out " + c);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "exists and is not empty")) << r.output;
+  EXPECT_TRUE(has(r.output, "--overwrite")) << r.output;
+  EXPECT_TRUE(fs::exists(c + "/notes.txt"));
+  // With --overwrite: the new case only, no older file beside it.
+  r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed 4 --overwrite --out " + c);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(c + "/notes.txt"));
+  EXPECT_TRUE(fs::exists(c + "/ct.nii.gz"));
+  EXPECT_EQ(count_prefixed(t.path(), ".case"), 0);
+  // A file where a directory is wanted.
+  touch(t.file("afile"));
+  r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --out " + t.file("afile"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "not a directory")) << r.output;
+
+  // convert RT-STRUCT -> masks into a non-empty folder, then with --overwrite.
+  fs::create_directories(t.file("masks"));
+  touch(t.file("masks/CTV.nii.gz.old"));
+  r = isoline("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("masks"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  r = isoline("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("masks") + "/ --overwrite");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(t.file("masks/CTV.nii.gz.old")));
+  EXPECT_TRUE(fs::exists(t.file("masks/PTV70.nii.gz")));
+  // An --roi that is not in the RT-STRUCT: an error listing the ROIs, no directory.
+  r = isoline("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("m2") + " --roi Nonexistent");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "Nonexistent: no such structure (there are: ")) << r.output;
+  EXPECT_FALSE(fs::exists(t.file("m2")));
+}
+
+TEST(CliSafety, AdaptNeverReplacesItsOwnInputs) {
+  TempDir t;
+  fs::create_directories(t.file("plan"));
+  touch(t.file("plan/plan.json"));
+  // --out the plan directory itself, or a folder holding it: refused even with --overwrite,
+  // before anything is read (the plan here is not even valid).
+  for (const std::string out : {t.file("plan"), t.str(), t.file("plan") + "/"}) {
+    auto r = isoline("adapt -q --plan-dir " + t.file("plan") + " --new-ct " + t.file("new.nii.gz") + " --out " + out +
+                     " --overwrite --no-replan");
+    EXPECT_EQ(r.exit_code, 1) << out << "\n" << r.output;
+    EXPECT_TRUE(has(r.output, "would replace the input")) << r.output;
+  }
+  EXPECT_TRUE(fs::exists(t.file("plan/plan.json")));
+  fs::create_directories(t.file("out"));
+  touch(t.file("out/keep.txt"));
+  auto r = isoline("adapt -q --plan-dir " + t.file("plan") + " --new-ct " + t.file("new.nii.gz") + " --out " +
+                   t.file("out") + " --no-replan");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "exists and is not empty")) << r.output;
+  EXPECT_TRUE(fs::exists(t.file("out/keep.txt")));
+}
+
+TEST(CliSafety, DvhRefusesAnotherScansStructuresAndChecksItsArgumentsFirst) {
+  TempDir t;
+  const std::string a = small_case(t, "a", 3), b = small_case(t, "b", 11);
+  // A dose in a's frame of reference (1 Gy inside PTV70).
+  auto r = isoline("convert -q " + a + "/masks/PTV70.nii.gz --to rtdose --ct " + a + "/dicom --out " + t.file("rd.dcm"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = isoline("dvh -q --dose " + t.file("rd.dcm") + " --rtstruct " + b + "/dicom/RS.dcm");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "frame of reference differs from the dose's")) << r.output;
+  EXPECT_FALSE(has(r.output, "vol[cc]")) << r.output;
+  r = isoline("dvh -q --dose " + t.file("rd.dcm") + " --rtstruct " + a + "/dicom/RS.dcm --structure PTV70");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "PTV70")) << r.output;
+
+  const std::string dose = a + "/masks/PTV70.nii.gz";  // any image on a's grid will do as a dose
+  // A case folder as --masks: its CT and label map are not structures.
+  r = isoline("dvh -q --dose " + dose + " --masks " + a);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "no structure masks found")) << r.output;
+  // A prescription that is not a number, a name that is not there, a bad bin, an output in a
+  // missing folder: errors before any table is printed.
+  for (const std::string bad : {"--target PTV70=7O", "--target PTV70=-5", "--structure Parotid_L",
+                                "--target Nope=70", "--bin 0 --csv " + t.file("d.csv"),
+                                "--csv " + t.file("d.csv") + " --json " + t.file("nodir/d.json"),
+                                "--supersample -3"}) {
+    r = isoline("dvh -q --dose " + dose + " --masks " + a + "/masks " + bad);
+    EXPECT_NE(r.exit_code, 0) << bad << "\n" << r.output;
+    EXPECT_FALSE(has(r.output, "vol[cc]")) << bad << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(t.file("d.csv"))) << bad;
+  }
+  r = isoline("dvh -q --dose " + dose + " --masks " + a + "/masks --structure Parotid_L");
+  EXPECT_TRUE(has(r.output, "Parotid_L: no such structure (there are: Body, Brainstem")) << r.output;
+}
+
+TEST(CliSafety, RegisterChecksItsRequestBeforeWorking) {
+  TempDir t;
+  const std::string ct = small_case(t, "a", 3) + "/ct.nii.gz";
+  auto r = isoline("register -q " + ct + " " + ct + " --field-in " + ct + " --warped " + t.file("w.nii.gz"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "not a displacement field (1 value(s) per voxel")) << r.output;
+  EXPECT_FALSE(fs::exists(t.file("w.nii.gz")));
+  for (const std::string bad : {"--rigid-only --no-rigid --out " + t.file("f.nii.gz"), std::string(""),
+                                "--out " + t.file("f.txt"), "--out " + t.file("nodir/f.nii.gz"),
+                                "--out " + t.file("f.nii.gz") + " --landmarks " + t.file("one.txt")}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    r = isoline("register -q " + ct + " " + ct + " " + bad);
+    EXPECT_NE(r.exit_code, 0) << bad << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(t.file("f.nii.gz"))) << bad;
+    // The registration never started (it takes several seconds even here).
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0) << bad;
+  }
+}
+
+TEST(CliSafety, DeidentifyRefusesAnInputWithoutDicom) {
+  TempDir t;
+  fs::create_directories(t.file("empty"));
+  auto r = isoline("deidentify -q " + t.file("empty") + " " + t.file("out"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "no files to de-identify")) << r.output;
+  fs::create_directories(t.file("text"));
+  touch(t.file("text/a.dcm"));
+  r = isoline("deidentify -q " + t.file("text") + " " + t.file("out"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "no readable DICOM file among 1 file(s)")) << r.output;
+  EXPECT_FALSE(fs::exists(t.file("out")));
+}
+
+TEST(CliSafety, EvalNamesCaseFoldersOnOneSideOnly) {
+  TempDir t;
+  const std::string a = small_case(t, "a", 3);
+  for (const std::string d : {"pred/caseA", "pred/caseB", "ref/caseA", "ref/caseC"}) {
+    fs::create_directories(t.file(d));
+    fs::copy_file(a + "/masks/Brainstem.nii.gz", t.file(d + "/Brainstem.nii.gz"));
+  }
+  auto r = isoline("eval contours -q --pred " + t.file("pred") + " --ref " + t.file("ref") + " --no-reference-check");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "without a prediction, not scored: caseC")) << r.output;
+  EXPECT_TRUE(has(r.output, "without a reference, not scored: caseB")) << r.output;
+}
+
+TEST(CliSafety, InterruptRemovesTheUnfinishedOutput) {
+  TempDir t;
+  const std::string out = t.file("big");
+  // A large phantom takes seconds to generate and write; SIGINT part-way through.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string bin = isoline_bin();
+    ::execl(bin.c_str(), bin.c_str(), "phantom", "hn", "-q", "--size", "512,512,160", "--out", out.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto t0 = std::chrono::steady_clock::now();
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping";
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_LT(secs, 10.0);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(count_prefixed(t.path(), ".big"), 0) << "a temporary was left behind";
+}
