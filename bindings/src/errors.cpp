@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "common.h"
@@ -13,6 +14,16 @@ namespace py = pybind11;
 namespace isoline::py_bind {
 
 namespace {
+
+// The library's messages name the CLI's flag ("use --device cpu"); Python callers pass
+// device="cpu" instead.
+std::string python_message(std::string message) {
+  static const std::string flag = "--device cpu", argument = "device=\"cpu\"";
+  for (auto at = message.find(flag); at != std::string::npos;
+       at = message.find(flag, at + argument.size()))
+    message.replace(at, flag.size(), argument);
+  return message;
+}
 
 // Runs Python's signal handlers (the caller holds the GIL); Ctrl-C (or any handler that
 // raises) cancels the operation.
@@ -73,7 +84,7 @@ void register_errors(py::module_& m) {
     } catch (const core::IoError& e) {
       PyErr_SetString(io.ptr(), e.what());
     } catch (const core::DeviceError& e) {
-      PyErr_SetString(device.ptr(), e.what());
+      PyErr_SetString(device.ptr(), python_message(e.what()).c_str());
     } catch (const core::NotSupported& e) {
       PyErr_SetString(unsupported.ptr(), e.what());
     } catch (const core::Cancelled& e) {
@@ -84,7 +95,7 @@ void register_errors(py::module_& m) {
       PyErr_SetString(e.kind() == dose::EngineError::Io       ? io.ptr()
                       : e.kind() == dose::EngineError::Device ? device.ptr()
                                                               : invalid.ptr(),
-                      e.what());
+                      python_message(e.what()).c_str());
     }
   });
 }

@@ -92,7 +92,7 @@ def test_contour_errors(small_hn):
     with pytest.raises(ValueError):
         contouring.contour(small_hn.ct, device="tpu")
     if not core.built_with_cuda() or core.cuda_device_count() == 0:
-        with pytest.raises(isoline.DeviceError):
+        with pytest.raises(isoline.DeviceError, match='use device="cpu"'):
             contouring.contour(small_hn.ct, structures=["Body", "SpinalCord"], device="cuda")
     with pytest.raises(OSError):
         contouring.contour(small_hn.ct, model_card="/nonexistent/card.json")

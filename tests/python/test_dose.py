@@ -55,8 +55,9 @@ def test_compute_dose_depth_dose_and_progress(water):
     np.testing.assert_allclose(d2.array, 2 * d.array, rtol=1e-4, atol=1e-6)
     assert "cpu" in dose.devices()
     if "cuda" not in dose.devices():
-        with pytest.raises(isoline.DeviceError):
+        with pytest.raises(isoline.DeviceError, match='use device="cpu"') as e:
             dose.compute_dose(water.ct, plan, device="cuda")
+        assert "--device" not in str(e.value)   # the CLI's option; Python callers pass device=
 
 
 def test_dose_dvh_and_influence_optimisation(water):
