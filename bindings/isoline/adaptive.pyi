@@ -62,6 +62,7 @@ class AdaptInput:
 
 
 class AdaptResult:
+    """Result of adapt(): registration, structures on the new CT, unadapted and adapted plans' doses, accumulated doses, evaluations and comparison rows."""
     @property
     def registration(self) -> RegistrationResult: ...
     @property
@@ -105,6 +106,7 @@ class AdaptResult:
 
 
 class AdaptTiming:
+    """Seconds spent by adapt() per step and in total."""
     @property
     def registration_s(self) -> float: ...
     @property
@@ -120,6 +122,7 @@ class AdaptTiming:
 
 
 class ComparisonRow:
+    """One row of a side-by-side comparison: a structure's metric under each dose."""
     @property
     def structure(self) -> str: ...
     @property
@@ -165,6 +168,7 @@ class DoseAccumulator:
 
 
 class DoseEvaluation:
+    """DVHs and criteria results of one labelled dose on one structure set."""
     @property
     def label(self) -> str: ...
     @property
@@ -174,6 +178,7 @@ class DoseEvaluation:
 
 
 class FuseResult:
+    """Fused structures and the agreement of each."""
     @property
     def structures(self) -> _core.StructureSet: ...
     @property
@@ -181,6 +186,7 @@ class FuseResult:
 
 
 class RegistrationResult:
+    """Registration result: rigid part, total displacement field on the fixed grid, Jacobian checks (min_jacobian <= 0 means folding), seconds."""
     @property
     def rigid(self) -> RigidTransform: ...
     @property
@@ -194,6 +200,7 @@ class RegistrationResult:
 
 
 class RigidTransform:
+    """Rigid transform mapping fixed to moving points: y = R (x - c) + c + t (mm)."""
     @property
     def rotation(self) -> numpy.ndarray: ...
     @property
@@ -204,6 +211,7 @@ class RigidTransform:
 
 
 class StructureAgreement:
+    """Where a fused structure came from and the Dice of its propagated and re-contoured versions (-1 when only one exists)."""
     @property
     def name(self) -> str: ...
     @property
@@ -217,11 +225,17 @@ def adapt(input: AdaptInput, *, rigid: bool = ..., deformable: bool = ..., bony:
     """Adaptive replanning on a new CT: register, propagate (optionally re-contour and fuse), recompute the original plan, re-optimise, warp doses back and accumulate, compare. Releases the GIL."""
     ...
 
-def compare(evaluations: List[DoseEvaluation], criteria: List[_planning.Criterion]) -> List[ComparisonRow]: ...
+def compare(evaluations: List[DoseEvaluation], criteria: List[_planning.Criterion]) -> List[ComparisonRow]:
+    """Comparison rows for evaluations side by side: every criterion, then Dmean / D95% / D2% (targets) or Dmean / D0.1cc of every structure."""
+    ...
 
-def dice(a: _core.Image, b: _core.Image) -> float: ...
+def dice(a: _core.Image, b: _core.Image) -> float:
+    """Dice coefficient of two masks on the same grid (1 when both are empty)."""
+    ...
 
-def evaluate_dose(label: str, dose: _core.Image, structures: _core.StructureSet, criteria: List[_planning.Criterion] = ...) -> DoseEvaluation: ...
+def evaluate_dose(label: str, dose: _core.Image, structures: _core.StructureSet, criteria: List[_planning.Criterion] = ...) -> DoseEvaluation:
+    """DVHs of every structure and the criteria results of a dose (any grids), under `label`."""
+    ...
 
 def fuse_structures(propagated: _core.StructureSet, recontoured: _core.StructureSet, *, dice_threshold: float = ..., keep_propagated: List[str] = ...) -> FuseResult:
     """Targets propagated, OARs re-contoured where available; disagreeing OARs flagged for review."""
@@ -231,15 +245,21 @@ def invert_field(field: DisplacementField, grid: _core.Geometry, iterations: int
     """(inverse field on `grid`, max residual mm): maps planning points to new-CT points."""
     ...
 
-def is_target(structure: _core.Structure) -> bool: ...
+def is_target(structure: _core.Structure) -> bool:
+    """True for target volumes: type PTV, CTV or GTV, or a name starting with PTV/CTV/GTV/ITV."""
+    ...
 
-def jacobian_determinant(field: DisplacementField) -> _core.Image: ...
+def jacobian_determinant(field: DisplacementField) -> _core.Image:
+    """Jacobian determinant of T(x) = x + u(x) per voxel (float32 image)."""
+    ...
 
 def propagate_structures(planning: _core.StructureSet, new_to_planning: DisplacementField, progress: Optional[Callable[[str, float, str], object]] = ...) -> _core.StructureSet:
     """Warps planning structures onto the field's grid (the new CT): M'(x) = M(x + u(x)), thresholded at 0.5."""
     ...
 
-def read_field(path: str) -> DisplacementField: ...
+def read_field(path: str) -> DisplacementField:
+    """Reads a displacement field (3-component vector image: NIfTI, NRRD, MetaImage)."""
+    ...
 
 def read_points(path: str) -> List[Tuple[float, float, float]]:
     """elastix point file -> list of (x, y, z) in mm"""
@@ -257,11 +277,17 @@ resolution_mm: finest demons grid spacing (0 = the fixed grid); max_voxels: voxe
 of the finest demons grid (0 = none); window: HU clamp (low, high); seed: the rigid metric's random sampling (the result is deterministic per seed)."""
     ...
 
-def replan_available() -> bool: ...
+def replan_available() -> bool:
+    """True when this build can re-plan (else adapt() with replan=True raises NotSupported)."""
+    ...
 
-def synthetic_field(geometry: _core.Geometry, max_mm: float = ..., bumps: int = ..., sigma_mm: float = ..., seed: int = ...) -> DisplacementField: ...
+def synthetic_field(geometry: _core.Geometry, max_mm: float = ..., bumps: int = ..., sigma_mm: float = ..., seed: int = ...) -> DisplacementField:
+    """A smooth random field on `geometry`: Gaussian bumps scaled to max |u| = max_mm (deterministic per seed)."""
+    ...
 
-def target_registration_errors(field: DisplacementField, fixed_points: List[Tuple[float, float, float]], moving_points: List[Tuple[float, float, float]]) -> List[float]: ...
+def target_registration_errors(field: DisplacementField, fixed_points: List[Tuple[float, float, float]], moving_points: List[Tuple[float, float, float]]) -> List[float]:
+    """Error (mm) of each landmark pair: |T(fixed_i) - moving_i|."""
+    ...
 
 def warp(moving: _core.Image, field: DisplacementField, default: float = ...) -> _core.Image:
     """moving(x + u(x)) on the field's grid; uint8 masks are interpolated and thresholded at 0.5."""
@@ -271,9 +297,13 @@ def warp_dose(dose: _core.Image, planning_to_new: DisplacementField) -> _core.Im
     """A new-CT dose warped onto the planning grid: D(p + v(p)), linear, 0 outside."""
     ...
 
-def write_adapt_report_html(input: AdaptInput, result: AdaptResult, path: str, title: str = ...) -> None: ...
+def write_adapt_report_html(input: AdaptInput, result: AdaptResult, path: str, title: str = ...) -> None:
+    """Writes the self-contained HTML report of an adapt() result (atomic)."""
+    ...
 
-def write_field(field: DisplacementField, path: str) -> None: ...
+def write_field(field: DisplacementField, path: str) -> None:
+    """Writes a displacement field as a 3-component vector image, as elastix/ITK do (atomic)."""
+    ...
 
 __all__ = [
     "DisplacementField",

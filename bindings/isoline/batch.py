@@ -37,6 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from ._isoline import InvalidInput, IoError
+
 PathLike = Union[str, "os.PathLike[str]"]
 JobFunction = Callable[[str, str, Path, Dict[str, Any]], Dict[str, Any]]
 
@@ -107,7 +109,7 @@ def load_ct(path: PathLike):
     elif p.is_file():
         p = p.parent
     elif not p.exists():
-        raise FileNotFoundError(f"load case: {p}: does not exist")
+        raise IoError(f"load case: {p}: does not exist")
     s = read_ct_series(str(p))
     return s.image, s
 
@@ -185,7 +187,7 @@ def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_d
     try:
         fn = job if callable(job) else JOBS.get(job)
         if fn is None:
-            raise ValueError(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
+            raise InvalidInput(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
         result = fn(case_id, input_path, tmp, dict(options))
         if final.exists():
             shutil.rmtree(final)
@@ -241,8 +243,8 @@ class Manifest:
         if self.path.exists():
             old = json.loads(self.path.read_text())
             if old.get("job") != job:
-                raise ValueError(f"batch: {self.path}: manifest is for job {old.get('job')!r}, not {job!r} "
-                                 "(use another output directory)")
+                raise InvalidInput(f"batch: {self.path}: manifest is for job {old.get('job')!r}, not {job!r} "
+                                   "(use another output directory)")
             self.data["cases"] = old.get("cases", {})
         self._lock = threading.Lock()
 
@@ -312,7 +314,7 @@ def discover_cases(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathL
     if isinstance(cases, (str, os.PathLike)):
         root = Path(cases)
         if not root.is_dir():
-            raise FileNotFoundError(f"batch: {root}: not a directory of cases")
+            raise IoError(f"batch: {root}: not a directory of cases")
         entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     else:
         entries = [Path(p) for p in cases]
@@ -324,7 +326,7 @@ def discover_cases(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathL
                 cid = cid[: -len(s)]
                 break
         if cid in out:
-            raise ValueError(f"batch: {p}: duplicate case id {cid!r}")
+            raise InvalidInput(f"batch: {p}: duplicate case id {cid!r}")
         out[cid] = os.fspath(p)
     return out
 
@@ -371,7 +373,7 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
     from dask.distributed import Client, as_completed
 
     if not callable(job) and job not in JOBS:
-        raise ValueError(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
+        raise InvalidInput(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
     job_name = job if isinstance(job, str) else getattr(job, "__name__", "job")
     options = dict(options or {})
     out = Path(out_dir).resolve()

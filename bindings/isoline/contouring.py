@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from typing import Callable, List, Optional, Sequence
 
+from ._isoline import InvalidInput
 from ._isoline.contouring import (  # noqa: F401
     ContourResult,
     EvalRow,
@@ -75,8 +76,8 @@ class Contourer:
         known = set(self.card.structures) | {"Body", "External", "BODY"}
         unknown = [s for s in structures if s not in known]
         if unknown:
-            raise ValueError(f"contour: {', '.join(unknown)}: unknown structure; the model provides: "
-                             f"{' '.join(self.card.structures)} Body")
+            raise InvalidInput(f"contour: {', '.join(unknown)}: unknown structure; the model provides: "
+                               f"{' '.join(self.card.structures)} Body")
         self.structures = list(structures)
         self.device = device
         self.batch = batch
@@ -101,7 +102,7 @@ def write_review(ct: Image, result: ContourResult, html: Optional[os.PathLike | 
     rows (dict or pairs) shown at the top. Each file is written atomically; at least one is
     required."""
     if html is None and png is None:
-        raise ValueError("write_review: give html=, png= or both")
+        raise InvalidInput("write review: no output: give html=, png= or both")
     rows = list(info.items()) if isinstance(info, dict) else list(info or [])
     _write_review(ct, result, os.fspath(html) if html is not None else "",
                   os.fspath(png) if png is not None else "", title, [(str(k), str(v)) for k, v in rows])

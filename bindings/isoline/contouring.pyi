@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 
 class ContourResult:
+    """Result of contour(): structures on the CT grid, a StructureQuality each, whole-image warnings, the model's name and version."""
     @property
     def structures(self) -> _core.StructureSet:
         """StructureSet on the CT grid"""
@@ -41,6 +42,7 @@ class ContourResult:
 
 
 class EvalRow:
+    """One case and structure of evaluate_dirs: its MaskAgreement and reference flag."""
     @property
     def case_id(self) -> str: ...
     @property
@@ -54,6 +56,7 @@ class EvalRow:
 
 
 class EvalSummary:
+    """Per structure over the cases (summarize): Dice, HD95 and surface Dice means/medians, flagged references."""
     @property
     def structure(self) -> str: ...
     @property
@@ -77,6 +80,7 @@ class EvalSummary:
 
 
 class ExpectedRange:
+    """A structure's usual volume range in the training data (model card), for the quality flags; known is False when the card has none."""
     @property
     def volume_cc_min(self) -> float: ...
     @property
@@ -86,6 +90,7 @@ class ExpectedRange:
 
 
 class MaskAgreement:
+    """Agreement of a predicted and a reference mask: Dice, HD95 (mm), surface Dice, both volumes (cc)."""
     @property
     def dice(self) -> float: ...
     @property
@@ -143,6 +148,7 @@ class ModelCard:
 
 
 class StructureQuality:
+    """What the reviewer should know about one contour: mean network confidence inside it (0..1), volume, flags (empty = nothing unusual)."""
     @property
     def name(self) -> str: ...
     @property
@@ -194,17 +200,25 @@ def dice_plot_svg(rows: List[EvalRow], title: str = ...) -> str:
     """SVG picture of the Dice of every case per structure (as isoline eval contours --plot): a dot per case (hover: case and Dice), a flagged reference as a red x, the mean as a bar."""
     ...
 
-def evaluate_dirs(pred_dir: str, ref_dir: str, structures: List[str] = ..., tolerance_mm: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> List[EvalRow]: ...
+def evaluate_dirs(pred_dir: str, ref_dir: str, structures: List[str] = ..., tolerance_mm: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> List[EvalRow]:
+    """Evaluates predicted mask directories against reference ones (one case each, or directories of cases matched by name): an EvalRow per case and reference structure."""
+    ...
 
 def flag_references(rows: List[EvalRow], card: ModelCard) -> List[EvalRow]:
     """The rows with ref_flag set where the reference volume is outside the card's usual range."""
     ...
 
-def load_model_card(path: str) -> ModelCard: ...
+def load_model_card(path: str) -> ModelCard:
+    """Reads a model card (JSON); IoError when unreadable, InvalidInput for missing fields."""
+    ...
 
-def reference_flag(structure: str, ref_cc: float, card: ModelCard) -> str: ...
+def reference_flag(structure: str, ref_cc: float, card: ModelCard) -> str:
+    """Why a reference volume (cc) is outside the card's usual range for the structure; '' when inside or unknown."""
+    ...
 
-def summarize(rows: List[EvalRow]) -> List[EvalSummary]: ...
+def summarize(rows: List[EvalRow]) -> List[EvalSummary]:
+    """Per-structure means and medians over the cases (EvalSummary), in order of first appearance."""
+    ...
 
 
 def write_review(ct: _core.Image, result: ContourResult, html: Optional[os.PathLike | str] = ..., png: Optional[os.PathLike | str] = ..., title: str = ..., info: Optional[dict | Sequence[tuple]] = ...) -> None: ...

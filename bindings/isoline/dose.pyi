@@ -68,6 +68,7 @@ class Beam:
 
 
 class BeamletInfo:
+    """A column of the influence matrix: its beam (index) and bixel centre (x_mm, y_mm) in the isocentre plane."""
     @property
     def beam(self) -> int: ...
     @property
@@ -77,6 +78,7 @@ class BeamletInfo:
 
 
 class CalcOptions:
+    """Collapsed-cone settings: cone directions (n_zenith x n_azimuth) and the density below which voxels carry no TERMA."""
     def __init__(self) -> None: ...
     @property
     def n_zenith(self) -> int: ...
@@ -219,19 +221,29 @@ def devices() -> List[str]:
     """Devices usable for dose calculation here: ['cpu'] or ['cpu', 'cuda']."""
     ...
 
-def electron_density_from_ct(ct: _core.Image, calibration: HuCalibration = ...) -> _core.Image: ...
+def electron_density_from_ct(ct: _core.Image, calibration: HuCalibration = ...) -> _core.Image:
+    """Relative electron density (float32) of a CT in HU: the dose engine's density input."""
+    ...
 
 def engine_cuda_available() -> bool:
     """True when CUDA kernels are built and a GPU is usable."""
     ...
 
-def find_machine(name_or_path: str, base_dir: str = ...) -> str: ...
+def find_machine(name_or_path: str, base_dir: str = ...) -> str:
+    """Path of a machine file by name ('generic_6mv') or path; IoError when not found."""
+    ...
 
-def load_machine(path: str) -> Machine: ...
+def load_machine(path: str) -> Machine:
+    """Reads a machine (beam model) JSON file."""
+    ...
 
-def mass_density_from_ct(ct: _core.Image, calibration: HuCalibration = ...) -> _core.Image: ...
+def mass_density_from_ct(ct: _core.Image, calibration: HuCalibration = ...) -> _core.Image:
+    """Mass density (float32, g/cm^3) of a CT in HU."""
+    ...
 
-def parse_plan(json_text: str, source: str = ..., base_dir: str = ...) -> Plan: ...
+def parse_plan(json_text: str, source: str = ..., base_dir: str = ...) -> Plan:
+    """A plan from JSON text (as read_plan; `source` names it in errors, the machine is also looked for in base_dir)."""
+    ...
 
 def read_plan(path: str) -> Plan:
     """Reads a plan JSON (docs/dose.md); the machine is resolved by name."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
-from ._isoline import InvalidInput
+from ._isoline import InvalidInput, IoError
 from ._isoline.core import Image, StructureSet, read_image, read_mask_dir
 from ._isoline.rtstruct import (CtSeries, dicom_modality, rasterize, read_ct_series, read_rtdose,
                                 read_rtstruct)
@@ -61,7 +61,7 @@ def _from_image(ct_file: Path, masks: Optional[PathLike], names: Sequence[str]) 
     mask_dir = Path(masks) if masks is not None else (
         ct_file.parent / "masks" if (ct_file.parent / "masks").is_dir() else ct_file.parent)
     if not mask_dir.is_dir():
-        raise FileNotFoundError(f"load patient: {mask_dir}: mask directory does not exist")
+        raise IoError(f"load patient: {mask_dir}: mask directory does not exist")
     wanted = list(names) or sorted(_stem(p) for p in mask_dir.iterdir()
                                    if _is_image(p) and p != ct_file and _stem(p).lower() not in NOT_MASKS)
     structures = read_mask_dir(str(mask_dir), wanted) if wanted else StructureSet(ct.geometry)
@@ -129,11 +129,12 @@ def load_patient(path: PathLike, *, masks: Optional[PathLike] = None, structures
         that references it (rasterized onto the CT grid) and an RT-DOSE if present.
 
     ``structures`` restricts the structures loaded (missing ones are skipped). Raises
-    OSError for unreadable files and ValueError (isoline.InvalidInput) for unusable input.
+    isoline.IoError (an OSError) for missing or unreadable files and isoline.InvalidInput (a
+    ValueError) for unusable input.
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"load patient: {p}: does not exist")
+        raise IoError(f"load patient: {p}: does not exist")
     if p.is_file():
         if p.name.lower().endswith(_IMAGE_SUFFIXES):
             return _from_image(p, masks, structures)

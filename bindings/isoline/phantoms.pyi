@@ -15,6 +15,7 @@ from typing import ClassVar
 
 
 class PatientPosition:
+    """Patient position on the couch (DICOM): head/feet first, supine/prone."""
     HFS: ClassVar[PatientPosition]
     FFS: ClassVar[PatientPosition]
     HFP: ClassVar[PatientPosition]
@@ -53,9 +54,13 @@ class Phantom:
     def noise_sd_hu(self) -> float: ...
     def __repr__(self) -> str: ...
 
-def dicom_output_available() -> bool: ...
+def dicom_output_available() -> bool:
+    """True when this build writes DICOM (the rtstruct module is linked)."""
+    ...
 
-def head_neck_sites() -> List[str]: ...
+def head_neck_sites() -> List[str]:
+    """Tumour sites known to the generator (make_head_neck's site=)."""
+    ...
 
 def make_dose_phantom(kind: str, *, size: Tuple[int, int, int] = ..., spacing: Tuple[float, float, float] = ..., position: object = ..., noise_sd_hu: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> Phantom:
     """kind: 'water', 'lung-slab', 'bone-slab' or 'c-shape'; size (0, 0, 0) = the phantom's default."""
@@ -81,7 +86,9 @@ def write_phantom(phantom: Phantom, dir: str, *, nifti: bool = ..., dicom: bool 
     """Writes ct.nii.gz, labels.nii.gz, masks/*.nii.gz, ground_truth.json, dicom/ (CT + RS.dcm), preview.png; returns the files written."""
     ...
 
-def write_preview_png(phantom: Phantom, path: str) -> None: ...
+def write_preview_png(phantom: Phantom, path: str) -> None:
+    """PNG of the axial, coronal and sagittal slices through the phantom's focus with the structure outlines and a legend."""
+    ...
 
 __all__ = [
     "PatientPosition",

@@ -25,6 +25,7 @@ import numpy
 
 
 class Criterion:
+    """A plan criterion: a structure's metric at most (or at least) a limit."""
     def __init__(self) -> None: ...
     @property
     def structure(self) -> str: ...
@@ -50,6 +51,7 @@ class Criterion:
 
 
 class CriterionResult:
+    """A criterion's value and pass/fail (evaluated is False when the structure is missing)."""
     @property
     def criterion(self) -> Criterion: ...
     @property
@@ -61,6 +63,7 @@ class CriterionResult:
 
 
 class DoseEvaluation:
+    """DVHs of every structure (dict name -> Dvh) and the criteria results of a dose."""
     @property
     def dvhs(self) -> Dict[str, Dvh]: ...
     @property
@@ -96,6 +99,7 @@ class Dvh:
 
 
 class DvhOptions:
+    """DVH sampling: supersample (sub-samples per mask voxel and axis, 0 = automatic) and bin_width_gy of the exported histograms."""
     def __init__(self, supersample: int = ..., bin_width_gy: float = ...) -> None: ...
     @property
     def supersample(self) -> int: ...
@@ -108,6 +112,7 @@ class DvhOptions:
 
 
 class Objective:
+    """A weighted optimisation objective on one structure (volume_percent for the DVH types; falloff_mm and low_dose_gy for FALL_OFF)."""
     def __init__(self, structure: str, type: ObjectiveType, dose_gy: float, volume_percent: float = ..., weight: float = ..., falloff_mm: float = ..., low_dose_gy: float = ...) -> None: ...
     @property
     def structure(self) -> str: ...
@@ -132,6 +137,7 @@ class Objective:
 
 
 class ObjectiveType:
+    """Kind of a fluence optimisation objective."""
     MIN_DOSE: ClassVar[ObjectiveType]
     MAX_DOSE: ClassVar[ObjectiveType]
     UNIFORM_DOSE: ClassVar[ObjectiveType]
@@ -152,6 +158,7 @@ class ObjectiveType:
 
 
 class OptimizerResult:
+    """Fluence optimisation result: beamlet weights, objective value per iteration, iterations, converged."""
     @property
     def weights(self) -> numpy.ndarray: ...
     @property
@@ -250,6 +257,7 @@ class PlanTemplate:
 
 
 class PlanTiming:
+    """Seconds spent by make_plan: influence, optimisation, dose, total."""
     @property
     def influence_s(self) -> float: ...
     @property
@@ -291,7 +299,9 @@ def compute_dvh(dose: _core.Image, mask: _core.Image, name: str = ..., options: 
     """DVH of a uint8 mask (any grid) in a float32 dose (Gy), dose interpolated trilinearly."""
     ...
 
-def conformity_index(dose: _core.Image, target: _core.Image, rx_gy: float, options: DvhOptions = ...) -> float: ...
+def conformity_index(dose: _core.Image, target: _core.Image, rx_gy: float, options: DvhOptions = ...) -> float:
+    """Paddick conformity index TV_PIV^2 / (TV * PIV) of a target mask for the prescription rx_gy."""
+    ...
 
 def evaluate_criteria(criteria: List[Criterion], dvhs: Dict[str, Dvh]) -> List[CriterionResult]:
     """dvhs: dict name -> Dvh"""
@@ -301,9 +311,13 @@ def evaluate_dose(dose: _core.Image, structures: _core.StructureSet, criteria: L
     """DVHs of every structure and the criteria table for a dose (any grid)."""
     ...
 
-def homogeneity_index(target_dvh: Dvh) -> float: ...
+def homogeneity_index(target_dvh: Dvh) -> float:
+    """Homogeneity index (ICRU 83) of a target's DVH: (D2 - D98) / D50."""
+    ...
 
-def load_criteria(path: str) -> List[Criterion]: ...
+def load_criteria(path: str) -> List[Criterion]:
+    """Reads a criteria JSON file (e.g. planning/criteria/hn.json) into a list of Criterion."""
+    ...
 
 def load_template(name_or_path: str) -> PlanTemplate:
     """Reads a plan template by name ('hn' -> planning/templates/hn.json, or $ISOLINE_TEMPLATE_DIR) or path."""

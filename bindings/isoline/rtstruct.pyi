@@ -18,6 +18,7 @@ import numpy
 
 
 class Contour:
+    """One contour of a ROI: geometric type, `points` ((n, 3) array, LPS mm), referenced image UIDs."""
     def __init__(self) -> None: ...
     @property
     def geometric_type(self) -> str: ...
@@ -123,6 +124,7 @@ class PatientStudy:
 
 
 class Roi:
+    """A ROI of an RT Structure Set: number, name, type, colour and its Contour list."""
     def __init__(self) -> None: ...
     @property
     def number(self) -> int: ...
@@ -182,6 +184,7 @@ class RtDose:
 
 
 class RtDoseWriteResult:
+    """What write_rtdose wrote: UIDs, dose grid scaling (Gy per stored unit) and the largest quantisation error (Gy)."""
     @property
     def sop_instance_uid(self) -> str: ...
     @property
@@ -222,6 +225,7 @@ class RtStructData:
 
 
 class RtStructWriteResult:
+    """What write_rtstruct wrote: UIDs, numbers of ROIs and contours, warnings."""
     @property
     def sop_instance_uid(self) -> str: ...
     @property
@@ -235,6 +239,7 @@ class RtStructWriteResult:
 
 
 class SeriesSummary:
+    """One DICOM series found by list_series: UIDs, modality, number of files."""
     @property
     def series_instance_uid(self) -> str: ...
     @property
@@ -293,13 +298,17 @@ def read_ct_series(path: object, *, series_instance_uid: str = ..., resample_non
     """Reads the CT series in a DICOM file, a directory (recursive) or a list of slice files. Slices are sorted by position along the slice normal. Raises ValueError for several series (pass series_instance_uid), gaps or non-uniform spacing (resample_nonuniform=True)."""
     ...
 
-def read_rtdose(file: str) -> RtDose: ...
+def read_rtdose(file: str) -> RtDose:
+    """Reads an RT Dose file; the dose as a float32 image in Gy."""
+    ...
 
 def read_rtstruct(file: str) -> RtStructData:
     """Reads every ROI and its contours (LPS mm)."""
     ...
 
-def read_sop_instance_uid(file: str) -> str: ...
+def read_sop_instance_uid(file: str) -> str:
+    """SOP Instance UID of a DICOM file (e.g. an RT Plan to reference)."""
+    ...
 
 def write_ct_series(image: _core.Image, dir: str, *, info: Optional[PatientStudy] = ..., series_description: str = ..., series_number: int = ..., series_instance_uid: str = ..., frame_of_reference_uid: str = ..., patient_position: str = ..., rescale_intercept: float = ..., file_prefix: str = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> CtSeries:
     """Writes an image (HU) as a CT Image Storage series, one file per slice, into `dir` (atomically). Returns the CtSeries as written."""

@@ -25,15 +25,19 @@ void bind_adapt(py::module_ m) {
         },
         py::arg("planning"), py::arg("new_to_planning"), py::arg("progress") = py::none(),
         "Warps planning structures onto the field's grid (the new CT): M'(x) = M(x + u(x)), thresholded at 0.5.");
-  m.def("is_target", &is_target, py::arg("structure"));
-  m.def("dice", &dice, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
+  m.def("is_target", &is_target, py::arg("structure"),
+        "True for target volumes: type PTV, CTV or GTV, or a name starting with PTV/CTV/GTV/ITV.");
+  m.def("dice", &dice, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>(),
+        "Dice coefficient of two masks on the same grid (1 when both are empty).");
 
-  py::class_<StructureAgreement>(m, "StructureAgreement")
+  py::class_<StructureAgreement>(m, "StructureAgreement",
+                                 "Where a fused structure came from and the Dice of its propagated and "
+                                 "re-contoured versions (-1 when only one exists).")
       .def_readonly("name", &StructureAgreement::name)
       .def_readonly("source", &StructureAgreement::source)
       .def_readonly("dice", &StructureAgreement::dice)
       .def_readonly("flagged", &StructureAgreement::flagged);
-  py::class_<FuseResult>(m, "FuseResult")
+  py::class_<FuseResult>(m, "FuseResult", "Fused structures and the agreement of each.")
       .def_readonly("structures", &FuseResult::structures)
       .def_readonly("agreement", &FuseResult::agreement);
   m.def("fuse_structures",
@@ -73,14 +77,17 @@ void bind_adapt(py::module_ m) {
       .def_property_readonly("fractions", &DoseAccumulator::fractions)
       .def_property_readonly("total", &DoseAccumulator::total, "Accumulated dose (float32 Gy) on the planning grid");
 
-  py::class_<DoseEvaluation>(m, "DoseEvaluation")
+  py::class_<DoseEvaluation>(m, "DoseEvaluation",
+                             "DVHs and criteria results of one labelled dose on one structure set.")
       .def_readonly("label", &DoseEvaluation::label)
       .def_readonly("dvhs", &DoseEvaluation::dvhs)
       .def_readonly("criteria", &DoseEvaluation::criteria);
   m.def("evaluate_dose", &evaluate_dose, py::arg("label"), py::arg("dose"), py::arg("structures"),
-        py::arg("criteria") = std::vector<planning::Criterion>{}, py::call_guard<py::gil_scoped_release>());
+        py::arg("criteria") = std::vector<planning::Criterion>{}, py::call_guard<py::gil_scoped_release>(),
+        "DVHs of every structure and the criteria results of a dose (any grids), under `label`.");
 
-  py::class_<ComparisonRow>(m, "ComparisonRow")
+  py::class_<ComparisonRow>(m, "ComparisonRow",
+                            "One row of a side-by-side comparison: a structure's metric under each dose.")
       .def_readonly("structure", &ComparisonRow::structure)
       .def_readonly("metric", &ComparisonRow::metric)
       .def_readonly("criterion", &ComparisonRow::criterion)
@@ -92,7 +99,9 @@ void bind_adapt(py::module_ m) {
         [](const std::vector<const DoseEvaluation*>& evals, const std::vector<planning::Criterion>& criteria) {
           return compare(evals, criteria);
         },
-        py::arg("evaluations"), py::arg("criteria"));
+        py::arg("evaluations"), py::arg("criteria"),
+        "Comparison rows for evaluations side by side: every criterion, then Dmean / D95% / D2% "
+        "(targets) or Dmean / D0.1cc of every structure.");
 
   py::class_<AdaptInput>(m, "AdaptInput", "Planning CT, structures, original plan and template, and the new CT.")
       .def(py::init([](core::Image planning_ct, core::StructureSet structures, dose::Plan plan, int fractions,
@@ -117,7 +126,7 @@ void bind_adapt(py::module_ m) {
       .def_readwrite("template", &AdaptInput::tpl)
       .def_readwrite("new_ct", &AdaptInput::new_ct);
 
-  py::class_<AdaptTiming>(m, "AdaptTiming")
+  py::class_<AdaptTiming>(m, "AdaptTiming", "Seconds spent by adapt() per step and in total.")
       .def_readonly("registration_s", &AdaptTiming::registration_s)
       .def_readonly("propagation_s", &AdaptTiming::propagation_s)
       .def_readonly("unadapted_s", &AdaptTiming::unadapted_s)
@@ -125,7 +134,9 @@ void bind_adapt(py::module_ m) {
       .def_readonly("accumulation_s", &AdaptTiming::accumulation_s)
       .def_readonly("total_s", &AdaptTiming::total_s);
 
-  py::class_<AdaptResult>(m, "AdaptResult")
+  py::class_<AdaptResult>(m, "AdaptResult",
+                          "Result of adapt(): registration, structures on the new CT, unadapted and "
+                          "adapted plans' doses, accumulated doses, evaluations and comparison rows.")
       .def_readonly("registration", &AdaptResult::registration)
       .def_readonly("structures", &AdaptResult::structures)
       .def_readonly("agreement", &AdaptResult::agreement)
@@ -147,7 +158,8 @@ void bind_adapt(py::module_ m) {
       .def_readonly("warnings", &AdaptResult::warnings)
       .def_readonly("timing", &AdaptResult::timing);
 
-  m.def("replan_available", &replan_available);
+  m.def("replan_available", &replan_available,
+        "True when this build can re-plan (else adapt() with replan=True raises NotSupported).");
   m.def("adapt",
         [](const AdaptInput& in, bool rigid, bool deformable, bool bony, double sigma_mm, std::vector<int> iterations,
            bool recontour, const std::string& model_card, double dice_threshold, const std::string& device,
@@ -191,7 +203,8 @@ void bind_adapt(py::module_ m) {
         py::arg("device") = "cpu", py::arg("progress") = py::none(),
         "Dose of a plan (MU per fraction) times `fractions` on a CT resampled to `grid_mm` (0 = CT grid).");
   m.def("write_adapt_report_html", &write_adapt_report_html, py::arg("input"), py::arg("result"), py::arg("path"),
-        py::arg("title") = "Isoline adaptive replanning", py::call_guard<py::gil_scoped_release>());
+        py::arg("title") = "Isoline adaptive replanning", py::call_guard<py::gil_scoped_release>(),
+        "Writes the self-contained HTML report of an adapt() result (atomic).");
 }
 
 }  // namespace isoline::py_bind

@@ -31,7 +31,8 @@ void bind_adaptive(py::module_ m) {
       .def("transform_point", &DisplacementField::transform_point, py::arg("xyz"))
       .def_static("zeros", &DisplacementField::zeros, py::arg("geometry"));
 
-  py::class_<RigidTransform>(m, "RigidTransform")
+  py::class_<RigidTransform>(m, "RigidTransform",
+                             "Rigid transform mapping fixed to moving points: y = R (x - c) + c + t (mm).")
       .def_property_readonly("rotation",
                              [](const RigidTransform& r) {
                                py::array_t<double> a({3, 3});
@@ -42,7 +43,9 @@ void bind_adaptive(py::module_ m) {
       .def_readonly("translation", &RigidTransform::translation)
       .def("apply", &RigidTransform::apply, py::arg("xyz"));
 
-  py::class_<RegistrationResult>(m, "RegistrationResult")
+  py::class_<RegistrationResult>(m, "RegistrationResult",
+                                 "Registration result: rigid part, total displacement field on the fixed "
+                                 "grid, Jacobian checks (min_jacobian <= 0 means folding), seconds.")
       .def_readonly("rigid", &RegistrationResult::rigid)
       .def_readonly("field", &RegistrationResult::field)
       .def_readonly("min_jacobian", &RegistrationResult::min_jacobian)
@@ -93,21 +96,27 @@ void bind_adaptive(py::module_ m) {
       py::call_guard<py::gil_scoped_release>(),
       "moving(x + u(x)) on the field's grid; uint8 masks are interpolated and thresholded at 0.5.");
   m.def("jacobian_determinant", &jacobian_determinant, py::arg("field"),
-        py::call_guard<py::gil_scoped_release>());
-  m.def("read_field", &read_field, py::arg("path"));
-  m.def("write_field", &write_field, py::arg("field"), py::arg("path"));
+        py::call_guard<py::gil_scoped_release>(),
+        "Jacobian determinant of T(x) = x + u(x) per voxel (float32 image).");
+  m.def("read_field", &read_field, py::arg("path"),
+        "Reads a displacement field (3-component vector image: NIfTI, NRRD, MetaImage).");
+  m.def("write_field", &write_field, py::arg("field"), py::arg("path"),
+        "Writes a displacement field as a 3-component vector image, as elastix/ITK do (atomic).");
   m.def(
       "read_points", [](const std::string& p) { return read_points(p); }, py::arg("path"),
       "elastix point file -> list of (x, y, z) in mm");
   m.def("target_registration_errors", &target_registration_errors, py::arg("field"),
-        py::arg("fixed_points"), py::arg("moving_points"));
+        py::arg("fixed_points"), py::arg("moving_points"),
+        "Error (mm) of each landmark pair: |T(fixed_i) - moving_i|.");
   m.def(
       "synthetic_field",
       [](const core::Geometry& g, double max_mm, int bumps, double sigma_mm, unsigned seed) {
         return synthetic_field(g, {max_mm, bumps, sigma_mm, seed});
       },
       py::arg("geometry"), py::arg("max_mm") = 10.0, py::arg("bumps") = 6,
-      py::arg("sigma_mm") = 35.0, py::arg("seed") = 1, py::call_guard<py::gil_scoped_release>());
+      py::arg("sigma_mm") = 35.0, py::arg("seed") = 1, py::call_guard<py::gil_scoped_release>(),
+      "A smooth random field on `geometry`: Gaussian bumps scaled to max |u| = max_mm "
+      "(deterministic per seed).");
 }
 
 }  // namespace isoline::py_bind

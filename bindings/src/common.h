@@ -12,7 +12,8 @@ void register_errors(pybind11::module_& m);
 
 /// Wraps an optional Python callable f(stage: str, fraction: float, detail: str) as a core
 /// progress callback that re-acquires the GIL; KeyboardInterrupt/exceptions raised in it
-/// cancel the operation.
+/// cancel the operation. Without a callable (None), the callback only checks for Ctrl-C
+/// (at most every 100 ms, from the main Python thread), so Ctrl-C cancels the call either way.
 core::ProgressCallback wrap_progress(const pybind11::object& callback);
 
 void bind_core(pybind11::module_ m);

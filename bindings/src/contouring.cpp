@@ -20,7 +20,9 @@ using namespace isoline::contouring;
 namespace isoline::py_bind {
 
 void bind_contouring(py::module_ m) {
-  py::class_<ExpectedRange>(m, "ExpectedRange")
+  py::class_<ExpectedRange>(m, "ExpectedRange",
+                            "A structure's usual volume range in the training data (model card), for "
+                            "the quality flags; known is False when the card has none.")
       .def_readonly("volume_cc_min", &ExpectedRange::volume_cc_min)
       .def_readonly("volume_cc_max", &ExpectedRange::volume_cc_max)
       .def_readonly("known", &ExpectedRange::known);
@@ -43,11 +45,14 @@ void bind_contouring(py::module_ m) {
         return "ModelCard('" + c.name + "', version '" + c.version + "', " +
                std::to_string(c.structures.size()) + " structures)";
       });
-  m.def("load_model_card", &load_model_card, py::arg("path"));
+  m.def("load_model_card", &load_model_card, py::arg("path"),
+        "Reads a model card (JSON); IoError when unreadable, InvalidInput for missing fields.");
   m.def("default_model_card_path", &default_model_card_path,
         "$ISOLINE_MODEL when set, else the card shipped in contouring/models/.");
 
-  py::class_<StructureQuality>(m, "StructureQuality")
+  py::class_<StructureQuality>(m, "StructureQuality",
+                               "What the reviewer should know about one contour: mean network "
+                               "confidence inside it (0..1), volume, flags (empty = nothing unusual).")
       .def_readonly("name", &StructureQuality::name)
       .def_readonly("confidence", &StructureQuality::confidence)
       .def_readonly("volume_cc", &StructureQuality::volume_cc)
@@ -57,7 +62,9 @@ void bind_contouring(py::module_ m) {
         return "StructureQuality('" + q.name + "': " + q.summary() + ")";
       });
 
-  py::class_<ContourResult>(m, "ContourResult")
+  py::class_<ContourResult>(m, "ContourResult",
+                            "Result of contour(): structures on the CT grid, a StructureQuality each, "
+                            "whole-image warnings, the model's name and version.")
       .def_readonly("structures", &ContourResult::structures, "StructureSet on the CT grid")
       .def_readonly("quality", &ContourResult::quality)
       .def_readonly("warnings", &ContourResult::warnings)
@@ -115,7 +122,9 @@ void bind_contouring(py::module_ m) {
         py::arg("opening_mm") = 4.0, py::call_guard<py::gil_scoped_release>(),
         "Body/External mask by threshold and morphology, on the CT grid.");
 
-  py::class_<MaskAgreement>(m, "MaskAgreement")
+  py::class_<MaskAgreement>(m, "MaskAgreement",
+                            "Agreement of a predicted and a reference mask: Dice, HD95 (mm), surface "
+                            "Dice, both volumes (cc).")
       .def_readonly("dice", &MaskAgreement::dice)
       .def_readonly("hd95_mm", &MaskAgreement::hd95_mm)
       .def_readonly("surface_dice", &MaskAgreement::surface_dice)
@@ -131,13 +140,15 @@ void bind_contouring(py::module_ m) {
         py::arg("tolerance_mm") = 4.0, py::call_guard<py::gil_scoped_release>(),
         "Dice, HD95 and surface Dice of two masks on one grid.");
 
-  py::class_<EvalRow>(m, "EvalRow")
+  py::class_<EvalRow>(m, "EvalRow", "One case and structure of evaluate_dirs: its MaskAgreement and reference flag.")
       .def_readonly("case_id", &EvalRow::case_id)
       .def_readonly("structure", &EvalRow::structure)
       .def_readonly("agreement", &EvalRow::m)
       .def_readonly("ref_flag", &EvalRow::ref_flag,
                     "why the reference looks implausible (flag_references); '' when it does not");
-  py::class_<EvalSummary>(m, "EvalSummary")
+  py::class_<EvalSummary>(m, "EvalSummary",
+                          "Per structure over the cases (summarize): Dice, HD95 and surface Dice "
+                          "means/medians, flagged references.")
       .def_readonly("structure", &EvalSummary::structure)
       .def_readonly("cases", &EvalSummary::cases)
       .def_readonly("dice_mean", &EvalSummary::dice_mean)
@@ -157,8 +168,11 @@ void bind_contouring(py::module_ m) {
         return evaluate_dirs(pred, ref, structures, tol, prog);
       },
       py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
-      py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none());
-  m.def("summarize", &summarize, py::arg("rows"));
+      py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none(),
+      "Evaluates predicted mask directories against reference ones (one case each, or directories "
+      "of cases matched by name): an EvalRow per case and reference structure.");
+  m.def("summarize", &summarize, py::arg("rows"),
+        "Per-structure means and medians over the cases (EvalSummary), in order of first appearance.");
   m.def("dice_plot_svg", &dice_plot_svg, py::arg("rows"), py::arg("title") = "",
         "SVG picture of the Dice of every case per structure (as isoline eval contours --plot): a "
         "dot per case (hover: case and Dice), a flagged reference as a red x, the mean as a bar.");
@@ -170,7 +184,9 @@ void bind_contouring(py::module_ m) {
       },
       py::arg("rows"), py::arg("card"),
       "The rows with ref_flag set where the reference volume is outside the card's usual range.");
-  m.def("reference_flag", &reference_flag, py::arg("structure"), py::arg("ref_cc"), py::arg("card"));
+  m.def("reference_flag", &reference_flag, py::arg("structure"), py::arg("ref_cc"), py::arg("card"),
+        "Why a reference volume (cc) is outside the card's usual range for the structure; '' when "
+        "inside or unknown.");
 }
 
 }  // namespace isoline::py_bind

@@ -100,8 +100,9 @@ A tuple_to_array(const py::sequence& s, const char* what) {
 void bind_core(py::module_ m) {
   m.def("version", &version, "Isoline version string.");
   m.def("build_info", &build_info, "Version, commit, build type and CUDA support.");
-  m.def("built_with_cuda", &built_with_cuda);
-  m.def("cuda_device_count", &cuda_device_count);
+  m.def("built_with_cuda", &built_with_cuda, "True when this build contains the CUDA kernels.");
+  m.def("cuda_device_count", &cuda_device_count,
+        "Number of usable CUDA devices (0 without CUDA support, driver or GPU).");
 
   py::class_<Geometry>(m, "Geometry",
                        "Voxel grid in DICOM patient coordinates (LPS, mm): "
@@ -169,7 +170,7 @@ void bind_core(py::module_ m) {
                ", " + std::to_string(i.geometry().size[1]) + ", " + std::to_string(i.geometry().size[2]) + "))";
       });
 
-  py::enum_<StructureType>(m, "StructureType")
+  py::enum_<StructureType>(m, "StructureType", "Structure type (DICOM RT ROI Interpreted Type).")
       .value("EXTERNAL", StructureType::External)
       .value("ORGAN", StructureType::Organ)
       .value("PTV", StructureType::PTV)
@@ -180,7 +181,8 @@ void bind_core(py::module_ m) {
       .value("CONTROL", StructureType::Control)
       .value("OTHER", StructureType::Other);
 
-  py::class_<Structure>(m, "Structure")
+  py::class_<Structure>(m, "Structure",
+                        "A named, typed, coloured uint8 mask (0 outside, non-zero inside).")
       .def(py::init<>())
       .def_readwrite("name", &Structure::name)
       .def_readwrite("type", &Structure::type)
@@ -253,16 +255,23 @@ void bind_core(py::module_ m) {
           py::gil_scoped_release nogil;
           return shrink(mask, mg);
         }, py::arg("mask"), py::arg("margin"), "Shrinks a uint8 mask by a margin (mm or Margin).");
-  m.def("union", &mask_union, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
-  m.def("intersect", &mask_intersect, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
-  m.def("subtract", &mask_subtract, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>());
+  m.def("union", &mask_union, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>(),
+        "a or b: uint8 masks on the same grid.");
+  m.def("intersect", &mask_intersect, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>(),
+        "a and b: uint8 masks on the same grid.");
+  m.def("subtract", &mask_subtract, py::arg("a"), py::arg("b"), py::call_guard<py::gil_scoped_release>(),
+        "a and not b: uint8 masks on the same grid.");
   m.def("keep_largest_components", &keep_largest_components, py::arg("mask"), py::arg("count") = 1,
-        py::arg("min_fraction") = 0.0, py::call_guard<py::gil_scoped_release>());
+        py::arg("min_fraction") = 0.0, py::call_guard<py::gil_scoped_release>(),
+        "Keeps the `count` largest 26-connected components, dropping those smaller than "
+        "`min_fraction` of the largest.");
   m.def("remove_islands", &remove_islands, py::arg("mask"), py::arg("min_cc"),
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<py::gil_scoped_release>(), "Removes connected components smaller than min_cc (cm^3).");
   m.def("fill_holes", &fill_holes, py::arg("mask"), py::arg("per_slice") = false,
-        py::call_guard<py::gil_scoped_release>());
-  m.def("smooth", &smooth, py::arg("mask"), py::arg("sigma_mm"), py::call_guard<py::gil_scoped_release>());
+        py::call_guard<py::gil_scoped_release>(),
+        "Fills enclosed cavities (per_slice: 2-D holes in each axial slice instead).");
+  m.def("smooth", &smooth, py::arg("mask"), py::arg("sigma_mm"), py::call_guard<py::gil_scoped_release>(),
+        "Gaussian smoothing of the mask surface (sigma in mm), thresholded at 0.5.");
   m.def("resample",
         [](const Image& img, const Geometry& grid, const std::string& interp, double def) {
           Interpolation it;
@@ -272,7 +281,9 @@ void bind_core(py::module_ m) {
           py::gil_scoped_release nogil;
           return resample(img, grid, it, def);
         },
-        py::arg("image"), py::arg("grid"), py::arg("interpolation") = "linear", py::arg("default") = 0.0);
+        py::arg("image"), py::arg("grid"), py::arg("interpolation") = "linear", py::arg("default") = 0.0,
+        "Resamples onto `grid` ('nearest' or 'linear'; outside voxels get `default`); the pixel "
+        "type is kept (linear on uint8 masks thresholds at 0.5).");
 
   m.def("read_image",
         [](const std::string& path, py::object dtype) {
@@ -290,9 +301,12 @@ void bind_core(py::module_ m) {
         },
         py::arg("image"), py::arg("path"), "Writes atomically; format from the extension.");
   m.def("read_mask_dir", &read_mask_dir, py::arg("dir"), py::arg("names") = std::vector<std::string>{},
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<py::gil_scoped_release>(),
+        "StructureSet of the mask images <dir>/<name>.nii.gz (etc.) listed in `names` (all when "
+        "empty); missing names are skipped.");
   m.def("write_mask_dir", &write_mask_dir, py::arg("structures"), py::arg("dir"),
-        py::arg("extension") = ".nii.gz", py::call_guard<py::gil_scoped_release>());
+        py::arg("extension") = ".nii.gz", py::call_guard<py::gil_scoped_release>(),
+        "Writes each structure as <dir>/<name><extension>.");
 }
 
 }  // namespace isoline::py_bind

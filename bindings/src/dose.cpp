@@ -39,9 +39,10 @@ void bind_dose(py::module_ m) {
       .def("mass", &HuCalibration::mass, py::arg("hu"))
       .def("electron", &HuCalibration::electron, py::arg("hu"));
   m.def("electron_density_from_ct", &electron_density_from_ct, py::arg("ct"),
-        py::arg("calibration") = HuCalibration::generic(), py::call_guard<py::gil_scoped_release>());
+        py::arg("calibration") = HuCalibration::generic(), py::call_guard<py::gil_scoped_release>(),
+        "Relative electron density (float32) of a CT in HU: the dose engine's density input.");
   m.def("mass_density_from_ct", &mass_density_from_ct, py::arg("ct"), py::arg("calibration") = HuCalibration::generic(),
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<py::gil_scoped_release>(), "Mass density (float32, g/cm^3) of a CT in HU.");
 
   py::class_<Machine>(m, "Machine", "Beam model of a treatment machine (read-only here; edit the JSON).")
       .def_readonly("name", &Machine::name)
@@ -49,7 +50,7 @@ void bind_dose(py::module_ m) {
       .def_readonly("max_jaw_mm", &Machine::max_jaw_mm)
       .def_readonly("reference_gy_per_mu", &Machine::reference_gy_per_mu)
       .def("__repr__", [](const Machine& mc) { return "Machine('" + mc.name + "')"; });
-  m.def("load_machine", &load_machine, py::arg("path"));
+  m.def("load_machine", &load_machine, py::arg("path"), "Reads a machine (beam model) JSON file.");
 
   py::class_<FluenceMap>(m, "FluenceMap", "Relative fluence on a bixel grid in the isocentre plane (mm).")
       .def(py::init<>())
@@ -93,7 +94,9 @@ void bind_dose(py::module_ m) {
         return std::string(buf);
       });
 
-  py::class_<CalcOptions>(m, "CalcOptions")
+  py::class_<CalcOptions>(m, "CalcOptions",
+                          "Collapsed-cone settings: cone directions (n_zenith x n_azimuth) and the "
+                          "density below which voxels carry no TERMA.")
       .def(py::init<>())
       .def_readwrite("n_zenith", &CalcOptions::n_zenith)
       .def_readwrite("n_azimuth", &CalcOptions::n_azimuth)
@@ -112,8 +115,11 @@ void bind_dose(py::module_ m) {
       });
   m.def("read_plan", &read_plan, py::arg("path"),
         "Reads a plan JSON (docs/dose.md); the machine is resolved by name.");
-  m.def("parse_plan", &parse_plan, py::arg("json_text"), py::arg("source") = "<string>", py::arg("base_dir") = ".");
-  m.def("find_machine", &find_machine, py::arg("name_or_path"), py::arg("base_dir") = ".");
+  m.def("parse_plan", &parse_plan, py::arg("json_text"), py::arg("source") = "<string>", py::arg("base_dir") = ".",
+        "A plan from JSON text (as read_plan; `source` names it in errors, the machine is also "
+        "looked for in base_dir).");
+  m.def("find_machine", &find_machine, py::arg("name_or_path"), py::arg("base_dir") = ".",
+        "Path of a machine file by name ('generic_6mv') or path; IoError when not found.");
 
   m.def("compute_dose",
         [](const core::Image& ct, const Plan& plan, const std::string& device, py::object progress) {
@@ -126,7 +132,9 @@ void bind_dose(py::module_ m) {
         "Dose (float32 Gy) on the CT grid for the plan's beams and MU (collapsed-cone convolution). "
         "device: 'cpu' or 'cuda' (DeviceError when unavailable). Releases the GIL.");
 
-  py::class_<BeamletInfo>(m, "BeamletInfo")
+  py::class_<BeamletInfo>(m, "BeamletInfo",
+                          "A column of the influence matrix: its beam (index) and bixel centre (x_mm, y_mm) "
+                          "in the isocentre plane.")
       .def_readonly("beam", &BeamletInfo::beam)
       .def_readonly("x_mm", &BeamletInfo::x_mm)
       .def_readonly("y_mm", &BeamletInfo::y_mm);

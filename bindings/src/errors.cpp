@@ -1,5 +1,10 @@
 #include <pybind11/pybind11.h>
 
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
 #include "common.h"
 #include "isoline/core/error.h"
 #include "isoline/dose/engine.h"
@@ -7,6 +12,47 @@
 namespace py = pybind11;
 
 namespace isoline::py_bind {
+
+namespace {
+
+// The library's messages name the CLI's flag ("use --device cpu"); Python callers pass
+// device="cpu" instead.
+std::string python_message(std::string message) {
+  static const std::string flag = "--device cpu", argument = "device=\"cpu\"";
+  for (auto at = message.find(flag); at != std::string::npos;
+       at = message.find(flag, at + argument.size()))
+    message.replace(at, flag.size(), argument);
+  return message;
+}
+
+// Runs Python's signal handlers (the caller holds the GIL); Ctrl-C (or any handler that
+// raises) cancels the operation.
+void check_signals() {
+  if (PyErr_CheckSignals() != 0) {
+    PyErr_Clear();
+    throw core::Cancelled("cancelled: interrupted (Ctrl-C)");
+  }
+}
+
+// Without a Python callback: a callback that only checks for Ctrl-C, at most every 100 ms and
+// only on the calling thread (Python runs signal handlers on its main thread only; other
+// threads, e.g. OpenMP workers, return at once without touching the GIL).
+core::ProgressCallback signal_check_callback() {
+  const py::object main_thread = py::module_::import("threading").attr("main_thread")();
+  if (PyThread_get_thread_ident() != main_thread.attr("ident").cast<unsigned long>()) return {};
+  using Clock = std::chrono::steady_clock;
+  auto last = std::make_shared<Clock::time_point>(Clock::now());
+  return [last, thread = std::this_thread::get_id()](const core::ProgressEvent&) {
+    if (std::this_thread::get_id() != thread) return;
+    const auto now = Clock::now();
+    if (now - *last < std::chrono::milliseconds(100)) return;
+    *last = now;
+    py::gil_scoped_acquire gil;
+    check_signals();
+  };
+}
+
+}  // namespace
 
 void register_errors(py::module_& m) {
   // Multiple inheritance from built-ins so `except ValueError` / `except OSError` work.
@@ -22,7 +68,7 @@ void register_errors(py::module_& m) {
   static py::object io = make("IoError", "File cannot be read or written (also an OSError).", PyExc_OSError);
   static py::object device = make("DeviceError", "Requested compute device unavailable.", nullptr);
   static py::object unsupported = make("NotSupported", "Valid but unsupported input.", nullptr);
-  static py::object cancelled = make("Cancelled", "Cancelled from a progress callback.", nullptr);
+  static py::object cancelled = make("Cancelled", "Cancelled by Ctrl-C or a progress callback.", nullptr);
   m.attr("Error") = base;
   m.attr("InvalidInput") = invalid;
   m.attr("IoError") = io;
@@ -38,7 +84,7 @@ void register_errors(py::module_& m) {
     } catch (const core::IoError& e) {
       PyErr_SetString(io.ptr(), e.what());
     } catch (const core::DeviceError& e) {
-      PyErr_SetString(device.ptr(), e.what());
+      PyErr_SetString(device.ptr(), python_message(e.what()).c_str());
     } catch (const core::NotSupported& e) {
       PyErr_SetString(unsupported.ptr(), e.what());
     } catch (const core::Cancelled& e) {
@@ -49,13 +95,13 @@ void register_errors(py::module_& m) {
       PyErr_SetString(e.kind() == dose::EngineError::Io       ? io.ptr()
                       : e.kind() == dose::EngineError::Device ? device.ptr()
                                                               : invalid.ptr(),
-                      e.what());
+                      python_message(e.what()).c_str());
     }
   });
 }
 
 core::ProgressCallback wrap_progress(const py::object& callback) {
-  if (callback.is_none()) return {};
+  if (callback.is_none()) return signal_check_callback();
   // Keep the callable alive with the callback; copies/destruction happen under the GIL.
   auto holder = std::shared_ptr<py::object>(new py::object(callback), [](py::object* o) {
     py::gil_scoped_acquire gil;
@@ -70,10 +116,7 @@ core::ProgressCallback wrap_progress(const py::object& callback) {
         throw core::Cancelled("cancelled: KeyboardInterrupt in progress callback");
       throw core::Cancelled(std::string("cancelled: progress callback raised: ") + err.what());
     }
-    if (PyErr_CheckSignals() != 0) {
-      PyErr_Clear();
-      throw core::Cancelled("cancelled: interrupted (Ctrl-C)");
-    }
+    check_signals();
   };
 }
 

@@ -22,7 +22,8 @@ PatientPosition position_of(const py::object& o) {
 }  // namespace
 
 void bind_phantoms(py::module_ m) {
-  py::enum_<PatientPosition>(m, "PatientPosition")
+  py::enum_<PatientPosition>(m, "PatientPosition",
+                             "Patient position on the couch (DICOM): head/feet first, supine/prone.")
       .value("HFS", PatientPosition::HFS)
       .value("FFS", PatientPosition::FFS)
       .value("HFP", PatientPosition::HFP)
@@ -51,7 +52,7 @@ void bind_phantoms(py::module_ m) {
                std::to_string(s[2]) + ", " + std::to_string(p.structures.size()) + " structures)";
       });
 
-  m.def("head_neck_sites", &head_neck_sites);
+  m.def("head_neck_sites", &head_neck_sites, "Tumour sites known to the generator (make_head_neck's site=).");
   m.def("make_head_neck",
         [](std::uint64_t seed, const core::Index3& size, const core::Vec3& spacing, py::object position,
            const std::string& site, double noise, bool blur, py::object progress) {
@@ -91,7 +92,8 @@ void bind_phantoms(py::module_ m) {
         py::arg("progress") = py::none(),
         "kind: 'water', 'lung-slab', 'bone-slab' or 'c-shape'; size (0, 0, 0) = the phantom's default.");
 
-  m.def("dicom_output_available", &dicom_output_available);
+  m.def("dicom_output_available", &dicom_output_available,
+        "True when this build writes DICOM (the rtstruct module is linked).");
   m.def("write_phantom",
         [](const Phantom& p, const std::string& dir, bool nifti, bool dicom, bool preview,
            const std::string& patient_id, py::object progress) {
@@ -109,7 +111,9 @@ void bind_phantoms(py::module_ m) {
         "Writes ct.nii.gz, labels.nii.gz, masks/*.nii.gz, ground_truth.json, dicom/ (CT + RS.dcm), "
         "preview.png; returns the files written.");
   m.def("write_preview_png", &write_preview_png, py::arg("phantom"), py::arg("path"),
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<py::gil_scoped_release>(),
+        "PNG of the axial, coronal and sagittal slices through the phantom's focus with the "
+        "structure outlines and a legend.");
   m.def("tissue_hu", [](int t) {
           if (t < 0 || t >= kNumTissues) core::fail<core::InvalidInput>("tissue_hu", std::to_string(t), "unknown tissue");
           return tissue_hu(static_cast<Tissue>(t));

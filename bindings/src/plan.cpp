@@ -15,7 +15,9 @@ using namespace isoline::planning;
 namespace isoline::py_bind {
 
 void bind_plan(py::module_ m) {
-  py::class_<OptimizerResult>(m, "OptimizerResult")
+  py::class_<OptimizerResult>(m, "OptimizerResult",
+                              "Fluence optimisation result: beamlet weights, objective value per "
+                              "iteration, iterations, converged.")
       .def_property_readonly("weights", [](const OptimizerResult& r) {
         return py::array_t<float>(static_cast<py::ssize_t>(r.weights.size()), r.weights.data());
       })
@@ -56,7 +58,7 @@ void bind_plan(py::module_ m) {
   m.def("load_template", &load_template, py::arg("name_or_path"),
         "Reads a plan template by name ('hn' -> planning/templates/hn.json, or $ISOLINE_TEMPLATE_DIR) or path.");
 
-  py::class_<PlanTiming>(m, "PlanTiming")
+  py::class_<PlanTiming>(m, "PlanTiming", "Seconds spent by make_plan: influence, optimisation, dose, total.")
       .def_readonly("influence_s", &PlanTiming::influence_s)
       .def_readonly("optimize_s", &PlanTiming::optimize_s)
       .def_readonly("dose_s", &PlanTiming::dose_s)
@@ -93,7 +95,8 @@ void bind_plan(py::module_ m) {
         "Plans on a CT (HU) with its structures (masks on the CT grid) from a template (PlanTemplate, "
         "name or path): influence matrix, fluence optimisation, dose, DVHs, criteria. Releases the GIL.");
 
-  py::class_<DoseEvaluation>(m, "DoseEvaluation")
+  py::class_<DoseEvaluation>(m, "DoseEvaluation",
+                             "DVHs of every structure (dict name -> Dvh) and the criteria results of a dose.")
       .def_readonly("dvhs", &DoseEvaluation::dvhs)
       .def_readonly("criteria", &DoseEvaluation::criteria);
   m.def("evaluate_dose", &evaluate_dose, py::arg("dose"), py::arg("structures"),

@@ -16,7 +16,9 @@ using namespace isoline::planning;
 namespace isoline::py_bind {
 
 void bind_planning(py::module_ m) {
-  py::class_<DvhOptions>(m, "DvhOptions")
+  py::class_<DvhOptions>(m, "DvhOptions",
+                         "DVH sampling: supersample (sub-samples per mask voxel and axis, 0 = automatic) "
+                         "and bin_width_gy of the exported histograms.")
       .def(py::init([](int supersample, double bin_width_gy) {
              DvhOptions o;
              o.supersample = supersample;
@@ -55,11 +57,14 @@ void bind_planning(py::module_ m) {
   m.def("compute_dvh", &compute_dvh, py::arg("dose"), py::arg("mask"), py::arg("name") = "structure",
         py::arg("options") = DvhOptions{}, py::call_guard<py::gil_scoped_release>(),
         "DVH of a uint8 mask (any grid) in a float32 dose (Gy), dose interpolated trilinearly.");
-  m.def("homogeneity_index", &homogeneity_index, py::arg("target_dvh"));
+  m.def("homogeneity_index", &homogeneity_index, py::arg("target_dvh"),
+        "Homogeneity index (ICRU 83) of a target's DVH: (D2 - D98) / D50.");
   m.def("conformity_index", &conformity_index, py::arg("dose"), py::arg("target"), py::arg("rx_gy"),
-        py::arg("options") = DvhOptions{}, py::call_guard<py::gil_scoped_release>());
+        py::arg("options") = DvhOptions{}, py::call_guard<py::gil_scoped_release>(),
+        "Paddick conformity index TV_PIV^2 / (TV * PIV) of a target mask for the prescription rx_gy.");
 
-  py::class_<Criterion>(m, "Criterion")
+  py::class_<Criterion>(m, "Criterion",
+                        "A plan criterion: a structure's metric at most (or at least) a limit.")
       .def(py::init<>())
       .def_readwrite("structure", &Criterion::structure)
       .def_readwrite("metric", &Criterion::metric)
@@ -67,12 +72,15 @@ void bind_planning(py::module_ m) {
       .def_readwrite("limit", &Criterion::limit)
       .def_readwrite("description", &Criterion::description)
       .def("__repr__", [](const Criterion& c) { return "Criterion('" + c.description + "')"; });
-  py::class_<CriterionResult>(m, "CriterionResult")
+  py::class_<CriterionResult>(m, "CriterionResult",
+                              "A criterion's value and pass/fail (evaluated is False when the "
+                              "structure is missing).")
       .def_readonly("criterion", &CriterionResult::criterion)
       .def_readonly("evaluated", &CriterionResult::evaluated)
       .def_readonly("value", &CriterionResult::value)
       .def_readonly("passed", &CriterionResult::pass);
-  m.def("load_criteria", &load_criteria, py::arg("path"));
+  m.def("load_criteria", &load_criteria, py::arg("path"),
+        "Reads a criteria JSON file (e.g. planning/criteria/hn.json) into a list of Criterion.");
   m.def("evaluate_criteria", &evaluate_criteria, py::arg("criteria"), py::arg("dvhs"),
         "dvhs: dict name -> Dvh");
 
@@ -104,7 +112,7 @@ void bind_planning(py::module_ m) {
              return py::array_t<float>(y.size(), y.data());
            }, py::arg("x"));
 
-  py::enum_<ObjectiveType>(m, "ObjectiveType")
+  py::enum_<ObjectiveType>(m, "ObjectiveType", "Kind of a fluence optimisation objective.")
       .value("MIN_DOSE", ObjectiveType::MinDose)
       .value("MAX_DOSE", ObjectiveType::MaxDose)
       .value("UNIFORM_DOSE", ObjectiveType::UniformDose)
@@ -112,7 +120,9 @@ void bind_planning(py::module_ m) {
       .value("MAX_DVH", ObjectiveType::MaxDvh)
       .value("MIN_DVH", ObjectiveType::MinDvh)
       .value("FALL_OFF", ObjectiveType::FallOff);
-  py::class_<Objective>(m, "Objective")
+  py::class_<Objective>(m, "Objective",
+                        "A weighted optimisation objective on one structure (volume_percent for the "
+                        "DVH types; falloff_mm and low_dose_gy for FALL_OFF).")
       .def(py::init([](std::string structure, ObjectiveType type, double dose_gy, double volume_percent, double weight,
                        double falloff_mm, double low_dose_gy) {
              return Objective{std::move(structure), type, dose_gy, volume_percent, weight, falloff_mm, low_dose_gy};

@@ -80,7 +80,8 @@ void bind_rtstruct(py::module_ m) {
         return "CtSeries('" + s.series_instance_uid + "', " + std::to_string(s.slices.size()) + " slices)";
       });
 
-  py::class_<SeriesSummary>(m, "SeriesSummary")
+  py::class_<SeriesSummary>(m, "SeriesSummary",
+                            "One DICOM series found by list_series: UIDs, modality, number of files.")
       .def_readonly("series_instance_uid", &SeriesSummary::series_instance_uid)
       .def_readonly("series_description", &SeriesSummary::series_description)
       .def_readonly("modality", &SeriesSummary::modality)
@@ -144,7 +145,8 @@ void bind_rtstruct(py::module_ m) {
         "(atomically). Returns the CtSeries as written.");
   m.def("generate_uid", &generate_uid, "A new globally unique DICOM UID.");
 
-  py::class_<RtStructWriteResult>(m, "RtStructWriteResult")
+  py::class_<RtStructWriteResult>(m, "RtStructWriteResult",
+                                  "What write_rtstruct wrote: UIDs, numbers of ROIs and contours, warnings.")
       .def_readonly("sop_instance_uid", &RtStructWriteResult::sop_instance_uid)
       .def_readonly("series_instance_uid", &RtStructWriteResult::series_instance_uid)
       .def_readonly("num_rois", &RtStructWriteResult::num_rois)
@@ -182,14 +184,16 @@ void bind_rtstruct(py::module_ m) {
         "Writes an RT Structure Set of masks on the CT grid, referencing every slice of `ct` "
         "(a CtSeries from read_ct_series/write_ct_series). Contours follow voxel edges exactly.");
 
-  py::class_<Contour>(m, "Contour")
+  py::class_<Contour>(m, "Contour",
+                      "One contour of a ROI: geometric type, `points` ((n, 3) array, LPS mm), referenced "
+                      "image UIDs.")
       .def(py::init<>())
       .def_readwrite("geometric_type", &Contour::geometric_type)
       .def_property("points", [](const Contour& c) { return points_array(c.points); },
                     [](Contour& c, py::object a) { c.points = array_points(a); }, "(n, 3) array, LPS mm (a copy)")
       .def_readwrite("referenced_sop_instance_uids", &Contour::referenced_sop_instance_uids);
 
-  py::class_<Roi>(m, "Roi")
+  py::class_<Roi>(m, "Roi", "A ROI of an RT Structure Set: number, name, type, colour and its Contour list.")
       .def(py::init<>())
       .def_readwrite("number", &Roi::number)
       .def_readwrite("name", &Roi::name)
@@ -253,7 +257,9 @@ void bind_rtstruct(py::module_ m) {
   m.def("contour_volume_cc", &contour_volume_cc, py::arg("rtstruct"), py::arg("roi"),
         "Volume (cm^3) of a ROI from its contour polygons, independent of any grid.");
 
-  py::class_<RtDoseWriteResult>(m, "RtDoseWriteResult")
+  py::class_<RtDoseWriteResult>(m, "RtDoseWriteResult",
+                                "What write_rtdose wrote: UIDs, dose grid scaling (Gy per stored unit) and "
+                                "the largest quantisation error (Gy).")
       .def_readonly("sop_instance_uid", &RtDoseWriteResult::sop_instance_uid)
       .def_readonly("series_instance_uid", &RtDoseWriteResult::series_instance_uid)
       .def_readonly("dose_grid_scaling", &RtDoseWriteResult::dose_grid_scaling)
@@ -287,10 +293,12 @@ void bind_rtstruct(py::module_ m) {
         py::arg("dose_comment") = "", py::arg("series_description") = "Isoline dose", py::arg("series_number") = 902,
         py::arg("dose_type") = "PHYSICAL", py::arg("bits_allocated") = 32,
         "Writes a dose (Gy, any grid in the CT's frame of reference) as RT Dose Storage, atomically.");
-  m.def("read_rtdose", &read_rtdose, py::arg("file"), py::call_guard<py::gil_scoped_release>());
+  m.def("read_rtdose", &read_rtdose, py::arg("file"), py::call_guard<py::gil_scoped_release>(),
+        "Reads an RT Dose file; the dose as a float32 image in Gy.");
   m.def("dicom_modality", &dicom_modality, py::arg("file"),
         "Modality of a DICOM file ('CT', 'RTSTRUCT', 'RTDOSE', ...), '' when not DICOM.");
-  m.def("read_sop_instance_uid", &read_sop_instance_uid, py::arg("file"));
+  m.def("read_sop_instance_uid", &read_sop_instance_uid, py::arg("file"),
+        "SOP Instance UID of a DICOM file (e.g. an RT Plan to reference).");
 }
 
 }  // namespace isoline::py_bind

@@ -160,8 +160,9 @@ def render_class(name, cls, here, imports):
     is_enum = "__members__" in cls.__dict__
     base = "" 
     out = f"class {name}{base}:\n"
-    if cls.__doc__ and not cls.__doc__.startswith("Members:"):
-        out += emit_doc(cls.__doc__.strip(), "    ")
+    doc = (cls.__doc__ or "").split("Members:")[0] if is_enum else cls.__doc__  # the members follow
+    if doc and doc.strip():
+        out += emit_doc(doc.strip(), "    ")
     if is_enum:
         imports.add("from typing import ClassVar")
         for member in cls.__members__:

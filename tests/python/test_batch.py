@@ -6,6 +6,7 @@ import signal
 
 import pytest
 
+import isoline
 from isoline import batch, phantoms
 
 N_GOOD = int(os.environ.get("ISOLINE_BATCH_TEST_CASES", "5"))  # the figure: 20 (see docs/python.md)
@@ -86,10 +87,15 @@ def test_batch_kill_worker_then_resume(cases, tmp_path):
 
 def test_manifest_rejects_other_job(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"job": "plan", "cases": {}}))
-    with pytest.raises(ValueError):
+    with pytest.raises(isoline.InvalidInput, match="^batch: .*manifest.json: manifest is for job 'plan'"):
         batch.Manifest(tmp_path / "manifest.json", "contour", {})
-    with pytest.raises(ValueError):
+    with pytest.raises(isoline.InvalidInput, match="^batch: nonexistent-job: unknown job"):
         batch.run_batch({}, tmp_path, "nonexistent-job")
+    # on a worker, an unknown job becomes a failed record naming isoline's exception
+    rec = batch._run_case("nonexistent-job", "c1", str(tmp_path / "c1"), str(tmp_path), {})
+    assert rec["status"] == "failed"
+    assert rec["error"].startswith("InvalidInput: batch: nonexistent-job: unknown job")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".c1.")]
 
 
 def test_discover_cases(tmp_path):
@@ -98,6 +104,12 @@ def test_discover_cases(tmp_path):
     (tmp_path / ".hidden").mkdir()
     assert batch.discover_cases(tmp_path) == {"a": str(tmp_path / "a"), "b": str(tmp_path / "b.nii.gz")}
     assert batch.discover_cases({"x": tmp_path / "a"}) == {"x": str(tmp_path / "a")}
+    with pytest.raises(isoline.IoError, match="^batch: .*nothing: not a directory of cases$"):
+        batch.discover_cases(tmp_path / "nothing")
+    with pytest.raises(isoline.InvalidInput, match="^batch: .*: duplicate case id 'b'$"):
+        batch.discover_cases([tmp_path / "b.nii.gz", tmp_path / "a" / "b.nii.gz"])
+    with pytest.raises(isoline.IoError, match="^load case: .*nothing: does not exist$"):
+        batch.load_ct(tmp_path / "nothing")
 
 
 def test_command_line(tmp_path):

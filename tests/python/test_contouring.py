@@ -31,7 +31,7 @@ def test_contour_small_phantom(small_hn, tmp_path):
     for want in ("small phantom", "SpinalCord", "Mandible", res.model_name, "data:image/png;base64,"):
         assert want in html
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError):
+    with pytest.raises(isoline.InvalidInput, match="^write review: "):
         contouring.write_review(small_hn.ct, res)
     with pytest.raises(isoline.IoError):
         contouring.write_review(small_hn.ct, res, png=tmp_path / "no" / "such" / "dir" / "r.png")
@@ -80,7 +80,7 @@ def test_contourer_reuses_card_and_checks_names(small_hn):
     np.testing.assert_array_equal(r1.structures["Larynx"].mask.array, r3.structures["Larynx"].mask.array)
     with pytest.raises(OSError):
         contouring.Model("/nonexistent/card.json")
-    with pytest.raises(ValueError):
+    with pytest.raises(isoline.InvalidInput, match="^contour: Spleen: unknown structure"):
         contouring.Contourer(structures=["Spleen"])
     with pytest.raises(ValueError):
         contouring.contour(small_hn.ct, structures=["Spleen"])
@@ -92,7 +92,7 @@ def test_contour_errors(small_hn):
     with pytest.raises(ValueError):
         contouring.contour(small_hn.ct, device="tpu")
     if not core.built_with_cuda() or core.cuda_device_count() == 0:
-        with pytest.raises(isoline.DeviceError):
+        with pytest.raises(isoline.DeviceError, match='use device="cpu"'):
             contouring.contour(small_hn.ct, structures=["Body", "SpinalCord"], device="cuda")
     with pytest.raises(OSError):
         contouring.contour(small_hn.ct, model_card="/nonexistent/card.json")

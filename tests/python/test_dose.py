@@ -55,8 +55,9 @@ def test_compute_dose_depth_dose_and_progress(water):
     np.testing.assert_allclose(d2.array, 2 * d.array, rtol=1e-4, atol=1e-6)
     assert "cpu" in dose.devices()
     if "cuda" not in dose.devices():
-        with pytest.raises(isoline.DeviceError):
+        with pytest.raises(isoline.DeviceError, match='use device="cpu"') as e:
             dose.compute_dose(water.ct, plan, device="cuda")
+        assert "--device" not in str(e.value)   # the CLI's option; Python callers pass device=
 
 
 def test_dose_dvh_and_influence_optimisation(water):
@@ -94,3 +95,48 @@ def test_dose_releases_gil(water):
         counter[0] += 1
     th.join()
     assert counter[0] > 1000   # the main thread ran Python code while the dose was computed
+
+
+def test_ctrl_c_cancels_without_progress_callback(tmp_path):
+    """Ctrl-C stops a long call with isoline.Cancelled also without progress=: the extension
+    checks for signals while it works with the GIL released. compute_influence of 144 beams
+    (about 50 s on a 2-core machine, 0.2-0.4 s a beam) is interrupted 1 s in; it must raise
+    Cancelled from inside the call (after finishing it would return, and KeyboardInterrupt
+    would follow instead)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / "long_call.py"
+    script.write_text(f"""
+import json, sys, time
+import numpy as np
+import isoline
+from isoline import core, dose, phantoms
+w = phantoms.make_dose_phantom("water", size=(48, 48, 48), spacing=(5, 5, 5))
+t = np.zeros(w.ct.geometry.shape, np.uint8)
+t[20:28, 20:28, 20:28] = 1
+plan = dose.parse_plan(json.dumps({{**{PLAN!r}, "beams": [
+    {{"name": f"B{{i}}", "gantry_deg": 2.5 * i, "jaws_mm": [-20, 20, -20, 20], "mu": 100}} for i in range(144)]}}))
+print("start", flush=True)
+t0 = time.monotonic()
+try:
+    dose.compute_influence(w.ct, core.Image(t, w.ct.geometry), plan, bixel_mm=5.0)
+except isoline.Cancelled as e:
+    print(f"cancelled after {{time.monotonic() - t0:.1f}} s: {{e}}", flush=True)
+    sys.exit(0)
+print("finished", flush=True)
+sys.exit(3)
+""")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "start", p.stderr.read()[-2000:]
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0 and "cancelled after" in out, (p.returncode, out, err[-2000:])
+    assert "interrupted (Ctrl-C)" in out

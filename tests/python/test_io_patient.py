@@ -37,12 +37,17 @@ def test_load_patient_from_dicom(hn_case_dir, small_hn):
     assert any(f.endswith(".dcm") for f in pt.files)
 
 
-def test_load_patient_errors(tmp_path):
-    with pytest.raises(OSError):
+def test_load_patient_errors(tmp_path, hn_case_dir):
+    # isoline's own exceptions (isoline.Error), still OSError / ValueError, "operation: input: problem"
+    with pytest.raises(isoline.IoError, match="^load patient: .*nothing: does not exist$"):
         isoline.load_patient(tmp_path / "nothing")
+    with pytest.raises(isoline.IoError, match="^load patient: .*: mask directory does not exist$"):
+        isoline.load_patient(hn_case_dir / "ct.nii.gz", masks=tmp_path / "no_masks")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(ValueError):
+    with pytest.raises(isoline.InvalidInput, match="^load patient: .*notes.txt: "):
         isoline.load_patient(tmp_path / "notes.txt")
+    assert issubclass(isoline.IoError, isoline.Error) and issubclass(isoline.IoError, OSError)
+    assert issubclass(isoline.InvalidInput, isoline.Error) and issubclass(isoline.InvalidInput, ValueError)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(isoline.Error):
