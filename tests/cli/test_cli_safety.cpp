@@ -6,6 +6,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -23,7 +24,7 @@ using isoline::test::TempDir;
 
 namespace {
 
-CommandResult isoline(const std::string& args) { return run_command(isoline_bin() + " " + args); }
+CommandResult cli(const std::string& args) { return run_command(isoline_bin() + " " + args); }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -39,7 +40,7 @@ int count_prefixed(const fs::path& dir, const std::string& prefix) {
 // A small head-and-neck phantom case (CT, masks, DICOM CT + RS.dcm), about a second.
 std::string small_case(const TempDir& t, const std::string& name, int seed) {
   const std::string dir = t.file(name);
-  auto r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed " + std::to_string(seed) + " --out " + dir);
+  auto r = cli("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed " + std::to_string(seed) + " --out " + dir);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return dir;
 }
@@ -51,34 +52,34 @@ TEST(CliSafety, OutputDirectoryIsReplacedWholeAndOnlyWithOverwrite) {
   const std::string c = small_case(t, "case", 3);
   touch(c + "/notes.txt");
   // Again into the same, non-empty directory: refused, nothing touched.
-  auto r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed 4 --out " + c);
+  auto r = cli("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed 4 --out " + c);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "exists and is not empty")) << r.output;
   EXPECT_TRUE(has(r.output, "--overwrite")) << r.output;
   EXPECT_TRUE(fs::exists(c + "/notes.txt"));
   // With --overwrite: the new case only, no older file beside it.
-  r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed 4 --overwrite --out " + c);
+  r = cli("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed 4 --overwrite --out " + c);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(fs::exists(c + "/notes.txt"));
   EXPECT_TRUE(fs::exists(c + "/ct.nii.gz"));
   EXPECT_EQ(count_prefixed(t.path(), ".case"), 0);
   // A file where a directory is wanted.
   touch(t.file("afile"));
-  r = isoline("phantom hn -q --size 64,64,24 --spacing 4,4,4 --out " + t.file("afile"));
+  r = cli("phantom hn -q --size 64,64,24 --spacing 4,4,4 --out " + t.file("afile"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "not a directory")) << r.output;
 
   // convert RT-STRUCT -> masks into a non-empty folder, then with --overwrite.
   fs::create_directories(t.file("masks"));
   touch(t.file("masks/CTV.nii.gz.old"));
-  r = isoline("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("masks"));
+  r = cli("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("masks"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  r = isoline("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("masks") + "/ --overwrite");
+  r = cli("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("masks") + "/ --overwrite");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(fs::exists(t.file("masks/CTV.nii.gz.old")));
   EXPECT_TRUE(fs::exists(t.file("masks/PTV70.nii.gz")));
   // An --roi that is not in the RT-STRUCT: an error listing the ROIs, no directory.
-  r = isoline("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("m2") + " --roi Nonexistent");
+  r = cli("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("m2") + " --roi Nonexistent");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "Nonexistent: no such structure (there are: ")) << r.output;
   EXPECT_FALSE(fs::exists(t.file("m2")));
@@ -90,8 +91,8 @@ TEST(CliSafety, AdaptNeverReplacesItsOwnInputs) {
   touch(t.file("plan/plan.json"));
   // --out the plan directory itself, or a folder holding it: refused even with --overwrite,
   // before anything is read (the plan here is not even valid).
-  for (const std::string out : {t.file("plan"), t.str(), t.file("plan") + "/"}) {
-    auto r = isoline("adapt -q --plan-dir " + t.file("plan") + " --new-ct " + t.file("new.nii.gz") + " --out " + out +
+  for (const std::string& out : std::vector<std::string>{t.file("plan"), t.str(), t.file("plan") + "/"}) {
+    auto r = cli("adapt -q --plan-dir " + t.file("plan") + " --new-ct " + t.file("new.nii.gz") + " --out " + out +
                      " --overwrite --no-replan");
     EXPECT_EQ(r.exit_code, 1) << out << "\n" << r.output;
     EXPECT_TRUE(has(r.output, "would replace the input")) << r.output;
@@ -99,7 +100,7 @@ TEST(CliSafety, AdaptNeverReplacesItsOwnInputs) {
   EXPECT_TRUE(fs::exists(t.file("plan/plan.json")));
   fs::create_directories(t.file("out"));
   touch(t.file("out/keep.txt"));
-  auto r = isoline("adapt -q --plan-dir " + t.file("plan") + " --new-ct " + t.file("new.nii.gz") + " --out " +
+  auto r = cli("adapt -q --plan-dir " + t.file("plan") + " --new-ct " + t.file("new.nii.gz") + " --out " +
                    t.file("out") + " --no-replan");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "exists and is not empty")) << r.output;
@@ -110,48 +111,48 @@ TEST(CliSafety, DvhRefusesAnotherScansStructuresAndChecksItsArgumentsFirst) {
   TempDir t;
   const std::string a = small_case(t, "a", 3), b = small_case(t, "b", 11);
   // A dose in a's frame of reference (1 Gy inside PTV70).
-  auto r = isoline("convert -q " + a + "/masks/PTV70.nii.gz --to rtdose --ct " + a + "/dicom --out " + t.file("rd.dcm"));
+  auto r = cli("convert -q " + a + "/masks/PTV70.nii.gz --to rtdose --ct " + a + "/dicom --out " + t.file("rd.dcm"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = isoline("dvh -q --dose " + t.file("rd.dcm") + " --rtstruct " + b + "/dicom/RS.dcm");
+  r = cli("dvh -q --dose " + t.file("rd.dcm") + " --rtstruct " + b + "/dicom/RS.dcm");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "frame of reference differs from the dose's")) << r.output;
   EXPECT_FALSE(has(r.output, "vol[cc]")) << r.output;
-  r = isoline("dvh -q --dose " + t.file("rd.dcm") + " --rtstruct " + a + "/dicom/RS.dcm --structure PTV70");
+  r = cli("dvh -q --dose " + t.file("rd.dcm") + " --rtstruct " + a + "/dicom/RS.dcm --structure PTV70");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(has(r.output, "PTV70")) << r.output;
 
   const std::string dose = a + "/masks/PTV70.nii.gz";  // any image on a's grid will do as a dose
   // A case folder as --masks: its CT and label map are not structures.
-  r = isoline("dvh -q --dose " + dose + " --masks " + a);
+  r = cli("dvh -q --dose " + dose + " --masks " + a);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "no structure masks found")) << r.output;
   // A prescription that is not a number, a name that is not there, a bad bin, an output in a
   // missing folder: errors before any table is printed.
-  for (const std::string bad : {"--target PTV70=7O", "--target PTV70=-5", "--structure Parotid_L",
+  for (const std::string& bad : std::vector<std::string>{"--target PTV70=7O", "--target PTV70=-5", "--structure Parotid_L",
                                 "--target Nope=70", "--bin 0 --csv " + t.file("d.csv"),
                                 "--csv " + t.file("d.csv") + " --json " + t.file("nodir/d.json"),
                                 "--supersample -3"}) {
-    r = isoline("dvh -q --dose " + dose + " --masks " + a + "/masks " + bad);
+    r = cli("dvh -q --dose " + dose + " --masks " + a + "/masks " + bad);
     EXPECT_NE(r.exit_code, 0) << bad << "\n" << r.output;
     EXPECT_FALSE(has(r.output, "vol[cc]")) << bad << "\n" << r.output;
     EXPECT_FALSE(fs::exists(t.file("d.csv"))) << bad;
   }
-  r = isoline("dvh -q --dose " + dose + " --masks " + a + "/masks --structure Parotid_L");
+  r = cli("dvh -q --dose " + dose + " --masks " + a + "/masks --structure Parotid_L");
   EXPECT_TRUE(has(r.output, "Parotid_L: no such structure (there are: Body, Brainstem")) << r.output;
 }
 
 TEST(CliSafety, RegisterChecksItsRequestBeforeWorking) {
   TempDir t;
   const std::string ct = small_case(t, "a", 3) + "/ct.nii.gz";
-  auto r = isoline("register -q " + ct + " " + ct + " --field-in " + ct + " --warped " + t.file("w.nii.gz"));
+  auto r = cli("register -q " + ct + " " + ct + " --field-in " + ct + " --warped " + t.file("w.nii.gz"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "not a displacement field (1 value(s) per voxel")) << r.output;
   EXPECT_FALSE(fs::exists(t.file("w.nii.gz")));
-  for (const std::string bad : {"--rigid-only --no-rigid --out " + t.file("f.nii.gz"), std::string(""),
+  for (const std::string& bad : std::vector<std::string>{"--rigid-only --no-rigid --out " + t.file("f.nii.gz"), std::string(""),
                                 "--out " + t.file("f.txt"), "--out " + t.file("nodir/f.nii.gz"),
                                 "--out " + t.file("f.nii.gz") + " --landmarks " + t.file("one.txt")}) {
     const auto t0 = std::chrono::steady_clock::now();
-    r = isoline("register -q " + ct + " " + ct + " " + bad);
+    r = cli("register -q " + ct + " " + ct + " " + bad);
     EXPECT_NE(r.exit_code, 0) << bad << "\n" << r.output;
     EXPECT_FALSE(fs::exists(t.file("f.nii.gz"))) << bad;
     // The registration never started (it takes several seconds even here).
@@ -162,12 +163,12 @@ TEST(CliSafety, RegisterChecksItsRequestBeforeWorking) {
 TEST(CliSafety, DeidentifyRefusesAnInputWithoutDicom) {
   TempDir t;
   fs::create_directories(t.file("empty"));
-  auto r = isoline("deidentify -q " + t.file("empty") + " " + t.file("out"));
+  auto r = cli("deidentify -q " + t.file("empty") + " " + t.file("out"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "no files to de-identify")) << r.output;
   fs::create_directories(t.file("text"));
   touch(t.file("text/a.dcm"));
-  r = isoline("deidentify -q " + t.file("text") + " " + t.file("out"));
+  r = cli("deidentify -q " + t.file("text") + " " + t.file("out"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "no readable DICOM file among 1 file(s)")) << r.output;
   EXPECT_FALSE(fs::exists(t.file("out")));
@@ -176,11 +177,11 @@ TEST(CliSafety, DeidentifyRefusesAnInputWithoutDicom) {
 TEST(CliSafety, EvalNamesCaseFoldersOnOneSideOnly) {
   TempDir t;
   const std::string a = small_case(t, "a", 3);
-  for (const std::string d : {"pred/caseA", "pred/caseB", "ref/caseA", "ref/caseC"}) {
+  for (const std::string& d : std::vector<std::string>{"pred/caseA", "pred/caseB", "ref/caseA", "ref/caseC"}) {
     fs::create_directories(t.file(d));
     fs::copy_file(a + "/masks/Brainstem.nii.gz", t.file(d + "/Brainstem.nii.gz"));
   }
-  auto r = isoline("eval contours -q --pred " + t.file("pred") + " --ref " + t.file("ref") + " --no-reference-check");
+  auto r = cli("eval contours -q --pred " + t.file("pred") + " --ref " + t.file("ref") + " --no-reference-check");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(has(r.output, "without a prediction, not scored: caseC")) << r.output;
   EXPECT_TRUE(has(r.output, "without a reference, not scored: caseB")) << r.output;

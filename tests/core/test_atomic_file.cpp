@@ -1,5 +1,6 @@
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -77,7 +78,7 @@ TEST(AtomicOutput, OutputDirectoryCheck) {
   EXPECT_NO_THROW(check_output_directory(dir.file("full"), true, "run"));
   EXPECT_THROW(check_output_directory(dir.file("full/a.txt"), true, "run"), InvalidInput);  // a file
   // The input itself, or a folder holding it: never, not even with overwrite.
-  for (const std::string out : {dir.file("full"), dir.file("full/"), dir.str(), dir.file("full/../full")})
+  for (const std::string& out : std::vector<std::string>{dir.file("full"), dir.file("full/"), dir.str(), dir.file("full/../full")})
     EXPECT_THROW(check_output_directory(out, true, "adapt", {dir.file("full")}), InvalidInput) << out;
   EXPECT_THROW(check_output_directory(dir.str(), true, "run", {dir.file("full/a.txt")}), InvalidInput);
   // A sibling whose name merely starts the same is not "holding" it.
