@@ -169,6 +169,14 @@ std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::strin
     if (!fs::is_directory(d)) core::fail<core::IoError>(op, d, "not a directory");
   // Cases: sub-directories of ref_dir present in pred_dir, or the two directories themselves.
   std::vector<std::pair<std::string, fs::path>> cases;
+  auto has_subdir = [](const std::string& d) {
+    for (const auto& e : fs::directory_iterator(d))
+      if (e.is_directory()) return true;
+    return false;
+  };
+  for (const auto& d : {pred_dir, ref_dir})
+    if (mask_files(d).empty() && !has_subdir(d))
+      core::fail<core::InvalidInput>(op, d, "no mask files and no case folders");
   if (mask_files(ref_dir).empty()) {
     for (const auto& e : fs::directory_iterator(ref_dir))
       if (e.is_directory() && fs::is_directory(fs::path(pred_dir) / e.path().filename()))

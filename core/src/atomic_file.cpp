@@ -40,7 +40,9 @@ void check_output_location(const std::string& target, const std::string& operati
     while (!fs::exists(parent, ec) && parent.has_parent_path() && parent != parent.parent_path())
       parent = parent.parent_path();
   if (!fs::is_directory(parent, ec))
-    fail<IoError>(operation, target, "directory " + parent.string() + " does not exist");
+    fail<IoError>(operation, target,
+                  fs::exists(parent, ec) ? parent.string() + " is a file, not a directory"
+                                         : "directory " + parent.string() + " does not exist");
   if (::access(parent.c_str(), W_OK) != 0)
     fail<IoError>(operation, target, "directory " + parent.string() + " is not writable");
 }

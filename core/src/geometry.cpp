@@ -86,6 +86,14 @@ std::string orientation_code(const Geometry& g) {
   return s;
 }
 
+std::string Geometry::summary() const {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%lld x %lld x %lld voxels of %.4g x %.4g x %.4g mm from (%.1f, %.1f, %.1f) mm, %s",
+                (long long)size[0], (long long)size[1], (long long)size[2], spacing[0], spacing[1], spacing[2],
+                origin[0], origin[1], origin[2], orientation_code(*this).c_str());
+  return buf;
+}
+
 std::string Geometry::describe() const {
   std::ostringstream os;
   char buf[256];

@@ -44,8 +44,8 @@ core::StructureSet load_structures(const std::string& path, const CaseCt& ct, co
     if (set.empty()) core::fail<core::InvalidInput>("read structures", path, "no <structure>.nii.gz masks found");
     if (!set.geometry().same_grid(ct.series.image.geometry()))
       core::fail<core::InvalidInput>("read structures", path, "the masks are not on the CT grid (" +
-                                                                  set.geometry().describe() + " vs CT " +
-                                                                  ct.series.image.geometry().describe() + ")");
+                                                                  set.geometry().summary() + "; CT " +
+                                                                  ct.series.image.geometry().summary() + ")");
   } else {
     rtstruct::RtStructData rs = rtstruct::read_rtstruct(path);
     // Contours are coordinates in their scan's frame of reference: another scan's (or

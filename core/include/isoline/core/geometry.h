@@ -54,6 +54,8 @@ struct Geometry {
 
   /// Multi-line human-readable summary (size, spacing, origin, direction, extent).
   std::string describe() const;
+  /// One line for messages: "64 x 64 x 24 voxels of 4 x 4 x 4 mm from (x, y, z) mm, RAI".
+  std::string summary() const;
 };
 
 /// Nearest DICOM-style orientation code of a direction column, e.g. "L", "P", "S", "R".
