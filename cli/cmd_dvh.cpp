@@ -119,6 +119,9 @@ int run_dvh(const Args& args, const Context& ctx) {
   if (auto crit = args.get("--criteria")) criteria = planning::load_criteria(*crit);
   std::string dose_frame;
   const core::Image dose = read_dose(dose_path, &dose_frame);
+  if (const double max_gy = dose.min_max().second; max_gy > 200)
+    std::fprintf(stderr, "warning: %s: maximum %.0f Gy: is this dose in cGy? (doses are read as Gy)\n",
+                 dose_path.c_str(), max_gy);
   const double rx_default = args.get_double("--rx", 0.0);
   const std::vector<std::string> metrics = args.get_all("--metric");
   for (const auto& m : metrics) {

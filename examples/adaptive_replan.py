@@ -85,7 +85,7 @@ def main():
 
     # 8. Export: new CT series, propagated RT-STRUCT, adapted RT-DOSE and plan JSON, NIfTI doses.
     a.out.mkdir(parents=True, exist_ok=True)
-    ct = rtstruct.write_ct_series(new_ct, str(a.out / "new_ct"))
+    ct = rtstruct.write_ct_series(new_ct, str(a.out / "new_ct"), overwrite=True)
     rtstruct.write_rtstruct(today, ct, str(a.out / "RS_propagated.dcm"), series_description="Propagated")
     rtstruct.write_rtdose(adapted.dose, ct, str(a.out / "RD_adapted.dcm"), dose_comment="adapted plan")
     planning.write_plan_json(adapted.plan, adapted.fractions, str(a.out / "plan_adapted.json"))

@@ -24,7 +24,7 @@ def main():
 
     p = phantoms.make_head_neck(a.seed, size=tuple(a.size), spacing=tuple(a.spacing))
     print(f"phantom: {p}")
-    ct = rtstruct.write_ct_series(p.ct, str(a.out / "ct"))             # CtSeries with its UIDs
+    ct = rtstruct.write_ct_series(p.ct, str(a.out / "ct"), overwrite=True)  # CtSeries with its UIDs
     print(f"CT series: {len(ct.slices)} slices in {a.out / 'ct'}")
 
     res = contouring.contour(ct.image, progress=lambda stage, f, d: print(f"\r{stage} {f:4.0%} {d:40.40}", end=""))

@@ -61,7 +61,7 @@ def main():
     x, y = dvhs["PTV70"].cumulative(0.5)
     assert y[0] == 1.0 and abs(dvhs["PTV70"].dose_at_percent(50) - 70) < 0.5
 
-    ct = rtstruct.write_ct_series(p.ct, str(a.out / "ct"))
+    ct = rtstruct.write_ct_series(p.ct, str(a.out / "ct"), overwrite=True)
     rtstruct.write_rtstruct(p.structures, ct, str(a.out / "RS.dcm"))
     rd = rtstruct.write_rtdose(d, ct, str(a.out / "RD.dcm"), dose_comment="conformal7, scaled to PTV70 median 70 Gy")
     core.write_image(d, str(a.out / "dose.nii.gz"))

@@ -49,6 +49,11 @@ MANIFEST_VERSION = 1
 # Jobs
 
 JOBS: Dict[str, JobFunction] = {}
+# The options each built-in job reads (run_batch refuses others: a typo would be ignored).
+JOB_OPTIONS: Dict[str, set] = {
+    "contour": {"model_card", "device", "structures", "batch", "rtstruct", "masks", "preview", "review"},
+    "run": {"template", "model_card", "structures_path", "targets_path", "device", "max_iterations", "report"},
+}
 #: Per-job "warm-up" run once per worker process (e.g. load the model) before any case.
 WARMUPS: Dict[str, Callable[[Dict[str, Any]], Any]] = {}
 
@@ -376,10 +381,24 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
         raise InvalidInput(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
     job_name = job if isinstance(job, str) else getattr(job, "__name__", "job")
     options = dict(options or {})
+    if isinstance(options.get("structures"), str):  # "Body,Brainstem" or one name
+        options["structures"] = [s for s in options["structures"].split(",") if s]
+    if isinstance(job, str) and job in JOB_OPTIONS:  # a misspelt key would be ignored silently
+        unknown = sorted(set(options) - JOB_OPTIONS[job])
+        if unknown:
+            raise InvalidInput(f"batch: options: {', '.join(unknown)}: unknown to job {job!r} "
+                               f"(it reads: {', '.join(sorted(JOB_OPTIONS[job]))})")
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     all_cases = discover_cases(cases)
     all_cases = {cid: str(Path(p).resolve()) for cid, p in all_cases.items()}
+    # Each case's output replaces <out_dir>/<case id>: never a case's input (e.g. out_dir = the
+    # folder of cases), checked before anything is written.
+    for cid, path in all_cases.items():
+        dest, src = out / cid, Path(path)
+        if dest == src or dest in src.parents or src in dest.parents:
+            raise InvalidInput(f"batch: {out_dir}: the output of case {cid} would replace its input {path} "
+                               f"(choose another output directory)")
+    out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out / MANIFEST_NAME, job_name, options)
     report = BatchReport(job=job_name, out_dir=out)
     todo: List[Tuple[str, str]] = []

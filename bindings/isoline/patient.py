@@ -95,21 +95,34 @@ def _from_dicom(root: Path, names: Sequence[str], series_uid: str,
                  series=series, warnings=list(series.warnings))
     # The structure set that references this CT series (else the only one).
     chosen = None
+    ct_frame = series.frame_of_reference_uid
+
+    def other_frame(obj) -> bool:  # another scan's (or patient's) coordinates
+        return bool(obj.frame_of_reference_uid and ct_frame and obj.frame_of_reference_uid != ct_frame)
+
     for f in rtstructs:
         rs = read_rtstruct(str(f))
         if rs.referenced_series_instance_uid == series.series_instance_uid or len(rtstructs) == 1:
+            if other_frame(rs):
+                pt.warnings.append(f"{f}: frame of reference differs from the CT's (another scan or patient): "
+                                   f"structures not loaded")
+                continue
             chosen = rs
             pt.files.append(str(f))
             break
-    if rtstructs and chosen is None:
+    if rtstructs and chosen is None and not any("frame of reference differs" in w for w in pt.warnings):
         pt.warnings.append(f"{len(rtstructs)} RT-STRUCT file(s) found but none references the CT series")
     if chosen is not None:
         pt.warnings.extend(chosen.warnings)
         pt.structures = rasterize(chosen, series.image.geometry, names=list(names))
     if rtdoses:
         rd = read_rtdose(str(rtdoses[0]))
-        pt.dose = rd.dose
-        pt.files.append(str(rtdoses[0]))
+        if other_frame(rd):
+            pt.warnings.append(f"{rtdoses[0]}: frame of reference differs from the CT's (another scan or patient): "
+                               f"dose not loaded")
+        else:
+            pt.dose = rd.dose
+            pt.files.append(str(rtdoses[0]))
         if len(rtdoses) > 1:
             pt.warnings.append(f"{len(rtdoses)} RT-DOSE files found; loaded {rtdoses[0]}")
     return pt
@@ -132,6 +145,8 @@ def load_patient(path: PathLike, *, masks: Optional[PathLike] = None, structures
     isoline.IoError (an OSError) for missing or unreadable files and isoline.InvalidInput (a
     ValueError) for unusable input.
     """
+    if isinstance(structures, (str, os.PathLike)):  # one name, not its letters
+        structures = [os.fspath(structures)]
     p = Path(path)
     if not p.exists():
         raise IoError(f"load patient: {p}: does not exist")

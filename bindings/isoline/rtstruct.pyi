@@ -310,8 +310,8 @@ def read_sop_instance_uid(file: str) -> str:
     """SOP Instance UID of a DICOM file (e.g. an RT Plan to reference)."""
     ...
 
-def write_ct_series(image: _core.Image, dir: str, *, info: Optional[PatientStudy] = ..., series_description: str = ..., series_number: int = ..., series_instance_uid: str = ..., frame_of_reference_uid: str = ..., patient_position: str = ..., rescale_intercept: float = ..., file_prefix: str = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> CtSeries:
-    """Writes an image (HU) as a CT Image Storage series, one file per slice, into `dir` (atomically). Returns the CtSeries as written."""
+def write_ct_series(image: _core.Image, dir: str, *, info: Optional[PatientStudy] = ..., series_description: str = ..., series_number: int = ..., series_instance_uid: str = ..., frame_of_reference_uid: str = ..., patient_position: str = ..., rescale_intercept: float = ..., file_prefix: str = ..., overwrite: bool = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> CtSeries:
+    """Writes an image (HU) as a CT Image Storage series, one file per slice, into `dir` (atomically: the folder is replaced as a whole; an existing non-empty one only with overwrite=True). Returns the CtSeries as written."""
     ...
 
 def write_rtdose(dose: _core.Image, ct: CtSeries, file: str, *, referenced_plan_sop_instance_uid: str = ..., dose_comment: str = ..., series_description: str = ..., series_number: int = ..., dose_type: str = ..., bits_allocated: int = ...) -> RtDoseWriteResult:

@@ -68,8 +68,10 @@ Image image_from_array(py::array arr, const Geometry* geometry, bool copy) {
     fail<InvalidInput>("create image", "array",
                        "array shape (nz, ny, nx) = (" + std::to_string(size[2]) + ", " +
                            std::to_string(size[1]) + ", " + std::to_string(size[0]) +
-                           ") does not match geometry size (" + std::to_string(g.size[0]) + ", " +
-                           std::to_string(g.size[1]) + ", " + std::to_string(g.size[2]) + ")");
+                           ") does not match the geometry, whose (nx, ny, nz) = (" + std::to_string(g.size[0]) +
+                           ", " + std::to_string(g.size[1]) + ", " + std::to_string(g.size[2]) +
+                           ") needs an array of shape (" + std::to_string(g.size[2]) + ", " +
+                           std::to_string(g.size[1]) + ", " + std::to_string(g.size[0]) + ")");
   g.size = size;
   const bool contiguous = (arr.flags() & py::array::c_style) != 0;
   if (copy || !contiguous || !arr.writeable()) {

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "common.h"
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtdose.h"
@@ -122,7 +123,9 @@ void bind_rtstruct(py::module_ m) {
   m.def("write_ct_series",
         [](const core::Image& hu, const std::string& dir, const PatientStudy* info, const std::string& description,
            int number, const std::string& series_uid, const std::string& for_uid, const std::string& position,
-           double intercept, const std::string& prefix, py::object progress) {
+           double intercept, const std::string& prefix, bool overwrite, py::object progress) {
+          // The series replaces `dir` as a whole: an existing non-empty folder only when asked.
+          core::check_output_directory(dir, overwrite, "write CT series", {}, "choose another directory or overwrite=True");
           CtWriteOptions o;
           if (info) o.info = *info;
           o.series_description = description;
@@ -140,9 +143,10 @@ void bind_rtstruct(py::module_ m) {
         py::arg("series_description") = "Isoline CT", py::arg("series_number") = 1,
         py::arg("series_instance_uid") = "", py::arg("frame_of_reference_uid") = "",
         py::arg("patient_position") = "HFS", py::arg("rescale_intercept") = 0.0, py::arg("file_prefix") = "CT",
-        py::arg("progress") = py::none(),
+        py::arg("overwrite") = false, py::arg("progress") = py::none(),
         "Writes an image (HU) as a CT Image Storage series, one file per slice, into `dir` "
-        "(atomically). Returns the CtSeries as written.");
+        "(atomically: the folder is replaced as a whole; an existing non-empty one only with "
+        "overwrite=True). Returns the CtSeries as written.");
   m.def("generate_uid", &generate_uid, "A new globally unique DICOM UID.");
 
   py::class_<RtStructWriteResult>(m, "RtStructWriteResult",

@@ -279,7 +279,14 @@ StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string
 
 void write_mask_dir(const StructureSet& set, const std::string& dir, const std::string& extension) {
   ensure_directory(dir, "write masks");
-  for (const auto& s : set) write_image(s.mask, (fs::path(dir) / (s.name + extension)).string());
+  for (const auto& s : set) {
+    // A structure name is a file name inside `dir`, never a path out of it ("../x", "a/b").
+    std::string file = s.name;
+    for (char& c : file)
+      if (c == '/' || c == '\\') c = '_';
+    if (file.empty() || file[0] == '.') file = "_" + file;
+    write_image(s.mask, (fs::path(dir) / (file + extension)).string());
+  }
 }
 
 }  // namespace isoline::core

@@ -251,6 +251,7 @@ Image keep_largest_components(const Image& mask, int count, double min_fraction)
 
 Image remove_islands(const Image& mask, double min_cc) {
   check_mask(mask, "remove islands");
+  if (!(min_cc >= 0)) fail<InvalidInput>("remove islands", "min_cc", "the smallest volume to keep must be >= 0 cc");
   const double voxels = min_cc * 1000.0 / mask.geometry().voxel_volume_mm3();
   std::vector<itk::SizeValueType> sizes;
   auto labels = sorted_components(mask, static_cast<std::size_t>(std::ceil(voxels - 1e-9)), &sizes);

@@ -22,6 +22,8 @@ CaseCt load_ct(const std::string& path, const core::Progress& progress) {
   CaseCt c;
   if (core::is_image_path(path)) {
     c.series.image = core::read_image(path);
+    if (c.series.image.pixel_type() == core::PixelType::UInt8)
+      core::fail<core::InvalidInput>("read CT", path, "image is uint8 (a mask?), expected Hounsfield units");
     c.series.info.patient_name = "ANONYMOUS";
     c.series.info.patient_id = "ISOLINE";
     c.series.info.study_instance_uid = rtstruct::generate_uid();

@@ -30,6 +30,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   const std::string parent = fs::path(o.out_dir).parent_path().string();
   if (!parent.empty()) core::ensure_directory(parent, "run");
   core::require_device(o.device, "run");
+  if (o.max_iterations < 0) core::fail<core::InvalidInput>("run", "max_iterations", "must be >= 0 (0 = the template's)");
   // Check the template before the long work.
   planning::PlanTemplate tpl = planning::load_template(o.template_name);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
 #include "isoline/core/error.h"
@@ -49,7 +50,14 @@ double Dvh::dose_at_cc(double cc) const {
   return dose_[i - 1] + t * (double(dose_[i]) - dose_[i - 1]);
 }
 
-double Dvh::dose_at_percent(double percent) const { return dose_at_cc(percent / 100.0 * total_cc_); }
+double Dvh::dose_at_percent(double percent) const {
+  if (!(percent >= 0 && percent <= 100)) {
+    char what[96];
+    std::snprintf(what, sizeof what, "D%g%%: a volume percentage is between 0 and 100", percent);
+    fail<InvalidInput>("DVH", name_, what);
+  }
+  return dose_at_cc(percent / 100.0 * total_cc_);
+}
 
 double Dvh::volume_fraction_at_dose(double gy) const {
   if (dose_.empty() || total_cc_ <= 0) return 0.0;
@@ -151,6 +159,8 @@ Dvh compute_dvh(const Image& dose, const Image& mask, const std::string& name, c
               doses.push_back(sample(dose, d, c[0], c[1], c[2]));
             }
       }
+  for (float v : doses)
+    if (!std::isfinite(v)) fail<InvalidInput>(op, name, "the dose holds a non-finite value (NaN or infinity) inside the structure");
   vols.assign(doses.size(), sub_cc);
   return Dvh(name, std::move(doses), std::move(vols));
 }

@@ -76,7 +76,18 @@ struct Bound {
 std::vector<Bound> bind(const FluenceProblem& p) {
   if (!p.influence) fail<InvalidInput>("optimise fluence", "problem", "no influence matrix");
   std::map<std::string, const VoxelSet*> by_name;
-  for (const auto& s : p.structures) by_name[s.name] = &s;
+  const std::int64_t nrows = p.influence->rows;
+  for (const auto& s : p.structures) {
+    // A voxel index beyond the matrix would be read out of bounds.
+    for (std::int64_t r : s.rows)
+      if (r < 0 || r >= nrows)
+        fail<InvalidInput>("optimise fluence", s.name,
+                           "voxel (row) index " + std::to_string(r) + " out of range (the influence matrix has " +
+                               std::to_string(nrows) + " rows)");
+    if (!s.distance_mm.empty() && s.distance_mm.size() != s.rows.size())
+      fail<InvalidInput>("optimise fluence", s.name, "distances need one value per voxel");
+    by_name[s.name] = &s;
+  }
   std::vector<Bound> out;
   for (const auto& o : p.objectives) {
     auto it = by_name.find(o.structure);

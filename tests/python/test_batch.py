@@ -125,3 +125,20 @@ def test_command_line(tmp_path):
     m = batch.read_manifest(tmp_path / "out")
     assert m["cases"]["broken"]["status"] == "failed"
     assert m["options"].get("preview") is True and m["options"].get("review") is True
+
+
+def test_output_folder_holding_the_cases_is_refused_before_anything_is_written(tmp_path):
+    """run_batch(cases, cases) used to replace every case folder by its output."""
+    p = phantoms.make_head_neck(3, size=(48, 48, 16), spacing=(5.0, 5.0, 5.0))
+    phantoms.write_phantom(p, str(tmp_path / "caseA"), dicom=False)
+    before = sorted(x.name for x in (tmp_path / "caseA").iterdir())
+    with pytest.raises(isoline.InvalidInput, match="would replace its input"):
+        batch.run_batch(str(tmp_path), str(tmp_path), "contour", options={"structures": ["Body"]}, n_workers=1)
+    assert sorted(x.name for x in (tmp_path / "caseA").iterdir()) == before
+    assert not (tmp_path / batch.MANIFEST_NAME).exists()
+
+
+def test_misspelt_option_is_refused(tmp_path):
+    with pytest.raises(isoline.InvalidInput, match=r"options: structure: unknown to job 'contour'"):
+        batch.run_batch(str(tmp_path), str(tmp_path / "out"), "contour", options={"structure": ["Body"]})
+    assert not (tmp_path / "out").exists()

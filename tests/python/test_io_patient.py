@@ -52,3 +52,32 @@ def test_load_patient_errors(tmp_path, hn_case_dir):
     empty.mkdir()
     with pytest.raises(isoline.Error):
         isoline.load_patient(empty)
+
+
+def test_structure_set_of_another_scan_is_not_loaded(hn_case_dir, tmp_path):
+    """The only RT-STRUCT beside a CT used to be loaded whatever its frame of reference."""
+    import shutil
+    from isoline import phantoms
+    other = phantoms.make_head_neck(11, size=(48, 48, 16), spacing=(5.0, 5.0, 5.0))
+    phantoms.write_phantom(other, str(tmp_path / "other"), nifti=False)
+    mix = tmp_path / "mix"
+    shutil.copytree(hn_case_dir / "dicom", mix)
+    shutil.copy(tmp_path / "other" / "dicom" / "RS.dcm", mix / "RS.dcm")
+    pt = isoline.load_patient(str(mix))
+    assert len(pt.structures) == 0
+    assert any("frame of reference differs from the CT's" in w for w in pt.warnings), pt.warnings
+    # Its own structure set still loads; a single name is one name, not its letters.
+    pt = isoline.load_patient(str(hn_case_dir / "dicom"), structures="PTV70")
+    assert pt.structures.names() == ["PTV70"]
+
+
+def test_mask_names_stay_inside_the_folder(tmp_path):
+    g = isoline.core.Geometry(size=(4, 4, 4))
+    m = np.zeros((4, 4, 4), np.uint8)
+    m[1, 1, 1] = 1
+    s = isoline.core.StructureSet(g)
+    s.add("../escape", isoline.core.Image(m, g))
+    s.add("a/b", isoline.core.Image(m, g))
+    isoline.core.write_mask_dir(s, str(tmp_path / "md"))
+    assert not (tmp_path / "escape.nii.gz").exists()
+    assert sorted(p.name for p in (tmp_path / "md").iterdir()) == ["_.._escape.nii.gz", "a_b.nii.gz"]

@@ -97,3 +97,22 @@ def test_progress_callback_can_cancel():
 def test_bad_matrix_is_value_error():
     with pytest.raises(ValueError):
         planning.SparseMatrix(np.array([0, 5]), np.array([0], dtype=np.int32), np.array([1], dtype=np.float32), 1)
+
+
+def test_structure_rows_beyond_the_matrix_are_refused_not_read():
+    """Voxel indices outside the influence matrix used to crash the process (out-of-bounds read)."""
+    A = planning.SparseMatrix(np.array([0, 2, 3]), np.array([0, 1, 1], np.int32), np.array([1, 2, 3], np.float32), 2)
+    obj = [planning.Objective("PTV70", planning.ObjectiveType.MIN_DVH, 70.0, volume_percent=95, weight=100)]
+    for rows in ([0, 1, 99999999], [0, -1]):
+        with pytest.raises(isoline.InvalidInput, match=r"PTV70: voxel \(row\) index -?\d+ out of range"):
+            planning.optimize_fluence(A, {"PTV70": np.array(rows)}, obj, max_iterations=5)
+
+
+def test_dvh_of_a_non_finite_dose_is_refused():
+    g = isoline.core.Geometry(size=(4, 4, 4))
+    dose = np.full((4, 4, 4), 10, np.float32)
+    dose[1, 1, 1] = np.nan
+    mask = np.zeros((4, 4, 4), np.uint8)
+    mask[1, 1, 1:3] = 1
+    with pytest.raises(isoline.InvalidInput, match="non-finite"):
+        planning.compute_dvh(isoline.core.Image(dose, g), isoline.core.Image(mask, g), "PTV70")

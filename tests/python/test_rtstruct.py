@@ -76,3 +76,15 @@ def test_rtstruct_errors(tmp_path):
         rtstruct.read_rtstruct(str(tmp_path / "x.dcm"))
     assert rtstruct.dicom_modality(str(tmp_path / "x.dcm")) == ""
     assert rtstruct.generate_uid() != rtstruct.generate_uid()
+
+
+def test_write_ct_series_replaces_a_folder_only_when_asked(small_hn, tmp_path):
+    d = tmp_path / "ct"
+    d.mkdir()
+    (d / "RS.dcm").write_text("somebody's structure set")
+    with pytest.raises(isoline.InvalidInput, match="exists and is not empty"):
+        rtstruct.write_ct_series(small_hn.ct, str(d))
+    assert (d / "RS.dcm").exists()
+    rtstruct.write_ct_series(small_hn.ct, str(d), overwrite=True)
+    assert not (d / "RS.dcm").exists()
+    assert len(list(d.glob("CT*.dcm"))) == small_hn.ct.geometry.size[2]

@@ -37,6 +37,8 @@ void write_image(const Image& image, const std::string& path);
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names = {});
 
 /// Writes each structure as "<dir>/<name><extension>" (default .nii.gz).
+/// (A name's '/' and '\\' become '_', and a leading '.' gets a '_' before it: every file
+/// stays inside `dir`.)
 void write_mask_dir(const StructureSet& set, const std::string& dir,
                     const std::string& extension = ".nii.gz");
 
