@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -516,6 +517,12 @@ Image warp(const Image& moving, const DisplacementField& field, double default_v
 
 DisplacementField read_field(const std::string& path) {
   register_io_factories();
+  {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) fail<core::IoError>("read displacement field", path, "file does not exist");
+    if (!core::is_image_path(path))
+      fail<core::IoError>("read displacement field", path, "not an image file (.nii.gz, .nii, .nrrd or .mha)");
+  }
   auto r = itk::ImageFileReader<FieldImage>::New();
   r->SetFileName(path);
   try {

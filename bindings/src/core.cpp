@@ -193,7 +193,19 @@ void bind_core(py::module_ m) {
                       auto a = tuple_to_array<std::array<int, 3>>(c, "color");
                       s.color = Color{std::uint8_t(a[0]), std::uint8_t(a[1]), std::uint8_t(a[2])};
                     })
-      .def_readwrite("mask", &Structure::mask)
+      .def_property(
+          "mask", [](const Structure& s) { return s.mask; },
+          [](Structure& s, const Image& m) {
+            // A structure in a set keeps the set's grid (StructureSet.add checks it; so does this).
+            if (m.pixel_type() != PixelType::UInt8)
+              fail<InvalidInput>("set mask", s.name, "mask must be uint8");
+            if (!s.mask.empty() && !m.geometry().same_grid(s.mask.geometry()))
+              fail<InvalidInput>("set mask", s.name,
+                                 "the new mask is on another grid (" + m.geometry().summary() + ") than the structure's (" +
+                                     s.mask.geometry().summary() + ")");
+            s.mask = m;
+          },
+          "uint8 mask on the structure set's grid (a new mask must be on the same grid)")
       .def_readwrite("description", &Structure::description)
       .def_property_readonly("volume_cc", &Structure::volume_cc)
       .def("__repr__", [](const Structure& s) {

@@ -35,6 +35,25 @@ RtDoseWriteResult write_rtdose(const core::Image& dose_in, const CtSeries& ct,
   check_rtdose_reference(ct, file);
   const core::Geometry& g = dose_in.geometry();
   g.validate("write RT-DOSE: " + file);
+  // The dose must lie on the CT at all: a grid elsewhere is another patient's or scan's dose
+  // (the TPS would show nothing, or refuse it).
+  if (!ct.image.empty()) {
+    auto box = [](const core::Geometry& geo, core::Vec3* lo, core::Vec3* hi) {
+      for (int a = 0; a < 3; ++a) (*lo)[a] = 1e300, (*hi)[a] = -1e300;
+      for (int c = 0; c < 8; ++c) {
+        const core::Vec3 w = geo.index_to_world({c & 1 ? geo.size[0] - 0.5 : -0.5, c & 2 ? geo.size[1] - 0.5 : -0.5,
+                                                 c & 4 ? geo.size[2] - 0.5 : -0.5});
+        for (int a = 0; a < 3; ++a) (*lo)[a] = std::min((*lo)[a], w[a]), (*hi)[a] = std::max((*hi)[a], w[a]);
+      }
+    };
+    core::Vec3 dlo, dhi, clo, chi;
+    box(g, &dlo, &dhi);
+    box(ct.image.geometry(), &clo, &chi);
+    for (int a = 0; a < 3; ++a)
+      if (dhi[a] < clo[a] || dlo[a] > chi[a])
+        core::fail<core::InvalidInput>(op, file,
+                                       "the dose grid does not overlap the CT: another patient's or scan's dose?");
+  }
   if (g.size[0] > 65535 || g.size[1] > 65535)
     core::fail<core::InvalidInput>(op, file, "grid too large");
   const core::Image dose = dose_in.pixel_type() == core::PixelType::Float32

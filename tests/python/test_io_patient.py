@@ -81,3 +81,12 @@ def test_mask_names_stay_inside_the_folder(tmp_path):
     isoline.core.write_mask_dir(s, str(tmp_path / "md"))
     assert not (tmp_path / "escape.nii.gz").exists()
     assert sorted(p.name for p in (tmp_path / "md").iterdir()) == ["_.._escape.nii.gz", "a_b.nii.gz"]
+
+
+def test_a_structures_mask_keeps_the_grid(small_hn):
+    s = small_hn.structures.get("PTV70")
+    g = core.Geometry(size=(4, 4, 4))
+    with pytest.raises(isoline.InvalidInput, match="set mask: PTV70: the new mask is on another grid"):
+        s.mask = core.Image(np.zeros((4, 4, 4), np.uint8), g)
+    with pytest.raises(isoline.InvalidInput, match="mask must be uint8"):
+        s.mask = core.Image(np.zeros(tuple(reversed(s.mask.geometry.size)), np.float32), s.mask.geometry)

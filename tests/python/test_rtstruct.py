@@ -88,3 +88,13 @@ def test_write_ct_series_replaces_a_folder_only_when_asked(small_hn, tmp_path):
     rtstruct.write_ct_series(small_hn.ct, str(d), overwrite=True)
     assert not (d / "RS.dcm").exists()
     assert len(list(d.glob("CT*.dcm"))) == small_hn.ct.geometry.size[2]
+
+
+def test_write_rtdose_refuses_a_dose_that_does_not_lie_on_the_ct(small_hn, tmp_path):
+    ct = rtstruct.write_ct_series(small_hn.ct, str(tmp_path / "ct"))
+    g = small_hn.ct.geometry
+    far = core.Geometry(size=g.size, spacing=g.spacing, origin=(g.origin[0], g.origin[1], g.origin[2] + 5000.0))
+    dose = core.Image(np.ones(tuple(reversed(g.size)), np.float32), far)
+    with pytest.raises(isoline.InvalidInput, match="does not overlap the CT"):
+        rtstruct.write_rtdose(dose, ct, str(tmp_path / "RD.dcm"))
+    assert not (tmp_path / "RD.dcm").exists()
