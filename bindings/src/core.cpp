@@ -44,6 +44,18 @@ PixelType parse_pixel_type(const std::string& s) {
   fail<InvalidInput>("parse pixel type", s, "use uint8, int16 or float32");
 }
 
+// "float32", np.float32 or np.dtype("float32") alike.
+PixelType pixel_type_arg(const py::object& dtype) {
+  if (py::isinstance<py::str>(dtype)) return parse_pixel_type(dtype.cast<std::string>());
+  py::dtype dt;
+  try {
+    dt = py::dtype::from_args(dtype);
+  } catch (const py::error_already_set&) {
+    fail<InvalidInput>("parse pixel type", py::repr(dtype).cast<std::string>(), "use uint8, int16 or float32");
+  }
+  return pixel_type_of(dt, "dtype");
+}
+
 /// numpy view (nz, ny, nx) of the image's pixels; the array keeps the buffer alive.
 py::array array_view(const Image& img) {
   if (img.empty()) fail<InvalidInput>("view image", "", "image is empty");
@@ -164,7 +176,7 @@ void bind_core(py::module_ m) {
       .def_property_readonly("dtype", [](const Image& i) { return std::string(to_string(i.pixel_type())); })
       .def("set_geometry", &Image::set_geometry, py::arg("geometry"))
       .def("clone", &Image::clone)
-      .def("cast", [](const Image& i, const std::string& t) { return i.cast(parse_pixel_type(t)); }, py::arg("dtype"))
+      .def("cast", [](const Image& i, const py::object& t) { return i.cast(pixel_type_arg(t)); }, py::arg("dtype"))
       .def("min_max", &Image::min_max)
       .def("count_nonzero", &Image::count_nonzero)
       .def("__repr__", [](const Image& i) {
@@ -302,7 +314,7 @@ void bind_core(py::module_ m) {
   m.def("read_image",
         [](const std::string& path, py::object dtype) {
           std::optional<PixelType> as;
-          if (!dtype.is_none()) as = parse_pixel_type(dtype.cast<std::string>());
+          if (!dtype.is_none()) as = pixel_type_arg(dtype);
           py::gil_scoped_release nogil;
           return read_image(path, as);
         },

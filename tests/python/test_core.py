@@ -131,3 +131,13 @@ def test_adaptive_warp_and_field_views(tmp_path):
     w = adaptive.warp(core.Image(m, g), adaptive.DisplacementField.zeros(g))
     np.testing.assert_array_equal(w.array, m)
     assert adaptive.jacobian_determinant(f).min_max()[0] > 0
+
+
+def test_dtype_as_numpy_type_or_name(tmp_path):
+    g = core.Geometry(size=(4, 3, 2))
+    core.write_image(core.Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), g), str(tmp_path / "a.nii.gz"))
+    for dt in (np.float32, np.dtype("float32"), "float32"):
+        assert core.read_image(str(tmp_path / "a.nii.gz"), dtype=dt).dtype == "float32"
+        assert core.read_image(str(tmp_path / "a.nii.gz")).cast(dt).dtype == "float32"
+    with pytest.raises(isoline.InvalidInput, match="use uint8, int16 or float32"):
+        core.read_image(str(tmp_path / "a.nii.gz"), dtype=np.float64)
