@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "isoline/core/error.h"
 #include "isoline/core/version.h"
 
 namespace isoline::cli {
@@ -155,6 +156,16 @@ std::string global_help() {
      << "  --version     show version and build information\n"
      << "\nExit status: 0 success, 1 error (message on stderr), 2 wrong usage.\n";
   return os.str();
+}
+
+void require_structures(const std::vector<std::string>& wanted, const std::vector<std::string>& present,
+                        const std::string& operation, const std::string& input, const std::string& label) {
+  for (const auto& w : wanted)
+    if (std::find(present.begin(), present.end(), w) == present.end()) {
+      std::string list;
+      for (const auto& p : present) list += (list.empty() ? "" : ", ") + p;
+      core::fail<core::InvalidInput>(operation, input, label + w + ": no such structure (there are: " + list + ")");
+    }
 }
 
 }  // namespace isoline::cli

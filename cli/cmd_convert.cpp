@@ -30,17 +30,6 @@ namespace {
 
 const char* kOp = "convert";
 
-// --roi/--rename name a structure that is not there: say which ones are.
-void check_names(const std::vector<std::string>& wanted, const std::vector<std::string>& present,
-                 const std::string& option, const std::string& input) {
-  for (const auto& w : wanted)
-    if (std::find(present.begin(), present.end(), w) == present.end()) {
-      std::string list;
-      for (const auto& p : present) list += (list.empty() ? "" : ", ") + p;
-      core::fail<core::InvalidInput>(kOp, input, option + " " + w + ": no such structure (there are: " + list + ")");
-    }
-}
-
 // A mask on the CT grid: masks stored on the same voxels with another axis order or direction
 // map exactly (nearest-neighbour resampling in patient space).
 core::Image resample_mask(const core::Image& m, const core::Geometry& g) {
@@ -85,7 +74,7 @@ int to_rtstruct(const Args& args, const Context& ctx) {
   const auto only = args.get_all("--roi");
   std::vector<std::string> stems;
   for (const auto& f : files) stems.push_back(stem(f));
-  check_names(only, stems, "--roi", args.positional(0));
+  require_structures(only, stems, kOp, args.positional(0), "--roi ");
   core::StructureSet set(ct.image.geometry());
   for (const auto& f : files) {
     const std::string name = stem(f);
@@ -103,7 +92,7 @@ int to_rtstruct(const Args& args, const Context& ctx) {
     const auto eq = m.find('=');
     if (eq == std::string::npos) throw UsageError{"--rename expects OLD=NEW, got '" + m + "'"};
     o.name_map[m.substr(0, eq)] = m.substr(eq + 1);
-    check_names({m.substr(0, eq)}, set.names(), "--rename", args.positional(0));
+    require_structures({m.substr(0, eq)}, set.names(), kOp, args.positional(0), "--rename ");
   }
   o.keyhole = args.flag("--keyhole");
   if (auto a = args.get("--approval")) o.approval_status = *a;
@@ -144,7 +133,7 @@ int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
   {
     std::vector<std::string> names;
     for (const auto& r : rs.rois) names.push_back(r.name);
-    check_names(ro.names, names, "--roi", in);
+    require_structures(ro.names, names, kOp, in, "--roi ");
   }
   auto set = rtstruct::rasterize(rs, grid, ro, progress.sub(0.3, 0.9, "rasterize"));
   // The masks replace the directory as a whole: no earlier masks left beside them.
@@ -184,9 +173,9 @@ int run_convert(const Args& args, const Context& ctx) {
   }
   core::Progress progress(ctx.progress, "convert");
   if (to == "rtstruct") return to_rtstruct(args, ctx);
-  // A DICOM series replaces --out as a whole: checked first.
-  if (to == "ct") core::check_output_directory(out, args.flag("--overwrite"), kOp, {in});
   if (to == "ct") {
+    // A DICOM series replaces --out as a whole: checked first.
+    core::check_output_directory(out, args.flag("--overwrite"), kOp, {in});
     rtstruct::CtWriteOptions o;
     if (auto d = args.get("--description")) o.series_description = *d;
     auto s =

@@ -142,7 +142,7 @@ int run_dvh(const Args& args, const Context& ctx) {
     // A structure beyond the dose grid would get 0 Gy there: left out when it lies wholly
     // outside, a warning when partly.
     const double out_frac = planning::fraction_outside(dose.geometry(), s.mask);
-    if (out_frac >= 1.0 && s.mask.count_nonzero() > 0) {
+    if (out_frac >= 1.0) {  // (0 for an empty mask)
       outside.push_back(s.name);
       return;
     }
@@ -175,23 +175,16 @@ int run_dvh(const Args& args, const Context& ctx) {
   };
 
   // --structure and --target name structures that are there; the list says which ones are.
-  auto check_names = [&](const std::vector<std::string>& present, const std::string& source) {
-    std::vector<std::string> wanted = names;
-    for (const auto& [t, rx] : target_rx) wanted.push_back(t);
-    for (const auto& w : wanted)
-      if (std::find(present.begin(), present.end(), w) == present.end()) {
-        std::string list;
-        for (const auto& p : present) list += (list.empty() ? "" : ", ") + p;
-        core::fail<core::InvalidInput>("dvh", source, w + ": no such structure (there are: " + list + ")");
-      }
-  };
+  std::vector<std::string> wanted = names;
+  for (const auto& [t, rx] : target_rx) wanted.push_back(t);
   std::vector<std::string> no_contours;
   if (masks_dir) {
-    const core::StructureSet all = core::read_mask_dir(*masks_dir);
-    check_names(all.names(), *masks_dir);
-    core::StructureSet set;
-    for (const auto& s : all)
-      if (names.empty() || std::find(names.begin(), names.end(), s.name) != names.end()) set.add(s);
+    const core::StructureSet set = core::read_mask_dir(*masks_dir, names);
+    const auto present = set.names();
+    if (std::any_of(wanted.begin(), wanted.end(),
+                    [&](const std::string& w) { return std::find(present.begin(), present.end(), w) == present.end(); }))
+      // Only then every mask is read, for the list (a --target may also lie outside --structure).
+      require_structures(wanted, core::read_mask_dir(*masks_dir).names(), "dvh", *masks_dir);
     if (set.empty()) core::fail<core::InvalidInput>("dvh", *masks_dir, "no structure masks found");
     std::size_t n = 0;
     for (const auto& s : set) {
@@ -207,7 +200,7 @@ int run_dvh(const Args& args, const Context& ctx) {
     {
       std::vector<std::string> present;
       for (const auto& roi : rs.rois) present.push_back(roi.name);
-      check_names(present, *rs_path);
+      require_structures(wanted, present, "dvh", *rs_path);
     }
     std::vector<std::string> todo;
     for (const auto& roi : rs.rois) {

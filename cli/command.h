@@ -32,6 +32,11 @@ struct UsageError {
   std::string message;
 };
 
+/// Each of `wanted` (structure names given on the command line) is one of `present`; else
+/// InvalidInput "operation: input: <label>NAME: no such structure (there are: A, B, ...)".
+void require_structures(const std::vector<std::string>& wanted, const std::vector<std::string>& present,
+                        const std::string& operation, const std::string& input, const std::string& label = "");
+
 class Args {
  public:
   bool has(const std::string& option) const;

@@ -97,14 +97,21 @@ void Dvh::differential(double bin, std::vector<double>* dose_gy, std::vector<dou
 
 namespace {
 
-// Trilinear dose at a continuous index of the dose grid; 0 beyond half a voxel outside.
+// A continuous index within the grid's voxels (at most half a voxel beyond the outer centres).
+bool within_grid(const core::Index3& s, const double c[3]) {
+  for (int a = 0; a < 3; ++a)
+    if (c[a] < -0.5 || c[a] > s[a] - 0.5) return false;
+  return true;
+}
+
+// Trilinear dose at a continuous index of the dose grid; 0 outside it (within_grid).
 float sample(const Image& dose, const float* d, double ci, double cj, double ck) {
   const auto& s = dose.geometry().size;
   const double c[3] = {ci, cj, ck};
+  if (!within_grid(s, c)) return 0.f;
   std::int64_t i0[3];
   double f[3];
   for (int a = 0; a < 3; ++a) {
-    if (c[a] < -0.5 || c[a] > s[a] - 0.5) return 0.f;
     double x = std::clamp(c[a], 0.0, double(s[a] - 1));
     i0[a] = std::min<std::int64_t>(static_cast<std::int64_t>(std::floor(x)), std::max<std::int64_t>(s[a] - 2, 0));
     f[a] = s[a] > 1 ? x - i0[a] : 0.0;
@@ -176,9 +183,7 @@ double fraction_outside(const core::Geometry& dg, const Image& mask) {
       for (std::int64_t i = 0; i < mg.size[0]; ++i) {
         if (!m[mg.offset(i, j, k)]) continue;
         const core::Vec3 c = dg.world_to_index(mg.index_to_world({double(i), double(j), double(k)}));
-        bool inside = true;
-        for (int a = 0; a < 3; ++a) inside = inside && c[a] >= -0.5 && c[a] <= dg.size[a] - 0.5;
-        ++(inside ? in : out);
+        ++(within_grid(dg.size, c.data()) ? in : out);
       }
   return in + out == 0 ? 0.0 : double(out) / double(in + out);
 }
