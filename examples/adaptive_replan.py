@@ -24,13 +24,15 @@ def show(rows, columns):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="isoline-adapt-")))
+    ap.add_argument("--out", type=Path, help="output folder (default: a new temporary folder)")
     ap.add_argument("--size", type=int, nargs=3, default=[160, 160, 64])
     ap.add_argument("--spacing", type=float, nargs=3, default=[2.5, 2.5, 4.0])
     ap.add_argument("--iterations", type=int, default=0, help="optimiser iterations (0 = the template's)")
     ap.add_argument("--fractions-delivered", type=int, default=10)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
+    if a.out is None:  # made only when needed, so a run with --out leaves no empty temp folder
+        a.out = Path(tempfile.mkdtemp(prefix="isoline-adapt-"))
     prog = lambda stage, f, d: print(f"\r  {stage:28.28} {f:4.0%} {d:30.30}", end="", flush=True)  # noqa: E731
 
     # Planning CT and its structures; the "new CT": the same patient, deformed.

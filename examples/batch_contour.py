@@ -17,13 +17,15 @@ from isoline import batch, phantoms
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="isoline-batch-")))
+    ap.add_argument("--out", type=Path, help="output folder (default: a new temporary folder)")
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--size", type=int, nargs=3, default=[128, 128, 48])
     ap.add_argument("--spacing", type=float, nargs=3, default=[3.0, 3.0, 5.0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scheduler", help="address of a running Dask scheduler")
     a = ap.parse_args()
+    if a.out is None:  # made only when needed, so a run with --out leaves no empty temp folder
+        a.out = Path(tempfile.mkdtemp(prefix="isoline-batch-"))
 
     cases = a.out / "cases"
     for s in range(a.cases):

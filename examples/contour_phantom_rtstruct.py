@@ -16,11 +16,13 @@ from isoline import contouring, phantoms, rtstruct
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="isoline-contour-")))
+    ap.add_argument("--out", type=Path, help="output folder (default: a new temporary folder)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--size", type=int, nargs=3, default=[256, 256, 80], help="voxels (nx ny nz)")
     ap.add_argument("--spacing", type=float, nargs=3, default=[2.0, 2.0, 5.0], help="mm")
     a = ap.parse_args()
+    if a.out is None:  # made only when needed, so a run with --out leaves no empty temp folder
+        a.out = Path(tempfile.mkdtemp(prefix="isoline-contour-"))
 
     p = phantoms.make_head_neck(a.seed, size=tuple(a.size), spacing=tuple(a.spacing))
     print(f"phantom: {p}")

@@ -18,11 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="isoline-dose-")))
+    ap.add_argument("--out", type=Path, help="output folder (default: a new temporary folder)")
     ap.add_argument("--size", type=int, nargs=3, default=[128, 128, 64])
     ap.add_argument("--spacing", type=float, nargs=3, default=[3.0, 3.0, 4.0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
+    if a.out is None:  # made only when needed, so a run with --out leaves no empty temp folder
+        a.out = Path(tempfile.mkdtemp(prefix="isoline-dose-"))
 
     p = phantoms.make_head_neck(5, size=tuple(a.size), spacing=tuple(a.spacing))
     ptv = p.structures["PTV70"].mask
