@@ -206,6 +206,10 @@ def keep_largest_components(mask: Image, count: int = ..., min_fraction: float =
     """Keeps the `count` largest 26-connected components, dropping those smaller than `min_fraction` of the largest."""
     ...
 
+def not_mask_names() -> List[str]:
+    """File stems (lower case) of a case folder's images that are not structure masks (the CT, the dose, label maps); read_mask_dir and load_patient skip them."""
+    ...
+
 def read_image(path: str, dtype: object = ...) -> Image:
     """Reads a NIfTI/NRRD/MetaImage file with its LPS geometry."""
     ...

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
 from ._isoline import InvalidInput, IoError
-from ._isoline.core import Image, StructureSet, read_image, read_mask_dir
+from ._isoline.core import Image, StructureSet, not_mask_names, read_image, read_mask_dir
 from ._isoline.rtstruct import (CtSeries, dicom_modality, rasterize, read_ct_series, read_rtdose,
                                 read_rtstruct)
 
@@ -25,7 +25,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: File stems beside a NIfTI CT that are not structure masks.
-NOT_MASKS = frozenset({"ct", "dose", "labels", "possible_dose_mask", "image", "ct_hu"})
+NOT_MASKS = frozenset(not_mask_names())  # the C++ read_mask_dir's list
 
 
 @dataclass

@@ -330,6 +330,9 @@ void bind_core(py::module_ m) {
         py::call_guard<py::gil_scoped_release>(),
         "StructureSet of the mask images <dir>/<name>.nii.gz (etc.) listed in `names` (all when "
         "empty); missing names are skipped.");
+  m.def("not_mask_names", &not_mask_names,
+        "File stems (lower case) of a case folder's images that are not structure masks (the CT, the "
+        "dose, label maps); read_mask_dir and load_patient skip them.");
   m.def("write_mask_dir", &write_mask_dir, py::arg("structures"), py::arg("dir"),
         py::arg("extension") = ".nii.gz", py::call_guard<py::gil_scoped_release>(),
         "Writes each structure as <dir>/<name><extension>.");

@@ -229,6 +229,11 @@ void write_image(const Image& image, const std::string& path) {
   out.commit();
 }
 
+const std::vector<std::string>& not_mask_names() {
+  static const std::vector<std::string> names = {"ct", "dose", "labels", "possible_dose_mask", "image", "ct_hu"};
+  return names;
+}
+
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names) {
   const char* op = "read masks";
   std::error_code ec;
@@ -245,8 +250,10 @@ StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string
           break;
         }
       // A case folder (OpenKBP, `isoline phantom`) also holds the CT, the dose and a label map.
-      static const char* kNotMasks[] = {"ct", "dose", "labels", "possible_dose_mask", "image", "ct_hu"};
-      if (std::find(std::begin(kNotMasks), std::end(kNotMasks), stem) != std::end(kNotMasks)) continue;
+      std::string lower = stem;
+      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      const auto& skip = not_mask_names();
+      if (std::find(skip.begin(), skip.end(), lower) != skip.end()) continue;
       found.emplace_back(stem, p);
     }
     std::sort(found.begin(), found.end());

@@ -46,11 +46,8 @@ double evaluate_metric(const Dvh& dvh, const std::string& m) {
   if (m == "Dmax" || m == "max") return dvh.max_gy();
   if (m == "Dmin" || m == "min") return dvh.min_gy();
   if (m.size() > 2 && m[0] == 'D' && ends_with(m, "cc")) return dvh.dose_at_cc(number_between(m, 1, 2));
-  if (m.size() > 2 && m[0] == 'D' && ends_with(m, "%")) {
-    const double p = number_between(m, 1, 1);
-    if (!(p >= 0 && p <= 100)) fail<InvalidInput>("evaluate metric", m, "a volume percentage is between 0 and 100");
-    return dvh.dose_at_percent(p);
-  }
+  if (m.size() > 2 && m[0] == 'D' && ends_with(m, "%"))
+    return dvh.dose_at_percent(number_between(m, 1, 1));  // refuses a percentage outside 0..100
   if (m.size() > 5 && m[0] == 'V' && ends_with(m, "Gy_cc")) return dvh.volume_cc_at_dose(number_between(m, 1, 5));
   if (m.size() > 3 && m[0] == 'V' && ends_with(m, "Gy")) return 100.0 * dvh.volume_fraction_at_dose(number_between(m, 1, 2));
   fail<InvalidInput>("evaluate metric", m,

@@ -32,6 +32,8 @@ TEST(Criteria, MetricNames) {
   EXPECT_NEAR(planning::evaluate_metric(dvh, "V50Gy_cc"), 51.0, 1e-9);
   EXPECT_THROW(planning::evaluate_metric(dvh, "D95"), core::InvalidInput);
   EXPECT_THROW(planning::evaluate_metric(dvh, "Dxcc"), core::InvalidInput);
+  EXPECT_THROW(planning::evaluate_metric(dvh, "D120%"), core::InvalidInput);  // a volume percentage is 0..100
+  EXPECT_THROW(planning::evaluate_metric(dvh, "D-5%"), core::InvalidInput);
   EXPECT_THROW(planning::evaluate_metric(dvh, "Q1"), core::InvalidInput);
 }
 

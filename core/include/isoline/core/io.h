@@ -36,6 +36,11 @@ void write_image(const Image& image, const std::string& path);
 /// image, ct_hu); a non-8-bit image with values outside 0..1 is refused (InvalidInput).
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names = {});
 
+/// The file stems (lower case) of a case folder's images that are not structure masks: ct,
+/// dose, labels, possible_dose_mask, image, ct_hu. read_mask_dir skips them (compared without
+/// case) and the Python package's load_patient uses the same list.
+const std::vector<std::string>& not_mask_names();
+
 /// Writes each structure as "<dir>/<name><extension>" (default .nii.gz).
 /// (A name's '/' and '\\' become '_', and a leading '.' gets a '_' before it: every file
 /// stays inside `dir`.)
