@@ -189,11 +189,7 @@ int run_convert(const Args& args, const Context& ctx) {
       throw UsageError{"dose -> RT-DOSE needs --ct DICOM_CT (for the frame of reference)"};
     auto ct = rtstruct::read_ct_series(*ct_dir, {}, progress.sub(0, 0.5, "read CT"));
     rtstruct::RtDoseWriteOptions o;
-    if (auto p = args.get("--plan")) {
-      if (rtstruct::dicom_modality(*p) != "RTPLAN")
-        core::fail<core::InvalidInput>(kOp, *p, "not an RT Plan");
-      o.referenced_plan_sop_instance_uid = rtstruct::read_sop_instance_uid(*p);
-    }
+    if (auto p = args.get("--plan")) o.referenced_plan_sop_instance_uid = rtstruct::plan_reference_for(*p, ct);
     if (o.referenced_plan_sop_instance_uid.empty() && !args.quiet)
       std::fprintf(stderr,
                    "warning: no --plan: DoseSummationType PLAN without ReferencedRTPlanSequence "

@@ -1,4 +1,5 @@
 // isoline deidentify IN OUT: DICOM PS3.15 Basic Profile de-identification (and back).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -35,8 +36,15 @@ int run_deidentify(const Args& args, const Context& ctx) {
     } else {
       files.push_back(in);
     }
+    std::sort(files.begin(), files.end());
     core::ensure_directory(out, "reidentify");
-    for (const auto& f : files) rtstruct::reidentify_file(f, (fs::path(out) / fs::path(f).filename()).string(), map);
+    // Each file keeps its path relative to IN, so two RS.dcm in different folders stay two.
+    for (const auto& f : files) {
+      const fs::path rel = fs::is_directory(in, ec) ? fs::relative(f, in, ec) : fs::path(f).filename();
+      const fs::path target = fs::path(out) / rel;
+      core::ensure_directory(target.parent_path().string(), "reidentify");
+      rtstruct::reidentify_file(f, target.string(), map);
+    }
     if (!args.quiet) std::printf("re-identified %zu files into %s\n", files.size(), out.c_str());
     return 0;
   }

@@ -39,12 +39,24 @@ int run_jobs(const Args& args, const Context&) {
     if (!args.quiet) std::printf("queued job %lld (a running node picks it up)\n", id);
     return 0;
   }
+  if (auto uid = args.get("--complete")) {
+    auto rec = q.series(*uid);
+    if (!rec) core::fail<core::InvalidInput>("jobs", *uid, "no such series in the queue");
+    if (rec->state != "interrupted")
+      core::fail<core::InvalidInput>("jobs", *uid, "the series is " + rec->state + ", not interrupted");
+    const long long id = q.complete_series(*uid, cfg.job_kind, node::now_seconds());
+    if (!args.quiet)
+      std::printf("job %lld: series with %d instances queued as it is (a running node picks it up)\n", id,
+                  rec->num_instances);
+    return 0;
+  }
   if (args.has("--retry")) {
     q.retry(args.get_int("--retry", 0), node::now_seconds());
     if (!args.quiet) std::printf("job %ld queued again\n", args.get_int("--retry", 0));
     return 0;
   }
   const auto jobs = q.jobs();
+  const auto interrupted = q.interrupted_series();
   if (args.flag("--json")) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& j : jobs)
@@ -68,6 +80,10 @@ int run_jobs(const Args& args, const Context&) {
     std::printf("%s\n", a.dump(1).c_str());
     return 0;
   }
+  for (const auto& r : interrupted)
+    std::printf("interrupted series %s: %d instances, last %s; not processed until the sender sends it "
+                "again (or isoline jobs --complete UID to process it as it is)\n",
+                r.series_instance_uid.c_str(), r.num_instances, when(r.last_received).c_str());
   if (jobs.empty()) {
     std::printf("no jobs\n");
     return 0;
@@ -96,14 +112,18 @@ Command make_jobs_command() {
   c.description =
       "Lists the jobs of a DICOM node (`isoline listen`) from its work directory: one job per\n"
       "completed series, with its state (queued, running, sending, done, failed), processing\n"
-      "runs, send attempts and the last error. --rerun ID queues the series of job ID again (a\n"
-      "series is otherwise never processed twice); --retry ID resumes a failed job.";
+      "runs, send attempts and the last error, and the series whose association was aborted\n"
+      "(interrupted: not processed until the sender sends them again). --rerun ID queues the\n"
+      "series of job ID again (a series is otherwise processed again only when instances it did\n"
+      "not have arrive); --retry ID resumes a failed job; --complete UID processes an interrupted\n"
+      "series as it is.";
   c.options = {
       {"--work", "DIR", "the node's work directory (default isoline-node)", false, "", false},
       {"--config", "JSON", "take the work directory from the node's configuration", false, "", false},
       {"--json", "", "machine-readable output", false, "", false},
       {"--rerun", "ID", "queue the series of job ID again", false, "", false},
       {"--retry", "ID", "resume failed job ID", false, "", false},
+      {"--complete", "SERIES_UID", "process an interrupted series (its association was aborted) as it is", false, "", false},
   };
   c.run = run_jobs;
   return c;

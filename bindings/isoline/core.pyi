@@ -275,6 +275,7 @@ __all__ = [
     "built_with_cuda",
     "cuda_device_count",
     "read_image",
+    "not_mask_names",
     "read_mask_dir",
     "version",
     "write_image",

@@ -290,6 +290,10 @@ def list_series(path: str) -> List[SeriesSummary]:
     """The DICOM series (any modality) under a file or directory."""
     ...
 
+def plan_reference_for(file: str, ct: CtSeries) -> str:
+    """SOP Instance UID of the RT Plan `file` for write_rtdose(referenced_plan_sop_instance_uid=) on `ct`; raises InvalidInput when it is not an RT Plan or is of another patient or frame of reference."""
+    ...
+
 def rasterize(rtstruct: RtStructData, grid: _core.Geometry, *, names: List[str] = ..., plane_tolerance_mm: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> _core.StructureSet:
     """Contours -> StructureSet of uint8 masks on `grid` (even-odd rule at voxel centres)."""
     ...
@@ -338,6 +342,7 @@ __all__ = [
     "dicom_modality",
     "generate_uid",
     "list_series",
+    "plan_reference_for",
     "rasterize",
     "read_ct_series",
     "read_rtdose",

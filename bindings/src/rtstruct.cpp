@@ -303,6 +303,10 @@ void bind_rtstruct(py::module_ m) {
         "Modality of a DICOM file ('CT', 'RTSTRUCT', 'RTDOSE', ...), '' when not DICOM.");
   m.def("read_sop_instance_uid", &read_sop_instance_uid, py::arg("file"),
         "SOP Instance UID of a DICOM file (e.g. an RT Plan to reference).");
+  m.def("plan_reference_for", &plan_reference_for, py::arg("file"), py::arg("ct"),
+        "SOP Instance UID of the RT Plan `file` for write_rtdose(referenced_plan_sop_instance_uid=) on "
+        "`ct`; raises InvalidInput when it is not an RT Plan or is of another patient or frame of "
+        "reference.");
 }
 
 }  // namespace isoline::py_bind

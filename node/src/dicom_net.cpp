@@ -124,6 +124,7 @@ class StoreScp : public DcmThreadSCP {
     calling_ = params.DULparams.callingAPTitle;
     peer_ = params.DULparams.callingPresentationAddress;
     series_.clear();
+    late_said_.clear();
     received_ = 0;
     released_ = false;
     say_("info", "association request from '" + calling_ + "' (" + peer_ + ")");
@@ -166,8 +167,8 @@ class StoreScp : public DcmThreadSCP {
   void notifyAbortRequest() override {
     say_(stop_.load() ? "info" : "warning",
          "association from '" + calling_ + (stop_.load() ? "' ended by the stop request (" : "' aborted by the peer (") +
-             std::to_string(received_) + " instances stored; the series completes after the quiet time)");
-    series_.clear();
+             std::to_string(received_) + " instances stored)");
+    interrupted();
   }
 
   void notifyDIMSEError(const OFCondition& cond) override {
@@ -176,6 +177,7 @@ class StoreScp : public DcmThreadSCP {
                        std::to_string(received_) + " instances stored)");
     else
       say_("warning", std::string("DIMSE error on association from '") + calling_ + "': " + cond.text());
+    interrupted();
   }
 
   OFCondition handleIncomingCommand(T_DIMSE_Message* msg,
@@ -194,6 +196,23 @@ class StoreScp : public DcmThreadSCP {
   }
 
  private:
+  // The association ended abnormally: what it carried may be a part of a series. Such a
+  // series is not processed until the sender sends (some of) it again.
+  void interrupted() {
+    for (const auto& s : series_) {
+      try {
+        queue_.mark_interrupted(s);
+      } catch (const core::Error& e) {
+        say_("error", std::string("cannot mark series ") + s + " interrupted: " + e.what());
+        continue;
+      }
+      if (auto rec = queue_.series(s); rec && rec->state == "interrupted")
+        say_("warning", "series " + s + " interrupted after " + std::to_string(rec->num_instances) +
+                            " instances: not processed until the sender sends it again");
+    }
+    series_.clear();
+  }
+
   Uint16 refuse(Uint16 status, const std::string& why) {
     say_("warning", "C-STORE from '" + calling_ + "' refused: " + why);
     return status;
@@ -239,11 +258,15 @@ class StoreScp : public DcmThreadSCP {
 
     InstanceRecord r{sop_uid, series, study, sop_class, file, calling_};
     try {
-      const bool fresh = queue_.record_instance(r, now_seconds());
-      if (!fresh)
-        say_("warning", "instance of series " + series +
-                            " arrived after the series was processed: stored, not processed again "
-                            "(isoline jobs --rerun ID to process it again)");
+      const JobQueue::Arrival a = queue_.record_instance(r, now_seconds());
+      if (a != JobQueue::Arrival::Fresh && late_said_.insert(series).second)
+        say_(a == JobQueue::Arrival::Repeat ? "info" : "warning",
+             "series " + series + " was already processed: " +
+                 (a == JobQueue::Arrival::Repeat
+                      ? std::string("instances sent again are stored, not processed again (isoline jobs "
+                                    "--rerun ID to process it again)")
+                      : std::string("new instances arrived, it is processed again with all of them once "
+                                    "complete")));
     } catch (const core::Error& e) {
       return refuse(STATUS_STORE_Refused_OutOfResources, e.what());
     }
@@ -264,6 +287,7 @@ class StoreScp : public DcmThreadSCP {
   std::function<void()> wake_;
   std::string calling_, peer_;
   std::set<std::string> series_;
+  std::set<std::string> late_said_;  // series whose late arrival was logged (once per association)
   int received_ = 0;
   bool released_ = false;
 };

@@ -167,29 +167,58 @@ JobQueue::~JobQueue() {
   if (impl_ && impl_->db) sqlite3_close(impl_->db);
 }
 
-bool JobQueue::record_instance(const InstanceRecord& r, double now) {
+JobQueue::Arrival JobQueue::record_instance(const InstanceRecord& r, double now) {
   Impl& q = *impl_;
   q.exec("BEGIN IMMEDIATE;");
   try {
+    Impl::Stmt known(q, "SELECT COUNT(*) FROM instances WHERE sop_uid=?");
+    known.bind(r.sop_instance_uid);
+    known.step();
+    const bool repeat = known.integer(0) > 0;
     Impl::Stmt(q, "INSERT OR REPLACE INTO instances(sop_uid, series_uid, study_uid, sop_class_uid, file, calling_aet, received)"
                   " VALUES(?,?,?,?,?,?,?)")
         .bind(r.sop_instance_uid).bind(r.series_instance_uid).bind(r.study_instance_uid)
         .bind(r.sop_class_uid).bind(r.file).bind(r.calling_aet).bind(now)
         .step();
     Impl::Stmt(q, "INSERT INTO series(series_uid, study_uid, calling_aet, state, first_received, last_received)"
-                  " VALUES(?,?,?,'receiving',?,?) ON CONFLICT(series_uid) DO UPDATE SET last_received=excluded.last_received")
+                  " VALUES(?,?,?,'receiving',?,?) ON CONFLICT(series_uid) DO UPDATE SET"
+                  " last_received=excluded.last_received,"
+                  " state=CASE WHEN state='interrupted' THEN 'receiving' ELSE state END")
         .bind(r.series_instance_uid).bind(r.study_instance_uid).bind(r.calling_aet).bind(now).bind(now)
         .step();
     Impl::Stmt has(q, "SELECT COUNT(*) FROM jobs WHERE series_uid=?");
     has.bind(r.series_instance_uid);
     has.step();
-    const bool late = has.integer(0) > 0;
+    Arrival a = Arrival::Fresh;
+    if (has.integer(0) > 0) {
+      a = repeat ? Arrival::Repeat : Arrival::Extends;
+      if (a == Arrival::Extends)  // the series grew after it was processed: receive it again
+        Impl::Stmt(q, "UPDATE series SET state='receiving' WHERE series_uid=?").bind(r.series_instance_uid).step();
+    }
     q.exec("COMMIT;");
-    return !late;
+    return a;
   } catch (...) {
     sqlite3_exec(q.db, "ROLLBACK;", nullptr, nullptr, nullptr);
     throw;
   }
+}
+
+std::vector<SeriesRecord> JobQueue::interrupted_series() {
+  std::vector<std::string> uids;
+  {
+    Impl::Stmt st(*impl_, "SELECT series_uid FROM series WHERE state='interrupted' ORDER BY last_received");
+    while (st.step()) uids.push_back(st.text(0));
+  }
+  std::vector<SeriesRecord> out;
+  for (const auto& u : uids)
+    if (auto r = series(u)) out.push_back(*r);
+  return out;
+}
+
+void JobQueue::mark_interrupted(const std::string& series_uid) {
+  Impl::Stmt(*impl_, "UPDATE series SET state='interrupted' WHERE series_uid=? AND state='receiving'")
+      .bind(series_uid)
+      .step();
 }
 
 std::vector<std::string> JobQueue::series_files(const std::string& series_uid) {
@@ -230,14 +259,16 @@ long long JobQueue::complete_series(const std::string& series_uid, const std::st
   q.exec("BEGIN IMMEDIATE;");
   try {
     Impl::Stmt(q, "UPDATE series SET state='complete' WHERE series_uid=?").bind(series_uid).step();
-    Impl::Stmt has(q, "SELECT COUNT(*) FROM jobs WHERE series_uid=?");
-    has.bind(series_uid);
-    has.step();
+    // One job per series, and one more whenever the series has grown past what its jobs had
+    // (instances that arrived after it was processed).
+    Impl::Stmt had(q, "SELECT COUNT(*), COALESCE(MAX(num_instances), 0) FROM jobs WHERE series_uid=?");
+    had.bind(series_uid);
+    had.step();
+    Impl::Stmt n(q, "SELECT COUNT(*) FROM instances WHERE series_uid=?");
+    n.bind(series_uid);
+    n.step();
     long long id = 0;
-    if (has.integer(0) == 0) {
-      Impl::Stmt n(q, "SELECT COUNT(*) FROM instances WHERE series_uid=?");
-      n.bind(series_uid);
-      n.step();
+    if (had.integer(0) == 0 || n.integer(0) > had.integer(1)) {
       Impl::Stmt(q, "INSERT INTO jobs(series_uid, kind, state, created, updated, completed_series, num_instances)"
                     " VALUES(?,?,'queued',?,?,?,?)")
           .bind(series_uid).bind(kind).bind(now).bind(now).bind(now).bind(n.integer(0))

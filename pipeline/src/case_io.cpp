@@ -85,6 +85,7 @@ PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const c
   {
     rtstruct::RtDoseWriteOptions wo;
     wo.dose_comment = "Isoline achievable dose, " + r.plan.name;
+    if (wo.dose_comment.size() > 64) wo.dose_comment = "Isoline achievable dose";  // LO; the name is in plan.json
     rtstruct::write_rtdose(r.dose, ct.series, (fs::path(dir) / "RD.dcm").string(), wo);
     o.files.push_back("RD.dcm");
   }

@@ -114,12 +114,17 @@ bool is_string_vr(DcmEVR vr) { return !dummy_for(vr).empty() || vr == EVR_UI; }
 class Deidentifier {
  public:
   /// `rt_object`: an RT object (RT Series module: Operators' Name is Type 2 there).
-  Deidentifier(DeidStudy& study, bool rt_object) : study_(study), rt_object_(rt_object) {}
+  Deidentifier(DeidMap& map, DeidStudy& study, bool rt_object) : map_(map), study_(study), rt_object_(rt_object) {}
 
   std::string map_uid(const std::string& uid) {
     if (uid.empty()) return uid;
     auto it = study_.uids.find(uid);
     if (it != study_.uids.end()) return it->second;
+    // A UID met in another study keeps the pseudonym it got there: an RT-STRUCT filed in its
+    // own study still references the CT (study, series, slices, frame of reference) it was
+    // drawn on, whichever of the two is de-identified first.
+    for (const auto& [_, other] : map_.studies)
+      if (auto o = other.uids.find(uid); o != other.uids.end()) return o->second;
     std::string fresh = generate_uid();
     study_.uids.emplace(uid, fresh);
     return fresh;
@@ -187,6 +192,7 @@ class Deidentifier {
     el.putString(out.c_str());
   }
 
+  DeidMap& map_;
   DeidStudy& study_;
   bool rt_object_;
 };
@@ -329,7 +335,7 @@ DeidResult deidentify_file(const std::string& in_file, const std::string& out_fi
   }
   DeidStudy& study = found->second;
 
-  Deidentifier d(study, detail::get_string(ds, DCM_Modality).rfind("RT", 0) == 0);
+  Deidentifier d(map, study, detail::get_string(ds, DCM_Modality).rfind("RT", 0) == 0);
   d.item(ds);
   // Patient's Name and ID (Z): a consistent pseudonym instead of an empty value.
   detail::put(ds, DCM_PatientID, study.pseudo_patient_id);
@@ -439,8 +445,9 @@ void reidentify_file(const std::string& in_file, const std::string& out_file, co
   if (!study)
     core::fail<core::InvalidInput>("re-identify", in_file,
                                    "its study is not in the de-identification map");
-  std::unordered_map<std::string, std::string> reverse;
-  for (const auto& [orig, pseudo] : study->uids) reverse.emplace(pseudo, orig);
+  std::unordered_map<std::string, std::string> reverse;  // every study's: references may cross studies
+  for (const auto& [_, st] : map.studies)
+    for (const auto& [orig, pseudo] : st.uids) reverse.emplace(pseudo, orig);
   restore_uids(ds, reverse);
   for (const auto& t : kRestoreTags) {
     auto v = study->original.find(tag_key(t));

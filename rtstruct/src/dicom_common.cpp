@@ -166,6 +166,82 @@ void put_us(DcmItem& item, const DcmTagKey& tag, unsigned short value) {
   if (st.bad()) core::fail<core::InvalidInput>("write DICOM", DcmTag(tag).getTagName(), st.text());
 }
 
+namespace {
+
+// Code points of a UTF-8 string; a byte that does not start a valid sequence counts as the
+// Latin-1 character of that value (text from Latin-1 file names stays readable).
+std::vector<char32_t> decode_utf8(const std::string& s) {
+  std::vector<char32_t> out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    int n = b < 0x80 ? 0 : (b >> 5) == 0x6 ? 1 : (b >> 4) == 0xE ? 2 : (b >> 3) == 0x1E ? 3 : -1;
+    char32_t cp = n == 0 ? b : n == 1 ? (b & 0x1F) : n == 2 ? (b & 0x0F) : (b & 0x07);
+    bool ok = n >= 0 && i + static_cast<std::size_t>(n) < s.size();
+    for (int k = 1; ok && k <= n; ++k) {
+      const auto cb = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
+      ok = (cb & 0xC0) == 0x80;
+      cp = (cp << 6) | (cb & 0x3F);
+    }
+    if (!ok) {
+      out.push_back(b);
+      ++i;
+    } else {
+      out.push_back(cp);
+      i += static_cast<std::size_t>(n) + 1;
+    }
+  }
+  return out;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+}  // namespace
+
+OwnText own_text(const std::string& utf8, const std::string& charset, std::size_t max_chars) {
+  const bool to_utf8 = charset == "ISO_IR 192";
+  const bool to_latin1 = charset.empty() || charset == "ISO_IR 100";
+  std::vector<char32_t> cps = decode_utf8(utf8);
+  OwnText t;
+  if (cps.size() > max_chars) {
+    cps.resize(max_chars);
+    t.changed = true;
+  }
+  for (char32_t cp : cps) {
+    if (cp == U'\\') {
+      cp = U'/';
+      t.changed = true;
+    } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) {
+      cp = U' ';
+      t.changed = true;
+    } else if (cp >= 0x80 && !to_utf8 && !(to_latin1 && cp <= 0xFF)) {
+      cp = U'?';
+      t.changed = true;
+    }
+    append_utf8(t.utf8, cp);
+    if (cp < 0x80 || to_utf8)
+      append_utf8(t.encoded, cp);
+    else
+      t.encoded += static_cast<char>(cp);  // Latin-1
+  }
+  return t;
+}
+
 std::string format_ds(double v) {
   if (!std::isfinite(v)) core::fail<core::InvalidInput>("write DICOM", "DS", "non-finite value");
   if (v == 0.0) return "0";
@@ -282,7 +358,7 @@ void write_derived_header(DcmItem& ds, const DerivedSeries& d, const CtSeries& c
   put(ds, DCM_Manufacturer, "Isoline");
   put(ds, DCM_ManufacturerModelName, "Isoline");
   put(ds, DCM_SoftwareVersions, core::version());
-  put(ds, DCM_SeriesDescription, d.series_description);
+  put(ds, DCM_SeriesDescription, own_text(d.series_description, ct.info.specific_character_set, 64).encoded);
   put(ds, DCM_SeriesInstanceUID, d.series_instance_uid);
   put(ds, DCM_SeriesNumber, std::to_string(d.series_number));
   put(ds, DCM_OperatorsName, "");

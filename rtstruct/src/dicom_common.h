@@ -38,6 +38,19 @@ bool has(DcmItem& item, const DcmTagKey& tag);
 void put(DcmItem& item, const DcmTagKey& tag, const std::string& value);
 void put_us(DcmItem& item, const DcmTagKey& tag, unsigned short value);
 
+/// Isoline's own text (UTF-8: ROI names, labels, comments, reviewer names) made fit for one
+/// single-valued string attribute of a dataset whose Specific Character Set is `charset` (as
+/// written: "" is written as ISO_IR 100). A backslash (the DICOM value separator) becomes '/',
+/// control characters a space; the text is cut to `max_chars` characters (not bytes) and
+/// encoded as the file declares it: UTF-8 for ISO_IR 192, Latin-1 for ISO_IR 100; a character
+/// the set cannot hold (and any non-ASCII one in another set) becomes '?'.
+struct OwnText {
+  std::string encoded;  ///< bytes to put into the dataset
+  std::string utf8;     ///< the same text in UTF-8, for messages
+  bool changed = false; ///< differs from the input (cut, replaced characters)
+};
+OwnText own_text(const std::string& utf8, const std::string& charset, std::size_t max_chars);
+
 /// A DS value of at most 16 characters representing v as closely as possible.
 std::string format_ds(double v);
 /// Backslash-joined DS values.

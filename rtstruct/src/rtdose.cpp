@@ -133,7 +133,8 @@ RtDoseWriteResult write_rtdose(const core::Image& dose_in, const CtSeries& ct,
   put_us(ds, DCM_PixelRepresentation, 0);
   put(ds, DCM_DoseUnits, "GY");
   put(ds, DCM_DoseType, opt.dose_type);
-  if (!opt.dose_comment.empty()) put(ds, DCM_DoseComment, opt.dose_comment);
+  if (!opt.dose_comment.empty())  // LO: 64 characters, one value, in the file's character set
+    put(ds, DCM_DoseComment, detail::own_text(opt.dose_comment, ct.info.specific_character_set, 64).encoded);
   if (!opt.referenced_plan_sop_instance_uid.empty()) {
     put(ds, DCM_DoseSummationType, "PLAN");
     DcmItem* it = nullptr;
@@ -141,8 +142,9 @@ RtDoseWriteResult write_rtdose(const core::Image& dose_in, const CtSeries& ct,
     put(*it, DCM_ReferencedSOPClassUID, opt.referenced_plan_sop_class_uid);
     put(*it, DCM_ReferencedSOPInstanceUID, opt.referenced_plan_sop_instance_uid);
   } else {
-    // Without a plan to reference, PLAN would require ReferencedRTPlanSequence; RECORD
-    // is not right either. Use the summation type that needs no reference.
+    // PLAN is what a dose of a whole plan is, and what planning systems expect; without an RT
+    // Plan to reference, the Type 1C ReferencedRTPlanSequence is absent (docs/dicom.md, known
+    // limits). RECORD would need no reference but means a treatment record's dose.
     put(ds, DCM_DoseSummationType, "PLAN");
   }
   put(ds, DCM_GridFrameOffsetVector, detail::format_ds_list(offsets));
@@ -295,6 +297,29 @@ std::string read_sop_instance_uid(const std::string& file) {
   detail::load_file(ff, file, "read DICOM", true);
   const std::string uid = detail::get_string(*ff.getDataset(), DCM_SOPInstanceUID);
   if (uid.empty()) core::fail<core::InvalidInput>("read DICOM", file, "no SOP Instance UID");
+  return uid;
+}
+
+std::string plan_reference_for(const std::string& file, const CtSeries& ct) {
+  const char* op = "RT Plan reference";
+  DcmFileFormat ff;
+  detail::load_file(ff, file, op, true);
+  DcmDataset& ds = *ff.getDataset();
+  const std::string modality = detail::get_string(ds, DCM_Modality);
+  if (modality != "RTPLAN")
+    core::fail<core::InvalidInput>(op, file, "not an RT Plan (Modality " + (modality.empty() ? std::string("none") : modality) + ")");
+  const std::string pid = detail::get_string(ds, DCM_PatientID);
+  if (!pid.empty() && !ct.info.patient_id.empty() && pid != ct.info.patient_id)
+    core::fail<core::InvalidInput>(op, file,
+                                   "the plan is of patient ID \"" + pid + "\", the CT of \"" + ct.info.patient_id +
+                                       "\" (a dose must reference its own patient's plan)");
+  const std::string forf = detail::get_string(ds, DCM_FrameOfReferenceUID);
+  if (!forf.empty() && !ct.frame_of_reference_uid.empty() && forf != ct.frame_of_reference_uid)
+    core::fail<core::InvalidInput>(op, file,
+                                   "the plan's frame of reference " + forf + " is not the CT's " +
+                                       ct.frame_of_reference_uid + " (different scans or patients)");
+  const std::string uid = detail::get_string(ds, DCM_SOPInstanceUID);
+  if (uid.empty()) core::fail<core::InvalidInput>(op, file, "no SOP Instance UID");
   return uid;
 }
 

@@ -62,10 +62,6 @@ std::vector<ContourOut> contours_of(const core::Image& mask, bool keyhole) {
   return out;
 }
 
-std::string cut(const std::string& s, std::size_t n) {
-  return s.size() <= n ? s : s.substr(0, n);
-}
-
 }  // namespace
 
 void check_rtstruct_reference(const CtSeries& ct, const std::string& file) {
@@ -108,20 +104,29 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
       core::fail<core::InvalidInput>(kOp, file, opt.approval_status + " needs a reviewer name");
   }
   RtStructWriteResult res;
+  // Isoline's own text in the character set the file declares (the CT's), one value each.
+  const std::string& charset = ct.info.specific_character_set;
+  auto text = [&](const std::string& utf8, std::size_t max_chars) {
+    return detail::own_text(utf8, charset, max_chars).encoded;
+  };
   // ROI names: map, cut, make unique.
-  std::vector<std::string> names;
+  std::vector<std::string> names, names_utf8;  // as written; UTF-8 for messages
   std::set<std::string> taken;
   for (const auto& s : structures) {
     std::string n = s.name;
     if (auto it = opt.name_map.find(n); it != opt.name_map.end()) n = it->second;
-    std::string c = cut(n, opt.max_name_length);
-    for (int i = 2; taken.count(c); ++i) {
+    detail::OwnText c = detail::own_text(n, charset, opt.max_name_length);
+    for (int i = 2; taken.count(c.encoded); ++i) {
       const std::string suf = "_" + std::to_string(i);
-      c = cut(n, opt.max_name_length - std::min(opt.max_name_length, suf.size())) + suf;
+      c = detail::own_text(n, charset, opt.max_name_length - std::min(opt.max_name_length, suf.size()));
+      c.encoded += suf;
+      c.utf8 += suf;
+      c.changed = true;
     }
-    if (c != n) res.warnings.push_back("ROI \"" + s.name + "\" written as \"" + c + "\"");
-    taken.insert(c);
-    names.push_back(c);
+    if (c.changed || c.utf8 != n) res.warnings.push_back("ROI \"" + s.name + "\" written as \"" + c.utf8 + "\"");
+    taken.insert(c.encoded);
+    names.push_back(c.encoded);
+    names_utf8.push_back(c.utf8);
   }
 
   // Trace contours (two workers).
@@ -143,9 +148,15 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
   using detail::put;
   detail::write_derived_header(ds, {UID_RTStructureSetStorage, res.sop_instance_uid, "RTSTRUCT", opt.series_description,
                                    res.series_instance_uid, opt.series_number, date, time}, ct);
-  put(ds, DCM_StructureSetLabel,
-      cut(opt.structure_set_label.empty() ? "ISOLINE" : opt.structure_set_label, 16));
-  put(ds, DCM_StructureSetName, cut(opt.structure_set_label, 64));
+  {
+    const detail::OwnText label =
+        detail::own_text(opt.structure_set_label.empty() ? "ISOLINE" : opt.structure_set_label, charset, 16);
+    if (label.changed)
+      res.warnings.push_back("structure set label \"" + opt.structure_set_label + "\" written as \"" +
+                             label.utf8 + "\" (16 characters at most; the whole text is the structure set name)");
+    put(ds, DCM_StructureSetLabel, label.encoded);
+    put(ds, DCM_StructureSetName, text(opt.structure_set_label, 64));
+  }
   put(ds, DCM_StructureSetDate, date);
   put(ds, DCM_StructureSetTime, time);
 
@@ -174,7 +185,7 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     const core::Structure& s = structures[r];
     if (contours[r].empty()) {
       res.warnings.push_back(
-          "ROI \"" + names[r] + "\" is empty" +
+          "ROI \"" + names_utf8[r] + "\" is empty" +
           std::string(opt.keep_empty_rois ? " (written without contours)" : " (dropped)"));
       if (!opt.keep_empty_rois) continue;
     }
@@ -184,7 +195,7 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     put(*ri, DCM_ROINumber, number);
     put(*ri, DCM_ReferencedFrameOfReferenceUID, ct.frame_of_reference_uid);
     put(*ri, DCM_ROIName, names[r]);
-    if (!s.description.empty()) put(*ri, DCM_ROIDescription, cut(s.description, 1024));
+    if (!s.description.empty()) put(*ri, DCM_ROIDescription, text(s.description, 1024));  // ST
     put(*ri, DCM_ROIGenerationAlgorithm, "AUTOMATIC");
     {
       DcmItem* alg = nullptr;
@@ -194,8 +205,8 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
       put(*fam, DCM_CodeValue, "123110");
       put(*fam, DCM_CodingSchemeDesignator, "DCM");
       put(*fam, DCM_CodeMeaning, "Artificial Intelligence");
-      put(*alg, DCM_AlgorithmName, cut(opt.algorithm_name, 64));
-      put(*alg, DCM_AlgorithmVersion, cut(version, 64));
+      put(*alg, DCM_AlgorithmName, text(opt.algorithm_name, 64));
+      put(*alg, DCM_AlgorithmVersion, text(version, 64));
     }
 
     DcmItem* rc = nullptr;
@@ -236,7 +247,7 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     if (opt.approval_status != "UNAPPROVED") {
       put(ds, DCM_ReviewDate, date);
       put(ds, DCM_ReviewTime, time);
-      put(ds, DCM_ReviewerName, opt.reviewer_name);
+      put(ds, DCM_ReviewerName, text(opt.reviewer_name, 64));
     }
   }
   // Type 1/2 sequences must exist even when empty.

@@ -18,29 +18,61 @@ node::InstanceRecord inst(const std::string& sop, const std::string& series) {
   return {sop, series, "1.2.3", "1.2.840.10008.5.1.4.1.1.2", "/tmp/" + sop + ".dcm", "SCANNER"};
 }
 
-TEST(JobQueue, SeriesCompletesAfterQuietTimeOnceAndLateInstancesDoNotRequeue) {
+TEST(JobQueue, SeriesCompletesAfterQuietTimeOnceAndOnlyNewInstancesRequeue) {
+  using A = node::JobQueue::Arrival;
   TempDir t;
   node::JobQueue q(t.file("q.sqlite"));
-  EXPECT_TRUE(q.record_instance(inst("1.1", "9.9"), 100.0));
-  EXPECT_TRUE(q.record_instance(inst("1.2", "9.9"), 101.0));
-  EXPECT_TRUE(q.record_instance(inst("1.2", "9.9"), 101.5));  // resent: same row
+  EXPECT_EQ(q.record_instance(inst("1.1", "9.9"), 100.0), A::Fresh);
+  EXPECT_EQ(q.record_instance(inst("1.2", "9.9"), 101.0), A::Fresh);
+  EXPECT_EQ(q.record_instance(inst("1.2", "9.9"), 101.5), A::Fresh);  // resent: same row
   EXPECT_TRUE(q.quiet_series(103.0, 2.0).empty());
   ASSERT_EQ(q.quiet_series(103.6, 2.0).size(), 1u);
   const long long id = q.complete_series("9.9", "contour", 103.6);
   EXPECT_GT(id, 0);
   EXPECT_EQ(q.complete_series("9.9", "contour", 104.0), 0) << "a series gets one job";
   EXPECT_TRUE(q.quiet_series(200.0, 2.0).empty());
-  EXPECT_FALSE(q.record_instance(inst("1.3", "9.9"), 110.0)) << "late instance reported";
-  EXPECT_TRUE(q.quiet_series(200.0, 2.0).empty()) << "late instance does not reopen the series";
+  // The sender sends the series again: nothing new, not processed again.
+  EXPECT_EQ(q.record_instance(inst("1.1", "9.9"), 105.0), A::Repeat);
+  EXPECT_TRUE(q.quiet_series(200.0, 2.0).empty()) << "instances sent again do not reopen the series";
   auto j = q.job(id);
   ASSERT_TRUE(j);
   EXPECT_EQ(j->state, "queued");
   EXPECT_EQ(j->num_instances, 2);
+  // An instance the job did not have: the series receives again and gets a second job with all.
+  EXPECT_EQ(q.record_instance(inst("1.3", "9.9"), 110.0), A::Extends);
   EXPECT_EQ(q.series_files("9.9").size(), 3u);
-  EXPECT_EQ(q.jobs().size(), 1u);
-  const long long again = q.rerun(id, 120.0);
+  ASSERT_EQ(q.quiet_series(200.0, 2.0).size(), 1u) << "a grown series is completed again";
+  const long long grown = q.complete_series("9.9", "contour", 200.0);
+  ASSERT_GT(grown, id);
+  EXPECT_EQ(q.job(grown)->num_instances, 3);
+  EXPECT_EQ(q.complete_series("9.9", "contour", 201.0), 0);
+  EXPECT_EQ(q.jobs().size(), 2u);
+  const long long again = q.rerun(id, 220.0);
   EXPECT_NE(again, id);
-  EXPECT_EQ(q.jobs().size(), 2u) << "an explicit re-run is a new job";
+  EXPECT_EQ(q.jobs().size(), 3u) << "an explicit re-run is a new job";
+}
+
+TEST(JobQueue, AnInterruptedSeriesWaitsUntilItIsSentAgain) {
+  using A = node::JobQueue::Arrival;
+  TempDir t;
+  node::JobQueue q(t.file("q.sqlite"));
+  q.record_instance(inst("1.1", "9.9"), 100.0);
+  q.record_instance(inst("1.2", "9.9"), 100.5);
+  q.mark_interrupted("9.9");  // the association was aborted after two instances
+  EXPECT_TRUE(q.quiet_series(1000.0, 2.0).empty()) << "an interrupted series never completes by the quiet time";
+  ASSERT_EQ(q.interrupted_series().size(), 1u);
+  EXPECT_EQ(q.interrupted_series()[0].num_instances, 2);
+  EXPECT_EQ(q.series("9.9")->state, "interrupted");
+  // The sender sends the whole series again: it receives, and completes after the quiet time.
+  EXPECT_EQ(q.record_instance(inst("1.1", "9.9"), 1001.0), A::Fresh);
+  EXPECT_EQ(q.record_instance(inst("1.3", "9.9"), 1001.5), A::Fresh);
+  EXPECT_TRUE(q.interrupted_series().empty());
+  ASSERT_EQ(q.quiet_series(1004.0, 2.0).size(), 1u);
+  const long long id = q.complete_series("9.9", "contour", 1004.0);
+  EXPECT_EQ(q.job(id)->num_instances, 3);
+  // Marking a completed series interrupted changes nothing.
+  q.mark_interrupted("9.9");
+  EXPECT_EQ(q.series("9.9")->state, "complete");
 }
 
 TEST(JobQueue, SurvivesReopenAndRecoversRunningJobs) {

@@ -409,3 +409,43 @@ TEST(RtStructCharset, PatientNameAndCharacterSetCopiedFromCt) {
       "'); print(str(d.PatientName) == 'M\\u00fcller^J\\u00fcrgen', d.SpecificCharacterSet)\"");
   EXPECT_NE(py.output.find("True ISO_IR 192"), std::string::npos) << py.output;
 }
+
+// Isoline's own text (ROI names, label, reviewer, dose comment) is written in the character
+// set the file declares (the CT's), one value each, cut by characters: pydicom, which decodes
+// by the declared set, reads back what was meant.
+TEST(RtStructCharset, OwnTextInTheDeclaredCharacterSetOneValueEach) {
+  TempDir t;
+  for (const std::string charset : {"ISO_IR 100", "ISO_IR 192"}) {
+    rtstruct::CtWriteOptions o;
+    o.info.specific_character_set = charset;
+    const std::string dir = t.file(charset == "ISO_IR 100" ? "ct100" : "ct192");
+    auto ct = rtstruct::write_ct_series(test::phantom_ct(grid()), dir, o);
+    core::StructureSet s(grid());
+    s.add("R\xC3\xBC" "ckenmark", test::anatomy_mask(grid()));  // UTF-8 "Rückenmark"
+    s.add("GTV\\primary", test::anatomy_mask(grid()));
+    s.add("\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84\xC3\x84",
+          test::anatomy_mask(grid()));  // 18 x "Ä": cut to 16 characters, not bytes
+    rtstruct::RtStructWriteOptions w;
+    w.structure_set_label = "A label longer than sixteen";
+    w.approval_status = "APPROVED";
+    w.reviewer_name = "Dr^\xC3\x84rztin";
+    const std::string rs = dir + "/rs.dcm";
+    auto res = rtstruct::write_rtstruct(s, ct, rs, w);
+    bool label_warned = false;
+    for (const auto& m : res.warnings) label_warned |= m.find("structure set label") != std::string::npos;
+    EXPECT_TRUE(label_warned) << "a label cut to 16 characters is said";
+    rtstruct::RtDoseWriteOptions d;
+    d.dose_comment = std::string(70, 'x') + "\\y";
+    core::Image dose = core::Image::zeros<float>(grid());
+    rtstruct::write_rtdose(dose, ct, dir + "/rd.dcm", d);
+    auto py = test::run_command(
+        "/usr/bin/python3 -c \"import pydicom; d=pydicom.dcmread('" + rs +
+        "'); n=[str(r.ROIName) for r in d.StructureSetROISequence]; "
+        "print(n[0]=='R\\u00fcckenmark', n[1]=='GTV/primary', n[2]=='\\u00c4'*16, "
+        "d.StructureSetLabel=='A label longer t', str(d.ReviewerName)=='Dr^\\u00c4rztin', "
+        "len(pydicom.dcmread('" + dir + "/rd.dcm').DoseComment), d.SpecificCharacterSet)\"");
+    EXPECT_NE(py.output.find("True True True True True 64 " + charset), std::string::npos)
+        << charset << ": " << py.output;
+    EXPECT_EQ(test::dciodvfy_errors(rs), "") << charset;
+  }
+}

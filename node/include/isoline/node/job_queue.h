@@ -26,7 +26,7 @@ struct SeriesRecord {
   std::string series_instance_uid;
   std::string study_instance_uid;
   std::string calling_aet;
-  std::string state;  ///< receiving | complete
+  std::string state;  ///< receiving | interrupted | complete
   int num_instances = 0;
   double first_received = 0, last_received = 0;  ///< Unix time, s
 };
@@ -59,17 +59,32 @@ class JobQueue {
   JobQueue(const JobQueue&) = delete;
   JobQueue& operator=(const JobQueue&) = delete;
 
+  /// What a stored instance was to its series.
+  enum class Arrival {
+    Fresh,    ///< the series is still receiving (or resumes after an interruption)
+    Repeat,   ///< the series was processed and this instance was part of it: not again
+    Extends,  ///< the series was processed without this instance: it is processed again,
+              ///< with every instance, once complete
+  };
   /// Records a stored instance (idempotent: the same SOP Instance UID replaces its row) and
-  /// touches its series. Returns false when the series already has a job (a late instance).
-  bool record_instance(const InstanceRecord& r, double now);
+  /// touches its series: an interrupted series resumes receiving; a processed series that
+  /// gets an instance it did not have receives again, and complete_series then queues a new
+  /// job for it.
+  Arrival record_instance(const InstanceRecord& r, double now);
+  /// The association that carried the series ended abnormally (aborted, network error): a
+  /// receiving series is marked interrupted and is not completed by the quiet time (nor the
+  /// release) until an instance of it arrives again (the sender resends it).
+  void mark_interrupted(const std::string& series_uid);
+  /// Series marked interrupted and not sent again since.
+  std::vector<SeriesRecord> interrupted_series();
   /// Files of a series, in no particular order.
   std::vector<std::string> series_files(const std::string& series_uid);
   std::optional<SeriesRecord> series(const std::string& series_uid);
 
   /// Series still receiving whose last instance is older than `quiet_seconds`.
   std::vector<std::string> quiet_series(double now, double quiet_seconds);
-  /// Marks a receiving series complete and queues a job for it, unless the series already
-  /// has one (returns 0 then). Returns the new job's id.
+  /// Marks a receiving series complete and queues a job for it, unless a job already has as
+  /// many instances as the series (returns 0 then). Returns the new job's id.
   long long complete_series(const std::string& series_uid, const std::string& kind, double now);
   /// Queues a new job for an already processed series (an explicit re-run).
   long long rerun(long long job_id, double now);

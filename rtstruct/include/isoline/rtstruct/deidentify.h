@@ -4,8 +4,9 @@
 //
 // One consistent UID map per study: every UID the profile replaces (action U: Study, Series,
 // SOP Instance, Frame of Reference, Referenced SOP Instance UIDs, ...) is replaced through
-// the map of the object's original StudyInstanceUID, so references between the objects of a
-// study stay consistent. The map also keeps the original patient and study attributes, so a
+// the map of the object's original StudyInstanceUID; a UID already replaced in another study
+// keeps that pseudonym, so references between objects stay consistent, also across studies
+// (an RT-STRUCT filed in its own study referencing the CT of another). The map also keeps the original patient and study attributes, so a
 // result computed on de-identified data can be re-identified (UIDs and patient/study module
 // put back) before it is sent to the treatment planning system. The map holds PHI: store it
 // where the de-identified data are not.

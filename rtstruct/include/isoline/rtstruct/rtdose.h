@@ -71,4 +71,9 @@ std::string dicom_modality_checked(const std::string& file);
 /// SOP Instance UID of a DICOM file (e.g. an RT Plan to reference). Throws IoError.
 std::string read_sop_instance_uid(const std::string& file);
 
+/// SOP Instance UID of the RT Plan `file`, checked as the plan of an RT-DOSE on `ct`: throws
+/// InvalidInput naming the file when it is not an RT Plan, or belongs to another patient
+/// (Patient ID) or frame of reference than the CT (where the plan carries them).
+std::string plan_reference_for(const std::string& file, const CtSeries& ct);
+
 }  // namespace isoline::rtstruct
