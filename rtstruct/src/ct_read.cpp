@@ -35,6 +35,7 @@ struct Header {
   std::unique_ptr<DcmFileFormat> ff;
   std::string sop_class, sop_instance, series_uid, series_description, modality, frame_of_ref;
   std::string patient_position, manufacturer;
+  bool localizer = false;  // ImageType says LOCALIZER (a scout / topogram)
   int series_number = 0, instance_number = 0;
   bool has_pixels = false;
   int rows = 0, cols = 0, frames = 1, bits_allocated = 0, bits_stored = 0, samples = 1,
@@ -89,6 +90,7 @@ std::unique_ptr<Header> read_header(const std::string& file, bool lenient) {
   h->series_uid = get_string(ds, DCM_SeriesInstanceUID);
   h->series_description = detail::get_string_all(ds, DCM_SeriesDescription);
   h->modality = get_string(ds, DCM_Modality);
+  h->localizer = detail::get_string_all(ds, DCM_ImageType).find("LOCALIZER") != std::string::npos;
   h->frame_of_ref = get_string(ds, DCM_FrameOfReferenceUID);
   h->patient_position = get_string(ds, DCM_PatientPosition);
   h->manufacturer = get_string(ds, DCM_Manufacturer);
@@ -353,12 +355,17 @@ CtSeries assemble(std::vector<Header*> hs, const CtReadOptions& opt, const core:
     auto th = get_numbers(*h0.ff->getDataset(), DCM_SliceThickness, h0.file);
     dz = !th.empty() && th[0] > 0 ? th[0] : 1.0;
   } else {
-    double dmin = 1e300;
-    for (std::size_t k = 1; k < hs.size(); ++k)
-      dmin = std::min(dmin, hs[k]->position - hs[k - 1]->position);
-    const double tol = std::max(opt.spacing_tolerance * dmin, 1e-3);
+    // The reference gap is the median, not the smallest: positions written with jitter of a
+    // hundredth of a millimetre are one uniform grid, not a refused series.
+    std::vector<double> gaps;
+    for (std::size_t k = 1; k < hs.size(); ++k) gaps.push_back(hs[k]->position - hs[k - 1]->position);
+    std::vector<double> sorted = gaps;
+    std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+    const double dmin = sorted[sorted.size() / 2];  // the typical spacing
+    const double tol = std::max(opt.spacing_tolerance * dmin, 0.03);
+    const double step = (hs.back()->position - hs.front()->position) / static_cast<double>(hs.size() - 1);
     for (std::size_t k = 1; k < hs.size(); ++k) {
-      const double d = hs[k]->position - hs[k - 1]->position;
+      const double d = gaps[k - 1];
       if (std::fabs(d - dmin) <= tol) continue;
       uniform = false;
       if (!spacing_problem.empty()) continue;  // report the first problem
@@ -374,11 +381,22 @@ CtSeries assemble(std::vector<Header*> hs, const CtReadOptions& opt, const core:
                           hs[k - 1]->file + " and " + hs[k]->file + ", " + fmt(dmin) +
                           " mm elsewhere";
     }
-    dz = uniform ? (hs.back()->position - hs.front()->position) / (hs.size() - 1) : dmin;
+    if (uniform) {  // every gap near the typical one: no drift away from the uniform grid either
+      for (std::size_t k = 1; k + 1 < hs.size() && spacing_problem.empty(); ++k) {
+        const double off = hs[k]->position - (hs.front()->position + static_cast<double>(k) * step);
+        if (std::fabs(off) > tol) {
+          uniform = false;
+          spacing_problem = "non-uniform slice spacing: " + hs[k]->file + " lies " + fmt(off, 3) +
+                            " mm from a uniform grid of " + fmt(step, 3) + " mm";
+        }
+      }
+    }
+    dz = uniform ? step : dmin;
     if (!uniform && !opt.resample_nonuniform)
       core::fail<core::InvalidInput>(
           kOp, subject,
-          spacing_problem + " (use the resample option to interpolate onto a uniform grid)");
+          spacing_problem + " (export the series again; the library and Python's read_ct_series(..., "
+                            "resample_nonuniform=True) can interpolate onto a uniform grid)");
     if (!uniform)
       warnings.push_back("resampled to uniform " + fmt(dz, 3) + " mm spacing: " + spacing_problem);
   }
@@ -485,12 +503,30 @@ CtSeries read_impl(const std::vector<std::string>& files, bool from_dir, const s
     if (cts.empty())
       core::fail<core::InvalidInput>(kOp, subject,
                                      "no CT series; found " + describe_series(summarize(rest)));
+    // A whole-study export holds scouts (topograms) in series of their own: they are not the
+    // planning CT, and are left out when another series remains.
+    {
+      std::map<std::string, bool> all_localizer;
+      for (const auto& h : cts) {
+        auto it = all_localizer.emplace(h->series_uid, true).first;
+        it->second = it->second && h->localizer;
+      }
+      std::size_t scouts = 0;
+      for (const auto& [_, loc] : all_localizer) scouts += loc;
+      if (scouts > 0 && scouts < all_localizer.size()) {
+        std::vector<std::unique_ptr<Header>> kept, dropped;
+        for (auto& h : cts) (all_localizer[h->series_uid] ? dropped : kept).push_back(std::move(h));
+        warnings.push_back("skipped localizer (scout) series: " + describe_series(summarize(dropped)));
+        cts = std::move(kept);
+      }
+    }
     auto list = summarize(cts);
     if (list.size() > 1)
       core::fail<core::InvalidInput>(
           kOp, subject,
           std::to_string(list.size()) +
-              " series where one is expected (choose one by Series Instance UID): " +
+              " series where one is expected (put the planning CT's files in a folder of their own; "
+              "the library and Python's read_ct_series take a Series Instance UID): " +
               describe_series(list));
     chosen = std::move(cts);
   }

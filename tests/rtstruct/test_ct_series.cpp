@@ -165,6 +165,37 @@ TEST(CtSeries, NonUniformSpacingIsRefused) {
   EXPECT_NE(msg.find("non-uniform"), std::string::npos) << msg;
 }
 
+TEST(CtSeries, HundredthOfAMillimetreJitterIsOneUniformGrid) {
+  TempDir t;
+  rtstruct::write_ct_series(test::phantom_ct(small_grid()), t.file("ct"));
+  auto files = files_in(t.file("ct"));
+  // Positions written with +-0.01 mm jitter (3 mm slices): gaps of 2.98-3.02 mm.
+  const double jitter[] = {0.01, -0.01, 0.01, -0.01, 0.0, 0.01, -0.01, 0.01, 0.0, -0.01, 0.01, -0.01};
+  for (std::size_t k = 0; k < files.size(); ++k)
+    dcmodify("-m \"(0020,0032)=-47\\\\-49.5\\\\" + std::to_string(-16.5 + 3.0 * k + jitter[k]) + "\"", files[k]);
+  auto r = rtstruct::read_ct_series(t.file("ct"));
+  EXPECT_FALSE(r.resampled);
+  EXPECT_NEAR(r.image.geometry().spacing[2], 3.0, 0.01);
+  EXPECT_EQ(r.slices.size(), 12u);
+}
+
+TEST(CtSeries, ALocalizerSeriesBesideTheCtIsSkipped) {
+  TempDir t;
+  auto ct = rtstruct::write_ct_series(test::phantom_ct(small_grid()), t.file("d/ct"));
+  core::Geometry g = small_grid();
+  g.size = {48, 40, 1};
+  rtstruct::CtWriteOptions o;
+  o.series_description = "Topogram";
+  o.file_prefix = "S";
+  rtstruct::write_ct_series(test::phantom_ct(g), t.file("d/scout"), o);
+  for (const auto& f : files_in(t.file("d/scout"))) dcmodify("-m \"(0008,0008)=ORIGINAL\\\\PRIMARY\\\\LOCALIZER\"", f);
+  auto r = rtstruct::read_ct_series(t.file("d"));
+  EXPECT_EQ(r.series_instance_uid, ct.series_instance_uid);
+  bool said = false;
+  for (const auto& w : r.warnings) said |= w.find("localizer") != std::string::npos && w.find("Topogram") != std::string::npos;
+  EXPECT_TRUE(said) << "the skipped scout series is named";
+}
+
 TEST(CtSeries, GantryTiltIsRefused) {
   TempDir t;
   rtstruct::write_ct_series(test::phantom_ct(small_grid()), t.file("ct"));
