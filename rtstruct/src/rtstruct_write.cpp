@@ -239,7 +239,7 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     put(*ob, DCM_ObservationNumber, number);
     put(*ob, DCM_ReferencedROINumber, number);
     put(*ob, DCM_RTROIInterpretedType, core::to_dicom_string(s.type));
-    put(*ob, DCM_ROIInterpreter, "");
+    put(*ob, DCM_ROIInterpreter, text(opt.roi_interpreter, 64));  // PN
     ++written;
   }
   if (!opt.approval_status.empty()) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include "isoline/ui/review_db.h"
 #include "isoline/ui/server.h"
 #include "tests/test_util.h"
+#include "tests/rtstruct/rt_test_util.h"
 #include "tests/ui/ui_fixture.h"
 
 using nlohmann::json;
@@ -373,6 +375,106 @@ TEST_F(UiServer, ApproveWritesRtStructWithReviewAttributes) {
   }
   EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(j["directory"].get<std::string>()) / "approval.json"));
   EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(j["directory"].get<std::string>()) / "masks/PTV.nii.gz"));
+}
+
+namespace {
+std::string nifti_bytes_of(const core::Image& m, const std::string& file) {
+  core::write_image(m, file);
+  std::ifstream f(file, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+}  // namespace
+
+// Found by the session-12 audit: each of these lost edits or wrote a wrong result before.
+TEST_F(UiServer, SavesWithDotsInTheLabelAndUtf8AuthorsNeverBrickTheCase) {
+  auto c = srv->client();
+  const auto id = id_of("Cord");
+  core::Image m = srv->server->db().mask(id, 1, test::ui_grid());
+  m.data<std::uint8_t>()[test::ui_grid().offset(2, 3, 4)] = 1;
+  const std::string body = nifti_bytes_of(m, dir.file("m.nii"));
+  const std::string path = "/api/structures/" + std::to_string(id) + "/mask?base_version=1&action=brush%205%20mm%20HU%20-100..200";
+  // The threshold brush's label has ".." in the query: a save, not a path traversal.
+  httplib::Headers h = srv->auth();
+  h.emplace("X-Isoline-Author", "M%C3%BCller");  // percent-encoded UTF-8, as the client sends it
+  auto r = c.Put(path.c_str(), h, body, "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(srv->server->db().find("Cord")->latest.author, "M\xC3\xBC" "ller");
+  EXPECT_EQ(srv->server->db().find("Cord")->latest.action, "brush 5 mm HU -100..200");
+  // A raw Latin-1 byte (what a browser sends for an unencoded header) is a 400, and nothing is stored.
+  httplib::Headers bad = srv->auth();
+  bad.emplace("X-Isoline-Author", "M\xFCller");
+  r = c.Put(("/api/structures/" + std::to_string(id) + "/mask?base_version=2&action=brush").c_str(), bad, body,
+            "application/octet-stream");
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(srv->server->db().find("Cord")->latest.version, 2);
+  EXPECT_EQ(c.Get("/api/case", srv->auth())->status, 200);
+  EXPECT_EQ(c.Get("/api/structures", srv->auth())->status, 200);
+  // A mask upload with the right size but another header (shifted) is refused, not resampled.
+  core::Image shifted = m;
+  core::Geometry g = shifted.geometry();
+  g.origin[0] += 50;
+  shifted.set_geometry(g);
+  r = c.Put(("/api/structures/" + std::to_string(id) + "/mask?base_version=2&action=x").c_str(), srv->auth(),
+            nifti_bytes_of(shifted, dir.file("s.nii")), "application/octet-stream");
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("not on the CT grid"), std::string::npos) << r->body;
+}
+
+TEST_F(UiServer, TheTokenSurvivesARestartAndThePortIsNotShared) {
+  const std::string token = srv->token;
+  const int port = srv->port;
+  // A second server on the same port must fail to bind (no SO_REUSEPORT split of requests).
+  {
+    ui::ServerOptions o;
+    o.case_dir = dir.str();
+    o.port = port;
+    ui::ReviewServer second(o);
+    EXPECT_THROW(second.bind(), core::IoError);
+  }
+  srv.reset();
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  srv = std::make_unique<Running>(o);
+  EXPECT_EQ(srv->token, token) << "a restarted server accepts the tabs still open on it";
+  EXPECT_EQ((std::filesystem::status(dir.file("review/token")).permissions() & std::filesystem::perms::group_read),
+            std::filesystem::perms::none);
+}
+
+TEST_F(UiServer, ApprovalKeepsDeletedAutomaticStructuresInRsAutoAndRefusesUnseenOnes) {
+  auto c = srv->client();
+  json seen = json::object();
+  for (const auto& s : srv->server->db().structures()) seen[std::to_string(s.id)] = s.latest.version;
+  ASSERT_EQ(c.Delete(("/api/structures/" + std::to_string(id_of("Cord"))).c_str(), srv->auth(), R"({"base_version":1})",
+                     "application/json")->status, 200);
+  seen = json::object();
+  for (const auto& s : srv->server->db().structures()) seen[std::to_string(s.id)] = s.latest.version;
+  // Made meanwhile elsewhere (another tab, a script): not approved unseen.
+  ASSERT_EQ(c.Post("/api/structures", srv->auth(), R"({"name":"Unseen","copy_of":"CTV"})", "application/json")->status, 201);
+  auto r = c.Post("/api/approve", srv->auth(), json{{"reviewer", "Dr A"}, {"versions", seen}}.dump(), "application/json");
+  EXPECT_EQ(r->status, 409) << r->body;
+  EXPECT_NE(r->body.find("Unseen"), std::string::npos) << r->body;
+  seen[std::to_string(id_of("Unseen"))] = 1;
+  r = c.Post("/api/approve", srv->auth(), json{{"reviewer", "Dr \xC3\x84rztin\\Smith"}, {"versions", seen}}.dump(),
+             "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body);
+  auto ra = rtstruct::read_rtstruct(j["rtstruct_automatic"]);
+  std::set<std::string> auto_names;
+  for (const auto& roi : ra.rois) auto_names.insert(roi.name);
+  EXPECT_EQ(auto_names.count("Cord"), 1u) << "the deleted automatic structure is in RS_auto";
+  auto rs = rtstruct::read_rtstruct(j["rtstruct"]);
+  for (const auto& roi : rs.rois) EXPECT_NE(roi.name, "Cord") << "and not approved";
+  // The reviewer's name is one value in the file's character set (ISO_IR 100 here).
+  EXPECT_EQ(test::dciodvfy_errors(j["rtstruct"].get<std::string>()), "");
+}
+
+TEST_F(UiServer, AnApprovalWithoutItsRtStructIsAnErrorAndLeavesNothing) {
+  std::filesystem::create_directories(dir.file("dicom"));  // a case whose DICOM CT folder is empty
+  auto r = srv->client().Post("/api/approve", srv->auth(), R"({"reviewer":"Dr A"})", "application/json");
+  EXPECT_GE(r->status, 400) << r->body;
+  std::error_code ec;
+  EXPECT_TRUE(!std::filesystem::exists(dir.file("review/approved"), ec) ||
+              std::filesystem::is_empty(dir.file("review/approved"), ec));
 }
 
 TEST_F(UiServer, DoseEstimateNotAvailableIs501) {

@@ -41,8 +41,9 @@ rtstruct::CtSeries reference_ct(const ApprovalInput& in) {
   return rtstruct::write_ct_series(in.ct, own.string(), o);
 }
 
-void patch_review(const std::string& file, const ApprovalInput& in, const std::vector<std::string>& algorithms,
-                  const std::string& date, const std::string& time) {
+// ROIGenerationAlgorithm per ROI (AUTOMATIC, SEMIAUTOMATIC, MANUAL) after review; the writer
+// puts the Approval module, the reviewer and the ROI interpreter in the file's character set.
+void patch_review(const std::string& file, const std::vector<std::string>& algorithms) {
   DcmFileFormat ff;
   OFCondition c = ff.loadFile(file.c_str());
   if (c.bad()) core::fail<core::IoError>(kOp, file, std::string("cannot read back: ") + c.text());
@@ -59,14 +60,6 @@ void patch_review(const std::string& file, const ApprovalInput& in, const std::v
       if (alg == "MANUAL") item->findAndDeleteElement(DCM_ROIDerivationAlgorithmIdentificationSequence);
     }
   }
-  DcmSequenceOfItems* obs = nullptr;
-  if (ds->findAndGetSequence(DCM_RTROIObservationsSequence, obs).good() && obs)
-    for (unsigned long i = 0; i < obs->card(); ++i)
-      obs->getItem(i)->putAndInsertString(DCM_ROIInterpreter, in.reviewer.c_str());
-  ds->putAndInsertString(DCM_ApprovalStatus, in.status.c_str());
-  ds->putAndInsertString(DCM_ReviewDate, date.c_str());
-  ds->putAndInsertString(DCM_ReviewTime, time.c_str());
-  ds->putAndInsertString(DCM_ReviewerName, in.reviewer.c_str());
   core::AtomicOutput out(file);
   c = ff.saveFile(out.temp_path().c_str(), EXS_LittleEndianExplicit);
   if (c.bad()) core::fail<core::IoError>(kOp, file, std::string("cannot write: ") + c.text());
@@ -86,10 +79,8 @@ nlohmann::json write_approval(const ApprovalInput& in) {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char stamp[32], date[16], hhmmss[16], iso[32];
+  char stamp[32], iso[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-  std::strftime(date, sizeof date, "%Y%m%d", &tm);
-  std::strftime(hhmmss, sizeof hhmmss, "%H%M%S", &tm);
   std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
   const fs::path root = fs::path(in.review_dir) / "approved";
   core::ensure_directory(root.string(), kOp);
@@ -108,6 +99,20 @@ nlohmann::json write_approval(const ApprovalInput& in) {
   std::vector<std::string> algorithms;
   nlohmann::json list = nlohmann::json::array();
   for (const auto& s : in.structures) {
+    if (s.deleted) {  // an automatic structure the reviewer deleted: in RS_auto, said in the record
+      if (!s.automatic.empty()) {
+        core::Structure b;
+        b.name = s.info.latest.name;
+        b.type = core::structure_type_from_string(s.info.type);
+        b.color = s.info.color;
+        b.mask = s.automatic;
+        b.description = s.info.description;
+        automatic.add(b);
+      }
+      list.push_back({{"id", s.info.id}, {"name", s.info.latest.name}, {"version", s.info.latest.version},
+                      {"author", s.info.latest.author}, {"deleted", true}});
+      continue;
+    }
     const std::string alg = generation_algorithm(s);
     algorithms.push_back(alg);
     core::Structure a;
@@ -139,8 +144,9 @@ nlohmann::json write_approval(const ApprovalInput& in) {
   core::ensure_directory((tmp / "masks").string(), kOp);
   core::write_mask_dir(approved, (tmp / "masks").string());
 
-  // RT-STRUCTs referencing the DICOM CT.
-  try {
+  // RT-STRUCTs referencing the DICOM CT. Without them there is no approval: an error leaves
+  // nothing under approved/ (the temporary is removed) and the reviewer is told.
+  {
     rtstruct::CtSeries ct = reference_ct(in);
     const bool same = ct.image.geometry().same_grid(in.ct.geometry(), 0.01);
     auto on_ct = [&](core::StructureSet set) {
@@ -157,9 +163,12 @@ nlohmann::json write_approval(const ApprovalInput& in) {
     wo.series_description = "Isoline reviewed structures (" + in.status + " by " + in.reviewer + ")";
     wo.series_number = 902;
     wo.algorithm_name = "Isoline";
+    wo.approval_status = in.status;
+    wo.reviewer_name = in.reviewer;
+    wo.roi_interpreter = in.reviewer;
     const std::string rs = (tmp / "RS_approved.dcm").string();
     auto r1 = rtstruct::write_rtstruct(on_ct(approved), ct, rs, wo);
-    patch_review(rs, in, algorithms, date, hhmmss);
+    patch_review(rs, algorithms);
     rtstruct::RtStructWriteOptions wa;
     wa.structure_set_label = "AUTO";
     wa.series_description = "Isoline auto-contours (untouched)";
@@ -171,13 +180,10 @@ nlohmann::json write_approval(const ApprovalInput& in) {
     rec["rtstruct_sop_instance_uid"] = r1.sop_instance_uid;
     rec["ct_series_instance_uid"] = ct.series_instance_uid;
     rec["rtstruct_warnings"] = r1.warnings;
-  } catch (const core::Error& e) {
-    rec["rtstruct"] = nullptr;
-    rec["rtstruct_error"] = e.what();
   }
   {
     std::ofstream f((tmp / "approval.json").string());
-    f << rec.dump(2) << "\n";
+    f << rec.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     if (!f) core::fail<core::IoError>(kOp, (target / "approval.json").string(), "cannot write");
   }
   out.commit();

@@ -40,6 +40,38 @@ std::string random_token() {
   return t;
 }
 
+// Text from a request (header, query) that will be stored and sent back as JSON: valid UTF-8
+// only, or the one bad request is a 400 instead of every later answer a 500.
+bool valid_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const int n = b < 0x80 ? 0 : (b >> 5) == 0x6 ? 1 : (b >> 4) == 0xE ? 2 : (b >> 3) == 0x1E ? 3 : -1;
+    if (n < 0 || i + static_cast<std::size_t>(n) >= s.size() + (n == 0)) return false;
+    for (int k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]) & 0xC0) != 0x80) return false;
+    i += static_cast<std::size_t>(n) + 1;
+  }
+  return true;
+}
+
+// At most `n` characters (not bytes) of valid UTF-8 `s`.
+std::string cut_utf8(const std::string& s, std::size_t n) {
+  std::size_t i = 0, chars = 0;
+  while (i < s.size() && chars < n) {
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+    ++chars;
+  }
+  return s.substr(0, i);
+}
+
+std::string request_text(const std::string& v, const char* what) {
+  if (!valid_utf8(v))
+    isoline::core::fail<isoline::core::InvalidInput>("review server", what,
+                                                     "not valid UTF-8 (send it percent-encoded UTF-8)");
+  return v;
+}
+
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char d = 0;
@@ -224,13 +256,19 @@ struct ReviewServer::Impl {
     return bytes;
   }
 
-  core::Image conform(core::Image m, const std::string& what) {
+  /// `resample`: an automatic mask on another grid is resampled onto the CT (nearest); an
+  /// upload must be on the CT grid (a shifted or flipped header would move or empty it).
+  core::Image conform(core::Image m, const std::string& what, bool resample = true) {
     if (m.pixel_type() != core::PixelType::UInt8) m = m.cast(core::PixelType::UInt8);
     if (!m.geometry().same_grid(grid, 1e-3)) {
       if (m.geometry().size == grid.size && m.geometry().same_grid(grid, 0.05)) {
         m.set_geometry(grid);  // float rounding in a header written by the browser
-      } else {
+      } else if (resample) {
         m = core::resample(m, grid, core::Interpolation::Nearest);
+      } else {
+        core::fail<core::InvalidInput>(kOp, what,
+                                       "not on the CT grid (" + m.geometry().summary() + "; the CT: " +
+                                           grid.summary() + ")");
       }
     }
     auto* d = m.data<std::uint8_t>();
@@ -272,6 +310,22 @@ struct ReviewServer::Impl {
     if (!db->meta("imported")) import_automatic();
   }
 
+  /// The case's access token, kept in review/token (owner-only) so that a restarted server
+  /// accepts the tabs still open on it: their unsaved paint can be saved once it is back.
+  std::string case_token() {
+    const fs::path f = review_dir / "token";
+    std::error_code ec;
+    if (fs::is_regular_file(f, ec)) {
+      std::string t = read_file(f.string());
+      while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+      if (t.size() == 32 && t.find_first_not_of("0123456789abcdef") == std::string::npos) return t;
+    }
+    const std::string t = random_token();
+    core::write_file_atomic(f.string(), t + "\n", kOp);
+    fs::permissions(f, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace, ec);
+    return t;
+  }
+
   void import_automatic() {
     const auto meta = read_metadata(case_dir);
     const fs::path masks = case_dir / "masks";
@@ -307,8 +361,11 @@ struct ReviewServer::Impl {
   std::string author_of(const httplib::Request& req, const json* body) {
     if (body && body->contains("author") && (*body)["author"].is_string() && !(*body)["author"].get<std::string>().empty())
       return (*body)["author"];
+    // The client sends the name percent-encoded (a header carries bytes, not UTF-8 text).
     if (req.has_header("X-Isoline-Author") && !req.get_header_value("X-Isoline-Author").empty())
-      return req.get_header_value("X-Isoline-Author");
+      return cut_utf8(request_text(httplib::detail::decode_url(req.get_header_value("X-Isoline-Author"), false),
+                                   "X-Isoline-Author"),
+                      64);
     return opt.author;
   }
 
@@ -447,7 +504,9 @@ struct ReviewServer::Impl {
 
   void send_json(httplib::Response& res, const json& j, int status = 200) {
     res.status = status;
-    res.set_content(j.dump(), "application/json");
+    // replace: text stored by an older version (or any bad byte) can never make an answer,
+    // or the error handler itself, throw.
+    res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
   }
 
   void routes();
@@ -480,12 +539,14 @@ void ReviewServer::Impl::routes() {
     }
     if (from_query)
       res.set_header("Set-Cookie", "isoline_token=" + opt.token + "; Path=/; HttpOnly; SameSite=Strict");
-    std::string raw = req.target;
+    // The path only: a query value (an edit's label such as "HU -100..200") is not a path.
+    std::string raw = req.target.substr(0, req.target.find('?'));
     std::string lower = raw;
     std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
     if (req.path.find("..") != std::string::npos || raw.find("..") != std::string::npos ||
         lower.find("%2e%2e") != std::string::npos || lower.find(".%2e") != std::string::npos ||
         lower.find("%2e.") != std::string::npos || req.path.find('\\') != std::string::npos) {
+      res.set_header("Connection", "close");  // a body left unread must not be read as a request
       send_json(res, {{"error", "not found"}}, 404);
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -576,9 +637,9 @@ void ReviewServer::Impl::routes() {
     fs::remove(p, ec);
     if (m.geometry().size != grid.size)
       core::fail<core::InvalidInput>(kOp, "mask", "the uploaded mask is not on the CT grid");
-    m = conform(m, "mask");
+    m = conform(m, "uploaded mask", /*resample=*/false);
     std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
-    if (action.size() > 200) action.resize(200);
+    action = cut_utf8(request_text(action, "action"), 200);
     const auto v = db->save_version(st.id, base, m, author_of(req, nullptr), action);
     send_json(res, structure_json(db->get(st.id)));
     (void)v;
@@ -674,6 +735,12 @@ void ReviewServer::Impl::routes() {
         const StructureInfo st = db->get(id);
         check_base(st, it.value().get<std::int64_t>());
       }
+      // ... and nothing it has not seen (made meanwhile in another tab or by a script).
+      for (const auto& st : db->structures())
+        if (!j["versions"].contains(std::to_string(st.id)))
+          throw Conflict("approve: structure \"" + st.latest.name + "\" was created after the list was loaded; "
+                         "reload and review it before approving",
+                         st.latest.version);
     }
     ApprovalInput in;
     in.case_dir = case_dir.string();
@@ -683,15 +750,17 @@ void ReviewServer::Impl::routes() {
     in.status = j.value("status", std::string("APPROVED"));
     if (in.status != "APPROVED" && in.status != "UNAPPROVED" && in.status != "REJECTED")
       core::fail<core::InvalidInput>(kOp, "status", "must be APPROVED, UNAPPROVED or REJECTED");
-    for (const auto& st : db->structures()) {
+    for (const auto& st : db->structures(/*include_deleted=*/true)) {
+      if (st.latest.deleted && st.origin != "auto") continue;
       ApprovalStructure a;
       a.info = st;
-      a.mask = db->mask(st.id, 0, grid);
+      a.deleted = st.latest.deleted;
+      if (!st.latest.deleted) a.mask = db->mask(st.id, 0, grid);
       if (st.origin == "auto") a.automatic = db->mask(st.id, 1, grid);
       in.structures.push_back(std::move(a));
     }
     json r = write_approval(in);
-    db->set_meta("last_approval", r.dump());
+    db->set_meta("last_approval", r.dump(-1, ' ', false, json::error_handler_t::replace));
     send_json(res, r);
   });
 
@@ -783,10 +852,16 @@ void ReviewServer::Impl::routes() {
 
 ReviewServer::ReviewServer(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(options);
-  if (impl_->opt.token.empty()) impl_->opt.token = random_token();
   impl_->load_case();
+  if (impl_->opt.token.empty()) impl_->opt.token = impl_->case_token();
   impl_->http.new_task_queue = [n = impl_->opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(std::max(2, n))); };
   // Large volumes (a 512 x 512 x 160 mask is 42 MB) to a busy browser: generous timeouts.
+  // SO_REUSEADDR only: cpp-httplib's default SO_REUSEPORT lets a second server bind the same
+  // port, and the kernel would then split the browser's requests between the two.
+  impl_->http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<void*>(&yes), sizeof(yes));
+  });
   impl_->http.set_read_timeout(300, 0);
   impl_->http.set_write_timeout(300, 0);
   impl_->routes();

@@ -60,7 +60,8 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, { raw = false, binary = null } = {}) {
-  const headers = { 'X-Isoline-Token': token, 'X-Isoline-Author': reviewer() };
+  // A header carries bytes, not text: the name goes percent-encoded UTF-8 ("Müller", "Kovač").
+  const headers = { 'X-Isoline-Token': token, 'X-Isoline-Author': encodeURIComponent(reviewer()) };
   const init = { method, headers };
   if (binary) {
     init.body = binary;
@@ -69,7 +70,13 @@ async function api(method, path, body, { raw = false, binary = null } = {}) {
     init.body = JSON.stringify({ author: reviewer(), ...body });
     headers['Content-Type'] = 'application/json';
   }
-  const r = await fetch(path, init);
+  let r;
+  try {
+    r = await fetch(path, init);
+  } catch (e) {
+    throw new Error('the review server is not reachable (stopped?): unsaved drawing is kept in this tab; ' +
+                    'start `isoline serve` again on this case and retry');
+  }
   if (!r.ok) {
     let b = null;
     try { b = await r.json(); } catch (e) { /* not JSON */ }
@@ -101,6 +108,9 @@ const nv = new Niivue({
   isColorbar: false,
   maxDrawUndoBitmaps: 2,
   drawingEnabled: false,
+  // Radiological convention, as in Eclipse, RayStation and Monaco: the patient's right on the
+  // screen's left in axial and coronal views.
+  isRadiologicalConvention: true,
 });
 window.app.nv = nv;
 window.nv = nv;
@@ -422,6 +432,22 @@ async function save() {
     if (e.status === 409) {
       message(`CONFLICT: ${e.message}`, 'err');
       setStatus('conflict');
+      // Never a dead end: keep this drawing as the newest version (the other stays in the
+      // history), or drop it and continue from the other.
+      const latest = e.body && e.body.latest_version;
+      const keep = window.confirm(`${s.name} was saved by someone else (version ${latest}) while you were drawing.\n\n` +
+        'OK: save your drawing as the newest version (theirs stays in the history).\n' +
+        'Cancel: discard your drawing and load theirs.');
+      await refreshStructures();
+      if (keep && Number.isInteger(latest)) {
+        state.editBase = latest;
+        return save();
+      }
+      await reloadDrawingFromServer(`load version ${latest} (conflict)`);
+      state.editBase = structureById(s.id).version;
+      message(`your drawing of ${s.name} was discarded; showing version ${state.editBase}`, 'err');
+      await afterChange();
+      return;
     }
     throw e;
   }
@@ -641,8 +667,10 @@ async function approve() {
   setStatus('approving…');
   const r = await api('POST', '/api/approve', { reviewer: reviewer(), versions });
   window.app.lastApproval = r;
-  const edited = r.structures.filter((s) => s.generation_algorithm !== 'AUTOMATIC').map((s) => s.name);
-  message(`approved by ${r.reviewer}: ${r.rtstruct || r.rtstruct_error} (edited: ${edited.join(', ') || 'none'})`, 'ok');
+  const edited = r.structures.filter((s) => !s.deleted && s.generation_algorithm !== 'AUTOMATIC').map((s) => s.name);
+  message(`approved by ${r.reviewer}: ${r.rtstruct} (edited: ${edited.join(', ') || 'none'})`, 'ok');
+  // What the physicist will see differently (names cut to the 16 characters of a TPS ID, ...).
+  for (const w of r.rtstruct_warnings || []) message(`RT-STRUCT: ${w}`, 'err');
   setStatus('approved');
 }
 

@@ -37,6 +37,8 @@ struct RtStructWriteOptions {
   /// REJECTED need reviewer_name (ReviewDate/Time are set to now).
   std::string approval_status;
   std::string reviewer_name;
+  /// ROIInterpreter of every ROI (Type 2: empty by default), e.g. the reviewer.
+  std::string roi_interpreter;
 };
 
 /// What was written.
