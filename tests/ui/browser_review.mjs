@@ -403,6 +403,15 @@ async function toolsFlow(page, browser, url) {
   await page.locator('#btn-delete').click();
   await idle(page);
   assert.equal(await structure(page, 'Boost2'), undefined);
+  // Delete keeps the history: the structure can be brought back, with its last mask.
+  await page.locator('#deleted button[data-restore="Boost2"]').click();
+  await idle(page);
+  const back = await structure(page, 'Boost2');
+  assert.ok(back && /restore/.test(back.action), JSON.stringify(back));
+  await selectStructure(page, 'Boost2');
+  await page.locator('#btn-delete').click();
+  await idle(page);
+  assert.equal(await structure(page, 'Boost2'), undefined);
   // Re-estimate dose: the achievable-dose plan for the edited structures, with progress;
   // the dose, the isodose lines, the rendering and the DVH panel must all change.
   const snapDose = () => page.evaluate(() => {

@@ -330,6 +330,37 @@ TEST_F(UiServer, DeleteKeepsHistory) {
   EXPECT_FALSE(srv->server->db().find("Cord"));
   EXPECT_EQ(srv->server->db().history(id).size(), 2u);
   EXPECT_GT(srv->server->db().mask(id, 1, test::ui_grid()).count_nonzero(), 0u);
+  // ... and a deleted structure can be brought back, with its last mask and name.
+  EXPECT_EQ(json::parse(c.Get("/api/structures/deleted", srv->auth())->body).size(), 1u);
+  r = c.Post(("/api/structures/" + std::to_string(id) + "/restore").c_str(), srv->auth(), R"({"base_version":2})",
+             "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  ASSERT_TRUE(srv->server->db().find("Cord"));
+  EXPECT_EQ(srv->server->db().find("Cord")->latest.version, 3);
+  EXPECT_EQ(srv->server->db().mask(id, 0, test::ui_grid()).count_nonzero(),
+            srv->server->db().mask(id, 1, test::ui_grid()).count_nonzero());
+  // Restoring a live structure, or over a name taken meanwhile, is refused.
+  r = c.Post(("/api/structures/" + std::to_string(id) + "/restore").c_str(), srv->auth(), R"({"base_version":3})",
+             "application/json");
+  EXPECT_EQ(r->status, 400) << r->body;
+  ASSERT_EQ(c.Delete(("/api/structures/" + std::to_string(id)).c_str(), srv->auth(), R"({"base_version":3})",
+                     "application/json")->status, 200);
+  ASSERT_EQ(c.Post("/api/structures", srv->auth(), R"({"name":"Cord"})", "application/json")->status, 201);
+  r = c.Post(("/api/structures/" + std::to_string(id) + "/restore").c_str(), srv->auth(), R"({"base_version":4})",
+             "application/json");
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("rename it first"), std::string::npos) << r->body;
+  // Odd input the client cannot send is refused too.
+  for (const char* body : {R"({"name":"   "})", R"({"name":" PTV2"})", R"({"name":"X","color":[300,-5,0]})",
+                           R"({"name":"X","type":"NOT_A_TYPE"})"})
+    EXPECT_EQ(c.Post("/api/structures", srv->auth(), body, "application/json")->status, 400) << body;
+  EXPECT_EQ(c.Post("/api/structures", srv->auth(),
+                   "{\"name\":\"\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\u5de6\"}",
+                   "application/json")->status,
+            201) << "22 CJK characters are 22 characters, not 66 bytes";
+  const auto ptv = id_of("PTV");
+  EXPECT_EQ(c.Post(("/api/structures/" + std::to_string(ptv) + "/revert").c_str(), srv->auth(),
+                   R"({"base_version":1,"version":-7})", "application/json")->status, 400);
 }
 
 TEST_F(UiServer, ApproveWritesRtStructWithReviewAttributes) {

@@ -277,8 +277,11 @@ std::int64_t ReviewDb::version_count() const {
 namespace {
 
 void check_name(const std::string& name) {
-  if (name.empty() || name.size() > 64)
-    core::fail<core::InvalidInput>("structure name", name, "must be 1 to 64 characters");
+  std::size_t chars = 0;  // UTF-8 characters, not bytes
+  for (unsigned char c : name) chars += (c & 0xC0) != 0x80;
+  if (chars == 0 || chars > 64) core::fail<core::InvalidInput>("structure name", name, "must be 1 to 64 characters");
+  if (name.front() == ' ' || name.back() == ' ')
+    core::fail<core::InvalidInput>("structure name", name, "begins or ends with a space");
   for (unsigned char c : name)
     if (c < 0x20 || c == '/' || c == '\\' || c == 0x7f)
       core::fail<core::InvalidInput>("structure name", name, "contains a control character or a slash");
@@ -330,9 +333,19 @@ std::int64_t ReviewDb::create_structure(const std::string& name, const std::stri
   }
 }
 
+std::int64_t ReviewDb::restore(std::int64_t id, std::int64_t base_version, const std::string& author) {
+  return save_version_impl(id, base_version, core::Image(), author, "restore (undo delete)", {}, false, true);
+}
+
 std::int64_t ReviewDb::save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                     const std::string& author, const std::string& action,
                                     const std::string& new_name, bool deleted) {
+  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false);
+}
+
+std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
+                                         const std::string& author, const std::string& action,
+                                         const std::string& new_name, bool deleted, bool restoring) {
   if (!new_name.empty()) check_name(new_name);
   std::string blob;
   std::int64_t voxels = 0;
@@ -359,12 +372,19 @@ std::int64_t ReviewDb::save_version(std::int64_t id, std::int64_t base_version, 
       core::fail<core::InvalidInput>("save structure", std::to_string(id), "no such structure");
     const std::int64_t latest = cur.i64(0);
     const std::string name = cur.text(1);
-    if (cur.i64(2) != 0) core::fail<core::InvalidInput>("save structure", name, "the structure was deleted");
+    const bool was_deleted = cur.i64(2) != 0;
+    if (was_deleted && !restoring) core::fail<core::InvalidInput>("save structure", name, "the structure was deleted");
+    if (!was_deleted && restoring) core::fail<core::InvalidInput>("restore structure", name, "the structure is not deleted");
     if (base_version != latest)
       throw Conflict("save structure: " + name + ": conflict: based on version " +
                          std::to_string(base_version) + " but version " + std::to_string(latest) +
                          " was saved meanwhile (by another reviewer or browser); reload to see it",
                      latest);
+    if (restoring) {
+      if (live_id_named(impl_->db, name, path_))
+        core::fail<core::InvalidInput>("restore structure", name,
+                                       "a structure with this name exists now: rename it first");
+    }
     if (!new_name.empty()) {
       const std::int64_t other = live_id_named(impl_->db, new_name, path_);
       if (other && other != id)

@@ -676,10 +676,26 @@ void ReviewServer::Impl::routes() {
     if (!j.contains("version") || !j["version"].is_number_integer())
       core::fail<core::InvalidInput>(kOp, "version", "missing the version to go back to");
     const std::int64_t v = j["version"];
+    if (v < 1 || v > st.latest.version)
+      core::fail<core::InvalidInput>(kOp, "version", "must be a version of the structure, 1 to " + std::to_string(st.latest.version));
     check_base(st, base);
     core::Image m = db->mask(st.id, v, grid);
     db->save_version(st.id, base, m, author_of(req, &j), "revert to version " + std::to_string(v));
     send_json(res, structure_json(db->get(st.id)));
+  });
+
+  s.Get("/api/structures/deleted", [this](const httplib::Request&, httplib::Response& res) {
+    json list = json::array();
+    for (const auto& st : db->structures(/*include_deleted=*/true))
+      if (st.latest.deleted) list.push_back(structure_json(st));
+    send_json(res, list);
+  });
+
+  s.Post(R"(/api/structures/(\d+)/restore)", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    const std::int64_t id = id_of(req);
+    db->restore(id, base_version(j, req), author_of(req, &j));
+    send_json(res, structure_json(db->get(id)));
   });
 
   s.Delete(R"(/api/structures/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
@@ -697,6 +713,12 @@ void ReviewServer::Impl::routes() {
       core::fail<core::InvalidInput>(kOp, "name", "missing the name of the new structure");
     const std::string name = j["name"];
     std::string type = j.value("type", std::string());
+    if (!type.empty()) {
+      const core::StructureType t = core::structure_type_from_string(type);
+      if (t == core::StructureType::Other)
+        core::fail<core::InvalidInput>(kOp, "type", "not an RT ROI interpreted type (PTV, CTV, GTV, ORGAN, ...): " + type);
+      type = core::to_dicom_string(t);
+    }
     if (type.empty()) type = core::to_dicom_string(core::guess_structure_type(name));
     if (type.empty()) type = "ORGAN";
     core::Color color = core::default_color(name, db->structures(true).size());
@@ -704,6 +726,8 @@ void ReviewServer::Impl::routes() {
       const auto& c = j["color"];
       if (!c.is_array() || c.size() != 3 || !c[0].is_number_integer() || !c[1].is_number_integer() || !c[2].is_number_integer())
         core::fail<core::InvalidInput>(kOp, "color", "must be [r, g, b]");
+      for (int k = 0; k < 3; ++k)
+        if (c[k].get<int>() < 0 || c[k].get<int>() > 255) core::fail<core::InvalidInput>(kOp, "color", "values are 0 to 255");
       color = {static_cast<std::uint8_t>(c[0].get<int>()), static_cast<std::uint8_t>(c[1].get<int>()),
                static_cast<std::uint8_t>(c[2].get<int>())};
     }

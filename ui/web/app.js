@@ -234,6 +234,21 @@ function escapeHtml(s) {
 async function refreshStructures() {
   state.structures = await api('GET', '/api/structures');
   renderStructures();
+  // Deleted structures keep their history: each can be brought back.
+  const gone = await api('GET', '/api/structures/deleted');
+  const box = $('deleted');
+  box.innerHTML = gone.length ? 'Deleted: ' : '';
+  for (const s of gone) {
+    const b = document.createElement('button');
+    b.textContent = `restore ${s.name}`;
+    b.dataset.restore = s.name;
+    b.addEventListener('click', () => guard(async () => {
+      const r = await api('POST', `/api/structures/${s.id}/restore`, { base_version: s.version });
+      message(`restored ${r.name} (version ${r.version})`, 'ok');
+      await afterChange();
+    }));
+    box.appendChild(b);
+  }
 }
 
 async function fetchOverlay(s) {
@@ -860,7 +875,7 @@ async function main() {
     state.structures = await api('GET', '/api/structures');
     await syncOverlays(true);  // one commit for dose, isodose and structures
     mark('structures');
-    renderStructures();
+    await refreshStructures();  // the list, and the deleted ones that can be restored
     setView('multi');
     updateButtons();
     await refreshDvh();

@@ -76,6 +76,10 @@ class ReviewDb {
   std::int64_t save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                             const std::string& author, const std::string& action,
                             const std::string& new_name = {}, bool deleted = false);
+  /// Brings a deleted structure back as a new version with its last mask and name ("delete
+  /// keeps the history"). Throws Conflict on a stale base, InvalidInput when the structure is
+  /// not deleted or a live structure has taken its name.
+  std::int64_t restore(std::int64_t id, std::int64_t base_version, const std::string& author);
 
   /// Live (not deleted) structures with their latest version, in creation order.
   std::vector<StructureInfo> structures(bool include_deleted = false) const;
@@ -98,6 +102,9 @@ class ReviewDb {
   Impl* impl_;
   std::string path_;
   double commit_delay_ = 0;
+  std::int64_t save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
+                                 const std::string& author, const std::string& action,
+                                 const std::string& new_name, bool deleted, bool restoring);
 };
 
 /// zlib-compresses a mask's bytes (level 1) / restores them; exposed for tests.
