@@ -112,8 +112,11 @@ TEST_F(UiServer, MissingOrWrongTokenIs401) {
   EXPECT_EQ(r->status, 401);
   EXPECT_EQ(srv->server->db().version_count(), before);
   // A wrong cookie is refused; the right one (set by the first page load) works.
-  EXPECT_EQ(c.Get("/api/case", httplib::Headers{{"Cookie", "isoline_token=nope"}})->status, 401);
-  EXPECT_EQ(c.Get("/api/case", httplib::Headers{{"Cookie", "x=1; isoline_token=" + srv->token}})->status, 200);
+  const std::string cookie = "isoline_token_" + std::to_string(srv->port) + "=";
+  EXPECT_EQ(c.Get("/api/case", httplib::Headers{{"Cookie", cookie + "nope"}})->status, 401);
+  EXPECT_EQ(c.Get("/api/case", httplib::Headers{{"Cookie", "x=1; " + cookie + srv->token}})->status, 200);
+  EXPECT_EQ(c.Get("/api/case", httplib::Headers{{"Cookie", "isoline_token_1=" + srv->token}})->status, 401)
+      << "another port's cookie";
   auto first = c.Get(("/?token=" + srv->token).c_str());
   EXPECT_NE(first->get_header_value("Set-Cookie").find("HttpOnly"), std::string::npos);
   // The right token works, as header or query parameter.

@@ -527,7 +527,8 @@ void ReviewServer::Impl::routes() {
     } else if (req.has_header("Cookie")) {
       // The page's own assets (app.js, style.css) carry the token as a same-site cookie.
       const std::string c = req.get_header_value("Cookie");
-      const std::string key = "isoline_token=";
+      // Named by port: two servers on this machine (two cases) must not overwrite each other's.
+      const std::string key = "isoline_token_" + std::to_string(port) + "=";
       auto p = c.find(key);
       if (p != std::string::npos && (p == 0 || c[p - 1] == ' ' || c[p - 1] == ';'))
         token = c.substr(p + key.size(), c.find(';', p) == std::string::npos ? std::string::npos
@@ -538,7 +539,8 @@ void ReviewServer::Impl::routes() {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (from_query)
-      res.set_header("Set-Cookie", "isoline_token=" + opt.token + "; Path=/; HttpOnly; SameSite=Strict");
+      res.set_header("Set-Cookie", "isoline_token_" + std::to_string(port) + "=" + opt.token +
+                                       "; Path=/; HttpOnly; SameSite=Strict");
     // The path only: a query value (an edit's label such as "HU -100..200") is not a path.
     std::string raw = req.target.substr(0, req.target.find('?'));
     std::string lower = raw;
@@ -912,7 +914,9 @@ void ReviewServer::serve() { impl_->http.listen_after_bind(); }
 void ReviewServer::stop() { impl_->http.stop(); }
 const std::string& ReviewServer::token() const { return impl_->opt.token; }
 std::string ReviewServer::url() const {
-  return "http://" + impl_->opt.host + ":" + std::to_string(impl_->port) + "/?token=" + impl_->opt.token;
+  const std::string& h = impl_->opt.host;
+  const std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;  // IPv6 literal
+  return "http://" + host + ":" + std::to_string(impl_->port) + "/?token=" + impl_->opt.token;
 }
 ReviewDb& ReviewServer::db() { return *impl_->db; }
 

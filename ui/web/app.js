@@ -42,6 +42,7 @@ window.app = { state };
 
 function setStatus(s) {
   $('status').textContent = s;
+  $('status').className = /^(error|conflict)/.test(s) ? 'bad' : '';
 }
 function message(text, kind = '') {
   const d = document.createElement('div');
@@ -676,6 +677,9 @@ async function reestimateDose() {
 // Approval, history, structure management
 
 async function approve() {
+  const live = state.structures.length;
+  if (!window.confirm(`Approve ${live} structure${live === 1 ? '' : 's'} as "${reviewer()}"?\n` +
+                      'This writes the approved RT-STRUCT for the planning system.')) return;
   if (state.dirty) await save();
   const versions = {};
   for (const s of state.structures) versions[s.id] = s.version;
