@@ -13,6 +13,7 @@
 #include <itkBinaryDilateImageFilter.h>
 #include <itkBinaryThresholdImageFilter.h>
 #include <itkCenteredTransformInitializer.h>
+#include <itkMultiThreaderBase.h>
 #include <itkCommand.h>
 #include <itkDiffeomorphicDemonsRegistrationFilter.h>
 #include <itkDisplacementFieldJacobianDeterminantFilter.h>
@@ -156,8 +157,45 @@ FloatImage::Pointer resample_to(FloatImage* in, const Geometry& g, float default
   return rs->GetOutput();
 }
 
+// ITK objects created while one of these lives run on one thread. The rigid stage is not
+// repeatable on several: its result varied by about 0.002 mm from run to run (thread timing
+// inside ITK's v4 registration), and the deformable stage grew that into millimetres. On
+// shrunk, 10 %-sampled images one thread costs little; register() is then the same for a
+// seed whatever the thread count. (Counted: overlapping registrations restore it once.)
+class SingleThreadedItk {
+ public:
+  SingleThreadedItk() {
+    std::lock_guard<std::mutex> l(mu());
+    if (depth()++ == 0) {
+      saved() = itk::MultiThreaderBase::GetGlobalDefaultNumberOfThreads();
+      itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(1);
+    }
+  }
+  ~SingleThreadedItk() {
+    std::lock_guard<std::mutex> l(mu());
+    if (--depth() == 0) itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(saved());
+  }
+  SingleThreadedItk(const SingleThreadedItk&) = delete;
+  SingleThreadedItk& operator=(const SingleThreadedItk&) = delete;
+
+ private:
+  static std::mutex& mu() {
+    static std::mutex m;
+    return m;
+  }
+  static int& depth() {
+    static int d = 0;
+    return d;
+  }
+  static itk::ThreadIdType& saved() {
+    static itk::ThreadIdType n = 0;
+    return n;
+  }
+};
+
 RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const RigidOptions& opt,
                               const core::Progress& progress) {
+  const SingleThreadedItk one_thread;
   using Transform = itk::VersorRigid3DTransform<double>;
   using Optimizer = itk::RegularStepGradientDescentOptimizerv4<double>;
   using Metric = itk::MattesMutualInformationImageToImageMetricv4<FloatImage, FloatImage>;

@@ -18,7 +18,8 @@ Submodules mirror the C++ modules::
     isoline.batch       many cases on a Dask cluster with a resumable manifest
 
 Errors: isoline.InvalidInput (a ValueError), isoline.IoError (an OSError),
-isoline.DeviceError, isoline.NotSupported, isoline.Cancelled; all derive from isoline.Error.
+isoline.DeviceError, isoline.NotSupported, isoline.Cancelled (a progress callback raised); all
+derive from isoline.Error. Ctrl-C raises KeyboardInterrupt, as in any Python code.
 """
 from . import _isoline
 from ._isoline import Cancelled, DeviceError, Error, InvalidInput, IoError, NotSupported

@@ -24,6 +24,7 @@ contours, plan, RS.dcm, RD.dcm, plan.json, dose, report; see :mod:`isoline.pipel
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -182,6 +183,28 @@ def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -
 register_job("run")(run_job)
 
 
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _share_like_umask(path: Path) -> None:
+    """mkdtemp/mkstemp make owner-only folders and files; a batch's outputs get the modes any
+    other file of the user would (group members reading a shared study folder)."""
+    mask = _umask()
+    if path.is_dir():
+        for p in [path, *path.rglob("*")]:
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask | (p.stat().st_mode & 0o111 if p.is_file() else 0))
+    else:
+        path.chmod(0o666 & ~mask)
+
+
 def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_dir: str, options: Dict[str, Any]) -> Dict[str, Any]:
     """Runs on a worker: the job into a temporary directory renamed onto <out>/<case id>.
     Exceptions become a 'failed' record (the batch goes on)."""
@@ -194,6 +217,7 @@ def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_d
         if fn is None:
             raise InvalidInput(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
         result = fn(case_id, input_path, tmp, dict(options))
+        _share_like_umask(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -238,6 +262,34 @@ class WarmupPlugin(_WorkerPluginBase):  # type: ignore[misc,valid-type]
 # Manifest
 
 
+def _canonical(options: Dict[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True, default=str)
+
+
+class _OutputLock:
+    """One run_batch per output folder at a time (<out>/.batch.lock, flock): a second run would
+    take the first one's temporary case folders for stale ones and delete them."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".batch.lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(self.fd, 64, 0).decode(errors="replace").strip()
+            os.close(self.fd)
+            raise InvalidInput(f"batch: {out}: another run_batch is writing there ({other or 'pid unknown'}); "
+                               "wait for it, or use another output directory") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
 class Manifest:
     """JSON record of a batch: ``{"version", "job", "options", "cases": {id: record}}``.
     Every save writes a temporary file beside it, fsyncs and renames it (atomic)."""
@@ -250,6 +302,12 @@ class Manifest:
             if old.get("job") != job:
                 raise InvalidInput(f"batch: {self.path}: manifest is for job {old.get('job')!r}, not {job!r} "
                                    "(use another output directory)")
+            # Cases done with other options are not what this run asks for: skipping them as
+            # done would record the new options for outputs made with the old ones.
+            if "options" in old and _canonical(old["options"]) != _canonical(options):
+                raise InvalidInput(f"batch: {self.path}: the cases there were made with options "
+                                   f"{_canonical(old['options'])}, this run asks for {_canonical(options)} "
+                                   "(use another output directory, or the same options to resume)")
             self.data["cases"] = old.get("cases", {})
         self._lock = threading.Lock()
 
@@ -274,6 +332,7 @@ class Manifest:
                 json.dump(self.data, f, indent=1, sort_keys=True)
                 f.flush()
                 os.fsync(f.fileno())
+            _share_like_umask(Path(tmp))
             os.replace(tmp, self.path)
         except BaseException:
             if os.path.exists(tmp):
@@ -399,6 +458,20 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
             raise InvalidInput(f"batch: {out_dir}: the output of case {cid} would replace its input {path} "
                                f"(choose another output directory)")
     out.mkdir(parents=True, exist_ok=True)
+    lock = _OutputLock(out)
+    try:
+        return _run_locked(job, job_name, options, out, all_cases, scheduler, client, n_workers,
+                           threads_per_worker, allowed_failures, on_result)
+    finally:
+        lock.release()
+
+
+def _run_locked(job: Union[str, JobFunction], job_name: str, options: Dict[str, Any], out: Path,
+                all_cases: Dict[str, str], scheduler: Optional[str], client: Any, n_workers: Optional[int],
+                threads_per_worker: int, allowed_failures: Optional[int],
+                on_result: Optional[Callable[[str, Dict[str, Any]], None]]) -> BatchReport:
+    from dask.distributed import Client, as_completed
+
     manifest = Manifest(out / MANIFEST_NAME, job_name, options)
     report = BatchReport(job=job_name, out_dir=out)
     todo: List[Tuple[str, str]] = []

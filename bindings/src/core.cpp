@@ -215,7 +215,7 @@ void bind_core(py::module_ m) {
               fail<InvalidInput>("set mask", s.name,
                                  "the new mask is on another grid (" + m.geometry().summary() + ") than the structure's (" +
                                      s.mask.geometry().summary() + ")");
-            s.mask = m;
+            s.mask = m.empty() ? m : m.clone();  // the structure's own: an array reused by the caller must not change it
           },
           "uint8 mask on the structure set's grid (a new mask must be on the same grid)")
       .def_readwrite("description", &Structure::description)
@@ -228,11 +228,19 @@ void bind_core(py::module_ m) {
       .def(py::init<>())
       .def(py::init<const Geometry&>(), py::arg("geometry"))
       .def_property_readonly("geometry", &StructureSet::geometry)
-      .def("add", py::overload_cast<const std::string&, const Image&>(&StructureSet::add),
+      // The set keeps copies of the masks: a numpy array the caller reuses for the next
+      // structure must not change this one (an Image made from numpy shares its memory).
+      .def("add", [](StructureSet& set, const std::string& name, const Image& mask) -> Structure& {
+             return set.add(name, mask.clone());
+           },
            py::arg("name"), py::arg("mask"), py::return_value_policy::reference_internal,
-           "Adds a uint8 mask; type and colour are guessed from the name.")
-      .def("add_structure", py::overload_cast<Structure>(&StructureSet::add), py::arg("structure"),
-           py::return_value_policy::reference_internal)
+           "Adds a copy of a uint8 mask; type and colour are guessed from the name.")
+      .def("add_structure", [](StructureSet& set, Structure s) -> Structure& {
+             if (!s.mask.empty()) s.mask = s.mask.clone();
+             return set.add(std::move(s));
+           },
+           py::arg("structure"), py::return_value_policy::reference_internal,
+           "Adds a copy of a structure (its mask copied).")
       .def("get", &StructureSet::get, py::arg("name"), py::return_value_policy::reference_internal)
       .def("remove", &StructureSet::remove, py::arg("name"))
       .def("names", &StructureSet::names)

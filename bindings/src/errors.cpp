@@ -25,12 +25,15 @@ std::string python_message(std::string message) {
   return message;
 }
 
+// The message prefix of a cancellation by an interrupt: translated to KeyboardInterrupt.
+constexpr const char* kInterrupted = "cancelled: interrupted";
+
 // Runs Python's signal handlers (the caller holds the GIL); Ctrl-C (or any handler that
 // raises) cancels the operation.
 void check_signals() {
   if (PyErr_CheckSignals() != 0) {
     PyErr_Clear();
-    throw core::Cancelled("cancelled: interrupted (Ctrl-C)");
+    throw core::Cancelled(std::string(kInterrupted) + " (Ctrl-C)");
   }
 }
 
@@ -68,7 +71,7 @@ void register_errors(py::module_& m) {
   static py::object io = make("IoError", "File cannot be read or written (also an OSError).", PyExc_OSError);
   static py::object device = make("DeviceError", "Requested compute device unavailable.", nullptr);
   static py::object unsupported = make("NotSupported", "Valid but unsupported input.", nullptr);
-  static py::object cancelled = make("Cancelled", "Cancelled by Ctrl-C or a progress callback.", nullptr);
+  static py::object cancelled = make("Cancelled", "Cancelled by a progress callback that raised (Ctrl-C raises KeyboardInterrupt).", nullptr);
   m.attr("Error") = base;
   m.attr("InvalidInput") = invalid;
   m.attr("IoError") = io;
@@ -88,7 +91,11 @@ void register_errors(py::module_& m) {
     } catch (const core::NotSupported& e) {
       PyErr_SetString(unsupported.ptr(), e.what());
     } catch (const core::Cancelled& e) {
-      PyErr_SetString(cancelled.ptr(), e.what());
+      // Ctrl-C (or a callback's KeyboardInterrupt) stays a KeyboardInterrupt, as everywhere in
+      // Python: a per-case loop with `except Exception:` stops instead of logging a failed case
+      // and going on. A callback that raises anything else is isoline.Cancelled.
+      const bool interrupt = std::string(e.what()).rfind(kInterrupted, 0) == 0;
+      PyErr_SetString(interrupt ? PyExc_KeyboardInterrupt : cancelled.ptr(), e.what());
     } catch (const core::Error& e) {
       PyErr_SetString(base.ptr(), e.what());
     } catch (const dose::EngineError& e) {  // normally wrapped by isoline::dose already
@@ -113,7 +120,7 @@ core::ProgressCallback wrap_progress(const py::object& callback) {
       (*holder)(e.stage, e.fraction, e.detail);
     } catch (py::error_already_set& err) {
       if (err.matches(PyExc_KeyboardInterrupt))
-        throw core::Cancelled("cancelled: KeyboardInterrupt in progress callback");
+        throw core::Cancelled(std::string(kInterrupted) + " (KeyboardInterrupt in progress callback)");
       throw core::Cancelled(std::string("cancelled: progress callback raised: ") + err.what());
     }
     check_signals();

@@ -171,8 +171,18 @@ bool StructureSet::remove(std::string_view name) {
   auto it = std::find_if(structures_.begin(), structures_.end(),
                          [&](const Structure& s) { return s.name == name; });
   if (it == structures_.end()) return false;
-  structures_.erase(it);
+  removed_.items.splice(removed_.items.end(), structures_, it);
   return true;
+}
+
+const Structure& StructureSet::operator[](std::size_t i) const {
+  if (i >= structures_.size()) throw std::out_of_range("StructureSet index " + std::to_string(i));
+  return *std::next(structures_.begin(), static_cast<std::ptrdiff_t>(i));
+}
+
+Structure& StructureSet::operator[](std::size_t i) {
+  if (i >= structures_.size()) throw std::out_of_range("StructureSet index " + std::to_string(i));
+  return *std::next(structures_.begin(), static_cast<std::ptrdiff_t>(i));
 }
 
 std::vector<std::string> StructureSet::names() const {

@@ -78,7 +78,7 @@ def test_batch_kill_worker_then_resume(cases, tmp_path):
             assert (d / "RS.dcm").is_file()
         else:
             assert (d / "masks" / "SpinalCord.nii.gz").is_file()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]   # no temporary leftovers
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".batch.lock"]   # no temporary leftovers
 
     # a third run has nothing left but the broken case
     r3 = batch.run_batch(cases, out, "contour", options=opts, n_workers=1)
@@ -142,3 +142,28 @@ def test_misspelt_option_is_refused(tmp_path):
     with pytest.raises(isoline.InvalidInput, match=r"options: structure: unknown to job 'contour'"):
         batch.run_batch(str(tmp_path), str(tmp_path / "out"), "contour", options={"structure": ["Body"]})
     assert not (tmp_path / "out").exists()
+
+
+def test_rerun_with_other_options_is_refused_and_one_run_per_folder(cases, tmp_path):
+    """A re-run asking for other options must not skip the cases made with the old ones (and
+    record the new options for them); a second run_batch on the same folder is refused while
+    the first one holds it; outputs follow the umask, not mkdtemp's owner-only mode."""
+    out = tmp_path / "out"
+    old = os.umask(0o022)
+    try:
+        rep = batch.run_batch({"hn1": cases / "hn1"}, out, "contour", options={"structures": ["Body"]}, n_workers=1)
+    finally:
+        os.umask(old)
+    assert rep.done == ["hn1"]
+    assert (out / "hn1").stat().st_mode & 0o755 == 0o755
+    assert (out / "manifest.json").stat().st_mode & 0o644 == 0o644
+    with pytest.raises(isoline.InvalidInput, match="made with options"):
+        batch.run_batch({"hn1": cases / "hn1"}, out, "contour", options={"structures": ["Mandible"]}, n_workers=1)
+    held = batch._OutputLock(out)
+    try:
+        with pytest.raises(isoline.InvalidInput, match="another run_batch is writing there"):
+            batch.run_batch({"hn1": cases / "hn1"}, out, "contour", options={"structures": ["Body"]}, n_workers=1)
+    finally:
+        held.release()
+    rep = batch.run_batch({"hn1": cases / "hn1"}, out, "contour", options={"structures": ["Body"]}, n_workers=1)
+    assert rep.skipped == ["hn1"]

@@ -141,3 +141,34 @@ def test_dtype_as_numpy_type_or_name(tmp_path):
         assert core.read_image(str(tmp_path / "a.nii.gz")).cast(dt).dtype == "float32"
     with pytest.raises(isoline.InvalidInput, match="use uint8, int16 or float32"):
         core.read_image(str(tmp_path / "a.nii.gz"), dtype=np.float64)
+
+
+def test_structure_references_stay_valid_and_masks_are_copied():
+    """A reference from s["X"] / s.add() stays the same structure while others are added or
+    removed (it used to point into a moving C++ vector: wrong volumes, renaming another
+    structure); the set keeps copies of the masks, so a scratch array reused for the next
+    structure does not change the earlier ones."""
+    g = core.Geometry(size=(12, 12, 8), spacing=(2, 2, 2.5))
+    scratch = np.zeros(g.shape, dtype=np.uint8)
+    s = core.StructureSet(g)
+    scratch[1:3, 1:3, 1:3] = 1
+    first = s.add("A", core.Image(scratch, g))
+    a_cc = first.volume_cc
+    refs = []
+    for k in range(60):  # many adds: a vector would have moved several times
+        scratch[:] = 0
+        scratch[0:1 + k % 6, 0:4, 0:4] = 1
+        refs.append(s.add(f"S{k}", core.Image(scratch, g)))
+    assert first.name == "A" and first.volume_cc == pytest.approx(a_cc), "the reused array changed A"
+    assert s["S0"].volume_cc != s["S5"].volume_cc
+    b = s["S1"]
+    assert s.remove("A")
+    assert b.name == "S1"
+    b.name = "Renamed"
+    assert "Renamed" in s and "S1" not in s and s["S2"].name == "S2"
+    assert first.name == "A"  # a removed structure's reference is detached, not dangling
+    m = np.zeros(g.shape, dtype=np.uint8)
+    m[5:7, 5:7, 2:4] = 1
+    b.mask = core.Image(m, g)
+    m[:] = 0
+    assert b.mask.count_nonzero() == 8, "the mask setter keeps a copy"

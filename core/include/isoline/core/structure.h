@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,17 +85,30 @@ class StructureSet {
   bool remove(std::string_view name);
   std::vector<std::string> names() const;
 
-  std::vector<Structure>::const_iterator begin() const { return structures_.begin(); }
-  std::vector<Structure>::const_iterator end() const { return structures_.end(); }
-  std::vector<Structure>::iterator begin() { return structures_.begin(); }
-  std::vector<Structure>::iterator end() { return structures_.end(); }
-  const Structure& operator[](std::size_t i) const { return structures_.at(i); }
-  Structure& operator[](std::size_t i) { return structures_.at(i); }
+  std::list<Structure>::const_iterator begin() const { return structures_.begin(); }
+  std::list<Structure>::const_iterator end() const { return structures_.end(); }
+  std::list<Structure>::iterator begin() { return structures_.begin(); }
+  std::list<Structure>::iterator end() { return structures_.end(); }
+  /// The i-th structure in insertion order. Throws std::out_of_range.
+  const Structure& operator[](std::size_t i) const;
+  Structure& operator[](std::size_t i);
 
  private:
+  // A list, so that a reference to a structure (Python's s["X"], s.add(...)) stays valid
+  // while others are added or removed; a removed one is kept (not copied with the set) until
+  // the set is destroyed, so even a reference to it never dangles.
+  struct Removed {
+    std::list<Structure> items;
+    Removed() = default;
+    Removed(const Removed&) {}
+    Removed& operator=(const Removed&) { return *this; }
+    Removed(Removed&&) noexcept = default;
+    Removed& operator=(Removed&&) noexcept = default;
+  };
   Geometry geometry_;
   bool has_geometry_ = false;
-  std::vector<Structure> structures_;
+  std::list<Structure> structures_;
+  Removed removed_;
 };
 
 }  // namespace isoline::core
