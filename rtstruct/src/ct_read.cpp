@@ -530,6 +530,10 @@ CtSeries read_impl(const std::vector<std::string>& files, bool from_dir, const s
               describe_series(list));
     chosen = std::move(cts);
   }
+  if (std::all_of(chosen.begin(), chosen.end(), [](const auto& h) { return h->localizer; }))
+    core::fail<core::InvalidInput>(kOp, subject,
+                                   "a localizer (scout, ImageType LOCALIZER) series, not a planning CT: " +
+                                       describe_series(summarize(chosen)));
   std::vector<Header*> ptrs;
   for (auto& h : chosen) ptrs.push_back(h.get());
   return assemble(ptrs, opt, progress.sub(0.3, 1.0, "pixels"), std::move(warnings));

@@ -194,6 +194,13 @@ TEST(CtSeries, ALocalizerSeriesBesideTheCtIsSkipped) {
   bool said = false;
   for (const auto& w : r.warnings) said |= w.find("localizer") != std::string::npos && w.find("Topogram") != std::string::npos;
   EXPECT_TRUE(said) << "the skipped scout series is named";
+  // A scout alone is not a planning CT (the node used to fail it as "no body found").
+  try {
+    rtstruct::read_ct_series(t.file("d/scout"));
+    ADD_FAILURE() << "a localizer series was read as a CT";
+  } catch (const core::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("localizer"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CtSeries, GantryTiltIsRefused) {
