@@ -99,34 +99,25 @@ nlohmann::json write_approval(const ApprovalInput& in) {
   std::vector<std::string> algorithms;
   nlohmann::json list = nlohmann::json::array();
   for (const auto& s : in.structures) {
-    if (s.deleted) {  // an automatic structure the reviewer deleted: in RS_auto, said in the record
-      if (!s.automatic.empty()) {
-        core::Structure b;
-        b.name = s.info.latest.name;
-        b.type = core::structure_type_from_string(s.info.type);
-        b.color = s.info.color;
-        b.mask = s.automatic;
-        b.description = s.info.description;
-        automatic.add(b);
-      }
+    core::Structure a;
+    a.name = s.info.latest.name;
+    a.type = core::structure_type_from_string(s.info.type);
+    a.color = s.info.color;
+    a.description = s.info.description;
+    if (!s.automatic.empty()) {  // RS_auto: every automatic structure, also one deleted in review
+      core::Structure b = a;
+      b.mask = s.automatic;
+      automatic.add(b);
+    }
+    if (s.deleted) {  // not approved; said in the record
       list.push_back({{"id", s.info.id}, {"name", s.info.latest.name}, {"version", s.info.latest.version},
                       {"author", s.info.latest.author}, {"deleted", true}});
       continue;
     }
     const std::string alg = generation_algorithm(s);
     algorithms.push_back(alg);
-    core::Structure a;
-    a.name = s.info.latest.name;
-    a.type = core::structure_type_from_string(s.info.type);
-    a.color = s.info.color;
     a.mask = s.mask;
-    a.description = s.info.description;
     approved.add(a);
-    if (!s.automatic.empty()) {
-      core::Structure b = a;
-      b.mask = s.automatic;
-      automatic.add(b);
-    }
     std::size_t changed = 0;
     if (!s.automatic.empty()) {
       const auto* x = s.mask.data<std::uint8_t>();
