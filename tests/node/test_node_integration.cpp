@@ -12,6 +12,8 @@
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmnet/scu.h"
 
+#include "isoline/node/config.h"
+#include "isoline/node/job_queue.h"
 #include "isoline/rtstruct/rtstruct.h"
 #include "tests/node/node_test_util.h"
 
@@ -441,6 +443,26 @@ TEST(NodeCli, PortInUseIsAClearError) {
   auto r = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.str());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("port " + std::to_string(port)), std::string::npos) << r.output;
+}
+
+TEST(NodeCli, JobsListsAnInterruptedSeriesAndCompletesItOnRequest) {
+  TempDir t;
+  {
+    node::JobQueue q(node::queue_path(t.str()));
+    q.record_instance({"1.2.3.4", "9.8.7", "1.2.3", "1.2.840.10008.5.1.4.1.1.2", "/tmp/x.dcm", "SCANNER"}, 100.0);
+    q.mark_interrupted("9.8.7");
+  }
+  auto r = run_command(isoline_exe() + " jobs --work " + t.str());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("interrupted series 9.8.7: 1 instances"), std::string::npos) << r.output;
+  r = run_command(isoline_exe() + " jobs --work " + t.str() + " --complete 1.1.1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // no such series
+  r = run_command(isoline_exe() + " jobs --work " + t.str() + " --complete 9.8.7");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  node::JobQueue q(node::queue_path(t.str()));
+  ASSERT_EQ(q.jobs().size(), 1u);
+  EXPECT_EQ(q.jobs()[0].num_instances, 1);
+  EXPECT_TRUE(q.interrupted_series().empty());
 }
 
 }  // namespace
