@@ -116,7 +116,13 @@ def load_ct(path: PathLike):
         p = p.parent
     elif not p.exists():
         raise IoError(f"load case: {p}: does not exist")
-    s = read_ct_series(str(p))
+    try:
+        s = read_ct_series(str(p))
+    except InvalidInput as e:
+        if p.is_dir() and "no DICOM files" in str(e):  # say what else was looked for
+            raise InvalidInput(f"load case: {p}: no CT: neither ct.nii.gz (.nii, .nrrd, .mha) nor a DICOM "
+                               "CT series (here or in dicom/)") from None
+        raise
     return s.image, s
 
 

@@ -167,3 +167,10 @@ def test_rerun_with_other_options_is_refused_and_one_run_per_folder(cases, tmp_p
         held.release()
     rep = batch.run_batch({"hn1": cases / "hn1"}, out, "contour", options={"structures": ["Body"]}, n_workers=1)
     assert rep.skipped == ["hn1"]
+
+
+def test_a_case_without_a_ct_says_what_was_looked_for(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "notes.txt").write_text("no CT here")
+    with pytest.raises(isoline.InvalidInput, match="neither ct.nii.gz .* nor a DICOM CT series"):
+        batch.load_ct(tmp_path / "c")
