@@ -104,6 +104,8 @@ int run_dvh(const Args& args, const Context& ctx) {
       }
       if (v.empty() || used != v.size() || !(rx > 0) || !std::isfinite(rx))
         throw UsageError{"--target expects NAME or NAME=GY with a dose > 0, got '" + t + "'"};
+      if (rx > 150)
+        throw UsageError{"--target " + t + ": " + v + " Gy is not a plausible prescription (cGy? 70 Gy is 70)"};
     }
     target_rx[t.substr(0, eq)] = rx;
   }
@@ -123,6 +125,7 @@ int run_dvh(const Args& args, const Context& ctx) {
     std::fprintf(stderr, "warning: %s: maximum %.0f Gy: is this dose in cGy? (doses are read as Gy)\n",
                  dose_path.c_str(), max_gy);
   const double rx_default = args.get_double("--rx", 0.0);
+  if (rx_default > 150) throw UsageError{"--rx: not a plausible prescription in Gy (cGy? 70 Gy is 70)"};
   const std::vector<std::string> metrics = args.get_all("--metric");
   for (const auto& m : metrics) {
     planning::Dvh probe("probe", {1.f}, {1.0});

@@ -60,6 +60,10 @@ class CriterionResult:
     def value(self) -> float: ...
     @property
     def passed(self) -> bool: ...
+    @property
+    def value_subvoxel(self) -> float:
+        """the metric on a 4x4x4 sub-voxel DVH (as a planning system shows it); NaN when not computed"""
+        ...
 
 
 class DoseEvaluation:

@@ -78,7 +78,9 @@ void bind_planning(py::module_ m) {
       .def_readonly("criterion", &CriterionResult::criterion)
       .def_readonly("evaluated", &CriterionResult::evaluated)
       .def_readonly("value", &CriterionResult::value)
-      .def_readonly("passed", &CriterionResult::pass);
+      .def_readonly("passed", &CriterionResult::pass)
+      .def_readonly("value_subvoxel", &CriterionResult::value_subvoxel,
+                    "the metric on a 4x4x4 sub-voxel DVH (as a planning system shows it); NaN when not computed");
   m.def("load_criteria", &load_criteria, py::arg("path"),
         "Reads a criteria JSON file (e.g. planning/criteria/hn.json) into a list of Criterion.");
   m.def("evaluate_criteria", &evaluate_criteria, py::arg("criteria"), py::arg("dvhs"),

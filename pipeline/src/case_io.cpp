@@ -1,5 +1,6 @@
 #include "isoline/pipeline/case_io.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -123,6 +124,9 @@ PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const c
       j["criteria"].push_back({{"criterion", c.criterion.description},
                                {"evaluated", c.evaluated},
                                {"value", c.evaluated ? nlohmann::json(c.value) : nlohmann::json()},
+                               {"value_subvoxel", c.evaluated && std::isfinite(c.value_subvoxel)
+                                                      ? nlohmann::json(c.value_subvoxel)
+                                                      : nlohmann::json()},
                                {"pass", c.pass}});
     j["criteria_passed"] = planning::count_passed(r.criteria);
     core::write_file_atomic((fs::path(dir) / "metrics.json").string(), j.dump(1) + "\n", "write metrics");

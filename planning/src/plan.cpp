@@ -183,6 +183,17 @@ PlanTemplate load_template(const std::string& name_or_path) {
       l.structure = j.at("structure").get<std::string>();
       l.dose_gy = num(j, "dose_gy", 0, ctx);
       if (!(l.dose_gy > 0)) fail<InvalidInput>("read plan template", ctx, "dose_gy must be > 0");
+      // A prescription in cGy (7000 for 70 Gy) would plan 100 times the dose, in "Gy".
+      const double per_fraction = l.dose_gy / t.fractions;
+      if (l.dose_gy > 150 || per_fraction > 25)
+      {
+        char what[160];
+        std::snprintf(what, sizeof what,
+                      "dose_gy %g Gy in %d fractions is not a plausible prescription (cGy given as Gy? 70 Gy is "
+                      "70, not 7000)",
+                      l.dose_gy, t.fractions);
+        fail<InvalidInput>("read plan template", ctx, what);
+      }
       t.targets.push_back(l);
     }
     std::sort(t.targets.begin(), t.targets.end(),
@@ -286,6 +297,20 @@ DoseEvaluation evaluate_dose(const core::Image& dose, const core::StructureSet& 
     e.dvhs[s.name] = compute_dvh(dose, s.mask, s.name);
   }
   if (!criteria.empty()) e.criteria = evaluate_criteria(criteria, e.dvhs);
+  // The criteria again on sub-voxel DVHs (what a TPS shows from RS + RD), for the report.
+  std::map<std::string, Dvh> fine;
+  for (auto& r : e.criteria) {
+    if (!r.evaluated) continue;
+    const core::Structure* s = structures.find(r.criterion.structure);
+    if (!s) continue;
+    auto it = fine.find(s->name);
+    if (it == fine.end()) {
+      DvhOptions o;
+      o.supersample = 4;
+      it = fine.emplace(s->name, compute_dvh(dose, s->mask, s->name, o)).first;
+    }
+    r.value_subvoxel = evaluate_metric(it->second, r.criterion.metric);
+  }
   return e;
 }
 

@@ -50,6 +50,7 @@ td.na{background:#eee;color:#666;font-style:italic}
 .swatch{display:inline-block;width:12px;height:12px;border:1px solid #555;vertical-align:middle;margin-right:4px}
 .legend span.item{margin-right:14px;white-space:nowrap}.flag{color:#9b5d00;font-weight:600}
 .note{color:#555;font-size:0.85em}
+.sub{color:#777;font-size:0.8em}
 @media print{body{background:#fff;margin:8mm;max-width:none}.views,svg,table{break-inside:avoid}h2,h3{break-after:avoid}}
 )";
 
@@ -272,7 +273,11 @@ std::string value_text(const planning::CriterionResult& r) {
   std::string unit = planning::is_dose_metric(m) ? " Gy"
                      : (m.size() > 5 && m.compare(m.size() - 5, 5, "Gy_cc") == 0) ? " cc"
                                                                                    : " %";
-  return fmt(r.value, 2) + unit;
+  std::string out = fmt(r.value, 2) + unit;
+  if (std::isfinite(r.value_subvoxel))
+    out += "<br><span class=\"sub\" title=\"sub-voxel DVH (4x4x4 samples per voxel), as a planning system shows "
+           "it from RS + RD\">" + fmt(r.value_subvoxel, 2) + unit + " sub-voxel</span>";
+  return out;
 }
 
 std::string criterion_text(const planning::Criterion& c) {
@@ -316,6 +321,14 @@ void criteria_section(std::ostringstream& o, const ReportInput& in) {
       << " evaluated (" << d.criteria.size() << " criteria)</th>";
   }
   o << "</tr></table>\n";
+  bool fine = false;
+  for (const auto& d : in.doses)
+    for (const auto& r : d.criteria) fine = fine || std::isfinite(r.value_subvoxel);
+  if (fine)
+    o << "<p class=\"note\">PASS/FAIL uses the dose at mask-voxel centres (as OpenKBP evaluates). The grey "
+         "\"sub-voxel\" value is the same metric with 4&times;4&times;4 samples per voxel and interpolated "
+         "dose, about what a planning system shows from RS.dcm and RD.dcm: at a steep target edge it gives "
+         "lower coverage and higher maxima.</p>\n";
 }
 
 void metrics_section(std::ostringstream& o, const ReportInput& in, const ReportOptions& opt) {

@@ -1,9 +1,11 @@
+#include <cmath>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "isoline/core/error.h"
 #include "isoline/planning/criteria.h"
+#include "isoline/planning/plan.h"
 #include "tests/test_util.h"
 
 using namespace isoline;
@@ -83,4 +85,40 @@ TEST(Criteria, BadFilesNameFileAndEntry) {
   std::ofstream(p) << "{ not json";
   EXPECT_THROW(planning::load_criteria(p), core::IoError);
   EXPECT_THROW(planning::load_criteria(dir.file("none.json")), core::IoError);
+}
+
+// evaluate_dose gives each criterion also on a sub-voxel DVH: at a steep target edge the
+// coverage a planning system shows from RS + RD is lower than at the voxel centres.
+TEST(Criteria, SubVoxelValueBesideTheVoxelCentreValue) {
+  core::Geometry g;
+  g.size = {20, 20, 20};
+  g.spacing = {4, 4, 4};
+  core::Image dose = core::Image::zeros<float>(g);
+  core::Image m = core::Image::zeros<std::uint8_t>(g);
+  for (int k = 5; k < 15; ++k)
+    for (int j = 5; j < 15; ++j)
+      for (int i = 5; i < 15; ++i) {
+        dose.at<float>(i, j, k) = 70.0f;
+        m.at<std::uint8_t>(i, j, k) = 1;
+      }
+  core::StructureSet s(g);
+  s.add("PTV70", m);
+  planning::Criterion c{"PTV70", "D99%", false, 66.5, "PTV70 D99% >= 66.5 Gy"};
+  auto e = planning::evaluate_dose(dose, s, {c});
+  ASSERT_EQ(e.criteria.size(), 1u);
+  EXPECT_NEAR(e.criteria[0].value, 70.0, 1e-6);  // every voxel centre gets 70 Gy
+  EXPECT_TRUE(e.criteria[0].pass);
+  ASSERT_TRUE(std::isfinite(e.criteria[0].value_subvoxel));
+  EXPECT_LT(e.criteria[0].value_subvoxel, 60.0);  // the edge voxels' outer halves see the fall-off
+}
+
+TEST(Criteria, APrescriptionInCentigrayIsRefused) {
+  test::TempDir t;
+  std::ofstream(t.file("cgy.json")) << R"({"name": "x", "fractions": 35, "targets": [{"structure": "PTV70", "dose_gy": 7000}]})";
+  try {
+    planning::load_template(t.file("cgy.json"));
+    ADD_FAILURE() << "a 7000 Gy prescription was accepted";
+  } catch (const core::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("cGy"), std::string::npos) << e.what();
+  }
 }

@@ -2,6 +2,7 @@
 // 70 Gy", loaded from JSON (planning/criteria/hn.json is the head-and-neck set).
 #pragma once
 
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,11 @@ struct CriterionResult {
   bool evaluated = false;  ///< false when the structure is missing
   double value = 0.0;
   bool pass = false;
+  /// The same metric on a DVH with 4 x 4 x 4 sub-samples per mask voxel and trilinear dose:
+  /// about what a planning system computing DVHs from the RT-STRUCT and RT-DOSE shows (at a
+  /// steep edge lower coverage and higher maxima than `value`, which samples the dose at mask
+  /// voxel centres as OpenKBP does). NaN when not computed (evaluate_dose computes it).
+  double value_subvoxel = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Reads a criteria file:
