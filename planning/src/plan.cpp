@@ -729,6 +729,17 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   result.plan = std::move(plan);
 
   progress.update(0.98, "DVH");
+  // The planning dose grid covers the body (and a margin): a structure reaching beyond it
+  // counts 0 Gy there, which its DVH and criteria would not say.
+  for (const auto& s : structures) {
+    const double out = fraction_outside(result.dose.geometry(), s.mask);
+    if (out > 0.01) {
+      char msg[200];
+      std::snprintf(msg, sizeof msg, "%s: %.0f %% of it lies outside the planning dose grid (counted as 0 Gy there)",
+                    s.name.c_str(), 100.0 * out);
+      result.warnings.push_back(msg);
+    }
+  }
   DoseEvaluation e = evaluate_dose(result.dose, structures, criteria);
   result.dvhs = std::move(e.dvhs);
   result.criteria = std::move(e.criteria);

@@ -138,6 +138,13 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
   core::StructureSet s(c.p.structures.geometry());
   for (const auto& st : c.p.structures)
     if (st.name != "PTV63" && st.name != "PTV56") s.add(st);
+  // A structure mostly in the air behind the patient, beyond the planning dose grid (body +
+  // margin): its DVH would count 0 Gy there without a word.
+  core::Image slab = core::Image::zeros<std::uint8_t>(s.geometry());
+  for (std::int64_t k = 0; k < s.geometry().size[2]; ++k)
+    for (std::int64_t i = 0; i < s.geometry().size[0]; ++i)
+      for (std::int64_t j = s.geometry().size[1] - 3; j < s.geometry().size[1]; ++j) slab.at<std::uint8_t>(i, j, k) = 1;
+  s.add("TableTop", slab);
   planning::PlanTemplate t = c.tpl;  // coarse and short: only the bookkeeping is checked
   t.max_iterations = 10;
   t.correction_passes = 0;
@@ -145,8 +152,13 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
   t.dose_grid_mm = 8;
   auto r = planning::make_plan(c.p.ct, s, t);
   bool warned = false;
-  for (const auto& w : r.warnings) warned |= w.find("PTV63") != std::string::npos;
+  bool outside = false;
+  for (const auto& w : r.warnings) {
+    warned |= w.find("PTV63") != std::string::npos;
+    outside |= w.find("TableTop") != std::string::npos && w.find("outside the planning dose grid") != std::string::npos;
+  }
   EXPECT_TRUE(warned);
+  EXPECT_TRUE(outside) << "a structure beyond the dose grid is said";
   int not_evaluated = 0;
   for (const auto& cr : r.criteria) not_evaluated += !cr.evaluated;
   EXPECT_EQ(not_evaluated, 2);
