@@ -743,6 +743,25 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   DoseEvaluation e = evaluate_dose(result.dose, structures, criteria);
   result.dvhs = std::move(e.dvhs);
   result.criteria = std::move(e.criteria);
+  {  // Hot spots: the global maximum against the highest prescription and the targets' maxima.
+    const double rx = levels.front().rx;
+    double global = 0, in_targets = 0;
+    const float* d = result.dose.data<float>();
+    for (std::size_t v = 0, n = result.dose.num_voxels(); v < n; ++v) global = std::max(global, double(d[v]));
+    for (const auto& l : levels)
+      if (auto it = result.dvhs.find(l.name); it != result.dvhs.end()) in_targets = std::max(in_targets, it->second.max_gy());
+    char msg[240];
+    if (global > 1.10 * rx) {
+      std::snprintf(msg, sizeof msg, "hot spot: the maximum dose is %.1f Gy, %.0f %% of the %g Gy prescription", global,
+                    100.0 * global / rx, rx);
+      result.warnings.push_back(msg);
+    }
+    if (global > in_targets + 0.02 * rx) {
+      std::snprintf(msg, sizeof msg,
+                    "the maximum dose (%.1f Gy) lies outside every target (their highest: %.1f Gy)", global, in_targets);
+      result.warnings.push_back(msg);
+    }
+  }
   result.timing.total_s = seconds_since(t_start);
   progress.done();
   return result;

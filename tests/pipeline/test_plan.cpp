@@ -122,6 +122,14 @@ TEST(Plan, CoversTargetsAndMeetsSerialOrganLimitsOnPhantom) {
   EXPECT_GE(planning::count_passed(r.criteria), 6);
   EXPECT_GT(r.optimizer.iterations, 10);
   EXPECT_LT(r.optimizer.objective_history.back(), r.optimizer.objective_history.front());
+  // A hot spot over 110 % of the prescription is said, and only then.
+  double global = 0;
+  for (std::size_t v = 0; v < r.dose.num_voxels(); ++v) global = std::max(global, double(r.dose.data<float>()[v]));
+  bool hot = false;
+  for (const auto& w : r.warnings) hot |= w.find("hot spot") != std::string::npos;
+  EXPECT_EQ(hot, global > 1.10 * 70.0) << global;
+  // Each criterion also on the sub-voxel DVH (what a TPS shows from RS + RD).
+  for (const auto& cr : r.criteria) EXPECT_TRUE(std::isfinite(cr.value_subvoxel)) << cr.criterion.description;
   // One plan, several checks (planning takes a while): the written plan and the errors.
   check_written_plan_recomputes(c);
   check_missing_targets_error(c);
