@@ -142,12 +142,15 @@ void write_plan_report(const std::string& path, const std::string& title, const 
   report::ReportInput in;
   in.title = title;
   in.info = info;
-  char line[200];
+  char line[300];
   std::snprintf(line, sizeof line, "%zu beams (%s), %d fractions", plan.plan.beams.size(), plan.plan.machine.name.c_str(),
                 plan.fractions);
   in.info.push_back({"Beams", line});
   std::snprintf(line, sizeof line, "%d iterations%s; influence matrix %.1f s, optimisation %.1f s, final dose %.1f s",
-                plan.optimizer.iterations, plan.optimizer.converged ? " (converged)" : "", plan.timing.influence_s,
+                plan.optimizer.iterations,
+                plan.optimizer.converged ? " (converged)"
+                                         : " (stopped at the iteration limit, not converged: more iterations may lower the OAR doses)",
+                plan.timing.influence_s,
                 plan.timing.optimize_s, plan.timing.dose_s);
   in.info.push_back({"Optimisation", line});
   in.warnings = warnings;
