@@ -357,6 +357,26 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
                                 " Gy) is not in the structure set: level skipped");
       continue;
     }
+    {  // A target outside the body: the wrong body (a couch found as the largest region).
+      std::size_t in = 0, all = 0;
+      const std::uint8_t* tm = s->mask.data<std::uint8_t>();
+      const std::uint8_t* bm = body_ct.data<std::uint8_t>();
+      for (std::size_t v = 0, n = s->mask.num_voxels(); v < n; ++v)
+        if (tm[v]) {
+          ++all;
+          in += bm[v] != 0;
+        }
+      if (all > 0 && in * 2 < all) {
+        char what[320];
+        std::snprintf(what, sizeof what,
+                      "only %.0f %% of it lies inside the body (%s): give a \"%s\" structure (the largest region "
+                      "above -500 HU may be a couch or a mask)",
+                      100.0 * double(in) / double(all),
+                      structures.find(tpl.external) ? "the Body structure" : "found from the CT",
+                      tpl.external.c_str());
+        fail<InvalidInput>("plan", l.structure, what);
+      }
+    }
     Level lv;
     lv.name = l.structure;
     lv.rx = l.dose_gy;

@@ -172,6 +172,28 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
   EXPECT_EQ(not_evaluated, 2);
 }
 
+TEST(Plan, ATargetOutsideTheBodyIsAClearError) {
+  phantoms::HeadNeckOptions o;
+  o.seed = 11;
+  o.size = {64, 64, 32};
+  o.spacing = {5.0, 5.0, 6.0};
+  auto p = phantoms::make_head_neck(o);
+  core::StructureSet s(p.structures.geometry());
+  for (const auto& st : p.structures)
+    if (st.name != "Body") s.add(st);
+  core::Image corner = core::Image::zeros<std::uint8_t>(s.geometry());  // a "body" that misses the targets
+  for (std::int64_t k = 0; k < 4; ++k)
+    for (std::int64_t j = 0; j < 4; ++j)
+      for (std::int64_t i = 0; i < 4; ++i) corner.at<std::uint8_t>(i, j, k) = 1;
+  s.add("Body", corner);
+  try {
+    planning::make_plan(p.ct, s, planning::load_template("hn"));
+    FAIL() << "planned on targets outside the body";
+  } catch (const core::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("lies inside the body"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Plan, TemplateErrorsNameFileAndEntry) {
   test::TempDir tmp;
   auto write = [&](const std::string& text) {
