@@ -39,11 +39,11 @@ class Geometry:
     def shape(self) -> tuple:
         """numpy shape (nz, ny, nx) of arrays on this grid"""
         ...
-    def index_to_world(self, ijk: Sequence[Any]) -> Tuple[float, float, float]:
-        """Continuous index (i, j, k) -> LPS mm."""
+    def index_to_world(self, ijk: object) -> object:
+        """Continuous index (i, j, k) -> LPS mm; an (n, 3) array gives an (n, 3) array."""
         ...
-    def world_to_index(self, xyz: Sequence[Any]) -> Tuple[float, float, float]:
-        """LPS mm -> continuous index (i, j, k)."""
+    def world_to_index(self, xyz: object) -> object:
+        """LPS mm -> continuous index (i, j, k); an (n, 3) array gives an (n, 3) array."""
         ...
     def same_grid(self, other: Geometry, tolerance_mm: float = ...) -> bool: ...
     @property

@@ -111,6 +111,29 @@ A tuple_to_array(const py::sequence& s, const char* what) {
 
 }  // namespace
 
+
+// One point (a sequence of 3: a tuple back) or many (an (n, 3) array: an (n, 3) float64 array back).
+py::object map_points(const Geometry& g, const py::object& pts, const char* what, bool to_world) {
+  if (py::isinstance<py::array>(pts) && py::cast<py::array>(pts).ndim() == 2) {
+    auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(pts);
+    if (!a || a.shape(1) != 3)
+      fail<InvalidInput>(to_world ? "index_to_world" : "world_to_index", what, "expected 3 values or an (n, 3) array");
+    const py::ssize_t n = a.shape(0);
+    py::array_t<double> out({n, py::ssize_t(3)});
+    auto in = a.unchecked<2>();
+    auto o = out.mutable_unchecked<2>();
+    for (py::ssize_t r = 0; r < n; ++r) {
+      const Vec3 p{in(r, 0), in(r, 1), in(r, 2)};
+      const Vec3 q = to_world ? g.index_to_world(p) : g.world_to_index(p);
+      for (int c = 0; c < 3; ++c) o(r, c) = q[c];
+    }
+    return std::move(out);
+  }
+  const Vec3 p = tuple_to_array<Vec3>(py::cast<py::sequence>(pts), what);
+  const Vec3 q = to_world ? g.index_to_world(p) : g.world_to_index(p);
+  return py::cast(q);
+}
+
 void bind_core(py::module_ m) {
   m.def("version", &version, "Isoline version string.");
   m.def("build_info", &build_info, "Version, commit, build type and CUDA support.");
@@ -147,10 +170,10 @@ void bind_core(py::module_ m) {
            }, "3x3 matrix whose columns are the i, j, k axes in LPS")
       .def_property_readonly("shape", [](const Geometry& g) { return py::make_tuple(g.size[2], g.size[1], g.size[0]); },
                              "numpy shape (nz, ny, nx) of arrays on this grid")
-      .def("index_to_world", [](const Geometry& g, py::sequence ijk) { return g.index_to_world(tuple_to_array<Vec3>(ijk, "ijk")); },
-           py::arg("ijk"), "Continuous index (i, j, k) -> LPS mm.")
-      .def("world_to_index", [](const Geometry& g, py::sequence xyz) { return g.world_to_index(tuple_to_array<Vec3>(xyz, "xyz")); },
-           py::arg("xyz"), "LPS mm -> continuous index (i, j, k).")
+      .def("index_to_world", [](const Geometry& g, py::object ijk) { return map_points(g, ijk, "ijk", true); },
+           py::arg("ijk"), "Continuous index (i, j, k) -> LPS mm; an (n, 3) array gives an (n, 3) array.")
+      .def("world_to_index", [](const Geometry& g, py::object xyz) { return map_points(g, xyz, "xyz", false); },
+           py::arg("xyz"), "LPS mm -> continuous index (i, j, k); an (n, 3) array gives an (n, 3) array.")
       .def("same_grid", &Geometry::same_grid, py::arg("other"), py::arg("tolerance_mm") = 1e-3)
       .def_property_readonly("orientation", [](const Geometry& g) { return orientation_code(g); },
                              "Three-letter code, e.g. 'LPS'")

@@ -172,3 +172,15 @@ def test_structure_references_stay_valid_and_masks_are_copied():
     b.mask = core.Image(m, g)
     m[:] = 0
     assert b.mask.count_nonzero() == 8, "the mask setter keeps a copy"
+
+
+def test_index_world_conversion_takes_many_points():
+    g = core.Geometry(size=(10, 10, 10), spacing=(2, 2, 3), origin=(1, 2, 3))
+    pts = np.array([[1, 2, 3], [0, 0, 0], [9.5, 0.25, 7]])
+    w = g.index_to_world(pts)
+    assert w.shape == (3, 3)
+    for p, q in zip(pts, w):
+        assert np.allclose(g.index_to_world(tuple(p)), q)
+    assert np.allclose(g.world_to_index(w), pts)
+    with pytest.raises(isoline.InvalidInput, match=r"\(n, 3\) array"):
+        g.index_to_world(np.zeros((2, 4)))
