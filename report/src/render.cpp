@@ -313,10 +313,28 @@ Picture render_view(const ReportInput& in, const Image* dose, int view, const Bo
     p.rgb[3 * n] = p.rgb[3 * n + 1] = p.rgb[3 * n + 2] = g;
   }
 
-  // Dose colourwash and isodose lines.
+  // Dose colourwash and isodose lines, inside the patient only (the External structure, else
+  // the CT above -400 HU), as planning systems show them: dose in the air would hide the skin.
   if (dose) {
-    const Image ds = core::resample(*dose, grid, core::Interpolation::Linear, 0.0);
-    const float* d = ds.data<float>();
+    Image dsi = core::resample(*dose, grid, core::Interpolation::Linear, 0.0);
+    float* d = dsi.data<float>();
+    const core::Structure* ext = nullptr;
+    for (const auto& st : in.structures)
+      if (st.type == core::StructureType::External && st.mask.count_nonzero() > 0) ext = &st;
+    if (ext) {
+      const Image em = core::resample(ext->mask, grid, core::Interpolation::Nearest, 0.0);
+      const std::uint8_t* e = em.data<std::uint8_t>();
+      for (std::size_t n = 0; n < std::size_t(w) * h; ++n)
+        if (!e[n]) d[n] = 0;
+    } else {  // the patient's outline in this picture, with its air cavities (airway) filled
+      Image tissue = Image::zeros<std::uint8_t>(grid);
+      std::uint8_t* t = tissue.data<std::uint8_t>();
+      for (std::size_t n = 0; n < std::size_t(w) * h; ++n) t[n] = c[n] > -400.0f;
+      const Image filled = core::fill_holes(tissue, /*per_slice=*/true);
+      const std::uint8_t* f = filled.data<std::uint8_t>();
+      for (std::size_t n = 0; n < std::size_t(w) * h; ++n)
+        if (!f[n]) d[n] = 0;
+    }
     const double thr = opt.wash_threshold_percent / 100.0 * rx;
     for (std::size_t n = 0; n < std::size_t(w) * h; ++n)
       if (d[n] >= thr && d[n] > 0) blend(&p.rgb[3 * n], detail::jet(d[n] / vmax), opt.wash_opacity);
