@@ -68,6 +68,9 @@ TEST(Run, MainJobWritesEveryOutputWithValidReferences) {
   std::string text((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("data:image/png;base64,"), std::string::npos);
   EXPECT_EQ(text.find("src=\"http"), std::string::npos);
+  // Planned on the network's own target suggestions: said on the console and in the report.
+  EXPECT_NE(r.output.find("automatic suggestions"), std::string::npos) << r.output;
+  EXPECT_NE(text.find("automatic suggestions"), std::string::npos);
   // No temporary directories left beside the output.
   for (const auto& e : fs::directory_iterator(tmp.str()))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
@@ -123,6 +126,7 @@ TEST(Run, GivenTargetsWithAutoContouredOrgans) {
   std::ifstream html(out + "/report.html");
   std::string text((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("targets from"), std::string::npos);
+  EXPECT_EQ(text.find("automatic suggestions"), std::string::npos) << "given targets are not suggestions";
   // --targets without any target, and together with --structures, are clear errors.
   r = test::run_command(test::isoline_bin() + " run " + c.file("case/dicom") + " --targets " +
                         c.file("case/masks/SpinalCord.nii.gz") + " --out " + tmp.file("never"));
