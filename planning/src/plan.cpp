@@ -790,7 +790,18 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
 void write_plan_json(const dose::Plan& plan, int fractions, const std::string& path) {
   json root;
   root["name"] = plan.name;
-  root["machine"] = plan.machine_path.empty() ? plan.machine.name : plan.machine_path;
+  // By name when the name finds the same file (a shipped machine): plan.json then reads back
+  // on another installation; a machine of the user's own stays a path.
+  std::string machine = plan.machine_path.empty() ? plan.machine.name : plan.machine_path;
+  if (!plan.machine_path.empty()) {
+    const std::string stem = fs::path(plan.machine_path).stem().string();
+    try {
+      std::error_code ec;
+      if (fs::equivalent(dose::find_machine(stem), plan.machine_path, ec) && !ec) machine = stem;
+    } catch (const core::Error&) {
+    }
+  }
+  root["machine"] = machine;
   root["fractions"] = fractions;
   root["calculation"] = {{"n_zenith", plan.options.n_zenith},
                          {"n_azimuth", plan.options.n_azimuth},

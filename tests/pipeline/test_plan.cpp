@@ -1,4 +1,5 @@
 // Achievable-dose planning (planning/plan.h) on a generated head-and-neck patient.
+#include <filesystem>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -46,6 +47,12 @@ void check_written_plan_recomputes(const Case& c) {
   test::TempDir tmp;
   const std::string path = tmp.file("plan.json");
   planning::write_plan_json(c.r.plan, c.r.fractions, path);
+  {  // a shipped machine is written by name: the plan reads back on another installation
+    std::ifstream f(path);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("\"machine\": \"" + std::filesystem::path(c.r.plan.machine_path).stem().string() + "\""),
+              std::string::npos);
+  }
   dose::Plan back = dose::read_plan(path);
   ASSERT_EQ(back.fractions, 35);
   ASSERT_EQ(back.beams.size(), c.r.plan.beams.size());
