@@ -37,4 +37,34 @@ std::string json_error(const std::string& what) {
   return s;
 }
 
+namespace {
+bool continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+}  // namespace
+
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const std::size_t more = b < 0x80 ? 0 : (b >> 5) == 0x6 ? 1 : (b >> 4) == 0xE ? 2 : (b >> 3) == 0x1E ? 3 : 4;
+    if (more == 4 || (more > 0 && i + more >= s.size())) return false;
+    for (std::size_t k = 1; k <= more; ++k)
+      if (!continuation(s[i + k])) return false;
+    i += more + 1;
+  }
+  return true;
+}
+
+std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (char c : s) n += !continuation(c);
+  return n;
+}
+
+std::string utf8_prefix(std::string_view s, std::size_t max_chars) {
+  std::size_t i = 0;
+  for (std::size_t chars = 0; i < s.size() && chars < max_chars; ++chars)
+    do ++i;
+    while (i < s.size() && continuation(s[i]));
+  return std::string(s.substr(0, i));
+}
+
 }  // namespace isoline::core

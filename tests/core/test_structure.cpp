@@ -119,3 +119,21 @@ TEST(Text, XmlEscapeCoversTextAndAttributes) {
   EXPECT_EQ(xml_escape("PTV<70> & \"GTV\" 'x'"), "PTV&lt;70&gt; &amp; &quot;GTV&quot; &#39;x&#39;");
   EXPECT_EQ(xml_escape("plain"), "plain");
 }
+
+TEST(Text, Utf8ValidityLengthAndPrefixByCharacters) {
+  const std::string mueller = "M\xC3\xBCller";     // Müller: 6 characters, 7 bytes
+  const std::string cjk = "\xE5\xB7\xA6\xE5\xB7\xA6";  // two 3-byte characters
+  EXPECT_TRUE(valid_utf8(mueller));
+  EXPECT_TRUE(valid_utf8(cjk));
+  EXPECT_TRUE(valid_utf8(""));
+  EXPECT_FALSE(valid_utf8("M\xFCller"));             // a Latin-1 byte
+  EXPECT_FALSE(valid_utf8("ab\xC3"));                // a sequence cut at the end
+  EXPECT_FALSE(valid_utf8("\xE5\xB7" "a"));          // a sequence cut in the middle
+  EXPECT_FALSE(valid_utf8("\xF8\x80\x80\x80\x80"));  // no 5-byte sequences
+  EXPECT_EQ(utf8_length(mueller), 6u);
+  EXPECT_EQ(utf8_length(cjk), 2u);
+  EXPECT_EQ(utf8_prefix(mueller, 2), "M\xC3\xBC");  // never half of the ü
+  EXPECT_EQ(utf8_prefix(cjk, 1), "\xE5\xB7\xA6");
+  EXPECT_EQ(utf8_prefix(cjk, 5), cjk);
+  EXPECT_EQ(utf8_prefix(mueller, 0), "");
+}

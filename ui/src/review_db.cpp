@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "isoline/core/text.h"
+
 namespace isoline::ui {
 
 namespace {
@@ -277,8 +279,7 @@ std::int64_t ReviewDb::version_count() const {
 namespace {
 
 void check_name(const std::string& name) {
-  std::size_t chars = 0;  // UTF-8 characters, not bytes
-  for (unsigned char c : name) chars += (c & 0xC0) != 0x80;
+  const std::size_t chars = core::utf8_length(name);  // characters, not bytes
   if (chars == 0 || chars > 64) core::fail<core::InvalidInput>("structure name", name, "must be 1 to 64 characters");
   if (name.front() == ' ' || name.back() == ' ')
     core::fail<core::InvalidInput>("structure name", name, "begins or ends with a space");

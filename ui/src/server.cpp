@@ -42,31 +42,8 @@ std::string random_token() {
 
 // Text from a request (header, query) that will be stored and sent back as JSON: valid UTF-8
 // only, or the one bad request is a 400 instead of every later answer a 500.
-bool valid_utf8(const std::string& s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    const int n = b < 0x80 ? 0 : (b >> 5) == 0x6 ? 1 : (b >> 4) == 0xE ? 2 : (b >> 3) == 0x1E ? 3 : -1;
-    if (n < 0 || i + static_cast<std::size_t>(n) >= s.size() + (n == 0)) return false;
-    for (int k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]) & 0xC0) != 0x80) return false;
-    i += static_cast<std::size_t>(n) + 1;
-  }
-  return true;
-}
-
-// At most `n` characters (not bytes) of valid UTF-8 `s`.
-std::string cut_utf8(const std::string& s, std::size_t n) {
-  std::size_t i = 0, chars = 0;
-  while (i < s.size() && chars < n) {
-    ++i;
-    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
-    ++chars;
-  }
-  return s.substr(0, i);
-}
-
 std::string request_text(const std::string& v, const char* what) {
-  if (!valid_utf8(v))
+  if (!isoline::core::valid_utf8(v))
     isoline::core::fail<isoline::core::InvalidInput>("review server", what,
                                                      "not valid UTF-8 (send it percent-encoded UTF-8)");
   return v;
@@ -363,7 +340,7 @@ struct ReviewServer::Impl {
       return (*body)["author"];
     // The client sends the name percent-encoded (a header carries bytes, not UTF-8 text).
     if (req.has_header("X-Isoline-Author") && !req.get_header_value("X-Isoline-Author").empty())
-      return cut_utf8(request_text(httplib::detail::decode_url(req.get_header_value("X-Isoline-Author"), false),
+      return core::utf8_prefix(request_text(httplib::detail::decode_url(req.get_header_value("X-Isoline-Author"), false),
                                    "X-Isoline-Author"),
                       64);
     return opt.author;
@@ -502,6 +479,9 @@ struct ReviewServer::Impl {
     return out;
   }
 
+  /// Named by port: two servers on this machine (two cases) must not overwrite each other's.
+  std::string token_cookie() const { return "isoline_token_" + std::to_string(port); }
+
   void send_json(httplib::Response& res, const json& j, int status = 200) {
     res.status = status;
     // replace: text stored by an older version (or any bad byte) can never make an answer,
@@ -527,8 +507,7 @@ void ReviewServer::Impl::routes() {
     } else if (req.has_header("Cookie")) {
       // The page's own assets (app.js, style.css) carry the token as a same-site cookie.
       const std::string c = req.get_header_value("Cookie");
-      // Named by port: two servers on this machine (two cases) must not overwrite each other's.
-      const std::string key = "isoline_token_" + std::to_string(port) + "=";
+      const std::string key = token_cookie() + "=";
       auto p = c.find(key);
       if (p != std::string::npos && (p == 0 || c[p - 1] == ' ' || c[p - 1] == ';'))
         token = c.substr(p + key.size(), c.find(';', p) == std::string::npos ? std::string::npos
@@ -539,8 +518,7 @@ void ReviewServer::Impl::routes() {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (from_query)
-      res.set_header("Set-Cookie", "isoline_token_" + std::to_string(port) + "=" + opt.token +
-                                       "; Path=/; HttpOnly; SameSite=Strict");
+      res.set_header("Set-Cookie", token_cookie() + "=" + opt.token + "; Path=/; HttpOnly; SameSite=Strict");
     // The path only: a query value (an edit's label such as "HU -100..200") is not a path.
     std::string raw = req.target.substr(0, req.target.find('?'));
     std::string lower = raw;
@@ -641,7 +619,7 @@ void ReviewServer::Impl::routes() {
       core::fail<core::InvalidInput>(kOp, "mask", "the uploaded mask is not on the CT grid");
     m = conform(m, "uploaded mask", /*resample=*/false);
     std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
-    action = cut_utf8(request_text(action, "action"), 200);
+    action = core::utf8_prefix(request_text(action, "action"), 200);
     const auto v = db->save_version(st.id, base, m, author_of(req, nullptr), action);
     send_json(res, structure_json(db->get(st.id)));
     (void)v;

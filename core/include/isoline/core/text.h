@@ -1,7 +1,10 @@
-// Small text helpers: suffix tests for file names, escaping for the HTML reports and SVG pictures.
+// Small text helpers: suffix tests for file names, escaping for the HTML reports and SVG pictures,
+// JSON error text for users, UTF-8 checks and cuts by character.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace isoline::core {
 
@@ -15,5 +18,12 @@ std::string xml_escape(const std::string& s);
 /// line 3, column 7: syntax error while parsing value - invalid literal; last read: 'h'"
 /// becomes "line 3, column 7: invalid literal; last read: 'h'".
 std::string json_error(const std::string& what);
+
+/// True when `s` is well-formed UTF-8 (1 to 4 byte sequences).
+bool valid_utf8(std::string_view s);
+/// Characters (code points) of UTF-8 `s`: the bytes that do not continue a sequence.
+std::size_t utf8_length(std::string_view s);
+/// The first `max_chars` characters of UTF-8 `s` (never half a character).
+std::string utf8_prefix(std::string_view s, std::size_t max_chars);
 
 }  // namespace isoline::core
