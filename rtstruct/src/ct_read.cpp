@@ -361,24 +361,24 @@ CtSeries assemble(std::vector<Header*> hs, const CtReadOptions& opt, const core:
     for (std::size_t k = 1; k < hs.size(); ++k) gaps.push_back(hs[k]->position - hs[k - 1]->position);
     std::vector<double> sorted = gaps;
     std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
-    const double dmin = sorted[sorted.size() / 2];  // the typical spacing
-    const double tol = std::max(opt.spacing_tolerance * dmin, 0.03);
+    const double typical = sorted[sorted.size() / 2];
+    const double tol = std::max(opt.spacing_tolerance * typical, 0.03);
     const double step = (hs.back()->position - hs.front()->position) / static_cast<double>(hs.size() - 1);
     for (std::size_t k = 1; k < hs.size(); ++k) {
       const double d = gaps[k - 1];
-      if (std::fabs(d - dmin) <= tol) continue;
+      if (std::fabs(d - typical) <= tol) continue;
       uniform = false;
       if (!spacing_problem.empty()) continue;  // report the first problem
-      const double m = d / dmin;
-      if (std::fabs(m - std::round(m)) * dmin <= tol && std::round(m) >= 2)
+      const double m = d / typical;
+      if (std::fabs(m - std::round(m)) * typical <= tol && std::round(m) >= 2)
         spacing_problem = "missing slices: gap of " + fmt(d) + " mm between " +
                           fmt(hs[k - 1]->position) + " mm (" + hs[k - 1]->file + ") and " +
                           fmt(hs[k]->position) + " mm (" + hs[k]->file + ") where the spacing is " +
-                          fmt(dmin) + " mm (about " +
+                          fmt(typical) + " mm (about " +
                           std::to_string(static_cast<long>(std::round(m)) - 1) + " slices missing)";
       else
         spacing_problem = "non-uniform slice spacing: " + fmt(d) + " mm between " +
-                          hs[k - 1]->file + " and " + hs[k]->file + ", " + fmt(dmin) +
+                          hs[k - 1]->file + " and " + hs[k]->file + ", " + fmt(typical) +
                           " mm elsewhere";
     }
     if (uniform) {  // every gap near the typical one: no drift away from the uniform grid either
@@ -391,7 +391,8 @@ CtSeries assemble(std::vector<Header*> hs, const CtReadOptions& opt, const core:
         }
       }
     }
-    dz = uniform ? step : dmin;
+    // Resampling (when asked for) goes onto the smallest gap, so that no slice is lost.
+    dz = uniform ? step : *std::min_element(gaps.begin(), gaps.end());
     if (!uniform && !opt.resample_nonuniform)
       core::fail<core::InvalidInput>(
           kOp, subject,

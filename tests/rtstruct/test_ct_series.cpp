@@ -163,6 +163,12 @@ TEST(CtSeries, NonUniformSpacingIsRefused) {
   const std::string msg =
       expect_error<core::InvalidInput>([&] { rtstruct::read_ct_series(t.file("ct")); });
   EXPECT_NE(msg.find("non-uniform"), std::string::npos) << msg;
+  // Resampling, when asked for, goes onto the smallest gap (2 mm here), so no slice is lost.
+  rtstruct::CtReadOptions o;
+  o.resample_nonuniform = true;
+  auto r = rtstruct::read_ct_series(t.file("ct"), o);
+  EXPECT_TRUE(r.resampled);
+  EXPECT_NEAR(r.image.geometry().spacing[2], 2.0, 1e-6);
 }
 
 TEST(CtSeries, HundredthOfAMillimetreJitterIsOneUniformGrid) {
