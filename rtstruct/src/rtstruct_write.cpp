@@ -157,6 +157,9 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     put(ds, DCM_StructureSetLabel, label.encoded);
     put(ds, DCM_StructureSetName, text(opt.structure_set_label, 64));
   }
+  // The same for every ROI, encoded once.
+  const std::string algorithm_name = text(opt.algorithm_name, 64), algorithm_version = text(version, 64);
+  const std::string interpreter = text(opt.roi_interpreter, 64);  // PN
   put(ds, DCM_StructureSetDate, date);
   put(ds, DCM_StructureSetTime, time);
 
@@ -205,8 +208,8 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
       put(*fam, DCM_CodeValue, "123110");
       put(*fam, DCM_CodingSchemeDesignator, "DCM");
       put(*fam, DCM_CodeMeaning, "Artificial Intelligence");
-      put(*alg, DCM_AlgorithmName, text(opt.algorithm_name, 64));
-      put(*alg, DCM_AlgorithmVersion, text(version, 64));
+      put(*alg, DCM_AlgorithmName, algorithm_name);
+      put(*alg, DCM_AlgorithmVersion, algorithm_version);
     }
 
     DcmItem* rc = nullptr;
@@ -239,7 +242,7 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     put(*ob, DCM_ObservationNumber, number);
     put(*ob, DCM_ReferencedROINumber, number);
     put(*ob, DCM_RTROIInterpretedType, core::to_dicom_string(s.type));
-    put(*ob, DCM_ROIInterpreter, text(opt.roi_interpreter, 64));  // PN
+    put(*ob, DCM_ROIInterpreter, interpreter);
     ++written;
   }
   if (!opt.approval_status.empty()) {
