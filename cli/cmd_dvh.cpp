@@ -104,12 +104,15 @@ int run_dvh(const Args& args, const Context& ctx) {
       }
       if (v.empty() || used != v.size() || !(rx > 0) || !std::isfinite(rx))
         throw UsageError{"--target expects NAME or NAME=GY with a dose > 0, got '" + t + "'"};
-      if (rx > 150)
+      if (rx > planning::kMaxPrescriptionGy)
         throw UsageError{"--target " + t + ": " + v + " Gy is not a plausible prescription (cGy? 70 Gy is 70)"};
     }
     target_rx[t.substr(0, eq)] = rx;
   }
   // Everything else that can be wrong is checked before the dose is read and the table printed.
+  const double rx_default = args.get_double("--rx", 0.0);
+  if (rx_default > planning::kMaxPrescriptionGy)
+    throw UsageError{"--rx: not a plausible prescription in Gy (cGy? 70 Gy is 70)"};
   const double bin = args.get_double("--bin", 0.1);
   if (!(bin > 0)) throw UsageError{"--bin must be > 0 Gy"};
   const double pixel = args.get_double("--pixel", 1.0);
@@ -124,8 +127,6 @@ int run_dvh(const Args& args, const Context& ctx) {
   if (const double max_gy = dose.min_max().second; max_gy > 200)
     std::fprintf(stderr, "warning: %s: maximum %.0f Gy: is this dose in cGy? (doses are read as Gy)\n",
                  dose_path.c_str(), max_gy);
-  const double rx_default = args.get_double("--rx", 0.0);
-  if (rx_default > 150) throw UsageError{"--rx: not a plausible prescription in Gy (cGy? 70 Gy is 70)"};
   const std::vector<std::string> metrics = args.get_all("--metric");
   for (const auto& m : metrics) {
     planning::Dvh probe("probe", {1.f}, {1.0});

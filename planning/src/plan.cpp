@@ -184,9 +184,7 @@ PlanTemplate load_template(const std::string& name_or_path) {
       l.dose_gy = num(j, "dose_gy", 0, ctx);
       if (!(l.dose_gy > 0)) fail<InvalidInput>("read plan template", ctx, "dose_gy must be > 0");
       // A prescription in cGy (7000 for 70 Gy) would plan 100 times the dose, in "Gy".
-      const double per_fraction = l.dose_gy / t.fractions;
-      if (l.dose_gy > 150 || per_fraction > 25)
-      {
+      if (l.dose_gy > kMaxPrescriptionGy || l.dose_gy / t.fractions > 25) {
         char what[160];
         std::snprintf(what, sizeof what,
                       "dose_gy %g Gy in %d fractions is not a plausible prescription (cGy given as Gy? 70 Gy is "

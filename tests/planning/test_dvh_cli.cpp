@@ -142,6 +142,12 @@ TEST(DvhCli, TargetIndicesAndCriteria) {
   auto t = test::run_command(c.dvh("--dose " + c.t.file("dose.nii.gz") + " --masks " + c.t.file("masks") +
                                    " --target PTV30=25 --json " + c.t.file("t.json")));
   ASSERT_EQ(t.exit_code, 0) << t.output;
+  // A prescription in cGy is refused before anything is read or printed.
+  for (const char* bad : {" --target PTV30=3000", " --rx 7000"}) {
+    auto r = test::run_command(c.dvh("--dose " + c.t.file("dose.nii.gz") + " --masks " + c.t.file("masks") + bad));
+    EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("cGy?"), std::string::npos) << r.output;
+  }
   const auto j = read_json(c.t.file("t.json"));
   const auto& p = structure(j, "PTV30");
   EXPECT_DOUBLE_EQ(p["rx_gy"].get<double>(), 25.0);

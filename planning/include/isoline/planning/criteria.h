@@ -19,6 +19,10 @@ double evaluate_metric(const Dvh& dvh, const std::string& metric);
 /// True for dose metrics (Gy), false for volume metrics.
 bool is_dose_metric(const std::string& metric);
 
+/// The largest plausible prescription, in Gy over all fractions: above it a dose was most
+/// likely given in cGy (7000 for 70 Gy). Plan templates and `isoline dvh` refuse more.
+inline constexpr double kMaxPrescriptionGy = 150.0;
+
 struct Criterion {
   std::string structure;
   std::string metric;
