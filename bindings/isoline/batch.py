@@ -204,11 +204,9 @@ def _share_like_umask(path: Path) -> None:
     """mkdtemp/mkstemp make owner-only folders and files; a batch's outputs get the modes any
     other file of the user would (group members reading a shared study folder)."""
     mask = _umask()
-    if path.is_dir():
-        for p in [path, *path.rglob("*")]:
-            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask | (p.stat().st_mode & 0o111 if p.is_file() else 0))
-    else:
-        path.chmod(0o666 & ~mask)
+    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        mode = 0o777 if p.is_dir() else 0o666 | (p.stat().st_mode & 0o111)
+        p.chmod(mode & ~mask)
 
 
 def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_dir: str, options: Dict[str, Any]) -> Dict[str, Any]:
@@ -440,8 +438,6 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
     loses nothing that finished; failed cases are recorded with their error and retried by the
     next run. ``on_result(case_id, record)`` is called in this process as cases finish.
     """
-    from dask.distributed import Client, as_completed
-
     if not callable(job) and job not in JOBS:
         raise InvalidInput(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
     job_name = job if isinstance(job, str) else getattr(job, "__name__", "job")
