@@ -162,35 +162,25 @@ FloatImage::Pointer resample_to(FloatImage* in, const Geometry& g, float default
 // inside ITK's v4 registration), and the deformable stage grew that into millimetres. On
 // shrunk, 10 %-sampled images one thread costs little; register() is then the same for a
 // seed whatever the thread count. (Counted: overlapping registrations restore it once.)
+std::mutex itk_threads_mu;
+int itk_threads_depth = 0;
+itk::ThreadIdType itk_threads_saved = 0;
+
 class SingleThreadedItk {
  public:
   SingleThreadedItk() {
-    std::lock_guard<std::mutex> l(mu());
-    if (depth()++ == 0) {
-      saved() = itk::MultiThreaderBase::GetGlobalDefaultNumberOfThreads();
+    std::lock_guard<std::mutex> l(itk_threads_mu);
+    if (itk_threads_depth++ == 0) {
+      itk_threads_saved = itk::MultiThreaderBase::GetGlobalDefaultNumberOfThreads();
       itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(1);
     }
   }
   ~SingleThreadedItk() {
-    std::lock_guard<std::mutex> l(mu());
-    if (--depth() == 0) itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(saved());
+    std::lock_guard<std::mutex> l(itk_threads_mu);
+    if (--itk_threads_depth == 0) itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(itk_threads_saved);
   }
   SingleThreadedItk(const SingleThreadedItk&) = delete;
   SingleThreadedItk& operator=(const SingleThreadedItk&) = delete;
-
- private:
-  static std::mutex& mu() {
-    static std::mutex m;
-    return m;
-  }
-  static int& depth() {
-    static int d = 0;
-    return d;
-  }
-  static itk::ThreadIdType& saved() {
-    static itk::ThreadIdType n = 0;
-    return n;
-  }
 };
 
 RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const RigidOptions& opt,
