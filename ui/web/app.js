@@ -235,7 +235,11 @@ function escapeHtml(s) {
 async function refreshStructures() {
   state.structures = await api('GET', '/api/structures');
   renderStructures();
-  // Deleted structures keep their history: each can be brought back.
+  await refreshDeleted();
+}
+
+// Deleted structures keep their history: each can be brought back.
+async function refreshDeleted() {
   const gone = await api('GET', '/api/structures/deleted');
   const box = $('deleted');
   box.innerHTML = gone.length ? 'Deleted: ' : '';
@@ -879,7 +883,8 @@ async function main() {
     state.structures = await api('GET', '/api/structures');
     await syncOverlays(true);  // one commit for dose, isodose and structures
     mark('structures');
-    await refreshStructures();  // the list, and the deleted ones that can be restored
+    renderStructures();
+    await refreshDeleted();
     setView('multi');
     updateButtons();
     await refreshDvh();
