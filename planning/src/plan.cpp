@@ -109,13 +109,47 @@ core::Image mask_from(const core::Geometry& g, const std::vector<std::int64_t>& 
   return m;
 }
 
-// The planning grid: the CT box cropped to the body (+ margin), axes finer than 3/4 of the
-// template's grid size coarsened to it.
-core::Geometry dose_grid(const core::Geometry& ct, const core::Image& body, double grid_mm) {
+// Attenuators outside the body that the beams pass through on their way in: a couch, a head
+// rest, a board. The CT's regions above -500 HU outside the body, of at least 5 cc (not noise),
+// and of those the voxels that lie within the body's box on two axes (in front of the body
+// along the third). The planning grid reaches them so that the planned beams are attenuated
+// as the recomputation on the whole CT attenuates them.
+core::Image attenuators_beside(const core::Image& ct, const core::Image& body) {
+  const auto box = core::bounding_box(body);
+  core::Image out(ct.geometry(), core::PixelType::UInt8);
+  if (!box) return out;
+  const std::uint8_t* bm = body.data<std::uint8_t>();
+  std::uint8_t* o = out.data<std::uint8_t>();
+  bool any = false;
+  for (std::size_t v = 0, n = out.num_voxels(); v < n; ++v)
+    if (!bm[v] && ct.value(v) > -500.0) o[v] = 1, any = true;
+  if (!any) return out;
+  out = core::remove_islands(out, 5.0);
+  o = out.data<std::uint8_t>();
+  const auto& b = *box;
+  const auto& sz = ct.geometry().size;
+  for (std::int64_t k = 0; k < sz[2]; ++k)
+    for (std::int64_t j = 0; j < sz[1]; ++j)
+      for (std::int64_t i = 0; i < sz[0]; ++i) {
+        std::uint8_t& x = o[(k * sz[1] + j) * sz[0] + i];
+        if (!x) continue;
+        const int inside = (i >= b[0] && i <= b[3]) + (j >= b[1] && j <= b[4]) + (k >= b[2] && k <= b[5]);
+        if (inside < 2) x = 0;
+      }
+  return out;
+}
+
+// The planning grid: the CT box cropped to the body and the attenuators beside it (+ 10 mm),
+// axes finer than 3/4 of the template's grid size coarsened to it.
+core::Geometry dose_grid(const core::Geometry& ct, const core::Image& body, const core::Image& attenuators,
+                         double grid_mm) {
   auto box = core::bounding_box(body);
   std::array<std::int64_t, 6> b =
       box ? *box
           : std::array<std::int64_t, 6>{0, 0, 0, ct.size[0] - 1, ct.size[1] - 1, ct.size[2] - 1};
+  if (box)
+    if (auto a = core::bounding_box(attenuators))
+      for (int i = 0; i < 3; ++i) b[i] = std::min(b[i], (*a)[i]), b[3 + i] = std::max(b[3 + i], (*a)[3 + i]);
   core::Geometry g = ct;
   std::array<double, 3> start{};  // CT index of the centre of the new voxel (0, 0, 0)
   for (int a = 0; a < 3; ++a) {
@@ -213,6 +247,10 @@ PlanTemplate load_template(const std::string& name_or_path) {
       t.falloff.end_percent = num(r, "end_percent", t.falloff.end_percent, ctx);
       t.falloff.distance_mm = num(r, "distance_mm", t.falloff.distance_mm, ctx);
       t.falloff.weight = num(r, "weight", t.falloff.weight, ctx);
+      t.falloff.hot_spot_percent = num(r, "hot_spot_percent", t.falloff.hot_spot_percent, ctx);
+      t.falloff.hot_spot_weight = num(r, "hot_spot_weight", t.falloff.hot_spot_weight, ctx);
+      if (t.falloff.hot_spot_weight > 0 && !(t.falloff.hot_spot_percent >= 100))
+        fail<InvalidInput>("read plan template", ctx, "hot_spot_percent must be >= 100 when hot_spot_weight is set");
       if (!(t.falloff.distance_mm > 0))
         fail<InvalidInput>("read plan template", ctx, "distance_mm must be > 0");
     }
@@ -339,7 +377,7 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     result.warnings.push_back("no \"" + tpl.external +
                               "\" structure: body found from the CT (HU > -500)");
   }
-  const core::Geometry g = dose_grid(ct.geometry(), body_ct, tpl.dose_grid_mm);
+  const core::Geometry g = dose_grid(ct.geometry(), body_ct, attenuators_beside(ct, body_ct), tpl.dose_grid_mm);
   const std::size_t nvox = g.num_voxels();
   core::Image ct_d =
       core::resample(ct.cast(core::PixelType::Float32), g, core::Interpolation::Linear, -1000.0);
@@ -583,6 +621,10 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     o.falloff_mm = 100.0;
     o.weight = tpl.falloff.weight;
     problem.objectives.push_back(o);
+    if (tpl.falloff.hot_spot_weight > 0)
+      problem.objectives.push_back({"normal tissue", ObjectiveType::MaxDose,
+                                    levels.front().rx * tpl.falloff.hot_spot_percent / 100.0, 0,
+                                    tpl.falloff.hot_spot_weight});
   }
 
   // Reduced matrix (rows = `rows`), total dose over all fractions per unit weight.
@@ -741,6 +783,28 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
       for (std::size_t v = 0; v < dose.num_voxels(); ++v) d[v] = static_cast<float>(d[v] * k);
       for (auto& beam : plan.beams) beam.mu *= k;
     }
+  }
+  {  // The dose is kept where there is matter - the body, every structure and whatever the CT
+     // shows above -500 HU (tissue the body missed, a couch), one dose voxel wider so that
+     // interpolation at the skin sees computed dose - and is 0 Gy in the air around the patient,
+     // where the computation gives tens of Gy close to the skin and a planning system shows none.
+    core::Image patient(g, core::PixelType::UInt8);
+    std::uint8_t* pm = patient.data<std::uint8_t>();
+    const float* hu = ct_d.data<float>();
+    for (std::size_t v = 0; v < nvox; ++v) pm[v] = hu[v] > -500.0f;
+    auto add = [&](const core::Image& mask) {
+      const core::Image f = fraction_on(mask, g);
+      const float* fv = f.data<float>();
+      for (std::size_t v = 0; v < nvox; ++v)
+        if (fv[v] > 0.0f) pm[v] = 1;
+    };
+    add(body_ct);
+    for (const auto& s : structures) add(s.mask);
+    patient = core::expand(patient, core::Margin::uniform(std::max({g.spacing[0], g.spacing[1], g.spacing[2]})));
+    pm = patient.data<std::uint8_t>();
+    float* d = dose.data<float>();
+    for (std::size_t v = 0; v < nvox; ++v)
+      if (!pm[v]) d[v] = 0.0f;
   }
   result.timing.dose_s = t_dose + seconds_since(t0);
   result.dose = std::move(dose);

@@ -49,6 +49,11 @@ struct FallOffRule {
   double end_percent = 50.0;
   double distance_mm = 30.0;
   double weight = 10.0;  ///< 0 = off
+  /// Hot spots outside the targets: a maximum of hot_spot_percent of the highest prescription
+  /// on the same voxels, weighted on its own (the fall-off's weight, spread over tens of
+  /// thousands of voxels, lets a few voxels next to a target run to 125 %). 0 = off.
+  double hot_spot_percent = 0.0;
+  double hot_spot_weight = 0.0;
 };
 
 struct PlanTemplate {
