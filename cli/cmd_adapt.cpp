@@ -1,7 +1,10 @@
 // isoline adapt --plan-dir DIR --new-ct CT --out DIR: adaptive replanning on a new CT.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "isoline/adaptive/adapt.h"
@@ -37,12 +40,27 @@ core::Image read_ct(const std::string& path, rtstruct::CtSeries* series, bool* d
   return core::read_image(path);
 }
 
-// The planning CT of a plan directory: ct/ (DICOM), ct.nii.gz or dicom/ (as `isoline phantom`).
+// The planning CT of a plan directory: CT/ or ct/ (DICOM), ct.nii.gz (.nii, .nrrd, .mha) or
+// dicom/ (as `isoline phantom`), else the CT that metrics.json records (`run`/`plan` on a DICOM
+// CT do not copy it).
 std::string find_plan_ct(const fs::path& dir) {
   for (const char* c : {"CT", "ct", "ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "dicom"})
     if (present(dir / c)) return (dir / c).string();
-  core::fail<core::IoError>("adapt", dir.string(),
-                            "no planning CT found (give --plan-ct, or put CT/, ct/ or ct.nii.gz in the plan directory)");
+  std::string recorded;
+  if (present(dir / "metrics.json")) {
+    try {
+      std::ifstream f(dir / "metrics.json");
+      const nlohmann::json j = nlohmann::json::parse(f);
+      if (j.contains("ct") && j["ct"].contains("path")) recorded = j["ct"]["path"].get<std::string>();
+    } catch (const std::exception&) {
+    }
+  }
+  if (!recorded.empty() && present(recorded)) return recorded;
+  core::fail<core::IoError>(
+      "adapt", dir.string(),
+      "no planning CT found (give --plan-ct, or put CT/, ct/, ct.nii.gz, ct.nii, ct.nrrd, ct.mha or dicom/ in the "
+      "plan directory)" +
+          (recorded.empty() ? std::string() : "; metrics.json names " + recorded + ", which no longer exists"));
 }
 
 // A DICOM series for an image that was read from NIfTI (derived objects need UIDs).

@@ -41,7 +41,11 @@ int run_plan(const Args& args, const Context& ctx) {
     const std::string parent = std::filesystem::path(out).parent_path().string();
     if (!parent.empty()) core::ensure_directory(parent, "plan");
     core::AtomicOutput dir(out, /*directory=*/true);
+    // A CT from an image file is written beside RD.dcm (as `run` does): the RT-DOSE then
+    // references a CT series a planning system can load with it.
+    const std::vector<std::string> ct_files = write_ct_for_image(ct, dir.temp_path());
     o = write_plan_outputs(dir.temp_path(), ct, structures, r);
+    o.files.insert(o.files.begin(), ct_files.begin(), ct_files.end());
     if (!args.flag("--no-report")) {
       write_plan_report(dir.temp_path() + "/report.html", "Isoline achievable dose", ct, structures, r,
                         {{"CT", args.value("--ct")}, {"Structures", args.value("--structures")}, {"Template", tpl.name}}, {});

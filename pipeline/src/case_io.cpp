@@ -21,6 +21,8 @@ CaseCt load_ct(const std::string& path, const core::Progress& progress) {
   std::error_code ec;
   if (!fs::exists(path, ec)) core::fail<core::IoError>("read CT", path, "no such file or directory");
   CaseCt c;
+  c.path = fs::absolute(path, ec).lexically_normal().string();
+  if (ec) c.path = path;
   if (core::is_image_path(path)) {
     c.series.image = core::read_image(path);
     if (c.series.image.pixel_type() == core::PixelType::UInt8)
@@ -36,6 +38,16 @@ CaseCt load_ct(const std::string& path, const core::Progress& progress) {
   }
   progress.done();
   return c;
+}
+
+std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, const core::Progress& progress) {
+  if (ct.from_dicom) return {};
+  rtstruct::CtWriteOptions wo;
+  wo.info = ct.series.info;
+  wo.frame_of_reference_uid = ct.series.frame_of_reference_uid;
+  wo.series_description = "Isoline CT (from " + fs::path(ct.path).filename().string() + ")";
+  ct.series = rtstruct::write_ct_series(ct.series.image, (fs::path(dir) / "CT").string(), wo, progress);
+  return {"CT/"};
 }
 
 core::StructureSet load_structures(const std::string& path, const CaseCt& ct, const std::vector<std::string>& names) {
@@ -110,6 +122,10 @@ PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const c
     nlohmann::json j;
     j["plan"] = r.plan.name;
     j["fractions"] = r.fractions;
+    j["ct"] = {{"path", ct.path},
+               {"dicom", ct.from_dicom},
+               {"series_instance_uid", ct.series.series_instance_uid},
+               {"frame_of_reference_uid", ct.series.frame_of_reference_uid}};
     j["timing_s"] = {{"influence", r.timing.influence_s}, {"optimise", r.timing.optimize_s},
                      {"dose", r.timing.dose_s}, {"total", r.timing.total_s}};
     j["optimizer"] = {{"iterations", r.optimizer.iterations}, {"converged", r.optimizer.converged}};

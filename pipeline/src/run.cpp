@@ -48,15 +48,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   const fs::path dir = out.temp_path();
 
   // CT from an image file: write it as a DICOM series so RT-STRUCT/RT-DOSE reference it.
-  if (!ct.from_dicom) {
-    rtstruct::CtWriteOptions wo;
-    wo.info = ct.series.info;
-    wo.frame_of_reference_uid = ct.series.frame_of_reference_uid;
-    wo.series_description = "Isoline CT (from " + fs::path(o.ct_path).filename().string() + ")";
-    ct.series = rtstruct::write_ct_series(ct.series.image, (dir / "CT").string(), wo,
-                                          progress.sub(0.04, 0.08, "write CT"));
-    r.files.push_back("CT/");
-  }
+  for (const auto& f : write_ct_for_image(ct, dir.string(), progress.sub(0.04, 0.08, "write CT"))) r.files.push_back(f);
 
   // Structures: auto-contours, or the given ones.
   core::StructureSet structures;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "isoline/core/io.h"
+#include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtdose.h"
 #include "isoline/rtstruct/rtstruct.h"
 #include "tests/test_util.h"
@@ -74,6 +75,27 @@ TEST(Run, MainJobWritesEveryOutputWithValidReferences) {
   // No temporary directories left beside the output.
   for (const auto& e : fs::directory_iterator(tmp.str()))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  // The DICOM CT is not copied; metrics.json records it, and `isoline adapt` on this output
+  // finds it there (it then goes on to the new CT, missing here on purpose).
+  EXPECT_FALSE(fs::exists(fs::path(out) / "CT"));
+  nlohmann::json m = nlohmann::json::parse(std::ifstream(out + "/metrics.json"));
+  EXPECT_EQ(m["ct"]["path"].get<std::string>(), fs::absolute(c.file("case/dicom")).lexically_normal().string());
+  EXPECT_TRUE(m["ct"]["dicom"].get<bool>());
+  EXPECT_EQ(m["ct"]["frame_of_reference_uid"].get<std::string>(), rd.frame_of_reference_uid);
+  r = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + out + " --new-ct " + tmp.file("none.nii.gz") +
+                        " --out " + tmp.file("adapted") + " --no-replan");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output.find("no planning CT"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("none.nii.gz: no such file"), std::string::npos) << r.output;
+  // A recorded CT that is gone is named in the error.
+  m["ct"]["path"] = tmp.file("moved_away");
+  std::ofstream(out + "/metrics.json") << m.dump();
+  r = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + out + " --new-ct " + c.file("case/ct.nii.gz") +
+                        " --out " + tmp.file("adapted") + " --no-replan");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("metrics.json names " + tmp.file("moved_away") + ", which no longer exists"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST(Run, PlanOnGivenStructuresFromNifti) {
@@ -88,6 +110,15 @@ TEST(Run, PlanOnGivenStructuresFromNifti) {
   nlohmann::json m = nlohmann::json::parse(std::ifstream(out + "/metrics.json"));
   EXPECT_NEAR(m["structures"]["PTV70"]["d95_gy"].get<double>(), 70.0, 0.5);
   EXPECT_EQ(m["criteria"].size(), 10u);
+  // A NIfTI CT is written beside RD.dcm as a DICOM series that RD.dcm references (as `run`
+  // does): a planning system can load the two together.
+  {
+    const auto series = rtstruct::read_ct_series(out + "/CT");
+    const auto rd = rtstruct::read_rtdose(out + "/RD.dcm");
+    EXPECT_EQ(rd.frame_of_reference_uid, series.frame_of_reference_uid);
+    EXPECT_TRUE(series.image.geometry().same_grid(core::read_image(c.file("case/ct.nii.gz")).geometry(), 1e-3));
+    EXPECT_FALSE(m["ct"]["dicom"].get<bool>());
+  }
   // `isoline dose` on the written plan gives the plan's dose (MU per fraction x fractions).
   r = test::run_command(test::isoline_bin() + " dose --ct " + c.file("case/ct.nii.gz") +
                         " --plan " + out + "/plan.json --out " + tmp.file("recomputed.nii.gz"));

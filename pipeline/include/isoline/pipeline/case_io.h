@@ -20,9 +20,16 @@ namespace isoline::pipeline {
 struct CaseCt {
   rtstruct::CtSeries series;  ///< series.image is the CT in HU
   bool from_dicom = false;
+  std::string path;           ///< where it was read from (absolute)
   std::vector<std::string> warnings;
 };
 CaseCt load_ct(const std::string& path, const core::Progress& progress = {});
+
+/// For a CT read from an image file: writes it as a DICOM series in `dir`/CT (its made-up
+/// identity) and makes `ct.series` that series, so that the RT-STRUCT and RT-DOSE written
+/// next to it reference a CT that exists. Returns the names written ("CT/"); nothing for a
+/// DICOM CT, which the RT objects reference where it is.
+std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, const core::Progress& progress = {});
 
 /// Structures on the CT grid from a directory of <name>.nii.gz masks or an RT-STRUCT file.
 core::StructureSet load_structures(const std::string& path, const CaseCt& ct,
@@ -34,7 +41,9 @@ struct PlanOutputs {
 };
 
 /// Writes plan.json, dose.nii.gz, RD.dcm (RT-DOSE referencing the CT), dvh.csv and
-/// metrics.json for a plan into `dir` (created; each file atomic). Returns the file names.
+/// metrics.json for a plan into `dir` (created; each file atomic). metrics.json also records
+/// the CT ("ct": path, DICOM or not, series and frame of reference UIDs), which `isoline adapt`
+/// reads to find the planning CT. Returns the file names.
 PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct,
                                const core::StructureSet& structures,
                                const planning::PlanResult& plan);
