@@ -294,6 +294,18 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
                                    "no body found (nothing above " +
                                        fmt("%.0f", card.body_threshold_hu) +
                                        " HU): not a CT in HU?");
+  {  // Hounsfield units: every CT of a patient holds air (around the patient, airways, lungs).
+     // Almost none below -500 is a CT in another convention (CT numbers without the rescale
+     // intercept, air at 0) or cropped inside the body: the network's input is then meaningless.
+    const std::int16_t* c = ct.data<std::int16_t>();
+    std::size_t air = 0;
+    const std::size_t n = ct.num_voxels();
+    for (std::size_t v = 0; v < n; ++v) air += c[v] < -500;
+    if (double(air) < 0.02 * double(n))
+      result.warnings.push_back("the CT holds almost no air (" + fmt("%.1f %%", 100.0 * double(air) / double(n)) +
+                                " of voxels below -500 HU): is it in Hounsfield units (rescale intercept)? the "
+                                "contours are not reliable");
+  }
   double lung_slice_fraction = 0;
   // Scope: a head-and-neck scan has lung-density tissue (-950..-400 HU) in its lowest slices
   // only; a chest CT has it in most slices. Per slice: lung-density voxels / non-air voxels.
@@ -323,8 +335,36 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
                                 fmt("%.0f mm", width) + " wide and " + fmt("%.0f mm", z_extent) +
                                 " long (a partial or cropped scan)");
   }
-  const double body_cx = mg.origin[0] + 0.5 * double((*bbox)[0] + (*bbox)[3]) * mg.spacing[0];
-  const double body_cy = mg.origin[1] + 0.5 * double((*bbox)[1] + (*bbox)[4]) * mg.spacing[1];
+  // The body centre positions are measured from: the median over axial slices (with at least
+  // 20 cm^2 of body) of the slice's body centroid, as the model card's usual ranges were
+  // computed (contouring/train/common.py, body_centre). Not the 3-D box centre: a few slices
+  // reaching to the edge of the field (an arm, a mask) moved that by 47 mm on a normal case.
+  double body_cx = mg.origin[0] + 0.5 * double((*bbox)[0] + (*bbox)[3]) * mg.spacing[0];
+  double body_cy = mg.origin[1] + 0.5 * double((*bbox)[1] + (*bbox)[4]) * mg.spacing[1];
+  {
+    const std::uint8_t* b = mbody.data<std::uint8_t>();
+    std::vector<double> xs, ys;
+    for (std::int64_t k = 0; k < nz; ++k) {
+      double sx = 0, sy = 0;
+      std::size_t n = 0;
+      for (std::int64_t j = 0; j < ny; ++j)
+        for (std::int64_t i = 0; i < nx; ++i)
+          if (b[mg.offset(i, j, k)]) sx += double(i), sy += double(j), ++n;
+      if (double(n) * mg.spacing[0] * mg.spacing[1] < 2000.0) continue;
+      xs.push_back(sx / double(n));
+      ys.push_back(sy / double(n));
+    }
+    auto median = [](std::vector<double> v) {
+      const std::size_t h = v.size() / 2;
+      std::nth_element(v.begin(), v.begin() + h, v.end());
+      if (v.size() % 2) return v[h];
+      return 0.5 * (v[h] + *std::max_element(v.begin(), v.begin() + h));
+    };
+    if (!xs.empty()) {
+      body_cx = mg.origin[0] + median(xs) * mg.spacing[0];
+      body_cy = mg.origin[1] + median(ys) * mg.spacing[1];
+    }
+  }
   const std::int64_t i0 = std::max<std::int64_t>((*bbox)[0] - 4, 0),
                      i1 = std::min<std::int64_t>((*bbox)[3] + 5, nx);
   const std::int64_t j0 = std::max<std::int64_t>((*bbox)[1] - 4, 0),
@@ -416,6 +456,7 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
   struct Info {
     double cx = 0, cy = 0;
     bool found = false;
+    bool first_slice = false, last_slice = false;  ///< reaches the CT's first / last slice
   };
   std::vector<Info> info(names.size());
   for (std::size_t s = 0; s < names.size(); ++s) {
@@ -474,6 +515,8 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
         for (std::int64_t j = 0; j < sub.size[1]; ++j)
           for (std::int64_t i = 0; i < sub.size[0]; ++i)
             if (smp[sub.offset(i, j, k)]) {
+              info[s].first_slice |= k + start[2] == 0;
+              info[s].last_slice |= k + start[2] == cg.size[2] - 1;
               fp[cg.offset(i + start[0], j + start[1], k + start[2])] = 1;
               Vec3 w = cg.index_to_world(
                   {double(i + start[0]), double(j + start[1]), double(k + start[2])});
@@ -482,15 +525,25 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
               ++cnt;
             }
       if (cnt) {
-        info[s] = {sx / double(cnt), sy / double(cnt), true};
+        info[s].cx = sx / double(cnt);
+        info[s].cy = sy / double(cnt);
+        info[s].found = true;
         q.volume_cc = double(cnt) * cg.voxel_volume_mm3() / 1000.0;
       }
       q.confidence = psum / double(pn);
     }
     if (!info[s].found) {
-      q.flags.push_back("missing: not found on this CT");
+      q.confidence = 0;  // the mean probability of nothing
+      q.flags.push_back("missing: the model found none (check whether the organ is on the CT)");
     } else {
       if (q.confidence < 0.75) q.flags.push_back("low confidence " + fmt("%.2f", q.confidence));
+      // An organ that reaches the first or last slice is probably cut off by the end of the
+      // scan (its volume and any dose to it are then incomplete). The cord and the esophagus
+      // run on past the scan in every head-and-neck CT: not flagged.
+      if ((info[s].first_slice || info[s].last_slice) && names[s] != "SpinalCord" && names[s] != "Esophagus")
+        q.flags.push_back(std::string("reaches the ") + (info[s].first_slice ? "first" : "last") +
+                          (info[s].first_slice && info[s].last_slice ? " and last" : "") +
+                          " slice of the CT: may be cut off by the end of the scan");
       auto e = card.expected.find(names[s]);
       if (e != card.expected.end() && e->second.known) {
         const auto& r = e->second;
@@ -526,7 +579,10 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
     for (std::size_t s = 0; s < names.size(); ++s)
       if (names[s] == "Brainstem" || names[s] == "Mandible" || names[s] == "SpinalCord") {
         ++total;
-        bool odd = false;  // a detection of implausible volume is not a landmark
+        // A detection of implausible volume is not a landmark. (An unusual position still is:
+        // on a scan reaching far into the chest the body centre moves with the chest, and
+        // validation patient 230's Brainstem and SpinalCord read as "unusual".)
+        bool odd = false;
         for (const auto& f : result.quality[s].flags) odd = odd || f.rfind("volume", 0) == 0;
         if (!info[s].found || result.quality[s].confidence < 0.6 || odd) ++weak;
       }

@@ -29,6 +29,32 @@ def normalise(hu):
 U8_STEP_HU = 8
 
 
+def body_centre(ct, spacing):
+    """The body centre (LPS x, y in mm from the first voxel centre) the quality flags measure
+    positions from, as the C++ computes it (contour.cpp, body_centre): the largest region above
+    BODY_HU, its centroid on each axial slice with at least 20 cm^2 of it, the median over those
+    slices. A median of slices, not the 3-D box: a few slices reaching to the edge of the field
+    (an arm, a mask) do not move it."""
+    from scipy import ndimage
+    body = ct > BODY_HU
+    lab, n = ndimage.label(body, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return None
+    body = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
+    area = body.sum(axis=(0, 1)) * spacing[0] * spacing[1]
+    xs, ys = [], []
+    ii = np.arange(body.shape[0])[:, None]
+    jj = np.arange(body.shape[1])[None, :]
+    for k in np.nonzero(area >= 2000.0)[0]:
+        sl = body[:, :, k]
+        c = sl.sum()
+        xs.append((ii * sl).sum() / c)
+        ys.append((jj * sl).sum() / c)
+    if not xs:
+        return None
+    return float(np.median(xs)) * spacing[0], float(np.median(ys)) * spacing[1]
+
+
 def cache_ct(z, name):
     """int16 HU of case `name` ("split/pt_N") of a training cache: "ct" as preprocess.py writes
     it, or "ct_u8" as pack_for_gpu.py packs it."""
@@ -50,3 +76,27 @@ def card_context(model_path):
     if inp.get("kind", "slices") != "slices":
         raise ValueError(f"{card}: a {inp['kind']} network; this script runs 2.5D (slices) networks only")
     return int(inp["context_slices_each_side"])
+
+
+def ranges_of(cases):
+    """expected_ranges from (ct, {structure: mask}, spacing) cases, arrays indexed x, y, z."""
+    vals = {s: ([], [], []) for s in STRUCTURES}
+    for ct, masks, sp in cases:
+        centre = body_centre(ct, sp)
+        if centre is None:
+            continue
+        for s, m in masks.items():
+            idx = np.nonzero(m)
+            if len(idx[0]) == 0:
+                continue
+            vals[s][0].append(m.sum() * sp[0] * sp[1] * sp[2] / 1000.0)
+            vals[s][1].append(idx[0].mean() * sp[0] - centre[0])
+            vals[s][2].append(idx[1].mean() * sp[1] - centre[1])
+    out = {}
+    for s, (v, dx, dy) in vals.items():
+        p = lambda a, q: float(np.percentile(a, q))
+        out[s] = {"volume_cc": [round(0.6 * p(v, 1), 2), round(1.6 * p(v, 99), 2)],
+                  "dx_mm": [round(p(dx, 1) - 15, 1), round(p(dx, 99) + 15, 1)],
+                  "dy_mm": [round(p(dy, 1) - 15, 1), round(p(dy, 99) + 15, 1)],
+                  "training_cases": len(v)}
+    return out

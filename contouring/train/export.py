@@ -13,7 +13,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, cache_ct  # noqa
+from common import STRUCTURES, OARS, LR_SWAP, SPACING, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, cache_ct, ranges_of  # noqa
 from model import UNet, read_checkpoint  # noqa
 
 
@@ -36,37 +36,17 @@ class MirrorAverage(torch.nn.Module):
 
 
 def expected_ranges(cache):
-    """Usual volume (cc) and centroid offset from the body's in-plane bounding-box centre
-    (LPS x, y in mm) per structure over the training split: 1st-99th percentile, widened
-    (volume x0.6 / x1.6, position +-15 mm). Used for the quality flags."""
+    """Usual volume (cc) and centroid offset from the body centre (common.body_centre: median
+    of per-slice centroids; LPS x, y in mm) per structure over the training split: 1st-99th
+    percentile, widened (volume x0.6 / x1.6, position +-15 mm). Used for the quality flags."""
     z = np.load(cache)
     names = sorted({k.rsplit("/", 1)[0] for k in z.files if k.startswith("train/")})
-    vox = SPACING[0] * SPACING[1] * SPACING[2] / 1000.0
-    vals = {s: ([], [], []) for s in STRUCTURES}
+    cases = []
     for n in names:
         bits = z[n + "/bits"]
         pres = z[n + "/present"]
-        ct = cache_ct(z, n)
-        body = ct > BODY_HU
-        xs = np.nonzero(body.any(axis=(1, 2)))[0]
-        ys = np.nonzero(body.any(axis=(0, 2)))[0]
-        cx, cy = 0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max())
-        for k, s in enumerate(STRUCTURES):
-            if not pres[k]:
-                continue
-            m = (bits >> k) & 1
-            idx = np.nonzero(m)
-            vals[s][0].append(m.sum() * vox)
-            vals[s][1].append((idx[0].mean() - cx) * SPACING[0])
-            vals[s][2].append((idx[1].mean() - cy) * SPACING[1])
-    out = {}
-    for s, (v, dx, dy) in vals.items():
-        p = lambda a, q: float(np.percentile(a, q))
-        out[s] = {"volume_cc": [round(0.6 * p(v, 1), 2), round(1.6 * p(v, 99), 2)],
-                  "dx_mm": [round(p(dx, 1) - 15, 1), round(p(dx, 99) + 15, 1)],
-                  "dy_mm": [round(p(dy, 1) - 15, 1), round(p(dy, 99) + 15, 1)],
-                  "training_cases": len(v)}
-    return out
+        cases.append((cache_ct(z, n), {s: (bits >> k) & 1 for k, s in enumerate(STRUCTURES) if pres[k]}, SPACING))
+    return ranges_of(cases)
 
 
 def main():

@@ -270,6 +270,38 @@ TEST(ContourData, ChestCtIsFlaggedOutOfScope) {
   EXPECT_NE(r.warnings.front().find("scope"), std::string::npos);
 }
 
+// What a reviewer must be told: a CT in another intensity convention (CT numbers stored without
+// the -1024 rescale intercept, air at 0) and organs cut off by the end of a short scan.
+TEST(ContourData, ACtNotInHounsfieldUnitsAndOrgansCutByTheScanEndAreFlagged) {
+  const auto& s = shared_case();
+  for (const auto& q : s.result.quality)  // the whole neck: nothing cut off
+    for (const auto& f : q.flags) EXPECT_EQ(f.find("slice of the CT"), std::string::npos) << q.name << ": " << f;
+  Image raw = s.ct.clone();
+  for (std::size_t v = 0; v < raw.num_voxels(); ++v) raw.data<std::int16_t>()[v] = static_cast<std::int16_t>(raw.data<std::int16_t>()[v] + 1024);
+  contouring::ContourOptions o;
+  o.structures = {"Brainstem", "Mandible"};
+  auto r = contouring::contour(raw, o);
+  EXPECT_FALSE(r.in_scope);
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_NE(r.warnings.front().find("Hounsfield units"), std::string::npos) << r.warnings.front();
+  // The scan stops in the neck (slices 60 and up of pt_201): the larynx starts on its first slice.
+  const Geometry& g = s.ct.geometry();
+  Geometry h = g;
+  h.size[2] = g.size[2] - 60;
+  h.origin = g.index_to_world({0.0, 0.0, 60.0});
+  Image cut(h, core::PixelType::Int16);
+  for (std::int64_t k = 0; k < h.size[2]; ++k)
+    for (std::int64_t j = 0; j < h.size[1]; ++j)
+      for (std::int64_t i = 0; i < h.size[0]; ++i) cut.at<std::int16_t>(i, j, k) = s.ct.at<std::int16_t>(i, j, k + 60);
+  o.structures = {"Larynx", "SpinalCord"};
+  r = contouring::contour(cut, o);
+  ASSERT_EQ(r.quality.size(), 2u);
+  bool larynx_cut = false;
+  for (const auto& f : r.quality[0].flags) larynx_cut |= f.find("reaches the first slice of the CT") != std::string::npos;
+  EXPECT_TRUE(larynx_cut) << r.quality[0].summary();
+  for (const auto& f : r.quality[1].flags) EXPECT_EQ(f.find("slice of the CT"), std::string::npos) << "the cord always runs on";
+}
+
 TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   test::TempDir t;
   const auto& s = shared_case();
