@@ -5,7 +5,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <tuple>
 #include <vector>
 #include <algorithm>
 
@@ -23,6 +22,14 @@ namespace isoline::cli {
 namespace {
 
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+// A distance in mm with 2 decimals, "n/a" when undefined (NaN: no case; infinity: one mask empty).
+std::string mm_text(double v) {
+  if (!std::isfinite(v)) return "n/a";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
 
 int run_eval(const Args& args, const Context& ctx) {
   if (args.positional(0) != "contours")
@@ -61,42 +68,35 @@ int run_eval(const Args& args, const Context& ctx) {
     }
   }
   core::Progress progress(ctx.progress, "eval");
-  auto rows = contouring::evaluate_dirs(args.value("--pred"), args.value("--ref"), names, tol, progress);
+  auto result = contouring::evaluate_contours(args.value("--pred"), args.value("--ref"), names, tol, progress);
+  // Case folders not scored, resampled grids, names that matched nothing: before the table (and
+  // before failing when nothing could be scored, which they then explain).
+  for (const auto& w : result.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  auto& rows = result.rows;
   if (rows.empty())
     core::fail<core::InvalidInput>("evaluate contours", args.value("--ref"), "no structure has both a reference and a prediction to score");
-  // Case folders on one side only are not scored: say which, so a mean over fewer cases than
-  // intended does not pass unnoticed.
-  if (!rows.front().case_id.empty()) {  // case sub-folders (not two flat folders)
-    const std::string pred = args.value("--pred"), ref = args.value("--ref");
-    for (const auto& [dir, other_dir, other] : {std::tuple{ref, pred, "prediction"}, std::tuple{pred, ref, "reference"}}) {
-      std::vector<std::string> alone;
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-        if (e.is_directory() && !std::filesystem::is_directory(std::filesystem::path(other_dir) / e.path().filename()))
-          alone.push_back(e.path().filename().string());
-      std::sort(alone.begin(), alone.end());
-      if (alone.empty()) continue;
-      std::string list;
-      for (std::size_t n = 0; n < alone.size() && n < 10; ++n) list += (n ? ", " : "") + alone[n];
-      if (alone.size() > 10) list += ", ...";
-      std::fprintf(stderr, "warning: %zu case folder(s) in %s without a %s, not scored: %s\n", alone.size(),
-                   dir.c_str(), other, list.c_str());
-    }
-  }
   if (card) contouring::flag_references(rows, *card);
   auto sum = contouring::summarize(rows);
+  // Columns as wide as the longest case id and structure name; HD95 "n/a" where undefined.
+  int case_w = 10, name_w = 14;
+  for (const auto& r : rows) {
+    case_w = std::max(case_w, static_cast<int>(r.case_id.size()));
+    name_w = std::max(name_w, static_cast<int>(r.structure.size()));
+  }
   if (args.flag("--per-case"))
     for (const auto& r : rows)
-      std::printf("%-10s %-14s dice %.3f  hd95 %7.2f mm  sdice %.3f  ref %.1f cc  pred %.1f cc%s%s\n",
-                  r.case_id.c_str(), r.structure.c_str(), r.m.dice, r.m.hd95_mm, r.m.surface_dice,
-                  r.m.ref_cc, r.m.pred_cc, r.ref_flag.empty() ? "" : "  FLAGGED: ", r.ref_flag.c_str());
-  std::printf("%-14s %5s %9s %11s %10s %12s %8s %11s", "structure", "cases", "Dice mean", "Dice median",
+      std::printf("%-*s %-*s dice %.3f  hd95 %7s mm  sdice %.3f  ref %.1f cc  pred %.1f cc%s%s%s\n", case_w,
+                  r.case_id.c_str(), name_w, r.structure.c_str(), r.m.dice, mm_text(r.m.hd95_mm).c_str(),
+                  r.m.surface_dice, r.m.ref_cc, r.m.pred_cc, r.resampled ? "  (resampled)" : "",
+                  r.ref_flag.empty() ? "" : "  FLAGGED: ", r.ref_flag.c_str());
+  std::printf("%-*s %5s %9s %11s %10s %12s %8s %11s", name_w, "structure", "cases", "Dice mean", "Dice median",
               "HD95 mean", "HD95 median", "HD95 n/a", "surf. Dice");
   if (card) std::printf(" %7s %16s", "flagged", "Dice w/o flagged");
   std::printf("\n");
   for (const auto& s : sum) {
-    std::printf("%-14s %5d %9.3f %11.3f %10.2f %12.2f %8d %11.3f", s.structure.c_str(), s.cases, s.dice_mean,
-                s.dice_median, s.hd95_mean, s.hd95_median, s.hd95_undefined, s.sdice_mean);
+    std::printf("%-*s %5d %9.3f %11.3f %10s %12s %8d %11.3f", name_w, s.structure.c_str(), s.cases, s.dice_mean,
+                s.dice_median, mm_text(s.hd95_mean).c_str(), mm_text(s.hd95_median).c_str(), s.hd95_undefined,
+                s.sdice_mean);
     if (card) {
       if (std::isfinite(s.dice_mean_plausible))
         std::printf(" %7d %16.3f", s.flagged, s.dice_mean_plausible);
@@ -130,6 +130,7 @@ int run_eval(const Args& args, const Context& ctx) {
     j["pred"] = args.value("--pred");
     j["ref"] = args.value("--ref");
     j["reference_check"] = card ? nlohmann::json{{"model_card", card->card_path}} : nlohmann::json(nullptr);
+    j["warnings"] = result.warnings;
     for (const auto& s : sum)
       j["structures"][s.structure] = {{"cases", s.cases},          {"dice_mean", s.dice_mean},
                                       {"dice_median", s.dice_median}, {"hd95_mm_mean", num(s.hd95_mean)},
@@ -141,7 +142,7 @@ int run_eval(const Args& args, const Context& ctx) {
     for (const auto& r : rows)
       j["cases"].push_back({{"case", r.case_id}, {"structure", r.structure}, {"dice", r.m.dice},
                             {"hd95_mm", num(r.m.hd95_mm)}, {"surface_dice", r.m.surface_dice},
-                            {"ref_cc", r.m.ref_cc}, {"pred_cc", r.m.pred_cc},
+                            {"ref_cc", r.m.ref_cc}, {"pred_cc", r.m.pred_cc}, {"resampled", r.resampled},
                             {"ref_flag", r.ref_flag.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.ref_flag)}});
     core::write_file_atomic(*jf, j.dump(1) + "\n", "evaluate contours");
   }
@@ -163,7 +164,9 @@ Command make_eval_command() {
       "isoline eval contours --pred DIR --ref DIR: per structure Dice, 95% Hausdorff distance (mm)\n"
       "and surface Dice at --tolerance mm (default 4). DIR holds <Structure>.nii.gz masks of one\n"
       "case, or one sub-directory per case (matched by name). Structures without a reference\n"
-      "mask are skipped (not delineated); a missing prediction counts as an empty mask.\n"
+      "mask are skipped (not delineated); a missing prediction counts as an empty mask. Masks\n"
+      "hold 0 and 1 (a probability or label map is refused); a prediction on another grid is\n"
+      "resampled onto the reference's (a warning), one not overlapping it is an error.\n"
       "Reference check: a reference whose volume lies outside the structure's usual range in the\n"
       "training data (model card \"expected\", default the installed card) is flagged and listed\n"
       "after the table; \"Dice mean\" stays over all cases, \"Dice w/o flagged\" leaves them out.\n"

@@ -2,6 +2,8 @@
 #include "isoline/contouring/metrics.h"
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -148,27 +150,98 @@ std::string stem(const fs::path& p) {
   return "";
 }
 
+std::string lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// The structure masks of a case folder by name: its images, less those that are not masks
+// (the CT, dose, possible-dose mask of an OpenKBP or phantom case folder).
 std::map<std::string, fs::path> mask_files(const fs::path& dir) {
   std::map<std::string, fs::path> out;
   if (!fs::is_directory(dir)) return out;
+  const auto& skip = core::not_mask_names();
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_regular_file()) {
       std::string s = stem(e.path());
-      if (!s.empty()) out[s] = e.path();
+      if (!s.empty() && std::find(skip.begin(), skip.end(), lower(s)) == skip.end()) out[s] = e.path();
     }
   return out;
 }
 
+// "a, b, c" of at most `max` items, then ", ...".
+std::string list_text(const std::vector<std::string>& v, std::size_t max = 10) {
+  std::string t;
+  for (std::size_t n = 0; n < v.size() && n < max; ++n) t += (n ? ", " : "") + v[n];
+  if (v.size() > max) t += ", ...";
+  return t;
+}
+
+// World-space (LPS) box of a grid's voxels, their outer edges included: {lo x, y, z, hi x, y, z}.
+std::array<double, 6> world_box(const Geometry& g) {
+  std::array<double, 6> b = {HUGE_VAL, HUGE_VAL, HUGE_VAL, -HUGE_VAL, -HUGE_VAL, -HUGE_VAL};
+  for (int c = 0; c < 8; ++c) {
+    core::Vec3 ijk;
+    for (int q = 0; q < 3; ++q) ijk[q] = (c >> q) & 1 ? double(g.size[q]) - 0.5 : -0.5;
+    const core::Vec3 w = g.index_to_world(ijk);
+    for (int q = 0; q < 3; ++q) {
+      b[q] = std::min(b[q], w[q]);
+      b[q + 3] = std::max(b[q + 3], w[q]);
+    }
+  }
+  return b;
+}
+
+bool grids_overlap(const Geometry& a, const Geometry& b) {
+  const auto x = world_box(a), y = world_box(b);
+  for (int q = 0; q < 3; ++q)
+    if (std::min(x[q + 3], y[q + 3]) - std::max(x[q], y[q]) <= 0) return false;
+  return true;
+}
+
+// Fraction of the voxels of mask `m` whose centre lies outside grid `g`.
+double fraction_outside(const Image& m, const Geometry& g) {
+  const Geometry& mg = m.geometry();
+  const std::uint8_t* p = m.data<std::uint8_t>();
+  std::size_t n = 0, out = 0;
+  for (std::int64_t k = 0; k < mg.size[2]; ++k)
+    for (std::int64_t j = 0; j < mg.size[1]; ++j)
+      for (std::int64_t i = 0; i < mg.size[0]; ++i) {
+        if (!p[mg.offset(i, j, k)]) continue;
+        ++n;
+        const core::Vec3 x = g.world_to_index(mg.index_to_world({double(i), double(j), double(k)}));
+        for (int q = 0; q < 3; ++q)
+          if (x[q] < -0.5 || x[q] > double(g.size[q]) - 0.5) {
+            ++out;
+            break;
+          }
+      }
+  return n ? double(out) / double(n) : 0.0;
+}
+
+// Names in `have` equal to `name` but for case ("BrainStem" for "Brainstem").
+std::vector<std::string> case_variants(const std::string& name, const std::set<std::string>& have) {
+  std::vector<std::string> v;
+  for (const auto& h : have)
+    if (h != name && lower(h) == lower(name)) v.push_back(h);
+  return v;
+}
+
 }  // namespace
 
-std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::string& ref_dir,
-                                   const std::vector<std::string>& structures, double tolerance_mm,
-                                   const core::Progress& progress) {
+EvalResult evaluate_contours(const std::string& pred_dir, const std::string& ref_dir,
+                             const std::vector<std::string>& structures, double tolerance_mm,
+                             const core::Progress& progress) {
   const char* op = "evaluate contours";
   for (const auto& d : {pred_dir, ref_dir})
     if (!fs::is_directory(d)) core::fail<core::IoError>(op, d, "not a directory");
+  EvalResult res;
   // Cases: sub-directories of ref_dir present in pred_dir, or the two directories themselves.
-  std::vector<std::pair<std::string, fs::path>> cases;
+  struct Case {
+    std::string id;
+    std::map<std::string, fs::path> pred, ref;
+  };
+  std::vector<Case> cases;
   auto has_subdir = [](const std::string& d) {
     for (const auto& e : fs::directory_iterator(d))
       if (e.is_directory()) return true;
@@ -178,44 +251,122 @@ std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::strin
     if (mask_files(d).empty() && !has_subdir(d))
       core::fail<core::InvalidInput>(op, d, "no mask files and no case folders");
   if (mask_files(ref_dir).empty()) {
-    for (const auto& e : fs::directory_iterator(ref_dir))
-      if (e.is_directory() && fs::is_directory(fs::path(pred_dir) / e.path().filename()))
-        cases.emplace_back(e.path().filename().string(), e.path());
-    std::sort(cases.begin(), cases.end(), [](const auto& x, const auto& y) {
-      if (x.first.size() != y.first.size()) return x.first.size() < y.first.size();
-      return x.first < y.first;
+    // Case folders not scored are named, so that a mean over fewer cases than intended does not
+    // pass unnoticed: on one side only, or on both sides but without masks on one.
+    std::vector<std::string> no_pred, no_ref, empty;
+    for (const auto& e : fs::directory_iterator(ref_dir)) {
+      if (!e.is_directory()) continue;
+      const std::string id = e.path().filename().string();
+      if (!fs::is_directory(fs::path(pred_dir) / id)) {
+        no_pred.push_back(id);
+        continue;
+      }
+      Case c{id, mask_files(fs::path(pred_dir) / id), mask_files(e.path())};
+      if (c.pred.empty() || c.ref.empty())
+        empty.push_back(id + (c.pred.empty() && c.ref.empty() ? " (neither side)"
+                              : c.pred.empty()                ? " (no predicted masks)"
+                                                              : " (no reference masks)"));
+      else
+        cases.push_back(std::move(c));
+    }
+    for (const auto& e : fs::directory_iterator(pred_dir))
+      if (e.is_directory() && !fs::is_directory(fs::path(ref_dir) / e.path().filename()))
+        no_ref.push_back(e.path().filename().string());
+    for (auto* v : {&no_pred, &no_ref, &empty}) std::sort(v->begin(), v->end());
+    if (!no_pred.empty())
+      res.warnings.push_back(std::to_string(no_pred.size()) + " case folder(s) in " + ref_dir +
+                             " without a prediction, not scored: " + list_text(no_pred));
+    if (!no_ref.empty())
+      res.warnings.push_back(std::to_string(no_ref.size()) + " case folder(s) in " + pred_dir +
+                             " without a reference, not scored: " + list_text(no_ref));
+    if (!empty.empty())
+      res.warnings.push_back(std::to_string(empty.size()) + " case folder(s) on both sides without masks, not scored: " +
+                             list_text(empty));
+    std::sort(cases.begin(), cases.end(), [](const Case& x, const Case& y) {
+      if (x.id.size() != y.id.size()) return x.id.size() < y.id.size();
+      return x.id < y.id;
     });
     if (cases.empty())
-      core::fail<core::InvalidInput>(op, ref_dir, "no mask files and no case sub-directories shared with " + pred_dir);
+      core::fail<core::InvalidInput>(op, ref_dir, "no mask files and no case sub-directories with masks shared with " +
+                                                      pred_dir);
   } else {
-    cases.emplace_back("", fs::path(ref_dir));
+    cases.push_back({"", mask_files(pred_dir), mask_files(ref_dir)});
   }
-  std::vector<EvalRow> rows;
+  // Default structures: every one predicted in any case, so that a case whose prediction lacks
+  // a structure that the reference has is scored as missed, not left out of the mean.
+  std::set<std::string> predicted, referenced, scored;
+  for (const auto& c : cases) {
+    for (const auto& [n, p] : c.pred) predicted.insert(n);
+    for (const auto& [n, p] : c.ref) referenced.insert(n);
+  }
+  std::vector<std::string> names;
+  for (const auto& n : structures.empty() ? std::vector<std::string>(predicted.begin(), predicted.end()) : structures)
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   for (std::size_t c = 0; c < cases.size(); ++c) {
-    progress.update(double(c) / double(cases.size()), cases[c].first);
-    const fs::path pdir = cases[c].first.empty() ? fs::path(pred_dir) : fs::path(pred_dir) / cases[c].first;
-    auto pf = mask_files(pdir), rf = mask_files(cases[c].second);
-    std::vector<std::string> names = structures;
-    if (names.empty())
-      for (const auto& [n, p] : pf) names.push_back(n);
+    const Case& cs = cases[c];
+    progress.update(double(c) / double(cases.size()), cs.id);
+    std::vector<std::string> resampled, lost;
+    std::string grids;  // the first differing pair, for the warning
     for (const auto& n : names) {
-      auto r = rf.find(n);
-      if (r == rf.end()) continue;  // not delineated: not scored
-      Image ref = core::read_image(r->second.string(), core::PixelType::UInt8);
+      auto r = cs.ref.find(n);
+      if (r == cs.ref.end()) continue;  // not delineated: not scored
+      scored.insert(n);
+      const Image ref = core::read_mask(r->second.string(), op);
       Image pred;
-      auto p = pf.find(n);
-      if (p == pf.end()) {
+      bool moved = false;
+      auto p = cs.pred.find(n);
+      if (p == cs.pred.end()) {
         pred = Image(ref.geometry(), core::PixelType::UInt8);
       } else {
-        pred = core::read_image(p->second.string(), core::PixelType::UInt8);
-        if (!pred.geometry().same_grid(ref.geometry(), 0.01))
-          pred = core::resample(pred, ref.geometry(), core::Interpolation::Nearest, 0.0);
+        pred = core::read_mask(p->second.string(), op);
+        const Geometry &pg = pred.geometry(), &rg = ref.geometry();
+        if (!pg.same_grid(rg, 0.01)) {
+          if (!grids_overlap(pg, rg))
+            core::fail<core::InvalidInput>(op, p->second.string(),
+                                           "the prediction does not overlap its reference " + r->second.string() +
+                                               " in space (prediction: " + pg.summary() + "; reference: " +
+                                               rg.summary() + "): a different patient or frame of reference?");
+          if (grids.empty()) grids = pg.summary() + " against " + rg.summary();
+          resampled.push_back(n);
+          if (const double out = fraction_outside(pred, rg); out > 0) {
+            char b[64];
+            std::snprintf(b, sizeof b, "%.1f %%", 100 * out);
+            lost.push_back(std::string(b) + " of " + n);
+          }
+          pred = core::resample(pred, rg, core::Interpolation::Nearest, 0.0);
+          moved = true;
+        }
       }
-      rows.push_back({cases[c].first, n, compare_masks(pred, ref, tolerance_mm), ""});
+      EvalRow row{cs.id, n, compare_masks(pred, ref, tolerance_mm), ""};
+      row.resampled = moved;
+      res.rows.push_back(std::move(row));
     }
+    if (!resampled.empty())
+      res.warnings.push_back((cs.id.empty() ? std::string() : "case " + cs.id + ": ") +
+                             "prediction on another grid than the reference (" + grids +
+                             "), resampled onto the reference grid (nearest neighbour): " + list_text(resampled, 100) +
+                             (lost.empty() ? std::string()
+                                           : "; outside the reference grid, not scored: " + list_text(lost, 100)));
   }
+  // Names that matched nothing, with the likely cause (a difference in case) where there is one.
+  std::vector<std::string> never;
+  for (const auto& n : structures.empty() ? std::vector<std::string>(predicted.begin(), predicted.end()) : names) {
+    if (scored.count(n)) continue;
+    const auto v = case_variants(n, referenced);
+    never.push_back(v.empty() ? n : n + " (reference: " + list_text(v) + "; names are case-sensitive)");
+  }
+  if (!never.empty())
+    res.warnings.push_back(std::string(structures.empty() ? "predicted" : "requested") +
+                           " structure(s) without a reference of that name in any case, never scored: " +
+                           list_text(never, 100));
   progress.done();
-  return rows;
+  return res;
+}
+
+std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::string& ref_dir,
+                                   const std::vector<std::string>& structures, double tolerance_mm,
+                                   const core::Progress& progress) {
+  return evaluate_contours(pred_dir, ref_dir, structures, tolerance_mm, progress).rows;
 }
 
 namespace {

@@ -1,5 +1,6 @@
 // Image I/O through ITK. ITK headers stay in this file.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iterator>
 #include <cstring>
@@ -234,6 +235,38 @@ const std::vector<std::string>& not_mask_names() {
   return names;
 }
 
+Image read_mask(const std::string& path, std::string_view operation) {
+  Image m = read_image(path);
+  const auto [lo, hi] = m.min_max();
+  bool whole = true;  // every value a whole number (always so for the integer types)
+  if (m.pixel_type() == PixelType::Float32) {
+    const float* p = m.data<float>();
+    for (std::size_t v = 0; v < m.num_voxels() && whole; ++v) whole = std::isfinite(p[v]) && std::floor(p[v]) == p[v];
+  }
+  if (whole && lo >= 0 && hi <= 1) return m.pixel_type() == PixelType::UInt8 ? m : m.cast(PixelType::UInt8);
+  if (m.pixel_type() != PixelType::Float32 && lo == 0 && hi > 1) {
+    // An integer mask stored as 0 / 255 (or 0 / any one value) is still a mask.
+    bool two_values = true;
+    for (std::size_t v = 0; v < m.num_voxels() && two_values; ++v) two_values = m.value(v) == 0 || m.value(v) == hi;
+    if (two_values) {
+      Image out(m.geometry(), PixelType::UInt8);
+      std::uint8_t* o = out.data<std::uint8_t>();
+      for (std::size_t v = 0; v < m.num_voxels(); ++v) o[v] = m.value(v) != 0;
+      return out;
+    }
+  }
+  // Say what the image looks like: a mask read as 0/1 here would give silently wrong results.
+  const char* type = m.pixel_type() == PixelType::Float32 ? "float" : "integer";
+  const char* hint = !whole && lo >= 0 && hi <= 1 ? "a probability map? threshold it first"
+                     : !whole                     ? "a dose, CT or other image?"
+                     : lo < 0                     ? "a CT or other image?"
+                                                  : "a label map? write one 0/1 mask per structure";
+  char what[200];
+  std::snprintf(what, sizeof what, "not a structure mask (%s values %g to %g%s; a mask holds 0 and 1, or 0 and 255): %s", type, lo,
+                hi, whole ? "" : ", fractional", hint);
+  fail<InvalidInput>(operation, path, what);
+}
+
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names) {
   const char* op = "read masks";
   std::error_code ec;
@@ -268,19 +301,7 @@ StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string
       }
   }
   StructureSet set;
-  for (const auto& [name, path] : found) {
-    Image m = read_image(path);
-    if (m.pixel_type() != PixelType::UInt8) {
-      const auto [lo, hi] = m.min_max();
-      if (lo < 0 || hi > 1) {
-        char range[96];
-        std::snprintf(range, sizeof range, "not a structure mask (values %g to %g; a mask holds 0 and 1)", lo, hi);
-        fail<InvalidInput>(op, path, range);
-      }
-      m = m.cast(PixelType::UInt8);
-    }
-    set.add(name, m);
-  }
+  for (const auto& [name, path] : found) set.add(name, read_mask(path, op));
   return set;
 }
 

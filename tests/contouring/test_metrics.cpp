@@ -2,6 +2,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -371,4 +374,205 @@ TEST(ContourMetrics, EvalCommandReferenceCheck) {
   EXPECT_FALSE(std::filesystem::exists(t.file("bad.json")));
   auto both = test::run_command(base + " --model " + t.file("card.json") + " --no-reference-check");
   EXPECT_EQ(both.exit_code, 2) << both.output;
+}
+
+namespace {
+
+// "<dir>/<case>/<name>.nii.gz" (case "" = flat), parents created.
+std::string mask_path(const test::TempDir& t, const std::string& side, const std::string& c, const std::string& n) {
+  const auto dir = c.empty() ? t.path() / side : t.path() / side / c;
+  std::filesystem::create_directories(dir);
+  return (dir / (n + ".nii.gz")).string();
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST(ContourMetrics, PredictionNotOverlappingTheReferenceIsRefused) {
+  // Same mask, origin 1000 mm away: another patient or frame, never "Dice 0".
+  test::TempDir t;
+  auto g = grid(1, 1, 1, 24);
+  core::write_image(sphere(g, {0, 0, 0}, 6), mask_path(t, "ref", "", "Brainstem"));
+  Geometry far = g;
+  far.origin[0] += 1000;
+  core::write_image(sphere(far, {1000, 0, 0}, 6), mask_path(t, "pred", "", "Brainstem"));
+  try {
+    contouring::evaluate_contours(t.file("pred"), t.file("ref"), {});
+    FAIL() << "a prediction 1000 mm away was scored";
+  } catch (const core::InvalidInput& e) {
+    const std::string w = e.what();
+    EXPECT_TRUE(has(w, "evaluate contours: " + t.file("pred/Brainstem.nii.gz"))) << w;
+    EXPECT_TRUE(has(w, "does not overlap its reference " + t.file("ref/Brainstem.nii.gz"))) << w;
+    EXPECT_TRUE(has(w, "different patient or frame of reference")) << w;
+  }
+}
+
+TEST(ContourMetrics, PredictionOnAShiftedOverlappingGridIsResampledWithOneWarningPerCase) {
+  test::TempDir t;
+  auto g = grid(1, 1, 1, 24);
+  Geometry shifted = g;  // 3 whole voxels along x: nearest-neighbour resampling is exact
+  shifted.origin[0] += 3;
+  for (const char* c : {"pt_1", "pt_2"})
+    for (const char* n : {"Brainstem", "Larynx"}) {
+      core::write_image(sphere(g, {0, 0, 0}, 5), mask_path(t, "ref", c, n));
+      // pt_1's predictions on the shifted grid (the same spheres in space), pt_2's on the reference grid.
+      core::write_image(sphere(std::string(c) == "pt_1" ? shifted : g, {0, 0, 0}, 5), mask_path(t, "pred", c, n));
+    }
+  // pt_1's Larynx prediction partly beyond the reference grid's +x edge.
+  core::write_image(sphere(shifted, {11, 0, 0}, 3), mask_path(t, "pred", "pt_1", "Larynx"));
+  const auto res = contouring::evaluate_contours(t.file("pred"), t.file("ref"), {});
+  ASSERT_EQ(res.rows.size(), 4u);
+  EXPECT_TRUE(res.rows[0].resampled);
+  EXPECT_DOUBLE_EQ(res.rows[0].m.dice, 1.0);  // pt_1 Brainstem: the same sphere, resampled
+  EXPECT_TRUE(res.rows[1].resampled);
+  EXPECT_FALSE(res.rows[2].resampled);
+  EXPECT_FALSE(res.rows[3].resampled);
+  ASSERT_EQ(res.warnings.size(), 1u) << joined(res.warnings);
+  const std::string& w = res.warnings[0];
+  EXPECT_TRUE(has(w, "case pt_1: prediction on another grid than the reference")) << w;
+  EXPECT_TRUE(has(w, "nearest neighbour): Brainstem, Larynx")) << w;
+  EXPECT_TRUE(has(w, "outside the reference grid, not scored: ")) << w;
+  EXPECT_TRUE(has(w, "% of Larynx")) << w;
+}
+
+TEST(ContourMetrics, ProbabilityAndLabelMapsAreRefused) {
+  test::TempDir t;
+  auto g = grid(1, 1, 1, 16);
+  const Image s = sphere(g, {0, 0, 0}, 4);
+  core::write_image(s, mask_path(t, "ref", "", "Brainstem"));
+  Image prob(g, core::PixelType::Float32);  // 0.9 inside: truncated to uint8 it was an empty prediction
+  for (std::size_t v = 0; v < s.num_voxels(); ++v) prob.data<float>()[v] = s.data<std::uint8_t>()[v] ? 0.9f : 0.f;
+  core::write_image(prob, mask_path(t, "pred", "", "Brainstem"));
+  try {
+    contouring::evaluate_contours(t.file("pred"), t.file("ref"), {});
+    FAIL() << "a probability map was scored";
+  } catch (const core::InvalidInput& e) {
+    const std::string w = e.what();
+    EXPECT_TRUE(has(w, t.file("pred/Brainstem.nii.gz") + ": not a structure mask (float values 0 to 0.9, fractional"))
+        << w;
+    EXPECT_TRUE(has(w, "a probability map? threshold it first")) << w;
+  }
+  // A label map (integers 0..3) as the reference.
+  core::write_image(s, mask_path(t, "pred", "", "Brainstem"));
+  Image labels = s.clone();
+  labels.at<std::uint8_t>(8, 8, 8) = 3;
+  core::write_image(labels, mask_path(t, "ref", "", "Brainstem"));
+  try {
+    contouring::evaluate_contours(t.file("pred"), t.file("ref"), {});
+    FAIL() << "a label map was scored";
+  } catch (const core::InvalidInput& e) {
+    const std::string w = e.what();
+    EXPECT_TRUE(has(w, t.file("ref/Brainstem.nii.gz") + ": not a structure mask (integer values 0 to 3")) << w;
+    EXPECT_TRUE(has(w, "a label map?")) << w;
+  }
+  // 0/1 stored as float is a mask.
+  core::write_image(s.cast(core::PixelType::Float32), mask_path(t, "ref", "", "Brainstem"));
+  EXPECT_DOUBLE_EQ(contouring::evaluate_contours(t.file("pred"), t.file("ref"), {}).rows.at(0).m.dice, 1.0);
+}
+
+TEST(ContourMetrics, NamesThatMatchNothingAreListed) {
+  test::TempDir t;
+  auto g = grid(1, 1, 1, 16);
+  const Image s = sphere(g, {0, 0, 0}, 4);
+  for (const char* c : {"pt_1", "pt_2"}) {
+    core::write_image(s, mask_path(t, "pred", c, "Brainstem"));  // the reference spells it BrainStem
+    core::write_image(s, mask_path(t, "ref", c, "BrainStem"));
+    core::write_image(s, mask_path(t, "ref", c, "SpinalCord"));
+    core::write_image(s, mask_path(t, "ref", c, "Larynx"));
+  }
+  core::write_image(s, mask_path(t, "pred", "pt_1", "SpinalCord"));
+  core::write_image(s, mask_path(t, "pred", "pt_1", "Larynx"));  // pt_2 has no Larynx prediction
+  std::filesystem::create_directories(t.path() / "pred/pt_3");      // on both sides, no masks
+  std::filesystem::create_directories(t.path() / "ref/pt_3");
+  core::write_image(s, mask_path(t, "ref", "pt_4", "Larynx"));       // no prediction folder
+  auto res = contouring::evaluate_contours(t.file("pred"), t.file("ref"), {});
+  const std::string w = joined(res.warnings);
+  EXPECT_TRUE(has(w, "predicted structure(s) without a reference of that name in any case, never scored: "
+                     "Brainstem (reference: BrainStem; names are case-sensitive)"))
+      << w;
+  EXPECT_TRUE(has(w, "case folder(s) on both sides without masks, not scored: pt_3 (neither side)")) << w;
+  EXPECT_TRUE(has(w, "without a prediction, not scored: pt_4")) << w;
+  // Larynx and SpinalCord are predicted for pt_1 only: pt_2's missing predictions are scored as
+  // missed (Dice 0), not left out of the mean.
+  ASSERT_EQ(res.rows.size(), 4u);
+  EXPECT_EQ(res.rows[2].case_id, "pt_2");
+  EXPECT_EQ(res.rows[2].structure, "Larynx");
+  EXPECT_EQ(res.rows[2].m.dice, 0.0);
+  // Requested names: one not in any reference (case differs), one nowhere at all.
+  res = contouring::evaluate_contours(t.file("pred"), t.file("ref"), {"SpinalCord", "spinalcord", "Parotid"});
+  ASSERT_EQ(res.rows.size(), 2u);
+  EXPECT_TRUE(has(joined(res.warnings), "requested structure(s) without a reference of that name in any case, never "
+                                        "scored: spinalcord (reference: SpinalCord; names are case-sensitive), "
+                                        "Parotid\n"))
+      << joined(res.warnings);
+}
+
+TEST(ContourMetrics, CaseFolderImagesThatAreNotMasksAreNotScored) {
+  // OpenKBP-style case folders: ct, dose and possible_dose_mask beside the structure masks.
+  test::TempDir t;
+  auto g = grid(1, 1, 1, 16);
+  const Image s = sphere(g, {0, 0, 0}, 4);
+  Image ct(g, core::PixelType::Int16), dose(g, core::PixelType::Float32);
+  ct.data<std::int16_t>()[0] = -1000;
+  dose.data<float>()[0] = 70.5f;
+  for (const char* side : {"pred", "ref"}) {
+    core::write_image(s, mask_path(t, side, "pt_1", "Brainstem"));
+    core::write_image(s, mask_path(t, side, "pt_1", "possible_dose_mask"));
+    core::write_image(ct, mask_path(t, side, "pt_1", "ct"));
+    core::write_image(dose, mask_path(t, side, "pt_1", "Dose"));
+  }
+  const auto res = contouring::evaluate_contours(t.file("pred"), t.file("ref"), {});
+  ASSERT_EQ(res.rows.size(), 1u);
+  EXPECT_EQ(res.rows[0].structure, "Brainstem");
+  EXPECT_TRUE(res.warnings.empty()) << joined(res.warnings);
+}
+
+TEST(ContourMetrics, EvalCommandPrintsNaForUndefinedHd95AndAlignsLongNames) {
+  test::TempDir t;
+  auto g = grid(1, 1, 1, 16);
+  const std::string long_name = "Parotid_Superficial_L";  // longer than the 14-character column
+  core::write_image(sphere(g, {0, 0, 0}, 4), mask_path(t, "ref", "", long_name));
+  core::write_image(Image(g, core::PixelType::UInt8), mask_path(t, "pred", "", long_name));  // missed
+  core::write_image(sphere(g, {0, 0, 0}, 4), mask_path(t, "ref", "", "Larynx"));
+  core::write_image(sphere(g, {0, 0, 0}, 4), mask_path(t, "pred", "", "Larynx"));
+  Geometry shifted = g;
+  shifted.origin[1] -= 2;
+  core::write_image(sphere(shifted, {0, 0, 0}, 4), mask_path(t, "pred", "", "Larynx"));
+  auto r = test::run_command(test::isoline_bin() + " eval contours -q --no-reference-check --per-case --pred " +
+                             t.file("pred") + " --ref " + t.file("ref") + " --json " + t.file("e.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(has(r.output, "nan")) << r.output;
+  EXPECT_FALSE(has(r.output, "inf")) << r.output;
+  EXPECT_TRUE(has(r.output, "warning: prediction on another grid than the reference")) << r.output;
+  EXPECT_TRUE(has(r.output, "(resampled)")) << r.output;
+  // Table lines: the "cases" column starts at the same position in the header and every row.
+  std::istringstream lines(r.output);
+  std::string line, header;
+  std::vector<std::string> table;
+  while (std::getline(lines, line)) {
+    if (line.rfind("structure ", 0) == 0) header = line;
+    if (line.rfind(long_name + " ", 0) == 0 || line.rfind("Larynx ", 0) == 0) table.push_back(line);
+  }
+  ASSERT_FALSE(header.empty()) << r.output;
+  ASSERT_EQ(table.size(), 2u) << r.output;
+  if (table[0].rfind(long_name, 0) != 0) std::swap(table[0], table[1]);
+  const std::size_t cases_end = header.find("cases") + 5;
+  for (const auto& row : table) {
+    EXPECT_EQ(row.find_first_not_of(' ', row.find(' ')), cases_end - 1) << header << "\n" << row;
+    EXPECT_EQ(row.size(), header.size()) << header << "\n" << row;
+  }
+  EXPECT_TRUE(has(table[0], " n/a ")) << table[0];  // HD95 mean and median undefined: n/a, not nan
+  nlohmann::json j;
+  std::ifstream(t.file("e.json")) >> j;
+  EXPECT_TRUE(j["structures"][long_name]["hd95_mm_mean"].is_null());
+  ASSERT_EQ(j["warnings"].size(), 1u) << j.dump();
+  EXPECT_TRUE(has(j["warnings"][0].get<std::string>(), "resampled onto the reference grid")) << j.dump();
+  for (const auto& c : j["cases"]) EXPECT_EQ(c["resampled"].get<bool>(), c["structure"] == "Larynx") << c.dump();
 }

@@ -172,11 +172,19 @@ TEST(Io, MaskDirSkipsACaseFoldersImagesAndRefusesNonMasks) {
     read_mask_dir(dir.str());
     FAIL() << "a 70 Gy image was read as a mask";
   } catch (const InvalidInput& e) {
-    EXPECT_NE(std::string(e.what()).find("PTV70.nii.gz: not a structure mask (values 0 to 70"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("PTV70.nii.gz: not a structure mask (float values 0 to 70"), std::string::npos)
         << e.what();
   }
   Image float_mask(g, PixelType::Float32);  // 0/1 stored as float is a mask
   float_mask.at<float>(2, 2, 2) = 1.f;
   write_image(float_mask, dir.file("PTV70.nii.gz"));
   EXPECT_EQ(read_mask_dir(dir.str()).get("PTV70").mask.count_nonzero(), 1u);
+  Image m255(g, PixelType::UInt8);  // 0/255 (as image tools save masks) is a mask
+  m255.at<std::uint8_t>(3, 3, 3) = 255;
+  m255.at<std::uint8_t>(3, 4, 3) = 255;
+  write_image(m255, dir.file("PTV70.nii.gz"));
+  EXPECT_EQ(read_mask_dir(dir.str()).get("PTV70").mask.count_nonzero(), 2u);
+  m255.at<std::uint8_t>(5, 5, 5) = 3;  // three values: a label map
+  write_image(m255, dir.file("PTV70.nii.gz"));
+  EXPECT_THROW(read_mask_dir(dir.str()), InvalidInput);
 }

@@ -34,6 +34,8 @@ struct EvalRow {
   /// Reference plausibility (set by flag_references): empty = plausible or not checked, else
   /// why the reference looks wrong, e.g. "reference 484.0 cc, outside the usual 4.9-73.1 cc".
   std::string ref_flag;
+  /// The prediction was on another grid than the reference, resampled onto it (nearest neighbour).
+  bool resampled = false;
 };
 
 struct EvalSummary {
@@ -50,11 +52,29 @@ struct EvalSummary {
   double dice_mean_plausible = 0;
 };
 
+struct EvalResult {
+  std::vector<EvalRow> rows;
+  /// One line each, for the caller to show: case folders not scored (on one side only, or
+  /// without masks), predictions resampled from another grid (once per case), predicted or
+  /// requested structures that no reference matches (with a match differing only in case).
+  std::vector<std::string> warnings;
+};
+
 /// Evaluates predicted mask directories against reference ones. `pred_dir` and `ref_dir`
 /// are either one case each (image files "<Structure>.nii.gz" inside), or directories of
-/// cases (sub-directories matched by name). Structures without a reference file are
-/// skipped; a missing prediction where a reference exists counts as an empty mask.
-/// `structures` empty = every reference structure found.
+/// cases (sub-directories matched by name). Images of a case folder that are not masks
+/// (core::not_mask_names: ct, dose, possible_dose_mask, ...) are ignored. `structures` empty =
+/// every structure predicted in any case. Structures without a reference file are skipped; a
+/// missing prediction where a reference exists counts as an empty mask.
+/// Every mask must hold only 0 and 1 (core::read_mask: a probability or label map is refused,
+/// InvalidInput). A prediction on another grid is resampled onto the reference's (nearest
+/// neighbour, with a warning); one that does not overlap it in space at all is refused
+/// (InvalidInput naming both files: a different patient or frame of reference).
+EvalResult evaluate_contours(const std::string& pred_dir, const std::string& ref_dir,
+                             const std::vector<std::string>& structures, double tolerance_mm = 4.0,
+                             const core::Progress& progress = {});
+
+/// evaluate_contours without the warnings (its rows).
 std::vector<EvalRow> evaluate_dirs(const std::string& pred_dir, const std::string& ref_dir,
                                    const std::vector<std::string>& structures,
                                    double tolerance_mm = 4.0, const core::Progress& progress = {});

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "isoline/core/image.h"
@@ -29,11 +30,17 @@ Image read_image(const std::string& path, std::optional<PixelType> as = std::nul
 /// Written atomically: a temporary file beside the target, renamed when complete.
 void write_image(const Image& image, const std::string& path);
 
+/// Reads one structure mask file: an image holding only 0 and 1 (in any stored pixel type),
+/// returned as UInt8. Anything else is refused (InvalidInput, "OPERATION: PATH: not a structure
+/// mask (values LO to HI...)") with what was found: fractional values (a probability map?),
+/// whole numbers beyond 1 (a label map?), negative values (a CT?).
+Image read_mask(const std::string& path, std::string_view operation = "read masks");
+
 /// Reads every "<name>.nii.gz" (or other image) mask in `dir` whose stem is listed in
 /// `names` (all image files when `names` is empty) into a StructureSet on `geometry`.
 /// Missing names are skipped (a missing file means "not delineated"). Listing a whole folder
 /// skips the images of a case folder that are not masks (ct, dose, labels, possible_dose_mask,
-/// image, ct_hu); a non-8-bit image with values outside 0..1 is refused (InvalidInput).
+/// image, ct_hu); each file is read by read_mask (values other than 0 and 1 are refused).
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names = {});
 
 /// The file stems (lower case) of a case folder's images that are not structure masks: ct,
