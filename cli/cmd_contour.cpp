@@ -1,11 +1,15 @@
 // isoline contour <CT> --out rs.dcm|masks-dir: automatic head-and-neck contouring.
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "isoline/contouring/contour.h"
@@ -24,25 +28,70 @@ namespace isoline::cli {
 
 namespace {
 
-std::vector<std::string> split_list(const std::vector<std::string>& values) {
+// --structures: comma-separated, repeatable. Names are trimmed and empty items skipped; a list
+// of nothing but commas and a name given twice (Body and its aliases External/BODY are one) are
+// usage errors, before the CT is read.
+std::vector<std::string> structure_list(const std::vector<std::string>& values) {
   std::vector<std::string> out;
+  std::set<std::string> seen;
   for (const auto& v : values) {
     std::stringstream ss(v);
     std::string item;
-    while (std::getline(ss, item, ','))
-      if (!item.empty()) out.push_back(item);
+    while (std::getline(ss, item, ',')) {
+      const auto b = item.find_first_not_of(" \t\r\n");
+      if (b == std::string::npos) continue;
+      item = item.substr(b, item.find_last_not_of(" \t\r\n") - b + 1);
+      const std::string key = item == "External" || item == "BODY" ? "Body" : item;
+      if (!seen.insert(key).second)
+        throw UsageError{"--structures names " + item + (key != item ? " (Body)" : "") + " twice"};
+      out.push_back(item);
+    }
   }
+  if (!values.empty() && out.empty()) throw UsageError{"--structures lists no structure name"};
   return out;
 }
 
-// Masks into `dir` as a whole: written beside it, then renamed onto it.
-void write_masks(const core::StructureSet& set, const std::string& dir) {
-  fs::path d = fs::path(dir).lexically_normal();
-  if (d.filename().empty()) d = d.parent_path();  // "dir/"
-  if (d.has_parent_path()) core::ensure_directory(d.parent_path().string(), "contour");
-  core::AtomicOutput out(d.string(), /*directory=*/true);
-  core::write_mask_dir(set, out.temp_path());
-  out.commit();
+bool ends_with_nocase(std::string s, const std::string& lower_suffix) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return core::ends_with(s, lower_suffix);
+}
+
+// A DICOM Part 10 file: "DICM" after the 128-byte preamble.
+bool is_dicom_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char head[132] = {};
+  return f.read(head, sizeof head) && std::string(head + 128, 4) == "DICM";
+}
+
+// The model, and the whole-image warnings a reviewer must see, as one text: the RT-STRUCT's
+// StructureSetDescription (a TPS shows it with the structure set, unlike stderr).
+std::string set_description(const contouring::ContourResult& r) {
+  std::string d = "Isoline auto-contours, model " + r.model_name + " " + r.model_version + ": review required";
+  for (const auto& w : r.warnings) d += "; WARNING: " + w;
+  return d;
+}
+
+// quality.json beside the masks: what the stdout table shows (and -q hides), for later.
+// The same fields as the Python batch runner's quality.json.
+void write_quality_json(const contouring::ContourResult& r, const std::string& path) {
+  nlohmann::ordered_json j;
+  j["model"] = r.model_name;
+  j["model_version"] = r.model_version;
+  j["in_scope"] = r.in_scope;
+  j["warnings"] = r.warnings;
+  j["structures"] = nlohmann::ordered_json::object();
+  for (const auto& q : r.quality)
+    j["structures"][q.name] = {{"volume_cc", q.volume_cc}, {"confidence", q.confidence}, {"flags", q.flags}};
+  std::ofstream f(path);
+  f << j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+  f.close();
+  if (!f) core::fail<core::IoError>("contour", path, "cannot write file");
+}
+
+// Masks (and quality.json) into a directory written whole: `dir` is its temporary.
+void write_masks(const contouring::ContourResult& r, const std::string& dir) {
+  core::write_mask_dir(r.structures, dir);
+  write_quality_json(r, (fs::path(dir) / "quality.json").string());
 }
 
 int run_contour(const Args& args, const Context& ctx) {
@@ -50,13 +99,31 @@ int run_contour(const Args& args, const Context& ctx) {
   const std::string out = args.value("--out");
   std::error_code ec;
   if (!fs::exists(in, ec)) core::fail<core::IoError>("contour", in, "no such file or directory");
-  const bool rtstruct_out = core::ends_with(out, ".dcm");
+  const bool dicom = !core::is_image_path(in);
+  // One DICOM file is one slice (the reader takes the file given, not its series): nothing to
+  // contour on. The series is the directory.
+  if (dicom && !fs::is_directory(in, ec) && is_dicom_file(in)) {
+    const fs::path dir = fs::path(in).parent_path();
+    core::fail<core::InvalidInput>("contour", in,
+                                   "a single DICOM file is one CT slice; give the series directory (" +
+                                       (dir.empty() ? std::string(".") : dir.string()) + ")");
+  }
+  const bool rtstruct_out = ends_with_nocase(out, ".dcm");
   const auto report_html = args.get("--report");
   const auto preview_png = args.get("--preview");
-  if (report_html && !core::ends_with(*report_html, ".html"))
+  if (report_html && !ends_with_nocase(*report_html, ".html"))
     throw UsageError{"--report names an .html file, not " + *report_html};
-  if (preview_png && !core::ends_with(*preview_png, ".png"))
+  if (preview_png && !ends_with_nocase(*preview_png, ".png"))
     throw UsageError{"--preview names a .png file, not " + *preview_png};
+  contouring::ContourOptions opt;
+  opt.structures = structure_list(args.get_all("--structures"));
+  const std::string device = args.value("--device");
+  opt.device = core::parse_device(device);
+  if (opt.device == core::Device::CUDA && !contouring::cuda_available())  // named as typed ("gpu")
+    core::fail<core::DeviceError>("contour", "--device " + device,
+                                  "the linked LibTorch has no CUDA support or no GPU is visible "
+                                  "(Debian's libtorch is CPU-only); use --device cpu");
+  if (auto m = args.get("--model")) opt.model_card = *m;
   // Every output location is checked before the CT is read and the network runs: a typo in
   // a path is an error at once, not after the work with part of the output written.
   core::check_output_location(out, "contour", !rtstruct_out);
@@ -66,16 +133,14 @@ int run_contour(const Args& args, const Context& ctx) {
   if (auto md = args.get("--masks")) core::check_output_directory(*md, args.flag("--overwrite"), "contour", {in});
   if (report_html) core::check_output_location(*report_html, "contour");
   if (preview_png) core::check_output_location(*preview_png, "contour");
-
-  contouring::ContourOptions opt;
-  opt.structures = split_list(args.get_all("--structures"));
-  opt.device = core::parse_device(args.value("--device"));
-  if (auto m = args.get("--model")) opt.model_card = *m;
+  for (const auto* f : {rtstruct_out ? &out : nullptr, report_html ? &*report_html : nullptr,
+                        preview_png ? &*preview_png : nullptr})
+    if (f && fs::is_directory(*f, ec))
+      core::fail<core::IoError>("contour", *f, "is a directory; a file is written there");
 
   core::Progress progress(ctx.progress, "contour");
   rtstruct::CtSeries series;
   core::Image ct;
-  const bool dicom = !core::is_image_path(in);
   if (dicom) {
     series = rtstruct::read_ct_series(in, {}, progress.sub(0, 0.1, "read CT"));
     ct = series.image;
@@ -93,6 +158,7 @@ int run_contour(const Args& args, const Context& ctx) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  // Warnings go to stderr also with -q; the RT-STRUCT and quality.json keep them too.
   for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
   if (!args.quiet) {
     std::printf("model %s %s\n", r.model_name.c_str(), r.model_version.c_str());
@@ -104,21 +170,35 @@ int run_contour(const Args& args, const Context& ctx) {
                   flags.empty() ? "-" : flags.c_str());
     }
   }
+  // Every output is written under a temporary name first and all are renamed together at the
+  // end: a failure or a stop (Ctrl-C, SIGTERM) before that leaves none of them, not an
+  // RT-STRUCT without its masks or report.
+  core::AtomicOutputs outputs;
+  std::vector<std::string> done;  // "wrote ..." lines, printed once committed
+  const core::Progress writing = progress.sub(0.9, 1.0, "write");
   if (rtstruct_out) {
     rtstruct::RtStructWriteOptions wo;
+    // AlgorithmName names the model, AlgorithmVersion is the software's (Isoline's) version; the
+    // model's version is in the StructureSetDescription with the whole-image warnings.
     wo.algorithm_name = "Isoline " + r.model_name;
     wo.structure_set_label = "AUTO";
-    wo.series_description = "Isoline auto-contours (review required)";
-    auto res = rtstruct::write_rtstruct(r.structures, series, out, wo, progress.sub(0.9, 1.0, "write"));
+    wo.structure_set_description = set_description(r);
+    wo.series_description = r.warnings.empty() ? "Isoline auto-contours (review required)"
+                                               : "Isoline auto-contours: WARNINGS (review required)";
+    wo.approval_status = "UNAPPROVED";
+    const std::string& tmp = outputs.add(out, false, false, "contour");
+    auto res = rtstruct::write_rtstruct(r.structures, series, tmp, wo, writing.sub(0, 0.8));
     for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());
-    if (!args.quiet) std::printf("wrote %s (%zu ROIs, %zu contours)\n", out.c_str(), res.num_rois, res.num_contours);
+    char line[64];
+    std::snprintf(line, sizeof line, " (%zu ROIs, %zu contours)", res.num_rois, res.num_contours);
+    done.push_back(out + line);
   } else {
-    write_masks(r.structures, out);
-    if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), out.c_str());
+    write_masks(r, outputs.add(out, true, true, "contour"));
+    done.push_back(std::to_string(r.structures.size()) + " masks and quality.json to " + out);
   }
   if (auto md = args.get("--masks")) {
-    write_masks(r.structures, *md);
-    if (!args.quiet) std::printf("wrote %zu masks to %s\n", r.structures.size(), md->c_str());
+    write_masks(r, outputs.add(*md, true, true, "contour"));
+    done.push_back(std::to_string(r.structures.size()) + " masks and quality.json to " + *md);
   }
   if (report_html || preview_png) {
     char took[32];
@@ -128,13 +208,18 @@ int run_contour(const Args& args, const Context& ctx) {
       info.push_back({"Patient", series.info.patient_name + " (" + series.info.patient_id + ")"});
     info.insert(info.end(),
                 {{"CT", in}, {"Device", core::to_string(opt.device)}, {"Contouring time", took}});
-    pipeline::write_contour_review(ct, r, report_html.value_or(""), preview_png.value_or(""),
-                                   "Auto-contours: " + fs::path(in).filename().string(), info);
-    if (!args.quiet)
-      for (const auto* f : {&report_html, &preview_png})
-        if (*f) std::printf("wrote %s\n", (*f)->c_str());
+    const std::string html = report_html ? outputs.add(*report_html, false, false, "contour") : "";
+    const std::string png = preview_png ? outputs.add(*preview_png, false, false, "contour") : "";
+    pipeline::write_contour_review(ct, r, html, png, "Auto-contours: " + fs::path(in).filename().string(), info);
+    for (const auto* f : {&report_html, &preview_png})
+      if (*f) done.push_back(**f);
   }
+  // The last check for a stop: the CLI's progress callback throws Cancelled here when a signal
+  // came (the temporaries are then removed). Nothing after the renames can stop the command.
   progress.done();
+  outputs.commit();
+  if (!args.quiet)
+    for (const auto& d : done) std::printf("wrote %s\n", d.c_str());
   return 0;
 }
 
@@ -154,9 +239,9 @@ Command make_contour_command() {
       "for a first look (axial, coronal and sagittal views with the outlines, the structure table\n"
       "with the flags, the warnings); --preview the same views as one PNG. Auto-contours must be\n"
       "reviewed.";
-  c.positionals = {{"CT", "DICOM CT directory/file or NIfTI/NRRD/MetaImage CT in HU"}};
+  c.positionals = {{"CT", "DICOM CT series directory or NIfTI/NRRD/MetaImage CT in HU"}};
   c.options = {
-      {"--out", "PATH", "RT-STRUCT file (.dcm) or masks directory", true},
+      {"--out", "PATH", "RT-STRUCT file (.dcm) or masks directory (with quality.json)", true},
       {"--masks", "DIR", "also write NIfTI masks to DIR"},
       {"--overwrite", "", "replace a non-empty masks directory (--out DIR or --masks DIR)"},
       {"--report", "HTML", "also write a review page (views with outlines, structures, flags)"},

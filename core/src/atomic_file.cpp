@@ -1,12 +1,15 @@
 #include "isoline/core/atomic_file.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <system_error>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "isoline/core/error.h"
@@ -28,23 +31,46 @@ std::pair<std::string, std::string> split_extension(const std::string& filename)
   if (dot == std::string::npos || dot == 0) return {filename, ""};
   return {filename.substr(0, dot), filename.substr(dot)};
 }
-}  // namespace
 
-void check_output_location(const std::string& target, const std::string& operation,
-                           bool parents_created) {
+// `probe`: also create (and remove) a file in the directory. access(W_OK) says yes for root in
+// any directory of a writable file system, /proc included, where files cannot be created.
+void check_location(const std::string& target, const std::string& operation, bool parents_created,
+                    bool probe) {
   if (target.empty()) fail<InvalidInput>(operation, "", "output path is empty");
   fs::path parent = fs::path(target).parent_path();
   if (parent.empty()) parent = ".";
   std::error_code ec;
   if (parents_created)
-    while (!fs::exists(parent, ec) && parent.has_parent_path() && parent != parent.parent_path())
-      parent = parent.parent_path();
+    while (!fs::exists(parent, ec)) {
+      // A relative path's top folder has no parent_path(): its parent is the working directory.
+      fs::path up = parent.has_parent_path() ? parent.parent_path() : fs::path(".");
+      if (up == parent) break;
+      parent = up;
+    }
   if (!fs::is_directory(parent, ec))
     fail<IoError>(operation, target,
                   fs::exists(parent, ec) ? parent.string() + " is a file, not a directory"
                                          : "directory " + parent.string() + " does not exist");
   if (::access(parent.c_str(), W_OK) != 0)
     fail<IoError>(operation, target, "directory " + parent.string() + " is not writable");
+  if (probe) {
+    static std::atomic<unsigned> counter{0};
+    const fs::path p = parent / (".isoline-probe-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+      const int err = errno;
+      fail<IoError>(operation, target,
+                    "directory " + parent.string() + " is not writable (" + std::strerror(err) + ")");
+    }
+    ::close(fd);
+    ::unlink(p.c_str());
+  }
+}
+}  // namespace
+
+void check_output_location(const std::string& target, const std::string& operation,
+                           bool parents_created) {
+  check_location(target, operation, parents_created, /*probe=*/true);
 }
 
 void check_output_directory(const std::string& dir, bool overwrite, const std::string& operation,
@@ -75,7 +101,7 @@ AtomicOutput::AtomicOutput(std::string target, bool directory)
     if (p.filename().empty() && p.has_parent_path() && p.parent_path() != p.root_path()) p = p.parent_path();
     target_ = p.string();
   }
-  check_output_location(target_, "write output");
+  check_location(target_, "write output", /*parents_created=*/false, /*probe=*/false);  // the temporary is the probe
   fs::path t(target_);
   fs::path parent = t.parent_path();
   if (parent.empty()) parent = ".";
@@ -129,6 +155,46 @@ void AtomicOutput::commit() {
   } else {
     fs::rename(temp_, target_, ec);
     if (ec) fail<IoError>("write output", target_, "cannot rename temporary file: " + ec.message());
+  }
+  committed_ = true;
+}
+
+AtomicOutputs::~AtomicOutputs() {
+  if (committed_) return;
+  outputs_.clear();  // their temporaries first
+  std::error_code ec;
+  for (auto it = created_dirs_.rbegin(); it != created_dirs_.rend(); ++it) fs::remove(*it, ec);  // empty ones only
+}
+
+const std::string& AtomicOutputs::add(const std::string& target, bool directory, bool create_parents,
+                                      const std::string& operation) {
+  if (create_parents) {
+    fs::path d = fs::path(target).lexically_normal();
+    if (d.filename().empty()) d = d.parent_path();  // "dir/"
+    std::vector<fs::path> missing;  // innermost first
+    std::error_code ec;
+    for (fs::path p = d.parent_path(); !p.empty() && !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path())
+      missing.push_back(p);
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      ensure_directory(it->string(), operation);
+      created_dirs_.push_back(it->string());
+    }
+  }
+  std::error_code ec;
+  existed_.push_back(fs::exists(target, ec));
+  outputs_.push_back(std::make_unique<AtomicOutput>(target, directory));
+  return outputs_.back()->temp_path();
+}
+
+void AtomicOutputs::commit() {
+  std::size_t done = 0;
+  try {
+    for (; done < outputs_.size(); ++done) outputs_[done]->commit();
+  } catch (...) {
+    std::error_code ec;
+    for (std::size_t i = 0; i < done; ++i)
+      if (!existed_[i]) fs::remove_all(outputs_[i]->target(), ec);
+    throw;
   }
   committed_ = true;
 }

@@ -10,6 +10,7 @@
 #include "contour_trace.h"
 #include "dicom_common.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 #include "isoline/core/version.h"
 #include "isoline/rtstruct/rtstruct.h"
 
@@ -156,6 +157,12 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
                              label.utf8 + "\" (16 characters at most; the whole text is the structure set name)");
     put(ds, DCM_StructureSetLabel, label.encoded);
     put(ds, DCM_StructureSetName, text(opt.structure_set_label, 64));
+    if (!opt.structure_set_description.empty()) {
+      const detail::OwnText d = detail::own_text(opt.structure_set_description, charset, 1024);  // ST
+      if (core::utf8_length(d.utf8) < core::utf8_length(opt.structure_set_description))
+        res.warnings.push_back("structure set description cut to 1024 characters");
+      put(ds, DCM_StructureSetDescription, d.encoded);
+    }
   }
   // The same for every ROI, encoded once.
   const std::string algorithm_name = text(opt.algorithm_name, 64), algorithm_version = text(version, 64);

@@ -205,6 +205,31 @@ TEST_F(RtStructTest, ApprovalModuleIsValid) {
   EXPECT_NE(d.output.find("Curie^Marie"), std::string::npos) << d.output;
 }
 
+// StructureSetDescription (3006,0006, ST): written when given (cut to 1024 characters, with a
+// warning), absent otherwise; the file stays valid.
+TEST_F(RtStructTest, StructureSetDescriptionWhenGiven) {
+  rtstruct::write_rtstruct(set, ct, dir.file("plain.dcm"));
+  auto d = test::run_command("dcmdump +P 3006,0006 '" + dir.file("plain.dcm") + "'");
+  EXPECT_EQ(d.output.find("StructureSetDescription"), std::string::npos) << d.output;
+  rtstruct::RtStructWriteOptions o;
+  o.structure_set_description = "Isoline auto-contours, model m 2.0.0: review required; WARNING: outside scope?";
+  auto res = rtstruct::write_rtstruct(set, ct, dir.file("rs.dcm"), o);
+  EXPECT_EQ(test::dciodvfy_errors(dir.file("rs.dcm")), "");
+  d = test::run_command("dcmdump +L +P 3006,0006 '" + dir.file("rs.dcm") + "'");
+  EXPECT_NE(d.output.find("(3006,0006) ST [Isoline auto-contours, model m 2.0.0: review required; WARNING: "
+                          "outside scope?]"),
+            std::string::npos)
+      << d.output;
+  for (const auto& w : res.warnings) EXPECT_EQ(w.find("description"), std::string::npos) << w;
+  o.structure_set_description = std::string(1100, 'x');
+  res = rtstruct::write_rtstruct(set, ct, dir.file("long.dcm"), o);
+  bool cut = false;
+  for (const auto& w : res.warnings) cut |= w.find("structure set description cut to 1024") != std::string::npos;
+  EXPECT_TRUE(cut);
+  d = test::run_command("dcmdump +P 3006,0006 '" + dir.file("long.dcm") + "'");
+  EXPECT_NE(d.output.find("# 1024,"), std::string::npos) << d.output;
+}
+
 TEST_F(RtStructTest, PydicomFindsEveryReferencedInstance) {
   rtstruct::write_rtstruct(set, ct, dir.file("rs.dcm"));
   const std::string script =

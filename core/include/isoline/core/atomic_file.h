@@ -2,6 +2,7 @@
 // A failure (exception, crash) never leaves a partial file under the target name.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,15 +31,44 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+/// Several outputs of one command, committed together: add() plans each one and says where to
+/// write it now; commit() renames them all onto their targets. Until commit() (a failure, a
+/// cancellation) none of them appears, and directories created by add() for them are removed
+/// again. Should a rename fail in commit(), the targets already renamed that did not exist
+/// before are removed too (a replaced file cannot be brought back).
+class AtomicOutputs {
+ public:
+  AtomicOutputs() = default;
+  ~AtomicOutputs();
+  AtomicOutputs(const AtomicOutputs&) = delete;
+  AtomicOutputs& operator=(const AtomicOutputs&) = delete;
+
+  /// Plans `target` (a file, or a directory when `directory`); with `create_parents` its
+  /// missing parent directories are created now (IoError naming `operation`). Returns the
+  /// temporary path to write.
+  const std::string& add(const std::string& target, bool directory = false, bool create_parents = false,
+                         const std::string& operation = "write output");
+  /// Renames every temporary onto its target, in the order added. Throws IoError.
+  void commit();
+
+ private:
+  std::vector<std::unique_ptr<AtomicOutput>> outputs_;
+  std::vector<bool> existed_;
+  std::vector<std::string> created_dirs_;  ///< by add(), outermost first
+  bool committed_ = false;
+};
+
 /// Writes `data` (text or bytes) to `path` atomically: a temporary beside it, renamed when
 /// complete. Throws IoError naming `operation` and the file (missing directory, a failed
 /// write); nothing is left under `path` on failure.
 void write_file_atomic(const std::string& path, std::string_view data, const std::string& operation);
 
 /// Checks, before long work, that `target` (a file or directory to be written atomically) can
-/// be: its parent directory exists and is writable. With `parents_created` (a writer that
-/// creates missing directories, e.g. write_mask_dir) the nearest existing ancestor must be a
-/// writable directory instead. Throws IoError naming `operation`, the target and the directory.
+/// be: its parent directory exists and is writable (a file can be created in it, which also
+/// catches directories that pass access(W_OK) but refuse files, such as /proc for root). With
+/// `parents_created` (a writer that creates missing directories, e.g. write_mask_dir) the
+/// nearest existing ancestor must be a writable directory instead; a relative path's ancestors
+/// end at the working directory. Throws IoError naming `operation`, the target and the directory.
 void check_output_location(const std::string& target, const std::string& operation,
                            bool parents_created = false);
 

@@ -18,6 +18,9 @@ namespace isoline::rtstruct {
 
 struct RtStructWriteOptions {
   std::string structure_set_label = "ISOLINE";  ///< StructureSetLabel, cut to 16 chars
+  /// StructureSetDescription (ST, cut to 1024 characters), e.g. the model and the warnings that
+  /// concern the whole set; empty = absent.
+  std::string structure_set_description;
   std::string series_description = "Isoline structures";
   int series_number = 901;
   /// Provenance: ROIGenerationAlgorithm AUTOMATIC plus
