@@ -68,4 +68,10 @@ inline std::string isoline_bin() {
   return env ? env : std::string(ISOLINE_BINARY_DIR) + "/bin/isoline";
 }
 
+/// `isoline ARGS` (the executable under test), output captured.
+inline CommandResult cli(const std::string& args) { return run_command(isoline_bin() + " " + args); }
+
+/// True when `text` contains `part`.
+inline bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 }  // namespace isoline::test

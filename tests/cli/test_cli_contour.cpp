@@ -26,12 +26,10 @@ using isoline::test::CommandResult;
 using isoline::test::isoline_bin;
 using isoline::test::run_command;
 using isoline::test::TempDir;
+using isoline::test::cli;
+using isoline::test::has;
 
 namespace {
-
-CommandResult cli(const std::string& args) { return run_command(isoline_bin() + " " + args); }
-
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

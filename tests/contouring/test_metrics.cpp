@@ -385,7 +385,7 @@ std::string mask_path(const test::TempDir& t, const std::string& side, const std
   return (dir / (n + ".nii.gz")).string();
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using isoline::test::has;
 
 std::string joined(const std::vector<std::string>& v) {
   std::string s;
