@@ -41,6 +41,16 @@ class ContourResult:
     def __repr__(self) -> str: ...
 
 
+class EvalResult:
+    """evaluate_contours' result: the rows (EvalRow) and the warnings a caller must see."""
+    @property
+    def rows(self) -> List[EvalRow]: ...
+    @property
+    def warnings(self) -> List[str]:
+        """one line each: case folders not scored, predictions resampled from another grid, structure names that no reference matches"""
+        ...
+
+
 class EvalRow:
     """One case and structure of evaluate_dirs: its MaskAgreement and reference flag."""
     @property
@@ -200,8 +210,12 @@ def dice_plot_svg(rows: List[EvalRow], title: str = ...) -> str:
     """SVG picture of the Dice of every case per structure (as isoline eval contours --plot): a dot per case (hover: case and Dice), a flagged reference as a red x, the mean as a bar."""
     ...
 
+def evaluate_contours(pred_dir: str, ref_dir: str, structures: List[str] = ..., tolerance_mm: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> EvalResult:
+    """evaluate_dirs with its warnings (EvalResult): what `isoline eval contours` prints on stderr - case folders not scored, predictions resampled from another grid, names that match no reference. A prediction on a grid that does not overlap its reference, or a file that is not a 0/1 mask, raises InvalidInput."""
+    ...
+
 def evaluate_dirs(pred_dir: str, ref_dir: str, structures: List[str] = ..., tolerance_mm: float = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> List[EvalRow]:
-    """Evaluates predicted mask directories against reference ones (one case each, or directories of cases matched by name): an EvalRow per case and reference structure."""
+    """Evaluates predicted mask directories against reference ones (one case each, or directories of cases matched by name): an EvalRow per case and reference structure. evaluate_contours also returns the warnings."""
     ...
 
 def flag_references(rows: List[EvalRow], card: ModelCard) -> List[EvalRow]:
@@ -227,6 +241,7 @@ __all__ = [
     "ContourResult",
     "Contourer",
     "EvalRow",
+    "EvalResult",
     "EvalSummary",
     "ExpectedRange",
     "MaskAgreement",
@@ -238,6 +253,7 @@ __all__ = [
     "contour",
     "default_model_card_path",
     "dice_plot_svg",
+    "evaluate_contours",
     "evaluate_dirs",
     "flag_references",
     "load_model_card",

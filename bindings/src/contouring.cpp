@@ -170,7 +170,28 @@ void bind_contouring(py::module_ m) {
       py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
       py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none(),
       "Evaluates predicted mask directories against reference ones (one case each, or directories "
-      "of cases matched by name): an EvalRow per case and reference structure.");
+      "of cases matched by name): an EvalRow per case and reference structure. evaluate_contours "
+      "also returns the warnings.");
+  py::class_<EvalResult>(m, "EvalResult",
+                         "evaluate_contours' result: the rows (EvalRow) and the warnings a caller must see.")
+      .def_readonly("rows", &EvalResult::rows)
+      .def_readonly("warnings", &EvalResult::warnings,
+                    "one line each: case folders not scored, predictions resampled from another grid, "
+                    "structure names that no reference matches");
+  m.def(
+      "evaluate_contours",
+      [](const std::string& pred, const std::string& ref,
+         const std::vector<std::string>& structures, double tol, py::object progress) {
+        core::Progress prog(wrap_progress(progress), "evaluate");
+        py::gil_scoped_release nogil;
+        return evaluate_contours(pred, ref, structures, tol, prog);
+      },
+      py::arg("pred_dir"), py::arg("ref_dir"), py::arg("structures") = std::vector<std::string>{},
+      py::arg("tolerance_mm") = 4.0, py::arg("progress") = py::none(),
+      "evaluate_dirs with its warnings (EvalResult): what `isoline eval contours` prints on stderr "
+      "- case folders not scored, predictions resampled from another grid, names that match no "
+      "reference. A prediction on a grid that does not overlap its reference, or a file that is "
+      "not a 0/1 mask, raises InvalidInput.");
   m.def("summarize", &summarize, py::arg("rows"),
         "Per-structure means and medians over the cases (EvalSummary), in order of first appearance.");
   m.def("dice_plot_svg", &dice_plot_svg, py::arg("rows"), py::arg("title") = "",

@@ -129,6 +129,16 @@ def test_evaluate_dirs(tmp_path, small_hn):
     assert contouring.summarize(flagged)[0].flagged == int(want)
     svg = contouring.dice_plot_svg(flagged, "phantom")
     assert svg.startswith("<svg") and svg.count("<circle") + svg.count('stroke="#d62728"') == len(flagged)
+    # evaluate_contours: the same rows, and the warnings `isoline eval contours` prints
+    s3 = core.StructureSet(small_hn.ct.geometry)
+    s3.add("spinalcord", small_hn.structures["SpinalCord"].mask)
+    core.write_mask_dir(s3, str(tmp_path / "pred2"))
+    res = contouring.evaluate_contours(str(tmp_path / "pred2"), str(tmp_path / "ref"))
+    assert isinstance(res, contouring.EvalResult)
+    assert res.rows == []  # "spinalcord" matches no reference: nothing scored, and it is said
+    assert any("spinalcord" in w and "SpinalCord" in w for w in res.warnings), res.warnings
+    full = contouring.evaluate_contours(str(tmp_path / "pred"), str(tmp_path / "ref"))
+    assert full.warnings == [] and full.rows[0].agreement.dice == rows[0].agreement.dice
 
 
 def test_network_timing_builds_the_cpp_input_and_times_cpu(hn_case_dir, tmp_path):
