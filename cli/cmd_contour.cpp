@@ -63,14 +63,6 @@ bool is_dicom_file(const std::string& path) {
   return f.read(head, sizeof head) && std::string(head + 128, 4) == "DICM";
 }
 
-// The model, and the whole-image warnings a reviewer must see, as one text: the RT-STRUCT's
-// StructureSetDescription (a TPS shows it with the structure set, unlike stderr).
-std::string set_description(const contouring::ContourResult& r) {
-  std::string d = "Isoline auto-contours, model " + r.model_name + " " + r.model_version + ": review required";
-  for (const auto& w : r.warnings) d += "; WARNING: " + w;
-  return d;
-}
-
 // quality.json beside the masks: what the stdout table shows (and -q hides), for later.
 // The same fields as the Python batch runner's quality.json.
 void write_quality_json(const contouring::ContourResult& r, const std::string& path) {
@@ -177,15 +169,7 @@ int run_contour(const Args& args, const Context& ctx) {
   std::vector<std::string> done;  // "wrote ..." lines, printed once committed
   const core::Progress writing = progress.sub(0.9, 1.0, "write");
   if (rtstruct_out) {
-    rtstruct::RtStructWriteOptions wo;
-    // AlgorithmName names the model, AlgorithmVersion is the software's (Isoline's) version; the
-    // model's version is in the StructureSetDescription with the whole-image warnings.
-    wo.algorithm_name = "Isoline " + r.model_name;
-    wo.structure_set_label = "AUTO";
-    wo.structure_set_description = set_description(r);
-    wo.series_description = r.warnings.empty() ? "Isoline auto-contours (review required)"
-                                               : "Isoline auto-contours: WARNINGS (review required)";
-    wo.approval_status = "UNAPPROVED";
+    const rtstruct::RtStructWriteOptions wo = pipeline::auto_contour_options(r);
     const std::string& tmp = outputs.add(out, false, false, "contour");
     auto res = rtstruct::write_rtstruct(r.structures, series, tmp, wo, writing.sub(0, 0.8));
     for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s: %s\n", out.c_str(), w.c_str());

@@ -20,6 +20,7 @@
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/node/job_queue.h"
+#include "isoline/pipeline/case_io.h"
 #include "isoline/pipeline/run.h"
 #include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/deidentify.h"
@@ -180,10 +181,7 @@ struct Node::Impl {
       contouring::ContourResult r =
           contouring::contour(series.image, *model, opt, progress.sub(0.1, 0.9, "contour"));
       for (const auto& w : r.warnings) say("warning", tag + w);
-      rtstruct::RtStructWriteOptions wo;
-      wo.algorithm_name = "Isoline " + r.model_name;
-      wo.structure_set_label = "AUTO";
-      wo.series_description = "Isoline auto-contours (review required)";
+      const rtstruct::RtStructWriteOptions wo = pipeline::auto_contour_options(r);
       auto res =
           rtstruct::write_rtstruct(r.structures, series, rs, wo, progress.sub(0.9, 1.0, "write"));
       produced.push_back(rs);

@@ -50,6 +50,21 @@ std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, 
   return {"CT/"};
 }
 
+rtstruct::RtStructWriteOptions auto_contour_options(const contouring::ContourResult& r) {
+  rtstruct::RtStructWriteOptions wo;
+  // AlgorithmName names the model, AlgorithmVersion is the software's (Isoline's) version; the
+  // model's version is in the StructureSetDescription with the whole-image warnings.
+  wo.algorithm_name = "Isoline " + r.model_name;
+  wo.structure_set_label = "AUTO";
+  std::string d = "Isoline auto-contours, model " + r.model_name + " " + r.model_version + ": review required";
+  for (const auto& w : r.warnings) d += "; WARNING: " + w;
+  wo.structure_set_description = d;
+  wo.series_description = r.warnings.empty() ? "Isoline auto-contours (review required)"
+                                             : "Isoline auto-contours: WARNINGS (review required)";
+  wo.approval_status = "UNAPPROVED";
+  return wo;
+}
+
 core::StructureSet load_structures(const std::string& path, const CaseCt& ct, const std::vector<std::string>& names) {
   std::error_code ec;
   if (!fs::exists(path, ec)) core::fail<core::IoError>("read structures", path, "no such file or directory");

@@ -91,10 +91,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
       added.description = "given target (" + fs::path(o.targets_path).filename().string() + ")";
     }
     model = c.model_name + " " + c.model_version;
-    rtstruct::RtStructWriteOptions so;
-    so.algorithm_name = "Isoline " + c.model_name;
-    so.structure_set_label = "AUTO";
-    so.series_description = "Isoline auto-contours (review required)";
+    const rtstruct::RtStructWriteOptions so = auto_contour_options(c);
     auto res = rtstruct::write_rtstruct(structures, ct.series, (dir / "RS.dcm").string(), so);
     for (const auto& w : res.warnings) r.warnings.push_back("RS.dcm: " + w);
     r.files.push_back("RS.dcm");

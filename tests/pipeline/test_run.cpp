@@ -75,6 +75,13 @@ TEST(Run, MainJobWritesEveryOutputWithValidReferences) {
   // No temporary directories left beside the output.
   for (const auto& e : fs::directory_iterator(tmp.str()))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  {  // The RT-STRUCT names the model and its version, and is UNAPPROVED (as `isoline contour`'s
+     // and the DICOM node's: pipeline::auto_contour_options).
+    std::ifstream f(out + "/RS.dcm", std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_NE(bytes.find("Isoline auto-contours, model "), std::string::npos);
+    EXPECT_NE(bytes.find("UNAPPROVED"), std::string::npos);
+  }
   // The DICOM CT is not copied; metrics.json records it, and `isoline adapt` on this output
   // finds it there (it then goes on to the new CT, missing here on purpose).
   EXPECT_FALSE(fs::exists(fs::path(out) / "CT"));

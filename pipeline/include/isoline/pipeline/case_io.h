@@ -12,6 +12,7 @@
 #include "isoline/core/structure.h"
 #include "isoline/planning/plan.h"
 #include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/rtstruct.h"
 
 namespace isoline::pipeline {
 
@@ -30,6 +31,13 @@ CaseCt load_ct(const std::string& path, const core::Progress& progress = {});
 /// next to it reference a CT that exists. Returns the names written ("CT/"); nothing for a
 /// DICOM CT, which the RT objects reference where it is.
 std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, const core::Progress& progress = {});
+
+/// RT-STRUCT options for automatic contours (`isoline contour`, `run`, the DICOM node): the
+/// model as the algorithm, label AUTO, approval UNAPPROVED, and a StructureSetDescription with
+/// the model's version and every whole-image warning (a planning system shows it with the
+/// structure set; stderr reaches nobody there); the series description says WARNINGS when
+/// there are any.
+rtstruct::RtStructWriteOptions auto_contour_options(const contouring::ContourResult& r);
 
 /// Structures on the CT grid from a directory of <name>.nii.gz masks or an RT-STRUCT file.
 core::StructureSet load_structures(const std::string& path, const CaseCt& ct,
