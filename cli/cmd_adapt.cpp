@@ -235,7 +235,8 @@ Command make_adapt_command() {
       {"--out", "DIR", "output directory (written complete or not at all; must not exist or be empty)", true, "", false},
       {"--overwrite", "", "replace a non-empty --out directory (never the plan directory itself)", false, "", false},
       {"--plan-ct", "PATH", "planning CT (default: found in the plan directory)", false, "", false},
-      {"--template", "NAME", "template of the original plan (if not given: template.json in the plan directory, else hn)",
+      {"--template", "NAME", "template of the original plan; without this option the plan directory's template.json "
+                               "when there is one",
        false, "hn", false},
       {"--criteria", "FILE", "criteria JSON (default: the template's)", false, "", false},
       {"--fractions-delivered", "N", "fractions delivered before the new CT (for the accumulated dose)", false, "0",

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -558,10 +559,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             options["review"] = True
     else:
         options.update(template=a.template, max_iterations=a.iterations)
-    rep = run_batch(a.cases, a.out, a.job, options=options,
-                    scheduler=a.scheduler, n_workers=a.workers,
-                    on_result=lambda cid, r: print(f"{cid}: {r['status']}" +
-                                                   (f" ({r['error']})" if r.get("error") else ""), flush=True))
+    from ._isoline import Error
+    try:
+        rep = run_batch(a.cases, a.out, a.job, options=options,
+                        scheduler=a.scheduler, n_workers=a.workers,
+                        on_result=lambda cid, r: print(f"{cid}: {r['status']}" +
+                                                       (f" ({r['error']})" if r.get("error") else ""), flush=True))
+    except Error as e:  # a refused run (other options, a locked folder, no case): one line, as the CLI
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        return 1
     print(f"{len(rep.done)} done, {len(rep.failed)} failed, {len(rep.skipped)} already done, "
           f"{rep.seconds:.1f} s")
     return 0 if rep.ok else 1

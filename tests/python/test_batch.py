@@ -125,6 +125,11 @@ def test_command_line(tmp_path):
     m = batch.read_manifest(tmp_path / "out")
     assert m["cases"]["broken"]["status"] == "failed"
     assert m["options"].get("preview") is True and m["options"].get("review") is True
+    # A re-run asking for other options is refused in one line, not a traceback.
+    r = subprocess.run([sys.executable, "-m", "isoline.batch", str(tmp_path / "cases"), str(tmp_path / "out"),
+                        "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    assert r.stderr.startswith("python3 -m isoline.batch: error: ") and "Traceback" not in r.stderr, r.stderr
 
 
 def test_output_folder_holding_the_cases_is_refused_before_anything_is_written(tmp_path):
