@@ -1,5 +1,4 @@
 // isoline contour <CT> --out rs.dcm|masks-dir: automatic head-and-neck contouring.
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -51,11 +50,6 @@ std::vector<std::string> structure_list(const std::vector<std::string>& values) 
   return out;
 }
 
-bool ends_with_nocase(std::string s, const std::string& lower_suffix) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return core::ends_with(s, lower_suffix);
-}
-
 // A DICOM Part 10 file: "DICM" after the 128-byte preamble.
 bool is_dicom_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -100,12 +94,12 @@ int run_contour(const Args& args, const Context& ctx) {
                                    "a single DICOM file is one CT slice; give the series directory (" +
                                        (dir.empty() ? std::string(".") : dir.string()) + ")");
   }
-  const bool rtstruct_out = ends_with_nocase(out, ".dcm");
+  const bool rtstruct_out = core::ends_with_nocase(out, ".dcm");
   const auto report_html = args.get("--report");
   const auto preview_png = args.get("--preview");
-  if (report_html && !ends_with_nocase(*report_html, ".html"))
+  if (report_html && !core::ends_with_nocase(*report_html, ".html"))
     throw UsageError{"--report names an .html file, not " + *report_html};
-  if (preview_png && !ends_with_nocase(*preview_png, ".png"))
+  if (preview_png && !core::ends_with_nocase(*preview_png, ".png"))
     throw UsageError{"--preview names a .png file, not " + *preview_png};
   contouring::ContourOptions opt;
   opt.structures = structure_list(args.get_all("--structures"));

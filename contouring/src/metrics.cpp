@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -150,21 +149,15 @@ std::string stem(const fs::path& p) {
   return "";
 }
 
-std::string lower(std::string s) {
-  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
 // The structure masks of a case folder by name: its images, less those that are not masks
 // (the CT, dose, possible-dose mask of an OpenKBP or phantom case folder).
 std::map<std::string, fs::path> mask_files(const fs::path& dir) {
   std::map<std::string, fs::path> out;
   if (!fs::is_directory(dir)) return out;
-  const auto& skip = core::not_mask_names();
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_regular_file()) {
       std::string s = stem(e.path());
-      if (!s.empty() && std::find(skip.begin(), skip.end(), lower(s)) == skip.end()) out[s] = e.path();
+      if (!s.empty() && !core::is_not_mask_name(s)) out[s] = e.path();
     }
   return out;
 }
@@ -223,7 +216,7 @@ double fraction_outside(const Image& m, const Geometry& g) {
 std::vector<std::string> case_variants(const std::string& name, const std::set<std::string>& have) {
   std::vector<std::string> v;
   for (const auto& h : have)
-    if (h != name && lower(h) == lower(name)) v.push_back(h);
+    if (h != name && core::to_lower(h) == core::to_lower(name)) v.push_back(h);
   return v;
 }
 

@@ -5,12 +5,12 @@
 
 #include "device_impl.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 
 namespace isoline::core {
 
 Device parse_device(std::string_view name) {
-  std::string s(name);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string s = to_lower(std::string(name));
   if (s == "cpu") return Device::CPU;
   if (s == "cuda" || s == "gpu") return Device::CUDA;
   fail<InvalidInput>("select device", name, "unknown device (use cpu or cuda)");

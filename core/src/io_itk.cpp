@@ -23,6 +23,7 @@
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/core/itk_bridge.h"
+#include "isoline/core/text.h"
 
 namespace fs = std::filesystem;
 
@@ -36,13 +37,6 @@ void register_factories() {
     itk::NiftiImageIOFactory::RegisterOneFactory();
     itk::NrrdImageIOFactory::RegisterOneFactory();
     itk::MetaImageIOFactory::RegisterOneFactory();
-  });
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  if (s.size() < suffix.size()) return false;
-  return std::equal(suffix.rbegin(), suffix.rend(), s.rbegin(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
   });
 }
 
@@ -138,9 +132,9 @@ std::pair<std::uint64_t, std::uint64_t> nifti_sizes(const std::string& path, boo
 }  // namespace
 
 ImageFormat image_format_from_path(const std::string& path) {
-  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return ImageFormat::Nifti;
-  if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return ImageFormat::Nrrd;
-  if (ends_with(path, ".mha") || ends_with(path, ".mhd")) return ImageFormat::MetaImage;
+  if (ends_with_nocase(path, ".nii") || ends_with_nocase(path, ".nii.gz")) return ImageFormat::Nifti;
+  if (ends_with_nocase(path, ".nrrd") || ends_with_nocase(path, ".nhdr")) return ImageFormat::Nrrd;
+  if (ends_with_nocase(path, ".mha") || ends_with_nocase(path, ".mhd")) return ImageFormat::MetaImage;
   return ImageFormat::Unknown;
 }
 
@@ -177,7 +171,7 @@ Image read_image(const std::string& path, std::optional<PixelType> as) {
                            std::to_string(io->GetNumberOfComponents()) + " components");
 
   // ITK's NIfTI reader does not notice a truncated file (plain or gzip): check it here.
-  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) {
+  if (ends_with_nocase(path, ".nii") || ends_with_nocase(path, ".nii.gz")) {
     bool corrupt = false;
     auto [need, have] = nifti_sizes(path, &corrupt);
     if (corrupt) fail<IoError>(op, path, "compressed data are truncated or corrupt");
@@ -235,6 +229,11 @@ const std::vector<std::string>& not_mask_names() {
   return names;
 }
 
+bool is_not_mask_name(const std::string& stem) {
+  const auto& skip = not_mask_names();
+  return std::find(skip.begin(), skip.end(), to_lower(stem)) != skip.end();
+}
+
 Image read_mask(const std::string& path, std::string_view operation) {
   Image m = read_image(path);
   const auto [lo, hi] = m.min_max();
@@ -278,15 +277,12 @@ StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string
       if (!entry.is_regular_file() || !is_image_path(p)) continue;
       std::string stem = entry.path().filename().string();
       for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"})
-        if (ends_with(stem, ext)) {
+        if (ends_with_nocase(stem, ext)) {
           stem = stem.substr(0, stem.size() - std::strlen(ext));
           break;
         }
       // A case folder (OpenKBP, `isoline phantom`) also holds the CT, the dose and a label map.
-      std::string lower = stem;
-      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      const auto& skip = not_mask_names();
-      if (std::find(skip.begin(), skip.end(), lower) != skip.end()) continue;
+      if (is_not_mask_name(stem)) continue;
       found.emplace_back(stem, p);
     }
     std::sort(found.begin(), found.end());

@@ -1,9 +1,20 @@
 #include "isoline/core/text.h"
 
+#include <cctype>
+
 namespace isoline::core {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string to_lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool ends_with_nocase(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && to_lower(s.substr(s.size() - suffix.size())) == to_lower(suffix);
 }
 
 std::string xml_escape(const std::string& s) {

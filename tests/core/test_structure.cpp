@@ -4,6 +4,7 @@
 #include <string>
 
 #include "isoline/core/error.h"
+#include "isoline/core/io.h"
 #include "isoline/core/structure.h"
 #include "isoline/core/text.h"
 
@@ -118,6 +119,17 @@ TEST(Structure, IsTargetByTypeOrName) {
 TEST(Text, XmlEscapeCoversTextAndAttributes) {
   EXPECT_EQ(xml_escape("PTV<70> & \"GTV\" 'x'"), "PTV&lt;70&gt; &amp; &quot;GTV&quot; &#39;x&#39;");
   EXPECT_EQ(xml_escape("plain"), "plain");
+}
+
+TEST(Text, LowerCaseAndSuffixWithoutCase) {
+  EXPECT_EQ(to_lower("BrainStem M\xC3\x9CLLER"), "brainstem m\xC3\x9Cller");  // ASCII letters only
+  EXPECT_TRUE(ends_with_nocase("out/RS.DCM", ".dcm"));
+  EXPECT_TRUE(ends_with_nocase("ct.Nii.Gz", ".nii.gz"));
+  EXPECT_FALSE(ends_with_nocase("rs.dcmx", ".dcm"));
+  EXPECT_FALSE(ends_with_nocase("dcm", ".dcm"));
+  EXPECT_FALSE(ends_with("RS.DCM", ".dcm"));  // ends_with keeps case
+  EXPECT_TRUE(isoline::core::is_not_mask_name("Possible_Dose_Mask"));
+  EXPECT_FALSE(isoline::core::is_not_mask_name("PTV70"));
 }
 
 TEST(Text, Utf8ValidityLengthAndPrefixByCharacters) {

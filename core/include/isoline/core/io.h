@@ -47,6 +47,8 @@ StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string
 /// dose, labels, possible_dose_mask, image, ct_hu. read_mask_dir skips them (compared without
 /// case) and the Python package's load_patient uses the same list.
 const std::vector<std::string>& not_mask_names();
+/// True when the file stem `stem` (any case) is one of not_mask_names().
+bool is_not_mask_name(const std::string& stem);
 
 /// Writes each structure as "<dir>/<name><extension>" (default .nii.gz).
 /// (A name's '/' and '\\' become '_', and a leading '.' gets a '_' before it: every file

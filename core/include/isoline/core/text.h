@@ -10,6 +10,10 @@ namespace isoline::core {
 
 /// True when `s` ends with `suffix` (case-sensitive), e.g. an output name's extension.
 bool ends_with(const std::string& s, const std::string& suffix);
+/// ends_with ignoring ASCII case: "RS.DCM" ends with ".dcm".
+bool ends_with_nocase(const std::string& s, const std::string& suffix);
+/// `s` with ASCII letters in lower case (other bytes, UTF-8 included, unchanged).
+std::string to_lower(std::string s);
 
 /// `s` safe inside XML/HTML text and attribute values: & < > " ' replaced by entities.
 std::string xml_escape(const std::string& s);
