@@ -192,26 +192,6 @@ bool grids_overlap(const Geometry& a, const Geometry& b) {
   return true;
 }
 
-// Fraction of the voxels of mask `m` whose centre lies outside grid `g`.
-double fraction_outside(const Image& m, const Geometry& g) {
-  const Geometry& mg = m.geometry();
-  const std::uint8_t* p = m.data<std::uint8_t>();
-  std::size_t n = 0, out = 0;
-  for (std::int64_t k = 0; k < mg.size[2]; ++k)
-    for (std::int64_t j = 0; j < mg.size[1]; ++j)
-      for (std::int64_t i = 0; i < mg.size[0]; ++i) {
-        if (!p[mg.offset(i, j, k)]) continue;
-        ++n;
-        const core::Vec3 x = g.world_to_index(mg.index_to_world({double(i), double(j), double(k)}));
-        for (int q = 0; q < 3; ++q)
-          if (x[q] < -0.5 || x[q] > double(g.size[q]) - 0.5) {
-            ++out;
-            break;
-          }
-      }
-  return n ? double(out) / double(n) : 0.0;
-}
-
 // Names in `have` equal to `name` but for case ("BrainStem" for "Brainstem").
 std::vector<std::string> case_variants(const std::string& name, const std::set<std::string>& have) {
   std::vector<std::string> v;
@@ -321,7 +301,7 @@ EvalResult evaluate_contours(const std::string& pred_dir, const std::string& ref
                                                rg.summary() + "): a different patient or frame of reference?");
           if (grids.empty()) grids = pg.summary() + " against " + rg.summary();
           resampled.push_back(n);
-          if (const double out = fraction_outside(pred, rg); out > 0) {
+          if (const double out = core::fraction_outside(pred, rg); out > 0) {
             char b[64];
             std::snprintf(b, sizeof b, "%.1f %%", 100 * out);
             lost.push_back(std::string(b) + " of " + n);

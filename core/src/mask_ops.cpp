@@ -338,6 +338,23 @@ std::optional<std::array<std::int64_t, 6>> bounding_box(const Image& mask) {
   return bb;
 }
 
+double fraction_outside(const Image& mask, const Geometry& grid) {
+  check_mask(mask, "fraction outside a grid");
+  const auto& mg = mask.geometry();
+  const std::uint8_t* m = mask.data<std::uint8_t>();
+  std::int64_t in = 0, out = 0;
+  for (std::int64_t k = 0; k < mg.size[2]; ++k)
+    for (std::int64_t j = 0; j < mg.size[1]; ++j)
+      for (std::int64_t i = 0; i < mg.size[0]; ++i) {
+        if (!m[mg.offset(i, j, k)]) continue;
+        const Vec3 c = grid.world_to_index(mg.index_to_world({double(i), double(j), double(k)}));
+        bool inside = true;
+        for (int a = 0; a < 3; ++a) inside = inside && c[a] >= -0.5 && c[a] <= double(grid.size[a]) - 0.5;
+        ++(inside ? in : out);
+      }
+  return in + out == 0 ? 0.0 : double(out) / double(in + out);
+}
+
 namespace {
 template <class T>
 Image resample_typed(const Image& image, const Geometry& grid, Interpolation interp, double def) {

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "isoline/core/error.h"
+#include "isoline/core/mask_ops.h"
 
 namespace isoline::planning {
 
@@ -175,17 +176,7 @@ Dvh compute_dvh(const Image& dose, const Image& mask, const std::string& name, c
 double fraction_outside(const core::Geometry& dg, const Image& mask) {
   if (mask.empty() || mask.pixel_type() != PixelType::UInt8)
     fail<InvalidInput>("compute DVH", "mask", "mask must be a uint8 image");
-  const auto& mg = mask.geometry();
-  const std::uint8_t* m = mask.data<std::uint8_t>();
-  std::int64_t in = 0, out = 0;
-  for (std::int64_t k = 0; k < mg.size[2]; ++k)
-    for (std::int64_t j = 0; j < mg.size[1]; ++j)
-      for (std::int64_t i = 0; i < mg.size[0]; ++i) {
-        if (!m[mg.offset(i, j, k)]) continue;
-        const core::Vec3 c = dg.world_to_index(mg.index_to_world({double(i), double(j), double(k)}));
-        ++(within_grid(dg.size, c.data()) ? in : out);
-      }
-  return in + out == 0 ? 0.0 : double(out) / double(in + out);
+  return core::fraction_outside(mask, dg);
 }
 
 core::Geometry dvh_raster_grid(const core::Geometry& plane_grid, bool bounded) {

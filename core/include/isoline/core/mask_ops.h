@@ -50,6 +50,9 @@ Image distance_map(const Image& mask);
 /// Bounding box of non-zero voxels: {min i, min j, min k, max i, max j, max k} inclusive,
 /// or nullopt when the mask is empty.
 std::optional<std::array<std::int64_t, 6>> bounding_box(const Image& mask);
+/// Fraction of the mask's non-zero voxels whose centre lies outside `grid` (beyond its outer
+/// voxel edges, in physical space); 0 for an empty mask.
+double fraction_outside(const Image& mask, const Geometry& grid);
 
 enum class Interpolation { Nearest, Linear };
 /// Resamples `image` onto `grid` (physical space, any orientation); outside values get
