@@ -110,24 +110,25 @@ core::Image mask_from(const core::Geometry& g, const std::vector<std::int64_t>& 
 }
 
 // Attenuators outside the body that the beams pass through on their way in: a couch, a head
-// rest, a board. The CT's regions above -500 HU outside the body, of at least 5 cc (not noise),
-// and of those the voxels that lie within the body's box on two axes (in front of the body
-// along the third). The planning grid reaches them so that the planned beams are attenuated
-// as the recomputation on the whole CT attenuates them.
-core::Image attenuators_beside(const core::Image& ct, const core::Image& body) {
+// rest, a board. The CT's regions above -500 HU (`dense`) outside the body, of at least 5 cc
+// (not noise), and of those the voxels that lie within the body's box on two axes (in front of
+// the body along the third). The planning grid reaches them so that the planned beams are
+// attenuated as the recomputation on the whole CT attenuates them.
+core::Image attenuators_beside(const core::Image& dense, const core::Image& body) {
   const auto box = core::bounding_box(body);
-  core::Image out(ct.geometry(), core::PixelType::UInt8);
+  core::Image out(dense.geometry(), core::PixelType::UInt8);
   if (!box) return out;
   const std::uint8_t* bm = body.data<std::uint8_t>();
+  const std::uint8_t* dm = dense.data<std::uint8_t>();
   std::uint8_t* o = out.data<std::uint8_t>();
   bool any = false;
   for (std::size_t v = 0, n = out.num_voxels(); v < n; ++v)
-    if (!bm[v] && ct.value(v) > -500.0) o[v] = 1, any = true;
+    if (!bm[v] && dm[v]) o[v] = 1, any = true;
   if (!any) return out;
   out = core::remove_islands(out, 5.0);
   o = out.data<std::uint8_t>();
   const auto& b = *box;
-  const auto& sz = ct.geometry().size;
+  const auto& sz = dense.geometry().size;
   for (std::int64_t k = 0; k < sz[2]; ++k)
     for (std::int64_t j = 0; j < sz[1]; ++j)
       for (std::int64_t i = 0; i < sz[0]; ++i) {
@@ -366,18 +367,17 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
 
   // --- Body and the planning grid.
   progress.update(0.0, "preparing");
+  core::Image dense(ct.geometry(), core::PixelType::UInt8);  // matter: above -500 HU
+  for (std::size_t v = 0; v < dense.num_voxels(); ++v) dense.data<std::uint8_t>()[v] = ct.value(v) > -500.0 ? 1 : 0;
   core::Image body_ct;
   if (const core::Structure* b = structures.find(tpl.external); b && b->mask.count_nonzero() > 0) {
     body_ct = b->mask;
   } else {
-    core::Image t(ct.geometry(), core::PixelType::UInt8);
-    for (std::size_t v = 0; v < t.num_voxels(); ++v)
-      t.data<std::uint8_t>()[v] = ct.value(v) > -500.0 ? 1 : 0;
-    body_ct = core::fill_holes(core::keep_largest_components(t, 1), true);
+    body_ct = core::fill_holes(core::keep_largest_components(dense, 1), true);
     result.warnings.push_back("no \"" + tpl.external +
                               "\" structure: body found from the CT (HU > -500)");
   }
-  const core::Geometry g = dose_grid(ct.geometry(), body_ct, attenuators_beside(ct, body_ct), tpl.dose_grid_mm);
+  const core::Geometry g = dose_grid(ct.geometry(), body_ct, attenuators_beside(dense, body_ct), tpl.dose_grid_mm);
   const std::size_t nvox = g.num_voxels();
   core::Image ct_d =
       core::resample(ct.cast(core::PixelType::Float32), g, core::Interpolation::Linear, -1000.0);
@@ -788,18 +788,16 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
      // shows above -500 HU (tissue the body missed, a couch), one dose voxel wider so that
      // interpolation at the skin sees computed dose - and is 0 Gy in the air around the patient,
      // where the computation gives tens of Gy close to the skin and a planning system shows none.
+    // One resampling of the union: a dose voxel overlaps the union exactly when it overlaps one
+    // of its masks.
+    core::Image on_ct = body_ct;
+    for (const auto& s : structures) on_ct = core::mask_union(on_ct, s.mask);
+    const core::Image f = fraction_on(on_ct, g);
+    const float* fv = f.data<float>();
+    const float* hu = ct_d.data<float>();
     core::Image patient(g, core::PixelType::UInt8);
     std::uint8_t* pm = patient.data<std::uint8_t>();
-    const float* hu = ct_d.data<float>();
-    for (std::size_t v = 0; v < nvox; ++v) pm[v] = hu[v] > -500.0f;
-    auto add = [&](const core::Image& mask) {
-      const core::Image f = fraction_on(mask, g);
-      const float* fv = f.data<float>();
-      for (std::size_t v = 0; v < nvox; ++v)
-        if (fv[v] > 0.0f) pm[v] = 1;
-    };
-    add(body_ct);
-    for (const auto& s : structures) add(s.mask);
+    for (std::size_t v = 0; v < nvox; ++v) pm[v] = hu[v] > -500.0f || fv[v] > 0.0f;
     patient = core::expand(patient, core::Margin::uniform(std::max({g.spacing[0], g.spacing[1], g.spacing[2]})));
     pm = patient.data<std::uint8_t>();
     float* d = dose.data<float>();
