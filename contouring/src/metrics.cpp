@@ -323,7 +323,7 @@ EvalResult evaluate_contours(const std::string& pred_dir, const std::string& ref
   }
   // Names that matched nothing, with the likely cause (a difference in case) where there is one.
   std::vector<std::string> never;
-  for (const auto& n : structures.empty() ? std::vector<std::string>(predicted.begin(), predicted.end()) : names) {
+  for (const auto& n : names) {
     if (scored.count(n)) continue;
     const auto v = case_variants(n, referenced);
     never.push_back(v.empty() ? n : n + " (reference: " + list_text(v) + "; names are case-sensitive)");
