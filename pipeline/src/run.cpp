@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
@@ -91,7 +92,14 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
       added.description = "given target (" + fs::path(o.targets_path).filename().string() + ")";
     }
     model = c.model_name + " " + c.model_version;
-    const rtstruct::RtStructWriteOptions so = auto_contour_options(c);
+    rtstruct::RtStructWriteOptions so = auto_contour_options(c);
+    // The given targets are not Isoline's: their own generation algorithm (from an RT-STRUCT;
+    // unknown from masks), not the network's.
+    std::map<std::string, std::string> given_algorithm;
+    if (!targets.empty() && !fs::is_directory(o.targets_path))
+      for (const auto& roi : rtstruct::read_rtstruct(o.targets_path).rois)
+        given_algorithm[roi.name] = roi.generation_algorithm;
+    for (const auto& t : targets) so.given_rois[t.name] = given_algorithm[t.name];
     auto res = rtstruct::write_rtstruct(structures, ct.series, (dir / "RS.dcm").string(), so);
     for (const auto& w : res.warnings) r.warnings.push_back("RS.dcm: " + w);
     r.files.push_back("RS.dcm");

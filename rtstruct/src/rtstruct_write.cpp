@@ -206,8 +206,12 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     put(*ri, DCM_ReferencedFrameOfReferenceUID, ct.frame_of_reference_uid);
     put(*ri, DCM_ROIName, names[r]);
     if (!s.description.empty()) put(*ri, DCM_ROIDescription, text(s.description, 1024));  // ST
-    put(*ri, DCM_ROIGenerationAlgorithm, "AUTOMATIC");
-    {
+    if (const auto given = opt.given_rois.find(s.name); given != opt.given_rois.end()) {
+      const std::string& g = given->second;
+      put(*ri, DCM_ROIGenerationAlgorithm,
+          g == "AUTOMATIC" || g == "SEMIAUTOMATIC" || g == "MANUAL" ? g : std::string());
+    } else {
+      put(*ri, DCM_ROIGenerationAlgorithm, "AUTOMATIC");
       DcmItem* alg = nullptr;
       ri->findOrCreateSequenceItem(DCM_ROIDerivationAlgorithmIdentificationSequence, alg, -2);
       DcmItem* fam = nullptr;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -161,6 +162,22 @@ TEST(Run, GivenTargetsWithAutoContouredOrgans) {
   bool has_ptv70 = false;
   for (const auto& roi : rs.rois) has_ptv70 = has_ptv70 || roi.name == "PTV70";
   EXPECT_TRUE(has_ptv70);
+  // The given targets are not the network's: no "Artificial Intelligence" derivation, the
+  // generation algorithm of the file they came from; the organs are the network's.
+  std::map<std::string, std::string> given_alg;
+  for (const auto& roi : rtstruct::read_rtstruct(c.file("case/dicom/RS.dcm")).rois)
+    given_alg[roi.name] = roi.generation_algorithm;
+  std::size_t organs = 0;
+  for (const auto& roi : rs.rois) {
+    if (given_alg.count(roi.name) && (roi.name.rfind("PTV", 0) == 0 || roi.name == "CTV" || roi.name == "GTV")) {
+      EXPECT_EQ(roi.generation_algorithm, given_alg[roi.name]) << roi.name;
+    } else {
+      EXPECT_EQ(roi.generation_algorithm, "AUTOMATIC") << roi.name;
+      ++organs;
+    }
+  }
+  auto dump = test::run_command("dcmdump '" + out + "/RS.dcm' | grep -c '(3006,0037)'");
+  EXPECT_EQ(dump.output.substr(0, dump.output.find('\n')), std::to_string(organs)) << dump.output;
   std::ifstream html(out + "/report.html");
   std::string text((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("targets from"), std::string::npos);

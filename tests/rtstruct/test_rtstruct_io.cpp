@@ -2,6 +2,7 @@
 // judges (dciodvfy, pydicom).
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -167,6 +168,23 @@ TEST_F(RtStructTest, ReferencesEveryCtSliceAndPerContourImage) {
       EXPECT_EQ(c.geometric_type, "CLOSED_PLANAR");
     }
   }
+}
+
+// ROIs Isoline did not make (the physician's targets of `run --targets`) keep their own
+// generation algorithm and carry no derivation algorithm ("Artificial Intelligence").
+TEST_F(RtStructTest, GivenRoisKeepTheirGenerationAlgorithmWithoutTheDerivation) {
+  rtstruct::RtStructWriteOptions o;
+  o.given_rois = {{"Anatomy", "MANUAL"}, {"LoneVoxels", "drawn by hand"}};
+  rtstruct::write_rtstruct(set, ct, dir.file("rs.dcm"), o);
+  std::map<std::string, std::string> alg;
+  for (const auto& r : rtstruct::read_rtstruct(dir.file("rs.dcm")).rois) alg[r.name] = r.generation_algorithm;
+  EXPECT_EQ(alg["Anatomy"], "MANUAL");
+  EXPECT_EQ(alg["LoneVoxels"], "") << "not a defined term: written empty (Type 2, unknown)";
+  EXPECT_EQ(alg["BODY"], "AUTOMATIC");
+  // ROIDerivationAlgorithmIdentificationSequence (3006,0037) on the three others only.
+  auto dump = test::run_command("dcmdump '" + dir.file("rs.dcm") + "' | grep -c '(3006,0037)'");
+  EXPECT_EQ(dump.output.substr(0, dump.output.find('\n')), "3") << dump.output;
+  EXPECT_EQ(test::dciodvfy_errors(dir.file("rs.dcm")), "");
 }
 
 TEST_F(RtStructTest, DsValuesAtMost16CharsAndDciodvfyClean) {

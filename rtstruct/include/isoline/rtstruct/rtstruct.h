@@ -27,6 +27,11 @@ struct RtStructWriteOptions {
   /// ROIDerivationAlgorithmIdentificationSequence with these.
   std::string algorithm_name = "Isoline";
   std::string algorithm_version;  ///< empty = core::version()
+  /// ROIs that Isoline did not generate, by structure name, with their ROIGenerationAlgorithm
+  /// (e.g. the physician's targets of `isoline run --targets`: their file's AUTOMATIC,
+  /// SEMIAUTOMATIC or MANUAL; anything else is written empty, Type 2 for unknown). They carry
+  /// no ROIDerivationAlgorithmIdentificationSequence: the algorithm above did not make them.
+  std::map<std::string, std::string> given_rois;
   /// ROI name map, applied before the 16-character limit: {"RightParotid", "Parotid_R"}.
   std::map<std::string, std::string> name_map;
   /// Longest ROI name written (Eclipse IDs: 16). Longer names are cut, and made unique.
