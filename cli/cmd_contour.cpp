@@ -67,7 +67,10 @@ void write_quality_json(const contouring::ContourResult& r, const std::string& p
   j["warnings"] = r.warnings;
   j["structures"] = nlohmann::ordered_json::object();
   for (const auto& q : r.quality)
-    j["structures"][q.name] = {{"volume_cc", q.volume_cc}, {"confidence", q.confidence}, {"flags", q.flags}};
+    j["structures"][q.name] = {{"volume_cc", q.volume_cc},
+                                   {"confidence", q.confidence},
+                                   {"kept_fraction", q.kept_fraction},
+                                   {"flags", q.flags}};
   std::ofstream f(path);
   f << j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   f.close();
@@ -172,11 +175,11 @@ int run_contour(const Args& args, const Context& ctx) {
     done.push_back(out + line);
   } else {
     write_masks(r, outputs.add(out, true, true, "contour"));
-    done.push_back(std::to_string(r.structures.size()) + " masks and quality.json to " + out);
+    done.push_back(std::to_string(r.structures.size()) + (r.structures.size() == 1 ? " mask" : " masks") + " and quality.json to " + out);
   }
   if (auto md = args.get("--masks")) {
     write_masks(r, outputs.add(*md, true, true, "contour"));
-    done.push_back(std::to_string(r.structures.size()) + " masks and quality.json to " + *md);
+    done.push_back(std::to_string(r.structures.size()) + (r.structures.size() == 1 ? " mask" : " masks") + " and quality.json to " + *md);
   }
   if (report_html || preview_png) {
     char took[32];

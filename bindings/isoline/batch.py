@@ -145,7 +145,8 @@ def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any
     quality = {
         "model": res.model_name, "model_version": res.model_version, "in_scope": res.in_scope,
         "warnings": list(res.warnings),
-        "structures": {q.name: {"volume_cc": q.volume_cc, "confidence": q.confidence, "flags": list(q.flags)}
+        "structures": {q.name: {"volume_cc": q.volume_cc, "confidence": q.confidence,
+                                "kept_fraction": q.kept_fraction, "flags": list(q.flags)}
                        for q in res.quality},
     }
     (out / "quality.json").write_text(json.dumps(quality, indent=1))

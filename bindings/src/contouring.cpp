@@ -56,6 +56,9 @@ void bind_contouring(py::module_ m) {
       .def_readonly("name", &StructureQuality::name)
       .def_readonly("confidence", &StructureQuality::confidence)
       .def_readonly("volume_cc", &StructureQuality::volume_cc)
+      .def_readonly("kept_fraction", &StructureQuality::kept_fraction,
+                    "Of the network's voxels above the cut, the share in the part(s) kept; low = "
+                    "the prediction was in pieces.")
       .def_readonly("flags", &StructureQuality::flags)
       .def("summary", &StructureQuality::summary)
       .def("__repr__", [](const StructureQuality& q) {

@@ -34,6 +34,12 @@ std::string fmt(const char* f, double a) {
   return b;
 }
 
+// A volume in cc with enough digits that a value just outside a range does not print as its
+// bound ("0.46 cc outside usual 0.50-105.0 cc", not "0.5 ... 0.5-105.0").
+std::string cc(double v) {
+  return fmt(std::fabs(v) < 10 ? "%.2f" : "%.1f", v);
+}
+
 // Axis-aligned (LPS identity) grid with the model spacing covering the CT's voxel centres.
 Geometry model_grid(const Geometry& ct, const Vec3& spacing) {
   Vec3 lo{std::numeric_limits<double>::max(), std::numeric_limits<double>::max(),
@@ -479,6 +485,7 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
     if (pn > 0) {
       mm = core::keep_largest_components(mm, post_spec(names[s]).components,
                                          post_spec(names[s]).min_fraction);
+      q.kept_fraction = double(mm.count_nonzero()) / double(pn);
       auto bb = core::bounding_box(mm);
       core::Index3 start{};
       Geometry sub = ct_subgrid(cg, mg, *bb, 2, start);
@@ -534,9 +541,14 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
     }
     if (!info[s].found) {
       q.confidence = 0;  // the mean probability of nothing
+      q.kept_fraction = 0;
       q.flags.push_back("missing: the model found none (check whether the organ is on the CT)");
     } else {
-      if (q.confidence < 0.75) q.flags.push_back("low confidence " + fmt("%.2f", q.confidence));
+      if (q.confidence < card.low_confidence) q.flags.push_back("low confidence " + fmt("%.2f", q.confidence));
+      if (q.kept_fraction < card.min_kept_fraction)
+        q.flags.push_back("in pieces: " + fmt("%.0f %%", 100 * (1 - q.kept_fraction)) +
+                          " of the network's prediction lay apart from the part kept (check that "
+                          "the part kept is the organ)");
       // An organ that reaches the first or last slice is probably cut off by the end of the
       // scan (its volume and any dose to it are then incomplete). The cord and the esophagus
       // run on past the scan in every head-and-neck CT: not flagged.
@@ -548,8 +560,8 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
       if (e != card.expected.end() && e->second.known) {
         const auto& r = e->second;
         if (q.volume_cc < r.volume_cc_min || q.volume_cc > r.volume_cc_max)
-          q.flags.push_back("volume " + fmt("%.1f", q.volume_cc) + " cc outside usual " +
-                            fmt("%.1f", r.volume_cc_min) + "-" + fmt("%.1f cc", r.volume_cc_max));
+          q.flags.push_back("volume " + cc(q.volume_cc) + " cc outside usual " + cc(r.volume_cc_min) + "-" +
+                            cc(r.volume_cc_max) + " cc");
         const double dx = info[s].cx - body_cx, dy = info[s].cy - body_cy;
         if (dx < r.dx_min || dx > r.dx_max || dy < r.dy_min || dy > r.dy_max)
           q.flags.push_back("unusual position (" + fmt("%+.0f", dx) +

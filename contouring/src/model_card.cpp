@@ -85,6 +85,18 @@ ModelCard load_model_card(const std::string& path) {
         c.expected[name] = r;
       }
     }
+    if (j.contains("quality_flags")) {
+      const auto& qf = j["quality_flags"];
+      for (auto& [key, value] : qf.items())
+        if (key != "low_confidence_below" && key != "min_kept_fraction" && key != "source")
+          core::fail<core::InvalidInput>(op, path, "quality_flags: unknown entry '" + key +
+                                                       "' (low_confidence_below, min_kept_fraction, source)");
+      c.low_confidence = qf.value("low_confidence_below", c.low_confidence);
+      c.min_kept_fraction = qf.value("min_kept_fraction", c.min_kept_fraction);
+      if (!(c.low_confidence >= 0 && c.low_confidence <= 1) ||
+          !(c.min_kept_fraction >= 0 && c.min_kept_fraction <= 1))
+        core::fail<core::InvalidInput>(op, path, "quality_flags: values must lie between 0 and 1");
+    }
     if (j.contains("post_processing")) {
       for (auto& [name, e] : j["post_processing"].items()) {
         if (std::find(c.structures.begin(), c.structures.end(), name) == c.structures.end())

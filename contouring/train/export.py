@@ -69,6 +69,11 @@ def main():
     ap.add_argument("--threshold", default="",
                     help="STRUCTURE:CUT[,...]: per-structure probability cuts instead of the global 0.5; "
                          "chosen on the training split (contouring/train/choose_thresholds.py)")
+    ap.add_argument("--quality-flags", default="",
+                    help="LOW_CONFIDENCE:MIN_KEPT: the C++ flags a contour 'low confidence' when its mean "
+                         "network probability is below LOW_CONFIDENCE and 'in pieces' when its kept part "
+                         "holds less than MIN_KEPT of the network's voxels; chosen on the validation split "
+                         "(contouring/train/choose_quality_flags.py). Default: the C++ defaults (0.75, off)")
     ap.add_argument("--window-slices", type=int, default=160,
                     help="3D networks: longest cranio-caudal window (model-grid slices) the C++ inference "
                          "runs at once; longer scans go in overlapping windows")
@@ -138,6 +143,12 @@ def main():
         post.setdefault(name, {})["threshold"] = float(cut)
     if post:
         card["post_processing"] = post
+    if a.quality_flags:
+        low, kept = (float(v) for v in a.quality_flags.split(":"))
+        if not (0 <= low <= 1 and 0 <= kept <= 1):
+            sys.exit(f"--quality-flags: {a.quality_flags}: two values between 0 and 1")
+        card["quality_flags"] = {"low_confidence_below": low, "min_kept_fraction": kept,
+                                 "source": "contouring/train/choose_quality_flags.py on the validation split"}
     if a.cache and os.path.exists(a.cache):
         card["expected"] = expected_ranges(a.cache)
     if a.metrics:

@@ -302,6 +302,28 @@ TEST(ContourData, ACtNotInHounsfieldUnitsAndOrgansCutByTheScanEndAreFlagged) {
   for (const auto& f : r.quality[1].flags) EXPECT_EQ(f.find("slice of the CT"), std::string::npos) << "the cord always runs on";
 }
 
+// A prediction that falls apart is flagged: validation patient 221's CT holds image data only in
+// a box around the target region, and the network's SpinalCord breaks where the box ends (the
+// largest part is kept, 42 % of the prediction dropped; Dice 0.02 against its reference). The
+// whole neck of pt_201 keeps its organs in one piece.
+TEST(ContourData, APredictionInPiecesIsFlagged) {
+  const auto& s = shared_case();
+  for (const auto& q : s.result.quality) {
+    if (q.name == "Body") continue;
+    EXPECT_GT(q.kept_fraction, 0.95) << q.name;
+    for (const auto& f : q.flags) EXPECT_EQ(f.find("in pieces"), std::string::npos) << q.name << ": " << f;
+  }
+  Image boxed = core::read_image(test::shared_data("openkbp/validation/pt_221/ct.nii.gz"));
+  contouring::ContourOptions o;
+  o.structures = {"SpinalCord"};
+  auto r = contouring::contour(boxed, o);
+  ASSERT_EQ(r.quality.size(), 1u);
+  EXPECT_LT(r.quality[0].kept_fraction, 0.8);
+  bool pieces = false;
+  for (const auto& f : r.quality[0].flags) pieces |= f.find("in pieces") != std::string::npos;
+  EXPECT_TRUE(pieces) << r.quality[0].summary();
+}
+
 TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
   test::TempDir t;
   const auto& s = shared_case();

@@ -121,6 +121,43 @@ TEST(ModelCard, PerStructureThresholdIsReadAndChecked) {
   }
 }
 
+// quality_flags: the cuts of the "low confidence" and "in pieces" flags; a card without the
+// entry keeps 0.75 and no "in pieces" flag; unknown entries and values outside 0..1 are refused.
+TEST(ModelCard, QualityFlagCutsAreReadAndChecked) {
+  test::TempDir t;
+  const auto shipped = contouring::load_model_card(contouring::default_model_card_path());
+  EXPECT_GT(shipped.low_confidence, 0.75);  // chosen by choose_quality_flags.py
+  EXPECT_GT(shipped.min_kept_fraction, 0.0);
+  auto load_with = [&](const nlohmann::json* flags) {
+    nlohmann::json j;
+    std::ifstream(shipped.card_path) >> j;
+    j["file"] = shipped.model_path;
+    if (flags)
+      j["quality_flags"] = *flags;
+    else
+      j.erase("quality_flags");
+    std::ofstream(t.file("card.json")) << j.dump();
+    return contouring::load_model_card(t.file("card.json"));
+  };
+  auto c = load_with(nullptr);
+  EXPECT_EQ(c.low_confidence, 0.75);
+  EXPECT_EQ(c.min_kept_fraction, 0.0);
+  nlohmann::json ok = {{"low_confidence_below", 0.8}, {"min_kept_fraction", 0.6}, {"source", "a test"}};
+  c = load_with(&ok);
+  EXPECT_EQ(c.low_confidence, 0.8);
+  EXPECT_EQ(c.min_kept_fraction, 0.6);
+  for (const auto& bad : {nlohmann::json{{"low_confidence", 0.8}}, nlohmann::json{{"min_kept_fraction", 1.5}},
+                          nlohmann::json{{"low_confidence_below", -0.1}}}) {
+    try {
+      load_with(&bad);
+      FAIL() << bad.dump() << " was accepted";
+    } catch (const core::InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find("quality_flags"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("card.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // `isoline run --device cuda` on a machine whose LibTorch is CPU-only (Debian's): the network
 // falls back to the CPU with a note, the plan and dose keep CUDA; `isoline contour --device
 // cuda` still fails (Model's DeviceError, test Contour.RejectsBadInput).

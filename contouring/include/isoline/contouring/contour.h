@@ -35,6 +35,9 @@ struct StructureQuality {
   std::string name;
   double confidence = 0;  ///< mean network probability inside the contour (0..1)
   double volume_cc = 0;
+  /// Of the network's voxels above the cut (model grid), the share in the part(s) kept (the
+  /// largest connected component; up to 4 for targets). Low = the prediction was in pieces.
+  double kept_fraction = 1;
   std::vector<std::string> flags;  ///< empty = nothing unusual
   /// One line for the report and the RT-STRUCT ROI description.
   std::string summary() const;

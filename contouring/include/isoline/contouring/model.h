@@ -69,6 +69,12 @@ struct ModelCard {
   std::map<std::string, BoneRefinement> bone_refinement;
   std::map<std::string, ExtentTrim> extent_trim;
   std::string scope;
+  /// Quality flags (card quality_flags): "low confidence" below this mean network probability,
+  /// "in pieces" when the kept parts hold less than min_kept_fraction of the network's
+  /// thresholded voxels (0 = never). Chosen on the validation split
+  /// (contouring/train/choose_quality_flags.py); cards without the entry keep 0.75 / 0.
+  double low_confidence = 0.75;
+  double min_kept_fraction = 0;
 
   /// Input channels of the network: the stacked slices, or 1 for a volume network.
   int channels() const { return volume ? 1 : 2 * context + 1; }
