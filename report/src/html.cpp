@@ -399,7 +399,9 @@ void structures_section(std::ostringstream& o, const ReportInput& in) {
     o << "<tr><td><span class=\"swatch\" style=\"background:" << css_color(s.color) << "\"></span>"
       << esc(s.name) << "</td><td>" << esc(type.empty() ? "OTHER" : type) << "</td><td class=\"num\">"
       << (s.mask.empty() ? std::string("&ndash;") : fmt(s.volume_cc(), 1)) << "</td><td"
-      << (s.description.empty() ? ">" : " class=\"flag\">") << esc(s.description) << "</td></tr>\n";
+      // Only what asks for a look stands out ("CHECK: ..."; "flags: none" reads plain).
+      << (s.description.find("CHECK") == std::string::npos ? ">" : " class=\"flag\">") << esc(s.description)
+      << "</td></tr>\n";
   }
   o << "</table>\n";
 }

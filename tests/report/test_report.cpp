@@ -127,7 +127,8 @@ Small make_small() {
   s.ss.add("Body", body);
   s.ss.add("PTV60", ptv);
   s.ss.add("SpinalCord", oar);
-  s.ss.find("SpinalCord")->description = "low confidence (test flag)";
+  s.ss.find("SpinalCord")->description = "auto-contour; CHECK: low confidence (test flag)";
+  s.ss.find("Body")->description = "auto-contour; flags: none";
   return s;
 }
 
@@ -169,7 +170,8 @@ TEST(Report, HtmlIsSelfContainedWithThreeReadableViews) {
   // Escaping of user text.
   EXPECT_NE(html.find("Test &lt;report&gt; &amp; co"), std::string::npos);
   EXPECT_NE(html.find("a test warning"), std::string::npos);
-  EXPECT_NE(html.find("low confidence (test flag)"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"flag\">auto-contour; CHECK: low confidence (test flag)</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td>auto-contour; flags: none</td>"), std::string::npos);  // nothing to check: plain
   const auto pngs = embedded_pngs(html);
   ASSERT_EQ(pngs.size(), 3u);
   for (const auto& bytes : pngs) {
