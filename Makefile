@@ -16,7 +16,7 @@ help:
 	@echo "make deps    install missing Debian packages (apt-get; root or sudo)"
 	@echo "make build   configure and build into $(BUILD_DIR)/"
 	@echo "make test    deps + build + every test through CTest"
-	@echo "make demo    deps + build + the main job on a generated case"
+	@echo "make demo    deps + build + the main job on a real patient (shared data) or a phantom"
 	@echo "make bench   deps + build + benchmarks -> bench/results.json"
 	@echo "make format  clang-format the C++ sources"
 
