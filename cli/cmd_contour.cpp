@@ -57,30 +57,10 @@ bool is_dicom_file(const std::string& path) {
   return f.read(head, sizeof head) && std::string(head + 128, 4) == "DICM";
 }
 
-// quality.json beside the masks: what the stdout table shows (and -q hides), for later.
-// The same fields as the Python batch runner's quality.json.
-void write_quality_json(const contouring::ContourResult& r, const std::string& path) {
-  nlohmann::ordered_json j;
-  j["model"] = r.model_name;
-  j["model_version"] = r.model_version;
-  j["in_scope"] = r.in_scope;
-  j["warnings"] = r.warnings;
-  j["structures"] = nlohmann::ordered_json::object();
-  for (const auto& q : r.quality)
-    j["structures"][q.name] = {{"volume_cc", q.volume_cc},
-                                   {"confidence", q.confidence},
-                                   {"kept_fraction", q.kept_fraction},
-                                   {"flags", q.flags}};
-  std::ofstream f(path);
-  f << j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
-  f.close();
-  if (!f) core::fail<core::IoError>("contour", path, "cannot write file");
-}
-
 // Masks (and quality.json) into a directory written whole: `dir` is its temporary.
 void write_masks(const contouring::ContourResult& r, const std::string& dir) {
   core::write_mask_dir(r.structures, dir);
-  write_quality_json(r, (fs::path(dir) / "quality.json").string());
+  pipeline::write_quality_json(r, (fs::path(dir) / "quality.json").string(), "contour");
 }
 
 int run_contour(const Args& args, const Context& ctx) {

@@ -44,13 +44,16 @@ if [ "$REAL" != phantom ] && [ -f "$REAL/ct.nii.gz" ] && [ -f "$REAL/PTV70.nii.g
     "$ISOLINE" dvh --dose "$REAL/dose.nii.gz" --masks "$ref" --criteria planning/criteria/hn.json -q \
       | sed -n '/^criterion/,$p'
   fi
-  # A review case for the browser UI: the CT, the run's structures and its dose (edits made in
-  # the browser are kept in review/ across demos).
+  # A review case for the browser UI: the CT (NIfTI, and the DICOM series RS.dcm and RD.dcm
+  # reference, so that an approved RT-STRUCT references it too), the run's structures and its
+  # dose. Edits made in the browser are kept in review/ across demos.
   mkdir -p "$OUT/case/masks"
   cp "$REAL/ct.nii.gz" "$OUT/case/ct.nii.gz"
+  rm -rf "$OUT/case/dicom" && cp -r "$OUT/result/CT" "$OUT/case/dicom"
   cp "$OUT/result/dose.nii.gz" "$OUT/case/dose.nii.gz"
   rm -f "$OUT/case/masks/"*.nii.gz
-  cp "$OUT/result/masks/"*.nii.gz "$OUT/case/masks/"
+  rm -f "$OUT/case/masks/quality.json"
+  cp "$OUT/result/masks/"*.nii.gz "$OUT/result/masks/quality.json" "$OUT/case/masks/"
   cat <<MSG
 == done
   Auto-contours are for review: compare the Dice above and the report's CHECK flags. The

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +49,24 @@ std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, 
   wo.series_description = "Isoline CT (from " + fs::path(ct.path).filename().string() + ")";
   ct.series = rtstruct::write_ct_series(ct.series.image, (fs::path(dir) / "CT").string(), wo, progress);
   return {"CT/"};
+}
+
+void write_quality_json(const contouring::ContourResult& r, const std::string& path, const std::string& op) {
+  nlohmann::ordered_json j;
+  j["model"] = r.model_name;
+  j["model_version"] = r.model_version;
+  j["in_scope"] = r.in_scope;
+  j["warnings"] = r.warnings;
+  j["structures"] = nlohmann::ordered_json::object();
+  for (const auto& q : r.quality)
+    j["structures"][q.name] = {{"volume_cc", q.volume_cc},
+                               {"confidence", q.confidence},
+                               {"kept_fraction", q.kept_fraction},
+                               {"flags", q.flags}};
+  std::ofstream f(path);
+  f << j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+  f.close();
+  if (!f) core::fail<core::IoError>(op, path, "cannot write file");
 }
 
 rtstruct::RtStructWriteOptions auto_contour_options(const contouring::ContourResult& r) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
@@ -54,6 +55,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   // Structures: auto-contours, or the given ones.
   core::StructureSet structures;
   std::string model = "given structures";
+  std::optional<contouring::ContourResult> contoured;  // its quality, warnings, model (no masks)
   auto t0 = std::chrono::steady_clock::now();
   if (o.structures_path.empty()) {
     // RS.dcm must be able to reference the CT: say so before contouring, not after.
@@ -86,13 +88,14 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
     for (const auto& w : c.warnings) r.warnings.push_back("contouring: " + w);
     r.quality = c.quality;
     structures = std::move(c.structures);
+    contoured = std::move(c);
     for (const auto& t : targets) {
       if (structures.find(t.name)) structures.remove(t.name);
       core::Structure& added = structures.add(t);
       added.description = "given target (" + fs::path(o.targets_path).filename().string() + ")";
     }
-    model = c.model_name + " " + c.model_version;
-    rtstruct::RtStructWriteOptions so = auto_contour_options(c);
+    model = contoured->model_name + " " + contoured->model_version;
+    rtstruct::RtStructWriteOptions so = auto_contour_options(*contoured);
     // The given targets are not Isoline's: their own generation algorithm (from an RT-STRUCT;
     // unknown from masks), not the network's.
     std::map<std::string, std::string> given_algorithm;
@@ -108,6 +111,8 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   }
   r.contour_s = since(t0);
   core::write_mask_dir(structures, (dir / "masks").string());
+  if (contoured)  // the flags the reviewer (and `isoline serve` on these masks) should see
+    write_quality_json(*contoured, (dir / "masks" / "quality.json").string(), "run");
   r.files.push_back("masks/");
 
   // The achievable-dose plan.

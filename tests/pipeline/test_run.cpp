@@ -58,6 +58,14 @@ TEST(Run, MainJobWritesEveryOutputWithValidReferences) {
     EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
   EXPECT_NE(r.output.find("criteria passed"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("report: "), std::string::npos) << r.output;
+  {  // the auto-contours' quality flags beside their masks (what `isoline serve` shows)
+    nlohmann::json q;
+    std::ifstream(out + "/masks/quality.json") >> q;
+    EXPECT_FALSE(q.value("model_version", "").empty());
+    ASSERT_TRUE(q["structures"].contains("SpinalCord")) << q.dump();
+    EXPECT_TRUE(q["structures"]["SpinalCord"]["flags"].is_array());
+    EXPECT_GT(q["structures"]["SpinalCord"]["confidence"].get<double>(), 0.0);
+  }
   // RT-STRUCT and RT-DOSE name the CT's study and frame of reference.
   auto rs = rtstruct::read_rtstruct(out + "/RS.dcm");
   auto rd = rtstruct::read_rtdose(out + "/RD.dcm");

@@ -94,6 +94,32 @@ TEST_F(UiServer, ImportsAutomaticStructuresAsVersionOne) {
   EXPECT_EQ(std::memcmp(ptv.raw(), stored.raw(), ptv.byte_size()), 0);
 }
 
+// The quality flags of `isoline contour` / `isoline run` masks (masks/quality.json) reach the
+// reviewer without a structures.json; a structures.json entry still overrides them.
+TEST(UiServerCase, QualityFlagsOfTheMasksAreShown) {
+  test::TempDir dir;
+  test::write_ui_case(dir.str());
+  std::ofstream(dir.file("masks/quality.json"))
+      << R"({"model": "m", "model_version": "1", "in_scope": true, "warnings": [], "structures": {)"
+      << R"("Cord": {"volume_cc": 0.5, "confidence": 0.8, "kept_fraction": 0.6, "flags": ["low confidence 0.80", "in pieces: 40 %"]},)"
+      << R"("PTV": {"volume_cc": 11, "confidence": 0.95, "kept_fraction": 1, "flags": []},)"
+      << R"("CTV": {"volume_cc": 2, "confidence": 0.5, "kept_fraction": 1, "flags": ["from quality.json"]}}})";
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  Running srv(o);
+  auto& db = srv.server->db();
+  EXPECT_EQ(db.find("Cord")->description, "low confidence 0.80; in pieces: 40 %");
+  EXPECT_EQ(db.find("PTV")->description, "");
+  EXPECT_NE(db.find("CTV")->description.find("low confidence"), std::string::npos)
+      << "structures.json overrides: " << db.find("CTV")->description;
+  auto r = srv.client().Get("/api/structures", srv.auth());
+  ASSERT_TRUE(r);
+  bool cord_flags = false;
+  for (const auto& s : json::parse(r->body))
+    if (s["name"] == "Cord") cord_flags = s["flags"].size() == 2 && s["flags"][1] == "in pieces: 40 %";
+  EXPECT_TRUE(cord_flags) << r->body;
+}
+
 TEST_F(UiServer, MissingOrWrongTokenIs401) {
   auto c = srv->client();
   for (const char* p : {"/", "/api/case", "/api/structures", "/api/volume/ct", "/index.html", "/api/history"}) {

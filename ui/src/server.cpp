@@ -124,10 +124,12 @@ struct StructureMeta {
 };
 
 /// structures.json: {"<name>": {"type":..., "color":[r,g,b], "description":..., "flags":[...]}}
-/// or a list of objects with "name"; ground_truth.json: the same under "structures".
+/// or a list of objects with "name"; ground_truth.json and masks/quality.json (written by
+/// `isoline contour` and `isoline run` beside their masks): the same under "structures". Later
+/// files override earlier ones.
 std::map<std::string, StructureMeta> read_metadata(const fs::path& dir) {
   std::map<std::string, StructureMeta> out;
-  for (const char* file : {"ground_truth.json", "structures.json"}) {
+  for (const char* file : {"masks/quality.json", "ground_truth.json", "structures.json"}) {
     fs::path p = dir / file;
     std::error_code ec;
     if (!fs::is_regular_file(p, ec)) continue;
@@ -137,7 +139,7 @@ std::map<std::string, StructureMeta> read_metadata(const fs::path& dir) {
     } catch (const json::exception& e) {
       core::fail<core::InvalidInput>(kOp, p.string(), "not valid JSON: " + core::json_error(e.what()));
     }
-    if (std::string(file) == "ground_truth.json") {
+    if (std::string(file) != "structures.json") {
       if (!j.contains("structures")) continue;
       j = j["structures"];
     }

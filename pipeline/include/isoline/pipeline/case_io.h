@@ -39,6 +39,12 @@ std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, 
 /// there are any.
 rtstruct::RtStructWriteOptions auto_contour_options(const contouring::ContourResult& r);
 
+/// quality.json beside auto-contour masks (`isoline contour`, `isoline run`'s masks/): model
+/// name and version, in_scope, the whole-image warnings, and per structure volume_cc,
+/// confidence, kept_fraction and flags (the fields of the Python batch runner's quality.json).
+/// `isoline serve` shows the flags of a case's masks/quality.json. `op` names the failing step.
+void write_quality_json(const contouring::ContourResult& r, const std::string& path, const std::string& op);
+
 /// Structures on the CT grid from a directory of <name>.nii.gz masks or an RT-STRUCT file.
 core::StructureSet load_structures(const std::string& path, const CaseCt& ct,
                                    const std::vector<std::string>& names = {});
