@@ -214,6 +214,7 @@ int run_convert(const Args& args, const Context& ctx) {
     }
   }
   auto ct = rtstruct::read_ct_series(in, {}, progress);
+  for (const auto& w : ct.warnings) std::fprintf(stderr, "warning: %s: %s\n", in.c_str(), w.c_str());
   core::write_image(ct.image, out);
   if (!args.quiet)
     std::printf("wrote %s (%lld slices)\n", out.c_str(),

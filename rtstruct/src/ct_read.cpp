@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -477,8 +478,18 @@ CtSeries read_impl(const std::vector<std::string>& files, bool from_dir, const s
       images.push_back(std::move(h));
     }
   }
-  if (!others.empty())
-    warnings.push_back("skipped " + std::to_string(others.size()) + " non-image DICOM objects");
+  if (!others.empty()) {  // say which: "skipped 1 non-image DICOM object (RS.dcm: RT Structure Set Storage)"
+    std::string which;
+    if (others.size() == 1) {
+      which = fs::path(others[0]->file).filename().string() + ": " + sop_class_name(others[0]->sop_class);
+    } else {
+      std::set<std::string> kinds;
+      for (const auto& h : others) kinds.insert(sop_class_name(h->sop_class));
+      for (const auto& k : kinds) which += (which.empty() ? "" : ", ") + k;
+    }
+    warnings.push_back("skipped " + std::to_string(others.size()) + " non-image DICOM object" +
+                       (others.size() == 1 ? "" : "s") + " (" + which + ")");
+  }
   if (images.empty()) {
     std::string what = s.headers.empty() && others.empty() ? "no DICOM files" : "no image slices";
     if (!others.empty()) what += " (found " + describe_series(summarize(others)) + ")";

@@ -50,7 +50,7 @@ std::string phantom(const TempDir& t, const std::string& name, int slices) {
 }
 
 // The whole-image warnings `isoline contour` printed ("warning: CT: text"), not the series
-// reader's ("skipped 1 non-image DICOM objects": the phantom's RS.dcm).
+// reader's ("skipped 1 non-image DICOM object (RS.dcm: RT Structure Set Storage)").
 std::vector<std::string> warnings_of(const std::string& output, const std::string& ct) {
   std::vector<std::string> w;
   const std::string prefix = "warning: " + ct + ": ";

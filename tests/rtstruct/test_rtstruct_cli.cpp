@@ -74,9 +74,16 @@ TEST(RtStructCli, MasksToRtStructToMasksAndDoseBothWays) {
   EXPECT_NE(r.output.find("3 DICOM series"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("DICOM CT series, 10 slices"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("2 x 2 x 2.5 mm"), std::string::npos) << r.output;
-  // CT directory -> NIfTI (the RT objects in it are skipped).
-  r = run_isoline("convert " + t.file("ct") + " --out " + t.file("ct_back.nii.gz") + " -q");
+  // CT directory -> NIfTI (the RT objects in it are skipped, and named).
+  r = run_isoline("convert " + t.file("ct") + " --out " + t.file("ct_back.nii.gz"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("skipped 2 non-image DICOM objects (RTDoseStorage, RTStructureSetStorage)"),
+            std::string::npos)
+      << r.output;
+  fs::remove(t.file("ct/rd.dcm"));
+  r = run_isoline("convert " + t.file("ct") + " --out " + t.file("ct_back2.nii.gz"));
+  EXPECT_NE(r.output.find("skipped 1 non-image DICOM object (rs.dcm: RTStructureSetStorage)"), std::string::npos)
+      << r.output;
   EXPECT_EQ(test::count_diff(core::read_image(t.file("ct_back.nii.gz")), test::phantom_ct(grid())),
             0u);
 }
