@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
+#include <vector>
 
 #include "isoline/core/error.h"
 
@@ -103,11 +105,23 @@ Color default_color(std::string_view name, std::size_t index) {
   const std::string u = upper(name);
   for (const auto& n : kNamed)
     if (u == n.name) return n.color;
-  static const Color kPalette[] = {{230, 25, 75},   {60, 180, 75},  {255, 225, 25},
-                                   {0, 130, 200},   {245, 130, 48}, {145, 30, 180},
-                                   {70, 240, 240},  {240, 50, 230}, {210, 245, 60},
-                                   {250, 190, 212}, {0, 128, 128},  {220, 190, 255}};
-  return kPalette[index % (sizeof kPalette / sizeof kPalette[0])];
+  // Other structures (GTV, CTV, a second cord ...): a palette without the colours that look
+  // like a named one (a GTV next to the SpinalCord in the same yellow).
+  static const std::vector<Color> kPalette = [] {
+    const Color all[] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25},  {0, 130, 200},
+                         {245, 130, 48}, {145, 30, 180}, {70, 240, 240},  {240, 50, 230},
+                         {210, 245, 60}, {250, 190, 212}, {0, 128, 128},  {220, 190, 255},
+                         {128, 128, 255}, {128, 64, 0},  {0, 0, 255}};
+    std::vector<Color> out;
+    for (const Color& c : all) {
+      bool alike = false;
+      for (const auto& n : kNamed)
+        alike = alike || std::hypot(double(c.r) - n.color.r, double(c.g) - n.color.g, double(c.b) - n.color.b) < 80;
+      if (!alike) out.push_back(c);
+    }
+    return out;
+  }();
+  return kPalette[index % kPalette.size()];
 }
 
 double Structure::volume_cc() const {

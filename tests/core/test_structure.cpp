@@ -82,6 +82,14 @@ TEST(StructureSet, DistinctDefaultColours) {
       EXPECT_GE(d, 80.0) << a << " and " << b << " look alike";
     }
   EXPECT_FALSE(default_color("x", 0) == default_color("y", 1));
+  // Any other name (GTV, CTV, ...) at any position: unlike every named one.
+  for (std::size_t i = 0; i < 24; ++i) {
+    const Color c = default_color("GTV", i);
+    for (const char* a : hn) {
+      const Color n = default_color(a);
+      EXPECT_GE(std::hypot(double(c.r) - n.r, double(c.g) - n.g, double(c.b) - n.b), 80.0) << "GTV #" << i << " vs " << a;
+    }
+  }
 }
 
 TEST(Structure, PrescriptionFromName) {
