@@ -101,6 +101,7 @@ int run_adapt(const Args& args, const Context& ctx) {
     throw UsageError{"--dice-threshold expects a Dice between 0 and 1, got " + args.value("--dice-threshold")};
   opt.fractions_delivered = static_cast<int>(args.get_int("--fractions-delivered", 0));
   opt.registration.rigid_options.bony = args.flag("--bony");
+  opt.setup_correction = !args.flag("--no-setup-correction");
 
   // Planning CT, new CT.
   rtstruct::CtSeries plan_series, new_series;
@@ -189,6 +190,11 @@ int run_adapt(const Args& args, const Context& ctx) {
   // Summary.
   std::printf("registration  %.1f s, Jacobian min %.3f, folding %.4f %%\n", r.registration.seconds,
               r.registration.min_jacobian, 100.0 * r.registration.folding_fraction);
+  if (opt.setup_correction)
+    std::printf("setup         isocentre on the new CT shifted by (%.1f, %.1f, %.1f) mm (LPS) for the unadapted dose\n",
+                r.setup_shift_mm[0], r.setup_shift_mm[1], r.setup_shift_mm[2]);
+  else
+    std::printf("setup         none: the unadapted dose keeps the planning CT's isocentre coordinates\n");
   for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
   if (!r.criteria.empty()) {
     std::printf("\n%-40s", "criterion");
@@ -246,6 +252,10 @@ Command make_adapt_command() {
       {"--dice-threshold", "D", "flag propagated vs re-contoured Dice below this", false, "0.7", false},
       {"--bony", "", "rigid step on bone only", false, "", false},
       {"--no-replan", "", "skip the re-optimisation", false, "", false},
+      {"--no-setup-correction", "", "recompute the original plan at the planning CT's isocentre coordinates "
+                                    "(default: moved to the new anatomy by the rigid registration, as image "
+                                    "guidance sets the patient up)",
+       false, "", false},
       {"--no-dicom", "", "write NIfTI only (no RS/RD DICOM)", false, "", false},
       {"--device", "DEV", "cpu or cuda", false, "cpu", false},
   };

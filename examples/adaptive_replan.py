@@ -59,8 +59,10 @@ def main():
         truth = adaptive.warp(plan_structures[name].mask, truth_field)
         print(f"  {name}: propagated vs true Dice {adaptive.dice(today[name].mask, truth):.3f}")
 
-    # 4. Recompute the original plan (fluence and MU unchanged) on the new anatomy.
-    unadapted = adaptive.recompute_dose(new_ct, original.plan, original.fractions, tpl.dose_grid_mm,
+    # 4. Recompute the original plan (fluence and MU unchanged) on the new anatomy, set up on it:
+    #    the isocentres moved through the rigid registration (a new CT has its own coordinates).
+    set_up = adaptive.align_plan(original.plan, reg.rigid)
+    unadapted = adaptive.recompute_dose(new_ct, set_up, original.fractions, tpl.dose_grid_mm,
                                         device=a.device, progress=prog)
     print()
 

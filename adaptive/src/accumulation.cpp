@@ -23,6 +23,23 @@ bool inside(const Geometry& g, const Vec3& world) {
     if (c[a] < -0.5 || c[a] > g.size[a] - 0.5) return false;
   return true;
 }
+
+// u at `world`, extended beyond the field's grid by its value at the nearest grid point: a
+// planning point outside the new CT's grid (another scan, other coordinates) still starts the
+// inversion with the displacement there, which is mostly the rigid part, instead of zero.
+Vec3 sample_extended(const DisplacementField& field, const Vec3& world) {
+  const Geometry& g = field.geometry;
+  Vec3 c = g.world_to_index(world);
+  bool outside = false;
+  for (int a = 0; a < 3; ++a) {
+    const double hi = double(g.size[a] - 1);
+    if (c[a] < 0.0 || c[a] > hi) {
+      c[a] = std::clamp(c[a], 0.0, hi);
+      outside = true;
+    }
+  }
+  return field.sample(outside ? g.index_to_world(c) : world);
+}
 }  // namespace
 
 DisplacementField invert_field(const DisplacementField& field, const Geometry& grid, int iterations,
@@ -39,7 +56,7 @@ DisplacementField invert_field(const DisplacementField& field, const Geometry& g
         const Vec3 p = grid.index_to_world({double(i), double(j), double(k)});
         Vec3 q = p;
         for (int it = 0; it < iterations; ++it) {
-          const Vec3 u = field.sample(q);
+          const Vec3 u = sample_extended(field, q);
           Vec3 next{p[0] - u[0], p[1] - u[1], p[2] - u[2]};
           double step = 0;
           for (int a = 0; a < 3; ++a) step = std::max(step, std::abs(next[a] - q[a]));

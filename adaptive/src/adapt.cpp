@@ -67,6 +67,21 @@ Image recompute_dose(const Image& ct, const dose::Plan& plan, int fractions, dou
   return d;
 }
 
+dose::Plan align_plan(const dose::Plan& plan, const RigidTransform& t) {
+  dose::Plan out = plan;
+  for (auto& b : out.beams) {
+    // x = R^T (y - c - t) + c: the inverse of y = R (x - c) + c + t.
+    core::Vec3 d{};
+    for (int a = 0; a < 3; ++a) d[a] = b.isocenter_mm[a] - t.center[a] - t.translation[a];
+    for (int a = 0; a < 3; ++a) {
+      double s = t.center[a];
+      for (int k = 0; k < 3; ++k) s += t.rotation[k * 3 + a] * d[k];
+      b.isocenter_mm[a] = s;
+    }
+  }
+  return out;
+}
+
 bool replan_available() { return ISOLINE_ADAPTIVE_REPLAN != 0; }
 
 AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Progress& progress) {
@@ -118,10 +133,21 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
   // Criteria of the template.
   if (!in.tpl.criteria_path.empty()) r.criteria = planning::load_criteria(in.tpl.criteria_path);
 
-  // 3. Unadapted: the original fluence on the new anatomy.
+  // 3. Unadapted: the original fluence on the new anatomy, set up on it.
   t = std::chrono::steady_clock::now();
-  r.unadapted_dose = recompute_dose(in.new_ct, in.plan, in.fractions, in.tpl.dose_grid_mm, opt.plan_options.device,
-                                    progress.sub(0.45, 0.55, "unadapted dose"));
+  r.unadapted_plan = opt.setup_correction ? align_plan(in.plan, r.registration.rigid) : in.plan;
+  if (!in.plan.beams.empty())
+    for (int a = 0; a < 3; ++a)
+      r.setup_shift_mm[a] = r.unadapted_plan.beams[0].isocenter_mm[a] - in.plan.beams[0].isocenter_mm[a];
+  try {
+    r.unadapted_dose = recompute_dose(in.new_ct, r.unadapted_plan, in.fractions, in.tpl.dose_grid_mm,
+                                      opt.plan_options.device, progress.sub(0.45, 0.55, "unadapted dose"));
+  } catch (const InvalidInput& e) {
+    fail<InvalidInput>(op, "original plan on the new CT",
+                       std::string(e.what()) + (opt.setup_correction ? ""
+                                                                     : " (without setup correction the beams keep the "
+                                                                       "planning CT's coordinates)"));
+  }
   r.planned_dose = in.planned_dose.empty()
                        ? recompute_dose(in.planning_ct, in.plan, in.fractions, in.tpl.dose_grid_mm,
                                         opt.plan_options.device, progress.sub(0.55, 0.6, "planned dose"))
@@ -204,7 +230,9 @@ std::string adapt_sections_html(const AdaptResult& r) {
   h << "<h2>Registration</h2><p>New CT (fixed) &larr; planning CT (moving): " << num(r.registration.seconds, 1)
     << " s; Jacobian min " << num(r.registration.min_jacobian, 3) << ", folding "
     << num(100.0 * r.registration.folding_fraction, 4) << " %; dose warp-back inverse residual "
-    << num(r.inverse_residual_mm, 2) << " mm.</p>\n";
+    << num(r.inverse_residual_mm, 2) << " mm. Unadapted dose: isocentre set up on the new CT by a shift of ("
+    << num(r.setup_shift_mm[0], 1) << ", " << num(r.setup_shift_mm[1], 1) << ", " << num(r.setup_shift_mm[2], 1)
+    << ") mm (LPS; the planning CT's coordinates when zero or when setup correction is off).</p>\n";
   if (!r.warnings.empty()) {
     h << "<ul class=\"warn\">";
     for (const auto& w : r.warnings) h << "<li>" << esc(w) << "</li>";
@@ -280,6 +308,9 @@ void write_adapt_report_html(const AdaptInput& in, const AdaptResult& r, const s
   std::snprintf(line, sizeof line, "%.1f s, Jacobian min %.3f, folding %.4f %%", r.registration.seconds,
                 r.registration.min_jacobian, 100.0 * r.registration.folding_fraction);
   ri.info.push_back({"Registration (new CT <- planning CT)", line});
+  std::snprintf(line, sizeof line, "isocentre shifted (%.1f, %.1f, %.1f) mm (LPS) for the unadapted dose",
+                r.setup_shift_mm[0], r.setup_shift_mm[1], r.setup_shift_mm[2]);
+  ri.info.push_back({"Setup on the new CT", line});
   ri.info.push_back({"Template", in.tpl.name});
   std::snprintf(line, sizeof line, "%d (accumulated dose: %d planned + %d %s)", in.fractions, r.fractions_delivered,
                 in.fractions - r.fractions_delivered, r.adapted_eval.label.empty() ? "unadapted" : "adapted");

@@ -72,6 +72,14 @@ class AdaptResult:
     @property
     def unadapted_dose(self) -> _core.Image: ...
     @property
+    def unadapted_plan(self) -> _dose.Plan:
+        """the original plan as recomputed on the new CT (isocentres set up, see align_plan)"""
+        ...
+    @property
+    def setup_shift_mm(self) -> Tuple[float, float, float]:
+        """isocentre on the new CT minus on the planning CT (mm, LPS) of the unadapted dose"""
+        ...
+    @property
     def adapted(self) -> _planning.PlanResult: ...
     @property
     def planned_dose(self) -> _core.Image: ...
@@ -221,8 +229,12 @@ class StructureAgreement:
     @property
     def flagged(self) -> bool: ...
 
-def adapt(input: AdaptInput, *, rigid: bool = ..., deformable: bool = ..., bony: bool = ..., sigma_mm: float = ..., iterations: List[int] = ..., recontour: bool = ..., model_card: str = ..., dice_threshold: float = ..., device: str = ..., max_iterations: int = ..., fractions_delivered: int = ..., replan: bool = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> AdaptResult:
-    """Adaptive replanning on a new CT: register, propagate (optionally re-contour and fuse), recompute the original plan, re-optimise, warp doses back and accumulate, compare. Releases the GIL."""
+def adapt(input: AdaptInput, *, rigid: bool = ..., deformable: bool = ..., bony: bool = ..., sigma_mm: float = ..., iterations: List[int] = ..., recontour: bool = ..., model_card: str = ..., dice_threshold: float = ..., device: str = ..., max_iterations: int = ..., fractions_delivered: int = ..., replan: bool = ..., setup_correction: bool = ..., progress: Optional[Callable[[str, float, str], object]] = ...) -> AdaptResult:
+    """Adaptive replanning on a new CT: register, propagate (optionally re-contour and fuse), recompute the original plan (set up on the new anatomy: isocentres moved through the rigid registration, unless setup_correction=False), re-optimise, warp doses back and accumulate, compare. Releases the GIL."""
+    ...
+
+def align_plan(plan: _dose.Plan, new_to_planning: RigidTransform) -> _dose.Plan:
+    """The plan as image-guided setup delivers it on the new CT: every isocentre moved to the new-CT point that the rigid registration (RegistrationResult.rigid, new CT -> planning CT) maps onto it; angles, apertures and MU unchanged. Recompute a plan on a new CT with this: the new CT has its own coordinates."""
     ...
 
 def compare(evaluations: List[DoseEvaluation], criteria: List[_planning.Criterion]) -> List[ComparisonRow]:
@@ -326,6 +338,7 @@ __all__ = [
     "FuseResult",
     "StructureAgreement",
     "adapt",
+    "align_plan",
     "compare",
     "dice",
     "evaluate_dose",

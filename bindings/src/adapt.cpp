@@ -141,6 +141,10 @@ void bind_adapt(py::module_ m) {
       .def_readonly("structures", &AdaptResult::structures)
       .def_readonly("agreement", &AdaptResult::agreement)
       .def_readonly("unadapted_dose", &AdaptResult::unadapted_dose)
+      .def_readonly("unadapted_plan", &AdaptResult::unadapted_plan,
+                    "the original plan as recomputed on the new CT (isocentres set up, see align_plan)")
+      .def_readonly("setup_shift_mm", &AdaptResult::setup_shift_mm,
+                    "isocentre on the new CT minus on the planning CT (mm, LPS) of the unadapted dose")
       .def_readonly("adapted", &AdaptResult::adapted)
       .def_readonly("planned_dose", &AdaptResult::planned_dose)
       .def_readonly("accumulated_unadapted", &AdaptResult::accumulated_unadapted)
@@ -163,7 +167,7 @@ void bind_adapt(py::module_ m) {
   m.def("adapt",
         [](const AdaptInput& in, bool rigid, bool deformable, bool bony, double sigma_mm, std::vector<int> iterations,
            bool recontour, const std::string& model_card, double dice_threshold, const std::string& device,
-           int max_iterations, int fractions_delivered, bool replan, py::object progress) {
+           int max_iterations, int fractions_delivered, bool replan, bool setup_correction, py::object progress) {
           AdaptOptions o;
           o.registration.rigid = rigid;
           o.registration.deformable = deformable;
@@ -180,6 +184,7 @@ void bind_adapt(py::module_ m) {
           o.plan_options.max_iterations = max_iterations;
           o.fractions_delivered = fractions_delivered;
           o.replan = replan;
+          o.setup_correction = setup_correction;
           core::Progress prog(wrap_progress(progress), "adapt");
           py::gil_scoped_release nogil;
           return adapt(in, o, prog);
@@ -188,9 +193,16 @@ void bind_adapt(py::module_ m) {
         py::arg("sigma_mm") = DeformableOptions{}.field_sigma_mm, py::arg("iterations") = std::vector<int>{},
         py::arg("recontour") = false, py::arg("model_card") = "", py::arg("dice_threshold") = 0.7,
         py::arg("device") = "cpu", py::arg("max_iterations") = 0, py::arg("fractions_delivered") = 0,
-        py::arg("replan") = true, py::arg("progress") = py::none(),
+        py::arg("replan") = true, py::arg("setup_correction") = true, py::arg("progress") = py::none(),
         "Adaptive replanning on a new CT: register, propagate (optionally re-contour and fuse), "
-        "recompute the original plan, re-optimise, warp doses back and accumulate, compare. Releases the GIL.");
+        "recompute the original plan (set up on the new anatomy: isocentres moved through the rigid "
+        "registration, unless setup_correction=False), re-optimise, warp doses back and accumulate, compare. "
+        "Releases the GIL.");
+  m.def("align_plan", &align_plan, py::arg("plan"), py::arg("new_to_planning"),
+        "The plan as image-guided setup delivers it on the new CT: every isocentre moved to the new-CT "
+        "point that the rigid registration (RegistrationResult.rigid, new CT -> planning CT) maps onto it; "
+        "angles, apertures and MU unchanged. Recompute a plan on a new CT with this: the new CT has "
+        "its own coordinates.");
   m.def("recompute_dose",
         [](const core::Image& ct, const dose::Plan& plan, int fractions, double grid_mm, const std::string& device,
            py::object progress) {

@@ -107,7 +107,22 @@ TEST_F(Adapt, PhantomPairUnadaptedFailsAdaptedRestores) {
   in.new_ct = *new_ct;
   adaptive::AdaptOptions opt;
   opt.fractions_delivered = 10;
+  // The patient positioned as at planning, in the planning CT's frame (skin marks, no image
+  // guidance): the 7 mm shift is part of what the unadapted plan meets. With image-guided
+  // setup (the default) the shift is corrected and this phantom's 5 mm deformation and
+  // shrunk tumour leave PTV70 covered (AdaptCommandLine checks both ways).
+  opt.setup_correction = false;
   adaptive::AdaptResult r = adaptive::adapt(in, opt);
+  for (int a = 0; a < 3; ++a) EXPECT_EQ(r.setup_shift_mm[a], 0.0);
+  // What setup would have done: the isocentre moved with the anatomy (7 mm, 3 mm, 0 mm back,
+  // give or take the deformation there).
+  const dose::Plan aligned = adaptive::align_plan(in.plan, r.registration.rigid);
+  const auto &iso0 = in.plan.beams[0].isocenter_mm, &iso1 = aligned.beams[0].isocenter_mm;
+  std::printf("setup shift of the isocentre (%.2f, %.2f, %.2f) mm\n", iso1[0] - iso0[0], iso1[1] - iso0[1],
+              iso1[2] - iso0[2]);
+  EXPECT_NEAR(iso1[0] - iso0[0], -7.0, 2.0);
+  EXPECT_NEAR(iso1[1] - iso0[1], -3.0, 2.0);
+  EXPECT_NEAR(iso1[2] - iso0[2], 0.0, 2.0);
 
   // Registration and propagation: OARs and the target follow the anatomy.
   EXPECT_GT(r.registration.min_jacobian, 0.0);
@@ -231,15 +246,30 @@ TEST(AdaptCommandLine, BoxPlanOnShiftedAnatomyWithoutReplan) {
   core::write_image(planned, plan_dir + "/dose.nii.gz");
   core::write_image(new_ct, dir.file("new_ct.nii.gz"));
   const std::string out = dir.file("out");
+  auto ptv70_line = [](const std::string& output) {
+    const std::size_t at = output.find("PTV70 D99% >= 66.5 Gy");
+    return at == std::string::npos ? std::string() : output.substr(at, output.find('\n', at) - at);
+  };
+  // Without setup correction (the plan at the planning CT's coordinates, the patient as
+  // scanned): planned passes PTV70 D99, the same plan on the moved anatomy fails.
   auto res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " +
-                               dir.file("new_ct.nii.gz") + " --out " + out + " --no-replan --fractions-delivered 5");
+                               dir.file("new_ct.nii.gz") + " --out " + dir.file("out_no_setup") +
+                               " --no-replan --no-dicom --fractions-delivered 5 --no-setup-correction");
   ASSERT_EQ(res.exit_code, 0) << res.output;
-  // The criteria table: planned passes PTV70 D99, the same plan on the moved anatomy fails.
-  const std::size_t at = res.output.find("PTV70 D99% >= 66.5 Gy");
-  ASSERT_NE(at, std::string::npos) << res.output;
-  const std::string line = res.output.substr(at, res.output.find('\n', at) - at);
-  const std::size_t pass = line.find("PASS"), fail = line.find("FAIL");
+  std::string line = ptv70_line(res.output);
+  ASSERT_FALSE(line.empty()) << res.output;
+  std::size_t pass = line.find("PASS"), fail = line.find("FAIL");
   EXPECT_TRUE(pass != std::string::npos && fail != std::string::npos && pass < fail) << line;
+  EXPECT_NE(res.output.find("setup         none"), std::string::npos) << res.output;
+  // By default the isocentre follows the anatomy (image-guided setup, the rigid registration):
+  // the box, 6 mm wider than PTV70, still covers it on the moved and slightly deformed anatomy.
+  res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " +
+                          dir.file("new_ct.nii.gz") + " --out " + out + " --no-replan --fractions-delivered 5");
+  ASSERT_EQ(res.exit_code, 0) << res.output;
+  line = ptv70_line(res.output);
+  ASSERT_FALSE(line.empty()) << res.output;
+  EXPECT_EQ(line.find("FAIL"), std::string::npos) << line;
+  EXPECT_NE(res.output.find("isocentre on the new CT shifted by (-"), std::string::npos) << res.output;
   for (const char* f : {"RS.dcm", "RD_unadapted.dcm", "RD_accumulated.dcm", "report.html", "dose_unadapted.nii.gz",
                         "dose_accumulated.nii.gz", "dose_accumulated_unadapted.nii.gz", "dvf_newct_to_planct.nii.gz",
                         "masks/PTV70.nii.gz"})

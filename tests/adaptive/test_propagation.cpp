@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "isoline/adaptive/accumulation.h"
+#include "isoline/adaptive/adapt.h"
 #include "isoline/adaptive/propagation.h"
 #include "isoline/adaptive/synthetic.h"
 #include "isoline/core/error.h"
@@ -168,6 +169,37 @@ TEST(Accumulation, InverseFieldOnAnotherGridWarpsDoseBack) {
   EXPECT_GT(err0 / ref, 0.05);
 }
 
+// A new CT is another scan with its own coordinates: here its grid lies 200 mm (per axis)
+// away from the planning grid, which it does not overlap at all. Before the inversion
+// extended the field beyond its grid, every planning point started outside it, saw u = 0,
+// never moved, and the dose warped back was 0 Gy everywhere.
+TEST(Accumulation, InverseReachesANewCtInOtherCoordinates) {
+  const Geometry gnew = grid(40, 2.5, 200.0);
+  const Geometry gplan = grid(30, 3.0);
+  adaptive::SyntheticFieldOptions so;
+  so.max_mm = 5.0;
+  so.sigma_mm = 25.0;
+  so.seed = 7;
+  DisplacementField u = adaptive::synthetic_field(gnew, so);  // new -> planning
+  for (float& x : u.data) x -= 200.0f;
+  double residual = -1;
+  DisplacementField v = adaptive::invert_field(u, gplan, 30, &residual);
+  EXPECT_LT(residual, 0.05);
+  const Vec3 centre = v.sample({0, 0, 0});
+  for (int a = 0; a < 3; ++a) EXPECT_NEAR(centre[a], 200.0, 6.0);
+  const Image planned = smooth_dose(gplan);
+  const Image on_new = adaptive::warp(planned, u, 0.0);
+  const Image back = adaptive::warp_dose(on_new, v);
+  double err = 0, ref = 0;
+  for (std::int64_t k = 5; k < 25; ++k)
+    for (std::int64_t j = 5; j < 25; ++j)
+      for (std::int64_t i = 5; i < 25; ++i) {
+        err += std::abs(back.at<float>(i, j, k) - planned.at<float>(i, j, k));
+        ref += std::abs(planned.at<float>(i, j, k));
+      }
+  EXPECT_LT(err / ref, 0.02);
+}
+
 TEST(Accumulation, SumsWeightedFractions) {
   const Geometry g = grid(10, 3.0);
   adaptive::DoseAccumulator acc(g);
@@ -204,4 +236,33 @@ TEST(Accumulation, ComparisonTableFlagsCriteria) {
   EXPECT_EQ(rows[1].pass, (std::vector<int>{1, 0}));
   EXPECT_EQ(rows[2].pass, (std::vector<int>{-1, -1}));
   EXPECT_TRUE(std::isnan(rows[2].values[0]));
+}
+
+// align_plan moves each isocentre to the new-CT point that the rigid registration maps onto
+// it (rotation about a centre plus translation), and changes nothing else.
+TEST(Setup, AlignPlanMovesIsocentresThroughTheInverseRigidTransform) {
+  adaptive::RigidTransform t;
+  const double a = 10.0 * M_PI / 180.0;
+  t.rotation = {std::cos(a), -std::sin(a), 0, std::sin(a), std::cos(a), 0, 0, 0, 1};
+  t.center = {10, -20, 30};
+  t.translation = {5, -3, 40};
+  dose::Plan plan;
+  plan.fractions = 30;
+  for (double gantry : {0.0, 120.0}) {
+    dose::Beam b;
+    b.gantry_deg = gantry;
+    b.isocenter_mm = {gantry, 12.0, -7.0};
+    b.mu = 111.0;
+    plan.beams.push_back(b);
+  }
+  const dose::Plan out = adaptive::align_plan(plan, t);
+  ASSERT_EQ(out.beams.size(), 2u);
+  EXPECT_EQ(out.fractions, 30);
+  for (std::size_t n = 0; n < 2; ++n) {
+    const auto& iso = out.beams[n].isocenter_mm;
+    const Vec3 back = t.apply({iso[0], iso[1], iso[2]});
+    for (int c = 0; c < 3; ++c) EXPECT_NEAR(back[c], plan.beams[n].isocenter_mm[c], 1e-9);
+    EXPECT_EQ(out.beams[n].gantry_deg, plan.beams[n].gantry_deg);
+    EXPECT_EQ(out.beams[n].mu, 111.0);
+  }
 }

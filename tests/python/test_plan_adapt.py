@@ -84,3 +84,31 @@ def test_adapt_without_replan(case, original):
     assert "PTV70" in r.structures and r.unadapted_dose.dtype == "float32"
     assert r.columns and r.rows and r.timing.total_s > 0
     assert seen and adaptive.replan_available()
+
+
+def test_adapt_new_ct_in_other_coordinates(case, original):
+    """A new CT is another scan with its own coordinates. Same anatomy, origin moved: the
+    original plan set up on it (isocentre through the rigid registration) gives the planned
+    dose again, and the dose warped back to the planning grid is the planned dose too (before,
+    the beams kept the planning coordinates, PTV70 D99 fell to ~0 Gy, and planning points
+    outside the new CT's grid got 0 Gy in the accumulated dose)."""
+    offset = np.array([30.0, -20.0, 120.0])
+    g = case.ct.geometry
+    g2 = core.Geometry(size=g.size, spacing=g.spacing, origin=tuple(np.array(g.origin) + offset))
+    new_ct = core.Image(case.ct.array, g2, copy=True)
+    inp = adaptive.AdaptInput(case.ct, case.structures, original.plan, original.fractions,
+                              planning.load_template("hn"), new_ct, planned_dose=original.dose)
+    r = adaptive.adapt(inp, replan=False, iterations=[20, 10])
+    np.testing.assert_allclose(r.setup_shift_mm, offset, atol=1.0)
+    iso = np.array(original.plan.beams[0].isocenter_mm)
+    np.testing.assert_allclose(r.unadapted_plan.beams[0].isocenter_mm, iso + offset, atol=1.0)
+    aligned = adaptive.align_plan(original.plan, r.registration.rigid)
+    np.testing.assert_allclose(aligned.beams[0].isocenter_mm, r.unadapted_plan.beams[0].isocenter_mm)
+    p = r.planned.dvhs["PTV70"].metric("D95%")
+    assert r.unadapted.dvhs["PTV70"].metric("D95%") == pytest.approx(p, rel=0.03)
+    assert r.accumulated_unadapted_eval.dvhs["PTV70"].metric("D95%") == pytest.approx(p, rel=0.03)
+    assert r.accumulated_unadapted_eval.dvhs["Brainstem"].mean_gy == pytest.approx(
+        r.planned.dvhs["Brainstem"].mean_gy, rel=0.05, abs=0.5)
+    # Without setup correction the beams keep the planning coordinates, here outside the new CT.
+    with pytest.raises(ValueError, match="original plan on the new CT.*outside the CT.*without setup correction"):
+        adaptive.adapt(inp, replan=False, iterations=[20, 10], setup_correction=False)

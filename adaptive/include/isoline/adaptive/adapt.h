@@ -51,6 +51,12 @@ struct AdaptOptions {
   int fractions_delivered = 0;
   /// Skip the re-plan (propagation, unadapted dose and accumulation only).
   bool replan = true;
+  /// Recompute the original plan as an image-guided setup delivers it: each isocentre moved to
+  /// the new-CT point that the rigid registration matches to it (align_plan). A new CT has its
+  /// own coordinates (another scan, another frame of reference), so without this the beams
+  /// keep the planning CT's coordinates, which mean nothing on the new CT unless it shares
+  /// that frame and the patient was not re-aligned.
+  bool setup_correction = true;
 };
 
 struct AdaptTiming {
@@ -63,6 +69,8 @@ struct AdaptResult {
   core::StructureSet structures;         ///< on the new CT (propagated or fused)
   std::vector<StructureAgreement> agreement;  ///< with recontour
   core::Image unadapted_dose;            ///< original plan on the new CT, all fractions
+  dose::Plan unadapted_plan;             ///< the original plan as recomputed (isocentres set up)
+  core::Vec3 setup_shift_mm{0, 0, 0};    ///< isocentre on the new CT - on the planning CT (LPS)
   planning::PlanResult adapted;          ///< re-optimised plan (when replan)
   core::Image planned_dose;              ///< planned dose (planning CT), as given or recomputed
   core::Image accumulated_unadapted;     ///< planning grid: all fractions unadapted, warped back
@@ -87,6 +95,11 @@ bool replan_available();
 /// off the planning grid, a template without targets among the structures).
 AdaptResult adapt(const AdaptInput& input, const AdaptOptions& options = {},
                   const core::Progress& progress = {});
+
+/// The plan as delivered on the new anatomy after image-guided setup: every beam's isocentre
+/// moved to the new-CT point that `new_to_planning` (the rigid registration, new CT -> planning
+/// CT) maps onto it, i.e. a couch translation; angles, apertures and MU unchanged.
+dose::Plan align_plan(const dose::Plan& plan, const RigidTransform& new_to_planning);
 
 /// Dose of `plan` (MU per fraction) times `fractions` on `ct` resampled to the template's
 /// dose grid spacing (`grid_mm`; 0 = the CT grid).
