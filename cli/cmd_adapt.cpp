@@ -109,6 +109,15 @@ int run_adapt(const Args& args, const Context& ctx) {
   const std::string plan_ct_path = args.get("--plan-ct") ? *args.get("--plan-ct") : find_plan_ct(plan_dir);
   in.planning_ct = read_ct(plan_ct_path, &plan_series, &plan_dicom, progress.sub(0, 0.03, "read planning CT"));
   in.new_ct = read_ct(args.value("--new-ct"), &new_series, &new_dicom, progress.sub(0.03, 0.06, "read new CT"));
+  // A new CT of another patient would be registered and "adapted" all the same: refuse it when
+  // both CTs say whose they are.
+  if (plan_dicom && new_dicom && !args.flag("--allow-other-patient") && !plan_series.info.patient_id.empty() &&
+      !new_series.info.patient_id.empty() && plan_series.info.patient_id != new_series.info.patient_id)
+    core::fail<core::InvalidInput>(
+        "adapt", args.value("--new-ct"),
+        "patient ID '" + new_series.info.patient_id + "' differs from the planning CT's '" +
+            plan_series.info.patient_id + "' (" + plan_ct_path +
+            "): a CT of another patient? (--allow-other-patient when the IDs differ for another reason)");
 
   // Planning structures: masks/ (exact, as `isoline run` and `isoline phantom` write them) or
   // RS.dcm (rasterised on the planning CT).
@@ -251,6 +260,7 @@ Command make_adapt_command() {
       {"--model", "FILE", "contouring model card", false, "", false},
       {"--dice-threshold", "D", "flag propagated vs re-contoured Dice below this", false, "0.7", false},
       {"--bony", "", "rigid step on bone only", false, "", false},
+      {"--allow-other-patient", "", "accept DICOM CTs whose patient IDs differ", false, "", false},
       {"--no-replan", "", "skip the re-optimisation", false, "", false},
       {"--no-setup-correction", "", "recompute the original plan at the planning CT's isocentre coordinates "
                                     "(default: moved to the new anatomy by the rigid registration, as image "

@@ -304,3 +304,30 @@ TEST(AdaptCommandLine, BoxPlanOnShiftedAnatomyWithoutReplan) {
   EXPECT_NE(res.output.find("no structures"), std::string::npos) << res.output;
   EXPECT_TRUE(std::filesystem::exists(out + "/RS.dcm"));
 }
+
+// Two DICOM CTs with different patient IDs: the new CT of another patient is refused before
+// any work, naming it and both IDs; --allow-other-patient lets it through to the next check.
+TEST(AdaptCommandLine, NewCtOfAnotherPatientIsRefused) {
+  phantoms::HeadNeckOptions o = small_case(1.0);
+  o.size = {32, 32, 12};
+  o.spacing = {8.0, 8.0, 8.0};
+  phantoms::Phantom pc = phantoms::make_head_neck(o);
+  test::TempDir dir;
+  const std::string plan_dir = dir.file("plan");
+  rtstruct::CtWriteOptions w;
+  w.info.patient_id = "PAT-001";
+  rtstruct::write_ct_series(pc.ct, plan_dir + "/CT", w);
+  w.info.patient_id = "PAT-002";
+  rtstruct::write_ct_series(pc.ct, dir.file("new"), w);
+  auto res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " +
+                               dir.file("new") + " --out " + dir.file("out") + " --no-replan");
+  EXPECT_EQ(res.exit_code, 1) << res.output;
+  EXPECT_NE(res.output.find("patient ID 'PAT-002' differs from the planning CT's 'PAT-001'"), std::string::npos)
+      << res.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
+  res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " + dir.file("new") +
+                          " --out " + dir.file("out") + " --no-replan --allow-other-patient");
+  EXPECT_EQ(res.exit_code, 1) << res.output;
+  EXPECT_EQ(res.output.find("patient ID"), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("no structures"), std::string::npos) << res.output;
+}
