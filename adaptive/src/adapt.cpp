@@ -2,6 +2,7 @@
 // accumulate, compare.
 #include "isoline/adaptive/adapt.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -92,6 +93,20 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
   if (in.fractions < 1) fail<InvalidInput>(op, "plan", "fractions must be >= 1");
   if (opt.fractions_delivered < 0 || opt.fractions_delivered > in.fractions)
     fail<InvalidInput>(op, "fractions delivered", "must be between 0 and the plan's fractions");
+  // A planned dose in cGy (or per fraction in another unit) would be summed with Gy doses in
+  // the accumulation without a word: no plan's maximum reaches 5 times its prescription.
+  double rx = 0;
+  for (const auto& l : in.tpl.targets) rx = std::max(rx, l.dose_gy);
+  if (!in.planned_dose.empty() && rx > 0) {
+    const double mx = in.planned_dose.min_max().second;
+    if (mx > 5.0 * rx) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf,
+                    "maximum %.1f is %.0f times the template's %.1f Gy prescription: not in Gy (cGy?)", mx, mx / rx,
+                    rx);
+      fail<InvalidInput>(op, "planned dose", buf);
+    }
+  }
   const auto t0 = std::chrono::steady_clock::now();
   AdaptResult r;
   r.fractions_delivered = opt.fractions_delivered;

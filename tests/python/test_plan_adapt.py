@@ -112,3 +112,12 @@ def test_adapt_new_ct_in_other_coordinates(case, original):
     # Without setup correction the beams keep the planning coordinates, here outside the new CT.
     with pytest.raises(ValueError, match="original plan on the new CT.*outside the CT.*without setup correction"):
         adaptive.adapt(inp, replan=False, iterations=[20, 10], setup_correction=False)
+
+
+def test_adapt_refuses_a_planned_dose_in_cgy(case, original):
+    """A planned dose in cGy would be summed with Gy doses in the accumulation: refused."""
+    cgy = core.Image(original.dose.array * 100.0, original.dose.geometry, copy=True)
+    inp = adaptive.AdaptInput(case.ct, case.structures, original.plan, original.fractions,
+                              planning.load_template("hn"), case.ct, planned_dose=cgy)
+    with pytest.raises(ValueError, match="adapt: planned dose: maximum .* not in Gy"):
+        adaptive.adapt(inp, replan=False)
