@@ -197,7 +197,12 @@ TEST(CliSafety, InterruptRemovesTheUnfinishedOutput) {
             static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // SIGINT once the work has begun (its temporary output exists, so the handler is installed):
+  // a fixed delay raced with process start on a loaded machine (LibTorch and ITK load first).
+  for (int i = 0; i < 600 && count_prefixed(t.path(), ".big") == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GT(count_prefixed(t.path(), ".big"), 0) << "the phantom's temporary output never appeared";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto t0 = std::chrono::steady_clock::now();
   ::kill(pid, SIGINT);
   int status = 0;
