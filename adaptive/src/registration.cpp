@@ -359,8 +359,13 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
   const char* op = "register images";
   if (fixed_in.empty()) fail<InvalidInput>(op, "fixed image", "image is empty");
   if (moving_in.empty()) fail<InvalidInput>(op, "moving image", "image is empty");
-  if (!overlap(fixed_in.geometry(), moving_in.geometry()))
-    fail<InvalidInput>(op, "images", "the fixed and moving images do not overlap in patient space");
+  // The rigid step starts from the images' centres aligned, so a re-scan in other coordinates
+  // (another table position or origin: the two boxes apart) is registered; without it the
+  // demons need the images on top of each other.
+  if (!opt.rigid && !overlap(fixed_in.geometry(), moving_in.geometry()))
+    fail<InvalidInput>(op, "images",
+                       "the fixed and moving images do not overlap in patient space (the rigid step, which "
+                       "would align them, is off)");
   const auto t0 = std::chrono::steady_clock::now();
   const auto& dopt = opt.deformable_options;
   auto fixed = to_float(fixed_in, dopt.window_low, dopt.window_high);

@@ -188,14 +188,26 @@ TEST(Registration, DemonsRecoversSmoothDeformation) {
   EXPECT_GT(r.min_jacobian, 0.0);
 }
 
-TEST(Registration, NonOverlappingImagesAreAClearError) {
-  Geometry g = grid(10, 1.0);
+// A re-scan in other coordinates: the same anatomy 1000 mm away (another table position or
+// origin), the two image boxes apart. The rigid step starts from the centres aligned and finds
+// the shift; without it, a clear error.
+TEST(Registration, NonOverlappingImagesAreAlignedByTheRigidStepOrAClearError) {
+  Geometry g = grid(48, 2.0);
   Image a = blob_phantom(g), b = blob_phantom(g);
   Geometry far = g;
-  far.origin[0] += 1000;
+  far.origin = {g.origin[0] + 1000 + 4, g.origin[1] - 3, g.origin[2] + 250};
   b.set_geometry(far);
+  adaptive::RegistrationOptions opt;
+  opt.deformable = false;
+  auto r = adaptive::register_images(a, b, opt);
+  const Vec3 p = r.rigid.apply({5, 5, 5});
+  EXPECT_NEAR(p[0], 1009.0, 0.5);
+  EXPECT_NEAR(p[1], 2.0, 0.5);
+  EXPECT_NEAR(p[2], 255.0, 0.5);
+  opt.rigid = false;
+  opt.deformable = true;
   try {
-    adaptive::register_images(a, b);
+    adaptive::register_images(a, b, opt);
     FAIL();
   } catch (const core::InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("do not overlap"), std::string::npos) << e.what();

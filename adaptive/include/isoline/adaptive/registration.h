@@ -106,7 +106,8 @@ struct RegistrationResult {
 };
 
 /// Registers `moving` to `fixed` (both CT in HU, any grids and orientations).
-/// Throws InvalidInput for empty images or images that do not overlap.
+/// Throws InvalidInput for empty images, or for images that do not overlap when the rigid step
+/// (which starts from their centres aligned) is off.
 RegistrationResult register_images(const core::Image& fixed, const core::Image& moving,
                                    const RegistrationOptions& options = {},
                                    const core::Progress& progress = {});
