@@ -330,4 +330,12 @@ TEST(AdaptCommandLine, NewCtOfAnotherPatientIsRefused) {
   EXPECT_EQ(res.exit_code, 1) << res.output;
   EXPECT_EQ(res.output.find("patient ID"), std::string::npos) << res.output;
   EXPECT_NE(res.output.find("no structures"), std::string::npos) << res.output;
+  // An RS.dcm in the plan directory drawn on another scan (the new CT's frame of reference) is
+  // refused, not rasterised onto the planning CT.
+  rtstruct::write_rtstruct(pc.structures, rtstruct::read_ct_series(dir.file("new")), plan_dir + "/RS.dcm");
+  res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " + dir.file("new") +
+                          " --out " + dir.file("out") + " --no-replan --allow-other-patient");
+  EXPECT_EQ(res.exit_code, 1) << res.output;
+  EXPECT_NE(res.output.find("frame of reference differs from the planning CT's"), std::string::npos) << res.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
 }
