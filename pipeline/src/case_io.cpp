@@ -51,7 +51,8 @@ std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, 
   return {"CT/"};
 }
 
-void write_quality_json(const contouring::ContourResult& r, const std::string& path, const std::string& op) {
+void write_quality_json(const contouring::ContourResult& r, const std::string& path, const std::string& op,
+                        const std::map<std::string, std::string>& given) {
   nlohmann::ordered_json j;
   j["model"] = r.model_name;
   j["model_version"] = r.model_version;
@@ -63,6 +64,8 @@ void write_quality_json(const contouring::ContourResult& r, const std::string& p
                                {"confidence", q.confidence},
                                {"kept_fraction", q.kept_fraction},
                                {"flags", q.flags}};
+  for (const auto& [name, source] : given)
+    j["structures"][name] = {{"origin", "given"}, {"source", source}, {"flags", nlohmann::ordered_json::array()}};
   std::ofstream f(path);
   f << j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   f.close();

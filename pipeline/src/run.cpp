@@ -56,6 +56,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   core::StructureSet structures;
   std::string model = "given structures";
   std::optional<contouring::ContourResult> contoured;  // its quality, warnings, model (no masks)
+  std::map<std::string, std::string> given;             // --targets: name -> their file
   auto t0 = std::chrono::steady_clock::now();
   if (o.structures_path.empty()) {
     // RS.dcm must be able to reference the CT: say so before contouring, not after.
@@ -93,6 +94,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
       if (structures.find(t.name)) structures.remove(t.name);
       core::Structure& added = structures.add(t);
       added.description = "given target (" + fs::path(o.targets_path).filename().string() + ")";
+      given[t.name] = fs::path(o.targets_path).filename().string();
     }
     model = contoured->model_name + " " + contoured->model_version;
     rtstruct::RtStructWriteOptions so = auto_contour_options(*contoured);
@@ -112,7 +114,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   r.contour_s = since(t0);
   core::write_mask_dir(structures, (dir / "masks").string());
   if (contoured)  // the flags the reviewer (and `isoline serve` on these masks) should see
-    write_quality_json(*contoured, (dir / "masks" / "quality.json").string(), "run");
+    write_quality_json(*contoured, (dir / "masks" / "quality.json").string(), "run", given);
   r.files.push_back("masks/");
 
   // The achievable-dose plan.

@@ -186,6 +186,13 @@ TEST(Run, GivenTargetsWithAutoContouredOrgans) {
   }
   auto dump = test::run_command("dcmdump '" + out + "/RS.dcm' | grep -c '(3006,0037)'");
   EXPECT_EQ(dump.output.substr(0, dump.output.find('\n')), std::to_string(organs)) << dump.output;
+  {  // masks/quality.json: the given targets are marked so (the review UI approves them as MANUAL)
+    nlohmann::json q;
+    std::ifstream(out + "/masks/quality.json") >> q;
+    EXPECT_EQ(q["structures"]["PTV70"].value("origin", ""), "given") << q.dump();
+    EXPECT_EQ(q["structures"]["PTV70"].value("source", ""), "RS.dcm") << q.dump();
+    EXPECT_FALSE(q["structures"]["SpinalCord"].contains("origin")) << q.dump();
+  }
   std::ifstream html(out + "/report.html");
   std::string text((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("targets from"), std::string::npos);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <set>
 #include <cstring>
 #include <fstream>
@@ -102,7 +103,7 @@ TEST(UiServerCase, QualityFlagsOfTheMasksAreShown) {
   std::ofstream(dir.file("masks/quality.json"))
       << R"({"model": "m", "model_version": "1", "in_scope": true, "warnings": [], "structures": {)"
       << R"("Cord": {"volume_cc": 0.5, "confidence": 0.8, "kept_fraction": 0.6, "flags": ["low confidence 0.80", "in pieces: 40 %"]},)"
-      << R"("PTV": {"volume_cc": 11, "confidence": 0.95, "kept_fraction": 1, "flags": []},)"
+      << R"("PTV": {"origin": "given", "source": "targets.dcm", "flags": []},)"
       << R"("CTV": {"volume_cc": 2, "confidence": 0.5, "kept_fraction": 1, "flags": ["from quality.json"]}}})";
   ui::ServerOptions o;
   o.case_dir = dir.str();
@@ -110,6 +111,8 @@ TEST(UiServerCase, QualityFlagsOfTheMasksAreShown) {
   auto& db = srv.server->db();
   EXPECT_EQ(db.find("Cord")->description, "low confidence 0.80; in pieces: 40 %");
   EXPECT_EQ(db.find("PTV")->description, "");
+  EXPECT_EQ(db.find("PTV")->origin, "given");  // the physician's (run --targets), not the model's
+  EXPECT_EQ(db.find("Cord")->origin, "auto");
   EXPECT_NE(db.find("CTV")->description.find("low confidence"), std::string::npos)
       << "structures.json overrides: " << db.find("CTV")->description;
   auto r = srv.client().Get("/api/structures", srv.auth());
@@ -118,6 +121,19 @@ TEST(UiServerCase, QualityFlagsOfTheMasksAreShown) {
   for (const auto& s : json::parse(r->body))
     if (s["name"] == "Cord") cord_flags = s["flags"].size() == 2 && s["flags"][1] == "in pieces: 40 %";
   EXPECT_TRUE(cord_flags) << r->body;
+  // Approved: the given PTV is MANUAL and not in the untouched automatic RT-STRUCT.
+  auto a = srv.client().Post("/api/approve", srv.auth(), R"({"reviewer": "Dr Test"})", "application/json");
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->status, 200) << a->body;
+  const json aj = json::parse(a->body);
+  std::map<std::string, std::string> alg;
+  for (const auto& roi : rtstruct::read_rtstruct(aj["rtstruct"].get<std::string>()).rois) alg[roi.name] = roi.generation_algorithm;
+  EXPECT_EQ(alg["PTV"], "MANUAL");
+  EXPECT_EQ(alg["Cord"], "AUTOMATIC");
+  bool ptv_in_auto = false;
+  for (const auto& roi : rtstruct::read_rtstruct(aj["rtstruct_automatic"].get<std::string>()).rois)
+    ptv_in_auto = ptv_in_auto || roi.name == "PTV";
+  EXPECT_FALSE(ptv_in_auto);
 }
 
 TEST_F(UiServer, MissingOrWrongTokenIs401) {

@@ -121,9 +121,12 @@ struct StructureMeta {
   std::string type;
   std::optional<core::Color> color;
   std::string description;
+  std::string origin;  ///< "given": drawn by someone, not by Isoline's model ("" = automatic)
 };
 
-/// structures.json: {"<name>": {"type":..., "color":[r,g,b], "description":..., "flags":[...]}}
+/// structures.json: {"<name>": {"type":..., "color":[r,g,b], "description":..., "flags":[...],
+/// "origin": "given"}} ("given": not an auto-contour, e.g. the physician's targets of `run
+/// --targets`; approved as MANUAL and left out of the untouched automatic RT-STRUCT)
 /// or a list of objects with "name"; ground_truth.json and masks/quality.json (written by
 /// `isoline contour` and `isoline run` beside their masks): the same under "structures". Later
 /// files override earlier ones.
@@ -155,6 +158,12 @@ std::map<std::string, StructureMeta> read_metadata(const fs::path& dir) {
         m.color = c;
       }
       if (e.contains("description") && e["description"].is_string()) m.description = e["description"];
+      if (e.contains("origin") && e["origin"].is_string()) {
+        const std::string o = e["origin"];
+        if (o != "given" && o != "auto")
+          core::fail<core::InvalidInput>(kOp, p.string(), name + ": origin '" + o + "' (given or auto)");
+        m.origin = o == "given" ? o : "";
+      }
       if (e.contains("flags") && e["flags"].is_array()) {
         std::string d;
         for (const auto& f : e["flags"])
@@ -323,14 +332,19 @@ struct ReviewServer::Impl {
       std::string type = core::to_dicom_string(core::guess_structure_type(name));
       core::Color color = core::default_color(name, index);
       std::string description;
+      bool given = false;
       auto it = meta.find(name);
       if (it != meta.end()) {
         if (!it->second.type.empty()) type = it->second.type;
         if (it->second.color) color = *it->second.color;
         description = it->second.description;
+        given = it->second.origin == "given";
       }
       if (type.empty()) type = "ORGAN";
-      db->create_structure(name, type, color, description, "auto", m, "auto", "import (automatic)");
+      if (given)
+        db->create_structure(name, type, color, description, "given", m, "case", "import (given)");
+      else
+        db->create_structure(name, type, color, description, "auto", m, "auto", "import (automatic)");
       ++index;
     }
     db->set_meta("imported", "1");

@@ -2,6 +2,7 @@
 // DICOM identity, structures (masks directory or RT-STRUCT), and writing a plan's outputs.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,8 +43,11 @@ rtstruct::RtStructWriteOptions auto_contour_options(const contouring::ContourRes
 /// quality.json beside auto-contour masks (`isoline contour`, `isoline run`'s masks/): model
 /// name and version, in_scope, the whole-image warnings, and per structure volume_cc,
 /// confidence, kept_fraction and flags (the fields of the Python batch runner's quality.json).
-/// `isoline serve` shows the flags of a case's masks/quality.json. `op` names the failing step.
-void write_quality_json(const contouring::ContourResult& r, const std::string& path, const std::string& op);
+/// `isoline serve` shows the flags of a case's masks/quality.json. `given` (name -> source) adds
+/// the structures that are not auto-contours (`run --targets`) as {"origin": "given", "source"}:
+/// the review UI approves them as MANUAL, not as the model's. `op` names the failing step.
+void write_quality_json(const contouring::ContourResult& r, const std::string& path, const std::string& op,
+                        const std::map<std::string, std::string>& given = {});
 
 /// Structures on the CT grid from a directory of <name>.nii.gz masks or an RT-STRUCT file.
 core::StructureSet load_structures(const std::string& path, const CaseCt& ct,
