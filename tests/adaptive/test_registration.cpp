@@ -153,17 +153,22 @@ TEST(Registration, SyntheticFieldIsSmoothBoundedAndDeterministic) {
   EXPECT_GT(lo, 0.0);  // no folding
 }
 
-TEST(Registration, RigidRecoversKnownShift) {
-  Geometry g = grid(48, 2.0);
-  Image fixed = blob_phantom(g);
-  // Moving = fixed shifted by (4, -3, 2) mm: a fixed point x appears at x + t in moving.
+namespace {
+// The blob phantom on `g` and the same moved by `t` mm (a fixed point x appears at x + t in the
+// moved one), registered by the rigid step alone.
+adaptive::RegistrationResult rigid_to_shifted(const Geometry& g, const Vec3& t) {
   Geometry mg = g;
-  mg.origin = {g.origin[0] + 4, g.origin[1] - 3, g.origin[2] + 2};
+  for (int a = 0; a < 3; ++a) mg.origin[a] += t[a];
   Image moving = blob_phantom(g);
   moving.set_geometry(mg);
   adaptive::RegistrationOptions opt;
   opt.deformable = false;
-  auto r = adaptive::register_images(fixed, moving, opt);
+  return adaptive::register_images(blob_phantom(g), moving, opt);
+}
+}  // namespace
+
+TEST(Registration, RigidRecoversKnownShift) {
+  auto r = rigid_to_shifted(grid(48, 2.0), {4, -3, 2});
   const Vec3 p = r.rigid.apply({5, 5, 5});
   EXPECT_NEAR(p[0], 9.0, 0.5);
   EXPECT_NEAR(p[1], 2.0, 0.5);
@@ -193,19 +198,17 @@ TEST(Registration, DemonsRecoversSmoothDeformation) {
 // the shift; without it, a clear error.
 TEST(Registration, NonOverlappingImagesAreAlignedByTheRigidStepOrAClearError) {
   Geometry g = grid(48, 2.0);
-  Image a = blob_phantom(g), b = blob_phantom(g);
-  Geometry far = g;
-  far.origin = {g.origin[0] + 1000 + 4, g.origin[1] - 3, g.origin[2] + 250};
-  b.set_geometry(far);
-  adaptive::RegistrationOptions opt;
-  opt.deformable = false;
-  auto r = adaptive::register_images(a, b, opt);
+  auto r = rigid_to_shifted(g, {1004, -3, 250});
   const Vec3 p = r.rigid.apply({5, 5, 5});
   EXPECT_NEAR(p[0], 1009.0, 0.5);
   EXPECT_NEAR(p[1], 2.0, 0.5);
   EXPECT_NEAR(p[2], 255.0, 0.5);
+  Image a = blob_phantom(g), b = blob_phantom(g);
+  Geometry far = g;
+  far.origin[0] += 1000;
+  b.set_geometry(far);
+  adaptive::RegistrationOptions opt;
   opt.rigid = false;
-  opt.deformable = true;
   try {
     adaptive::register_images(a, b, opt);
     FAIL();
