@@ -80,7 +80,7 @@ Command make_serve_command() {
       "one, the masks and an approval record.";
   c.positionals = {{"CASE", "case directory"}};
   c.options = {
-      {"--port", "N", "TCP port (0 = any free port)", false, "0"},
+      {"--port", "N", "TCP port (0 = the port of the last server on this case when free, else any)", false, "0"},
       {"--host", "ADDR", "address to bind", false, "127.0.0.1"},
       {"--author", "NAME", "default author of edits", false, "reviewer"},
       {"--db", "FILE", "review database (default <case>/review/review.sqlite)"},

@@ -146,8 +146,13 @@ async function main() {
   if (!existsSync('/usr/bin/chromium')) throw new Error('/usr/bin/chromium is missing: run `make deps` (Debian package chromium)');
   const caseDir = join(work, 'case');
   execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
-  const server = await startServer(bin, caseDir);
+  let server = await startServer(bin, caseDir);
   log(`server ${server.url}`);
+  // Stops the server (as a crash would) and starts it again on the case, without --port.
+  const restart = {
+    stop: () => new Promise((r) => { server.proc.once('exit', r); server.proc.kill('SIGKILL'); }),
+    start: async () => { server = await startServer(bin, caseDir); return server.url; },
+  };
   const browser = await launchChromium(chromium);
 
   try {
@@ -178,7 +183,7 @@ async function main() {
     assert.equal((await canvasStats(page)).hash, s0.hash, 'showing Cord again did not restore the rendering');
     log('toggle ok');
 
-    if (part === 'all' || part === 'main') await mainFlow(page, url, caseDir);
+    if (part === 'all' || part === 'main') await mainFlow(page, url, caseDir, restart);
     if (part === 'all' || part === 'tools') await toolsFlow(page, browser, url);
     assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
   } finally {
@@ -189,7 +194,7 @@ async function main() {
   log('PASS');
 }
 
-async function mainFlow(page, url, caseDir) {
+async function mainFlow(page, url, caseDir, restart) {
   // 3. Paint on the PTV (axial view), undo, paint again.
   await page.locator('[data-view="axial"]').click();
   // Page Up / Down step one axial slice.
@@ -281,8 +286,36 @@ async function mainFlow(page, url, caseDir) {
   assert.match(await page.locator('#history').innerText(), /v2 .*tester: brush/);
   log('reload ok');
 
+  // 5b. The server stops with unsaved paint on the CTV: the save fails with a message that
+  // says how to bring it back (the port of this tab), the drawing stays; the server started
+  // again on the case (no --port) is at the same address, and the same Save then works.
+  await selectStructure(page, 'CTV');
+  const ctvBefore = await structure(page, 'CTV');
+  await page.locator('[data-tool="brush"]').click();
+  await stroke(page, 0.35, 0.70, 0.65, 0.70);
+  const ctvPainted = await drawSum(page);
+  assert.ok(ctvPainted > ctvBefore.voxels, 'the CTV stroke painted nothing');
+  await restart.stop();
+  await page.locator('#btn-save').click();
+  await idle(page);
+  const down = await page.evaluate(() => window.app.lastError);
+  const port = new URL(url).port;
+  assert.match(down, /not reachable/);
+  assert.ok(down.includes(`port ${port}`), `the message does not name this tab's port ${port}: ${down}`);
+  assert.equal(await page.evaluate(() => window.app.state.dirty), true, 'the unsaved drawing was dropped');
+  const url2 = await restart.start();
+  assert.equal(new URL(url2).port, port, 'the restarted server is not at the address of the open tab');
+  await page.locator('#btn-save').click();
+  await idle(page);
+  const ctvAfter = await structure(page, 'CTV');
+  assert.equal(ctvAfter.version, ctvBefore.version + 1, `not saved after the restart: ${await page.evaluate(() => window.app.lastError)}`);
+  assert.equal(ctvAfter.voxels, ctvPainted);
+  await page.locator('[data-tool="none"]').click();
+  log(`server stopped and restarted on port ${port}: the unsaved CTV paint saved as v${ctvAfter.version}`);
+
   // 6. Approve and check the RT-STRUCT with pydicom.
   await page.fill('#reviewer', 'Dr Test');
+  await page.evaluate(() => { window.app.lastError = null; });  // the save refused while the server was down
   await page.locator('#btn-approve').click();
   await page.waitForFunction(() => window.app.lastApproval || window.app.lastError, null, { polling: 100, timeout: 120000 });
   const ap = await page.evaluate(() => window.app.lastApproval);

@@ -516,6 +516,29 @@ TEST_F(UiServer, TheTokenSurvivesARestartAndThePortIsNotShared) {
             std::filesystem::perms::none);
 }
 
+// A tab left open with unsaved paint reaches the restarted server only at the same address:
+// without --port the server binds the last one's port again (review/port) when it is free.
+TEST_F(UiServer, ARestartedServerBindsThePortOfTheLastOneWhenFree) {
+  const int port = srv->port;
+  auto recorded = [&] {
+    std::ifstream f(dir.file("review/port"));
+    int p = 0;
+    f >> p;
+    return p;
+  };
+  EXPECT_EQ(recorded(), port);
+  srv.reset();
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  srv = std::make_unique<Running>(o);
+  EXPECT_EQ(srv->port, port) << "the restarted server is not where the open tabs look for it";
+  EXPECT_EQ(srv->client().Get("/api/case", srv->auth())->status, 200);
+  // Port taken (here by the running server): another free one, recorded for the next start.
+  Running second(o);
+  EXPECT_NE(second.port, port);
+  EXPECT_EQ(recorded(), second.port);
+}
+
 TEST_F(UiServer, ApprovalKeepsDeletedAutomaticStructuresInRsAutoAndRefusesUnseenOnes) {
   auto c = srv->client();
   ASSERT_EQ(c.Delete(("/api/structures/" + std::to_string(id_of("Cord"))).c_str(), srv->auth(), R"({"base_version":1})",

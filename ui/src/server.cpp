@@ -314,6 +314,28 @@ struct ReviewServer::Impl {
     return t;
   }
 
+  /// The port of the last server on this case (review/port), 0 when none is recorded. A
+  /// server started without --port binds it again when it is free, so that a tab left open
+  /// (unsaved paint) reaches the restarted server at the same address.
+  int last_port() const {
+    const fs::path f = review_dir / "port";
+    std::error_code ec;
+    if (!fs::is_regular_file(f, ec)) return 0;
+    try {
+      const long p = std::stol(read_file(f.string()));
+      return p > 0 && p <= 65535 ? static_cast<int>(p) : 0;
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+  void remember_port() const {
+    try {
+      core::write_file_atomic((review_dir / "port").string(), std::to_string(port) + "\n", kOp);
+    } catch (const std::exception&) {
+      // A convenience only: the server works without it (a restart then picks another port).
+    }
+  }
+
   void import_automatic() {
     const auto meta = read_metadata(case_dir);
     const fs::path masks = case_dir / "masks";
@@ -895,12 +917,17 @@ ReviewServer::~ReviewServer() {
 
 int ReviewServer::bind() {
   if (impl_->opt.port == 0) {
-    impl_->port = impl_->http.bind_to_any_port(impl_->opt.host);
+    const int last = impl_->last_port();
+    if (last > 0 && impl_->http.bind_to_port(impl_->opt.host, last))
+      impl_->port = last;
+    else
+      impl_->port = impl_->http.bind_to_any_port(impl_->opt.host);
   } else {
     impl_->port = impl_->http.bind_to_port(impl_->opt.host, impl_->opt.port) ? impl_->opt.port : -1;
   }
   if (impl_->port <= 0)
     core::fail<core::IoError>(kOp, impl_->opt.host + ":" + std::to_string(impl_->opt.port), "cannot listen there (port in use, or not an address of this machine?)");
+  impl_->remember_port();
   return impl_->port;
 }
 

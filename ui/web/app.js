@@ -75,8 +75,12 @@ async function api(method, path, body, { raw = false, binary = null } = {}) {
   try {
     r = await fetch(path, init);
   } catch (e) {
+    // A server started again on the case without --port takes this port again when it is
+    // free (review/port) and keeps the token: this tab then saves.
+    const port = location.port || (location.protocol === 'https:' ? '443' : '80');
     throw new Error('the review server is not reachable (stopped?): unsaved drawing is kept in this tab; ' +
-                    'start `isoline serve` again on this case and retry');
+                    `start \`isoline serve\` again on this case (it comes back on port ${port}, or add --port ${port}) ` +
+                    'and retry');
   }
   if (!r.ok) {
     let b = null;

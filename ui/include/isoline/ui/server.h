@@ -34,7 +34,7 @@ using DoseEstimator = std::function<core::Image(const core::Image& ct, const cor
 struct ServerOptions {
   std::string case_dir;
   std::string host = "127.0.0.1";
-  int port = 0;              ///< 0 = any free port
+  int port = 0;              ///< 0 = the last server's port on this case (review/port) when free, else any free port
   std::string token;         ///< empty = 32 random hex characters
   std::string ui_dir;        ///< bundled web client (index.html, app.js); empty = built-in default
   std::string db_path;       ///< empty = <case>/review/review.sqlite
@@ -66,7 +66,8 @@ class ReviewServer {
   ReviewServer(const ReviewServer&) = delete;
   ReviewServer& operator=(const ReviewServer&) = delete;
 
-  /// Binds the socket; returns the port. Throws IoError when it cannot bind.
+  /// Binds the socket; returns the port (recorded in review/port). Throws IoError when it
+  /// cannot bind.
   int bind();
   /// Serves until stop() (blocking). Call bind() first.
   void serve();
