@@ -320,6 +320,8 @@ async function mainFlow(page, url, caseDir, restart) {
   await page.waitForFunction(() => window.app.lastApproval || window.app.lastError, null, { polling: 100, timeout: 120000 });
   const ap = await page.evaluate(() => window.app.lastApproval);
   assert.ok(ap && ap.rtstruct, `approval failed: ${await page.evaluate(() => window.app.lastError)}`);
+  // The message lists what the reviewer edited, from the record's "edited".
+  assert.match((await page.locator('#messages div.ok').first().textContent()), /\(edited: CTV, PTV\)|\(edited: PTV, CTV\)/);
   const pj = join(caseDir, 'painted.json');
   writeFileSync(pj, JSON.stringify({ structure: 'PTV', ras_indices: painted.idx, dims_ras: painted.dims,
                                      reviewer: 'Dr Test', edited: ['PTV', 'CTV'] }));

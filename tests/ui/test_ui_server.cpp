@@ -134,6 +134,26 @@ TEST(UiServerCase, QualityFlagsOfTheMasksAreShown) {
   for (const auto& roi : rtstruct::read_rtstruct(aj["rtstruct_automatic"].get<std::string>()).rois)
     ptv_in_auto = ptv_in_auto || roi.name == "PTV";
   EXPECT_FALSE(ptv_in_auto);
+  // The record says what the reviewer edited (the client lists it): an untouched given
+  // target is MANUAL but not edited.
+  auto entry = [](const json& rec, const std::string& name) {
+    for (const auto& s : rec["structures"])
+      if (s["name"] == name) return s;
+    return json();
+  };
+  EXPECT_EQ(entry(aj, "PTV")["edited"], false) << aj.dump();
+  EXPECT_EQ(entry(aj, "PTV")["voxels_changed_from_given"], 0);
+  EXPECT_EQ(entry(aj, "Cord")["edited"], false);
+  const std::string ptv_id = std::to_string(db.find("PTV")->id);
+  ASSERT_EQ(srv.client().Post(("/api/structures/" + ptv_id + "/edit").c_str(), srv.auth(),
+                              R"({"op":"margin","mode":"grow","mm":2,"base_version":1})", "application/json")->status,
+            200);
+  a = srv.client().Post("/api/approve", srv.auth(), R"({"reviewer": "Dr Test"})", "application/json");
+  ASSERT_EQ(a->status, 200) << a->body;
+  const json edited = entry(json::parse(a->body), "PTV");
+  EXPECT_EQ(edited["edited"], true) << edited.dump();
+  EXPECT_GT(edited["voxels_changed_from_given"].get<int>(), 0);
+  EXPECT_EQ(edited["generation_algorithm"], "MANUAL");
 }
 
 TEST_F(UiServer, MissingOrWrongTokenIs401) {

@@ -118,15 +118,28 @@ nlohmann::json write_approval(const ApprovalInput& in) {
     algorithms.push_back(alg);
     a.mask = s.mask;
     approved.add(a);
-    std::size_t changed = 0;
-    if (!s.automatic.empty()) {
+    auto voxels_changed = [&](const core::Image& from) {
+      std::size_t changed = 0;
       const auto* x = s.mask.data<std::uint8_t>();
-      const auto* y = s.automatic.data<std::uint8_t>();
+      const auto* y = from.data<std::uint8_t>();
       for (std::size_t i = 0, n = s.mask.num_voxels(); i < n; ++i) changed += (x[i] != 0) != (y[i] != 0);
+      return changed;
+    };
+    nlohmann::json e = {{"id", s.info.id}, {"name", a.name}, {"version", s.info.latest.version},
+                        {"author", s.info.latest.author}, {"generation_algorithm", alg},
+                        {"volume_cc", s.info.latest.volume_cc}};
+    // "edited": the reviewer changed it (a given target is MANUAL whether edited or not).
+    if (!s.automatic.empty()) {
+      e["voxels_changed_from_automatic"] = voxels_changed(s.automatic);
+      e["edited"] = e["voxels_changed_from_automatic"] != 0;
+    } else if (!s.given.empty()) {
+      e["voxels_changed_from_given"] = voxels_changed(s.given);
+      e["edited"] = e["voxels_changed_from_given"] != 0;
+    } else {
+      e["voxels_changed_from_automatic"] = 0;
+      e["edited"] = true;  // made by the reviewer
     }
-    list.push_back({{"id", s.info.id}, {"name", a.name}, {"version", s.info.latest.version},
-                    {"author", s.info.latest.author}, {"generation_algorithm", alg},
-                    {"volume_cc", s.info.latest.volume_cc}, {"voxels_changed_from_automatic", changed}});
+    list.push_back(std::move(e));
   }
   rec["structures"] = list;
 

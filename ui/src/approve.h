@@ -15,6 +15,7 @@ struct ApprovalStructure {
   StructureInfo info;
   core::Image mask;       ///< approved (latest) mask on the CT grid
   core::Image automatic;  ///< version 1 of an automatic structure; empty for user-made ones
+  core::Image given;      ///< version 1 of a structure given with the case (origin "given"), else empty
   bool deleted = false;   ///< deleted in review: only in RS_auto (and the record), not approved
 };
 

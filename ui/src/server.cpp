@@ -799,6 +799,7 @@ void ReviewServer::Impl::routes() {
       a.deleted = st.latest.deleted;
       if (!st.latest.deleted) a.mask = db->mask(st.id, 0, grid);
       if (st.origin == "auto") a.automatic = db->mask(st.id, 1, grid);
+      if (st.origin == "given" && !st.latest.deleted) a.given = db->mask(st.id, 1, grid);
       in.structures.push_back(std::move(a));
     }
     json r = write_approval(in);

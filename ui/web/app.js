@@ -694,7 +694,7 @@ async function approve() {
   setStatus('approving…');
   const r = await api('POST', '/api/approve', { reviewer: reviewer(), versions });
   window.app.lastApproval = r;
-  const edited = r.structures.filter((s) => !s.deleted && s.generation_algorithm !== 'AUTOMATIC').map((s) => s.name);
+  const edited = r.structures.filter((s) => !s.deleted && s.edited).map((s) => s.name);
   message(`approved by ${r.reviewer}: ${r.rtstruct} (edited: ${edited.join(', ') || 'none'})`, 'ok');
   // What the physicist will see differently (names cut to the 16 characters of a TPS ID, ...).
   for (const w of r.rtstruct_warnings || []) message(`RT-STRUCT: ${w}`, 'err');
