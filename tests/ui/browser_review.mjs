@@ -171,6 +171,33 @@ async function main() {
     assert.ok(s0.variance > 100, `blank canvas (variance ${s0.variance})`);
     await shot(page, 'ui_overview.png');
 
+    // 1b. The first view goes through the target (the crosshair at the PTV's centre, here the
+    // volume's centre: the function is checked again from elsewhere); each structure says who
+    // drew it; the DVH panel names its curves with the numbers of /api/dvh.
+    assert.equal(await page.evaluate(() => window.app.firstTarget), 'PTV');
+    const centred = await page.evaluate(() => {
+      nv.moveCrosshairInVox(7, -5, 3);
+      const away = Array.from(nv.frac2mm(nv.scene.crosshairPos)).slice(0, 3);
+      window.app.centreOnTarget();
+      return { away, mm: Array.from(nv.frac2mm(nv.scene.crosshairPos)).slice(0, 3), vs: Array.from(nv.back.pixDimsRAS).slice(1, 4) };
+    });
+    assert.ok(centred.away.some((v, a) => Math.abs(v) > 2 * centred.vs[a]), JSON.stringify(centred));
+    assert.ok(centred.mm.every((v, a) => Math.abs(v) <= centred.vs[a]), `crosshair not at the PTV centre: ${JSON.stringify(centred)}`);
+    const tags = await page.evaluate(() => [...document.querySelectorAll('#structures tbody tr')].map((tr) =>
+      [tr.dataset.name, tr.querySelector('.origin').textContent, tr.querySelector('.origin').title]));
+    assert.equal(tags.length, 4);
+    for (const [name, tag, title] of tags) {
+      assert.equal(tag, 'auto', `${name}: ${tag}`);
+      assert.match(title, /auto-contour.*AUTOMATIC/);
+    }
+    const dvhRows = await page.evaluate(() => [...document.querySelectorAll('#dvh-table tbody tr')].map((tr) =>
+      [...tr.querySelectorAll('td')].map((td) => td.textContent.trim())));
+    const dvh = await page.evaluate(() => window.app.dvh.curves);
+    assert.equal(dvhRows.length, dvh.length);
+    for (const [i, cv] of dvh.entries())
+      assert.deepEqual(dvhRows[i], [cv.name, cv.mean_gy.toFixed(1), cv.d95_gy.toFixed(1), cv.d2_gy.toFixed(1), cv.max_gy.toFixed(1)]);
+    log(`first view through ${await page.evaluate(() => window.app.firstTarget)}, origin tags, DVH table (${dvhRows.length} rows) ok`);
+
     // 2. Toggle a structure: the overlay disappears and the rendering changes, then back.
     await page.locator('#structures tr[data-name="Cord"] input.vis').click();
     const s1 = await canvasStats(page);

@@ -211,8 +211,10 @@ function renderStructures() {
     if (s.id === state.editId) tr.classList.add('sel');
     const vis = state.visible.get(s.id) !== false;
     const flags = (s.flags || []).join('; ');
+    const origin = ORIGINS[s.origin] || ORIGINS.user;
     tr.innerHTML = `<td><input type="checkbox" class="vis" ${vis ? 'checked' : ''} title="visible"></td>` +
       `<td><span class="swatch" style="background:rgb(${s.color.join(',')})"></span> ${escapeHtml(s.name)}` +
+      ` <span class="origin origin-${escapeHtml(s.origin)}" title="${origin.title}">${origin.tag}</span>` +
       (flags ? `<div class="flag">⚑ ${escapeHtml(flags)}</div>` : '') + `</td>` +
       `<td>${s.volume_cc.toFixed(1)}</td><td>${s.version}</td>` +
       `<td>${s.id === state.editId ? (state.dirty ? '✎*' : '✎') : ''}</td>`;
@@ -231,6 +233,14 @@ function renderStructures() {
   if (cur) sel.value = cur;
   $('edit-name').textContent = state.editId ? structureById(state.editId).name : '(pick a structure)';
 }
+
+// Who drew a structure, shown beside its name: the model's auto-contours are to be checked;
+// given ones came with the case (the physician's targets); the reviewer's own.
+const ORIGINS = {
+  auto: { tag: 'auto', title: 'auto-contour (Isoline model): check it; approved as AUTOMATIC, SEMIAUTOMATIC once edited' },
+  given: { tag: 'given', title: 'given with the case (not by the model, e.g. the physician\'s target); approved as MANUAL' },
+  user: { tag: 'new', title: 'created in this review; approved as MANUAL' },
+};
 
 function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -312,6 +322,29 @@ async function syncOverlays(forceCommit = false) {
   for (const s of state.structures) setOpacityFor(s.id);
   if (changed) commitVolumes();
   else nv.updateGLVolume();
+}
+
+// The first view goes through the target: the crosshair (so the three slices) at the centre
+// of the target with the highest prescription in its name (PTV70, as `isoline dvh` reads
+// it), else of the largest target. Returns its name, or null (no target: the CT's centre).
+function centreOnTarget() {
+  const rx = (s) => Math.max(0, ...(s.name.match(/\d+(\.\d+)?/g) || []).map(Number).filter((x) => x >= 10));
+  const targets = state.structures.filter((s) => ['PTV', 'CTV', 'GTV'].includes(s.type) && s.voxels > 0)
+    .sort((a, b) => rx(b) - rx(a) || b.voxels - a.voxels);
+  const img = targets.length ? state.overlays.get(targets[0].id) : null;
+  if (!img) return null;
+  const d = [img.dimsRAS[1], img.dimsRAS[2], img.dimsRAS[3]];
+  const [m] = img.getVolumeData([0, 0, 0], [d[0] - 1, d[1] - 1, d[2] - 1]);
+  const c = [0, 0, 0];
+  let n = 0;
+  for (let z = 0, i = 0; z < d[2]; z++)
+    for (let y = 0; y < d[1]; y++)
+      for (let x = 0; x < d[0]; x++, i++)
+        if (m[i] > 0) { c[0] += x; c[1] += y; c[2] += z; n++; }
+  if (!n) return null;
+  const now = nv.frac2vox(nv.scene.crosshairPos);
+  nv.moveCrosshairInVox(...c.map((v, a) => Math.round(v / n) - now[a]));
+  return targets[0].name;
 }
 
 // After editing nv.volumes directly: what Niivue.setVolume() does, once.
@@ -618,6 +651,7 @@ async function refreshDvh() {
   const c = $('dvh');
   const g = c.getContext('2d');
   g.clearRect(0, 0, c.width, c.height);
+  $('dvh-table').hidden = !(state.info && state.info.dose);
   if (!state.info || !state.info.dose) {
     g.fillStyle = '#888';
     g.fillText('DVH: no dose', 10, 20);
@@ -643,6 +677,12 @@ async function refreshDvh() {
     });
     g.stroke();
   }
+  // Which curve is which, and the numbers the oncologist reads off (the same as `isoline dvh`).
+  const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
+  $('dvh-table').querySelector('tbody').innerHTML = (d.curves || []).map((cv) =>
+    `<tr data-name="${escapeHtml(cv.name)}"><td><span class="swatch" style="background:rgb(${cv.color.join(',')})"></span> ` +
+    `${escapeHtml(cv.name)}</td><td>${fmt(cv.mean_gy)}</td><td>${fmt(cv.d95_gy)}</td><td>${fmt(cv.d2_gy)}</td>` +
+    `<td>${fmt(cv.max_gy)}</td></tr>`).join('');
   window.app.dvh = d;
 }
 
@@ -890,6 +930,8 @@ async function main() {
     renderStructures();
     await refreshDeleted();
     setView('multi');
+    window.app.centreOnTarget = centreOnTarget;
+    window.app.firstTarget = centreOnTarget();
     updateButtons();
     await refreshDvh();
     $('btn-reestimate').title = state.info.dose_estimator ? 'plan the achievable dose for the edited targets'
