@@ -607,6 +607,24 @@ TEST_F(UiServer, DoseEstimateNotAvailableIs501) {
   EXPECT_FALSE(iso->get_header_value("X-Isodose-Levels-Gy").empty());
 }
 
+// Isodose levels are percentages of the prescription a target's name gives (PTV60 -> 60 Gy, as
+// `isoline dvh` reads it), not of a nominal max/1.07 (the fixture's PTV has no number: that).
+TEST(UiServerCase, IsodoseLevelsFollowThePrescriptionOfTheTargetsName) {
+  test::TempDir dir;
+  test::write_ui_case(dir.str());
+  std::filesystem::copy_file(dir.file("masks/PTV.nii.gz"), dir.file("masks/PTV60.nii.gz"));
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  Running srv(o);
+  auto iso = srv.client().Get("/api/volume/isodose", srv.auth());
+  ASSERT_TRUE(iso);
+  ASSERT_EQ(iso->status, 200) << iso->body;
+  const json lv = json::parse(iso->get_header_value("X-Isodose-Levels-Gy"));
+  ASSERT_EQ(lv.size(), 4u) << lv.dump();
+  const double expect[] = {30.0, 48.0, 57.0, 63.0};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(lv[i].get<double>(), expect[i], 1e-9) << lv.dump();
+}
+
 TEST(UiServerEstimator, ProgressAndNewDose) {
   test::TempDir dir;
   test::write_ui_case(dir.str());

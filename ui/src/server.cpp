@@ -206,6 +206,7 @@ struct ReviewServer::Impl {
   std::uint64_t dose_generation = 0;
   std::string isodose_bytes;  // cached NIfTI of isodose lines
   std::vector<double> isodose_levels_gy;
+  double isodose_prescription_gy = 0;  ///< what the isodose percentages refer to
 
   std::mutex cache_mu;
   std::map<std::pair<std::int64_t, std::int64_t>, std::shared_ptr<const std::string>> nifti_cache;
@@ -467,9 +468,17 @@ struct ReviewServer::Impl {
   void ensure_isodose() {
     // caller holds dose_mu
     if (!isodose_bytes.empty() || dose.empty()) return;
-    const double dmax = dose.min_max().second;
+    // Levels relative to the prescription: the highest one a target's name gives (PTV70 -> 70
+    // Gy, as `isoline dvh` reads it); without one, a nominal max/1.07.
+    double rx = 0;
+    for (const auto& s : db->structures())
+      if (core::is_target_type(core::structure_type_from_string(s.type)) ||
+          core::is_target_type(core::guess_structure_type(s.latest.name)))
+        rx = std::max(rx, core::prescription_from_name(s.latest.name));
+    if (!(rx > 0)) rx = dose.min_max().second / 1.07;
+    isodose_prescription_gy = rx;
     isodose_levels_gy.clear();
-    for (double p : {0.5, 0.8, 0.95, 1.05}) isodose_levels_gy.push_back(p * dmax / 1.07);
+    for (double p : {0.5, 0.8, 0.95, 1.05}) isodose_levels_gy.push_back(p * rx);
     const auto& g = dose.geometry();
     core::Image lines(g, core::PixelType::UInt8);
     const float* d = dose.data<float>();
