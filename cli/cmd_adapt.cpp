@@ -129,13 +129,10 @@ int run_adapt(const Args& args, const Context& ctx) {
   } else if (present(plan_dir / "RS.dcm")) {
     const std::string rs_path = (plan_dir / "RS.dcm").string();
     const rtstruct::RtStructData rs = rtstruct::read_rtstruct(rs_path);
-    // Contours are coordinates in their scan's frame: another scan's structure set would land on
-    // the planning CT at the wrong place (the same check as plan --structures RS.dcm).
-    if (plan_dicom && !rs.frame_of_reference_uid.empty() && !plan_series.frame_of_reference_uid.empty() &&
-        rs.frame_of_reference_uid != plan_series.frame_of_reference_uid)
-      core::fail<core::InvalidInput>("adapt", rs_path,
-                                     "frame of reference differs from the planning CT's (" + plan_ct_path +
-                                         "): the RT-STRUCT belongs to another scan or patient");
+    if (plan_dicom && !plan_series.frame_of_reference_uid.empty())
+      rtstruct::check_same_frame(rs, plan_series.frame_of_reference_uid, "adapt", rs_path,
+                                 "the planning CT's (" + plan_ct_path +
+                                     "): the RT-STRUCT belongs to another scan or patient");
     in.planning_structures = rtstruct::rasterize(rs, pg);
   } else {
     core::fail<core::IoError>("adapt", plan_dir.string(), "no structures (masks/ or RS.dcm) in the plan directory");

@@ -119,9 +119,7 @@ int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
   core::Geometry grid;
   if (auto ct = args.get("--ct")) {
     auto s = rtstruct::read_ct_series(*ct, {}, progress.sub(0, 0.3, "read CT"));
-    if (!rs.frame_of_reference_uid.empty() && rs.frame_of_reference_uid != s.frame_of_reference_uid)
-      core::fail<core::InvalidInput>(kOp, in,
-                                     "frame of reference differs from the CT's (" + *ct + ")");
+    rtstruct::check_same_frame(rs, s.frame_of_reference_uid, kOp, in, "the CT's (" + *ct + ")");
     grid = s.image.geometry();
   } else if (auto g = args.get("--grid")) {
     grid = core::read_image(*g).geometry();

@@ -197,10 +197,10 @@ int run_dvh(const Args& args, const Context& ctx) {
     }
   } else {
     const rtstruct::RtStructData rs = rtstruct::read_rtstruct(*rs_path);
-    if (!dose_frame.empty() && !rs.frame_of_reference_uid.empty() && dose_frame != rs.frame_of_reference_uid)
-      core::fail<core::InvalidInput>("dvh", *rs_path,
-                                     "frame of reference differs from the dose's (" + dose_path +
-                                         "): the structures and the dose belong to different scans or patients");
+    if (!dose_frame.empty())
+      rtstruct::check_same_frame(rs, dose_frame, "dvh", *rs_path,
+                                 "the dose's (" + dose_path +
+                                     "): the structures and the dose belong to different scans or patients");
     {
       std::vector<std::string> present;
       for (const auto& roi : rs.rois) present.push_back(roi.name);

@@ -100,14 +100,10 @@ core::StructureSet load_structures(const std::string& path, const CaseCt& ct, co
                                                                   ct.series.image.geometry().summary() + ")");
   } else {
     rtstruct::RtStructData rs = rtstruct::read_rtstruct(path);
-    // Contours are coordinates in their scan's frame of reference: another scan's (or
-    // patient's) structure set would land on this CT at the wrong place. A CT read from an
-    // image file has no frame of reference of its own to compare with.
-    if (ct.from_dicom && !rs.frame_of_reference_uid.empty() && !ct.series.frame_of_reference_uid.empty() &&
-        rs.frame_of_reference_uid != ct.series.frame_of_reference_uid)
-      core::fail<core::InvalidInput>("read structures", path,
-                                     "frame of reference differs from the CT's: the RT-STRUCT belongs to another "
-                                     "scan or patient");
+    // A CT read from an image file has no frame of reference of its own to compare with.
+    if (ct.from_dicom && !ct.series.frame_of_reference_uid.empty())
+      rtstruct::check_same_frame(rs, ct.series.frame_of_reference_uid, "read structures", path,
+                                 "the CT's: the RT-STRUCT belongs to another scan or patient");
     core::StructureSet all = rtstruct::rasterize(rs, ct.series.image.geometry());
     if (names.empty()) {
       set = std::move(all);

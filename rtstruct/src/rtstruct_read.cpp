@@ -88,6 +88,12 @@ core::Vec3 contour_normal(const RtStructData& rs) {
 
 }  // namespace
 
+void check_same_frame(const RtStructData& rs, const std::string& frame, const std::string& op,
+                      const std::string& rs_file, const std::string& whose) {
+  if (!rs.frame_of_reference_uid.empty() && rs.frame_of_reference_uid != frame)
+    core::fail<core::InvalidInput>(op, rs_file, "frame of reference differs from " + whose);
+}
+
 RtStructData read_rtstruct(const std::string& file) {
   DcmFileFormat ff;
   detail::load_file(ff, file, kOp);

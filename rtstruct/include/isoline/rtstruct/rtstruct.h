@@ -110,6 +110,13 @@ struct RtStructData {
 /// InvalidInput (not an RT Structure Set, malformed ContourData).
 RtStructData read_rtstruct(const std::string& file);
 
+/// Contours are coordinates in their scan's frame of reference: another scan's (or patient's)
+/// structure set would land on `frame`'s image at the wrong place. Throws InvalidInput (`op`,
+/// `rs_file`) "frame of reference differs from <whose>" when the RT-STRUCT names a frame of
+/// reference other than `frame`; `whose` ends the message ("the CT's (ct/)").
+void check_same_frame(const RtStructData& rs, const std::string& frame, const std::string& op,
+                      const std::string& rs_file, const std::string& whose);
+
 struct RasterizeOptions {
   /// Only these ROIs (by name as stored); empty = all.
   std::vector<std::string> names;
