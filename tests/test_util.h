@@ -74,4 +74,14 @@ inline CommandResult cli(const std::string& args) { return run_command(isoline_b
 /// True when `text` contains `part`.
 inline bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+/// `isoline phantom hn` into t/name: 64 x 64 x `slices` voxels of 4 mm (ct.nii.gz, masks/,
+/// dicom/ with RS.dcm), about a second. 24 slices (96 mm) is an ordinary case.
+inline std::string small_phantom(const TempDir& t, const std::string& name, int slices = 24, int seed = 3) {
+  const std::string dir = t.file(name);
+  auto r = cli("phantom hn -q --size 64,64," + std::to_string(slices) + " --spacing 4,4,4 --seed " +
+               std::to_string(seed) + " --out " + dir);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return dir;
+}
+
 }  // namespace isoline::test

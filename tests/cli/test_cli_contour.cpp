@@ -28,6 +28,7 @@ using isoline::test::run_command;
 using isoline::test::TempDir;
 using isoline::test::cli;
 using isoline::test::has;
+using isoline::test::small_phantom;
 
 namespace {
 
@@ -38,15 +39,6 @@ std::string slurp(const std::string& path) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// A small head-and-neck phantom (ct.nii.gz, dicom/). `slices` 24 (96 mm) is an ordinary case;
-// 4 (16 mm) is shorter than the model's scope allows, so contouring warns about the whole image.
-std::string phantom(const TempDir& t, const std::string& name, int slices) {
-  const std::string dir = t.file(name);
-  auto r = cli("phantom hn -q --size 64,64," + std::to_string(slices) + " --spacing 4,4,4 --seed 3 --out " + dir);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return dir;
 }
 
 // The whole-image warnings `isoline contour` printed ("warning: CT: text"), not the series
@@ -103,7 +95,7 @@ int run_watching(const std::vector<std::string>& args, const std::function<void(
 // case, and --structures names are trimmed; -q still prints the warnings.
 TEST(ContourCli, RtStructKeepsModelAndWholeImageWarnings) {
   TempDir t;
-  const std::string c = phantom(t, "short", 4);
+  const std::string c = small_phantom(t, "short", 4);  // 16 mm: shorter than the model's scope allows
   const std::string rs = t.file("out/RS.DCM");
   fs::create_directories(t.file("out"));
   auto r = cli("contour -q " + c + "/dicom --out " + rs + " --structures ' Brainstem , ,Body '");
@@ -119,7 +111,7 @@ TEST(ContourCli, RtStructKeepsModelAndWholeImageWarnings) {
   EXPECT_FALSE(has(r.output, "wrote")) << "-q";
 
   // An ordinary CT: the description names the model and says nothing else.
-  const std::string c2 = phantom(t, "case", 24);
+  const std::string c2 = small_phantom(t, "case");
   r = cli("contour -q " + c2 + "/dicom --out " + t.file("out/rs2.Dcm") + " --structures Brainstem");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_TRUE(fs::is_regular_file(t.file("out/rs2.Dcm")));
@@ -129,7 +121,7 @@ TEST(ContourCli, RtStructKeepsModelAndWholeImageWarnings) {
 // as a whole); a relative --out whose parents do not exist is created like an absolute one.
 TEST(ContourCli, MasksCarryQualityJsonAndRelativeParentsAreCreated) {
   TempDir t;
-  const std::string c = phantom(t, "short", 4);
+  const std::string c = small_phantom(t, "short", 4);  // 16 mm: shorter than the model's scope allows
   auto r = run_command("cd " + t.str() + " && " + isoline_bin() +
                        " contour -q short/ct.nii.gz --out newA/newB/m --structures Brainstem,Mandible,Body");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -153,7 +145,7 @@ TEST(ContourCli, MasksCarryQualityJsonAndRelativeParentsAreCreated) {
 // Item 9 + 16: mistakes in --structures, --device and the input are found before any work.
 TEST(ContourCli, ArgumentMistakesAreRefusedBeforeWork) {
   TempDir t;
-  const std::string c = phantom(t, "case", 24);
+  const std::string c = small_phantom(t, "case");
   for (const std::string& bad : {"Brainstem,Brainstem", "' , ,'", "Body,External", "Brainstem --structures ' Brainstem'"}) {
     const auto t0 = std::chrono::steady_clock::now();
     auto r = cli("contour -q " + c + "/ct.nii.gz --out " + t.file("m") + " --structures " + bad);
@@ -190,7 +182,7 @@ TEST(ContourCli, ArgumentMistakesAreRefusedBeforeWork) {
 // Item 10: a directory where no file can be created (/proc, even for root) is refused at once.
 TEST(ContourCli, UnwritableOutputDirectoryIsRefusedBeforeWork) {
   TempDir t;
-  const std::string c = phantom(t, "case", 24);
+  const std::string c = small_phantom(t, "case");
   for (const std::string& out : {"/proc/isoline-test-rs.dcm", "/proc/isoline-test/masks"}) {
     const auto t0 = std::chrono::steady_clock::now();
     auto r = cli("contour -q " + c + "/dicom --out " + out + " --structures Brainstem");
@@ -206,7 +198,7 @@ TEST(ContourCli, UnwritableOutputDirectoryIsRefusedBeforeWork) {
 //     exit 0 and all of them; never a "stopped" run that left its outputs.
 TEST(ContourCli, FailureOrStopLeavesNoOutputs) {
   TempDir t;
-  const std::string c = phantom(t, "case", 24);
+  const std::string c = small_phantom(t, "case");
   fs::create_directories(t.file("rdir"));
   fs::create_directories(t.file("out"));
   std::string output;

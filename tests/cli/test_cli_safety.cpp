@@ -23,6 +23,7 @@ using isoline::test::run_command;
 using isoline::test::TempDir;
 using isoline::test::cli;
 using isoline::test::has;
+using isoline::test::small_phantom;
 
 namespace {
 
@@ -35,19 +36,11 @@ int count_prefixed(const fs::path& dir, const std::string& prefix) {
   return n;
 }
 
-// A small head-and-neck phantom case (CT, masks, DICOM CT + RS.dcm), about a second.
-std::string small_case(const TempDir& t, const std::string& name, int seed) {
-  const std::string dir = t.file(name);
-  auto r = cli("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed " + std::to_string(seed) + " --out " + dir);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return dir;
-}
-
 }  // namespace
 
 TEST(CliSafety, OutputDirectoryIsReplacedWholeAndOnlyWithOverwrite) {
   TempDir t;
-  const std::string c = small_case(t, "case", 3);
+  const std::string c = small_phantom(t, "case");
   touch(c + "/notes.txt");
   // Again into the same, non-empty directory: refused, nothing touched.
   auto r = cli("phantom hn -q --size 64,64,24 --spacing 4,4,4 --seed 4 --out " + c);
@@ -107,7 +100,7 @@ TEST(CliSafety, AdaptNeverReplacesItsOwnInputs) {
 
 TEST(CliSafety, DvhRefusesAnotherScansStructuresAndChecksItsArgumentsFirst) {
   TempDir t;
-  const std::string a = small_case(t, "a", 3), b = small_case(t, "b", 11);
+  const std::string a = small_phantom(t, "a"), b = small_phantom(t, "b", 24, 11);
   // A dose in a's frame of reference (1 Gy inside PTV70).
   auto r = cli("convert -q " + a + "/masks/PTV70.nii.gz --to rtdose --ct " + a + "/dicom --out " + t.file("rd.dcm"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -141,7 +134,7 @@ TEST(CliSafety, DvhRefusesAnotherScansStructuresAndChecksItsArgumentsFirst) {
 
 TEST(CliSafety, RegisterChecksItsRequestBeforeWorking) {
   TempDir t;
-  const std::string ct = small_case(t, "a", 3) + "/ct.nii.gz";
+  const std::string ct = small_phantom(t, "a") + "/ct.nii.gz";
   auto r = cli("register -q " + ct + " " + ct + " --field-in " + ct + " --warped " + t.file("w.nii.gz"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "not a displacement field (1 value(s) per voxel")) << r.output;
@@ -174,7 +167,7 @@ TEST(CliSafety, DeidentifyRefusesAnInputWithoutDicom) {
 
 TEST(CliSafety, EvalNamesCaseFoldersOnOneSideOnly) {
   TempDir t;
-  const std::string a = small_case(t, "a", 3);
+  const std::string a = small_phantom(t, "a");
   for (const std::string& d : std::vector<std::string>{"pred/caseA", "pred/caseB", "ref/caseA", "ref/caseC"}) {
     fs::create_directories(t.file(d));
     fs::copy_file(a + "/masks/Brainstem.nii.gz", t.file(d + "/Brainstem.nii.gz"));
