@@ -131,6 +131,7 @@ def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any
     """Contours one case: RS.dcm (DICOM input) or masks/*.nii.gz, plus quality.json; with
     options "preview" / "review" also preview.png / review.html (contouring.write_review)."""
     from ._isoline.core import write_mask_dir
+    from ._isoline.pipeline import write_quality_json
     from ._isoline.rtstruct import write_rtstruct
     ct, series = load_ct(input_path)
     res = _contourer(options)(ct)
@@ -142,14 +143,7 @@ def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any
     if series is None or options.get("masks", False):
         write_mask_dir(res.structures, str(out / "masks"))
         outputs.append("masks")
-    quality = {
-        "model": res.model_name, "model_version": res.model_version, "in_scope": res.in_scope,
-        "warnings": list(res.warnings),
-        "structures": {q.name: {"volume_cc": q.volume_cc, "confidence": q.confidence,
-                                "kept_fraction": q.kept_fraction, "flags": list(q.flags)}
-                       for q in res.quality},
-    }
-    (out / "quality.json").write_text(json.dumps(quality, indent=1))
+    write_quality_json(res, str(out / "quality.json"))
     outputs.append("quality.json")
     if options.get("preview") or options.get("review"):
         from .contouring import write_review

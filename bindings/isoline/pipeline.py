@@ -9,6 +9,6 @@ Example::
     [c.passed for c in r.plan.criteria]      # the criteria table of the plan
     # many cases: isoline.batch.run_batch(cases, out, job="run")
 """
-from ._isoline.pipeline import RunResult, run_case  # noqa: F401
+from ._isoline.pipeline import RunResult, run_case, write_quality_json  # noqa: F401
 
-__all__ = ["RunResult", "run_case"]
+__all__ = ["RunResult", "run_case", "write_quality_json"]

@@ -42,7 +42,12 @@ def run_case(ct_path: str, out_dir: str, *, template: str = ..., model_card: str
     """The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the given structures: masks directory or RT-STRUCT; or targets_path: the physician's PTV/CTV/GTV from an RT-STRUCT or masks directory, organs auto-contoured), the achievable-dose plan of the template, and RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases the GIL."""
     ...
 
+def write_quality_json(result: _contouring.ContourResult, path: str) -> None:
+    """quality.json of a contouring result, as `isoline contour` and `isoline run` write it beside their masks: model, model_version, in_scope, warnings and per structure volume_cc, confidence, kept_fraction, flags."""
+    ...
+
 __all__ = [
     "RunResult",
     "run_case",
+    "write_quality_json",
 ]

@@ -6,6 +6,7 @@
 #include "common.h"
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
+#include "isoline/pipeline/case_io.h"
 #include "isoline/pipeline/run.h"
 
 namespace py = pybind11;
@@ -28,6 +29,15 @@ void bind_pipeline(py::module_ m) {
       .def("__repr__", [](const RunResult& r) {
         return "RunResult('" + r.out_dir + "', " + std::to_string(r.files.size()) + " files)";
       });
+  m.def(
+      "write_quality_json",
+      [](const contouring::ContourResult& r, const std::string& path) {
+        write_quality_json(r, path, "write quality.json");
+      },
+      py::arg("result"), py::arg("path"),
+      "quality.json of a contouring result, as `isoline contour` and `isoline run` write it beside "
+      "their masks: model, model_version, in_scope, warnings and per structure volume_cc, "
+      "confidence, kept_fraction, flags.");
   m.def(
       "run_case",
       [](const std::string& ct_path, const std::string& out_dir, const std::string& tpl,
