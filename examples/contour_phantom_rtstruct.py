@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from isoline import contouring, phantoms, rtstruct
+from isoline import contouring, phantoms, pipeline, rtstruct
 
 
 def main():
@@ -33,7 +33,9 @@ def main():
     print()
     for w in res.warnings:
         print("warning:", w)
-    out = rtstruct.write_rtstruct(res.structures, ct, str(a.out / "RS.dcm"), algorithm_version=res.model_version)
+    # As isoline contour writes it: ApprovalStatus UNAPPROVED, the model's version and warnings
+    # in StructureSetDescription, each structure's quality summary as its ROI description.
+    out = pipeline.write_auto_rtstruct(res, ct, str(a.out / "RS.dcm"))
     print(f"RT-STRUCT: {out.num_rois} ROIs, {out.num_contours} contours -> {a.out / 'RS.dcm'}")
 
     back = rtstruct.rasterize(rtstruct.read_rtstruct(str(a.out / "RS.dcm")), ct.image.geometry)

@@ -131,14 +131,13 @@ def contour_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any
     """Contours one case: RS.dcm (DICOM input) or masks/*.nii.gz, plus quality.json; with
     options "preview" / "review" also preview.png / review.html (contouring.write_review)."""
     from ._isoline.core import write_mask_dir
-    from ._isoline.pipeline import write_quality_json
-    from ._isoline.rtstruct import write_rtstruct
+    from ._isoline.pipeline import write_auto_rtstruct, write_quality_json
     ct, series = load_ct(input_path)
     res = _contourer(options)(ct)
     outputs = []
     if series is not None and options.get("rtstruct", True):
-        write_rtstruct(res.structures, series, str(out / "RS.dcm"),
-                       algorithm_version=res.model_version)
+        # As isoline contour / run / the DICOM node write it (pipeline::auto_contour_options).
+        write_auto_rtstruct(res, series, str(out / "RS.dcm"))
         outputs.append("RS.dcm")
     if series is None or options.get("masks", False):
         write_mask_dir(res.structures, str(out / "masks"))

@@ -3,12 +3,19 @@ RT-DOSE, plan JSON, dose, DVHs and an HTML report in one output directory (atomi
 
 Example::
 
-    from isoline import pipeline
+    from isoline import contouring, pipeline, rtstruct
     r = pipeline.run_case("patient/CT", "out/patient", template="hn", progress=print)
     r.files                                  # ['RS.dcm', 'RD.dcm', 'plan.json', 'dose.nii.gz', ...]
     [c.passed for c in r.plan.criteria]      # the criteria table of the plan
     # many cases: isoline.batch.run_batch(cases, out, job="run")
-"""
-from ._isoline.pipeline import RunResult, run_case, write_quality_json  # noqa: F401
 
-__all__ = ["RunResult", "run_case", "write_quality_json"]
+    # auto-contours as the RT-STRUCT isoline contour writes (ApprovalStatus UNAPPROVED, the
+    # model's version and the warnings in StructureSetDescription, quality in ROI descriptions)
+    ct = rtstruct.read_ct_series("patient/CT")
+    res = contouring.contour(ct.image)
+    pipeline.write_auto_rtstruct(res, ct, "out/RS.dcm")
+    pipeline.write_quality_json(res, "out/quality.json")
+"""
+from ._isoline.pipeline import RunResult, run_case, write_auto_rtstruct, write_quality_json  # noqa: F401
+
+__all__ = ["RunResult", "run_case", "write_auto_rtstruct", "write_quality_json"]

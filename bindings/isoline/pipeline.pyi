@@ -4,13 +4,21 @@ RT-DOSE, plan JSON, dose, DVHs and an HTML report in one output directory (atomi
 
 Example::
 
-    from isoline import pipeline
+    from isoline import contouring, pipeline, rtstruct
     r = pipeline.run_case("patient/CT", "out/patient", template="hn", progress=print)
     r.files                                  # ['RS.dcm', 'RD.dcm', 'plan.json', 'dose.nii.gz', ...]
     [c.passed for c in r.plan.criteria]      # the criteria table of the plan
-    # many cases: isoline.batch.run_batch(cases, out, job="run")"""
+    # many cases: isoline.batch.run_batch(cases, out, job="run")
+
+    # auto-contours as the RT-STRUCT isoline contour writes (ApprovalStatus UNAPPROVED, the
+    # model's version and the warnings in StructureSetDescription, quality in ROI descriptions)
+    ct = rtstruct.read_ct_series("patient/CT")
+    res = contouring.contour(ct.image)
+    pipeline.write_auto_rtstruct(res, ct, "out/RS.dcm")
+    pipeline.write_quality_json(res, "out/quality.json")"""
 from . import contouring as _contouring
 from . import planning as _planning
+from . import rtstruct as _rtstruct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 
@@ -42,6 +50,10 @@ def run_case(ct_path: str, out_dir: str, *, template: str = ..., model_card: str
     """The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the given structures: masks directory or RT-STRUCT; or targets_path: the physician's PTV/CTV/GTV from an RT-STRUCT or masks directory, organs auto-contoured), the achievable-dose plan of the template, and RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases the GIL."""
     ...
 
+def write_auto_rtstruct(result: _contouring.ContourResult, ct: _rtstruct.CtSeries, file: str, *, progress: Optional[Callable[[str, float, str], object]] = ...) -> _rtstruct.RtStructWriteResult:
+    """Writes a contouring result's structures as the RT-STRUCT `isoline contour`, `isoline run` and the DICOM node write (pipeline::auto_contour_options): AlgorithmName 'Isoline <model>', label AUTO, ApprovalStatus UNAPPROVED, a StructureSetDescription with the model's version and every whole-image warning, the quality summary as each ROI's description. `ct` is the CtSeries the result was computed on (read_ct_series). Atomic; returns the RtStructWriteResult. Releases the GIL."""
+    ...
+
 def write_quality_json(result: _contouring.ContourResult, path: str) -> None:
     """quality.json of a contouring result, as `isoline contour` and `isoline run` write it beside their masks: model, model_version, in_scope, warnings and per structure volume_cc, confidence, kept_fraction, flags."""
     ...
@@ -49,5 +61,6 @@ def write_quality_json(result: _contouring.ContourResult, path: str) -> None:
 __all__ = [
     "RunResult",
     "run_case",
+    "write_auto_rtstruct",
     "write_quality_json",
 ]

@@ -39,6 +39,23 @@ void bind_pipeline(py::module_ m) {
       "their masks: model, model_version, in_scope, warnings and per structure volume_cc, "
       "confidence, kept_fraction, flags.");
   m.def(
+      "write_auto_rtstruct",
+      [](const contouring::ContourResult& r, const rtstruct::CtSeries& ct, const std::string& file,
+         py::object progress) {
+        const rtstruct::RtStructWriteOptions wo = auto_contour_options(r);
+        core::Progress prog(wrap_progress(progress), "write RT-STRUCT");
+        py::gil_scoped_release nogil;
+        return rtstruct::write_rtstruct(r.structures, ct, file, wo, prog);
+      },
+      py::arg("result"), py::arg("ct"), py::arg("file"), py::kw_only(),
+      py::arg("progress") = py::none(),
+      "Writes a contouring result's structures as the RT-STRUCT `isoline contour`, `isoline run` "
+      "and the DICOM node write (pipeline::auto_contour_options): AlgorithmName 'Isoline <model>', "
+      "label AUTO, ApprovalStatus UNAPPROVED, a StructureSetDescription with the model's version "
+      "and every whole-image warning, the quality summary as each ROI's description. `ct` is the "
+      "CtSeries the result was computed on (read_ct_series). Atomic; returns the "
+      "RtStructWriteResult. Releases the GIL.");
+  m.def(
       "run_case",
       [](const std::string& ct_path, const std::string& out_dir, const std::string& tpl,
          const std::string& model_card, const std::string& structures_path,

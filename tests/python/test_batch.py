@@ -3,6 +3,7 @@ mid-way; a failing case; the re-run does only what is missing."""
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +180,47 @@ def test_a_case_without_a_ct_says_what_was_looked_for(tmp_path):
     (tmp_path / "c" / "notes.txt").write_text("no CT here")
     with pytest.raises(isoline.InvalidInput, match="neither ct.nii.gz .* nor a DICOM CT series"):
         batch.load_ct(tmp_path / "c")
+
+
+def _isoline_bin():
+    """The isoline executable of the build whose package is imported (CTest sets ISOLINE_BIN)."""
+    exe = os.environ.get("ISOLINE_BIN") or str(Path(isoline.__file__).resolve().parents[2] / "bin" / "isoline")
+    if not os.access(exe, os.X_OK):
+        pytest.fail(f"isoline executable not found: {exe} (set ISOLINE_BIN)")
+    return exe
+
+
+def test_batch_rtstruct_is_the_one_isoline_contour_writes(cases, tmp_path):
+    """The batch contour job's RS.dcm was written with plain write_rtstruct: no ApprovalStatus,
+    no model version or warnings in StructureSetDescription. It is now the RT-STRUCT of
+    `isoline contour` (pipeline::auto_contour_options) for the same CT."""
+    import subprocess
+    pydicom = pytest.importorskip("pydicom")
+    structures = ["SpinalCord", "Mandible", "Body"]
+    rep = batch.run_batch({"hn0": cases / "hn0"}, tmp_path / "out", "contour",
+                          options={"structures": structures}, n_workers=1)
+    assert rep.done == ["hn0"], rep.failed
+    cli_rs = tmp_path / "cli_RS.dcm"
+    r = subprocess.run([_isoline_bin(), "contour", "-q", "--structures", ",".join(structures),
+                        "--out", str(cli_rs), str(cases / "hn0" / "dicom")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    b = pydicom.dcmread(tmp_path / "out" / "hn0" / "RS.dcm")
+    c = pydicom.dcmread(cli_rs)
+    q = json.loads((tmp_path / "out" / "hn0" / "quality.json").read_text())
+
+    assert b.ApprovalStatus == "UNAPPROVED"
+    assert b.StructureSetLabel == "AUTO"
+    assert f"model {q['model']} {q['model_version']}" in b.StructureSetDescription
+    for w in q["warnings"]:
+        assert f"WARNING: {w}" in b.StructureSetDescription
+    for kw in ("ApprovalStatus", "StructureSetLabel", "StructureSetDescription", "SeriesDescription"):
+        assert b.get(kw) == c.get(kw), kw
+
+    def rois(ds):
+        return [(r.ROIName, r.get("ROIDescription"),
+                 r.ROIDerivationAlgorithmIdentificationSequence[0].AlgorithmName)
+                for r in ds.StructureSetROISequence]
+    assert rois(b) == rois(c)
+    assert {n for n, _, _ in rois(b)} == set(structures)
+    assert all(alg == f"Isoline {q['model']}" and desc for _, desc, alg in rois(b))  # quality in each ROI
