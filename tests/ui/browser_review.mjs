@@ -88,10 +88,15 @@ async function compareSliceShaders(page) {
       maxDiff = Math.max(maxDiff, d);
       if (a[i] && (i & 3) !== 3) nonBlack++;
     }
-    // drawing shown, overlays off: red pixels vs the drawing bitmap, on a 2-px grid
+    // drawing shown, overlays off: red pixels vs the drawing bitmap, on a 2-px grid (the
+    // lean shader's white rim on the painted region's edge counts as painted where the
+    // picture without the drawing is not white there)
     const ov = nv.overlays;
     nv.overlays = [];
     const [s, l] = both();
+    nv.drawOpacity = 0;
+    const none = grab();
+    nv.drawOpacity = dop;
     nv.overlays = ov;
     nv.drawScene();
     const dims = nv.back.dimsRAS;
@@ -106,7 +111,8 @@ async function compareSliceShaders(page) {
         samples++;
         painted += want;
         wrongStock += (s[k] - s[k + 1] > 60) !== want;
-        wrongLean += (l[k] - l[k + 1] > 60) !== want;
+        const rim = l[k] > 250 && l[k + 1] > 250 && l[k + 2] > 250 && !(none[k] > 250 && none[k + 1] > 250 && none[k + 2] > 250);
+        wrongLean += (l[k] - l[k + 1] > 60 || rim) !== want;
       }
     }
     return { lean, differing, nonBlack, maxDiff, samples, painted, wrongStock, wrongLean };
@@ -144,6 +150,19 @@ async function shot(page, name) {
 
 async function main() {
   if (!existsSync('/usr/bin/chromium')) throw new Error('/usr/bin/chromium is missing: run `make deps` (Debian package chromium)');
+  if (part === 'all' || part === 'view') {
+    const browser = await launchChromium(chromium);
+    try {
+      await viewFlow(browser);
+    } finally {
+      await browser.close();
+    }
+    if (part === 'view') {
+      rmSync(work, { recursive: true, force: true });
+      log('PASS');
+      return;
+    }
+  }
   const caseDir = join(work, 'case');
   execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
   let server = await startServer(bin, caseDir);
@@ -531,6 +550,209 @@ async function toolsFlow(page, browser, url) {
   assert.equal(await page.evaluate(() => [nv.volumes[0].cal_min, nv.volumes[0].cal_max].join()), '-1350,150');
   await page.locator('[data-preset="soft"]').click();
   log('tools ok');
+}
+
+// Per 2-D tile on screen: the bounding box of the CT's non-black pixels (the patient: CT
+// only, without crosshair, overlays and drawing) as a fraction of the tile, and its size in
+// pixels.
+async function patientOnScreen(page) {
+  return page.evaluate(() => {
+    const gl = nv.gl, W = gl.canvas.width, H = gl.canvas.height;
+    const ov = nv.overlays, cw = nv.opts.crosshairWidth, dop = nv.drawOpacity, txt = nv.opts.isOrientationTextVisible;
+    nv.overlays = [];
+    nv.opts.crosshairWidth = 0;
+    nv.opts.isOrientationTextVisible = false;
+    nv.drawOpacity = 0;
+    nv.drawScene();
+    const px = new Uint8Array(W * H * 4);
+    gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    nv.overlays = ov;
+    nv.opts.crosshairWidth = cw;
+    nv.opts.isOrientationTextVisible = txt;
+    nv.drawOpacity = dop;
+    nv.drawScene();
+    return nv.screenSlices.filter((t) => t.axCorSag <= 2).map((t) => {
+      const [l, tp, w, h] = t.leftTopWidthHeight.map(Math.round);
+      let x0 = Infinity, x1 = -1, y0 = Infinity, y1 = -1;
+      for (let y = tp; y < tp + h; y++)
+        for (let x = l; x < l + w; x++) {
+          const k = ((H - 1 - y) * W + x) * 4;
+          if (px[k] + px[k + 1] + px[k + 2] > 60) {
+            x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+          }
+        }
+      return { acs: t.axCorSag, tile: [w, h], px: [x1 - x0 + 1, y1 - y0 + 1], fx: (x1 - x0 + 1) / w, fy: (y1 - y0 + 1) / h };
+    });
+  });
+}
+
+// Mean colour difference, over the pixels of a structure's outline voxels and of its inside
+// voxels on the current axial slice, between the picture with the structure shown and hidden.
+async function structureContrast(page, name) {
+  return page.evaluate((n) => {
+    const st = window.app.state, s = st.structures.find((x) => x.name === n), img = st.overlays.get(s.id);
+    const gl = nv.gl, W = gl.canvas.width, H = gl.canvas.height;
+    const grab = () => {
+      nv.drawScene();
+      const b = new Uint8Array(W * H * 4);
+      gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, b);
+      return b;
+    };
+    const shown = grab();
+    const op = img.opacity;
+    img.opacity = 0;
+    nv.updateGLVolume();
+    const hidden = grab();
+    img.opacity = op;
+    nv.updateGLVolume();
+    const d = [nv.back.dimsRAS[1], nv.back.dimsRAS[2], nv.back.dimsRAS[3]];
+    const [m] = img.getVolumeData([0, 0, 0], [d[0] - 1, d[1] - 1, d[2] - 1]);
+    const nxy = d[0] * d[1];
+    const inside = (j) => m[j] > 0;
+    const outline = (j) => inside(j) && (!inside(j - 1) || !inside(j + 1) || !inside(j - d[0]) || !inside(j + d[0]) ||
+                                         !inside(j - nxy) || !inside(j + nxy));
+    const sum = { 1: 0, 2: 0 }, cnt = { 1: 0, 2: 0 };
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) {
+        const f = nv.screenXY2TextureFrac(x + 0.5, y + 0.5, 0, true);
+        if (f[0] < 0) continue;
+        const v = nv.frac2vox(f);
+        const i = v[0] + d[0] * (v[1] + d[1] * v[2]);
+        if (!inside(i)) continue;
+        // 2: outline voxels (a face neighbour outside, in 3-D); 1: inside, away from the
+        // outline (linear interpolation blends the voxels next to it)
+        const lab = outline(i) ? 2 : 1;
+        if (lab === 1 && (outline(i - 1) || outline(i + 1) || outline(i - d[0]) || outline(i + d[0]))) continue;
+        const k = ((H - 1 - y) * W + x) * 4;
+        sum[lab] += (Math.abs(shown[k] - hidden[k]) + Math.abs(shown[k + 1] - hidden[k + 1]) + Math.abs(shown[k + 2] - hidden[k + 2])) / 3;
+        cnt[lab]++;
+      }
+    return { outline: sum[2] / cnt[2], inside: sum[1] / cnt[1], nOutline: cnt[2], nInside: cnt[1], fill: img.opacity };
+  }, name);
+}
+
+// The first view is fitted to the structures (a 100 mm neck in a 336 mm CT field of view),
+// "Body" fits the patient, "Full FOV" goes back to the whole grid; painting maps to the right voxels while fitted; structures are
+// outlines with a light fill under the dose colourwash; painted voxels have a white rim over
+// the colourwash.
+async function viewFlow(browser) {
+  const caseDir = join(work, 'fitcase');
+  execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir, '--size', '160', '160', '24',
+                        '--spacing', '2.1', '2.1', '5', '--body-frac', '0.35']);
+  const server = await startServer(bin, caseDir);
+  const page = await browser.newPage({ viewport: { width: 1120, height: 720 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('dialog', (d) => d.accept());
+  try {
+    await page.goto(`${server.url}&canvas=400`, { waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    // 1. The first view is fitted to the structures (the patient fills, here overfills, every
+    // tile of A+C+S); "Body" fits the patient into every tile, at the right aspect ratio.
+    const fov = () => page.evaluate(() => window.app.state.fov);
+    assert.equal(await fov(), 'structures');
+    const first = await patientOnScreen(page);
+    log(`fitted to the structures: ${JSON.stringify(first)}`);
+    assert.equal(first.length, 3);
+    for (const t of first) assert.ok(Math.min(t.fx, t.fy) >= 0.75, `tile ${t.acs}: the patient does not fill it: ${JSON.stringify(t)}`);
+    await shot(page, 'ui_fit_structures.png');
+    await page.locator('[data-fov="body"]').click();
+    assert.equal(await fov(), 'body');
+    const body = { lr: 2 * 0.42 * 160 * 2.1 * 0.35, ap: 2 * 0.38 * 160 * 2.1 * 0.35, si: 24 * 5 };
+    const wantRatio = { 0: body.lr / body.ap, 1: body.lr / body.si, 2: body.ap / body.si };
+    const fit = await patientOnScreen(page);
+    log(`fitted to the body: ${JSON.stringify(fit)}`);
+    assert.equal(fit.length, 3);
+    for (const t of fit) {
+      assert.ok(Math.min(t.fx, t.fy) >= 0.75, `tile ${t.acs}: the patient does not fill it: ${JSON.stringify(t)}`);
+      // (the patient spans the CT's whole height: only the axial tile is bounded in both)
+      assert.ok(t.fx < 1 && (t.acs !== 0 || t.fy < 1), `tile ${t.acs}: the patient is cut: ${JSON.stringify(t)}`);
+      const ratio = t.px[0] / t.px[1];
+      assert.ok(Math.abs(ratio / wantRatio[t.acs] - 1) < 0.08, `tile ${t.acs}: aspect ${ratio} != ${wantRatio[t.acs]}`);
+    }
+    // 2. Full FOV: the whole grid (the patient small), and back.
+    await page.locator('[data-fov="full"]').click();
+    const full = await patientOnScreen(page);
+    log(`full FOV: ${JSON.stringify(full)}`);
+    const ax = full.find((t) => t.acs === 0);
+    assert.ok(ax.fx < 0.4 && ax.fy < 0.4, `full FOV is not the whole grid: ${JSON.stringify(ax)}`);
+    assert.ok(Math.abs(ax.px[0] / ax.px[1] / wantRatio[0] - 1) < 0.1);
+    assert.equal(await fov(), 'full');
+    await page.locator('[data-fov="structures"]').click();
+    assert.deepEqual((await patientOnScreen(page)).map((t) => t.px), first.map((t) => t.px));
+
+    // 3. Structures under the dose colourwash: an opaque outline and a light fill; without
+    // the colourwash, a stronger fill.
+    await page.locator('[data-view="axial"]').click();
+    const washed = await structureContrast(page, 'PTV');
+    log(`PTV under the colourwash: ${JSON.stringify(washed)}`);
+    assert.ok(washed.nOutline > 50 && washed.nInside > 50, JSON.stringify(washed));
+    assert.ok(washed.outline > 60, `PTV outline not visible under the colourwash: ${JSON.stringify(washed)}`);
+    assert.ok(washed.inside < washed.outline / 3, `PTV fill hides the colourwash: ${JSON.stringify(washed)}`);
+    await page.uncheck('#dose-wash');
+    const plain = await structureContrast(page, 'PTV');
+    log(`PTV without the colourwash: ${JSON.stringify(plain)}`);
+    assert.ok(plain.inside > 2 * washed.inside && plain.outline > 60, JSON.stringify(plain));
+    await page.check('#dose-wash');
+
+    // 4. Paint while fitted (axial view): the stroke lands on the voxels under the mouse
+    // (0.3 -> 0.7 of the view's width in mm), and the painted voxels have a white rim.
+    await selectStructure(page, 'PTV');
+    await page.locator('[data-tool="brush"]').click();
+    await page.fill('#brush-mm', '4');
+    await page.locator('#brush-mm').dispatchEvent('change');
+    await page.evaluate(() => { window.__pre = nv.drawBitmap.slice(); });
+    await stroke(page, 0.3, 0.35, 0.7, 0.35, 8);
+    const st = await page.evaluate(() => {
+      const d = [nv.back.dimsRAS[1], nv.back.dimsRAS[2]];
+      let x0 = Infinity, x1 = -1, n = 0;
+      for (let i = 0; i < nv.drawBitmap.length; i++) {
+        if (!nv.drawBitmap[i] || window.__pre[i]) continue;
+        const x = i % d[0];
+        x0 = Math.min(x0, x); x1 = Math.max(x1, x); n++;
+      }
+      const t = nv.screenSlices[0];
+      return { n, mm: (x1 - x0 + 1) * nv.back.pixDimsRAS[1], viewMm: Math.abs(t.fovMM[0]), vs: nv.back.pixDimsRAS[1] };
+    });
+    log(`stroke while fitted: ${JSON.stringify(st)}`);
+    assert.ok(st.n > 0, 'the stroke painted nothing');
+    assert.ok(st.viewMm < 0.4 * 160 * 2.1, `the axial view is not fitted: ${st.viewMm} mm`);
+    assert.ok(Math.abs(st.mm - 0.4 * st.viewMm) <= 2 * st.vs + 4, `stroke ${st.mm} mm for 0.4 of ${st.viewMm} mm`);
+    const rim = await page.evaluate(() => {
+      const gl = nv.gl, W = gl.canvas.width, H = gl.canvas.height;
+      nv.drawScene();
+      const b = new Uint8Array(W * H * 4);
+      gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, b);
+      const d = [nv.back.dimsRAS[1], nv.back.dimsRAS[2], nv.back.dimsRAS[3]];
+      const painted = (x, y) => {
+        const f = nv.screenXY2TextureFrac(x + 0.5, y + 0.5, 0, true);
+        if (f[0] < 0) return false;
+        const v = nv.frac2vox(f);
+        return nv.drawBitmap[v[0] + d[0] * (v[1] + d[1] * v[2])] > 0;
+      };
+      const white = (x, y) => { const k = ((H - 1 - y) * W + x) * 4; return b[k] > 250 && b[k + 1] > 250 && b[k + 2] > 250; };
+      // screen pixels on the painted region's edge (painted, with an unpainted pixel 1 px away)
+      let edge = 0, ringed = 0;
+      for (let y = 2; y < H - 2; y++)
+        for (let x = 2; x < W - 2; x++) {
+          if (!painted(x, y) || (painted(x - 1, y) && painted(x + 1, y) && painted(x, y - 1) && painted(x, y + 1))) continue;
+          edge++;
+          let w = false;
+          for (let dy = -2; dy <= 2 && !w; dy++) for (let dx = -2; dx <= 2 && !w; dx++) w = white(x + dx, y + dy);
+          ringed += w;
+        }
+      return { edge, ringed };
+    });
+    log(`painted PTV over the colourwash: ${rim.ringed} of ${rim.edge} edge pixels by the white rim`);
+    assert.ok(rim.edge > 100 && rim.ringed >= 0.9 * rim.edge, `painted voxels without a rim: ${JSON.stringify(rim)}`);
+    await shot(page, 'ui_paint_over_dose.png');
+    await page.locator('#btn-undo').click();
+    assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
+    log('view ok');
+  } finally {
+    await page.close();
+    server.proc.kill('SIGTERM');
+  }
 }
 
 main().catch((e) => {

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Writes a small synthetic review case (NIfTI) for the browser tests and the benchmark.
 
-    make_case.py OUT_DIR [--size NX NY NZ] [--spacing SX SY SZ] [--no-dose]
+    make_case.py OUT_DIR [--size NX NY NZ] [--spacing SX SY SZ] [--no-dose] [--body-frac F]
 
 ct.nii.gz (body ellipse 40 HU, bone ring 700 HU, air -1000 HU), masks/{Body,PTV,CTV,Cord}.nii.gz,
-dose.nii.gz (Gaussian, 70 Gy), structures.json with a quality flag. The grid is LPS-identity
+dose.nii.gz (Gaussian, 70 Gy), structures.json with a quality flag. --body-frac scales the patient (body, structures, dose) down in the same field of view
+(a small neck in a wide CT). The grid is LPS-identity
 (what ITK writes for an axial HFS CT): NIfTI affine diag(-sx, -sy, sz).
 """
 import argparse
@@ -21,6 +22,7 @@ def main():
     ap.add_argument("--size", type=int, nargs=3, default=[48, 48, 32])
     ap.add_argument("--spacing", type=float, nargs=3, default=[2.0, 2.0, 2.5])
     ap.add_argument("--no-dose", action="store_true")
+    ap.add_argument("--body-frac", type=float, default=1.0)
     a = ap.parse_args()
     nx, ny, nz = a.size
     sx, sy, sz = a.spacing
@@ -31,7 +33,7 @@ def main():
     x = origin_lps[0] + i * sx
     y = origin_lps[1] + j * sy
     z = origin_lps[2] + k * sz
-    ext_x, ext_y = 0.42 * nx * sx, 0.38 * ny * sy
+    ext_x, ext_y = 0.42 * nx * sx * a.body_frac, 0.38 * ny * sy * a.body_frac
     r = np.sqrt((x / ext_x) ** 2 + (y / ext_y) ** 2)
     ct = np.full(x.shape, -1000, np.int16)
     inside = r < 1.0

@@ -116,6 +116,7 @@ const nv = new Niivue({
   // Radiological convention, as in Eclipse, RayStation and Monaco: the patient's right on the
   // screen's left in axial and coronal views.
   isRadiologicalConvention: true,
+  atlasOutline: 1,  // structures: opaque outline (see structureFillAlpha)
 });
 window.app.nv = nv;
 window.nv = nv;
@@ -124,8 +125,9 @@ window.nv = nv;
 // PAQD atlases and drawing rims, none of which this client uses; its extra samples and
 // branches cost every fragment under software WebGL (SwiftShader), which made one slice
 // step about 2x slower. This one computes the same colour for what is used here
-// (background, the blended overlay layer, the drawing layer): the browser test compares
-// both shaders' pixels. `?shader=niivue` keeps the stock shader.
+// (background, the blended overlay layer), the browser test compares both shaders' pixels;
+// it draws the drawing layer (the structure being edited) last, with a white rim, where the
+// stock shader draws it under the overlays. `?shader=niivue` keeps the stock shader.
 // (One uniform per line: NiiVue finds uniform names with a regex that takes the last name.)
 const SLICE_SHADER = `#version 300 es
 precision highp int;
@@ -144,14 +146,23 @@ void main() {
   color = vec4(background.rgb, opacity);
   vec4 ocolor = texture(overlay, texPos);
   ocolor.a *= overlayAlphaShader * step(0.5, overlays);
-  // The client paints value 1 only (eraser: 0); NiiVue's drawing colour for 1 is opaque red
-  // (its drawLut), so no colour-table lookup per fragment.
-  float da = texture(drawing, texPos).r > 0.0 ? drawOpacity : 0.0;
-  color.rgb = mix(color.rgb, vec3(1.0, 0.0, 0.0), da);
-  color.a = da > 0.0 ? max(drawOpacity, color.a) : color.a;
   float a = color.a + ocolor.a * (1.0 - color.a);
   color.rgb = mix(color.rgb, ocolor.rgb, ocolor.a / max(a, 1e-6));
   color.a = a;
+  // The structure being edited (the drawing layer) is drawn last, over the dose colourwash,
+  // isodose lines and other structures, so that painted voxels read the same everywhere:
+  // red (the client paints value 1 only, eraser 0; NiiVue's drawing colour for 1, no
+  // colour-table lookup per fragment) inside an opaque white rim 2 screen pixels wide (the
+  // neighbours are looked up only where painted).
+  vec3 dx = 2.0 * dFdx(texPos);
+  vec3 dy = 2.0 * dFdy(texPos);
+  if (drawOpacity > 0.0 && texture(drawing, texPos).r > 0.0) {
+    float inside = min(min(texture(drawing, texPos + dx).r, texture(drawing, texPos - dx).r),
+                       min(texture(drawing, texPos + dy).r, texture(drawing, texPos - dy).r));
+    if (inside > 0.0) color.rgb = mix(color.rgb, vec3(1.0, 0.0, 0.0), drawOpacity);
+    else color.rgb = vec3(1.0, 1.0, 1.0);
+    color.a = max(drawOpacity, color.a);
+  }
 }`;
 
 // Installs (or removes) the lean slice shader; returns the previous one. Used at start-up
@@ -192,6 +203,21 @@ function setView(v) {
 
 function labelColormap(rgb, name) {
   return { R: [0, rgb[0]], G: [0, rgb[1]], B: [0, rgb[2]], A: [0, 255], I: [0, 1], labels: ['', name] };
+}
+
+// How structures are drawn: an opaque outline in the structure's colour and a fill.
+// 'auto' = a light fill while the dose colourwash is on (a filled red PTV over a red wash
+// cannot be read), a stronger one otherwise; 'fill' = always the stronger fill; 'outline' =
+// no fill. NiiVue draws a mask marked as a label volume (NIfTI intent 1002) with its
+// "atlas" shader: the voxels with a face neighbour outside the mask (in 3-D, so every view
+// shows the outline) at the alpha opts.atlasOutline (1), the others at the layer's opacity
+// (the fill). A layer with opacity 0 is left out of the blend, so 'outline' fills at 0.001.
+const FILL_ALPHA = { fill: 0.35, light: 0.1, outline: 0.001 };
+const NIFTI_INTENT_LABEL = 1002;
+function structureFillAlpha() {
+  const mode = $('struct-style').value;
+  if (mode === 'auto') return $('dose-wash').checked && state.dose ? FILL_ALPHA.light : FILL_ALPHA.fill;
+  return FILL_ALPHA[mode] ?? FILL_ALPHA.fill;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -281,7 +307,15 @@ function setOpacityFor(id) {
   const img = state.overlays.get(id);
   if (!img) return;
   const vis = state.visible.get(id) !== false && id !== state.editId;
-  img.opacity = vis ? 0.4 : 0;
+  // hidden: also not a label volume, else NiiVue would still draw its outline
+  img.hdr.intent_code = vis ? NIFTI_INTENT_LABEL : 0;
+  img.opacity = vis ? structureFillAlpha() : 0;
+}
+
+// Applies the structure style (after the colourwash or the style changed); the caller
+// updates the GPU volume once.
+function applyStructureStyle() {
+  for (const s of state.structures) setOpacityFor(s.id);
 }
 
 function applyVisibility(id) {
@@ -346,6 +380,78 @@ function centreOnTarget() {
   nv.moveCrosshairInVox(...c.map((v, a) => Math.round(v / n) - now[a]));
   return targets[0].name;
 }
+
+// Field of view. NiiVue draws every 2-D tile over the whole CT grid (694 mm on an OpenKBP
+// head-and-neck CT, where the neck is then a small picture). 'structures' (the first view)
+// fits each tile to the bounding box of every structure but the Body/EXTERNAL plus 20 mm (the
+// treated region: on that CT the Body is 500 mm wide at the shoulders), 'body' to the
+// Body/EXTERNAL's plus 10 mm; either falls back on the other, and the box is clamped to the
+// grid. NiiVue sizes and places its tiles (A+C+S layout, one view) from these four
+// field-of-view functions and maps mouse positions through the tiles it drew, so painting,
+// clicking, panning and zooming work unchanged, with the same mm per pixel across and down
+// (aspect kept). 'full' is NiiVue's own (the whole grid).
+const FOV_FNS = ['screenFieldOfViewVox', 'screenFieldOfViewMM', 'screenFieldOfViewExtendedVox',
+                 'screenFieldOfViewExtendedMM'];
+
+function fitBox(mode) {
+  const live = state.structures.filter((s) => s.voxels > 0 && state.overlays.has(s.id));
+  const body = live.filter((s) => s.type === 'EXTERNAL');
+  const organs = live.filter((s) => s.type !== 'EXTERNAL');
+  const onBody = mode === 'body' ? body.length > 0 : !organs.length;
+  const use = onBody ? body : organs;
+  if (!use.length || !nv.back) return null;
+  const dims = [nv.back.dimsRAS[1], nv.back.dimsRAS[2], nv.back.dimsRAS[3]];
+  const lo = [Infinity, Infinity, Infinity], hi = [-1, -1, -1];
+  for (const s of use) {
+    const img = state.overlays.get(s.id);
+    const [m] = img.getVolumeData([0, 0, 0], [dims[0] - 1, dims[1] - 1, dims[2] - 1]);
+    for (let z = 0, i = 0; z < dims[2]; z++)
+      for (let y = 0; y < dims[1]; y++)
+        for (let x = 0; x < dims[0]; x++, i++) {
+          if (!m[i]) continue;
+          if (x < lo[0]) lo[0] = x;
+          if (x > hi[0]) hi[0] = x;
+          if (y < lo[1]) lo[1] = y;
+          if (y > hi[1]) hi[1] = y;
+          if (z < lo[2]) lo[2] = z;
+          if (z > hi[2]) hi[2] = z;
+        }
+  }
+  if (hi[0] < 0) return null;
+  // voxel edges -> mm (the same mm NiiVue's extents are in), then the margin, within the grid
+  const a = nv.frac2mm(lo.map((v, k) => v / dims[k]));
+  const b = nv.frac2mm(hi.map((v, k) => (v + 1) / dims[k]));
+  const g0 = nv.frac2mm([0, 0, 0]), g1 = nv.frac2mm([1, 1, 1]);
+  const margin = onBody ? 10 : 20;
+  const mn = [0, 1, 2].map((k) => Math.max(Math.min(g0[k], g1[k]), Math.min(a[k], b[k]) - margin));
+  const mx = [0, 1, 2].map((k) => Math.min(Math.max(g0[k], g1[k]), Math.max(a[k], b[k]) + margin));
+  return { mn, mx, mode: onBody ? 'body' : 'structures', margin, from: use.map((s) => s.name) };
+}
+
+function setFov(mode) {
+  const box = mode === 'full' ? null : fitBox(mode);
+  for (const f of FOV_FNS) delete nv[f];
+  if (box) {
+    const sw = (v, acs) => nv.swizzleVec3MM(Float32Array.from(v), acs);
+    const ext = (acs) => {
+      const mnMM = sw(box.mn, acs), mxMM = sw(box.mx, acs);
+      const fovMM = Float32Array.from([0, 1, 2].map((k) => mxMM[k] - mnMM[k]));
+      return { mnMM, mxMM, rotation: Float32Array.from([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]), fovMM };
+    };
+    nv.screenFieldOfViewVox = (acs = 0) => ext(acs).fovMM;
+    nv.screenFieldOfViewMM = (acs = 0) => ext(acs).fovMM;
+    nv.screenFieldOfViewExtendedVox = (acs = 0) => ext(acs);
+    nv.screenFieldOfViewExtendedMM = (acs = 0) => ext(acs);
+  }
+  state.fov = box ? box.mode : 'full';
+  state.fovBox = box;
+  document.querySelectorAll('[data-fov]').forEach((b) => b.classList.toggle('on', b.dataset.fov === state.fov));
+  if (box) $(`btn-fov-${box.mode}`).title = `every view fitted to ${box.from.join(', ')} (+${box.margin} mm)`;
+  nv.setPan2Dxyzmm([0, 0, 0, 1]);
+  nv.drawScene();
+  return state.fov;
+}
+window.app.setFov = setFov;
 
 // After editing nv.volumes directly: what Niivue.setVolume() does, once.
 function commitVolumes() {
@@ -826,6 +932,7 @@ function wire() {
   $('win-l').addEventListener('change', () => setWindow(Number($('win-w').value), Number($('win-l').value)));
   $('drag-mode').addEventListener('change', () => nv.setDragMode($('drag-mode').value));
   $('btn-reset-view').addEventListener('click', () => { nv.setPan2Dxyzmm([0, 0, 0, 1]); nv.drawScene(); });
+  document.querySelectorAll('[data-fov]').forEach((b) => b.addEventListener('click', () => setFov(b.dataset.fov)));
   document.querySelectorAll('[data-tool]').forEach((b) => b.addEventListener('click', () => {
     state.tool = b.dataset.tool;
     applyTool();
@@ -860,7 +967,13 @@ function wire() {
   $('btn-delete').addEventListener('click', () => guard(deleteStructure));
   $('btn-history').addEventListener('click', () => guard(showHistory));
   $('btn-reestimate').addEventListener('click', () => guard(reestimateDose));
-  $('dose-wash').addEventListener('change', () => { if (state.dose) { state.dose.opacity = $('dose-wash').checked ? 0.3 : 0; nv.updateGLVolume(); } });
+  $('dose-wash').addEventListener('change', () => {
+    if (!state.dose) return;
+    state.dose.opacity = $('dose-wash').checked ? 0.3 : 0;
+    applyStructureStyle();
+    nv.updateGLVolume();
+  });
+  $('struct-style').addEventListener('change', () => { applyStructureStyle(); nv.updateGLVolume(); });
   $('dose-iso').addEventListener('change', () => { if (state.isodose) { state.isodose.opacity = $('dose-iso').checked ? 1 : 0; nv.updateGLVolume(); } });
 
   const canvas = $('gl');
@@ -930,6 +1043,7 @@ async function main() {
     renderStructures();
     await refreshDeleted();
     setView('multi');
+    setFov('structures');
     window.app.centreOnTarget = centreOnTarget;
     window.app.firstTarget = centreOnTarget();
     updateButtons();
