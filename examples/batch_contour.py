@@ -42,7 +42,7 @@ def main():
                                                             f"{r.get('error', '')}", flush=True))
     print(f"done {len(report.done)}, failed {len(report.failed)}, skipped (already done) {len(report.skipped)}, "
           f"{report.seconds:.1f} s, {report.cases_per_minute:.1f} cases/min")
-    print(f"manifest: {a.out / 'results' / 'manifest.json'}")
+    print(f"manifest: {a.out / 'results' / 'manifest.json'}; one row per case: {a.out / 'results' / 'summary.csv'}")
     return 0 if report.ok else 1
 
 

@@ -10,6 +10,8 @@ Example::
                              n_workers=2)                       # or scheduler="tcp://host:8786"
     report.done, report.failed                                  # case ids, {case id: error}
     # out/manifest.json records every case; running the same command again skips done cases.
+    # out/summary.csv: one row per case (status, seconds, warnings, error naming file and reason).
+    # Ctrl-C or SIGTERM: finished cases stay recorded, no temporary folder is left; re-run to resume.
 
 Cases are a directory (each entry — a case directory holding ct.nii.gz or DICOM, or a CT image
 file — is one case), a list of paths (id = the entry's name) or a dict {case id: path}.
@@ -24,10 +26,14 @@ contours, plan, RS.dcm, RD.dcm, plan.json, dose, report; see :mod:`isoline.pipel
 """
 from __future__ import annotations
 
+import contextlib
+import csv
 import fcntl
+import io
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -45,6 +51,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 JobFunction = Callable[[str, str, Path, Dict[str, Any]], Dict[str, Any]]
 
 MANIFEST_NAME = "manifest.json"
+SUMMARY_NAME = "summary.csv"
 MANIFEST_VERSION = 1
 
 # ------------------------------------------------------------------------------------------
@@ -344,6 +351,41 @@ def read_manifest(out_dir: PathLike) -> Dict[str, Any]:
     return json.loads((Path(out_dir) / MANIFEST_NAME).read_text())
 
 
+#: Columns of summary.csv, one row per case of the manifest.
+SUMMARY_COLUMNS = ["case", "status", "seconds", "warnings", "error", "input", "outputs", "finished"]
+
+
+def write_summary(out_dir: PathLike) -> Path:
+    """Writes ``<out>/summary.csv`` from the manifest (atomically): one row per case, sorted by
+    case id, with status (done/failed), seconds, the job's whole-image warnings (joined by " | "),
+    the error of a failed case (exception type and message: file and reason), input, outputs and
+    when it finished. run_batch writes it at the end of every run, also an interrupted one.
+    Returns its path."""
+    out = Path(out_dir)
+    cases = read_manifest(out).get("cases", {})
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SUMMARY_COLUMNS)
+    for cid in sorted(cases):
+        r = cases[cid]
+        res = r.get("result") if isinstance(r.get("result"), dict) else {}
+        w.writerow([cid, r.get("status", ""), r.get("seconds", ""),
+                    " | ".join(str(x) for x in res.get("warnings", []) or []), r.get("error", ""),
+                    r.get("input", ""), " ".join(str(x) for x in res.get("outputs", []) or []),
+                    r.get("finished", "")])
+    fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".tmp", dir=out)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(buf.getvalue())
+        _share_like_umask(Path(tmp))
+        os.replace(tmp, out / SUMMARY_NAME)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out / SUMMARY_NAME
+
+
 # ------------------------------------------------------------------------------------------
 # Running
 
@@ -418,11 +460,35 @@ def local_cluster(n_workers: Optional[int] = None, threads_per_worker: int = 1,
                             dashboard_address=None, env=_worker_env(threads_per_worker), **kwargs)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While run_batch runs in the main thread of a process whose SIGTERM does the default
+    (exit at once: no cleanup), SIGTERM (kill, a cluster job's time limit) raises
+    KeyboardInterrupt("SIGTERM") as Ctrl-C does, so the cluster is closed, the cases that
+    finished are recorded and no temporary case folder is left. A second SIGTERM kills."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]], out_dir: PathLike,
               job: Union[str, JobFunction] = "contour", *, options: Optional[Dict[str, Any]] = None,
               scheduler: Optional[str] = None, client: Any = None, n_workers: Optional[int] = None,
               threads_per_worker: int = 1, allowed_failures: Optional[int] = None,
-              on_result: Optional[Callable[[str, Dict[str, Any]], None]] = None) -> BatchReport:
+              on_result: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+              progress: Optional[Callable[[int, int, Optional[str], Optional[Dict[str, Any]]], None]] = None
+              ) -> BatchReport:
     """Runs ``job`` (a registered name, or a function ``job(case_id, input_path, case_out_dir,
     options) -> dict`` that Dask can pickle) on every case not yet done in ``<out_dir>/manifest.json``.
 
@@ -431,7 +497,14 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
     read the input/output paths), else a local cluster of ``n_workers`` processes.
     Each finished case is written to the manifest at once (atomically), so an interrupted run
     loses nothing that finished; failed cases are recorded with their error and retried by the
-    next run. ``on_result(case_id, record)`` is called in this process as cases finish.
+    next run. ``on_result(case_id, record)`` is called in this process as cases finish;
+    ``progress(finished, to_run, case_id, record)`` too, and first once as ``(0, to_run, None,
+    None)`` when the cases to run are known (after skipping those already done).
+
+    Ctrl-C (KeyboardInterrupt) and, from the main thread, SIGTERM stop the run: the cases that
+    finished are recorded, a local cluster is closed and the temporary folders of unfinished
+    cases are removed, then KeyboardInterrupt propagates (``str(e)`` is "SIGTERM" for SIGTERM).
+    Every run ends by writing ``<out_dir>/summary.csv`` (:func:`write_summary`).
     """
     if not callable(job) and job not in JOBS:
         raise InvalidInput(f"batch: {job}: unknown job (known: {', '.join(sorted(JOBS))})")
@@ -457,8 +530,9 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
     out.mkdir(parents=True, exist_ok=True)
     lock = _OutputLock(out)
     try:
-        return _run_locked(job, job_name, options, out, all_cases, scheduler, client, n_workers,
-                           threads_per_worker, allowed_failures, on_result)
+        with _sigterm_as_interrupt():
+            return _run_locked(job, job_name, options, out, all_cases, scheduler, client, n_workers,
+                               threads_per_worker, allowed_failures, on_result, progress)
     finally:
         lock.release()
 
@@ -466,7 +540,9 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
 def _run_locked(job: Union[str, JobFunction], job_name: str, options: Dict[str, Any], out: Path,
                 all_cases: Dict[str, str], scheduler: Optional[str], client: Any, n_workers: Optional[int],
                 threads_per_worker: int, allowed_failures: Optional[int],
-                on_result: Optional[Callable[[str, Dict[str, Any]], None]]) -> BatchReport:
+                on_result: Optional[Callable[[str, Dict[str, Any]], None]],
+                progress: Optional[Callable[[int, int, Optional[str], Optional[Dict[str, Any]]], None]]
+                ) -> BatchReport:
     from dask.distributed import Client, as_completed
 
     manifest = Manifest(out / MANIFEST_NAME, job_name, options)
@@ -484,7 +560,10 @@ def _run_locked(job: Union[str, JobFunction], job_name: str, options: Dict[str, 
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
     t0 = time.perf_counter()
+    if progress is not None:
+        progress(0, len(todo), None, None)
     if not todo:
+        write_summary(out)
         return report
 
     own_cluster = None
@@ -505,26 +584,59 @@ def _run_locked(job: Union[str, JobFunction], job_name: str, options: Dict[str, 
                               pure=False)
             futures[f] = (cid, path)
             report.ran.append(cid)
-        for f in as_completed(futures):
+        recorded = set()
+
+        def take(f, rec=None) -> None:
             cid, path = futures[f]
-            try:
-                rec = f.result()
-            except Exception as e:  # KilledWorker, cancelled, lost connection, ...
-                rec = {"input": path, "status": "failed", "error": f"{type(e).__name__}: {e}",
-                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            if rec is None:
+                try:
+                    rec = f.result()
+                except Exception as e:  # KilledWorker, cancelled, lost connection, ...
+                    rec = {"input": path, "status": "failed", "error": f"{type(e).__name__}: {e}",
+                           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             manifest.record(cid, rec)
+            recorded.add(f)
             if rec["status"] == "done":
                 report.done.append(cid)
             else:
                 report.failed[cid] = rec["error"]
             if on_result is not None:
                 on_result(cid, rec)
+            if progress is not None:
+                progress(len(recorded), len(todo), cid, rec)
+
+        try:
+            for f in as_completed(futures):
+                take(f)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or the client failed: keep what finished meanwhile
+            # (its folder is in place; unrecorded, the next run would redo it), drop the rest.
+            for f in futures:
+                if f not in recorded and f.status == "finished":
+                    try:
+                        take(f, f.result(timeout=5))
+                    except Exception:  # noqa: BLE001 - best effort; the next run redoes the case
+                        pass
+            with contextlib.suppress(Exception):
+                client.cancel([f for f in futures if f not in recorded])
+            raise
     finally:
         report.seconds = time.perf_counter() - t0
         if own_client is not None:
             own_client.close()
         if own_cluster is not None:
             own_cluster.close()
+            # Its workers are gone, so no case is still writing: remove the temporary folders
+            # of cases that did not finish (a killed run leaves them for the next run to remove).
+            for cid, _ in todo:
+                for stale in out.glob(f".{cid}.*"):
+                    if stale.is_dir():
+                        shutil.rmtree(stale, ignore_errors=True)
+        if sys.exc_info()[0] is None:
+            write_summary(out)
+        else:  # never hide why the run stopped
+            with contextlib.suppress(Exception):
+                write_summary(out)
     return report
 
 
@@ -554,16 +666,42 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         options.update(template=a.template, max_iterations=a.iterations)
     from ._isoline import Error
+    t0 = time.perf_counter()
+    n_warned = [0]
+
+    def show(k: int, n: int, cid: Optional[str], r: Optional[Dict[str, Any]]) -> None:
+        if cid is None:
+            print(f"{n} case{'s' if n != 1 else ''} to run", flush=True)
+            return
+        line = f"[{k}/{n}] {cid}: {r['status']}"
+        if r.get("seconds") is not None:
+            line += f" {r['seconds']:.1f} s"
+        if r.get("error"):
+            line += f" ({r['error']})"
+        warnings = (r.get("result") or {}).get("warnings") or []
+        if warnings:
+            n_warned[0] += 1
+            first = str(warnings[0])
+            line += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}: " + \
+                (first if len(first) <= 100 else first[:97] + "...")
+        if k < n:
+            left = (time.perf_counter() - t0) / k * (n - k)
+            line += f" (about {left / 60:.0f} min left)" if left >= 90 else f" (about {left:.0f} s left)"
+        print(line, flush=True)
+
     try:
         rep = run_batch(a.cases, a.out, a.job, options=options,
-                        scheduler=a.scheduler, n_workers=a.workers,
-                        on_result=lambda cid, r: print(f"{cid}: {r['status']}" +
-                                                       (f" ({r['error']})" if r.get("error") else ""), flush=True))
+                        scheduler=a.scheduler, n_workers=a.workers, progress=show)
     except Error as e:  # a refused run (other options, a locked folder, no case): one line, as the CLI
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 1
-    print(f"{len(rep.done)} done, {len(rep.failed)} failed, {len(rep.skipped)} already done, "
-          f"{rep.seconds:.1f} s")
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: what finished is recorded
+        how = "SIGTERM" if str(e) == "SIGTERM" else "Ctrl-C"
+        print(f"{ap.prog}: interrupted ({how}); finished cases are in {Path(a.out) / MANIFEST_NAME} and "
+              f"{Path(a.out) / SUMMARY_NAME}; the same command resumes", file=sys.stderr)
+        return 143 if how == "SIGTERM" else 130
+    print(f"{len(rep.done)} done ({n_warned[0]} with warnings), {len(rep.failed)} failed, "
+          f"{len(rep.skipped)} already done, {rep.seconds:.1f} s; per case: {rep.out_dir / SUMMARY_NAME}")
     return 0 if rep.ok else 1
 
 
@@ -588,4 +726,5 @@ __all__ = [
     "register_job",
     "run_batch",
     "worker_cache",
+    "write_summary",
 ]

@@ -122,7 +122,7 @@ def test_command_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "isoline.batch", str(tmp_path / "cases"), str(tmp_path / "out"),
                         "--workers", "1", "--preview", "--review"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stderr[-2000:]
-    assert "broken: failed (IoError" in r.stdout
+    assert "[1/1] broken: failed " in r.stdout and "s (IoError: read image: " in r.stdout
     m = batch.read_manifest(tmp_path / "out")
     assert m["cases"]["broken"]["status"] == "failed"
     assert m["options"].get("preview") is True and m["options"].get("review") is True
@@ -224,3 +224,131 @@ def test_batch_rtstruct_is_the_one_isoline_contour_writes(cases, tmp_path):
     assert rois(b) == rois(c)
     assert {n for n, _, _ in rois(b)} == set(structures)
     assert all(alg == f"Isoline {q['model']}" and desc for _, desc, alg in rois(b))  # quality in each ROI
+
+
+_INTERRUPTED_SCRIPT = r'''
+import signal, sys, time
+from pathlib import Path
+from isoline import batch
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, also when started in background
+
+
+def job(case_id, input_path, out, options):
+    (out / "part.txt").write_text("written before the long step")
+    if case_id != "a":
+        time.sleep(120)  # still running when the signal comes
+    return {"outputs": ["part.txt"], "warnings": []}
+
+
+if __name__ == "__main__":
+    cases = {c: sys.argv[1] for c in ("a", "b", "c")}
+    try:
+        batch.run_batch(cases, sys.argv[2], job, n_workers=2)
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e}", flush=True)
+        sys.exit(3)
+    sys.exit(0)
+'''
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_run_records_what_finished_and_leaves_no_temporary_folders(tmp_path, sig):
+    """Ctrl-C / SIGTERM (kill, a cluster's time limit) while cases run. SIGTERM used to end the
+    process at once: no cleanup, no record of cases finished meanwhile; both left the unfinished
+    cases' temporary folders in the output. Now: the finished case is recorded, the temporary
+    folders are removed, summary.csv is written, the run ends within seconds, and the re-run
+    does only what is missing."""
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / "run.py"
+    script.write_text(_INTERRUPTED_SCRIPT)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(isoline.__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    (tmp_path / "input").mkdir()
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "input"), str(out)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:  # until "a" is recorded and "b" and "c" are running
+            try:
+                m = batch.read_manifest(out)
+            except (OSError, ValueError):
+                m = {"cases": {}}
+            if "a" in m["cases"] and len(list(out.glob(".[bc].*/part.txt"))) == 2:
+                break
+            assert p.poll() is None, p.communicate()[0][-3000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail("case a did not finish")
+        t0 = time.time()
+        p.send_signal(sig)
+        stdout, _ = p.communicate(timeout=60)
+        stopped_s = time.time() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 3, stdout[-3000:]
+    assert f"interrupted: {'SIGTERM' if sig == signal.SIGTERM else ''}" in stdout
+    assert stopped_s < 30
+    assert not [x.name for x in out.iterdir() if x.name.startswith((".a.", ".b.", ".c."))]
+    assert not (out / "b").exists() and not (out / "c").exists()
+    m = batch.read_manifest(out)
+    assert set(m["cases"]) == {"a"} and m["cases"]["a"]["status"] == "done"
+    rows = (out / batch.SUMMARY_NAME).read_text().splitlines()
+    assert rows[0].split(",") == batch.SUMMARY_COLUMNS and rows[1].startswith("a,done,")
+    assert len(rows) == 2
+
+
+def test_progress_and_summary_csv_name_each_case_with_its_file_and_reason(cases, tmp_path):
+    """A missing input, a corrupt file and a good case: progress(k, n, case, record) after a
+    first (0, n, None, None); summary.csv has one row per case, the failures with the file and
+    the reason; the command line prints [k/n] lines and points to the summary."""
+    import csv
+    calls = []
+    inputs = {"hn1": cases / "hn1", "broken": cases / "broken", "missing": tmp_path / "no-such-case"}
+    rep = batch.run_batch(inputs, tmp_path / "out", "contour", options={"structures": ["Body"]}, n_workers=1,
+                          progress=lambda k, n, cid, rec: calls.append((k, n, cid, rec and rec["status"])))
+    assert rep.done == ["hn1"] and set(rep.failed) == {"broken", "missing"}
+    assert calls[0] == (0, 3, None, None)
+    assert [c[0] for c in calls[1:]] == [1, 2, 3] and all(c[1] == 3 for c in calls)
+    assert {c[2]: c[3] for c in calls[1:]} == {"hn1": "done", "broken": "failed", "missing": "failed"}
+    with open(tmp_path / "out" / batch.SUMMARY_NAME, newline="") as f:
+        rows = {r["case"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"hn1", "broken", "missing"}
+    assert rows["hn1"]["status"] == "done" and float(rows["hn1"]["seconds"]) > 0
+    assert rows["hn1"]["outputs"] == "masks quality.json"
+    assert rows["broken"]["status"] == "failed"
+    assert rows["broken"]["error"].startswith("IoError: ") and "broken/ct.nii.gz" in rows["broken"]["error"]
+    assert rows["missing"]["error"] == f"IoError: load case: {tmp_path / 'no-such-case'}: does not exist"
+    # a run with nothing left to do still writes the summary (e.g. after deleting it)
+    (tmp_path / "out" / batch.SUMMARY_NAME).unlink()
+    rep = batch.run_batch({"hn1": cases / "hn1"}, tmp_path / "out", "contour", options={"structures": ["Body"]})
+    assert rep.skipped == ["hn1"] and (tmp_path / "out" / batch.SUMMARY_NAME).is_file()
+
+
+def test_command_line_progress_and_interrupt_message(monkeypatch, capsys, tmp_path):
+    """[k/n] lines with warnings and the time left; Ctrl-C / SIGTERM: one line, 130 / 143."""
+    def fake(cases, out, job, *, progress, **kw):
+        progress(0, 2, None, None)
+        progress(1, 2, "p1", {"status": "done", "seconds": 2.0,
+                              "result": {"warnings": ["the CT holds almost no air"]}})
+        progress(2, 2, "p2", {"status": "failed", "seconds": 0.1, "error": "IoError: read image: p2/ct.nii.gz: bad"})
+        r = batch.BatchReport(job="contour", out_dir=Path(out), done=["p1"], failed={"p2": "x"})
+        return r
+    monkeypatch.setattr(batch, "run_batch", fake)
+    assert batch.main([str(tmp_path), str(tmp_path / "out")]) == 1
+    o = capsys.readouterr().out.splitlines()
+    assert o[0] == "2 cases to run"
+    assert o[1].startswith("[1/2] p1: done 2.0 s, 1 warning: the CT holds almost no air (about ")
+    assert o[2] == "[2/2] p2: failed 0.1 s (IoError: read image: p2/ct.nii.gz: bad)"
+    assert o[3].startswith("1 done (1 with warnings), 1 failed, 0 already done") and "summary.csv" in o[3]
+    for how, code in (("SIGTERM", 143), ("", 130)):
+        def interrupted(*a, **kw):
+            raise KeyboardInterrupt(how)
+        monkeypatch.setattr(batch, "run_batch", interrupted)
+        assert batch.main([str(tmp_path), str(tmp_path / "out")]) == code
+        err = capsys.readouterr().err
+        assert err.startswith(f"python3 -m isoline.batch: interrupted ({how or 'Ctrl-C'})") and "resumes" in err
