@@ -133,6 +133,41 @@ async function stroke(page, fx0, fy0, fx1, fy1, steps = 4) {
   await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
 }
 
+// A stroke across one tile of the current layout (tile fractions; acs 0 axial, 1 coronal,
+// 2 sagittal), through the tile NiiVue drew.
+async function tileStroke(page, acs, fx0, fy0, fx1, fy1, steps = 6) {
+  const b = await page.locator('#gl').boundingBox();
+  const t = await page.evaluate((a) => {
+    const s = nv.screenSlices.find((x) => x.axCorSag === a);
+    return { ltwh: Array.from(s.leftTopWidthHeight), dpr: nv.uiData.dpr };
+  }, acs);
+  const at = (fx, fy) => [b.x + (t.ltwh[0] + fx * t.ltwh[2]) / t.dpr, b.y + (t.ltwh[1] + fy * t.ltwh[3]) / t.dpr];
+  await page.mouse.move(...at(fx0, fy0));
+  await page.mouse.down();
+  await page.mouse.move(...at(fx1, fy1), { steps });
+  await page.mouse.up();
+  await page.waitForTimeout(50);
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+}
+
+// The voxels painted since window.__pre: count, extent in mm along each RAS axis, and the
+// distinct slices along each axis.
+async function paintedExtent(page) {
+  return page.evaluate(() => {
+    const d = [nv.back.dimsRAS[1], nv.back.dimsRAS[2], nv.back.dimsRAS[3]], vs = Array.from(nv.back.pixDimsRAS).slice(1, 4);
+    const lo = [Infinity, Infinity, Infinity], hi = [-1, -1, -1];
+    let n = 0;
+    for (let i = 0; i < nv.drawBitmap.length; i++) {
+      if (!nv.drawBitmap[i] || window.__pre[i]) continue;
+      const v = [i % d[0], Math.floor(i / d[0]) % d[1], Math.floor(i / (d[0] * d[1]))];
+      for (let k = 0; k < 3; k++) { lo[k] = Math.min(lo[k], v[k]); hi[k] = Math.max(hi[k], v[k]); }
+      n++;
+    }
+    return { n, mm: [0, 1, 2].map((k) => (hi[k] - lo[k] + 1) * vs[k]), slices: [0, 1, 2].map((k) => hi[k] - lo[k] + 1), vs,
+             cross: Array.from(nv.frac2vox(nv.scene.crosshairPos)), lo };
+  });
+}
+
 async function selectStructure(page, name) {
   await page.locator(`#structures tr[data-name="${name}"] td:nth-child(2)`).click();
   await page.waitForFunction((n) => {
@@ -275,7 +310,7 @@ async function mainFlow(page, url, caseDir, restart) {
   log(`painted ${n1} voxels, undone, painted ${painted.idx.length}`);
   // The lean slice shader (fast slice changes in software WebGL) draws exactly what
   // NiiVue's stock shader draws: CT, dose colourwash, isodose lines, structures, drawing.
-  for (const view of ['axial', 'multi']) {
+  for (const view of ['axial', 'multi', 'large']) {
     await page.locator(`[data-view="${view}"]`).click();
     const cmp = await compareSliceShaders(page);
     log(`slice shaders (${view}): ${JSON.stringify(cmp)}`);
@@ -587,7 +622,8 @@ async function patientOnScreen(page) {
 }
 
 // Mean colour difference, over the pixels of a structure's outline voxels and of its inside
-// voxels on the current axial slice, between the picture with the structure shown and hidden.
+// voxels on the current axial slice, between the picture with the structure shown and hidden
+// (dose colourwash as set, isodose lines hidden).
 async function structureContrast(page, name) {
   return page.evaluate((n) => {
     const st = window.app.state, s = st.structures.find((x) => x.name === n), img = st.overlays.get(s.id);
@@ -598,12 +634,18 @@ async function structureContrast(page, name) {
       gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, b);
       return b;
     };
+    // (isodose lines hidden: where the outline lies on one, the difference is the line's colour
+    // against the structure's, not what the colourwash does)
+    const iso = st.isodose, isoOp = iso ? iso.opacity : 0;
+    if (iso) iso.opacity = 0;
+    nv.updateGLVolume();
     const shown = grab();
     const op = img.opacity;
     img.opacity = 0;
     nv.updateGLVolume();
     const hidden = grab();
     img.opacity = op;
+    if (iso) iso.opacity = isoOp;
     nv.updateGLVolume();
     const d = [nv.back.dimsRAS[1], nv.back.dimsRAS[2], nv.back.dimsRAS[3]];
     const [m] = img.getVolumeData([0, 0, 0], [d[0] - 1, d[1] - 1, d[2] - 1]);
@@ -656,6 +698,34 @@ async function viewFlow(browser) {
     assert.equal(first.length, 3);
     for (const t of first) assert.ok(Math.min(t.fx, t.fy) >= 0.75, `tile ${t.acs}: the patient does not fill it: ${JSON.stringify(t)}`);
     await shot(page, 'ui_fit_structures.png');
+    // 1a. The default layout is the large axial view beside coronal and sagittal: its axial
+    // tile is at least 1.4 times as wide (twice the area) as in NiiVue's A+C+S (one scale for the three), and
+    // left of the other two; the readout under the viewer lists only the visible structures.
+    assert.equal(await page.evaluate(() => window.app.state.view), 'large');
+    const tiles = () => page.evaluate(() => nv.screenSlices.filter((t) => t.axCorSag <= 2)
+      .map((t) => ({ acs: t.axCorSag, ltwh: Array.from(t.leftTopWidthHeight).map(Math.round) })));
+    const large = await tiles();
+    await page.locator('[data-view="multi"]').click();
+    const multi = await tiles();
+    await page.locator('[data-view="large"]').click();
+    log(`tiles: large axial ${JSON.stringify(large)}, A+C+S ${JSON.stringify(multi)}`);
+    const axTile = (ts) => ts.find((t) => t.acs === 0).ltwh;
+    assert.ok(axTile(large)[2] >= 1.4 * axTile(multi)[2], `the large axial view is not larger: ${JSON.stringify({ large, multi })}`);
+    for (const t of large.filter((x) => x.acs !== 0))
+      assert.ok(t.ltwh[0] >= axTile(large)[0] + axTile(large)[2], `tile ${t.acs} overlaps the axial view: ${JSON.stringify(large)}`);
+    assert.deepEqual((await patientOnScreen(page)).map((t) => t.px), first.map((t) => t.px));
+    const readout = () => page.evaluate(() => { window.app.centreOnTarget(); nv.createOnLocationChange(0);
+      return { text: document.getElementById('loc').textContent, ...window.app.location }; });
+    const r0 = await readout();
+    log(`readout at the PTV centre, Body hidden: ${JSON.stringify(r0)}`);
+    assert.ok(r0.shown.includes('PTV') && !r0.shown.includes('Body') && r0.hidden.includes('Body'), JSON.stringify(r0));
+    assert.match(r0.text, /in: [^(]*PTV/);
+    assert.match(r0.text, /\(hidden: Body\)/);
+    assert.doesNotMatch(r0.text.split('(hidden')[0], /Body/);
+    await page.locator('#structures tr[data-name="Body"] input.vis').click();
+    const r1 = await readout();
+    assert.ok(r1.shown.includes('Body') && !r1.hidden.length, JSON.stringify(r1));
+    await page.locator('#structures tr[data-name="Body"] input.vis').click();
     await page.locator('[data-fov="body"]').click();
     assert.equal(await fov(), 'body');
     const body = { lr: 2 * 0.42 * 160 * 2.1 * 0.35, ap: 2 * 0.38 * 160 * 2.1 * 0.35, si: 24 * 5 };
@@ -687,13 +757,36 @@ async function viewFlow(browser) {
     const washed = await structureContrast(page, 'PTV');
     log(`PTV under the colourwash: ${JSON.stringify(washed)}`);
     assert.ok(washed.nOutline > 50 && washed.nInside > 50, JSON.stringify(washed));
-    assert.ok(washed.outline > 60, `PTV outline not visible under the colourwash: ${JSON.stringify(washed)}`);
+    assert.ok(washed.outline > 35, `PTV outline not visible under the colourwash: ${JSON.stringify(washed)}`);
     assert.ok(washed.inside < washed.outline / 3, `PTV fill hides the colourwash: ${JSON.stringify(washed)}`);
     await page.uncheck('#dose-wash');
     const plain = await structureContrast(page, 'PTV');
     log(`PTV without the colourwash: ${JSON.stringify(plain)}`);
-    assert.ok(plain.inside > 2 * washed.inside && plain.outline > 60, JSON.stringify(plain));
+    assert.ok(plain.inside > 2 * washed.inside && plain.outline > 45, JSON.stringify(plain));
     await page.check('#dose-wash');
+
+    // 2b. Painting in the large-axial layout lands under the mouse: a stroke across 0.3 -> 0.7
+    // of the axial tile paints 0.4 of its width in mm on the crosshair's axial slice; across
+    // the coronal tile, 0.4 of its width on the crosshair's coronal slice.
+    await page.locator('[data-view="large"]').click();
+    await selectStructure(page, 'PTV');
+    await page.locator('[data-tool="brush"]').click();
+    await page.fill('#brush-mm', '4');
+    await page.locator('#brush-mm').dispatchEvent('change');
+    const fovOf = (acs) => page.evaluate((a) => Math.abs(nv.screenSlices.find((x) => x.axCorSag === a).fovMM[0]), acs);
+    for (const [acs, axis, across] of [[0, 2, 0], [1, 1, 0]]) {
+      await page.evaluate(() => { window.__pre = nv.drawBitmap.slice(); });
+      await tileStroke(page, acs, 0.3, acs === 0 ? 0.35 : 0.1, 0.7, acs === 0 ? 0.35 : 0.1);
+      const e = await paintedExtent(page), view = await fovOf(acs);
+      log(`stroke on tile ${acs} (large layout): ${JSON.stringify(e)}, tile ${view.toFixed(1)} mm`);
+      assert.ok(e.n > 0, `the stroke on tile ${acs} painted nothing`);
+      assert.equal(e.slices[axis], 1, `tile ${acs}: painted on ${e.slices[axis]} slices`);
+      assert.equal(e.lo[axis], e.cross[axis], `tile ${acs}: painted off the crosshair's slice`);
+      assert.ok(Math.abs(e.mm[across] - 0.4 * view) <= 2 * e.vs[across] + 4, `tile ${acs}: stroke ${e.mm[across]} mm for 0.4 of ${view} mm`);
+      await page.locator('#btn-undo').click();
+    }
+    await page.evaluate(() => window.app.centreOnTarget());  // (the coronal stroke moved the axial slice)
+    await page.locator('[data-view="axial"]').click();
 
     // 4. Paint while fitted (axial view): the stroke lands on the voxels under the mouse
     // (0.3 -> 0.7 of the view's width in mm), and the painted voxels have a white rim.
@@ -746,6 +839,48 @@ async function viewFlow(browser) {
     log(`painted PTV over the colourwash: ${rim.ringed} of ${rim.edge} edge pixels by the white rim`);
     assert.ok(rim.edge > 100 && rim.ringed >= 0.9 * rim.edge, `painted voxels without a rim: ${JSON.stringify(rim)}`);
     await shot(page, 'ui_paint_over_dose.png');
+    // 5. The isodose lines stay visible inside the structure being edited: their contrast
+    // (isodose lines shown against hidden) over painted voxels, away from the rim, keeps at
+    // least 60 % of what it is without the drawing (0.7 at the fill's 0.3 opacity; the old
+    // 0.6 fill left 0.4).
+    const iso = await page.evaluate(() => {
+      const gl = nv.gl, W = gl.canvas.width, H = gl.canvas.height, img = window.app.state.isodose, dop = nv.drawOpacity;
+      const grab = (isoOn, drawOn) => {
+        img.opacity = isoOn ? 1 : 0;
+        nv.updateGLVolume();
+        nv.drawOpacity = drawOn ? dop : 0;
+        nv.drawScene();
+        const b = new Uint8Array(W * H * 4);
+        gl.readPixels(0, 0, W, H, gl.RGBA, gl.UNSIGNED_BYTE, b);
+        return b;
+      };
+      const A = grab(true, true), B = grab(false, true), C = grab(true, false), D = grab(false, false);
+      img.opacity = 1;
+      nv.drawOpacity = dop;
+      nv.updateGLVolume();
+      const d = [nv.back.dimsRAS[1], nv.back.dimsRAS[2]];
+      const painted = (x, y) => {
+        const f = nv.screenXY2TextureFrac(x + 0.5, y + 0.5, 0, true);
+        if (f[0] < 0) return false;
+        const v = nv.frac2vox(f);
+        return nv.drawBitmap[v[0] + d[0] * (v[1] + d[1] * v[2])] > 0;
+      };
+      const diff = (P, Q, k) => Math.abs(P[k] - Q[k]) + Math.abs(P[k + 1] - Q[k + 1]) + Math.abs(P[k + 2] - Q[k + 2]);
+      let withDrawing = 0, without = 0, n = 0;
+      for (let y = 4; y < H - 4; y++)
+        for (let x = 4; x < W - 4; x++) {
+          const k = ((H - 1 - y) * W + x) * 4;
+          if (diff(C, D, k) < 60) continue;  // not on an isodose line
+          if (!painted(x, y) || !painted(x - 4, y) || !painted(x + 4, y) || !painted(x, y - 4) || !painted(x, y + 4)) continue;
+          withDrawing += diff(A, B, k);
+          without += diff(C, D, k);
+          n++;
+        }
+      return { n, kept: withDrawing / without, drawOpacity: dop };
+    });
+    log(`isodose lines inside the edited PTV: ${JSON.stringify(iso)}`);
+    assert.ok(iso.n > 30, `no isodose line inside the edited PTV: ${JSON.stringify(iso)}`);
+    assert.ok(iso.kept >= 0.6, `the edited structure's fill hides the isodose lines: ${JSON.stringify(iso)}`);
     await page.locator('#btn-undo').click();
     assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
     log('view ok');

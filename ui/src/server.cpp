@@ -1,5 +1,6 @@
 // The review web server (see server.h).
 #include "isoline/ui/server.h"
+#include "isoline/ui/dose_style.h"
 
 #include <httplib.h>
 
@@ -452,7 +453,13 @@ struct ReviewServer::Impl {
         auto mm = dose.min_max();
         j["dose"] = {{"url", "/api/volume/dose"}, {"name", "dose" + extension_of(dose_path)},
                      {"max_gy", mm.second}, {"generation", dose_generation},
-                     {"isodose_url", "/api/volume/isodose"}};
+                     {"isodose_url", "/api/volume/isodose"}, {"prescription_gy", prescription_gy()}};
+        // the colours (ui/include/isoline/ui/dose_style.h): isodose lines and colourwash
+        json lines = json::array(), wash = json::array();
+        for (const auto& l : kIsodoseLines) lines.push_back({{"fraction", l.fraction}, {"color", color_json(l.color)}});
+        for (const auto& w : kDoseWash) wash.push_back({{"fraction", w.fraction}, {"color", color_json(w.color)}});
+        j["dose"]["isodose_lines"] = lines;
+        j["dose"]["wash"] = wash;
       } else {
         j["dose"] = nullptr;
       }
@@ -465,20 +472,26 @@ struct ReviewServer::Impl {
     return j;
   }
 
-  void ensure_isodose() {
-    // caller holds dose_mu
-    if (!isodose_bytes.empty() || dose.empty()) return;
-    // Levels relative to the prescription: the highest one a target's name gives (PTV70 -> 70
-    // Gy, as `isoline dvh` reads it); without one, a nominal max/1.07.
+  // What the isodose levels and the colourwash refer to: the highest prescription a target's
+  // name gives (PTV70 -> 70 Gy, as `isoline dvh` reads it); without one, a nominal max/1.07.
+  // Caller holds dose_mu.
+  double prescription_gy() {
     double rx = 0;
     for (const auto& s : db->structures())
       if (core::is_target_type(core::structure_type_from_string(s.type)) ||
           core::is_target_type(core::guess_structure_type(s.latest.name)))
         rx = std::max(rx, core::prescription_from_name(s.latest.name));
     if (!(rx > 0)) rx = dose.min_max().second / 1.07;
+    return rx;
+  }
+
+  void ensure_isodose() {
+    // caller holds dose_mu
+    if (!isodose_bytes.empty() || dose.empty()) return;
+    const double rx = prescription_gy();
     isodose_prescription_gy = rx;
     isodose_levels_gy.clear();
-    for (double p : {0.5, 0.8, 0.95, 1.05}) isodose_levels_gy.push_back(p * rx);
+    for (const auto& l : kIsodoseLines) isodose_levels_gy.push_back(l.fraction * rx);
     const auto& g = dose.geometry();
     core::Image lines(g, core::PixelType::UInt8);
     const float* d = dose.data<float>();

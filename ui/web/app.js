@@ -194,12 +194,28 @@ function setWindow(w, l) {
   nv.updateGLVolume();
 }
 
+// Layouts. 'large' (the default): a large axial view (the one contours are edited on) on the
+// left two thirds of the canvas, coronal above sagittal on the right third, each tile
+// fitted into its cell at the same mm per pixel across and down (NiiVue's custom layout;
+// it maps the mouse through the tiles it drew, as in its own layouts). 'multi' is NiiVue's
+// A+C+S, where the three views share one scale (on pt_201 the axial view was then only
+// about 218 x 257 px of a 640 px canvas), then one view at a time.
+const LARGE_AXIAL_LAYOUT = [
+  { sliceType: SLICE_TYPE.AXIAL, position: [0, 0, 0.66, 1] },
+  { sliceType: SLICE_TYPE.CORONAL, position: [0.67, 0, 0.33, 0.495] },
+  { sliceType: SLICE_TYPE.SAGITTAL, position: [0.67, 0.505, 0.33, 0.495] },
+];
+
 function setView(v) {
-  const t = { multi: SLICE_TYPE.MULTIPLANAR, axial: SLICE_TYPE.AXIAL, coronal: SLICE_TYPE.CORONAL,
-              sagittal: SLICE_TYPE.SAGITTAL }[v];
+  const t = { large: SLICE_TYPE.MULTIPLANAR, multi: SLICE_TYPE.MULTIPLANAR, axial: SLICE_TYPE.AXIAL,
+              coronal: SLICE_TYPE.CORONAL, sagittal: SLICE_TYPE.SAGITTAL }[v];
+  // (a custom layout takes precedence over the slice type in NiiVue: set or clear it first)
+  nv.customLayout = v === 'large' ? LARGE_AXIAL_LAYOUT.map((x) => ({ ...x, position: [...x.position] })) : null;
   nv.setSliceType(t);
+  state.view = v;
   document.querySelectorAll('[data-view]').forEach((b) => b.classList.toggle('on', b.dataset.view === v));
 }
+window.app.setView = setView;
 
 function labelColormap(rgb, name) {
   return { R: [0, rgb[0]], G: [0, rgb[1]], B: [0, rgb[2]], A: [0, 255], I: [0, 1], labels: ['', name] };
@@ -213,6 +229,10 @@ function labelColormap(rgb, name) {
 // shows the outline) at the alpha opts.atlasOutline (1), the others at the layer's opacity
 // (the fill). A layer with opacity 0 is left out of the blend, so 'outline' fills at 0.001.
 const FILL_ALPHA = { fill: 0.35, light: 0.1, outline: 0.001 };
+// The structure being edited (NiiVue's drawing layer): red at this opacity inside its opaque
+// white rim, over the dose. 0.6 hid the isodose lines inside a target being edited; at 0.3
+// a 105 % line inside PTV70 keeps 70 % of its contrast, and the rim marks the painted edge.
+const EDIT_FILL_ALPHA = 0.3;
 const NIFTI_INTENT_LABEL = 1002;
 function structureFillAlpha() {
   const mode = $('struct-style').value;
@@ -326,7 +346,8 @@ function applyVisibility(id) {
 function toggleVisible(id, on) {
   state.visible.set(id, on);
   applyVisibility(id);
-  if (id === state.editId) nv.setDrawOpacity(on ? 0.6 : 0);
+  if (id === state.editId) nv.setDrawOpacity(on ? EDIT_FILL_ALPHA : 0);
+  nv.createOnLocationChange();  // the readout lists the visible structures
 }
 
 // Loads the overlays whose version changed; one GPU upload for all of them (NiiVue
@@ -554,7 +575,7 @@ async function startEdit(id) {
   state.dirty = false;
   state.pendingActions = [];
   // NiiVue's default drawing colours: value 1 is red.
-  nv.setDrawOpacity(state.visible.get(id) === false ? 0 : 0.6);
+  nv.setDrawOpacity(state.visible.get(id) === false ? 0 : EDIT_FILL_ALPHA);
   if (prev !== null) setOpacityFor(prev);
   applyVisibility(id);
   applyTool();
@@ -731,16 +752,26 @@ async function loadDose(commit = true) {
   $('dose-wash').disabled = false;
   $('dose-iso').disabled = false;
   const img = await loadImage(`${d.url}?g=${d.generation}`, d.name);
-  img.colormap = 'jet';
-  img.cal_min = 0.1 * d.max_gy;
-  img.cal_max = d.max_gy;
+  // Colourwash: the server's colour stops (ui/include/isoline/ui/dose_style.h: the isodose
+  // colours at their levels, none near a structure colour), in % of the prescription; from
+  // the first stop (10 %) up, the last stop's colour above it.
+  const wash = d.wash, rx = d.prescription_gy;
+  const lo = wash[0].fraction, hi = wash[wash.length - 1].fraction;
+  nv.addColormap('isoline-dose', {
+    R: wash.map((w) => w.color[0]), G: wash.map((w) => w.color[1]), B: wash.map((w) => w.color[2]),
+    A: wash.map((w, i) => Math.round(128 * i / (wash.length - 1))),  // as NiiVue's jet: 0 .. 128
+    I: wash.map((w) => Math.round(255 * (w.fraction - lo) / (hi - lo))),
+  });
+  img.colormap = 'isoline-dose';
+  img.cal_min = lo * rx;
+  img.cal_max = hi * rx;
   img.opacity = $('dose-wash').checked ? 0.3 : 0;
   nv.volumes.splice(1, 0, img);
   state.dose = img;
   const r = await fetch(`${d.isodose_url}?g=${d.generation}`, { headers: { 'X-Isoline-Token': token } });
   const levels = JSON.parse(r.headers.get('X-Isodose-Levels-Gy') || '[]');
   const iso = await NVImage.new(await r.arrayBuffer(), 'isodose.nii');
-  const cols = [[0, 0, 0], [80, 120, 255], [0, 220, 0], [255, 230, 0], [255, 40, 40]];
+  const cols = [[0, 0, 0], ...d.isodose_lines.map((l) => l.color)];
   iso.setColormapLabel({ R: cols.map((c) => c[0]), G: cols.map((c) => c[1]), B: cols.map((c) => c[2]),
                          A: [0, 255, 255, 255, 255], I: [0, 1, 2, 3, 4],
                          labels: ['', ...levels.map((g) => `${g.toFixed(1)} Gy`)] });
@@ -749,8 +780,10 @@ async function loadDose(commit = true) {
   state.isodose = iso;
   // keep the drawing-free overlays above the dose
   if (commit) commitVolumes();
+  window.app.isodoseColours = cols.slice(1);
   $('dose-info').innerHTML = `max ${d.max_gy.toFixed(2)} Gy · isodose ` +
-    levels.map((g, i) => `<span style="color:rgb(${cols[i + 1].join(',')})">${g.toFixed(1)}</span>`).join(' ') + ' Gy';
+    levels.map((g, i) => `<span style="color:rgb(${cols[i + 1].join(',')})" title="${Math.round(100 * d.isodose_lines[i].fraction)} % of ` +
+                         `${rx.toFixed(1)} Gy">${g.toFixed(1)}</span>`).join(' ') + ' Gy';
 }
 
 async function refreshDvh() {
@@ -922,6 +955,39 @@ async function guard(fn) {
   }
 }
 
+// The readout under the viewer: position, CT, dose, and the structures at the crosshair. Only
+// the structures shown are listed as such; hidden ones (the Body at start) are named apart as
+// hidden. The structure being edited is read from the drawing (unsaved paint included).
+function locationHtml(d) {
+  if (!d || !d.values || !nv.back) return '';
+  const value = (img) => {
+    const k = nv.volumes.indexOf(img);
+    return k >= 0 && d.values[k] ? Number(d.values[k].value) : NaN;
+  };
+  const mm = Array.from(d.mm).slice(0, 3).map((v) => v.toFixed(1)).join(' × ');
+  let out = `${mm} mm · CT ${Math.round(value(nv.volumes[0]))} HU`;
+  if (state.dose) {
+    const g = value(state.dose);
+    out += ` · dose ${Number.isFinite(g) ? g.toFixed(1) : '–'} Gy`;
+  }
+  const shown = [], hidden = [];
+  const dims = nv.back.dimsRAS;
+  for (const s of state.structures) {
+    let inside;
+    if (s.id === state.editId && nv.drawBitmap) {
+      const v = d.vox;
+      inside = nv.drawBitmap[v[0] + dims[1] * (v[1] + dims[2] * v[2])] > 0;
+    } else {
+      inside = value(state.overlays.get(s.id)) > 0;
+    }
+    if (inside) (state.visible.get(s.id) === false ? hidden : shown).push(s.name);
+  }
+  out += ` · in: ${shown.length ? shown.map(escapeHtml).join(', ') : '–'}`;
+  if (hidden.length) out += ` <span class="hidden-in">(hidden: ${hidden.map(escapeHtml).join(', ')})</span>`;
+  window.app.location = { shown, hidden };
+  return out;
+}
+
 function wire() {
   document.querySelectorAll('[data-view]').forEach((b) => b.addEventListener('click', () => setView(b.dataset.view)));
   document.querySelectorAll('[data-preset]').forEach((b) => b.addEventListener('click', () => {
@@ -988,7 +1054,7 @@ function wire() {
     setTimeout(endStroke, 0);
   });
   nv.onLocationChange = (d) => {
-    $('loc').textContent = d && d.string ? d.string : '';
+    $('loc').innerHTML = locationHtml(d);
     if (state.painting && $('brush-3d').checked) paintSphere();
   };
   window.addEventListener('keydown', (e) => {
@@ -1042,7 +1108,7 @@ async function main() {
     mark('structures');
     renderStructures();
     await refreshDeleted();
-    setView('multi');
+    setView('large');
     setFov('structures');
     window.app.centreOnTarget = centreOnTarget;
     window.app.firstTarget = centreOnTarget();

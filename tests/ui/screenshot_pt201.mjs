@@ -1,0 +1,66 @@
+// The two OpenKBP pt_201 pictures in docs/ui.md: the first view, and a brush stroke on
+// PTV70 (not saved) in the default layout. CASE is an `isoline run` output served fresh
+// (without an old review/ database).
+//
+//   node tests/ui/screenshot_pt201.mjs --bin build/bin/isoline --source . --case CASE --out docs/images
+//   (then pngquant --quality 70-95 on the two PNGs keeps them small)
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { launchChromium, startServer } from './serve_util.mjs';
+
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+};
+const bin = arg('bin', process.env.ISOLINE_BIN);
+const source = resolve(arg('source', '.'));
+const caseDir = arg('case');
+const out = arg('out');
+if (!bin || !caseDir || !out) {
+  console.error('usage: node screenshot_pt201.mjs --bin ISOLINE --case DIR --out DIR [--source SRC]');
+  process.exit(2);
+}
+const require = createRequire(join(source, 'ui', 'package.json'));
+const { chromium } = require('playwright-core');
+const server = await startServer(bin, caseDir, 'docs');
+const browser = await launchChromium(chromium);
+let code = 0;
+try {
+  const page = await browser.newPage({ viewport: { width: 1380, height: 760 } });
+  page.on('dialog', (d) => d.dismiss());
+  await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => window.__status && window.__status !== 'loading', null, { polling: 200, timeout: 240000 });
+  const status = await page.evaluate(() => window.__status);
+  if (status !== 'ready') throw new Error(`case not ready: ${status}`);
+  const tiles = () => page.evaluate(() => nv.screenSlices.filter((t) => t.axCorSag <= 2)
+    .map((t) => [t.axCorSag, ...Array.from(t.leftTopWidthHeight).map(Math.round)]));
+  console.log(`tiles [view, left, top, width, height]: Axial + C/S ${JSON.stringify(await tiles())}`);
+  await page.evaluate(() => { window.app.centreOnTarget(); nv.createOnLocationChange(0); });
+  await page.screenshot({ path: join(out, 'ui_pt201_first_view.png') });
+  await page.locator('[data-view="multi"]').click();
+  console.log(`tiles A+C+S ${JSON.stringify(await tiles())}`);
+  await page.locator('[data-view="large"]').click();
+  await page.locator('#structures tr[data-name="PTV70"] td:nth-child(2)').click();
+  await page.waitForFunction(() => !window.app.state.busy && window.app.state.editId !== null, null, { polling: 100, timeout: 120000 });
+  await page.locator('[data-tool="brush"]').click();
+  await page.fill('#brush-mm', '6');
+  await page.locator('#brush-mm').dispatchEvent('change');
+  const b = await page.locator('#gl').boundingBox();
+  const t = await page.evaluate(() => Array.from(nv.screenSlices.find((x) => x.axCorSag === 0).leftTopWidthHeight));
+  const at = (fx, fy) => [b.x + t[0] + fx * t[2], b.y + t[1] + fy * t[3]];
+  await page.mouse.move(...at(0.44, 0.6));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.5, 0.64), { steps: 5 });
+  await page.mouse.move(...at(0.56, 0.6), { steps: 5 });
+  await page.mouse.up();
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(out, 'ui_pt201_paint.png') });
+  console.log(`wrote ${out}/ui_pt201_first_view.png, ui_pt201_paint.png`);
+} catch (e) {
+  console.error(e.message);
+  code = 1;
+} finally {
+  await browser.close();
+  server.proc.kill('SIGTERM');
+}
+process.exit(code);
