@@ -100,3 +100,22 @@ def ranges_of(cases):
                   "dy_mm": [round(p(dy, 1) - 15, 1), round(p(dy, 99) + 15, 1)],
                   "training_cases": len(v)}
     return out
+
+
+def air_outside_body(ct):
+    """What the C++ inference feeds the network outside the patient (contour.cpp, step 2b):
+    voxels farther than one voxel in-plane from the body region (the largest 26-connected
+    component above BODY_HU) set to HU_MIN. ct: int16 HU on the model grid (x, y, z)."""
+    from scipy import ndimage
+    body = ct > BODY_HU
+    lab, n = ndimage.label(body, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return ct
+    sizes = np.bincount(lab.ravel())[1:]
+    keep = lab == (int(np.argmax(sizes)) + 1)
+    cross = np.zeros((3, 3, 3), bool)
+    cross[:, 1, 1] = cross[1, :, 1] = True  # in-plane 4-neighbourhood, no z
+    keep = ndimage.binary_dilation(keep, structure=cross)
+    out = ct.copy()
+    out[~keep] = np.int16(HU_MIN)
+    return out

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE, cache_ct  # noqa: E402
+from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, cache_ct, air_outside_body  # noqa: E402
 from common import normalise as norm  # noqa: E402
 from model import UNet, read_checkpoint  # noqa: E402
 
@@ -43,6 +43,8 @@ def load_cache(path):
     for n in names:
         split, pt = n.split("/")
         ct = cache_ct(z, n)
+        if MASK_OUTSIDE:
+            ct = air_outside_body(ct)
         pad = np.full(ct.shape[:2] + (CONTEXT,), -1000, np.int16)
         ctp = np.concatenate([pad, ct, pad], axis=2)
         bits = z[n + "/bits"]
@@ -61,6 +63,9 @@ def unpack(bits):
 
 FG_FRAC = 0.0  # --fg-frac
 ELASTIC = 0.0  # --elastic
+SHELLS = 0.0  # --shells
+MASK_OUTSIDE = False  # --air-outside
+FREEZE_BN = False  # --freeze-bn
 
 
 def pick(cases, rng):
@@ -202,7 +207,58 @@ def augment(x, y, m, g, src=False):
     bg = HU_MIN / HU_SCALE
     x = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
     y = (F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).float()
+    if SHELLS > 0:
+        x = add_devices(x, g, SHELLS)
     return blur_and_intensity(x, g), y, m
+
+
+def add_devices(x, g, p):
+    """--shells P: with probability P per sample, immobilisation devices touching the patient,
+    as on clinical planning CTs (OpenKBP's CTs hold air outside the body, so the network never
+    saw any): a shell 1-2 pixels thick hugging the skin over a random sector of 90-360 degrees
+    around the body centre (a thermoplastic mask, a head rest) at -450..300 HU, and/or (each
+    half of the time) a flat plate 1-4 pixels thick below the patient's back, touching it or
+    one pixel off, at -300..300 HU (a couch top or base plate). The same device on every input
+    slice of a sample; labels unchanged. x (B, C, X, Y) normalised HU; X right->left, Y
+    anterior->posterior."""
+    B, C, X, Y = x.shape
+    dev = x.device
+    r = lambda *s: torch.rand(*s, generator=g, device=dev)
+    body = x > BODY_HU / HU_SCALE
+    xi = torch.arange(X, device=dev, dtype=torch.float32)[:, None].expand(X, Y)
+    yi = torch.arange(Y, device=dev, dtype=torch.float32)[None, :].expand(X, Y)
+    for b in range(B):
+        if float(r(1)) >= p:
+            continue
+        bb = body[b]  # (C, X, Y)
+        if not bb.any():
+            continue
+        dev_mask = torch.zeros_like(bb)
+        kind = float(r(1))
+        if kind < 0.75:  # shell
+            t = 1 + int(r(1) < 0.4)
+            grown = F.max_pool2d(bb[:, None].float(), 2 * t + 1, stride=1, padding=t)[:, 0] > 0
+            ring = grown & ~bb
+            c = bb[C // 2] if bb[C // 2].any() else bb.any(0)
+            cx, cy = xi[c].mean(), yi[c].mean()
+            ang = torch.atan2(yi - cy, xi - cx)
+            start, width = float(r(1)) * 2 * math.pi, math.radians(90 + 270 * float(r(1)))
+            sector = torch.remainder(ang - start, 2 * math.pi) < width
+            dev_mask |= ring & sector[None]
+            val = -450 + 750 * float(r(1))
+        if kind >= 0.5:  # plate (with a shell a quarter of the time)
+            rows = bb.any(0).any(0).nonzero()
+            jmax = int(rows.max())
+            gap, thick = int(r(1) < 0.3), 1 + int(4 * float(r(1)))
+            j0 = min(Y, jmax + 1 + gap)
+            plate = torch.zeros(X, Y, dtype=torch.bool, device=dev)
+            plate[:, j0:min(Y, j0 + thick)] = True
+            dev_mask |= plate[None].expand(C, X, Y)
+            if kind >= 0.75:
+                val = -300 + 600 * float(r(1))
+        dev_mask &= ~bb
+        x[b][dev_mask] = val / HU_SCALE
+    return x
 
 
 def blur_and_intensity(x, g):
@@ -395,12 +451,22 @@ def validate(model, cases, device="cpu", dims=2):
             pred = prob[k] >= 0.5
             d = 2 * (ref & pred).sum() / max(ref.sum() + pred.sum(), 1)
             per[s].append(float(d))
-    model.train()
+    set_train(model)
     res = {s: (float(np.mean(v)) if v else None) for s, v in per.items()}
     oar = [res[s] for s in OARS if res[s] is not None]
     res["mean_oar"] = float(np.mean(oar))
     res["min_oar"] = float(np.min(oar))
     return res
+
+
+def set_train(model):
+    """model.train(), with BatchNorm left in eval mode under --freeze-bn (fine-tuning from a
+    checkpoint whose statistics must stay: e.g. one rebuilt by unfreeze.py)."""
+    model.train()
+    if FREEZE_BN:
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.eval()
 
 
 def load_init(path, model):
@@ -419,7 +485,7 @@ def load_init(path, model):
 
 
 def main():
-    global DICE_ON_ABSENT, FG_FRAC, ELASTIC, CONTEXT, N_IN, PATCH, AMP
+    global DICE_ON_ABSENT, FG_FRAC, ELASTIC, SHELLS, FREEZE_BN, MASK_OUTSIDE, CONTEXT, N_IN, PATCH, AMP
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
@@ -463,6 +529,15 @@ def main():
                     help="elastic deformation augmentation: standard deviation of the displacements of a 6 x 6 "
                          "control lattice, in units of the half crop width (0.03 = about 1.4 pixels; 0 = off, "
                          "as the shipped networks were trained)")
+    ap.add_argument("--shells", type=float, default=0.0,
+                    help="probability per sample of an immobilisation device (shell or plate) touching the "
+                         "patient (add_devices; --dims 2)")
+    ap.add_argument("--air-outside", action="store_true",
+                    help="train and validate on CTs with air outside the body region, as the C++ inference "
+                         "feeds them (common.air_outside_body): devices not touching the patient removed")
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="keep BatchNorm statistics fixed (eval mode) while training: for fine-tuning, e.g. from "
+                         "unfreeze.py's checkpoint")
     ap.add_argument("--sampler", choices=("host", "device"), default="host",
                     help="host: batches assembled on the CPU (by --workers processes), as the shipped networks "
                          "were trained; device: all training cases held on --device and batches gathered there "
@@ -498,13 +573,14 @@ def main():
         PATCH = tuple(int(v) for v in a.patch.split(","))
         if len(PATCH) != 3 or any(v % 16 for v in PATCH):
             sys.exit(f"train.py: --patch {a.patch}: three multiples of 16 expected")
-        if a.reinit_head or a.elastic:
-            sys.exit("train.py: --reinit-head and --elastic are for --dims 2")
+        if a.reinit_head or a.elastic or a.shells:
+            sys.exit("train.py: --reinit-head, --elastic and --shells are for --dims 2")
     AMP = a.amp
     CONTEXT, N_IN = a.context, 2 * a.context + 1
     DICE_ON_ABSENT = a.dice_on_absent
     FG_FRAC = a.fg_frac
     ELASTIC = a.elastic
+    SHELLS, FREEZE_BN, MASK_OUTSIDE = a.shells, a.freeze_bn, a.air_outside
     for r in RARE:
         POS_WEIGHT[STRUCTURES.index(r)] = a.pos_weight_rare
     os.makedirs(a.out, exist_ok=True)
@@ -553,7 +629,7 @@ def main():
         start, best, history = st["iter"], st["best"], st["history"]
         rng = np.random.default_rng([a.seed, start]); g.manual_seed(a.seed * 100003 + start)
         print(f"resumed at iteration {start}, best {best:.4f}", flush=True)
-    model.train()
+    set_train(model)
     t0, run_loss = time.time(), 0.0
     run_i, run_d = torch.zeros(NS, device=device), torch.zeros(NS, device=device)
     trace = None

@@ -1,6 +1,7 @@
 """contouring/train/train.py on a tiny synthetic cache: a --time-limit run is replayed by
 --lr-trace (same learning rate per iteration, same length), and --init widens a first
 convolution trained on fewer input slices (train.py --context) without changing the rest."""
+import json
 import re
 import subprocess
 import sys
@@ -204,3 +205,77 @@ def test_3d_run_trains_and_exports_the_same_network(cache, tmp_path):
     log2 = train(cache, tmp_path / "more", "--dims", "3", "--patch", "32,32,16", "--iters", "2", "--val-every", "1000",
                  "--init", str(tmp_path / "best_state.npz"))
     assert "initialised from" in log2
+
+
+def test_devices_touch_the_body_from_outside():
+    """--shells: add_devices draws shells and plates in the air next to the body, never inside it,
+    the same on every input slice of a sample, at a constant device density."""
+    import train as tr
+    xx, yy = np.mgrid[:64, :64]  # axis 0: X (right->left), axis 1: Y (anterior->posterior)
+    body = (xx - 32) ** 2 / 20 ** 2 + (yy - 30) ** 2 / 14 ** 2 < 1
+    hu = np.where(body, 40.0, -1000.0).astype(np.float32)
+    x = torch.from_numpy(np.broadcast_to(hu / tr.HU_SCALE, (16, 3, 64, 64)).copy())
+    out = tr.add_devices(x.clone(), torch.Generator().manual_seed(1), 1.0)
+    changed = (out != x).numpy()
+    assert changed.any(axis=(1, 2, 3)).all()  # probability 1: every sample has a device
+    assert not changed[:, :, body].any()  # the patient is untouched
+    np.testing.assert_array_equal(changed[:, 0], changed[:, 1])  # same device on every slice
+    from scipy import ndimage
+    near = ndimage.binary_dilation(body, structure=np.ones((5, 5)))  # the 2-pixel square growth of a shell
+    below = yy > yy[body].max()  # posterior to the body: where a plate lies
+    for b in range(16):
+        c = changed[b, 0]
+        vals = np.unique(out[b, 0].numpy()[c])
+        assert not (c & ~near & ~below).any()  # a shell hugs the body; only a plate lies further
+        assert len(vals) == 1 and -450 <= vals[0] * tr.HU_SCALE <= 300
+    assert (changed[:, 0] & near[None]).any(axis=(1, 2)).sum() >= 8  # most devices touch the body
+    x0 = x.clone()
+    assert torch.equal(tr.add_devices(x0, torch.Generator().manual_seed(1), 0.0), x)  # p = 0: unchanged
+
+
+def test_unfreeze_recovers_an_exported_network_for_fine_tuning(cache, timed_run, tmp_path):
+    """export.py folds BatchNorm into the convolutions; unfreeze.py rebuilds a train.py checkpoint
+    from the exported module alone that computes the same logits, and --freeze-bn fine-tunes it
+    with its (folded) statistics kept."""
+    run, _ = timed_run
+    card_dir = tmp_path / "card"
+    card_dir.mkdir()
+    mod = card_dir / "m.pt"
+    p = subprocess.run([sys.executable, str(TRAIN / "export.py"), "--ckpt", str(run / "best_state.npz"),
+                        "--out", str(mod), "--cache", ""], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rebuilt = tmp_path / "rebuilt" / "best_state.npz"
+    p = subprocess.run([sys.executable, str(TRAIN / "unfreeze.py"), "--model", str(mod), "--out", str(rebuilt)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "with mirror averaging" in p.stdout
+    import train as tr
+    from model import UNet, read_checkpoint
+    st = read_checkpoint(str(rebuilt))
+    net = UNet(2 * st["context"] + 1, tr.NS, tuple(st["feats"]), 2)
+    net.load_state_dict(st["model"])
+    net.eval()
+    orig = read_checkpoint(str(run / "best_state.npz"))
+    ref = UNet(2 * orig["context"] + 1, tr.NS, tuple(orig["feats"]), 2)
+    ref.load_state_dict(orig["model"])
+    ref.eval()
+    x = torch.randn(2, 2 * st["context"] + 1, 48, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x).numpy(), ref(x).numpy(), atol=1e-4)
+    # a module of another architecture is refused, naming the mismatch
+    card = json.loads(mod.with_suffix(".json").read_text())
+    card["architecture"] = card["architecture"].replace(f"[{FEATS.replace(',', ', ')}]", "[4, 8, 8, 8]")
+    bad = card_dir / "bad.json"
+    bad.write_text(json.dumps(card))
+    p = subprocess.run([sys.executable, str(TRAIN / "unfreeze.py"), "--model", str(mod), "--card", str(bad),
+                        "--out", str(tmp_path / "x.npz")], capture_output=True, text=True)
+    assert p.returncode != 0 and "convolutions" in p.stderr
+    # --freeze-bn: the batch-norm statistics of the rebuilt network survive fine-tuning
+    ft = tmp_path / "ft"
+    log = train(cache, ft, "--init", str(rebuilt), "--freeze-bn", "--shells", "0.5", "--iters", "6",
+                "--val-every", "3", "--lr", "1e-3")
+    assert "initialised from" in log
+    last = torch.load(str(ft / "last.pt"), map_location="cpu")["model"]
+    for k, v in st["model"].items():
+        if k.endswith("running_mean") or k.endswith("running_var"):
+            np.testing.assert_allclose(last[k].numpy(), v.numpy(), atol=0)
