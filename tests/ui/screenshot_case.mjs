@@ -7,12 +7,9 @@
 //        --out docs/images/ui_phantom_hn.png [--width 1380 --height 760]
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { launchChromium, startServer } from './serve_util.mjs';
+import { cliArg, launchChromium, startServer } from './serve_util.mjs';
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
+const arg = cliArg;
 const bin = arg('bin', process.env.ISOLINE_BIN);
 const source = resolve(arg('source', '.'));
 const caseDir = arg('case');

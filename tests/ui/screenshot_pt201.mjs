@@ -6,12 +6,9 @@
 //   (then pngquant --quality 70-95 on the two PNGs keeps them small)
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { launchChromium, startServer } from './serve_util.mjs';
+import { cliArg, launchChromium, startServer } from './serve_util.mjs';
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
+const arg = cliArg;
 const bin = arg('bin', process.env.ISOLINE_BIN);
 const source = resolve(arg('source', '.'));
 const caseDir = arg('case');

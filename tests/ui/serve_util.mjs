@@ -25,3 +25,9 @@ export function launchChromium(chromium) {
            '--disable-component-update', '--disable-sync', '--no-sandbox'],
   });
 }
+
+// `--name value` from the command line of a script, or `def`.
+export function cliArg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+}
