@@ -15,10 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "isoline/core/dose_style.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
 #include "isoline/rtstruct/rtstruct.h"
-#include "isoline/ui/dose_style.h"
 #include "isoline/ui/review_db.h"
 #include "isoline/ui/server.h"
 #include "tests/test_util.h"
@@ -610,56 +610,12 @@ TEST_F(UiServer, DoseEstimateNotAvailableIs501) {
   EXPECT_FALSE(iso->get_header_value("X-Isodose-Levels-Gy").empty());
 }
 
-// CIE76 Delta-E between two sRGB colours (D65).
-static double delta_e76(const core::Color& a, const core::Color& b) {
-  auto lab = [](const core::Color& c) {
-    auto lin = [](double u) { u /= 255.0; return u > 0.04045 ? std::pow((u + 0.055) / 1.055, 2.4) : u / 12.92; };
-    const double r = lin(c.r), g = lin(c.g), bl = lin(c.b);
-    const double x = (0.4124 * r + 0.3576 * g + 0.1805 * bl) / 0.95047, y = 0.2126 * r + 0.7152 * g + 0.0722 * bl,
-                 z = (0.0193 * r + 0.1192 * g + 0.9505 * bl) / 1.08883;
-    auto f = [](double t) { return t > 0.008856 ? std::cbrt(t) : 7.787 * t + 16.0 / 116.0; };
-    return std::array<double, 3>{116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))};
-  };
-  const auto p = lab(a), q = lab(b);
-  return std::hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
-}
-
-// Structures and dose never share a colour (ui/include/isoline/ui/dose_style.h): every isodose
-// colour and every colour stop of the colourwash is far from every structure colour the
-// palette can give (the named head-and-neck ones and the palette for any other name), and
-// from the edited structure's red and white rim; the isodose colours are told apart.
-TEST(UiDoseStyle, IsodoseAndWashColoursAreFarFromEveryStructureColour) {
-  std::vector<std::pair<std::string, core::Color>> structures;
-  for (const char* n : {"PTV70", "PTV63", "PTV56", "Brainstem", "SpinalCord", "RightParotid", "LeftParotid",
-                        "Esophagus", "Larynx", "Mandible", "Body", "External"})
-    structures.emplace_back(n, core::default_color(n));
-  for (std::size_t i = 0; i < 64; ++i) structures.emplace_back("GTV #" + std::to_string(i), core::default_color("GTV", i));
-  structures.emplace_back("edited structure (drawing red)", core::Color{255, 0, 0});
-  structures.emplace_back("edited structure's rim (white)", core::Color{255, 255, 255});
-  auto rgb = [](const core::Color& a, const core::Color& b) {
-    return std::hypot(double(a.r) - b.r, double(a.g) - b.g, double(a.b) - b.b);
-  };
-  std::vector<std::pair<std::string, core::Color>> dose;
-  for (const auto& l : ui::kIsodoseLines) dose.emplace_back("isodose " + std::to_string(l.fraction), l.color);
-  for (const auto& w : ui::kDoseWash) dose.emplace_back("wash " + std::to_string(w.fraction), w.color);
-  for (const auto& [dn, dc] : dose)
-    for (const auto& [sn, sc] : structures) {
-      EXPECT_GE(rgb(dc, sc), ui::kDoseStyleMinRgbDistance) << dn << " looks like " << sn;
-      EXPECT_GE(delta_e76(dc, sc), ui::kDoseStyleMinDeltaE) << dn << " looks like " << sn;
-    }
-  for (std::size_t i = 0; i < ui::kIsodoseLines.size(); ++i)
-    for (std::size_t j = i + 1; j < ui::kIsodoseLines.size(); ++j)
-      EXPECT_GE(delta_e76(ui::kIsodoseLines[i].color, ui::kIsodoseLines[j].color), ui::kDoseStyleMinDeltaE) << i << " " << j;
-  // the check itself: the old 105 % red is caught next to PTV70
-  EXPECT_LT(delta_e76({255, 40, 40}, core::default_color("PTV70")), ui::kDoseStyleMinDeltaE);
-}
-
 // The client gets the colours and the prescription with the case.
 TEST_F(UiServer, CaseCarriesTheDoseColours) {
   const json c = json::parse(srv->client().Get("/api/case", srv->auth())->body);
   ASSERT_TRUE(c["dose"].is_object()) << c.dump();
-  ASSERT_EQ(c["dose"]["isodose_lines"].size(), ui::kIsodoseLines.size());
-  ASSERT_EQ(c["dose"]["wash"].size(), ui::kDoseWash.size());
+  ASSERT_EQ(c["dose"]["isodose_lines"].size(), core::kIsodoseLines.size());
+  ASSERT_EQ(c["dose"]["wash"].size(), core::kDoseWash.size());
   EXPECT_EQ(c["dose"]["isodose_lines"][3]["color"], json::array({255, 0, 255}));
   EXPECT_GT(c["dose"]["prescription_gy"].get<double>(), 0.0);
 }

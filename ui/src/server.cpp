@@ -1,6 +1,6 @@
 // The review web server (see server.h).
 #include "isoline/ui/server.h"
-#include "isoline/ui/dose_style.h"
+#include "isoline/core/dose_style.h"
 
 #include <httplib.h>
 
@@ -454,10 +454,10 @@ struct ReviewServer::Impl {
         j["dose"] = {{"url", "/api/volume/dose"}, {"name", "dose" + extension_of(dose_path)},
                      {"max_gy", mm.second}, {"generation", dose_generation},
                      {"isodose_url", "/api/volume/isodose"}, {"prescription_gy", prescription_gy()}};
-        // the colours (ui/include/isoline/ui/dose_style.h): isodose lines and colourwash
+        // the colours (core/include/isoline/core/dose_style.h, the report's too): isodose lines and colourwash
         json lines = json::array(), wash = json::array();
-        for (const auto& l : kIsodoseLines) lines.push_back({{"fraction", l.fraction}, {"color", color_json(l.color)}});
-        for (const auto& w : kDoseWash) wash.push_back({{"fraction", w.fraction}, {"color", color_json(w.color)}});
+        for (const auto& l : core::kIsodoseLines) lines.push_back({{"fraction", l.fraction}, {"color", color_json(l.color)}});
+        for (const auto& w : core::kDoseWash) wash.push_back({{"fraction", w.fraction}, {"color", color_json(w.color)}});
         j["dose"]["isodose_lines"] = lines;
         j["dose"]["wash"] = wash;
       } else {
@@ -491,7 +491,7 @@ struct ReviewServer::Impl {
     const double rx = prescription_gy();
     isodose_prescription_gy = rx;
     isodose_levels_gy.clear();
-    for (const auto& l : kIsodoseLines) isodose_levels_gy.push_back(l.fraction * rx);
+    for (const auto& l : core::kIsodoseLines) isodose_levels_gy.push_back(l.fraction * rx);
     const auto& g = dose.geometry();
     core::Image lines(g, core::PixelType::UInt8);
     const float* d = dose.data<float>();

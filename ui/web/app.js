@@ -752,7 +752,7 @@ async function loadDose(commit = true) {
   $('dose-wash').disabled = false;
   $('dose-iso').disabled = false;
   const img = await loadImage(`${d.url}?g=${d.generation}`, d.name);
-  // Colourwash: the server's colour stops (ui/include/isoline/ui/dose_style.h: the isodose
+  // Colourwash: the server's colour stops (core/include/isoline/core/dose_style.h: the isodose
   // colours at their levels, none near a structure colour), in % of the prescription; from
   // the first stop (10 %) up, the last stop's colour above it.
   const wash = d.wash, rx = d.prescription_gy;

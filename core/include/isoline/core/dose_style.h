@@ -1,11 +1,13 @@
-// Colours of the dose in the review UI: isodose lines and the colourwash. The server sends
-// them to the client (GET /api/case, "dose"), so this file is the one place they are chosen.
+// Colours of the dose: isodose lines and the colourwash, the same in the review UI (the
+// server sends them to the client with GET /api/case, "dose") and in the HTML/PNG report
+// (report::ReportOptions' defaults), so the same dose looks the same to whoever reads either.
+// This file is the one place they are chosen.
 //
 // Rule: structures and dose never share a colour. Every structure colour the palette can give
 // (core::default_color: the named head-and-neck colours, PTV70 red, PTV63 crimson, ... and
 // the palette for other names) is at least kDoseStyleMinRgbDistance apart in RGB (the rule the
 // palette keeps between structures) and kDoseStyleMinDeltaE apart in CIE76 Delta-E from every
-// isodose colour and every colour stop of the wash; tests/ui/test_ui_server.cpp checks it.
+// isodose colour and every colour stop of the wash; tests/core/test_dose_style.cpp checks it.
 // Higher isodoses are warmer (blue, olive green, light yellow, magenta for the hot spot), but
 // none is red or orange: those are the targets' and the brainstem's.
 #pragma once
@@ -14,14 +16,14 @@
 
 #include "isoline/core/structure.h"
 
-namespace isoline::ui {
+namespace isoline::core {
 
 inline constexpr double kDoseStyleMinRgbDistance = 80.0;
 inline constexpr double kDoseStyleMinDeltaE = 25.0;
 
 struct DoseColourStop {
   double fraction;  ///< of the prescription
-  core::Color color;
+  Color color;
 };
 
 /// Isodose lines: level (fraction of the prescription) and colour, lowest first.
@@ -43,4 +45,4 @@ inline constexpr std::array<DoseColourStop, 5> kDoseWash{{
     {1.05, {255, 0, 255}},
 }};
 
-}  // namespace isoline::ui
+}  // namespace isoline::core
