@@ -195,18 +195,29 @@ void colour_bar_svg(std::ostringstream& o, double rx, double vmax, const ReportO
   const int W = 520, H = 58, L = 12, bw = 460, T = 18, bh = 16;
   o << "<svg width=\"" << W << "\" height=\"" << H
     << "\" font-family=\"sans-serif\" font-size=\"11\" role=\"img\" aria-label=\"Dose colour scale in Gy\">";
-  o << "<defs><linearGradient id=\"jet\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">";
-  for (int i = 0; i <= 10; ++i)
-    o << "<stop offset=\"" << fmt(i / 10.0, 1) << "\" stop-color=\"" << css_color(detail::jet(i / 10.0))
-      << "\"/>";
+  // The wash as a gradient over 0 .. vmax Gy: its stops where they fall on the bar, the
+  // colour at the bar's end; grey where nothing is drawn (below the lowest stop).
+  std::vector<IsodoseLevel> stops = opt.wash;
+  std::sort(stops.begin(), stops.end(),
+            [](const IsodoseLevel& a, const IsodoseLevel& b) { return a.percent < b.percent; });
+  const double thr = stops.empty() ? vmax : std::min(vmax, stops.front().percent / 100.0 * rx);
+  o << "<defs><linearGradient id=\"dosewash\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">";
+  for (const auto& st : stops) {
+    const double at = st.percent / 100.0 * rx / vmax;
+    if (at >= 0 && at < 1)
+      o << "<stop offset=\"" << fmt(at, 4) << "\" stop-color=\"" << css_color(st.color) << "\"/>";
+  }
+  if (const auto end = detail::wash_color(opt.wash, 100.0 * vmax / rx))
+    o << "<stop offset=\"1\" stop-color=\"" << css_color(*end) << "\"/>";
   o << "</linearGradient></defs>";
-  o << "<text x=\"" << L << "\" y=\"12\">Dose (Gy); colourwash from " << fmt(opt.wash_threshold_percent, 0)
-    << " % of " << fmt(rx, 1) << " Gy</text>";
+  o << "<text x=\"" << L << "\" y=\"12\">Dose (Gy); colourwash from "
+    << (stops.empty() ? std::string("-") : fmt(stops.front().percent, 0)) << " % of " << fmt(rx, 1)
+    << " Gy (the review UI's colours)</text>";
   o << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << bw << "\" height=\"" << bh
-    << "\" fill=\"url(#jet)\" stroke=\"#444\"/>";
-  const double thr = opt.wash_threshold_percent / 100.0 * rx;
-  o << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << fmt(bw * std::min(1.0, thr / vmax), 1)
-    << "\" height=\"" << bh << "\" fill=\"#777\" fill-opacity=\"0.85\"/>";
+    << "\" fill=\"" << (thr < vmax ? "url(#dosewash)" : "#777") << "\" stroke=\"#444\"/>";
+  if (thr > 0)
+    o << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << fmt(bw * std::min(1.0, thr / vmax), 1)
+      << "\" height=\"" << bh << "\" fill=\"#777\" stroke=\"#444\"/>";
   const double step = tick_step(vmax, 8);
   for (double d = 0; d <= vmax + 1e-9; d += step) {
     const double x = L + d / vmax * bw;

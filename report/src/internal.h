@@ -1,6 +1,7 @@
 // Shared helpers of the report module (not installed).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,10 @@ std::vector<Target> find_targets(const ReportInput& in);
 double prescription(const ReportInput& in);
 /// Upper end of the common dose colour scale (Gy).
 double dose_scale_max(const ReportInput& in);
-/// Jet-like colour map, t in [0, 1].
-core::Color jet(double t);
+/// The colourwash colour of `percent` of the prescription: interpolated between the stops
+/// (any order), the highest stop's colour above it; nullopt below the lowest stop or with
+/// no stops.
+std::optional<core::Color> wash_color(const std::vector<IsodoseLevel>& stops, double percent);
 /// Text in the 5x7 bitmap font (upper case), for burnt-in labels.
 void draw_text(Picture& p, int x, int y, const std::string& text, int scale, core::Color c);
 int text_width(const std::string& text, int scale);

@@ -176,15 +176,15 @@ void write_figure_png(const ReportInput& in, const std::string& path, const Repo
       x0 += p.width + gap;
     }
   }
-  // Vertical colour bar: threshold .. vmax, ticks every 10 Gy (or a tenth of the scale).
+  // Vertical colour bar: 0 .. vmax (grey below the wash's lowest stop), ticks every 10 Gy (or a tenth of the scale).
   if (bar_w) {
     const int bx = views_w + 8, by = title_h + 14, bh = std::max(60, n_rows * (title_h + row_h + gap) - by - 30);
     detail::draw_text(fig, bx, by - 12, "GY", sc, white);
     for (int y = 0; y < bh; ++y) {
       const double d = vmax * (1.0 - double(y) / (bh - 1));
-      Color c = detail::jet(d / vmax);
-      if (d < opt.wash_threshold_percent / 100.0 * rx) c = {60, 60, 60};
-      detail::fill_rect(fig, bx, by + 8 + y, 22, 1, c);
+      // the wash's colour at this dose (percent of the prescription); grey where none is drawn
+      const auto c = detail::wash_color(opt.wash, 100.0 * d / rx);
+      detail::fill_rect(fig, bx, by + 8 + y, 22, 1, c ? *c : Color{60, 60, 60});
     }
     const double step = vmax > 40 ? 10.0 : (vmax > 10 ? 5.0 : std::max(vmax / 5.0, 0.1));
     for (double d = 0; d <= vmax + 1e-9; d += step) {

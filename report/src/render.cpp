@@ -91,12 +91,24 @@ double dose_scale_max(const ReportInput& in) {
   return std::ceil(mx / step - 1e-9) * step;
 }
 
-Color jet(double t) {
-  t = std::clamp(t, 0.0, 1.0);
-  auto ch = [&](double c) {
-    return static_cast<std::uint8_t>(std::clamp(1.5 - std::abs(4.0 * t - c), 0.0, 1.0) * 255.0 + 0.5);
+std::optional<Color> wash_color(const std::vector<IsodoseLevel>& stops, double percent) {
+  const IsodoseLevel* below = nullptr;  // highest stop <= percent
+  const IsodoseLevel* above = nullptr;  // lowest stop > percent
+  for (const auto& s : stops) {
+    if (s.percent <= percent) {
+      if (!below || s.percent >= below->percent) below = &s;
+    } else if (!above || s.percent < above->percent) {
+      above = &s;
+    }
+  }
+  if (!below) return std::nullopt;
+  if (!above) return below->color;
+  const double t = (percent - below->percent) / (above->percent - below->percent);
+  auto ch = [&](std::uint8_t a, std::uint8_t b) {
+    return static_cast<std::uint8_t>(std::clamp(a + t * (double(b) - a), 0.0, 255.0) + 0.5);
   };
-  return {ch(3.0), ch(2.0), ch(1.0)};
+  return Color{ch(below->color.r, above->color.r), ch(below->color.g, above->color.g),
+               ch(below->color.b, above->color.b)};
 }
 
 }  // namespace detail
@@ -292,7 +304,7 @@ Box crop_to_body_in_plane(const ReportInput& in, int view, const Box& fov, const
 }
 
 Picture render_view(const ReportInput& in, const Image* dose, int view, const Box& full_fov,
-                    const Vec3& focus, double rx, double vmax, const ReportOptions& opt,
+                    const Vec3& focus, double rx, const ReportOptions& opt,
                     const char* corner_label = nullptr) {
   const Box fov = crop_to_body_in_plane(in, view, full_fov, focus);
   const Geometry grid = view_grid(view, fov, focus, opt.view_box_px);
@@ -335,9 +347,11 @@ Picture render_view(const ReportInput& in, const Image* dose, int view, const Bo
       for (std::size_t n = 0; n < std::size_t(w) * h; ++n)
         if (!f[n]) d[n] = 0;
     }
-    const double thr = opt.wash_threshold_percent / 100.0 * rx;
+    // Colourwash: the colour of the dose as a percentage of the prescription (the review
+    // UI's scale), nothing below the lowest stop.
     for (std::size_t n = 0; n < std::size_t(w) * h; ++n)
-      if (d[n] >= thr && d[n] > 0) blend(&p.rgb[3 * n], detail::jet(d[n] / vmax), opt.wash_opacity);
+      if (d[n] > 0)
+        if (const auto col = detail::wash_color(opt.wash, 100.0 * d[n] / rx)) blend(&p.rgb[3 * n], *col, opt.wash_opacity);
     // Lowest level first so higher ones stay on top.
     std::vector<IsodoseLevel> levels = opt.isodoses;
     std::sort(levels.begin(), levels.end(),
@@ -422,8 +436,8 @@ std::vector<Picture> render_views(const ReportInput& in, int dose_index, const R
                                        std::to_string(in.doses.size()) + " given)");
   // The scene of this row: the report's CT and structures, or the dose set's own (e.g. the
   // planning CT for the planned dose of an adaptive comparison). Images share pixels, so
-  // this copies no voxel data. Prescription and colour scale come from the whole report.
-  const double rx = detail::prescription(in), vmax = detail::dose_scale_max(in);
+  // this copies no voxel data. The prescription (the colour scale) comes from the whole report.
+  const double rx = detail::prescription(in);
   ReportInput scene;
   scene.title = in.title;
   scene.ct = in.ct;
@@ -454,7 +468,7 @@ std::vector<Picture> render_views(const ReportInput& in, int dose_index, const R
   const Vec3 f = choose_focus(scene);
   std::vector<Picture> out;
   for (int v = 0; v < 3; ++v)
-    out.push_back(render_view(scene, dose.empty() ? nullptr : &dose, v, fov, f, rx, vmax, opt));
+    out.push_back(render_view(scene, dose.empty() ? nullptr : &dose, v, fov, f, rx, opt));
   return out;
 }
 
@@ -485,7 +499,7 @@ std::vector<Picture> render_axial_series(const ReportInput& in, int count, const
     char text[32];
     std::snprintf(text, sizeof text, "Z %.0f", z);  // mm; short, clear of the "P" at the bottom
     // No dose on these slices: prescription and colour scale are not used.
-    out.push_back(render_view(in, nullptr, 0, fov, {centre[0], centre[1], z}, 0.0, 0.0, opt, text));
+    out.push_back(render_view(in, nullptr, 0, fov, {centre[0], centre[1], z}, 0.0, opt, text));
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include <png.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "isoline/core/dose_style.h"
 #include "isoline/core/error.h"
 #include "isoline/phantoms/phantoms.h"
 #include "isoline/report/report.h"
@@ -556,6 +558,102 @@ TEST(Report, IsodoseLinesDoNotLookLikeHeadNeckStructures) {
       EXPECT_GE(d, 80.0) << s << " looks like the " << iso.percent << " % isodose line";
     }
   }
+}
+
+
+// The report shows the dose in the review UI's colours (core/include/isoline/core/dose_style.h),
+// so the physicist reading the report and the oncologist in the UI see the same dose alike.
+TEST(Report, DefaultDoseColoursAreTheReviewUis) {
+  const report::ReportOptions opt;
+  ASSERT_EQ(opt.isodoses.size(), core::kIsodoseLines.size());
+  for (const auto& l : core::kIsodoseLines) {
+    bool found = false;
+    for (const auto& iso : opt.isodoses)
+      found = found || (std::abs(iso.percent - 100.0 * l.fraction) < 1e-9 && iso.color.r == l.color.r &&
+                        iso.color.g == l.color.g && iso.color.b == l.color.b);
+    EXPECT_TRUE(found) << l.fraction;
+  }
+  ASSERT_EQ(opt.wash.size(), core::kDoseWash.size());
+  for (std::size_t i = 0; i < opt.wash.size(); ++i) {
+    EXPECT_NEAR(opt.wash[i].percent, 100.0 * core::kDoseWash[i].fraction, 1e-9);
+    EXPECT_EQ(opt.wash[i].color.r, core::kDoseWash[i].color.r);
+    EXPECT_EQ(opt.wash[i].color.g, core::kDoseWash[i].color.g);
+    EXPECT_EQ(opt.wash[i].color.b, core::kDoseWash[i].color.b);
+  }
+}
+
+// The wash colour is the dose as a fraction of the prescription through the colour stops,
+// interpolated between them, nothing below the first and the last one's colour above it; the
+// HTML colour bar and the PNG figure's bar show the same stops, and no jet map is left.
+TEST(Report, WashColoursFollowThePrescriptionThroughTheStops) {
+  Geometry g;
+  g.size = {40, 40, 20};
+  g.spacing = {2.0, 2.0, 2.0};
+  g.origin = {-39.0, -39.0, -19.0};
+  report::ReportInput in;
+  in.ct = Image(g, core::PixelType::Int16);  // 0 HU: all patient, mid grey in the window
+  in.prescription_gy = 60;
+  report::ReportOptions opt;
+  opt.isodoses.clear();
+  opt.wash_opacity = 1.0;
+  auto centre_colour = [&](double gy) {
+    Image d(g, core::PixelType::Float32);
+    for (std::size_t n = 0; n < d.num_voxels(); ++n) d.data<float>()[n] = float(gy);
+    in.doses = {{"Plan", d, {}, {}}};
+    const auto p = report::render_views(in, 0, opt)[0];
+    const std::uint8_t* q = &p.rgb[(std::size_t(p.height / 2) * p.width + p.width / 2) * 3];
+    return std::array<int, 3>{q[0], q[1], q[2]};
+  };
+  using C = std::array<int, 3>;
+  EXPECT_EQ(centre_colour(0.80 * 60), (C{145, 175, 0}));   // 80 %: olive, the 80 % line's
+  EXPECT_EQ(centre_colour(0.50 * 60), (C{80, 115, 225}));  // 50 %: blue
+  EXPECT_EQ(centre_colour(1.05 * 60), (C{255, 0, 255}));   // 105 %: magenta
+  EXPECT_EQ(centre_colour(1.30 * 60), (C{255, 0, 255}));   // above the last stop: its colour
+  EXPECT_EQ(centre_colour(1.00 * 60), (C{255, 128, 198})); // halfway 95 .. 105 %
+  const C grey = centre_colour(0.05 * 60);                 // below 10 %: no wash, the CT's grey
+  EXPECT_EQ(grey[0], grey[1]);
+  EXPECT_EQ(grey[1], grey[2]);
+  EXPECT_EQ(centre_colour(0.10 * 60), (C{0, 0, 120}));     // from 10 %: dark blue
+
+  // HTML colour bar: the stops' colours, no jet
+  opt = report::ReportOptions{};
+  const std::string html = report::render_html(in, opt);
+  EXPECT_EQ(html.find("id=\"jet\""), std::string::npos);
+  for (const char* c : {"#000078", "#5073e1", "#91af00", "#ffff8c"})
+    EXPECT_NE(html.find(std::string("stop-color=\"") + c + "\""), std::string::npos) << c;
+  EXPECT_NE(html.find("colourwash from 10 % of 60.0 Gy"), std::string::npos);
+  // and the isodose legend in the UI's colours at their levels
+  EXPECT_NE(html.find("background:#ff00ff\"></span>105 % (63.0 Gy)"), std::string::npos);
+  EXPECT_NE(html.find("background:#ffff8c\"></span>95 % (57.0 Gy)"), std::string::npos);
+}
+
+TEST(Report, FigureColourBarShowsTheWash) {
+  Geometry g;
+  g.size = {40, 40, 20};
+  g.spacing = {2.0, 2.0, 2.0};
+  g.origin = {-39.0, -39.0, -19.0};
+  report::ReportInput in;
+  in.ct = Image(g, core::PixelType::Int16);
+  in.prescription_gy = 60;
+  Image d(g, core::PixelType::Float32);
+  for (std::size_t n = 0; n < d.num_voxels(); ++n) d.data<float>()[n] = 60.0f;
+  in.doses = {{"Plan", d, {}, {}}};
+  test::TempDir dir;
+  const std::string path = dir.file("figure.png");
+  report::write_figure_png(in, path);
+  std::ifstream f(path, std::ios::binary);
+  const Decoded img = decode_png(std::vector<std::uint8_t>((std::istreambuf_iterator<char>(f)), {}));
+  ASSERT_GT(img.w, 0);
+  // Every stop colour of the wash within the bar's range (0 .. 60 Gy: up to 100 %) appears
+  // in the bar, and no jet colour (pure red 255,0,0 at its top) does.
+  auto has = [&](int r, int gg, int b) {
+    for (std::size_t n = 0; n + 2 < img.rgb.size(); n += 3)
+      if (img.rgb[n] == r && img.rgb[n + 1] == gg && img.rgb[n + 2] == b) return true;
+    return false;
+  };
+  EXPECT_TRUE(has(145, 175, 0));
+  EXPECT_TRUE(has(80, 115, 225));
+  EXPECT_FALSE(has(255, 0, 0));
 }
 
 }  // namespace

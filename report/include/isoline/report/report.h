@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "isoline/core/dose_style.h"
 #include "isoline/core/geometry.h"
 #include "isoline/core/image.h"
 #include "isoline/core/structure.h"
@@ -71,21 +72,39 @@ struct ReportInput {
   std::optional<core::Vec3> focus;
 };
 
+/// An isodose line, or a colour stop of the colourwash.
 struct IsodoseLevel {
   double percent;     ///< of the prescription
   core::Color color;
 };
 
+/// The review UI's isodose lines (core/include/isoline/core/dose_style.h: 105 % magenta,
+/// 95 % light yellow, 80 % olive, 50 % blue), highest first (the legends' order).
+inline std::vector<IsodoseLevel> default_isodoses() {
+  std::vector<IsodoseLevel> v;
+  for (auto it = core::kIsodoseLines.rbegin(); it != core::kIsodoseLines.rend(); ++it)
+    v.push_back({it->fraction * 100.0, it->color});
+  return v;
+}
+
+/// The review UI's colourwash stops (dose_style.h: dark blue at 10 %, then the isodose
+/// colours at their levels), lowest first.
+inline std::vector<IsodoseLevel> default_wash() {
+  std::vector<IsodoseLevel> v;
+  for (const auto& w : core::kDoseWash) v.push_back({w.fraction * 100.0, w.color});
+  return v;
+}
+
 struct ReportOptions {
   double window_level_hu = 40.0;   ///< soft-tissue window
   double window_width_hu = 400.0;
-  /// Colourwash shown from this percentage of the prescription up.
-  double wash_threshold_percent = 15.0;
+  /// Colourwash: colour stops (percent of the prescription, any order), interpolated in RGB
+  /// between them; below the lowest stop nothing is drawn, above the highest its colour.
+  /// Empty: no colourwash. Default: the review UI's, so the same dose looks the same in both.
+  std::vector<IsodoseLevel> wash = default_wash();
   double wash_opacity = 0.45;
-  std::vector<IsodoseLevel> isodoses = {{95, {255, 255, 255}},
-                                        {80, {255, 0, 255}},
-                                        {50, {0, 255, 255}},
-                                        {30, {60, 110, 255}}};
+  /// Isodose lines (percent of the prescription). Default: the review UI's.
+  std::vector<IsodoseLevel> isodoses = default_isodoses();
   /// Each view is scaled (isotropic mm per pixel) to fit this box; small images are
   /// interpolated up to it.
   int view_box_px = 440;
