@@ -211,6 +211,24 @@ def _share_like_umask(path: Path) -> None:
         p.chmod(mode & ~mask)
 
 
+def _write_text_atomically(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a hidden temporary file in the same folder (flushed
+    to disk, then renamed over ``path``): a reader sees the old file or the new one, never a
+    part; the temporary is removed if anything fails. Modes as _share_like_umask gives."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _share_like_umask(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_dir: str, options: Dict[str, Any]) -> Dict[str, Any]:
     """Runs on a worker: the job into a temporary directory renamed onto <out>/<case id>.
     Exceptions become a 'failed' record (the batch goes on)."""
@@ -332,18 +350,7 @@ class Manifest:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.data, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            _share_like_umask(Path(tmp))
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _write_text_atomically(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
 
 def read_manifest(out_dir: PathLike) -> Dict[str, Any]:
@@ -373,16 +380,7 @@ def write_summary(out_dir: PathLike) -> Path:
                     " | ".join(str(x) for x in res.get("warnings", []) or []), r.get("error", ""),
                     r.get("input", ""), " ".join(str(x) for x in res.get("outputs", []) or []),
                     r.get("finished", "")])
-    fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(buf.getvalue())
-        _share_like_umask(Path(tmp))
-        os.replace(tmp, out / SUMMARY_NAME)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _write_text_atomically(out / SUMMARY_NAME, buf.getvalue())
     return out / SUMMARY_NAME
 
 
