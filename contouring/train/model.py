@@ -2,6 +2,7 @@
 dims=3), one sigmoid logit per structure out. Both share one class, so a checkpoint's parameter
 names do not depend on the number of dimensions."""
 import json
+import os
 
 import numpy as np
 import torch
@@ -29,6 +30,17 @@ def read_checkpoint(path):
     st.setdefault("context", CONTEXT)
     st.setdefault("dims", 2)
     return st
+
+
+def write_state_npz(path, state, feats, val, seed, context, dims):
+    """Writes best_state.npz, the form read_checkpoint reads without torch.load: the state
+    dict's tensors (or arrays) as plain arrays plus __feats__, __val__ (JSON), __seed__,
+    __context__ and __dims__; through a temporary file renamed onto `path`."""
+    arrays = {k: (v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)) for k, v in state.items()}
+    tmp = path[:-len(".npz")] + ".tmp.npz" if path.endswith(".npz") else path + ".tmp.npz"
+    np.savez(tmp, __feats__=np.array(feats), __val__=np.array(json.dumps(val)), __seed__=np.array(seed),
+             __context__=np.array(context), __dims__=np.array(dims), **arrays)
+    os.replace(tmp, path)
 
 
 LAYERS = {2: (nn.Conv2d, nn.BatchNorm2d, nn.ConvTranspose2d, nn.MaxPool2d),

@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import STRUCTURES, OARS, LR_SWAP, CONTEXT, N_IN, HU_MIN, HU_MAX, HU_SCALE, BODY_HU, cache_ct, air_outside_body  # noqa: E402
 from common import normalise as norm  # noqa: E402
-from model import UNet, read_checkpoint  # noqa: E402
+from model import UNet, read_checkpoint, write_state_npz  # noqa: E402
 
 FEATS = (12, 24, 48, 96, 128)
 CROP = 96
@@ -732,11 +732,7 @@ def main():
                             "context": CONTEXT, "dims": a.dims, "torch": torch.__version__}, os.path.join(a.out, "best.tmp"))
                 os.replace(os.path.join(a.out, "best.tmp"), os.path.join(a.out, "best.pt"))
                 # the same weights as plain arrays, loadable by any torch (export.py --ckpt best_state.npz)
-                np.savez(os.path.join(a.out, "best_state.tmp.npz"), __feats__=np.array(feats),
-                         __val__=np.array(json.dumps(res)), __seed__=np.array(a.seed), __context__=np.array(CONTEXT),
-                         __dims__=np.array(a.dims),
-                         **{k: v.numpy() for k, v in sd.items()})
-                os.replace(os.path.join(a.out, "best_state.tmp.npz"), os.path.join(a.out, "best_state.npz"))
+                write_state_npz(os.path.join(a.out, "best_state.npz"), sd, feats, res, a.seed, CONTEXT, a.dims)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": it + 1,
                         "best": best, "history": history,
                         **({"ema": ema.state_dict()} if ema is not None else {})}, ck + ".tmp")

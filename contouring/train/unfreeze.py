@@ -15,13 +15,13 @@ rebuilt network (with mirror averaging when the module has it) reproduces the mo
 """
 import argparse, json, os, re, sys
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import STRUCTURES  # noqa
-from model import UNet  # noqa
+from export import MirrorAverage  # noqa
+from model import UNet, write_state_npz  # noqa
 
 
 def main():
@@ -47,15 +47,13 @@ def main():
             consts[node.output().debugName()] = node.output().toIValue()
     convs, seen = [], set()
     for node in graph.nodes():
-        if node.kind() == "aten::_convolution":
-            ins = [i.debugName() for i in node.inputs()]
-            w, b = consts.get(ins[1]), consts.get(ins[2])
-            transposed = node.inputsAt(6).toIValue()
-            key = ins[1]
-            if key in seen:
-                continue
-            seen.add(key)
-            convs.append((w, b, bool(transposed)))
+        if node.kind() != "aten::_convolution":
+            continue
+        ins = [i.debugName() for i in node.inputs()]
+        if ins[1] in seen:  # the mirror pass's second use of a weight
+            continue
+        seen.add(ins[1])
+        convs.append((consts.get(ins[1]), consts.get(ins[2]), bool(node.inputsAt(6).toIValue())))
     net = UNet(n_in, len(STRUCTURES), feats, 2)
     # Module order of application: enc blocks (c1, c2), then per level up, dec (c1, c2), head.
     order = []
@@ -80,8 +78,6 @@ def main():
                 bn.running_var.fill_(1.0 - bn.eps)
     net.eval()
     # Check: the rebuilt network (with the mirror average, as exported) against the module.
-    sys.path.insert(0, HERE)
-    from export import MirrorAverage  # noqa
     x = torch.randn(2, n_in, 96, 80) * 0.5 - 0.5
     with torch.no_grad():
         ref = ts(x)
@@ -92,16 +88,10 @@ def main():
     err = min(err_mirror, err_plain)
     if err > 1e-3:
         sys.exit(f"unfreeze.py: the rebuilt network differs from {a.model} by {err:.3g} (logits)")
-    sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
-    sd["__feats__"] = np.array(feats)
-    sd["__val__"] = np.array(json.dumps({"unfrozen_from": os.path.basename(a.model), "version": card.get("version")}))
-    sd["__seed__"] = np.array(int(card.get("training", {}).get("seed", 0)))
-    sd["__context__"] = np.array((n_in - 1) // 2)
-    sd["__dims__"] = np.array(2)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    tmp = a.out + ".tmp.npz"
-    np.savez(tmp, **sd)
-    os.replace(tmp, a.out)
+    write_state_npz(a.out, net.state_dict(), feats,
+                    {"unfrozen_from": os.path.basename(a.model), "version": card.get("version")},
+                    int(card.get("training", {}).get("seed", 0)), (n_in - 1) // 2, 2)
     print(f"{a.out}: {len(convs)} convolutions, max logit difference {err:.2g} "
           f"({'with' if err_mirror <= err_plain else 'without'} mirror averaging)")
 
