@@ -386,7 +386,8 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
   // 12 mm plate 8 mm below the neck: Larynx Dice 0.73 against the CT without it; validation.md,
   // "Devices outside the patient"). Everything farther than one voxel in-plane from the body
   // region (largest component above the body threshold) becomes card.outside_hu; the voxel
-  // next to the skin keeps its partial-volume value. On an OpenKBP CT nothing changes.
+  // next to the skin keeps its partial-volume value. An OpenKBP CT changes only where it
+  // holds such devices itself (a few of them: side supports, base plates).
   {
     const double r = mg.spacing[0] * 1.01;
     const Image keep = core::expand(mbody, core::Margin{r, r, r, r, 0, 0});
