@@ -3,6 +3,8 @@
 #   -DISOLINE_CUDA=AUTO  (default) build them when a working nvcc is found
 #   -DISOLINE_CUDA=ON    require them (configure fails without nvcc)
 #   -DISOLINE_CUDA=OFF   never build them; asking for --device cuda is then a clear run-time error
+# dose/engine/CMakeLists.txt includes it too when configured on its own (cmake -S dose/engine),
+# so it must not rely on anything else of this project.
 set(ISOLINE_WITH_CUDA OFF)
 string(TOUPPER "${ISOLINE_CUDA}" _isoline_cuda)
 if(NOT _isoline_cuda STREQUAL "OFF")

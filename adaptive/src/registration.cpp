@@ -25,10 +25,7 @@
 #include <itkImageRegistrationMethodv4.h>
 #include <itkLinearInterpolateImageFunction.h>
 #include <itkMattesMutualInformationImageToImageMetricv4.h>
-#include <itkMetaImageIOFactory.h>
 #include <itkMultiResolutionPDEDeformableRegistration.h>
-#include <itkNiftiImageIOFactory.h>
-#include <itkNrrdImageIOFactory.h>
 #include <itkRegistrationParameterScalesFromPhysicalShift.h>
 #include <itkRegularStepGradientDescentOptimizerv4.h>
 #include <itkResampleImageFilter.h>
@@ -82,21 +79,6 @@ DisplacementField from_itk_field(const FieldImage* img) {
   f.data.resize(f.geometry.num_voxels() * 3);
   std::memcpy(f.data.data(), img->GetBufferPointer(), f.data.size() * sizeof(float));
   return f;
-}
-
-void register_io_factories() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    itk::NiftiImageIOFactory::RegisterOneFactory();
-    itk::NrrdImageIOFactory::RegisterOneFactory();
-    itk::MetaImageIOFactory::RegisterOneFactory();
-  });
-}
-
-std::string itk_reason(const itk::ExceptionObject& e) {
-  std::string d = e.GetDescription();
-  while (!d.empty() && (d.back() == '\n' || d.back() == ' ')) d.pop_back();
-  return d;
 }
 
 bool overlap(const Geometry& a, const Geometry& b) {
@@ -271,7 +253,7 @@ RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const Rigid
   try {
     method->Update();
   } catch (const itk::ExceptionObject& e) {
-    fail<InvalidInput>("rigid registration", "images", itk_reason(e));
+    fail<InvalidInput>("rigid registration", "images", core::detail::itk_description(e));
   }
   RigidTransform r;
   const auto& m = transform->GetMatrix();
@@ -467,7 +449,7 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
     try {
       multires->Update();
     } catch (const itk::ExceptionObject& e) {
-      fail<InvalidInput>("deformable registration", "images", itk_reason(e));
+      fail<InvalidInput>("deformable registration", "images", core::detail::itk_description(e));
     }
     deform = from_itk_field(multires->GetOutput());
     if (coarse) {  // trilinear onto the fixed grid (same outer voxel boundaries)
@@ -549,7 +531,7 @@ Image warp(const Image& moving, const DisplacementField& field, double default_v
 }
 
 DisplacementField read_field(const std::string& path) {
-  register_io_factories();
+  core::detail::register_itk_io_factories();
   {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) fail<core::IoError>("read displacement field", path, "file does not exist");
@@ -568,7 +550,7 @@ DisplacementField read_field(const std::string& path) {
                              " value(s) per voxel; a field has 3: x, y, z in mm)");
     r->Update();
   } catch (const itk::ExceptionObject& e) {
-    fail<IoError>("read displacement field", path, itk_reason(e));
+    fail<IoError>("read displacement field", path, core::detail::itk_description(e));
   }
   DisplacementField f = from_itk_field(r->GetOutput());
   f.geometry.validate(path);
@@ -579,7 +561,7 @@ void write_field(const DisplacementField& field, const std::string& path) {
   if (field.empty()) fail<InvalidInput>("write displacement field", path, "field is empty");
   if (!core::is_image_path(path))
     fail<InvalidInput>("write displacement field", path, "unknown image format (use .nii.gz, .nii, .nrrd or .mha)");
-  register_io_factories();
+  core::detail::register_itk_io_factories();
   core::AtomicOutput out(path);
   auto w = itk::ImageFileWriter<FieldImage>::New();
   auto img = to_itk_field(field);
@@ -589,7 +571,7 @@ void write_field(const DisplacementField& field, const std::string& path) {
   try {
     w->Update();
   } catch (const itk::ExceptionObject& e) {
-    fail<IoError>("write displacement field", path, itk_reason(e));
+    fail<IoError>("write displacement field", path, core::detail::itk_description(e));
   }
   out.commit();
 }

@@ -29,9 +29,7 @@ namespace fs = std::filesystem;
 
 namespace isoline::core {
 
-namespace {
-
-void register_factories() {
+void detail::register_itk_io_factories() {
   static std::once_flag once;
   std::call_once(once, [] {
     itk::NiftiImageIOFactory::RegisterOneFactory();
@@ -40,10 +38,17 @@ void register_factories() {
   });
 }
 
-// ITK's error text is multi-line with source locations; keep its description line.
-std::string itk_reason(const itk::ExceptionObject& e) {
+std::string detail::itk_description(const itk::ExceptionObject& e) {
   std::string d = e.GetDescription();
   while (!d.empty() && (d.back() == '\n' || d.back() == ' ')) d.pop_back();
+  return d;
+}
+
+namespace {
+
+// ITK's description line, or "ITK error" when it has none.
+std::string itk_reason(const itk::ExceptionObject& e) {
+  const std::string d = detail::itk_description(e);
   return d.empty() ? std::string("ITK error") : d;
 }
 
@@ -147,7 +152,7 @@ Image read_image(const std::string& path, std::optional<PixelType> as) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail<IoError>(op, path, "file does not exist");
   if (fs::is_directory(path, ec)) fail<IoError>(op, path, "is a directory, not an image file");
-  register_factories();
+  detail::register_itk_io_factories();
 
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
@@ -210,7 +215,7 @@ void write_image(const Image& image, const std::string& path) {
   if (image.empty()) fail<InvalidInput>(op, path, "image is empty");
   if (!is_image_path(path))
     fail<InvalidInput>(op, path, "unknown image format (use .nii.gz, .nii, .nrrd or .mha)");
-  register_factories();
+  detail::register_itk_io_factories();
   AtomicOutput out(path);
   try {
     switch (image.pixel_type()) {

@@ -8,6 +8,7 @@
 #include "isoline/adaptive/propagation.h"
 #include "isoline/adaptive/synthetic.h"
 #include "isoline/core/error.h"
+#include "tests/adaptive/adaptive_test_util.h"
 
 using namespace isoline;
 using adaptive::DisplacementField;
@@ -15,28 +16,16 @@ using core::Geometry;
 using core::Image;
 using core::PixelType;
 using core::Vec3;
+using isoline::test::cube_grid;
 
 namespace {
 
-Geometry grid(int n, double s, double offset = 0.0) {
-  Geometry g;
-  g.size = {n, n, n};
-  g.spacing = {s, s, s};
-  g.origin = {-(n - 1) * s / 2 + offset, -(n - 1) * s / 2 + offset, -(n - 1) * s / 2 + offset};
-  return g;
-}
-
 Image sphere(const Geometry& g, const Vec3& c, double r, std::uint8_t inside = 1) {
-  Image m(g, PixelType::UInt8);
-  for (std::int64_t k = 0; k < g.size[2]; ++k)
-    for (std::int64_t j = 0; j < g.size[1]; ++j)
-      for (std::int64_t i = 0; i < g.size[0]; ++i) {
-        const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
-        double d = 0;
-        for (int a = 0; a < 3; ++a) d += (x[a] - c[a]) * (x[a] - c[a]);
-        m.at<std::uint8_t>(i, j, k) = d <= r * r ? inside : 0;
-      }
-  return m;
+  return test::world_image<std::uint8_t>(g, [&](const Vec3& x) {
+    double d = 0;
+    for (int a = 0; a < 3; ++a) d += (x[a] - c[a]) * (x[a] - c[a]);
+    return d <= r * r ? inside : 0;
+  });
 }
 
 DisplacementField constant(const Geometry& g, const Vec3& t) {
@@ -48,21 +37,15 @@ DisplacementField constant(const Geometry& g, const Vec3& t) {
 
 // A smooth "dose" f(x) on a grid.
 Image smooth_dose(const Geometry& g) {
-  Image d(g, PixelType::Float32);
-  for (std::int64_t k = 0; k < g.size[2]; ++k)
-    for (std::int64_t j = 0; j < g.size[1]; ++j)
-      for (std::int64_t i = 0; i < g.size[0]; ++i) {
-        const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
-        d.at<float>(i, j, k) =
-            static_cast<float>(60.0 * std::exp(-(x[0] * x[0] + x[1] * x[1] + x[2] * x[2]) / (2 * 15.0 * 15.0)));
-      }
-  return d;
+  return test::world_image<float>(g, [](const Vec3& x) {
+    return 60.0 * std::exp(-(x[0] * x[0] + x[1] * x[1] + x[2] * x[2]) / (2 * 15.0 * 15.0));
+  });
 }
 
 }  // namespace
 
 TEST(Propagation, StructuresFollowTheField) {
-  const Geometry g = grid(32, 2.0);
+  const Geometry g = cube_grid(32, 2.0);
   core::StructureSet planning(g);
   core::Structure s;
   s.name = "PTV70";
@@ -87,7 +70,7 @@ TEST(Propagation, StructuresFollowTheField) {
 }
 
 TEST(Propagation, FuseKeepsTargetsAndFlagsDisagreement) {
-  const Geometry g = grid(24, 2.0);
+  const Geometry g = cube_grid(24, 2.0);
   core::StructureSet prop(g), recon(g);
   prop.add("PTV70", sphere(g, {0, 0, 0}, 8.0));
   prop.add("LeftParotid", sphere(g, {10, 0, 0}, 5.0));
@@ -127,14 +110,14 @@ TEST(Propagation, FuseKeepsTargetsAndFlagsDisagreement) {
   EXPECT_EQ(r.structures.get("SpinalCord").description.rfind("review: propagated vs re-contoured Dice", 0), 0u)
       << r.structures.get("SpinalCord").description;
   EXPECT_EQ(r.structures.get("LeftParotid").description.find("review"), std::string::npos);
-  core::StructureSet other(grid(20, 2.0));
+  core::StructureSet other(cube_grid(20, 2.0));
   other.add("Body", sphere(other.geometry(), {0, 0, 0}, 5.0));
   EXPECT_THROW(adaptive::fuse_structures(prop, other), core::InvalidInput);
 }
 
 TEST(Accumulation, InverseFieldOnAnotherGridWarpsDoseBack) {
-  const Geometry gnew = grid(40, 2.5);
-  const Geometry gplan = grid(30, 3.0, 1.3);  // coarser, offset: another grid
+  const Geometry gnew = cube_grid(40, 2.5);
+  const Geometry gplan = cube_grid(30, 3.0, 1.3);  // coarser, offset: another grid
   adaptive::SyntheticFieldOptions so;
   so.max_mm = 8.0;
   so.sigma_mm = 25.0;
@@ -174,8 +157,8 @@ TEST(Accumulation, InverseFieldOnAnotherGridWarpsDoseBack) {
 // extended the field beyond its grid, every planning point started outside it, saw u = 0,
 // never moved, and the dose warped back was 0 Gy everywhere.
 TEST(Accumulation, InverseReachesANewCtInOtherCoordinates) {
-  const Geometry gnew = grid(40, 2.5, 200.0);
-  const Geometry gplan = grid(30, 3.0);
+  const Geometry gnew = cube_grid(40, 2.5, 200.0);
+  const Geometry gplan = cube_grid(30, 3.0);
   adaptive::SyntheticFieldOptions so;
   so.max_mm = 5.0;
   so.sigma_mm = 25.0;
@@ -201,7 +184,7 @@ TEST(Accumulation, InverseReachesANewCtInOtherCoordinates) {
 }
 
 TEST(Accumulation, SumsWeightedFractions) {
-  const Geometry g = grid(10, 3.0);
+  const Geometry g = cube_grid(10, 3.0);
   adaptive::DoseAccumulator acc(g);
   Image d(g, PixelType::Float32);
   for (std::size_t v = 0; v < g.num_voxels(); ++v) d.data<float>()[v] = 2.0f;
@@ -209,12 +192,12 @@ TEST(Accumulation, SumsWeightedFractions) {
   acc.add_warped(d, DisplacementField::zeros(g), 5);
   EXPECT_DOUBLE_EQ(acc.fractions(), 15.0);
   EXPECT_FLOAT_EQ(acc.total().at<float>(5, 5, 5), 30.0f);
-  EXPECT_THROW(acc.add(Image(grid(9, 3.0), PixelType::Float32)), core::InvalidInput);
-  EXPECT_THROW(acc.add_warped(d, DisplacementField::zeros(grid(9, 3.0))), core::InvalidInput);
+  EXPECT_THROW(acc.add(Image(cube_grid(9, 3.0), PixelType::Float32)), core::InvalidInput);
+  EXPECT_THROW(acc.add_warped(d, DisplacementField::zeros(cube_grid(9, 3.0))), core::InvalidInput);
 }
 
 TEST(Accumulation, ComparisonTableFlagsCriteria) {
-  const Geometry g = grid(20, 3.0);
+  const Geometry g = cube_grid(20, 3.0);
   core::StructureSet s(g);
   s.add("PTV70", sphere(g, {0, 0, 0}, 12.0));
   s.add("SpinalCord", sphere(g, {0, 18, 0}, 5.0));

@@ -7,6 +7,7 @@
 #include "isoline/adaptive/registration.h"
 #include "isoline/adaptive/synthetic.h"
 #include "isoline/core/error.h"
+#include "tests/adaptive/adaptive_test_util.h"
 #include "tests/test_util.h"
 
 using namespace isoline;
@@ -15,35 +16,24 @@ using core::Geometry;
 using core::Image;
 using core::PixelType;
 using core::Vec3;
+using isoline::test::cube_grid;
 
 namespace {
 
-Geometry grid(int n, double s) {
-  Geometry g;
-  g.size = {n, n, n};
-  g.spacing = {s, s, s};
-  g.origin = {-(n - 1) * s / 2, -(n - 1) * s / 2, -(n - 1) * s / 2};
-  return g;
-}
-
 // A "patient": soft-tissue ellipsoid with bone and air blobs, in HU.
 Image blob_phantom(const Geometry& g) {
-  Image img(g, PixelType::Int16);
-  for (std::int64_t k = 0; k < g.size[2]; ++k)
-    for (std::int64_t j = 0; j < g.size[1]; ++j)
-      for (std::int64_t i = 0; i < g.size[0]; ++i) {
-        const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
-        double v = -1000;
-        // Soft tissue with texture (real CT has structure everywhere; a flat interior would
-        // leave its deformation unobservable).
-        if (x[0] * x[0] / 900 + x[1] * x[1] / 600 + x[2] * x[2] / 1000 < 1)
-          v = 40 + 120 * std::sin(x[0] / 4.0) * std::sin(x[1] / 5.0 + 1) * std::sin(x[2] / 4.5 + 2);
-        if ((x[0] - 10) * (x[0] - 10) + (x[1] + 5) * (x[1] + 5) + x[2] * x[2] < 36) v = 900;
-        if ((x[0] + 12) * (x[0] + 12) + (x[1] - 6) * (x[1] - 6) + (x[2] - 8) * (x[2] - 8) < 30) v = -700;
-        if (std::abs(x[0]) < 3 && std::abs(x[1] - 12) < 3 && std::abs(x[2]) < 20) v = 700;
-        img.at<std::int16_t>(i, j, k) = static_cast<std::int16_t>(v);
-      }
-  return img;
+  return test::world_image<std::int16_t>(g, [](const Vec3& x) {
+    double v = -1000;
+    // Soft tissue with texture (real CT has structure everywhere; a flat interior would
+    // leave its deformation unobservable).
+    if (x[0] * x[0] / 900 + x[1] * x[1] / 600 + x[2] * x[2] / 1000 < 1)
+      v = 40 + 120 * std::sin(x[0] / 4.0) * std::sin(x[1] / 5.0 + 1) * std::sin(x[2] / 4.5 + 2);
+    if ((x[0] - 10) * (x[0] - 10) + (x[1] + 5) * (x[1] + 5) + x[2] * x[2] < 36) v = 900;
+    if ((x[0] + 12) * (x[0] + 12) + (x[1] - 6) * (x[1] - 6) + (x[2] - 8) * (x[2] - 8) < 30)
+      v = -700;
+    if (std::abs(x[0]) < 3 && std::abs(x[1] - 12) < 3 && std::abs(x[2]) < 20) v = 700;
+    return v;
+  });
 }
 
 double mean_error_inside(const DisplacementField& est, const DisplacementField& truth, const Image& mask) {
@@ -63,11 +53,11 @@ double mean_error_inside(const DisplacementField& est, const DisplacementField& 
 
 TEST(Registration, DemonsGridKeepsSmallGridsAndCoarsensLargeOnesToTheBudget) {
   adaptive::DeformableOptions opt;  // defaults: no spacing floor, 3 M voxels
-  Geometry lung = grid(8, 1.37);
+  Geometry lung = cube_grid(8, 1.37);
   lung.size = {115, 157, 129};  // the lung pair: 2.3 M voxels, kept
   EXPECT_TRUE(adaptive::demons_grid(lung, opt).same_grid(lung, 1e-9));
 
-  Geometry ct = grid(8, 0.98);  // a clinical 512 x 512 x 160 CT, 2.5 mm slices
+  Geometry ct = cube_grid(8, 0.98);  // a clinical 512 x 512 x 160 CT, 2.5 mm slices
   ct.size = {512, 512, 160};
   ct.spacing = {0.98, 0.98, 2.5};
   const Geometry d = adaptive::demons_grid(ct, opt);
@@ -90,7 +80,7 @@ TEST(Registration, DemonsGridKeepsSmallGridsAndCoarsensLargeOnesToTheBudget) {
 }
 
 TEST(Registration, JacobianOfLinearField) {
-  Geometry g = grid(12, 2.0);
+  Geometry g = cube_grid(12, 2.0);
   DisplacementField f = DisplacementField::zeros(g);
   for (std::int64_t k = 0; k < 12; ++k)
     for (std::int64_t j = 0; j < 12; ++j)
@@ -103,7 +93,7 @@ TEST(Registration, JacobianOfLinearField) {
 }
 
 TEST(Registration, WarpByConstantTranslation) {
-  Geometry g = grid(24, 2.0);
+  Geometry g = cube_grid(24, 2.0);
   Image img = blob_phantom(g);
   DisplacementField f = DisplacementField::zeros(g);
   for (std::size_t v = 0; v < g.num_voxels(); ++v) f.data[3 * v + 0] = 4.0f;  // +2 voxels in x
@@ -118,7 +108,7 @@ TEST(Registration, WarpByConstantTranslation) {
 }
 
 TEST(Registration, FieldFileRoundTripAndPoints) {
-  Geometry g = grid(8, 1.5);
+  Geometry g = cube_grid(8, 1.5);
   g.direction = {-1, 0, 0, 0, 1, 0, 0, 0, 1};
   auto f = adaptive::synthetic_field(g, {3.0, 2, 5.0, 7});
   test::TempDir dir;
@@ -141,7 +131,7 @@ TEST(Registration, FieldFileRoundTripAndPoints) {
 }
 
 TEST(Registration, SyntheticFieldIsSmoothBoundedAndDeterministic) {
-  Geometry g = grid(20, 3.0);
+  Geometry g = cube_grid(20, 3.0);
   auto a = adaptive::synthetic_field(g, {8.0, 5, 25.0, 3});
   auto b = adaptive::synthetic_field(g, {8.0, 5, 25.0, 3});
   EXPECT_EQ(a.data, b.data);
@@ -168,7 +158,7 @@ adaptive::RegistrationResult rigid_to_shifted(const Geometry& g, const Vec3& t) 
 }  // namespace
 
 TEST(Registration, RigidRecoversKnownShift) {
-  auto r = rigid_to_shifted(grid(48, 2.0), {4, -3, 2});
+  auto r = rigid_to_shifted(cube_grid(48, 2.0), {4, -3, 2});
   const Vec3 p = r.rigid.apply({5, 5, 5});
   EXPECT_NEAR(p[0], 9.0, 0.5);
   EXPECT_NEAR(p[1], 2.0, 0.5);
@@ -177,7 +167,7 @@ TEST(Registration, RigidRecoversKnownShift) {
 }
 
 TEST(Registration, DemonsRecoversSmoothDeformation) {
-  Geometry g = grid(48, 2.0);
+  Geometry g = cube_grid(48, 2.0);
   Image moving = blob_phantom(g);
   auto truth = adaptive::synthetic_field(g, {4.0, 4, 20.0, 11});
   Image fixed = adaptive::warp(moving, truth, -1000);  // fixed(x) = moving(x + v(x))
@@ -197,7 +187,7 @@ TEST(Registration, DemonsRecoversSmoothDeformation) {
 // origin), the two image boxes apart. The rigid step starts from the centres aligned and finds
 // the shift; without it, a clear error.
 TEST(Registration, NonOverlappingImagesAreAlignedByTheRigidStepOrAClearError) {
-  Geometry g = grid(48, 2.0);
+  Geometry g = cube_grid(48, 2.0);
   auto r = rigid_to_shifted(g, {1004, -3, 250});
   const Vec3 p = r.rigid.apply({5, 5, 5});
   EXPECT_NEAR(p[0], 1009.0, 0.5);

@@ -4,31 +4,13 @@
 //
 //   node tests/ui/screenshot_pt201.mjs --bin build/bin/isoline --source . --case CASE --out docs/images
 //   (then pngquant --quality 70-95 on the two PNGs keeps them small)
-import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
-import { cliArg, launchChromium, startServer } from './serve_util.mjs';
+import { join } from 'node:path';
+import { openCase, screenshotCase } from './screenshot_util.mjs';
 
-const arg = cliArg;
-const bin = arg('bin', process.env.ISOLINE_BIN);
-const source = resolve(arg('source', '.'));
-const caseDir = arg('case');
-const out = arg('out');
-if (!bin || !caseDir || !out) {
-  console.error('usage: node screenshot_pt201.mjs --bin ISOLINE --case DIR --out DIR [--source SRC]');
-  process.exit(2);
-}
-const require = createRequire(join(source, 'ui', 'package.json'));
-const { chromium } = require('playwright-core');
-const server = await startServer(bin, caseDir, 'docs');
-const browser = await launchChromium(chromium);
-let code = 0;
-try {
+async function shoot(browser, url, out) {
   const page = await browser.newPage({ viewport: { width: 1380, height: 760 } });
   page.on('dialog', (d) => d.dismiss());
-  await page.goto(server.url, { waitUntil: 'domcontentloaded' });
-  await page.waitForFunction(() => window.__status && window.__status !== 'loading', null, { polling: 200, timeout: 240000 });
-  const status = await page.evaluate(() => window.__status);
-  if (status !== 'ready') throw new Error(`case not ready: ${status}`);
+  await openCase(page, url, 200, 240000);
   const tiles = () => page.evaluate(() => nv.screenSlices.filter((t) => t.axCorSag <= 2)
     .map((t) => [t.axCorSag, ...Array.from(t.leftTopWidthHeight).map(Math.round)]));
   console.log(`tiles [view, left, top, width, height]: Axial + C/S ${JSON.stringify(await tiles())}`);
@@ -53,11 +35,6 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: join(out, 'ui_pt201_paint.png') });
   console.log(`wrote ${out}/ui_pt201_first_view.png, ui_pt201_paint.png`);
-} catch (e) {
-  console.error(e.message);
-  code = 1;
-} finally {
-  await browser.close();
-  server.proc.kill('SIGTERM');
 }
-process.exit(code);
+
+await screenshotCase('node screenshot_pt201.mjs --bin ISOLINE --case DIR --out DIR [--source SRC]', shoot);

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstring>
+#include <string>
 
 #include <itkImage.h>
 #include <itkImportImageContainer.h>
+#include <itkMacro.h>
 
 #include "isoline/core/image.h"
 
@@ -64,5 +66,13 @@ Image from_itk(const ItkImage<T>* img) {
   std::memcpy(out.raw(), img->GetBufferPointer(), out.byte_size());
   return out;
 }
+
+/// Registers ITK's NIfTI, NRRD and MetaImage readers and writers, once per process (before
+/// itk::ImageFileReader / ImageFileWriter or ImageIOFactory are used).
+void register_itk_io_factories();
+
+/// ITK's error text is multi-line with source locations; this is its description line, without
+/// trailing newlines and blanks (empty when ITK gave none).
+std::string itk_description(const itk::ExceptionObject& e);
 
 }  // namespace isoline::core::detail
