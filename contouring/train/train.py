@@ -213,10 +213,13 @@ def augment(x, y, m, g, src=False):
 
 
 def add_devices(x, g, p):
-    """--shells P: with probability P per sample, immobilisation devices touching the patient,
+    """--shells P: with probability P per sample, immobilisation devices next to the patient,
     as on clinical planning CTs (OpenKBP's CTs hold air outside the body, so the network never
-    saw any): a shell 1-2 pixels thick hugging the skin over a random sector of 90-360 degrees
-    around the body centre (a thermoplastic mask, a head rest) at -450..300 HU, and/or (each
+    saw any): a shell 1-2 pixels thick over a random sector of 90-360 degrees around the body
+    centre (a thermoplastic mask, a head rest) at -450..300 HU, hugging the skin or, half of
+    the time, 1-3 pixels off it (a mask standing off the face: the inference's air outside
+    the body keeps what lies within a pixel of it, and a shell joined to the body anywhere in
+    3-D is part of it; docs/contouring.md, "Devices"), and/or (each
     half of the time) a flat plate 1-4 pixels thick below the patient's back, touching it or
     one pixel off, at -300..300 HU (a couch top or base plate). The same device on every input
     slice of a sample; labels unchanged. x (B, C, X, Y) normalised HU; X right->left, Y
@@ -235,10 +238,11 @@ def add_devices(x, g, p):
             continue
         dev_mask = torch.zeros_like(bb)
         kind = float(r(1))
-        if kind < 0.75:  # shell
+        if kind < 0.75:  # shell, touching the skin or (half of the time) 1-3 pixels off it
             t = 1 + int(r(1) < 0.4)
-            grown = F.max_pool2d(bb[:, None].float(), 2 * t + 1, stride=1, padding=t)[:, 0] > 0
-            ring = grown & ~bb
+            gap = 0 if float(r(1)) < 0.5 else 1 + int(3 * float(r(1)))
+            grow = lambda w: F.max_pool2d(bb[:, None].float(), 2 * w + 1, stride=1, padding=w)[:, 0] > 0
+            ring = grow(gap + t) & ~(grow(gap) if gap else bb)
             c = bb[C // 2] if bb[C // 2].any() else bb.any(0)
             cx, cy = xi[c].mean(), yi[c].mean()
             ang = torch.atan2(yi - cy, xi - cx)
