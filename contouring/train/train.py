@@ -226,43 +226,49 @@ def add_devices(x, g, p):
     anterior->posterior."""
     B, C, X, Y = x.shape
     dev = x.device
+    # All samples at once, with one value read back to the host per batch (which samples get a
+    # shell): on a GPU a per-sample loop with Python decisions waits for the device at every step.
     r = lambda *s: torch.rand(*s, generator=g, device=dev)
-    body = x > BODY_HU / HU_SCALE
-    xi = torch.arange(X, device=dev, dtype=torch.float32)[:, None].expand(X, Y)
-    yi = torch.arange(Y, device=dev, dtype=torch.float32)[None, :].expand(X, Y)
-    for b in range(B):
-        if float(r(1)) >= p:
-            continue
-        bb = body[b]  # (C, X, Y)
-        if not bb.any():
-            continue
-        dev_mask = torch.zeros_like(bb)
-        kind = float(r(1))
-        if kind < 0.75:  # shell, touching the skin or (half of the time) 1-3 pixels off it
-            t = 1 + int(r(1) < 0.4)
-            gap = 0 if float(r(1)) < 0.5 else 1 + int(3 * float(r(1)))
-            grow = lambda w: F.max_pool2d(bb[:, None].float(), 2 * w + 1, stride=1, padding=w)[:, 0] > 0
-            ring = grow(gap + t) & ~(grow(gap) if gap else bb)
-            c = bb[C // 2] if bb[C // 2].any() else bb.any(0)
-            cx, cy = xi[c].mean(), yi[c].mean()
-            ang = torch.atan2(yi - cy, xi - cx)
-            start, width = float(r(1)) * 2 * math.pi, math.radians(90 + 270 * float(r(1)))
-            sector = torch.remainder(ang - start, 2 * math.pi) < width
-            dev_mask |= ring & sector[None]
-            val = -450 + 750 * float(r(1))
-        if kind >= 0.5:  # plate (with a shell a quarter of the time)
-            rows = bb.any(0).any(0).nonzero()
-            jmax = int(rows.max())
-            gap, thick = int(r(1) < 0.3), 1 + int(4 * float(r(1)))
-            j0 = min(Y, jmax + 1 + gap)
-            plate = torch.zeros(X, Y, dtype=torch.bool, device=dev)
-            plate[:, j0:min(Y, j0 + thick)] = True
-            dev_mask |= plate[None].expand(C, X, Y)
-            if kind >= 0.75:
-                val = -300 + 600 * float(r(1))
-        dev_mask &= ~bb
-        x[b][dev_mask] = val / HU_SCALE
-    return x
+    body = x > BODY_HU / HU_SCALE  # (B, C, X, Y)
+    rows_any = body.any(1).any(1)  # (B, Y)
+    use = (r(B) < p) & rows_any.any(1)
+    kind = r(B)
+    shell_on, plate_on = use & (kind < 0.75), use & (kind >= 0.5)
+    # shell: a ring from chessboard distance gap+1 to gap+t around each slice's body
+    t = 1 + (r(B) < 0.4).long()
+    gap = torch.where(r(B) < 0.5, torch.zeros(B, dtype=torch.long, device=dev), 1 + (3 * r(B)).long().clamp(max=2))
+    start, width = r(B) * 2 * math.pi, (90 + 270 * r(B)) * (math.pi / 180)  # the shell's sector
+    dev_mask = torch.zeros_like(body)
+    idx = shell_on.nonzero().squeeze(1)  # one read-back per batch: only these samples are grown
+    if idx.numel():
+        sb = body[idx]
+        k = idx.numel()
+        grown, gw = [sb], sb.reshape(k * C, 1, X, Y).float()
+        for _ in range(5):  # square growth by one pixel at a time: chessboard distance 1..5
+            gw = F.max_pool2d(gw, 3, stride=1, padding=1)
+            grown.append(gw.reshape(k, C, X, Y) > 0)
+        grown = torch.stack(grown)  # (6, k, C, X, Y)
+        ki = torch.arange(k, device=dev)
+        ring = grown[gap[idx] + t[idx], ki] & ~grown[gap[idx], ki]
+        c = sb[:, C // 2]
+        c = torch.where(c.flatten(1).any(1)[:, None, None], c, sb.any(1)).float()  # (k, X, Y)
+        xi = torch.arange(X, device=dev, dtype=torch.float32)[:, None].expand(X, Y)
+        yi = torch.arange(Y, device=dev, dtype=torch.float32)[None, :].expand(X, Y)
+        n = c.sum((1, 2)).clamp(min=1)
+        cx, cy = (c * xi).sum((1, 2)) / n, (c * yi).sum((1, 2)) / n
+        ang = torch.atan2(yi[None] - cy[:, None, None], xi[None] - cx[:, None, None])
+        sector = torch.remainder(ang - start[idx, None, None], 2 * math.pi) < width[idx, None, None]
+        dev_mask[idx] = ring & sector[:, None]
+    # plate: below the lowest (most posterior) body row, touching or one pixel off
+    jj = torch.arange(Y, device=dev)
+    jmax = torch.where(rows_any, jj[None], torch.full_like(jj[None], -1)).max(1).values
+    j0 = jmax + 1 + (r(B) < 0.3).long()
+    thick = 1 + (4 * r(B)).long().clamp(max=3)
+    plate = (jj[None] >= j0[:, None]) & (jj[None] < (j0 + thick)[:, None])  # (B, Y)
+    dev_mask |= plate[:, None, None, :] & plate_on[:, None, None, None]
+    dev_mask &= ~body
+    val = torch.where(kind >= 0.75, -300 + 600 * r(B), -450 + 750 * r(B))  # a plate alone, else the shell's
+    return torch.where(dev_mask, (val / HU_SCALE)[:, None, None, None].to(x.dtype), x)
 
 
 def blur_and_intensity(x, g):
