@@ -81,6 +81,7 @@ int run_adapt(const Args& args, const Context& ctx) {
   if (!present(plan_dir)) core::fail<core::IoError>("adapt", plan_dir.string(), "no such directory");
   // Before any work: --out must not be (or hold) an input, and an existing result is replaced
   // only when asked to.
+  core::check_output_location(out_dir.string(), "adapt", /*parents_created=*/true);
   core::check_output_directory(out_dir.string(), args.flag("--overwrite"), "adapt",
                                {plan_dir.string(), args.value("--new-ct"), args.get("--plan-ct").value_or("")});
   std::error_code ec;

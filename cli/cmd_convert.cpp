@@ -112,7 +112,8 @@ int to_rtstruct(const Args& args, const Context& ctx) {
 
 int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
   const std::string out = args.value("--out");
-  // The masks replace --out as a whole: checked first.
+  // The masks replace --out as a whole: checked first (and where it is to be created).
+  core::check_output_location(out, kOp, /*parents_created=*/true);
   core::check_output_directory(out, args.flag("--overwrite"), kOp, {in, args.get("--ct").value_or("")});
   core::Progress progress(ctx.progress, "convert");
   auto rs = rtstruct::read_rtstruct(in);
@@ -135,6 +136,8 @@ int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
   }
   auto set = rtstruct::rasterize(rs, grid, ro, progress.sub(0.3, 0.9, "rasterize"));
   // The masks replace the directory as a whole: no earlier masks left beside them.
+  if (const auto parent = fs::path(out).lexically_normal().parent_path(); !parent.empty())
+    core::ensure_directory(parent.string(), kOp);
   core::AtomicOutput dir(out, /*directory=*/true);
   for (const auto& s : set) core::write_image(s.mask, dir.temp_path() + "/" + safe_name(s.name) + ".nii.gz");
   dir.commit();
@@ -151,6 +154,14 @@ int run_convert(const Args& args, const Context& ctx) {
   std::string to = args.get("--to").value_or("");
   std::error_code ec;
   if (!fs::exists(in, ec)) core::fail<core::IoError>(kOp, in, "no such file or directory");
+  const bool image_in = core::is_image_path(in) && !fs::is_directory(in, ec);
+  if (image_in && core::is_image_path(out) && (to.empty() || to == "nifti")) {
+    // One image to another image format (e.g. NIfTI -> NRRD): the same voxels and geometry.
+    core::check_output_location(out, kOp);
+    core::write_image(core::read_image(in), out);
+    if (!args.quiet) std::printf("wrote %s\n", out.c_str());
+    return 0;
+  }
   if (to.empty()) {
     if (core::is_image_path(in) || fs::is_directory(in, ec)) {
       // Directory: DICOM CT unless it holds NIfTI masks.
@@ -234,6 +245,7 @@ Command make_convert_command() {
       "  dose.nii.gz --to rtdose --ct CT_DIR [--plan rp.dcm], --out rd.dcm -> RT-DOSE\n"
       "  CT_DIR (DICOM), --out ct.nii.gz                                  -> NIfTI CT in HU\n"
       "  ct.nii.gz --to ct, --out CT_DIR                                  -> DICOM CT series\n"
+      "  image.nii.gz, --out image.nrrd (NIfTI, NRRD or MetaImage)        -> the same image, other format\n"
       "Without --ct or --grid an RT-STRUCT is rasterized on a grid fitted to its contours.";
   c.positionals = {{"INPUT", "file(s) or directory to convert", true, true}};
   c.options = {

@@ -28,6 +28,7 @@ int run_plan(const Args& args, const Context& ctx) {
   if (args.get_int("--iterations", 0) < 0) throw UsageError{"--iterations must be >= 1 (or 0 for the template's)"};
   core::require_device(po.device, "plan");
 
+  core::check_output_location(out, "plan", /*parents_created=*/true);  // before the planning
   core::check_output_directory(out, args.flag("--overwrite"), "plan",
                                {args.value("--ct"), args.value("--structures")});
   CaseCt ct = load_ct(args.value("--ct"), progress.sub(0, 0.03, "read CT"));

@@ -98,6 +98,39 @@ TEST(CliSafety, AdaptNeverReplacesItsOwnInputs) {
   EXPECT_TRUE(fs::exists(t.file("out/keep.txt")));
 }
 
+// Session 16 audit of the guide: `plan` and `adapt` planned for 12 s / 94 s before finding that
+// --out could not be written; `convert` RT-STRUCT -> masks did not create missing parent
+// folders; an image given --out x.nrrd became a DICOM series in a folder named x.nrrd.
+TEST(CliSafety, PlanAdaptAndConvertCheckWhereTheyWriteAndConvertImagesBetweenFormats) {
+  TempDir t;
+  const std::string c = small_phantom(t, "case");
+  auto r = cli("plan -q --ct " + c + "/ct.nii.gz --structures " + c + "/masks --out /proc/isoline-test-plan");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "/proc is not writable")) << r.output;  // the check, not the final write
+  fs::create_directories(t.file("plan"));
+  touch(t.file("plan/plan.json"));
+  r = cli("adapt -q --plan-dir " + t.file("plan") + " --new-ct " + c + "/ct.nii.gz --out /proc/isoline-test-adapt");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "/proc is not writable")) << r.output;
+  // RT-STRUCT -> masks under folders that do not exist yet.
+  r = cli("convert -q " + c + "/dicom/RS.dcm --ct " + c + "/dicom --out " + t.file("newA/newB/m"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(t.file("newA/newB/m/Brainstem.nii.gz")));
+  r = cli("convert -q " + c + "/dicom/RS.dcm --out /proc/isoline-test-masks");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "/proc is not writable")) << r.output;
+  // NIfTI -> NRRD and MetaImage: the same image, not a DICOM series.
+  for (const std::string& name : {"ct.nrrd", "ct.mha"}) {
+    r = cli("convert -q " + c + "/ct.nii.gz --out " + t.file(name));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_TRUE(fs::is_regular_file(t.file(name))) << name;
+    r = cli("info " + t.file(name));
+    const auto ref = cli("info " + c + "/ct.nii.gz");
+    const auto from = [](const std::string& s) { return s.substr(s.find("size")); };
+    EXPECT_EQ(from(r.output), from(ref.output)) << r.output << ref.output;
+  }
+}
+
 TEST(CliSafety, DvhRefusesAnotherScansStructuresAndChecksItsArgumentsFirst) {
   TempDir t;
   const std::string a = small_phantom(t, "a"), b = small_phantom(t, "b", 24, 11);
