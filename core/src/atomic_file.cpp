@@ -60,7 +60,8 @@ void check_location(const std::string& target, const std::string& operation, boo
     if (fd < 0) {
       const int err = errno;
       fail<IoError>(operation, target,
-                    "directory " + parent.string() + " is not writable (" + std::strerror(err) + ")");
+                    "directory " + parent.string() + " is not writable (creating a file there failed: " +
+                        std::strerror(err) + ")");
     }
     ::close(fd);
     ::unlink(p.c_str());
