@@ -32,8 +32,13 @@ if [ "$REAL" != phantom ] && [ -f "$REAL/ct.nii.gz" ] && [ -f "$REAL/PTV70.nii.g
   echo "== 2/3 isoline run: the clinician's targets (PTVs), organs auto-contoured, plan, dose, DICOM out, report"
   "$ISOLINE" run "$REAL/ct.nii.gz" --targets "$ref" --out "$OUT/result" --overwrite
   echo "== 3/3 check against the clinician's contours and the clinical plan"
-  organs=$(cd "$OUT/result/masks" && ls -- *.nii.gz | sed 's/\.nii\.gz$//' | grep -v -E '^(Body|GTV.*|CTV.*|PTV.*)$' \
-    | while read -r o; do [ -f "$ref/$o.nii.gz" ] && echo "$o"; done | paste -sd, -)
+  # The auto-contoured organs the clinician also delineated. (No `cd` here: $ref may be relative.
+  # Every iteration ends with status 0, or pipefail would stop the demo on the last organ.)
+  organs=$(for f in "$OUT/result/masks"/*.nii.gz; do
+             o=$(basename "$f" .nii.gz)
+             case "$o" in Body | GTV* | CTV* | PTV*) continue ;; esac
+             if [ -f "$ref/$o.nii.gz" ]; then echo "$o"; fi
+           done | paste -sd, -)
   echo "-- auto-contoured organs against the clinician's (Dice 1 = identical)"
   "$ISOLINE" eval contours --pred "$OUT/result/masks" --ref "$ref" --structures "$organs" -q
   echo "-- the achievable dose (RD.dcm) on the clinician's organs and targets"
