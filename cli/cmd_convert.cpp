@@ -135,12 +135,12 @@ int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
     require_structures(ro.names, names, kOp, in, "--roi ");
   }
   auto set = rtstruct::rasterize(rs, grid, ro, progress.sub(0.3, 0.9, "rasterize"));
-  // The masks replace the directory as a whole: no earlier masks left beside them.
-  if (const auto parent = fs::path(out).lexically_normal().parent_path(); !parent.empty())
-    core::ensure_directory(parent.string(), kOp);
-  core::AtomicOutput dir(out, /*directory=*/true);
-  for (const auto& s : set) core::write_image(s.mask, dir.temp_path() + "/" + safe_name(s.name) + ".nii.gz");
-  dir.commit();
+  // The masks replace the directory as a whole: no earlier masks left beside them. Missing
+  // parent folders are created, and removed again should writing fail.
+  core::AtomicOutputs outputs;
+  const std::string tmp = outputs.add(out, /*directory=*/true, /*create_parents=*/true, kOp);
+  for (const auto& s : set) core::write_image(s.mask, tmp + "/" + safe_name(s.name) + ".nii.gz");
+  outputs.commit();
   if (!args.quiet) {
     for (const auto& w : rs.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("wrote %zu masks to %s\n", set.size(), out.c_str());
