@@ -29,18 +29,25 @@ def normalise(hu):
 U8_STEP_HU = 8
 
 
+def largest_component(mask):
+    """The largest 26-connected component of a boolean mask, as core::keep_largest_components
+    keeps it (the mask itself when it has none)."""
+    from scipy import ndimage
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return mask
+    return lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)
+
+
 def body_centre(ct, spacing):
     """The body centre (LPS x, y in mm from the first voxel centre) the quality flags measure
     positions from, as the C++ computes it (contour.cpp, body_centre): the largest region above
     BODY_HU, its centroid on each axial slice with at least 20 cm^2 of it, the median over those
     slices. A median of slices, not the 3-D box: a few slices reaching to the edge of the field
     (an arm, a mask) do not move it."""
-    from scipy import ndimage
-    body = ct > BODY_HU
-    lab, n = ndimage.label(body, structure=np.ones((3, 3, 3)))
-    if n == 0:
+    body = largest_component(ct > BODY_HU)
+    if not body.any():
         return None
-    body = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
     area = body.sum(axis=(0, 1)) * spacing[0] * spacing[1]
     xs, ys = [], []
     ii = np.arange(body.shape[0])[:, None]
@@ -107,12 +114,9 @@ def air_outside_body(ct):
     voxels farther than one voxel in-plane from the body region (the largest 26-connected
     component above BODY_HU) set to HU_MIN. ct: int16 HU on the model grid (x, y, z)."""
     from scipy import ndimage
-    body = ct > BODY_HU
-    lab, n = ndimage.label(body, structure=np.ones((3, 3, 3)))
-    if n == 0:
+    keep = largest_component(ct > BODY_HU)
+    if not keep.any():
         return ct
-    sizes = np.bincount(lab.ravel())[1:]
-    keep = lab == (int(np.argmax(sizes)) + 1)
     cross = np.zeros((3, 3, 3), bool)
     cross[:, 1, 1] = cross[1, :, 1] = True  # in-plane 4-neighbourhood, no z
     keep = ndimage.binary_dilation(keep, structure=cross)

@@ -28,22 +28,16 @@ import sys
 import numpy as np
 from scipy import ndimage
 
-OARS = ["Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus", "Larynx", "Mandible"]
-STRUCTURES = OARS + ["PTV70", "PTV63", "PTV56"]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import BODY_HU, OARS, STRUCTURES, largest_component  # noqa: E402
+
 DEVICES = ["gapplate", "plate", "shell", "ring-450", "ring-200", "ring100", "maskgap", "masktouch100",
            "masktouch-200"]
 
 
-def largest(m):
-    lab, n = ndimage.label(m, structure=np.ones((3, 3, 3)))
-    if n == 0:
-        return m
-    return lab == 1 + int(np.argmax(ndimage.sum(m, lab, range(1, n + 1))))
-
-
 def perturbed(a, spacing):
     """{device name: CT array} for one CT (int16, axes x right->left, y anterior->posterior, z)."""
-    body = largest(a > -500)
+    body = largest_component(a > BODY_HU)
     nx, ny, nz = a.shape
     rows = lambda mm: int(np.ceil(mm / spacing[1]))
     out = {}

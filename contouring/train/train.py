@@ -540,8 +540,8 @@ def main():
                          "control lattice, in units of the half crop width (0.03 = about 1.4 pixels; 0 = off, "
                          "as the shipped networks were trained)")
     ap.add_argument("--shells", type=float, default=0.0,
-                    help="probability per sample of an immobilisation device (shell or plate) touching the "
-                         "patient (add_devices; --dims 2)")
+                    help="probability per sample of an immobilisation device next to the patient: a shell "
+                         "touching the skin or 1-3 pixels off it, or a plate below the back (add_devices; --dims 2)")
     ap.add_argument("--air-outside", action="store_true",
                     help="train and validate on CTs with air outside the body region, as the C++ inference "
                          "feeds them (common.air_outside_body): devices not touching the patient removed")
