@@ -59,6 +59,10 @@ void bind_contouring(py::module_ m) {
       .def_readonly("kept_fraction", &StructureQuality::kept_fraction,
                     "Of the network's voxels above the cut, the share in the part(s) kept; low = "
                     "the prediction was in pieces.")
+      .def_readonly("pieces", &StructureQuality::pieces,
+                    "Connected pieces kept, for the serial organs SpinalCord and Esophagus (all "
+                    "pieces of at least a tenth of the largest are kept; more than 1 is flagged); "
+                    "0 for other structures.")
       .def_readonly("flags", &StructureQuality::flags)
       .def("summary", &StructureQuality::summary)
       .def("__repr__", [](const StructureQuality& q) {

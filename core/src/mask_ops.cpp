@@ -249,6 +249,13 @@ Image keep_largest_components(const Image& mask, int count, double min_fraction)
   return out;
 }
 
+std::size_t count_components(const Image& mask) {
+  check_mask(mask, "count components");
+  std::vector<itk::SizeValueType> sizes;
+  sorted_components(mask, 0, &sizes);
+  return sizes.size();
+}
+
 Image remove_islands(const Image& mask, double min_cc) {
   check_mask(mask, "remove islands");
   if (!(min_cc >= 0)) fail<InvalidInput>("remove islands", "min_cc", "the smallest volume to keep must be >= 0 cc");

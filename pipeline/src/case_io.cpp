@@ -63,6 +63,7 @@ void write_quality_json(const contouring::ContourResult& r, const std::string& p
     j["structures"][q.name] = {{"volume_cc", q.volume_cc},
                                {"confidence", q.confidence},
                                {"kept_fraction", q.kept_fraction},
+                               {"pieces", q.pieces},
                                {"flags", q.flags}};
   for (const auto& [name, source] : given)
     j["structures"][name] = {{"origin", "given"}, {"source", source}, {"flags", nlohmann::ordered_json::array()}};

@@ -211,6 +211,9 @@ TEST(MaskOps, ComponentsAndIslands) {
   EXPECT_EQ(keep_largest_components(m, 2).count_nonzero(), 67u);
   EXPECT_EQ(keep_largest_components(m, 3, 0.1).count_nonzero(), 64u);
   EXPECT_EQ(remove_islands(m, 0.002).count_nonzero(), 67u);  // 2 mm^3 minimum
+  EXPECT_EQ(count_components(m), 3u);
+  EXPECT_EQ(count_components(keep_largest_components(m, 2)), 2u);
+  EXPECT_EQ(count_components(Image(g, PixelType::UInt8)), 0u);
 }
 
 TEST(MaskOps, FillHoles3dAndPerSlice) {

@@ -36,8 +36,12 @@ struct StructureQuality {
   double confidence = 0;  ///< mean network probability inside the contour (0..1)
   double volume_cc = 0;
   /// Of the network's voxels above the cut (model grid), the share in the part(s) kept (the
-  /// largest connected component; up to 4 for targets). Low = the prediction was in pieces.
+  /// largest connected component; up to 4 pieces of at least a tenth of the largest for
+  /// targets and the serial organs SpinalCord and Esophagus). Low = the prediction was in pieces.
   double kept_fraction = 1;
+  /// Connected pieces of the contour kept, counted for the serial organs (SpinalCord,
+  /// Esophagus; 0 for other structures): more than 1 is flagged.
+  std::size_t pieces = 0;
   std::vector<std::string> flags;  ///< empty = nothing unusual
   /// One line for the report and the RT-STRUCT ROI description.
   std::string summary() const;

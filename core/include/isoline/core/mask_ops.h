@@ -36,6 +36,8 @@ Image mask_subtract(const Image& a, const Image& b);  ///< a and not b
 /// Keeps the `count` largest 26-connected components (and drops components smaller than
 /// `min_fraction` of the largest).
 Image keep_largest_components(const Image& mask, int count = 1, double min_fraction = 0.0);
+/// The number of 26-connected components of a mask (0 for an empty one).
+std::size_t count_components(const Image& mask);
 /// Removes components smaller than `min_cc` cubic centimetres.
 Image remove_islands(const Image& mask, double min_cc);
 /// Fills enclosed cavities. `per_slice` fills 2-D holes in each axial (k) slice instead of
