@@ -15,6 +15,12 @@ Devices (HU written into air voxels only; the patient is never changed):
   maskgap        one voxel, +100 HU, one voxel off the skin over the anterior half (a mask)
   masktouch100/-200   the same touching the skin on about a third of its surface, 1-2 voxels
                  off elsewhere
+  fmask100/-200  a mask drawn in millimetres for fine grids (use with --upsample): 2 mm thick
+                 over the anterior half, touching the skin on about a third of it and up to
+                 4 mm off elsewhere
+
+--upsample F resamples each CT by F in-plane first (linear; F = 4 takes OpenKBP's 3.9-5.4 mm
+pixels to 0.9-1.4 mm, a clinical CT's), and every device is drawn on that grid.
 
     /usr/bin/python3 contouring/train/device_stability.py --isoline build/bin/isoline \
         --data ../shared/data/openkbp/validation --patients pt_201 pt_210 pt_230 --out /tmp/dev
@@ -32,7 +38,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import BODY_HU, OARS, STRUCTURES, largest_component  # noqa: E402
 
 DEVICES = ["gapplate", "plate", "shell", "ring-450", "ring-200", "ring100", "maskgap", "masktouch100",
-           "masktouch-200"]
+           "masktouch-200", "fmask100", "fmask-200"]
 
 
 def perturbed(a, spacing):
@@ -76,6 +82,18 @@ def perturbed(a, spacing):
         x = a.copy()
         x[shell] = hu
         out[f"masktouch{hu}"] = x
+    # a mask in millimetres: 2 mm thick, a gap to the skin varying smoothly from 0 to 4 mm
+    dmm = np.full(a.shape, 999.0, np.float32)
+    for k in range(nz):
+        if body[:, :, k].any():
+            dmm[:, :, k] = ndimage.distance_transform_edt(~body[:, :, k], sampling=spacing[:2])
+    fm = np.sin(ii * spacing[0] / 24.0) * np.cos(kk * spacing[2] / 20.0) + 0.3 * np.sin(kk * spacing[2] / 12.5)
+    gap = np.clip(2.0 - 4.0 * fm, 0.0, 4.0)
+    fshell = (dmm > gap) & (dmm <= gap + 2.0) & anterior
+    for hu in (100, -200):
+        x = a.copy()
+        x[fshell] = hu
+        out[f"fmask{hu}"] = x
     for x in out.values():
         x[body] = a[body]
     return out
@@ -94,6 +112,7 @@ def main(argv=None):
     ap.add_argument("--patients", nargs="+", default=["pt_201", "pt_210", "pt_230"])
     ap.add_argument("--devices", nargs="+", default=DEVICES, choices=DEVICES)
     ap.add_argument("--model", help="a model card (default: the shipped one)")
+    ap.add_argument("--upsample", type=int, default=1, help="in-plane resampling factor before the devices")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     out = pathlib.Path(a.out)
@@ -102,13 +121,22 @@ def main(argv=None):
         src = pathlib.Path(a.data) / pt / "ct.nii.gz"
         im = nib.load(str(src))
         ct = np.asarray(im.dataobj).astype(np.int16)
+        spacing = [float(z) for z in im.header.get_zooms()[:3]]
+        affine, header = im.affine.copy(), im.header.copy()
+        if a.upsample > 1:  # first and last voxel centres stay where they were
+            n = ct.shape
+            ct = np.round(ndimage.zoom(ct.astype(np.float32), (a.upsample, a.upsample, 1), order=1)).astype(np.int16)
+            for ax in (0, 1):
+                f = (n[ax] - 1) / (ct.shape[ax] - 1)
+                affine[:3, ax] *= f
+                spacing[ax] *= f
+            header.set_data_dtype(np.int16)
         cases = {"clean": ct}
-        cases.update({k: v for k, v in perturbed(ct, [float(z) for z in im.header.get_zooms()[:3]]).items()
-                      if k in a.devices})
+        cases.update({k: v for k, v in perturbed(ct, spacing).items() if k in a.devices})
         for name, arr in cases.items():
             d = out / pt / name
             d.mkdir(parents=True, exist_ok=True)
-            nib.save(nib.Nifti1Image(arr, im.affine, im.header), str(d / "ct.nii.gz"))
+            nib.save(nib.Nifti1Image(arr, affine, header), str(d / "ct.nii.gz"))
             cmd = [a.isoline, "contour", str(d / "ct.nii.gz"), "--out", str(d / "masks"), "--quiet", "--overwrite"]
             if a.model:
                 cmd += ["--model", a.model]
