@@ -39,20 +39,20 @@ int run_plan(const Args& args, const Context& ctx) {
   for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   PlanOutputs o;
   {
-    const std::string parent = std::filesystem::path(out).parent_path().string();
-    if (!parent.empty()) core::ensure_directory(parent, "plan");
-    core::AtomicOutput dir(out, /*directory=*/true);
+    // Missing parents are created now and removed again if writing fails (AtomicOutputs).
+    core::AtomicOutputs outputs;
+    const std::string dir = outputs.add(out, /*directory=*/true, /*create_parents=*/true, "plan");
     // A CT from an image file is written beside RD.dcm (as `run` does): the RT-DOSE then
     // references a CT series a planning system can load with it.
-    const std::vector<std::string> ct_files = write_ct_for_image(ct, dir.temp_path());
-    o = write_plan_outputs(dir.temp_path(), ct, structures, r);
+    const std::vector<std::string> ct_files = write_ct_for_image(ct, dir);
+    o = write_plan_outputs(dir, ct, structures, r);
     o.files.insert(o.files.begin(), ct_files.begin(), ct_files.end());
     if (!args.flag("--no-report")) {
-      write_plan_report(dir.temp_path() + "/report.html", "Isoline achievable dose", ct, structures, r,
+      write_plan_report(dir + "/report.html", "Isoline achievable dose", ct, structures, r,
                         {{"CT", args.value("--ct")}, {"Structures", args.value("--structures")}, {"Template", tpl.name}}, {});
       o.files.push_back("report.html");
     }
-    dir.commit();
+    outputs.commit();
   }
   progress.done();
   int failed = 0;

@@ -117,7 +117,7 @@ TEST(Run, MainJobWritesEveryOutputWithValidReferences) {
 TEST(Run, PlanOnGivenStructuresFromNifti) {
   const auto& c = phantom_case();
   test::TempDir tmp;
-  const std::string out = tmp.file("plan");
+  const std::string out = tmp.file("new/plan");  // a missing parent is created
   auto r = test::run_command(test::isoline_bin() + " plan --ct " + c.file("case/ct.nii.gz") +
                              " --structures " + c.file("case/masks") + " --out " + out +
                              " --template " + fast_template(tmp));
