@@ -15,21 +15,17 @@ reference Mandible; the best pair goes into export.py --bone-refine.
 import argparse
 import glob
 import os
+import sys
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import largest_component  # noqa: E402
+
 THRESHOLDS = (100, 150, 200, 250)
 MARGINS_MM = (4.0, 5.5)
-
-
-def largest(a):
-    lab, n = ndi.label(a, structure=np.ones((3, 3, 3)))
-    if n <= 1:
-        return a
-    sizes = ndi.sum(a, lab, range(1, n + 1))
-    return lab == 1 + int(np.argmax(sizes))
 
 
 def ball(spacing, r):
@@ -40,7 +36,7 @@ def ball(spacing, r):
 
 
 def redraw(pred, ct, t, se):
-    return ndi.binary_fill_holes(largest(ndi.binary_dilation(pred, structure=se) & (ct > t)))
+    return ndi.binary_fill_holes(largest_component(ndi.binary_dilation(pred, structure=se) & (ct > t)))
 
 
 def main():
