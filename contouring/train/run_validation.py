@@ -4,7 +4,7 @@ with `isoline eval contours` (the figures reported in docs/validation.md and the
   /usr/bin/python3 contouring/train/run_validation.py --isoline build/bin/isoline \
       --data ../shared/data/openkbp/validation --out /tmp/val [--model card.json]
 
-Writes OUT/pred/pt_N/<Structure>.nii.gz, OUT/metrics.json (eval's JSON), OUT/dice.svg (eval's
+Writes (replacing an earlier run's) OUT/pred/pt_N/<Structure>.nii.gz, OUT/metrics.json (eval's JSON), OUT/dice.svg (eval's
 picture of every case's Dice) and prints eval's table. Returns the summary dict.
 """
 import argparse, json, os, subprocess, sys, time
@@ -26,7 +26,7 @@ def run(isoline, data, out, model=None, log=print):
     t0 = time.time()
     for c in cases:
         subprocess.run([str(isoline), "contour", str(c / "ct.nii.gz"), "--out", str(pred / c.name),
-                        "--structures", ",".join(STRUCTURES), "--quiet"], check=True, env=env)
+                        "--structures", ",".join(STRUCTURES), "--quiet", "--overwrite"], check=True, env=env)
     t_contour = time.time() - t0
     p = subprocess.run([str(isoline), "eval", "contours", "--pred", str(pred), "--ref", str(data),
                         "--structures", ",".join(STRUCTURES), "--json", str(out / "metrics.json"),

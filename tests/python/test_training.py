@@ -2,6 +2,7 @@
 --lr-trace (same learning rate per iteration, same length), and --init widens a first
 convolution trained on fewer input slices (train.py --context) without changing the rest."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -330,3 +331,28 @@ def test_device_stability_draws_devices_in_the_air_only():
     assert not fm[bf].any() and not fm[yf > 80].any()
     assert fm[d <= 1].any() and fm[d > 3].any() and not fm[d > 6.01].any()
     assert not ((out["gapplate"] != ct) & touch).any() and ((out["plate"] != ct) & touch).any()
+
+
+def test_run_validation_runs_again_into_the_same_folder(tmp_path):
+    """run_validation.py (make bench's contouring module) replaces the predictions of an earlier
+    run in the same folder: a second `make bench` in one checkout failed on `isoline contour`'s
+    refusal to write into a non-empty folder (session 17)."""
+    import nibabel as nib
+    import run_validation as rv
+    exe = os.environ.get("ISOLINE_BIN")
+    if not exe:
+        pytest.skip("ISOLINE_BIN not set (CTest sets it)")
+    case = tmp_path / "data" / "pt_1"
+    case.mkdir(parents=True)
+    x, y, _ = np.mgrid[:64, :64, :24]
+    ct = np.where((x - 32) ** 2 + (y - 32) ** 2 < 26 ** 2, 40, -1000).astype(np.int16)
+    aff = np.diag([-4.0, -4.0, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(ct, aff), str(case / "ct.nii.gz"))
+    for k, s in enumerate(rv.STRUCTURES):
+        m = np.zeros(ct.shape, np.uint8)
+        m[20 + k:26 + k, 28:34, 8:14] = 1
+        nib.save(nib.Nifti1Image(m, aff), str(case / f"{s}.nii.gz"))
+    for _ in range(2):
+        m = rv.run(exe, tmp_path / "data", tmp_path / "out", log=lambda *a: None)
+        assert m["summary"]["cases"] == 1
+        assert (tmp_path / "out" / "pred" / "pt_1" / "Brainstem.nii.gz").exists()
