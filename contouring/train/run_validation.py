@@ -4,8 +4,9 @@ with `isoline eval contours` (the figures reported in docs/validation.md and the
   /usr/bin/python3 contouring/train/run_validation.py --isoline build/bin/isoline \
       --data ../shared/data/openkbp/validation --out /tmp/val [--model card.json]
 
-Writes (replacing an earlier run's) OUT/pred/pt_N/<Structure>.nii.gz, OUT/metrics.json (eval's JSON), OUT/dice.svg (eval's
-picture of every case's Dice) and prints eval's table. Returns the summary dict.
+Writes OUT/pred/pt_N/<Structure>.nii.gz (replacing an earlier run's), OUT/metrics.json (eval's
+JSON), OUT/dice.svg (eval's picture of every case's Dice) and prints eval's table. Returns the
+summary dict.
 """
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
