@@ -55,7 +55,7 @@ def write_auto_rtstruct(result: _contouring.ContourResult, ct: _rtstruct.CtSerie
     ...
 
 def write_quality_json(result: _contouring.ContourResult, path: str) -> None:
-    """quality.json of a contouring result, as `isoline contour` and `isoline run` write it beside their masks: model, model_version, in_scope, warnings and per structure volume_cc, confidence, kept_fraction, flags."""
+    """quality.json of a contouring result, as `isoline contour` and `isoline run` write it beside their masks: model, model_version, in_scope, warnings and per structure volume_cc, confidence, kept_fraction, pieces, flags."""
     ...
 
 __all__ = [

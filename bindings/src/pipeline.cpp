@@ -37,7 +37,7 @@ void bind_pipeline(py::module_ m) {
       py::arg("result"), py::arg("path"),
       "quality.json of a contouring result, as `isoline contour` and `isoline run` write it beside "
       "their masks: model, model_version, in_scope, warnings and per structure volume_cc, "
-      "confidence, kept_fraction, flags.");
+      "confidence, kept_fraction, pieces, flags.");
   m.def(
       "write_auto_rtstruct",
       [](const contouring::ContourResult& r, const rtstruct::CtSeries& ct, const std::string& file,
