@@ -188,7 +188,8 @@ void trim_extent(Image& mask, const ExtentTrim& t) {
 // image data) keeps its pieces. Keeping only the largest would drop a stretch of the organ
 // from the plan's constraints, which is worse than keeping a stray piece a reviewer deletes;
 // the pieces are flagged (below). Validation: SpinalCord 0.673 -> 0.686 on the model grid
-// (the CTs with image data in a box), training split unchanged (docs/contouring.md).
+// (the CTs with image data in a box), training split unchanged (docs/contouring.md). They also
+// run on past the ends of every head-and-neck scan (not flagged as cut off by them).
 bool serial_organ(const std::string& name) { return name == "SpinalCord" || name == "Esophagus"; }
 
 PostSpec post_spec(const std::string& name) {
@@ -582,7 +583,7 @@ ContourResult contour(const Image& ct_in, const Model& model, const ContourOptio
       // An organ that reaches the first or last slice is probably cut off by the end of the
       // scan (its volume and any dose to it are then incomplete). The cord and the esophagus
       // run on past the scan in every head-and-neck CT: not flagged.
-      if ((info[s].first_slice || info[s].last_slice) && names[s] != "SpinalCord" && names[s] != "Esophagus")
+      if ((info[s].first_slice || info[s].last_slice) && !serial_organ(names[s]))
         q.flags.push_back(std::string("reaches the ") + (info[s].first_slice ? "first" : "last") +
                           (info[s].first_slice && info[s].last_slice ? " and last" : "") +
                           " slice of the CT: may be cut off by the end of the scan");
