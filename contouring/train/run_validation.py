@@ -11,9 +11,8 @@ summary dict.
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
 
-STRUCTURES = ["Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus",
-              "Larynx", "Mandible", "PTV70", "PTV63", "PTV56"]
-OARS = STRUCTURES[:7]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import OARS, STRUCTURES  # noqa: E402
 
 
 def run(isoline, data, out, model=None, log=print):
