@@ -118,7 +118,10 @@ int run_adapt(const Args& args, const Context& ctx) {
         "adapt", args.value("--new-ct"),
         "patient ID '" + new_series.info.patient_id + "' differs from the planning CT's '" +
             plan_series.info.patient_id + "' (" + plan_ct_path +
-            "): a CT of another patient? (--allow-other-patient when the IDs differ for another reason)");
+            "): a CT of another patient? (--allow-other-patient when the IDs differ for another reason" +
+            (plan_series.info.patient_id.rfind("IMG-", 0) == 0 && new_series.info.patient_id.rfind("IMG-", 0) == 0
+                 ? "; both were written from image files, which name no patient: give both the same --patient-id)"
+                 : ")"));
 
   // Planning structures: masks/ (exact, as `isoline run` and `isoline phantom` write them) or
   // RS.dcm (rasterised on the planning CT).

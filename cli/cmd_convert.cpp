@@ -6,6 +6,7 @@
 //   DICOM CT directory                                          -> NIfTI CT (HU)
 //   NIfTI CT (--to ct)                                          -> DICOM CT series directory
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -33,9 +34,50 @@ const char* kOp = "convert";
 // A mask on the CT grid: masks stored on the same voxels with another axis order or direction
 // map exactly (nearest-neighbour resampling in patient space).
 core::Image resample_mask(const core::Image& m, const core::Geometry& g) {
-  const core::Image u8 = m.pixel_type() == core::PixelType::UInt8 ? m : m.cast(core::PixelType::UInt8);
-  if (m.geometry().same_grid(g, 1e-3)) return u8;
-  return core::resample(u8, g, core::Interpolation::Nearest);
+  if (m.geometry().same_grid(g, 1e-3)) return m;
+  return core::resample(m, g, core::Interpolation::Nearest);
+}
+
+// True when grids `a` and `b` hold the same voxel centres, possibly stored in another axis order
+// or direction (then resampling moves no voxel): same voxel count, the same spacings in some
+// order and the same eight corner voxel centres in patient space.
+bool same_voxels(const core::Geometry& a, const core::Geometry& b) {
+  if (a.num_voxels() != b.num_voxels()) return false;
+  std::array<double, 3> sa{a.spacing[0], a.spacing[1], a.spacing[2]}, sb{b.spacing[0], b.spacing[1], b.spacing[2]};
+  std::sort(sa.begin(), sa.end());
+  std::sort(sb.begin(), sb.end());
+  for (int i = 0; i < 3; ++i)
+    if (std::abs(sa[i] - sb[i]) > 1e-3) return false;
+  auto corners = [](const core::Geometry& g) {
+    std::vector<core::Vec3> c;
+    for (int n = 0; n < 8; ++n)
+      c.push_back(g.index_to_world({n & 1 ? g.size[0] - 1.0 : 0.0, n & 2 ? g.size[1] - 1.0 : 0.0,
+                                    n & 4 ? g.size[2] - 1.0 : 0.0}));
+    return c;
+  };
+  const auto ca = corners(a), cb = corners(b);
+  for (const auto& p : ca) {
+    bool found = false;
+    for (const auto& q : cb)
+      found = found || (std::abs(p[0] - q[0]) < 1e-3 && std::abs(p[1] - q[1]) < 1e-3 && std::abs(p[2] - q[2]) < 1e-3);
+    if (!found) return false;
+  }
+  return true;
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : sep) + x;
+  return out;
+}
+
+std::string grid_text(const core::Geometry& g) {
+  char b[160];
+  std::snprintf(b, sizeof b, "%lld x %lld x %lld voxels of %.3g x %.3g x %.3g mm from (%.1f, %.1f, %.1f)",
+                static_cast<long long>(g.size[0]), static_cast<long long>(g.size[1]),
+                static_cast<long long>(g.size[2]), g.spacing[0], g.spacing[1], g.spacing[2], g.origin[0],
+                g.origin[1], g.origin[2]);
+  return b;
 }
 
 std::string stem(const std::string& path) {
@@ -57,34 +99,68 @@ int to_rtstruct(const Args& args, const Context& ctx) {
   if (!ct_dir) throw UsageError{"masks -> RT-STRUCT needs --ct DICOM_CT"};
   core::Progress progress(ctx.progress, "convert");
   auto ct = rtstruct::read_ct_series(*ct_dir, {}, progress.sub(0, 0.3, "read CT"));
-  std::vector<std::string> files;
+  std::vector<std::string> files, skipped;
   for (const auto& p : args.positionals()) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
+      // A case folder (OpenKBP, `isoline phantom`) also holds the CT, the dose and a label map:
+      // they are not structures.
       std::vector<std::string> v;
-      for (auto& e : fs::directory_iterator(p))
-        if (core::is_image_path(e.path().string())) v.push_back(e.path().string());
+      for (auto& e : fs::directory_iterator(p)) {
+        if (!core::is_image_path(e.path().string())) continue;
+        if (core::is_not_mask_name(stem(e.path().string())))
+          skipped.push_back(e.path().filename().string());
+        else
+          v.push_back(e.path().string());
+      }
       std::sort(v.begin(), v.end());
       files.insert(files.end(), v.begin(), v.end());
     } else {
       files.push_back(p);
     }
   }
-  if (files.empty()) core::fail<core::InvalidInput>(kOp, args.positional(0), "no mask files");
+  std::sort(skipped.begin(), skipped.end());
+  if (files.empty())
+    core::fail<core::InvalidInput>(kOp, args.positional(0),
+                                   skipped.empty() ? "no mask files" : "no mask files (only the case's " +
+                                                                           join(skipped, ", ") + ")");
   const auto only = args.get_all("--roi");
   std::vector<std::string> stems;
   for (const auto& f : files) stems.push_back(stem(f));
   require_structures(only, stems, kOp, args.positional(0), "--roi ");
-  core::StructureSet set(ct.image.geometry());
+  const std::string generation = args.get("--generation").value_or("");
+  if (!generation.empty() && generation != "MANUAL" && generation != "SEMIAUTOMATIC" && generation != "AUTOMATIC")
+    throw UsageError{"--generation expects MANUAL, SEMIAUTOMATIC or AUTOMATIC, got '" + generation + "'"};
+  const core::Geometry& ctg = ct.image.geometry();
+  std::vector<std::string> warnings;
+  core::StructureSet set(ctg);
   for (const auto& f : files) {
     const std::string name = stem(f);
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
-    core::Image m = core::read_image(f, core::PixelType::UInt8);
-    const bool had_voxels = m.count_nonzero() > 0;
-    core::Structure& s = set.add(name, resample_mask(m, ct.image.geometry()));
-    if (had_voxels && s.mask.count_nonzero() == 0)
+    // Only 0/1 (or 0/255) images are masks: a CT, dose, label or probability map is refused
+    // with what it looks like, not cast into a structure.
+    core::Image m = core::read_mask(f, kOp);
+    const std::size_t voxels = m.count_nonzero();
+    core::Structure& s = set.add(name, resample_mask(m, ctg));
+    const std::size_t kept = s.mask.count_nonzero();
+    if (voxels > 0 && kept == 0)
       core::fail<core::InvalidInput>(kOp, f, "the mask lies wholly outside the CT (" + *ct_dir +
                                                   "): another patient's or scan's grid?");
+    if (!same_voxels(m.geometry(), ctg)) {
+      // NIfTI masks carry no patient or frame of reference: a mask of another scan would be
+      // placed on this CT without complaint. Say that it was moved onto another grid.
+      std::string w = f + ": resampled onto the CT's grid (mask " + grid_text(m.geometry()) + "; CT " +
+                      grid_text(ctg) + "): check that it was drawn on this CT";
+      const core::Vec3 ms = m.geometry().spacing;
+      const double in_cc = static_cast<double>(voxels) * ms[0] * ms[1] * ms[2] / 1000.0;
+      const double out_cc = static_cast<double>(kept) * ctg.spacing[0] * ctg.spacing[1] * ctg.spacing[2] / 1000.0;
+      if (voxels > 0 && out_cc < 0.98 * in_cc) {
+        char b[120];
+        std::snprintf(b, sizeof b, "; only %.1f of its %.1f cc lie inside the CT", out_cc, in_cc);
+        w += b;
+      }
+      warnings.push_back(w);
+    }
   }
   rtstruct::RtStructWriteOptions o;
   if (auto l = args.get("--label")) o.structure_set_label = *l;
@@ -97,11 +173,18 @@ int to_rtstruct(const Args& args, const Context& ctx) {
   o.keyhole = args.flag("--keyhole");
   if (auto a = args.get("--approval")) o.approval_status = *a;
   if (auto r = args.get("--reviewer")) o.reviewer_name = *r;
+  // Isoline did not make these masks: their ROIs carry the generation given (default empty,
+  // "unknown", Type 2) and no AI derivation sequence.
+  for (const auto& st : set) o.given_rois[st.name] = generation;
   const auto t0 = std::chrono::steady_clock::now();
   auto res = rtstruct::write_rtstruct(set, ct, out, o, progress.sub(0.3, 1.0, "write"));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Warnings are printed with -q too: an ROI renamed or written empty must not pass unseen.
+  for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   if (!args.quiet) {
-    for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (!skipped.empty())
+      std::printf("skipped %s: not structure masks\n", join(skipped, ", ").c_str());
     std::printf(
         "wrote %s: %zu ROIs, %zu contours, referencing %zu CT slices (RT-STRUCT written in %.3f "
         "s)\n",
@@ -141,8 +224,8 @@ int from_rtstruct(const std::string& in, const Args& args, const Context& ctx) {
   const std::string tmp = outputs.add(out, /*directory=*/true, /*create_parents=*/true, kOp);
   for (const auto& s : set) core::write_image(s.mask, tmp + "/" + safe_name(s.name) + ".nii.gz");
   outputs.commit();
+  for (const auto& w : rs.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   if (!args.quiet) {
-    for (const auto& w : rs.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("wrote %zu masks to %s\n", set.size(), out.c_str());
   }
   return 0;
@@ -180,6 +263,8 @@ int run_convert(const Args& args, const Context& ctx) {
       to = "nifti";
     }
   }
+  if ((args.get("--patient-id") || args.get("--patient-name")) && to != "ct")
+    throw UsageError{"--patient-id and --patient-name name the patient of a CT written from an image (--to ct)"};
   core::Progress progress(ctx.progress, "convert");
   if (to == "rtstruct") return to_rtstruct(args, ctx);
   if (to == "ct") {
@@ -187,9 +272,14 @@ int run_convert(const Args& args, const Context& ctx) {
     core::check_output_directory(out, args.flag("--overwrite"), kOp, {in});
     rtstruct::CtWriteOptions o;
     if (auto d = args.get("--description")) o.series_description = *d;
-    auto s =
-        rtstruct::write_ct_series(core::read_image(in, core::PixelType::Int16), out, o, progress);
-    if (!args.quiet) std::printf("wrote %zu CT slices to %s\n", s.slices.size(), out.c_str());
+    const core::Image hu = core::read_image(in, core::PixelType::Int16);
+    o.info = rtstruct::identity_for_image(hu, args.get("--patient-id").value_or(""),
+                                          args.get("--patient-name").value_or(""));
+    auto s = rtstruct::write_ct_series(hu, out, o, progress);
+    if (!args.quiet)
+      std::printf("wrote %zu CT slices to %s (patient %s, ID %s%s)\n", s.slices.size(), out.c_str(),
+                  s.info.patient_name.c_str(), s.info.patient_id.c_str(),
+                  args.get("--patient-id") ? "" : ": from the image, --patient-id sets it");
     return 0;
   }
   if (to == "rtdose") {
@@ -199,7 +289,7 @@ int run_convert(const Args& args, const Context& ctx) {
     auto ct = rtstruct::read_ct_series(*ct_dir, {}, progress.sub(0, 0.5, "read CT"));
     rtstruct::RtDoseWriteOptions o;
     if (auto p = args.get("--plan")) o.referenced_plan_sop_instance_uid = rtstruct::plan_reference_for(*p, ct);
-    if (o.referenced_plan_sop_instance_uid.empty() && !args.quiet)
+    if (o.referenced_plan_sop_instance_uid.empty())
       std::fprintf(stderr,
                    "warning: no --plan: DoseSummationType PLAN without ReferencedRTPlanSequence "
                    "(the TPS will ask to link the plan)\n");
@@ -262,10 +352,13 @@ Command make_convert_command() {
        false},
       {"--approval", "STATUS", "RT-STRUCT approval: UNAPPROVED, APPROVED or REJECTED", false, "",
        false},
+      {"--generation", "HOW", "ROIGenerationAlgorithm of masks -> RT-STRUCT: MANUAL, SEMIAUTOMATIC or AUTOMATIC (default: empty, unknown)", false, "", false},
       {"--reviewer", "NAME", "reviewer (DICOM PN, e.g. Curie^Marie) for APPROVED/REJECTED", false,
        "", false},
       {"--plan", "RP", "RT Plan the dose belongs to (ReferencedRTPlanSequence)", false, "", false},
       {"--description", "TEXT", "series description of a written CT", false, "", false},
+      {"--patient-id", "ID", "DICOM Patient ID for a CT from an image file (default: IMG- and a hash of the image)", false, "", false},
+      {"--patient-name", "NAME", "DICOM Patient Name (PN, e.g. Doe^Jane) for a CT from an image file (default: ANONYMOUS^)", false, "", false},
       {"--overwrite", "", "replace a non-empty --out directory (DICOM series or masks)", false, "", false},
   };
   c.run = run_convert;

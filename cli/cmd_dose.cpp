@@ -38,6 +38,8 @@ int run_dose(const Args& args, const Context& ctx) {
   if (core::is_image_path(ct_path)) {
     ct = core::read_image(ct_path);
   } else {
+    if (args.get("--patient-id") || args.get("--patient-name"))
+      throw UsageError{"--patient-id and --patient-name are for a CT from an image file: a DICOM CT keeps its own"};
     series = rtstruct::read_ct_series(ct_path, {}, progress.sub(0, 0.1, "read CT"));
     ct = series.image;
   }
@@ -53,9 +55,8 @@ int run_dose(const Args& args, const Context& ctx) {
     if (series.slices.empty()) {
       // A NIfTI CT has no DICOM identity: the RT-DOSE gets a new study and frame of reference.
       series.image = ct;
-      series.info.patient_name = "ANONYMOUS";
-      series.info.patient_id = "ISOLINE";
-      series.info.study_instance_uid = rtstruct::generate_uid();
+      series.info = rtstruct::identity_for_image(ct, args.get("--patient-id").value_or(""),
+                                                 args.get("--patient-name").value_or(""));
       series.frame_of_reference_uid = rtstruct::generate_uid();
     }
     rtstruct::RtDoseWriteOptions o;
@@ -89,6 +90,8 @@ Command make_dose_command() {
       {"--ct", "CT", "CT image (HU) or DICOM CT directory", true, "", false},
       {"--plan", "PLAN", "plan JSON", true, "", false},
       {"--out", "FILE", "output dose: .nii.gz/.nii/.nrrd/.mha or RT-DOSE .dcm", true, "", false},
+      {"--patient-id", "ID", "DICOM Patient ID for a CT from an image file (default: IMG- and a hash of the image)", false, "", false},
+      {"--patient-name", "NAME", "DICOM Patient Name (PN, e.g. Doe^Jane) for a CT from an image file (default: ANONYMOUS^)", false, "", false},
       {"--device", "DEV", "cpu or cuda", false, "cpu", false},
   };
   c.run = run_dose;

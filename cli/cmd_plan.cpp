@@ -31,7 +31,8 @@ int run_plan(const Args& args, const Context& ctx) {
   core::check_output_location(out, "plan", /*parents_created=*/true);  // before the planning
   core::check_output_directory(out, args.flag("--overwrite"), "plan",
                                {args.value("--ct"), args.value("--structures")});
-  CaseCt ct = load_ct(args.value("--ct"), progress.sub(0, 0.03, "read CT"));
+  CaseCt ct = load_ct(args.value("--ct"), progress.sub(0, 0.03, "read CT"), args.get("--patient-id").value_or(""),
+                      args.get("--patient-name").value_or(""));
   rtstruct::check_rtdose_reference(ct.series, (std::filesystem::path(out) / "RD.dcm").string());  // before planning
   for (const auto& w : ct.warnings) std::fprintf(stderr, "warning: %s: %s\n", args.value("--ct").c_str(), w.c_str());
   core::StructureSet structures = load_structures(args.value("--structures"), ct);
@@ -87,6 +88,8 @@ Command make_plan_command() {
       {"--ct", "CT", "CT (DICOM directory or NIfTI/NRRD/MHA in HU)", true},
       {"--structures", "PATH", "directory of <name>.nii.gz masks on the CT grid, or an RT-STRUCT", true},
       {"--out", "DIR", "output directory", true},
+      {"--patient-id", "ID", "DICOM Patient ID for a CT from an image file (default: IMG- and a hash of the image)", false, "", false},
+      {"--patient-name", "NAME", "DICOM Patient Name (PN, e.g. Doe^Jane) for a CT from an image file (default: ANONYMOUS^)", false, "", false},
       {"--template", "NAME", "template name or JSON file", false, "hn"},
       {"--criteria", "FILE", "criteria JSON (default: the template's)"},
       {"--iterations", "N", "optimiser iterations (default: the template's)"},

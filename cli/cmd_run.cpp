@@ -22,6 +22,8 @@ int run_run(const Args& args, const Context& ctx) {
   if (auto m = args.get("--model")) o.model_card = *m;
   if (auto s = args.get("--structures")) o.structures_path = *s;
   if (auto t = args.get("--targets")) o.targets_path = *t;
+  o.patient_id = args.get("--patient-id").value_or("");
+  o.patient_name = args.get("--patient-name").value_or("");
   if (args.get("--structures") && args.get("--targets"))
     throw UsageError{"give either --structures (plan on them) or --targets (contour the organs), not both"};
   o.max_iterations = static_cast<int>(args.get_int("--iterations", 0));
@@ -48,6 +50,9 @@ int run_run(const Args& args, const Context& ctx) {
     for (std::size_t i = 0; i < r.files.size(); ++i)
       std::printf("%s%s", i ? ", " : "", r.files[i].c_str());
     std::printf(")\n");
+    if (!r.patient_id.empty() && o.patient_id.empty())
+      std::printf("DICOM patient ID %s (the CT is an image file, which names no patient: --patient-id sets it)\n",
+                  r.patient_id.c_str());
     const std::string report = (std::filesystem::path(r.out_dir) / "report.html").string();
     if (std::filesystem::exists(report))
       std::printf("report: %s\n", std::filesystem::absolute(report).c_str());
@@ -78,6 +83,8 @@ Command make_run_command() {
        "plan on these structures (masks dir or RT-STRUCT) instead of contouring"},
       {"--targets", "PATH",
        "targets (PTV/CTV/GTV) from this RT-STRUCT or masks dir; organs auto-contoured"},
+      {"--patient-id", "ID", "DICOM Patient ID for a CT from an image file (default: IMG- and a hash of the image)", false, "", false},
+      {"--patient-name", "NAME", "DICOM Patient Name (PN, e.g. Doe^Jane) for a CT from an image file (default: ANONYMOUS^)", false, "", false},
       {"--model", "JSON", "contouring model card (default: the shipped model)"},
       {"--iterations", "N", "optimiser iterations (default: the template's)"},
       {"--device", "DEV", "cpu or cuda", false, "cpu"},

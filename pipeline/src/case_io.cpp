@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 
 namespace isoline::pipeline {
 
-CaseCt load_ct(const std::string& path, const core::Progress& progress) {
+CaseCt load_ct(const std::string& path, const core::Progress& progress, const std::string& patient_id,
+               const std::string& patient_name) {
   std::error_code ec;
   if (!fs::exists(path, ec)) core::fail<core::IoError>("read CT", path, "no such file or directory");
   CaseCt c;
@@ -28,11 +29,13 @@ CaseCt load_ct(const std::string& path, const core::Progress& progress) {
     c.series.image = core::read_image(path);
     if (c.series.image.pixel_type() == core::PixelType::UInt8)
       core::fail<core::InvalidInput>("read CT", path, "image is uint8 (a mask?), expected Hounsfield units");
-    c.series.info.patient_name = "ANONYMOUS";
-    c.series.info.patient_id = "ISOLINE";
-    c.series.info.study_instance_uid = rtstruct::generate_uid();
+    c.series.info = rtstruct::identity_for_image(c.series.image, patient_id, patient_name);
     c.series.frame_of_reference_uid = rtstruct::generate_uid();
   } else {
+    if (!patient_id.empty() || !patient_name.empty())
+      core::fail<core::InvalidInput>("read CT", path,
+                                     "a DICOM CT keeps its own patient ID and name (a patient ID or name is "
+                                     "given only for a CT from an image file)");
     c.series = rtstruct::read_ct_series(path, {}, progress);
     c.from_dicom = true;
     c.warnings = c.series.warnings;

@@ -40,8 +40,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   r.out_dir = o.out_dir;
   if (!o.structures_path.empty() && !o.targets_path.empty())
     core::fail<core::InvalidInput>("run", "--targets", "give either --structures or --targets, not both");
-  CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"));
+  CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"), o.patient_id, o.patient_name);
   for (const auto& w : ct.warnings) r.warnings.push_back(o.ct_path + ": " + w);
+  if (!ct.from_dicom) r.patient_id = ct.series.info.patient_id;
   // RD.dcm must be able to lie in the CT's study and frame of reference: say so before the
   // contouring and planning, not after.
   rtstruct::check_rtdose_reference(ct.series, (fs::path(o.out_dir) / "RD.dcm").string());

@@ -1,6 +1,7 @@
 // CT series writer: one CT Image Storage file per slice, written into a temporary
 // directory that is renamed onto the target.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 
@@ -19,6 +20,44 @@ using detail::format_ds_list;
 using detail::put;
 using detail::put_us;
 
+PatientStudy identity_for_image(const core::Image& ct, const std::string& patient_id,
+                                const std::string& patient_name) {
+  const char* op = "DICOM identity of an image CT";
+  for (const auto* v : {&patient_id, &patient_name}) {
+    if (v->size() > 64) core::fail<core::InvalidInput>(op, *v, "longer than 64 characters");
+    for (unsigned char c : *v)
+      if (c < 0x20 || c == '\\' || c == 0x7f)
+        core::fail<core::InvalidInput>(op, *v, "holds a backslash or control character");
+  }
+  PatientStudy p;
+  p.study_instance_uid = generate_uid();
+  p.patient_name = patient_name.empty() ? "ANONYMOUS^" : patient_name;
+  p.patient_id = patient_id;
+  if (p.patient_id.empty()) {
+    // FNV-1a (64 bit) over the geometry and the voxels.
+    std::uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](const void* data, std::size_t n) {
+      const auto* b = static_cast<const unsigned char*>(data);
+      for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    };
+    const core::Geometry& g = ct.geometry();
+    mix(g.size.data(), sizeof(g.size));
+    mix(g.spacing.data(), sizeof(g.spacing));
+    mix(g.origin.data(), sizeof(g.origin));
+    mix(g.direction.data(), sizeof(g.direction));
+    // As the DICOM series stores it (int16 HU): the same file read as float or as int16, by
+    // `convert --to ct` or by `run`, gets the same ID.
+    if (!ct.empty()) {
+      const core::Image hu = ct.pixel_type() == core::PixelType::Int16 ? ct : ct.cast(core::PixelType::Int16);
+      mix(hu.raw(), hu.byte_size());
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "IMG-%012llx", static_cast<unsigned long long>(h >> 16));
+    p.patient_id = buf;
+  }
+  return p;
+}
+
 CtSeries write_ct_series(const core::Image& hu_in, const std::string& dir,
                          const CtWriteOptions& opt, const core::Progress& progress) {
   const char* op = "write CT series";
@@ -34,7 +73,7 @@ CtSeries write_ct_series(const core::Image& hu_in, const std::string& dir,
   s.info = opt.info;
   if (s.info.study_instance_uid.empty()) s.info.study_instance_uid = generate_uid();
   if (s.info.patient_name.empty()) s.info.patient_name = "ANONYMOUS^";
-  if (s.info.patient_id.empty()) s.info.patient_id = "ISOLINE";
+  if (s.info.patient_id.empty()) s.info.patient_id = identity_for_image(hu_in).patient_id;
   if (s.info.study_date.empty()) s.info.study_date = detail::today();
   if (s.info.study_time.empty()) s.info.study_time = detail::now_time();
   if (s.info.study_id.empty()) s.info.study_id = "1";
@@ -99,6 +138,7 @@ CtSeries write_ct_series(const core::Image& hu_in, const std::string& dir,
     put(ds, DCM_SeriesInstanceUID, s.series_instance_uid);
     put(ds, DCM_SeriesNumber, std::to_string(s.series_number));
     put(ds, DCM_PatientPosition, s.patient_position);
+    // Laterality (Type 2C) empty: dciodvfy warns, but reports an error when it is absent.
     put(ds, DCM_Laterality, "");
     put(ds, DCM_FrameOfReferenceUID, s.frame_of_reference_uid);
     put(ds, DCM_PositionReferenceIndicator, "");

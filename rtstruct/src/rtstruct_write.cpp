@@ -110,14 +110,15 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
   auto text = [&](const std::string& utf8, std::size_t max_chars) {
     return detail::own_text(utf8, charset, max_chars).encoded;
   };
-  // ROI names: map, cut, make unique.
+  // ROI names: map, cut, make unique. Unique without regard to case: Eclipse structure IDs
+  // are, so "PTV70" and "ptv70" would clash on import.
   std::vector<std::string> names, names_utf8;  // as written; UTF-8 for messages
-  std::set<std::string> taken;
+  std::set<std::string> taken;  // lower case
   for (const auto& s : structures) {
     std::string n = s.name;
     if (auto it = opt.name_map.find(n); it != opt.name_map.end()) n = it->second;
     detail::OwnText c = detail::own_text(n, charset, opt.max_name_length);
-    for (int i = 2; taken.count(c.encoded); ++i) {
+    for (int i = 2; taken.count(core::to_lower(c.encoded)); ++i) {
       const std::string suf = "_" + std::to_string(i);
       c = detail::own_text(n, charset, opt.max_name_length - std::min(opt.max_name_length, suf.size()));
       c.encoded += suf;
@@ -125,9 +126,22 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
       c.changed = true;
     }
     if (c.changed || c.utf8 != n) res.warnings.push_back("ROI \"" + s.name + "\" written as \"" + c.utf8 + "\"");
-    taken.insert(c.encoded);
+    taken.insert(core::to_lower(c.encoded));
     names.push_back(c.encoded);
     names_utf8.push_back(c.utf8);
+  }
+  {
+    // A TPS takes one EXTERNAL (Body/External) per structure set: Eclipse and RayStation refuse
+    // or drop a second.
+    std::vector<std::string> external;
+    for (std::size_t r = 0; r < structures.size(); ++r)
+      if (structures[r].type == core::StructureType::External) external.push_back("\"" + names_utf8[r] + "\"");
+    if (external.size() > 1) {
+      std::string list;
+      for (const auto& e : external) list += (list.empty() ? "" : ", ") + e;
+      res.warnings.push_back(std::to_string(external.size()) + " ROIs of type EXTERNAL (" + list +
+                             "): a TPS takes one Body/External per structure set");
+    }
   }
 
   // Trace contours (two workers).

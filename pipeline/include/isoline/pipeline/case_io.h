@@ -18,14 +18,18 @@
 namespace isoline::pipeline {
 
 /// A CT with its DICOM identity. For an image file (NIfTI, ...) the identity is made up
-/// (new study and frame of reference) so that RT-STRUCT/RT-DOSE can still be written.
+/// (rtstruct::identity_for_image: a Patient ID from a hash of the image, or `patient_id` /
+/// `patient_name` when given; new study and frame of reference) so that RT-STRUCT/RT-DOSE can
+/// still be written. A DICOM CT keeps its own: giving `patient_id` or `patient_name` for one
+/// is refused (the RT objects must name the CT's patient).
 struct CaseCt {
   rtstruct::CtSeries series;  ///< series.image is the CT in HU
   bool from_dicom = false;
   std::string path;           ///< where it was read from (absolute)
   std::vector<std::string> warnings;
 };
-CaseCt load_ct(const std::string& path, const core::Progress& progress = {});
+CaseCt load_ct(const std::string& path, const core::Progress& progress = {},
+               const std::string& patient_id = {}, const std::string& patient_name = {});
 
 /// For a CT read from an image file: writes it as a DICOM series in `dir`/CT (its made-up
 /// identity) and makes `ct.series` that series, so that the RT-STRUCT and RT-DOSE written

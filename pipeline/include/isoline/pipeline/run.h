@@ -21,6 +21,9 @@ namespace isoline::pipeline {
 
 struct RunOptions {
   std::string ct_path;          ///< DICOM CT directory/file, or an image in HU
+  /// DICOM Patient ID and Name of the outputs for a CT from an image file (load_ct); "" = an ID
+  /// from a hash of the image, "ANONYMOUS^". Refused for a DICOM CT.
+  std::string patient_id, patient_name;
   std::string out_dir;          ///< created; must not exist or be empty unless overwrite
   std::string template_name = "hn";
   std::string model_card;       ///< contouring model card; "" = the shipped model
@@ -41,6 +44,9 @@ struct RunResult {
   std::vector<contouring::StructureQuality> quality;  ///< empty when structures were given
   planning::PlanResult plan;
   std::vector<std::string> warnings;
+  /// The Patient ID a CT from an image file was given (RunOptions::patient_id or one made from
+  /// the image); empty for a DICOM CT.
+  std::string patient_id;
   double contour_s = 0, plan_s = 0, total_s = 0;
 };
 

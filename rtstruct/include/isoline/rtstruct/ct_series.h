@@ -102,7 +102,7 @@ std::vector<SeriesSummary> list_series(const std::string& path);
 
 struct CtWriteOptions {
   /// Patient/study attributes; empty study_instance_uid = a new one; empty name/ID =
-  /// "ANONYMOUS^"/"ISOLINE".
+  /// those of identity_for_image (ID from a hash of the image, "ANONYMOUS^").
   PatientStudy info;
   std::string series_description = "Isoline CT";
   int series_number = 1;
@@ -127,5 +127,14 @@ CtSeries write_ct_series(const core::Image& hu, const std::string& dir,
 
 /// A new globally unique DICOM UID (under the DCMTK/Isoline root).
 std::string generate_uid();
+
+/// The DICOM identity given to a CT read from an image file (NIfTI, NRRD, ...), which carries
+/// none: Patient ID "IMG-" and 12 hex digits of a hash of the image's voxels and geometry (the
+/// same image always gets the same ID and two images different ones, so two patients never
+/// share a record in a TPS or PACS), Patient Name "ANONYMOUS^", a new Study Instance UID.
+/// A non-empty `patient_id` / `patient_name` is used instead (checked: at most 64 characters,
+/// no backslash or control character).
+PatientStudy identity_for_image(const core::Image& ct, const std::string& patient_id = {},
+                                const std::string& patient_name = {});
 
 }  // namespace isoline::rtstruct
