@@ -23,7 +23,12 @@ int run_serve(const Args& args, const Context&) {
   const long port = args.get_int("--port", 0);
   if (port < 0 || port > 65535) throw UsageError{"--port must be 0..65535"};
   o.port = static_cast<int>(port);
-  o.author = args.value("--author");
+  // No default name: versions and approvals record the name the reviewer types in the
+  // browser (kept there across reloads); --author pre-fills it.
+  if (auto a = args.get("--author")) {
+    o.author = *a;
+    if (o.author.find_first_not_of(" \t") == std::string::npos) throw UsageError{"--author must be a name, not blank"};
+  }
   if (auto d = args.get("--db")) o.db_path = *d;
   o.ui_dir = args.get("--ui-dir") ? *args.get("--ui-dir") : ui::default_ui_dir();
   if (args.get("--ui-dir") && !std::filesystem::exists(std::filesystem::path(o.ui_dir) / "index.html"))
@@ -82,7 +87,7 @@ Command make_serve_command() {
   c.options = {
       {"--port", "N", "TCP port (0 = the port of the last server on this case when free, else any)", false, "0"},
       {"--host", "ADDR", "address to bind", false, "127.0.0.1"},
-      {"--author", "NAME", "default author of edits", false, "reviewer"},
+      {"--author", "NAME", "reviewer name pre-filled in the browser (default: none; the reviewer types it)"},
       {"--db", "FILE", "review database (default <case>/review/review.sqlite)"},
       {"--ui-dir", "DIR", "bundled web client directory (default: the built one)"},
       {"--template", "NAME", "plan template for \"Re-estimate dose\"", false, "hn"},

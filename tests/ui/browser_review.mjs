@@ -185,6 +185,19 @@ async function shot(page, name) {
 
 async function main() {
   if (!existsSync('/usr/bin/chromium')) throw new Error('/usr/bin/chromium is missing: run `make deps` (Debian package chromium)');
+  if (part === 'all' || part === 'review') {
+    const browser = await launchChromium(chromium);
+    try {
+      await reviewFlow(browser);
+    } finally {
+      await browser.close();
+    }
+    if (part === 'review') {
+      rmSync(work, { recursive: true, force: true });
+      log('PASS');
+      return;
+    }
+  }
   if (part === 'all' || part === 'view') {
     const browser = await launchChromium(chromium);
     try {
@@ -671,6 +684,260 @@ async function structureContrast(page, name) {
       }
     return { outline: sum[2] / cnt[2], inside: sum[1] / cnt[1], nOutline: cnt[2], nInside: cnt[1], fill: img.opacity };
   }, name);
+}
+
+// Audit 18 (an oncologist's review): the reviewer's name, errors in view on a laptop screen,
+// keyboard shortcuts, painting a hidden structure, requests that stall, the DICOM position
+// readout, W/L, the dose legend and DVH axis, accessible names, flagged structures, and a
+// refused approval. The server is started without --author, as an oncologist starts it.
+async function reviewFlow(browser) {
+  const caseDir = join(work, 'reviewcase');
+  execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
+  const server = await startServer(bin, caseDir, null);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const dialogs = [];
+  let acceptDialogs = true;
+  page.on('dialog', (d) => { dialogs.push(d.message()); return acceptDialogs ? d.accept() : d.dismiss(); });
+  const status = () => page.evaluate(() => ({ text: document.getElementById('status').textContent,
+                                              title: document.getElementById('status').title,
+                                              bad: document.getElementById('status').className === 'bad' }));
+  const lastMessage = () => page.evaluate(() => document.querySelector('#messages div').textContent);
+  const token = new URL(server.url).searchParams.get('token');
+  try {
+    await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+
+    // 1. The page fits 1280 x 720 and a laptop's 1366 x 657 (1366 x 768 less the browser's
+    // bars): no scrolling either way; the viewer, the header's status and Approve in view.
+    for (const [w, h] of [[1280, 720], [1366, 657], [1366, 768]]) {
+      await page.setViewportSize({ width: w, height: h });
+      await page.waitForTimeout(200);
+      const lay = await page.evaluate(() => {
+        const r = (id) => document.getElementById(id).getBoundingClientRect();
+        const de = document.documentElement;
+        return { sw: de.scrollWidth, sh: de.scrollHeight, iw: innerWidth, ih: innerHeight, gl: r('gl-box'), status: r('status'),
+                 approve: r('btn-approve'), canvas: [document.getElementById('gl').width, document.getElementById('gl').height] };
+      });
+      log(`layout ${w}x${h}: page ${lay.sw}x${lay.sh}, viewer ${Math.round(lay.gl.width)} px, canvas ${lay.canvas}`);
+      assert.ok(lay.sw <= lay.iw && lay.sh <= lay.ih, `the page scrolls at ${w}x${h}: ${JSON.stringify(lay)}`);
+      assert.ok(lay.gl.bottom <= lay.ih && lay.gl.right <= lay.iw && lay.gl.width >= 450, `viewer: ${JSON.stringify(lay.gl)}`);
+      assert.ok(lay.status.width >= 150 && lay.status.top >= 0 && lay.approve.right <= lay.iw, JSON.stringify(lay));
+    }
+    await page.setViewportSize({ width: 1280, height: 720 });
+
+    // 2. No placeholder name; Approve with an empty box asks for the name (no approval, no
+    // dialog); a save without a name keeps the drawing and asks for it.
+    assert.equal(await page.inputValue('#reviewer'), '', 'the Reviewer box is pre-filled without --author');
+    await page.locator('#btn-approve').click();
+    await idle(page);
+    let st = await status();
+    assert.match(st.text, /^type your name to approve/, JSON.stringify(st));
+    assert.ok(st.bad);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'reviewer');
+    assert.equal(dialogs.length, 0, 'the approval was offered without a name');
+    assert.equal(await page.evaluate(() => window.app.lastApproval), undefined);
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'PTV');
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.25, 0.6, 0.25);
+    assert.ok(await page.evaluate(() => window.app.state.dirty));
+    await page.locator('#btn-save').click();
+    await idle(page);
+    st = await status();
+    assert.match(st.text, /^type your name to save/, JSON.stringify(st));
+    assert.ok(await page.evaluate(() => window.app.state.dirty), 'the drawing was dropped');
+    assert.equal((await structure(page, 'PTV')).version, 1);
+    await page.fill('#reviewer', '  Dr Smith ');
+    await page.locator('#btn-save').click();
+    await idle(page);
+    const ptv2 = await structure(page, 'PTV');
+    assert.equal(ptv2.version, 2);
+    assert.equal(ptv2.author, 'Dr Smith');
+    // The name is kept across a reload (this browser's localStorage).
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    assert.equal((await page.inputValue('#reviewer')).trim(), 'Dr Smith', 'the name was lost on reload');
+    log('reviewer name: none pre-filled, asked for at Approve and Save, kept across a reload');
+
+    // 3. Keyboard: Ctrl-Z after a check box was clicked, Ctrl-Shift-Z redoes; arrow keys on a
+    // drop-down and Ctrl-Z in a number box belong to them.
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'PTV');
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.7, 0.6, 0.7);
+    const ur = () => page.evaluate(() => [window.app.state.undo.length, window.app.state.redo.length]);
+    assert.deepEqual(await ur(), [1, 0]);
+    await page.locator('#structures tr[data-name="Cord"] input.vis').click();
+    await page.locator('#structures tr[data-name="Cord"] input.vis').click();
+    assert.equal(await page.evaluate(() => document.activeElement.className), 'vis');
+    await page.keyboard.press('Control+z');
+    assert.deepEqual(await ur(), [0, 1], 'Ctrl-Z after clicking a check box');
+    await page.keyboard.press('Control+Shift+Z');
+    assert.deepEqual(await ur(), [1, 0], 'Ctrl-Shift-Z did not redo');
+    const z0 = await page.evaluate(() => nv.frac2vox(nv.scene.crosshairPos)[2]);
+    await page.keyboard.press('PageUp');
+    assert.equal(await page.evaluate(() => nv.frac2vox(nv.scene.crosshairPos)[2]), z0 + 1, 'Page Up with a check box focused');
+    await page.keyboard.press('PageDown');
+    await page.focus('#bool-other');
+    await page.keyboard.press('ArrowDown');
+    assert.equal(await page.evaluate(() => nv.frac2vox(nv.scene.crosshairPos)[2]), z0, 'arrow key on a drop-down moved the slice');
+    await page.focus('#brush-mm');
+    await page.keyboard.press('Control+z');
+    assert.deepEqual(await ur(), [1, 0], 'Ctrl-Z in a number box undid a stroke');
+    log('keyboard shortcuts ok');
+
+    // 4. Painting on the structure being edited while it is hidden shows it again.
+    await page.locator('#structures tr[data-name="PTV"] input.vis').click();
+    assert.equal(await page.evaluate(() => nv.drawOpacity), 0);
+    await stroke(page, 0.3, 0.6, 0.6, 0.6);
+    const shown = await page.evaluate(() => {
+      const s = window.app.state, id = s.editId;
+      return { visible: s.visible.get(id), checked: document.querySelector('#structures tr[data-name="PTV"] input.vis').checked,
+               drawOpacity: nv.drawOpacity };
+    });
+    assert.ok(shown.visible && shown.checked && shown.drawOpacity > 0, `painting on the hidden PTV: ${JSON.stringify(shown)}`);
+    assert.match(await lastMessage(), /PTV was hidden: shown again/);
+    log('painting on the hidden PTV shows it again');
+
+    // 5. Busy: while a save stalls, a click on another structure, Apply margin or a stroke
+    // says what it waits for, and changes nothing; then a save that gets no answer times out
+    // with a message, and the drawing stays.
+    let release;
+    await page.route('**/api/structures/*/mask?*', async (route) => {
+      if (route.request().method() !== 'PUT') return route.continue();
+      await new Promise((r) => { release = r; });
+      return route.continue().catch(() => {});
+    });
+    await page.locator('#btn-save').click();
+    await page.waitForFunction(() => window.app.state.busy, null, { polling: 50, timeout: 10000 });
+    await page.waitForTimeout(100);
+    const editing = await page.evaluate(() => window.app.state.editId);
+    await page.locator('#structures tr[data-name="CTV"] td:nth-child(2)').click();
+    st = await status();
+    assert.match(st.text, /^busy: waiting for the save/, JSON.stringify(st));
+    await page.locator('#btn-margin').click();
+    assert.match(await lastMessage(), /busy: waiting for the save/);
+    const before = await drawSum(page);
+    await stroke(page, 0.3, 0.45, 0.6, 0.45);
+    assert.equal(await drawSum(page), before, 'a stroke during the save changed the drawing');
+    release();
+    await idle(page);
+    assert.equal(await page.evaluate(() => window.app.state.editId), editing);
+    assert.equal((await structure(page, 'PTV')).version, 3);
+    await page.evaluate(() => { window.app.timeoutMs = 1500; });
+    await stroke(page, 0.3, 0.45, 0.6, 0.45);
+    const painted = await drawSum(page);
+    await page.locator('#btn-save').click();
+    await idle(page);
+    st = await status();
+    assert.match(st.text, /^error: no answer from the review server within 2 s \(save PTV\)/, JSON.stringify(st));
+    assert.ok(await page.evaluate(() => window.app.state.dirty) && (await drawSum(page)) === painted, 'the drawing was dropped');
+    await page.unroute('**/api/structures/*/mask?*');
+    release();
+    await page.evaluate(() => { window.app.timeoutMs = 30000; });
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.equal((await structure(page, 'PTV')).voxels, painted, 'not saved after the timeout');
+    log('busy clicks say so; a stalled save times out with a message, the drawing kept and saved after');
+
+    // 6. The readout is in DICOM patient coordinates (LPS): the Cord (make_case.py: 24 mm
+    // times the body scale 0.912, i.e. 21.9 mm posterior of the centre: y = +21.9 in LPS)
+    // reads y about +21.9 (NIfTI's RAS said -21.9).
+    const at = await page.evaluate(() => {
+      const s = window.app.state, img = s.overlays.get(s.structures.find((x) => x.name === 'Cord').id);
+      const d = [img.dimsRAS[1], img.dimsRAS[2], img.dimsRAS[3]];
+      const [m] = img.getVolumeData([0, 0, 0], [d[0] - 1, d[1] - 1, d[2] - 1]);
+      const c = [0, 0, 0];
+      let n = 0;
+      for (let z = 0, i = 0; z < d[2]; z++) for (let y = 0; y < d[1]; y++) for (let x = 0; x < d[0]; x++, i++)
+        if (m[i]) { c[0] += x; c[1] += y; c[2] += z; n++; }
+      const now = nv.frac2vox(nv.scene.crosshairPos);
+      nv.moveCrosshairInVox(...c.map((v, a) => Math.round(v / n) - now[a]));
+      nv.createOnLocationChange(0);
+      return { text: document.getElementById('loc').textContent, ...window.app.location };
+    });
+    log(`readout at the Cord: ${at.text}`);
+    const m = at.text.match(/x (-?\d+\.\d) y (-?\d+\.\d) z (-?\d+\.\d) mm \(DICOM\)/);
+    assert.ok(m, at.text);
+    const cordY = 24 * Math.min(0.42 * 48 * 2, 0.38 * 48 * 2) / 40;
+    assert.ok(Math.abs(Number(m[2]) - cordY) <= 2 && Math.abs(Number(m[1])) <= 2, `Cord not at LPS y +${cordY}: ${at.text}`);
+    assert.ok(at.shown.includes('Cord'));
+
+    // 7. W >= 1; the W/L boxes follow a right-drag (NiiVue's contrast drag).
+    await page.fill('#win-w', '0');
+    await page.locator('#win-w').dispatchEvent('change');
+    const w0 = await page.evaluate(() => [document.getElementById('win-w').value, nv.volumes[0].cal_max - nv.volumes[0].cal_min]);
+    assert.deepEqual(w0, ['1', 1], `W 0 accepted: ${w0}`);
+    await page.locator('[data-tool="none"]').click();
+    const b = await page.locator('#gl').boundingBox();
+    await page.mouse.move(b.x + b.width * 0.2, b.y + b.height * 0.2);
+    await page.mouse.down({ button: 'right' });
+    await page.mouse.move(b.x + b.width * 0.8, b.y + b.height * 0.8, { steps: 5 });
+    await page.mouse.up({ button: 'right' });
+    await page.waitForTimeout(100);
+    const wl = await page.evaluate(() => ({ w: Number(document.getElementById('win-w').value), l: Number(document.getElementById('win-l').value),
+                                            lo: nv.volumes[0].cal_min, hi: nv.volumes[0].cal_max }));
+    log(`after right-drag: ${JSON.stringify(wl)}`);
+    assert.ok(wl.hi - wl.lo > 1, `the right-drag did not set a window: ${JSON.stringify(wl)}`);
+    assert.equal(wl.w, Math.round(wl.hi - wl.lo));
+    assert.equal(wl.l, Math.round((wl.hi + wl.lo) / 2));
+
+    // 8. Dose legend with percentages; DVH axis with round ticks and its title clear of them.
+    const legend = await page.locator('#dose-info').innerText();
+    assert.match(legend, /50 % \d+\.\d Gy.*80 % \d+\.\d Gy.*95 % \d+\.\d Gy.*105 % \d+\.\d Gy/s, legend);
+    const axis = await page.evaluate(() => ({ ...window.app.dvhAxis, max: window.app.dvh.max_gy }));
+    const mant = axis.step / 10 ** Math.floor(Math.log10(axis.step));
+    assert.ok([1, 2, 5].some((x) => Math.abs(mant - x) < 1e-9), `DVH step ${axis.step}`);
+    assert.ok(axis.ticks.every((t, i) => Math.abs(t - i * axis.step) < 1e-6) && axis.xmax >= axis.max, JSON.stringify(axis));
+    for (const bx of axis.boxes)
+      assert.ok(bx.x1 <= axis.title.x0 || bx.x0 >= axis.title.x1 || bx.y1 <= axis.title.y0 || bx.y0 >= axis.title.y1,
+                `the axis title is over the tick ${bx.text}`);
+    log(`legend "${legend.replace(/\n/g, ' ')}", DVH ticks ${axis.ticks}`);
+
+    // 9. Accessible names; tool buttons say whether they are pressed; the flagged count.
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('input, select, button, canvas#gl')].filter((e) => {
+      const name = (e.labels && e.labels.length ? [...e.labels].map((l) => l.textContent.trim()).join(' ') : '') ||
+        e.getAttribute('aria-label') || (e.tagName === 'BUTTON' ? e.textContent.trim() : '') || e.title;
+      return !name;
+    }).map((e) => e.id || e.outerHTML.slice(0, 60)));
+    assert.deepEqual(unnamed, [], 'controls without an accessible name');
+    assert.equal(await page.getAttribute('#structures tr[data-name="Cord"] input.vis', 'aria-label'), 'show Cord');
+    await page.locator('[data-tool="brush"]').click();
+    assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll('[data-tool]')].map((x) => x.getAttribute('aria-pressed'))),
+                     ['false', 'true', 'false']);
+    await page.locator('[data-tool="none"]').click();
+    assert.equal(await page.evaluate(() => document.getElementById('gl').tabIndex), 0);
+    assert.equal((await page.locator('#flag-count').innerText()).trim(), '⚑ 1 flagged');
+
+    // 10. A refused approval (another tab saved the CTV meanwhile) ends "approving…" and says
+    // why in the header; the confirmation names the flagged structures.
+    const ctv = await structure(page, 'CTV');
+    const other = await page.evaluate(async ({ id, v, tok }) => (await fetch(`/api/structures/${id}/edit`, {
+      method: 'POST', headers: { 'X-Isoline-Token': tok, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ op: 'margin', mode: 'grow', mm: 1, base_version: v, author: 'Dr B' }) })).status,
+    { id: ctv.id, v: ctv.version, tok: token });
+    assert.equal(other, 200);
+    dialogs.length = 0;
+    await page.locator('#btn-approve').click();
+    await idle(page);
+    assert.equal(dialogs.length, 1);
+    assert.match(dialogs[0], /as "Dr Smith"/);
+    assert.match(dialogs[0], /1 structure has quality flags to check: CTV/);
+    st = await status();
+    assert.match(st.text, /^approval refused: CTV: conflict: changed by Dr B \(margin \+1 mm/, JSON.stringify(st));
+    assert.ok(st.bad && st.title === st.text);
+    const stRect = await page.evaluate(() => document.getElementById('status').getBoundingClientRect().bottom);
+    assert.ok(stRect <= 720);
+    await shot(page, 'ui_approval_refused.png');
+    log(`refused approval in the header: ${st.text}`);
+    assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
+  } finally {
+    await context.close();
+    server.proc.kill('SIGTERM');
+  }
 }
 
 // The first view is fitted to the structures (a 100 mm neck in a 336 mm CT field of view),

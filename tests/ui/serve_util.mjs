@@ -2,10 +2,12 @@
 // with SwiftShader WebGL (no GPU here).
 import { spawn } from 'node:child_process';
 
-/// Starts `isoline serve caseDir` and resolves to { proc, url } once it prints its URL.
+/// Starts `isoline serve caseDir` and resolves to { proc, url } once it prints its URL
+/// (author null: without --author, as an oncologist starts it).
 export function startServer(bin, caseDir, author = 'tester') {
   return new Promise((resolve, reject) => {
-    const p = spawn(bin, ['serve', caseDir, '--port', '0', '--author', author], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(bin, ['serve', caseDir, '--port', '0', ...(author === null ? [] : ['--author', author])],
+                    { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d) => {
       out += d;

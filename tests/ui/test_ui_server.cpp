@@ -18,6 +18,7 @@
 #include "isoline/core/dose_style.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
+#include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtstruct.h"
 #include "isoline/ui/review_db.h"
 #include "isoline/ui/server.h"
@@ -437,7 +438,11 @@ TEST_F(UiServer, ApproveWritesRtStructWithReviewAttributes) {
   ASSERT_EQ(c.Post("/api/structures", srv->auth(), R"({"name":"Boost","copy_of":"CTV"})", "application/json")->status, 201);
   // Approving a stale view is a conflict.
   json stale = {{"reviewer", "Dr Who"}, {"versions", {{std::to_string(id_of("PTV")), 1}}}};
-  EXPECT_EQ(c.Post("/api/approve", srv->auth(), stale.dump(), "application/json")->status, 409);
+  auto refused = c.Post("/api/approve", srv->auth(), stale.dump(), "application/json");
+  EXPECT_EQ(refused->status, 409);
+  // It says that the approval was refused, and why (not "save structure", audit 18).
+  EXPECT_EQ(json::parse(refused->body)["error"].get<std::string>().rfind("approve: PTV: conflict: changed by ", 0), 0u)
+      << refused->body;
   auto r = c.Post("/api/approve", srv->auth(), R"({"reviewer":"Dr Who"})", "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
   auto j = json::parse(r->body);
@@ -597,6 +602,99 @@ TEST_F(UiServer, AnApprovalWithoutItsRtStructIsAnErrorAndLeavesNothing) {
               std::filesystem::is_empty(dir.file("review/approved"), ec));
 }
 
+// Audit 18, defect 1: the approval carries the name the reviewer gave, never a default;
+// a name that is blank after trimming is a 400 (approval and changes), nothing is written.
+TEST_F(UiServer, ApprovalAndChangesNeedARealName) {
+  auto c = srv->client();
+  auto approved = [&] {
+    std::error_code ec;
+    return std::filesystem::exists(dir.file("review/approved"), ec) && !std::filesystem::is_empty(dir.file("review/approved"), ec);
+  };
+  for (const char* body : {R"({"reviewer":"   "})", R"({"reviewer":""})", R"({})", R"({"reviewer":" \t"})",
+                           R"({"reviewer":7})"}) {
+    auto r = c.Post("/api/approve", srv->auth(), body, "application/json");
+    EXPECT_EQ(r->status, 400) << body << " " << r->body;
+    EXPECT_NE(r->body.find("reviewer"), std::string::npos) << r->body;
+  }
+  // (serve without --author: no default name to fall back on; a blank header is no name)
+  httplib::Headers blank = srv->auth();
+  blank.emplace("X-Isoline-Author", "%20%20");
+  EXPECT_EQ(c.Post("/api/approve", blank, "{}", "application/json")->status, 400);
+  EXPECT_FALSE(approved());
+  EXPECT_EQ(json::parse(c.Get("/api/case", srv->auth())->body)["author"], "") << "no placeholder name pre-filled";
+  // A change whose author is blank is refused and stores nothing.
+  auto e = post_edit("PTV", R"({"op":"margin","mm":2,"base_version":1,"author":"  "})");
+  EXPECT_EQ(e->status, 400) << e->body;
+  EXPECT_NE(e->body.find("author"), std::string::npos) << e->body;
+  EXPECT_EQ(version_of("PTV"), 1);
+  // A name given is trimmed; a script's change without any name is "unnamed", not "reviewer".
+  ASSERT_EQ(post_edit("PTV", R"({"op":"margin","mm":2,"base_version":1,"author":" Dr A "})")->status, 200);
+  EXPECT_EQ(srv->server->db().find("PTV")->latest.author, "Dr A");
+  ASSERT_EQ(post_edit("PTV", R"({"op":"margin","mm":2,"base_version":2})")->status, 200);
+  EXPECT_EQ(srv->server->db().find("PTV")->latest.author, "unnamed");
+  auto r = c.Post("/api/approve", srv->auth(), R"({"reviewer":"  Dr Smith "})", "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["reviewer"], "Dr Smith");
+}
+
+// Audit 18, defect 5: a broken file in the case's DICOM CT stops `serve` at start with the
+// file named (the approval needs that series), not at Approve after the whole review.
+TEST(UiServerCase, AnUnreadableDicomCtStopsTheServerWithTheFileNamed) {
+  test::TempDir dir;
+  test::write_ui_case(dir.str());
+  const core::Image ct = core::read_image(dir.file("ct.nii.gz"));
+  rtstruct::CtWriteOptions wo;
+  rtstruct::write_ct_series(ct, dir.file("dicom"), wo);
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  o.ui_dir = "";
+  { ui::ReviewServer ok(o); }  // a readable series: starts
+  std::string first;
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("dicom"))) {
+    first = e.path().string();
+    break;
+  }
+  ASSERT_FALSE(first.empty());
+  {
+    std::ifstream in(first, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(dir.file("dicom/RS.dcm"), std::ios::binary) << bytes.substr(0, 400);  // truncated
+  }
+  try {
+    ui::ReviewServer bad(o);
+    ADD_FAILURE() << "started with a truncated dicom/RS.dcm";
+  } catch (const core::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("RS.dcm"), std::string::npos) << m;
+    EXPECT_NE(m.find("approval would fail"), std::string::npos) << m;
+  }
+}
+
+// Audit 18, defect 14: a missing case directory and an `isoline run` output say what they are.
+TEST(UiServerCase, ClearMessagesForAMissingDirAndARunOutput) {
+  test::TempDir dir;
+  ui::ServerOptions o;
+  o.case_dir = dir.file("nope");
+  try {
+    ui::ReviewServer s(o);
+    ADD_FAILURE();
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
+  }
+  std::filesystem::create_directories(dir.file("result/CT"));
+  std::filesystem::create_directories(dir.file("result/masks"));
+  std::ofstream(dir.file("result/RS.dcm")) << "x";
+  o.case_dir = dir.file("result");
+  try {
+    ui::ReviewServer s(o);
+    ADD_FAILURE();
+  } catch (const core::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("`isoline run` output, not a review case"), std::string::npos) << m;
+    EXPECT_NE(m.find("isoline convert"), std::string::npos) << m;
+  }
+}
+
 TEST_F(UiServer, DoseEstimateNotAvailableIs501) {
   auto c = srv->client();
   auto r = c.Post("/api/dose/estimate", srv->auth(), "{}", "application/json");
@@ -712,7 +810,7 @@ TEST(UiServerCrash, KillDuringSaveKeepsPreviousVersion) {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(60, 0);
     c.Post(("/api/structures/" + std::to_string(ptv_id) + "/edit").c_str(),
-           httplib::Headers{{"X-Isoline-Token", token}}, R"({"op":"margin","mm":5,"base_version":1})",
+           httplib::Headers{{"X-Isoline-Token", token}}, R"({"op":"margin","mm":5,"base_version":1,"author":"A"})",
            "application/json");
   });
   // Wait until the save is inside its transaction (the row written, not committed).

@@ -41,6 +41,12 @@ rtstruct::CtSeries reference_ct(const ApprovalInput& in) {
   return rtstruct::write_ct_series(in.ct, own.string(), o);
 }
 
+}  // namespace
+
+void read_reference_ct(const std::string& dir) { (void)rtstruct::read_ct_series(dir); }
+
+namespace {
+
 // ROIGenerationAlgorithm per ROI (AUTOMATIC, SEMIAUTOMATIC, MANUAL) after review; the writer
 // puts the Approval module, the reviewer and the ROI interpreter in the file's character set.
 void patch_review(const std::string& file, const std::vector<std::string>& algorithms) {

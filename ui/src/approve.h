@@ -31,6 +31,10 @@ struct ApprovalInput {
 /// (created by the reviewer).
 std::string generation_algorithm(const ApprovalStructure& s);
 
+/// Reads the DICOM CT series in `dir` as the approval does (the server checks the case's
+/// dicom/ at start); throws as rtstruct::read_ct_series, naming the file that fails.
+void read_reference_ct(const std::string& dir);
+
 /// Writes review/approved/<UTC time>/: masks/<name>.nii.gz, approval.json, RS_approved.dcm
 /// and RS_auto.dcm (referencing the case's DICOM CT in dicom/, or a CT series written from
 /// the NIfTI CT into review/dicom_ct/ when the case has none). Returns the approval record.

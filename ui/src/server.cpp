@@ -50,6 +50,13 @@ std::string request_text(const std::string& v, const char* what) {
   return v;
 }
 
+std::string trimmed(const std::string& s) {
+  const char* ws = " \t\r\n\f\v";
+  const auto b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return {};
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char d = 0;
@@ -269,14 +276,32 @@ struct ReviewServer::Impl {
 
   void load_case() {
     std::error_code ec;
+    if (!fs::exists(opt.case_dir, ec))
+      core::fail<core::IoError>(kOp, opt.case_dir, "does not exist (give the review case directory: ct.nii.gz, masks/)");
     if (!fs::is_directory(opt.case_dir, ec))
-      core::fail<core::IoError>(kOp, opt.case_dir, "not a directory");
+      core::fail<core::IoError>(kOp, opt.case_dir, "not a directory (give the review case directory: ct.nii.gz, masks/)");
     case_dir = fs::canonical(opt.case_dir);
     ct_path = find_image(case_dir, "ct");
-    if (ct_path.empty())
-      core::fail<core::InvalidInput>(kOp, case_dir.string(), "no ct.nii.gz (or ct.nii/.nrrd/.mha) in the case directory");
+    if (ct_path.empty()) {
+      // An `isoline run` output (CT/, RS.dcm, masks/, dose.nii.gz) is not a review case: it
+      // has the DICOM CT but no NIfTI one. Say how to make a case from it (docs/ui.md).
+      const bool run_output = fs::is_directory(case_dir / "CT", ec) &&
+                              (fs::is_regular_file(case_dir / "RS.dcm", ec) || fs::is_directory(case_dir / "masks", ec));
+      if (run_output) {
+        const std::string d = case_dir.string();
+        core::fail<core::InvalidInput>(
+            kOp, d,
+            "an `isoline run` output, not a review case (no ct.nii.gz); make one beside it: mkdir -p CASE && "
+            "isoline convert " + d + "/CT --out CASE/ct.nii.gz && cp -r " + d + "/masks " + d +
+                "/dose.nii.gz CASE/ && cp -r " + d + "/CT CASE/dicom, then isoline serve CASE (docs/ui.md, Case directory)");
+      }
+      core::fail<core::InvalidInput>(kOp, case_dir.string(),
+                                     "no ct.nii.gz (or ct.nii/.nrrd/.mha) in the case directory: not a review case "
+                                     "(docs/ui.md, Case directory)");
+    }
     ct = core::read_image(ct_path);
     grid = ct.geometry();
+    check_dicom_ct();
     review_dir = case_dir / "review";
     core::ensure_directory(review_dir.string(), kOp);
     tmp_dir = review_dir / "tmp";
@@ -298,6 +323,23 @@ struct ReviewServer::Impl {
     const std::string dbp = opt.db_path.empty() ? (review_dir / "review.sqlite").string() : opt.db_path;
     db = std::make_unique<ReviewDb>(dbp);
     if (!db->meta("imported")) import_automatic();
+  }
+
+  /// The approved RT-STRUCT must reference the case's DICOM CT (dicom/): read it now, so that
+  /// an unreadable file there stops the server with the file named instead of failing the
+  /// approval at the end of the review.
+  void check_dicom_ct() {
+    std::error_code ec;
+    const fs::path dicom = case_dir / "dicom";
+    if (!fs::is_directory(dicom, ec)) return;
+    try {
+      (void)read_reference_ct(dicom.string());
+    } catch (const core::Error& e) {
+      core::fail<core::InvalidInput>(kOp, dicom.string(),
+                                     std::string("the DICOM CT series the approved RT-STRUCT must reference cannot be "
+                                                 "read, so approval would fail: ") +
+                                         e.what() + " (replace or remove that file; dicom/ should hold only the CT series)");
+    }
   }
 
   /// The case's access token, kept in review/token (owner-only) so that a restarted server
@@ -375,15 +417,33 @@ struct ReviewServer::Impl {
     db->set_meta("case_dir", case_dir.string());
   }
 
-  std::string author_of(const httplib::Request& req, const json* body) {
-    if (body && body->contains("author") && (*body)["author"].is_string() && !(*body)["author"].get<std::string>().empty())
-      return (*body)["author"];
+  /// The name the request gives for who made it (JSON "author", else the header
+  /// X-Isoline-Author), trimmed; "" when it gives none. A name given but blank after trimming
+  /// is a 400: every version and approval records a real name.
+  static std::string named_author(const httplib::Request& req, const json* body) {
+    if (body && body->contains("author")) {
+      if (!(*body)["author"].is_string()) core::fail<core::InvalidInput>(kOp, "author", "must be a string (a name)");
+      const std::string a = trimmed((*body)["author"].get<std::string>());
+      if (a.empty()) core::fail<core::InvalidInput>(kOp, "author", "blank: give the name of the person making the change");
+      return core::utf8_prefix(a, 64);
+    }
     // The client sends the name percent-encoded (a header carries bytes, not UTF-8 text).
-    if (req.has_header("X-Isoline-Author") && !req.get_header_value("X-Isoline-Author").empty())
-      return core::utf8_prefix(request_text(httplib::detail::decode_url(req.get_header_value("X-Isoline-Author"), false),
-                                   "X-Isoline-Author"),
-                      64);
-    return opt.author;
+    if (req.has_header("X-Isoline-Author")) {
+      const std::string a = trimmed(request_text(
+          httplib::detail::decode_url(req.get_header_value("X-Isoline-Author"), false), "X-Isoline-Author"));
+      if (a.empty()) core::fail<core::InvalidInput>(kOp, "author", "blank: give the name of the person making the change");
+      return core::utf8_prefix(a, 64);
+    }
+    return {};
+  }
+
+  /// Author of a new version: the name the request gives, else --author, else "unnamed"
+  /// (a script calling the API without a name; the browser client always sends the
+  /// reviewer's name and refuses to save without one).
+  std::string author_of(const httplib::Request& req, const json* body) {
+    std::string a = named_author(req, body);
+    if (a.empty()) a = trimmed(opt.author);
+    return a.empty() ? std::string("unnamed") : a;
   }
 
   static json parse_body(const httplib::Request& req) {
@@ -427,12 +487,19 @@ struct ReviewServer::Impl {
     return s;
   }
 
-  void check_base(const StructureInfo& s, std::int64_t base) {
-    if (base != s.latest.version)
-      throw Conflict("save structure: " + s.latest.name + ": conflict: based on version " + std::to_string(base) +
-                         " but version " + std::to_string(s.latest.version) + " was saved meanwhile by " +
-                         s.latest.author + " (" + s.latest.action + "); reload to see it",
+  /// `op` names what was refused ("save structure", "approve"): the client shows the text.
+  void check_base(const StructureInfo& s, std::int64_t base, const char* op = "save structure") {
+    if (base == s.latest.version) return;
+    if (std::string(op) == "approve")
+      throw Conflict("approve: " + s.latest.name + ": conflict: changed by " + s.latest.author + " (" +
+                         s.latest.action + ", version " + std::to_string(s.latest.version) +
+                         ") after this page loaded version " + std::to_string(base) +
+                         "; reload and review it before approving",
                      s.latest.version);
+    throw Conflict(std::string(op) + ": " + s.latest.name + ": conflict: based on version " + std::to_string(base) +
+                       " but version " + std::to_string(s.latest.version) + " was saved meanwhile by " +
+                       s.latest.author + " (" + s.latest.action + "); reload to see it",
+                   s.latest.version);
   }
 
   core::Image other_mask(const std::string& name) {
@@ -787,8 +854,17 @@ void ReviewServer::Impl::routes() {
 
   s.Post("/api/approve", [this](const httplib::Request& req, httplib::Response& res) {
     const json j = parse_body(req);
-    const std::string reviewer = j.value("reviewer", author_of(req, &j));
-    if (reviewer.empty()) core::fail<core::InvalidInput>(kOp, "reviewer", "missing the reviewer's name");
+    // The approval records who approved: a name the reviewer gave, never a default.
+    std::string reviewer;
+    if (j.contains("reviewer")) {
+      if (!j["reviewer"].is_string()) core::fail<core::InvalidInput>("approve", "reviewer", "must be a string (a name)");
+      reviewer = core::utf8_prefix(trimmed(j["reviewer"].get<std::string>()), 64);
+    } else {
+      reviewer = named_author(req, &j);
+    }
+    if (reviewer.empty())
+      core::fail<core::InvalidInput>("approve", "reviewer",
+                                     "missing or blank: the approval must name the reviewer (type your name to approve)");
     // Optimistic check: the client approves what it has seen.
     if (j.contains("versions")) {
       if (!j["versions"].is_object()) core::fail<core::InvalidInput>(kOp, "versions", "must map structure ids to versions");
@@ -797,7 +873,7 @@ void ReviewServer::Impl::routes() {
         try { id = std::stoll(it.key()); } catch (...) { core::fail<core::InvalidInput>(kOp, "versions", "bad id " + it.key()); }
         if (!it.value().is_number_integer()) core::fail<core::InvalidInput>(kOp, "versions", "bad version");
         const StructureInfo st = db->get(id);
-        check_base(st, it.value().get<std::int64_t>());
+        check_base(st, it.value().get<std::int64_t>(), "approve");
       }
       // ... and nothing it has not seen (made meanwhile in another tab or by a script).
       for (const auto& st : db->structures())

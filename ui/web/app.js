@@ -37,12 +37,19 @@ const state = {
   dose: null,
   isodose: null,
   busy: false,
+  busyWhat: '',          // what the running request is ("save", "approval", ...)
+  busyPaint: false,      // painting allowed while busy (the dose job's polling)
 };
-window.app = { state };
+// timeoutMs: how long a request may take before the client gives up and says so (tests lower it)
+window.app = { state, timeoutMs: 30000 };
 
-function setStatus(s) {
-  $('status').textContent = s;
-  $('status').className = /^(error|conflict)/.test(s) ? 'bad' : '';
+// The header's status line: the state, and the latest error in full (truncated on screen,
+// the whole text in the tooltip), so that it is seen without scrolling to the messages.
+function setStatus(s, bad = /^(error|conflict|approval refused|approval failed|busy|type your name)/.test(s)) {
+  const el = $('status');
+  el.textContent = s;
+  el.title = s;
+  el.className = bad ? 'bad' : '';
 }
 function message(text, kind = '') {
   const d = document.createElement('div');
@@ -60,21 +67,48 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body, { raw = false, binary = null } = {}) {
+// A change records who made it: no request that changes anything goes without the name.
+function requireReviewer(what, more = '') {
+  if (reviewer()) return;
+  const box = $('reviewer');
+  box.classList.add('need');
+  box.focus();
+  throw new Error(`type your name to ${what} (Reviewer box, top right)${more}`);
+}
+
+async function api(method, path, body, { raw = false, binary = null, timeoutMs = 0, what = '', anonymous = false } = {}) {
+  if (method !== 'GET' && !anonymous) requireReviewer('save changes', '; your drawing is kept');
   // A header carries bytes, not text: the name goes percent-encoded UTF-8 ("Müller", "Kovač").
-  const headers = { 'X-Isoline-Token': token, 'X-Isoline-Author': encodeURIComponent(reviewer()) };
-  const init = { method, headers };
+  const headers = { 'X-Isoline-Token': token };
+  if (reviewer()) headers['X-Isoline-Author'] = encodeURIComponent(reviewer());
+  // Every request has a time limit (volumes and the approval a longer one), so that a stalled
+  // server is reported instead of a status that says "saving…" for ever.
+  const limit = timeoutMs || (raw ? Math.max(120000, 4 * window.app.timeoutMs) : window.app.timeoutMs);
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), limit);
+  const init = { method, headers, signal: abort.signal };
   if (binary) {
     init.body = binary;
     headers['Content-Type'] = 'application/octet-stream';
   } else if (body !== undefined) {
-    init.body = JSON.stringify({ author: reviewer(), ...body });
+    init.body = JSON.stringify(reviewer() ? { author: reviewer(), ...body } : body);
     headers['Content-Type'] = 'application/json';
   }
   let r;
   try {
     r = await fetch(path, init);
+    if (r.ok) {
+      const out = await (raw ? r.arrayBuffer() : r.json());
+      clearTimeout(timer);
+      return out;
+    }
   } catch (e) {
+    clearTimeout(timer);
+    if (r && e.name !== 'TypeError' && !abort.signal.aborted) throw e;  // a bad answer, not a lost server
+    if (abort.signal.aborted) {
+      throw new Error(`no answer from the review server within ${Math.round(limit / 1000)} s (${what || `${method} ${path.split('?')[0]}`}): ` +
+                      'it may be busy or stopped; unsaved drawing is kept in this tab; try again');
+    }
     // A server started again on the case without --port takes this port again when it is
     // free (review/port) and keeps the token: this tab then saves.
     const port = location.port || (location.protocol === 'https:' ? '443' : '80');
@@ -82,16 +116,27 @@ async function api(method, path, body, { raw = false, binary = null } = {}) {
                     `start \`isoline serve\` again on this case (it comes back on port ${port}, or add --port ${port}) ` +
                     'and retry');
   }
-  if (!r.ok) {
-    let b = null;
-    try { b = await r.json(); } catch (e) { /* not JSON */ }
-    throw new ApiError(r.status, b);
-  }
-  return raw ? r.arrayBuffer() : r.json();
+  clearTimeout(timer);
+  let b = null;
+  try { b = await r.json(); } catch (e) { /* not JSON */ }
+  throw new ApiError(r.status, b);
 }
 
+// The reviewer's name as typed (never a default: the approval must say who approved).
+// Kept in this browser across reloads (localStorage).
+const REVIEWER_KEY = 'isoline.reviewer';
 function reviewer() {
-  return $('reviewer').value.trim() || (state.info && state.info.author) || 'reviewer';
+  return $('reviewer').value.trim();
+}
+function storedReviewer() {
+  try { return localStorage.getItem(REVIEWER_KEY) || ''; } catch (e) { return ''; }
+}
+function rememberReviewer() {
+  $('reviewer').classList.toggle('need', !reviewer());
+  try {
+    if (reviewer()) localStorage.setItem(REVIEWER_KEY, reviewer());
+    else localStorage.removeItem(REVIEWER_KEY);
+  } catch (e) { /* storage off: the name is typed again after a reload */ }
 }
 
 async function loadImage(path, name) {
@@ -184,14 +229,29 @@ function useLeanSliceShader(on) {
 }
 window.app.useLeanSliceShader = useLeanSliceShader;
 
+// W/L in HU. W is at least 1 HU (W 0 would make a two-level picture without saying so).
 function setWindow(w, l) {
   const ct = nv.volumes[0];
   if (!ct) return;
+  if (!Number.isFinite(l)) l = Number(ct.cal_min + ct.cal_max) / 2;
+  if (!(w >= 1)) {
+    message(`window width ${Number.isFinite(w) ? w : '?'} HU: must be at least 1 HU; set to 1`, 'err');
+    w = 1;
+  }
   ct.cal_min = l - w / 2;
   ct.cal_max = l + w / 2;
   $('win-w').value = Math.round(w);
   $('win-l').value = Math.round(l);
   nv.updateGLVolume();
+}
+
+// The W/L boxes follow the window NiiVue set: right-drag (the HU range inside the dragged
+// rectangle) and its double-click reset.
+function windowChanged(vol) {
+  if (!vol || vol !== nv.volumes[0]) return;
+  const w = vol.cal_max - vol.cal_min, l = (vol.cal_max + vol.cal_min) / 2;
+  $('win-w').value = Math.round(w);
+  $('win-l').value = Math.round(l);
 }
 
 // Layouts. 'large' (the default): a large axial view (the one contours are edited on) on the
@@ -213,9 +273,15 @@ function setView(v) {
   nv.customLayout = v === 'large' ? LARGE_AXIAL_LAYOUT.map((x) => ({ ...x, position: [...x.position] })) : null;
   nv.setSliceType(t);
   state.view = v;
-  document.querySelectorAll('[data-view]').forEach((b) => b.classList.toggle('on', b.dataset.view === v));
+  document.querySelectorAll('[data-view]').forEach((b) => pressed(b, b.dataset.view === v));
 }
 window.app.setView = setView;
+
+// A toggle button's state, in colour and for screen readers.
+function pressed(b, on) {
+  b.classList.toggle('on', on);
+  b.setAttribute('aria-pressed', String(on));
+}
 
 function labelColormap(rgb, name) {
   return { R: [0, rgb[0]], G: [0, rgb[1]], B: [0, rgb[2]], A: [0, 255], I: [0, 1], labels: ['', name] };
@@ -258,7 +324,8 @@ function renderStructures() {
     const vis = state.visible.get(s.id) !== false;
     const flags = (s.flags || []).join('; ');
     const origin = ORIGINS[s.origin] || ORIGINS.user;
-    tr.innerHTML = `<td><input type="checkbox" class="vis" ${vis ? 'checked' : ''} title="visible"></td>` +
+    tr.innerHTML = `<td><input type="checkbox" class="vis" ${vis ? 'checked' : ''} title="show ${escapeHtml(s.name)}" ` +
+      `aria-label="show ${escapeHtml(s.name)}"></td>` +
       `<td><span class="swatch" style="background:rgb(${s.color.join(',')})"></span> ${escapeHtml(s.name)}` +
       ` <span class="origin origin-${escapeHtml(s.origin)}" title="${origin.title}">${origin.tag}</span>` +
       (flags ? `<div class="flag">⚑ ${escapeHtml(flags)}</div>` : '') + `</td>` +
@@ -269,7 +336,7 @@ function renderStructures() {
       e.stopPropagation();
       toggleVisible(s.id, e.target.checked);
     });
-    tr.addEventListener('click', () => guard(() => startEdit(s.id)));
+    tr.addEventListener('click', () => guard(() => startEdit(s.id), 'switch of structure'));
     tb.appendChild(tr);
   }
   const sel = $('bool-other');
@@ -278,6 +345,17 @@ function renderStructures() {
     .map((s) => `<option value="${escapeHtml(s.name)}">${escapeHtml(s.name)}</option>`).join('');
   if (cur) sel.value = cur;
   $('edit-name').textContent = state.editId ? structureById(state.editId).name : '(pick a structure)';
+  // How many structures carry quality flags, beside Approve (and in its confirmation).
+  const flagged = flaggedStructures();
+  const fc = $('flag-count');
+  fc.hidden = !flagged.length;
+  fc.textContent = `⚑ ${flagged.length} flagged`;
+  fc.title = `structures with quality flags, to check before approving:\n` +
+    flagged.map((x) => `${x.name}: ${x.flags.join('; ')}`).join('\n');
+}
+
+function flaggedStructures() {
+  return state.structures.filter((s) => (s.flags || []).length);
 }
 
 // Who drew a structure, shown beside its name: the model's auto-contours are to be checked;
@@ -348,6 +426,17 @@ function toggleVisible(id, on) {
   applyVisibility(id);
   if (id === state.editId) nv.setDrawOpacity(on ? EDIT_FILL_ALPHA : 0);
   nv.createOnLocationChange();  // the readout lists the visible structures
+}
+
+// Painting on a hidden structure would change it unseen: the brush and the eraser show the
+// structure being edited again (as a TPS shows the structure it edits), and say so.
+function ensureEditVisible() {
+  const id = state.editId;
+  if (id === null || state.visible.get(id) !== false) return false;
+  toggleVisible(id, true);
+  renderStructures();
+  message(`${structureById(id).name} was hidden: shown again to paint on it`);
+  return true;
 }
 
 // Loads the overlays whose version changed; one GPU upload for all of them (NiiVue
@@ -466,7 +555,7 @@ function setFov(mode) {
   }
   state.fov = box ? box.mode : 'full';
   state.fovBox = box;
-  document.querySelectorAll('[data-fov]').forEach((b) => b.classList.toggle('on', b.dataset.fov === state.fov));
+  document.querySelectorAll('[data-fov]').forEach((b) => pressed(b, b.dataset.fov === state.fov));
   if (box) $(`btn-fov-${box.mode}`).title = `every view fitted to ${box.from.join(', ')} (+${box.margin} mm)`;
   nv.setPan2Dxyzmm([0, 0, 0, 1]);
   nv.drawScene();
@@ -532,7 +621,22 @@ function applyDiff(step, useAfter) {
   nv.refreshDrawing(true);
 }
 
+// While a request runs, the drawing must not change under it (a save would mark later paint
+// as saved; a server edit replaces the drawing): say so instead of ignoring the click.
+function drawingLocked() {
+  if (!state.busy || state.busyPaint) return false;
+  busyNotice();
+  return true;
+}
+
+function busyNotice() {
+  const text = `busy: waiting for the ${state.busyWhat || 'previous action'}… (click again when it is done)`;
+  message(text, 'err');
+  setStatus(text);
+}
+
 function undo() {
+  if (drawingLocked()) return;
   const s = state.undo.pop();
   if (!s) return;
   applyDiff(s, false);
@@ -541,6 +645,7 @@ function undo() {
 }
 
 function redo() {
+  if (drawingLocked()) return;
   const s = state.redo.pop();
   if (!s) return;
   applyDiff(s, true);
@@ -600,13 +705,15 @@ async function reloadDrawingFromServer(label) {
 async function save() {
   if (!state.editId || !state.dirty) return;
   const s = structureById(state.editId);
+  requireReviewer('save', `; your drawing of ${s.name} is kept`);
   const bytes = await nv.saveImage({ filename: '', isSaveDrawing: true });
   if (!(bytes instanceof Uint8Array)) throw new Error('could not export the drawing');
   const action = state.pendingActions.length ? state.pendingActions.join(', ').slice(0, 200) : 'edit';
+  state.busyWhat = 'save';
   setStatus('saving…');
   try {
     const r = await api('PUT', `/api/structures/${s.id}/mask?base_version=${state.editBase}&action=${encodeURIComponent(action)}`,
-      undefined, { binary: bytes });
+      undefined, { binary: bytes, what: `save ${s.name}` });
     state.editBase = r.version;
     state.dirty = false;
     state.pendingActions = [];
@@ -651,6 +758,7 @@ async function serverEdit(body, label) {
   if (!state.editId) return;
   if (state.dirty) await save();
   const s = structureById(state.editId);
+  state.busyWhat = label;
   setStatus(`${label}…`);
   const r = await api('POST', `/api/structures/${s.id}/edit`, { base_version: state.editBase, ...body });
   state.editBase = r.version;
@@ -671,12 +779,15 @@ function voxelSizeMm() {
 
 function applyTool() {
   const t = state.tool;
-  document.querySelectorAll('[data-tool]').forEach((b) => b.classList.toggle('on', b.dataset.tool === t));
+  document.querySelectorAll('[data-tool]').forEach((b) => {
+    b.classList.toggle('on', b.dataset.tool === t);
+    b.setAttribute('aria-pressed', String(b.dataset.tool === t));
+  });
   const sphere = $('brush-3d').checked;
   const mm = Math.max(0.5, Number($('brush-mm').value) || 1);
   const vs = voxelSizeMm();
   nv.opts.penSize = Math.max(1, Math.round(mm / Math.min(vs[0], vs[1])));
-  const paint = state.editId !== null && (t === 'brush' || t === 'eraser') && !sphere;
+  const paint = state.editId !== null && (t === 'brush' || t === 'eraser') && !sphere && (!state.busy || state.busyPaint);
   nv.setDrawingEnabled(paint);
   if (paint) nv.setPenValue(t === 'brush' ? 1 : 0, false);
 }
@@ -781,9 +892,18 @@ async function loadDose(commit = true) {
   // keep the drawing-free overlays above the dose
   if (commit) commitVolumes();
   window.app.isodoseColours = cols.slice(1);
-  $('dose-info').innerHTML = `max ${d.max_gy.toFixed(2)} Gy · isodose ` +
-    levels.map((g, i) => `<span style="color:rgb(${cols[i + 1].join(',')})" title="${Math.round(100 * d.isodose_lines[i].fraction)} % of ` +
-                         `${rx.toFixed(1)} Gy">${g.toFixed(1)}</span>`).join(' ') + ' Gy';
+  // Legend: each line's percentage of the prescription and its dose, in the line's colour.
+  $('dose-info').innerHTML = `max ${d.max_gy.toFixed(1)} Gy · isodose lines, % of ${rx.toFixed(1)} Gy:<br>` +
+    levels.map((g, i) => `<span class="iso" style="color:rgb(${cols[i + 1].join(',')})">` +
+                         `${Math.round(100 * d.isodose_lines[i].fraction)} % ${g.toFixed(1)} Gy</span>`).join(' · ');
+}
+
+// A round axis step at or above `raw`: 1, 2 or 5 x 10^n.
+function niceStep(raw) {
+  if (!(raw > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 5, 10]) if (m * p >= raw - 1e-12) return m * p;
+  return 10 * p;
 }
 
 async function refreshDvh() {
@@ -797,21 +917,37 @@ async function refreshDvh() {
     return;
   }
   const d = await api('GET', '/api/dvh');
-  const L = 34, B = 22, W = c.width - L - 6, H = c.height - B - 6;
+  const L = 34, B = 30, R = 12, W = c.width - L - R, H = c.height - B - 6;
   g.strokeStyle = '#666';
   g.strokeRect(L, 6, W, H);
   g.fillStyle = '#aaa';
   g.font = '10px sans-serif';
-  for (let i = 0; i <= 4; i++) {
-    g.fillText(`${i * 25}%`, 4, 6 + H - (i / 4) * H + 3);
-    g.fillText(`${((i / 4) * d.max_gy).toFixed(0)}`, L + (i / 4) * W - 6, c.height - 8);
+  g.textAlign = 'left';
+  for (let i = 0; i <= 4; i++) g.fillText(`${i * 25}%`, 4, 6 + H - (i / 4) * H + 3);
+  // Dose axis: round ticks (a step of 1, 2 or 5 x 10^n Gy, 4 to 8 of them) up to the first
+  // tick at or above the maximum dose; its title under the tick labels, not over the last one.
+  const step = niceStep(d.max_gy / 5);
+  const xmax = Math.max(step, Math.ceil(d.max_gy / step - 1e-9) * step);
+  const ticks = [];
+  for (let v = 0; v <= xmax + 1e-9; v += step) ticks.push(Number(v.toFixed(6)));
+  const boxes = [];
+  g.textAlign = 'center';
+  for (const v of ticks) {
+    const x = L + (v / xmax) * W, text = `${v}`;
+    g.fillText(text, x, c.height - 16);
+    const w = g.measureText(text).width;
+    boxes.push({ text, x0: x - w / 2, x1: x + w / 2, y0: c.height - 26, y1: c.height - 16 });
   }
-  g.fillText('Gy', L + W - 14, c.height - 8);
+  const title = 'dose (Gy)', tw = g.measureText(title).width;
+  g.fillText(title, L + W / 2, c.height - 3);
+  g.textAlign = 'left';
+  window.app.dvhAxis = { ticks, step, xmax, boxes,
+                         title: { text: title, x0: L + W / 2 - tw / 2, x1: L + W / 2 + tw / 2, y0: c.height - 13, y1: c.height - 3 } };
   for (const cv of d.curves || []) {
     g.strokeStyle = `rgb(${cv.color.join(',')})`;
     g.beginPath();
     cv.dose_gy.forEach((x, i) => {
-      const px = L + (x / d.max_gy) * W, py = 6 + H - cv.fraction[i] * H;
+      const px = L + (x / xmax) * W, py = 6 + H - cv.fraction[i] * H;
       if (i === 0) g.moveTo(px, py); else g.lineTo(px, py);
     });
     g.stroke();
@@ -831,7 +967,10 @@ async function reestimateDose() {
   const p = $('dose-progress');
   try {
     if (state.dirty) await save();  // plan for what the reviewer sees
-    const r = await api('POST', '/api/dose/estimate', {});
+    state.busyWhat = 'dose re-estimation';
+    const r = await api('POST', '/api/dose/estimate', {}, { anonymous: true });  // (no version: no author needed)
+    state.busyPaint = true;  // the plan runs on the saved structures: painting meanwhile is safe
+    applyTool();
     const job = { job: r.job, shown: [], before: state.info.dose ? state.info.dose.generation : null };
     window.app.doseJob = job;
     p.hidden = false;
@@ -854,9 +993,10 @@ async function reestimateDose() {
     await refreshDvh();
     const d = state.info.dose;
     message(`dose re-estimated (max ${d ? d.max_gy.toFixed(1) : '?'} Gy)`, 'ok');
+    setStatus('ready');
   } finally {
     p.hidden = true;
-    setStatus('ready');
+    state.busyPaint = false;
   }
 }
 
@@ -864,14 +1004,31 @@ async function reestimateDose() {
 // Approval, history, structure management
 
 async function approve() {
+  // The approval records who approved: the name typed in the Reviewer box, never a default.
+  requireReviewer('approve');
   const live = state.structures.length;
+  const flagged = flaggedStructures();
+  const flagText = flagged.length
+    ? `\n\n⚑ ${flagged.length} structure${flagged.length === 1 ? ' has' : 's have'} quality flags to check: ` +
+      `${flagged.map((s) => s.name).join(', ')}.`
+    : '';
   if (!window.confirm(`Approve ${live} structure${live === 1 ? '' : 's'} as "${reviewer()}"?\n` +
-                      'This writes the approved RT-STRUCT for the planning system.')) return;
+                      `This writes the approved RT-STRUCT for the planning system.${flagText}`)) return;
   if (state.dirty) await save();
   const versions = {};
   for (const s of state.structures) versions[s.id] = s.version;
+  state.busyWhat = 'approval';
   setStatus('approving…');
-  const r = await api('POST', '/api/approve', { reviewer: reviewer(), versions });
+  let r;
+  try {
+    r = await api('POST', '/api/approve', { reviewer: reviewer(), versions }, { timeoutMs: Math.max(300000, window.app.timeoutMs), what: 'approve' });
+  } catch (e) {
+    // Refused (409: changed meanwhile) or failed: the header says so, not "approving…".
+    const why = String(e.message || e).replace(/^approve: /, '');
+    const err = new Error(`${e.status === 409 ? 'approval refused' : 'approval failed'}: ${why}`);
+    err.status = e.status;
+    throw err;
+  }
   window.app.lastApproval = r;
   const edited = r.structures.filter((s) => !s.deleted && s.edited).map((s) => s.name);
   message(`approved by ${r.reviewer}: ${r.rtstruct} (edited: ${edited.join(', ') || 'none'})`, 'ok');
@@ -941,17 +1098,29 @@ async function deleteStructure() {
 
 // ---------------------------------------------------------------------------------------
 
-async function guard(fn) {
-  if (state.busy) return;
+// Runs one user action at a time. A click while another runs is not dropped silently: it
+// says what it waits for. Errors go to the messages and, in full, to the header's status
+// line (visible without scrolling).
+async function guard(fn, what = '') {
+  if (state.busy) {
+    busyNotice();
+    return;
+  }
   state.busy = true;
+  state.busyWhat = what;
+  applyTool();  // no painting while a request runs (see drawingLocked)
   try {
     await fn();
   } catch (e) {
-    message(e.message || String(e), 'err');
-    if (e.status !== 409) setStatus('error');
-    window.app.lastError = e.message || String(e);
+    const text = e.message || String(e);
+    message(text, 'err');
+    setStatus(/^(approval refused|approval failed|type your name|conflict)/i.test(text) ? text : `error: ${text}`, true);
+    window.app.lastError = text;
   } finally {
     state.busy = false;
+    state.busyWhat = '';
+    state.busyPaint = false;
+    applyTool();
   }
 }
 
@@ -964,8 +1133,14 @@ function locationHtml(d) {
     const k = nv.volumes.indexOf(img);
     return k >= 0 && d.values[k] ? Number(d.values[k].value) : NaN;
   };
-  const mm = Array.from(d.mm).slice(0, 3).map((v) => v.toFixed(1)).join(' × ');
-  let out = `${mm} mm · CT ${Math.round(value(nv.volumes[0]))} HU`;
+  // Position in DICOM patient coordinates (LPS, what Eclipse, RayStation and the case's DICOM
+  // CT use): NiiVue works in NIfTI's RAS, so x and y change sign.
+  const ras = Array.from(d.mm).slice(0, 3);
+  const lps = [-ras[0], -ras[1], ras[2]].map((v) => (Math.abs(v) < 0.05 ? 0 : v));
+  const f1 = (v) => v.toFixed(1);
+  let out = `<span class="pos" title="DICOM patient coordinates (LPS): +x to the patient's left, +y posterior, ` +
+    `+z superior (head)">x ${f1(lps[0])} y ${f1(lps[1])} z ${f1(lps[2])} mm (DICOM)</span>` +
+    ` · CT ${Math.round(value(nv.volumes[0]))} HU`;
   if (state.dose) {
     const g = value(state.dose);
     out += ` · dose ${Number.isFinite(g) ? g.toFixed(1) : '–'} Gy`;
@@ -984,12 +1159,23 @@ function locationHtml(d) {
   }
   out += ` · in: ${shown.length ? shown.map(escapeHtml).join(', ') : '–'}`;
   if (hidden.length) out += ` <span class="hidden-in">(hidden: ${hidden.map(escapeHtml).join(', ')})</span>`;
-  window.app.location = { shown, hidden };
+  window.app.location = { shown, hidden, lps, ras };
   return out;
+}
+
+// Where a key press belongs to the control: text and number boxes, text areas, drop-downs.
+const NON_TYPING_INPUTS = new Set(['checkbox', 'radio', 'button', 'submit', 'reset', 'range', 'color', 'file', 'image']);
+function typingTarget(t) {
+  if (!t || !t.tagName) return false;
+  const tag = t.tagName.toUpperCase();
+  if (tag === 'TEXTAREA' || tag === 'SELECT' || t.isContentEditable) return true;
+  return tag === 'INPUT' && !NON_TYPING_INPUTS.has((t.type || 'text').toLowerCase());
 }
 
 function wire() {
   document.querySelectorAll('[data-view]').forEach((b) => b.addEventListener('click', () => setView(b.dataset.view)));
+  $('reviewer').addEventListener('input', rememberReviewer);
+  $('status').addEventListener('click', () => $('messages').scrollIntoView({ block: 'nearest' }));
   document.querySelectorAll('[data-preset]').forEach((b) => b.addEventListener('click', () => {
     const p = PRESETS[b.dataset.preset];
     setWindow(p.w, p.l);
@@ -1001,6 +1187,7 @@ function wire() {
   document.querySelectorAll('[data-fov]').forEach((b) => b.addEventListener('click', () => setFov(b.dataset.fov)));
   document.querySelectorAll('[data-tool]').forEach((b) => b.addEventListener('click', () => {
     state.tool = b.dataset.tool;
+    if (state.tool !== 'none') ensureEditVisible();
     applyTool();
   }));
   for (const id of ['brush-mm', 'brush-3d']) $(id).addEventListener('change', applyTool);
@@ -1008,11 +1195,12 @@ function wire() {
   $('btn-undo').addEventListener('click', undo);
   $('btn-redo').addEventListener('click', redo);
   $('btn-interp').addEventListener('click', () => {
+    if (drawingLocked()) return;
     nv.interpolateMaskSlices();
     if (!recordStep('fill between slices')) message('fill between slices: nothing to interpolate (paint two slices first)');
   });
-  $('btn-save').addEventListener('click', () => guard(save));
-  $('btn-approve').addEventListener('click', () => guard(approve));
+  $('btn-save').addEventListener('click', () => guard(save, 'save'));
+  $('btn-approve').addEventListener('click', () => guard(approve, 'approval'));
   $('btn-margin').addEventListener('click', () => guard(() => {
     const body = { op: 'margin', mode: $('margin-mode').value };
     if ($('margin-per-dir').checked) {
@@ -1021,18 +1209,18 @@ function wire() {
       body.mm = Number($('margin-mm').value);
     }
     return serverEdit(body, 'margin');
-  }));
+  }, 'margin'));
   $('btn-bool').addEventListener('click', () => guard(() =>
-    serverEdit({ op: 'boolean', operation: $('bool-op').value, other: $('bool-other').value }, 'boolean')));
+    serverEdit({ op: 'boolean', operation: $('bool-op').value, other: $('bool-other').value }, 'boolean'), 'boolean'));
   $('btn-smooth').addEventListener('click', () => guard(() =>
-    serverEdit({ op: 'smooth', sigma_mm: Number($('smooth-mm').value) }, 'smooth')));
+    serverEdit({ op: 'smooth', sigma_mm: Number($('smooth-mm').value) }, 'smooth'), 'smoothing'));
   $('btn-islands').addEventListener('click', () => guard(() =>
-    serverEdit({ op: 'remove_islands', min_cc: Number($('islands-cc').value) }, 'remove islands')));
-  $('btn-create').addEventListener('click', () => guard(createStructure));
-  $('btn-rename').addEventListener('click', () => guard(renameStructure));
-  $('btn-delete').addEventListener('click', () => guard(deleteStructure));
-  $('btn-history').addEventListener('click', () => guard(showHistory));
-  $('btn-reestimate').addEventListener('click', () => guard(reestimateDose));
+    serverEdit({ op: 'remove_islands', min_cc: Number($('islands-cc').value) }, 'remove islands'), 'island removal'));
+  $('btn-create').addEventListener('click', () => guard(createStructure, 'new structure'));
+  $('btn-rename').addEventListener('click', () => guard(renameStructure, 'rename'));
+  $('btn-delete').addEventListener('click', () => guard(deleteStructure, 'delete'));
+  $('btn-history').addEventListener('click', () => guard(showHistory, 'history'));
+  $('btn-reestimate').addEventListener('click', () => guard(reestimateDose, 'dose re-estimation'));
   $('dose-wash').addEventListener('change', () => {
     if (!state.dose) return;
     state.dose.opacity = $('dose-wash').checked ? 0.3 : 0;
@@ -1043,8 +1231,11 @@ function wire() {
   $('dose-iso').addEventListener('change', () => { if (state.isodose) { state.isodose.opacity = $('dose-iso').checked ? 1 : 0; nv.updateGLVolume(); } });
 
   const canvas = $('gl');
+  // (registered before NiiVue's own mouse handlers: this runs before a stroke paints)
   canvas.addEventListener('pointerdown', (e) => {
     if (e.button !== 0 || !state.editId || state.tool === 'none') return;
+    if (drawingLocked()) return;  // NiiVue's drawing is off while busy: the click only moves the crosshair
+    if (ensureEditVisible()) applyTool();
     state.painting = true;
     if ($('brush-3d').checked) setTimeout(paintSphere, 0);
   });
@@ -1053,12 +1244,18 @@ function wire() {
     state.painting = false;
     setTimeout(endStroke, 0);
   });
+  nv.onIntensityChange = windowChanged;
   nv.onLocationChange = (d) => {
     $('loc').innerHTML = locationHtml(d);
     if (state.painting && $('brush-3d').checked) paintSphere();
   };
   window.addEventListener('keydown', (e) => {
-    if (e.target.tagName === 'INPUT') return;
+    const mod = e.ctrlKey || e.metaKey, key = (e.key || '').toLowerCase();
+    // Ctrl-S saves wherever the focus is (in a text box it has no other use).
+    if (mod && key === 's') { e.preventDefault(); guard(save, 'save'); return; }
+    // The other shortcuts work unless the focus is where typing or arrow keys mean something:
+    // a text or number box, a text area, a drop-down (checkboxes and buttons keep them).
+    if (typingTarget(e.target)) return;
     // Page Up/Down, arrow up/down: next/previous slice of the single view (axial in A+C+S)
     const step = { PageUp: 1, ArrowUp: 1, PageDown: -1, ArrowDown: -1 }[e.key];
     if (step && !e.ctrlKey && !e.metaKey && nv.volumes.length) {
@@ -1068,9 +1265,9 @@ function wire() {
       nv.moveCrosshairInVox(v[0], v[1], v[2]);
       return;
     }
-    if ((e.ctrlKey || e.metaKey) && e.key === 'z') { e.preventDefault(); e.shiftKey ? redo() : undo(); }
-    if ((e.ctrlKey || e.metaKey) && e.key === 'y') { e.preventDefault(); redo(); }
-    if ((e.ctrlKey || e.metaKey) && e.key === 's') { e.preventDefault(); guard(save); }
+    // (with Shift held the key is 'Z')
+    if (mod && key === 'z') { e.preventDefault(); e.shiftKey ? redo() : undo(); }
+    if (mod && key === 'y') { e.preventDefault(); redo(); }
   });
   window.addEventListener('beforeunload', (e) => { if (state.dirty) { e.preventDefault(); e.returnValue = ''; } });
 }
@@ -1092,7 +1289,9 @@ async function main() {
     mark('attach');
     state.info = await api('GET', '/api/case');
     $('case-name').textContent = state.info.case;
-    if (!$('reviewer').value) $('reviewer').value = state.info.author;
+    // The name this browser's reviewer typed before, else `serve --author`; never a placeholder.
+    $('reviewer').value = storedReviewer() || state.info.author || '';
+    $('reviewer').classList.toggle('need', !reviewer());
     const ct = await loadImage(state.info.ct.url, state.info.ct.name);
     ct.colormap = 'gray';
     ct.cal_min = PRESETS.soft.l - PRESETS.soft.w / 2;  // window before the first upload
@@ -1120,7 +1319,7 @@ async function main() {
     setStatus('ready');
     window.__status = 'ready';
   } catch (e) {
-    setStatus('error');
+    setStatus(`error: ${e.message || e}`, true);
     message(e.stack || String(e), 'err');
     window.__status = `error: ${e.stack || e}`;
   }

@@ -38,7 +38,10 @@ struct ServerOptions {
   std::string token;         ///< empty = 32 random hex characters
   std::string ui_dir;        ///< bundled web client (index.html, app.js); empty = built-in default
   std::string db_path;       ///< empty = <case>/review/review.sqlite
-  std::string author = "reviewer";  ///< default author when the client gives none
+  /// Reviewer name the client pre-fills (`serve --author`); empty = none, the reviewer types
+  /// it. Also the author of a change made through the API without a name ("unnamed" when
+  /// empty). Never used for an approval: that must name its reviewer.
+  std::string author;
   DoseEstimator dose_estimator;     ///< empty = not available in this build
   int threads = 8;           ///< HTTP worker threads
 };
