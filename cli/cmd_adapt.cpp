@@ -207,8 +207,10 @@ int run_adapt(const Args& args, const Context& ctx) {
   progress.done();
 
   // Summary.
-  std::printf("registration  %.1f s, Jacobian min %.3f, folding %.4f %%\n", r.registration.seconds,
-              r.registration.min_jacobian, 100.0 * r.registration.folding_fraction);
+  std::printf("registration  %.1f s, Jacobian min %.3f, folding %.4f %%; dose warp-back off by > 1 mm in %.2f %% of "
+              "the dose region (at most %.1f mm)\n",
+              r.registration.seconds, r.registration.min_jacobian, 100.0 * r.registration.folding_fraction,
+              100.0 * r.inverse_fraction_over_1mm, r.inverse_residual_dose_region_mm);
   if (opt.setup_correction)
     std::printf("setup         isocentre on the new CT shifted by (%.1f, %.1f, %.1f) mm (LPS) for the unadapted dose\n",
                 r.setup_shift_mm[0], r.setup_shift_mm[1], r.setup_shift_mm[2]);

@@ -43,10 +43,14 @@ Vec3 sample_extended(const DisplacementField& field, const Vec3& world) {
 }  // namespace
 
 DisplacementField invert_field(const DisplacementField& field, const Geometry& grid, int iterations,
-                               double* max_residual_mm) {
+                               double* max_residual_mm, std::vector<float>* residual_mm) {
   if (field.empty()) fail<InvalidInput>("invert field", "field", "field is empty");
   grid.validate("invert field grid");
   DisplacementField inv = DisplacementField::zeros(grid);
+  if (residual_mm) residual_mm->assign(grid.num_voxels(), -1.0f);
+  const Geometry& fg = field.geometry;
+  // Finite-difference step of the Jacobian: half the field's finest spacing.
+  const double h = 0.5 * std::min({fg.spacing[0], fg.spacing[1], fg.spacing[2]});
   double worst = 0.0;
   const std::int64_t nz = grid.size[2];
 #pragma omp parallel for schedule(dynamic) reduction(max : worst)
@@ -54,20 +58,81 @@ DisplacementField invert_field(const DisplacementField& field, const Geometry& g
     for (std::int64_t j = 0; j < grid.size[1]; ++j)
       for (std::int64_t i = 0; i < grid.size[0]; ++i) {
         const Vec3 p = grid.index_to_world({double(i), double(j), double(k)});
-        Vec3 q = p;
-        for (int it = 0; it < iterations; ++it) {
+        // F(q) = q + u(q) - p, the residual to drive to zero.
+        auto residual = [&](const Vec3& q) {
           const Vec3 u = sample_extended(field, q);
-          Vec3 next{p[0] - u[0], p[1] - u[1], p[2] - u[2]};
-          double step = 0;
-          for (int a = 0; a < 3; ++a) step = std::max(step, std::abs(next[a] - q[a]));
-          q = next;
-          if (step < 1e-3) break;
+          return Vec3{q[0] + u[0] - p[0], q[1] + u[1] - p[1], q[2] + u[2] - p[2]};
+        };
+        auto norm = [](const Vec3& v) { return std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]); };
+        Vec3 q = p, best = p;
+        double best_r = std::numeric_limits<double>::infinity();
+        for (int it = 0; it <= iterations; ++it) {
+          const Vec3 u = sample_extended(field, q);  // gives q's residual and the next iterate
+          const double r = norm({q[0] + u[0] - p[0], q[1] + u[1] - p[1], q[2] + u[2] - p[2]});
+          if (r < best_r) {
+            best_r = r;
+            best = q;
+          }
+          if (r < 1e-3 || it == iterations) break;
+          q = {p[0] - u[0], p[1] - u[1], p[2] - u[2]};
         }
-        if (inside(field.geometry, q)) {
+        // The fixed point converges only where the field is contractive (|grad u| < 1); where
+        // the tissue is compressed strongly (Jacobian near 0: lung at exhale) it oscillates and
+        // stalls millimetres off. Newton steps with the field's Jacobian (central differences)
+        // and backtracking finish those points.
+        if (best_r > 0.05) {
+          q = best;
+          for (int it = 0; it < 20 && best_r > 1e-3; ++it) {
+            double J[3][3];
+            for (int a = 0; a < 3; ++a) {
+              Vec3 qp = q, qm = q;
+              qp[a] += h;
+              qm[a] -= h;
+              const Vec3 up = sample_extended(field, qp), um = sample_extended(field, qm);
+              for (int b = 0; b < 3; ++b) J[b][a] = (b == a ? 1.0 : 0.0) + (up[b] - um[b]) / (2 * h);
+            }
+            const double det = J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1]) -
+                               J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0]) +
+                               J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0]);
+            if (!(std::abs(det) > 1e-9)) break;
+            const Vec3 F = residual(q);
+            // d = -J^-1 F (Cramer's rule)
+            Vec3 d{};
+            for (int c = 0; c < 3; ++c) {
+              double M[3][3];
+              for (int r = 0; r < 3; ++r)
+                for (int s2 = 0; s2 < 3; ++s2) M[r][s2] = s2 == c ? -F[r] : J[r][s2];
+              d[c] = (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) -
+                      M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
+                      M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0])) /
+                     det;
+            }
+            const double len = norm(d);
+            if (len > 10.0)
+              for (int a = 0; a < 3; ++a) d[a] *= 10.0 / len;
+            bool improved = false;
+            for (double lam = 1.0; lam > 1.0 / 64; lam *= 0.5) {
+              const Vec3 qn{q[0] + lam * d[0], q[1] + lam * d[1], q[2] + lam * d[2]};
+              const double rn = norm(residual(qn));
+              if (rn < best_r) {
+                q = qn;
+                best = qn;
+                best_r = rn;
+                improved = true;
+                break;
+              }
+            }
+            if (!improved) break;
+          }
+        }
+        q = best;
+        if (inside(fg, q)) {
           const Vec3 t = field.transform_point(q);
           double r = 0;
           for (int a = 0; a < 3; ++a) r += (t[a] - p[a]) * (t[a] - p[a]);
-          worst = std::max(worst, std::sqrt(r));
+          r = std::sqrt(r);
+          worst = std::max(worst, r);
+          if (residual_mm) (*residual_mm)[grid.offset(i, j, k)] = static_cast<float>(r);
         }
         const std::size_t n = grid.offset(i, j, k) * 3;
         for (int a = 0; a < 3; ++a) inv.data[n + a] = static_cast<float>(q[a] - p[a]);

@@ -184,7 +184,30 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
   // 5. Accumulation on the planning dose grid.
   t = std::chrono::steady_clock::now();
   const Geometry pg = r.planned_dose.geometry();
-  DisplacementField back = invert_field(r.registration.field, pg, 30, &r.inverse_residual_mm);
+  std::vector<float> residual;
+  DisplacementField back = invert_field(r.registration.field, pg, 30, &r.inverse_residual_mm, &residual);
+  {
+    // Where the dose is, how far off the warped-back dose may be taken from.
+    const double floor = 0.1 * r.planned_dose.min_max().second;
+    std::size_t region = 0, over = 0;
+    double worst = 0;
+    for (std::size_t n = 0; n < residual.size(); ++n) {
+      if (!(r.planned_dose.value(n) >= floor) || residual[n] < 0) continue;
+      ++region;
+      over += residual[n] > 1.0f;
+      worst = std::max(worst, double(residual[n]));
+    }
+    r.inverse_residual_dose_region_mm = worst;
+    r.inverse_fraction_over_1mm = region ? double(over) / double(region) : 0.0;
+    if (r.inverse_fraction_over_1mm > 0.005) {
+      char buf[300];
+      std::snprintf(buf, sizeof buf,
+                    "the dose warp-back (inverse of the registration) is more than 1 mm off in %.1f %% of the "
+                    "dose region (up to %.1f mm): the accumulated dose there is uncertain; check the registration",
+                    100.0 * r.inverse_fraction_over_1mm, worst);
+      r.warnings.push_back(buf);
+    }
+  }
   {
     DoseAccumulator acc(pg);
     acc.add_warped(r.unadapted_dose, back, 1.0);
@@ -245,7 +268,9 @@ std::string adapt_sections_html(const AdaptResult& r) {
   h << "<h2>Registration</h2><p>New CT (fixed) &larr; planning CT (moving): " << num(r.registration.seconds, 1)
     << " s; Jacobian min " << num(r.registration.min_jacobian, 3) << ", folding "
     << num(100.0 * r.registration.folding_fraction, 4) << " %; dose warp-back inverse residual "
-    << num(r.inverse_residual_mm, 2) << " mm. Unadapted dose: isocentre set up on the new CT by a shift of ("
+    << num(r.inverse_residual_mm, 2) << " mm at most (in the dose region, &ge; 10 % of the planned maximum: "
+    << num(r.inverse_residual_dose_region_mm, 2) << " mm, over 1 mm in "
+    << num(100.0 * r.inverse_fraction_over_1mm, 2) << " % of its voxels). Unadapted dose: isocentre set up on the new CT by a shift of ("
     << num(r.setup_shift_mm[0], 1) << ", " << num(r.setup_shift_mm[1], 1) << ", " << num(r.setup_shift_mm[2], 1)
     << ") mm (LPS; the planning CT's coordinates when zero or when setup correction is off).</p>\n";
   if (!r.warnings.empty()) {

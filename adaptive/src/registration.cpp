@@ -222,6 +222,27 @@ RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const Rigid
   method->SetInitialTransform(transform);
   method->InPlaceOn();
   const int levels = std::clamp(opt.levels, 1, 4);
+  {
+    // The coarsest level shrinks the images by finest << (levels - 1) and samples a fraction of
+    // the voxels: too small an image leaves the metric no points (ITK's message names a pointer
+    // and a "VirtualSampledPointSet"). Say so in the user's terms first.
+    const unsigned coarsest = static_cast<unsigned>(std::clamp(opt.finest_shrink, 1, 8)) << (levels - 1);
+    for (FloatImage* im : {fixed, moving}) {
+      const auto size = im->GetLargestPossibleRegion().GetSize();
+      const double voxels = double(size[0]) * double(size[1]) * double(size[2]);
+      const double coarse_voxels = voxels / (double(coarsest) * coarsest * coarsest);
+      if (std::min({size[0], size[1], size[2]}) < coarsest || coarse_voxels * std::clamp(opt.sampling, 0.01, 1.0) < 10) {
+        char b[240];
+        std::snprintf(b, sizeof b,
+                      "%s image of %lu x %lu x %lu voxels is too small for rigid registration in %d levels (the "
+                      "coarsest shrinks it %u times per axis): it needs at least %u voxels per axis and more in all",
+                      im == fixed ? "the fixed" : "the moving", static_cast<unsigned long>(size[0]),
+                      static_cast<unsigned long>(size[1]), static_cast<unsigned long>(size[2]), levels, coarsest,
+                      coarsest);
+        fail<InvalidInput>("rigid registration", "images", b);
+      }
+    }
+  }
   Method::ShrinkFactorsArrayType shrink(levels);
   Method::SmoothingSigmasArrayType sigmas(levels);
   const unsigned finest = static_cast<unsigned>(std::clamp(opt.finest_shrink, 1, 8));
@@ -242,14 +263,28 @@ RigidTransform rigid_register(FloatImage* fixed, FloatImage* moving, const Rigid
     const core::Progress* progress;
     int level = 0;
     int levels;
-  } ctx{&progress, 0, levels};
+    int iterations;
+    int iteration = 0;
+  } ctx{&progress, 0, levels, std::max(1, opt.iterations)};
   observer->SetClientData(&ctx);
   observer->SetCallback([](itk::Object*, const itk::EventObject&, void* data) {
     auto* c = static_cast<Ctx*>(data);
     ++c->level;
+    c->iteration = 0;
     c->progress->update(double(c->level) / c->levels, "rigid level " + std::to_string(c->level));
   });
   method->AddObserver(itk::MultiResolutionIterationEvent(), observer);
+  // Every optimiser iteration reports too: a stop (Ctrl-C, a raising callback) is seen within
+  // one iteration, not at the end of a level.
+  auto step = itk::CStyleCommand::New();
+  step->SetClientData(&ctx);
+  step->SetCallback([](itk::Object*, const itk::EventObject&, void* data) {
+    auto* c = static_cast<Ctx*>(data);
+    ++c->iteration;
+    const double within = std::min(1.0, double(c->iteration) / c->iterations);
+    c->progress->update((std::max(0, c->level - 1) + within) / c->levels);
+  });
+  optimizer->AddObserver(itk::IterationEvent(), step);
   try {
     method->Update();
   } catch (const itk::ExceptionObject& e) {
@@ -438,7 +473,9 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
       const core::Progress* progress;
       int level;
       int levels;
-    } ctx{&dprog, 0, levels};
+      const std::vector<unsigned>* iters;
+      Demons* demons;
+    } ctx{&dprog, 0, levels, &iters, demons.GetPointer()};
     observer->SetClientData(&ctx);
     observer->SetCallback([](itk::Object*, const itk::EventObject&, void* data) {
       auto* c = static_cast<Ctx*>(data);
@@ -446,6 +483,18 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
       ++c->level;
     });
     multires->AddObserver(itk::IterationEvent(), observer);
+    // Every demons iteration reports too (one takes up to seconds on a large CT): a stop
+    // (Ctrl-C, a raising callback) is seen within one iteration, not at the end of a level.
+    auto step = itk::CStyleCommand::New();
+    step->SetClientData(&ctx);
+    step->SetCallback([](itk::Object*, const itk::EventObject&, void* data) {
+      auto* c = static_cast<Ctx*>(data);
+      const int level = std::max(0, c->level - 1);  // the multi-resolution event came first
+      const double n = (*c->iters)[static_cast<std::size_t>(std::min(level, c->levels - 1))];
+      const double within = std::min(1.0, double(c->demons->GetElapsedIterations()) / std::max(1.0, n));
+      c->progress->update((level + within) / c->levels);
+    });
+    demons->AddObserver(itk::IterationEvent(), step);
     try {
       multires->Update();
     } catch (const itk::ExceptionObject& e) {

@@ -1,6 +1,8 @@
 // Contour propagation, fusion, field inversion and dose accumulation with known answers.
 #include <cmath>
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "isoline/adaptive/accumulation.h"
@@ -181,6 +183,34 @@ TEST(Accumulation, InverseReachesANewCtInOtherCoordinates) {
         ref += std::abs(planned.at<float>(i, j, k));
       }
   EXPECT_LT(err / ref, 0.02);
+}
+
+// Session 18 audit (lung pair): where tissue expands strongly between the scans (|grad u| > 1)
+// the fixed-point inversion q <- p - u(q) diverges and stalled up to 23 mm off, silently.
+// Here x + u(x) stretches a slab 2.5 times along x (u' = 1.5, invertible); Newton steps must
+// bring every point back within 0.05 mm.
+TEST(Accumulation, InversionConvergesWhereTheFieldIsNotContractive) {
+  const Geometry g = cube_grid(40, 1.0);  // centred on 0
+  DisplacementField u = DisplacementField::zeros(g);
+  for (std::int64_t k = 0; k < 40; ++k)
+    for (std::int64_t j = 0; j < 40; ++j)
+      for (std::int64_t i = 0; i < 40; ++i) {
+        const double x = g.index_to_world({double(i), double(j), double(k)})[0];
+        // u' = 1.5 on |x| < 4, constant +-6 mm beyond (continuous, monotone x + u)
+        const double ux = 1.5 * std::clamp(x, -4.0, 4.0);
+        u.data[g.offset(i, j, k) * 3] = static_cast<float>(ux);
+      }
+  std::vector<float> residual;
+  double worst = -1;
+  DisplacementField v = adaptive::invert_field(u, g, 30, &worst, &residual);
+  EXPECT_LT(worst, 0.05);
+  std::size_t inside = 0;
+  for (float r : residual) inside += r >= 0;
+  EXPECT_GT(inside, g.num_voxels() / 2);
+  // A point in the stretched slab: p = q + 2.5 q  ->  q = p / 2.5.
+  const Vec3 p{5.0, 0.5, 0.5};
+  const Vec3 back = v.sample(p);
+  EXPECT_NEAR(p[0] + back[0], 2.0, 0.05);
 }
 
 TEST(Accumulation, SumsWeightedFractions) {

@@ -183,6 +183,44 @@ TEST(Registration, DemonsRecoversSmoothDeformation) {
   EXPECT_GT(r.min_jacobian, 0.0);
 }
 
+// Session 18 audit: progress (and with it Ctrl-C and a raising callback) came once per demons
+// level, so a stop waited up to a minute on the lung pair. Now every demons and rigid
+// iteration reports; a callback that cancels in the middle of the first deformable level ends
+// the call there.
+TEST(Registration, ReportsEveryIterationAndStopsWithinALevel) {
+  Geometry g = cube_grid(48, 2.0);
+  Image moving = blob_phantom(g);
+  Image fixed = adaptive::warp(moving, adaptive::synthetic_field(g, {4.0, 4, 20.0, 11}), -1000);
+  adaptive::RegistrationOptions opt;
+  int deformable = 0, rigid = 0;
+  core::Progress counting([&](const core::ProgressEvent& e) {
+    deformable += e.stage.find("deformable") != std::string::npos;
+    rigid += e.stage.find("rigid") != std::string::npos;
+  });
+  adaptive::register_images(fixed, moving, opt, counting);
+  EXPECT_GT(deformable, 3 * 4) << "events in the deformable stage (3 levels)";
+  EXPECT_GT(rigid, 3 * 2) << "events in the rigid stage (3 levels)";
+  int seen = 0;
+  core::Progress stopping([&](const core::ProgressEvent& e) {
+    if (e.stage.find("deformable") != std::string::npos && ++seen == 3) throw core::Cancelled("register: stopped by the test");
+  });
+  EXPECT_THROW(adaptive::register_images(fixed, moving, opt, stopping), core::Cancelled);
+  EXPECT_EQ(seen, 3);  // nothing reported after the stop
+}
+
+TEST(Registration, ImagesTooSmallAreRefusedInTheUsersTerms) {
+  Geometry g = cube_grid(20, 2.0);
+  g.size[2] = 10;
+  Image a = blob_phantom(g), b = blob_phantom(g);
+  try {
+    adaptive::register_images(a, b, {});
+    FAIL();
+  } catch (const core::InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("too small for rigid registration"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("0x"), std::string::npos) << e.what();
+  }
+}
+
 // A re-scan in other coordinates: the same anatomy 1000 mm away (another table position or
 // origin), the two image boxes apart. The rigid step starts from the centres aligned and finds
 // the shift; without it, a clear error.

@@ -15,15 +15,20 @@
 namespace isoline::adaptive {
 
 /// Inverse of `field` sampled on `grid`: for each point p of `grid`, v(p) such that
-/// q = p + v(p) satisfies q + u(q) = p (fixed-point iteration q <- p - u(q), trilinear u).
+/// q = p + v(p) satisfies q + u(q) = p (fixed-point iteration q <- p - u(q), trilinear u;
+/// where that stalls, in strongly compressed tissue, Newton steps with the field's Jacobian
+/// finish it; the iterate with the smallest residual is kept).
 /// With `field` = new_to_planning (on the new CT grid), the result maps planning points to
 /// new-CT points and warps new-CT images onto `grid`. The iteration samples u beyond the
 /// field's grid at the nearest grid point, so `grid` may lie partly or wholly outside the
 /// field's grid (a new CT in other coordinates); points whose preimage stays outside keep
 /// the last iterate. `max_residual_mm` (optional) receives the largest
-/// |q + u(q) - p| over points that converged inside the field's grid.
+/// |q + u(q) - p| over points that converged inside the field's grid; `residual_mm`
+/// (optional) that residual per point of `grid` (offset order), -1 where the preimage lies
+/// outside the field's grid.
 DisplacementField invert_field(const DisplacementField& field, const core::Geometry& grid,
-                               int iterations = 30, double* max_residual_mm = nullptr);
+                               int iterations = 30, double* max_residual_mm = nullptr,
+                               std::vector<float>* residual_mm = nullptr);
 
 /// Dose on a new CT (Gy, any grid) warped onto the field's grid (the planning dose grid):
 /// D_plan(p) = D_new(p + v(p)), linear interpolation, 0 outside.

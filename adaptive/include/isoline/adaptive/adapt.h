@@ -76,6 +76,11 @@ struct AdaptResult {
   core::Image accumulated_unadapted;     ///< planning grid: all fractions unadapted, warped back
   core::Image accumulated_adapted;       ///< planning grid: delivered planned + rest adapted
   double inverse_residual_mm = 0;        ///< of the field inversion used to warp doses back
+  /// In the dose region (planned dose >= 10 % of its maximum): the largest inversion residual
+  /// and the fraction of its voxels where it exceeds 1 mm (there the accumulated dose is
+  /// taken from up to that far off; a warning when over 0.5 %).
+  double inverse_residual_dose_region_mm = 0;
+  double inverse_fraction_over_1mm = 0;
   int fractions_delivered = 0;           ///< as in the options
   std::vector<planning::Criterion> criteria;
   DoseEvaluation planned, unadapted, adapted_eval;  ///< planned: on the planning CT structures
