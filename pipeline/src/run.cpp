@@ -43,8 +43,13 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"), o.patient_id, o.patient_name);
   for (const auto& w : ct.warnings) r.warnings.push_back(o.ct_path + ": " + w);
   if (!ct.from_dicom) r.patient_id = ct.series.info.patient_id;
-  // RD.dcm must be able to lie in the CT's study and frame of reference: say so before the
-  // contouring and planning, not after.
+  // RS.dcm and RD.dcm must be able to reference the CT: say so before the contouring and
+  // planning, not after, and name every UID missing (the RT-STRUCT needs the most).
+  if (ct.from_dicom && o.structures_path.empty())
+    rtstruct::check_rtstruct_reference(ct.series, (fs::path(o.out_dir) / "RS.dcm").string(),
+                                       "convert the CT to NIfTI first (isoline convert CT --out ct.nii.gz): "
+                                       "run then writes it as a DICOM series of its own, which RS.dcm and "
+                                       "RD.dcm reference");
   rtstruct::check_rtdose_reference(ct.series, (fs::path(o.out_dir) / "RD.dcm").string());
 
   core::AtomicOutput out(o.out_dir, /*directory=*/true);

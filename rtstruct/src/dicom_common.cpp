@@ -307,6 +307,14 @@ void require_ct_uids(const CtSeries& ct, bool series_uid, const char* operation,
   need(ct.info.study_instance_uid, "Study Instance UID");
   if (series_uid) need(ct.series_instance_uid, "Series Instance UID");
   need(ct.frame_of_reference_uid, "Frame of Reference UID");
+  if (series_uid) {  // an RT-STRUCT references every slice by its SOP Instance UID too
+    std::size_t without = 0;
+    for (const auto& sl : ct.slices) without += sl.sop_instance_uid.empty();
+    if (without > 0)
+      missing += std::string(missing.empty() ? "" : ", ") + "SOP Instance UIDs (" +
+                 (without == ct.slices.size() ? "all " : "") + std::to_string(without) + " of " +
+                 std::to_string(ct.slices.size()) + " slices)";
+  }
   if (!missing.empty())
     core::fail<core::InvalidInput>(operation, file, "the CT series lacks its " + missing + " " + why);
 }

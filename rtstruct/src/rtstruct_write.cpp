@@ -65,7 +65,7 @@ std::vector<ContourOut> contours_of(const core::Image& mask, bool keyhole) {
 
 }  // namespace
 
-void check_rtstruct_reference(const CtSeries& ct, const std::string& file) {
+void check_rtstruct_reference(const CtSeries& ct, const std::string& file, const std::string& hint) {
   if (ct.image.empty()) core::fail<core::InvalidInput>(kOp, file, "the CT series has no image");
   const core::Geometry& g = ct.image.geometry();
   if (ct.resampled || ct.slices.size() != static_cast<std::size_t>(g.size[2]))
@@ -75,8 +75,7 @@ void check_rtstruct_reference(const CtSeries& ct, const std::string& file) {
         "contours must reference real CT slices");
   detail::require_ct_uids(
       ct, /*series_uid=*/true, kOp, file,
-      "(an RT-STRUCT references its CT by them; a planning system could not attach it); "
-      "write masks instead");
+      "(an RT-STRUCT references its CT by them; a planning system could not attach it); " + hint);
   for (const auto& s : ct.slices)
     if (s.sop_instance_uid.empty() || s.sop_class_uid.empty())
       core::fail<core::InvalidInput>(kOp, file,

@@ -442,4 +442,15 @@ TEST(ContourData, CommandWritesRtStructFromDicomAndMasksFromNifti) {
         << nodose.output;
     EXPECT_FALSE(std::filesystem::exists(t.file("p3")));
   }
+  // `run` that would contour: the RT-STRUCT's needs first, every missing UID named (session 18
+  // audit: `contour` and `run` named different ones), and what to do about it.
+  auto norun = test::run_command(test::isoline_bin() + " run " + test::shared_data("jpeg2000_ct") + " --out " +
+                                 t.file("p4"));
+  EXPECT_EQ(norun.exit_code, 1) << norun.output;
+  EXPECT_NE(norun.output.find("RS.dcm: the CT series lacks its Study Instance UID, Series Instance UID, SOP "
+                              "Instance UIDs (all 20 of 20 slices)"),
+            std::string::npos)
+      << norun.output;
+  EXPECT_NE(norun.output.find("convert the CT to NIfTI first"), std::string::npos) << norun.output;
+  EXPECT_FALSE(std::filesystem::exists(t.file("p4")));
 }

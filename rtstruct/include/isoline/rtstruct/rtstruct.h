@@ -62,7 +62,8 @@ struct RtStructWriteResult {
 /// `ct`: no image, an image that is not its stored slices one to one (resampled), or missing
 /// Study/Series/Frame of Reference or SOP UIDs. write_rtstruct checks this first; callers that
 /// compute the structures first (auto-contouring) call it before that work.
-void check_rtstruct_reference(const CtSeries& ct, const std::string& file);
+void check_rtstruct_reference(const CtSeries& ct, const std::string& file,
+                              const std::string& hint = "write masks instead");
 
 /// Writes an RT Structure Set for `structures` (masks on the grid of `ct.image`) to
 /// `file`, atomically. References every CT slice (real SOP class/instance UIDs), the
