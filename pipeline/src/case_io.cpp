@@ -172,16 +172,22 @@ PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const c
                                {"min_gy", d.min_gy()},       {"d0_1cc_gy", d.dose_at_cc(0.1)},
                                {"d99_gy", d.dose_at_percent(99)}, {"d95_gy", d.dose_at_percent(95)},
                                {"d50_gy", d.dose_at_percent(50)}, {"d2_gy", d.dose_at_percent(2)}};
+    // "pass" is the verdict at mask-voxel centres (the normalisation's DVH); "pass_subvoxel" the
+    // verdict on the sub-voxel value, about what a TPS computes from RS + RD; "verdict_differs"
+    // marks the criteria where the two disagree (docs/planning.md, step 8).
     j["criteria"] = nlohmann::json::array();
-    for (const auto& c : r.criteria)
+    for (const auto& c : r.criteria) {
+      const bool fine = c.evaluated && std::isfinite(c.value_subvoxel);
       j["criteria"].push_back({{"criterion", c.criterion.description},
                                {"evaluated", c.evaluated},
                                {"value", c.evaluated ? nlohmann::json(c.value) : nlohmann::json()},
-                               {"value_subvoxel", c.evaluated && std::isfinite(c.value_subvoxel)
-                                                      ? nlohmann::json(c.value_subvoxel)
-                                                      : nlohmann::json()},
-                               {"pass", c.pass}});
+                               {"value_subvoxel", fine ? nlohmann::json(c.value_subvoxel) : nlohmann::json()},
+                               {"pass", c.pass},
+                               {"pass_subvoxel", fine ? nlohmann::json(c.pass_subvoxel) : nlohmann::json()},
+                               {"verdict_differs", c.verdict_differs()}});
+    }
     j["criteria_passed"] = planning::count_passed(r.criteria);
+    j["criteria_passed_subvoxel"] = planning::count_passed_subvoxel(r.criteria);
     core::write_file_atomic((fs::path(dir) / "metrics.json").string(), j.dump(1) + "\n", "write metrics");
     o.files.push_back("metrics.json");
   }

@@ -110,17 +110,47 @@ std::vector<CriterionResult> evaluate_criteria(const std::vector<Criterion>& cri
     if (it != dvhs.end() && !it->second.empty()) {
       r.evaluated = true;
       r.value = evaluate_metric(it->second, c.metric);
-      r.pass = c.at_most ? r.value <= c.limit : r.value >= c.limit;
+      r.pass = passes(c, r.value);
     }
     out.push_back(r);
   }
   return out;
 }
 
+bool passes(const Criterion& c, double value) { return c.at_most ? value <= c.limit : value >= c.limit; }
+
 int count_passed(const std::vector<CriterionResult>& results) {
   int n = 0;
   for (const auto& r : results) n += r.evaluated && r.pass;
   return n;
+}
+
+int count_passed_subvoxel(const std::vector<CriterionResult>& results) {
+  int n = 0;
+  for (const auto& r : results) n += r.evaluated && std::isfinite(r.value_subvoxel) && r.pass_subvoxel;
+  return n;
+}
+
+int count_subvoxel(const std::vector<CriterionResult>& results) {
+  int n = 0;
+  for (const auto& r : results) n += r.evaluated && std::isfinite(r.value_subvoxel);
+  return n;
+}
+
+std::string verdict_difference_warning(const std::vector<CriterionResult>& results) {
+  std::string list;
+  for (const auto& r : results) {
+    if (!r.verdict_differs()) continue;
+    const std::string& m = r.criterion.metric;
+    const std::string unit = is_dose_metric(m) ? " Gy" : (ends_with(m, "_cc") ? " cc" : " %");
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " (%s at voxel centres %.2f%s, %s sub-voxel %.2f%s)", r.pass ? "PASS" : "FAIL",
+                  r.value, unit.c_str(), r.pass_subvoxel ? "PASS" : "FAIL", r.value_subvoxel, unit.c_str());
+    list += (list.empty() ? "" : "; ") + r.criterion.description + buf;
+  }
+  if (list.empty()) return {};
+  return "criteria judged differently on the sub-voxel DVH, as a planning system computes it from RS.dcm + "
+         "RD.dcm: " + list;
 }
 
 }  // namespace isoline::planning

@@ -51,6 +51,8 @@ td.na{background:#eee;color:#666;font-style:italic}
 .legend span.item{margin-right:14px;white-space:nowrap}.flag{color:#9b5d00;font-weight:600}
 .note{color:#555;font-size:0.85em}
 .sub{color:#777;font-size:0.8em}
+.differs{display:inline-block;background:#ffb347;color:#5a2d00;font-weight:700;font-size:0.85em;padding:1px 4px;margin-top:2px}
+tr.differs>td:first-child{border-left:4px solid #e07000}
 @media print{body{background:#fff;margin:8mm;max-width:none}.views,svg,table{break-inside:avoid}h2,h3{break-after:avoid}}
 )";
 
@@ -273,9 +275,16 @@ void views_section(std::ostringstream& o, const ReportInput& in, const ReportOpt
   }
 }
 
+// The cell's class is the voxel-centre verdict's; where the sub-voxel value gives the other
+// verdict, both are written and the second is highlighted.
 std::string result_cell(const planning::CriterionResult& r) {
   if (!r.evaluated) return "<td class=\"na\">not evaluated</td>";
-  return r.pass ? "<td class=\"pass\">PASS</td>" : "<td class=\"fail\">FAIL</td>";
+  std::string cell = r.pass ? "<td class=\"pass\">PASS" : "<td class=\"fail\">FAIL";
+  if (r.verdict_differs())
+    cell += std::string(" at voxel centres<br><span class=\"differs\" title=\"the sub-voxel DVH, about what a planning "
+                        "system computes from RS.dcm + RD.dcm, gives the other verdict\">") +
+            (r.pass_subvoxel ? "PASS" : "FAIL") + " as a TPS computes it</span>";
+  return cell + "</td>";
 }
 
 std::string value_text(const planning::CriterionResult& r) {
@@ -286,7 +295,7 @@ std::string value_text(const planning::CriterionResult& r) {
                                                                                    : " %";
   std::string out = fmt(r.value, 2) + unit;
   if (std::isfinite(r.value_subvoxel))
-    out += "<br><span class=\"sub\" title=\"sub-voxel DVH (4x4x4 samples per voxel), as a planning system shows "
+    out += std::string("<br><span class=\"") + (r.verdict_differs() ? "differs" : "sub") + "\" title=\"sub-voxel DVH (4x4x4 samples per voxel), as a planning system shows "
            "it from RS + RD\">" + fmt(r.value_subvoxel, 2) + unit + " sub-voxel</span>";
   return out;
 }
@@ -311,12 +320,23 @@ void criteria_section(std::ostringstream& o, const ReportInput& in) {
   o << "<table class=\"criteria\"><tr><th>Criterion</th>";
   for (const auto& d : in.doses) o << "<th colspan=\"2\">" << esc(d.name) << "</th>";
   o << "</tr>\n";
+  auto result_of = [](const DoseSet& d, const std::string& k) {
+    const planning::CriterionResult* r = nullptr;
+    for (const auto& x : d.criteria)
+      if (criterion_text(x.criterion) == k) r = &x;
+    return r;
+  };
+  std::vector<std::string> differ;  // "criterion (dose set)" where the two verdicts differ
   for (const auto& k : keys) {
-    o << "<tr><td>" << esc(k) << "</td>";
+    bool row_differs = false;
+    for (const auto& d : in.doses)
+      if (const auto* r = result_of(d, k); r && r->verdict_differs()) {
+        row_differs = true;
+        differ.push_back(in.doses.size() > 1 ? k + " (" + d.name + ")" : k);
+      }
+    o << (row_differs ? "<tr class=\"differs\">" : "<tr>") << "<td>" << esc(k) << "</td>";
     for (const auto& d : in.doses) {
-      const planning::CriterionResult* r = nullptr;
-      for (const auto& x : d.criteria)
-        if (criterion_text(x.criterion) == k) r = &x;
+      const planning::CriterionResult* r = result_of(d, k);
       if (!r)
         o << "<td class=\"num\">&ndash;</td><td class=\"na\">not evaluated</td>";
       else
@@ -329,17 +349,27 @@ void criteria_section(std::ostringstream& o, const ReportInput& in) {
     int evaluated = 0;
     for (const auto& r : d.criteria) evaluated += r.evaluated;
     o << "<th colspan=\"2\">" << planning::count_passed(d.criteria) << " of " << evaluated
-      << " evaluated (" << d.criteria.size() << " criteria)</th>";
+      << " evaluated (" << d.criteria.size() << " criteria)";
+    if (const int fine = planning::count_subvoxel(d.criteria))
+      o << "<br>" << planning::count_passed_subvoxel(d.criteria) << " of " << fine << " as a TPS computes them";
+    o << "</th>";
   }
   o << "</tr></table>\n";
   bool fine = false;
   for (const auto& d : in.doses)
     for (const auto& r : d.criteria) fine = fine || std::isfinite(r.value_subvoxel);
   if (fine)
-    o << "<p class=\"note\">PASS/FAIL uses the dose at mask-voxel centres (as OpenKBP evaluates). The grey "
-         "\"sub-voxel\" value is the same metric with 4&times;4&times;4 samples per voxel and interpolated "
-         "dose, about what a planning system shows from RS.dcm and RD.dcm: at a steep target edge it gives "
-         "lower coverage and higher maxima.</p>\n";
+    o << "<p class=\"note\">PASS/FAIL uses the dose at mask-voxel centres (as OpenKBP evaluates; the "
+         "normalisation uses the same DVH). The grey \"sub-voxel\" value is the same metric with "
+         "4&times;4&times;4 samples per voxel and interpolated dose, about what a planning system shows from "
+         "RS.dcm and RD.dcm: at a steep target edge it gives lower coverage and higher maxima. Where it gives "
+         "the other verdict, the cell says so in orange.</p>\n";
+  if (!differ.empty()) {
+    o << "<p class=\"warn\"><b>The verdict differs as a planning system computes it</b> (sub-voxel DVH from "
+         "RS.dcm + RD.dcm) for " << differ.size() << (differ.size() == 1 ? " criterion: " : " criteria: ");
+    for (std::size_t i = 0; i < differ.size(); ++i) o << (i ? "; " : "") << esc(differ[i]);
+    o << ".</p>\n";
+  }
 }
 
 void metrics_section(std::ostringstream& o, const ReportInput& in, const ReportOptions& opt) {
@@ -443,10 +473,18 @@ std::string render_html(const ReportInput& in, const ReportOptions& opt) {
     int evaluated = 0;
     for (const auto& r : d.criteria) evaluated += r.evaluated;
     const int passed = planning::count_passed(d.criteria);
-    o << "<tr><th>Criteria met: " << esc(d.name) << "</th><td" << (passed < evaluated ? " class=\"fail\"" : " class=\"pass\"")
+    // With sub-voxel values the cell is green only when both verdicts pass everything.
+    const int fine = planning::count_subvoxel(d.criteria), passed_fine = planning::count_passed_subvoxel(d.criteria);
+    const bool all = passed == evaluated && passed_fine == fine;
+    o << "<tr><th>Criteria met: " << esc(d.name) << "</th><td" << (all ? " class=\"pass\"" : " class=\"fail\"")
       << ">" << passed << " of " << evaluated << " met";
+    if (fine) o << " at mask-voxel centres; " << passed_fine << " of " << fine << " as a planning system computes them (sub-voxel)";
     if (std::size_t(evaluated) < d.criteria.size())
       o << " (" << d.criteria.size() - std::size_t(evaluated) << " not evaluated: structure missing)";
+    std::string differ;
+    for (const auto& r : d.criteria)
+      if (r.verdict_differs()) differ += (differ.empty() ? "" : ", ") + r.criterion.description;
+    if (!differ.empty()) o << "<br><span class=\"differs\">verdict differs: " << esc(differ) << "</span>";
     o << "</td></tr>\n";
   }
   o << "</table>\n";

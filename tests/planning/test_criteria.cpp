@@ -110,6 +110,26 @@ TEST(Criteria, SubVoxelValueBesideTheVoxelCentreValue) {
   EXPECT_TRUE(e.criteria[0].pass);
   ASSERT_TRUE(std::isfinite(e.criteria[0].value_subvoxel));
   EXPECT_LT(e.criteria[0].value_subvoxel, 60.0);  // the edge voxels' outer halves see the fall-off
+  // Its own verdict: FAIL as a planning system computes it, while the voxel centres PASS
+  // (session-18 audit: pt_201 PTV56 D99 56.06 Gy PASS, 49.23 Gy from RS + RD).
+  EXPECT_FALSE(e.criteria[0].pass_subvoxel);
+  EXPECT_TRUE(e.criteria[0].verdict_differs());
+  EXPECT_EQ(planning::count_passed(e.criteria), 1);
+  EXPECT_EQ(planning::count_passed_subvoxel(e.criteria), 0);
+  EXPECT_EQ(planning::count_subvoxel(e.criteria), 1);
+  const std::string w = planning::verdict_difference_warning(e.criteria);
+  EXPECT_NE(w.find("PTV70 D99% >= 66.5 Gy (PASS at voxel centres 70.00 Gy, FAIL sub-voxel"), std::string::npos) << w;
+  EXPECT_NE(w.find("RS.dcm + RD.dcm"), std::string::npos) << w;
+  // A limit both values meet: same verdict, no warning.
+  planning::Criterion easy{"PTV70", "D99%", false, 30.0, "PTV70 D99% >= 30 Gy"};
+  auto e2 = planning::evaluate_dose(dose, s, {easy});
+  EXPECT_TRUE(e2.criteria[0].pass && e2.criteria[0].pass_subvoxel);
+  EXPECT_FALSE(e2.criteria[0].verdict_differs());
+  EXPECT_EQ(planning::verdict_difference_warning(e2.criteria), "");
+  // Without a sub-voxel value (evaluate_criteria alone, as `isoline dvh`) nothing differs.
+  auto plain = planning::evaluate_criteria({c}, e.dvhs);
+  EXPECT_FALSE(plain[0].verdict_differs());
+  EXPECT_EQ(planning::count_subvoxel(plain), 0);
 }
 
 TEST(Criteria, APrescriptionInCentigrayIsRefused) {

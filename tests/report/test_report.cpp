@@ -261,6 +261,45 @@ TEST(Report, CriteriaTableShowsPassFailAndNotEvaluated) {
   EXPECT_NE(html.find("<td class=\"num\">60.00</td>"), std::string::npos);
 }
 
+// Session-18 audit, defect 2: where the sub-voxel value (about what a planning system computes
+// from RS + RD) gives the other verdict than the voxel-centre value, the report says so in the
+// cell, marks the row, and lists the criteria above the table and in the summary.
+TEST(Report, CriteriaTableMarksAVerdictThatDiffersAsATpsComputesIt) {
+  const Small s = make_small();
+  auto in = small_input(s);
+  std::vector<planning::Criterion> crit = {
+      {"PTV60", "D95%", false, 57.0, "PTV60 D95% >= 57 Gy"},
+      {"SpinalCord", "Dmax", true, 25.0, "SpinalCord Dmax <= 25 Gy"},
+  };
+  in.doses.push_back(test::evaluate_set("Plan", step_dose(s, 60, 20), s.ss, crit));
+  auto& c = in.doses.back().criteria;
+  ASSERT_TRUE(c[0].pass && c[1].pass);
+  c[0].value_subvoxel = 55.5, c[0].pass_subvoxel = false;  // PTV: FAIL as a TPS computes it
+  c[1].value_subvoxel = 21.0, c[1].pass_subvoxel = true;   // cord: PASS both ways
+  const std::string html = report::render_html(in);
+  const std::size_t row = html.find("<tr class=\"differs\"><td>PTV60 D95% &gt;= 57 Gy</td>");
+  ASSERT_NE(row, std::string::npos) << html.substr(html.find("<table class=\"criteria\">"), 3000);
+  const std::string tr = html.substr(row, html.find("</tr>", row) - row);
+  EXPECT_NE(tr.find("<td class=\"pass\">PASS at voxel centres<br><span class=\"differs\""), std::string::npos) << tr;
+  EXPECT_NE(tr.find("FAIL as a TPS computes it</span>"), std::string::npos) << tr;
+  EXPECT_NE(tr.find("<span class=\"differs\""), tr.rfind("<span class=\"differs\""));  // the value is highlighted too
+  EXPECT_NE(tr.find("55.50 Gy sub-voxel"), std::string::npos) << tr;
+  // The row that agrees is as before: PASS, the sub-voxel value grey.
+  EXPECT_EQ(result_of(html, "SpinalCord Dmax &lt;= 25 Gy", 0), "pass");
+  EXPECT_NE(html.find("<span class=\"sub\""), std::string::npos);
+  EXPECT_NE(html.find("<b>The verdict differs as a planning system computes it</b>"), std::string::npos);
+  EXPECT_NE(html.find("for 1 criterion: PTV60 D95% &gt;= 57 Gy."), std::string::npos);
+  // The summary at the top: both counts, red, naming the criterion.
+  EXPECT_NE(html.find("<td class=\"fail\">2 of 2 met at mask-voxel centres; 1 of 2 as a planning system computes them "
+                      "(sub-voxel)<br><span class=\"differs\">verdict differs: PTV60 D95% &gt;= 57 Gy</span>"),
+            std::string::npos);
+  // Without a difference no such marks.
+  c[0].value_subvoxel = 58.0, c[0].pass_subvoxel = true;
+  const std::string same = report::render_html(in);
+  EXPECT_EQ(same.find("class=\"differs\""), std::string::npos);
+  EXPECT_NE(same.find("<td class=\"pass\">2 of 2 met at mask-voxel centres; 2 of 2 as a planning system"), std::string::npos);
+}
+
 bool coloured(const report::Picture& p, int u, int v) {
   const std::uint8_t* q = &p.rgb[(std::size_t(v) * p.width + u) * 3];
   return !(q[0] == q[1] && q[1] == q[2]);

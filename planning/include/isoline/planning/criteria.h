@@ -2,6 +2,7 @@
 // 70 Gy", loaded from JSON (planning/criteria/hn.json is the head-and-neck set).
 #pragma once
 
+#include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
@@ -41,6 +42,14 @@ struct CriterionResult {
   /// steep edge lower coverage and higher maxima than `value`, which samples the dose at mask
   /// voxel centres as OpenKBP does). NaN when not computed (evaluate_dose computes it).
   double value_subvoxel = std::numeric_limits<double>::quiet_NaN();
+  /// The verdict on `value_subvoxel` (false when it is not computed). `pass` stays the verdict
+  /// on `value`: the normalisation and the validation figures use the voxel-centre DVH.
+  bool pass_subvoxel = false;
+  /// True when the sub-voxel value was computed and gives the other verdict: PASS at the voxel
+  /// centres but FAIL as a planning system computes it from RS + RD, or the reverse.
+  bool verdict_differs() const {
+    return evaluated && std::isfinite(value_subvoxel) && pass_subvoxel != pass;
+  }
 };
 
 /// Reads a criteria file:
@@ -53,7 +62,20 @@ std::vector<Criterion> load_criteria(const std::string& path);
 std::vector<CriterionResult> evaluate_criteria(const std::vector<Criterion>& criteria,
                                                const std::map<std::string, Dvh>& dvhs);
 
+/// Whether `value` meets the criterion (<= or >= its limit).
+bool passes(const Criterion& criterion, double value);
+
 /// Number of evaluated criteria that pass.
 int count_passed(const std::vector<CriterionResult>& results);
+/// Number of evaluated criteria that pass on their sub-voxel value (those with one).
+int count_passed_subvoxel(const std::vector<CriterionResult>& results);
+/// Number of criteria with a sub-voxel value (evaluate_dose computes one for each evaluated).
+int count_subvoxel(const std::vector<CriterionResult>& results);
+
+/// One warning line naming the criteria whose sub-voxel verdict differs from the voxel-centre
+/// one (CriterionResult::verdict_differs), e.g. "criteria judged differently on the sub-voxel
+/// DVH, as a planning system computes it from RS.dcm + RD.dcm: PTV56 D99% >= 53.2 Gy (PASS at
+/// voxel centres 56.06 Gy, FAIL sub-voxel 49.23 Gy); ..."; empty when none differs.
+std::string verdict_difference_warning(const std::vector<CriterionResult>& results);
 
 }  // namespace isoline::planning
