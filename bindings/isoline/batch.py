@@ -274,6 +274,8 @@ class WarmupPlugin(_WorkerPluginBase):  # type: ignore[misc,valid-type]
         self.name = f"isoline-warmup-{job}"
 
     def setup(self, worker=None) -> None:  # noqa: D401
+        """Runs the job's warm-up on the worker (Dask calls it when the worker starts); an error
+        is ignored here and reported by each case instead."""
         w = WARMUPS.get(self.job)
         if w is not None:
             try:
@@ -292,23 +294,42 @@ def _canonical(options: Dict[str, Any]) -> str:
 
 class _OutputLock:
     """One run_batch per output folder at a time (<out>/.batch.lock, flock): a second run would
-    take the first one's temporary case folders for stale ones and delete them."""
+    take the first one's temporary case folders for stale ones and delete them.
+
+    The file exists only while a run holds it: release() deletes it before unlocking. A run that
+    opened the file just before it was deleted then locks a file no longer in the folder; it sees
+    that (the path is gone or another file) and starts again with a new file, so two runs never
+    both hold a lock on the path. A run killed with SIGKILL leaves the file unlocked; the next run
+    takes it over."""
 
     def __init__(self, out: Path) -> None:
         self.path = out / ".batch.lock"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.pread(self.fd, 64, 0).decode(errors="replace").strip()
-            os.close(self.fd)
-            raise InvalidInput(f"batch: {out}: another run_batch is writing there ({other or 'pid unknown'}); "
-                               "wait for it, or use another output directory") from None
+        while True:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                other = os.pread(self.fd, 64, 0).decode(errors="replace").strip()
+                os.close(self.fd)
+                raise InvalidInput(f"batch: {out}: another run_batch is writing there ({other or 'pid unknown'}); "
+                                   "wait for it, or use another output directory") from None
+            try:
+                now = os.stat(self.path)
+            except FileNotFoundError:
+                now = None
+            held = os.fstat(self.fd)
+            if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                break
+            os.close(self.fd)  # the holder released and deleted it meanwhile: lock the new file
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
 
     def release(self) -> None:
         if self.fd >= 0:
+            try:
+                os.unlink(self.path)  # while still locked (see the class docstring)
+            except OSError:
+                pass
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = -1
@@ -340,15 +361,18 @@ class Manifest:
         return self.data["cases"]
 
     def is_done(self, case_id: str, out_dir: Path) -> bool:
+        """True when the case is recorded ``done`` and its folder ``out_dir/case_id`` exists."""
         r = self.cases.get(case_id)
         return bool(r) and r.get("status") == "done" and (out_dir / case_id).is_dir()
 
     def record(self, case_id: str, rec: Dict[str, Any]) -> None:
+        """Sets the case's record and saves the manifest (thread-safe)."""
         with self._lock:
             self.cases[case_id] = rec
             self.save()
 
     def save(self) -> None:
+        """Writes the manifest atomically (temporary file, fsync, rename)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _write_text_atomically(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 

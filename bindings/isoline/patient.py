@@ -11,6 +11,7 @@ Example::
 """
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,24 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and p.name.lower().endswith(_IMAGE_SUFFIXES)
 
 
+def _warn_missing(pt: Patient, requested: Sequence[str], available: Sequence[str], where: str,
+                  why_not_loaded: str = "") -> None:
+    """One warning per requested structure name that was not loaded, with the likely intended
+    name when one differs only in case or surrounding spaces, or is close."""
+    loaded = set(pt.structures.names())
+    for name in requested:
+        if name in loaded:
+            continue
+        if name in available:  # present but not loaded (e.g. an RT-STRUCT ROI without contours)
+            pt.warnings.append(f"structure {name!r}: requested, in {where} but not loaded{why_not_loaded}")
+            continue
+        key = name.strip().casefold()
+        near = [a for a in available if a.strip().casefold() == key] or \
+            difflib.get_close_matches(name, list(available), n=1, cutoff=0.8)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        pt.warnings.append(f"structure {name!r}: requested but not found in {where}{hint}")
+
+
 def _from_image(ct_file: Path, masks: Optional[PathLike], names: Sequence[str]) -> Patient:
     ct = read_image(str(ct_file))
     if ct.dtype == "uint8":
@@ -74,6 +93,9 @@ def _from_image(ct_file: Path, masks: Optional[PathLike], names: Sequence[str]) 
     for s in structures:
         if not s.mask.geometry.same_grid(ct.geometry):
             pt.warnings.append(f"{s.name}: mask is not on the CT grid")
+    if names:
+        available = sorted(_stem(p) for p in mask_dir.iterdir() if _is_image(p) and p != ct_file)
+        _warn_missing(pt, names, available, str(mask_dir), " (read_mask_dir reads .nii.gz, .nii, .nrrd, .mha)")
     return pt
 
 
@@ -94,7 +116,7 @@ def _from_dicom(root: Path, names: Sequence[str], series_uid: str,
     pt = Patient(ct=series.image, structures=StructureSet(series.image.geometry), source=str(root),
                  series=series, warnings=list(series.warnings))
     # The structure set that references this CT series (else the only one).
-    chosen = None
+    chosen, chosen_file = None, ""
     ct_frame = series.frame_of_reference_uid
 
     def other_frame(obj) -> bool:  # another scan's (or patient's) coordinates
@@ -107,7 +129,7 @@ def _from_dicom(root: Path, names: Sequence[str], series_uid: str,
                 pt.warnings.append(f"{f}: frame of reference differs from the CT's (another scan or patient): "
                                    f"structures not loaded")
                 continue
-            chosen = rs
+            chosen, chosen_file = rs, str(f)
             pt.files.append(str(f))
             break
     if rtstructs and chosen is None and not any("frame of reference differs" in w for w in pt.warnings):
@@ -115,6 +137,10 @@ def _from_dicom(root: Path, names: Sequence[str], series_uid: str,
     if chosen is not None:
         pt.warnings.extend(chosen.warnings)
         pt.structures = rasterize(chosen, series.image.geometry, names=list(names))
+    if names:
+        where = chosen_file if chosen is not None else "the DICOM folder (no RT-STRUCT loaded)"
+        _warn_missing(pt, names, [r.name for r in chosen.rois] if chosen is not None else [], where,
+                      " (no closed contours)")
     if rtdoses:
         rd = read_rtdose(str(rtdoses[0]))
         if other_frame(rd):
@@ -141,7 +167,9 @@ def load_patient(path: PathLike, *, masks: Optional[PathLike] = None, structures
       - a DICOM directory (or one DICOM file of the series): the CT series, the RT-STRUCT
         that references it (rasterized onto the CT grid) and an RT-DOSE if present.
 
-    ``structures`` restricts the structures loaded (missing ones are skipped). Raises
+    ``structures`` restricts the structures loaded (names match exactly, case and spaces
+    included); each requested name that is not found is skipped and named in
+    ``Patient.warnings`` (with the likely intended name when one is close). Raises
     isoline.IoError (an OSError) for missing or unreadable files and isoline.InvalidInput (a
     ValueError) for unusable input.
     """

@@ -68,13 +68,26 @@ void bind_adapt(py::module_ m) {
   m.def("warp_dose", &warp_dose, py::arg("dose"), py::arg("planning_to_new"), py::call_guard<py::gil_scoped_release>(),
         "A new-CT dose warped onto the planning grid: D(p + v(p)), linear, 0 outside.");
 
-  py::class_<DoseAccumulator>(m, "DoseAccumulator", "Sum of per-fraction doses mapped onto one planning grid.")
+  py::class_<DoseAccumulator>(m, "DoseAccumulator",
+                              "Weighted sum of doses mapped onto one planning grid: total = sum of weight * dose. "
+                              "A weight scales the dose it is given: 1 for a dose of what was delivered as given, "
+                              "n / N for n of N fractions of a whole-course dose (acc.add(planned, 10 / 35); "
+                              "acc.add_warped(adapted, inv, 25 / 35)).")
       .def(py::init<const core::Geometry&>(), py::arg("planning_grid"))
       .def("add", &DoseAccumulator::add, py::arg("dose_on_planning_grid"), py::arg("weight") = 1.0,
-           py::call_guard<py::gil_scoped_release>())
+           py::call_guard<py::gil_scoped_release>(),
+           "Adds weight * dose for a float32 dose (Gy) already on the planning grid (InvalidInput on another "
+           "grid). weight multiplies the dose: 1 adds it as it is; 10 / 35 adds 10 fractions of a 35-fraction "
+           "whole-course dose; a one-fraction dose with weight 10 counts it 10 times.")
       .def("add_warped", &DoseAccumulator::add_warped, py::arg("dose_on_new_ct"), py::arg("planning_to_new"),
-           py::arg("weight") = 1.0, py::call_guard<py::gil_scoped_release>())
-      .def_property_readonly("fractions", &DoseAccumulator::fractions)
+           py::arg("weight") = 1.0, py::call_guard<py::gil_scoped_release>(),
+           "Adds weight * a dose computed on a new CT, mapped back onto the planning grid: each planning "
+           "voxel x takes the dose at x + u(x) of `planning_to_new` (a field on the planning grid; see "
+           "invert_field). weight as in add().")
+      .def_property_readonly("fractions", &DoseAccumulator::fractions,
+                             "The sum of the weights added so far (not a count of fractions: 1.0 after adding "
+                             "10 / 35 and 25 / 35 of whole-course doses; the number of fractions only when each "
+                             "dose added is one fraction's with weight 1)")
       .def_property_readonly("total", &DoseAccumulator::total, "Accumulated dose (float32 Gy) on the planning grid");
 
   py::class_<DoseEvaluation>(m, "DoseEvaluation",

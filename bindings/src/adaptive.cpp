@@ -15,9 +15,11 @@ using namespace isoline::adaptive;
 namespace isoline::py_bind {
 
 void bind_adaptive(py::module_ m) {
-  py::class_<DisplacementField>(
+  py::class_<DisplacementField> field_class(
       m, "DisplacementField",
-      "Displacement u (mm, LPS) on a grid; T(x) = x + u(x) maps fixed to moving points.")
+      "Displacement u (mm, LPS) on a grid; T(x) = x + u(x) maps fixed to moving points. "
+      "Picklable; copy.copy/deepcopy copy the data.");
+  field_class
       .def_readonly("geometry", &DisplacementField::geometry)
       .def_property_readonly(
           "array",
@@ -28,11 +30,32 @@ void bind_adaptive(py::module_ m) {
                                       py::cast(f, py::return_value_policy::reference));
           },
           "numpy view (nz, ny, nx, 3) sharing memory with the field")
-      .def("transform_point", &DisplacementField::transform_point, py::arg("xyz"))
-      .def_static("zeros", &DisplacementField::zeros, py::arg("geometry"));
+      .def("transform_point", &DisplacementField::transform_point, py::arg("xyz"),
+           "T(p) = p + u(p) for a point (x, y, z) in LPS mm, u interpolated trilinearly (zero "
+           "outside the grid).")
+      .def_static("zeros", &DisplacementField::zeros, py::arg("geometry"), "The identity field (u = 0) on a grid.")
+      .def(py::pickle(
+          [](DisplacementField& f) {
+            const auto& s = f.geometry.size;
+            return py::make_tuple(geometry_state(f.geometry),
+                                  py::array_t<float>({s[2], s[1], s[0], std::int64_t(3)}, f.data.data()));
+          },
+          [](const py::tuple& t) {
+            if (t.size() != 2) core::fail<core::InvalidInput>("unpickle DisplacementField", "", "expected a state of 2 values");
+            DisplacementField f;
+            f.geometry = geometry_from_state(t[0].cast<py::tuple>());
+            auto a = t[1].cast<py::array_t<float, py::array::c_style | py::array::forcecast>>();
+            if (static_cast<std::size_t>(a.size()) != f.geometry.num_voxels() * 3)
+              core::fail<core::InvalidInput>("unpickle DisplacementField", "array", "size does not match the geometry");
+            f.data.assign(a.data(), a.data() + a.size());
+            return f;
+          }));
+  def_value_copy(field_class);
 
-  py::class_<RigidTransform>(m, "RigidTransform",
-                             "Rigid transform mapping fixed to moving points: y = R (x - c) + c + t (mm).")
+  py::class_<RigidTransform> rigid_class(m, "RigidTransform",
+                             "Rigid transform mapping fixed to moving points: y = R (x - c) + c + t (mm). "
+                             "Picklable.");
+  rigid_class
       .def_property_readonly("rotation",
                              [](const RigidTransform& r) {
                                py::array_t<double> a({3, 3});
@@ -41,7 +64,23 @@ void bind_adaptive(py::module_ m) {
                              })
       .def_readonly("center", &RigidTransform::center)
       .def_readonly("translation", &RigidTransform::translation)
-      .def("apply", &RigidTransform::apply, py::arg("xyz"));
+      .def("apply", &RigidTransform::apply, py::arg("xyz"),
+           "y = R (x - c) + c + t for a point x = (x, y, z) in LPS mm (fixed -> moving).")
+      .def(py::pickle(
+          [](const RigidTransform& r) {
+            return py::make_tuple(std::vector<double>(r.rotation.begin(), r.rotation.end()), r.center, r.translation);
+          },
+          [](const py::tuple& t) {
+            if (t.size() != 3) core::fail<core::InvalidInput>("unpickle RigidTransform", "", "expected a state of 3 values");
+            RigidTransform r;
+            const auto rot = t[0].cast<std::vector<double>>();
+            if (rot.size() != 9) core::fail<core::InvalidInput>("unpickle RigidTransform", "rotation", "expected 9 values");
+            std::copy(rot.begin(), rot.end(), r.rotation.begin());
+            r.center = t[1].cast<core::Vec3>();
+            r.translation = t[2].cast<core::Vec3>();
+            return r;
+          }));
+  def_value_copy(rigid_class);
 
   py::class_<RegistrationResult>(m, "RegistrationResult",
                                  "Registration result: rigid part, total displacement field on the fixed "

@@ -2,6 +2,8 @@
 
 #include <pybind11/pybind11.h>
 
+#include "isoline/core/geometry.h"
+#include "isoline/core/image.h"
 #include "isoline/core/progress.h"
 
 namespace isoline::py_bind {
@@ -15,6 +17,28 @@ void register_errors(pybind11::module_& m);
 /// cancel the operation. Without a callable (None), the callback only checks for Ctrl-C
 /// (at most every 100 ms, from the main Python thread), so Ctrl-C cancels the call either way.
 core::ProgressCallback wrap_progress(const pybind11::object& callback);
+
+/// Pickle states (core.cpp): a Geometry as (size, spacing, origin, direction as 9 values); an
+/// Image as (geometry state, numpy array or None when empty, dtype name).
+pybind11::tuple geometry_state(const core::Geometry& g);
+core::Geometry geometry_from_state(const pybind11::tuple& state);
+pybind11::tuple image_state(const core::Image& image);
+core::Image image_from_state(const pybind11::tuple& state);
+
+/// copy.copy / copy.deepcopy of a bound class through `copy(const T&) -> T` (a C++ copy, or a
+/// clone where the C++ copy would share pixel buffers): both give an independent object.
+template <class T, class... Options, class Copy>
+void def_copy(pybind11::class_<T, Options...>& cls, Copy copy,
+              const char* doc = "An independent copy (its pixel data copied too); copy.copy and copy.deepcopy alike.") {
+  cls.def("__copy__", [copy](const T& t) { return copy(t); }, doc);
+  cls.def("__deepcopy__", [copy](const T& t, const pybind11::object&) { return copy(t); }, pybind11::arg("memo"), doc);
+}
+
+/// As def_copy with the C++ copy constructor (classes of plain values).
+template <class T, class... Options>
+void def_value_copy(pybind11::class_<T, Options...>& cls) {
+  def_copy(cls, [](const T& t) { return T(t); }, "An independent copy; copy.copy and copy.deepcopy alike.");
+}
 
 void bind_core(pybind11::module_ m);
 void bind_planning(pybind11::module_ m);

@@ -64,7 +64,8 @@ void bind_contouring(py::module_ m) {
                     "pieces of at least a tenth of the largest are kept; more than 1 is flagged); "
                     "0 for other structures.")
       .def_readonly("flags", &StructureQuality::flags)
-      .def("summary", &StructureQuality::summary)
+      .def("summary", &StructureQuality::summary,
+           "One line for reports and the RT-STRUCT ROI description: confidence, volume and the flags.")
       .def("__repr__", [](const StructureQuality& q) {
         return "StructureQuality('" + q.name + "': " + q.summary() + ")";
       });

@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <type_traits>
+
 #include "common.h"
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
@@ -105,8 +107,88 @@ A tuple_to_array(const py::sequence& s, const char* what) {
   A a{};
   if (static_cast<std::size_t>(py::len(s)) != a.size())
     fail<InvalidInput>("set geometry", what, "expected " + std::to_string(a.size()) + " values");
-  for (std::size_t i = 0; i < a.size(); ++i) a[i] = s[i].cast<typename A::value_type>();
+  using V = typename A::value_type;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const py::object v = s[i];
+    // pybind11 would accept a float for an integer only through a RuntimeError ("Unable to
+    // cast ..."): say what is expected instead.
+    const bool ok = std::is_integral_v<V> ? PyIndex_Check(v.ptr()) != 0 : PyNumber_Check(v.ptr()) != 0;
+    if (!ok)
+      fail<InvalidInput>("set geometry", what,
+                         std::string("expected ") + std::to_string(a.size()) +
+                             (std::is_integral_v<V> ? " integers" : " numbers") + ", got " +
+                             py::repr(s).cast<std::string>());
+    a[i] = v.cast<V>();
+  }
   return a;
+}
+
+bool empty_geometry(const Geometry& g) { return g.size[0] == 0 && g.size[1] == 0 && g.size[2] == 0; }
+
+}  // namespace
+
+// Pickle state of a Geometry: (size, spacing, origin, direction as 9 values, row-major).
+py::tuple geometry_state(const Geometry& g) {
+  return py::make_tuple(py::make_tuple(g.size[0], g.size[1], g.size[2]),
+                        py::make_tuple(g.spacing[0], g.spacing[1], g.spacing[2]),
+                        py::make_tuple(g.origin[0], g.origin[1], g.origin[2]),
+                        py::tuple(py::cast(std::vector<double>(g.direction.begin(), g.direction.end()))));
+}
+
+Geometry geometry_from_state(const py::tuple& t) {
+  if (t.size() != 4) fail<InvalidInput>("unpickle Geometry", "", "expected a state of 4 values");
+  Geometry g;
+  g.size = tuple_to_array<Index3>(t[0].cast<py::sequence>(), "size");
+  g.spacing = tuple_to_array<Vec3>(t[1].cast<py::sequence>(), "spacing");
+  g.origin = tuple_to_array<Vec3>(t[2].cast<py::sequence>(), "origin");
+  g.direction = tuple_to_array<Mat3>(t[3].cast<py::sequence>(), "direction");
+  return g;
+}
+
+py::tuple image_state(const Image& img) {
+  if (img.empty()) return py::make_tuple(geometry_state(img.geometry()), py::none(), std::string(to_string(img.pixel_type())));
+  return py::make_tuple(geometry_state(img.geometry()), array_view(img), std::string(to_string(img.pixel_type())));
+}
+
+Image image_from_state(const py::tuple& t) {
+  if (t.size() != 3) fail<InvalidInput>("unpickle Image", "", "expected a state of 3 values");
+  const Geometry g = geometry_from_state(t[0].cast<py::tuple>());
+  if (t[1].is_none()) return Image();
+  // The unpickled array is ours: wrapped without a copy (a read-only one is copied).
+  return image_from_array(t[1].cast<py::array>(), &g, false);
+}
+
+namespace {
+
+// Pickle state of a Structure: (name, type, colour, mask state, description).
+py::tuple structure_state(const Structure& st) {
+  return py::make_tuple(st.name, static_cast<int>(st.type), py::make_tuple(st.color.r, st.color.g, st.color.b),
+                        image_state(st.mask), st.description);
+}
+
+Structure structure_from_state(const py::tuple& t) {
+  if (t.size() != 5) fail<InvalidInput>("unpickle Structure", "", "expected a state of 5 values");
+  Structure st;
+  st.name = t[0].cast<std::string>();
+  st.type = static_cast<StructureType>(t[1].cast<int>());
+  const auto c = tuple_to_array<std::array<int, 3>>(t[2].cast<py::sequence>(), "color");
+  st.color = Color{std::uint8_t(c[0]), std::uint8_t(c[1]), std::uint8_t(c[2])};
+  st.mask = image_from_state(t[3].cast<py::tuple>());
+  st.description = t[4].cast<std::string>();
+  return st;
+}
+
+// A structure whose mask has its own buffer (the C++ copy shares it).
+Structure structure_copy(const Structure& st) {
+  Structure c = st;
+  if (!c.mask.empty()) c.mask = c.mask.clone();
+  return c;
+}
+
+StructureSet structure_set_copy(const StructureSet& set) {
+  StructureSet c = set.empty() && empty_geometry(set.geometry()) ? StructureSet() : StructureSet(set.geometry());
+  for (const Structure& st : set) c.add(structure_copy(st));
+  return c;
 }
 
 }  // namespace
@@ -141,9 +223,12 @@ void bind_core(py::module_ m) {
   m.def("cuda_device_count", &cuda_device_count,
         "Number of usable CUDA devices (0 without CUDA support, driver or GPU).");
 
-  py::class_<Geometry>(m, "Geometry",
+  py::class_<Geometry> geometry_class(m, "Geometry",
                        "Voxel grid in DICOM patient coordinates (LPS, mm): "
-                       "world = origin + direction @ diag(spacing) @ (i, j, k).")
+                       "world = origin + direction @ diag(spacing) @ (i, j, k).\n\n"
+                       "`==` is exact equality of size, spacing, origin and direction (same_grid "
+                       "compares within a tolerance); hashable; picklable; copy.copy/deepcopy.");
+  geometry_class
       .def(py::init([](py::sequence size, py::sequence spacing, py::sequence origin, py::object direction) {
              Geometry g;
              g.size = tuple_to_array<Index3>(size, "size");
@@ -174,7 +259,23 @@ void bind_core(py::module_ m) {
            py::arg("ijk"), "Continuous index (i, j, k) -> LPS mm; an (n, 3) array gives an (n, 3) array.")
       .def("world_to_index", [](const Geometry& g, py::object xyz) { return map_points(g, xyz, "xyz", false); },
            py::arg("xyz"), "LPS mm -> continuous index (i, j, k); an (n, 3) array gives an (n, 3) array.")
-      .def("same_grid", &Geometry::same_grid, py::arg("other"), py::arg("tolerance_mm") = 1e-3)
+      .def("same_grid", &Geometry::same_grid, py::arg("other"), py::arg("tolerance_mm") = 1e-3,
+           "True when `other` has the same size and its origin and spacing differ by at most "
+           "tolerance_mm (millimetres) per component, and its direction matrix by at most "
+           "tolerance_mm / 1000 per entry (unitless). `==` is the exact comparison.")
+      .def("__eq__", [](const Geometry& a, const py::object& other) -> py::object {
+             if (!py::isinstance<Geometry>(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+             const Geometry& b = other.cast<const Geometry&>();
+             return py::bool_(a.size == b.size && a.spacing == b.spacing && a.origin == b.origin &&
+                              a.direction == b.direction);
+           }, py::arg("other"), "Exact equality of size, spacing, origin and direction.")
+      .def("__hash__", [](const Geometry& g) { return py::hash(geometry_state(g)); })
+      .def(py::pickle([](const Geometry& g) { return geometry_state(g); },
+                      [](const py::tuple& t) {
+                        Geometry g = geometry_from_state(t);
+                        g.validate("unpickle Geometry");
+                        return g;
+                      }))
       .def_property_readonly("orientation", [](const Geometry& g) { return orientation_code(g); },
                              "Three-letter code, e.g. 'LPS'")
       .def_property_readonly("voxel_volume_mm3", &Geometry::voxel_volume_mm3)
@@ -185,9 +286,13 @@ void bind_core(py::module_ m) {
                       g.spacing[2], g.origin[0], g.origin[1], g.origin[2], orientation_code(g).c_str());
         return std::string(buf);
       });
+  def_value_copy(geometry_class);
 
-  py::class_<Image>(m, "Image",
-                    "3-D image with LPS geometry. `array` is a numpy view (nz, ny, nx) sharing memory.")
+  py::class_<Image> image_class(m, "Image",
+                    "3-D image with LPS geometry. `array` is a numpy view (nz, ny, nx) sharing memory.\n\n"
+                    "Picklable (array, geometry and pixel type); copy.copy/deepcopy give an independent copy "
+                    "(as clone()).");
+  image_class
       .def(py::init([](py::array array, const Geometry* geometry, bool copy) {
              return image_from_array(array, geometry, copy);
            }),
@@ -197,15 +302,24 @@ void bind_core(py::module_ m) {
       .def_property_readonly("array", &array_view, "numpy view (nz, ny, nx) sharing the image's memory")
       .def_property_readonly("geometry", &Image::geometry)
       .def_property_readonly("dtype", [](const Image& i) { return std::string(to_string(i.pixel_type())); })
-      .def("set_geometry", &Image::set_geometry, py::arg("geometry"))
-      .def("clone", &Image::clone)
-      .def("cast", [](const Image& i, const py::object& t) { return i.cast(pixel_type_arg(t)); }, py::arg("dtype"))
-      .def("min_max", &Image::min_max)
-      .def("count_nonzero", &Image::count_nonzero)
+      .def("set_geometry", &Image::set_geometry, py::arg("geometry"),
+           "Replaces the geometry (origin, spacing, direction) keeping the pixels; the size must "
+           "stay the same (InvalidInput otherwise).")
+      .def("clone", &Image::clone, "A copy with its own pixel buffer (the array of the copy does not share memory).")
+      .def("cast", [](const Image& i, const py::object& t) { return i.cast(pixel_type_arg(t)); }, py::arg("dtype"),
+           "A copy converted to dtype ('uint8', 'int16', 'float32' or the numpy type). To an integer type "
+           "values are rounded to the nearest integer (halves away from zero) and saturated to the "
+           "type's range (e.g. -1.6 -> -2 in int16, 300 -> 255 and -5 -> 0 in uint8); NaN gives an "
+           "unspecified value. The same dtype gives a plain copy.")
+      .def("min_max", &Image::min_max, "(min, max) of the pixel values ((0.0, 0.0) for an empty image).")
+      .def("count_nonzero", &Image::count_nonzero, "Number of voxels whose value is not 0.")
+      .def(py::pickle([](const Image& i) { return image_state(i); },
+                      [](const py::tuple& t) { return image_from_state(t); }))
       .def("__repr__", [](const Image& i) {
         return "Image(" + std::string(to_string(i.pixel_type())) + ", size=(" + std::to_string(i.geometry().size[0]) +
                ", " + std::to_string(i.geometry().size[1]) + ", " + std::to_string(i.geometry().size[2]) + "))";
       });
+  def_copy(image_class, [](const Image& i) { return i.clone(); });
 
   py::enum_<StructureType>(m, "StructureType", "Structure type (DICOM RT ROI Interpreted Type).")
       .value("EXTERNAL", StructureType::External)
@@ -218,8 +332,10 @@ void bind_core(py::module_ m) {
       .value("CONTROL", StructureType::Control)
       .value("OTHER", StructureType::Other);
 
-  py::class_<Structure>(m, "Structure",
-                        "A named, typed, coloured uint8 mask (0 outside, non-zero inside).")
+  py::class_<Structure> structure_class(m, "Structure",
+                        "A named, typed, coloured uint8 mask (0 outside, non-zero inside). Picklable; "
+                        "copy.copy/deepcopy copy the mask too.");
+  structure_class
       .def(py::init<>())
       .def_readwrite("name", &Structure::name)
       .def_readwrite("type", &Structure::type)
@@ -243,11 +359,17 @@ void bind_core(py::module_ m) {
           "uint8 mask on the structure set's grid (a new mask must be on the same grid)")
       .def_readwrite("description", &Structure::description)
       .def_property_readonly("volume_cc", &Structure::volume_cc)
+      .def(py::pickle([](const Structure& st) { return structure_state(st); },
+                      [](const py::tuple& t) { return structure_from_state(t); }))
       .def("__repr__", [](const Structure& s) {
         return "Structure('" + s.name + "', " + to_dicom_string(s.type) + ", " + std::to_string(s.volume_cc()) + " cc)";
       });
+  def_copy(structure_class, &structure_copy);
 
-  py::class_<StructureSet>(m, "StructureSet", "Named structures (uint8 masks) on one grid.")
+  py::class_<StructureSet> structure_set_class(m, "StructureSet",
+                                               "Named structures (uint8 masks) on one grid. Picklable; "
+                                               "copy.copy/deepcopy copy the masks too.");
+  structure_set_class
       .def(py::init<>())
       .def(py::init<const Geometry&>(), py::arg("geometry"))
       .def_property_readonly("geometry", &StructureSet::geometry)
@@ -264,9 +386,13 @@ void bind_core(py::module_ m) {
            },
            py::arg("structure"), py::return_value_policy::reference_internal,
            "Adds a copy of a structure (its mask copied).")
-      .def("get", &StructureSet::get, py::arg("name"), py::return_value_policy::reference_internal)
-      .def("remove", &StructureSet::remove, py::arg("name"))
-      .def("names", &StructureSet::names)
+      .def("get", &StructureSet::get, py::arg("name"), py::return_value_policy::reference_internal,
+           "The structure of that name (a reference into the set); InvalidInput listing the names "
+           "when there is none (s[name] raises KeyError instead).")
+      .def("remove", &StructureSet::remove, py::arg("name"),
+           "Removes the structure of that name; False when there was none. References to it stay "
+           "usable.")
+      .def("names", &StructureSet::names, "Structure names in insertion order.")
       .def("__len__", &StructureSet::size)
       .def("__contains__", [](const StructureSet& s, const std::string& n) { return s.find(n) != nullptr; })
       .def("__getitem__", [](StructureSet& s, const std::string& n) -> Structure& {
@@ -274,7 +400,21 @@ void bind_core(py::module_ m) {
              if (!p) throw py::key_error(n);
              return *p;
            }, py::return_value_policy::reference_internal)
-      .def("__iter__", [](StructureSet& s) { return py::make_iterator(s.begin(), s.end()); }, py::keep_alive<0, 1>());
+      .def("__iter__", [](StructureSet& s) { return py::make_iterator(s.begin(), s.end()); }, py::keep_alive<0, 1>())
+      .def(py::pickle(
+          [](const StructureSet& set) {
+            py::list items;
+            for (const Structure& st : set) items.append(structure_state(st));
+            const bool none = set.empty() && empty_geometry(set.geometry());
+            return py::make_tuple(none ? py::object(py::none()) : py::object(geometry_state(set.geometry())), items);
+          },
+          [](const py::tuple& t) {
+            if (t.size() != 2) fail<InvalidInput>("unpickle StructureSet", "", "expected a state of 2 values");
+            StructureSet set = t[0].is_none() ? StructureSet() : StructureSet(geometry_from_state(t[0].cast<py::tuple>()));
+            for (const auto& item : t[1].cast<py::list>()) set.add(structure_from_state(item.cast<py::tuple>()));
+            return set;
+          }));
+  def_copy(structure_set_class, &structure_set_copy);
 
   py::class_<Margin>(m, "Margin",
                      "Margin in mm per patient direction (LPS): left (+x), right (-x), "

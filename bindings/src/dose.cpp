@@ -22,10 +22,119 @@ py::array_t<T> to_array(const std::vector<T>& v) {
   return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
 }
 
+// Pickle states. A field added to one of these structs must be added to its state: the size
+// checks fail the build on the usual 64-bit libstdc++ until it is.
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+static_assert(sizeof(FluenceMap) == 4 * 8 + 2 * 4 + 24, "FluenceMap changed: update its pickle state");
+static_assert(sizeof(Beam) == 32 + 3 * 8 + 3 * 8 + 4 * 8 + sizeof(FluenceMap) + 8, "Beam changed: update its pickle state");
+static_assert(sizeof(CalcOptions) == 24, "CalcOptions changed: update its pickle state");
+static_assert(sizeof(HuCalibration) == 3 * 24, "HuCalibration changed: update its pickle state");
+static_assert(sizeof(Plan) == 2 * 32 + sizeof(Machine) + 24 + sizeof(CalcOptions) + sizeof(HuCalibration) + 8,
+              "Plan changed: update its pickle state");
+#endif
+
+py::tuple fluence_state(const FluenceMap& f) {
+  return py::make_tuple(f.x0_mm, f.y0_mm, f.dx_mm, f.dy_mm, f.nx, f.ny, f.weight);
+}
+
+FluenceMap fluence_from_state(const py::tuple& t) {
+  if (t.size() != 7) core::fail<core::InvalidInput>("unpickle FluenceMap", "", "expected a state of 7 values");
+  FluenceMap f;
+  f.x0_mm = t[0].cast<double>();
+  f.y0_mm = t[1].cast<double>();
+  f.dx_mm = t[2].cast<double>();
+  f.dy_mm = t[3].cast<double>();
+  f.nx = t[4].cast<int>();
+  f.ny = t[5].cast<int>();
+  f.weight = t[6].cast<std::vector<float>>();
+  return f;
+}
+
+py::tuple beam_state(const Beam& b) {
+  return py::make_tuple(b.name, b.gantry_deg, b.couch_deg, b.collimator_deg, b.isocenter_mm,
+                        py::make_tuple(b.jaw_x1_mm, b.jaw_x2_mm, b.jaw_y1_mm, b.jaw_y2_mm), fluence_state(b.fluence),
+                        b.mu);
+}
+
+Beam beam_from_state(const py::tuple& t) {
+  if (t.size() != 8) core::fail<core::InvalidInput>("unpickle Beam", "", "expected a state of 8 values");
+  Beam b;
+  b.name = t[0].cast<std::string>();
+  b.gantry_deg = t[1].cast<double>();
+  b.couch_deg = t[2].cast<double>();
+  b.collimator_deg = t[3].cast<double>();
+  b.isocenter_mm = t[4].cast<std::array<double, 3>>();
+  const auto jaws = t[5].cast<std::array<double, 4>>();
+  b.jaw_x1_mm = jaws[0];
+  b.jaw_x2_mm = jaws[1];
+  b.jaw_y1_mm = jaws[2];
+  b.jaw_y2_mm = jaws[3];
+  b.fluence = fluence_from_state(t[6].cast<py::tuple>());
+  b.mu = t[7].cast<double>();
+  return b;
+}
+
+py::tuple calc_options_state(const CalcOptions& o) {
+  return py::make_tuple(o.n_zenith, o.n_azimuth, o.density_threshold, o.use_cuda, o.cuda_device);
+}
+
+CalcOptions calc_options_from_state(const py::tuple& t) {
+  if (t.size() != 5) core::fail<core::InvalidInput>("unpickle CalcOptions", "", "expected a state of 5 values");
+  CalcOptions o;
+  o.n_zenith = t[0].cast<int>();
+  o.n_azimuth = t[1].cast<int>();
+  o.density_threshold = t[2].cast<double>();
+  o.use_cuda = t[3].cast<bool>();
+  o.cuda_device = t[4].cast<int>();
+  return o;
+}
+
+py::tuple hu_state(const HuCalibration& c) { return py::make_tuple(c.hu, c.mass_density, c.relative_electron_density); }
+
+HuCalibration hu_from_state(const py::tuple& t) {
+  if (t.size() != 3) core::fail<core::InvalidInput>("unpickle HuCalibration", "", "expected a state of 3 values");
+  return HuCalibration{t[0].cast<std::vector<double>>(), t[1].cast<std::vector<double>>(),
+                       t[2].cast<std::vector<double>>()};
+}
+
+// A plan's machine is pickled by its file (machine_path, else its name), as plan JSON does, and
+// read again on unpickling.
+py::dict plan_state(const Plan& p) {
+  py::dict d;
+  d["name"] = p.name;
+  d["machine_path"] = p.machine_path;
+  d["machine_name"] = p.machine.name;
+  py::list beams;
+  for (const Beam& b : p.beams) beams.append(beam_state(b));
+  d["beams"] = beams;
+  d["options"] = calc_options_state(p.options);
+  d["hu"] = hu_state(p.hu);
+  d["fractions"] = p.fractions;
+  return d;
+}
+
+Plan plan_from_state(const py::dict& d) {
+  Plan p;
+  p.name = d["name"].cast<std::string>();
+  p.machine_path = d["machine_path"].cast<std::string>();
+  const std::string machine_name = d["machine_name"].cast<std::string>();
+  if (!p.machine_path.empty())
+    p.machine = load_machine(p.machine_path);
+  else if (!machine_name.empty())
+    p.machine = load_machine(find_machine(machine_name));
+  for (const auto& b : d["beams"].cast<py::list>()) p.beams.push_back(beam_from_state(b.cast<py::tuple>()));
+  p.options = calc_options_from_state(d["options"].cast<py::tuple>());
+  p.hu = hu_from_state(d["hu"].cast<py::tuple>());
+  p.fractions = d["fractions"].cast<int>();
+  return p;
+}
+
 }  // namespace
 
 void bind_dose(py::module_ m) {
-  py::class_<HuCalibration>(m, "HuCalibration", "Piecewise-linear HU -> mass density and relative electron density.")
+  py::class_<HuCalibration> hu_class(m, "HuCalibration",
+                                     "Piecewise-linear HU -> mass density and relative electron density. Picklable.");
+  hu_class
       .def(py::init([](std::vector<double> hu, std::vector<double> mass, std::vector<double> electron) {
              HuCalibration c{std::move(hu), std::move(mass), std::move(electron)};
              c.validate("HuCalibration");
@@ -36,8 +145,14 @@ void bind_dose(py::module_ m) {
       .def_readonly("hu", &HuCalibration::hu)
       .def_readonly("mass_density", &HuCalibration::mass_density)
       .def_readonly("relative_electron_density", &HuCalibration::relative_electron_density)
-      .def("mass", &HuCalibration::mass, py::arg("hu"))
-      .def("electron", &HuCalibration::electron, py::arg("hu"));
+      .def("mass", &HuCalibration::mass, py::arg("hu"),
+           "Mass density (g/cm^3) at a CT number (HU), interpolated linearly in the table (the end "
+           "values beyond it).")
+      .def("electron", &HuCalibration::electron, py::arg("hu"),
+           "Electron density relative to water at a CT number (HU), interpolated linearly in the "
+           "table (the end values beyond it).")
+      .def(py::pickle(&hu_state, &hu_from_state));
+  def_value_copy(hu_class);
   m.def("electron_density_from_ct", &electron_density_from_ct, py::arg("ct"),
         py::arg("calibration") = HuCalibration::generic(), py::call_guard<py::gil_scoped_release>(),
         "Relative electron density (float32) of a CT in HU: the dose engine's density input.");
@@ -52,7 +167,9 @@ void bind_dose(py::module_ m) {
       .def("__repr__", [](const Machine& mc) { return "Machine('" + mc.name + "')"; });
   m.def("load_machine", &load_machine, py::arg("path"), "Reads a machine (beam model) JSON file.");
 
-  py::class_<FluenceMap>(m, "FluenceMap", "Relative fluence on a bixel grid in the isocentre plane (mm).")
+  py::class_<FluenceMap> fluence_class(m, "FluenceMap",
+                                       "Relative fluence on a bixel grid in the isocentre plane (mm). Picklable.");
+  fluence_class
       .def(py::init<>())
       .def_readwrite("x0_mm", &FluenceMap::x0_mm)
       .def_readwrite("y0_mm", &FluenceMap::y0_mm)
@@ -73,9 +190,13 @@ void bind_dose(py::module_ m) {
                       f.weight.assign(a.data(), a.data() + a.size());
                     },
                     "(ny, nx) array of relative weights (a copy; assign to change)")
-      .def("empty", &FluenceMap::empty);
+      .def("empty", &FluenceMap::empty, "True when the map has no bixels (the beam is an open field between its jaws).")
+      .def(py::pickle(&fluence_state, &fluence_from_state));
+  def_value_copy(fluence_class);
 
-  py::class_<Beam>(m, "Beam", "One beam (IEC 61217 angles, LPS isocentre, jaws in the isocentre plane, MU).")
+  py::class_<Beam> beam_class(m, "Beam",
+                              "One beam (IEC 61217 angles, LPS isocentre, jaws in the isocentre plane, MU). Picklable.");
+  beam_class
       .def(py::init<>())
       .def_readwrite("name", &Beam::name)
       .def_readwrite("gantry_deg", &Beam::gantry_deg)
@@ -92,17 +213,26 @@ void bind_dose(py::module_ m) {
         char buf[160];
         std::snprintf(buf, sizeof buf, "Beam('%s', gantry %.1f, %.1f MU)", b.name.c_str(), b.gantry_deg, b.mu);
         return std::string(buf);
-      });
+      })
+      .def(py::pickle(&beam_state, &beam_from_state));
+  def_value_copy(beam_class);
 
-  py::class_<CalcOptions>(m, "CalcOptions",
+  py::class_<CalcOptions> calc_class(m, "CalcOptions",
                           "Collapsed-cone settings: cone directions (n_zenith x n_azimuth) and the "
-                          "density below which voxels carry no TERMA.")
+                          "density below which voxels carry no TERMA. Picklable.");
+  calc_class
       .def(py::init<>())
       .def_readwrite("n_zenith", &CalcOptions::n_zenith)
       .def_readwrite("n_azimuth", &CalcOptions::n_azimuth)
-      .def_readwrite("density_threshold", &CalcOptions::density_threshold);
+      .def_readwrite("density_threshold", &CalcOptions::density_threshold)
+      .def(py::pickle(&calc_options_state, &calc_options_from_state));
+  def_value_copy(calc_class);
 
-  py::class_<Plan>(m, "Plan", "A treatment plan: machine, beams, calculation options, CT calibration.")
+  py::class_<Plan> plan_class(m, "Plan",
+                              "A treatment plan: machine, beams, calculation options, CT calibration. Picklable: the "
+                              "machine goes by its file (machine_path) and is read again on unpickling; "
+                              "copy.copy/deepcopy give an independent copy.");
+  plan_class
       .def(py::init<>())
       .def_readwrite("name", &Plan::name)
       .def_readonly("machine_path", &Plan::machine_path)
@@ -112,7 +242,9 @@ void bind_dose(py::module_ m) {
       .def_readwrite("hu", &Plan::hu)
       .def("__repr__", [](const Plan& p) {
         return "Plan('" + p.name + "', " + std::to_string(p.beams.size()) + " beams, machine '" + p.machine.name + "')";
-      });
+      })
+      .def(py::pickle(&plan_state, &plan_from_state));
+  def_value_copy(plan_class);
   m.def("read_plan", &read_plan, py::arg("path"),
         "Reads a plan JSON (docs/dose.md); the machine is resolved by name.");
   m.def("parse_plan", &parse_plan, py::arg("json_text"), py::arg("source") = "<string>", py::arg("base_dir") = ".",
@@ -155,7 +287,7 @@ void bind_dose(py::module_ m) {
                y = a.multiply(xv);
              }
              return to_array(y);
-           }, py::arg("x"))
+           }, py::arg("x"), "A @ x: dose (Gy) per CT voxel for beamlet weights x (MU; float32 array of cols values).")
       .def("to_sparse_matrix", [](const InfluenceMatrix& a) {
              planning::SparseMatrix s;
              s.rows = a.rows;

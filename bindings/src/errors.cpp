@@ -1,5 +1,6 @@
 #include <pybind11/pybind11.h>
 
+#include <cctype>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -15,18 +16,57 @@ namespace isoline::py_bind {
 
 namespace {
 
-// The library's messages name the CLI's flag ("use --device cpu"); Python callers pass
-// device="cpu" instead.
+// The library's messages name the CLI's flag ("contour: --device cuda: ...; use --device cpu");
+// Python callers pass the argument device="cuda" / device="cpu" instead.
 std::string python_message(std::string message) {
-  static const std::string flag = "--device cpu", argument = "device=\"cpu\"";
-  for (auto at = message.find(flag); at != std::string::npos;
-       at = message.find(flag, at + argument.size()))
-    message.replace(at, flag.size(), argument);
+  static const std::string flag = "--device ";
+  for (auto at = message.find(flag); at != std::string::npos; at = message.find(flag, at)) {
+    auto end = at + flag.size();
+    // the value: "cpu", "cuda", "cuda:1" (a ':' only inside it, not the one that ends the subject)
+    auto word = [&](std::size_t i) { return i < message.size() && std::isalnum(static_cast<unsigned char>(message[i])); };
+    while (word(end) || (end < message.size() && message[end] == ':' && word(end + 1))) ++end;
+    const std::string value = message.substr(at + flag.size(), end - at - flag.size());
+    const std::string argument = "device=\"" + value + "\"";
+    message.replace(at, end - at, argument);
+    at += argument.size();
+  }
   return message;
 }
 
 // The message prefix of a cancellation by an interrupt: translated to KeyboardInterrupt.
 constexpr const char* kInterrupted = "cancelled: interrupted";
+
+// A cancellation by a progress callback that raised: carries the callback's exception so that
+// the translator chains it as the isoline.Cancelled's __cause__ (`raise Cancelled(...) from e`).
+// The exception object is released under the GIL, wherever the C++ exception dies.
+class CallbackRaised : public core::Cancelled {
+ public:
+  CallbackRaised(const std::string& message, py::object exception)
+      : core::Cancelled(message), exception_(new py::object(std::move(exception)), [](py::object* o) {
+          py::gil_scoped_acquire gil;
+          delete o;
+        }) {}
+  const py::object& exception() const { return *exception_; }
+
+ private:
+  std::shared_ptr<py::object> exception_;
+};
+
+// One line: runs of whitespace (a multi-line str(exception)) become one space.
+std::string one_line(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
 
 // Runs Python's signal handlers (the caller holds the GIL); Ctrl-C (or any handler that
 // raises) cancels the operation.
@@ -95,7 +135,15 @@ void register_errors(py::module_& m) {
       // Python: a per-case loop with `except Exception:` stops instead of logging a failed case
       // and going on. A callback that raises anything else is isoline.Cancelled.
       const bool interrupt = std::string(e.what()).rfind(kInterrupted, 0) == 0;
-      PyErr_SetString(interrupt ? PyExc_KeyboardInterrupt : cancelled.ptr(), e.what());
+      const auto* raised = dynamic_cast<const CallbackRaised*>(&e);
+      if (interrupt || !raised || !raised->exception()) {
+        PyErr_SetString(interrupt ? PyExc_KeyboardInterrupt : cancelled.ptr(), e.what());
+      } else {
+        // raise isoline.Cancelled(message) from <the callback's exception>
+        py::object exc = cancelled(e.what());
+        PyException_SetCause(exc.ptr(), raised->exception().inc_ref().ptr());  // steals; sets __suppress_context__
+        PyErr_SetObject(cancelled.ptr(), exc.ptr());
+      }
     } catch (const core::Error& e) {
       PyErr_SetString(base.ptr(), e.what());
     } catch (const dose::EngineError& e) {  // normally wrapped by isoline::dose already
@@ -121,7 +169,18 @@ core::ProgressCallback wrap_progress(const py::object& callback) {
     } catch (py::error_already_set& err) {
       if (err.matches(PyExc_KeyboardInterrupt))
         throw core::Cancelled(std::string(kInterrupted) + " (KeyboardInterrupt in progress callback)");
-      throw core::Cancelled(std::string("cancelled: progress callback raised: ") + err.what());
+      // One line (err.what() carries pybind11's "At:" frames): the exception's type and message;
+      // the exception itself (with its traceback) becomes the Cancelled's __cause__.
+      const py::object value = err.value();
+      if (err.trace() && value) PyException_SetTraceback(value.ptr(), err.trace().ptr());
+      std::string text = py::str(err.type().attr("__name__")).cast<std::string>();
+      std::string detail;
+      try {
+        detail = one_line(py::str(value).cast<std::string>());
+      } catch (const py::error_already_set&) {  // a __str__ that raises
+      }
+      if (!detail.empty()) text += ": " + detail;
+      throw CallbackRaised("cancelled: progress callback raised: " + text, value);
     }
     check_signals();
   };

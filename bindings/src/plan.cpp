@@ -14,6 +14,79 @@ using namespace isoline::planning;
 
 namespace isoline::py_bind {
 
+namespace {
+
+// Every field of a PlanTemplate, by name (a field added to the struct must be added here: the
+// size check below fails the build on the usual 64-bit libstdc++ until it is).
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+// 5 strings, 3 vectors, 2 x 6 doubles of rules, 8 doubles, 3 ints (+ 4 bytes of padding).
+static_assert(sizeof(PlanTemplate) == 5 * 32 + 3 * 24 + 2 * 6 * 8 + 8 * 8 + 4 * 4,
+              "PlanTemplate changed: update its pickle state in bindings/src/plan.cpp");
+static_assert(sizeof(TargetLevel) == 32 + 8, "TargetLevel changed: update its pickle state");
+static_assert(sizeof(TargetRules) == 6 * 8 && sizeof(FallOffRule) == 6 * 8,
+              "TargetRules/FallOffRule changed: update the PlanTemplate pickle state in bindings/src/plan.cpp");
+#endif
+
+py::dict template_state(const PlanTemplate& t) {
+  py::dict d;
+  d["name"] = t.name;
+  d["source"] = t.source;
+  d["machine"] = t.machine;
+  d["fractions"] = t.fractions;
+  d["gantry_deg"] = t.gantry_deg;
+  d["targets"] = t.targets;
+  d["objectives"] = t.objectives;
+  const TargetRules& r = t.target_rules;
+  d["target_rules"] = py::make_tuple(r.min_percent, r.min_weight, r.max_percent, r.max_weight, r.d99_percent,
+                                     r.d99_weight);
+  const FallOffRule& f = t.falloff;
+  d["falloff"] = py::make_tuple(f.start_percent, f.end_percent, f.distance_mm, f.weight, f.hot_spot_percent,
+                                f.hot_spot_weight);
+  d["normalise_percent"] = t.normalise_percent;
+  d["min_d99_percent"] = t.min_d99_percent;
+  d["max_d99_boost_percent"] = t.max_d99_boost_percent;
+  d["criteria_path"] = t.criteria_path;
+  d["external"] = t.external;
+  d["bixel_mm"] = t.bixel_mm;
+  d["lateral_cutoff_mm"] = t.lateral_cutoff_mm;
+  d["target_margin_mm"] = t.target_margin_mm;
+  d["dose_grid_mm"] = t.dose_grid_mm;
+  d["smoothness_weight"] = t.smoothness_weight;
+  d["max_iterations"] = t.max_iterations;
+  d["correction_passes"] = t.correction_passes;
+  return d;
+}
+
+PlanTemplate template_from_state(const py::dict& d) {
+  PlanTemplate t;
+  t.name = d["name"].cast<std::string>();
+  t.source = d["source"].cast<std::string>();
+  t.machine = d["machine"].cast<std::string>();
+  t.fractions = d["fractions"].cast<int>();
+  t.gantry_deg = d["gantry_deg"].cast<std::vector<double>>();
+  t.targets = d["targets"].cast<std::vector<TargetLevel>>();
+  t.objectives = d["objectives"].cast<std::vector<Objective>>();
+  const auto r = d["target_rules"].cast<std::array<double, 6>>();
+  t.target_rules = TargetRules{r[0], r[1], r[2], r[3], r[4], r[5]};
+  const auto f = d["falloff"].cast<std::array<double, 6>>();
+  t.falloff = FallOffRule{f[0], f[1], f[2], f[3], f[4], f[5]};
+  t.normalise_percent = d["normalise_percent"].cast<double>();
+  t.min_d99_percent = d["min_d99_percent"].cast<double>();
+  t.max_d99_boost_percent = d["max_d99_boost_percent"].cast<double>();
+  t.criteria_path = d["criteria_path"].cast<std::string>();
+  t.external = d["external"].cast<std::string>();
+  t.bixel_mm = d["bixel_mm"].cast<double>();
+  t.lateral_cutoff_mm = d["lateral_cutoff_mm"].cast<double>();
+  t.target_margin_mm = d["target_margin_mm"].cast<double>();
+  t.dose_grid_mm = d["dose_grid_mm"].cast<double>();
+  t.smoothness_weight = d["smoothness_weight"].cast<double>();
+  t.max_iterations = d["max_iterations"].cast<int>();
+  t.correction_passes = d["correction_passes"].cast<int>();
+  return t;
+}
+
+}  // namespace
+
 void bind_plan(py::module_ m) {
   py::class_<OptimizerResult>(m, "OptimizerResult",
                               "Fluence optimisation result: beamlet weights, objective value per "
@@ -27,14 +100,23 @@ void bind_plan(py::module_ m) {
       .def_readonly("iterations", &OptimizerResult::iterations)
       .def_readonly("converged", &OptimizerResult::converged);
 
-  py::class_<TargetLevel>(m, "TargetLevel", "A prescription level: target structure and dose over all fractions.")
+  py::class_<TargetLevel> target_level_class(m, "TargetLevel",
+                                             "A prescription level: target structure and dose over all fractions.");
+  target_level_class
       .def(py::init([](std::string s, double d) { return TargetLevel{std::move(s), d}; }), py::arg("structure"),
            py::arg("dose_gy"))
       .def_readwrite("structure", &TargetLevel::structure)
       .def_readwrite("dose_gy", &TargetLevel::dose_gy)
+      .def(py::pickle([](const TargetLevel& t) { return py::make_tuple(t.structure, t.dose_gy); },
+                      [](const py::tuple& t) { return TargetLevel{t[0].cast<std::string>(), t[1].cast<double>()}; }))
       .def("__repr__", [](const TargetLevel& t) { return "TargetLevel('" + t.structure + "', " + std::to_string(t.dose_gy) + " Gy)"; });
+  def_value_copy(target_level_class);
 
-  py::class_<PlanTemplate>(m, "PlanTemplate", "Beams, prescription levels, objectives and criteria of a plan class.")
+  py::class_<PlanTemplate> template_class(m, "PlanTemplate",
+                                          "Beams, prescription levels, objectives and criteria of a plan class. "
+                                          "Picklable (every field, those not exposed here too); "
+                                          "copy.copy/deepcopy give an independent copy to edit.");
+  template_class
       .def(py::init<>())
       .def_readwrite("name", &PlanTemplate::name)
       .def_readwrite("source", &PlanTemplate::source)
@@ -51,10 +133,12 @@ void bind_plan(py::module_ m) {
       .def_readwrite("dose_grid_mm", &PlanTemplate::dose_grid_mm)
       .def_readwrite("smoothness_weight", &PlanTemplate::smoothness_weight)
       .def_readwrite("max_iterations", &PlanTemplate::max_iterations)
+      .def(py::pickle(&template_state, &template_from_state))
       .def("__repr__", [](const PlanTemplate& t) {
         return "PlanTemplate('" + t.name + "', " + std::to_string(t.gantry_deg.size()) + " beams, " +
                std::to_string(t.targets.size()) + " levels, " + std::to_string(t.fractions) + " fractions)";
       });
+  def_value_copy(template_class);
   m.def("load_template", &load_template, py::arg("name_or_path"),
         "Reads a plan template by name ('hn' -> planning/templates/hn.json, or $ISOLINE_TEMPLATE_DIR) or path.");
 

@@ -15,10 +15,31 @@ using namespace isoline::planning;
 
 namespace isoline::py_bind {
 
+// Pickle states. A field added to one of these structs must be added to its state: the size
+// checks fail the build on the usual 64-bit libstdc++ until it is.
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+static_assert(sizeof(Objective) == 32 + 8 + 5 * 8, "Objective changed: update its pickle state");
+static_assert(sizeof(Criterion) == 2 * 32 + 8 + 8 + 32, "Criterion changed: update its pickle state");
+static_assert(sizeof(DvhOptions) == 16, "DvhOptions changed: update its pickle state");
+#endif
+
+py::tuple objective_state(const Objective& o) {
+  return py::make_tuple(o.structure, static_cast<int>(o.type), o.dose_gy, o.volume_percent, o.weight, o.falloff_mm,
+                        o.low_dose_gy);
+}
+
+Objective objective_from_state(const py::tuple& t) {
+  if (t.size() != 7) core::fail<core::InvalidInput>("unpickle Objective", "", "expected a state of 7 values");
+  return Objective{t[0].cast<std::string>(), static_cast<ObjectiveType>(t[1].cast<int>()), t[2].cast<double>(),
+                   t[3].cast<double>(),      t[4].cast<double>(),                           t[5].cast<double>(),
+                   t[6].cast<double>()};
+}
+
 void bind_planning(py::module_ m) {
-  py::class_<DvhOptions>(m, "DvhOptions",
+  py::class_<DvhOptions> dvh_options_class(m, "DvhOptions",
                          "DVH sampling: supersample (sub-samples per mask voxel and axis, 0 = automatic) "
-                         "and bin_width_gy of the exported histograms.")
+                         "and bin_width_gy of the exported histograms.");
+  dvh_options_class
       .def(py::init([](int supersample, double bin_width_gy) {
              DvhOptions o;
              o.supersample = supersample;
@@ -27,7 +48,15 @@ void bind_planning(py::module_ m) {
            }),
            py::arg("supersample") = 0, py::arg("bin_width_gy") = 0.05)
       .def_readwrite("supersample", &DvhOptions::supersample)
-      .def_readwrite("bin_width_gy", &DvhOptions::bin_width_gy);
+      .def_readwrite("bin_width_gy", &DvhOptions::bin_width_gy)
+      .def(py::pickle([](const DvhOptions& o) { return py::make_tuple(o.supersample, o.bin_width_gy); },
+                      [](const py::tuple& t) {
+                        DvhOptions o;
+                        o.supersample = t[0].cast<int>();
+                        o.bin_width_gy = t[1].cast<double>();
+                        return o;
+                      }));
+  def_value_copy(dvh_options_class);
 
   py::class_<Dvh>(m, "Dvh", "Dose-volume histogram of one structure (exact quantiles of dose samples).")
       .def_property_readonly("name", &Dvh::name)
@@ -37,7 +66,8 @@ void bind_planning(py::module_ m) {
       .def_property_readonly("max_gy", &Dvh::max_gy)
       .def("dose_at_percent", &Dvh::dose_at_percent, py::arg("percent"), "D<percent>%, e.g. 95 for D95")
       .def("dose_at_cc", &Dvh::dose_at_cc, py::arg("cc"), "D<cc>cc, e.g. 0.1 for D0.1cc")
-      .def("volume_fraction_at_dose", &Dvh::volume_fraction_at_dose, py::arg("gy"))
+      .def("volume_fraction_at_dose", &Dvh::volume_fraction_at_dose, py::arg("gy"),
+           "Fraction (0..1) of the structure's volume receiving at least `gy` (V<gy>Gy / 100).")
       .def("metric", [](const Dvh& d, const std::string& name) { return evaluate_metric(d, name); }, py::arg("name"),
            "Metric by name: Dmean, Dmax, Dmin, D95%, D0.1cc, V20Gy, V20Gy_cc")
       .def("cumulative",
@@ -54,24 +84,59 @@ void bind_planning(py::module_ m) {
         return std::string(buf);
       });
 
-  m.def("compute_dvh", &compute_dvh, py::arg("dose"), py::arg("mask"), py::arg("name") = "structure",
-        py::arg("options") = DvhOptions{}, py::call_guard<py::gil_scoped_release>(),
-        "DVH of a uint8 mask (any grid) in a float32 dose (Gy), dose interpolated trilinearly.");
+  m.def("compute_dvh",
+        [](const core::Image& dose, const core::Image& mask, const std::string& name, const DvhOptions& options) {
+          Dvh d;
+          double outside = 0.0;
+          {
+            py::gil_scoped_release nogil;
+            d = compute_dvh(dose, mask, name, options);
+            outside = fraction_outside(dose.geometry(), mask);
+          }
+          if (outside > 0.01) {
+            char msg[300];
+            std::snprintf(msg, sizeof msg,
+                          "compute DVH: %s: %.1f %% of the mask's voxels lie outside the dose grid (counted as 0 Gy "
+                          "there)",
+                          name.c_str(), 100.0 * outside);
+            if (PyErr_WarnEx(PyExc_UserWarning, msg, 1) != 0) throw py::error_already_set();
+          }
+          return d;
+        },
+        py::arg("dose"), py::arg("mask"), py::arg("name") = "structure", py::arg("options") = DvhOptions{},
+        "DVH of a uint8 mask (any grid) in a float32 dose (Gy), dose interpolated trilinearly at the "
+        "mask's voxel centres (sub-sampled, see DvhOptions). Mask voxels outside the dose grid count "
+        "as 0 Gy (they lower Dmean and the low percentiles): when more than 1 % of them are outside, "
+        "a UserWarning says how many (warnings.catch_warnings(record=True) collects it; "
+        "fraction_outside() gives the number). Releases the GIL.");
+  m.def("fraction_outside", &fraction_outside, py::arg("dose_grid"), py::arg("mask"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Fraction (0..1) of a uint8 mask's voxels whose centres lie more than half a voxel outside "
+        "dose_grid, where compute_dvh counts 0 Gy; 0 for an empty mask.");
   m.def("homogeneity_index", &homogeneity_index, py::arg("target_dvh"),
         "Homogeneity index (ICRU 83) of a target's DVH: (D2 - D98) / D50.");
   m.def("conformity_index", &conformity_index, py::arg("dose"), py::arg("target"), py::arg("rx_gy"),
         py::arg("options") = DvhOptions{}, py::call_guard<py::gil_scoped_release>(),
         "Paddick conformity index TV_PIV^2 / (TV * PIV) of a target mask for the prescription rx_gy.");
 
-  py::class_<Criterion>(m, "Criterion",
-                        "A plan criterion: a structure's metric at most (or at least) a limit.")
+  py::class_<Criterion> criterion_class(m, "Criterion",
+                        "A plan criterion: a structure's metric at most (or at least) a limit. Picklable.");
+  criterion_class
       .def(py::init<>())
       .def_readwrite("structure", &Criterion::structure)
       .def_readwrite("metric", &Criterion::metric)
       .def_readwrite("at_most", &Criterion::at_most)
       .def_readwrite("limit", &Criterion::limit)
       .def_readwrite("description", &Criterion::description)
+      .def(py::pickle(
+          [](const Criterion& c) { return py::make_tuple(c.structure, c.metric, c.at_most, c.limit, c.description); },
+          [](const py::tuple& t) {
+            if (t.size() != 5) core::fail<core::InvalidInput>("unpickle Criterion", "", "expected a state of 5 values");
+            return Criterion{t[0].cast<std::string>(), t[1].cast<std::string>(), t[2].cast<bool>(),
+                             t[3].cast<double>(), t[4].cast<std::string>()};
+          }))
       .def("__repr__", [](const Criterion& c) { return "Criterion('" + c.description + "')"; });
+  def_value_copy(criterion_class);
   py::class_<CriterionResult>(m, "CriterionResult",
                               "A criterion's value and pass/fail (evaluated is False when the "
                               "structure is missing).")
@@ -112,7 +177,7 @@ void bind_planning(py::module_ m) {
                a.multiply(xv, &y);
              }
              return py::array_t<float>(y.size(), y.data());
-           }, py::arg("x"));
+           }, py::arg("x"), "A @ x: one value per row (voxel) for beamlet weights x (float32 array of cols values).");
 
   py::enum_<ObjectiveType>(m, "ObjectiveType", "Kind of a fluence optimisation objective.")
       .value("MIN_DOSE", ObjectiveType::MinDose)
@@ -122,9 +187,10 @@ void bind_planning(py::module_ m) {
       .value("MAX_DVH", ObjectiveType::MaxDvh)
       .value("MIN_DVH", ObjectiveType::MinDvh)
       .value("FALL_OFF", ObjectiveType::FallOff);
-  py::class_<Objective>(m, "Objective",
+  py::class_<Objective> objective_class(m, "Objective",
                         "A weighted optimisation objective on one structure (volume_percent for the "
-                        "DVH types; falloff_mm and low_dose_gy for FALL_OFF).")
+                        "DVH types; falloff_mm and low_dose_gy for FALL_OFF). Picklable.");
+  objective_class
       .def(py::init([](std::string structure, ObjectiveType type, double dose_gy, double volume_percent, double weight,
                        double falloff_mm, double low_dose_gy) {
              return Objective{std::move(structure), type, dose_gy, volume_percent, weight, falloff_mm, low_dose_gy};
@@ -135,7 +201,18 @@ void bind_planning(py::module_ m) {
       .def_readwrite("type", &Objective::type)
       .def_readwrite("dose_gy", &Objective::dose_gy)
       .def_readwrite("volume_percent", &Objective::volume_percent)
-      .def_readwrite("weight", &Objective::weight);
+      .def_readwrite("weight", &Objective::weight)
+      .def_readwrite("falloff_mm", &Objective::falloff_mm)
+      .def_readwrite("low_dose_gy", &Objective::low_dose_gy)
+      .def(py::pickle([](const Objective& o) { return objective_state(o); },
+                      [](const py::tuple& t) { return objective_from_state(t); }))
+      .def("__repr__", [](const Objective& o) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "Objective('%s', %s, %g Gy, weight %g)", o.structure.c_str(),
+                      py::str(py::cast(o.type)).cast<std::string>().c_str(), o.dose_gy, o.weight);
+        return std::string(buf);
+      });
+  def_value_copy(objective_class);
 
   m.def("optimize_fluence",
         [](const SparseMatrix& a, const std::map<std::string, py::array_t<std::int64_t, py::array::forcecast>>& structures,

@@ -231,12 +231,13 @@ void bind_rtstruct(py::module_ m) {
              for (const auto& r : d.rois)
                if (r.name == name) return r;
              throw py::key_error(name);
-           }, py::arg("name"), py::return_value_policy::reference_internal)
+           }, py::arg("name"), py::return_value_policy::reference_internal,
+           "The ROI of that name (a reference into rois); KeyError when there is none.")
       .def("names", [](const RtStructData& d) {
         std::vector<std::string> n;
         for (const auto& r : d.rois) n.push_back(r.name);
         return n;
-      })
+      }, "ROI names in file order.")
       .def("__repr__", [](const RtStructData& d) {
         return "RtStructData('" + d.structure_set_label + "', " + std::to_string(d.rois.size()) + " ROIs)";
       });

@@ -120,6 +120,9 @@ def render_function(name, obj, here, imports, indent="", method=False, static=Fa
         sigs = [lines[0]]
         body = doc_body(doc)
     out = ""
+    if method and name in ("__eq__", "__ne__"):  # object's signature, as type checkers require
+        out = f"{indent}def {name}(self, other: object) -> bool:\n"
+        return out + (emit_doc(body, indent + "    ") if body else "") + f"{indent}    ...\n"
     for s in sigs:
         parsed = parse_sig(s)
         if parsed is None:

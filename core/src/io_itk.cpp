@@ -152,6 +152,8 @@ Image read_image(const std::string& path, std::optional<PixelType> as) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail<IoError>(op, path, "file does not exist");
   if (fs::is_directory(path, ec)) fail<IoError>(op, path, "is a directory, not an image file");
+  // A 0-byte file (an interrupted copy or download) is not a format problem: say so.
+  if (fs::is_regular_file(path, ec) && fs::file_size(path, ec) == 0 && !ec) fail<IoError>(op, path, "file is empty (0 bytes)");
   detail::register_itk_io_factories();
 
   itk::ImageIOBase::Pointer io =

@@ -79,7 +79,7 @@ def test_batch_kill_worker_then_resume(cases, tmp_path):
             assert (d / "RS.dcm").is_file()
         else:
             assert (d / "masks" / "SpinalCord.nii.gz").is_file()
-    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".batch.lock"]   # no temporary leftovers
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]   # no temporary leftovers, no lock file
 
     # a third run has nothing left but the broken case
     r3 = batch.run_batch(cases, out, "contour", options=opts, n_workers=1)
@@ -173,6 +173,38 @@ def test_rerun_with_other_options_is_refused_and_one_run_per_folder(cases, tmp_p
         held.release()
     rep = batch.run_batch({"hn1": cases / "hn1"}, out, "contour", options={"structures": ["Body"]}, n_workers=1)
     assert rep.skipped == ["hn1"]
+
+
+def test_the_output_lock_file_is_gone_after_release_and_never_held_twice(tmp_path, monkeypatch):
+    import fcntl
+    lock_file = tmp_path / ".batch.lock"
+    a = batch._OutputLock(tmp_path)
+    assert lock_file.is_file()
+    with pytest.raises(isoline.InvalidInput, match="another run_batch is writing there"):
+        batch._OutputLock(tmp_path)
+    a.release()
+    assert not lock_file.exists()          # a finished run leaves no .batch.lock behind
+    a.release()                            # twice is harmless
+
+    # The race deleting the file opens: B opens the lock file, A releases (deletes, unlocks)
+    # before B locks it. B must not keep a lock on the deleted file (a third run would create
+    # and lock a new one: two runs at once); it locks the file that is in the folder.
+    a = batch._OutputLock(tmp_path)
+    real_flock, done = fcntl.flock, []
+
+    def flock(fd, op):
+        if op & fcntl.LOCK_EX and not done:
+            done.append(fd)
+            a.release()                    # A finishes between B's open and B's flock
+        return real_flock(fd, op)
+    monkeypatch.setattr(batch.fcntl, "flock", flock)
+    b = batch._OutputLock(tmp_path)
+    monkeypatch.setattr(batch.fcntl, "flock", real_flock)
+    assert done and os.fstat(b.fd).st_ino == lock_file.stat().st_ino
+    with pytest.raises(isoline.InvalidInput, match="another run_batch is writing there"):
+        batch._OutputLock(tmp_path)
+    b.release()
+    assert not lock_file.exists()
 
 
 def test_a_case_without_a_ct_says_what_was_looked_for(tmp_path):
