@@ -72,6 +72,13 @@ class CriterionResult:
     def value_subvoxel(self) -> float:
         """the metric on a 4x4x4 sub-voxel DVH (as a planning system shows it); NaN when not computed"""
         ...
+    @property
+    def passed_subvoxel(self) -> bool:
+        """the verdict on value_subvoxel (False when it is not computed); `passed` stays the verdict at mask-voxel centres, which the normalisation uses"""
+        ...
+    def verdict_differs(self) -> bool:
+        """True when value_subvoxel was computed and gives the other verdict than `value`: PASS at voxel centres but FAIL as a planning system computes it from RS + RD, or the reverse"""
+        ...
 
 
 class DoseEvaluation:

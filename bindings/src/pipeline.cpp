@@ -23,6 +23,8 @@ void bind_pipeline(py::module_ m) {
                     "per contoured structure (empty when structures were given)")
       .def_readonly("plan", &RunResult::plan)
       .def_readonly("warnings", &RunResult::warnings)
+      .def_readonly("patient_id", &RunResult::patient_id,
+                    "the Patient ID a CT from an image file was given (empty for a DICOM CT)")
       .def_readonly("contour_s", &RunResult::contour_s)
       .def_readonly("plan_s", &RunResult::plan_s)
       .def_readonly("total_s", &RunResult::total_s)
@@ -60,9 +62,12 @@ void bind_pipeline(py::module_ m) {
       [](const std::string& ct_path, const std::string& out_dir, const std::string& tpl,
          const std::string& model_card, const std::string& structures_path,
          const std::string& device, int max_iterations, bool overwrite, bool report,
-         const std::string& targets_path, py::object progress) {
+         const std::string& targets_path, const std::string& patient_id, const std::string& patient_name,
+         py::object progress) {
         RunOptions o;
         o.targets_path = targets_path;
+        o.patient_id = patient_id;
+        o.patient_name = patient_name;
         o.ct_path = ct_path;
         o.out_dir = out_dir;
         o.template_name = tpl;
@@ -79,14 +84,16 @@ void bind_pipeline(py::module_ m) {
       py::arg("ct_path"), py::arg("out_dir"), py::kw_only(), py::arg("template") = "hn",
       py::arg("model_card") = "", py::arg("structures_path") = "", py::arg("device") = "cpu",
       py::arg("max_iterations") = 0, py::arg("overwrite") = false, py::arg("report") = true,
-      py::arg("targets_path") = "", py::arg("progress") = py::none(),
+      py::arg("targets_path") = "", py::arg("patient_id") = "", py::arg("patient_name") = "",
+      py::arg("progress") = py::none(),
       "The main job on one CT (DICOM directory/file or an image in HU): auto-contours (or the "
       "given "
       "structures: masks directory or RT-STRUCT; or targets_path: the physician's PTV/CTV/GTV from "
       "an RT-STRUCT or masks directory, organs auto-contoured), the achievable-dose plan of the "
       "template, and "
-      "RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). Releases "
-      "the GIL.");
+      "RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). For a CT from "
+      "an image file, patient_id / patient_name name the patient of the DICOM written (default: "
+      "'IMG-' and a hash of the image, 'ANONYMOUS^'); refused for a DICOM CT. Releases the GIL.");
 }
 
 }  // namespace isoline::py_bind

@@ -145,7 +145,13 @@ void bind_planning(py::module_ m) {
       .def_readonly("value", &CriterionResult::value)
       .def_readonly("passed", &CriterionResult::pass)
       .def_readonly("value_subvoxel", &CriterionResult::value_subvoxel,
-                    "the metric on a 4x4x4 sub-voxel DVH (as a planning system shows it); NaN when not computed");
+                    "the metric on a 4x4x4 sub-voxel DVH (as a planning system shows it); NaN when not computed")
+      .def_readonly("passed_subvoxel", &CriterionResult::pass_subvoxel,
+                    "the verdict on value_subvoxel (False when it is not computed); `passed` stays the "
+                    "verdict at mask-voxel centres, which the normalisation uses")
+      .def("verdict_differs", &CriterionResult::verdict_differs,
+           "True when value_subvoxel was computed and gives the other verdict than `value`: PASS at voxel "
+           "centres but FAIL as a planning system computes it from RS + RD, or the reverse");
   m.def("load_criteria", &load_criteria, py::arg("path"),
         "Reads a criteria JSON file (e.g. planning/criteria/hn.json) into a list of Criterion.");
   m.def("evaluate_criteria", &evaluate_criteria, py::arg("criteria"), py::arg("dvhs"),

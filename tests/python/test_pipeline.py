@@ -10,10 +10,20 @@ from isoline import batch, pipeline
 def test_run_case_contours_plans_and_exports(hn_case_dir, tmp_path):
     seen = []
     r = pipeline.run_case(str(hn_case_dir / "ct.nii.gz"), str(tmp_path / "out"), max_iterations=15,
-                          report=False, progress=lambda s, f, d: seen.append(f))
+                          report=False, progress=lambda s, f, d: seen.append(f), patient_id="MRN0042",
+                          patient_name="Doe^Jane")
     for f in ("RS.dcm", "RD.dcm", "plan.json"):
         assert f in r.files and (tmp_path / "out" / f).is_file()
     assert r.quality and r.plan.criteria and r.total_s > 0
+    # A NIfTI CT names no patient: the one given is the DICOM outputs' patient.
+    assert r.patient_id == "MRN0042"
+    pydicom = pytest.importorskip("pydicom")
+    for f in ("RS.dcm", "RD.dcm"):
+        ds = pydicom.dcmread(str(tmp_path / "out" / f))
+        assert (ds.PatientID, str(ds.PatientName)) == ("MRN0042", "Doe^Jane"), f
+    for c in r.plan.criteria:  # the sub-voxel verdict beside the voxel-centre one
+        assert c.verdict_differs() == (c.evaluated and c.value_subvoxel == c.value_subvoxel
+                                       and c.passed_subvoxel != c.passed)
     assert seen and seen[-1] == 1.0
     assert isoline.rtstruct.dicom_modality(str(tmp_path / "out" / "RD.dcm")) == "RTDOSE"
     with pytest.raises(isoline.Error):
