@@ -576,8 +576,11 @@ def _run_locked(job: Union[str, JobFunction], job_name: str, options: Dict[str, 
         else:
             todo.append((cid, path))
     manifest.save()
-    # Temporary outputs of cases interrupted earlier (a killed worker cannot clean up).
-    for cid, _ in todo:
+    # Temporary outputs of cases interrupted earlier (a killed worker cannot clean up), of every
+    # case: one may have been done meanwhile by another worker (Dask moves tasks between workers),
+    # leaving the killed worker's folder beside a finished case. This run holds the lock and has
+    # started nothing yet, so no one is writing them.
+    for cid in all_cases:
         for stale in out.glob(f".{cid}.*"):
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -650,7 +653,7 @@ def _run_locked(job: Union[str, JobFunction], job_name: str, options: Dict[str, 
             own_cluster.close()
             # Its workers are gone, so no case is still writing: remove the temporary folders
             # of cases that did not finish (a killed run leaves them for the next run to remove).
-            for cid, _ in todo:
+            for cid in all_cases:
                 for stale in out.glob(f".{cid}.*"):
                     if stale.is_dir():
                         shutil.rmtree(stale, ignore_errors=True)
