@@ -212,6 +212,35 @@ Image read_image(const std::string& path, std::optional<PixelType> as) {
   fail<IoError>(op, path, "unsupported pixel type");
 }
 
+namespace {
+// Compresses `src` into the gzip file `dst` at zlib's fastest level.
+void gzip_file(const std::string& src, const std::string& dst, const char* op, const std::string& path) {
+  std::FILE* in = std::fopen(src.c_str(), "rb");
+  if (!in) fail<IoError>(op, path, "cannot reopen the uncompressed temporary " + src);
+  gzFile g = gzopen(dst.c_str(), "wb1");
+  if (!g) {
+    std::fclose(in);
+    fail<IoError>(op, path, "cannot open " + dst + " for writing");
+  }
+  std::vector<char> buf(std::size_t(4) << 20);
+  bool ok = true;
+  for (;;) {
+    const std::size_t n = std::fread(buf.data(), 1, buf.size(), in);
+    if (n > 0 && gzwrite(g, buf.data(), static_cast<unsigned>(n)) != static_cast<int>(n)) {
+      ok = false;
+      break;
+    }
+    if (n < buf.size()) {
+      ok = !std::ferror(in);
+      break;
+    }
+  }
+  std::fclose(in);
+  const int closed = gzclose(g);
+  if (!ok || closed != Z_OK) fail<IoError>(op, path, "cannot write the compressed data (disk full?)");
+}
+}  // namespace
+
 void write_image(const Image& image, const std::string& path) {
   const char* op = "write image";
   if (image.empty()) fail<InvalidInput>(op, path, "image is empty");
@@ -219,15 +248,29 @@ void write_image(const Image& image, const std::string& path) {
     fail<InvalidInput>(op, path, "unknown image format (use .nii.gz, .nii, .nrrd or .mha)");
   detail::register_itk_io_factories();
   AtomicOutput out(path);
+  // .nii.gz: ITK writes the NIfTI uncompressed beside the temporary, zlib compresses it at its
+  // fastest level. ITK 5.2's NIfTI writer always uses zlib's default level, about 4 times slower
+  // (a 512 x 512 x 160 CT took 5 s alone, 17 s on a loaded machine: one step a Ctrl-C cannot cut
+  // short); the files are a little larger.
+  const bool gz = ends_with_nocase(path, ".nii.gz");
+  const std::string itk_path = gz ? out.temp_path().substr(0, out.temp_path().size() - 3) : out.temp_path();
+  struct RemoveRaw {
+    std::string p;
+    ~RemoveRaw() {
+      std::error_code ec;
+      if (!p.empty()) fs::remove(p, ec);
+    }
+  } raw{gz ? itk_path : std::string()};
   try {
     switch (image.pixel_type()) {
-      case PixelType::UInt8: write_as<std::uint8_t>(image, out.temp_path()); break;
-      case PixelType::Int16: write_as<std::int16_t>(image, out.temp_path()); break;
-      case PixelType::Float32: write_as<float>(image, out.temp_path()); break;
+      case PixelType::UInt8: write_as<std::uint8_t>(image, itk_path); break;
+      case PixelType::Int16: write_as<std::int16_t>(image, itk_path); break;
+      case PixelType::Float32: write_as<float>(image, itk_path); break;
     }
   } catch (const itk::ExceptionObject& e) {
     fail<IoError>(op, path, itk_reason(e));
   }
+  if (gz) gzip_file(itk_path, out.temp_path(), op, path);
   out.commit();
 }
 
