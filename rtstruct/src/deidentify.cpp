@@ -2,9 +2,17 @@
 // re-identification through a persistent per-study UID map. See deidentify.h.
 #include "isoline/rtstruct/deidentify.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <unordered_map>
@@ -35,6 +43,27 @@ const DcmTagKey kRestoreTags[] = {DCM_PatientName,      DCM_PatientID,   DCM_Pat
                                   DCM_PatientSex,       DCM_StudyDate,   DCM_StudyTime,
                                   DCM_StudyID,          DCM_AccessionNumber,
                                   DCM_ReferringPhysicianName, DCM_StudyDescription};
+
+/// Instance-level text of an RT object that the profile empties or removes and that a
+/// treatment planning system needs back: kept per instance in the map, restored by
+/// re-identification (top level, then inside the items of the ROI sequences).
+const DcmTagKey kInstanceTags[] = {DCM_StructureSetLabel,    DCM_StructureSetName,
+                                   DCM_StructureSetDescription, DCM_StructureSetDate,
+                                   DCM_StructureSetTime,     DCM_SeriesDescription,
+                                   DCM_InstanceCreationDate, DCM_InstanceCreationTime,
+                                   DCM_SeriesDate,           DCM_SeriesTime,
+                                   DCM_ContentDate,          DCM_ContentTime,
+                                   DCM_ReviewDate,           DCM_ReviewTime,
+                                   DCM_ReviewerName};
+struct InstanceSequence {
+  DcmTagKey sequence;
+  std::vector<DcmTagKey> tags;
+};
+const InstanceSequence kInstanceSequences[] = {
+    {DCM_StructureSetROISequence, {DCM_ROIName, DCM_ROIDescription, DCM_ROIGenerationDescription}},
+    {DCM_RTROIObservationsSequence,
+     {DCM_ROIObservationLabel, DCM_ROIObservationDescription, DCM_ROIInterpreter}},
+};
 
 std::string tag_key(const DcmTagKey& t) {
   char buf[16];
@@ -144,6 +173,10 @@ class Deidentifier {
       const ProfileAttribute* row = find_profile_attribute(g, key.getElement());
       if (!row) {
         if (vr == EVR_SQ) sequence(*static_cast<DcmSequenceOfItems*>(el));
+        // Every other date and time (Instance Creation, Date of Last Calibration, Contrast/
+        // Bolus Start Time, ...) is emptied: the output says Longitudinal Temporal
+        // Information Modified = REMOVED. Emptied, not removed: Type 2 ones stay valid.
+        else if (vr == EVR_DA || vr == EVR_DT || vr == EVR_TM) el->clear();
         continue;
       }
       DeidAction action = resolve(*row);
@@ -196,6 +229,46 @@ class Deidentifier {
   DeidStudy& study_;
   bool rt_object_;
 };
+
+/// The original instance-level text of an RT object (kInstanceTags, kInstanceSequences).
+std::map<std::string, std::string> instance_text(DcmDataset& ds) {
+  std::map<std::string, std::string> out;
+  auto take = [](DcmItem& it, const DcmTagKey& t, std::string& v) {
+    DcmElement* el = nullptr;
+    if (it.findAndGetElement(t, el, OFFalse).bad() || !el) return false;
+    OFString s;
+    el->getOFStringArray(s);
+    v = s.c_str();
+    return true;
+  };
+  std::string v;
+  for (const auto& t : kInstanceTags)
+    if (take(ds, t, v)) out[tag_key(t)] = v;
+  for (const auto& s : kInstanceSequences) {
+    DcmSequenceOfItems* sq = nullptr;
+    if (ds.findAndGetSequence(s.sequence, sq, OFFalse).bad() || !sq) continue;
+    for (unsigned long i = 0; i < sq->card(); ++i)
+      for (const auto& t : s.tags)
+        if (take(*sq->getItem(i), t, v))
+          out[tag_key(s.sequence) + "[" + std::to_string(i) + "]/" + tag_key(t)] = v;
+  }
+  return out;
+}
+
+bool is_yes(std::string v) {
+  for (auto& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return v == "YES";
+}
+
+void check_uids(DcmDataset& ds, const std::string& file) {
+  if (detail::get_string(ds, DCM_StudyInstanceUID).empty())
+    core::fail<core::InvalidInput>("de-identify", file, "lacks its Study Instance UID (0020,000D)");
+  if (detail::get_string(ds, DCM_SOPInstanceUID).empty())
+    core::fail<core::InvalidInput>("de-identify", file, "lacks its SOP Instance UID (0008,0018)");
+}
+
+DeidResult deidentify_loaded(DcmFileFormat& ff, const std::string& in_file, const std::string& out_file,
+                             DeidMap& map, const DeidOptions& options);
 
 void put_deid_marks(DcmItem& ds) {
   detail::put(ds, DCM_PatientIdentityRemoved, "YES");
@@ -254,6 +327,9 @@ DeidMap DeidMap::load(const std::string& file) {
       st.pseudo_patient_id = s.at("pseudo_patient_id").get<std::string>();
       for (auto& [k, v] : s.at("original").items()) st.original[k] = decode_bytes(v.get<std::string>());
       for (auto& [k, v] : s.at("uids").items()) st.uids[k] = v.get<std::string>();
+      if (s.contains("instances"))  // absent in maps written before it existed
+        for (auto& [sop, attrs] : s.at("instances").items())
+          for (auto& [k, v] : attrs.items()) st.instances[sop][k] = decode_bytes(v.get<std::string>());
       m.studies.emplace(study_uid, std::move(st));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -273,12 +349,22 @@ void DeidMap::save(const std::string& file) const {
     js["original"] = nlohmann::json::object();
     for (const auto& [k, v] : s.original) js["original"][k] = encode_bytes(v);
     js["uids"] = s.uids;
+    if (!s.instances.empty()) {
+      js["instances"] = nlohmann::json::object();
+      for (const auto& [sop, attrs] : s.instances)
+        for (const auto& [k, v] : attrs) js["instances"][sop][k] = encode_bytes(v);
+    }
     j["studies"][uid] = js;
   }
   const fs::path parent = fs::path(file).parent_path();
   if (!parent.empty()) core::ensure_directory(parent.string(), "write de-identification map");
   core::AtomicOutput out(file);
   {
+    // It holds PHI: readable by its owner only (0600), from the moment it exists.
+    const int fd = ::open(out.temp_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) core::fail<core::IoError>("write de-identification map", file, std::strerror(errno));
+    ::fchmod(fd, 0600);  // also when the temporary existed already
+    ::close(fd);
     std::ofstream o(out.temp_path());
     o << j.dump(1) << "\n";
     if (!o) core::fail<core::IoError>("write de-identification map", file, "cannot write");
@@ -308,12 +394,22 @@ DeidResult deidentify_file(const std::string& in_file, const std::string& out_fi
                            const DeidOptions& options) {
   DcmFileFormat ff;
   detail::load_file(ff, in_file, "de-identify");
+  return deidentify_loaded(ff, in_file, out_file, map, options);
+}
+
+namespace {
+
+DeidResult deidentify_loaded(DcmFileFormat& ff, const std::string& in_file, const std::string& out_file,
+                             DeidMap& map, const DeidOptions& options) {
   DcmDataset& ds = *ff.getDataset();
+  check_uids(ds, in_file);  // before the map changes
   const E_TransferSyntax xfer = save_xfer(ff);
   DeidResult res;
+  res.source_file = in_file;
   res.original_study_uid = detail::get_string(ds, DCM_StudyInstanceUID);
-  if (res.original_study_uid.empty())
-    core::fail<core::InvalidInput>("de-identify", in_file, "no StudyInstanceUID");
+  res.burned_in_annotation = is_yes(detail::get_string(ds, DCM_BurnedInAnnotation));
+  const std::string original_sop = detail::get_string(ds, DCM_SOPInstanceUID);
+  const bool rt_object = detail::get_string(ds, DCM_Modality).rfind("RT", 0) == 0;
 
   auto found = map.studies.find(res.original_study_uid);
   if (found == map.studies.end()) {
@@ -334,8 +430,12 @@ DeidResult deidentify_file(const std::string& in_file, const std::string& out_fi
     found = map.studies.emplace(res.original_study_uid, std::move(st)).first;
   }
   DeidStudy& study = found->second;
+  if (rt_object) {
+    auto text = instance_text(ds);
+    if (!text.empty()) study.instances[original_sop] = std::move(text);
+  }
 
-  Deidentifier d(map, study, detail::get_string(ds, DCM_Modality).rfind("RT", 0) == 0);
+  Deidentifier d(map, study, rt_object);
   d.item(ds);
   // Patient's Name and ID (Z): a consistent pseudonym instead of an empty value.
   detail::put(ds, DCM_PatientID, study.pseudo_patient_id);
@@ -349,6 +449,8 @@ DeidResult deidentify_file(const std::string& in_file, const std::string& out_fi
   detail::save_atomic(ff, out_file, xfer, "de-identify");
   return res;
 }
+
+}  // namespace
 
 DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::string& out_dir,
                                          DeidMap& map, const DeidOptions& options,
@@ -377,25 +479,39 @@ DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::s
   DeidDirectoryResult r;
   for (std::size_t i = 0; i < files.size(); ++i) {
     progress.update(static_cast<double>(i) / std::max<std::size_t>(files.size(), 1));
+    auto ff = std::make_unique<DcmFileFormat>();
     try {
-      (void)read_sop_instance_uid(files[i]);  // header only: is it DICOM at all?
+      detail::load_file(*ff, files[i], "de-identify", true);  // is it DICOM at all?
     } catch (const core::Error&) {
       r.skipped.push_back(files[i]);
       continue;
     }
+    // A DICOM file that cannot be de-identified is named and left out; the others are still
+    // done (nothing is written for it, the map does not change for it).
+    try {
+      check_uids(*ff->getDataset(), files[i]);
+      ff = std::make_unique<DcmFileFormat>();
+      detail::load_file(*ff, files[i], "de-identify");
+    } catch (const core::Error& e) {
+      std::string why = e.what();
+      if (auto p = why.find(files[i] + ": "); p != std::string::npos) why = why.substr(p + files[i].size() + 2);
+      r.failed.emplace_back(files[i], why);
+      continue;
+    }
     const std::string tmp_name = (fs::path(out_dir) / (".deid-" + std::to_string(i) + ".dcm")).string();
-    DeidResult one = deidentify_file(files[i], tmp_name, map, options);
+    DeidResult one = deidentify_loaded(*ff, files[i], tmp_name, map, options);
     const std::string final_name = (fs::path(out_dir) / (one.sop_instance_uid + ".dcm")).string();
     fs::rename(tmp_name, final_name, ec);
     if (ec) core::fail<core::IoError>("de-identify", final_name, "cannot rename: " + ec.message());
     one.file = final_name;
     r.files.push_back(std::move(one));
   }
-  if (r.files.empty()) {
+  if (r.files.empty() && r.failed.empty()) {
     if (created) fs::remove(out_dir, ec);  // only when it is still empty
     core::fail<core::InvalidInput>("de-identify", in_dir,
                                    "no readable DICOM file among " + std::to_string(files.size()) + " file(s)");
   }
+  if (r.files.empty() && created) fs::remove(out_dir, ec);
   progress.done();
   return r;
 }
@@ -435,7 +551,9 @@ void restore_uids(DcmItem& it, const std::unordered_map<std::string, std::string
 
 }  // namespace
 
-void reidentify_file(const std::string& in_file, const std::string& out_file, const DeidMap& map) {
+std::vector<std::string> reidentify_file(const std::string& in_file, const std::string& out_file,
+                                         const DeidMap& map) {
+  std::vector<std::string> warnings;
   DcmFileFormat ff;
   detail::load_file(ff, in_file, "re-identify");
   DcmDataset& ds = *ff.getDataset();
@@ -449,6 +567,54 @@ void reidentify_file(const std::string& in_file, const std::string& out_file, co
   for (const auto& [_, st] : map.studies)
     for (const auto& [orig, pseudo] : st.uids) reverse.emplace(pseudo, orig);
   restore_uids(ds, reverse);
+  // Instance-level text of an RT object de-identified here (the SOP Instance UID is the
+  // original one again).
+  const std::string sop = detail::get_string(ds, DCM_SOPInstanceUID);
+  const std::map<std::string, std::string>* text = nullptr;
+  for (const auto& [_, st] : map.studies)
+    if (auto f = st.instances.find(sop); f != st.instances.end()) text = &f->second;
+  std::vector<std::string> not_restored;
+  if (text) {
+    for (const auto& [path, value] : *text) {
+      DcmItem* target = &ds;
+      std::string leaf = path;
+      if (auto slash = path.find('/'); slash != std::string::npos) {
+        unsigned g = 0, e = 0, idx = 0;
+        target = nullptr;
+        if (std::sscanf(path.c_str(), "%x,%x[%u]", &g, &e, &idx) == 3) {
+          DcmItem* item = nullptr;
+          if (ds.findAndGetSequenceItem(DcmTagKey(Uint16(g), Uint16(e)), item, static_cast<int>(idx)).good())
+            target = item;
+        }
+        leaf = path.substr(slash + 1);
+      }
+      unsigned g = 0, e = 0;
+      if (!target || std::sscanf(leaf.c_str(), "%x,%x", &g, &e) != 2 ||
+          target->putAndInsertString(DcmTagKey(Uint16(g), Uint16(e)), value.c_str()).bad())
+        not_restored.push_back(path);
+    }
+    if (!not_restored.empty()) {
+      std::string list;
+      for (std::size_t n = 0; n < not_restored.size() && n < 5; ++n) list += (n ? ", " : "") + not_restored[n];
+      if (not_restored.size() > 5) list += ", ...";
+      warnings.push_back(in_file + ": " + std::to_string(not_restored.size()) +
+                         " attribute(s) kept in the map could not be put back (the object's items "
+                         "changed since de-identification): " + list);
+    }
+  }
+  if (detail::get_string(ds, DCM_Modality) == "RTSTRUCT") {
+    std::size_t unnamed = 0;
+    DcmSequenceOfItems* sq = nullptr;
+    if (ds.findAndGetSequence(DCM_StructureSetROISequence, sq).good() && sq)
+      for (unsigned long i = 0; i < sq->card(); ++i)
+        unnamed += detail::get_string(*sq->getItem(i), DCM_ROIName).empty();
+    if (unnamed)
+      warnings.push_back(in_file + ": " + std::to_string(unnamed) +
+                         " ROI(s) have no name and the map holds none for this structure set "
+                         "(ROI Names are emptied by de-identification; names, ROI descriptions and "
+                         "the structure set label come back only for an RT-STRUCT de-identified "
+                         "with this map)");
+  }
   for (const auto& t : kRestoreTags) {
     auto v = study->original.find(tag_key(t));
     if (v != study->original.end()) ds.putAndInsertString(t, v->second.c_str());
@@ -460,6 +626,7 @@ void reidentify_file(const std::string& in_file, const std::string& out_file, co
     delete ds.remove(t);
   ff.getMetaInfo()->clear();
   detail::save_atomic(ff, out_file, xfer, "re-identify");
+  return warnings;
 }
 
 }  // namespace isoline::rtstruct

@@ -187,12 +187,12 @@ TEST(CliSafety, RegisterChecksItsRequestBeforeWorking) {
 TEST(CliSafety, DeidentifyRefusesAnInputWithoutDicom) {
   TempDir t;
   fs::create_directories(t.file("empty"));
-  auto r = cli("deidentify -q " + t.file("empty") + " " + t.file("out"));
+  auto r = cli("deidentify -q " + t.file("empty") + " " + t.file("out") + " --map " + t.file("m.json"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "no files to de-identify")) << r.output;
   fs::create_directories(t.file("text"));
   touch(t.file("text/a.dcm"));
-  r = cli("deidentify -q " + t.file("text") + " " + t.file("out"));
+  r = cli("deidentify -q " + t.file("text") + " " + t.file("out") + " --map " + t.file("m.json"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "no readable DICOM file among 1 file(s)")) << r.output;
   EXPECT_FALSE(fs::exists(t.file("out")));

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "isoline/core/progress.h"
@@ -51,6 +52,12 @@ struct DeidStudy {
   std::map<std::string, std::string> original;
   /// Original UID -> pseudonymous UID.
   std::map<std::string, std::string> uids;
+  /// Original SOP Instance UID of an RT object -> its instance-level text that the profile
+  /// empties or removes but a treatment planning system needs back (attribute path, e.g.
+  /// "3006,0002" or "3006,0020[2]/3006,0026" -> value bytes): Structure Set Label/Name/
+  /// Description/Date/Time, Series Description, Instance Creation Date/Time, ROI Names, ROI
+  /// Descriptions, ROI Observation Labels/Descriptions, ... Put back by re-identification.
+  std::map<std::string, std::map<std::string, std::string>> instances;
 };
 
 /// The UID map of every study de-identified so far (key: original StudyInstanceUID).
@@ -77,21 +84,31 @@ struct DeidResult {
   std::string pseudo_study_uid;
   std::string sop_instance_uid;  ///< new SOP Instance UID
   std::string file;              ///< written file
+  std::string source_file;       ///< the input file
+  /// Burned In Annotation (0028,0301) is YES: the pixel data may show identifying text, which
+  /// de-identification does not remove (the output is then not de-identified).
+  bool burned_in_annotation = false;
 };
 
 /// De-identifies one DICOM file into `out_file` (atomic), extending `map`. Pixel data and
-/// transfer syntax are kept. Throws IoError (unreadable/not DICOM) or InvalidInput (no
-/// StudyInstanceUID).
+/// transfer syntax are kept. Throws IoError (unreadable/not DICOM, or cannot write) or
+/// InvalidInput (no StudyInstanceUID or SOP Instance UID; checked before `map` changes).
 DeidResult deidentify_file(const std::string& in_file, const std::string& out_file, DeidMap& map,
                            const DeidOptions& options = {});
 
 struct DeidDirectoryResult {
   std::vector<DeidResult> files;
   std::vector<std::string> skipped;  ///< non-DICOM files under the input
+  /// DICOM files that could not be de-identified (file, why: e.g. "lacks its Study Instance
+  /// UID"); nothing was written for them, the other files were de-identified.
+  std::vector<std::pair<std::string, std::string>> failed;
 };
 
 /// De-identifies every DICOM file under `in_dir` (recursive; a single file works too) into
-/// `out_dir` as "<new SOP Instance UID>.dcm". Non-DICOM files are skipped.
+/// `out_dir` as "<new SOP Instance UID>.dcm". Non-DICOM files are skipped; a DICOM file that
+/// cannot be de-identified (no Study or SOP Instance UID, unreadable past its header) is listed
+/// in `failed` and the others are still done. `map` holds every file written so far, also when
+/// this throws (an error writing OUT): save it then too, so that a rerun gives the same UIDs.
 DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::string& out_dir,
                                          DeidMap& map, const DeidOptions& options = {},
                                          const core::Progress& progress = {});
@@ -100,7 +117,10 @@ DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::s
 /// de-identified CT): every UID value found in the map is put back to its original, and the
 /// patient and study attributes are restored from the study's entry. UIDs created after
 /// de-identification (the derived object's own SOP Instance and Series UIDs) are kept.
-/// Throws InvalidInput when the object's study is not in the map.
-void reidentify_file(const std::string& in_file, const std::string& out_file, const DeidMap& map);
+/// Instance-level text the map keeps for that object (DeidStudy::instances: RT-STRUCT ROI
+/// names, descriptions, labels) is put back. Returns warnings (e.g. ROI names that stay empty
+/// because the map holds none for this object). Throws InvalidInput when the object's study
+/// is not in the map.
+std::vector<std::string> reidentify_file(const std::string& in_file, const std::string& out_file, const DeidMap& map);
 
 }  // namespace isoline::rtstruct
