@@ -912,12 +912,34 @@ async function reviewFlow(browser) {
     assert.equal(await page.evaluate(() => document.getElementById('gl').tabIndex), 0);
     assert.equal((await page.locator('#flag-count').innerText()).trim(), '⚑ 1 flagged');
 
+    // 9a. (audit 18, defect 10) The CTV's flags can be marked checked: recorded with the name
+    // and time, greyed, counted as reviewed, in the history; unchecking counts them again.
+    const flagBox = '#structures tr[data-name="CTV"] .flag-check input';
+    const flagText = () => page.locator('#structures tr[data-name="CTV"] .flag').innerText();
+    await page.locator(flagBox).check();
+    await idle(page);
+    assert.equal((await page.locator('#flag-count').innerText()).trim(), '⚑ 0 flagged · 1 reviewed');
+    assert.match(await flagText(), /checked by Dr Smith \d{4}-\d\d-\d\d \d\d:\d\d/);
+    await shot(page, 'ui_flags_checked.png');
+    assert.equal(await page.getAttribute('#structures tr[data-name="CTV"] .flag', 'class'), 'flag flag-checked');
+    assert.ok(await page.locator(flagBox).isChecked());
+    await selectStructure(page, 'CTV');
+    await page.locator('#btn-history').click();
+    await idle(page);
+    assert.match(await page.locator('#history').innerText(), /Dr Smith: quality flags checked \(v1: low confidence 0\.61; volume unusual\)/);
+    await page.locator(flagBox).uncheck();
+    await idle(page);
+    assert.equal((await page.locator('#flag-count').innerText()).trim(), '⚑ 1 flagged');
+    assert.match(await page.locator('#history').innerText(), /quality flags unchecked/, 'the history was not refreshed');
+    assert.equal((await structure(page, 'CTV')).flags_state, 'open');
+    log('flags: checked (grey, reviewed, in the history) and unchecked again');
+
     // 10. A refused approval (another tab saved the CTV meanwhile) ends "approving…" and says
     // why in the header; the confirmation names the flagged structures.
     const ctv = await structure(page, 'CTV');
     const other = await page.evaluate(async ({ id, v, tok }) => (await fetch(`/api/structures/${id}/edit`, {
       method: 'POST', headers: { 'X-Isoline-Token': tok, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ op: 'margin', mode: 'grow', mm: 1, base_version: v, author: 'Dr B' }) })).status,
+      body: JSON.stringify({ op: 'margin', mode: 'grow', mm: 3, base_version: v, author: 'Dr B' }) })).status,
     { id: ctv.id, v: ctv.version, tok: token });
     assert.equal(other, 200);
     dialogs.length = 0;
@@ -925,14 +947,89 @@ async function reviewFlow(browser) {
     await idle(page);
     assert.equal(dialogs.length, 1);
     assert.match(dialogs[0], /as "Dr Smith"/);
-    assert.match(dialogs[0], /1 structure has quality flags to check: CTV/);
+    assert.match(dialogs[0], /1 structure has quality flags still unchecked:\n {2}CTV: low confidence 0\.61; volume unusual/);
     st = await status();
-    assert.match(st.text, /^approval refused: CTV: conflict: changed by Dr B \(margin \+1 mm/, JSON.stringify(st));
+    assert.match(st.text, /^approval refused: CTV: conflict: changed by Dr B \(margin \+3 mm/, JSON.stringify(st));
     assert.ok(st.bad && st.title === st.text);
     const stRect = await page.evaluate(() => document.getElementById('status').getBoundingClientRect().bottom);
     assert.ok(stRect <= 720);
     await shot(page, 'ui_approval_refused.png');
     log(`refused approval in the header: ${st.text}`);
+
+    // 11. (audit 18, defect 11) This tab learns of Dr B's CTV margin by polling, without a
+    // save of its own: a notice with a button; the reload loads v2, whose flags are then on
+    // the automatic contour (edited since v2 by Dr B), greyed and not counted.
+    await page.evaluate(() => { window.app.pollMs = 300; });
+    await page.evaluate(() => window.app.pollVersions());  // (then every 300 ms)
+    const noticeText = () => page.locator('#notice').innerText();
+    await page.waitForSelector('#notice', { state: 'visible', timeout: 5000 });
+    assert.match(await noticeText(), /CTV was changed by Dr B \(margin \+3 mm, v2\): reload it/);
+    assert.equal((await structure(page, 'CTV')).version, 1, 'the poll loaded the new version by itself');
+    await page.locator('#btn-reload-changed').click();
+    await idle(page);
+    assert.ok(await page.locator('#notice').isHidden());
+    const ctv2 = await structure(page, 'CTV');
+    assert.equal(ctv2.version, 2);
+    assert.equal(await page.evaluate((id) => window.app.state.overlays.get(id).__version, ctv2.id), 2);
+    assert.equal(ctv2.flags_state, 'edited');
+    assert.match(await flagText(), /on the automatic contour \(edited since: v2 by Dr B\)/);
+    assert.equal(await page.locator(flagBox).count(), 0, 'a "checked" box on flags of a contour edited since');
+    assert.equal((await page.locator('#flag-count').innerText()).trim(), '⚑ 0 flagged · 1 reviewed');
+    log('poll: the colleague\'s CTV margin announced and reloaded; its flags are on the automatic contour');
+
+    // 12. The structure being edited, with unsaved paint, changed by Dr B: the notice says
+    // so and the drawing stays; Cancel on reload keeps it; the save's conflict dialog names
+    // what would be dropped (Dr B's version and action); OK on a later reload loads theirs.
+    const byB = (name, mm) => page.evaluate(async ({ n, mm, tok }) => {
+      const s = window.app.state.structures.find((x) => x.name === n);
+      const v = (await (await fetch('/api/versions', { headers: { 'X-Isoline-Token': tok } })).json())
+        .structures.find((x) => x.id === s.id).version;
+      return (await fetch(`/api/structures/${s.id}/edit`, {
+        method: 'POST', headers: { 'X-Isoline-Token': tok, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ op: 'margin', mode: 'grow', mm, base_version: v, author: 'Dr B' }) })).json();
+    }, { n: name, mm, tok: token });
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'PTV');
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.35, 0.6, 0.35);
+    const mine = await drawSum(page);
+    const ptvBase = await page.evaluate(() => window.app.state.editBase);
+    const b1 = await byB('PTV', 3);
+    await page.waitForFunction((v) => (window.app.notice || []).some((c) => c.name === 'PTV' && c.version === v), b1.version,
+                               { polling: 100, timeout: 5000 });
+    assert.match(await noticeText(), new RegExp(`PTV was changed by Dr B \\(margin \\+3 mm, v${b1.version}\\): reload it — your unsaved drawing of PTV is kept`));
+    assert.equal(await drawSum(page), mine, 'the poll replaced the drawing');
+    await shot(page, 'ui_notice_changed_elsewhere.png');
+    acceptDialogs = false;
+    dialogs.length = 0;
+    await page.locator('#btn-reload-changed').click();
+    await idle(page);
+    acceptDialogs = true;
+    assert.equal(dialogs.length, 1);
+    assert.match(dialogs[0], /discard your unsaved drawing of PTV/);
+    assert.ok(await page.evaluate(() => window.app.state.dirty) && (await drawSum(page)) === mine, 'Cancel dropped the drawing');
+    assert.equal(await page.evaluate(() => window.app.state.editBase), ptvBase);
+    assert.ok(await page.locator('#notice').isVisible(), 'the notice went away while the drawing is kept');
+    dialogs.length = 0;
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.equal(dialogs.length, 1);
+    assert.match(dialogs[0], new RegExp(`This drops from the live PTV: v${b1.version} by Dr B \\(margin \\+3 mm\\)`), dialogs[0]);
+    const ptvSaved = await structure(page, 'PTV');
+    assert.equal(ptvSaved.version, b1.version + 1);
+    assert.equal(ptvSaved.voxels, mine);
+    const b2 = await byB('PTV', 4);
+    await stroke(page, 0.3, 0.4, 0.6, 0.4);
+    await page.waitForFunction((v) => (window.app.notice || []).some((c) => c.name === 'PTV' && c.version === v), b2.version,
+                               { polling: 100, timeout: 5000 });
+    dialogs.length = 0;
+    await page.locator('#btn-reload-changed').click();
+    await idle(page);
+    assert.equal(dialogs.length, 1);
+    assert.equal(await page.evaluate(() => [window.app.state.dirty, window.app.state.editBase].join()), `false,${b2.version}`);
+    assert.equal(await drawSum(page), b2.voxels, 'the drawing is not Dr B\'s version');
+    assert.ok(await page.locator('#notice').isHidden());
+    log('edited structure changed elsewhere: notice, drawing kept on Cancel, conflict dialog names Dr B\'s margin, reload on OK');
     assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
   } finally {
     await context.close();

@@ -637,6 +637,149 @@ TEST_F(UiServer, ApprovalAndChangesNeedARealName) {
   EXPECT_EQ(json::parse(r->body)["reviewer"], "Dr Smith");
 }
 
+// Audit 18, defect 10: quality flags describe the automatic contour. A reviewer marks them
+// checked (stored with who and when, in the history and the approval record and the
+// approved ROI's description); once the contour is edited they say "edited since vN by NAME";
+// a contour restored to version 1's is the automatic one again.
+TEST_F(UiServer, QualityFlagsCanBeCheckedAndReferToTheAutomaticContour) {
+  auto c = srv->client();
+  const std::string ctv = std::to_string(id_of("CTV"));
+  auto get = [&](const std::string& name) {
+    for (const auto& s : json::parse(c.Get("/api/structures", srv->auth())->body))
+      if (s["name"] == name) return s;
+    return json();
+  };
+  auto flags = [&](const std::string& body) {
+    return c.Post(("/api/structures/" + ctv + "/flags").c_str(), srv->auth(), body, "application/json");
+  };
+  EXPECT_EQ(get("CTV")["flags_state"], "open");
+  EXPECT_EQ(get("PTV")["flags_state"], "none");
+  // Who checked: a name is required (serve without --author); a stale version is a 409;
+  // a structure without flags has nothing to check.
+  EXPECT_EQ(flags(R"({"version":1})")->status, 400);
+  EXPECT_EQ(flags(R"({"version":1,"author":"  "})")->status, 400);
+  EXPECT_EQ(flags(R"({"version":1,"checked":"yes","author":"Dr Smith"})")->status, 400);
+  EXPECT_EQ(flags(R"({"version":7,"author":"Dr Smith"})")->status, 409);
+  EXPECT_EQ(c.Post(("/api/structures/" + std::to_string(id_of("PTV")) + "/flags").c_str(), srv->auth(),
+                   R"({"version":1,"author":"Dr Smith"})", "application/json")->status,
+            400);
+  EXPECT_TRUE(srv->server->db().flag_checks().empty());
+  auto r = flags(R"({"version":1,"author":" Dr Smith "})");
+  ASSERT_EQ(r->status, 200) << r->body;
+  json s = json::parse(r->body);
+  EXPECT_EQ(s["flags_state"], "checked");
+  EXPECT_EQ(s["flags_check"]["author"], "Dr Smith");
+  EXPECT_EQ(s["flags_check"]["version"], 1);
+  EXPECT_FALSE(s["flags_check"]["time"].get<std::string>().empty());
+  EXPECT_EQ(version_of("CTV"), 1) << "a check is not a new version of the contour";
+  auto hist = json::parse(c.Get(("/api/flag_checks?structure=" + ctv).c_str(), srv->auth())->body);
+  ASSERT_EQ(hist.size(), 1u);
+  EXPECT_EQ(hist[0]["flags"], "low confidence 0.61; volume unusual");
+  // Approved: the record and the approved ROI's description say who checked.
+  auto entry = [](const json& rec, const std::string& name) {
+    for (const auto& x : rec["structures"])
+      if (x["name"] == name) return x;
+    return json();
+  };
+  auto a = c.Post("/api/approve", srv->auth(), R"({"reviewer":"Dr Smith"})", "application/json");
+  ASSERT_EQ(a->status, 200) << a->body;
+  json rec = json::parse(a->body);
+  EXPECT_EQ(entry(rec, "CTV")["quality_flags_review"], "checked") << rec.dump();
+  EXPECT_EQ(entry(rec, "CTV")["quality_flags_check"]["by"], "Dr Smith");
+  EXPECT_EQ(entry(rec, "CTV")["quality_flags"].size(), 2u);
+  EXPECT_TRUE(rec["quality_flags_unchecked"].empty());
+  EXPECT_FALSE(entry(rec, "PTV").contains("quality_flags"));
+  {
+    std::ifstream f(std::filesystem::path(rec["directory"].get<std::string>()) / "approval.json");
+    const json onfile = json::parse(f);
+    EXPECT_EQ(entry(onfile, "CTV")["quality_flags_check"]["by"], "Dr Smith");
+  }
+  auto dump = test::run_command("dcmdump +P 3006,0028 '" + rec["rtstruct"].get<std::string>() + "'");
+  if (dump.exit_code == 0)
+    EXPECT_NE(dump.output.find("volume unusual [flags checked by Dr Smith"), std::string::npos) << dump.output;
+  // Edited by Dr B, then renamed: the flags are on the automatic contour, edited since v2
+  // (the margin, not the rename); not "checked" any more.
+  ASSERT_EQ(post_edit("CTV", R"({"op":"margin","mm":2,"base_version":1,"author":"Dr B"})")->status, 200);
+  s = get("CTV");
+  EXPECT_EQ(s["flags_state"], "edited") << s.dump();
+  EXPECT_EQ(s["flags_edited_since"]["version"], 2);
+  EXPECT_EQ(s["flags_edited_since"]["author"], "Dr B");
+  EXPECT_EQ(s["flags_edited_since"]["action"], "margin +2 mm");
+  ASSERT_EQ(c.Post(("/api/structures/" + ctv + "/rename").c_str(), srv->auth(),
+                   R"({"name":"CTV1","base_version":2,"author":"Dr C"})", "application/json")->status,
+            200);
+  s = get("CTV1");
+  EXPECT_EQ(s["flags_state"], "edited");
+  EXPECT_EQ(s["flags_edited_since"]["version"], 2) << s.dump();
+  a = c.Post("/api/approve", srv->auth(), R"({"reviewer":"Dr Smith"})", "application/json");
+  ASSERT_EQ(a->status, 200) << a->body;
+  EXPECT_EQ(entry(json::parse(a->body), "CTV1")["quality_flags_review"], "contour edited");
+  // Restored to version 1: the automatic contour again, so the check holds again; then the
+  // mark taken back: open, and the approval lists it as unchecked.
+  ASSERT_EQ(c.Post(("/api/structures/" + ctv + "/revert").c_str(), srv->auth(),
+                   R"({"version":1,"base_version":3,"author":"Dr C"})", "application/json")->status,
+            200);
+  EXPECT_EQ(get("CTV1")["flags_state"], "checked");
+  ASSERT_EQ(flags(R"({"version":4,"checked":false,"author":"Dr C"})")->status, 200);
+  s = get("CTV1");
+  EXPECT_EQ(s["flags_state"], "open");
+  EXPECT_EQ(s["flags_check"]["checked"], false);
+  EXPECT_EQ(srv->server->db().flag_checks(id_of("CTV1")).size(), 2u);
+  a = c.Post("/api/approve", srv->auth(), R"({"reviewer":"Dr Smith"})", "application/json");
+  ASSERT_EQ(a->status, 200) << a->body;
+  rec = json::parse(a->body);
+  EXPECT_EQ(entry(rec, "CTV1")["quality_flags_review"], "unchecked");
+  EXPECT_EQ(rec["quality_flags_unchecked"], json::array({"CTV1"}));
+  dump = test::run_command("dcmdump +P 3006,0028 '" + rec["rtstruct"].get<std::string>() + "'");
+  if (dump.exit_code == 0) EXPECT_NE(dump.output.find("[flags not checked]"), std::string::npos) << dump.output;
+}
+
+// Audit 18, defect 11: a tab polls /api/versions (latest version per structure, deleted
+// ones too) to learn of other people's saves; a 409 lists the versions a save over them
+// would drop from the live structure.
+TEST_F(UiServer, VersionsForPollingAndConflictsNameWhatWouldBeDropped) {
+  auto c = srv->client();
+  ASSERT_EQ(post_edit("PTV", R"({"op":"margin","mm":1,"base_version":1,"author":"Dr B"})")->status, 200);
+  ASSERT_EQ(post_edit("PTV", R"({"op":"smooth","sigma_mm":1,"base_version":2,"author":"Dr C"})")->status, 200);
+  ASSERT_EQ(c.Delete(("/api/structures/" + std::to_string(id_of("Cord"))).c_str(), srv->auth(),
+                     R"({"base_version":1,"author":"Dr C"})", "application/json")->status,
+            200);
+  auto v = c.Get("/api/versions", srv->auth());
+  ASSERT_EQ(v->status, 200);
+  std::map<std::string, json> by_name;
+  const json polled = json::parse(v->body);
+  for (const auto& s : polled["structures"]) by_name[s["name"]] = s;
+  ASSERT_EQ(by_name.size(), 4u) << v->body;
+  EXPECT_EQ(by_name["PTV"]["version"], 3);
+  EXPECT_EQ(by_name["PTV"]["author"], "Dr C");
+  EXPECT_EQ(by_name["CTV"]["version"], 1);
+  EXPECT_EQ(by_name["Cord"]["deleted"], true);
+  EXPECT_FALSE(by_name["PTV"].contains("flags")) << "the poll reads no masks and no flags";
+  // A save from version 1 would drop versions 2 (Dr B) and 3 (Dr C) from the live PTV.
+  auto check = [&](const httplib::Result& r) {
+    ASSERT_EQ(r->status, 409) << r->body;
+    const json j = json::parse(r->body);
+    ASSERT_EQ(j["meanwhile"].size(), 2u) << r->body;
+    EXPECT_EQ(j["meanwhile"][0]["version"], 2);
+    EXPECT_EQ(j["meanwhile"][0]["author"], "Dr B");
+    EXPECT_EQ(j["meanwhile"][0]["action"], "margin +1 mm");
+    EXPECT_EQ(j["meanwhile"][1]["author"], "Dr C");
+  };
+  check(post_edit("PTV", R"({"op":"margin","mm":3,"base_version":1,"author":"Dr A"})"));
+  auto m = c.Get(("/api/structures/" + std::to_string(id_of("PTV")) + "/mask.nii?version=1").c_str(), srv->auth());
+  check(c.Put(("/api/structures/" + std::to_string(id_of("PTV")) + "/mask?base_version=1").c_str(), srv->auth(),
+              m->body, "application/octet-stream"));
+  // The database's own check (a save that lost the race) names the author and action too.
+  try {
+    srv->server->db().save_version(id_of("PTV"), 2, core::Image(), "Dr A", "brush");
+    ADD_FAILURE() << "no conflict";
+  } catch (const ui::Conflict& e) {
+    EXPECT_NE(std::string(e.what()).find("by Dr C (smooth"), std::string::npos) << e.what();
+    EXPECT_EQ(e.base_version, 2);
+  }
+  EXPECT_EQ(version_of("PTV"), 3);
+}
+
 // Audit 18, defect 5: a broken file in the case's DICOM CT stops `serve` at start with the
 // file named (the approval needs that series), not at Approve after the whole review.
 TEST(UiServerCase, AnUnreadableDicomCtStopsTheServerWithTheFileNamed) {

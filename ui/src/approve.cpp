@@ -45,6 +45,20 @@ rtstruct::CtSeries reference_ct(const ApprovalInput& in) {
 
 void read_reference_ct(const std::string& dir) { (void)rtstruct::read_ct_series(dir); }
 
+std::vector<std::string> quality_flags(const std::string& description) {
+  std::vector<std::string> out;
+  std::size_t p = 0;
+  while (p <= description.size()) {
+    std::size_t q = description.find(';', p);
+    if (q == std::string::npos) q = description.size();
+    const std::string item = description.substr(p, q - p);
+    const auto b = item.find_first_not_of(' ');
+    if (b != std::string::npos) out.push_back(item.substr(b, item.find_last_not_of(' ') - b + 1));
+    p = q + 1;
+  }
+  return out;
+}
+
 namespace {
 
 // ROIGenerationAlgorithm per ROI (AUTOMATIC, SEMIAUTOMATIC, MANUAL) after review; the writer
@@ -104,6 +118,7 @@ nlohmann::json write_approval(const ApprovalInput& in) {
   core::StructureSet approved(in.ct.geometry()), automatic(in.ct.geometry());
   std::vector<std::string> algorithms;
   nlohmann::json list = nlohmann::json::array();
+  std::vector<std::string> unchecked;  // approved with quality flags nobody checked
   for (const auto& s : in.structures) {
     core::Structure a;
     a.name = s.info.latest.name;
@@ -123,7 +138,7 @@ nlohmann::json write_approval(const ApprovalInput& in) {
     const std::string alg = generation_algorithm(s);
     algorithms.push_back(alg);
     a.mask = s.mask;
-    approved.add(a);
+    core::Structure& added = approved.add(a);
     auto voxels_changed = [&](const core::Image& from) {
       std::size_t changed = 0;
       const auto* x = s.mask.data<std::uint8_t>();
@@ -145,9 +160,33 @@ nlohmann::json write_approval(const ApprovalInput& in) {
       e["voxels_changed_from_automatic"] = 0;
       e["edited"] = true;  // made by the reviewer
     }
+    // The quality flags describe the automatic (or given) contour: the physicist sees
+    // whether the reviewer checked them, edited that contour, or left them unchecked.
+    const auto flags = quality_flags(s.info.description);
+    if (!flags.empty()) {
+      e["quality_flags"] = flags;
+      std::string note;
+      if (e["edited"] == true && (!s.automatic.empty() || !s.given.empty())) {
+        e["quality_flags_review"] = "contour edited";
+        note = "flags on the automatic contour; edited in review";
+      } else if (s.flag_check && s.flag_check->checked) {
+        e["quality_flags_review"] = "checked";
+        note = "flags checked by " + s.flag_check->author + " " + s.flag_check->time;
+      } else {
+        e["quality_flags_review"] = "unchecked";
+        note = "flags not checked";
+        unchecked.push_back(a.name);
+      }
+      if (s.flag_check)
+        e["quality_flags_check"] = {{"checked", s.flag_check->checked}, {"by", s.flag_check->author},
+                                    {"time", s.flag_check->time}, {"version", s.flag_check->version}};
+      // ROIDescription of the approved RT-STRUCT (ST, 1024 characters): the flags and this.
+      added.description = s.info.description + " [" + note + "]";
+    }
     list.push_back(std::move(e));
   }
   rec["structures"] = list;
+  rec["quality_flags_unchecked"] = unchecked;
 
   core::AtomicOutput out(target.string(), true);
   const fs::path tmp = out.temp_path();

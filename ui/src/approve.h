@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,11 @@ struct ApprovalStructure {
   core::Image automatic;  ///< version 1 of an automatic structure; empty for user-made ones
   core::Image given;      ///< version 1 of a structure given with the case (origin "given"), else empty
   bool deleted = false;   ///< deleted in review: only in RS_auto (and the record), not approved
+  std::optional<FlagCheck> flag_check;  ///< the latest check of its quality flags, if any
 };
+
+/// The quality flags in a structure's description (contouring's summary(): "a; b; c").
+std::vector<std::string> quality_flags(const std::string& description);
 
 struct ApprovalInput {
   std::string case_dir, review_dir;

@@ -141,7 +141,10 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
         "CREATE TABLE IF NOT EXISTS versions(structure_id INTEGER NOT NULL REFERENCES structures(id),"
         "  version INTEGER NOT NULL, name TEXT NOT NULL, author TEXT NOT NULL, time TEXT NOT NULL,"
         "  action TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, voxels INTEGER NOT NULL,"
-        "  volume_cc REAL NOT NULL, mask BLOB NOT NULL, PRIMARY KEY(structure_id, version));",
+        "  volume_cc REAL NOT NULL, mask BLOB NOT NULL, PRIMARY KEY(structure_id, version));"
+        "CREATE TABLE IF NOT EXISTS flag_checks(structure_id INTEGER NOT NULL REFERENCES structures(id),"
+        "  version INTEGER NOT NULL, flags TEXT NOT NULL, author TEXT NOT NULL, time TEXT NOT NULL,"
+        "  checked INTEGER NOT NULL);",
         path);
   } catch (...) {
     sqlite3_close(impl_->db);
@@ -269,6 +272,113 @@ core::Image ReviewDb::mask(std::int64_t id, std::int64_t version, const core::Ge
   return decompress_mask(blob, grid);
 }
 
+namespace {
+
+/// The bytes a zlib blob holds (any size).
+std::string inflate_all(const std::string& blob) {
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) core::fail<core::IoError>("decompress mask", "", "zlib init failed");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(blob.data()));
+  z.avail_in = static_cast<uInt>(blob.size());
+  std::string out;
+  char buf[1 << 16];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) core::fail<core::IoError>("decompress mask", "", "stored mask is damaged");
+  return out;
+}
+
+}  // namespace
+
+std::optional<VersionInfo> ReviewDb::contour_edit(std::int64_t id) const {
+  struct Row {
+    VersionInfo v;
+    std::string blob;
+  };
+  std::vector<Row> rows;  // newest first
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    Stmt s(impl_->db,
+           "SELECT structure_id, version, name, author, time, action, deleted, voxels, volume_cc, mask"
+           " FROM versions WHERE structure_id = ? ORDER BY version DESC",
+           path_);
+    s.bind(1, id);
+    while (s.step(path_)) {
+      Row r;
+      r.v.structure_id = s.i64(0);
+      r.v.version = s.i64(1);
+      r.v.name = s.text(2);
+      r.v.author = s.text(3);
+      r.v.time = s.text(4);
+      r.v.action = s.text(5);
+      r.v.deleted = s.i64(6) != 0;
+      r.v.voxels = s.i64(7);
+      r.v.volume_cc = s.dbl(8);
+      r.blob = s.bytes(9);
+      rows.push_back(std::move(r));
+    }
+  }
+  if (rows.size() < 2) return std::nullopt;
+  const Row& latest = rows.front();
+  const Row& first = rows.back();
+  // Equal blobs are equal masks; different blobs of the same voxel count are compared
+  // decompressed (a mask written by another zlib build may compress differently).
+  auto same = [](const Row& a, const Row& b) {
+    if (a.blob == b.blob) return true;
+    if (a.v.voxels != b.v.voxels) return false;
+    return inflate_all(a.blob) == inflate_all(b.blob);
+  };
+  if (same(latest, first)) return std::nullopt;
+  // The version that made this contour: the oldest of the run of versions (newest back)
+  // holding the same mask (a rename after a brush stroke names the stroke's version).
+  std::size_t k = 0;
+  while (k + 1 < rows.size() && rows[k + 1].blob == latest.blob) ++k;
+  return rows[k].v;
+}
+
+void ReviewDb::check_flags(std::int64_t id, std::int64_t version, const std::string& flags,
+                           const std::string& author, bool checked) {
+  (void)get(id);  // throws for an unknown structure
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db, "INSERT INTO flag_checks(structure_id,version,flags,author,time,checked) VALUES(?,?,?,?,?,?)", path_);
+  s.bind(1, id).bind(2, version).bind(3, flags).bind(4, author).bind(5, now_utc())
+      .bind(6, static_cast<std::int64_t>(checked ? 1 : 0));
+  s.step(path_);
+}
+
+std::vector<FlagCheck> ReviewDb::flag_checks(std::int64_t id) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db,
+         id ? "SELECT structure_id, version, flags, author, time, checked FROM flag_checks WHERE structure_id = ? ORDER BY rowid"
+            : "SELECT structure_id, version, flags, author, time, checked FROM flag_checks ORDER BY rowid",
+         path_);
+  if (id) s.bind(1, id);
+  std::vector<FlagCheck> out;
+  while (s.step(path_)) {
+    FlagCheck c;
+    c.structure_id = s.i64(0);
+    c.version = s.i64(1);
+    c.flags = s.text(2);
+    c.author = s.text(3);
+    c.time = s.text(4);
+    c.checked = s.i64(5) != 0;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::optional<FlagCheck> ReviewDb::flag_check(std::int64_t id) const {
+  auto all = flag_checks(id);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
 std::int64_t ReviewDb::version_count() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Stmt s(impl_->db, "SELECT COUNT(*) FROM versions", path_);
@@ -365,7 +475,7 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
   impl_->exec("BEGIN IMMEDIATE", path_);
   try {
     Stmt cur(impl_->db,
-             "SELECT version, name, deleted, voxels, volume_cc, mask FROM versions WHERE structure_id=?"
+             "SELECT version, name, deleted, voxels, volume_cc, mask, author, action FROM versions WHERE structure_id=?"
              " ORDER BY version DESC LIMIT 1",
              path_);
     cur.bind(1, id);
@@ -379,8 +489,8 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
     if (base_version != latest)
       throw Conflict("save structure: " + name + ": conflict: based on version " +
                          std::to_string(base_version) + " but version " + std::to_string(latest) +
-                         " was saved meanwhile (by another reviewer or browser); reload to see it",
-                     latest);
+                         " was saved meanwhile by " + cur.text(6) + " (" + cur.text(7) + "); reload to see it",
+                     latest, id, base_version);
     if (restoring) {
       if (live_id_named(impl_->db, name, path_))
         core::fail<core::InvalidInput>("restore structure", name,

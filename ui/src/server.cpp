@@ -110,19 +110,17 @@ json version_json(const VersionInfo& v) {
 }
 
 json structure_json(const StructureInfo& s) {
-  json flags = json::array();
   // Quality flags: the description lists them separated by ';' (contouring's summary()).
-  std::stringstream ss(s.description);
-  std::string item;
-  while (std::getline(ss, item, ';')) {
-    auto b = item.find_first_not_of(' ');
-    auto e = item.find_last_not_of(' ');
-    if (b != std::string::npos) flags.push_back(item.substr(b, e - b + 1));
-  }
+  json flags = quality_flags(s.description);
   return {{"id", s.id}, {"name", s.latest.name}, {"type", s.type}, {"color", color_json(s.color)},
           {"description", s.description}, {"flags", flags}, {"origin", s.origin},
           {"version", s.latest.version}, {"author", s.latest.author}, {"time", s.latest.time},
           {"action", s.latest.action}, {"voxels", s.latest.voxels}, {"volume_cc", s.latest.volume_cc}};
+}
+
+json flag_check_json(const FlagCheck& c) {
+  return {{"structure_id", c.structure_id}, {"version", c.version}, {"flags", c.flags},
+          {"author", c.author}, {"time", c.time}, {"checked", c.checked}};
 }
 
 struct StructureMeta {
@@ -495,11 +493,50 @@ struct ReviewServer::Impl {
                          s.latest.action + ", version " + std::to_string(s.latest.version) +
                          ") after this page loaded version " + std::to_string(base) +
                          "; reload and review it before approving",
-                     s.latest.version);
+                     s.latest.version, s.id, base);
     throw Conflict(std::string(op) + ": " + s.latest.name + ": conflict: based on version " + std::to_string(base) +
                        " but version " + std::to_string(s.latest.version) + " was saved meanwhile by " +
                        s.latest.author + " (" + s.latest.action + "); reload to see it",
-                   s.latest.version);
+                   s.latest.version, s.id, base);
+  }
+
+  // The version that made each structure's current contour when it is no longer version 1's
+  // (ReviewDb::contour_edit), per (id, latest version): versions never change once saved.
+  std::mutex edit_mu;
+  std::map<std::pair<std::int64_t, std::int64_t>, std::optional<VersionInfo>> edit_cache;
+
+  std::optional<VersionInfo> contour_edit(const StructureInfo& s) {
+    const auto key = std::make_pair(s.id, s.latest.version);
+    {
+      std::lock_guard<std::mutex> l(edit_mu);
+      auto it = edit_cache.find(key);
+      if (it != edit_cache.end()) return it->second;
+    }
+    auto e = s.latest.version > 1 ? db->contour_edit(s.id) : std::nullopt;
+    std::lock_guard<std::mutex> l(edit_mu);
+    if (edit_cache.size() > 4096) edit_cache.clear();
+    edit_cache[key] = e;
+    return e;
+  }
+
+  /// A structure as the client sees it, with the state of its quality flags, which describe
+  /// the automatic (or given) contour: "open" (to check), "checked" (a reviewer marked them,
+  /// `flags_check` says who and when), "edited" (the contour is no longer that one:
+  /// `flags_edited_since` names the version), "none" (no flags).
+  json structure_out(const StructureInfo& s) {
+    json j = structure_json(s);
+    if (j["flags"].empty()) {
+      j["flags_state"] = "none";
+      return j;
+    }
+    const auto check = db->flag_check(s.id);
+    const auto edit = contour_edit(s);
+    if (check) j["flags_check"] = flag_check_json(*check);
+    if (edit)
+      j["flags_edited_since"] = {{"version", edit->version}, {"author", edit->author}, {"action", edit->action},
+                                 {"time", edit->time}};
+    j["flags_state"] = edit ? "edited" : (check && check->checked) ? "checked" : "open";
+    return j;
   }
 
   core::Image other_mask(const std::string& name) {
@@ -534,7 +571,7 @@ struct ReviewServer::Impl {
     j["dose_estimator"] = static_cast<bool>(opt.dose_estimator);
     j["author"] = opt.author;
     json list = json::array();
-    for (const auto& s : db->structures()) list.push_back(structure_json(s));
+    for (const auto& s : db->structures()) list.push_back(structure_out(s));
     j["structures"] = list;
     return j;
   }
@@ -663,7 +700,20 @@ void ReviewServer::Impl::routes() {
     try {
       std::rethrow_exception(ep);
     } catch (const Conflict& e) {
-      send_json(res, {{"error", e.what()}, {"conflict", true}, {"latest_version", e.latest_version}}, 409);
+      json body = {{"error", e.what()}, {"conflict", true}, {"latest_version", e.latest_version}};
+      // The versions saved since the one the request was based on: what a save over them
+      // would drop from the live structure (they stay in the history).
+      json meanwhile = json::array();
+      if (e.structure_id > 0) {
+        try {
+          for (const auto& v : db->history(e.structure_id))
+            if (v.version > e.base_version) meanwhile.push_back(version_json(v));
+        } catch (const std::exception&) {
+          // the 409 stands without the list
+        }
+      }
+      body["meanwhile"] = meanwhile;
+      send_json(res, body, 409);
     } catch (const core::InvalidInput& e) {
       send_json(res, {{"error", e.what()}}, 400);
     } catch (const core::NotSupported& e) {
@@ -678,7 +728,7 @@ void ReviewServer::Impl::routes() {
   s.Get("/api/case", [this](const httplib::Request&, httplib::Response& res) { send_json(res, case_json()); });
   s.Get("/api/structures", [this](const httplib::Request&, httplib::Response& res) {
     json list = json::array();
-    for (const auto& st : db->structures()) list.push_back(structure_json(st));
+    for (const auto& st : db->structures()) list.push_back(structure_out(st));
     send_json(res, list);
   });
   s.Get("/api/volume/ct", [this](const httplib::Request&, httplib::Response& res) {
@@ -719,6 +769,50 @@ void ReviewServer::Impl::routes() {
     send_json(res, list);
   });
 
+  // What the client polls (every ~12 s) to learn of versions saved by another tab or person:
+  // the latest version of every structure, deleted ones included; no masks are read.
+  s.Get("/api/versions", [this](const httplib::Request&, httplib::Response& res) {
+    json list = json::array();
+    for (const auto& st : db->structures(/*include_deleted=*/true))
+      list.push_back({{"id", st.id}, {"name", st.latest.name}, {"version", st.latest.version},
+                      {"author", st.latest.author}, {"action", st.latest.action}, {"time", st.latest.time},
+                      {"deleted", st.latest.deleted}});
+    send_json(res, {{"structures", list}});
+  });
+  s.Get("/api/flag_checks", [this](const httplib::Request& req, httplib::Response& res) {
+    std::int64_t id = 0;
+    if (req.has_param("structure")) {
+      try { id = std::stoll(req.get_param_value("structure")); } catch (...) {
+        core::fail<core::InvalidInput>(kOp, "structure", "must be an integer id");
+      }
+    }
+    json list = json::array();
+    for (const auto& c : db->flag_checks(id)) list.push_back(flag_check_json(c));
+    send_json(res, list);
+  });
+  // The reviewer marks a structure's quality flags as checked ({"checked": false} takes the
+  // mark back), as seen in `version` (the latest, else 409). Recorded with who and when.
+  s.Post(R"(/api/structures/(\d+)/flags)", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = parse_body(req);
+    const StructureInfo st = live(id_of(req));
+    if (!j.contains("version") || !j["version"].is_number_integer())
+      core::fail<core::InvalidInput>(kOp, "version", "missing: the version whose flags were checked");
+    bool checked = true;
+    if (j.contains("checked")) {
+      if (!j["checked"].is_boolean()) core::fail<core::InvalidInput>(kOp, "checked", "must be true or false");
+      checked = j["checked"];
+    }
+    if (quality_flags(st.description).empty())
+      core::fail<core::InvalidInput>(kOp, st.latest.name, "has no quality flags to check");
+    std::string who = named_author(req, &j);
+    if (who.empty()) who = trimmed(opt.author);
+    if (who.empty())
+      core::fail<core::InvalidInput>(kOp, "author", "missing: a flag check records who checked (type your name)");
+    check_base(st, j["version"].get<std::int64_t>(), "check flags");
+    db->check_flags(st.id, st.latest.version, st.description, who, checked);
+    send_json(res, structure_out(db->get(st.id)));
+  });
+
   // Save a painted mask (NIfTI bytes, e.g. NiiVue's drawing) as a new version.
   s.Put(R"(/api/structures/(\d+)/mask)", [this](const httplib::Request& req, httplib::Response& res) {
     const json none = json::object();
@@ -748,7 +842,7 @@ void ReviewServer::Impl::routes() {
     std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
     action = core::utf8_prefix(request_text(action, "action"), 200);
     const auto v = db->save_version(st.id, base, m, author_of(req, nullptr), action);
-    send_json(res, structure_json(db->get(st.id)));
+    send_json(res, structure_out(db->get(st.id)));
     (void)v;
   });
 
@@ -761,7 +855,7 @@ void ReviewServer::Impl::routes() {
     std::string action;
     core::Image out = apply_edit(m, req.body, [this](const std::string& n) { return other_mask(n); }, &action);
     db->save_version(st.id, base, out, author_of(req, &j), action);
-    send_json(res, structure_json(db->get(st.id)));
+    send_json(res, structure_out(db->get(st.id)));
   });
 
   s.Post(R"(/api/structures/(\d+)/rename)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -773,7 +867,7 @@ void ReviewServer::Impl::routes() {
     const std::string name = j["name"];
     check_base(st, base);
     db->save_version(st.id, base, core::Image(), author_of(req, &j), "rename " + st.latest.name + " -> " + name, name);
-    send_json(res, structure_json(db->get(st.id)));
+    send_json(res, structure_out(db->get(st.id)));
   });
 
   s.Post(R"(/api/structures/(\d+)/revert)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -788,13 +882,13 @@ void ReviewServer::Impl::routes() {
     check_base(st, base);
     core::Image m = db->mask(st.id, v, grid);
     db->save_version(st.id, base, m, author_of(req, &j), "revert to version " + std::to_string(v));
-    send_json(res, structure_json(db->get(st.id)));
+    send_json(res, structure_out(db->get(st.id)));
   });
 
   s.Get("/api/structures/deleted", [this](const httplib::Request&, httplib::Response& res) {
     json list = json::array();
     for (const auto& st : db->structures(/*include_deleted=*/true))
-      if (st.latest.deleted) list.push_back(structure_json(st));
+      if (st.latest.deleted) list.push_back(structure_out(st));
     send_json(res, list);
   });
 
@@ -802,7 +896,7 @@ void ReviewServer::Impl::routes() {
     const json j = parse_body(req);
     const std::int64_t id = id_of(req);
     db->restore(id, base_version(j, req), author_of(req, &j));
-    send_json(res, structure_json(db->get(id)));
+    send_json(res, structure_out(db->get(id)));
   });
 
   s.Delete(R"(/api/structures/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
@@ -847,7 +941,7 @@ void ReviewServer::Impl::routes() {
     }
     const auto id = db->create_structure(name, type, color, j.value("description", std::string()), "user", m,
                                          author_of(req, &j), action);
-    send_json(res, structure_json(db->get(id)), 201);
+    send_json(res, structure_out(db->get(id)), 201);
   });
 
   s.Get("/api/dvh", [this](const httplib::Request&, httplib::Response& res) { send_json(res, dvh_json()); });
@@ -898,6 +992,7 @@ void ReviewServer::Impl::routes() {
       if (!st.latest.deleted) a.mask = db->mask(st.id, 0, grid);
       if (st.origin == "auto") a.automatic = db->mask(st.id, 1, grid);
       if (st.origin == "given" && !st.latest.deleted) a.given = db->mask(st.id, 1, grid);
+      a.flag_check = db->flag_check(st.id);
       in.structures.push_back(std::move(a));
     }
     json r = write_approval(in);

@@ -39,9 +39,11 @@ const state = {
   busy: false,
   busyWhat: '',          // what the running request is ("save", "approval", ...)
   busyPaint: false,      // painting allowed while busy (the dose job's polling)
+  seq: 0,                // counts user actions: a poll answer from before one is stale
+  remote: [],            // the latest versions on the server (GET /api/versions, polled)
 };
 // timeoutMs: how long a request may take before the client gives up and says so (tests lower it)
-window.app = { state, timeoutMs: 30000 };
+window.app = { state, timeoutMs: 30000, pollMs: 12000 };
 
 // The header's status line: the state, and the latest error in full (truncated on screen,
 // the whole text in the tooltip), so that it is seen without scrolling to the messages.
@@ -322,13 +324,12 @@ function renderStructures() {
     tr.dataset.name = s.name;
     if (s.id === state.editId) tr.classList.add('sel');
     const vis = state.visible.get(s.id) !== false;
-    const flags = (s.flags || []).join('; ');
     const origin = ORIGINS[s.origin] || ORIGINS.user;
     tr.innerHTML = `<td><input type="checkbox" class="vis" ${vis ? 'checked' : ''} title="show ${escapeHtml(s.name)}" ` +
       `aria-label="show ${escapeHtml(s.name)}"></td>` +
       `<td><span class="swatch" style="background:rgb(${s.color.join(',')})"></span> ${escapeHtml(s.name)}` +
       ` <span class="origin origin-${escapeHtml(s.origin)}" title="${origin.title}">${origin.tag}</span>` +
-      (flags ? `<div class="flag">⚑ ${escapeHtml(flags)}</div>` : '') + `</td>` +
+      flagsHtml(s) + `</td>` +
       `<td>${s.volume_cc.toFixed(1)}</td><td>${s.version}</td>` +
       `<td>${s.id === state.editId ? (state.dirty ? '✎*' : '✎') : ''}</td>`;
     tr.title = `${s.type} · ${s.origin} · v${s.version} by ${s.author}: ${s.action}`;
@@ -336,6 +337,14 @@ function renderStructures() {
       e.stopPropagation();
       toggleVisible(s.id, e.target.checked);
     });
+    const chk = tr.querySelector('.flag-check');
+    if (chk) {
+      chk.addEventListener('click', (e) => e.stopPropagation());
+      chk.querySelector('input').addEventListener('change', (e) => {
+        const want = e.target.checked;
+        guard(() => checkFlags(s.id, want), 'flag check');
+      });
+    }
     tr.addEventListener('click', () => guard(() => startEdit(s.id), 'switch of structure'));
     tb.appendChild(tr);
   }
@@ -345,17 +354,56 @@ function renderStructures() {
     .map((s) => `<option value="${escapeHtml(s.name)}">${escapeHtml(s.name)}</option>`).join('');
   if (cur) sel.value = cur;
   $('edit-name').textContent = state.editId ? structureById(state.editId).name : '(pick a structure)';
-  // How many structures carry quality flags, beside Approve (and in its confirmation).
-  const flagged = flaggedStructures();
+  // How many structures have quality flags nobody reviewed yet, beside Approve (and in its
+  // confirmation); flags checked, or on a contour edited since, are reviewed.
+  const open = flaggedStructures();
+  const reviewed = state.structures.filter((x) => (x.flags || []).length && x.flags_state !== 'open');
   const fc = $('flag-count');
-  fc.hidden = !flagged.length;
-  fc.textContent = `⚑ ${flagged.length} flagged`;
-  fc.title = `structures with quality flags, to check before approving:\n` +
-    flagged.map((x) => `${x.name}: ${x.flags.join('; ')}`).join('\n');
+  fc.hidden = !open.length && !reviewed.length;
+  fc.textContent = `⚑ ${open.length} flagged` + (reviewed.length ? ` · ${reviewed.length} reviewed` : '');
+  fc.classList.toggle('done', !open.length);
+  fc.title = (open.length ? `quality flags to check before approving (tick "checked" in the list):\n` +
+    open.map((x) => `${x.name}: ${x.flags.join('; ')}`).join('\n') : 'no quality flags left to check') +
+    (reviewed.length ? `\nreviewed:\n${reviewed.map((x) => `${x.name}: ${flagReview(x)}`).join('\n')}` : '');
+  renderNotice();
 }
 
+// Structures whose quality flags are still to be reviewed: not checked, contour not edited.
 function flaggedStructures() {
-  return state.structures.filter((s) => (s.flags || []).length);
+  return state.structures.filter((s) => (s.flags || []).length && (s.flags_state || 'open') === 'open');
+}
+
+// What happened to a structure's flags, in words.
+function flagReview(s) {
+  const e = s.flags_edited_since, c = s.flags_check;
+  if (s.flags_state === 'edited' && e) return `on the automatic contour (edited since: v${e.version} by ${e.author})`;
+  if (s.flags_state === 'checked' && c) return `checked by ${c.author} ${c.time.replace('T', ' ').replace('Z', ' UTC')}`;
+  return 'to check';
+}
+
+// The flags under a structure's name: orange with a "checked" box while open; grey once
+// checked (who, when) or once the contour was edited (they describe the automatic one).
+function flagsHtml(s) {
+  const flags = (s.flags || []).join('; ');
+  if (!flags) return '';
+  const st = s.flags_state || 'open';
+  const box = st === 'edited' ? '' : `<label class="flag-check" title="I have checked these quality flags (recorded with your name)">` +
+    `<input type="checkbox" ${st === 'checked' ? 'checked' : ''} aria-label="quality flags of ${escapeHtml(s.name)} checked"> checked</label>`;
+  const note = st === 'open' ? '' : ` <span class="flag-note">— ${escapeHtml(flagReview(s))}</span>`;
+  return `<div class="flag flag-${st}">⚑ ${escapeHtml(flags)}${note} ${box}</div>`;
+}
+
+// Marks (or unmarks) a structure's quality flags as checked, as seen in its loaded version.
+async function checkFlags(id, checked) {
+  const s = structureById(id);
+  try {
+    requireReviewer('check flags');
+    Object.assign(s, await api('POST', `/api/structures/${id}/flags`, { version: s.version, checked }));
+  } finally {
+    renderStructures();  // the box shows what the server recorded (unchanged on an error)
+  }
+  message(`${s.name}: quality flags ${checked ? 'checked' : 'unchecked'} by ${reviewer()}`, 'ok');
+  if (state.editId === id && !$('history').hidden && $('history').dataset.id === String(id)) await showHistory();
 }
 
 // Who drew a structure, shown beside its name: the model's auto-contours are to be checked;
@@ -371,7 +419,14 @@ function escapeHtml(s) {
 }
 
 async function refreshStructures() {
+  const before = new Map(state.structures.map((s) => [s.id, s.version]));
   state.structures = await api('GET', '/api/structures');
+  state.remote = [];  // this list is at least as new as the last poll's
+  // Versions saved elsewhere that come in with this list (other than the structure being
+  // edited, whose changes are this tab's own or go through the conflict dialog): said.
+  for (const s of state.structures)
+    if (s.id !== state.editId && before.has(s.id) && s.version > before.get(s.id))
+      message(`${s.name}: loaded v${s.version} by ${s.author} (${s.action})`);
   renderStructures();
   await refreshDeleted();
 }
@@ -726,9 +781,14 @@ async function save() {
       // Never a dead end: keep this drawing as the newest version (the other stays in the
       // history), or drop it and continue from the other.
       const latest = e.body && e.body.latest_version;
-      const keep = window.confirm(`${s.name} was saved by someone else (version ${latest}) while you were drawing.\n\n` +
-        'OK: save your drawing as the newest version (theirs stays in the history).\n' +
-        'Cancel: discard your drawing and load theirs.');
+      // What a save would drop from the live structure: every version saved since ours.
+      const mw = (e.body && e.body.meanwhile) || [];
+      const what = mw.length ? mw.map((v) => `v${v.version} by ${v.author} (${v.action})`).join(', ') : `version ${latest}`;
+      const keep = window.confirm(`${s.name} was changed by someone else while you were drawing on version ${state.editBase}:\n` +
+        (mw.length ? mw.map((v) => `  v${v.version} ${v.time} ${v.author}: ${v.action}`).join('\n') : `  version ${latest}`) +
+        `\n\nOK: save your drawing as the newest version. This drops from the live ${s.name}: ${what}` +
+        ' (it stays in the history, where it can be restored).\n' +
+        `Cancel: discard your drawing and load version ${latest}.`);
       await refreshStructures();
       if (keep && Number.isInteger(latest)) {
         state.editBase = latest;
@@ -1008,10 +1068,12 @@ async function approve() {
   requireReviewer('approve');
   const live = state.structures.length;
   const flagged = flaggedStructures();
+  const reviewedN = state.structures.filter((s) => (s.flags || []).length).length - flagged.length;
   const flagText = flagged.length
-    ? `\n\n⚑ ${flagged.length} structure${flagged.length === 1 ? ' has' : 's have'} quality flags to check: ` +
-      `${flagged.map((s) => s.name).join(', ')}.`
-    : '';
+    ? `\n\n⚑ ${flagged.length} structure${flagged.length === 1 ? ' has' : 's have'} quality flags still unchecked:\n` +
+      flagged.map((s) => `  ${s.name}: ${s.flags.join('; ')}`).join('\n') +
+      '\n(the approval record lists them as unchecked)'
+    : (reviewedN ? `\n\nQuality flags: all ${reviewedN} reviewed (checked, or contour edited).` : '');
   if (!window.confirm(`Approve ${live} structure${live === 1 ? '' : 's'} as "${reviewer()}"?\n` +
                       `This writes the approved RT-STRUCT for the planning system.${flagText}`)) return;
   if (state.dirty) await save();
@@ -1040,10 +1102,21 @@ async function approve() {
 async function showHistory() {
   if (!state.editId) return;
   const list = await api('GET', `/api/history?structure=${state.editId}`);
+  const checks = await api('GET', `/api/flag_checks?structure=${state.editId}`);
   const h = $('history');
+  h.dataset.id = String(state.editId);
   h.innerHTML = '<b>History</b>';
-  for (const v of list.slice().reverse()) {
+  // versions and quality-flag checks, newest first (a check sorts after the version it saw)
+  const rows = [...list.map((v) => ({ v, t: v.time, k: 0 })), ...checks.map((c) => ({ c, t: c.time, k: 1 }))]
+    .sort((a, b) => (a.t < b.t ? 1 : a.t > b.t ? -1 : b.k - a.k));
+  for (const { v, c } of rows) {
     const d = document.createElement('div');
+    if (c) {
+      d.className = 'flag-checked-row';
+      d.textContent = `${c.time} ${c.author}: quality flags ${c.checked ? 'checked' : 'unchecked'} (v${c.version}: ${c.flags})`;
+      h.appendChild(d);
+      continue;
+    }
     d.textContent = `v${v.version} ${v.time} ${v.author}: ${v.action} (${v.volume_cc.toFixed(1)} cc)`;
     if (v.version !== state.editBase && !v.deleted) {
       const b = document.createElement('button');
@@ -1097,6 +1170,113 @@ async function deleteStructure() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Other tabs and people: the client polls the latest version of every structure (a cheap
+// request, no masks) and says which structures were changed, created or deleted elsewhere,
+// with a button to load them. Nothing is loaded by itself: an unsaved drawing is never
+// replaced without the reviewer's say.
+
+async function pollVersions() {
+  if (state.busy || state.polling || !state.structures.length) return;
+  state.polling = true;
+  const seq = state.seq;
+  try {
+    const r = await api('GET', '/api/versions', undefined, { what: 'check for newer versions' });
+    if (state.busy || seq !== state.seq) return;  // an action of this tab ran meanwhile
+    state.remote = r.structures;
+    renderNotice();
+  } catch (e) {
+    // the server is down or busy: the next save or the next poll says so
+  } finally {
+    state.polling = false;
+  }
+}
+window.app.pollVersions = pollVersions;
+
+function schedulePoll() {
+  clearTimeout(state.pollTimer);
+  state.pollTimer = setTimeout(async () => {
+    await pollVersions();
+    schedulePoll();
+  }, window.app.pollMs);
+}
+
+// The structures changed elsewhere since this tab loaded them.
+function remoteChanges() {
+  const out = [];
+  for (const r of state.remote) {
+    const local = structureById(r.id);
+    if (!local && !r.deleted) out.push({ ...r, kind: 'created' });
+    else if (local && r.deleted) out.push({ ...r, kind: 'deleted' });
+    else if (local && r.version > local.version) out.push({ ...r, kind: 'changed' });
+  }
+  return out;
+}
+
+function renderNotice() {
+  const box = $('notice');
+  if (!box) return;
+  const changes = remoteChanges();
+  window.app.notice = changes;
+  box.hidden = !changes.length;
+  box.innerHTML = '';
+  if (!changes.length) return;
+  for (const c of changes) {
+    const d = document.createElement('div');
+    const mine = c.id === state.editId && state.dirty;
+    d.textContent = c.kind === 'created' ? `${c.name} was created by ${c.author} (v${c.version}): reload to see it`
+      : c.kind === 'deleted' ? `${c.name} was deleted by ${c.author} (v${c.version}): reload it`
+      : `${c.name} was changed by ${c.author} (${c.action}, v${c.version}): reload it` +
+        (mine ? ` — your unsaved drawing of ${c.name} is kept until you choose` : '');
+    box.appendChild(d);
+  }
+  const b = document.createElement('button');
+  b.id = 'btn-reload-changed';
+  b.textContent = changes.length === 1 ? `reload ${changes[0].name}` : `reload ${changes.length} structures`;
+  b.addEventListener('click', () => guard(reloadChanged, 'reload'));
+  box.appendChild(b);
+}
+
+// Loads what changed elsewhere. The structure being edited with unsaved paint is replaced
+// only when the reviewer agrees (the load is one undoable step); otherwise its drawing and
+// base version stay, and its save meets the conflict dialog.
+async function reloadChanged() {
+  const r = await api('GET', '/api/versions', undefined, { what: 'reload' });
+  state.remote = r.structures;
+  const mine = state.editId !== null && remoteChanges().find((c) => c.id === state.editId);
+  let take = true;
+  if (mine && state.dirty) {
+    const s = structureById(state.editId);
+    take = window.confirm(`${s.name} was ${mine.kind} by ${mine.author} (${mine.action}, v${mine.version}) ` +
+      `while you were drawing on version ${state.editBase}.\n\n` +
+      `OK: load v${mine.version} and discard your unsaved drawing of ${s.name} (Undo brings it back).\n` +
+      `Cancel: keep your drawing (Save will then ask whether to save it over v${mine.version}).`);
+  }
+  const kept = mine && !take ? { ...structureById(state.editId) } : null;
+  const base = state.editBase;
+  await refreshStructures();
+  if (kept) {  // this tab keeps what it drew on: its version, its drawing (the notice stays)
+    const i = state.structures.findIndex((x) => x.id === kept.id);
+    if (i >= 0) state.structures[i] = kept;
+    else state.structures.push(kept);
+    state.editBase = base;
+    state.remote = r.structures.filter((x) => x.id === kept.id);
+  } else if (mine && !structureById(state.editId)) {  // deleted elsewhere
+    nv.closeDrawing();
+    state.editId = null;
+    state.dirty = false;
+    state.undo = [];
+    state.redo = [];
+  } else if (mine) {
+    await reloadDrawingFromServer(`load v${mine.version} (${mine.author}: ${mine.action})`);
+    state.editBase = structureById(state.editId).version;
+  }
+  await syncOverlays();
+  renderStructures();
+  updateButtons();
+  await refreshDvh();
+  message(`reloaded: ${r.structures.length} structures, latest versions` + (kept ? `; your drawing of ${kept.name} kept` : ''), 'ok');
+  setStatus('ready');
+}
 
 // Runs one user action at a time. A click while another runs is not dropped silently: it
 // says what it waits for. Errors go to the messages and, in full, to the header's status
@@ -1108,6 +1288,7 @@ async function guard(fn, what = '') {
   }
   state.busy = true;
   state.busyWhat = what;
+  state.seq++;
   applyTool();  // no painting while a request runs (see drawingLocked)
   try {
     await fn();
@@ -1117,6 +1298,7 @@ async function guard(fn, what = '') {
     setStatus(/^(approval refused|approval failed|type your name|conflict)/i.test(text) ? text : `error: ${text}`, true);
     window.app.lastError = text;
   } finally {
+    state.seq++;
     state.busy = false;
     state.busyWhat = '';
     state.busyPaint = false;
@@ -1318,6 +1500,7 @@ async function main() {
     mark('ready');
     setStatus('ready');
     window.__status = 'ready';
+    schedulePoll();
   } catch (e) {
     setStatus(`error: ${e.message || e}`, true);
     message(e.stack || String(e), 'err');

@@ -18,12 +18,16 @@
 
 namespace isoline::ui {
 
-/// A save based on a version that is no longer the latest.
+/// A save based on a version that is no longer the latest. `structure_id` and
+/// `base_version` (when known) let the server list the versions saved in between: what a
+/// save over them would drop from the live structure.
 class Conflict : public core::Error {
  public:
-  Conflict(const std::string& message, std::int64_t latest)
-      : core::Error(message), latest_version(latest) {}
+  Conflict(const std::string& message, std::int64_t latest, std::int64_t structure = 0, std::int64_t base = 0)
+      : core::Error(message), latest_version(latest), structure_id(structure), base_version(base) {}
   std::int64_t latest_version;
+  std::int64_t structure_id;
+  std::int64_t base_version;
 };
 
 /// One stored version of a structure (the mask is loaded only on request).
@@ -37,6 +41,17 @@ struct VersionInfo {
   bool deleted = false;
   std::int64_t voxels = 0;
   double volume_cc = 0;
+};
+
+/// A reviewer's mark that they looked at a structure's quality flags (or took the mark back).
+/// Stored in its own table, never updated in place: the latest row per structure holds.
+struct FlagCheck {
+  std::int64_t structure_id = 0;
+  std::int64_t version = 0;  ///< the version the reviewer had on screen
+  std::string flags;         ///< the flags checked (the structure's description then)
+  std::string author;
+  std::string time;          ///< UTC, ISO 8601
+  bool checked = true;       ///< false: the mark was taken back
 };
 
 /// Static facts of a structure (from the automatic contours or the creating user).
@@ -89,6 +104,20 @@ class ReviewDb {
   std::vector<VersionInfo> history(std::int64_t id = 0) const;
   /// The mask of a version (0 = latest) on `grid`. Throws InvalidInput when missing.
   core::Image mask(std::int64_t id, std::int64_t version, const core::Geometry& grid) const;
+  /// The version that made the current contour of structure `id`, when that contour differs
+  /// from version 1's (the automatic or given one, which the quality flags describe); nullopt
+  /// while the latest mask is version 1's (unchanged, or restored). Reads the stored masks.
+  std::optional<VersionInfo> contour_edit(std::int64_t id) const;
+
+  /// Records that `author` checked (or, `checked` false, unchecked) the quality flags of
+  /// structure `id` as shown in `version`. Throws InvalidInput for an unknown structure.
+  void check_flags(std::int64_t id, std::int64_t version, const std::string& flags,
+                   const std::string& author, bool checked);
+  /// Every flag check of a structure (oldest first), or of all structures when id is 0.
+  std::vector<FlagCheck> flag_checks(std::int64_t id = 0) const;
+  /// The latest flag check of a structure (checked or taken back), nullopt when none.
+  std::optional<FlagCheck> flag_check(std::int64_t id) const;
+
   /// Total number of version rows (for tests).
   std::int64_t version_count() const;
 
