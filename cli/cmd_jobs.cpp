@@ -51,8 +51,15 @@ int run_jobs(const Args& args, const Context&) {
     return 0;
   }
   if (args.has("--retry")) {
-    q.retry(args.get_int("--retry", 0), node::now_seconds());
-    if (!args.quiet) std::printf("job %ld queued again\n", args.get_int("--retry", 0));
+    const long long id = args.get_int("--retry", 0);
+    q.retry(id, node::now_seconds());
+    const auto j = q.job(id);
+    if (!args.quiet) {
+      if (j && j->state == "sending")
+        std::printf("job %lld: its result is sent again (state sending; a running node picks it up)\n", id);
+      else
+        std::printf("job %lld queued again (a running node picks it up)\n", id);
+    }
     return 0;
   }
   const auto jobs = q.jobs();
@@ -88,17 +95,32 @@ int run_jobs(const Args& args, const Context&) {
     std::printf("no jobs\n");
     return 0;
   }
-  std::printf("%-5s %-8s %-8s %9s %5s %5s  %-20s  %s\n", "id", "kind", "state", "instances", "runs", "sends",
+  std::printf("%-5s %-8s %-10s %9s %5s %5s  %-20s  %s\n", "id", "kind", "state", "instances", "runs", "sends",
               "created", "series");
   for (const auto& j : jobs) {
-    std::printf("%-5lld %-8s %-8s %9d %5d %5d  %-20s  %s\n", j.id, j.kind.c_str(), j.state.c_str(),
+    std::printf("%-5lld %-8s %-10s %9d %5d %5d  %-20s  %s\n", j.id, j.kind.c_str(), j.state.c_str(),
                 j.num_instances, j.process_attempts, j.send_attempts, when(j.created).c_str(),
                 j.series_instance_uid.c_str());
     if (j.state == "running")
       std::printf("      %.0f %%%s%s\n", 100.0 * j.progress, j.stage.empty() ? "" : "  ", j.stage.c_str());
     if (j.state == "sending" && j.next_attempt > 0)
       std::printf("      next send attempt %s\n", when(j.next_attempt).c_str());
-    if (!j.error.empty()) std::printf("      error: %s\n", j.error.c_str());
+    if (j.state == "superseded" || j.state == "skipped") {
+      std::string why = j.error;
+      if (j.state == "superseded")  // names the newer job once it exists
+        if (std::string now = q.superseded_reason(j.id); !now.empty()) why = now;
+      std::printf("      %s%s\n", why.c_str(),
+                  j.state == "superseded" && !j.sent_to.empty()
+                      ? "; a result of these instances had already been sent before"
+                      : "");
+    } else if (!j.error.empty()) {
+      std::printf("      error: %s\n", j.error.c_str());
+    }
+    if (j.state == "failed" && !j.sent_to.empty()) {
+      std::string to;
+      for (const auto& d : j.sent_to) to += (to.empty() ? "" : ", ") + d;
+      std::printf("      sent to %s\n", to.c_str());
+    }
   }
   return 0;
 }
@@ -111,8 +133,9 @@ Command make_jobs_command() {
   c.summary = "list the DICOM node's jobs and their state; re-run or retry one";
   c.description =
       "Lists the jobs of a DICOM node (`isoline listen`) from its work directory: one job per\n"
-      "completed series, with its state (queued, running, sending, done, failed), processing\n"
-      "runs, send attempts and the last error, and the series whose association was aborted\n"
+      "completed series, with its state (queued, running, sending, done, failed, superseded: the\n"
+      "series grew after the job was made; skipped: a localizer), processing runs, send attempts\n"
+      "and the last error, and the series whose association was aborted\n"
       "(interrupted: not processed until the sender sends them again). --rerun ID queues the\n"
       "series of job ID again (a series is otherwise processed again only when instances it did\n"
       "not have arrive); --retry ID resumes a failed job; --complete UID processes an interrupted\n"

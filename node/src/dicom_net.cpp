@@ -29,6 +29,7 @@
 #include "internal.h"
 #include "isoline/core/error.h"
 #include "isoline/node/node.h"
+#include "isoline/node/node_util.h"
 
 namespace fs = std::filesystem;
 
@@ -57,11 +58,10 @@ std::string get(DcmItem& ds, const DcmTagKey& tag) {
   return s;
 }
 
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
+/// A UID's name in the DICOM dictionary ("RT Structure Set Storage"), or the UID itself.
+std::string uid_name(const std::string& uid) {
+  const char* n = dcmFindNameOfUID(uid.c_str(), nullptr);
+  return n ? std::string(n) : uid;
 }
 
 /// Transfer syntaxes accepted for CT: the uncompressed ones first, then what the CT reader
@@ -127,7 +127,32 @@ class StoreScp : public DcmThreadSCP {
     late_said_.clear();
     received_ = 0;
     released_ = false;
+    refused_.clear();
+    refused_sops_.clear();
     say_("info", "association request from '" + calling_ + "' (" + peer_ + ")");
+    // The node accepts CT Image Storage and Verification only: say once which abstract
+    // syntaxes the caller offered in vain (otherwise it only sees "no presentation context").
+    std::set<std::string> other;
+    auto* p = const_cast<T_ASC_Parameters*>(&params);
+    const int n = ASC_countPresentationContexts(p);
+    for (int i = 0; i < n; ++i) {
+      T_ASC_PresentationContext pc;
+      if (ASC_getPresentationContext(p, i, &pc).bad()) continue;
+      const std::string as = pc.abstractSyntax;
+      if (as != UID_CTImageStorage && as != UID_VerificationSOPClass) other.insert(uid_name(as));
+    }
+    // A sender that proposes what it means to send (Orthanc, a TPS) names a few SOP classes:
+    // each is worth a warning. One that proposes every storage class (storescu's default)
+    // gets a short info line instead of 60 names.
+    if (!other.empty() && other.size() <= 8) {
+      std::string list;
+      for (const auto& o : other) list += (list.empty() ? "" : ", ") + o;
+      say_("warning", "association from '" + calling_ + "': presentation context(s) refused for " + list +
+                          " (the node accepts CT Image Storage and Verification only)");
+    } else if (!other.empty()) {
+      say_("info", "association from '" + calling_ + "': " + std::to_string(other.size()) +
+                       " presentation contexts other than CT Image Storage and Verification refused");
+    }
     DcmSCP::notifyAssociationRequest(params, action);
   }
 
@@ -151,9 +176,14 @@ class StoreScp : public DcmThreadSCP {
     if (released_) return;  // DCMTK may report the release twice
     released_ = true;
     say_("info", "association from '" + calling_ + "' released (" + std::to_string(received_) +
-                     " instances stored)");
+                     " instances stored" +
+                     (refused_.empty() ? std::string() : ", instances of " + std::to_string(refused_.size()) +
+                                                             " series refused") +
+                     ")");
+    mark_refused_interrupted();
     if (cfg_.complete_on_release) {
       for (const auto& s : series_) {
+        if (refused_.count(s)) continue;
         const long long id = queue_.complete_series(s, cfg_.job_kind, now_seconds());
         if (id)
           say_("info",
@@ -196,9 +226,30 @@ class StoreScp : public DcmThreadSCP {
   }
 
  private:
+  /// Series of which this association had an instance refused (failure status) hold only a
+  /// part of the scan: interrupted, as after an abort, until sent again or completed
+  /// explicitly (isoline jobs --complete).
+  void mark_refused_interrupted() {
+    for (const auto& [s, why] : refused_) {
+      try {
+        queue_.mark_interrupted(s);
+      } catch (const core::Error& e) {
+        say_("error", std::string("cannot mark series ") + s + " interrupted: " + e.what());
+        continue;
+      }
+      if (auto rec = queue_.series(s); rec && rec->state == "interrupted")
+        say_("warning", "series " + s + " is incomplete: the node refused instance(s) of it from '" + calling_ +
+                            "' (" + why + "); interrupted after " + std::to_string(rec->num_instances) +
+                            " instances: not processed until the sender sends it again (or isoline jobs "
+                            "--complete " + s + ")");
+      series_.erase(s);
+    }
+  }
+
   // The association ended abnormally: what it carried may be a part of a series. Such a
   // series is not processed until the sender sends (some of) it again.
   void interrupted() {
+    mark_refused_interrupted();
     for (const auto& s : series_) {
       try {
         queue_.mark_interrupted(s);
@@ -213,8 +264,22 @@ class StoreScp : public DcmThreadSCP {
     series_.clear();
   }
 
-  Uint16 refuse(Uint16 status, const std::string& why) {
-    say_("warning", "C-STORE from '" + calling_ + "' refused: " + why);
+  /// A failure status for this instance; its series (when its UID is known) is remembered
+  /// and marked interrupted now and again when the association ends.
+  Uint16 refuse(Uint16 status, const std::string& why, const std::string& series = {},
+                const std::string& sop_uid = {}) {
+    std::string what;
+    if (!series.empty()) what = "series " + series;
+    if (!sop_uid.empty()) what += (what.empty() ? "" : ", ") + std::string("instance ") + sop_uid;
+    say_("warning", "C-STORE from '" + calling_ + "' refused" + (what.empty() ? "" : " (" + what + ")") + ": " + why);
+    if (!series.empty() && is_uid(series)) {
+      refused_.emplace(series, why);
+      refused_sops_[series].insert(sop_uid);
+      try {
+        queue_.mark_interrupted(series);  // so that the quiet time does not complete it meanwhile
+      } catch (const core::Error&) {
+      }
+    }
     return status;
   }
 
@@ -222,17 +287,17 @@ class StoreScp : public DcmThreadSCP {
                const DcmPresentationContextInfo& info) {
     const std::string sop_class = req.AffectedSOPClassUID;
     const std::string sop_uid = req.AffectedSOPInstanceUID;
+    const std::string series = get(ds, DCM_SeriesInstanceUID);
     if (sop_class != UID_CTImageStorage)
       return refuse(STATUS_STORE_Refused_SOPClassNotSupported,
-                    "SOP class " + sop_class + " is not CT Image Storage");
+                    "SOP class " + uid_name(sop_class) + " is not CT Image Storage", series, sop_uid);
     if (get(ds, DCM_SOPClassUID) != sop_class || get(ds, DCM_SOPInstanceUID) != sop_uid)
       return refuse(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
-                    "the dataset's SOP Class/Instance UID differ from the request's");
-    const std::string series = get(ds, DCM_SeriesInstanceUID);
+                    "the dataset's SOP Class/Instance UID differ from the request's", series, sop_uid);
     const std::string study = get(ds, DCM_StudyInstanceUID);
     if (!is_uid(sop_uid) || !is_uid(series) || !is_uid(study))
       return refuse(STATUS_STORE_Error_CannotUnderstand,
-                    "missing or malformed Study/Series/SOP Instance UID");
+                    "missing or malformed Study/Series/SOP Instance UID", series, sop_uid);
 
     const fs::path dir = fs::path(cfg_.work_dir) / "incoming" / series;
     const std::string file = (dir / (sop_uid + ".dcm")).string();
@@ -249,32 +314,58 @@ class StoreScp : public DcmThreadSCP {
                                 0, 0, EWM_createNewMeta);
     if (c.bad()) {
       fs::remove(tmp, ec);
-      return refuse(STATUS_STORE_Refused_OutOfResources, std::string("cannot write: ") + c.text());
+      return refuse(STATUS_STORE_Refused_OutOfResources, std::string("cannot write: ") + c.text(), series,
+                    sop_uid);
     }
-    fsync_path(tmp, false);
+    // Durable before it is acknowledged: a failed fsync (ENOSPC/EIO reported late, e.g. on
+    // NFS or thin-provisioned storage) refuses the instance.
+    if (std::string e = fsync_path(tmp, false); !e.empty()) {
+      fs::remove(tmp, ec);
+      return refuse(STATUS_STORE_Refused_OutOfResources, "cannot store durably: " + tmp + ": " + e, series, sop_uid);
+    }
     fs::rename(tmp, file, ec);
-    if (ec) return refuse(STATUS_STORE_Refused_OutOfResources, "cannot rename: " + ec.message());
-    fsync_path(dir.string(), true);
+    if (ec)
+      return refuse(STATUS_STORE_Refused_OutOfResources, "cannot rename: " + ec.message(), series, sop_uid);
+    if (std::string e = fsync_path(dir.string(), true); !e.empty())
+      return refuse(STATUS_STORE_Refused_OutOfResources, "cannot store durably: " + dir.string() + ": " + e,
+                    series, sop_uid);
 
     InstanceRecord r{sop_uid, series, study, sop_class, file, calling_};
     try {
-      const JobQueue::Arrival a = queue_.record_instance(r, now_seconds());
-      if (a != JobQueue::Arrival::Fresh && late_said_.insert(series).second)
-        say_(a == JobQueue::Arrival::Repeat ? "info" : "warning",
-             "series " + series + " was already processed: " +
-                 (a == JobQueue::Arrival::Repeat
-                      ? std::string("instances sent again are stored, not processed again (isoline jobs "
-                                    "--rerun ID to process it again)")
-                      : std::string("new instances arrived, it is processed again with all of them once "
-                                    "complete")));
+      using A = JobQueue::Arrival;
+      const A a = queue_.record_instance(r, now_seconds());
+      if (a != A::Fresh && late_said_.insert(series).second) {
+        const auto j = queue_.latest_job(series);
+        const std::string jid = j ? std::to_string(j->id) : "ID";
+        const std::string jn = "job " + jid + (j ? " (" + j->state + ", " + std::to_string(j->num_instances) + " instances)" : "");
+        if (a == A::Repeat)
+          say_("info", "series " + series + " already has " + jn +
+                           ": instances sent again are stored, not processed again (isoline jobs --rerun " + jid +
+                           " to process it again)");
+        else if (a == A::Grows)
+          say_("warning", "series " + series + " grows while " + jn +
+                              " is not finished: new instances arrived, that job is superseded (it sends "
+                              "nothing) and the series is processed again with all of them once complete");
+        else
+          say_("warning", "series " + series + " was already processed by " + jn +
+                              ": new instances arrived, it is processed again with all of them once complete "
+                              "(the new result supersedes the one already sent)");
+      }
     } catch (const core::Error& e) {
-      return refuse(STATUS_STORE_Refused_OutOfResources, e.what());
+      return refuse(STATUS_STORE_Refused_OutOfResources, e.what(), series, sop_uid);
     }
     if (series_.insert(series).second) {
       std::string who;
       if (cfg_.debug)
         who = " patient '" + get(ds, DCM_PatientName) + "' ID '" + get(ds, DCM_PatientID) + "'";
       say_("info", "receiving series " + series + " from '" + calling_ + "'" + who);
+    }
+    // An instance refused earlier in this association and now stored (the sender retried it)
+    // no longer makes its series incomplete.
+    if (auto it = refused_sops_.find(series); it != refused_sops_.end() && it->second.erase(sop_uid) &&
+                                                it->second.empty()) {
+      refused_sops_.erase(it);
+      refused_.erase(series);
     }
     ++received_;
     return STATUS_Success;
@@ -288,11 +379,25 @@ class StoreScp : public DcmThreadSCP {
   std::string calling_, peer_;
   std::set<std::string> series_;
   std::set<std::string> late_said_;  // series whose late arrival was logged (once per association)
+  std::map<std::string, std::string> refused_;  // series with a refused instance -> why (first)
+  std::map<std::string, std::set<std::string>> refused_sops_;  // and the instances refused
   int received_ = 0;
   bool released_ = false;
 };
 
 }  // namespace
+
+bool is_localizer_series(const std::vector<std::string>& files) {
+  if (files.empty()) return false;
+  for (const auto& f : files) {
+    DcmFileFormat ff;
+    if (ff.loadFile(f.c_str(), EXS_Unknown, EGL_noChange, 256).bad()) return false;  // the reader says why
+    OFString v;
+    if (ff.getDataset()->findAndGetOFStringArray(DCM_ImageType, v).bad()) return false;
+    if (std::string(v.c_str()).find("LOCALIZER") == std::string::npos) return false;
+  }
+  return true;
+}
 
 /// The accept loop: each association is served by a StoreScp in its own thread, so a long
 /// series from one sender does not hold up another; beyond max_associations open at once
@@ -518,13 +623,36 @@ void setup(DcmSCU& scu, const Destination& to, const std::string& calling_aet, i
   scu.setConnectionTimeout(acse);
 }
 
+// DcmSCU keeps the A-ASSOCIATE-RJ parameters in its private m_params and only logs them at
+// debug level. The standard's rule that explicit instantiations may name private members
+// gives read access to that pointer (nothing is modified).
+template <typename Tag, typename Tag::type Member>
+struct PrivateMember {
+  friend typename Tag::type get(Tag) { return Member; }
+};
+struct ScuParams {
+  using type = T_ASC_Parameters* DcmSCU::*;
+  friend type get(ScuParams);
+};
+template struct PrivateMember<ScuParams, &DcmSCU::m_params>;
+
 void connect(DcmSCU& scu, const Destination& to) {
   OFCondition c = scu.initNetwork();
   if (c.bad())
     core::fail<core::IoError>("send", to.to_string(), std::string("network: ") + c.text());
   c = scu.negotiateAssociation();
-  if (c.bad())
-    core::fail<core::IoError>("send", to.to_string(), std::string("association: ") + c.text());
+  if (c.bad()) {
+    std::string why = c.text();
+    if (c == DUL_ASSOCIATIONREJECTED)  // the destination's result, source and reason
+      if (T_ASC_Parameters* p = scu.*get(ScuParams{})) {
+        T_ASC_RejectParameters rej;
+        if (ASC_getRejectParameters(p, &rej).good()) {
+          OFString t;
+          why += " (" + one_line(ASC_printRejectParameters(t, &rej).c_str()) + ")";
+        }
+      }
+    core::fail<core::IoError>("send", to.to_string(), "association: " + one_line(why));
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "isoline/node/config.h"
 #include "isoline/node/job_queue.h"
@@ -30,6 +31,10 @@ class Listener {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Whether every file of a series is a localizer (ImageType contains LOCALIZER: a scout /
+/// topogram), which is not contoured. False when a file cannot be read (the reader says why).
+bool is_localizer_series(const std::vector<std::string>& files);
 
 /// Configures DCMTK's logger: warnings only, or informational output in debug mode.
 void configure_dcmtk_logging(bool debug);

@@ -192,8 +192,15 @@ JobQueue::Arrival JobQueue::record_instance(const InstanceRecord& r, double now)
     Arrival a = Arrival::Fresh;
     if (has.integer(0) > 0) {
       a = repeat ? Arrival::Repeat : Arrival::Extends;
-      if (a == Arrival::Extends)  // the series grew after it was processed: receive it again
+      if (a == Arrival::Extends) {  // the series grew after its job was made: receive it again
         Impl::Stmt(q, "UPDATE series SET state='receiving' WHERE series_uid=?").bind(r.series_instance_uid).step();
+        Impl::Stmt last(q, "SELECT state FROM jobs WHERE series_uid=? ORDER BY id DESC LIMIT 1");
+        last.bind(r.series_instance_uid);
+        if (last.step()) {
+          const std::string st = last.text(0);
+          if (st == "queued" || st == "running" || st == "sending") a = Arrival::Grows;
+        }
+      }
     }
     q.exec("COMMIT;");
     return a;
@@ -244,6 +251,14 @@ std::optional<SeriesRecord> JobQueue::series(const std::string& series_uid) {
   r.last_received = st.real(5);
   r.num_instances = static_cast<int>(st.integer(6));
   return r;
+}
+
+std::optional<Job> JobQueue::latest_job(const std::string& series_uid) {
+  Impl& q = *impl_;
+  Impl::Stmt st(q, (std::string("SELECT ") + Impl::kJobColumns + " FROM jobs WHERE series_uid=? ORDER BY id DESC LIMIT 1").c_str());
+  st.bind(series_uid);
+  if (!st.step()) return std::nullopt;
+  return q.read_job(st);
 }
 
 std::vector<std::string> JobQueue::quiet_series(double now, double quiet_seconds) {
@@ -363,7 +378,37 @@ void JobQueue::mark_send_failed(long long id, const std::string& error, double n
 }
 
 void JobQueue::mark_done(long long id, double now) {
-  Impl::Stmt(*impl_, "UPDATE jobs SET state='done', sent=?, error='', updated=? WHERE id=?").bind(now).bind(now).bind(id).step();
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='done', sent=?, error='', send_attempts=send_attempts+(sent_to<>''), updated=? WHERE id=?").bind(now).bind(now).bind(id).step();
+}
+
+std::string JobQueue::superseded_reason(long long id) {
+  auto j = job(id);
+  if (!j) return {};
+  Impl& q = *impl_;
+  Impl::Stmt later(q, "SELECT id, num_instances FROM jobs WHERE series_uid=? AND id>? AND num_instances>?"
+                      " AND state NOT IN ('superseded','skipped') ORDER BY id DESC LIMIT 1");
+  later.bind(j->series_instance_uid).bind(id).bind(j->num_instances);
+  if (later.step())
+    return "superseded by job " + std::to_string(later.integer(0)) + ": the series grew from " +
+           std::to_string(j->num_instances) + " to " + std::to_string(later.integer(1)) + " instances";
+  Impl::Stmt n(q, "SELECT COUNT(*) FROM instances WHERE series_uid=?");
+  n.bind(j->series_instance_uid);
+  n.step();
+  if (n.integer(0) > j->num_instances)
+    return "superseded: the series grew from " + std::to_string(j->num_instances) + " to " +
+           std::to_string(n.integer(0)) + " instances after the job was made (a new job takes the "
+           "whole series once it is complete)";
+  return {};
+}
+
+void JobQueue::mark_superseded(long long id, const std::string& why, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='superseded', error=?, next_attempt=0, stage='', updated=? WHERE id=?")
+      .bind(why).bind(now).bind(id).step();
+}
+
+void JobQueue::mark_skipped(long long id, const std::string& why, double now) {
+  Impl::Stmt(*impl_, "UPDATE jobs SET state='skipped', error=?, stage='', updated=? WHERE id=?")
+      .bind(why).bind(now).bind(id).step();
 }
 
 void JobQueue::mark_failed(long long id, const std::string& error, double now) {

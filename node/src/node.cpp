@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <utility>
+#include <vector>
 #include <thread>
 
 #include "internal.h"
@@ -20,6 +22,7 @@
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/node/job_queue.h"
+#include "isoline/node/node_util.h"
 #include "isoline/pipeline/case_io.h"
 #include "isoline/pipeline/run.h"
 #include "isoline/rtstruct/ct_series.h"
@@ -52,6 +55,17 @@ std::string fmt_seconds(double s) {
   return b;
 }
 
+/// run_job's way of saying the series is not to be processed (not an error: a localizer).
+struct Skipped : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
 }  // namespace
 
 struct Node::Impl {
@@ -67,7 +81,7 @@ struct Node::Impl {
 
   void say(const std::string& level, const std::string& line) {
     std::lock_guard<std::mutex> lock(log_mutex);
-    const std::string l = timestamp() + " " + level + " " + line;
+    const std::string l = timestamp() + " " + level + " " + one_line(line);  // one line per event
     if (sink) sink(l);
   }
 
@@ -99,6 +113,9 @@ struct Node::Impl {
     std::vector<std::string> files = q.series_files(job.series_instance_uid);
     if (files.empty())
       core::fail<core::InvalidInput>("node job", job.series_instance_uid, "no stored instances");
+    // A scout (topogram) comes from the scanner in a series of its own: not a failure.
+    if (job.kind == "contour" && detail::is_localizer_series(files))
+      throw Skipped("series " + job.series_instance_uid + " is a localizer (scout): not contoured");
 
     // Stop requests end the job here; the progress goes to the queue (`isoline jobs`) at most
     // once a second, best effort (a busy database must not fail the job).
@@ -217,13 +234,31 @@ struct Node::Impl {
     return out;
   }
 
+  /// The series of `job` has grown since the job was made: the job ends superseded and
+  /// sends nothing (more). Returns whether it did.
+  bool superseded(JobQueue& q, const Job& job) {
+    const std::string why = q.superseded_reason(job.id);
+    if (why.empty()) return false;
+    q.mark_superseded(job.id, why, now_seconds());
+    const std::string tag = "job " + std::to_string(job.id) + ": ";
+    if (job.sent_to.empty())
+      say("warning", tag + why + "; its result is not sent");
+    else
+      say("warning", tag + why + "; it had already sent a result of " + std::to_string(job.num_instances) +
+                         " instances (part of the series) to " + joined(job.sent_to) +
+                         ": the newer job's result replaces it there; nothing more is sent");
+    return true;
+  }
+
   void process(JobQueue& q, Job job) {
     const std::string tag = "job " + std::to_string(job.id) + ": ";
+    if (superseded(q, job)) return;
     if (job.state == "queued") {
       if (job.process_attempts >= cfg.max_process_attempts) {
         q.mark_failed(job.id,
                       "processing was interrupted " + std::to_string(job.process_attempts) +
-                          " times (crash?); not tried again",
+                          " times (crash?); not tried again (isoline jobs --retry " +
+                          std::to_string(job.id) + " to try again)",
                       now_seconds());
         say("error", tag + "failed: processing interrupted " +
                          std::to_string(job.process_attempts) + " times");
@@ -237,6 +272,10 @@ struct Node::Impl {
         q.mark_queued(job.id, now_seconds());
         say("info", tag + "interrupted by the stop request; stays queued");
         return;
+      } catch (const Skipped& e) {
+        q.mark_skipped(job.id, e.what(), now_seconds());
+        say("info", tag + e.what());
+        return;
       } catch (const std::exception& e) {
         q.mark_failed(job.id, e.what(), now_seconds());
         say("error", tag + "failed: " + e.what());
@@ -247,6 +286,8 @@ struct Node::Impl {
       job = *again;
     }
     if (job.state != "sending") return;
+    // Instances that arrived while the job ran make its result a part of the series.
+    if (superseded(q, job)) return;
     if (cfg.destinations.empty()) {
       q.mark_done(job.id, now_seconds());
       say("info", tag + "done (no destination configured; results in " + job_dir(job.id) + ")");
@@ -289,7 +330,9 @@ struct Node::Impl {
   }
 
   void worker(JobQueue& q) {
+    ErrorBackoff backoff;  // 0.2 s doubling to 30 s; a repeated error logged every 5 min
     while (!stop.load()) {
+      bool ok = false;
       try {
         const double now = now_seconds();
         for (const auto& s : q.quiet_series(now, cfg.quiet_seconds)) {
@@ -298,15 +341,28 @@ struct Node::Impl {
             say("info", "job " + std::to_string(id) + ": series " + s + " complete (quiet for " +
                             fmt_seconds(cfg.quiet_seconds) + ")");
         }
-        if (auto job = q.next_due(now)) {
-          process(q, *job);
-          continue;
-        }
+        const auto job = q.next_due(now);
+        if (job) process(q, *job);
+        ok = true;
+        if (const int n = backoff.on_success())
+          say("info", "worker: working again after " + std::to_string(n) + " failed tries");
+        if (job) continue;
       } catch (const std::exception& e) {
-        say("error", std::string("worker: ") + e.what());
+        const std::string what = e.what();
+        if (backoff.on_error(what, now_seconds()))
+          say("error", std::string("worker: ") + what + " (work directory " + cfg.work_dir +
+                           ": if its disk is full, free space there; the node keeps retrying, next in " +
+                           fmt_seconds(backoff.delay()) + ", this error is logged again every 5 min" +
+                           (backoff.repeats() ? ", failed " + std::to_string(backoff.repeats() + 1) +
+                                                    " times so far"
+                                              : std::string()) +
+                           ")");
       }
       std::unique_lock<std::mutex> lock(wake_mutex);
-      wake.wait_for(lock, std::chrono::milliseconds(200), [this] { return woken || stop.load(); });
+      if (ok || !backoff.failing())
+        wake.wait_for(lock, std::chrono::milliseconds(200), [this] { return woken || stop.load(); });
+      else  // back off: arrivals do not cut the wait short while the queue fails
+        wake.wait_for(lock, std::chrono::duration<double>(backoff.delay()), [this] { return stop.load(); });
       woken = false;
     }
   }
@@ -341,6 +397,9 @@ void Node::stop() {
 void Node::run() {
   Impl& m = *impl_;
   JobQueue worker_queue(queue_path(m.cfg.work_dir));
+  std::vector<std::string> was_running;  // when the node stopped (crash, kill -9)
+  for (const auto& j : worker_queue.jobs())
+    if (j.state == "running") was_running.push_back(std::to_string(j.id));
   worker_queue.recover(now_seconds());
   auto say = [&m](const std::string& level, const std::string& line) { m.say(level, line); };
   detail::Listener listener(m.cfg, m.stop, say, [&m] { m.notify(); });
@@ -356,7 +415,11 @@ void Node::run() {
     const auto pending = worker_queue.jobs();
     int open = 0;
     for (const auto& j : pending) open += j.state == "queued" || j.state == "sending";
-    if (open) m.say("info", "resuming " + std::to_string(open) + " pending job(s)");
+    if (open)
+      m.say("info", "resuming " + std::to_string(open) + " pending job(s)" +
+                        (was_running.empty() ? std::string()
+                                             : "; job(s) " + joined(was_running) +
+                                                   " were running when the node stopped and run again"));
   }
   std::thread net([&] {
     try {

@@ -7,6 +7,7 @@
 #include "isoline/core/error.h"
 #include "isoline/node/config.h"
 #include "isoline/node/job_queue.h"
+#include "isoline/node/node_util.h"
 #include "tests/test_util.h"
 
 using namespace isoline;
@@ -38,8 +39,9 @@ TEST(JobQueue, SeriesCompletesAfterQuietTimeOnceAndOnlyNewInstancesRequeue) {
   ASSERT_TRUE(j);
   EXPECT_EQ(j->state, "queued");
   EXPECT_EQ(j->num_instances, 2);
-  // An instance the job did not have: the series receives again and gets a second job with all.
-  EXPECT_EQ(q.record_instance(inst("1.3", "9.9"), 110.0), A::Extends);
+  // An instance the (still queued) job did not have: the series receives again and gets a
+  // second job with all; the first one is superseded (Grows).
+  EXPECT_EQ(q.record_instance(inst("1.3", "9.9"), 110.0), A::Grows);
   EXPECT_EQ(q.series_files("9.9").size(), 3u);
   ASSERT_EQ(q.quiet_series(200.0, 2.0).size(), 1u) << "a grown series is completed again";
   const long long grown = q.complete_series("9.9", "contour", 200.0);
@@ -199,6 +201,111 @@ TEST(NodeConfig, DestinationsAndJsonAndValidation) {
   node::NodeConfig def;
   EXPECT_DOUBLE_EQ(def.quiet_seconds, 30.0);
   EXPECT_EQ(def.max_associations, 8);
+}
+
+}  // namespace
+
+namespace {
+
+// Audit 18, defect 1: a job whose series grows while it is queued or running must not send
+// its (partial) result.
+TEST(JobQueue, AJobWhoseSeriesGrewIsSupersededAndNamesTheNewerJob) {
+  using A = node::JobQueue::Arrival;
+  TempDir t;
+  node::JobQueue q(t.file("q.sqlite"));
+  for (int i = 0; i < 3; ++i) q.record_instance(inst("1." + std::to_string(i), "9.9"), 100.0);
+  const long long first = q.complete_series("9.9", "contour", 104.0);
+  EXPECT_EQ(q.superseded_reason(first), "");
+  q.mark_running(first, 105.0);
+  // More slices while job 1 runs: "grows", not "already processed".
+  EXPECT_EQ(q.record_instance(inst("1.3", "9.9"), 106.0), A::Grows);
+  EXPECT_EQ(q.record_instance(inst("1.4", "9.9"), 106.5), A::Grows);
+  EXPECT_EQ(q.series("9.9")->state, "receiving");
+  ASSERT_TRUE(q.latest_job("9.9"));
+  EXPECT_EQ(q.latest_job("9.9")->id, first);
+  std::string why = q.superseded_reason(first);
+  EXPECT_NE(why.find("grew from 3 to 5 instances"), std::string::npos) << why;
+  const long long second = q.complete_series("9.9", "contour", 110.0);
+  ASSERT_GT(second, first);
+  why = q.superseded_reason(first);
+  EXPECT_EQ(why, "superseded by job " + std::to_string(second) + ": the series grew from 3 to 5 instances");
+  EXPECT_EQ(q.superseded_reason(second), "") << "the newest job has the whole series";
+  q.mark_result(first, {"/tmp/RS.dcm"}, 111.0);
+  q.mark_superseded(first, why, 111.0);
+  auto j = q.job(first);
+  EXPECT_EQ(j->state, "superseded");
+  EXPECT_EQ(j->error, why);
+  EXPECT_EQ(q.next_due(1e12)->id, second) << "a superseded job is never due (nothing is sent)";
+  // A finished job whose series grows later: "extends" (its result went out; the new job's
+  // result supersedes it).
+  q.mark_running(second, 112.0);
+  q.mark_result(second, {"/tmp/RS2.dcm"}, 113.0);
+  q.mark_sent_to(second, "A@h:1", 114.0);
+  q.mark_done(second, 114.0);
+  EXPECT_EQ(q.job(second)->send_attempts, 1) << "sends counts attempts, the successful one too";
+  EXPECT_EQ(q.record_instance(inst("1.5", "9.9"), 120.0), A::Extends);
+  // An explicit re-run with as many instances does not supersede the earlier job.
+  const long long third = q.complete_series("9.9", "contour", 130.0);
+  const long long rerun = q.rerun(third, 131.0);
+  EXPECT_EQ(q.superseded_reason(third), "");
+  EXPECT_EQ(q.superseded_reason(rerun), "");
+  q.mark_skipped(rerun, "a localizer", 132.0);
+  EXPECT_EQ(q.job(rerun)->state, "skipped");
+}
+
+TEST(JobQueue, DoneWithoutDestinationsCountsNoSendAttempt) {
+  TempDir t;
+  node::JobQueue q(t.file("q.sqlite"));
+  q.record_instance(inst("1.1", "9.9"), 100.0);
+  const long long id = q.complete_series("9.9", "contour", 103.0);
+  q.mark_result(id, {"/tmp/RS.dcm"}, 105.0);
+  q.mark_done(id, 106.0);
+  EXPECT_EQ(q.job(id)->send_attempts, 0);
+}
+
+// Defect 4: the worker's error loop backs off and logs a repeated error once, then reminds.
+TEST(NodeUtil, ErrorBackoffDoublesToItsLimitAndLogsARepeatedErrorOnceThenReminds) {
+  node::ErrorBackoff b(0.2, 30.0, 300.0);
+  EXPECT_FALSE(b.failing());
+  EXPECT_EQ(b.delay(), 0.0);
+  double now = 1000.0;
+  EXPECT_TRUE(b.on_error("disk full", now));
+  EXPECT_DOUBLE_EQ(b.delay(), 0.2);
+  int logged = 0;
+  for (int i = 0; i < 200; ++i) {
+    now += b.delay();
+    logged += b.on_error("disk full", now);
+  }
+  EXPECT_DOUBLE_EQ(b.delay(), 30.0) << "doubling stops at the limit";
+  // 200 tries span about 200 * 30 s = 100 min: a reminder every 5 min, not 200 lines.
+  EXPECT_GE(logged, 15);
+  EXPECT_LE(logged, 21);
+  EXPECT_TRUE(b.on_error("another error", now + 1)) << "a different error is logged at once";
+  EXPECT_GT(b.on_success(), 0);
+  EXPECT_FALSE(b.failing());
+  EXPECT_EQ(b.on_success(), 0);
+  EXPECT_TRUE(b.on_error("disk full", now + 2));
+  EXPECT_DOUBLE_EQ(b.delay(), 0.2) << "back to the short wait after a success";
+}
+
+// Defect 7: one line per log entry.
+TEST(NodeUtil, OneLineJoinsEmbeddedLineBreaks) {
+  EXPECT_EQ(node::one_line("DIMSE Failed to send message\n0006:031d TCP I/O Error\n"),
+            "DIMSE Failed to send message | 0006:031d TCP I/O Error");
+  EXPECT_EQ(node::one_line("a\r\nb"), "a | b");
+  EXPECT_EQ(node::one_line("plain"), "plain");
+}
+
+// Defect 12: fsync's result is checked (the C-STORE is refused when it fails).
+TEST(NodeUtil, FsyncPathReportsFailure) {
+  TempDir t;
+  {
+    std::ofstream(t.file("f")) << "x";
+  }
+  EXPECT_EQ(node::fsync_path(t.file("f"), false), "");
+  EXPECT_EQ(node::fsync_path(t.str(), true), "");
+  EXPECT_NE(node::fsync_path(t.file("missing"), false).find("open: "), std::string::npos);
+  EXPECT_NE(node::fsync_path(t.file("f"), true), "") << "not a directory";
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // The DICOM node against a real PACS (Orthanc) on 127.0.0.1: CT in by storescu, RT-STRUCT
 // out to Orthanc (checked through its REST API), kill/restart, send retries, rejections,
 // de-identification on the node, logs without PHI. Needs orthanc, dcmtk and curl (`make deps`).
+#include <algorithm>
 #include <csignal>
+#include <functional>
 #include <future>
 #include <memory>
 #include <set>
@@ -14,6 +16,8 @@
 
 #include "isoline/node/config.h"
 #include "isoline/node/job_queue.h"
+#include "isoline/node/node.h"
+#include "isoline/core/error.h"
 #include "isoline/rtstruct/rtstruct.h"
 #include "tests/node/node_test_util.h"
 
@@ -463,6 +467,105 @@ TEST(NodeCli, JobsListsAnInterruptedSeriesAndCompletesItOnRequest) {
   ASSERT_EQ(q.jobs().size(), 1u);
   EXPECT_EQ(q.jobs()[0].num_instances, 1);
   EXPECT_TRUE(q.interrupted_series().empty());
+}
+
+}  // namespace
+
+namespace {
+
+/// Copies the CT of `from` into `to` as a new series (new Series/SOP Instance UIDs);
+/// `edit(i, dataset)` changes slice i.
+std::string copy_as_new_series(const std::string& from, const std::string& to,
+                               const std::function<void(int, DcmDataset&)>& edit) {
+  fs::create_directories(to);
+  char uid[100];
+  const std::string series = dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(from)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    DcmFileFormat ff;
+    EXPECT_TRUE(ff.loadFile(files[i].c_str()).good());
+    DcmDataset& ds = *ff.getDataset();
+    const std::string sop = dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
+    ds.putAndInsertString(DCM_SeriesInstanceUID, series.c_str());
+    ds.putAndInsertString(DCM_SOPInstanceUID, sop.c_str());
+    ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop.c_str());
+    edit(static_cast<int>(i), ds);
+    EXPECT_TRUE(ff.saveFile((fs::path(to) / files[i].filename()).c_str(), EXS_LittleEndianExplicit).good());
+  }
+  return series;
+}
+
+// Audit 18, defects 8 and 2 (no PACS needed): a localizer-only series is skipped, not a
+// failed job; a series of which the node refused an instance (failure status) is held as
+// interrupted, even though its association was released normally (--complete-on-release).
+TEST(NodeCli, LocalizerIsSkippedAndASeriesWithARefusedInstanceIsInterrupted) {
+  TempDir t;
+  make_ct(t.file("ct"), 4);
+  const std::string scout = copy_as_new_series(t.file("ct"), t.file("scout"), [](int, DcmDataset& ds) {
+    ds.putAndInsertString(DCM_ImageType, "ORIGINAL\\PRIMARY\\LOCALIZER");
+  });
+  const std::string partial = copy_as_new_series(t.file("ct"), t.file("partial"), [](int i, DcmDataset& ds) {
+    if (i == 1) delete ds.remove(DCM_StudyInstanceUID);  // refused: C000, malformed UIDs
+  });
+  const int port = free_port();
+  NodeProcess node(t.file("work"), port, {"--quiet-time", "1", "--complete-on-release"});
+  ASSERT_TRUE(node.start()) << node.log();
+  auto r = storescu("SCANNER", "ISOLINE", port, t.file("scout"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  storescu("SCANNER", "ISOLINE", port, t.file("partial"));  // one C-STORE fails
+  // Defect 7: an MR proposed alone is refused at negotiation, and the log says so by name.
+  copy_as_new_series(t.file("ct"), t.file("mr"), [](int, DcmDataset& ds) {
+    ds.putAndInsertString(DCM_SOPClassUID, UID_MRImageStorage);
+  });
+  for (const auto& e : fs::directory_iterator(t.file("mr"))) {  // the meta header's class too
+    DcmFileFormat ff;
+    ff.loadFile(e.path().c_str());
+    ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPClassUID, UID_MRImageStorage);
+    ff.saveFile(e.path().c_str(), EXS_LittleEndianExplicit);
+  }
+  EXPECT_NE(storescu("SCANNER", "ISOLINE", port, t.file("mr"), "-R").exit_code, 0);
+  // Defect 7: a destination's A-ASSOCIATE-RJ reason is kept in the send error.
+  try {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(t.file("ct"))) files.push_back(e.path().string());
+    node::send_files(files, node::parse_destination("WRONGAE@127.0.0.1:" + std::to_string(port)), "SENDER");
+    ADD_FAILURE() << "the node must reject a wrong called AE title";
+  } catch (const core::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("Called AE Title Not Recognized"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+  Json jobs;
+  EXPECT_TRUE(wait_for(
+      [&] {
+        jobs = node.jobs();
+        return jobs.is_array() && !jobs.empty() && jobs[0]["state"] != "queued" && jobs[0]["state"] != "running";
+      },
+      30))
+      << jobs.dump() << node.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the quiet time
+  jobs = node.jobs();
+  node.stop();
+  const std::string log = node.log();
+  ASSERT_EQ(jobs.size(), 1u) << "no job for the series with a refused instance: " << jobs.dump() << log;
+  EXPECT_EQ(jobs[0]["series_instance_uid"], scout);
+  EXPECT_EQ(jobs[0]["state"], "skipped") << log;
+  EXPECT_NE(log.find("info job 1: series " + scout + " is a localizer (scout): not contoured"), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find(" error "), std::string::npos) << log;
+  EXPECT_NE(log.find("presentation context(s) refused for MRImageStorage (the node accepts"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("(series " + partial + ", instance "), std::string::npos) << "the refusal names the series: " << log;
+  EXPECT_NE(log.find("series " + partial + " is incomplete: the node refused instance(s) of it"), std::string::npos)
+      << log;
+  node::JobQueue q(node::queue_path(t.file("work")));
+  ASSERT_EQ(q.interrupted_series().size(), 1u);
+  EXPECT_EQ(q.interrupted_series()[0].series_instance_uid, partial);
+  EXPECT_LT(q.interrupted_series()[0].num_instances, 4) << log;
+  r = run_command(isoline_exe() + " jobs --work " + t.file("work"));
+  EXPECT_NE(r.output.find("skipped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("interrupted series " + partial), std::string::npos) << r.output;
 }
 
 }  // namespace

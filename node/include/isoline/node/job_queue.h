@@ -2,7 +2,9 @@
 // completion, and jobs (one per completed series) with retries and back-off.
 //
 // Job states: queued -> running -> sending -> done; failed when processing or sending gave
-// up (error kept). A restart turns running jobs back to queued; results written before a
+// up (error kept); superseded when the series grew after the job was made (nothing more is
+// sent; a newer job has the whole series); skipped when the series is not processed (a
+// localizer). A restart turns running jobs back to queued; results written before a
 // crash are reused (a series is never contoured twice unless a re-run is asked for).
 #pragma once
 
@@ -35,9 +37,9 @@ struct Job {
   long long id = 0;
   std::string series_instance_uid;
   std::string kind;   ///< contour | run
-  std::string state;  ///< queued | running | sending | done | failed
+  std::string state;  ///< queued | running | sending | done | failed | superseded | skipped
   int process_attempts = 0;
-  int send_attempts = 0;
+  int send_attempts = 0;  ///< send attempts made (each one to every destination not yet reached)
   double next_attempt = 0;  ///< Unix time of the next send attempt
   double created = 0, updated = 0;
   double completed_series = 0;  ///< when the series was declared complete
@@ -46,7 +48,7 @@ struct Job {
   int num_instances = 0;
   std::vector<std::string> results;  ///< files to send
   std::vector<std::string> sent_to;  ///< destinations that accepted them
-  std::string error;
+  std::string error;  ///< failed: the error; superseded/skipped: why
   double progress = 0;  ///< of the processing, 0..1 (running; 1 once the results exist)
   std::string stage;    ///< what the processing is doing, e.g. "contour/segment/network: slices"
 };
@@ -65,6 +67,9 @@ class JobQueue {
     Repeat,   ///< the series was processed and this instance was part of it: not again
     Extends,  ///< the series was processed without this instance: it is processed again,
               ///< with every instance, once complete
+    Grows,    ///< the series' latest job is not finished (queued, running or sending) and
+              ///< lacks this instance: that job is superseded (sends nothing) and the series
+              ///< is processed again, with every instance, once complete
   };
   /// Records a stored instance (idempotent: the same SOP Instance UID replaces its row) and
   /// touches its series: an interrupted series resumes receiving; a processed series that
@@ -80,6 +85,8 @@ class JobQueue {
   /// Files of a series, in no particular order.
   std::vector<std::string> series_files(const std::string& series_uid);
   std::optional<SeriesRecord> series(const std::string& series_uid);
+  /// The newest job of a series.
+  std::optional<Job> latest_job(const std::string& series_uid);
 
   /// Series still receiving whose last instance is older than `quiet_seconds`.
   std::vector<std::string> quiet_series(double now, double quiet_seconds);
@@ -108,6 +115,14 @@ class JobQueue {
   void mark_send_failed(long long id, const std::string& error, double next_attempt, bool give_up,
                         double now);
   void mark_done(long long id, double now);
+  /// Why the result of job `id` must not be sent: its series has grown since the job was
+  /// made (it holds more instances now, or a later job of the series has more), e.g.
+  /// "superseded by job 2: the series grew from 30 to 60 instances". Empty when it has not.
+  std::string superseded_reason(long long id);
+  /// The job ends without sending (more): state superseded, `why` kept as its note.
+  void mark_superseded(long long id, const std::string& why, double now);
+  /// The job ends without processing (e.g. a localizer series): state skipped, `why` kept.
+  void mark_skipped(long long id, const std::string& why, double now);
   void mark_failed(long long id, const std::string& error, double now);
   /// Back to queued (processing interrupted by a stop request).
   void mark_queued(long long id, double now);

@@ -1,0 +1,46 @@
+// Small pieces of the node kept apart so that they can be tested alone: one-line log
+// entries, the worker's back-off on repeated errors, and fsync with its result checked.
+#pragma once
+
+#include <string>
+
+namespace isoline::node {
+
+/// `s` as one log line: embedded line breaks (e.g. DCMTK's two-line errors) become " | ",
+/// trailing ones are dropped.
+std::string one_line(const std::string& s);
+
+/// fsync of a file (or, with `directory`, of a directory entry). Returns "" on success, or
+/// what failed ("open: ...", "fsync: ...") so that the caller can refuse what it cannot
+/// store durably.
+std::string fsync_path(const std::string& path, bool directory);
+
+/// The worker's error loop: the wait before the next try grows from `initial_seconds`,
+/// doubling up to `max_seconds`, while errors repeat; an error is logged when it first
+/// occurs (or changes), then only as a reminder every `remind_seconds`.
+class ErrorBackoff {
+ public:
+  explicit ErrorBackoff(double initial_seconds = 0.2, double max_seconds = 30.0,
+                        double remind_seconds = 300.0)
+      : initial_(initial_seconds), max_(max_seconds), remind_(remind_seconds) {}
+  /// An error at `now`. Returns whether to log it now (first time, a different error, or the
+  /// reminder is due); the delay before the next try grows.
+  bool on_error(const std::string& what, double now);
+  /// A successful round: returns how many errors there were since the last success (0 when
+  /// none, so the caller can log the recovery once) and resets the back-off.
+  int on_success();
+  bool failing() const { return failing_; }
+  /// Seconds to wait before the next try (0 when not failing).
+  double delay() const { return failing_ ? delay_ : 0.0; }
+  /// Errors since the current one was last logged (for the reminder's text).
+  int repeats() const { return repeats_; }
+
+ private:
+  double initial_, max_, remind_;
+  bool failing_ = false;
+  std::string last_;
+  double delay_ = 0, last_logged_ = 0;
+  int repeats_ = 0, total_ = 0;
+};
+
+}  // namespace isoline::node
