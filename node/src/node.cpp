@@ -209,8 +209,9 @@ struct Node::Impl {
       core::fail<core::IoError>("node job", raw.string(), "the job produced no DICOM result");
     for (const auto& f : produced) {
       const std::string to = (staged / fs::path(f).filename()).string();
-      if (cfg.deidentify)
-        rtstruct::reidentify_file(f, to, map);
+      if (cfg.deidentify) {
+        for (const auto& w : rtstruct::reidentify_file(f, to, map)) say("warning", tag + "re-identify: " + w);
+      }
       else
         fs::copy_file(f, to, fs::copy_options::overwrite_existing);
     }
@@ -373,6 +374,15 @@ Node::Node(NodeConfig config, LogSink log) : impl_(std::make_unique<Impl>()) {
   impl_->cfg = std::move(config);
   impl_->sink = std::move(log);
   core::ensure_directory(impl_->cfg.work_dir, "listen");
+  {
+    // The work directory holds the received CTs (patient data) and, with --deidentify, the map
+    // back to the patients: readable by the node's user only, whatever the umask.
+    std::error_code ec;
+    fs::permissions(impl_->cfg.work_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec)
+      core::fail<core::IoError>("listen", impl_->cfg.work_dir,
+                                "cannot make the work directory private (mode 0700): " + ec.message());
+  }
   // Debian's DCMTK leaves Nagle's algorithm on: ~40 ms per C-STORE on loopback without this.
   ::setenv("TCP_NODELAY", "1", 0);
   detail::configure_dcmtk_logging(impl_->cfg.debug);

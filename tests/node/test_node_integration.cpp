@@ -444,9 +444,13 @@ TEST(NodeCli, PortInUseIsAClearError) {
                       "));s.listen();time.sleep(30)"},
                  t.file("holder.log"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::filesystem::permissions(t.str(), std::filesystem::perms(0755));  // as a umask of 022 makes it
   auto r = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.str());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("port " + std::to_string(port)), std::string::npos) << r.output;
+  // The work directory (received CTs, the de-identification map) is private to the node's user.
+  EXPECT_EQ(std::filesystem::status(t.str()).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
 }
 
 TEST(NodeCli, JobsListsAnInterruptedSeriesAndCompletesItOnRequest) {
