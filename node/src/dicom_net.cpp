@@ -11,6 +11,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -226,18 +227,25 @@ class StoreScp : public DcmThreadSCP {
   }
 
  private:
+  /// Marks series `s` interrupted: its record when it now is (an error is logged when it fails).
+  std::optional<SeriesRecord> mark_interrupted(const std::string& s) {
+    try {
+      queue_.mark_interrupted(s);
+    } catch (const core::Error& e) {
+      say_("error", std::string("cannot mark series ") + s + " interrupted: " + e.what());
+      return std::nullopt;
+    }
+    auto rec = queue_.series(s);
+    if (rec && rec->state == "interrupted") return rec;
+    return std::nullopt;
+  }
+
   /// Series of which this association had an instance refused (failure status) hold only a
   /// part of the scan: interrupted, as after an abort, until sent again or completed
   /// explicitly (isoline jobs --complete).
   void mark_refused_interrupted() {
     for (const auto& [s, why] : refused_) {
-      try {
-        queue_.mark_interrupted(s);
-      } catch (const core::Error& e) {
-        say_("error", std::string("cannot mark series ") + s + " interrupted: " + e.what());
-        continue;
-      }
-      if (auto rec = queue_.series(s); rec && rec->state == "interrupted")
+      if (auto rec = mark_interrupted(s))
         say_("warning", "series " + s + " is incomplete: the node refused instance(s) of it from '" + calling_ +
                             "' (" + why + "); interrupted after " + std::to_string(rec->num_instances) +
                             " instances: not processed until the sender sends it again (or isoline jobs "
@@ -251,13 +259,7 @@ class StoreScp : public DcmThreadSCP {
   void interrupted() {
     mark_refused_interrupted();
     for (const auto& s : series_) {
-      try {
-        queue_.mark_interrupted(s);
-      } catch (const core::Error& e) {
-        say_("error", std::string("cannot mark series ") + s + " interrupted: " + e.what());
-        continue;
-      }
-      if (auto rec = queue_.series(s); rec && rec->state == "interrupted")
+      if (auto rec = mark_interrupted(s))
         say_("warning", "series " + s + " interrupted after " + std::to_string(rec->num_instances) +
                             " instances: not processed until the sender sends it again");
     }
