@@ -65,12 +65,6 @@ bool same_voxels(const core::Geometry& a, const core::Geometry& b) {
   return true;
 }
 
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& x : v) out += (out.empty() ? "" : sep) + x;
-  return out;
-}
-
 std::string grid_text(const core::Geometry& g) {
   char b[160];
   std::snprintf(b, sizeof b, "%lld x %lld x %lld voxels of %.3g x %.3g x %.3g mm from (%.1f, %.1f, %.1f)",
@@ -123,7 +117,7 @@ int to_rtstruct(const Args& args, const Context& ctx) {
   if (files.empty())
     core::fail<core::InvalidInput>(kOp, args.positional(0),
                                    skipped.empty() ? "no mask files" : "no mask files (only the case's " +
-                                                                           join(skipped, ", ") + ")");
+                                                                           core::join(skipped, ", ") + ")");
   const auto only = args.get_all("--roi");
   std::vector<std::string> stems;
   for (const auto& f : files) stems.push_back(stem(f));
@@ -151,9 +145,8 @@ int to_rtstruct(const Args& args, const Context& ctx) {
       // placed on this CT without complaint. Say that it was moved onto another grid.
       std::string w = f + ": resampled onto the CT's grid (mask " + grid_text(m.geometry()) + "; CT " +
                       grid_text(ctg) + "): check that it was drawn on this CT";
-      const core::Vec3 ms = m.geometry().spacing;
-      const double in_cc = static_cast<double>(voxels) * ms[0] * ms[1] * ms[2] / 1000.0;
-      const double out_cc = static_cast<double>(kept) * ctg.spacing[0] * ctg.spacing[1] * ctg.spacing[2] / 1000.0;
+      const double in_cc = static_cast<double>(voxels) * m.geometry().voxel_volume_mm3() / 1000.0;
+      const double out_cc = static_cast<double>(kept) * ctg.voxel_volume_mm3() / 1000.0;
       if (voxels > 0 && out_cc < 0.98 * in_cc) {
         char b[120];
         std::snprintf(b, sizeof b, "; only %.1f of its %.1f cc lie inside the CT", out_cc, in_cc);
@@ -184,7 +177,7 @@ int to_rtstruct(const Args& args, const Context& ctx) {
   for (const auto& w : res.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   if (!args.quiet) {
     if (!skipped.empty())
-      std::printf("skipped %s: not structure masks\n", join(skipped, ", ").c_str());
+      std::printf("skipped %s: not structure masks\n", core::join(skipped, ", ").c_str());
     std::printf(
         "wrote %s: %zu ROIs, %zu contours, referencing %zu CT slices (RT-STRUCT written in %.3f "
         "s)\n",

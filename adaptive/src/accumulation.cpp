@@ -64,6 +64,10 @@ DisplacementField invert_field(const DisplacementField& field, const Geometry& g
           return Vec3{q[0] + u[0] - p[0], q[1] + u[1] - p[1], q[2] + u[2] - p[2]};
         };
         auto norm = [](const Vec3& v) { return std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]); };
+        auto det3 = [](const double (&M)[3][3]) {
+          return M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
+                 M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]);
+        };
         Vec3 q = p, best = p;
         double best_r = std::numeric_limits<double>::infinity();
         for (int it = 0; it <= iterations; ++it) {
@@ -77,9 +81,9 @@ DisplacementField invert_field(const DisplacementField& field, const Geometry& g
           q = {p[0] - u[0], p[1] - u[1], p[2] - u[2]};
         }
         // The fixed point converges only where the field is contractive (|grad u| < 1); where
-        // the tissue is compressed strongly (Jacobian near 0: lung at exhale) it oscillates and
-        // stalls millimetres off. Newton steps with the field's Jacobian (central differences)
-        // and backtracking finish those points.
+        // the tissue stretches more than twice between the scans (lung) it diverges and stalls
+        // millimetres off. Newton steps with the field's Jacobian (central differences) and
+        // backtracking finish those points.
         if (best_r > 0.05) {
           q = best;
           for (int it = 0; it < 20 && best_r > 1e-3; ++it) {
@@ -91,9 +95,7 @@ DisplacementField invert_field(const DisplacementField& field, const Geometry& g
               const Vec3 up = sample_extended(field, qp), um = sample_extended(field, qm);
               for (int b = 0; b < 3; ++b) J[b][a] = (b == a ? 1.0 : 0.0) + (up[b] - um[b]) / (2 * h);
             }
-            const double det = J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1]) -
-                               J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0]) +
-                               J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0]);
+            const double det = det3(J);
             if (!(std::abs(det) > 1e-9)) break;
             const Vec3 F = residual(q);
             // d = -J^-1 F (Cramer's rule)
@@ -102,10 +104,7 @@ DisplacementField invert_field(const DisplacementField& field, const Geometry& g
               double M[3][3];
               for (int r = 0; r < 3; ++r)
                 for (int s2 = 0; s2 < 3; ++s2) M[r][s2] = s2 == c ? -F[r] : J[r][s2];
-              d[c] = (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) -
-                      M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
-                      M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0])) /
-                     det;
+              d[c] = det3(M) / det;
             }
             const double len = norm(d);
             if (len > 10.0)

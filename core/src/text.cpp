@@ -13,6 +13,12 @@ std::string to_lower(std::string s) {
   return s;
 }
 
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const auto& x : items) out += (out.empty() ? "" : separator) + x;
+  return out;
+}
+
 bool ends_with_nocase(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && to_lower(s.substr(s.size() - suffix.size())) == to_lower(suffix);
 }

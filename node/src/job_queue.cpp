@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 
 namespace isoline::node {
 
@@ -15,12 +16,6 @@ double now_seconds() {
 }
 
 namespace {
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : "\n") + x;
-  return s;
-}
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -360,7 +355,7 @@ void JobQueue::mark_result(long long id, const std::vector<std::string>& results
   Impl::Stmt(*impl_,
              "UPDATE jobs SET state='sending', results=?, result_ready=?, next_attempt=0, progress=1, stage='',"
              " updated=? WHERE id=?")
-      .bind(join(results)).bind(now).bind(now).bind(id).step();
+      .bind(core::join(results, "\n")).bind(now).bind(now).bind(id).step();
 }
 
 void JobQueue::mark_sent_to(long long id, const std::string& destination, double now) {
@@ -368,7 +363,7 @@ void JobQueue::mark_sent_to(long long id, const std::string& destination, double
   if (!j) return;
   auto sent = j->sent_to;
   sent.push_back(destination);
-  Impl::Stmt(*impl_, "UPDATE jobs SET sent_to=?, updated=? WHERE id=?").bind(join(sent)).bind(now).bind(id).step();
+  Impl::Stmt(*impl_, "UPDATE jobs SET sent_to=?, updated=? WHERE id=?").bind(core::join(sent, "\n")).bind(now).bind(id).step();
 }
 
 void JobQueue::mark_send_failed(long long id, const std::string& error, double next_attempt, bool give_up,

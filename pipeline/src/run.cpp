@@ -65,8 +65,8 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   std::map<std::string, std::string> given;             // --targets: name -> their file
   auto t0 = std::chrono::steady_clock::now();
   if (o.structures_path.empty()) {
-    // RS.dcm must be able to reference the CT: say so before contouring, not after.
-    rtstruct::check_rtstruct_reference(ct.series, (fs::path(o.out_dir) / "RS.dcm").string());
+    // (RS.dcm's references were checked before the CT was written: a DICOM CT above, and the
+    // series written from an image file has every UID.)
     core::StructureSet targets;
     if (!o.targets_path.empty()) {
       for (const auto& st : load_structures(o.targets_path, ct))

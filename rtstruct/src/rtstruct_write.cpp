@@ -76,10 +76,10 @@ void check_rtstruct_reference(const CtSeries& ct, const std::string& file, const
   detail::require_ct_uids(
       ct, /*series_uid=*/true, kOp, file,
       "(an RT-STRUCT references its CT by them; a planning system could not attach it); " + hint);
+  // (require_ct_uids has named the slices without a SOP Instance UID.)
   for (const auto& s : ct.slices)
-    if (s.sop_instance_uid.empty() || s.sop_class_uid.empty())
-      core::fail<core::InvalidInput>(kOp, file,
-                                     "CT slice " + s.file + " lacks its SOP Class/Instance UID");
+    if (s.sop_class_uid.empty())
+      core::fail<core::InvalidInput>(kOp, file, "CT slice " + s.file + " lacks its SOP Class UID");
 }
 
 RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const CtSeries& ct,
@@ -135,12 +135,9 @@ RtStructWriteResult write_rtstruct(const core::StructureSet& structures, const C
     std::vector<std::string> external;
     for (std::size_t r = 0; r < structures.size(); ++r)
       if (structures[r].type == core::StructureType::External) external.push_back("\"" + names_utf8[r] + "\"");
-    if (external.size() > 1) {
-      std::string list;
-      for (const auto& e : external) list += (list.empty() ? "" : ", ") + e;
-      res.warnings.push_back(std::to_string(external.size()) + " ROIs of type EXTERNAL (" + list +
-                             "): a TPS takes one Body/External per structure set");
-    }
+    if (external.size() > 1)
+      res.warnings.push_back(std::to_string(external.size()) + " ROIs of type EXTERNAL (" +
+                             core::join(external, ", ") + "): a TPS takes one Body/External per structure set");
   }
 
   // Trace contours (two workers).

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace isoline::core {
 
@@ -14,6 +15,9 @@ bool ends_with(const std::string& s, const std::string& suffix);
 bool ends_with_nocase(const std::string& s, const std::string& suffix);
 /// `s` with ASCII letters in lower case (other bytes, UTF-8 included, unchanged).
 std::string to_lower(std::string s);
+/// The items with `separator` between them; no separator is written while the result is still
+/// empty (so leading empty items leave no separator behind).
+std::string join(const std::vector<std::string>& items, const std::string& separator);
 
 /// `s` safe inside XML/HTML text and attribute values: & < > " ' replaced by entities.
 std::string xml_escape(const std::string& s);
