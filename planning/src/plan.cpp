@@ -598,11 +598,24 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     const double low = 0.0;
     std::vector<std::int64_t> ring;
     std::vector<float> eq;
+    // Beyond 15 mm of the targets every second voxel along each axis is enough. The voxels
+    // are counted from the grid's corner lowest in patient coordinates (L, P, S: the first
+    // voxel where an axis runs towards +x, +y or +z, the last where it runs the other way),
+    // so that an HFS and an FFS series of the same anatomy sample the same points.
+    std::int64_t first[3];
+    for (int a = 0; a < 3; ++a) {
+      const core::Vec3 d = g.axis(a);
+      int m = 0;
+      for (int c = 1; c < 3; ++c)
+        if (std::abs(d[c]) > std::abs(d[m])) m = c;
+      first[a] = d[m] > 0 ? 0 : g.size[a] - 1;
+    }
     for (auto v : body) {
       if (target_union.data<std::uint8_t>()[v]) continue;
       const std::int64_t i = v % g.size[0], j = (v / g.size[0]) % g.size[1],
                          k = v / (g.size[0] * g.size[1]);
-      if (dist_any[v] > 15.0f && (i % 2 || j % 2 || k % 2)) continue;
+      if (dist_any[v] > 15.0f && ((i - first[0]) % 2 || (j - first[1]) % 2 || (k - first[2]) % 2))
+        continue;
       double limit = 0;
       for (const auto& l : levels) {
         const double s0 = l.rx * tpl.falloff.start_percent / 100.0,
