@@ -365,23 +365,45 @@ CtSeries assemble(std::vector<Header*> hs, const CtReadOptions& opt, const core:
     const double typical = sorted[sorted.size() / 2];
     const double tol = std::max(opt.spacing_tolerance * typical, 0.03);
     const double step = (hs.back()->position - hs.front()->position) / static_cast<double>(hs.size() - 1);
+    // Every gap a whole multiple of the smallest one, which is below the median: slices are
+    // missing all along (e.g. every other one of a partial transfer); the scan's spacing is the
+    // smallest gap then, not the median.
+    const double smallest = *std::min_element(gaps.begin(), gaps.end());
+    auto whole_multiple = [tol](double d, double of) {
+      const double m = d / of;
+      return std::round(m) >= 1 && std::fabs(m - std::round(m)) * of <= tol;
+    };
+    const double nominal =
+        smallest < typical - tol &&
+                std::all_of(gaps.begin(), gaps.end(),
+                            [&](double d) { return whole_multiple(d, smallest); })
+            ? smallest
+            : typical;
+    long missing = 0, holes = 0;  // slices missing in whole-multiple gaps, and those gaps
     for (std::size_t k = 1; k < hs.size(); ++k) {
       const double d = gaps[k - 1];
-      if (std::fabs(d - typical) <= tol) continue;
+      if (std::fabs(d - nominal) <= tol) continue;
       uniform = false;
+      const long m = std::lround(d / nominal);
+      const bool hole = m >= 2 && whole_multiple(d, nominal);
+      if (hole) {
+        missing += m - 1;
+        ++holes;
+      }
       if (!spacing_problem.empty()) continue;  // report the first problem
-      const double m = d / typical;
-      if (std::fabs(m - std::round(m)) * typical <= tol && std::round(m) >= 2)
+      if (hole)
         spacing_problem = "missing slices: gap of " + fmt(d) + " mm between " +
                           fmt(hs[k - 1]->position) + " mm (" + hs[k - 1]->file + ") and " +
                           fmt(hs[k]->position) + " mm (" + hs[k]->file + ") where the spacing is " +
-                          fmt(typical) + " mm (about " +
-                          std::to_string(static_cast<long>(std::round(m)) - 1) + " slices missing)";
+                          fmt(nominal) + " mm";
       else
         spacing_problem = "non-uniform slice spacing: " + fmt(d) + " mm between " +
-                          hs[k - 1]->file + " and " + hs[k]->file + ", " + fmt(typical) +
+                          hs[k - 1]->file + " and " + hs[k]->file + ", " + fmt(nominal) +
                           " mm elsewhere";
     }
+    if (spacing_problem.rfind("missing slices", 0) == 0)
+      spacing_problem += " (about " + std::to_string(missing) + " slices missing" +
+                         (holes > 1 ? " in " + std::to_string(holes) + " gaps" : "") + ")";
     if (uniform) {  // every gap near the typical one: no drift away from the uniform grid either
       for (std::size_t k = 1; k + 1 < hs.size() && spacing_problem.empty(); ++k) {
         const double off = hs[k]->position - (hs.front()->position + static_cast<double>(k) * step);

@@ -155,6 +155,22 @@ TEST(CtSeries, MissingSliceReportsGapAndResampleOptionWorks) {
   EXPECT_FALSE(r.warnings.empty());
 }
 
+// Audit 18, defect 9: slices missing all along (every other one, as a partial transfer leaves
+// them) are counted as missing slices at the scan's spacing, not called "non-uniform" at the
+// median gap.
+TEST(CtSeries, EveryOtherSliceMissingIsCountedAtTheSmallestGap) {
+  TempDir t;
+  rtstruct::write_ct_series(test::phantom_ct(small_grid()), t.file("ct"));  // 12 slices, 3 mm
+  auto files = files_in(t.file("ct"));
+  for (int k : {2, 4, 6, 8}) fs::remove(files[k]);  // gaps 3, 6, 6, 6, 6, 3, 3 mm: median 6
+  const std::string msg =
+      expect_error<core::InvalidInput>([&] { rtstruct::read_ct_series(t.file("ct")); });
+  EXPECT_NE(msg.find("missing slices: gap of 6.00 mm"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("where the spacing is 3.00 mm (about 4 slices missing in 4 gaps)"), std::string::npos)
+      << msg;
+  EXPECT_EQ(msg.find("non-uniform"), std::string::npos) << msg;
+}
+
 TEST(CtSeries, NonUniformSpacingIsRefused) {
   TempDir t;
   rtstruct::write_ct_series(test::phantom_ct(small_grid()), t.file("ct"));
