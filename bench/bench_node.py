@@ -1,8 +1,9 @@
 """DICOM node figures: a 128^3 CT series (head-and-neck phantom, 3.5 x 3.5 x 2.5 mm) sent
 with storescu to `isoline listen`, contoured, and the RT-STRUCT stored by C-STORE in a real
 PACS (Orthanc) on 127.0.0.1. node_ct_to_rtstruct_seconds runs from the end of the last
-C-STORE (storescu returns after the association release, which completes the series:
---complete-on-release) until Orthanc's REST API lists the RT-STRUCT; with the default
+C-STORE (storescu returns after the association release, which completes the series 2 s
+later, the release settle time: --complete-on-release) until Orthanc's REST API lists the
+RT-STRUCT; with the default
 quiet-time completion add the quiet time (30 s). node_store_128_slices_seconds is the
 storescu run itself."""
 import json

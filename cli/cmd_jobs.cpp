@@ -42,8 +42,9 @@ int run_jobs(const Args& args, const Context&) {
   if (auto uid = args.get("--complete")) {
     auto rec = q.series(*uid);
     if (!rec) core::fail<core::InvalidInput>("jobs", *uid, "no such series in the queue");
-    if (rec->state != "interrupted")
-      core::fail<core::InvalidInput>("jobs", *uid, "the series is " + rec->state + ", not interrupted");
+    if (rec->state != "interrupted" && rec->state != "held")
+      core::fail<core::InvalidInput>("jobs", *uid,
+                                     "the series is " + rec->state + ", not interrupted or held");
     const long long id = q.complete_series(*uid, cfg.job_kind, node::now_seconds());
     if (!args.quiet)
       std::printf("job %lld: series with %d instances queued as it is (a running node picks it up)\n", id,
@@ -64,6 +65,7 @@ int run_jobs(const Args& args, const Context&) {
   }
   const auto jobs = q.jobs();
   const auto interrupted = q.interrupted_series();
+  const auto held = q.held_series();
   if (args.flag("--json")) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& j : jobs)
@@ -91,6 +93,12 @@ int run_jobs(const Args& args, const Context&) {
     std::printf("interrupted series %s: %d instances, last %s; not processed until the sender sends it "
                 "again (or isoline jobs --complete UID to process it as it is)\n",
                 r.series_instance_uid.c_str(), r.num_instances, when(r.last_received).c_str());
+  for (const auto& r : held)
+    std::printf(
+        "held series %s: %d instances, last %s; %s; not processed until more of it arrives (or "
+        "isoline jobs --complete UID to process it as it is)\n",
+        r.series_instance_uid.c_str(), r.num_instances, when(r.last_received).c_str(),
+        r.hold_reason.c_str());
   if (jobs.empty()) {
     std::printf("no jobs\n");
     return 0;
@@ -116,10 +124,12 @@ int run_jobs(const Args& args, const Context&) {
     } else if (!j.error.empty()) {
       std::printf("      error: %s\n", j.error.c_str());
     }
-    if (j.state == "failed" && !j.sent_to.empty()) {
+    if ((j.state == "failed" || j.state == "sending") && !j.sent_to.empty()) {
       std::string to;
       for (const auto& d : j.sent_to) to += (to.empty() ? "" : ", ") + d;
-      std::printf("      sent to %s\n", to.c_str());
+      std::printf("      received by %s; %s\n", to.c_str(),
+                  j.state == "failed" ? "the destination(s) in the error did not get it"
+                                      : "the other destination(s) are tried again");
     }
   }
   return 0;
@@ -136,17 +146,18 @@ Command make_jobs_command() {
       "completed series, with its state (queued, running, sending, done, failed, superseded: the\n"
       "series grew after the job was made; skipped: a localizer), processing runs, send attempts\n"
       "and the last error, and the series whose association was aborted\n"
-      "(interrupted: not processed until the sender sends them again). --rerun ID queues the\n"
+      "(interrupted: not processed until the sender sends them again) or that looked partial\n"
+      "when complete (held: too few slices, missing Instance Numbers). --rerun ID queues the\n"
       "series of job ID again (a series is otherwise processed again only when instances it did\n"
       "not have arrive); --retry ID resumes a failed job; --complete UID processes an interrupted\n"
-      "series as it is.";
+      "or held series as it is.";
   c.options = {
       {"--work", "DIR", "the node's work directory (default isoline-node)", false, "", false},
       {"--config", "JSON", "take the work directory from the node's configuration", false, "", false},
       {"--json", "", "machine-readable output", false, "", false},
       {"--rerun", "ID", "queue the series of job ID again", false, "", false},
       {"--retry", "ID", "resume failed job ID", false, "", false},
-      {"--complete", "SERIES_UID", "process an interrupted series (its association was aborted) as it is", false, "", false},
+      {"--complete", "SERIES_UID", "process an interrupted or held series as it is", false, "", false},
   };
   c.run = run_jobs;
   return c;

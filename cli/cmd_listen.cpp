@@ -37,6 +37,13 @@ int run_listen(const Args& args, const Context&) {
   if (auto w = args.get("--work")) cfg.work_dir = *w;
   if (args.has("--quiet-time")) cfg.quiet_seconds = args.get_double("--quiet-time", cfg.quiet_seconds);
   if (args.flag("--complete-on-release")) cfg.complete_on_release = true;
+  if (args.has("--release-settle"))
+    cfg.release_settle_seconds = args.get_double("--release-settle", cfg.release_settle_seconds);
+  if (args.has("--min-slices")) {
+    const long n = args.get_int("--min-slices", -1);
+    if (n < 0) throw UsageError{"--min-slices must be >= 0"};
+    cfg.min_slices = static_cast<int>(n);
+  }
   if (auto j = args.get("--job")) cfg.job_kind = *j;
   if (args.has("--max-associations")) {
     const long n = args.get_int("--max-associations", -1);
@@ -79,14 +86,16 @@ Command make_listen_command() {
       "at once (--max-associations). Received instances are stored durably under the work\n"
       "directory and recorded in a persistent SQLite queue. A series is complete after\n"
       "--quiet-time seconds without new instances (default 30), or on association release with\n"
-      "--complete-on-release; then it is contoured (job 'contour'; job 'run': the main job, also\n"
-      "planning and RT-DOSE) and the RT-STRUCT (and RT-DOSE), referencing the CT, is sent by\n"
-      "C-STORE to every --forward destination, retrying with back-off. A restart resumes pending\n"
-      "work; a series is never contoured twice (see `isoline jobs`, which also shows how far a\n"
-      "running job is). --deidentify processes a de-identified copy (DICOM PS3.15 Basic Profile)\n"
-      "and re-identifies the results before sending. Logs carry no patient names or IDs unless\n"
-      "--debug. Options override the --config JSON file (docs/dicom-node.md). Stop with\n"
-      "SIGINT/SIGTERM.";
+      "--complete-on-release (after --release-settle seconds without more); a series with fewer\n"
+      "than --min-slices instances, or that looks partial (fewer than its Images in Acquisition,\n"
+      "gaps in its Instance Numbers), is held until more of it arrives. Then it is contoured\n"
+      "(job 'contour'; job 'run': the main job, also planning and RT-DOSE) and the RT-STRUCT\n"
+      "(and RT-DOSE), referencing the CT, is sent by C-STORE to every --forward destination,\n"
+      "retrying with back-off. A restart resumes pending work; a series is never contoured\n"
+      "twice (see `isoline jobs`, which also shows how far a running job is). --deidentify\n"
+      "processes a de-identified copy (DICOM PS3.15 Basic Profile) and re-identifies the results\n"
+      "before sending. Logs carry no patient names or IDs unless --debug. Options override the\n"
+      "--config JSON file (docs/dicom-node.md). Stop with SIGINT/SIGTERM.";
   c.options = {
       {"--config", "JSON", "node configuration file", false, "", false},
       {"--port", "N", "listening port (default 11112)", false, "", false},
@@ -96,6 +105,8 @@ Command make_listen_command() {
       {"--work", "DIR", "work directory: instances, queue, results (default isoline-node)", false, "", false},
       {"--quiet-time", "S", "seconds without instances before a series is complete (default 30)", false, "", false},
       {"--complete-on-release", "", "also complete a series when its association is released", false, "", false},
+      {"--release-settle", "S", "with --complete-on-release: seconds without instances after a release (default 2)", false, "", false},
+      {"--min-slices", "N", "hold a series with fewer instances instead of processing it (default 20; 0: none)", false, "", false},
       {"--job", "KIND", "contour (default) or run (the main job: contour, plan, dose, report)", false, "", false},
       {"--max-associations", "N", "associations served at once, each in its own thread (default 8)", false, "", false},
       {"--deidentify", "", "process de-identified data, re-identify results before sending", false, "", false},

@@ -55,6 +55,9 @@ NodeConfig load_config(const std::string& file, NodeConfig c) {
       } else if (key == "work_dir") c.work_dir = v.get<std::string>();
       else if (key == "quiet_seconds") c.quiet_seconds = v.get<double>();
       else if (key == "complete_on_release") c.complete_on_release = v.get<bool>();
+      else if (key == "release_settle_seconds") c.release_settle_seconds = v.get<double>();
+      else if (key == "min_slices") c.min_slices = v.get<int>();
+      else if (key == "hold_partial_series") c.hold_partial_series = v.get<bool>();
       else if (key == "job_kind") c.job_kind = v.get<std::string>();
       else if (key == "deidentify") c.deidentify = v.get<bool>();
       else if (key == "max_send_attempts") c.max_send_attempts = v.get<int>();
@@ -85,6 +88,9 @@ void validate(const NodeConfig& c) {
   for (const auto& a : c.allowed_calling_aets)
     if (a.empty() || a.size() > 16) core::fail<core::InvalidInput>(op, "allowed_calling_aets", "'" + a + "' is not an AE title");
   if (!(c.quiet_seconds > 0)) core::fail<core::InvalidInput>(op, "quiet_seconds", "must be > 0");
+  if (!(c.release_settle_seconds >= 0) || c.release_settle_seconds > 3600)
+    core::fail<core::InvalidInput>(op, "release_settle_seconds", "must be 0-3600");
+  if (c.min_slices < 0) core::fail<core::InvalidInput>(op, "min_slices", "must be >= 0");
   if (c.max_send_attempts < 1) core::fail<core::InvalidInput>(op, "max_send_attempts", "must be >= 1");
   if (c.max_process_attempts < 1) core::fail<core::InvalidInput>(op, "max_process_attempts", "must be >= 1");
   if (!(c.retry_initial_seconds > 0) || c.retry_max_seconds < c.retry_initial_seconds)

@@ -26,6 +26,8 @@
 #include "dcmtk/dcmnet/dul.h"
 #include "dcmtk/dcmnet/scpthrd.h"
 #include "dcmtk/dcmnet/scu.h"
+#include "dcmtk/oflog/consap.h"
+#include "dcmtk/oflog/layout.h"
 #include "dcmtk/oflog/oflog.h"
 #include "internal.h"
 #include "isoline/core/error.h"
@@ -40,6 +42,16 @@ namespace detail {
 
 void configure_dcmtk_logging(bool debug) {
   OFLog::configure(debug ? OFLogger::INFO_LOG_LEVEL : OFLogger::ERROR_LOG_LEVEL);
+  // DCMTK's own lines (standard error) get the node's UTC timestamp, "dcmtk" and the level
+  // instead of a bare "I: ...".
+  namespace l4 = dcmtk::log4cplus;
+  l4::Logger root = l4::Logger::getRoot();
+  l4::SharedAppenderPtr console(
+      new l4::ConsoleAppender(/*logToStdErr=*/true, /*immediateFlush=*/true));
+  console->setLayout(
+      OFunique_ptr<l4::Layout>(new l4::PatternLayout("%d{%Y-%m-%dT%H:%M:%S.%qZ} dcmtk %p %m%n")));
+  root.removeAllAppenders();
+  root.addAppender(console);
 }
 
 namespace {
@@ -49,6 +61,12 @@ bool is_uid(const std::string& s) {
   for (char c : s)
     if (!(c == '.' || (c >= '0' && c <= '9'))) return false;
   return s.front() != '.' && s.back() != '.';
+}
+
+std::optional<int> get_int(DcmItem& ds, const DcmTagKey& tag) {
+  Sint32 v = 0;
+  if (ds.findAndGetSint32(tag, v).bad()) return std::nullopt;
+  return static_cast<int>(v);
 }
 
 std::string get(DcmItem& ds, const DcmTagKey& tag) {
@@ -110,13 +128,30 @@ DcmSCPConfig make_scp_config(const NodeConfig& cfg) {
   return c;
 }
 
+/// Keys (e.g. calling AE titles) something was said for, shared by the associations' threads.
+struct OnceSet {
+  std::mutex m;
+  std::set<std::string> said;
+  /// True the first time `key` is given.
+  bool first(const std::string& key) {
+    std::lock_guard<std::mutex> lock(m);
+    return said.insert(key).second;
+  }
+};
+
 /// Serves one association (DcmThreadSCP::run), in its own thread, with its own queue
 /// connection.
 class StoreScp : public DcmThreadSCP {
  public:
   StoreScp(const NodeConfig& cfg, const DcmSCPConfig& scp_cfg, const std::string& queue_file,
-           const std::atomic<bool>& stop, Say say, std::function<void()> wake)
-      : cfg_(cfg), queue_(queue_file), stop_(stop), say_(std::move(say)), wake_(std::move(wake)) {
+           const std::atomic<bool>& stop, Say say, std::function<void()> wake,
+           std::shared_ptr<OnceSet> once)
+      : cfg_(cfg),
+        queue_(queue_file),
+        stop_(stop),
+        say_(std::move(say)),
+        wake_(std::move(wake)),
+        once_(std::move(once)) {
     setConfig(scp_cfg);
   }
 
@@ -182,13 +217,18 @@ class StoreScp : public DcmThreadSCP {
                                                              " series refused") +
                      ")");
     mark_refused_interrupted();
+    // The worker completes a released series once no instance of it arrived for the settle
+    // time: a sender that opens one association per image has started the next one by then,
+    // and its series stays one job.
     if (cfg_.complete_on_release) {
       for (const auto& s : series_) {
         if (refused_.count(s)) continue;
-        const long long id = queue_.complete_series(s, cfg_.job_kind, now_seconds());
-        if (id)
-          say_("info",
-               "job " + std::to_string(id) + ": series " + s + " complete (association released)");
+        try {
+          queue_.mark_released(s, now_seconds());
+        } catch (const core::Error& e) {
+          say_("error", "cannot record the release of series " + s + ": " + e.what() +
+                            " (it completes after the quiet time)");
+        }
       }
       if (!series_.empty()) wake_();
     }
@@ -285,6 +325,29 @@ class StoreScp : public DcmThreadSCP {
     return status;
   }
 
+  /// With completion on release, a series that arrives over several associations (a sender
+  /// that opens one per image) is said once per calling AE title and node run.
+  void warn_if_per_image_sender(const std::string& series) {
+    std::optional<SeriesRecord> rec;
+    try {
+      rec = queue_.series(series);
+    } catch (const core::Error&) {
+      return;
+    }
+    if (!rec || rec->associations != 2 || !once_->first(calling_)) return;
+    char settle[32];
+    std::snprintf(settle, sizeof settle, "%.1f", cfg_.release_settle_seconds);
+    const std::string who = "'" + calling_ + "'";
+    say_("warning", "series " + series + " from " + who +
+                        " arrives over several associations (one per image?): with "
+                        "--complete-on-release a series is complete only when no instance of it "
+                        "arrived for " + std::string(settle) +
+                        " s after a release (release_settle_seconds), so that the next association "
+                        "joins the same job; if " + who +
+                        " pauses longer between associations, raise release_settle_seconds or "
+                        "leave completion to the quiet time (said once per sender)");
+  }
+
   Uint16 store(const T_DIMSE_C_StoreRQ& req, DcmDataset& ds,
                const DcmPresentationContextInfo& info) {
     const std::string sop_class = req.AffectedSOPClassUID;
@@ -333,9 +396,18 @@ class StoreScp : public DcmThreadSCP {
                     series, sop_uid);
 
     InstanceRecord r{sop_uid, series, study, sop_class, file, calling_};
+    r.instance_number = get_int(ds, DCM_InstanceNumber);
+    r.images_in_acquisition = get_int(ds, DCM_ImagesInAcquisition);
+    {
+      OFString type;
+      r.localizer = ds.findAndGetOFStringArray(DCM_ImageType, type).good() &&
+                    std::string(type.c_str()).find("LOCALIZER") != std::string::npos;
+    }
+    r.first_in_association = !series_.count(series);
     try {
       using A = JobQueue::Arrival;
       const A a = queue_.record_instance(r, now_seconds());
+      if (r.first_in_association && cfg_.complete_on_release) warn_if_per_image_sender(series);
       if (a != A::Fresh && late_said_.insert(series).second) {
         const auto j = queue_.latest_job(series);
         const std::string jid = j ? std::to_string(j->id) : "ID";
@@ -358,8 +430,12 @@ class StoreScp : public DcmThreadSCP {
     }
     if (series_.insert(series).second) {
       std::string who;
-      if (cfg_.debug)
-        who = " patient '" + get(ds, DCM_PatientName) + "' ID '" + get(ds, DCM_PatientID) + "'";
+      if (cfg_.debug) {  // in the log's UTF-8 whatever the sender's character set
+        OFString cs;  // every value: ISO 2022 character sets come as several
+        ds.findAndGetOFStringArray(DCM_SpecificCharacterSet, cs);
+        who = " patient '" + utf8_for_log(get(ds, DCM_PatientName), cs.c_str()) + "' ID '" +
+              utf8_for_log(get(ds, DCM_PatientID), cs.c_str()) + "'";
+      }
       say_("info", "receiving series " + series + " from '" + calling_ + "'" + who);
     }
     // An instance refused earlier in this association and now stored (the sender retried it)
@@ -378,6 +454,7 @@ class StoreScp : public DcmThreadSCP {
   const std::atomic<bool>& stop_;
   Say say_;
   std::function<void()> wake_;
+  std::shared_ptr<OnceSet> once_;  // what the associations of this node run said once
   std::string calling_, peer_;
   std::set<std::string> series_;
   std::set<std::string> late_said_;  // series whose late arrival was logged (once per association)
@@ -411,6 +488,7 @@ struct Listener::Impl {
   Say say;
   std::function<void()> wake;
   DcmSCPConfig scp_cfg;
+  std::shared_ptr<OnceSet> once = std::make_shared<OnceSet>();
   T_ASC_Network* net = nullptr;
   /// What an association's thread shares with the listener: its socket, which the listener
   /// shuts down to end the association at a stop (only while the thread has not yet closed
@@ -479,7 +557,7 @@ struct Listener::Impl {
     // refuses this association instead of ending a thread silently.
     std::unique_ptr<StoreScp> scp;
     try {
-      scp = std::make_unique<StoreScp>(cfg, scp_cfg, queue_file, *stop, say, wake);
+      scp = std::make_unique<StoreScp>(cfg, scp_cfg, queue_file, *stop, say, wake, once);
     } catch (const std::exception& e) {
       say("error", std::string("association refused: ") + e.what());
       drop(assoc);

@@ -68,6 +68,11 @@ struct JobQueue::Impl {
       return *this;
     }
     Stmt& bind(int v) { return bind(static_cast<long long>(v)); }
+    Stmt& bind(const std::optional<int>& v) {
+      if (v) return bind(*v);
+      sqlite3_bind_null(s, ++n);
+      return *this;
+    }
     bool step() {
       const int rc = sqlite3_step(s);
       if (rc == SQLITE_ROW) return true;
@@ -109,6 +114,27 @@ struct JobQueue::Impl {
     return j;
   }
 
+  /// complete_series inside a transaction of the caller's.
+  long long complete_locked(const std::string& series_uid, const std::string& kind, double now);
+
+  std::vector<std::string> series_in_state(const char* state) {
+    Stmt st(*this, "SELECT series_uid FROM series WHERE state=? ORDER BY last_received");
+    st.bind(state);
+    std::vector<std::string> out;
+    while (st.step()) out.push_back(st.text(0));
+    return out;
+  }
+
+  /// Adds a column to a table of an older queue.
+  void ensure_column(const std::string& table, const std::string& column, const std::string& decl) {
+    bool has = false;
+    {
+      Stmt cols(*this, ("PRAGMA table_info(" + table + ")").c_str());
+      while (cols.step()) has = has || cols.text(1) == column;
+    }
+    if (!has) exec(("ALTER TABLE " + table + " ADD COLUMN " + column + " " + decl + ";").c_str());
+  }
+
   std::vector<Job> query_jobs(const std::string& where, double now = 0) {
     const std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs " + where;
     Stmt st(*this, sql.c_str());
@@ -147,15 +173,16 @@ JobQueue::JobQueue(const std::string& db_file) : impl_(std::make_unique<Impl>())
       " results TEXT DEFAULT '', sent_to TEXT DEFAULT '', error TEXT DEFAULT '',"
       " progress REAL DEFAULT 0, stage TEXT DEFAULT '');"
       "CREATE INDEX IF NOT EXISTS jobs_series ON jobs(series_uid);");
-  // A queue written before job progress existed (session 10) gets the two columns.
-  bool has_progress = false;
-  {
-    Impl::Stmt cols(*impl_, "PRAGMA table_info(jobs)");
-    while (cols.step()) has_progress = has_progress || cols.text(1) == "progress";
-  }
-  if (!has_progress)
-    impl_->exec("ALTER TABLE jobs ADD COLUMN progress REAL DEFAULT 0;"
-                "ALTER TABLE jobs ADD COLUMN stage TEXT DEFAULT '';");
+  // A queue written by an older node gets the columns added since: job progress (session
+  // 10); the instance data and series state of the completeness checks (session 19).
+  impl_->ensure_column("jobs", "progress", "REAL DEFAULT 0");
+  impl_->ensure_column("jobs", "stage", "TEXT DEFAULT ''");
+  impl_->ensure_column("instances", "instance_number", "INTEGER");
+  impl_->ensure_column("instances", "images_in_acquisition", "INTEGER");
+  impl_->ensure_column("instances", "localizer", "INTEGER DEFAULT 0");
+  impl_->ensure_column("series", "hold_reason", "TEXT DEFAULT ''");
+  impl_->ensure_column("series", "associations", "INTEGER DEFAULT 0");
+  impl_->ensure_column("series", "released", "REAL DEFAULT 0");
 }
 
 JobQueue::~JobQueue() {
@@ -170,16 +197,20 @@ JobQueue::Arrival JobQueue::record_instance(const InstanceRecord& r, double now)
     known.bind(r.sop_instance_uid);
     known.step();
     const bool repeat = known.integer(0) > 0;
-    Impl::Stmt(q, "INSERT OR REPLACE INTO instances(sop_uid, series_uid, study_uid, sop_class_uid, file, calling_aet, received)"
-                  " VALUES(?,?,?,?,?,?,?)")
+    Impl::Stmt(q, "INSERT OR REPLACE INTO instances(sop_uid, series_uid, study_uid, sop_class_uid, file, calling_aet,"
+                  " received, instance_number, images_in_acquisition, localizer) VALUES(?,?,?,?,?,?,?,?,?,?)")
         .bind(r.sop_instance_uid).bind(r.series_instance_uid).bind(r.study_instance_uid)
-        .bind(r.sop_class_uid).bind(r.file).bind(r.calling_aet).bind(now)
+        .bind(r.sop_class_uid).bind(r.file).bind(r.calling_aet).bind(now).bind(r.instance_number)
+        .bind(r.images_in_acquisition).bind(r.localizer ? 1 : 0)
         .step();
-    Impl::Stmt(q, "INSERT INTO series(series_uid, study_uid, calling_aet, state, first_received, last_received)"
-                  " VALUES(?,?,?,'receiving',?,?) ON CONFLICT(series_uid) DO UPDATE SET"
-                  " last_received=excluded.last_received,"
-                  " state=CASE WHEN state='interrupted' THEN 'receiving' ELSE state END")
+    // An interrupted or held series receives again: the sender sends (more of) it.
+    Impl::Stmt(q, "INSERT INTO series(series_uid, study_uid, calling_aet, state, first_received, last_received,"
+                  " associations) VALUES(?,?,?,'receiving',?,?,?) ON CONFLICT(series_uid) DO UPDATE SET"
+                  " last_received=excluded.last_received, associations=associations+excluded.associations,"
+                  " hold_reason=CASE WHEN state='held' THEN '' ELSE hold_reason END,"
+                  " state=CASE WHEN state IN ('interrupted','held') THEN 'receiving' ELSE state END")
         .bind(r.series_instance_uid).bind(r.study_instance_uid).bind(r.calling_aet).bind(now).bind(now)
+        .bind(r.first_in_association ? 1 : 0)
         .step();
     Impl::Stmt has(q, "SELECT COUNT(*) FROM jobs WHERE series_uid=?");
     has.bind(r.series_instance_uid);
@@ -206,13 +237,15 @@ JobQueue::Arrival JobQueue::record_instance(const InstanceRecord& r, double now)
 }
 
 std::vector<SeriesRecord> JobQueue::interrupted_series() {
-  std::vector<std::string> uids;
-  {
-    Impl::Stmt st(*impl_, "SELECT series_uid FROM series WHERE state='interrupted' ORDER BY last_received");
-    while (st.step()) uids.push_back(st.text(0));
-  }
   std::vector<SeriesRecord> out;
-  for (const auto& u : uids)
+  for (const auto& u : impl_->series_in_state("interrupted"))
+    if (auto r = series(u)) out.push_back(*r);
+  return out;
+}
+
+std::vector<SeriesRecord> JobQueue::held_series() {
+  std::vector<SeriesRecord> out;
+  for (const auto& u : impl_->series_in_state("held"))
     if (auto r = series(u)) out.push_back(*r);
   return out;
 }
@@ -234,7 +267,8 @@ std::vector<std::string> JobQueue::series_files(const std::string& series_uid) {
 std::optional<SeriesRecord> JobQueue::series(const std::string& series_uid) {
   Impl::Stmt st(*impl_,
                 "SELECT s.series_uid, s.study_uid, s.calling_aet, s.state, s.first_received, s.last_received,"
-                " (SELECT COUNT(*) FROM instances i WHERE i.series_uid=s.series_uid) FROM series s WHERE series_uid=?");
+                " (SELECT COUNT(*) FROM instances i WHERE i.series_uid=s.series_uid), s.hold_reason, s.associations,"
+                " s.released FROM series s WHERE series_uid=?");
   st.bind(series_uid);
   if (!st.step()) return std::nullopt;
   SeriesRecord r;
@@ -245,7 +279,26 @@ std::optional<SeriesRecord> JobQueue::series(const std::string& series_uid) {
   r.first_received = st.real(4);
   r.last_received = st.real(5);
   r.num_instances = static_cast<int>(st.integer(6));
+  r.hold_reason = st.text(7);
+  r.associations = static_cast<int>(st.integer(8));
+  r.released = st.real(9);
   return r;
+}
+
+std::vector<InstanceRecord> JobQueue::series_instances(const std::string& series_uid) {
+  Impl::Stmt st(*impl_,
+                "SELECT sop_uid, series_uid, study_uid, sop_class_uid, file, calling_aet, instance_number,"
+                " images_in_acquisition, localizer FROM instances WHERE series_uid=? ORDER BY sop_uid");
+  st.bind(series_uid);
+  std::vector<InstanceRecord> out;
+  while (st.step()) {
+    InstanceRecord r{st.text(0), st.text(1), st.text(2), st.text(3), st.text(4), st.text(5)};
+    if (sqlite3_column_type(st.s, 6) != SQLITE_NULL) r.instance_number = static_cast<int>(st.integer(6));
+    if (sqlite3_column_type(st.s, 7) != SQLITE_NULL) r.images_in_acquisition = static_cast<int>(st.integer(7));
+    r.localizer = st.integer(8) != 0;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::optional<Job> JobQueue::latest_job(const std::string& series_uid) {
@@ -264,29 +317,125 @@ std::vector<std::string> JobQueue::quiet_series(double now, double quiet_seconds
   return out;
 }
 
+void JobQueue::mark_released(const std::string& series_uid, double now) {
+  Impl::Stmt(*impl_, "UPDATE series SET released=? WHERE series_uid=? AND state='receiving'")
+      .bind(now).bind(series_uid).step();
+}
+
+std::vector<std::string> JobQueue::released_series(double now, double settle_seconds) {
+  Impl::Stmt st(*impl_,
+                "SELECT series_uid FROM series WHERE state='receiving' AND released > 0 AND released >= last_received"
+                " AND released <= ?");
+  st.bind(now - settle_seconds);
+  std::vector<std::string> out;
+  while (st.step()) out.push_back(st.text(0));
+  return out;
+}
+
+namespace {
+
+/// "40-45, 60, 63-70" (the first `max` runs, then "...").
+std::string ranges(const std::vector<std::pair<long long, long long>>& runs, std::size_t max = 4) {
+  std::string out;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (i == max) return out + ", ...";
+    const auto [a, b] = runs[i];
+    out += (out.empty() ? "" : ", ") + std::to_string(a) + (b > a ? "-" + std::to_string(b) : "");
+  }
+  return out;
+}
+
+}  // namespace
+
+long long JobQueue::Impl::complete_locked(const std::string& series_uid, const std::string& kind, double now) {
+  Impl& q = *this;
+  Impl::Stmt(q, "UPDATE series SET state='complete', hold_reason='' WHERE series_uid=?").bind(series_uid).step();
+  // One job per series, and one more whenever the series has grown past what its jobs had
+  // (instances that arrived after it was processed).
+  Impl::Stmt had(q, "SELECT COUNT(*), COALESCE(MAX(num_instances), 0) FROM jobs WHERE series_uid=?");
+  had.bind(series_uid);
+  had.step();
+  Impl::Stmt n(q, "SELECT COUNT(*) FROM instances WHERE series_uid=?");
+  n.bind(series_uid);
+  n.step();
+  if (had.integer(0) > 0 && n.integer(0) <= had.integer(1)) return 0;
+  Impl::Stmt(q, "INSERT INTO jobs(series_uid, kind, state, created, updated, completed_series, num_instances)"
+                " VALUES(?,?,'queued',?,?,?,?)")
+      .bind(series_uid).bind(kind).bind(now).bind(now).bind(now).bind(n.integer(0))
+      .step();
+  return sqlite3_last_insert_rowid(q.db);
+}
+
 long long JobQueue::complete_series(const std::string& series_uid, const std::string& kind, double now) {
   Impl& q = *impl_;
   q.exec("BEGIN IMMEDIATE;");
   try {
-    Impl::Stmt(q, "UPDATE series SET state='complete' WHERE series_uid=?").bind(series_uid).step();
-    // One job per series, and one more whenever the series has grown past what its jobs had
-    // (instances that arrived after it was processed).
-    Impl::Stmt had(q, "SELECT COUNT(*), COALESCE(MAX(num_instances), 0) FROM jobs WHERE series_uid=?");
-    had.bind(series_uid);
-    had.step();
-    Impl::Stmt n(q, "SELECT COUNT(*) FROM instances WHERE series_uid=?");
-    n.bind(series_uid);
-    n.step();
-    long long id = 0;
-    if (had.integer(0) == 0 || n.integer(0) > had.integer(1)) {
-      Impl::Stmt(q, "INSERT INTO jobs(series_uid, kind, state, created, updated, completed_series, num_instances)"
-                    " VALUES(?,?,'queued',?,?,?,?)")
-          .bind(series_uid).bind(kind).bind(now).bind(now).bind(now).bind(n.integer(0))
-          .step();
-      id = sqlite3_last_insert_rowid(q.db);
-    }
+    const long long id = q.complete_locked(series_uid, kind, now);
     q.exec("COMMIT;");
     return id;
+  } catch (...) {
+    sqlite3_exec(q.db, "ROLLBACK;", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+Completion JobQueue::complete_if_whole(const std::string& series_uid, const std::string& kind, int min_instances,
+                                       bool hold_partial, double now) {
+  Impl& q = *impl_;
+  Completion c;
+  q.exec("BEGIN IMMEDIATE;");  // no instance recorded between the checks and the decision
+  try {
+    Impl::Stmt rec(q, "SELECT state, associations FROM series WHERE series_uid=?");
+    rec.bind(series_uid);
+    if (!rec.step() || rec.text(0) != "receiving") {
+      q.exec("COMMIT;");
+      return c;
+    }
+    c.associations = static_cast<int>(rec.integer(1));
+    Impl::Stmt counts(q, "SELECT COUNT(*), COALESCE(SUM(localizer), 0), COALESCE(MAX(images_in_acquisition), 0)"
+                         " FROM instances WHERE series_uid=?");
+    counts.bind(series_uid);
+    counts.step();
+    const long long n = counts.integer(0);
+    const bool scout = n > 0 && counts.integer(1) == n;  // its job skips it
+    const long long in_acquisition = counts.integer(2);
+    std::string too_few, partial;
+    if (!scout && n < min_instances)
+      too_few = "only " + std::to_string(n) + " instance(s), fewer than the minimum of " +
+                std::to_string(min_instances) + " slices (min_slices)";
+    if (!scout) {
+      if (in_acquisition > n)
+        partial = std::to_string(n) + " of the " + std::to_string(in_acquisition) +
+                  " images its Images in Acquisition (0020,1002) announces";
+      std::vector<long long> numbers;
+      Impl::Stmt nums(q, "SELECT DISTINCT instance_number FROM instances WHERE series_uid=? AND instance_number"
+                         " IS NOT NULL ORDER BY instance_number");
+      nums.bind(series_uid);
+      while (nums.step()) numbers.push_back(nums.integer(0));
+      std::vector<std::pair<long long, long long>> runs;  // missing Instance Numbers
+      long long missing = 0;
+      for (std::size_t i = 1; i < numbers.size(); ++i)
+        if (numbers[i] > numbers[i - 1] + 1) {
+          runs.emplace_back(numbers[i - 1] + 1, numbers[i] - 1);
+          missing += numbers[i] - numbers[i - 1] - 1;
+        }
+      if (missing > 0)
+        partial += (partial.empty() ? "" : "; ") + std::to_string(missing) +
+                   " Instance Number(s) missing between " + std::to_string(numbers.front()) + " and " +
+                   std::to_string(numbers.back()) + " (" + ranges(runs) + ")";
+    }
+    std::string held = too_few;
+    if (hold_partial && !partial.empty()) held += (held.empty() ? "" : "; ") + ("it looks partial: " + partial);
+    if (!held.empty()) {
+      Impl::Stmt(q, "UPDATE series SET state='held', hold_reason=? WHERE series_uid=?")
+          .bind(held).bind(series_uid).step();
+      c.held = held;
+    } else {
+      if (!partial.empty()) c.warning = "it looks partial: " + partial;
+      c.job = q.complete_locked(series_uid, kind, now);
+    }
+    q.exec("COMMIT;");
+    return c;
   } catch (...) {
     sqlite3_exec(q.db, "ROLLBACK;", nullptr, nullptr, nullptr);
     throw;
@@ -321,7 +470,12 @@ void JobQueue::retry(long long job_id, double now) {
 
 void JobQueue::recover(double now) {
   Impl::Stmt(*impl_, "UPDATE jobs SET state='queued', updated=? WHERE state='running'").bind(now).step();
-  Impl::Stmt(*impl_, "UPDATE series SET last_received=? WHERE state='receiving'").bind(now).step();
+  // A release before the crash keeps its meaning: the settle time restarts too (SET
+  // expressions read the row as it was).
+  Impl::Stmt(*impl_,
+             "UPDATE series SET released=CASE WHEN released > 0 AND released >= last_received THEN ? ELSE released END,"
+             " last_received=? WHERE state='receiving'")
+      .bind(now).bind(now).step();
 }
 
 std::optional<Job> JobQueue::next_due(double now) {

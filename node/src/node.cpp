@@ -9,12 +9,13 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
-#include <thread>
 
 #include "internal.h"
 #include "isoline/contouring/contour.h"
@@ -110,7 +111,9 @@ struct Node::Impl {
       return result_files(result);
     }
     core::ensure_directory(dir.string(), "node job");
-    std::vector<std::string> files = q.series_files(job.series_instance_uid);
+    const std::vector<InstanceRecord> instances = q.series_instances(job.series_instance_uid);
+    std::vector<std::string> files;
+    for (const auto& i : instances) files.push_back(i.file);
     if (files.empty())
       core::fail<core::InvalidInput>("node job", job.series_instance_uid, "no stored instances");
     // A scout (topogram) comes from the scanner in a series of its own: not a failure.
@@ -121,6 +124,8 @@ struct Node::Impl {
     // once a second, best effort (a busy database must not fail the job).
     auto last = std::make_shared<std::pair<std::mutex, double>>();
     last->second = -1.0;
+    // A job whose series grows while it runs is superseded: it stops at the next report
+    // instead of contouring on for nothing (process() says why).
     const core::Progress progress([this, &q, id = job.id, last](const core::ProgressEvent& e) {
       if (stop.load()) throw core::Cancelled("node job: stopped");
       const double now = now_seconds();
@@ -129,10 +134,13 @@ struct Node::Impl {
         if (now - last->second < 1.0) return;
         last->second = now;
       }
+      bool grown = false;
       try {
         q.set_progress(id, e.fraction, e.detail.empty() ? e.stage : e.stage + ": " + e.detail, now);
+        grown = !q.superseded_reason(id).empty();
       } catch (const std::exception&) {
       }
+      if (grown) throw core::Cancelled("node job: superseded");
     });
 
     // The input: the series alone in one directory (de-identified, or hard links).
@@ -143,16 +151,38 @@ struct Node::Impl {
     core::ensure_directory(input.string(), "node job");
     if (cfg.deidentify) map = rtstruct::DeidMap::load(map_file);
     std::vector<std::string> in_files;
+    // The links' names mean nothing to the operator: errors name the slices instead.
+    std::map<std::string, std::string> labels{{input.string(), "the series' instances"},
+                                              {dir.string(), "job " + std::to_string(job.id)}};
     for (std::size_t i = 0; i < files.size(); ++i) {
       const std::string f = (input / ("CT" + std::to_string(i) + ".dcm")).string();
-      if (cfg.deidentify) {
-        rtstruct::deidentify_file(files[i], f, map);
-      } else {
-        fs::create_hard_link(files[i], f, ec);
-        if (ec) fs::copy_file(files[i], f, fs::copy_options::overwrite_existing);
-      }
+      const auto& in = instances[i];
+      labels[f] = labels[in.file] = in.instance_number
+                                        ? "Instance Number " + std::to_string(*in.instance_number) +
+                                              " (SOP Instance UID " + in.sop_instance_uid + ")"
+                                        : "SOP Instance UID " + in.sop_instance_uid;
       in_files.push_back(f);
     }
+    // Library errors name the node's files and give advice for library users: rephrased.
+    auto for_operator = [&labels](const auto& body) {
+      try {
+        body();
+      } catch (const core::Cancelled&) {
+        throw;
+      } catch (const core::Error& e) {
+        throw core::Error(job_error_for_operator(e.what(), labels));
+      }
+    };
+    for_operator([&] {
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        if (cfg.deidentify) {
+          rtstruct::deidentify_file(files[i], in_files[i], map);
+        } else {
+          fs::create_hard_link(files[i], in_files[i], ec);
+          if (ec) fs::copy_file(files[i], in_files[i], fs::copy_options::overwrite_existing);
+        }
+      }
+    });
     if (cfg.deidentify) {
       map.save(map_file);
       say("info", tag + "de-identified " + std::to_string(in_files.size()) + " instances");
@@ -167,44 +197,51 @@ struct Node::Impl {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::string> produced;
     std::string summary;
-    if (job.kind == "run") {
-      pipeline::RunOptions o;
-      o.ct_path = input.string();
-      o.out_dir = (raw / "run").string();
-      o.model_card = cfg.model_card;
-      o.device = core::parse_device(cfg.device);
-      o.max_iterations = cfg.run_max_iterations;
-      o.overwrite = true;
-      pipeline::RunResult r = pipeline::run_case(o, progress);
-      for (const auto& w : r.warnings) say("warning", tag + w);
-      for (const char* name : {"RS.dcm", "RD.dcm"}) {
-        const fs::path f = fs::path(r.out_dir) / name;
-        if (fs::exists(f, ec)) produced.push_back(f.string());
+    for_operator([&] {
+      if (job.kind == "run") {
+        pipeline::RunOptions o;
+        o.ct_path = input.string();
+        o.out_dir = (raw / "run").string();
+        o.model_card = cfg.model_card;
+        o.device = core::parse_device(cfg.device);
+        o.max_iterations = cfg.run_max_iterations;
+        o.overwrite = true;
+        pipeline::RunResult r = pipeline::run_case(o, progress);
+        for (const auto& w : r.warnings) say("warning", tag + w);
+        for (const char* name : {"RS.dcm", "RD.dcm"}) {
+          const fs::path f = fs::path(r.out_dir) / name;
+          if (fs::exists(f, ec)) produced.push_back(f.string());
+        }
+        summary = "main job (contour " + fmt_seconds(r.contour_s) + ", plan " +
+                  fmt_seconds(r.plan_s) + ")";
+      } else {
+        rtstruct::CtSeries series =
+            rtstruct::read_ct_series(in_files, {}, progress.sub(0, 0.1, "read"));
+        if (cfg.debug)
+          say("debug",
+              tag + "patient '" +
+                  utf8_for_log(series.info.patient_name, series.info.specific_character_set) +
+                  "' ID '" +
+                  utf8_for_log(series.info.patient_id, series.info.specific_character_set) + "'");
+        const std::string rs = (raw / "RS.dcm").string();
+        rtstruct::check_rtstruct_reference(series, rs);  // before the network runs
+        if (!model)
+          model =
+              std::make_unique<contouring::Model>(cfg.model_card, core::parse_device(cfg.device));
+        contouring::ContourOptions opt;
+        opt.structures = cfg.structures;
+        contouring::ContourResult r =
+            contouring::contour(series.image, *model, opt, progress.sub(0.1, 0.9, "contour"));
+        for (const auto& w : r.warnings) say("warning", tag + w);
+        const rtstruct::RtStructWriteOptions wo = pipeline::auto_contour_options(r);
+        auto res =
+            rtstruct::write_rtstruct(r.structures, series, rs, wo, progress.sub(0.9, 1.0, "write"));
+        produced.push_back(rs);
+        summary = std::to_string(series.slices.size()) +
+                  " slices: " + std::to_string(res.num_rois) + " ROIs, " +
+                  std::to_string(res.num_contours) + " contours";
       }
-      summary =
-          "main job (contour " + fmt_seconds(r.contour_s) + ", plan " + fmt_seconds(r.plan_s) + ")";
-    } else {
-      rtstruct::CtSeries series =
-          rtstruct::read_ct_series(in_files, {}, progress.sub(0, 0.1, "read"));
-      if (cfg.debug)
-        say("debug",
-            tag + "patient '" + series.info.patient_name + "' ID '" + series.info.patient_id + "'");
-      const std::string rs = (raw / "RS.dcm").string();
-      rtstruct::check_rtstruct_reference(series, rs);  // before the network runs
-      if (!model)
-        model = std::make_unique<contouring::Model>(cfg.model_card, core::parse_device(cfg.device));
-      contouring::ContourOptions opt;
-      opt.structures = cfg.structures;
-      contouring::ContourResult r =
-          contouring::contour(series.image, *model, opt, progress.sub(0.1, 0.9, "contour"));
-      for (const auto& w : r.warnings) say("warning", tag + w);
-      const rtstruct::RtStructWriteOptions wo = pipeline::auto_contour_options(r);
-      auto res =
-          rtstruct::write_rtstruct(r.structures, series, rs, wo, progress.sub(0.9, 1.0, "write"));
-      produced.push_back(rs);
-      summary = std::to_string(series.slices.size()) + " slices: " + std::to_string(res.num_rois) +
-                " ROIs, " + std::to_string(res.num_contours) + " contours";
-    }
+    });
     if (produced.empty())
       core::fail<core::IoError>("node job", raw.string(), "the job produced no DICOM result");
     for (const auto& f : produced) {
@@ -262,7 +299,9 @@ struct Node::Impl {
                           std::to_string(job.id) + " to try again)",
                       now_seconds());
         say("error", tag + "failed: processing interrupted " +
-                         std::to_string(job.process_attempts) + " times");
+                         std::to_string(job.process_attempts) +
+                         " times (crash?); not tried again (isoline jobs --retry " +
+                         std::to_string(job.id) + " to try again)");
         return;
       }
       q.mark_running(job.id, now_seconds());
@@ -270,6 +309,10 @@ struct Node::Impl {
         std::vector<std::string> results = run_job(q, job);
         q.mark_result(job.id, results, now_seconds());
       } catch (const core::Cancelled&) {
+        if (!stop.load()) {  // its series grew while it ran: superseded, not interrupted
+          auto now = q.job(job.id);
+          if (now && superseded(q, *now)) return;
+        }
         q.mark_queued(job.id, now_seconds());
         say("info", tag + "interrupted by the stop request; stays queued");
         return;
@@ -330,18 +373,41 @@ struct Node::Impl {
                          fmt_seconds(delay) + ": " + errors);
   }
 
+  /// A series fell quiet or was released: a job, unless it looks partial (held: said why).
+  void complete(JobQueue& q, const std::string& s, const std::string& how, double now) {
+    const Completion c =
+        q.complete_if_whole(s, cfg.job_kind, cfg.min_slices, cfg.hold_partial_series, now);
+    if (!c.held.empty())
+      say("warning",
+          "series " + s + " held, not processed: " + c.held +
+              "; it is processed when more of it arrives (send the series again), or as it is "
+              "with isoline jobs --complete " + s);
+    if (!c.job) return;
+    const std::string tag = "job " + std::to_string(c.job) + ": ";
+    say("info",
+        tag + "series " + s + " complete (" + how +
+            (c.associations > 1 ? ", over " + std::to_string(c.associations) + " associations"
+                                : "") +
+            ")");
+    if (!c.warning.empty())
+      say("warning", tag + "series " + s + " processed although " + c.warning +
+                         " (hold_partial_series is off)");
+  }
+
   void worker(JobQueue& q) {
     ErrorBackoff backoff;  // 0.2 s doubling to 30 s; a repeated error logged every 5 min
     while (!stop.load()) {
       bool ok = false;
       try {
         const double now = now_seconds();
-        for (const auto& s : q.quiet_series(now, cfg.quiet_seconds)) {
-          const long long id = q.complete_series(s, cfg.job_kind, now);
-          if (id)
-            say("info", "job " + std::to_string(id) + ": series " + s + " complete (quiet for " +
-                            fmt_seconds(cfg.quiet_seconds) + ")");
-        }
+        if (cfg.complete_on_release)
+          for (const auto& s : q.released_series(now, cfg.release_settle_seconds))
+            complete(
+                q, s,
+                "association released, nothing more for " + fmt_seconds(cfg.release_settle_seconds),
+                now);
+        for (const auto& s : q.quiet_series(now, cfg.quiet_seconds))
+          complete(q, s, "quiet for " + fmt_seconds(cfg.quiet_seconds), now);
         const auto job = q.next_due(now);
         if (job) process(q, *job);
         ok = true;
@@ -407,9 +473,13 @@ void Node::stop() {
 void Node::run() {
   Impl& m = *impl_;
   JobQueue worker_queue(queue_path(m.cfg.work_dir));
-  std::vector<std::string> was_running;  // when the node stopped (crash, kill -9)
+  // Running when the node stopped (crash, kill -9): run again, or given up after
+  // max_process_attempts interruptions.
+  std::vector<std::string> was_running, given_up;
   for (const auto& j : worker_queue.jobs())
-    if (j.state == "running") was_running.push_back(std::to_string(j.id));
+    if (j.state == "running")
+      (j.process_attempts >= m.cfg.max_process_attempts ? given_up : was_running)
+          .push_back(std::to_string(j.id));
   worker_queue.recover(now_seconds());
   auto say = [&m](const std::string& level, const std::string& line) { m.say(level, line); };
   detail::Listener listener(m.cfg, m.stop, say, [&m] { m.notify(); });
@@ -426,10 +496,17 @@ void Node::run() {
     int open = 0;
     for (const auto& j : pending) open += j.state == "queued" || j.state == "sending";
     if (open)
-      m.say("info", "resuming " + std::to_string(open) + " pending job(s)" +
-                        (was_running.empty() ? std::string()
-                                             : "; job(s) " + joined(was_running) +
-                                                   " were running when the node stopped and run again"));
+      m.say(
+          "info",
+          "resuming " + std::to_string(open) + " pending job(s)" +
+              (was_running.empty() ? std::string()
+                                   : "; job(s) " + joined(was_running) +
+                                         " were running when the node stopped and run again") +
+              (given_up.empty() ? std::string()
+                                : "; job(s) " + joined(given_up) +
+                                      " were running when the node stopped and are not run again: "
+                                      "interrupted max_process_attempts (" +
+                                      std::to_string(m.cfg.max_process_attempts) + ") times"));
   }
   std::thread net([&] {
     try {

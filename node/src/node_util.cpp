@@ -1,4 +1,5 @@
-// One-line log entries, the worker's error back-off, checked fsync.
+// One-line log entries, the worker's error back-off, checked fsync, a job's error for the
+// operator, DICOM text as UTF-8 for the log.
 #include "isoline/node/node_util.h"
 
 #include <fcntl.h>
@@ -6,9 +7,96 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <utility>
+#include <vector>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcspchrs.h"
 
 namespace isoline::node {
+
+namespace {
+
+bool valid_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80           ? 0
+                  : (c >> 5) == 0x6  ? 1
+                  : (c >> 4) == 0xE  ? 2
+                  : (c >> 3) == 0x1E ? 3
+                                     : -1;
+    if (n < 0 || s.size() - i <= static_cast<std::size_t>(n)) return false;  // bad lead / cut short
+    for (int k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string job_error_for_operator(std::string m,
+                                   const std::map<std::string, std::string>& labels) {
+  // Longest first: a folder is a prefix of its files.
+  std::vector<std::pair<std::string, std::string>> by_length(labels.begin(), labels.end());
+  std::sort(by_length.begin(), by_length.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [from, to] : by_length) {
+    if (from.empty()) continue;
+    for (std::size_t p = m.find(from); p != std::string::npos; p = m.find(from, p + to.size()))
+      m.replace(p, from.size(), to);
+  }
+  // Parenthesised advice for library and Python users (the node's operator has neither).
+  for (std::size_t open = m.find('('); open != std::string::npos;) {
+    std::size_t close = open;
+    for (int depth = 0; close < m.size(); ++close) {
+      depth += m[close] == '(' ? 1 : m[close] == ')' ? -1 : 0;
+      if (depth == 0) break;
+    }
+    if (close >= m.size()) break;
+    const std::string group = m.substr(open, close - open + 1);
+    if (group.find("Python") != std::string::npos ||
+        group.find("resample_nonuniform") != std::string::npos) {
+      const std::size_t from = open > 0 && m[open - 1] == ' ' ? open - 1 : open;
+      m.erase(from, close + 1 - from);
+      open = m.find('(', from);
+    } else {
+      open = m.find('(', open + 1);
+    }
+  }
+  if (m.find("read CT series") != std::string::npos)
+    m += "; send the series again from the scanner or PACS (instances the node lacks make it "
+         "process the series again)";
+  return m;
+}
+
+std::string utf8_for_log(const std::string& value, const std::string& specific_character_set) {
+  bool ascii = true;
+  for (char c : value) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  if (ascii) return value;
+  const std::string cs = specific_character_set.empty() ? "ISO_IR 100" : specific_character_set;
+  DcmSpecificCharacterSet conv;
+  OFString out;
+  if (conv.selectCharacterSet(cs.c_str(), "ISO_IR 192").good() &&
+      conv.convertString(OFString(value.data(), value.size()), out).good()) {
+    std::string u(out.c_str(), out.length());
+    if (valid_utf8(u)) return u;
+  }
+  std::string esc;
+  for (char c : value) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      esc += c;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", b);
+      esc += hex;
+    }
+  }
+  return esc;
+}
 
 std::string one_line(const std::string& s) {
   std::string out;

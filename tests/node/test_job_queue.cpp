@@ -309,3 +309,149 @@ TEST(NodeUtil, FsyncPathReportsFailure) {
 }
 
 }  // namespace
+
+namespace {
+
+node::InstanceRecord numbered(const std::string& sop, const std::string& series, int number,
+                              bool first_in_association = false) {
+  node::InstanceRecord r = inst(sop, series);
+  r.instance_number = number;
+  r.first_in_association = first_in_association;
+  return r;
+}
+
+// Audit 18, defect 3: a series that looks partial when it falls quiet (or is released) is held,
+// not processed: fewer instances than the minimum, fewer than its Images in Acquisition, gaps
+// in its Instance Numbers; more of it makes it receive again. A localizer series is not held.
+TEST(JobQueue, ASeriesThatLooksPartialIsHeldUntilMoreOfItArrives) {
+  TempDir t;
+  node::JobQueue q(t.file("q.sqlite"));
+  q.record_instance(numbered("1.1", "9.1", 1), 100.0);
+  node::Completion c = q.complete_if_whole("9.1", "contour", 3, true, 103.0);
+  EXPECT_EQ(c.job, 0);
+  EXPECT_EQ(c.held, "only 1 instance(s), fewer than the minimum of 3 slices (min_slices)");
+  EXPECT_EQ(q.series("9.1")->state, "held");
+  EXPECT_EQ(q.series("9.1")->hold_reason, c.held);
+  ASSERT_EQ(q.held_series().size(), 1u);
+  EXPECT_TRUE(q.quiet_series(1000.0, 2.0).empty()) << "a held series is not completed again by itself";
+  EXPECT_TRUE(q.jobs().empty());
+  // More arrives, with a gap in the Instance Numbers (3-4 and 6 missing): held again.
+  for (int n : {2, 5, 7}) q.record_instance(numbered("1." + std::to_string(n), "9.1", n), 110.0);
+  EXPECT_EQ(q.series("9.1")->state, "receiving");
+  EXPECT_EQ(q.series("9.1")->hold_reason, "");
+  c = q.complete_if_whole("9.1", "contour", 3, true, 113.0);
+  EXPECT_EQ(c.job, 0);
+  EXPECT_EQ(c.held, "it looks partial: 3 Instance Number(s) missing between 1 and 7 (3-4, 6)");
+  // The missing ones arrive: a job with all seven.
+  for (int n : {3, 4, 6}) q.record_instance(numbered("1." + std::to_string(n), "9.1", n), 120.0);
+  c = q.complete_if_whole("9.1", "contour", 3, true, 123.0);
+  EXPECT_EQ(c.held, "");
+  ASSERT_GT(c.job, 0);
+  EXPECT_EQ(q.job(c.job)->num_instances, 7);
+  EXPECT_EQ(q.series("9.1")->state, "complete");
+
+  // Images in Acquisition (0020,1002) above what arrived; with hold_partial off, a warning.
+  for (int n = 1; n <= 4; ++n) {
+    node::InstanceRecord r = numbered("2." + std::to_string(n), "9.2", n);
+    r.images_in_acquisition = 6;
+    q.record_instance(r, 130.0);
+  }
+  c = q.complete_if_whole("9.2", "contour", 3, true, 133.0);
+  EXPECT_EQ(c.held, "it looks partial: 4 of the 6 images its Images in Acquisition (0020,1002) announces");
+  q.record_instance(numbered("2.5", "9.2", 5), 134.0);
+  c = q.complete_if_whole("9.2", "contour", 3, false, 137.0);
+  EXPECT_EQ(c.held, "");
+  EXPECT_EQ(c.warning, "it looks partial: 5 of the 6 images its Images in Acquisition (0020,1002) announces");
+  EXPECT_GT(c.job, 0);
+
+  // A scout of one image is not held (its job skips it); a forced completion is not checked.
+  node::InstanceRecord scout = numbered("3.1", "9.3", 1);
+  scout.localizer = true;
+  q.record_instance(scout, 140.0);
+  EXPECT_GT(q.complete_if_whole("9.3", "contour", 3, true, 143.0).job, 0);
+  q.record_instance(numbered("4.1", "9.4", 1), 150.0);
+  EXPECT_NE(q.complete_if_whole("9.4", "contour", 3, true, 153.0).held, "");
+  EXPECT_GT(q.complete_series("9.4", "contour", 154.0), 0) << "isoline jobs --complete";
+}
+
+// Audit 18, defect 3: with completion on release, a series is complete once no instance came
+// for the settle time after a release, so a sender with one association per image makes one
+// job; the associations are counted.
+TEST(JobQueue, AReleasedSeriesCompletesAfterTheSettleTimeWithoutNewInstances) {
+  TempDir t;
+  node::JobQueue q(t.file("q.sqlite"));
+  double now = 100.0;
+  for (int n = 1; n <= 5; ++n) {  // one association per image
+    q.record_instance(numbered("1." + std::to_string(n), "9.1", n, true), now);
+    q.mark_released("9.1", now + 0.01);
+    EXPECT_EQ(q.released_series(now + 0.05, 2.0).size(), 0u);
+    now += 0.1;
+  }
+  EXPECT_EQ(q.series("9.1")->associations, 5);
+  EXPECT_TRUE(q.released_series(101.0, 2.0).empty()) << "not before the settle time";
+  ASSERT_EQ(q.released_series(102.5, 2.0).size(), 1u);
+  // An instance after the release (the next association) starts over.
+  q.record_instance(numbered("1.6", "9.1", 6, true), 102.6);
+  EXPECT_TRUE(q.released_series(200.0, 2.0).empty()) << "a release must follow the last instance";
+  q.mark_released("9.1", 102.7);
+  // A restart begins the settle time again.
+  q.recover(300.0);
+  EXPECT_TRUE(q.released_series(301.0, 2.0).empty());
+  ASSERT_EQ(q.released_series(302.5, 2.0).size(), 1u);
+  const node::Completion c = q.complete_if_whole("9.1", "contour", 3, true, 302.5);
+  ASSERT_GT(c.job, 0);
+  EXPECT_EQ(c.associations, 6);
+  EXPECT_EQ(q.job(c.job)->num_instances, 6);
+  EXPECT_TRUE(q.released_series(400.0, 2.0).empty());
+  EXPECT_EQ(q.jobs().size(), 1u);
+}
+
+TEST(NodeConfig, CompletenessKeys) {
+  TempDir t;
+  std::ofstream(t.file("n.json")) << R"({"release_settle_seconds": 5, "min_slices": 0, "hold_partial_series": false})";
+  const node::NodeConfig c = node::load_config(t.file("n.json"));
+  EXPECT_EQ(c.release_settle_seconds, 5.0);
+  EXPECT_EQ(c.min_slices, 0);
+  EXPECT_FALSE(c.hold_partial_series);
+  EXPECT_EQ(node::NodeConfig{}.min_slices, 20);
+  EXPECT_EQ(node::NodeConfig{}.release_settle_seconds, 2.0);
+  node::NodeConfig bad;
+  bad.min_slices = -1;
+  EXPECT_THROW(node::validate(bad), core::InvalidInput);
+  bad = {};
+  bad.release_settle_seconds = -1;
+  EXPECT_THROW(node::validate(bad), core::InvalidInput);
+}
+
+// Audit 18, defect 9: a failed job's error names slices, not the node's link names, and tells
+// the operator what to do instead of giving advice for Python users.
+TEST(NodeUtil, JobErrorForOperatorNamesSlicesAndDropsLibraryAdvice) {
+  const std::string lib =
+      "read CT series: series 1.2.9 (56 files, first /w/jobs/1/ct/CT0.dcm): non-uniform slice spacing: 3.00 mm "
+      "between /w/jobs/1/ct/CT0.dcm and /w/jobs/1/ct/CT1.dcm, 6.00 mm elsewhere (export the series again; the "
+      "library and Python's read_ct_series(..., resample_nonuniform=True) can interpolate onto a uniform grid)";
+  const std::string m = node::job_error_for_operator(
+      lib, {{"/w/jobs/1/ct", "the series' instances"},
+            {"/w/jobs/1/ct/CT0.dcm", "Instance Number 1 (SOP Instance UID 1.2.9.1)"},
+            {"/w/jobs/1/ct/CT1.dcm", "Instance Number 3 (SOP Instance UID 1.2.9.3)"},
+            {"/w/jobs/1/ct/CT10.dcm", "Instance Number 40 (SOP Instance UID 1.2.9.40)"}});
+  EXPECT_EQ(m,
+            "read CT series: series 1.2.9 (56 files, first Instance Number 1 (SOP Instance UID 1.2.9.1)): "
+            "non-uniform slice spacing: 3.00 mm between Instance Number 1 (SOP Instance UID 1.2.9.1) and "
+            "Instance Number 3 (SOP Instance UID 1.2.9.3), 6.00 mm elsewhere; send the series again from the "
+            "scanner or PACS (instances the node lacks make it process the series again)");
+  EXPECT_EQ(node::job_error_for_operator("contour: no body found (nothing above -500 HU)", {}),
+            "contour: no body found (nothing above -500 HU)")
+      << "other errors and their parentheses stay";
+}
+
+// Audit 18, defect 15: --debug logs patient names as UTF-8 whatever the sender's character set.
+TEST(NodeUtil, Utf8ForLogDecodesTheCharacterSetAndEscapesWhatItCannot) {
+  EXPECT_EQ(node::utf8_for_log("G\xf3mez^Jos\xe9", "ISO_IR 100"), "G\xc3\xb3mez^Jos\xc3\xa9");
+  EXPECT_EQ(node::utf8_for_log("G\xf3mez", ""), "G\xc3\xb3mez") << "no character set: Latin-1, as the readers";
+  EXPECT_EQ(node::utf8_for_log("M\xc3\xbcller", "ISO_IR 192"), "M\xc3\xbcller");
+  EXPECT_EQ(node::utf8_for_log("DOE^JANE", "ISO_IR 100"), "DOE^JANE");
+  EXPECT_EQ(node::utf8_for_log("M\xfcller", "ISO_IR 192"), "M\\xfcller") << "invalid bytes are escaped";
+}
+
+}  // namespace

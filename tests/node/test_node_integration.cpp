@@ -573,3 +573,219 @@ TEST(NodeCli, LocalizerIsSkippedAndASeriesWithARefusedInstanceIsInterrupted) {
 }
 
 }  // namespace
+
+namespace {
+
+/// Instance Number of a DICOM file (0 when it has none).
+int instance_number(const fs::path& f) {
+  DcmFileFormat ff;
+  Sint32 n = 0;
+  if (ff.loadFile(f.c_str()).good()) ff.getDataset()->findAndGetSint32(DCM_InstanceNumber, n);
+  return n;
+}
+
+/// Moves the files of `dir` whose Instance Number `pick` chooses into `to`.
+void move_instances(const std::string& dir, const std::string& to, const std::function<bool(int)>& pick) {
+  fs::create_directories(to);
+  for (const auto& e : fs::directory_iterator(dir))
+    if (pick(instance_number(e.path()))) fs::rename(e.path(), fs::path(to) / e.path().filename());
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
+// Audit 18, defect 3 (no PACS): with --complete-on-release, a sender that opens one association
+// per image makes one job with the whole series (before: one job and one RT-STRUCT per slice),
+// and the node says once that the sender does so; a one-slice series and a series with missing
+// Instance Numbers are held, not processed, and `isoline jobs` says why; the missing instances
+// make the held series complete.
+TEST(NodeCli, PerImageAssociationsMakeOneJobAndPartialSeriesAreHeld) {
+  TempDir t;
+  make_ct(t.file("ct"), 24);
+  auto same = [](int, DcmDataset&) {};
+  const std::string one = copy_as_new_series(t.file("ct"), t.file("one"), same);
+  move_instances(t.file("one"), t.file("one-rest"), [](int n) { return n != 1; });
+  const std::string gap = copy_as_new_series(t.file("ct"), t.file("gap"), same);
+  move_instances(t.file("gap"), t.file("gap-rest"), [](int n) { return n >= 10 && n <= 12; });
+  const std::string per_image = copy_as_new_series(t.file("ct"), t.file("per-image"), same);
+  const int port = free_port();
+  NodeProcess node(t.file("work"), port, {"--quiet-time", "300", "--complete-on-release", "--release-settle", "3"});
+  ASSERT_TRUE(node.start()) << node.log();
+  EXPECT_EQ(storescu("SCANNER", "ISOLINE", port, t.file("one")).exit_code, 0);
+  EXPECT_EQ(storescu("SCANNER", "ISOLINE", port, t.file("gap")).exit_code, 0);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(t.file("per-image"))) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& f : files)  // one association per image, as scanners that push images as reconstructed
+    EXPECT_EQ(storescu("SCANNER", "ISOLINE", port, f.string()).exit_code, 0);
+  std::printf("24 images in 24 associations in %.1f s\n", seconds_since(t0));
+  Json jobs;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        jobs = node.jobs();
+        return jobs.is_array() && !jobs.empty();
+      },
+      60))
+      << node.log();
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // past another settle time: no more jobs
+  jobs = node.jobs();
+  ASSERT_EQ(jobs.size(), 1u) << jobs.dump() << node.log();
+  EXPECT_EQ(jobs[0]["series_instance_uid"], per_image);
+  EXPECT_EQ(jobs[0]["instances"], 24);
+  auto r = run_command(isoline_exe() + " jobs --work " + t.file("work"));
+  EXPECT_NE(r.output.find("held series " + one + ": 1 instances"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("only 1 instance(s), fewer than the minimum of 20 slices (min_slices)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("held series " + gap + ": 21 instances"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("it looks partial: 3 Instance Number(s) missing between 1 and 24 (10-12)"),
+            std::string::npos)
+      << r.output;
+  // The missing instances arrive: the held series completes, with all 24.
+  EXPECT_EQ(storescu("SCANNER", "ISOLINE", port, t.file("gap-rest")).exit_code, 0);
+  EXPECT_TRUE(wait_for(
+      [&] {
+        jobs = node.jobs();
+        return jobs.is_array() && jobs.size() == 2;
+      },
+      120))
+      << jobs.dump() << node.log();
+  node.stop();
+  const std::string log = node.log();
+  ASSERT_EQ(jobs.size(), 2u) << log;
+  EXPECT_EQ(jobs[1]["series_instance_uid"], gap);
+  EXPECT_EQ(jobs[1]["instances"], 24);
+  EXPECT_EQ(count(log, "arrives over several associations (one per image?)"), 1u) << log;
+  EXPECT_NE(log.find("series " + per_image + " complete (association released, nothing more for 3.0 s, over 24 "
+                     "associations)"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("warning series " + one + " held, not processed: only 1 instance(s)"), std::string::npos) << log;
+}
+
+// Audit 18, defect 9 (no PACS): a job that fails on a series with missing slices names the
+// slices by Instance Number and SOP Instance UID (not the node's links jobs/1/ct/CT0.dcm), says
+// how many slices look missing and to send the series again (not Python advice).
+TEST(NodeCli, AFailedJobNamesSlicesByInstanceNumberAndSaysSendTheSeriesAgain) {
+  TempDir t;
+  make_ct(t.file("ct"), 24);
+  const std::string holes = copy_as_new_series(t.file("ct"), t.file("holes"), [](int, DcmDataset&) {});
+  // Every other slice from 4 to 20 lost: 5 mm spacing with nine 10 mm gaps (the median gap).
+  move_instances(t.file("holes"), t.file("lost"), [](int n) { return n >= 4 && n <= 20 && n % 2 == 0; });
+  const int port = free_port();
+  NodeProcess node(t.file("work"), port, {"--quiet-time", "1"});
+  ASSERT_TRUE(node.start()) << node.log();
+  EXPECT_EQ(storescu("SCANNER", "ISOLINE", port, t.file("holes")).exit_code, 0);
+  ASSERT_TRUE(wait_for([&] { return node.log().find(" held, not processed") != std::string::npos; }, 30)) << node.log();
+  auto r = run_command(isoline_exe() + " jobs --work " + t.file("work") + " --complete " + holes);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  Json jobs;
+  EXPECT_TRUE(wait_for(
+      [&] {
+        jobs = node.jobs();
+        return jobs.is_array() && jobs.size() == 1 && jobs[0]["state"] == "failed";
+      },
+      60))
+      << jobs.dump() << node.log();
+  node.stop();
+  ASSERT_EQ(jobs.size(), 1u) << node.log();
+  const std::string error = jobs[0]["error"];
+  EXPECT_NE(error.find("missing slices: gap of 10.00 mm between "), std::string::npos) << error;
+  EXPECT_NE(error.find("where the spacing is 5.00 mm (about 9 slices missing in 9 gaps)"), std::string::npos) << error;
+  EXPECT_NE(error.find(" mm (Instance Number 3 (SOP Instance UID "), std::string::npos) << error;
+  EXPECT_NE(error.find("; send the series again from the scanner or PACS"), std::string::npos) << error;
+  for (const char* internal : {"CT0.dcm", "/ct/", "/jobs/", "Python", "resample_nonuniform"})
+    EXPECT_EQ(error.find(internal), std::string::npos) << internal << " in: " << error;
+  EXPECT_NE(node.log().find("error job 1: failed: read CT series: "), std::string::npos) << node.log();
+}
+
+// Audit 18, defect 14 (no PACS): `isoline jobs` says which destination received a result when
+// another did not, --retry says the state a failed job with a result really goes to, and after a
+// restart the log names the job that was running when the node died and, failed after as many
+// interruptions as allowed, gives the --retry hint.
+TEST(NodeCli, JobsSaysWhoReceivedAResultAndARestartNamesTheJobThatWasRunning) {
+  TempDir t;
+  const std::string work = t.file("work");
+  fs::create_directories(work);
+  {
+    node::JobQueue q(node::queue_path(work));
+    for (const std::string s : {"9.1", "9.2", "9.3", "9.4"})
+      q.record_instance({"1." + s, s, "1.2.3", "1.2.840.10008.5.1.4.1.1.2", "/tmp/none.dcm", "SCANNER"}, 100.0);
+    const std::string refused = "send: PACS@10.0.0.2:104: association: Connection refused";
+    const long long partly = q.complete_series("9.1", "contour", 101.0);  // gave up on the PACS
+    q.mark_result(partly, {"/tmp/RS.dcm"}, 103.0);
+    q.mark_sent_to(partly, "TPS@10.0.0.1:104", 104.0);
+    q.mark_send_failed(partly, refused, 0, true, 105.0);
+    const long long sending = q.complete_series("9.2", "contour", 101.0);  // still trying the PACS
+    q.mark_result(sending, {"/tmp/RS.dcm"}, 103.0);
+    q.mark_sent_to(sending, "TPS@10.0.0.1:104", 104.0);
+    q.mark_send_failed(sending, refused, 1e10, false, 105.0);
+    const long long result = q.complete_series("9.3", "contour", 101.0);  // failed with a result
+    q.mark_result(result, {"/tmp/RS.dcm"}, 103.0);
+    q.mark_send_failed(result, refused, 0, true, 105.0);
+    const long long crashed = q.complete_series("9.4", "contour", 101.0);  // the node died during it
+    q.mark_running(crashed, 106.0);
+    ASSERT_EQ(crashed, 4);
+  }
+  auto r = run_command(isoline_exe() + " jobs --work " + work);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count(r.output, "received by TPS@10.0.0.1:104; the destination(s) in the error did not get it"), 1u)
+      << r.output;
+  EXPECT_EQ(count(r.output, "received by TPS@10.0.0.1:104; the other destination(s) are tried again"), 1u)
+      << r.output;
+  r = run_command(isoline_exe() + " jobs --work " + work + " --retry 3");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("job 3: its result is sent again (state sending"), std::string::npos) << r.output;
+  std::ofstream(t.file("node.json")) << "{ \"max_process_attempts\": 1 }\n";
+  NodeProcess node(work, free_port(), {"--config", t.file("node.json")});
+  ASSERT_TRUE(node.start()) << node.log();
+  EXPECT_TRUE(wait_for([&] { return node.log().find("job 4: failed") != std::string::npos; }, 30)) << node.log();
+  node.stop();
+  const std::string log = node.log();
+  EXPECT_NE(log.find("; job(s) 4 were running when the node stopped and are not run again: interrupted "
+                     "max_process_attempts (1) times"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("error job 4: failed: processing interrupted 1 times (crash?); not tried again (isoline jobs "
+                     "--retry 4 to try again)"),
+            std::string::npos)
+      << log;
+}
+
+// Audit 18, defect 15 (no PACS): with --debug, a Latin-1 patient name is logged as UTF-8 (not
+// its raw bytes), and DCMTK's own lines carry a UTC timestamp like the node's.
+TEST(NodeCli, DebugLogIsUtf8AndDcmtkLinesCarryATimestamp) {
+  TempDir t;
+  make_ct(t.file("ct"), 2);
+  copy_as_new_series(t.file("ct"), t.file("latin1"), [](int, DcmDataset& ds) {
+    ds.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 100");
+    ds.putAndInsertString(DCM_PatientName, "G\xf3mez^Jos\xe9");
+  });
+  const int port = free_port();
+  NodeProcess node(t.file("work"), port, {"--quiet-time", "300", "--debug"});
+  ASSERT_TRUE(node.start()) << node.log();
+  EXPECT_EQ(storescu("SCANNER", "ISOLINE", port, t.file("latin1")).exit_code, 0);
+  EXPECT_TRUE(wait_for([&] { return node.log().find("released (2 instances") != std::string::npos; }, 20))
+      << node.log();
+  node.stop();
+  const std::string log = node.log();
+  EXPECT_NE(log.find("patient 'G\xc3\xb3mez^Jos\xc3\xa9' ID 'PHI-4711-ID'"), std::string::npos) << log;
+  EXPECT_EQ(log.find("G\xf3mez"), std::string::npos) << "raw Latin-1 bytes in the log";
+  std::istringstream lines(log);
+  std::string line;
+  int dcmtk = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_NE(line.rfind("I: ", 0), 0u) << "a DCMTK line without a timestamp: " << line;
+    if (line.find(" dcmtk INFO ") == 24) {
+      ++dcmtk;
+      EXPECT_EQ(line.size() > 24 && line[4] == '-' && line[10] == 'T' && line[19] == '.' && line[23] == 'Z', true)
+          << line;
+    }
+  }
+  EXPECT_GT(dcmtk, 0) << log;
+}
+
+}  // namespace

@@ -30,8 +30,17 @@ struct NodeConfig {
   std::string work_dir = "isoline-node";
   /// A series is complete when no instance of it arrived for this long (seconds).
   double quiet_seconds = 30.0;
-  /// Also complete the series of an association when the caller releases it normally.
+  /// Also complete the series of an association when the caller releases it normally, once
+  /// no instance of it arrived for release_settle_seconds after the release (a sender that
+  /// opens one association per image starts the next one within that time: one job).
   bool complete_on_release = false;
+  double release_settle_seconds = 2.0;
+  /// A complete series with fewer instances than this (localizers aside) is held, not
+  /// processed (0: no minimum).
+  int min_slices = 20;
+  /// Hold a series that looks partial when complete (fewer instances than its Images in
+  /// Acquisition, gaps in its Instance Numbers); false: process it with a warning.
+  bool hold_partial_series = true;
   /// "contour" (default): RT-STRUCT; "run": the whole main job (pipeline::run_case:
   /// contour, plan, dose, report), sending RT-STRUCT and RT-DOSE.
   std::string job_kind = "contour";

@@ -1,6 +1,12 @@
 // The node's persistent state (SQLite, WAL): received instances, series and their
 // completion, and jobs (one per completed series) with retries and back-off.
 //
+// Series states: receiving -> complete (a job is queued); interrupted when the association
+// that carried it ended abnormally or the node refused one of its instances; held when it
+// looked partial at completion (fewer instances than the minimum, fewer than its Images in
+// Acquisition, gaps in its Instance Numbers). Interrupted and held series receive again when an
+// instance of them arrives, and `isoline jobs --complete` processes one as it is.
+//
 // Job states: queued -> running -> sending -> done; failed when processing or sending gave
 // up (error kept); superseded when the series grew after the job was made (nothing more is
 // sent; a newer job has the whole series); skipped when the series is not processed (a
@@ -22,15 +28,34 @@ struct InstanceRecord {
   std::string sop_class_uid;
   std::string file;
   std::string calling_aet;
+  /// Instance Number (0020,0013) and Images in Acquisition (0020,1002), when the instance has
+  /// them; whether its ImageType says LOCALIZER (a scout).
+  std::optional<int> instance_number{};
+  std::optional<int> images_in_acquisition{};
+  bool localizer = false;
+  /// The first instance of its series in the association that carried it (counts the
+  /// associations a series arrived over).
+  bool first_in_association = false;
 };
 
 struct SeriesRecord {
   std::string series_instance_uid;
   std::string study_instance_uid;
   std::string calling_aet;
-  std::string state;  ///< receiving | interrupted | complete
+  std::string state;  ///< receiving | interrupted | held | complete
   int num_instances = 0;
   double first_received = 0, last_received = 0;  ///< Unix time, s
+  std::string hold_reason;                       ///< held: why the series looks partial
+  int associations = 0;                          ///< associations it arrived over
+  double released = 0;  ///< when an association carrying it was last released (0: never)
+};
+
+/// What declaring a series complete with the sanity checks gave (JobQueue::complete_if_whole).
+struct Completion {
+  long long job = 0;     ///< the new job, 0 when none (held, or a job already has every instance)
+  std::string held;      ///< why the series is held (looks partial); empty when not held
+  std::string warning;   ///< why it looks partial although processed (hold_partial false)
+  int associations = 0;  ///< associations the series arrived over
 };
 
 struct Job {
@@ -82,6 +107,11 @@ class JobQueue {
   void mark_interrupted(const std::string& series_uid);
   /// Series marked interrupted and not sent again since.
   std::vector<SeriesRecord> interrupted_series();
+  /// Series held as partial and not sent more since.
+  std::vector<SeriesRecord> held_series();
+  /// Stored instances of a series (file, SOP Instance UID, Instance Number), ordered as
+  /// series_files.
+  std::vector<InstanceRecord> series_instances(const std::string& series_uid);
   /// Files of a series, in no particular order.
   std::vector<std::string> series_files(const std::string& series_uid);
   std::optional<SeriesRecord> series(const std::string& series_uid);
@@ -90,6 +120,21 @@ class JobQueue {
 
   /// Series still receiving whose last instance is older than `quiet_seconds`.
   std::vector<std::string> quiet_series(double now, double quiet_seconds);
+  /// An association that carried the series was released normally at `now` (completion on
+  /// release): see released_series.
+  void mark_released(const std::string& series_uid, double now);
+  /// Series still receiving that were released and got no instance since, for at least
+  /// `settle_seconds` (a sender that opens one association per image starts its next one
+  /// within that time, and the series stays one job).
+  std::vector<std::string> released_series(double now, double settle_seconds);
+  /// Declares a receiving series complete as complete_series does, after checking that it
+  /// does not look partial: fewer than `min_instances` instances (0: no minimum), fewer
+  /// instances than its Images in Acquisition, or gaps in its Instance Numbers. A minimum not
+  /// met, or (with `hold_partial`) a partial look, holds the series (state held, the reason
+  /// kept) instead of queueing a job; without `hold_partial` the partial look is a warning. A
+  /// series of localizers only is not checked (its job skips it).
+  Completion complete_if_whole(const std::string& series_uid, const std::string& kind,
+                               int min_instances, bool hold_partial, double now);
   /// Marks a receiving series complete and queues a job for it, unless a job already has as
   /// many instances as the series (returns 0 then). Returns the new job's id.
   long long complete_series(const std::string& series_uid, const std::string& kind, double now);
@@ -99,7 +144,7 @@ class JobQueue {
   void retry(long long job_id, double now);
 
   /// After a restart: running jobs back to queued; receiving series restart their quiet
-  /// time at `now` (instances sent before the crash are kept).
+  /// time (and a release's settle time) at `now` (instances sent before the crash are kept).
   void recover(double now);
 
   /// The next job to work on: a queued job, or a sending job whose next attempt is due.

@@ -1,7 +1,9 @@
 // Small pieces of the node kept apart so that they can be tested alone: one-line log
-// entries, the worker's back-off on repeated errors, and fsync with its result checked.
+// entries, DICOM text as UTF-8 for the log, a failed job's error in the operator's terms, the
+// worker's back-off on repeated errors, and fsync with its result checked.
 #pragma once
 
+#include <map>
 #include <string>
 
 namespace isoline::node {
@@ -9,6 +11,20 @@ namespace isoline::node {
 /// `s` as one log line: embedded line breaks (e.g. DCMTK's two-line errors) become " | ",
 /// trailing ones are dropped.
 std::string one_line(const std::string& s);
+
+/// A DICOM text value (the bytes of the character set `specific_character_set` names, e.g.
+/// "ISO_IR 100"; empty = ISO_IR 100, as the readers assume) as UTF-8 for a log line. What
+/// cannot be converted keeps its ASCII characters and shows every other byte as \xNN, so the
+/// log stays valid UTF-8.
+std::string utf8_for_log(const std::string& value, const std::string& specific_character_set);
+
+/// A failed job's error as the node's operator can act on it. `labels` maps the job's input
+/// files (the node's own links, meaningless outside it) and folders to what names them, e.g.
+/// "Instance Number 12 (SOP Instance UID 1.2.3)"; advice in parentheses meant for users of the
+/// library or Python (resample_nonuniform=True, ...) is dropped; when the CT series could not be
+/// read, "send the series again" is added.
+std::string job_error_for_operator(std::string message,
+                                   const std::map<std::string, std::string>& labels);
 
 /// fsync of a file (or, with `directory`, of a directory entry). Returns "" on success, or
 /// what failed ("open: ...", "fsync: ...") so that the caller can refuse what it cannot
