@@ -644,11 +644,11 @@ TEST(Report, WashColoursFollowThePrescriptionThroughTheStops) {
     return std::array<int, 3>{q[0], q[1], q[2]};
   };
   using C = std::array<int, 3>;
-  EXPECT_EQ(centre_colour(0.80 * 60), (C{145, 175, 0}));   // 80 %: olive, the 80 % line's
-  EXPECT_EQ(centre_colour(0.50 * 60), (C{80, 115, 225}));  // 50 %: blue
-  EXPECT_EQ(centre_colour(1.05 * 60), (C{255, 0, 255}));   // 105 %: magenta
-  EXPECT_EQ(centre_colour(1.30 * 60), (C{255, 0, 255}));   // above the last stop: its colour
-  EXPECT_EQ(centre_colour(1.00 * 60), (C{255, 128, 198})); // halfway 95 .. 105 %
+  EXPECT_EQ(centre_colour(0.80 * 60), (C{145, 80, 115}));  // 80 %: plum, the 80 % line's
+  EXPECT_EQ(centre_colour(0.50 * 60), (C{40, 105, 230}));  // 50 %: blue
+  EXPECT_EQ(centre_colour(1.05 * 60), (C{255, 120, 85}));  // 105 %: coral
+  EXPECT_EQ(centre_colour(1.30 * 60), (C{255, 120, 85}));  // above the last stop: its colour
+  EXPECT_EQ(centre_colour(1.00 * 60), (C{208, 145, 45}));  // halfway 95 .. 105 %
   const C grey = centre_colour(0.05 * 60);                 // below 10 %: no wash, the CT's grey
   EXPECT_EQ(grey[0], grey[1]);
   EXPECT_EQ(grey[1], grey[2]);
@@ -658,12 +658,12 @@ TEST(Report, WashColoursFollowThePrescriptionThroughTheStops) {
   opt = report::ReportOptions{};
   const std::string html = report::render_html(in, opt);
   EXPECT_EQ(html.find("id=\"jet\""), std::string::npos);
-  for (const char* c : {"#000078", "#5073e1", "#91af00", "#ffff8c"})
+  for (const char* c : {"#000078", "#2869e6", "#915073", "#a0aa05"})
     EXPECT_NE(html.find(std::string("stop-color=\"") + c + "\""), std::string::npos) << c;
   EXPECT_NE(html.find("colourwash from 10 % of 60.0 Gy"), std::string::npos);
   // and the isodose legend in the UI's colours at their levels
-  EXPECT_NE(html.find("background:#ff00ff\"></span>105 % (63.0 Gy)"), std::string::npos);
-  EXPECT_NE(html.find("background:#ffff8c\"></span>95 % (57.0 Gy)"), std::string::npos);
+  EXPECT_NE(html.find("background:#ff7855\"></span>105 % (63.0 Gy)"), std::string::npos);
+  EXPECT_NE(html.find("background:#a0aa05\"></span>95 % (57.0 Gy)"), std::string::npos);
 }
 
 TEST(Report, FigureColourBarShowsTheWash) {
@@ -690,8 +690,8 @@ TEST(Report, FigureColourBarShowsTheWash) {
       if (img.rgb[n] == r && img.rgb[n + 1] == gg && img.rgb[n + 2] == b) return true;
     return false;
   };
-  EXPECT_TRUE(has(145, 175, 0));
-  EXPECT_TRUE(has(80, 115, 225));
+  EXPECT_TRUE(has(145, 80, 115));
+  EXPECT_TRUE(has(40, 105, 230));
   EXPECT_FALSE(has(255, 0, 0));
 }
 

@@ -857,7 +857,7 @@ TEST_F(UiServer, CaseCarriesTheDoseColours) {
   ASSERT_TRUE(c["dose"].is_object()) << c.dump();
   ASSERT_EQ(c["dose"]["isodose_lines"].size(), core::kIsodoseLines.size());
   ASSERT_EQ(c["dose"]["wash"].size(), core::kDoseWash.size());
-  EXPECT_EQ(c["dose"]["isodose_lines"][3]["color"], json::array({255, 0, 255}));
+  EXPECT_EQ(c["dose"]["isodose_lines"][3]["color"], json::array({255, 120, 85}));
   EXPECT_GT(c["dose"]["prescription_gy"].get<double>(), 0.0);
 }
 

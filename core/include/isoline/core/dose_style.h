@@ -7,9 +7,14 @@
 // (core::default_color: the named head-and-neck colours, PTV70 red, PTV63 crimson, ... and
 // the palette for other names) is at least kDoseStyleMinRgbDistance apart in RGB (the rule the
 // palette keeps between structures) and kDoseStyleMinDeltaE apart in CIE76 Delta-E from every
-// isodose colour and every colour stop of the wash; tests/core/test_dose_style.cpp checks it.
-// Higher isodoses are warmer (blue, olive green, light yellow, magenta for the hot spot), but
-// none is red or orange: those are the targets' and the brainstem's.
+// isodose colour and every colour stop of the wash; an isodose line, drawn as a line like a
+// structure's outline, is at least kIsodoseMinDeltaE from every structure colour (the 50 %
+// blue (80, 115, 225) was Delta-E 33 from RightParotid's blue: two blue lines told apart by
+// shade only); tests/core/test_dose_style.cpp checks both. The structure palette leaves few
+// colours that far from all of it (blue, plum, yellow-green, coral and dark ones), so the
+// lines are those four, pairwise at least 59 apart, warmer for higher doses (the hot spot's coral
+// is Delta-E 41 from PTV70's red and 47 from the brainstem's orange). The UI also draws the
+// isodose lines dashed, where structure outlines are solid: a second cue besides colour.
 #pragma once
 
 #include <array>
@@ -20,6 +25,7 @@ namespace isoline::core {
 
 inline constexpr double kDoseStyleMinRgbDistance = 80.0;
 inline constexpr double kDoseStyleMinDeltaE = 25.0;
+inline constexpr double kIsodoseMinDeltaE = 40.0;
 
 struct DoseColourStop {
   double fraction;  ///< of the prescription
@@ -28,10 +34,10 @@ struct DoseColourStop {
 
 /// Isodose lines: level (fraction of the prescription) and colour, lowest first.
 inline constexpr std::array<DoseColourStop, 4> kIsodoseLines{{
-    {0.50, {80, 115, 225}},   // blue
-    {0.80, {145, 175, 0}},    // olive green
-    {0.95, {255, 255, 140}},  // light yellow
-    {1.05, {255, 0, 255}},    // magenta: the hot spot
+    {0.50, {40, 105, 230}},   // blue
+    {0.80, {145, 80, 115}},   // plum
+    {0.95, {160, 170, 5}},    // yellow-green
+    {1.05, {255, 120, 85}},   // coral: the hot spot
 }};
 
 /// Colourwash: colour stops at fractions of the prescription, interpolated between; below
@@ -39,10 +45,10 @@ inline constexpr std::array<DoseColourStop, 4> kIsodoseLines{{
 /// colours at their levels, so wash and lines read as one scale, plus a dark blue at 10 %.
 inline constexpr std::array<DoseColourStop, 5> kDoseWash{{
     {0.10, {0, 0, 120}},
-    {0.50, {80, 115, 225}},
-    {0.80, {145, 175, 0}},
-    {0.95, {255, 255, 140}},
-    {1.05, {255, 0, 255}},
+    {0.50, {40, 105, 230}},
+    {0.80, {145, 80, 115}},
+    {0.95, {160, 170, 5}},
+    {1.05, {255, 120, 85}},
 }};
 
 }  // namespace isoline::core

@@ -78,8 +78,8 @@ struct IsodoseLevel {
   core::Color color;
 };
 
-/// The review UI's isodose lines (core/include/isoline/core/dose_style.h: 105 % magenta,
-/// 95 % light yellow, 80 % olive, 50 % blue), highest first (the legends' order).
+/// The review UI's isodose lines (core/include/isoline/core/dose_style.h: 105 % coral,
+/// 95 % yellow-green, 80 % plum, 50 % blue), highest first (the legends' order).
 inline std::vector<IsodoseLevel> default_isodoses() {
   std::vector<IsodoseLevel> v;
   for (auto it = core::kIsodoseLines.rbegin(); it != core::kIsodoseLines.rend(); ++it)
