@@ -3,10 +3,10 @@
 // grow the CTV by 5 mm, save, reload and find the edit, approve, and check the approved
 // RT-STRUCT with pydicom (verify_approval.py). Then the other editing tools.
 //
-//   node browser_review.mjs --bin ISOLINE --source SRC --work DIR [--screenshots DIR] [--part all|main|tools]
+//   node browser_review.mjs --bin ISOLINE --source SRC --work DIR [--screenshots DIR] [--part all|main|tools|view|review|layout]
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -198,6 +198,19 @@ async function main() {
       return;
     }
   }
+  if (part === 'all' || part === 'layout') {
+    const browser = await launchChromium(chromium);
+    try {
+      await layoutFlow(browser);
+    } finally {
+      await browser.close();
+    }
+    if (part === 'layout') {
+      rmSync(work, { recursive: true, force: true });
+      log('PASS');
+      return;
+    }
+  }
   if (part === 'all' || part === 'view') {
     const browser = await launchChromium(chromium);
     try {
@@ -250,7 +263,7 @@ async function main() {
     });
     assert.ok(centred.away.some((v, a) => Math.abs(v) > 2 * centred.vs[a]), JSON.stringify(centred));
     assert.ok(centred.mm.every((v, a) => Math.abs(v) <= centred.vs[a]), `crosshair not at the PTV centre: ${JSON.stringify(centred)}`);
-    const tags = await page.evaluate(() => [...document.querySelectorAll('#structures tbody tr')].map((tr) =>
+    const tags = await page.evaluate(() => [...document.querySelectorAll('#structures tbody tr[data-id]')].map((tr) =>
       [tr.dataset.name, tr.querySelector('.origin').textContent, tr.querySelector('.origin').title]));
     assert.equal(tags.length, 4);
     for (const [name, tag, title] of tags) {
@@ -887,7 +900,7 @@ async function reviewFlow(browser) {
 
     // 8. Dose legend with percentages; DVH axis with round ticks and its title clear of them.
     const legend = await page.locator('#dose-info').innerText();
-    assert.match(legend, /50 % \d+\.\d Gy.*80 % \d+\.\d Gy.*95 % \d+\.\d Gy.*105 % \d+\.\d Gy/s, legend);
+    assert.match(legend, /50 % = \d+\.\d Gy.*80 % = \d+\.\d Gy.*95 % = \d+\.\d Gy.*105 % = \d+\.\d Gy/s, legend);
     const axis = await page.evaluate(() => ({ ...window.app.dvhAxis, max: window.app.dvh.max_gy }));
     const mant = axis.step / 10 ** Math.floor(Math.log10(axis.step));
     assert.ok([1, 2, 5].some((x) => Math.abs(mant - x) < 1e-9), `DVH step ${axis.step}`);
@@ -914,14 +927,14 @@ async function reviewFlow(browser) {
 
     // 9a. (audit 18, defect 10) The CTV's flags can be marked checked: recorded with the name
     // and time, greyed, counted as reviewed, in the history; unchecking counts them again.
-    const flagBox = '#structures tr[data-name="CTV"] .flag-check input';
-    const flagText = () => page.locator('#structures tr[data-name="CTV"] .flag').innerText();
+    const flagBox = '#structures tr[data-flags-of="CTV"] .flag-check input';
+    const flagText = () => page.locator('#structures tr[data-flags-of="CTV"] .flag').innerText();
     await page.locator(flagBox).check();
     await idle(page);
     assert.equal((await page.locator('#flag-count').innerText()).trim(), '⚑ 0 flagged · 1 reviewed');
     assert.match(await flagText(), /checked by Dr Smith \d{4}-\d\d-\d\d \d\d:\d\d/);
     await shot(page, 'ui_flags_checked.png');
-    assert.equal(await page.getAttribute('#structures tr[data-name="CTV"] .flag', 'class'), 'flag flag-checked');
+    assert.equal(await page.getAttribute('#structures tr[data-flags-of="CTV"] .flag', 'class'), 'flag flag-checked');
     assert.ok(await page.locator(flagBox).isChecked());
     await selectStructure(page, 'CTV');
     await page.locator('#btn-history').click();
@@ -977,9 +990,12 @@ async function reviewFlow(browser) {
     assert.equal((await page.locator('#flag-count').innerText()).trim(), '⚑ 0 flagged · 1 reviewed');
     log('poll: the colleague\'s CTV margin announced and reloaded; its flags are on the automatic contour');
 
-    // 12. The structure being edited, with unsaved paint, changed by Dr B: the notice says
-    // so and the drawing stays; Cancel on reload keeps it; the save's conflict dialog names
-    // what would be dropped (Dr B's version and action); OK on a later reload loads theirs.
+    // 12. (audit 18, defect 11) The structure being edited, with unsaved paint, changed by
+    // Dr B: the notice says so and the drawing stays. The conflict dialog (in the page, not
+    // the browser's OK/Cancel) has one button per choice and no destructive default: Escape
+    // keeps the drawing as it is, Enter merges (Dr B's version with this tab's changes
+    // re-applied, not saved: nothing overwritten); saving over Dr B is an explicit button;
+    // "load theirs" keeps the drawing one Undo away. The reviewer's own edit is never lost.
     const byB = (name, mm) => page.evaluate(async ({ n, mm, tok }) => {
       const s = window.app.state.structures.find((x) => x.name === n);
       const v = (await (await fetch('/api/versions', { headers: { 'X-Isoline-Token': tok } })).json())
@@ -988,51 +1004,234 @@ async function reviewFlow(browser) {
         method: 'POST', headers: { 'X-Isoline-Token': tok, 'Content-Type': 'application/json' },
         body: JSON.stringify({ op: 'margin', mode: 'grow', mm, base_version: v, author: 'Dr B' }) })).json();
     }, { n: name, mm, tok: token });
+    const liveVersion = (name) => page.evaluate(async ({ n, tok }) =>
+      (await (await fetch('/api/versions', { headers: { 'X-Isoline-Token': tok } })).json()).structures.find((x) => x.name === n).version,
+    { n: name, tok: token });
+    const noticeOf = (v) => page.waitForFunction((w) => (window.app.notice || []).some((c) => c.name === 'PTV' && c.version === w), v,
+                                                 { polling: 100, timeout: 5000 });
+    const dialogOpen = async () => {
+      await page.waitForSelector('#conflict[open]', { timeout: 30000 });
+      return page.evaluate(() => ({ text: document.getElementById('conflict-text').textContent,
+                                    buttons: [...document.querySelectorAll('#conflict [data-choice]')].filter((b) => !b.hidden)
+                                      .map((b) => [b.dataset.choice, b.textContent]),
+                                    focused: document.activeElement.id }));
+    };
+    const snapshot = () => page.evaluate(() => { window.__mine = nv.drawBitmap.slice(); return window.__mine.reduce((a, v) => a + (v > 0), 0); });
     await page.locator('[data-view="axial"]').click();
     await selectStructure(page, 'PTV');
     await page.locator('[data-tool="brush"]').click();
     await stroke(page, 0.3, 0.35, 0.6, 0.35);
-    const mine = await drawSum(page);
+    const mine = await snapshot();
     const ptvBase = await page.evaluate(() => window.app.state.editBase);
     const b1 = await byB('PTV', 3);
-    await page.waitForFunction((v) => (window.app.notice || []).some((c) => c.name === 'PTV' && c.version === v), b1.version,
-                               { polling: 100, timeout: 5000 });
+    await noticeOf(b1.version);
     assert.match(await noticeText(), new RegExp(`PTV was changed by Dr B \\(margin \\+3 mm, v${b1.version}\\): reload it — your unsaved drawing of PTV is kept`));
     assert.equal(await drawSum(page), mine, 'the poll replaced the drawing');
     await shot(page, 'ui_notice_changed_elsewhere.png');
-    acceptDialogs = false;
     dialogs.length = 0;
+    // 12a. Reload: the dialog offers merge / theirs / keep; Escape keeps the drawing and its base.
     await page.locator('#btn-reload-changed').click();
+    let dlg = await dialogOpen();
+    assert.deepEqual(dlg.buttons.map((b) => b[0]), ['merge', 'theirs', 'later'], JSON.stringify(dlg));
+    assert.equal(dlg.focused, 'cf-merge');
+    await page.keyboard.press('Escape');
     await idle(page);
-    acceptDialogs = true;
-    assert.equal(dialogs.length, 1);
-    assert.match(dialogs[0], /discard your unsaved drawing of PTV/);
-    assert.ok(await page.evaluate(() => window.app.state.dirty) && (await drawSum(page)) === mine, 'Cancel dropped the drawing');
+    assert.ok(await page.evaluate(() => window.app.state.dirty) && (await drawSum(page)) === mine, 'Escape dropped the drawing');
     assert.equal(await page.evaluate(() => window.app.state.editBase), ptvBase);
     assert.ok(await page.locator('#notice').isVisible(), 'the notice went away while the drawing is kept');
-    dialogs.length = 0;
+    // 12b. Save: 409; the dialog names Dr B's version; Enter merges and overwrites nothing.
+    await page.locator('#btn-save').click();
+    dlg = await dialogOpen();
+    log(`conflict dialog: ${JSON.stringify(dlg)}`);
+    assert.deepEqual(dlg.buttons.map((b) => b[0]), ['merge', 'theirs', 'mine', 'later']);
+    assert.equal(dlg.focused, 'cf-merge', 'the focused (Enter) button is not the merge');
+    assert.match(dlg.text, new RegExp(`v${b1.version} .* Dr B: margin \\+3 mm`));
+    assert.match(dlg.buttons[2][1], new RegExp(`drops v${b1.version} by Dr B \\(margin \\+3 mm\\) from the live PTV`));
+    await shot(page, 'ui_conflict_dialog.png');
+    await page.keyboard.press('Enter');
+    await idle(page);
+    assert.equal(await liveVersion('PTV'), b1.version, 'Enter saved over Dr B\'s version');
+    st = await status();
+    assert.match(st.text, /^conflict: PTV merged \(v\d+ \+ your drawing\), not saved yet: check it, then Save/, JSON.stringify(st));
+    const merged = await page.evaluate(() => {
+      const cur = nv.drawBitmap, m = window.__mine;
+      let missing = 0, n = 0;
+      for (let i = 0; i < cur.length; i++) { n += cur[i] > 0; missing += m[i] > 0 && !(cur[i] > 0); }
+      return { n, missing, dirty: window.app.state.dirty, base: window.app.state.editBase };
+    });
+    log(`merged: ${JSON.stringify(merged)}; mine ${mine}, Dr B's v${b1.version} ${b1.voxels}`);
+    assert.equal(merged.missing, 0, 'the merge dropped voxels of the reviewer\'s drawing');
+    assert.ok(merged.n >= b1.voxels && merged.n > mine, `Dr B's margin is not in the merge: ${JSON.stringify(merged)}`);
+    assert.ok(merged.dirty && merged.base === b1.version, JSON.stringify(merged));
+    await page.locator('#btn-undo').click();
+    assert.equal(await drawSum(page), mine, 'Undo after the merge does not give the reviewer\'s drawing back');
+    await page.locator('#btn-redo').click();
+    assert.equal(await drawSum(page), merged.n);
     await page.locator('#btn-save').click();
     await idle(page);
-    assert.equal(dialogs.length, 1);
-    assert.match(dialogs[0], new RegExp(`This drops from the live PTV: v${b1.version} by Dr B \\(margin \\+3 mm\\)`), dialogs[0]);
-    const ptvSaved = await structure(page, 'PTV');
-    assert.equal(ptvSaved.version, b1.version + 1);
-    assert.equal(ptvSaved.voxels, mine);
-    const b2 = await byB('PTV', 4);
-    await stroke(page, 0.3, 0.4, 0.6, 0.4);
-    await page.waitForFunction((v) => (window.app.notice || []).some((c) => c.name === 'PTV' && c.version === v), b2.version,
-                               { polling: 100, timeout: 5000 });
-    dialogs.length = 0;
-    await page.locator('#btn-reload-changed').click();
+    const ptvMerged = await structure(page, 'PTV');
+    assert.equal(ptvMerged.version, b1.version + 1);
+    assert.equal(ptvMerged.voxels, merged.n);
+    assert.match(ptvMerged.action, new RegExp(`merge into v${b1.version} \\(Dr B: margin \\+3 mm\\)`));
+    // 12c. "Load theirs": Dr B's version in the drawing, the reviewer's one Undo away.
+    const b2 = await byB('PTV', 2);
+    await page.locator('[data-tool="eraser"]').click();
+    await stroke(page, 0.3, 0.5, 0.6, 0.5);
+    const mine2 = await snapshot();
+    assert.ok(await page.evaluate(() => window.app.state.dirty), 'the eraser stroke changed nothing');
+    await noticeOf(b2.version);
+    await page.locator('#btn-save').click();
+    await dialogOpen();
+    await page.locator('#cf-theirs').click();
     await idle(page);
-    assert.equal(dialogs.length, 1);
     assert.equal(await page.evaluate(() => [window.app.state.dirty, window.app.state.editBase].join()), `false,${b2.version}`);
     assert.equal(await drawSum(page), b2.voxels, 'the drawing is not Dr B\'s version');
+    await page.locator('#btn-undo').click();
+    assert.equal(await drawSum(page), mine2, 'Undo does not bring the reviewer\'s drawing back');
+    await page.locator('#btn-redo').click();
+    // 12d. Saving over Dr B is an explicit choice; Dr B's version stays in the history.
+    const b3 = await byB('PTV', 2);
+    await noticeOf(b3.version);
+    const mine3 = await drawSum(page);
+    await page.locator('#btn-save').click();
+    await dialogOpen();
+    await page.locator('#cf-mine').click();
+    await idle(page);
+    const ptvOver = await structure(page, 'PTV');
+    assert.equal(ptvOver.version, b3.version + 1);
+    assert.equal(ptvOver.voxels, mine3);
+    await page.locator('#btn-history').click();
+    await idle(page);
+    assert.match(await page.locator('#history').innerText(), new RegExp(`v${b3.version} .*Dr B: margin \\+2 mm`));
+    // 12e. Reload with unsaved paint: "load theirs" from the reload's dialog.
+    const b4 = await byB('PTV', 4);
+    await stroke(page, 0.3, 0.45, 0.6, 0.45);
+    assert.ok(await page.evaluate(() => window.app.state.dirty), 'the eraser stroke changed nothing');
+    await noticeOf(b4.version);
+    await page.locator('#btn-reload-changed').click();
+    await dialogOpen();
+    await page.locator('#cf-theirs').click();
+    await idle(page);
+    assert.equal(await page.evaluate(() => [window.app.state.dirty, window.app.state.editBase].join()), `false,${b4.version}`);
+    assert.equal(await drawSum(page), b4.voxels, 'the drawing is not Dr B\'s version');
     assert.ok(await page.locator('#notice').isHidden());
-    log('edited structure changed elsewhere: notice, drawing kept on Cancel, conflict dialog names Dr B\'s margin, reload on OK');
+    assert.equal(dialogs.length, 0, `the browser's own OK/Cancel dialog was used: ${dialogs}`);
+    log('edited structure changed elsewhere: notice; dialog without a destructive default (Escape keeps, Enter merges and ' +
+        'saves nothing, save over is explicit, load theirs is one Undo from the drawing)');
     assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
   } finally {
     await context.close();
+    server.proc.kill('SIGTERM');
+  }
+}
+
+// (audit 18, defects 10 and 12) A case like the audit's OpenKBP one, 11 structures of which 4
+// have long quality flags, on a laptop (1366 x 768) and at 1280 x 720: each structure's flags
+// take one line (cut, the whole text in the tooltip; a click unfolds and folds them), the
+// whole list and Create/Rename/Delete/History are in view without scrolling; the dose legend
+// names the prescription and gives each isodose line's % and Gy beside a dashed sample, and
+// the colourwash has a colour bar in Gy, in view, whose colours at the stops' doses are the
+// stops' colours; the isodose lines are dashed (every line voxel kept, as dash or faint gap).
+const AUDIT_FLAGS = {
+  Esophagus: ["in pieces: 12 % of the network's prediction lay apart from the part kept (check that the part kept is the organ)"],
+  Larynx: ['low confidence 0.62', 'volume 25.7 cc outside usual 2.0-20.0 cc'],
+  LeftParotid: ["left/right: centroid on the patient's right side"],
+  Cord: ['reaches the last slice of the CT: may be cut off by the end of the scan'],
+};
+async function layoutFlow(browser) {
+  const caseDir = join(work, 'layoutcase');
+  execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
+  const meta = JSON.parse(readFileSync(join(caseDir, 'structures.json'), 'utf8'));
+  delete meta.CTV.flags;
+  for (const n of ['Brainstem', 'RightParotid', 'LeftParotid', 'Esophagus', 'Larynx', 'Mandible', 'PTV56'])
+    copyFileSync(join(caseDir, 'masks', 'Cord.nii.gz'), join(caseDir, 'masks', `${n}.nii.gz`));
+  for (const [n, flags] of Object.entries(AUDIT_FLAGS)) meta[n] = { ...(meta[n] || { type: 'ORGAN' }), flags };
+  writeFileSync(join(caseDir, 'structures.json'), JSON.stringify(meta));
+  const server = await startServer(bin, caseDir, 'Dr A');
+  try {
+    for (const [w, h] of [[1366, 768], [1280, 720]]) {
+      const page = await browser.newPage({ viewport: { width: w, height: h } });
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+      await waitReady(page);
+      const lay = await page.evaluate(() => {
+        const rect = (e) => { const r = e.getBoundingClientRect(); return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height }; };
+        const left = document.getElementById('left'), box = document.getElementById('structures-box');
+        return {
+          iw: innerWidth, ih: innerHeight, leftRect: rect(left), leftScroll: [left.scrollHeight, left.clientHeight],
+          boxScroll: box ? [box.scrollHeight, box.clientHeight] : [0, 0], rows: document.querySelectorAll('#structures tr[data-id]').length,
+          buttons: ['btn-create', 'btn-rename', 'btn-delete', 'btn-history'].map((id) => [id, rect(document.getElementById(id))]),
+          flags: [...document.querySelectorAll('#structures tr[data-flags-of]')].map((tr) => {
+            const t = tr.querySelector('.flag-text');
+            return { name: tr.dataset.flagsOf, height: rect(tr).height, cut: t.scrollWidth > t.clientWidth, title: t.title };
+          }),
+          bar: document.getElementById('dose-bar') ? rect(document.getElementById('dose-bar')) : {}, legend: document.getElementById('dose-info').innerText,
+          barInfo: window.app.doseBar, dose: window.app.state.info.dose, dash: window.app.isodoseDash,
+        };
+      });
+      log(`layout ${w}x${h}: left column ${JSON.stringify(lay.leftScroll)}, list ${JSON.stringify(lay.boxScroll)}, ` +
+          `buttons ${lay.buttons.map(([id, r]) => `${id} ${Math.round(r.bottom)}`).join(', ')}, flag rows ` +
+          `${lay.flags.map((f) => `${f.name} ${Math.round(f.height)} px${f.cut ? ' (cut)' : ''}`).join(', ')}, colour bar bottom ${Math.round(lay.bar.bottom)}`);
+      await shot(page, `ui_layout_${w}x${h}.png`);
+      assert.equal(lay.rows, 11);
+      assert.ok(lay.leftScroll[0] <= lay.leftScroll[1] + 1, `the left column scrolls at ${w}x${h}: ${JSON.stringify(lay.leftScroll)}`);
+      assert.ok(lay.boxScroll[0] <= lay.boxScroll[1] + 1, `the structure list scrolls at ${w}x${h}: ${JSON.stringify(lay.boxScroll)}`);
+      for (const [id, r] of lay.buttons)
+        assert.ok(r.height > 0 && r.bottom <= Math.min(lay.ih, lay.leftRect.bottom), `${id} is out of view at ${w}x${h}: ${JSON.stringify(r)}`);
+      assert.deepEqual(lay.flags.map((f) => f.name).sort(), Object.keys(AUDIT_FLAGS).sort());
+      for (const f of lay.flags) {
+        assert.ok(f.height <= 20, `${f.name}: the flags take ${f.height} px, more than one line`);
+        assert.ok(f.title.includes(AUDIT_FLAGS[f.name].join('; ')), `${f.name}: the whole text is not in the tooltip: ${f.title}`);
+      }
+      assert.ok(lay.flags.find((f) => f.name === 'Esophagus').cut, 'the long Esophagus flag is not cut to one line');
+      // the colour bar and the legend
+      assert.ok(lay.bar.height > 20 && lay.bar.bottom <= lay.ih && lay.bar.right <= lay.iw, `colour bar out of view: ${JSON.stringify(lay.bar)}`);
+      const rx = lay.dose.prescription_gy;
+      assert.match(lay.legend, new RegExp(`prescription ${rx.toFixed(1)} Gy`));
+      assert.match(lay.legend, new RegExp(`Isodose lines \\(dashed\\), % of ${rx.toFixed(1)} Gy`));
+      for (const l of lay.dose.isodose_lines)
+        assert.ok(lay.legend.includes(`${Math.round(100 * l.fraction)} % = ${(l.fraction * rx).toFixed(1)} Gy`), lay.legend);
+      assert.match(lay.legend, /Colourwash, Gy/);
+      const bar = await page.evaluate(() => {
+        const c = document.getElementById('dose-bar'), g = c.getContext('2d'), b = window.app.doseBar;
+        const d = window.app.state.info.dose, rx = d.prescription_gy;
+        const at = (gy) => Array.from(g.getImageData(Math.min(b.x1 - 1, Math.ceil(b.x0 + (gy / b.gmax) * (b.x1 - b.x0))), b.top + b.height / 2, 1, 1).data).slice(0, 3);
+        return { stops: d.wash.map((s) => ({ want: s.color, got: at(s.fraction * rx) })),
+                 below: at(0.5 * d.wash[0].fraction * rx), above: at(b.gmax * 0.999), last: d.wash[d.wash.length - 1].color };
+      });
+      for (const st of bar.stops)
+        assert.ok(st.got.every((v, k) => Math.abs(v - st.want[k]) <= 12), `colour bar at a stop: ${JSON.stringify(st)}`);
+      assert.ok(bar.below.every((v) => v < 40), `colour bar below the wash: ${bar.below}`);
+      assert.deepEqual(bar.above, bar.last);
+      const step = lay.barInfo.ticks[1] - lay.barInfo.ticks[0];
+      assert.ok(lay.barInfo.gmax >= lay.dose.max_gy && lay.barInfo.ticks.every((t, i) => Math.abs(t - i * step) < 1e-6), JSON.stringify(lay.barInfo));
+      // dashed isodose lines: every line voxel of the server's volume is a dash or a gap of its line
+      const dash = await page.evaluate(() => {
+        const v = window.app.state.isodose.img, n = window.app.state.info.dose.isodose_lines.length;
+        const per = Array.from({ length: 2 * n + 1 }, () => 0);
+        for (const x of v) per[x]++;
+        return { per, n };
+      });
+      log(`isodose voxels per label (0, dashes 1..${dash.n}, gaps): ${dash.per.slice(1)}; ${JSON.stringify(lay.dash)}`);
+      assert.equal(dash.per.slice(1).reduce((a, b) => a + b, 0), lay.dash.dash + lay.dash.gap);
+      for (let l = 1; l <= dash.n; l++) if (dash.per[l] + dash.per[l + dash.n] > 20) assert.ok(dash.per[l] > 0 && dash.per[l + dash.n] > 0, `line ${l} not dashed`);
+      // a click on the flags unfolds them (the structure is not picked), a second folds them
+      if (w === 1366) {
+        const row = '#structures tr[data-flags-of="Esophagus"]';
+        await page.locator(`${row} .flag-text`).click();
+        const open = await page.evaluate((r) => document.querySelector(r).getBoundingClientRect().height, row);
+        assert.ok(open > 24, `the flags did not unfold: ${open} px`);
+        assert.equal(await page.evaluate(() => window.app.state.editId), null, 'the click on the flags picked the structure');
+        await shot(page, 'ui_layout_flags_unfolded.png');
+        await page.locator(`${row} .flag-text`).click();
+        assert.ok((await page.evaluate((r) => document.querySelector(r).getBoundingClientRect().height, row)) <= 20);
+      }
+      assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
+      await page.close();
+    }
+    log('layout: one-line flags, list and buttons in view at 1366x768 and 1280x720; dose legend and colour bar; dashed isodose lines');
+  } finally {
     server.proc.kill('SIGTERM');
   }
 }

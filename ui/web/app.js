@@ -41,6 +41,7 @@ const state = {
   busyPaint: false,      // painting allowed while busy (the dose job's polling)
   seq: 0,                // counts user actions: a poll answer from before one is stale
   remote: [],            // the latest versions on the server (GET /api/versions, polled)
+  flagsOpen: new Set(),  // structures whose quality flags are unfolded in the list
 };
 // timeoutMs: how long a request may take before the client gives up and says so (tests lower it)
 window.app = { state, timeoutMs: 30000, pollMs: 12000 };
@@ -328,8 +329,7 @@ function renderStructures() {
     tr.innerHTML = `<td><input type="checkbox" class="vis" ${vis ? 'checked' : ''} title="show ${escapeHtml(s.name)}" ` +
       `aria-label="show ${escapeHtml(s.name)}"></td>` +
       `<td><span class="swatch" style="background:rgb(${s.color.join(',')})"></span> ${escapeHtml(s.name)}` +
-      ` <span class="origin origin-${escapeHtml(s.origin)}" title="${origin.title}">${origin.tag}</span>` +
-      flagsHtml(s) + `</td>` +
+      ` <span class="origin origin-${escapeHtml(s.origin)}" title="${origin.title}">${origin.tag}</span></td>` +
       `<td>${s.volume_cc.toFixed(1)}</td><td>${s.version}</td>` +
       `<td>${s.id === state.editId ? (state.dirty ? '✎*' : '✎') : ''}</td>`;
     tr.title = `${s.type} · ${s.origin} · v${s.version} by ${s.author}: ${s.action}`;
@@ -337,16 +337,10 @@ function renderStructures() {
       e.stopPropagation();
       toggleVisible(s.id, e.target.checked);
     });
-    const chk = tr.querySelector('.flag-check');
-    if (chk) {
-      chk.addEventListener('click', (e) => e.stopPropagation());
-      chk.querySelector('input').addEventListener('change', (e) => {
-        const want = e.target.checked;
-        guard(() => checkFlags(s.id, want), 'flag check');
-      });
-    }
     tr.addEventListener('click', () => guard(() => startEdit(s.id), 'switch of structure'));
     tb.appendChild(tr);
+    const fr = flagRow(s);
+    if (fr) tb.appendChild(fr);
   }
   const sel = $('bool-other');
   const cur = sel.value;
@@ -381,16 +375,46 @@ function flagReview(s) {
   return 'to check';
 }
 
-// The flags under a structure's name: orange with a "checked" box while open; grey once
-// checked (who, when) or once the contour was edited (they describe the automatic one).
-function flagsHtml(s) {
+// The flags of a structure: a row under its own, one line whatever their length (cut with
+// "…"; the whole text in the tooltip, and a click on it unfolds it in place, a second click
+// folds it), so that long flags do not push the list and its buttons out of a laptop's
+// window. Orange with a "checked" box while open; grey once checked (who, when) or once the
+// contour was edited (they describe the automatic one).
+function flagRow(s) {
   const flags = (s.flags || []).join('; ');
-  if (!flags) return '';
+  if (!flags) return null;
   const st = s.flags_state || 'open';
+  const tr = document.createElement('tr');
+  tr.className = 'flag-row';
+  tr.dataset.flagsOf = s.name;
+  if (s.id === state.editId) tr.classList.add('sel');
   const box = st === 'edited' ? '' : `<label class="flag-check" title="I have checked these quality flags (recorded with your name)">` +
     `<input type="checkbox" ${st === 'checked' ? 'checked' : ''} aria-label="quality flags of ${escapeHtml(s.name)} checked"> checked</label>`;
-  const note = st === 'open' ? '' : ` <span class="flag-note">— ${escapeHtml(flagReview(s))}</span>`;
-  return `<div class="flag flag-${st}">⚑ ${escapeHtml(flags)}${note} ${box}</div>`;
+  const note = st === 'open' ? '' : ` — ${flagReview(s)}`;
+  const open = state.flagsOpen.has(s.id);
+  tr.innerHTML = `<td></td><td colspan="4"><div class="flag flag-${st}${open ? ' open' : ''}">` +
+    `<span class="flag-text" role="button" tabindex="0" aria-expanded="${open}" title="${escapeHtml(`${s.name}: ${flags}${note}`)}` +
+    ` (click: ${open ? 'fold' : 'unfold'})">⚑ ${escapeHtml(flags)}${note ? `<span class="flag-note">${escapeHtml(note)}</span>` : ''}</span>` +
+    `${box}</div></td>`;
+  const text = tr.querySelector('.flag-text');
+  const toggle = (e) => {
+    e.stopPropagation();
+    if (state.flagsOpen.has(s.id)) state.flagsOpen.delete(s.id); else state.flagsOpen.add(s.id);
+    renderStructures();
+  };
+  text.addEventListener('click', toggle);
+  text.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(e); } });
+  const chk = tr.querySelector('.flag-check');
+  if (chk) {
+    chk.addEventListener('click', (e) => e.stopPropagation());
+    chk.querySelector('input').addEventListener('change', (e) => {
+      const want = e.target.checked;
+      guard(() => checkFlags(s.id, want), 'flag check');
+    });
+  }
+  // a click beside the text (not on it or on the box) picks the structure, as on its row
+  tr.addEventListener('click', () => guard(() => startEdit(s.id), 'switch of structure'));
+  return tr;
 }
 
 // Marks (or unmarks) a structure's quality flags as checked, as seen in its loaded version.
@@ -777,31 +801,116 @@ async function save() {
   } catch (e) {
     if (e.status === 409) {
       message(`CONFLICT: ${e.message}`, 'err');
-      setStatus('conflict');
-      // Never a dead end: keep this drawing as the newest version (the other stays in the
-      // history), or drop it and continue from the other.
+      setStatus('conflict: choose what to do in the dialog');
+      // Never a dead end, and nothing is lost whatever the choice; Enter (the focused button)
+      // merges, Escape decides later: neither drops anything.
       const latest = e.body && e.body.latest_version;
-      // What a save would drop from the live structure: every version saved since ours.
+      // What a save over it would drop from the live structure: every version saved since ours.
       const mw = (e.body && e.body.meanwhile) || [];
       const what = mw.length ? mw.map((v) => `v${v.version} by ${v.author} (${v.action})`).join(', ') : `version ${latest}`;
-      const keep = window.confirm(`${s.name} was changed by someone else while you were drawing on version ${state.editBase}:\n` +
+      if (!Number.isInteger(latest)) throw e;
+      const choice = await askConflict(
+        `${s.name} was changed by someone else while you were drawing on version ${state.editBase}:\n` +
         (mw.length ? mw.map((v) => `  v${v.version} ${v.time} ${v.author}: ${v.action}`).join('\n') : `  version ${latest}`) +
-        `\n\nOK: save your drawing as the newest version. This drops from the live ${s.name}: ${what}` +
-        ' (it stays in the history, where it can be restored).\n' +
-        `Cancel: discard your drawing and load version ${latest}.`);
-      await refreshStructures();
-      if (keep && Number.isInteger(latest)) {
-        state.editBase = latest;
-        return save();
-      }
-      await reloadDrawingFromServer(`load version ${latest} (conflict)`);
-      state.editBase = structureById(s.id).version;
-      message(`your drawing of ${s.name} was discarded; showing version ${state.editBase}`, 'err');
-      await afterChange();
-      return;
+        '\n\nYour drawing is not saved yet. Nothing is lost whichever you choose.',
+        { merge: `Merge (Enter): load v${latest} and re-apply your changes on it; then check and Save`,
+          theirs: `Load v${latest} only: your drawing stays reachable with Undo`,
+          mine: `Save your drawing over v${latest}: drops ${what} from the live ${s.name} (kept in the History, restorable)`,
+          later: 'Decide later (Esc): keep your drawing unsaved, change nothing' });
+      return resolveConflict(s, choice, latest, mw);
     }
     throw e;
   }
+}
+
+// The conflict dialog (index.html #conflict): `choices` maps merge/theirs/mine/later to a
+// button's text (null: not offered). Resolves to the choice; Escape is "later". The merge
+// button has the focus, so Enter never saves over a colleague's version. (Tests read
+// window.app.conflictDialog while it is open.)
+function askConflict(text, choices) {
+  const dlg = $('conflict');
+  $('conflict-text').textContent = text;
+  for (const b of dlg.querySelectorAll('[data-choice]')) {
+    const label = choices[b.dataset.choice];
+    b.hidden = !label;
+    b.textContent = label || '';
+  }
+  window.app.conflictDialog = { text, choices };
+  return new Promise((resolve) => {
+    const done = (c) => {
+      dlg.removeEventListener('cancel', onCancel);
+      for (const b of dlg.querySelectorAll('[data-choice]')) b.onclick = null;
+      if (dlg.open) dlg.close();
+      window.app.conflictDialog = null;
+      resolve(c);
+    };
+    const onCancel = (e) => { e.preventDefault(); done('later'); };
+    dlg.addEventListener('cancel', onCancel);
+    for (const b of dlg.querySelectorAll('[data-choice]')) b.onclick = () => done(b.dataset.choice);
+    dlg.showModal();
+    $('cf-merge').focus();
+  });
+}
+
+// What the conflict dialog's choice does with the structure being edited (s), whose newer
+// version `latest` (saved meanwhile: `mw`) was found on a save or a reload. The reviewer's
+// drawing survives every choice: merged into the drawing, under Undo, saved, or kept as it is.
+// Returns only when the structure was saved; otherwise throws, so that whatever called the save
+// (a switch of structure, a margin) stops with the drawing in front of the reviewer.
+async function resolveConflict(s, choice, latest, mw) {
+  const who = mw.length ? mw.map((v) => `${v.author}: ${v.action}`).join(', ') : `v${latest}`;
+  if (choice === 'mine') {
+    await refreshStructures();
+    state.editBase = latest;
+    return save();
+  }
+  if (choice === 'later') {
+    renderNotice();
+    throw new Error(`conflict: ${s.name} not saved, your drawing is kept (on version ${state.editBase}); ` +
+                    `Save again to choose, or reload ${s.name} from the notice`);
+  }
+  await refreshStructures();
+  if (choice === 'theirs') {
+    await reloadDrawingFromServer(`load v${latest} (${who})`);
+    state.editBase = structureById(s.id).version;
+    await afterChange();
+    throw new Error(`conflict: ${s.name}: showing v${state.editBase} (${who}), not your drawing; it is one Undo away`);
+  }
+  const n = await mergeIntoLatest(s, latest, `merge into v${latest} (${who})`);
+  await syncOverlays();
+  renderStructures();
+  updateButtons();
+  message(`${s.name}: v${latest} (${who}) loaded with your ${n} changed voxels re-applied; not saved yet`, 'ok');
+  throw new Error(`conflict: ${s.name} merged (v${latest} + your drawing), not saved yet: check it, then Save ` +
+                  '(Undo: your drawing alone)');
+}
+window.app.askConflict = askConflict;
+
+// Loads version `latest` of the structure being edited into the drawing with every voxel this
+// tab changed since its base version set as this tab has it (a three-way merge of a binary
+// mask: nothing of either side is dropped where the other did not change it). One undoable
+// step; the base becomes `latest`; the drawing stays unsaved. Returns the number of voxels
+// re-applied. Both masks are fetched before the drawing is touched.
+async function mergeIntoLatest(s, latest, label) {
+  const url = (v) => `/api/structures/${s.id}/mask.nii?version=${v}`;
+  const [baseImg, theirImg] = [await loadImage(url(state.editBase), `${s.id}.nii`), await loadImage(url(latest), `${s.id}.nii`)];
+  const mine = drawing().slice();
+  let n = 0;
+  try {
+    if (!nv.loadDrawing(baseImg)) throw new Error('the mask does not match the CT grid');
+    const base = drawing().slice();
+    if (!nv.loadDrawing(theirImg)) throw new Error('the mask does not match the CT grid');
+    const cur = drawing();
+    for (let i = 0; i < cur.length; i++) if (mine[i] !== base[i]) { cur[i] = mine[i]; n++; }
+  } catch (err) {
+    if (drawing() && drawing().length === mine.length) drawing().set(mine);
+    nv.refreshDrawing(true);
+    throw err;
+  }
+  nv.refreshDrawing(true);
+  recordStep(label);
+  state.editBase = latest;
+  return n;
 }
 
 async function afterChange() {
@@ -915,6 +1024,7 @@ async function loadDose(commit = true) {
   const d = state.info.dose;
   if (!d) {
     $('dose-info').textContent = 'no dose in this case';
+    $('dose-bar').hidden = true;
     $('dose-wash').disabled = true;
     $('dose-iso').disabled = true;
     return;
@@ -943,19 +1053,112 @@ async function loadDose(commit = true) {
   const levels = JSON.parse(r.headers.get('X-Isodose-Levels-Gy') || '[]');
   const iso = await NVImage.new(await r.arrayBuffer(), 'isodose.nii');
   const cols = [[0, 0, 0], ...d.isodose_lines.map((l) => l.color)];
-  iso.setColormapLabel({ R: cols.map((c) => c[0]), G: cols.map((c) => c[1]), B: cols.map((c) => c[2]),
-                         A: [0, 255, 255, 255, 255], I: [0, 1, 2, 3, 4],
-                         labels: ['', ...levels.map((g) => `${g.toFixed(1)} Gy`)] });
+  const n = d.isodose_lines.length;
+  window.app.isodoseDash = dashIsodose(iso, n);
+  // labels 1..n: the dashes, opaque; n+1..2n: the gaps, the same colour faint (nothing of a
+  // line, not even a one-voxel hot spot, disappears)
+  iso.setColormapLabel({ R: [...cols, ...cols.slice(1)].map((c) => c[0]), G: [...cols, ...cols.slice(1)].map((c) => c[1]),
+                         B: [...cols, ...cols.slice(1)].map((c) => c[2]),
+                         A: [0, ...Array(n).fill(255), ...Array(n).fill(ISODOSE_GAP_ALPHA)], I: [...Array(2 * n + 1).keys()],
+                         labels: ['', ...levels.map((g) => `${g.toFixed(1)} Gy`), ...levels.map((g) => `${g.toFixed(1)} Gy`)] });
   iso.opacity = $('dose-iso').checked ? 1 : 0;
   nv.volumes.splice(2, 0, iso);
   state.isodose = iso;
   // keep the drawing-free overlays above the dose
   if (commit) commitVolumes();
   window.app.isodoseColours = cols.slice(1);
-  // Legend: each line's percentage of the prescription and its dose, in the line's colour.
-  $('dose-info').innerHTML = `max ${d.max_gy.toFixed(1)} Gy · isodose lines, % of ${rx.toFixed(1)} Gy:<br>` +
-    levels.map((g, i) => `<span class="iso" style="color:rgb(${cols[i + 1].join(',')})">` +
-                         `${Math.round(100 * d.isodose_lines[i].fraction)} % ${g.toFixed(1)} Gy</span>`).join(' · ');
+  // Legend: the prescription the percentages refer to; each isodose line (a dashed sample in
+  // its colour) with its percentage and dose; the colour bar of the colourwash in Gy.
+  $('dose-info').innerHTML = `<div>prescription <b>${rx.toFixed(1)} Gy</b> · max ${d.max_gy.toFixed(1)} Gy</div>` +
+    `<div class="legend-title">Isodose lines (dashed), % of ${rx.toFixed(1)} Gy:</div><div class="iso-legend">` +
+    levels.map((g, i) => `<span class="iso" data-colour="${cols[i + 1].join(',')}">` +
+                         `<span class="iso-line" style="border-top-color:rgb(${cols[i + 1].join(',')})"></span>` +
+                         `${Math.round(100 * d.isodose_lines[i].fraction)} % = ${g.toFixed(1)} Gy</span>`).join('') + '</div>' +
+    `<div class="legend-title">Colourwash, Gy (from ${Math.round(100 * wash[0].fraction)} % of ${rx.toFixed(1)} Gy):</div>`;
+  drawDoseBar(d);
+}
+
+// Isodose lines are drawn dashed, so that no isodose line reads as a structure's outline
+// (solid) whatever the colours: the line voxels of the server's volume (value = line 1..n)
+// in every other cell of a 3-D checkerboard of about ISODOSE_DASH_MM become gaps (n+1..2n,
+// drawn faint). Every view through the volume cuts the checkerboard into squares, so a line
+// in any view alternates dash and gap. Returns the counts (for the tests).
+const ISODOSE_DASH_MM = 8;
+const ISODOSE_GAP_ALPHA = 70;
+function dashIsodose(img, n) {
+  const dims = [img.hdr.dims[1], img.hdr.dims[2], img.hdr.dims[3]];
+  const cell = [1, 2, 3].map((a) => Math.max(2, Math.round(ISODOSE_DASH_MM / Math.abs(img.hdr.pixDims[a] || 1))));
+  const v = img.img;
+  let dash = 0, gap = 0;
+  for (let z = 0, i = 0; z < dims[2]; z++) {
+    const cz = Math.floor(z / cell[2]);
+    for (let y = 0; y < dims[1]; y++) {
+      const cyz = cz + Math.floor(y / cell[1]);
+      for (let x = 0; x < dims[0]; x++, i++) {
+        if (!v[i]) continue;
+        if ((cyz + Math.floor(x / cell[0])) & 1) { v[i] += n; gap++; } else dash++;
+      }
+    }
+  }
+  return { dash, gap, cell };
+}
+
+// The colourwash's colour bar: the dose in Gy from 0 to the maximum (at least 105 % of the
+// prescription), in the wash's colours (the server's stops, interpolated as the viewer does;
+// nothing below the first stop, the last stop's colour above it); round Gy ticks under it,
+// a mark in each isodose line's colour at its level over it.
+function washColour(wash, f) {
+  if (f < wash[0].fraction) return null;
+  for (let i = 1; i < wash.length; i++) {
+    if (f > wash[i].fraction) continue;
+    const a = wash[i - 1], b = wash[i], t = (f - a.fraction) / (b.fraction - a.fraction);
+    return a.color.map((c, k) => Math.round(c + t * (b.color[k] - c)));
+  }
+  return wash[wash.length - 1].color;
+}
+
+function drawDoseBar(d) {
+  const c = $('dose-bar');
+  c.hidden = false;
+  const g = c.getContext('2d');
+  const W = c.width, H = c.height, L = 8, R = W - 26, top = 8, bh = 14;
+  const rx = d.prescription_gy, wash = d.wash;
+  const step = niceStep(Math.max(d.max_gy, 1.05 * rx) / 5);
+  const gmax = Math.ceil(Math.max(d.max_gy, 1.05 * rx) / step - 1e-9) * step;
+  const xOf = (gy) => L + (gy / gmax) * (R - L);
+  g.clearRect(0, 0, W, H);
+  for (let x = L; x < R; x++) {
+    const col = washColour(wash, ((x + 0.5 - L) / (R - L)) * gmax / rx);
+    g.fillStyle = col ? `rgb(${col.join(',')})` : '#111';
+    g.fillRect(x, top, 1, bh);
+  }
+  g.strokeStyle = '#888';
+  g.strokeRect(L - 0.5, top - 0.5, R - L + 1, bh + 1);
+  // isodose levels: a mark over the bar in the line's colour
+  const marks = d.isodose_lines.map((l) => ({ gy: l.fraction * rx, x: xOf(l.fraction * rx), color: l.color }));
+  for (const m of marks) {
+    g.fillStyle = `rgb(${m.color.join(',')})`;
+    g.beginPath();
+    g.moveTo(m.x, top - 1);
+    g.lineTo(m.x - 4, top - 8);
+    g.lineTo(m.x + 4, top - 8);
+    g.closePath();
+    g.fill();
+  }
+  g.fillStyle = '#bbb';
+  g.font = '10px sans-serif';
+  g.textAlign = 'center';
+  const ticks = [];
+  for (let v = 0; v <= gmax + 1e-9; v += step) {
+    const x = xOf(v);
+    ticks.push(Number(v.toFixed(6)));
+    g.fillRect(Math.round(x), top + bh, 1, 3);
+    g.fillText(`${Number(v.toFixed(6))}`, x, top + bh + 13);
+  }
+  g.textAlign = 'right';
+  g.fillText('Gy', W - 1, top + bh + 13);
+  g.textAlign = 'left';
+  window.app.doseBar = { x0: L, x1: R, top, height: bh, gmax, ticks, marks, width: W };
 }
 
 // A round axis step at or above `raw`: 1, 2 or 5 x 10^n.
@@ -1236,20 +1439,29 @@ function renderNotice() {
   box.appendChild(b);
 }
 
-// Loads what changed elsewhere. The structure being edited with unsaved paint is replaced
-// only when the reviewer agrees (the load is one undoable step); otherwise its drawing and
-// base version stay, and its save meets the conflict dialog.
+// Loads what changed elsewhere. The structure being edited with unsaved paint goes through
+// the conflict dialog: merged (the default: the other version with this tab's changes
+// re-applied, unsaved), replaced (one undoable step: Undo brings the drawing back) or kept
+// as it is with its base version (its save then meets the dialog again).
 async function reloadChanged() {
   const r = await api('GET', '/api/versions', undefined, { what: 'reload' });
   state.remote = r.structures;
   const mine = state.editId !== null && remoteChanges().find((c) => c.id === state.editId);
-  let take = true;
-  if (mine && state.dirty) {
+  let take = true, merge = false;
+  if (mine && state.dirty && mine.kind === 'changed') {
     const s = structureById(state.editId);
-    take = window.confirm(`${s.name} was ${mine.kind} by ${mine.author} (${mine.action}, v${mine.version}) ` +
-      `while you were drawing on version ${state.editBase}.\n\n` +
-      `OK: load v${mine.version} and discard your unsaved drawing of ${s.name} (Undo brings it back).\n` +
-      `Cancel: keep your drawing (Save will then ask whether to save it over v${mine.version}).`);
+    const choice = await askConflict(`${s.name} was ${mine.kind} by ${mine.author} (${mine.action}, v${mine.version}) ` +
+      `while you were drawing on version ${state.editBase}.\n\nYour drawing is not saved yet. Nothing is lost whichever you choose.`,
+      { merge: `Merge (Enter): load v${mine.version} and re-apply your changes on it; then check and Save`,
+        theirs: `Load v${mine.version} only: your drawing stays reachable with Undo`,
+        mine: null,
+        later: `Keep your drawing (Esc): load the other structures only; Save will ask again` });
+    take = choice !== 'later';
+    merge = choice === 'merge';
+  } else if (mine && state.dirty) {  // deleted elsewhere: the unsaved drawing stays
+    take = false;
+    message(`${mine.name} was deleted by ${mine.author} (v${mine.version}); your unsaved drawing is kept: ` +
+            `restore ${mine.name} (Deleted: restore) to save it`, 'err');
   }
   const kept = mine && !take ? { ...structureById(state.editId) } : null;
   const base = state.editBase;
@@ -1266,6 +1478,8 @@ async function reloadChanged() {
     state.dirty = false;
     state.undo = [];
     state.redo = [];
+  } else if (mine && merge) {
+    await mergeIntoLatest(structureById(state.editId), mine.version, `merge into v${mine.version} (${mine.author}: ${mine.action})`);
   } else if (mine) {
     await reloadDrawingFromServer(`load v${mine.version} (${mine.author}: ${mine.action})`);
     state.editBase = structureById(state.editId).version;
@@ -1274,8 +1488,9 @@ async function reloadChanged() {
   renderStructures();
   updateButtons();
   await refreshDvh();
-  message(`reloaded: ${r.structures.length} structures, latest versions` + (kept ? `; your drawing of ${kept.name} kept` : ''), 'ok');
-  setStatus('ready');
+  message(`reloaded: ${r.structures.length} structures, latest versions` + (kept ? `; your drawing of ${kept.name} kept` : '') +
+          (merge ? `; your drawing of ${structureById(state.editId).name} re-applied on v${mine.version}, not saved yet` : ''), 'ok');
+  setStatus(merge ? `merged: ${structureById(state.editId).name} v${mine.version} + your drawing, not saved yet: check it, then Save` : 'ready');
 }
 
 // Runs one user action at a time. A click while another runs is not dropped silently: it
