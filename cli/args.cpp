@@ -89,7 +89,8 @@ Args parse_args(const Command& cmd, const std::vector<std::string>& argv) {
     args.positionals_.push_back(a);
   }
   for (const auto& o : cmd.options)
-    if (o.required && !args.has(o.name)) throw UsageError{"missing required option " + o.name};
+    if (o.required && !args.has(o.name))
+      throw UsageError{o.missing.empty() ? "missing required option " + o.name : o.missing};
   std::size_t min_pos = 0, max_pos = 0;
   bool variadic = false;
   for (const auto& p : cmd.positionals) {
@@ -164,7 +165,9 @@ void require_structures(const std::vector<std::string>& wanted, const std::vecto
     if (std::find(present.begin(), present.end(), w) == present.end()) {
       std::string list;
       for (const auto& p : present) list += (list.empty() ? "" : ", ") + p;
-      core::fail<core::InvalidInput>(operation, input, label + w + ": no such structure (there are: " + list + ")");
+      core::fail<core::InvalidInput>(operation, input,
+                                     label + w + ": no such structure (" +
+                                         (list.empty() ? std::string("it holds none") : "there are: " + list) + ")");
     }
 }
 

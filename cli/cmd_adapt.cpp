@@ -1,10 +1,7 @@
 // isoline adapt --plan-dir DIR --new-ct CT --out DIR: adaptive replanning on a new CT.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "isoline/adaptive/adapt.h"
@@ -13,6 +10,7 @@
 #include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/dose/dose.h"
+#include "isoline/pipeline/case_io.h"
 #include "isoline/rtstruct/ct_series.h"
 #include "isoline/rtstruct/rtdose.h"
 #include "isoline/rtstruct/rtstruct.h"
@@ -40,27 +38,18 @@ core::Image read_ct(const std::string& path, rtstruct::CtSeries* series, bool* d
   return core::read_image(path);
 }
 
-// The planning CT of a plan directory: CT/ or ct/ (DICOM), ct.nii.gz (.nii, .nrrd, .mha) or
-// dicom/ (as `isoline phantom`), else the CT that metrics.json records (`run`/`plan` on a DICOM
-// CT do not copy it).
+// The planning CT of a plan directory (pipeline::find_case_ct, as `isoline serve` finds a
+// run output's CT).
 std::string find_plan_ct(const fs::path& dir) {
-  for (const char* c : {"CT", "ct", "ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "dicom"})
-    if (present(dir / c)) return (dir / c).string();
-  std::string recorded;
-  if (present(dir / "metrics.json")) {
-    try {
-      std::ifstream f(dir / "metrics.json");
-      const nlohmann::json j = nlohmann::json::parse(f);
-      if (j.contains("ct") && j["ct"].contains("path")) recorded = j["ct"]["path"].get<std::string>();
-    } catch (const std::exception&) {
-    }
-  }
-  if (!recorded.empty() && present(recorded)) return recorded;
-  core::fail<core::IoError>(
-      "adapt", dir.string(),
-      "no planning CT found (give --plan-ct, or put CT/, ct/, ct.nii.gz, ct.nii, ct.nrrd, ct.mha or dicom/ in the "
-      "plan directory)" +
-          (recorded.empty() ? std::string() : "; metrics.json names " + recorded + ", which no longer exists"));
+  std::string recorded_missing;
+  const std::string ct = pipeline::find_case_ct(dir.string(), &recorded_missing);
+  if (!ct.empty()) return ct;
+  core::fail<core::IoError>("adapt", dir.string(),
+                            "no planning CT found (give --plan-ct, or put " + pipeline::case_ct_list() +
+                                " in the plan directory)" +
+                                (recorded_missing.empty()
+                                     ? std::string()
+                                     : "; metrics.json names " + recorded_missing + ", which no longer exists"));
 }
 
 // A DICOM series for an image that was read from NIfTI (derived objects need UIDs).
@@ -253,9 +242,12 @@ Command make_adapt_command() {
       "to the planning CT and accumulates them, and compares planned, unadapted and adapted DVH\n"
       "metrics and criteria. The plan directory is what `isoline run --out` (or `isoline plan`\n"
       "plus masks/) writes: plan.json (with \"fractions\"), the structures (masks/*.nii.gz or\n"
-      "RS.dcm on the planning CT), optionally the planned dose (dose.nii.gz or RD.dcm), the\n"
-      "planning CT (CT/, ct/, ct.nii.gz or dicom/) unless --plan-ct is given, and optionally\n"
-      "template.json. See docs/adaptive.md.";
+      "RS.dcm on the planning CT), optionally the planned dose (dose.nii.gz or RD.dcm) and\n"
+      "template.json. The planning CT is --plan-ct, else the first of\n" +
+      pipeline::case_ct_list() +
+      " in the plan directory, else the\n"
+      "CT that its metrics.json records (run and plan copy a NIfTI CT into CT/ but not a DICOM\n"
+      "one, which must then still be where it was planned from). See docs/adaptive.md.";
   c.options = {
       {"--plan-dir", "DIR", "plan directory (plan.json, RS.dcm or masks/, RD.dcm, ct)", true, "", false},
       {"--new-ct", "PATH", "new CT: DICOM directory or image file", true, "", false},

@@ -17,15 +17,17 @@ namespace isoline::cli {
 
 namespace {
 
+const char* const kMapRequired =
+    "--map MAP.json is required: the map holds the original patient identities; keep it in a private folder "
+    "apart from OUT (e.g. --map ~/deid-maps/study1.json)";
+
 int run_deidentify(const Args& args, const Context& ctx) {
   const std::string in = args.positional(0);
   const std::string out = args.positional(1);
   // The map holds the original identities: no default location, which would sit next to the
   // de-identified data (a "share this folder" step takes it along). It is never inside OUT.
   const auto map_opt = args.get("--map");
-  if (!map_opt || map_opt->empty())
-    throw UsageError{"--map MAP.json is required: the map holds the original patient identities; "
-                     "keep it in a private folder apart from OUT (e.g. --map ~/deid-maps/study1.json)"};
+  if (!map_opt || map_opt->empty()) throw UsageError{kMapRequired};
   const std::string map_file = *map_opt;
   std::error_code ec;
   if (!fs::exists(in, ec)) core::fail<core::IoError>("deidentify", in, "no such file or directory");
@@ -136,7 +138,8 @@ Command make_deidentify_command() {
       "out, the others are written and the map saved, and the exit status is 1.";
   c.positionals = {{"IN", "DICOM file or directory"}, {"OUT", "output directory"}};
   c.options = {
-      {"--map", "JSON", "de-identification map (required; outside OUT; extended, never overwritten)", false, "", false},
+      {"--map", "MAP.json", "de-identification map (outside OUT; extended, never overwritten)", true, "", false,
+       kMapRequired},
       {"--reidentify", "", "re-identify IN (objects derived from de-identified data) into OUT", false, "", false},
   };
   c.run = run_deidentify;

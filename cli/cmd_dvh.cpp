@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -82,10 +83,24 @@ struct Row {
 
 int run_dvh(const Args& args, const Context& ctx) {
   core::Progress progress(ctx.progress, "dvh");
-  const auto masks_dir = args.get("--masks");
+  auto masks_dir = args.get("--masks");
   const auto rs_path = args.get("--rtstruct");
   if (masks_dir.has_value() == rs_path.has_value())
     throw UsageError{"give exactly one of --masks DIR and --rtstruct FILE"};
+  // A case folder (`isoline phantom`, a `run` output) keeps its masks in masks/: read them
+  // there when the folder itself holds none, and say so.
+  if (masks_dir && core::mask_names(*masks_dir).empty()) {
+    const std::string sub = (std::filesystem::path(*masks_dir) / "masks").string();
+    std::error_code ec;
+    const bool has_sub = std::filesystem::is_directory(sub, ec);
+    if (!has_sub || core::mask_names(sub).empty())
+      core::fail<core::InvalidInput>("dvh", *masks_dir,
+                                     std::string("holds no <name>.nii.gz masks") +
+                                         (has_sub ? " (nor does its masks/ folder)" : "") +
+                                         ": give --masks the folder of the structures' <name>.nii.gz files");
+    std::fprintf(stderr, "note: dvh: %s holds no <name>.nii.gz masks: reading %s\n", masks_dir->c_str(), sub.c_str());
+    masks_dir = sub;
+  }
   const std::string dose_path = args.value("--dose");
   const std::vector<std::string> names = args.get_all("--structure");
 

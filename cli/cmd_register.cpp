@@ -3,6 +3,9 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "command.h"
 #include "isoline/adaptive/registration.h"
@@ -109,9 +112,24 @@ int run_register(const Args& args, const Context& ctx) {
   return 0;
 }
 
+// "100,80,50"; 2.5 -> "2.5": the defaults help prints come from the option structs.
+std::string join_ints(const std::vector<int>& v) {
+  std::string s;
+  for (int n : v) s += (s.empty() ? "" : ",") + std::to_string(n);
+  return s;
+}
+std::string number(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
 }  // namespace
 
 Command make_register_command() {
+  const adaptive::RegistrationOptions defaults;  // what run_register starts from
+  const adaptive::RigidOptions& rigid = defaults.rigid_options;
+  const adaptive::DeformableOptions& demons = defaults.deformable_options;
   Command c;
   c.name = "register";
   c.summary = "register a moving CT to a fixed CT (rigid + deformable)";
@@ -127,11 +145,13 @@ Command make_register_command() {
       {"--bony", "", "rigid step on bone only"},
       {"--rigid-only", "", "skip the deformable step"},
       {"--no-rigid", "", "skip the rigid step"},
-      {"--sigma", "MM", "field regularisation (Gaussian sigma, mm)"},
-      {"--iterations", "N,N,N", "demons iterations per level, coarse to fine"},
-      {"--resolution", "MM", "finest demons grid spacing (mm per axis; 0 = the fixed grid)"},
-      {"--max-voxels", "N", "voxel budget of the finest demons grid (default 3000000; 0 = none)"},
-      {"--seed", "N", "seed of the rigid metric's random sampling (default 20261125)"},
+      {"--sigma", "MM", "field regularisation (Gaussian sigma, mm)", false, number(demons.field_sigma_mm)},
+      {"--iterations", "N,N,N", "demons iterations per level, coarse to fine", false, join_ints(demons.iterations)},
+      {"--resolution", "MM", "finest demons grid spacing (mm per axis; 0 = the fixed grid)", false,
+       number(demons.max_resolution_mm)},
+      {"--max-voxels", "N", "voxel budget of the finest demons grid (0 = none)", false,
+       std::to_string(demons.max_voxels)},
+      {"--seed", "N", "seed of the rigid metric's random sampling", false, std::to_string(rigid.seed)},
       {"--landmarks", "FILE", "elastix point files, fixed then moving (give twice); prints TRE", false, "", true},
   };
   c.run = run_register;

@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "isoline/core/error.h"
+#include "isoline/pipeline/case_io.h"
 #include "isoline/planning/plan.h"
 #include "isoline/ui/server.h"
 
@@ -19,6 +20,14 @@ namespace {
 int run_serve(const Args& args, const Context&) {
   ui::ServerOptions o;
   o.case_dir = args.positional(0);
+  // An `isoline run` output opens as it is: its CT is CT/, or the DICOM CT that its
+  // metrics.json records (found as `adapt` finds a plan's CT); a path recorded there that no
+  // longer exists is passed on, for the server to name it.
+  {
+    std::string recorded_missing;
+    o.ct_path = pipeline::find_case_ct(o.case_dir, &recorded_missing);
+    if (o.ct_path.empty()) o.ct_path = recorded_missing;
+  }
   o.host = args.value("--host");
   const long port = args.get_int("--port", 0);
   if (port < 0 || port > 65535) throw UsageError{"--port must be 0..65535"};
@@ -78,12 +87,13 @@ Command make_serve_command() {
   c.summary = "review web server: view, edit, version and approve a case's structures";
   c.description =
       "Serves a browser viewer/editor for a case directory (ct.nii.gz, masks/*.nii.gz, optional\n"
-      "dose.nii.gz, structures.json and dicom/ CT). Prints a URL with a random access token; every\n"
-      "request needs it. Binds 127.0.0.1 unless --host says otherwise. Every save is a new version\n"
-      "in <case>/review/review.sqlite (never overwritten; stale saves get a conflict). Approve\n"
-      "writes <case>/review/approved/<time>/ with the approved RT-STRUCT, the untouched automatic\n"
-      "one, the masks and an approval record.";
-  c.positionals = {{"CASE", "case directory"}};
+      "dose.nii.gz, structures.json and dicom/ CT) or an `isoline run` output (its CT/, or the\n"
+      "DICOM CT its metrics.json names, which the approved RT-STRUCT then references). Prints a\n"
+      "URL with a random access token; every request needs it. Binds 127.0.0.1 unless --host\n"
+      "says otherwise. Every save is a new version in <case>/review/review.sqlite (never\n"
+      "overwritten; stale saves get a conflict). Approve writes <case>/review/approved/<time>/\n"
+      "with the approved RT-STRUCT, the untouched automatic one, the masks and an approval record.";
+  c.positionals = {{"CASE", "case directory or `isoline run` output"}};
   c.options = {
       {"--port", "N", "TCP port (0 = the port of the last server on this case when free, else any)", false, "0"},
       {"--host", "ADDR", "address to bind", false, "127.0.0.1"},

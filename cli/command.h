@@ -18,6 +18,7 @@ struct OptionSpec {
   bool required = false;
   std::string default_value{};  ///< shown in help; returned by Args::get when absent
   bool repeatable = false;    ///< may be given several times (Args::get_all)
+  std::string missing{};      ///< usage error when a required option is missing (default: "missing required option X")
 };
 
 struct PositionalSpec {

@@ -114,7 +114,7 @@ def _from_dicom(root: Path, names: Sequence[str], series_uid: str,
         elif mod == "RTDOSE":
             rtdoses.append(f)
     pt = Patient(ct=series.image, structures=StructureSet(series.image.geometry), source=str(root),
-                 series=series, warnings=list(series.warnings))
+                 series=series, warnings=[])
     # The structure set that references this CT series (else the only one).
     chosen, chosen_file = None, ""
     ct_frame = series.frame_of_reference_uid
@@ -151,6 +151,10 @@ def _from_dicom(root: Path, names: Sequence[str], series_uid: str,
             pt.files.append(str(rtdoses[0]))
         if len(rtdoses) > 1:
             pt.warnings.append(f"{len(rtdoses)} RT-DOSE files found; loaded {rtdoses[0]}")
+    # The RT-STRUCT and RT-DOSE loaded here are not "skipped" objects of the CT folder.
+    for f in pt.files:
+        series.mark_used(f)
+    pt.warnings[:0] = list(series.warnings)
     return pt
 
 

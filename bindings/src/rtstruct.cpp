@@ -77,6 +77,11 @@ void bind_rtstruct(py::module_ m) {
       .def_readonly("manufacturer", &CtSeries::manufacturer)
       .def_readonly("resampled", &CtSeries::resampled)
       .def_readonly("warnings", &CtSeries::warnings)
+      .def_readonly("skipped_objects", &CtSeries::skipped_objects)
+      .def(
+          "mark_used", [](CtSeries& s, py::object file) { mark_used(s, py::str(file)); }, py::arg("file"),
+          "Says that the caller uses this file, one of skipped_objects (the RT-STRUCT read beside the "
+          "CT): the 'skipped N non-image DICOM object(s)' warning then names only the others.")
       .def("__repr__", [](const CtSeries& s) {
         return "CtSeries('" + s.series_instance_uid + "', " + std::to_string(s.slices.size()) + " slices)";
       });

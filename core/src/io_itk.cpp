@@ -316,26 +316,45 @@ Image read_mask(const std::string& path, std::string_view operation) {
   fail<InvalidInput>(operation, path, what);
 }
 
+namespace {
+
+// name, path of every mask file in `dir` (sorted by name), as read_mask_dir lists a folder.
+std::vector<std::pair<std::string, std::string>> list_masks(const std::string& dir, const char* op) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail<IoError>(op, dir, "not a directory");
+  std::vector<std::pair<std::string, std::string>> found;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string p = entry.path().string();
+    if (!entry.is_regular_file() || !is_image_path(p)) continue;
+    std::string stem = entry.path().filename().string();
+    for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"})
+      if (ends_with_nocase(stem, ext)) {
+        stem = stem.substr(0, stem.size() - std::strlen(ext));
+        break;
+      }
+    // A case folder (OpenKBP, `isoline phantom`) also holds the CT, the dose and a label map.
+    if (is_not_mask_name(stem)) continue;
+    found.emplace_back(stem, p);
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+}  // namespace
+
+std::vector<std::string> mask_names(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& [name, path] : list_masks(dir, "read masks")) names.push_back(name);
+  return names;
+}
+
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names) {
   const char* op = "read masks";
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail<IoError>(op, dir, "not a directory");
   std::vector<std::pair<std::string, std::string>> found;  // name, path
   if (names.empty()) {
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      const std::string p = entry.path().string();
-      if (!entry.is_regular_file() || !is_image_path(p)) continue;
-      std::string stem = entry.path().filename().string();
-      for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"})
-        if (ends_with_nocase(stem, ext)) {
-          stem = stem.substr(0, stem.size() - std::strlen(ext));
-          break;
-        }
-      // A case folder (OpenKBP, `isoline phantom`) also holds the CT, the dose and a label map.
-      if (is_not_mask_name(stem)) continue;
-      found.emplace_back(stem, p);
-    }
-    std::sort(found.begin(), found.end());
+    found = list_masks(dir, op);
   } else {
     for (const auto& n : names)
       for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".mha"}) {

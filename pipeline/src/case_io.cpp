@@ -44,6 +44,12 @@ CaseCt load_ct(const std::string& path, const core::Progress& progress, const st
   return c;
 }
 
+void mark_used(CaseCt& ct, const std::string& file) {
+  if (!ct.from_dicom) return;
+  rtstruct::mark_used(ct.series, file);
+  ct.warnings = ct.series.warnings;
+}
+
 std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, const core::Progress& progress) {
   if (ct.from_dicom) return {};
   rtstruct::CtWriteOptions wo;
@@ -121,6 +127,42 @@ core::StructureSet load_structures(const std::string& path, const CaseCt& ct, co
   return set;
 }
 
+
+const std::vector<std::string>& case_ct_names() {
+  static const std::vector<std::string> names = {"CT", "ct", "ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha", "dicom"};
+  return names;
+}
+
+std::string case_ct_list() {
+  const auto& names = case_ct_names();
+  std::string s;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const bool folder = names[i].find('.') == std::string::npos;
+    s += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i] + (folder ? "/" : "");
+  }
+  return s;
+}
+
+std::string find_case_ct(const std::string& dir, std::string* recorded_missing) {
+  if (recorded_missing) recorded_missing->clear();
+  std::error_code ec;
+  for (const auto& n : case_ct_names())
+    if (fs::exists(fs::path(dir) / n, ec)) return (fs::path(dir) / n).string();
+  const fs::path metrics = fs::path(dir) / "metrics.json";
+  if (!fs::is_regular_file(metrics, ec)) return {};
+  std::string recorded;
+  try {
+    std::ifstream f(metrics);
+    const nlohmann::json j = nlohmann::json::parse(f);
+    if (j.contains("ct") && j["ct"].contains("path")) recorded = j["ct"]["path"].get<std::string>();
+  } catch (const std::exception&) {
+    return {};  // not write_plan_outputs' metrics.json
+  }
+  if (recorded.empty()) return {};
+  if (fs::exists(recorded, ec)) return recorded;
+  if (recorded_missing) *recorded_missing = recorded;
+  return {};
+}
 
 PlanOutputs write_plan_outputs(const std::string& dir, const CaseCt& ct, const core::StructureSet& structures,
                                const planning::PlanResult& r) {

@@ -480,6 +480,20 @@ CtSeries assemble(std::vector<Header*> hs, const CtReadOptions& opt, const core:
   return out;
 }
 
+// "skipped 1 non-image DICOM object (RS.dcm: RT Structure Set Storage)"; several: their kinds.
+std::string skipped_warning(const std::vector<std::pair<std::string, std::string>>& skipped) {
+  std::string which;
+  if (skipped.size() == 1) {
+    which = fs::path(skipped[0].first).filename().string() + ": " + skipped[0].second;
+  } else {
+    std::set<std::string> kinds;
+    for (const auto& o : skipped) kinds.insert(o.second);
+    for (const auto& k : kinds) which += (which.empty() ? "" : ", ") + k;
+  }
+  return "skipped " + std::to_string(skipped.size()) + " non-image DICOM object" + (skipped.size() == 1 ? "" : "s") +
+         " (" + which + ")";
+}
+
 CtSeries read_impl(const std::vector<std::string>& files, bool from_dir, const std::string& subject,
                    const CtReadOptions& opt, const core::Progress& progress) {
   Scan s = scan(files, from_dir, progress.sub(0.0, 0.3, "headers"));
@@ -500,18 +514,9 @@ CtSeries read_impl(const std::vector<std::string>& files, bool from_dir, const s
       images.push_back(std::move(h));
     }
   }
-  if (!others.empty()) {  // say which: "skipped 1 non-image DICOM object (RS.dcm: RT Structure Set Storage)"
-    std::string which;
-    if (others.size() == 1) {
-      which = fs::path(others[0]->file).filename().string() + ": " + sop_class_name(others[0]->sop_class);
-    } else {
-      std::set<std::string> kinds;
-      for (const auto& h : others) kinds.insert(sop_class_name(h->sop_class));
-      for (const auto& k : kinds) which += (which.empty() ? "" : ", ") + k;
-    }
-    warnings.push_back("skipped " + std::to_string(others.size()) + " non-image DICOM object" +
-                       (others.size() == 1 ? "" : "s") + " (" + which + ")");
-  }
+  std::vector<std::pair<std::string, std::string>> skipped;
+  for (const auto& h : others) skipped.emplace_back(h->file, sop_class_name(h->sop_class));
+  if (!skipped.empty()) warnings.push_back(skipped_warning(skipped));
   if (images.empty()) {
     std::string what = s.headers.empty() && others.empty() ? "no DICOM files" : "no image slices";
     if (!others.empty()) what += " (found " + describe_series(summarize(others)) + ")";
@@ -570,7 +575,9 @@ CtSeries read_impl(const std::vector<std::string>& files, bool from_dir, const s
                                        describe_series(summarize(chosen)));
   std::vector<Header*> ptrs;
   for (auto& h : chosen) ptrs.push_back(h.get());
-  return assemble(ptrs, opt, progress.sub(0.3, 1.0, "pixels"), std::move(warnings));
+  CtSeries out = assemble(ptrs, opt, progress.sub(0.3, 1.0, "pixels"), std::move(warnings));
+  out.skipped_objects = std::move(skipped);
+  return out;
 }
 
 }  // namespace
@@ -589,6 +596,24 @@ CtSeries read_ct_series(const std::vector<std::string>& files, const CtReadOptio
   if (files.empty()) core::fail<core::InvalidInput>(kOp, "", "no files given");
   return read_impl(files, false, files.front() + (files.size() > 1 ? " ..." : ""), options,
                    progress);
+}
+
+void mark_used(CtSeries& s, const std::string& file) {
+  if (s.skipped_objects.empty() || file.empty()) return;
+  auto same = [&](const std::string& f) {
+    std::error_code ec;
+    return f == file || fs::equivalent(f, file, ec);
+  };
+  auto it = std::find_if(s.skipped_objects.begin(), s.skipped_objects.end(),
+                         [&](const auto& o) { return same(o.first); });
+  if (it == s.skipped_objects.end()) return;
+  const auto w = std::find(s.warnings.begin(), s.warnings.end(), skipped_warning(s.skipped_objects));
+  s.skipped_objects.erase(it);
+  if (w == s.warnings.end()) return;
+  if (s.skipped_objects.empty())
+    s.warnings.erase(w);
+  else
+    *w = skipped_warning(s.skipped_objects);
 }
 
 std::vector<SeriesSummary> list_series(const std::string& path) {

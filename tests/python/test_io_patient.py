@@ -37,6 +37,21 @@ def test_load_patient_from_dicom(hn_case_dir, small_hn):
     assert any(f.endswith(".dcm") for f in pt.files)
 
 
+def test_the_structure_set_loaded_is_not_called_skipped(hn_case_dir, tmp_path):
+    """load_patient("dicom/") warned "skipped 1 non-image DICOM object (RS.dcm ...)" for the
+    RT-STRUCT it loaded (docs audit 19); an object it leaves out is still named."""
+    import shutil
+    pt = isoline.load_patient(hn_case_dir / "dicom")
+    assert "SpinalCord" in pt.structures
+    assert not any("non-image DICOM" in w for w in pt.warnings), pt.warnings
+    two = tmp_path / "two"
+    shutil.copytree(hn_case_dir / "dicom", two)
+    shutil.copy(two / "RS.dcm", two / "old_RS.dcm")
+    pt = isoline.load_patient(two)
+    assert pt.files == [str(two / "RS.dcm")]
+    assert "skipped 1 non-image DICOM object (old_RS.dcm: RTStructureSetStorage)" in pt.warnings, pt.warnings
+
+
 def test_load_patient_errors(tmp_path, hn_case_dir):
     # isoline's own exceptions (isoline.Error), still OSError / ValueError, "operation: input: problem"
     with pytest.raises(isoline.IoError, match="^load patient: .*nothing: does not exist$"):

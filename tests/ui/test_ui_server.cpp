@@ -838,6 +838,57 @@ TEST(UiServerCase, ClearMessagesForAMissingDirAndARunOutput) {
   }
 }
 
+// Docs audit 19, defect 1: an `isoline run` output of a DICOM CT has no ct.nii.gz and no CT/;
+// `serve` gives its CT as ServerOptions::ct_path (the DICOM series metrics.json records). The
+// browser gets it as NIfTI, and the approved RT-STRUCT references that series, not one of its own.
+TEST(UiServerCase, ARunOutputOpensWithItsDicomCtWhichTheApprovalReferences) {
+  test::TempDir dir;
+  test::write_ui_case(dir.file("case"));
+  const core::Image ct = core::read_image(dir.file("case/ct.nii.gz"));
+  const rtstruct::CtSeries series = rtstruct::write_ct_series(ct, dir.file("patient_ct"), {});
+  std::filesystem::create_directories(dir.file("run"));
+  std::filesystem::rename(dir.file("case/masks"), dir.file("run/masks"));
+  std::filesystem::rename(dir.file("case/dose.nii.gz"), dir.file("run/dose.nii.gz"));
+  std::ofstream(dir.file("run/metrics.json")) << "{}\n";
+  ui::ServerOptions o;
+  o.case_dir = dir.file("run");
+  try {  // without the CT: what it is, and how to make a case
+    ui::ReviewServer s(o);
+    ADD_FAILURE();
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("`isoline run` output without its CT"), std::string::npos) << e.what();
+  }
+  o.ct_path = dir.file("patient_ct");
+  {
+    Running srv(o);
+    const json c = json::parse(srv.client().Get("/api/case", srv.auth())->body);
+    EXPECT_EQ(c["ct"]["name"], "ct.nii.gz");
+    auto v = srv.client().Get("/api/volume/ct", srv.auth());
+    ASSERT_EQ(v->status, 200);
+    std::ofstream(dir.file("served.nii.gz"), std::ios::binary) << v->body;
+    const core::Image served = core::read_image(dir.file("served.nii.gz"));
+    EXPECT_TRUE(served.geometry().same_grid(ct.geometry(), 1e-3));
+    EXPECT_EQ(std::memcmp(served.raw(), ct.raw(), ct.byte_size()), 0);
+    EXPECT_EQ(srv.server->db().structures().size(), 4u);
+    auto a = srv.client().Post("/api/approve", srv.auth(), R"({"reviewer": "Dr Test"})", "application/json");
+    ASSERT_EQ(a->status, 200) << a->body;
+    const json j = json::parse(a->body);
+    EXPECT_EQ(j["ct_series_instance_uid"], series.series_instance_uid);
+    EXPECT_EQ(rtstruct::read_rtstruct(j["rtstruct"]).referenced_series_instance_uid, series.series_instance_uid);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run/review/dicom_ct")));
+  // A CT that is no longer where metrics.json says: named, with the way out.
+  o.ct_path = dir.file("gone");
+  try {
+    ui::ReviewServer s(o);
+    ADD_FAILURE();
+  } catch (const core::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(dir.file("gone") + " (named in its metrics.json), no longer exists"), std::string::npos) << m;
+    EXPECT_NE(m.find("isoline convert DICOM_CT --out CASE/ct.nii.gz"), std::string::npos) << m;
+  }
+}
+
 TEST_F(UiServer, DoseEstimateNotAvailableIs501) {
   auto c = srv->client();
   auto r = c.Post("/api/dose/estimate", srv->auth(), "{}", "application/json");

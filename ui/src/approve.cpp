@@ -30,6 +30,7 @@ bool same_mask(const core::Image& a, const core::Image& b) {
 }
 
 rtstruct::CtSeries reference_ct(const ApprovalInput& in) {
+  if (!in.dicom_ct.empty()) return rtstruct::read_ct_series(in.dicom_ct);
   std::error_code ec;
   const fs::path dicom = fs::path(in.case_dir) / "dicom";
   if (fs::is_directory(dicom, ec)) return rtstruct::read_ct_series(dicom.string());

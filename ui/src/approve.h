@@ -27,6 +27,9 @@ std::vector<std::string> quality_flags(const std::string& description);
 struct ApprovalInput {
   std::string case_dir, review_dir;
   core::Image ct;  ///< the case CT (NIfTI), the grid of every mask
+  /// The DICOM CT series the RT-STRUCTs reference (ServerOptions::ct_path); empty = the case's
+  /// dicom/, else a series written from `ct`.
+  std::string dicom_ct;
   std::string reviewer;
   std::string status = "APPROVED";
   std::vector<ApprovalStructure> structures;
@@ -41,7 +44,7 @@ std::string generation_algorithm(const ApprovalStructure& s);
 void read_reference_ct(const std::string& dir);
 
 /// Writes review/approved/<UTC time>/: masks/<name>.nii.gz, approval.json, RS_approved.dcm
-/// and RS_auto.dcm (referencing the case's DICOM CT in dicom/, or a CT series written from
+/// and RS_auto.dcm (referencing `dicom_ct`, the case's DICOM CT in dicom/, or a CT series written from
 /// the NIfTI CT into review/dicom_ct/ when the case has none). Returns the approval record.
 nlohmann::json write_approval(const ApprovalInput& in);
 

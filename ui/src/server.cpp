@@ -23,6 +23,7 @@
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
 #include "isoline/planning/dvh.h"
+#include "isoline/rtstruct/ct_series.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -198,7 +199,10 @@ struct Job {
 struct ReviewServer::Impl {
   ServerOptions opt;
   fs::path case_dir, review_dir, tmp_dir, ui_dir;
-  std::string ct_path;
+  std::string ct_path;       // the CT file served; empty for a DICOM CT (ct_nifti)
+  std::string dicom_ct;      // ServerOptions::ct_path when a DICOM series: what the approval references
+  std::mutex ct_mu;
+  std::string ct_nifti;      // a DICOM CT as NIfTI for the browser, made at the first request
   core::Geometry grid;
   core::Image ct;
   std::unique_ptr<ReviewDb> db;
@@ -227,8 +231,8 @@ struct ReviewServer::Impl {
   }
 
   /// NIfTI bytes of an image, through core::write_image (ITK).
-  std::string nifti_bytes(const core::Image& img) {
-    const std::string p = tmp_path(".nii");
+  std::string nifti_bytes(const core::Image& img, const std::string& ext = ".nii") {
+    const std::string p = tmp_path(ext);
     core::write_image(img, p);
     std::string b = read_file(p);
     std::error_code ec;
@@ -280,24 +284,29 @@ struct ReviewServer::Impl {
       core::fail<core::IoError>(kOp, opt.case_dir, "not a directory (give the review case directory: ct.nii.gz, masks/)");
     case_dir = fs::canonical(opt.case_dir);
     ct_path = find_image(case_dir, "ct");
-    if (ct_path.empty()) {
-      // An `isoline run` output (CT/, RS.dcm, masks/, dose.nii.gz) is not a review case: it
-      // has the DICOM CT but no NIfTI one. Say how to make a case from it (docs/ui.md).
-      const bool run_output = fs::is_directory(case_dir / "CT", ec) &&
-                              (fs::is_regular_file(case_dir / "RS.dcm", ec) || fs::is_directory(case_dir / "masks", ec));
-      if (run_output) {
-        const std::string d = case_dir.string();
-        core::fail<core::InvalidInput>(
-            kOp, d,
-            "an `isoline run` output, not a review case (no ct.nii.gz); make one beside it: mkdir -p CASE && "
-            "isoline convert " + d + "/CT --out CASE/ct.nii.gz && cp -r " + d + "/masks " + d +
-                "/dose.nii.gz CASE/ && cp -r " + d + "/CT CASE/dicom, then isoline serve CASE (docs/ui.md, Case directory)");
-      }
+    if (ct_path.empty() && !opt.ct_path.empty()) {
+      open_run_ct(opt.ct_path);
+    } else if (ct_path.empty()) {
+      // An `isoline run` output (RS.dcm, masks/, dose.nii.gz, metrics.json) whose CT the caller
+      // did not find: say how to make a review case from it (docs/ui.md).
+      const bool run_output =
+          (fs::is_regular_file(case_dir / "RS.dcm", ec) || fs::is_regular_file(case_dir / "metrics.json", ec)) &&
+          fs::is_directory(case_dir / "masks", ec);
+      if (run_output && fs::is_directory(case_dir / "CT", ec))
+        core::fail<core::InvalidInput>(kOp, case_dir.string(),
+                                       "an `isoline run` output, not a review case (no ct.nii.gz); " +
+                                           make_case_hint((case_dir / "CT").string()));
+      if (run_output)
+        core::fail<core::InvalidInput>(kOp, case_dir.string(),
+                                       "an `isoline run` output without its CT (no CT/, and metrics.json names no CT "
+                                       "that exists), not a review case (no ct.nii.gz); " +
+                                           make_case_hint(""));
       core::fail<core::InvalidInput>(kOp, case_dir.string(),
                                      "no ct.nii.gz (or ct.nii/.nrrd/.mha) in the case directory: not a review case "
                                      "(docs/ui.md, Case directory)");
+    } else {
+      ct = core::read_image(ct_path);
     }
-    ct = core::read_image(ct_path);
     grid = ct.geometry();
     check_dicom_ct();
     review_dir = case_dir / "review";
@@ -323,10 +332,53 @@ struct ReviewServer::Impl {
     if (!db->meta("imported")) import_automatic();
   }
 
+  /// "make one beside it: mkdir -p CASE && isoline convert CT --out CASE/ct.nii.gz && ...".
+  /// `ct_dir` empty: the DICOM CT the run was given, unknown here.
+  std::string make_case_hint(const std::string& ct_dir) const {
+    const std::string d = case_dir.string();
+    const std::string c = ct_dir.empty() ? "DICOM_CT" : ct_dir;
+    return "make a review case beside it: mkdir -p CASE && isoline convert " + c + " --out CASE/ct.nii.gz && cp -r " +
+           d + "/masks " + d + "/dose.nii.gz CASE/ && cp -r " + c + " CASE/dicom" +
+           (ct_dir.empty() ? " (DICOM_CT: the DICOM CT series the run was given)" : "") +
+           ", then isoline serve CASE (docs/ui.md, Case directory)";
+  }
+
+  /// The CT of an `isoline run` output (ServerOptions::ct_path): an image file, or a DICOM
+  /// series that the approval then references and that the browser gets as NIfTI.
+  void open_run_ct(const std::string& path) {
+    std::error_code ec;
+    if (!fs::exists(path, ec))
+      core::fail<core::IoError>(kOp, case_dir.string(),
+                                "the CT this `isoline run` output was made from, " + path +
+                                    " (named in its metrics.json), no longer exists: put it back there, or " +
+                                    make_case_hint(""));
+    if (core::is_image_path(path)) {
+      ct_path = path;
+      ct = core::read_image(path);
+      return;
+    }
+    try {
+      ct = rtstruct::read_ct_series(path).image;
+    } catch (const core::Error& e) {
+      core::fail<core::InvalidInput>(kOp, path,
+                                     std::string("the CT of this `isoline run` output cannot be read: ") + e.what());
+    }
+    dicom_ct = path;
+  }
+
+  /// The CT as the browser reads it: the case's file, or a DICOM CT written as NIfTI (once).
+  std::string ct_bytes() {
+    if (dicom_ct.empty()) return read_file(ct_path);
+    std::lock_guard<std::mutex> l(ct_mu);
+    if (ct_nifti.empty()) ct_nifti = nifti_bytes(ct, ".nii.gz");
+    return ct_nifti;
+  }
+
   /// The approved RT-STRUCT must reference the case's DICOM CT (dicom/): read it now, so that
   /// an unreadable file there stops the server with the file named instead of failing the
   /// approval at the end of the review.
   void check_dicom_ct() {
+    if (!dicom_ct.empty()) return;  // the run output's DICOM CT: read already
     std::error_code ec;
     const fs::path dicom = case_dir / "dicom";
     if (!fs::is_directory(dicom, ec)) return;
@@ -548,7 +600,7 @@ struct ReviewServer::Impl {
   json case_json() {
     json j;
     j["case"] = case_dir.filename().string();
-    j["ct"] = {{"url", "/api/volume/ct"}, {"name", "ct" + extension_of(ct_path)}};
+    j["ct"] = {{"url", "/api/volume/ct"}, {"name", dicom_ct.empty() ? "ct" + extension_of(ct_path) : "ct.nii.gz"}};
     const auto& g = grid;
     j["grid"] = {{"size", g.size}, {"spacing_mm", g.spacing}, {"origin_mm", g.origin}, {"direction", g.direction}};
     {
@@ -732,7 +784,7 @@ void ReviewServer::Impl::routes() {
     send_json(res, list);
   });
   s.Get("/api/volume/ct", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(read_file(ct_path), "application/octet-stream");
+    res.set_content(ct_bytes(), "application/octet-stream");
   });
   s.Get("/api/volume/dose", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> l(dose_mu);
@@ -980,6 +1032,7 @@ void ReviewServer::Impl::routes() {
     in.case_dir = case_dir.string();
     in.review_dir = review_dir.string();
     in.ct = ct;
+    in.dicom_ct = dicom_ct;
     in.reviewer = reviewer;
     in.status = j.value("status", std::string("APPROVED"));
     if (in.status != "APPROVED" && in.status != "UNAPPROVED" && in.status != "REJECTED")

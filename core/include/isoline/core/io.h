@@ -42,6 +42,9 @@ Image read_mask(const std::string& path, std::string_view operation = "read mask
 /// skips the images of a case folder that are not masks (ct, dose, labels, possible_dose_mask,
 /// image, ct_hu); each file is read by read_mask (values other than 0 and 1 are refused).
 StructureSet read_mask_dir(const std::string& dir, const std::vector<std::string>& names = {});
+/// The structure names (file stems, sorted) of the masks read_mask_dir reads from `dir` when
+/// given no names, without reading them. Throws IoError when `dir` is not a directory.
+std::vector<std::string> mask_names(const std::string& dir);
 
 /// The file stems (lower case) of a case folder's images that are not structure masks: ct,
 /// dose, labels, possible_dose_mask, image, ct_hu. read_mask_dir skips them (compared without

@@ -31,6 +31,11 @@ struct CaseCt {
 CaseCt load_ct(const std::string& path, const core::Progress& progress = {},
                const std::string& patient_id = {}, const std::string& patient_name = {});
 
+/// `file` (an RT-STRUCT the command reads from the DICOM CT's own folder, as `run --targets
+/// dicom/RS.dcm` and `plan --structures dicom/RS.dcm`) is used, not skipped: it leaves the CT's
+/// "skipped N non-image DICOM object(s)" warning (rtstruct::mark_used). Nothing for other files.
+void mark_used(CaseCt& ct, const std::string& file);
+
 /// For a CT read from an image file: writes it as a DICOM series in `dir`/CT (its made-up
 /// identity) and makes `ct.series` that series, so that the RT-STRUCT and RT-DOSE written
 /// next to it reference a CT that exists. Returns the names written ("CT/"); nothing for a
@@ -56,6 +61,19 @@ void write_quality_json(const contouring::ContourResult& r, const std::string& p
 /// Structures on the CT grid from a directory of <name>.nii.gz masks or an RT-STRUCT file.
 core::StructureSet load_structures(const std::string& path, const CaseCt& ct,
                                    const std::vector<std::string>& names = {});
+
+/// Where a plan or run directory keeps its CT, in the order looked for: CT/ and ct/ (DICOM
+/// series), ct.nii.gz, ct.nii, ct.nrrd, ct.mha, dicom/ (as `isoline phantom` writes it).
+const std::vector<std::string>& case_ct_names();
+/// The same for messages and help: "CT/, ct/, ct.nii.gz, ct.nii, ct.nrrd, ct.mha or dicom/".
+std::string case_ct_list();
+
+/// The CT of a plan or run directory, as `isoline adapt` and `isoline serve` find it: the first
+/// of case_ct_names() in `dir`, else the CT that `dir`/metrics.json records
+/// (write_plan_outputs; `run` and `plan` copy a NIfTI CT into CT/ but not a DICOM one). Empty
+/// when there is none; `recorded_missing` then gets the path metrics.json records when that no
+/// longer exists (else "").
+std::string find_case_ct(const std::string& dir, std::string* recorded_missing = nullptr);
 
 struct PlanOutputs {
   std::string dir;

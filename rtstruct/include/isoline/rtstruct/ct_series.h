@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "isoline/core/image.h"
@@ -58,7 +59,17 @@ struct CtSeries {
   /// does not match image slices one to one.
   bool resampled = false;
   std::vector<std::string> warnings;  ///< non-fatal remarks (skipped files, resampling)
+  /// The non-image DICOM objects of the directory that were not read (an RT-STRUCT, an
+  /// RT-DOSE, ...): file and kind ("RT Structure Set Storage"); warnings says "skipped N
+  /// non-image DICOM object(s) (...)" for them, until mark_used takes out those the caller uses.
+  std::vector<std::pair<std::string, std::string>> skipped_objects;
 };
+
+/// Says that the caller uses `file`, one of s.skipped_objects (the RT-STRUCT that `run
+/// --targets` or `load_patient` reads beside the CT): it leaves skipped_objects, and the
+/// "skipped N non-image DICOM object(s)" warning names only the others (none: no warning).
+/// Nothing happens for a file that is not in skipped_objects.
+void mark_used(CtSeries& s, const std::string& file);
 
 /// One series found in a directory, for listing and for "several series" errors.
 struct SeriesSummary {

@@ -38,6 +38,11 @@ struct ServerOptions {
   std::string token;         ///< empty = 32 random hex characters
   std::string ui_dir;        ///< bundled web client (index.html, app.js); empty = built-in default
   std::string db_path;       ///< empty = <case>/review/review.sqlite
+  /// The CT when the case directory has no ct.nii.gz (.nii, .nrrd, .mha, .mhd): the CT of an
+  /// `isoline run` output, its CT/ or the DICOM CT that its metrics.json records (`isoline
+  /// serve` finds it with pipeline::find_case_ct). A DICOM CT series is what the approved
+  /// RT-STRUCT then references; a path that no longer exists is refused, naming it. Empty = none.
+  std::string ct_path;
   /// Reviewer name the client pre-fills (`serve --author`); empty = none, the reviewer types
   /// it. Also the author of a change made through the API without a name ("unnamed" when
   /// empty). Never used for an approval: that must name its reviewer.
