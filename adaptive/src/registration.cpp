@@ -451,7 +451,7 @@ RegistrationResult register_images(const Image& fixed_in, const Image& moving_in
     demons->SetMaximumUpdateStepLength(dopt.max_step_voxels);
     demons->SmoothDisplacementFieldOn();
     const double min_spacing = std::min({dg.spacing[0], dg.spacing[1], dg.spacing[2]});
-    demons->SetStandardDeviations(std::max(0.5, dopt.field_sigma_mm / min_spacing));
+    demons->SetStandardDeviations(std::max(dopt.min_field_sigma_voxels, dopt.field_sigma_mm / min_spacing));
     if (dopt.update_sigma_mm > 0) {
       demons->SmoothUpdateFieldOn();
       demons->SetUpdateFieldStandardDeviations(std::max(0.5, dopt.update_sigma_mm / min_spacing));
