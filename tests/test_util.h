@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -70,6 +72,12 @@ inline std::string isoline_bin() {
 
 /// `isoline ARGS` (the executable under test), output captured.
 inline CommandResult cli(const std::string& args) { return run_command(isoline_bin() + " " + args); }
+
+/// The whole file as bytes (empty when it cannot be read).
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
 
 /// True when `text` contains `part`.
 inline bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

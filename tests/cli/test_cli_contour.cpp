@@ -28,14 +28,10 @@ using isoline::test::run_command;
 using isoline::test::TempDir;
 using isoline::test::cli;
 using isoline::test::has;
+using isoline::test::slurp;
 using isoline::test::small_phantom;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

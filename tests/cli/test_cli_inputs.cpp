@@ -20,17 +20,11 @@ using isoline::test::cli;
 using isoline::test::has;
 using isoline::test::isoline_bin;
 using isoline::test::run_command;
+using isoline::test::slurp;
 using isoline::test::small_phantom;
 using isoline::test::TempDir;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 // Starts `isoline serve DIR --port 0` in the background and returns what it printed once it
 // printed its URL or exited (at most 120 s); the server is then stopped (SIGTERM).

@@ -75,13 +75,6 @@ inline bool require_tool(const std::string& path_or_name) {
   return ok;
 }
 
-inline std::string slurp(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 /// A background process with its output in a log file.
 class Process {
  public:
