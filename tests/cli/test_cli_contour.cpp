@@ -142,7 +142,7 @@ TEST(ContourCli, MasksCarryQualityJsonAndRelativeParentsAreCreated) {
 TEST(ContourCli, ArgumentMistakesAreRefusedBeforeWork) {
   TempDir t;
   const std::string c = small_phantom(t, "case");
-  for (const std::string& bad : {"Brainstem,Brainstem", "' , ,'", "Body,External", "Brainstem --structures ' Brainstem'"}) {
+  for (const char* bad : {"Brainstem,Brainstem", "' , ,'", "Body,External", "Brainstem --structures ' Brainstem'"}) {
     const auto t0 = std::chrono::steady_clock::now();
     auto r = cli("contour -q " + c + "/ct.nii.gz --out " + t.file("m") + " --structures " + bad);
     EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.output;
@@ -179,7 +179,7 @@ TEST(ContourCli, ArgumentMistakesAreRefusedBeforeWork) {
 TEST(ContourCli, UnwritableOutputDirectoryIsRefusedBeforeWork) {
   TempDir t;
   const std::string c = small_phantom(t, "case");
-  for (const std::string& out : {"/proc/isoline-test-rs.dcm", "/proc/isoline-test/masks"}) {
+  for (const char* out : {"/proc/isoline-test-rs.dcm", "/proc/isoline-test/masks"}) {
     const auto t0 = std::chrono::steady_clock::now();
     auto r = cli("contour -q " + c + "/dicom --out " + out + " --structures Brainstem");
     EXPECT_EQ(r.exit_code, 1) << out << "\n" << r.output;

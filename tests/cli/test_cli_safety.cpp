@@ -120,7 +120,7 @@ TEST(CliSafety, PlanAdaptAndConvertCheckWhereTheyWriteAndConvertImagesBetweenFor
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "/proc is not writable")) << r.output;
   // NIfTI -> NRRD and MetaImage: the same image, not a DICOM series.
-  for (const std::string& name : {"ct.nrrd", "ct.mha"}) {
+  for (const char* name : {"ct.nrrd", "ct.mha"}) {
     r = cli("convert -q " + c + "/ct.nii.gz --out " + t.file(name));
     EXPECT_EQ(r.exit_code, 0) << r.output;
     ASSERT_TRUE(fs::is_regular_file(t.file(name))) << name;

@@ -81,9 +81,11 @@ void check_written_plan_recomputes(const Case& c) {
   EXPECT_GT(air_dose, 1.0);
   core::Image ct_hu = core::resample(c.p.ct.cast(core::PixelType::Float32), c.r.dose.geometry(),
                                      core::Interpolation::Linear, -1000.0);
-  for (std::size_t v = 0; v < d.num_voxels(); ++v)
-    if (b[v] == 0.0f && double(a[v]) * back.fractions > 1.0)
+  for (std::size_t v = 0; v < d.num_voxels(); ++v) {
+    if (b[v] == 0.0f && double(a[v]) * back.fractions > 1.0) {
       ASSERT_LE(ct_hu.data<float>()[v], -500.0f) << "dose removed from a voxel of tissue, voxel " << v;
+    }
+  }
 }
 
 void check_missing_targets_error(const Case& c) {

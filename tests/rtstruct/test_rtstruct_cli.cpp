@@ -164,7 +164,7 @@ TEST(RtStructCli, ACtFromAnImageNamesItsOwnPatient) {
   core::Image other = test::phantom_ct(grid());
   other.data<std::int16_t>()[5] += 7;
   core::write_image(other, t.file("b.nii.gz"));
-  for (const std::string& n : {"a", "a2", "b"}) {
+  for (const std::string n : {"a", "a2", "b"}) {
     auto r = run_isoline("convert " + t.file(n == "a2" ? "a.nii.gz" : n + ".nii.gz") + " --to ct --out " + t.file(n));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }

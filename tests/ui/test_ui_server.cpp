@@ -695,8 +695,9 @@ TEST_F(UiServer, QualityFlagsCanBeCheckedAndReferToTheAutomaticContour) {
     EXPECT_EQ(entry(onfile, "CTV")["quality_flags_check"]["by"], "Dr Smith");
   }
   auto dump = test::run_command("dcmdump +P 3006,0028 '" + rec["rtstruct"].get<std::string>() + "'");
-  if (dump.exit_code == 0)
+  if (dump.exit_code == 0) {
     EXPECT_NE(dump.output.find("volume unusual [flags checked by Dr Smith"), std::string::npos) << dump.output;
+  }
   // Edited by Dr B, then renamed: the flags are on the automatic contour, edited since v2
   // (the margin, not the rename); not "checked" any more.
   ASSERT_EQ(post_edit("CTV", R"({"op":"margin","mm":2,"base_version":1,"author":"Dr B"})")->status, 200);
@@ -731,7 +732,9 @@ TEST_F(UiServer, QualityFlagsCanBeCheckedAndReferToTheAutomaticContour) {
   EXPECT_EQ(entry(rec, "CTV1")["quality_flags_review"], "unchecked");
   EXPECT_EQ(rec["quality_flags_unchecked"], json::array({"CTV1"}));
   dump = test::run_command("dcmdump +P 3006,0028 '" + rec["rtstruct"].get<std::string>() + "'");
-  if (dump.exit_code == 0) EXPECT_NE(dump.output.find("[flags not checked]"), std::string::npos) << dump.output;
+  if (dump.exit_code == 0) {
+    EXPECT_NE(dump.output.find("[flags not checked]"), std::string::npos) << dump.output;
+  }
 }
 
 // Audit 18, defect 11: a tab polls /api/versions (latest version per structure, deleted
