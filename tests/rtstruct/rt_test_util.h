@@ -5,6 +5,7 @@
 #include <string>
 
 #include "isoline/core/image.h"
+#include "isoline/core/io.h"
 #include "isoline/core/structure.h"
 #include "tests/test_util.h"
 
@@ -25,6 +26,13 @@ inline core::Image phantom_ct(const core::Geometry& g) {
             static_cast<std::int16_t>(v + (i % 7) + 3 * (j % 5) + 11 * k % 13);
       }
   return img;
+}
+
+/// phantom_ct(g) written to t/ct.nii.gz and converted to a DICOM CT series in t/ct by
+/// `isoline convert`; the result says whether that worked.
+inline CommandResult dicom_phantom_ct(const TempDir& t, const core::Geometry& g) {
+  core::write_image(phantom_ct(g), t.file("ct.nii.gz"));
+  return cli("convert " + t.file("ct.nii.gz") + " --to ct --out " + t.file("ct") + " -q");
 }
 
 /// A mask defined in patient space (so that any grid samples the same anatomy): an

@@ -33,17 +33,15 @@ core::Geometry grid() {
   return g;
 }
 
-test::CommandResult iso(const std::string& args) { return test::cli(args); }
 
 /// A 6-slice CT in t/ct and (with `rs`) an RT-STRUCT t/rs.dcm on it.
 void make_ct(TempDir& t, bool rs = false) {
-  core::write_image(test::phantom_ct(grid()), t.file("ct.nii.gz"));
-  auto r = iso("convert " + t.file("ct.nii.gz") + " --to ct --out " + t.file("ct") + " -q");
+  auto r = test::dicom_phantom_ct(t, grid());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   if (!rs) return;
   fs::create_directories(t.file("masks"));
   core::write_image(test::anatomy_mask(grid()), t.file("masks/Anatomy.nii.gz"));
-  r = iso("convert " + t.file("masks") + " --ct " + t.file("ct") + " --out " + t.file("rs.dcm") +
+  r = test::cli("convert " + t.file("masks") + " --ct " + t.file("ct") + " --out " + t.file("rs.dcm") +
           " --rename Anatomy=Parotid_L -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
@@ -95,7 +93,7 @@ TEST(DeidentifyCli, BadFileNamedOthersWrittenMapSavedRerunGivesSameUids) {
   });
   edit(slices[1], t.file("in/zzz_nosop.dcm"), [](DcmDataset& ds) { ds.putAndInsertString(DCM_SOPInstanceUID, ""); });
   const std::string map = t.file("private/map.json");
-  auto r = iso("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + map);
+  auto r = test::cli("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + map);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(test::has(r.output, "zzz_nostudy.dcm: lacks its Study Instance UID")) << r.output;
   EXPECT_TRUE(test::has(r.output, "zzz_nosop.dcm: lacks its SOP Instance UID")) << r.output;
@@ -106,7 +104,7 @@ TEST(DeidentifyCli, BadFileNamedOthersWrittenMapSavedRerunGivesSameUids) {
   // Fixed input, same command: the same 6 files (same UIDs), one study, one series.
   fs::remove(t.file("in/zzz_nostudy.dcm"));
   fs::remove(t.file("in/zzz_nosop.dcm"));
-  r = iso("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + map);
+  r = test::cli("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + map);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto out = dicom_files(t.file("out"));
   EXPECT_EQ(out.size(), 6u);
@@ -139,7 +137,7 @@ TEST(DeidentifyCli, RtStructRoundTripRestoresRoiNamesAndDescriptions) {
     roi->putAndInsertString(DCM_ROIDescription, "confidence 0.00 CHECK: miss");
   });
   const std::string map = t.file("private/map.json");
-  auto r = iso("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + map);
+  auto r = test::cli("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + map);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string deid_rs;
   for (const auto& f : dicom_files(t.file("out")))
@@ -156,7 +154,7 @@ TEST(DeidentifyCli, RtStructRoundTripRestoresRoiNamesAndDescriptions) {
   }
   fs::create_directories(t.file("back_in"));
   fs::copy_file(deid_rs, t.file("back_in/RS.dcm"));
-  r = iso("deidentify --reidentify " + t.file("back_in") + " " + t.file("back") + " --map " + map);
+  r = test::cli("deidentify --reidentify " + t.file("back_in") + " " + t.file("back") + " --map " + map);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(test::has(r.output, "warning")) << r.output;
   DcmFileFormat ff;
@@ -174,7 +172,7 @@ TEST(DeidentifyCli, RtStructRoundTripRestoresRoiNamesAndDescriptions) {
   edit(deid_rs, t.file("back_in/RS.dcm"), [](DcmDataset& d) {
     d.putAndInsertString(DCM_SOPInstanceUID, "1.2.826.0.1.3680043.2.1143.999.1");
   });
-  r = iso("deidentify --reidentify " + t.file("back_in") + " " + t.file("back2") + " --map " + map);
+  r = test::cli("deidentify --reidentify " + t.file("back_in") + " " + t.file("back2") + " --map " + map);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(test::has(r.output, "warning:") && test::has(r.output, "ROI(s) have no name")) << r.output;
 }
@@ -188,7 +186,7 @@ TEST(DeidentifyCli, BurnedInAnnotationYesIsWarnedAbout) {
        [](DcmDataset& ds) { ds.putAndInsertString(DCM_BurnedInAnnotation, "YES"); });
   edit(dicom_files(t.file("ct"))[1], t.file("in/clean.dcm"),
        [](DcmDataset& ds) { ds.putAndInsertString(DCM_BurnedInAnnotation, "NO"); });
-  auto r = iso("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + t.file("m.json"));
+  auto r = test::cli("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + t.file("m.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(test::has(r.output, "warning: " + t.file("in/burned.dcm") + ": Burned In Annotation")) << r.output;
   EXPECT_FALSE(test::has(r.output, "clean.dcm")) << r.output;
@@ -212,7 +210,7 @@ TEST(DeidentifyCli, NoDateOrTimeSurvivesWhenMarkedRemoved) {
     ASSERT_TRUE(ds.findOrCreateSequenceItem(DCM_RequestAttributesSequence, item, -2).good());
     item->putAndInsertString(DCM_ScheduledProcedureStepStartDate, "20221208");
   });
-  auto r = iso("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + t.file("m.json"));
+  auto r = test::cli("deidentify -q " + t.file("in") + " " + t.file("out") + " --map " + t.file("m.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto out = dicom_files(t.file("out"));
   ASSERT_EQ(out.size(), 1u);
@@ -244,23 +242,23 @@ TEST(DeidentifyCli, NoDateOrTimeSurvivesWhenMarkedRemoved) {
 TEST(DeidentifyCli, MapIsRequiredPrivateAndNotInsideOut) {
   TempDir t;
   make_ct(t);
-  auto r = iso("deidentify -q " + t.file("ct") + " " + t.file("out"));
+  auto r = test::cli("deidentify -q " + t.file("ct") + " " + t.file("out"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(test::has(r.output, "--map MAP.json is required")) << r.output;
   EXPECT_FALSE(fs::exists(t.file("out")));
   EXPECT_FALSE(fs::exists(t.file("out.deid-map.json")));
-  r = iso("deidentify -q " + t.file("ct") + " " + t.file("out") + " --map " + t.file("out/map.json"));
+  r = test::cli("deidentify -q " + t.file("ct") + " " + t.file("out") + " --map " + t.file("out/map.json"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(test::has(r.output, "inside OUT")) << r.output;
   EXPECT_FALSE(fs::exists(t.file("out")));
   ::umask(022);
-  r = iso("deidentify -q " + t.file("ct") + " " + t.file("out") + " --map " + t.file("keys/map.json"));
+  r = test::cli("deidentify -q " + t.file("ct") + " " + t.file("out") + " --map " + t.file("keys/map.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   struct stat st {};
   ASSERT_EQ(::stat(t.file("keys/map.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   // Extending it keeps it private.
-  r = iso("deidentify -q " + t.file("ct") + " " + t.file("out2") + " --map " + t.file("keys/map.json"));
+  r = test::cli("deidentify -q " + t.file("ct") + " " + t.file("out2") + " --map " + t.file("keys/map.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_EQ(::stat(t.file("keys/map.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);

@@ -23,31 +23,27 @@ core::Geometry grid() {
   g.origin = {-39.0, -35.0, -11.25};
   return g;
 }
-test::CommandResult run_isoline(const std::string& args) {
-  return test::run_command(test::isoline_bin() + " " + args);
-}
 }  // namespace
 
 TEST(RtStructCli, MasksToRtStructToMasksAndDoseBothWays) {
   TempDir t;
-  core::write_image(test::phantom_ct(grid()), t.file("ct.nii.gz"));
-  auto r = run_isoline("convert " + t.file("ct.nii.gz") + " --to ct --out " + t.file("ct") + " -q");
+  auto r = test::dicom_phantom_ct(t, grid());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   fs::create_directories(t.file("masks"));
   const core::Image m = test::anatomy_mask(grid());
   core::write_image(m, t.file("masks/Anatomy.nii.gz"));
-  r = run_isoline("convert " + t.file("masks") + " --ct " + t.file("ct") + " --out " +
+  r = test::cli("convert " + t.file("masks") + " --ct " + t.file("ct") + " --out " +
                   t.file("rs.dcm") + " --rename Anatomy=Target_Volume");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("1 ROIs"), std::string::npos) << r.output;
-  r = run_isoline("info " + t.file("rs.dcm"));
+  r = test::cli("info " + t.file("rs.dcm"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("RT Structure Set"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("Target_Volume"), std::string::npos) << r.output;
   char vol[32];
   std::snprintf(vol, sizeof vol, "%.2f", m.count_nonzero() * grid().voxel_volume_mm3() / 1000.0);
   EXPECT_NE(r.output.find(vol), std::string::npos) << vol << "\n" << r.output;
-  r = run_isoline("convert " + t.file("rs.dcm") + " --ct " + t.file("ct") + " --out " +
+  r = test::cli("convert " + t.file("rs.dcm") + " --ct " + t.file("ct") + " --out " +
                   t.file("back") + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   core::Image back = core::read_image(t.file("back/Target_Volume.nii.gz"));
@@ -56,12 +52,12 @@ TEST(RtStructCli, MasksToRtStructToMasksAndDoseBothWays) {
   core::Image dose = core::Image::zeros<float>(grid());
   for (std::size_t n = 0; n < dose.num_voxels(); ++n) dose.data<float>()[n] = 0.05f * (n % 1000);
   core::write_image(dose, t.file("dose.nii.gz"));
-  r = run_isoline("convert " + t.file("dose.nii.gz") + " --to rtdose --ct " + t.file("ct") +
+  r = test::cli("convert " + t.file("dose.nii.gz") + " --to rtdose --ct " + t.file("ct") +
                   " --out " + t.file("rd.dcm") + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_isoline("info " + t.file("rd.dcm"));
+  r = test::cli("info " + t.file("rd.dcm"));
   EXPECT_NE(r.output.find("max 49.9500 Gy"), std::string::npos) << r.output;
-  r = run_isoline("convert " + t.file("rd.dcm") + " --out " + t.file("dose_back.nii.gz") + " -q");
+  r = test::cli("convert " + t.file("rd.dcm") + " --out " + t.file("dose_back.nii.gz") + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   core::Image db = core::read_image(t.file("dose_back.nii.gz"));
   ASSERT_TRUE(db.geometry().same_grid(grid()));
@@ -69,19 +65,19 @@ TEST(RtStructCli, MasksToRtStructToMasksAndDoseBothWays) {
   // Directory info lists CT, RT-STRUCT and RT-DOSE.
   fs::copy(t.file("rs.dcm"), t.file("ct/rs.dcm"));
   fs::copy(t.file("rd.dcm"), t.file("ct/rd.dcm"));
-  r = run_isoline("info " + t.file("ct"));
+  r = test::cli("info " + t.file("ct"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("3 DICOM series"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("DICOM CT series, 10 slices"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("2 x 2 x 2.5 mm"), std::string::npos) << r.output;
   // CT directory -> NIfTI (the RT objects in it are skipped, and named).
-  r = run_isoline("convert " + t.file("ct") + " --out " + t.file("ct_back.nii.gz"));
+  r = test::cli("convert " + t.file("ct") + " --out " + t.file("ct_back.nii.gz"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("skipped 2 non-image DICOM objects (RTDoseStorage, RTStructureSetStorage)"),
             std::string::npos)
       << r.output;
   fs::remove(t.file("ct/rd.dcm"));
-  r = run_isoline("convert " + t.file("ct") + " --out " + t.file("ct_back2.nii.gz"));
+  r = test::cli("convert " + t.file("ct") + " --out " + t.file("ct_back2.nii.gz"));
   EXPECT_NE(r.output.find("skipped 1 non-image DICOM object (rs.dcm: RTStructureSetStorage)"), std::string::npos)
       << r.output;
   EXPECT_EQ(test::count_diff(core::read_image(t.file("ct_back.nii.gz")), test::phantom_ct(grid())),
@@ -93,8 +89,7 @@ TEST(RtStructCli, MasksToRtStructToMasksAndDoseBothWays) {
 // warnings under -q; every CT written from an image was patient "ISOLINE".
 TEST(RtStructCli, MasksAreCheckedAndNotStampedAsAutomatic) {
   TempDir t;
-  core::write_image(test::phantom_ct(grid()), t.file("ct.nii.gz"));
-  auto r = run_isoline("convert " + t.file("ct.nii.gz") + " --to ct --out " + t.file("ct") + " -q");
+  auto r = test::dicom_phantom_ct(t, grid());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // A case folder: the CT and dose beside the masks are skipped, not made into ROIs.
   fs::create_directories(t.file("case"));
@@ -107,7 +102,7 @@ TEST(RtStructCli, MasksAreCheckedAndNotStampedAsAutomatic) {
   core::Image dose = core::Image::zeros<float>(grid());
   for (std::size_t n = 0; n < dose.num_voxels(); ++n) dose.data<float>()[n] = 0.05f * (n % 1000);
   core::write_image(dose, t.file("case/dose.nii.gz"));
-  r = run_isoline("convert " + t.file("case") + " --ct " + t.file("ct") + " --out " + t.file("rs.dcm") + " -q");
+  r = test::cli("convert " + t.file("case") + " --ct " + t.file("ct") + " --out " + t.file("rs.dcm") + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto rs = rtstruct::read_rtstruct(t.file("rs.dcm"));
   std::vector<std::string> names;
@@ -118,7 +113,7 @@ TEST(RtStructCli, MasksAreCheckedAndNotStampedAsAutomatic) {
   // Warnings are printed with -q: a second EXTERNAL, a name equal but for case.
   EXPECT_NE(r.output.find("2 ROIs of type EXTERNAL (\"BODY\", \"External\")"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("ROI \"ptv70\" written as \"ptv70_2\""), std::string::npos) << r.output;
-  r = run_isoline("convert " + t.file("case/PTV70.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_m.dcm") +
+  r = test::cli("convert " + t.file("case/PTV70.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_m.dcm") +
                   " -q --generation MANUAL");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(rtstruct::read_rtstruct(t.file("rs_m.dcm")).rois.at(0).generation_algorithm, "MANUAL");
@@ -126,7 +121,7 @@ TEST(RtStructCli, MasksAreCheckedAndNotStampedAsAutomatic) {
   core::Image prob = core::Image::zeros<float>(grid());
   for (std::size_t n = 0; n < prob.num_voxels(); ++n) prob.data<float>()[n] = m.value(n) ? 0.8f : 0.f;
   core::write_image(prob, t.file("PTVprob.nii.gz"));
-  r = run_isoline("convert " + t.file("PTVprob.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_p.dcm") + " -q");
+  r = test::cli("convert " + t.file("PTVprob.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_p.dcm") + " -q");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("PTVprob.nii.gz: not a structure mask"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(t.file("rs_p.dcm")));
@@ -137,7 +132,7 @@ TEST(RtStructCli, MasksAreCheckedAndNotStampedAsAutomatic) {
   core::Image om(other, core::PixelType::UInt8);
   for (std::size_t n = 0; n < om.num_voxels(); ++n) om.data<std::uint8_t>()[n] = 1;
   core::write_image(om, t.file("Other.nii.gz"));
-  r = run_isoline("convert " + t.file("Other.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_o.dcm") + " -q");
+  r = test::cli("convert " + t.file("Other.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_o.dcm") + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Other.nii.gz: resampled onto the CT's grid"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("cc lie inside the CT"), std::string::npos) << r.output;
@@ -150,10 +145,10 @@ TEST(RtStructCli, MasksAreCheckedAndNotStampedAsAutomatic) {
     for (std::int64_t j = 0; j < 36; ++j)
       for (std::int64_t i = 0; i < 40; ++i) fm.at<std::uint8_t>(i, j, k) = m.at<std::uint8_t>(39 - i, j, k);
   core::write_image(fm, t.file("Flipped.nii.gz"));
-  r = run_isoline("convert " + t.file("Flipped.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_f.dcm") + " -q");
+  r = test::cli("convert " + t.file("Flipped.nii.gz") + " --ct " + t.file("ct") + " --out " + t.file("rs_f.dcm") + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find("resampled"), std::string::npos) << r.output;
-  r = run_isoline("convert " + t.file("rs_f.dcm") + " --ct " + t.file("ct") + " --out " + t.file("back_f") + " -q");
+  r = test::cli("convert " + t.file("rs_f.dcm") + " --ct " + t.file("ct") + " --out " + t.file("back_f") + " -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(test::count_diff(core::read_image(t.file("back_f/Flipped.nii.gz")), m), 0u);
 }
@@ -165,7 +160,7 @@ TEST(RtStructCli, ACtFromAnImageNamesItsOwnPatient) {
   other.data<std::int16_t>()[5] += 7;
   core::write_image(other, t.file("b.nii.gz"));
   for (const std::string n : {"a", "a2", "b"}) {
-    auto r = run_isoline("convert " + t.file(n == "a2" ? "a.nii.gz" : n + ".nii.gz") + " --to ct --out " + t.file(n));
+    auto r = test::cli("convert " + t.file(n == "a2" ? "a.nii.gz" : n + ".nii.gz") + " --to ct --out " + t.file(n));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   const auto a = rtstruct::read_ct_series(t.file("a")), a2 = rtstruct::read_ct_series(t.file("a2")),
@@ -174,13 +169,13 @@ TEST(RtStructCli, ACtFromAnImageNamesItsOwnPatient) {
   EXPECT_EQ(a.info.patient_id, a2.info.patient_id);  // the same image: the same patient
   EXPECT_NE(a.info.patient_id, b.info.patient_id);   // two images: never one record
   EXPECT_EQ(a.info.patient_name, "ANONYMOUS^");
-  auto r = run_isoline("convert " + t.file("a.nii.gz") + " --to ct --out " + t.file("n") +
+  auto r = test::cli("convert " + t.file("a.nii.gz") + " --to ct --out " + t.file("n") +
                        " --patient-id MRN0042 --patient-name Doe^Jane -q");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto n = rtstruct::read_ct_series(t.file("n"));
   EXPECT_EQ(n.info.patient_id, "MRN0042");
   EXPECT_EQ(n.info.patient_name, "Doe^Jane");
-  r = run_isoline("convert " + t.file("a.nii.gz") + " --to ct --out " + t.file("bad") + " --patient-id A\\\\B -q");
+  r = test::cli("convert " + t.file("a.nii.gz") + " --to ct --out " + t.file("bad") + " --patient-id A\\\\B -q");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("backslash"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(t.file("bad")));
@@ -188,10 +183,10 @@ TEST(RtStructCli, ACtFromAnImageNamesItsOwnPatient) {
 
 TEST(RtStructCli, ErrorsAreOneLineAndNameTheInput) {
   TempDir t;
-  auto r = run_isoline("convert " + t.file("nothing.dcm") + " --out " + t.file("x"));
+  auto r = test::cli("convert " + t.file("nothing.dcm") + " --out " + t.file("x"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("nothing.dcm"), std::string::npos) << r.output;
-  r = run_isoline("info " + t.str());
+  r = test::cli("info " + t.str());
   EXPECT_NE(r.exit_code, 0);
 }
 
