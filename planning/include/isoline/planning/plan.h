@@ -87,7 +87,7 @@ struct PlanTemplate {
   int max_iterations = 300;
   /// Dose-correction passes: the optimised fluence's full CCCS dose replaces the truncated
   /// influence-matrix dose (as a fixed offset) and the optimisation continues from there,
-  /// with max_iterations / 2 iterations per pass.
+  /// with max(10, max_iterations / 2) iterations per pass.
   int correction_passes = 1;
 };
 
