@@ -34,8 +34,8 @@ int run_plan(const Args& args, const Context& ctx) {
   CaseCt ct = load_ct(args.value("--ct"), progress.sub(0, 0.03, "read CT"), args.get("--patient-id").value_or(""),
                       args.get("--patient-name").value_or(""));
   rtstruct::check_rtdose_reference(ct.series, (std::filesystem::path(out) / "RD.dcm").string());  // before planning
-  mark_used(ct, args.value("--structures"));  // an RS.dcm in the CT's folder is read, not skipped
-  for (const auto& w : ct.warnings) std::fprintf(stderr, "warning: %s: %s\n", args.value("--ct").c_str(), w.c_str());
+  rtstruct::mark_used(ct.series, args.value("--structures"));  // an RS.dcm in the CT's folder is read, not skipped
+  for (const auto& w : ct.series.warnings) std::fprintf(stderr, "warning: %s: %s\n", args.value("--ct").c_str(), w.c_str());
   core::StructureSet structures = load_structures(args.value("--structures"), ct);
   planning::PlanResult r = planning::make_plan(ct.series.image, structures, tpl, po, progress.sub(0.03, 0.95, "plan"));
   for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());

@@ -38,16 +38,9 @@ CaseCt load_ct(const std::string& path, const core::Progress& progress, const st
                                      "given only for a CT from an image file)");
     c.series = rtstruct::read_ct_series(path, {}, progress);
     c.from_dicom = true;
-    c.warnings = c.series.warnings;
   }
   progress.done();
   return c;
-}
-
-void mark_used(CaseCt& ct, const std::string& file) {
-  if (!ct.from_dicom) return;
-  rtstruct::mark_used(ct.series, file);
-  ct.warnings = ct.series.warnings;
 }
 
 std::vector<std::string> write_ct_for_image(CaseCt& ct, const std::string& dir, const core::Progress& progress) {

@@ -41,8 +41,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   if (!o.structures_path.empty() && !o.targets_path.empty())
     core::fail<core::InvalidInput>("run", "--targets", "give either --structures or --targets, not both");
   CaseCt ct = load_ct(o.ct_path, progress.sub(0.0, 0.04, "read CT"), o.patient_id, o.patient_name);
-  for (const auto& f : {o.targets_path, o.structures_path}) mark_used(ct, f);  // an RS.dcm in the CT's folder
-  for (const auto& w : ct.warnings) r.warnings.push_back(o.ct_path + ": " + w);
+  // An RS.dcm read from the CT's own folder is used, not one of its "skipped" objects.
+  for (const auto& f : {o.targets_path, o.structures_path}) rtstruct::mark_used(ct.series, f);
+  for (const auto& w : ct.series.warnings) r.warnings.push_back(o.ct_path + ": " + w);
   if (!ct.from_dicom) r.patient_id = ct.series.info.patient_id;
   // RS.dcm and RD.dcm must be able to reference the CT: say so before the contouring and
   // planning, not after, and name every UID missing (the RT-STRUCT needs the most).

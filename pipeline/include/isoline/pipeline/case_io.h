@@ -26,15 +26,9 @@ struct CaseCt {
   rtstruct::CtSeries series;  ///< series.image is the CT in HU
   bool from_dicom = false;
   std::string path;           ///< where it was read from (absolute)
-  std::vector<std::string> warnings;
 };
 CaseCt load_ct(const std::string& path, const core::Progress& progress = {},
                const std::string& patient_id = {}, const std::string& patient_name = {});
-
-/// `file` (an RT-STRUCT the command reads from the DICOM CT's own folder, as `run --targets
-/// dicom/RS.dcm` and `plan --structures dicom/RS.dcm`) is used, not skipped: it leaves the CT's
-/// "skipped N non-image DICOM object(s)" warning (rtstruct::mark_used). Nothing for other files.
-void mark_used(CaseCt& ct, const std::string& file);
 
 /// For a CT read from an image file: writes it as a DICOM series in `dir`/CT (its made-up
 /// identity) and makes `ct.series` that series, so that the RT-STRUCT and RT-DOSE written
