@@ -14,28 +14,9 @@
 
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcspchrs.h"
+#include "isoline/core/text.h"
 
 namespace isoline::node {
-
-namespace {
-
-bool valid_utf8(const std::string& s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const int n = c < 0x80           ? 0
-                  : (c >> 5) == 0x6  ? 1
-                  : (c >> 4) == 0xE  ? 2
-                  : (c >> 3) == 0x1E ? 3
-                                     : -1;
-    if (n < 0 || s.size() - i <= static_cast<std::size_t>(n)) return false;  // bad lead / cut short
-    for (int k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
-}  // namespace
 
 std::string job_error_for_operator(std::string m,
                                    const std::map<std::string, std::string>& labels) {
@@ -82,7 +63,7 @@ std::string utf8_for_log(const std::string& value, const std::string& specific_c
   if (conv.selectCharacterSet(cs.c_str(), "ISO_IR 192").good() &&
       conv.convertString(OFString(value.data(), value.size()), out).good()) {
     std::string u(out.c_str(), out.length());
-    if (valid_utf8(u)) return u;
+    if (core::valid_utf8(u)) return u;
   }
   std::string esc;
   for (char c : value) {
