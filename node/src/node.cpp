@@ -22,6 +22,7 @@
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/device.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 #include "isoline/node/job_queue.h"
 #include "isoline/node/node_util.h"
 #include "isoline/pipeline/case_io.h"
@@ -60,12 +61,6 @@ std::string fmt_seconds(double s) {
 struct Skipped : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-std::string joined(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
 
 }  // namespace
 
@@ -283,7 +278,7 @@ struct Node::Impl {
       say("warning", tag + why + "; its result is not sent");
     else
       say("warning", tag + why + "; it had already sent a result of " + std::to_string(job.num_instances) +
-                         " instances (part of the series) to " + joined(job.sent_to) +
+                         " instances (part of the series) to " + core::join(job.sent_to, ", ") +
                          ": the newer job's result replaces it there; nothing more is sent");
     return true;
   }
@@ -500,10 +495,10 @@ void Node::run() {
           "info",
           "resuming " + std::to_string(open) + " pending job(s)" +
               (was_running.empty() ? std::string()
-                                   : "; job(s) " + joined(was_running) +
+                                   : "; job(s) " + core::join(was_running, ", ") +
                                          " were running when the node stopped and run again") +
               (given_up.empty() ? std::string()
-                                : "; job(s) " + joined(given_up) +
+                                : "; job(s) " + core::join(given_up, ", ") +
                                       " were running when the node stopped and are not run again: "
                                       "interrupted max_process_attempts (" +
                                       std::to_string(m.cfg.max_process_attempts) + ") times"));
