@@ -3,7 +3,7 @@
 // grow the CTV by 5 mm, save, reload and find the edit, approve, and check the approved
 // RT-STRUCT with pydicom (verify_approval.py). Then the other editing tools.
 //
-//   node browser_review.mjs --bin ISOLINE --source SRC --work DIR [--screenshots DIR] [--part all|main|tools|view|review|layout]
+//   node browser_review.mjs --bin ISOLINE --source SRC --work DIR [--screenshots DIR] [--part all|main|tools|view|review|layout|drafts]
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
@@ -193,6 +193,19 @@ async function main() {
       await browser.close();
     }
     if (part === 'review') {
+      rmSync(work, { recursive: true, force: true });
+      log('PASS');
+      return;
+    }
+  }
+  if (part === 'all' || part === 'drafts') {
+    const browser = await launchChromium(chromium);
+    try {
+      await draftsFlow(browser);
+    } finally {
+      await browser.close();
+    }
+    if (part === 'drafts') {
       rmSync(work, { recursive: true, force: true });
       log('PASS');
       return;
@@ -1118,6 +1131,209 @@ async function reviewFlow(browser) {
     assert.equal(dialogs.length, 0, `the browser's own OK/Cancel dialog was used: ${dialogs}`);
     log('edited structure changed elsewhere: notice; dialog without a destructive default (Escape keeps, Enter merges and ' +
         'saves nothing, save over is explicit, load theirs is one Undo from the drawing)');
+    assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
+  } finally {
+    await context.close();
+    server.proc.kill('SIGTERM');
+  }
+}
+
+// Server-side drafts: an unsaved drawing is never lost. It goes to the server as a draft about
+// 2 s after the last change (a tab closed, killed or crashed then loses nothing), when the page
+// is left (a reload accepted by mistake), and right before "Load vN only" replaces it; on the
+// next open it is offered (Restore / Discard), restored unsaved (merged into a newer version),
+// and a save clears it. Another reviewer's draft is shown as theirs, never restored by itself;
+// the approval names the drafts, does not approve them and keeps them.
+async function draftsFlow(browser) {
+  const caseDir = join(work, 'draftcase');
+  execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
+  const server = await startServer(bin, caseDir, null);
+  const origin = new URL(server.url).origin;
+  const token = new URL(server.url).searchParams.get('token');
+  const api = async (path, init = {}) => {
+    const r = await fetch(`${origin}${path}`, { ...init, headers: { 'X-Isoline-Token': token, ...(init.headers || {}) } });
+    if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
+    return r;
+  };
+  const serverDrafts = async () => (await api('/api/drafts')).json();
+  const liveOf = async (name) => (await (await api('/api/versions')).json()).structures.find((x) => x.name === name);
+  const waitDraft = async (name, pred = () => true, ms = 15000) => {
+    for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 100))) {
+      const d = (await serverDrafts()).find((x) => x.name === name && x.reviewer === 'Dr Smith');
+      if (d && pred(d)) return d;
+    }
+    throw new Error(`no draft of ${name} by Dr Smith on the server within ${ms / 1000} s: ${JSON.stringify(await serverDrafts())}`);
+  };
+  // (one context: the Reviewer name stays in this browser's localStorage, as for a reviewer)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const errors = [];
+  const dialogs = [];
+  const open = async () => {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('dialog', (d) => { dialogs.push(d.message()); return d.accept(); });
+    await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    return page;
+  };
+  // the painted voxels of the drawing (RAS voxel indices)
+  const bitmap = (page) => page.evaluate(() => nv.drawBitmap.reduce((a, v, i) => (v > 0 && a.push(i), a), []));
+  const panel = (page) => page.evaluate(() => [...document.querySelectorAll('#drafts .draft')].map((r) => ({
+    structure: r.dataset.structure, reviewer: r.dataset.reviewer, restore: r.querySelector('.draft-restore').textContent,
+    discard: !!r.querySelector('.draft-discard'), note: (r.querySelector('.draft-note') || {}).textContent || '' })));
+  const editing = (page) => page.evaluate(() => {
+    const s = window.app.state;
+    return { id: s.editId, name: s.editId === null ? null : s.structures.find((x) => x.id === s.editId).name, dirty: s.dirty, base: s.editBase };
+  });
+  try {
+    // 1. Draw on the CTV, do not save, close the tab (as a crash or a killed tab would, no
+    // unload handler needed): the draft the client sent 2 s after the stroke is on the server.
+    let page = await open();
+    await page.fill('#reviewer', 'Dr Smith');
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'CTV');
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.5, 0.62, 0.5);
+    const drawn = await bitmap(page);
+    const ctv1 = await liveOf('CTV');
+    let d = await waitDraft('CTV', (x) => x.voxels === drawn.length);
+    assert.equal(d.base_version, 1);
+    assert.match(d.action, /^brush 5 mm/);
+    assert.equal((await liveOf('CTV')).version, 1, 'the draft became a version');
+    await page.close({ runBeforeUnload: false });
+    log(`CTV drawn (${drawn.length} voxels), tab closed without saving: the draft is on the server (${d.voxels} voxels, on v1)`);
+
+    // 2. Reopen: the draft is offered, plainly, and not restored by itself; Restore brings
+    // the drawing back unsaved; Save stores it and clears the draft.
+    page = await open();
+    let rows = await panel(page);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.match(rows[0].restore, /^Restore your unsaved drawing of CTV \(\d{4}-\d\d-\d\d \d\d:\d\d UTC, drawn on v1\)$/, rows[0].restore);
+    assert.ok(rows[0].discard);
+    assert.match(await page.locator('#drafts').innerText(), /An unsaved drawing is kept by the server \(not saved as a version, not part of an approval\)/);
+    assert.match(await page.locator('#status').textContent(), /an unsaved drawing of yours \(CTV\) kept from before: Restore or Discard/);
+    assert.equal((await editing(page)).id, null, 'the draft was restored by itself');
+    await shot(page, 'ui_draft_offered.png');
+    await page.locator('#drafts .draft[data-structure="CTV"] .draft-restore').click();
+    await idle(page);
+    let ed = await editing(page);
+    assert.deepEqual([ed.name, ed.dirty, ed.base], ['CTV', true, 1], JSON.stringify(ed));
+    assert.deepEqual(await bitmap(page), drawn, 'the restored drawing is not the one drawn');
+    assert.ok(await page.locator('#drafts').isHidden(), 'the restored draft is still offered');
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.equal((await liveOf('CTV')).version, ctv1.version + 1);
+    assert.equal((await structure(page, 'CTV')).voxels, drawn.length);
+    assert.deepEqual(await serverDrafts(), [], 'the save did not clear the draft');
+    log('reopened: "Restore your unsaved drawing of CTV" restored it (same voxels, unsaved); Save stored it and cleared the draft');
+
+    // 3. A reload accepted by mistake right after a stroke (before the 2 s): the page sends the
+    // drawing as it goes (keepalive); the draft is offered again; Discard removes it.
+    await page.evaluate(() => { window.app.draftDelayMs = 600000; });
+    await page.locator('[data-view="axial"]').click();
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.6, 0.62, 0.6);
+    const drawn2 = await bitmap(page);
+    assert.ok(drawn2.length > drawn.length && (await editing(page)).dirty, 'the stroke painted nothing');
+    assert.deepEqual(await serverDrafts(), [], 'sent before the page was left');
+    dialogs.length = 0;
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    d = await waitDraft('CTV', (x) => x.voxels === drawn2.length, 5000);
+    assert.equal(d.base_version, ctv1.version + 1);
+    if (!(await panel(page)).length) {  // (the page may have been up before the draft landed)
+      await page.evaluate(() => window.app.pollVersions());
+    }
+    rows = await panel(page);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.match(rows[0].restore, new RegExp(`^Restore your unsaved drawing of CTV \\(.*, drawn on v${ctv1.version + 1}\\)$`));
+    dialogs.length = 0;
+    await page.locator('#drafts .draft[data-structure="CTV"] .draft-discard').click();
+    await idle(page);
+    assert.equal(dialogs.length, 1);
+    assert.match(dialogs[0], /^Discard your unsaved drawing of CTV .*cannot be brought back/);
+    assert.deepEqual(await serverDrafts(), []);
+    assert.ok(await page.locator('#drafts').isHidden());
+    log(`reload right after a stroke: the drawing (${drawn2.length} voxels) reached the server as the page went; Discard removed it`);
+
+    // 4. "Load vN only" after a colleague's save: the button says the drawing is kept as a
+    // draft; it is on the server (the reviewer's voxels, on the old version) and offered; close
+    // the tab, reopen: Restore merges it into the colleague's version (nothing of either
+    // side dropped), unsaved; Save clears the draft.
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'PTV');
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.35, 0.62, 0.35);
+    const mine = await bitmap(page);
+    const ptv = await liveOf('PTV');
+    const b = await (await api(`/api/structures/${ptv.id}/edit`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ op: 'margin', mode: 'grow', mm: 3, base_version: ptv.version, author: 'Dr B' }) })).json();
+    await page.locator('#btn-save').click();
+    await page.waitForSelector('#conflict[open]', { timeout: 30000 });
+    const theirs = await page.locator('#cf-theirs').textContent();
+    assert.equal(theirs, `Load v${b.version} only: your drawing is kept as a draft and one Undo away`);
+    await page.locator('#cf-theirs').click();
+    await idle(page);
+    ed = await editing(page);
+    assert.deepEqual([ed.dirty, ed.base], [false, b.version], JSON.stringify(ed));
+    assert.equal(await drawSum(page), b.voxels, 'the drawing is not Dr B\'s version');
+    assert.match(await page.evaluate(() => window.app.lastError), /your drawing is kept as a draft .* and one Undo away/);
+    d = await waitDraft('PTV', () => true, 2000);
+    assert.equal(d.base_version, ptv.version);
+    assert.equal(d.voxels, mine.length);
+    rows = await panel(page);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.match(rows[0].restore, new RegExp(`^Restore your unsaved drawing of PTV \\(.*, drawn on v${ptv.version}\\)$`));
+    assert.match(rows[0].note, new RegExp(`PTV is at v${b.version} now: restoring merges`));
+    await shot(page, 'ui_draft_after_theirs.png');
+    await page.close({ runBeforeUnload: false });
+    page = await open();
+    rows = await panel(page);
+    assert.deepEqual(rows.map((r) => r.structure), ['PTV'], JSON.stringify(rows));
+    await page.locator('#drafts .draft[data-structure="PTV"] .draft-restore').click();
+    await idle(page);
+    ed = await editing(page);
+    assert.deepEqual([ed.name, ed.dirty, ed.base], ['PTV', true, b.version], JSON.stringify(ed));
+    const merged = await bitmap(page);
+    const mergedSet = new Set(merged);
+    assert.equal(mine.filter((i) => !mergedSet.has(i)).length, 0, 'the restore dropped voxels of the reviewer\'s drawing');
+    assert.ok(merged.length >= b.voxels && merged.length > mine.length, `Dr B's margin is not in the restored drawing: ${merged.length}`);
+    assert.match(await page.locator('#status').textContent(), new RegExp(`restored and merged into v${b.version} \\(Dr B: margin \\+3 mm\\), not saved yet`));
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.equal((await liveOf('PTV')).version, b.version + 1);
+    assert.equal((await structure(page, 'PTV')).voxels, merged.length);
+    assert.deepEqual(await serverDrafts(), [], 'the save did not clear the draft');
+    log(`"Load v${b.version} only" kept the drawing as a draft; reopened, Restore merged it into Dr B's v${b.version} ` +
+        `(${merged.length} voxels, all ${mine.length} of the reviewer's); Save cleared it`);
+
+    // 5. Another reviewer's draft is shown as theirs (no Discard, not restored by itself); the
+    // approval names it, does not approve it, and keeps it.
+    const cord = await liveOf('Cord');
+    const cordMask = Buffer.from(await (await api(`/api/structures/${cord.id}/mask.nii`)).arrayBuffer());
+    await api(`/api/structures/${cord.id}/draft?base_version=${cord.version}&action=brush`, {
+      method: 'PUT', body: cordMask, headers: { 'X-Isoline-Author': 'Dr%20B', 'Content-Type': 'application/octet-stream' } });
+    await page.close({ runBeforeUnload: false });
+    page = await open();
+    rows = await panel(page);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.equal(rows[0].reviewer, 'Dr B');
+    assert.match(rows[0].restore, /^Load Dr B's unsaved drawing of Cord into yours/);
+    assert.ok(!rows[0].discard, 'another reviewer\'s draft can be discarded');
+    assert.match(rows[0].note, /Dr B's, not yours/);
+    assert.equal((await editing(page)).id, null);
+    dialogs.length = 0;
+    await page.locator('#btn-approve').click();
+    await page.waitForFunction(() => window.app.lastApproval || window.app.lastError, null, { polling: 100, timeout: 120000 });
+    const ap = await page.evaluate(() => window.app.lastApproval);
+    assert.ok(ap, await page.evaluate(() => window.app.lastError));
+    assert.equal(dialogs.length, 1);
+    assert.match(dialogs[0], /1 unsaved drawing kept as draft \(not saved, so NOT part of this approval; kept after it\):\n {2}Cord: Dr B, drawn on v1/);
+    assert.deepEqual(ap.unsaved_drafts.map((x) => [x.name, x.reviewer]), [['Cord', 'Dr B']]);
+    assert.equal((await serverDrafts()).length, 1, 'the approval dropped the draft');
+    assert.match(await page.locator('#messages').innerText(), /not approved, kept as drafts: unsaved drawings of Cord \(Dr B, drawn on v1\)/);
+    log('Dr B\'s draft shown as theirs; the approval named it, left it out and kept it');
     assert.deepEqual(errors, [], `page errors: ${errors.join('; ')}`);
   } finally {
     await context.close();

@@ -783,6 +783,206 @@ TEST_F(UiServer, VersionsForPollingAndConflictsNameWhatWouldBeDropped) {
   EXPECT_EQ(version_of("PTV"), 3);
 }
 
+// Server-side drafts: a reviewer's unsaved drawing is kept by the server (a closed or crashed
+// tab loses nothing), one per structure and reviewer, never a version; saving the structure
+// clears the author's draft, discarding too.
+namespace {
+httplib::Headers as_reviewer(const httplib::Headers& auth, const std::string& name) {
+  httplib::Headers h = auth;
+  h.emplace("X-Isoline-Author", name);
+  return h;
+}
+}  // namespace
+
+TEST_F(UiServer, DraftsArePerReviewerNotVersionsAndSavingOrDiscardingClearsThem) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("PTV");
+  const std::string sid = std::to_string(id);
+  const core::Image v1 = db.mask(id, 1, test::ui_grid());
+  core::Image drawn = v1.clone();
+  const auto g = test::ui_grid();
+  for (int i = 2; i < 9; ++i) drawn.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
+  const std::string body = nifti_bytes_of(drawn, dir.file("draft.nii"));
+  const auto versions_before = db.version_count();
+  auto r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&action=brush%205%20mm").c_str(),
+                 as_reviewer(srv->auth(), "Dr%20Smith"), body, "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  json d = json::parse(r->body);
+  EXPECT_EQ(d["reviewer"], "Dr Smith");
+  EXPECT_EQ(d["base_version"], 1);
+  EXPECT_EQ(d["action"], "brush 5 mm");
+  EXPECT_EQ(d["name"], "PTV");
+  EXPECT_EQ(d["voxels"].get<std::int64_t>(), static_cast<std::int64_t>(drawn.count_nonzero()));
+  // Not a version: the live PTV is still version 1 with its mask, the history unchanged.
+  EXPECT_EQ(db.version_count(), versions_before);
+  EXPECT_EQ(version_of("PTV"), 1);
+  EXPECT_EQ(db.history(id).size(), 1u);
+  const core::Image live = db.mask(id, 0, g);
+  EXPECT_EQ(std::memcmp(live.raw(), v1.raw(), v1.byte_size()), 0);
+  for (const auto& st : json::parse(c.Get("/api/structures", srv->auth())->body))
+    if (st["name"] == "PTV") {
+      EXPECT_EQ(st["voxels"].get<std::int64_t>(), static_cast<std::int64_t>(v1.count_nonzero()));
+    }
+  // Read back: the list (no masks), the mask, the poll.
+  auto list = json::parse(c.Get("/api/drafts", srv->auth())->body);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["structure_id"], id);
+  EXPECT_EQ(list[0]["latest_version"], 1);
+  auto m = c.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20Smith").c_str(), srv->auth());
+  ASSERT_EQ(m->status, 200) << m->body;
+  std::ofstream(dir.file("back.nii"), std::ios::binary) << m->body;
+  const core::Image back = core::read_image(dir.file("back.nii"), core::PixelType::UInt8);
+  ASSERT_EQ(back.byte_size(), drawn.byte_size());
+  EXPECT_EQ(std::memcmp(back.raw(), drawn.raw(), drawn.byte_size()), 0);
+  EXPECT_EQ(json::parse(c.Get("/api/versions", srv->auth())->body)["drafts"].size(), 1u);
+  // One per structure and reviewer: a second put replaces it; another reviewer has their own.
+  drawn.data<std::uint8_t>()[g.offset(2, 5, 4)] = 1;
+  ASSERT_EQ(c.Put(("/api/structures/" + sid + "/draft?base_version=1&action=brush").c_str(),
+                  as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(drawn, dir.file("d2.nii")), "application/octet-stream")
+                ->status,
+            200);
+  ASSERT_EQ(c.Put(("/api/structures/" + sid + "/draft?base_version=1&action=eraser").c_str(),
+                  as_reviewer(srv->auth(), "Dr%20B"), nifti_bytes_of(v1, dir.file("d3.nii")), "application/octet-stream")
+                ->status,
+            200);
+  ASSERT_EQ(db.drafts().size(), 2u);
+  EXPECT_EQ(db.draft(id, "Dr Smith")->voxels, static_cast<std::int64_t>(drawn.count_nonzero()));
+  EXPECT_EQ(json::parse(c.Get("/api/drafts?reviewer=Dr%20B", srv->auth())->body).size(), 1u);
+  // A restarted server (a crash, a reboot) still has them.
+  srv.reset();
+  ui::ServerOptions o;
+  o.case_dir = dir.str();
+  srv = std::make_unique<Running>(o);
+  auto c2 = srv->client();
+  ASSERT_EQ(srv->server->db().drafts().size(), 2u);
+  EXPECT_EQ(srv->server->db().draft(id, "Dr Smith")->base_version, 1);
+  // Saving over it with keep_draft=1 (the client keeps a draft it has not restored) keeps it...
+  r = c2.Put(("/api/structures/" + sid + "/mask?base_version=1&action=brush&keep_draft=1").c_str(),
+            as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(v1, dir.file("s1.nii")), "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(srv->server->db().draft(id, "Dr Smith"));
+  // ... a plain save clears the author's draft (same transaction), not the other reviewer's.
+  r = c2.Put(("/api/structures/" + sid + "/mask?base_version=2&action=brush").c_str(),
+            as_reviewer(srv->auth(), "Dr%20Smith"), body, "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_FALSE(srv->server->db().draft(id, "Dr Smith"));
+  EXPECT_TRUE(srv->server->db().draft(id, "Dr B"));
+  // A save refused (409: stale base) leaves the draft.
+  ASSERT_EQ(c2.Put(("/api/structures/" + sid + "/draft?base_version=3").c_str(), as_reviewer(srv->auth(), "Dr%20Smith"),
+                  body, "application/octet-stream")->status,
+            200);
+  EXPECT_EQ(c2.Put(("/api/structures/" + sid + "/mask?base_version=1&action=brush").c_str(),
+                  as_reviewer(srv->auth(), "Dr%20Smith"), body, "application/octet-stream")->status,
+            409);
+  EXPECT_TRUE(srv->server->db().draft(id, "Dr Smith"));
+  // Discard: gone; a second discard says there was none.
+  r = c2.Delete(("/api/structures/" + sid + "/draft").c_str(), as_reviewer(srv->auth(), "Dr%20B"));
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["discarded"], true);
+  EXPECT_EQ(json::parse(c2.Delete(("/api/structures/" + sid + "/draft").c_str(), as_reviewer(srv->auth(), "Dr%20B"))->body)["discarded"],
+            false);
+  EXPECT_FALSE(srv->server->db().draft(id, "Dr B"));
+  EXPECT_EQ(c2.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20B").c_str(), srv->auth())->status, 404);
+}
+
+TEST_F(UiServer, DraftsAreNeverApprovedAndStayAfterAnApproval) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("PTV");
+  const auto g = test::ui_grid();
+  core::Image drawn = db.mask(id, 1, g).clone();  // a large unsaved change: a slab added
+  for (std::int64_t j = 0; j < 20; ++j)
+    for (std::int64_t i = 0; i < 20; ++i) drawn.data<std::uint8_t>()[g.offset(i, j, 16)] = 1;
+  ASSERT_EQ(c.Put(("/api/structures/" + std::to_string(id) + "/draft?base_version=1&action=brush").c_str(),
+                  as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(drawn, dir.file("d.nii")), "application/octet-stream")
+                ->status,
+            200);
+  auto a = c.Post("/api/approve", srv->auth(), R"({"reviewer":"Dr Smith"})", "application/json");
+  ASSERT_EQ(a->status, 200) << a->body;
+  const json rec = json::parse(a->body);
+  // The approved PTV is the live version 1, not the draft, in the RT-STRUCT and the masks.
+  const core::Image v1 = db.mask(id, 1, g);
+  auto approved = rtstruct::rasterize(rtstruct::read_rtstruct(rec["rtstruct"].get<std::string>()), g).get("PTV").mask;
+  std::size_t diff_live = 0, diff_draft = 0;
+  for (std::size_t n = 0; n < v1.num_voxels(); ++n) {
+    diff_live += (approved.data<std::uint8_t>()[n] != 0) != (v1.data<std::uint8_t>()[n] != 0);
+    diff_draft += (approved.data<std::uint8_t>()[n] != 0) != (drawn.data<std::uint8_t>()[n] != 0);
+  }
+  EXPECT_EQ(diff_live, 0u);
+  EXPECT_GT(diff_draft, 300u);
+  const core::Image file = core::read_image(rec["directory"].get<std::string>() + "/masks/PTV.nii.gz", core::PixelType::UInt8);
+  EXPECT_EQ(file.count_nonzero(), v1.count_nonzero());
+  for (const auto& st : rec["structures"])
+    if (st["name"] == "PTV") {
+      EXPECT_EQ(st["version"], 1);
+    }
+  // The record says so, and the draft is kept (it is not part of the approval).
+  ASSERT_EQ(rec["unsaved_drafts"].size(), 1u) << rec.dump();
+  EXPECT_EQ(rec["unsaved_drafts"][0]["name"], "PTV");
+  EXPECT_EQ(rec["unsaved_drafts"][0]["reviewer"], "Dr Smith");
+  EXPECT_EQ(rec["unsaved_drafts"][0]["base_version"], 1);
+  EXPECT_TRUE(db.draft(id, "Dr Smith"));
+}
+
+TEST_F(UiServer, BadDraftRequestsAre4xxNamingTheProblem) {
+  auto c = srv->client();
+  const auto id = id_of("Cord");
+  const std::string sid = std::to_string(id);
+  const auto g = test::ui_grid();
+  const core::Image ok = srv->server->db().mask(id, 1, g);
+  const std::string good = nifti_bytes_of(ok, dir.file("ok.nii"));
+  auto put = [&](const std::string& path, const httplib::Headers& h, const std::string& body) {
+    auto r = c.Put(path.c_str(), h, body, "application/octet-stream");
+    EXPECT_TRUE(r);
+    return r;
+  };
+  const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
+  // A structure that does not exist: 404 naming it.
+  auto r = put("/api/structures/999/draft?base_version=1", smith, good);
+  EXPECT_EQ(r->status, 404) << r->body;
+  EXPECT_NE(r->body.find("structure 999: no such structure"), std::string::npos) << r->body;
+  EXPECT_EQ(c.Get("/api/structures/999/draft.nii?reviewer=Dr%20Smith", srv->auth())->status, 404);
+  EXPECT_EQ(c.Delete("/api/structures/999/draft", smith)->status, 404);
+  // A mask on another grid (another size; the right size with a shifted header): 400, never resampled.
+  core::Geometry small = g;
+  small.size = {40, 48, 32};
+  r = put("/api/structures/" + sid + "/draft?base_version=1", smith,
+          nifti_bytes_of(core::Image(small, core::PixelType::UInt8), dir.file("small.nii")));
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("draft: mask: the uploaded mask is not on the CT grid"), std::string::npos) << r->body;
+  core::Image shifted = ok.clone();
+  core::Geometry sg = g;
+  sg.origin[2] += 10;
+  shifted.set_geometry(sg);
+  r = put("/api/structures/" + sid + "/draft?base_version=1", smith, nifti_bytes_of(shifted, dir.file("sh.nii")));
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("not on the CT grid: its header differs"), std::string::npos) << r->body;
+  r = put("/api/structures/" + sid + "/draft?base_version=1", smith, "not a NIfTI");
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("draft: mask: body is not a NIfTI image"), std::string::npos) << r->body;
+  // No reviewer (a draft is kept per reviewer), or a blank one.
+  r = put("/api/structures/" + sid + "/draft?base_version=1", srv->auth(), good);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("draft: reviewer: missing"), std::string::npos) << r->body;
+  r = put("/api/structures/" + sid + "/draft?base_version=1&reviewer=%20%20", srv->auth(), good);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(c.Get(("/api/structures/" + sid + "/draft.nii").c_str(), srv->auth())->status, 400);
+  // The base version: missing, not a number, not a version of the structure.
+  r = put("/api/structures/" + sid + "/draft", smith, good);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("draft: base_version: missing"), std::string::npos) << r->body;
+  EXPECT_EQ(put("/api/structures/" + sid + "/draft?base_version=x", smith, good)->status, 400);
+  r = put("/api/structures/" + sid + "/draft?base_version=7", smith, good);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("must be a version of the structure, 1 to 1, got 7"), std::string::npos) << r->body;
+  // No draft of this reviewer: 404 saying so. Nothing was stored by any of the above.
+  r = c.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20Smith").c_str(), srv->auth());
+  EXPECT_EQ(r->status, 404) << r->body;
+  EXPECT_NE(r->body.find("no draft of Dr Smith"), std::string::npos) << r->body;
+  EXPECT_TRUE(srv->server->db().drafts().empty());
+}
+
 // Audit 18, defect 5: a broken file in the case's DICOM CT stops `serve` at start with the
 // file named (the approval needs that series), not at Approve after the whole review.
 TEST(UiServerCase, AnUnreadableDicomCtStopsTheServerWithTheFileNamed) {

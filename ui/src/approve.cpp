@@ -188,6 +188,7 @@ nlohmann::json write_approval(const ApprovalInput& in) {
   }
   rec["structures"] = list;
   rec["quality_flags_unchecked"] = unchecked;
+  rec["unsaved_drafts"] = in.unsaved_drafts;
 
   core::AtomicOutput out(target.string(), true);
   const fs::path tmp = out.temp_path();

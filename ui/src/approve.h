@@ -33,6 +33,9 @@ struct ApprovalInput {
   std::string reviewer;
   std::string status = "APPROVED";
   std::vector<ApprovalStructure> structures;
+  /// The drafts (unsaved drawings) that exist at approval: not approved, not removed; the
+  /// record lists them (`unsaved_drafts`) so that nobody takes them for approved.
+  nlohmann::json unsaved_drafts = nlohmann::json::array();
 };
 
 /// "AUTOMATIC" (automatic and unchanged), "SEMIAUTOMATIC" (automatic, edited) or "MANUAL"

@@ -144,7 +144,12 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
         "  volume_cc REAL NOT NULL, mask BLOB NOT NULL, PRIMARY KEY(structure_id, version));"
         "CREATE TABLE IF NOT EXISTS flag_checks(structure_id INTEGER NOT NULL REFERENCES structures(id),"
         "  version INTEGER NOT NULL, flags TEXT NOT NULL, author TEXT NOT NULL, time TEXT NOT NULL,"
-        "  checked INTEGER NOT NULL);",
+        "  checked INTEGER NOT NULL);"
+        // Unsaved drawings (not versions): one per structure and reviewer, replaced in place.
+        "CREATE TABLE IF NOT EXISTS drafts(structure_id INTEGER NOT NULL REFERENCES structures(id),"
+        "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
+        "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
+        "  PRIMARY KEY(structure_id, reviewer));",
         path);
   } catch (...) {
     sqlite3_close(impl_->db);
@@ -379,6 +384,102 @@ std::optional<FlagCheck> ReviewDb::flag_check(std::int64_t id) const {
   return all.back();
 }
 
+namespace {
+const char* kDraftCols = "structure_id, reviewer, base_version, time, action, voxels, volume_cc";
+DraftInfo read_draft(const Stmt& s) {
+  DraftInfo d;
+  d.structure_id = s.i64(0);
+  d.reviewer = s.text(1);
+  d.base_version = s.i64(2);
+  d.time = s.text(3);
+  d.action = s.text(4);
+  d.voxels = s.i64(5);
+  d.volume_cc = s.dbl(6);
+  return d;
+}
+}  // namespace
+
+DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
+                              const core::Image& mask, const std::string& action) {
+  if (reviewer.empty()) core::fail<core::InvalidInput>("draft", "reviewer", "missing: a draft is kept per reviewer");
+  const std::string blob = compress_mask(mask);
+  DraftInfo d;
+  d.structure_id = id;
+  d.reviewer = reviewer;
+  d.base_version = base_version;
+  d.time = now_utc();
+  d.action = action;
+  d.voxels = static_cast<std::int64_t>(mask.count_nonzero());
+  d.volume_cc = static_cast<double>(d.voxels) * mask.geometry().voxel_volume_mm3() / 1000.0;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->exec("BEGIN IMMEDIATE", path_);
+  try {
+    Stmt cur(impl_->db, "SELECT MAX(version) FROM versions WHERE structure_id=?", path_);
+    cur.bind(1, id);
+    const std::int64_t latest = cur.step(path_) ? cur.i64(0) : 0;
+    if (latest <= 0) core::fail<core::InvalidInput>("draft", "structure " + std::to_string(id), "no such structure");
+    if (base_version < 1 || base_version > latest)
+      core::fail<core::InvalidInput>("draft", "base_version",
+                                     "must be a version of the structure, 1 to " + std::to_string(latest) + ", got " +
+                                         std::to_string(base_version));
+    Stmt w(impl_->db,
+           "INSERT INTO drafts(structure_id,reviewer,base_version,time,action,voxels,volume_cc,mask) VALUES(?,?,?,?,?,?,?,?)"
+           " ON CONFLICT(structure_id, reviewer) DO UPDATE SET base_version=excluded.base_version, time=excluded.time,"
+           " action=excluded.action, voxels=excluded.voxels, volume_cc=excluded.volume_cc, mask=excluded.mask",
+           path_);
+    w.bind(1, id).bind(2, reviewer).bind(3, base_version).bind(4, d.time).bind(5, action).bind(6, d.voxels)
+        .bind(7, d.volume_cc).blob(8, blob);
+    w.step(path_);
+    impl_->exec("COMMIT", path_);
+  } catch (...) {
+    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  return d;
+}
+
+std::vector<DraftInfo> ReviewDb::drafts(std::int64_t id) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::string sql = std::string("SELECT ") + kDraftCols + " FROM drafts" +
+                          (id ? " WHERE structure_id = ?" : "") + " ORDER BY time, structure_id, reviewer";
+  Stmt s(impl_->db, sql.c_str(), path_);
+  if (id) s.bind(1, id);
+  std::vector<DraftInfo> out;
+  while (s.step(path_)) out.push_back(read_draft(s));
+  return out;
+}
+
+std::optional<DraftInfo> ReviewDb::draft(std::int64_t id, const std::string& reviewer) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::string sql = std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ?";
+  Stmt s(impl_->db, sql.c_str(), path_);
+  s.bind(1, id).bind(2, reviewer);
+  if (s.step(path_)) return read_draft(s);
+  return std::nullopt;
+}
+
+core::Image ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, const core::Geometry& grid) const {
+  std::string blob;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    Stmt s(impl_->db, "SELECT mask FROM drafts WHERE structure_id = ? AND reviewer = ?", path_);
+    s.bind(1, id).bind(2, reviewer);
+    if (!s.step(path_))
+      core::fail<core::InvalidInput>("draft", "structure " + std::to_string(id),
+                                     "no draft of " + reviewer + " for this structure");
+    blob = s.bytes(0);
+  }
+  return decompress_mask(blob, grid);
+}
+
+bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt s(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ?", path_);
+  s.bind(1, id).bind(2, reviewer);
+  s.step(path_);
+  return sqlite3_changes(impl_->db) > 0;
+}
+
 std::int64_t ReviewDb::version_count() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Stmt s(impl_->db, "SELECT COUNT(*) FROM versions", path_);
@@ -445,18 +546,19 @@ std::int64_t ReviewDb::create_structure(const std::string& name, const std::stri
 }
 
 std::int64_t ReviewDb::restore(std::int64_t id, std::int64_t base_version, const std::string& author) {
-  return save_version_impl(id, base_version, core::Image(), author, "restore (undo delete)", {}, false, true);
+  return save_version_impl(id, base_version, core::Image(), author, "restore (undo delete)", {}, false, true, false);
 }
 
 std::int64_t ReviewDb::save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                     const std::string& author, const std::string& action,
-                                    const std::string& new_name, bool deleted) {
-  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false);
+                                    const std::string& new_name, bool deleted, bool clear_draft) {
+  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false, clear_draft);
 }
 
 std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                          const std::string& author, const std::string& action,
-                                         const std::string& new_name, bool deleted, bool restoring) {
+                                         const std::string& new_name, bool deleted, bool restoring,
+                                         bool clear_draft) {
   if (!new_name.empty()) check_name(new_name);
   std::string blob;
   std::int64_t voxels = 0;
@@ -514,6 +616,11 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
         .bind(5, now_utc()).bind(6, action).bind(7, static_cast<std::int64_t>(deleted ? 1 : 0))
         .bind(8, voxels).bind(9, cc).blob(10, blob);
     v.step(path_);
+    if (clear_draft) {  // the drawing the draft kept is this version now
+      Stmt d(impl_->db, "DELETE FROM drafts WHERE structure_id=? AND reviewer=?", path_);
+      d.bind(1, id).bind(2, author);
+      d.step(path_);
+    }
     if (commit_delay_ > 0) {  // test hook: announce the open transaction, then wait
       std::FILE* f = std::fopen((path_ + ".test-in-save").c_str(), "w");
       if (f) std::fclose(f);

@@ -188,6 +188,11 @@ std::map<std::string, StructureMeta> read_metadata(const fs::path& dir) {
   return out;
 }
 
+/// A request about a structure that does not exist: 404 with the message.
+struct DraftNotFound : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 struct Job {
   std::string state = "running";  // running, done, failed
   double fraction = 0;
@@ -571,6 +576,80 @@ struct ReviewServer::Impl {
     return e;
   }
 
+  /// A mask uploaded as NIfTI bytes (NiiVue's drawing; .nii or .nii.gz): on the CT grid, or a
+  /// 400 naming the problem (`op` says which request: "serve" for a save, "draft").
+  core::Image uploaded_mask(const httplib::Request& req, const std::string& op) {
+    // (a gzipped mask of a few strokes can be smaller than a NIfTI header: 348 bytes)
+    const bool gz = req.body.size() >= 18 && static_cast<unsigned char>(req.body[0]) == 0x1f &&
+                    static_cast<unsigned char>(req.body[1]) == 0x8b;
+    if (!gz && req.body.size() < 348) core::fail<core::InvalidInput>(op, "mask", "body is not a NIfTI image");
+    const std::string p = tmp_path(gz ? ".nii.gz" : ".nii");
+    {
+      std::ofstream f(p, std::ios::binary);
+      f.write(req.body.data(), static_cast<std::streamsize>(req.body.size()));
+    }
+    core::Image m;
+    try {
+      m = core::read_image(p, core::PixelType::UInt8);
+    } catch (const core::Error& e) {
+      std::error_code ec;
+      fs::remove(p, ec);
+      core::fail<core::InvalidInput>(op, "mask", std::string("cannot read the uploaded NIfTI: ") + e.what());
+    }
+    std::error_code ec;
+    fs::remove(p, ec);
+    if (m.geometry().size != grid.size)
+      core::fail<core::InvalidInput>(op, "mask",
+                                     "the uploaded mask is not on the CT grid (" + m.geometry().summary() +
+                                         "; the CT: " + grid.summary() + ")");
+    if (!m.geometry().same_grid(grid, 0.05))
+      core::fail<core::InvalidInput>(op, "mask",
+                                     "the uploaded mask is not on the CT grid: its header differs (" +
+                                         m.geometry().summary() + "; the CT: " + grid.summary() +
+                                         "); a shifted or flipped mask is never resampled");
+    return conform(m, "uploaded mask", /*resample=*/false);
+  }
+
+  /// The structure a draft request names: 404 "draft: structure 99: no such structure" when
+  /// unknown (a deleted structure keeps its drafts: the drawing is not lost).
+  StructureInfo draft_structure(const httplib::Request& req) {
+    const std::int64_t id = id_of(req);
+    for (const auto& st : db->structures(/*include_deleted=*/true))
+      if (st.id == id) return st;
+    throw DraftNotFound("draft: structure " + std::to_string(id) + ": no such structure (GET /api/structures lists them)");
+  }
+
+  /// Whose draft: `?reviewer=NAME`, else the request's author (X-Isoline-Author, the name the
+  /// reviewer typed); a draft is kept per reviewer, so a request without a name is a 400.
+  std::string draft_reviewer(const httplib::Request& req) {
+    std::string who;
+    if (req.has_param("reviewer")) {
+      who = trimmed(request_text(req.get_param_value("reviewer"), "reviewer"));
+      if (who.empty()) core::fail<core::InvalidInput>("draft", "reviewer", "blank: give the reviewer's name");
+    } else {
+      who = named_author(req, nullptr);
+    }
+    if (who.empty())
+      core::fail<core::InvalidInput>("draft", "reviewer",
+                                     "missing: a draft is kept per reviewer; send the name (X-Isoline-Author header "
+                                     "or ?reviewer=NAME; in the browser: type your name in the Reviewer box)");
+    return core::utf8_prefix(who, 64);
+  }
+
+  json draft_json(const DraftInfo& d) {
+    json j = {{"structure_id", d.structure_id}, {"reviewer", d.reviewer}, {"base_version", d.base_version},
+              {"time", d.time}, {"action", d.action}, {"voxels", d.voxels}, {"volume_cc", d.volume_cc}};
+    try {
+      const StructureInfo st = db->get(d.structure_id);
+      j["name"] = st.latest.name;
+      j["latest_version"] = st.latest.version;
+      j["deleted"] = st.latest.deleted;
+    } catch (const core::Error&) {
+      j["name"] = "";
+    }
+    return j;
+  }
+
   /// A structure as the client sees it, with the state of its quality flags, which describe
   /// the automatic (or given) contour: "open" (to check), "checked" (a reviewer marked them,
   /// `flags_check` says who and when), "edited" (the contour is no longer that one:
@@ -766,6 +845,8 @@ void ReviewServer::Impl::routes() {
       }
       body["meanwhile"] = meanwhile;
       send_json(res, body, 409);
+    } catch (const DraftNotFound& e) {
+      send_json(res, {{"error", e.what()}}, 404);
     } catch (const core::InvalidInput& e) {
       send_json(res, {{"error", e.what()}}, 400);
     } catch (const core::NotSupported& e) {
@@ -829,7 +910,11 @@ void ReviewServer::Impl::routes() {
       list.push_back({{"id", st.id}, {"name", st.latest.name}, {"version", st.latest.version},
                       {"author", st.latest.author}, {"action", st.latest.action}, {"time", st.latest.time},
                       {"deleted", st.latest.deleted}});
-    send_json(res, {{"structures", list}});
+    // ... and the drafts (unsaved drawings kept by the server), so that a tab learns of one
+    // written by another tab of the same reviewer; no masks either.
+    json drafts = json::array();
+    for (const auto& d : db->drafts()) drafts.push_back(draft_json(d));
+    send_json(res, {{"structures", list}, {"drafts", drafts}});
   });
   s.Get("/api/flag_checks", [this](const httplib::Request& req, httplib::Response& res) {
     std::int64_t id = 0;
@@ -865,37 +950,62 @@ void ReviewServer::Impl::routes() {
     send_json(res, structure_out(db->get(st.id)));
   });
 
-  // Save a painted mask (NIfTI bytes, e.g. NiiVue's drawing) as a new version.
+  // Save a painted mask (NIfTI bytes, e.g. NiiVue's drawing) as a new version. The author's
+  // draft of the structure is cleared with it (same transaction), unless `keep_draft=1`: the
+  // client keeps a draft it has not restored (a drawing from before "Load vN only", or from
+  // a tab that was closed) when it saves another drawing of the structure.
   s.Put(R"(/api/structures/(\d+)/mask)", [this](const httplib::Request& req, httplib::Response& res) {
     const json none = json::object();
     const StructureInfo st = live(id_of(req));
     const std::int64_t base = base_version(none, req);
     check_base(st, base);
-    if (req.body.size() < 348) core::fail<core::InvalidInput>(kOp, "mask", "body is not a NIfTI image");
-    const bool gz = static_cast<unsigned char>(req.body[0]) == 0x1f && static_cast<unsigned char>(req.body[1]) == 0x8b;
-    const std::string p = tmp_path(gz ? ".nii.gz" : ".nii");
-    {
-      std::ofstream f(p, std::ios::binary);
-      f.write(req.body.data(), static_cast<std::streamsize>(req.body.size()));
-    }
-    core::Image m;
-    try {
-      m = core::read_image(p, core::PixelType::UInt8);
-    } catch (const core::Error& e) {
-      std::error_code ec;
-      fs::remove(p, ec);
-      core::fail<core::InvalidInput>(kOp, "mask", std::string("cannot read the uploaded NIfTI: ") + e.what());
-    }
-    std::error_code ec;
-    fs::remove(p, ec);
-    if (m.geometry().size != grid.size)
-      core::fail<core::InvalidInput>(kOp, "mask", "the uploaded mask is not on the CT grid");
-    m = conform(m, "uploaded mask", /*resample=*/false);
+    core::Image m = uploaded_mask(req, kOp);
     std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
     action = core::utf8_prefix(request_text(action, "action"), 200);
-    const auto v = db->save_version(st.id, base, m, author_of(req, nullptr), action);
+    const bool keep_draft = req.has_param("keep_draft") && req.get_param_value("keep_draft") == "1";
+    db->save_version(st.id, base, m, author_of(req, nullptr), action, {}, false, /*clear_draft=*/!keep_draft);
     send_json(res, structure_out(db->get(st.id)));
-    (void)v;
+  });
+
+  // Drafts: a reviewer's unsaved drawing of a structure (the client sends it while it has
+  // unsaved changes), kept in review.sqlite beside the versions but never a version: never the
+  // live structure, never approved. One per structure and reviewer (the typed name).
+  s.Put(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res) {
+    const StructureInfo st = draft_structure(req);
+    const std::string who = draft_reviewer(req);
+    if (!req.has_param("base_version"))
+      core::fail<core::InvalidInput>("draft", "base_version", "missing: the version the drawing was drawn on");
+    std::int64_t base = 0;
+    try {
+      base = std::stoll(req.get_param_value("base_version"));
+    } catch (...) {
+      core::fail<core::InvalidInput>("draft", "base_version", "must be an integer");
+    }
+    core::Image m = uploaded_mask(req, "draft");
+    std::string action = req.has_param("action") ? req.get_param_value("action") : "";
+    action = core::utf8_prefix(request_text(action, "action"), 200);
+    const DraftInfo d = db->put_draft(st.id, who, base, m, action);
+    send_json(res, draft_json(d));
+  });
+  s.Get(R"(/api/structures/(\d+)/draft(\.nii)?)", [this](const httplib::Request& req, httplib::Response& res) {
+    const StructureInfo st = draft_structure(req);
+    const std::string who = draft_reviewer(req);
+    if (!db->draft(st.id, who))
+      return send_json(res, {{"error", "draft: " + st.latest.name + ": no draft of " + who}}, 404);
+    res.set_content(nifti_bytes(db->draft_mask(st.id, who, grid)), "application/octet-stream");
+  });
+  s.Delete(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res) {
+    const StructureInfo st = draft_structure(req);
+    const std::string who = draft_reviewer(req);
+    send_json(res, {{"discarded", db->discard_draft(st.id, who)}, {"structure_id", st.id}, {"reviewer", who}});
+  });
+  s.Get("/api/drafts", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string who;
+    if (req.has_param("reviewer")) who = trimmed(request_text(req.get_param_value("reviewer"), "reviewer"));
+    json list = json::array();
+    for (const auto& d : db->drafts())
+      if (who.empty() || d.reviewer == who) list.push_back(draft_json(d));
+    send_json(res, list);
   });
 
   s.Post(R"(/api/structures/(\d+)/edit)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -1048,6 +1158,9 @@ void ReviewServer::Impl::routes() {
       a.flag_check = db->flag_check(st.id);
       in.structures.push_back(std::move(a));
     }
+    // Unsaved drawings are not approved (nor dropped): the record lists them, they stay.
+    in.unsaved_drafts = json::array();
+    for (const auto& d : db->drafts()) in.unsaved_drafts.push_back(draft_json(d));
     json r = write_approval(in);
     db->set_meta("last_approval", r.dump(-1, ' ', false, json::error_handler_t::replace));
     send_json(res, r);

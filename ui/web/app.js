@@ -7,6 +7,7 @@
 // NIfTI; margins/booleans/smoothing/islands run on the server (core::mask_ops) and come back
 // as a new version that is loaded into the drawing as one undoable step.
 import { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER } from '@niivue/niivue';
+import { gzipSync } from 'fflate';
 
 const UNDO_LIMIT = 100;
 const PRESETS = {
@@ -42,9 +43,18 @@ const state = {
   seq: 0,                // counts user actions: a poll answer from before one is stale
   remote: [],            // the latest versions on the server (GET /api/versions, polled)
   flagsOpen: new Set(),  // structures whose quality flags are unfolded in the list
+  // Drafts: the server keeps each reviewer's unsaved drawing of a structure (see "Drafts").
+  drafts: [],            // every draft on the server (all reviewers; no masks)
+  draftLive: new Set(),  // structures whose draft of this reviewer is this tab's drawing
+  draftTimer: null,
+  draftChain: Promise.resolve(),  // draft requests, one after the other (a save waits for them)
+  draftSeq: 0,           // counts changes of the drawing
+  draftSentSeq: 0,       // the change the server's draft holds
+  draftLeaveSeq: -1,     // the change sent when the page was hidden or left
 };
-// timeoutMs: how long a request may take before the client gives up and says so (tests lower it)
-window.app = { state, timeoutMs: 30000, pollMs: 12000 };
+// timeoutMs: how long a request may take before the client gives up and says so (tests lower it);
+// draftDelayMs: how long after the last change the unsaved drawing goes to the server as a draft
+window.app = { state, timeoutMs: 30000, pollMs: 12000, draftDelayMs: 2000 };
 
 // The header's status line: the state, and the latest error in full (truncated on screen,
 // the whole text in the tooltip), so that it is seen without scrolling to the messages.
@@ -360,6 +370,7 @@ function renderStructures() {
     open.map((x) => `${x.name}: ${x.flags.join('; ')}`).join('\n') : 'no quality flags left to check') +
     (reviewed.length ? `\nreviewed:\n${reviewed.map((x) => `${x.name}: ${flagReview(x)}`).join('\n')}` : '');
   renderNotice();
+  renderDrafts();
 }
 
 // Structures whose quality flags are still to be reviewed: not checked, contour not edited.
@@ -686,6 +697,7 @@ function recordStep(label) {
 function markDirty(label) {
   state.dirty = true;
   if (label) state.pendingActions.push(label);
+  scheduleDraft();
   updateButtons();
   renderStructures();
 }
@@ -720,6 +732,9 @@ function undo() {
   if (!s) return;
   applyDiff(s, false);
   state.redo.push(s);
+  // Undo of "Load vN only": the drawing is again the one kept as the draft, which this tab
+  // then keeps up to date again (Redo: it is kept as it was).
+  if (s.parks !== undefined) state.draftLive.add(s.parks);
   markDirty(`undo ${s.label}`);
 }
 
@@ -729,6 +744,7 @@ function redo() {
   if (!s) return;
   applyDiff(s, true);
   state.undo.push(s);
+  if (s.parks !== undefined) state.draftLive.delete(s.parks);
   markDirty(`redo ${s.label}`);
 }
 
@@ -790,13 +806,20 @@ async function save() {
   const action = state.pendingActions.length ? state.pendingActions.join(', ').slice(0, 200) : 'edit';
   state.busyWhat = 'save';
   setStatus('saving…');
+  // A draft request still on its way must not land after the save (the server clears the
+  // draft with the save); a draft kept from before that this tab has not restored stays.
+  clearTimeout(state.draftTimer);
+  await state.draftChain;
+  const parked = parkedDraft(s.id);
   try {
-    const r = await api('PUT', `/api/structures/${s.id}/mask?base_version=${state.editBase}&action=${encodeURIComponent(action)}`,
-      undefined, { binary: bytes, what: `save ${s.name}` });
+    const r = await api('PUT', `/api/structures/${s.id}/mask?base_version=${state.editBase}&action=${encodeURIComponent(action)}` +
+      (parked ? '&keep_draft=1' : ''), undefined, { binary: bytes, what: `save ${s.name}` });
     state.editBase = r.version;
     state.dirty = false;
     state.pendingActions = [];
-    message(`saved ${r.name} as version ${r.version}`, 'ok');
+    if (!parked) forgetDraft(s.id, reviewer());  // the server cleared it with the save
+    message(`saved ${r.name} as version ${r.version}` +
+            (parked ? `; your earlier unsaved drawing of ${r.name} is still kept as a draft (Restore or Discard it)` : ''), 'ok');
     await afterChange();
   } catch (e) {
     if (e.status === 409) {
@@ -814,7 +837,7 @@ async function save() {
         (mw.length ? mw.map((v) => `  v${v.version} ${v.time} ${v.author}: ${v.action}`).join('\n') : `  version ${latest}`) +
         '\n\nYour drawing is not saved yet. Nothing is lost whichever you choose.',
         { merge: `Merge (Enter): load v${latest} and re-apply your changes on it; then check and Save`,
-          theirs: `Load v${latest} only: your drawing stays reachable with Undo`,
+          theirs: `Load v${latest} only: ${theirsKeeps(s.id)}`,
           mine: `Save your drawing over v${latest}: drops ${what} from the live ${s.name} (kept in the History, restorable)`,
           later: 'Decide later (Esc): keep your drawing unsaved, change nothing' });
       return resolveConflict(s, choice, latest, mw);
@@ -869,13 +892,15 @@ async function resolveConflict(s, choice, latest, mw) {
     throw new Error(`conflict: ${s.name} not saved, your drawing is kept (on version ${state.editBase}); ` +
                     `Save again to choose, or reload ${s.name} from the notice`);
   }
-  await refreshStructures();
   if (choice === 'theirs') {
-    await reloadDrawingFromServer(`load v${latest} (${who})`);
-    state.editBase = structureById(s.id).version;
+    const kept = await keepDrawingAsDraft(s);  // before the drawing is replaced
+    await refreshStructures();
+    await loadTheirs(s, `load v${latest} (${who})`, kept);
     await afterChange();
-    throw new Error(`conflict: ${s.name}: showing v${state.editBase} (${who}), not your drawing; it is one Undo away`);
+    throw new Error(`conflict: ${s.name}: showing v${state.editBase} (${who}), not your drawing; ` +
+                    (kept ? 'your drawing is kept as a draft (Restore, over the viewer) and one Undo away' : 'it is one Undo away'));
   }
+  await refreshStructures();
   const n = await mergeIntoLatest(s, latest, `merge into v${latest} (${who})`);
   await syncOverlays();
   renderStructures();
@@ -1277,8 +1302,19 @@ async function approve() {
       flagged.map((s) => `  ${s.name}: ${s.flags.join('; ')}`).join('\n') +
       '\n(the approval record lists them as unchecked)'
     : (reviewedN ? `\n\nQuality flags: all ${reviewedN} reviewed (checked, or contour edited).` : '');
+  // Unsaved drawings kept as drafts are not approved, and not dropped: the confirmation names
+  // them (this tab's own unsaved drawing is saved first, so it is approved).
+  await refreshDrafts();
+  const own = state.dirty ? state.editId : null;
+  const drafts = state.drafts.filter((d) => !(d.structure_id === own && d.reviewer === reviewer() && !parkedDraft(own)));
+  const draftText = (drafts.length
+    ? `\n\n✎ ${drafts.length} unsaved drawing${drafts.length === 1 ? '' : 's'} kept as draft${drafts.length === 1 ? '' : 's'} ` +
+      '(not saved, so NOT part of this approval; kept after it):\n' +
+      drafts.map((d) => `  ${d.name}: ${d.reviewer === reviewer() ? 'yours' : d.reviewer}, drawn on v${d.base_version}, ${fmtTime(d.time)}`).join('\n') +
+      '\n(to approve a drawing: Restore it, Save, then Approve)' : '') +
+    (own !== null ? `\n\nYour unsaved drawing of ${structureById(own).name} is saved first (a new version) and approved.` : '');
   if (!window.confirm(`Approve ${live} structure${live === 1 ? '' : 's'} as "${reviewer()}"?\n` +
-                      `This writes the approved RT-STRUCT for the planning system.${flagText}`)) return;
+                      `This writes the approved RT-STRUCT for the planning system.${flagText}${draftText}`)) return;
   if (state.dirty) await save();
   const versions = {};
   for (const s of state.structures) versions[s.id] = s.version;
@@ -1297,6 +1333,9 @@ async function approve() {
   window.app.lastApproval = r;
   const edited = r.structures.filter((s) => !s.deleted && s.edited).map((s) => s.name);
   message(`approved by ${r.reviewer}: ${r.rtstruct} (edited: ${edited.join(', ') || 'none'})`, 'ok');
+  const kept = r.unsaved_drafts || [];
+  if (kept.length)
+    message(`not approved, kept as drafts: unsaved drawings of ${kept.map((d) => `${d.name} (${d.reviewer}, drawn on v${d.base_version})`).join(', ')}`, 'err');
   // What the physicist will see differently (names cut to the 16 characters of a TPS ID, ...).
   for (const w of r.rtstruct_warnings || []) message(`RT-STRUCT: ${w}`, 'err');
   setStatus('approved');
@@ -1363,6 +1402,7 @@ async function deleteStructure() {
   const s = structureById(state.editId);
   if (!s || !confirm(`Delete ${s.name}? (its history is kept)`)) return;
   await api('DELETE', `/api/structures/${s.id}`, { base_version: state.editBase });
+  clearTimeout(state.draftTimer);
   nv.closeDrawing();
   state.editId = null;
   state.dirty = false;
@@ -1370,6 +1410,259 @@ async function deleteStructure() {
   state.redo = [];
   message(`deleted ${s.name}`, 'ok');
   await afterChange();
+}
+
+// ---------------------------------------------------------------------------------------
+// Drafts. While the structure being edited has unsaved changes, the drawing goes to the server
+// as a draft (PUT .../draft: the mask, the version it was drawn on, the pending action text;
+// one per structure and reviewer): about 2 s after the last change, right before "Load vN
+// only" replaces it, and when the page is hidden or left (keepalive). A closed or crashed tab
+// therefore loses nothing: on the next open the drafts are offered (Restore / Discard). A
+// save clears the reviewer's draft of the structure. A draft of this reviewer that this tab
+// did not write or restore (from a closed tab, or the drawing from before "Load vN only") is
+// "parked": shown with Restore/Discard and never overwritten by this tab (its saves keep it).
+
+const fmtTime = (t) => String(t || '').replace('T', ' ').replace(/(:\d\d)?Z$/, ' UTC');
+
+// The reviewer's own draft of structure `id` that is not this tab's drawing.
+function parkedDraft(id) {
+  const me = reviewer();
+  return me ? state.drafts.find((d) => d.structure_id === id && d.reviewer === me && !state.draftLive.has(id)) : undefined;
+}
+
+function upsertDraft(d) {
+  state.drafts = state.drafts.filter((x) => !(x.structure_id === d.structure_id && x.reviewer === d.reviewer)).concat([d]);
+  renderDrafts();
+}
+
+function forgetDraft(id, who) {
+  state.drafts = state.drafts.filter((x) => !(x.structure_id === id && x.reviewer === who));
+  if (who === reviewer()) state.draftLive.delete(id);
+  renderDrafts();
+}
+
+async function refreshDrafts() {
+  state.drafts = await api('GET', '/api/drafts');
+  renderDrafts();
+}
+
+// What this tab would send as its draft now, or null (nothing unsaved, already sent, no name
+// typed, or a parked draft of the structure that must not be overwritten).
+function draftPayload() {
+  const id = state.editId;
+  if (id === null || !state.dirty || state.draftSeq === state.draftSentSeq) return null;
+  const s = structureById(id);
+  if (!s || !reviewer() || parkedDraft(id)) return null;
+  return { id, name: s.name, base: state.editBase, seq: state.draftSeq,
+           action: state.pendingActions.length ? state.pendingActions.join(', ').slice(0, 200) : 'edit' };
+}
+
+const draftUrl = (p) => `/api/structures/${p.id}/draft?base_version=${p.base}&action=${encodeURIComponent(p.action)}`;
+
+// About 2 s after the last change, and at the latest 10 s after the first change not sent yet
+// (painting on and on without a pause is kept too).
+function scheduleDraft() {
+  state.draftSeq++;
+  clearTimeout(state.draftTimer);
+  const now = Date.now(), wait = window.app.draftDelayMs;
+  if (!state.draftPendingSince) state.draftPendingSince = now;
+  state.draftTimer = setTimeout(() => {
+    state.draftPendingSince = 0;
+    if (state.dirty && !reviewer() && !state.draftNoNameSaid) {
+      state.draftNoNameSaid = true;
+      message('type your name (Reviewer box) so that your unsaved drawing is kept on the server as a draft', 'err');
+    }
+    sendDraft().catch((e) => {
+      if (!state.draftFailing) message(`could not keep your unsaved drawing as a draft on the server: ${e.message || e}`, 'err');
+      state.draftFailing = true;
+    });
+  }, Math.max(0, Math.min(wait, state.draftPendingSince + 5 * wait - now)));
+}
+
+// Sends the drawing as the draft (after the draft requests before it). Resolves to true when
+// it was sent, false when there was nothing to send; rejects when the server refused it.
+function sendDraft() {
+  const run = async () => {
+    const p = draftPayload();
+    if (!p) return false;
+    const bytes = await nv.saveImage({ filename: '', isSaveDrawing: true });
+    if (!(bytes instanceof Uint8Array)) throw new Error('could not export the drawing');
+    const d = await api('PUT', draftUrl(p), undefined,
+                        { binary: gzipSync(bytes, { level: 1 }), what: `keep the drawing of ${p.name} as a draft` });
+    state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
+    state.draftLive.add(p.id);
+    state.draftFailing = false;
+    upsertDraft(d);
+    return true;
+  };
+  const next = state.draftChain.then(run);
+  state.draftChain = next.catch(() => false);  // the chain itself never fails
+  return next;
+}
+
+// The page is hidden or left (tab closed, reload, browser quit): the unsaved drawing goes to
+// the server now, with a request that outlives the page (keepalive: up to 64 KB, which a
+// gzipped mask of a few strokes is; a larger one is sent plainly and may not arrive, the
+// draft of ~2 s before stays).
+function draftOnLeave() {
+  const p = draftPayload();
+  if (!p || p.seq === state.draftLeaveSeq) return;
+  state.draftLeaveSeq = p.seq;
+  clearTimeout(state.draftTimer);
+  nv.saveImage({ filename: '', isSaveDrawing: true }).then((bytes) => {
+    if (!(bytes instanceof Uint8Array)) return;
+    const body = gzipSync(bytes, { level: 1 });
+    return fetch(draftUrl(p), { method: 'PUT', keepalive: body.length < 60000, body,
+                                headers: { 'X-Isoline-Token': token, 'X-Isoline-Author': encodeURIComponent(reviewer()),
+                                           'Content-Type': 'application/octet-stream' } })
+      .then((r) => { if (r.ok) { state.draftSentSeq = Math.max(state.draftSentSeq, p.seq); state.draftLive.add(p.id); } });
+  }).catch(() => {});
+}
+
+// Right before "Load vN only" replaces the drawing of `s`: the drawing goes to the server as a
+// draft. True when the server keeps it; false when it cannot be kept as a draft (a parked draft
+// of the structure is kept instead, or no name); throws when the server refused it.
+async function keepDrawingAsDraft(s) {
+  if (!s || !state.dirty || state.editId !== s.id || !reviewer() || parkedDraft(s.id)) return false;
+  clearTimeout(state.draftTimer);
+  await sendDraft();
+  return state.draftLive.has(s.id) && state.draftSentSeq === state.draftSeq;
+}
+
+// What "Load vN only" does with the reviewer's drawing, said on its button.
+function theirsKeeps(id) {
+  if (reviewer() && !parkedDraft(id)) return 'your drawing is kept as a draft and one Undo away';
+  return `your drawing stays reachable with Undo (in this tab only: ${parkedDraft(id)
+    ? 'an earlier drawing of it is kept as your draft' : 'type your name to keep it as a draft'})`;
+}
+
+// "Load vN only": the other version into the drawing, one undoable step. `kept`: the drawing
+// was sent as a draft just before, which this tab then leaves as it is (parked): Undo of the
+// step brings the drawing back and this tab keeps the draft up to date again.
+async function loadTheirs(s, label, kept) {
+  const n = state.undo.length;
+  await reloadDrawingFromServer(label);
+  state.editBase = structureById(s.id).version;
+  if (kept) {
+    state.draftLive.delete(s.id);
+    if (state.undo.length > n) state.undo[state.undo.length - 1].parks = s.id;
+  }
+  renderDrafts();
+}
+
+// Restores a draft into the drawing, unsaved. Drawn on an older version than the latest, it
+// goes through the three-way merge (every voxel the draft changed from its base version as the
+// draft has it, every other voxel as the latest version has it). One undoable step.
+async function restoreDraft(d) {
+  const mine = d.reviewer === reviewer();
+  await refreshStructures();
+  const s = structureById(d.structure_id);
+  if (!s) throw new Error(`${d.name} was deleted: restore it first (Deleted: restore ${d.name}), then its drawing`);
+  if (state.editId !== s.id) await startEdit(s.id);  // (unsaved paint of another structure is saved first)
+  const img = await loadImage(`/api/structures/${s.id}/draft.nii?reviewer=${encodeURIComponent(d.reviewer)}`, `${s.id}.nii`);
+  const latest = s.version;
+  const prev = drawing().slice(), prevBase = state.editBase;
+  const label = `restore ${mine ? 'draft' : `draft of ${d.reviewer}`} (${fmtTime(d.time)}, drawn on v${d.base_version})`;
+  let changed;
+  try {
+    if (!nv.loadDrawing(img)) throw new Error('the draft does not match the CT grid');
+    if (d.base_version !== latest) {
+      state.editBase = d.base_version;
+      const n = state.undo.length;
+      await mergeIntoLatest(s, latest, `${label}, merged into v${latest}`);
+      changed = state.undo.length > n;
+    } else {
+      changed = recordStep(label);
+      state.editBase = latest;
+    }
+  } catch (e) {
+    if (drawing() && drawing().length === prev.length) drawing().set(prev);
+    nv.refreshDrawing(true);
+    state.editBase = prevBase;
+    throw e;
+  }
+  const whose = mine ? 'your' : `${d.reviewer}'s`;
+  if (mine) state.draftLive.add(s.id);
+  if (!changed && !state.dirty) {  // the draft is what the live version has: nothing to restore
+    if (mine) {
+      await api('DELETE', `/api/structures/${s.id}/draft`);
+      forgetDraft(s.id, d.reviewer);
+    }
+    message(`${s.name}: ${whose} unsaved drawing is the same as v${latest}: nothing to restore` +
+            (mine ? '; the draft is discarded' : ''), 'ok');
+    return;
+  }
+  renderStructures();
+  updateButtons();
+  const text = `${s.name}: ${whose} unsaved drawing (${fmtTime(d.time)}, drawn on v${d.base_version}) restored` +
+    (d.base_version !== latest ? ` and merged into v${latest} (${s.author}: ${s.action})` : '') +
+    ', not saved yet: check it, then Save (Undo: ' + (changed ? `v${latest} as saved)` : 'your drawing before)');
+  message(text, 'ok');
+  setStatus(text, false);
+}
+
+async function discardDraft(d) {
+  if (!window.confirm(`Discard your unsaved drawing of ${d.name} (${fmtTime(d.time)}, drawn on v${d.base_version})? ` +
+                      'It is not a version: it cannot be brought back.')) return;
+  await api('DELETE', `/api/structures/${d.structure_id}/draft`);
+  forgetDraft(d.structure_id, d.reviewer);
+  message(`discarded your unsaved drawing of ${d.name}`, 'ok');
+}
+
+// The drafts this tab does not hold as its drawing, over the viewer (under the notice): per
+// draft of this reviewer Restore and Discard; another reviewer's drafts are shown as theirs
+// (a copy can be loaded into this reviewer's drawing; nothing is restored by itself).
+function renderDrafts() {
+  const box = $('drafts');
+  if (!box) return;
+  const me = reviewer();
+  const shown = state.drafts.filter((d) => !(d.reviewer === me && state.draftLive.has(d.structure_id)));
+  window.app.draftsShown = shown;
+  box.hidden = !shown.length;
+  box.innerHTML = '';
+  if (!shown.length) return;
+  const title = document.createElement('div');
+  title.className = 'drafts-title';
+  title.textContent = (shown.length === 1 ? 'An unsaved drawing is' : `${shown.length} unsaved drawings are`) +
+    ' kept by the server (not saved as a version, not part of an approval):';
+  box.appendChild(title);
+  for (const d of shown) {
+    const mine = d.reviewer === me;
+    const s = structureById(d.structure_id);
+    const row = document.createElement('div');
+    row.className = mine ? 'draft' : 'draft draft-other';
+    row.dataset.structure = d.name;
+    row.dataset.reviewer = d.reviewer;
+    const when = `${fmtTime(d.time)}, drawn on v${d.base_version}`;
+    const restore = document.createElement('button');
+    restore.className = 'draft-restore';
+    restore.textContent = mine ? `Restore your unsaved drawing of ${d.name} (${when})`
+      : `Load ${d.reviewer}'s unsaved drawing of ${d.name} into yours (${when})`;
+    restore.disabled = !s;
+    restore.addEventListener('click', () => guard(() => restoreDraft(d), 'restore of a drawing'));
+    row.appendChild(restore);
+    if (mine) {
+      const discard = document.createElement('button');
+      discard.className = 'draft-discard';
+      discard.textContent = 'Discard';
+      discard.setAttribute('aria-label', `discard your unsaved drawing of ${d.name}`);
+      discard.addEventListener('click', () => guard(() => discardDraft(d), 'discard of a drawing'));
+      row.appendChild(discard);
+    }
+    const notes = [];
+    if (!mine) notes.push(`${d.reviewer}'s, not yours: it stays theirs`);
+    if (!s) notes.push(`${d.name} was deleted: restore it first (Deleted: restore ${d.name})`);
+    else if (s.version > d.base_version) notes.push(`${d.name} is at v${s.version} now: restoring merges the drawing into it`);
+    if (mine && s && state.editId === s.id)
+      notes.push(`changes you make to ${d.name} now are not kept as a draft until you restore or discard this one`);
+    if (notes.length) {
+      const n = document.createElement('span');
+      n.className = 'draft-note';
+      n.textContent = ` ${notes.join('; ')}`;
+      row.appendChild(n);
+    }
+    box.appendChild(row);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1386,7 +1679,9 @@ async function pollVersions() {
     const r = await api('GET', '/api/versions', undefined, { what: 'check for newer versions' });
     if (state.busy || seq !== state.seq) return;  // an action of this tab ran meanwhile
     state.remote = r.structures;
+    if (r.drafts) state.drafts = r.drafts;
     renderNotice();
+    renderDrafts();
   } catch (e) {
     // the server is down or busy: the next save or the next poll says so
   } finally {
@@ -1453,7 +1748,7 @@ async function reloadChanged() {
     const choice = await askConflict(`${s.name} was ${mine.kind} by ${mine.author} (${mine.action}, v${mine.version}) ` +
       `while you were drawing on version ${state.editBase}.\n\nYour drawing is not saved yet. Nothing is lost whichever you choose.`,
       { merge: `Merge (Enter): load v${mine.version} and re-apply your changes on it; then check and Save`,
-        theirs: `Load v${mine.version} only: your drawing stays reachable with Undo`,
+        theirs: `Load v${mine.version} only: ${theirsKeeps(s.id)}`,
         mine: null,
         later: `Keep your drawing (Esc): load the other structures only; Save will ask again` });
     take = choice !== 'later';
@@ -1465,6 +1760,9 @@ async function reloadChanged() {
   }
   const kept = mine && !take ? { ...structureById(state.editId) } : null;
   const base = state.editBase;
+  // "Load theirs" over unsaved paint: the drawing goes to the server as a draft first.
+  const keptAsDraft = mine && take && !merge && state.dirty ? await keepDrawingAsDraft(structureById(state.editId)) : false;
+  if (r.drafts) state.drafts = r.drafts;
   await refreshStructures();
   if (kept) {  // this tab keeps what it drew on: its version, its drawing (the notice stays)
     const i = state.structures.findIndex((x) => x.id === kept.id);
@@ -1481,14 +1779,14 @@ async function reloadChanged() {
   } else if (mine && merge) {
     await mergeIntoLatest(structureById(state.editId), mine.version, `merge into v${mine.version} (${mine.author}: ${mine.action})`);
   } else if (mine) {
-    await reloadDrawingFromServer(`load v${mine.version} (${mine.author}: ${mine.action})`);
-    state.editBase = structureById(state.editId).version;
+    await loadTheirs(structureById(state.editId), `load v${mine.version} (${mine.author}: ${mine.action})`, keptAsDraft);
   }
   await syncOverlays();
   renderStructures();
   updateButtons();
   await refreshDvh();
   message(`reloaded: ${r.structures.length} structures, latest versions` + (kept ? `; your drawing of ${kept.name} kept` : '') +
+          (keptAsDraft ? `; your drawing of ${structureById(state.editId).name} is kept as a draft (Restore) and one Undo away` : '') +
           (merge ? `; your drawing of ${structureById(state.editId).name} re-applied on v${mine.version}, not saved yet` : ''), 'ok');
   setStatus(merge ? `merged: ${structureById(state.editId).name} v${mine.version} + your drawing, not saved yet: check it, then Save` : 'ready');
 }
@@ -1571,7 +1869,7 @@ function typingTarget(t) {
 
 function wire() {
   document.querySelectorAll('[data-view]').forEach((b) => b.addEventListener('click', () => setView(b.dataset.view)));
-  $('reviewer').addEventListener('input', rememberReviewer);
+  $('reviewer').addEventListener('input', () => { rememberReviewer(); renderDrafts(); });
   $('status').addEventListener('click', () => $('messages').scrollIntoView({ block: 'nearest' }));
   document.querySelectorAll('[data-preset]').forEach((b) => b.addEventListener('click', () => {
     const p = PRESETS[b.dataset.preset];
@@ -1667,6 +1965,9 @@ function wire() {
     if (mod && key === 'y') { e.preventDefault(); redo(); }
   });
   window.addEventListener('beforeunload', (e) => { if (state.dirty) { e.preventDefault(); e.returnValue = ''; } });
+  // Leaving or hiding the page: the unsaved drawing goes to the server as a draft now.
+  window.addEventListener('pagehide', draftOnLeave);
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'hidden') draftOnLeave(); });
 }
 
 async function main() {
@@ -1712,8 +2013,17 @@ async function main() {
     await refreshDvh();
     $('btn-reestimate').title = state.info.dose_estimator ? 'plan the achievable dose for the edited targets'
       : 'not available in this build (no planning entry point yet)';
+    // Unsaved drawings kept from before (a closed or crashed tab, "Load vN only"): said plainly.
+    await refreshDrafts();
+    const mineKept = state.drafts.filter((d) => d.reviewer === reviewer());
+    if (state.drafts.length) {
+      const list = state.drafts.map((d) => `${d.name} (${d.reviewer === reviewer() ? 'yours' : d.reviewer}, ` +
+                                          `${fmtTime(d.time)}, drawn on v${d.base_version})`).join(', ');
+      message(`unsaved drawings kept by the server, not saved as versions: ${list}; Restore or Discard them (over the viewer)`, 'err');
+    }
     mark('ready');
-    setStatus('ready');
+    setStatus(mineKept.length ? `ready · ${mineKept.length === 1 ? 'an unsaved drawing' : `${mineKept.length} unsaved drawings`} ` +
+      `of yours (${mineKept.map((d) => d.name).join(', ')}) kept from before: Restore or Discard (over the viewer)` : 'ready');
     window.__status = 'ready';
     schedulePoll();
   } catch (e) {

@@ -54,6 +54,19 @@ struct FlagCheck {
   bool checked = true;       ///< false: the mark was taken back
 };
 
+/// A reviewer's unsaved drawing of a structure, kept by the server so that a closed or crashed
+/// tab loses nothing (one per structure and reviewer; the mask is loaded only on request).
+/// Not a version: never the live structure, never approved.
+struct DraftInfo {
+  std::int64_t structure_id = 0;
+  std::string reviewer;
+  std::int64_t base_version = 0;  ///< the version the drawing was drawn on
+  std::string time;               ///< UTC, ISO 8601: when it was last written
+  std::string action;             ///< the pending action text ("brush 5 mm, eraser 5 mm")
+  std::int64_t voxels = 0;
+  double volume_cc = 0;
+};
+
 /// Static facts of a structure (from the automatic contours or the creating user).
 struct StructureInfo {
   std::int64_t id = 0;
@@ -88,9 +101,11 @@ class ReviewDb {
   /// mask of the latest version; `new_name` empty keeps the name. Throws Conflict when
   /// `base_version` is not the latest, InvalidInput for an unknown or deleted structure or a
   /// name clash. Returns the new version number.
+  /// `clear_draft`: the author's draft of the structure is removed in the same transaction
+  /// (the drawing it kept is now this version).
   std::int64_t save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                             const std::string& author, const std::string& action,
-                            const std::string& new_name = {}, bool deleted = false);
+                            const std::string& new_name = {}, bool deleted = false, bool clear_draft = false);
   /// Brings a deleted structure back as a new version with its last mask and name ("delete
   /// keeps the history"). Throws Conflict on a stale base, InvalidInput when the structure is
   /// not deleted or a live structure has taken its name.
@@ -118,6 +133,21 @@ class ReviewDb {
   /// The latest flag check of a structure (checked or taken back), nullopt when none.
   std::optional<FlagCheck> flag_check(std::int64_t id) const;
 
+  /// Keeps `reviewer`'s unsaved drawing of structure `id`, drawn on `base_version`, replacing
+  /// their previous draft of it (one SQLite statement: the old draft or the new one, never
+  /// half). Throws InvalidInput for an unknown structure, a base that is not one of its
+  /// versions or a blank reviewer. Drafts are not versions: structures(), history() and
+  /// mask() never see them.
+  DraftInfo put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
+                      const core::Image& mask, const std::string& action);
+  /// Every draft (of structure `id`, or all when 0), oldest first; no masks.
+  std::vector<DraftInfo> drafts(std::int64_t id = 0) const;
+  std::optional<DraftInfo> draft(std::int64_t id, const std::string& reviewer) const;
+  /// The mask of a draft on `grid`. Throws InvalidInput when there is none.
+  core::Image draft_mask(std::int64_t id, const std::string& reviewer, const core::Geometry& grid) const;
+  /// Removes a draft; false when there was none.
+  bool discard_draft(std::int64_t id, const std::string& reviewer);
+
   /// Total number of version rows (for tests).
   std::int64_t version_count() const;
 
@@ -133,7 +163,7 @@ class ReviewDb {
   double commit_delay_ = 0;
   std::int64_t save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                  const std::string& author, const std::string& action,
-                                 const std::string& new_name, bool deleted, bool restoring);
+                                 const std::string& new_name, bool deleted, bool restoring, bool clear_draft);
 };
 
 /// zlib-compresses a mask's bytes (level 1) / restores them; exposed for tests.
