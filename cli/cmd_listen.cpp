@@ -1,7 +1,10 @@
 // isoline listen: the DICOM node (CT in by C-STORE, RT-STRUCT out by C-STORE).
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -9,6 +12,7 @@
 #include "isoline/core/error.h"
 #include "isoline/node/config.h"
 #include "isoline/node/node.h"
+#include "isoline/node/node_util.h"
 
 namespace isoline::cli {
 
@@ -54,24 +58,41 @@ int run_listen(const Args& args, const Context&) {
   if (args.flag("--debug")) cfg.debug = true;
   if (auto l = args.get("--log")) cfg.log_file = *l;
 
+  // The log file is opened once, in append mode, before the node starts (a file that cannot be
+  // opened stops it here). Every line goes through the node's logger: its own and DCMTK's.
   std::shared_ptr<std::FILE> log_file;
   if (!cfg.log_file.empty()) {
     log_file.reset(std::fopen(cfg.log_file.c_str(), "a"), [](std::FILE* f) {
       if (f) std::fclose(f);
     });
-    if (!log_file) core::fail<core::IoError>("listen", cfg.log_file, "cannot open the log file");
+    if (!log_file)
+      core::fail<core::IoError>("listen", cfg.log_file,
+                                std::string("cannot open the log file: ") + std::strerror(errno));
   }
   std::FILE* out = log_file ? log_file.get() : stderr;
-  node::Node n(cfg, [out](const std::string& line) {
-    std::fprintf(out, "%s\n", line.c_str());
-    std::fflush(out);
-  });
-  g_stop = &n.stop_flag();
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  n.run();
-  g_stop = nullptr;
+  try {
+    node::Node n(cfg, [out](const std::string& line) {
+      std::fprintf(out, "%s\n", line.c_str());
+      std::fflush(out);
+    });
+    struct ClearStop {  // before n goes, also when run() throws
+      ~ClearStop() { g_stop = nullptr; }
+    } clear_stop;
+    g_stop = &n.stop_flag();
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+    n.run();
+  } catch (const std::exception& e) {
+    // Why the node did not start (work directory, queue, port in use) is in the log file too,
+    // for a service whose standard error nobody reads; the error itself still goes to stderr.
+    if (log_file) {
+      const std::string line = node::log_line("error", std::string("stopped: ") + e.what());
+      std::fprintf(out, "%s\n", line.c_str());
+      std::fflush(out);
+    }
+    throw;
+  }
   return 0;
 }
 
@@ -111,7 +132,7 @@ Command make_listen_command() {
       {"--max-associations", "N", "associations served at once, each in its own thread (default 8)", false, "", false},
       {"--deidentify", "", "process de-identified data, re-identify results before sending", false, "", false},
       {"--debug", "", "log patient names/IDs and DCMTK network details", false, "", false},
-      {"--log", "FILE", "append the log to FILE instead of standard error", false, "", false},
+      {"--log", "FILE", "append the log (the node's lines and DCMTK's) to FILE instead of standard error", false, "", false},
   };
   c.run = run_listen;
   return c;

@@ -26,9 +26,12 @@
 #include "dcmtk/dcmnet/dul.h"
 #include "dcmtk/dcmnet/scpthrd.h"
 #include "dcmtk/dcmnet/scu.h"
+#include "dcmtk/oflog/appender.h"
 #include "dcmtk/oflog/consap.h"
 #include "dcmtk/oflog/layout.h"
+#include "dcmtk/oflog/loglevel.h"
 #include "dcmtk/oflog/oflog.h"
+#include "dcmtk/oflog/spi/logevent.h"
 #include "internal.h"
 #include "isoline/core/error.h"
 #include "isoline/node/node.h"
@@ -40,18 +43,60 @@ namespace isoline::node {
 
 namespace detail {
 
-void configure_dcmtk_logging(bool debug) {
-  OFLog::configure(debug ? OFLogger::INFO_LOG_LEVEL : OFLogger::ERROR_LOG_LEVEL);
-  // DCMTK's own lines (standard error) get the node's UTC timestamp, "dcmtk" and the level
-  // instead of a bare "I: ...".
-  namespace l4 = dcmtk::log4cplus;
-  l4::Logger root = l4::Logger::getRoot();
-  l4::SharedAppenderPtr console(
-      new l4::ConsoleAppender(/*logToStdErr=*/true, /*immediateFlush=*/true));
-  console->setLayout(
-      OFunique_ptr<l4::Layout>(new l4::PatternLayout("%d{%Y-%m-%dT%H:%M:%S.%qZ} dcmtk %p %m%n")));
-  root.removeAllAppenders();
-  root.addAppender(console);
+namespace {
+
+namespace l4 = dcmtk::log4cplus;
+
+/// Hands DCMTK's log events to the node's logger (`say`, level "dcmtk INFO", "dcmtk ERROR",
+/// ...): they share its lock, its destination (standard error or the --log file) and its line
+/// format (timestamp, one line per event, UTF-8).
+class SayAppender : public l4::Appender {
+ public:
+  explicit SayAppender(Say say) : say_(std::move(say)) { setName("isoline-node"); }
+  ~SayAppender() override { destructorImpl(); }
+  void close() override { closed = true; }
+
+ protected:
+  void append(const l4::spi::InternalLoggingEvent& e) override {
+    const OFString& m = e.getMessage();
+    const OFString& level = l4::getLogLevelManager().toString(e.getLogLevel());
+    say_(std::string("dcmtk ") + level.c_str(), std::string(m.c_str(), m.length()));
+  }
+
+ private:
+  Say say_;
+};
+
+}  // namespace
+
+void configure_dcmtk_logging(bool debug, Say say) {
+  // The logger "dcmtk" is the parent of every DCMTK module's ("dcmtk.dcmnet", "dcmtk.dcmdata",
+  // ...). Configured there, not at the root, and not passing events on to the root: rtstruct's
+  // first DICOM read calls OFLog::configure, which replaces the root's appenders and silences
+  // it (the node's DCMTK lines stopped after its first job when they were set at the root).
+  OFLogger dcmtk = OFLog::getLogger("dcmtk");
+  l4::SharedAppenderPtr appender;
+  if (say) {
+    appender = l4::SharedAppenderPtr(new SayAppender(std::move(say)));
+  } else {
+    // Standard error with the node's UTC timestamp, "dcmtk" and the level instead of a bare
+    // "I: ...".
+    appender = l4::SharedAppenderPtr(
+        new l4::ConsoleAppender(/*logToStdErr=*/true, /*immediateFlush=*/true));
+    appender->setLayout(
+        OFunique_ptr<l4::Layout>(new l4::PatternLayout("%d{%Y-%m-%dT%H:%M:%S.%qZ} dcmtk %p %m%n")));
+  }
+  dcmtk.removeAllAppenders();
+  dcmtk.addAppender(appender);
+  dcmtk.setAdditivity(false);
+  dcmtk.setLogLevel(debug ? OFLogger::INFO_LOG_LEVEL : OFLogger::ERROR_LOG_LEVEL);
+}
+
+void reset_dcmtk_logging() {
+  OFLogger dcmtk = OFLog::getLogger("dcmtk");
+  dcmtk.removeAllAppenders();
+  dcmtk.setAdditivity(true);
+  dcmtk.setLogLevel(l4::NOT_SET_LOG_LEVEL);
 }
 
 namespace {

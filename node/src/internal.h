@@ -36,7 +36,14 @@ class Listener {
 /// topogram), which is not contoured. False when a file cannot be read (the reader says why).
 bool is_localizer_series(const std::vector<std::string>& files);
 
-/// Configures DCMTK's logger: warnings only, or informational output in debug mode.
-void configure_dcmtk_logging(bool debug);
+/// Configures DCMTK's log (the logger "dcmtk", parent of all its modules': errors only, or
+/// informational output in debug mode) and where its lines go: to `say` (level "dcmtk INFO",
+/// "dcmtk ERROR", ...), i.e. the node's own log with its lock, destination and line format, or
+/// without `say` to standard error with the node's UTC timestamp. Process-wide: the last call
+/// wins. Kept when a DICOM read later reconfigures DCMTK's root logger.
+void configure_dcmtk_logging(bool debug, Say say = {});
+
+/// Undoes configure_dcmtk_logging: DCMTK's lines go to its root logger again.
+void reset_dcmtk_logging();
 
 }  // namespace isoline::node::detail

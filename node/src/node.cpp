@@ -37,20 +37,6 @@ namespace isoline::node {
 
 namespace {
 
-std::string timestamp() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const int ms = static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, ms);
-  return out;
-}
-
 std::string fmt_seconds(double s) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f s", s);
@@ -77,8 +63,8 @@ struct Node::Impl {
 
   void say(const std::string& level, const std::string& line) {
     std::lock_guard<std::mutex> lock(log_mutex);
-    const std::string l = timestamp() + " " + level + " " + one_line(line);  // one line per event
-    if (sink) sink(l);
+    // DCMTK's lines come here too (configure_dcmtk_logging): one lock for both.
+    if (sink) sink(log_line(level, line));
   }
 
   void notify() {
@@ -446,11 +432,22 @@ Node::Node(NodeConfig config, LogSink log) : impl_(std::make_unique<Impl>()) {
   }
   // Debian's DCMTK leaves Nagle's algorithm on: ~40 ms per C-STORE on loopback without this.
   ::setenv("TCP_NODELAY", "1", 0);
-  detail::configure_dcmtk_logging(impl_->cfg.debug);
   JobQueue check(queue_path(impl_->cfg.work_dir));  // fails early on an unusable database
+  // DCMTK's own lines (network errors; with debug its network log) go through say(): the
+  // same destination (standard error or --log's file), lock and line format as the node's.
+  if (impl_->sink)
+    detail::configure_dcmtk_logging(impl_->cfg.debug, [m = impl_.get()](const std::string& level,
+                                                                       const std::string& line) {
+      m->say(level, line);
+    });
+  else
+    detail::configure_dcmtk_logging(impl_->cfg.debug);
 }
 
-Node::~Node() = default;
+Node::~Node() {
+  // DCMTK's logger must not keep calling into this node.
+  detail::reset_dcmtk_logging();
+}
 
 const NodeConfig& Node::config() const {
   return impl_->cfg;

@@ -1,5 +1,5 @@
-// One-line log entries, the worker's error back-off, checked fsync, a job's error for the
-// operator, DICOM text as UTF-8 for the log.
+// Log lines (timestamp, level, one line, UTF-8), the worker's error back-off, checked fsync,
+// a job's error for the operator, DICOM text as UTF-8 for the log.
 #include "isoline/node/node_util.h"
 
 #include <fcntl.h>
@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <utility>
 #include <vector>
 
@@ -51,6 +53,54 @@ std::string job_error_for_operator(std::string m,
     m += "; send the series again from the scanner or PACS (instances the node lacks make it "
          "process the series again)";
   return m;
+}
+
+std::string log_line(const std::string& level, const std::string& text) {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const int ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char stamp[48];
+  std::snprintf(stamp, sizeof stamp, "%s.%03dZ", buf, ms);
+  return std::string(stamp) + " " + level + " " + utf8_escaped(one_line(text));
+}
+
+std::string utf8_escaped(const std::string& s) {
+  // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+  auto valid_at = [&s](std::size_t i) -> std::size_t {
+    const auto b = [&s](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    if (c < 0x80) return 1;
+    const std::size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+                          : c >= 0xe0 && c <= 0xef ? 3
+                          : c >= 0xf0 && c <= 0xf4 ? 4
+                                                   : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    const unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    const unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k)
+      if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
+    return n;
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    if (const std::size_t n = valid_at(i)) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(s[i]));
+      out += hex;
+      ++i;
+    }
+  }
+  return out;
 }
 
 std::string utf8_for_log(const std::string& value, const std::string& specific_character_set) {

@@ -296,6 +296,17 @@ TEST(NodeUtil, OneLineJoinsEmbeddedLineBreaks) {
   EXPECT_EQ(node::one_line("plain"), "plain");
 }
 
+// Every log line is valid UTF-8 (DCMTK's lines carry what the peer sent, e.g. an AE title).
+TEST(NodeUtil, Utf8EscapedShowsInvalidBytesAndKeepsValidCharacters) {
+  EXPECT_EQ(node::utf8_escaped("M\xc3\xbcller"), "M\xc3\xbcller");
+  EXPECT_EQ(node::utf8_escaped("CT\xe9X"), "CT\\xe9X");
+  EXPECT_EQ(node::utf8_escaped("\xc3\xbc \xff \xe2\x82"), "\xc3\xbc \\xff \\xe2\\x82") << "a cut sequence too";
+  EXPECT_EQ(node::utf8_escaped("\xc0\xaf \xe0\x80\xaf"), "\\xc0\\xaf \\xe0\\x80\\xaf") << "overlong";
+  EXPECT_EQ(node::utf8_escaped("\xed\xa0\x80"), "\\xed\\xa0\\x80") << "a surrogate";
+  EXPECT_EQ(node::utf8_escaped("\xf0\x9f\x99\x82"), "\xf0\x9f\x99\x82") << "4 bytes, valid";
+  EXPECT_EQ(node::utf8_escaped(""), "");
+}
+
 // Defect 12: fsync's result is checked (the C-STORE is refused when it fails).
 TEST(NodeUtil, FsyncPathReportsFailure) {
   TempDir t;

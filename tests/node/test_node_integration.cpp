@@ -6,6 +6,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <regex>
 #include <set>
 
 #include "dcmtk/config/osconfig.h"
@@ -18,12 +19,14 @@
 #include "isoline/node/job_queue.h"
 #include "isoline/node/node.h"
 #include "isoline/core/error.h"
+#include "isoline/core/text.h"
 #include "isoline/rtstruct/rtstruct.h"
 #include "tests/node/node_test_util.h"
 
 using namespace isoline;
 using namespace isoline::test::node;
 using isoline::test::run_command;
+using isoline::test::slurp;
 using isoline::test::TempDir;
 
 namespace {
@@ -786,6 +789,95 @@ TEST(NodeCli, DebugLogIsUtf8AndDcmtkLinesCarryATimestamp) {
     }
   }
   EXPECT_GT(dcmtk, 0) << log;
+}
+
+// DCMTK's own lines (with --debug its association negotiation, refusals, C-ECHO) go to the
+// --log file with the node's own lines, in their format, and not to standard error; without
+// --log they stay on standard error.
+TEST(NodeCli, LogFileHoldsDcmtkLinesTooAndStandardErrorWithoutIt) {
+  TempDir t;
+  const std::string file = t.file("isoline-node.log");
+  {
+    make_ct(t.file("ct"), 2);
+    NodeProcess node(t.file("work"), free_port(),
+                     {"--quiet-time", "1", "--min-slices", "0", "--debug", "--log", file});
+    ASSERT_TRUE(node.start()) << node.log() << slurp(file);  // start() waits for a C-ECHO
+    const int port = node.port();
+    EXPECT_EQ(echoscu("ECHOTEST", "ISOLINE", port).exit_code, 0);
+    EXPECT_NE(echoscu("ECHOTEST", "NOT_ISOLINE", port).exit_code, 0);  // refused: called AE title
+    EXPECT_EQ(echoscu("CT\xe9X", "ISOLINE", port).exit_code, 0);  // a Latin-1 byte, not UTF-8
+    // A second node on the same port does not start: why is in its log file too.
+    const auto second = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " +
+                                    t.file("work-second") + " --log " + t.file("second.log"));
+    EXPECT_EQ(second.exit_code, 1) << second.output;
+    const std::string second_log = slurp(t.file("second.log"));
+    EXPECT_NE(second_log.find(" error stopped: "), std::string::npos) << second_log;
+    EXPECT_NE(second_log.find("port " + std::to_string(port)), std::string::npos) << second_log;
+    // A job reads DICOM through rtstruct, whose first read reconfigures DCMTK's root logger:
+    // DCMTK's lines must still come after it.
+    EXPECT_EQ(storescu("SCANNER", "ISOLINE", port, t.file("ct")).exit_code, 0);
+    EXPECT_TRUE(wait_for([&] { Json j = node.jobs(); return j.size() == 1 && j[0]["state"] == "done"; }, 120))
+        << node.jobs().dump() << slurp(file);
+    EXPECT_EQ(echoscu("AFTERJOB", "ISOLINE", port).exit_code, 0);
+    EXPECT_EQ(node.stop(), 0);
+    const std::string log = slurp(file), err = node.log();
+    EXPECT_NE(log.find(" info listening as ISOLINE"), std::string::npos) << log;
+    EXPECT_NE(log.find(" dcmtk INFO Association Received 127.0.0.1: ECHOTEST -> ISOLINE"), std::string::npos)
+        << log;
+    EXPECT_NE(log.find(" dcmtk INFO Received C-ECHO Request"), std::string::npos) << log;
+    EXPECT_NE(log.find(" dcmtk INFO Refusing Association (called AE title not recognized)"), std::string::npos)
+        << log;
+    EXPECT_NE(log.find(" dcmtk INFO Association Received 127.0.0.1: AFTERJOB -> ISOLINE"), std::string::npos)
+        << log;
+    EXPECT_EQ(err.find("dcmtk"), std::string::npos) << "DCMTK's lines on standard error with --log:\n" << err;
+    EXPECT_EQ(err.find("Association"), std::string::npos) << err;
+    // One entry per line, each with one timestamp and a level: nothing interleaved mid-line.
+    EXPECT_TRUE(core::valid_utf8(log)) << log;
+    EXPECT_NE(log.find(" dcmtk INFO Association Received 127.0.0.1: CT\\xe9X -> ISOLINE"), std::string::npos)
+        << log;
+    const std::regex stamp("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z");
+    std::istringstream lines(log);
+    int n = 0;
+    for (std::string line; std::getline(lines, line); ++n) {
+      ASSERT_GT(line.size(), 26u) << line;
+      EXPECT_TRUE(std::regex_match(line.substr(0, 24), stamp) && line[24] == ' ') << line;
+      EXPECT_EQ(std::distance(std::sregex_iterator(line.begin(), line.end(), stamp), std::sregex_iterator()), 1)
+          << line;
+      const std::string level = line.substr(25, line.find(' ', 25) - 25);
+      EXPECT_TRUE(level == "info" || level == "warning" || level == "error" || level == "debug" ||
+                  level == "dcmtk")
+          << line;
+    }
+    EXPECT_GT(n, 5) << log;
+  }
+  {
+    NodeProcess node(t.file("work2"), free_port(), {"--quiet-time", "300", "--debug"});
+    ASSERT_TRUE(node.start()) << node.log();
+    EXPECT_NE(echoscu("ECHOTEST", "NOT_ISOLINE", node.port()).exit_code, 0);
+    EXPECT_EQ(node.stop(), 0);
+    const std::string err = node.log();
+    EXPECT_NE(err.find(" dcmtk INFO Association Received"), std::string::npos) << err;
+    EXPECT_NE(err.find(" dcmtk INFO Refusing Association (called AE title not recognized)"), std::string::npos)
+        << err;
+    EXPECT_NE(err.find(" info listening as ISOLINE"), std::string::npos) << err;
+  }
+}
+
+// A log file that cannot be opened stops the node before it listens, naming the file and why.
+TEST(NodeCli, ALogFileThatCannotBeOpenedIsAClearError) {
+  TempDir t;
+  const int port = free_port();
+  const std::string file = t.file("no-such-dir") + "/node.log";
+  auto r = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.file("work") +
+                       " --log " + file);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(file), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("No such file or directory"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("listening"), std::string::npos) << r.output;
+  r = run_command(isoline_exe() + " listen --port " + std::to_string(port) + " --work " + t.file("work") +
+                  " --log " + t.str());  // a directory
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(t.str()), std::string::npos) << r.output;
 }
 
 }  // namespace

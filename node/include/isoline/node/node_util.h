@@ -12,6 +12,14 @@ namespace isoline::node {
 /// trailing ones are dropped.
 std::string one_line(const std::string& s);
 
+/// The node's log line for an event: "2026-11-25T16:28:19.541Z info <text>" (UTC, milliseconds),
+/// `text` made one line (one_line) and valid UTF-8 (utf8_escaped); no line break at the end.
+std::string log_line(const std::string& level, const std::string& text);
+
+/// `s` with every byte that is not part of a valid UTF-8 sequence shown as \xNN, so that a log
+/// line is valid UTF-8 whatever a message carried (valid characters are kept).
+std::string utf8_escaped(const std::string& s);
+
 /// A DICOM text value (the bytes of the character set `specific_character_set` names, e.g.
 /// "ISO_IR 100"; empty = ISO_IR 100, as the readers assume) as UTF-8 for a log line. What
 /// cannot be converted keeps its ASCII characters and shows every other byte as \xNN, so the
