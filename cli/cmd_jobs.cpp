@@ -145,12 +145,12 @@ Command make_jobs_command() {
       "Lists the jobs of a DICOM node (`isoline listen`) from its work directory: one job per\n"
       "completed series, with its state (queued, running, sending, done, failed, superseded: the\n"
       "series grew after the job was made; skipped: a localizer), processing runs, send attempts\n"
-      "and the last error, and the series whose association was aborted\n"
-      "(interrupted: not processed until the sender sends them again) or that looked partial\n"
-      "when complete (held: too few slices, missing Instance Numbers). --rerun ID queues the\n"
-      "series of job ID again (a series is otherwise processed again only when instances it did\n"
-      "not have arrive); --retry ID resumes a failed job; --complete UID processes an interrupted\n"
-      "or held series as it is.";
+      "and the last error, and the series whose association was aborted or of which the node\n"
+      "refused an instance (interrupted: not processed until the sender sends them again) or\n"
+      "that looked partial when complete (held: too few slices, missing Instance Numbers).\n"
+      "--rerun ID queues the series of job ID again (a series is otherwise processed again only\n"
+      "when instances it did not have arrive); --retry ID resumes a failed job; --complete UID\n"
+      "processes an interrupted or held series as it is.";
   c.options = {
       {"--work", "DIR", "the node's work directory (default isoline-node)", false, "", false},
       {"--config", "JSON", "take the work directory from the node's configuration", false, "", false},
