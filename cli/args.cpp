@@ -60,6 +60,8 @@ Args parse_args(const Command& cmd, const std::vector<std::string>& argv) {
     }
     if (!only_positionals && a.size() > 1 && a[0] == '-' && !(a.size() > 1 && std::isdigit(static_cast<unsigned char>(a[1])))) {
       if (a == "-q" || a == "--quiet") {
+        if (!cmd.quiet_option)
+          throw UsageError{a + " does not apply to isoline " + cmd.name + ": it prints no progress to silence"};
         args.quiet = true;
         continue;
       }
@@ -119,27 +121,45 @@ std::string usage_line(const Command& cmd) {
   return os.str();
 }
 
+namespace {
+// One help row: the option (or argument) at two spaces, its text from column `col`; a name
+// too long for the column puts the text on the next line at that column (as argparse does).
+void help_row(std::ostream& os, const std::string& left, const std::string& text, std::size_t col) {
+  os << left;
+  if (left.size() + 2 <= col)
+    os << std::string(col - left.size(), ' ');
+  else
+    os << "\n" << std::string(col, ' ');
+  os << text << "\n";
+}
+}  // namespace
+
 std::string command_help(const Command& cmd) {
+  constexpr std::size_t kMaxCol = 26;
+  std::vector<std::pair<std::string, std::string>> args_rows, option_rows;
+  for (const auto& p : cmd.positionals) args_rows.emplace_back("  " + p.name, p.help);
+  for (const auto& o : cmd.options) {
+    std::string text = o.help;
+    if (o.required) text += " (required)";
+    if (!o.default_value.empty()) text += " (default: " + o.default_value + ")";
+    option_rows.emplace_back("  " + o.name + (o.metavar.empty() ? "" : " " + o.metavar), text);
+  }
+  if (cmd.quiet_option) option_rows.emplace_back("  -q, --quiet", "no progress output");
+  option_rows.emplace_back("  -h, --help", "show this help");
+  // The text column: two spaces after the longest name that fits under kMaxCol.
+  std::size_t col = 16;
+  for (const auto* rows : {&args_rows, &option_rows})
+    for (const auto& r : *rows)
+      if (r.first.size() + 2 <= kMaxCol) col = std::max(col, r.first.size() + 2);
   std::ostringstream os;
   os << usage_line(cmd) << "\n\n" << cmd.summary << "\n";
   if (!cmd.description.empty()) os << "\n" << cmd.description << "\n";
-  if (!cmd.positionals.empty()) {
+  if (!args_rows.empty()) {
     os << "\narguments:\n";
-    for (const auto& p : cmd.positionals) {
-      std::string left = "  " + p.name;
-      os << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') << p.help << "\n";
-    }
+    for (const auto& r : args_rows) help_row(os, r.first, r.second, col);
   }
   os << "\noptions:\n";
-  for (const auto& o : cmd.options) {
-    std::string left = "  " + o.name + (o.metavar.empty() ? "" : " " + o.metavar);
-    os << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') << o.help;
-    if (o.required) os << " (required)";
-    if (!o.default_value.empty()) os << " (default: " << o.default_value << ")";
-    os << "\n";
-  }
-  os << "  -q, --quiet             no progress output\n";
-  os << "  -h, --help              show this help\n";
+  for (const auto& r : option_rows) help_row(os, r.first, r.second, col);
   return os.str();
 }
 

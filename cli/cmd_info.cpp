@@ -169,6 +169,7 @@ Command make_info_command() {
       "a NIfTI/NRRD/MetaImage file, a DICOM file or a directory of DICOM files.";
   c.positionals = {{"PATH", "file or directory to describe"}};
   c.run = run_info;
+  c.quiet_option = false;
   return c;
 }
 

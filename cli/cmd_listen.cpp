@@ -135,6 +135,7 @@ Command make_listen_command() {
       {"--log", "FILE", "append the log (the node's lines and DCMTK's) to FILE instead of standard error", false, "", false},
   };
   c.run = run_listen;
+  c.quiet_option = false;
   return c;
 }
 

@@ -103,6 +103,7 @@ Command make_serve_command() {
       {"--template", "NAME", "plan template for \"Re-estimate dose\"", false, "hn"},
   };
   c.run = run_serve;
+  c.quiet_option = false;
   return c;
 }
 

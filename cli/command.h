@@ -75,6 +75,9 @@ struct Command {
   std::vector<PositionalSpec> positionals;
   std::vector<OptionSpec> options;
   int (*run)(const Args&, const Context&) = nullptr;
+  /// Whether -q/--quiet means anything here (progress or summary lines to silence); a command
+  /// without it (listen, serve, info) neither lists it nor accepts it.
+  bool quiet_option = true;
 };
 
 /// The registry table, in the order shown by `isoline --help`.

@@ -1,5 +1,8 @@
 // The isoline executable as a user runs it: help, version, info, and clear errors.
 #include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -28,6 +31,58 @@ TEST(Cli, CommandHelp) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("usage: isoline info"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("PATH"), std::string::npos) << r.output;
+}
+
+// Every command's help: option texts start in one column (a name too long for it puts its text
+// on the next line, at that column), -q is listed only where it silences something, and where
+// it is not listed it is refused.
+TEST(Cli, EveryCommandsHelpHasItsTextsInOneColumn) {
+  auto top = run_command(isoline_bin() + " --help");
+  std::vector<std::string> names;
+  std::istringstream lines(top.output);
+  bool in_commands = false;
+  for (std::string l; std::getline(lines, l);) {
+    if (l == "commands:") in_commands = true;
+    else if (l.empty()) in_commands = false;
+    else if (in_commands) names.push_back(l.substr(2, l.find(' ', 2) - 2));
+  }
+  ASSERT_GE(names.size(), 10u) << top.output;
+  for (const auto& name : names) {
+    auto r = run_command(isoline_bin() + " " + name + " --help");
+    ASSERT_EQ(r.exit_code, 0) << name;
+    const auto opts = r.output.find("\noptions:\n");
+    ASSERT_NE(opts, std::string::npos) << r.output;
+    std::istringstream rows(r.output.substr(opts + 10));
+    std::size_t col = 0;
+    std::string prev;
+    for (std::string l; std::getline(rows, l);) {
+      ASSERT_GT(l.size(), 4u) << name << ": an empty row in\n" << r.output;
+      std::size_t text;
+      if (l[2] == ' ') {  // the text of the row above, whose name filled the column
+        text = l.find_first_not_of(' ');
+        EXPECT_EQ(prev.find("  ", 2), std::string::npos) << name << ": " << prev;
+      } else {
+        text = l.find("  ", 2);
+        if (text == std::string::npos) {  // name alone: the text follows on the next line
+          prev = l;
+          continue;
+        }
+        text = l.find_first_not_of(' ', text);
+      }
+      if (col == 0) col = text;
+      EXPECT_EQ(text, col) << name << ": " << l << "\n" << r.output;
+      prev = l;
+    }
+    const bool lists_quiet = r.output.find("  -q, --quiet") != std::string::npos;
+    EXPECT_NE(r.output.find("  -h, --help"), std::string::npos) << name;
+    if (!lists_quiet) {
+      auto q = run_command(isoline_bin() + " " + name + " -q");
+      EXPECT_EQ(q.exit_code, 2) << name << ": -q is not listed but accepted";
+      EXPECT_NE(q.output.find("does not apply"), std::string::npos) << q.output;
+    }
+  }
+  EXPECT_EQ(run_command(isoline_bin() + " listen --help").output.find("  -q, --quiet"), std::string::npos);
+  EXPECT_NE(run_command(isoline_bin() + " contour --help").output.find("  -q, --quiet"), std::string::npos);
 }
 
 TEST(Cli, Version) {
