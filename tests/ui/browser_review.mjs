@@ -988,7 +988,7 @@ async function reviewFlow(browser) {
     await page.evaluate(() => { window.app.pollMs = 300; });
     await page.evaluate(() => window.app.pollVersions());  // (then every 300 ms)
     const noticeText = () => page.locator('#notice').innerText();
-    await page.waitForSelector('#notice', { state: 'visible', timeout: 5000 });
+    await page.waitForSelector('#notice', { state: 'visible', timeout: 30000 });
     assert.match(await noticeText(), /CTV was changed by Dr B \(margin \+3 mm, v2\): reload it/);
     assert.equal((await structure(page, 'CTV')).version, 1, 'the poll loaded the new version by itself');
     await page.locator('#btn-reload-changed').click();
@@ -1020,8 +1020,13 @@ async function reviewFlow(browser) {
     const liveVersion = (name) => page.evaluate(async ({ n, tok }) =>
       (await (await fetch('/api/versions', { headers: { 'X-Isoline-Token': tok } })).json()).structures.find((x) => x.name === n).version,
     { n: name, tok: token });
-    const noticeOf = (v) => page.waitForFunction((w) => (window.app.notice || []).some((c) => c.name === 'PTV' && c.version === w), v,
-                                                 { polling: 100, timeout: 5000 });
+    // The poll timer may still run on the 12 s of before step 11's pollMs = 300: poll now, and
+    // allow for a loaded machine (CI runs two browser tests side by side).
+    const noticeOf = async (v) => {
+      await page.evaluate(() => window.app.pollVersions());
+      return page.waitForFunction((w) => (window.app.notice || []).some((c) => c.name === 'PTV' && c.version === w), v,
+                                  { polling: 100, timeout: 30000 });
+    };
     const dialogOpen = async () => {
       await page.waitForSelector('#conflict[open]', { timeout: 30000 });
       return page.evaluate(() => ({ text: document.getElementById('conflict-text').textContent,
