@@ -24,6 +24,39 @@ extern "C" void on_stop_signal(int) {
   if (g_stop) g_stop->store(true);
 }
 
+// SIGHUP with --log: the log file is reopened before the next line (log rotation that moves
+// the file away, e.g. logrotate's `create` with a postrotate `kill -HUP`).
+std::atomic<bool> g_reopen{false};
+
+extern "C" void on_reopen_signal(int) { g_reopen.store(true); }
+
+// Where the node's lines go: standard error, or the --log file (reopened on SIGHUP). Called
+// under the node's log lock, so one thread at a time.
+struct LogOut {
+  std::string path;  // empty: standard error
+  std::FILE* file = stderr;
+  ~LogOut() {
+    if (file && file != stderr) std::fclose(file);
+  }
+  void write(const std::string& line) {
+    if (!path.empty() && g_reopen.exchange(false)) {
+      if (std::FILE* f = std::fopen(path.c_str(), "a")) {
+        std::fclose(file);
+        file = f;
+        put(node::log_line("info", "log file reopened (SIGHUP)"));
+      } else {
+        put(node::log_line("error", "cannot reopen the log file " + path + " (SIGHUP): " + std::strerror(errno) +
+                                        "; still writing to the file opened before"));
+      }
+    }
+    put(line);
+  }
+  void put(const std::string& line) {
+    std::fprintf(file, "%s\n", line.c_str());
+    std::fflush(file);
+  }
+};
+
 int run_listen(const Args& args, const Context&) {
   node::NodeConfig cfg;
   if (auto c = args.get("--config")) cfg = node::load_config(*c, cfg);
@@ -58,23 +91,21 @@ int run_listen(const Args& args, const Context&) {
   if (args.flag("--debug")) cfg.debug = true;
   if (auto l = args.get("--log")) cfg.log_file = *l;
 
-  // The log file is opened once, in append mode, before the node starts (a file that cannot be
-  // opened stops it here). Every line goes through the node's logger: its own and DCMTK's.
-  std::shared_ptr<std::FILE> log_file;
+  // The log file is opened in append mode before the node starts (a file that cannot be opened
+  // stops it here) and again on SIGHUP. Every line goes through the node's logger: its own and
+  // DCMTK's.
+  auto out = std::make_shared<LogOut>();
   if (!cfg.log_file.empty()) {
-    log_file.reset(std::fopen(cfg.log_file.c_str(), "a"), [](std::FILE* f) {
-      if (f) std::fclose(f);
-    });
-    if (!log_file)
+    out->file = std::fopen(cfg.log_file.c_str(), "a");
+    if (!out->file) {
+      out->file = stderr;
       core::fail<core::IoError>("listen", cfg.log_file,
                                 std::string("cannot open the log file: ") + std::strerror(errno));
+    }
+    out->path = cfg.log_file;
   }
-  std::FILE* out = log_file ? log_file.get() : stderr;
   try {
-    node::Node n(cfg, [out](const std::string& line) {
-      std::fprintf(out, "%s\n", line.c_str());
-      std::fflush(out);
-    });
+    node::Node n(cfg, [out](const std::string& line) { out->write(line); });
     struct ClearStop {  // before n goes, also when run() throws
       ~ClearStop() { g_stop = nullptr; }
     } clear_stop;
@@ -82,15 +113,12 @@ int run_listen(const Args& args, const Context&) {
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     std::signal(SIGPIPE, SIG_IGN);
+    if (!out->path.empty()) std::signal(SIGHUP, on_reopen_signal);
     n.run();
   } catch (const std::exception& e) {
     // Why the node did not start (work directory, queue, port in use) is in the log file too,
     // for a service whose standard error nobody reads; the error itself still goes to stderr.
-    if (log_file) {
-      const std::string line = node::log_line("error", std::string("stopped: ") + e.what());
-      std::fprintf(out, "%s\n", line.c_str());
-      std::fflush(out);
-    }
+    if (!out->path.empty()) out->write(node::log_line("error", std::string("stopped: ") + e.what()));
     throw;
   }
   return 0;
@@ -132,7 +160,7 @@ Command make_listen_command() {
       {"--max-associations", "N", "associations served at once, each in its own thread (default 8)", false, "", false},
       {"--deidentify", "", "process de-identified data, re-identify results before sending", false, "", false},
       {"--debug", "", "log patient names/IDs and DCMTK network details", false, "", false},
-      {"--log", "FILE", "append the log (the node's lines and DCMTK's) to FILE instead of standard error", false, "", false},
+      {"--log", "FILE", "append the log (the node's lines and DCMTK's) to FILE instead of standard error; SIGHUP reopens it", false, "", false},
   };
   c.run = run_listen;
   c.quiet_option = false;

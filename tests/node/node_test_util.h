@@ -243,6 +243,8 @@ class NodeProcess {
            proc_->running();
   }
   int stop(int sig = SIGTERM) { return proc_ ? proc_->kill(sig) : 0; }
+  /// Sends `sig` without waiting for anything (e.g. SIGHUP).
+  bool signal(int sig) { return proc_ && proc_->pid() > 0 && ::kill(proc_->pid(), sig) == 0; }
   bool running() { return proc_ && proc_->running(); }
   std::string log() const { return slurp(work_ + "/node.log"); }
   Json jobs() const {

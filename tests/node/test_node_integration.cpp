@@ -863,6 +863,29 @@ TEST(NodeCli, LogFileHoldsDcmtkLinesTooAndStandardErrorWithoutIt) {
   }
 }
 
+// Log rotation that moves the file away: after SIGHUP the node writes to a new file of the
+// same name (the moved one keeps what came before), and it keeps serving.
+TEST(NodeCli, SighupReopensTheLogFile) {
+  TempDir t;
+  const std::string file = t.file("isoline-node.log"), moved = t.file("isoline-node.log.1");
+  NodeProcess node(t.file("work"), free_port(), {"--quiet-time", "300", "--debug", "--log", file});
+  ASSERT_TRUE(node.start()) << node.log() << slurp(file);
+  EXPECT_EQ(echoscu("BEFORE", "ISOLINE", node.port()).exit_code, 0);
+  ASSERT_TRUE(wait_for([&] { return slurp(file).find("BEFORE -> ISOLINE") != std::string::npos; }, 20)) << slurp(file);
+  fs::rename(file, moved);
+  ASSERT_TRUE(node.signal(SIGHUP));
+  EXPECT_TRUE(wait_for([&] { return echoscu("AFTER", "ISOLINE", node.port()).exit_code == 0; }, 20));
+  EXPECT_TRUE(wait_for([&] { return slurp(file).find("AFTER -> ISOLINE") != std::string::npos; }, 20))
+      << "new file:\n" << slurp(file) << "\nmoved file:\n" << slurp(moved);
+  EXPECT_TRUE(node.running()) << "SIGHUP stopped the node:\n" << node.log();
+  EXPECT_EQ(node.stop(), 0);
+  const std::string before = slurp(moved), after = slurp(file);
+  EXPECT_NE(before.find("BEFORE -> ISOLINE"), std::string::npos) << before;
+  EXPECT_EQ(before.find("AFTER -> ISOLINE"), std::string::npos) << before;
+  EXPECT_NE(after.find(" info log file reopened (SIGHUP)"), std::string::npos) << after;
+  EXPECT_EQ(after.find("BEFORE -> ISOLINE"), std::string::npos) << after;
+}
+
 // A log file that cannot be opened stops the node before it listens, naming the file and why.
 TEST(NodeCli, ALogFileThatCannotBeOpenedIsAClearError) {
   TempDir t;
