@@ -1254,3 +1254,21 @@ TEST(UiEdits, ApplyEditMatchesMaskOps) {
 }
 
 }  // namespace
+
+// A body larger than any mask on the CT grid is refused (413) before it is read into memory,
+// not held whole and then found not to be a NIfTI image.
+TEST_F(UiServer, ABodyLargerThanAnyMaskIsRefusedUnread) {
+  auto c = srv->client();
+  const std::string big(64u << 20, 'x');
+  auto r = c.Put(("/api/structures/" + std::to_string(id_of("Cord")) + "/draft?base_version=1").c_str(),
+                 as_reviewer(srv->auth(), "Dr%20Smith"), big, "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413) << r->body;
+  EXPECT_TRUE(srv->server->db().drafts().empty());
+  // A mask on the grid (uncompressed, the largest a client sends) still fits.
+  const core::Image ok = srv->server->db().mask(id_of("Cord"), 1, test::ui_grid());
+  r = c.Put(("/api/structures/" + std::to_string(id_of("Cord")) + "/draft?base_version=1").c_str(),
+            as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(ok, dir.file("ok.nii")), "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+}

@@ -1266,6 +1266,10 @@ ReviewServer::ReviewServer(ServerOptions options) : impl_(std::make_unique<Impl>
   });
   impl_->http.set_read_timeout(300, 0);
   impl_->http.set_write_timeout(300, 0);
+  // No request body is larger than a mask on the CT grid sent uncompressed (up to 4 bytes a
+  // voxel, plus the header): a larger one is refused (413) before it is read into memory
+  // (cpp-httplib's default has no limit; a client sends a draft every few seconds).
+  impl_->http.set_payload_max_length(std::max<std::size_t>(16u << 20, 4 * impl_->grid.num_voxels() + (1u << 20)));
   impl_->routes();
 }
 
