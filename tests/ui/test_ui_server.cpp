@@ -1272,3 +1272,23 @@ TEST_F(UiServer, ABodyLargerThanAnyMaskIsRefusedUnread) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
 }
+
+// A reviewer's name is kept cut to 64 bytes; GET /api/drafts?reviewer= with the name as typed
+// (longer) still finds that reviewer's drafts, as GET/DELETE .../draft do.
+TEST_F(UiServer, DraftsOfAReviewerWithALongNameAreFoundByTheirName) {
+  auto c = srv->client();
+  const auto id = id_of("Cord");
+  const std::string name(70, 'a');
+  const core::Image ok = srv->server->db().mask(id, 1, test::ui_grid());
+  auto r = c.Put(("/api/structures/" + std::to_string(id) + "/draft?base_version=1").c_str(),
+                 as_reviewer(srv->auth(), name), nifti_bytes_of(ok, dir.file("ok.nii")), "application/octet-stream");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(c.Get(("/api/structures/" + std::to_string(id) + "/draft.nii?reviewer=" + name).c_str(), srv->auth())->status,
+            200);
+  r = c.Get(("/api/drafts?reviewer=" + name).c_str(), srv->auth());
+  ASSERT_TRUE(r);
+  const auto list = nlohmann::json::parse(r->body);
+  ASSERT_EQ(list.size(), 1u) << r->body;
+  EXPECT_EQ(list[0]["structure_id"], id);
+}

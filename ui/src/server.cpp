@@ -1001,7 +1001,8 @@ void ReviewServer::Impl::routes() {
   });
   s.Get("/api/drafts", [this](const httplib::Request& req, httplib::Response& res) {
     std::string who;
-    if (req.has_param("reviewer")) who = trimmed(request_text(req.get_param_value("reviewer"), "reviewer"));
+    if (req.has_param("reviewer"))  // as kept: a name is stored cut to 64 bytes (draft_reviewer)
+      who = core::utf8_prefix(trimmed(request_text(req.get_param_value("reviewer"), "reviewer")), 64);
     json list = json::array();
     for (const auto& d : db->drafts())
       if (who.empty() || d.reviewer == who) list.push_back(draft_json(d));
