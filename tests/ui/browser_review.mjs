@@ -1261,6 +1261,33 @@ async function draftsFlow(browser) {
     assert.ok(await page.locator('#drafts').isHidden());
     log(`reload right after a stroke: the drawing (${drawn2.length} voxels) reached the server as the page went; Discard removed it`);
 
+    // 3b. The page is hidden (another tab, another program) right after a stroke and the
+    // drawing it sends then does not reach the server (here: answered 503): the page sends it
+    // again a moment later, as after any change, instead of never (the drawing would then be
+    // lost with a crash or a closed tab later on).
+    await page.evaluate(() => { window.app.draftDelayMs = 1500; });
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'CTV');
+    await page.locator('[data-tool="brush"]').click();
+    let refused = 0;
+    await page.route('**/api/structures/*/draft?*', (route) => { refused++; return route.fulfill({ status: 503, body: '' }); });
+    await stroke(page, 0.3, 0.65, 0.62, 0.65);
+    const drawn3 = await bitmap(page);
+    await page.evaluate(() => window.dispatchEvent(new Event('pagehide')));
+    for (const t0 = Date.now(); !refused && Date.now() - t0 < 5000;) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(refused >= 1, 'the hidden page sent no draft');
+    await page.unroute('**/api/structures/*/draft?*');
+    d = await waitDraft('CTV', (x) => x.voxels === drawn3.length, 10000);
+    await page.evaluate(() => { window.app.draftDelayMs = 600000; });
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    if (!(await panel(page)).length) await page.evaluate(() => window.app.pollVersions());
+    dialogs.length = 0;
+    await page.locator('#drafts .draft[data-structure="CTV"] .draft-discard').click();
+    await idle(page);
+    assert.deepEqual(await serverDrafts(), []);
+    log(`a draft refused while the page was hidden (${refused}x 503) was sent again and kept (${d.voxels} voxels)`);
+
     // 4. "Load vN only" after a colleague's save: the button says the drawing is kept as a
     // draft; it is on the server (the reviewer's voxels, on the old version) and offered; close
     // the tab, reopen: Restore merges it into the colleague's version (nothing of either

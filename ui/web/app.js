@@ -1466,17 +1466,19 @@ function scheduleDraft() {
   clearTimeout(state.draftTimer);
   const now = Date.now(), wait = window.app.draftDelayMs;
   if (!state.draftPendingSince) state.draftPendingSince = now;
-  state.draftTimer = setTimeout(() => {
-    state.draftPendingSince = 0;
-    if (state.dirty && !reviewer() && !state.draftNoNameSaid) {
-      state.draftNoNameSaid = true;
-      message('type your name (Reviewer box) so that your unsaved drawing is kept on the server as a draft', 'err');
-    }
-    sendDraft().catch((e) => {
-      if (!state.draftFailing) message(`could not keep your unsaved drawing as a draft on the server: ${e.message || e}`, 'err');
-      state.draftFailing = true;
-    });
-  }, Math.max(0, Math.min(wait, state.draftPendingSince + 5 * wait - now)));
+  state.draftTimer = setTimeout(draftTimerFires, Math.max(0, Math.min(wait, state.draftPendingSince + 5 * wait - now)));
+}
+
+function draftTimerFires() {
+  state.draftPendingSince = 0;
+  if (state.dirty && !reviewer() && !state.draftNoNameSaid) {
+    state.draftNoNameSaid = true;
+    message('type your name (Reviewer box) so that your unsaved drawing is kept on the server as a draft', 'err');
+  }
+  sendDraft().catch((e) => {
+    if (!state.draftFailing) message(`could not keep your unsaved drawing as a draft on the server: ${e.message || e}`, 'err');
+    state.draftFailing = true;
+  });
 }
 
 // Sends the drawing as the draft (after the draft requests before it). Resolves to true when
@@ -1515,8 +1517,21 @@ function draftOnLeave() {
     return fetch(draftUrl(p), { method: 'PUT', keepalive: body.length < 60000, body,
                                 headers: { 'X-Isoline-Token': token, 'X-Isoline-Author': encodeURIComponent(reviewer()),
                                            'Content-Type': 'application/octet-stream' } })
-      .then((r) => { if (r.ok) { state.draftSentSeq = Math.max(state.draftSentSeq, p.seq); state.draftLive.add(p.id); } });
-  }).catch(() => {});
+      .then((r) => {
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
+        state.draftLive.add(p.id);
+      });
+  }).catch(() => {
+    // Not kept (refused, or no server): the page, if still there (only hidden), sends it again
+    // as after a change, and leaving again sends it too; it was never sent otherwise until the
+    // next stroke, and a crash or a closed tab later lost it.
+    if (state.draftLeaveSeq === p.seq) state.draftLeaveSeq = -1;
+    if (state.draftSentSeq < p.seq) {
+      clearTimeout(state.draftTimer);
+      state.draftTimer = setTimeout(draftTimerFires, window.app.draftDelayMs);
+    }
+  });
 }
 
 // Right before "Load vN only" replaces the drawing of `s`: the drawing goes to the server as a
