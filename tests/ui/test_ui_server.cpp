@@ -886,6 +886,48 @@ TEST_F(UiServer, DraftsArePerReviewerNotVersionsAndSavingOrDiscardingClearsThem)
   EXPECT_EQ(c2.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20B").c_str(), srv->auth())->status, 404);
 }
 
+// Two draft requests of one tab (the timed one and the page-leave one) can reach the server
+// out of order: the newer drawing stays ("stale" for the older); another tab, or a request
+// without a tab, replaces as before.
+TEST_F(UiServer, AnOlderDraftOfTheSameTabDoesNotReplaceANewerOne) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("PTV");
+  const std::string sid = std::to_string(id);
+  const auto g = test::ui_grid();
+  const core::Image v1 = db.mask(id, 1, g);
+  core::Image older = v1.clone(), newer = v1.clone();
+  for (int i = 2; i < 5; ++i) older.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
+  for (int i = 2; i < 9; ++i) newer.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
+  const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
+    auto r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(),
+                   as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(m, dir.file(name)), "application/octet-stream");
+    EXPECT_EQ(r->status, 200) << r->body;
+    return json::parse(r->body);
+  };
+  const auto kept = [&] { return db.draft(id, "Dr Smith")->voxels; };
+  const std::int64_t n_older = static_cast<std::int64_t>(older.count_nonzero());
+  const std::int64_t n_newer = static_cast<std::int64_t>(newer.count_nonzero());
+  ASSERT_NE(n_older, n_newer);
+  EXPECT_FALSE(put("tab=t1&seq=7", newer, "a.nii").contains("stale"));
+  json r = put("tab=t1&seq=6", older, "b.nii");  // arrives after the newer one
+  EXPECT_EQ(r["stale"], true) << r;
+  EXPECT_EQ(r["voxels"].get<std::int64_t>(), n_newer) << r;
+  EXPECT_EQ(kept(), n_newer);
+  EXPECT_EQ(put("tab=t1&seq=7", older, "c.nii")["stale"], true);  // the same change again
+  EXPECT_EQ(kept(), n_newer);
+  put("tab=t1&seq=8", older, "d.nii");  // a later change of the tab
+  EXPECT_EQ(kept(), n_older);
+  put("tab=t2&seq=1", newer, "e.nii");  // another tab (of the same reviewer) replaces
+  EXPECT_EQ(kept(), n_newer);
+  put("action=x", older, "f.nii");  // no tab: replaces
+  EXPECT_EQ(kept(), n_older);
+  auto bad = c.Put(("/api/structures/" + sid + "/draft?base_version=1&tab=t1&seq=x").c_str(),
+                   as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(older, dir.file("g.nii")), "application/octet-stream");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("seq"), std::string::npos) << bad->body;
+}
+
 TEST_F(UiServer, DraftsAreNeverApprovedAndStayAfterAnApproval) {
   auto c = srv->client();
   auto& db = srv->server->db();

@@ -149,8 +149,19 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
         "CREATE TABLE IF NOT EXISTS drafts(structure_id INTEGER NOT NULL REFERENCES structures(id),"
         "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
         "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
+        "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
         "  PRIMARY KEY(structure_id, reviewer));",
         path);
+    // A drafts table of before the tab/seq columns gets them.
+    bool has_tab = false;
+    {
+      Stmt cols(impl_->db, "PRAGMA table_info(drafts)", path);
+      while (cols.step(path)) has_tab = has_tab || cols.text(1) == "tab";
+    }
+    if (!has_tab)
+      impl_->exec("ALTER TABLE drafts ADD COLUMN tab TEXT NOT NULL DEFAULT '';"
+                  "ALTER TABLE drafts ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;",
+                  path);
   } catch (...) {
     sqlite3_close(impl_->db);
     delete impl_;
@@ -400,7 +411,8 @@ DraftInfo read_draft(const Stmt& s) {
 }  // namespace
 
 DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
-                              const core::Image& mask, const std::string& action) {
+                              const core::Image& mask, const std::string& action, const std::string& tab,
+                              std::int64_t seq) {
   if (reviewer.empty()) core::fail<core::InvalidInput>("draft", "reviewer", "missing: a draft is kept per reviewer");
   const std::string blob = compress_mask(mask);
   DraftInfo d;
@@ -423,13 +435,24 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
                                      "must be a version of the structure, 1 to " + std::to_string(latest) + ", got " +
                                          std::to_string(base_version));
     Stmt w(impl_->db,
-           "INSERT INTO drafts(structure_id,reviewer,base_version,time,action,voxels,volume_cc,mask) VALUES(?,?,?,?,?,?,?,?)"
+           "INSERT INTO drafts(structure_id,reviewer,base_version,time,action,voxels,volume_cc,mask,tab,seq)"
+           " VALUES(?,?,?,?,?,?,?,?,?,?)"
            " ON CONFLICT(structure_id, reviewer) DO UPDATE SET base_version=excluded.base_version, time=excluded.time,"
-           " action=excluded.action, voxels=excluded.voxels, volume_cc=excluded.volume_cc, mask=excluded.mask",
+           " action=excluded.action, voxels=excluded.voxels, volume_cc=excluded.volume_cc, mask=excluded.mask,"
+           " tab=excluded.tab, seq=excluded.seq"
+           " WHERE excluded.tab = '' OR excluded.tab != drafts.tab OR excluded.seq > drafts.seq",
            path_);
     w.bind(1, id).bind(2, reviewer).bind(3, base_version).bind(4, d.time).bind(5, action).bind(6, d.voxels)
-        .bind(7, d.volume_cc).blob(8, blob);
+        .bind(7, d.volume_cc).blob(8, blob).bind(9, tab).bind(10, seq);
     w.step(path_);
+    const bool written = sqlite3_changes(impl_->db) > 0;
+    if (!written) {  // an older request of the same tab: the newer draft stays
+      Stmt kept(impl_->db, (std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ?").c_str(),
+                path_);
+      kept.bind(1, id).bind(2, reviewer);
+      if (kept.step(path_)) d = read_draft(kept);
+      d.stale = true;
+    }
     impl_->exec("COMMIT", path_);
   } catch (...) {
     sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -984,8 +984,21 @@ void ReviewServer::Impl::routes() {
     core::Image m = uploaded_mask(req, "draft");
     std::string action = req.has_param("action") ? req.get_param_value("action") : "";
     action = core::utf8_prefix(request_text(action, "action"), 200);
-    const DraftInfo d = db->put_draft(st.id, who, base, m, action);
-    send_json(res, draft_json(d));
+    // The sending tab and its change number: of two requests of one tab that arrive out of
+    // order, the older does not replace the newer (the reply then says "stale": true).
+    const std::string tab = core::utf8_prefix(request_text(req.has_param("tab") ? req.get_param_value("tab") : "", "tab"), 64);
+    std::int64_t seq = 0;
+    if (req.has_param("seq")) {
+      try {
+        seq = std::stoll(req.get_param_value("seq"));
+      } catch (...) {
+        core::fail<core::InvalidInput>("draft", "seq", "must be an integer");
+      }
+    }
+    const DraftInfo d = db->put_draft(st.id, who, base, m, action, tab, seq);
+    json j = draft_json(d);
+    if (d.stale) j["stale"] = true;
+    send_json(res, j);
   });
   s.Get(R"(/api/structures/(\d+)/draft(\.nii)?)", [this](const httplib::Request& req, httplib::Response& res) {
     const StructureInfo st = draft_structure(req);

@@ -1457,7 +1457,11 @@ function draftPayload() {
            action: state.pendingActions.length ? state.pendingActions.join(', ').slice(0, 200) : 'edit' };
 }
 
-const draftUrl = (p) => `/api/structures/${p.id}/draft?base_version=${p.base}&action=${encodeURIComponent(p.action)}`;
+// `tab` and `seq` let the server keep the newest of this tab's drafts when two of its requests
+// (the timed one and the page-leave one) arrive out of order.
+const draftTab = Math.random().toString(36).slice(2, 12);
+const draftUrl = (p) => `/api/structures/${p.id}/draft?base_version=${p.base}&action=${encodeURIComponent(p.action)}` +
+  `&tab=${draftTab}&seq=${p.seq}`;
 
 // About 2 s after the last change, and at the latest 10 s after the first change not sent yet
 // (painting on and on without a pause is kept too).

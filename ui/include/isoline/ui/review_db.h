@@ -65,6 +65,9 @@ struct DraftInfo {
   std::string action;             ///< the pending action text ("brush 5 mm, eraser 5 mm")
   std::int64_t voxels = 0;
   double volume_cc = 0;
+  /// Set by put_draft when the draft sent was older than the one kept (same tab, a lower or
+  /// equal sequence number): the kept one is returned and stays.
+  bool stale = false;
 };
 
 /// Static facts of a structure (from the automatic contours or the creating user).
@@ -138,8 +141,13 @@ class ReviewDb {
   /// half). Throws InvalidInput for an unknown structure, a base that is not one of its
   /// versions or a blank reviewer. Drafts are not versions: structures(), history() and
   /// mask() never see them.
+  /// `tab` and `seq` order the drafts one browser tab sends (its id, and a number that grows
+  /// with every change): a draft of the same tab with a sequence number not above the kept
+  /// one's does not replace it (two requests of a tab may reach the server out of order), and
+  /// comes back with `stale` set. An empty `tab` always replaces.
   DraftInfo put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
-                      const core::Image& mask, const std::string& action);
+                      const core::Image& mask, const std::string& action, const std::string& tab = "",
+                      std::int64_t seq = 0);
   /// Every draft (of structure `id`, or all when 0), oldest first; no masks.
   std::vector<DraftInfo> drafts(std::int64_t id = 0) const;
   std::optional<DraftInfo> draft(std::int64_t id, const std::string& reviewer) const;
