@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <zlib.h>
 
 #include "isoline/core/dose_style.h"
 #include "isoline/core/io.h"
@@ -1003,6 +1004,37 @@ TEST_F(UiServer, BadDraftRequestsAre4xxNamingTheProblem) {
   r = put("/api/structures/" + sid + "/draft?base_version=1", smith, "not a NIfTI");
   EXPECT_EQ(r->status, 400) << r->body;
   EXPECT_NE(r->body.find("draft: mask: body is not a NIfTI image"), std::string::npos) << r->body;
+  // A header that declares a huge image (a small gzip can inflate to gigabytes) is refused from
+  // the header alone, plain or gzipped, before any image is read.
+  ASSERT_EQ(good.substr(0, 4), std::string("\x5c\x01\x00\x00", 4)) << "expected a plain NIfTI-1 body";
+  std::string huge = good;
+  for (int i = 0; i < 3; ++i) {
+    const std::int16_t n = 4000;
+    std::memcpy(huge.data() + 42 + 2 * i, &n, 2);
+  }
+  const auto gzipped = [](const std::string& in) {
+    z_stream z{};
+    EXPECT_EQ(deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    std::string out(deflateBound(&z, static_cast<uLong>(in.size())) + 64, '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out.resize(z.total_out);
+    deflateEnd(&z);
+    return out;
+  };
+  for (const std::string& body : {huge, gzipped(huge)}) {
+    r = put("/api/structures/" + sid + "/draft?base_version=1", smith, body);
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_NE(r->body.find("not on the CT grid (its header declares 4000 x 4000 x 4000 voxels"), std::string::npos)
+        << r->body;
+  }
+  // The same body gzipped but on the grid is taken.
+  r = put("/api/structures/" + sid + "/draft?base_version=1", smith, gzipped(good));
+  EXPECT_EQ(r->status, 200) << r->body;
+  ASSERT_EQ(c.Delete(("/api/structures/" + sid + "/draft").c_str(), smith)->status, 200);  // (none below)
   // No reviewer (a draft is kept per reviewer), or a blank one.
   r = put("/api/structures/" + sid + "/draft?base_version=1", srv->auth(), good);
   EXPECT_EQ(r->status, 400) << r->body;

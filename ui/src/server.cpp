@@ -5,6 +5,10 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <optional>
+#include <zlib.h>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -49,6 +53,56 @@ std::string request_text(const std::string& v, const char* what) {
     isoline::core::fail<isoline::core::InvalidInput>("review server", what,
                                                      "not valid UTF-8 (send it percent-encoded UTF-8)");
   return v;
+}
+
+// The image size a NIfTI-1 or NIfTI-2 body (plain or gzipped) declares, read from its header
+// alone (for gzip, only the header's bytes are inflated), so that a mask of another size is
+// refused before any image is decompressed or allocated. nullopt when the body does not start
+// with a NIfTI header.
+std::optional<std::array<std::int64_t, 3>> nifti_declared_size(const std::string& body, bool gz) {
+  std::string head;
+  if (!gz) {
+    head = body.substr(0, 540);
+  } else {
+    z_stream z{};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) return std::nullopt;
+    head.resize(540);
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+    z.avail_in = static_cast<uInt>(body.size());
+    z.next_out = reinterpret_cast<Bytef*>(head.data());
+    z.avail_out = static_cast<uInt>(head.size());
+    int rc = Z_OK;
+    while (z.avail_out > 0 && rc == Z_OK) rc = inflate(&z, Z_NO_FLUSH);
+    head.resize(head.size() - z.avail_out);
+    inflateEnd(&z);
+  }
+  const auto get = [&](std::size_t at, auto zero, bool swap) {
+    decltype(zero) v{};
+    std::memcpy(&v, head.data() + at, sizeof v);
+    if (swap) {
+      auto* b = reinterpret_cast<unsigned char*>(&v);
+      std::reverse(b, b + sizeof v);
+    }
+    return v;
+  };
+  if (head.size() < 348) return std::nullopt;
+  for (bool swap : {false, true}) {
+    const std::int32_t sizeof_hdr = get(0, std::int32_t{}, swap);
+    std::array<std::int64_t, 3> n{};
+    if (sizeof_hdr == 348) {
+      for (int i = 0; i < 3; ++i) n[static_cast<std::size_t>(i)] = get(42 + 2 * i, std::int16_t{}, swap);
+      if (get(40, std::int16_t{}, swap) < 3) n[2] = 1;  // dim[0]: a 2-D image has one slice
+      if (get(40, std::int16_t{}, swap) < 2) n[1] = 1;
+      return n;
+    }
+    if (sizeof_hdr == 540 && head.size() >= 540) {
+      for (int i = 0; i < 3; ++i) n[static_cast<std::size_t>(i)] = get(24 + 8 * i, std::int64_t{}, swap);
+      if (get(16, std::int64_t{}, swap) < 3) n[2] = 1;
+      if (get(16, std::int64_t{}, swap) < 2) n[1] = 1;
+      return n;
+    }
+  }
+  return std::nullopt;
 }
 
 std::string trimmed(const std::string& s) {
@@ -583,6 +637,16 @@ struct ReviewServer::Impl {
     const bool gz = req.body.size() >= 18 && static_cast<unsigned char>(req.body[0]) == 0x1f &&
                     static_cast<unsigned char>(req.body[1]) == 0x8b;
     if (!gz && req.body.size() < 348) core::fail<core::InvalidInput>(op, "mask", "body is not a NIfTI image");
+    // The size the header declares is checked first: an image of another size (say a small
+    // gzip that inflates to gigabytes) is never decompressed or allocated.
+    const auto declared = nifti_declared_size(req.body, gz);
+    if (!declared) core::fail<core::InvalidInput>(op, "mask", "body is not a NIfTI image (no NIfTI-1/2 header)");
+    if ((*declared)[0] != grid.size[0] || (*declared)[1] != grid.size[1] || (*declared)[2] != grid.size[2])
+      core::fail<core::InvalidInput>(op, "mask",
+                                     "the uploaded mask is not on the CT grid (its header declares " +
+                                         std::to_string((*declared)[0]) + " x " + std::to_string((*declared)[1]) +
+                                         " x " + std::to_string((*declared)[2]) + " voxels; the CT: " + grid.summary() +
+                                         ")");
     const std::string p = tmp_path(gz ? ".nii.gz" : ".nii");
     {
       std::ofstream f(p, std::ios::binary);
