@@ -103,6 +103,7 @@ int run_listen(const Args& args, const Context&) {
                                 std::string("cannot open the log file: ") + std::strerror(errno));
     }
     out->path = cfg.log_file;
+    std::signal(SIGHUP, on_reopen_signal);  // from here on: a SIGHUP during start-up is kept for the first line
   }
   try {
     node::Node n(cfg, [out](const std::string& line) { out->write(line); });
@@ -113,7 +114,6 @@ int run_listen(const Args& args, const Context&) {
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     std::signal(SIGPIPE, SIG_IGN);
-    if (!out->path.empty()) std::signal(SIGHUP, on_reopen_signal);
     n.run();
   } catch (const std::exception& e) {
     // Why the node did not start (work directory, queue, port in use) is in the log file too,
