@@ -572,14 +572,18 @@ struct ReviewServer::Impl {
         core::fail<core::InvalidInput>(kOp, "base_version", "must be an integer");
       return j["base_version"].get<std::int64_t>();
     }
-    if (req.has_param("base_version")) {
-      try {
-        return std::stoll(req.get_param_value("base_version"));
-      } catch (...) {
-        core::fail<core::InvalidInput>(kOp, "base_version", "must be an integer");
-      }
-    }
+    if (auto b = query_int(req, "base_version", kOp)) return *b;
     core::fail<core::InvalidInput>(kOp, "base_version", "missing: every change names the version it was based on");
+  }
+
+  /// An integer query parameter (`?name=12`); nullopt when absent, a 400 for `op` when not a number.
+  static std::optional<std::int64_t> query_int(const httplib::Request& req, const char* name, const std::string& op) {
+    if (!req.has_param(name)) return std::nullopt;
+    try {
+      return std::stoll(req.get_param_value(name));
+    } catch (...) {
+      core::fail<core::InvalidInput>(op, name, "must be an integer");
+    }
   }
 
   static std::int64_t id_of(const httplib::Request& req) {
@@ -636,9 +640,9 @@ struct ReviewServer::Impl {
     // (a gzipped mask of a few strokes can be smaller than a NIfTI header: 348 bytes)
     const bool gz = req.body.size() >= 18 && static_cast<unsigned char>(req.body[0]) == 0x1f &&
                     static_cast<unsigned char>(req.body[1]) == 0x8b;
-    if (!gz && req.body.size() < 348) core::fail<core::InvalidInput>(op, "mask", "body is not a NIfTI image");
     // The size the header declares is checked first: an image of another size (say a small
-    // gzip that inflates to gigabytes) is never decompressed or allocated.
+    // gzip that inflates to gigabytes) is never decompressed or allocated, and the image read
+    // below has that size.
     const auto declared = nifti_declared_size(req.body, gz);
     if (!declared) core::fail<core::InvalidInput>(op, "mask", "body is not a NIfTI image (no NIfTI-1/2 header)");
     if ((*declared)[0] != grid.size[0] || (*declared)[1] != grid.size[1] || (*declared)[2] != grid.size[2])
@@ -662,10 +666,6 @@ struct ReviewServer::Impl {
     }
     std::error_code ec;
     fs::remove(p, ec);
-    if (m.geometry().size != grid.size)
-      core::fail<core::InvalidInput>(op, "mask",
-                                     "the uploaded mask is not on the CT grid (" + m.geometry().summary() +
-                                         "; the CT: " + grid.summary() + ")");
     if (!m.geometry().same_grid(grid, 0.05))
       core::fail<core::InvalidInput>(op, "mask",
                                      "the uploaded mask is not on the CT grid: its header differs (" +
@@ -1037,29 +1037,16 @@ void ReviewServer::Impl::routes() {
   s.Put(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res) {
     const StructureInfo st = draft_structure(req);
     const std::string who = draft_reviewer(req);
-    if (!req.has_param("base_version"))
-      core::fail<core::InvalidInput>("draft", "base_version", "missing: the version the drawing was drawn on");
-    std::int64_t base = 0;
-    try {
-      base = std::stoll(req.get_param_value("base_version"));
-    } catch (...) {
-      core::fail<core::InvalidInput>("draft", "base_version", "must be an integer");
-    }
+    const auto base = query_int(req, "base_version", "draft");
+    if (!base) core::fail<core::InvalidInput>("draft", "base_version", "missing: the version the drawing was drawn on");
     core::Image m = uploaded_mask(req, "draft");
     std::string action = req.has_param("action") ? req.get_param_value("action") : "";
     action = core::utf8_prefix(request_text(action, "action"), 200);
     // The sending tab and its change number: of two requests of one tab that arrive out of
     // order, the older does not replace the newer (the reply then says "stale": true).
     const std::string tab = core::utf8_prefix(request_text(req.has_param("tab") ? req.get_param_value("tab") : "", "tab"), 64);
-    std::int64_t seq = 0;
-    if (req.has_param("seq")) {
-      try {
-        seq = std::stoll(req.get_param_value("seq"));
-      } catch (...) {
-        core::fail<core::InvalidInput>("draft", "seq", "must be an integer");
-      }
-    }
-    const DraftInfo d = db->put_draft(st.id, who, base, m, action, tab, seq);
+    const std::int64_t seq = query_int(req, "seq", "draft").value_or(0);
+    const DraftInfo d = db->put_draft(st.id, who, *base, m, action, tab, seq);
     json j = draft_json(d);
     if (d.stale) j["stale"] = true;
     send_json(res, j);

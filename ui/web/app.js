@@ -89,7 +89,7 @@ function requireReviewer(what, more = '') {
   throw new Error(`type your name to ${what} (Reviewer box, top right)${more}`);
 }
 
-async function api(method, path, body, { raw = false, binary = null, timeoutMs = 0, what = '', anonymous = false } = {}) {
+async function api(method, path, body, { raw = false, binary = null, timeoutMs = 0, what = '', anonymous = false, keepalive = false } = {}) {
   if (method !== 'GET' && !anonymous) requireReviewer('save changes', '; your drawing is kept');
   // A header carries bytes, not text: the name goes percent-encoded UTF-8 ("Müller", "Kovač").
   const headers = { 'X-Isoline-Token': token };
@@ -99,7 +99,7 @@ async function api(method, path, body, { raw = false, binary = null, timeoutMs =
   const limit = timeoutMs || (raw ? Math.max(120000, 4 * window.app.timeoutMs) : window.app.timeoutMs);
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), limit);
-  const init = { method, headers, signal: abort.signal };
+  const init = { method, headers, signal: abort.signal, keepalive };  // keepalive: outlives the page (<= 64 KB)
   if (binary) {
     init.body = binary;
     headers['Content-Type'] = 'application/octet-stream';
@@ -1487,6 +1487,12 @@ function draftTimerFires() {
 
 // Sends the drawing as the draft (after the draft requests before it). Resolves to true when
 // it was sent, false when there was nothing to send; rejects when the server refused it.
+// The server keeps the drawing of payload `p` (draftPayload) as this reviewer's draft.
+function draftKept(p) {
+  state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
+  state.draftLive.add(p.id);
+}
+
 function sendDraft() {
   const run = async () => {
     const p = draftPayload();
@@ -1495,8 +1501,7 @@ function sendDraft() {
     if (!(bytes instanceof Uint8Array)) throw new Error('could not export the drawing');
     const d = await api('PUT', draftUrl(p), undefined,
                         { binary: gzipSync(bytes, { level: 1 }), what: `keep the drawing of ${p.name} as a draft` });
-    state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
-    state.draftLive.add(p.id);
+    draftKept(p);
     state.draftFailing = false;
     upsertDraft(d);
     return true;
@@ -1518,14 +1523,9 @@ function draftOnLeave() {
   nv.saveImage({ filename: '', isSaveDrawing: true }).then((bytes) => {
     if (!(bytes instanceof Uint8Array)) return;
     const body = gzipSync(bytes, { level: 1 });
-    return fetch(draftUrl(p), { method: 'PUT', keepalive: body.length < 60000, body,
-                                headers: { 'X-Isoline-Token': token, 'X-Isoline-Author': encodeURIComponent(reviewer()),
-                                           'Content-Type': 'application/octet-stream' } })
-      .then((r) => {
-        if (!r.ok) throw new Error(`HTTP ${r.status}`);
-        state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
-        state.draftLive.add(p.id);
-      });
+    return api('PUT', draftUrl(p), undefined, { binary: body, keepalive: body.length < 60000,
+                                                what: `keep the drawing of ${p.name} as a draft` })
+      .then(() => draftKept(p));
   }).catch(() => {
     // Not kept (refused, or no server): the page, if still there (only hidden), sends it again
     // as after a change, and leaving again sends it too; it was never sent otherwise until the
