@@ -70,27 +70,10 @@ std::string log_line(const std::string& level, const std::string& text) {
 }
 
 std::string utf8_escaped(const std::string& s) {
-  // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
-  auto valid_at = [&s](std::size_t i) -> std::size_t {
-    const auto b = [&s](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = b(i);
-    if (c < 0x80) return 1;
-    const std::size_t n = c >= 0xc2 && c <= 0xdf   ? 2
-                          : c >= 0xe0 && c <= 0xef ? 3
-                          : c >= 0xf0 && c <= 0xf4 ? 4
-                                                   : 0;
-    if (n == 0 || i + n > s.size()) return 0;
-    const unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-    const unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-    if (b(i + 1) < lo || b(i + 1) > hi) return 0;
-    for (std::size_t k = 2; k < n; ++k)
-      if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
-    return n;
-  };
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
-    if (const std::size_t n = valid_at(i)) {
+    if (const std::size_t n = core::utf8_sequence_at(s, i)) {
       out.append(s, i, n);
       i += n;
     } else {

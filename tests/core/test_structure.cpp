@@ -150,6 +150,13 @@ TEST(Text, Utf8ValidityLengthAndPrefixByCharacters) {
   EXPECT_FALSE(valid_utf8("ab\xC3"));                // a sequence cut at the end
   EXPECT_FALSE(valid_utf8("\xE5\xB7" "a"));          // a sequence cut in the middle
   EXPECT_FALSE(valid_utf8("\xF8\x80\x80\x80\x80"));  // no 5-byte sequences
+  // As JSON libraries check it (RFC 3629), or a name accepted here breaks every later JSON answer.
+  EXPECT_FALSE(valid_utf8("\xC0\xAF"));          // an overlong "/"
+  EXPECT_FALSE(valid_utf8("\xE0\x80\xAF"));      // an overlong "/", 3 bytes
+  EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // a UTF-16 surrogate
+  EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_TRUE(valid_utf8("\xF4\x8F\xBF\xBF"));   // U+10FFFF
+  EXPECT_TRUE(valid_utf8("\xED\x9F\xBF"));       // U+D7FF
   EXPECT_EQ(utf8_length(mueller), 6u);
   EXPECT_EQ(utf8_length(cjk), 2u);
   EXPECT_EQ(utf8_prefix(mueller, 2), "M\xC3\xBC");  // never half of the ü

@@ -27,8 +27,12 @@ std::string xml_escape(const std::string& s);
 /// becomes "line 3, column 7: invalid literal; last read: 'h'".
 std::string json_error(const std::string& what);
 
-/// True when `s` is well-formed UTF-8 (1 to 4 byte sequences).
+/// True when `s` is well-formed UTF-8 (RFC 3629, as JSON libraries check it: 1 to 4 byte
+/// sequences, no overlong forms, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(std::string_view s);
+/// Bytes of the well-formed UTF-8 sequence that starts at s[i] (as valid_utf8 checks it), or 0
+/// when none starts there.
+std::size_t utf8_sequence_at(std::string_view s, std::size_t i);
 /// Characters (code points) of UTF-8 `s`: the bytes that do not continue a sequence.
 std::size_t utf8_length(std::string_view s);
 /// The first `max_chars` characters of UTF-8 `s` (never half a character).
