@@ -1184,7 +1184,7 @@ async function draftsFlow(browser) {
   // the painted voxels of the drawing (RAS voxel indices)
   const bitmap = (page) => page.evaluate(() => nv.drawBitmap.reduce((a, v, i) => (v > 0 && a.push(i), a), []));
   const panel = (page) => page.evaluate(() => [...document.querySelectorAll('#drafts .draft')].map((r) => ({
-    structure: r.dataset.structure, reviewer: r.dataset.reviewer, restore: r.querySelector('.draft-restore').textContent,
+    structure: r.dataset.structure, reviewer: r.dataset.reviewer, tab: r.dataset.tab, restore: r.querySelector('.draft-restore').textContent,
     discard: !!r.querySelector('.draft-discard'), note: (r.querySelector('.draft-note') || {}).textContent || '' })));
   const editing = (page) => page.evaluate(() => {
     const s = window.app.state;
@@ -1213,7 +1213,7 @@ async function draftsFlow(browser) {
     page = await open();
     let rows = await panel(page);
     assert.equal(rows.length, 1, JSON.stringify(rows));
-    assert.match(rows[0].restore, /^Restore your unsaved drawing of CTV \(\d{4}-\d\d-\d\d \d\d:\d\d UTC, drawn on v1\)$/, rows[0].restore);
+    assert.match(rows[0].restore, /^Restore your unsaved drawing of CTV \(another window, \d\d:\d\d, drawn on v1\)$/, rows[0].restore);
     assert.ok(rows[0].discard);
     assert.match(await page.locator('#drafts').innerText(), /An unsaved drawing is kept by the server \(not saved as a version, not part of an approval\)/);
     assert.match(await page.locator('#status').textContent(), /an unsaved drawing of yours \(CTV\) kept from before: Restore or Discard/);
@@ -1251,7 +1251,7 @@ async function draftsFlow(browser) {
     }
     rows = await panel(page);
     assert.equal(rows.length, 1, JSON.stringify(rows));
-    assert.match(rows[0].restore, new RegExp(`^Restore your unsaved drawing of CTV \\(.*, drawn on v${ctv1.version + 1}\\)$`));
+    assert.match(rows[0].restore, new RegExp(`^Restore your unsaved drawing of CTV \\(this window, before a reload, \\d\\d:\\d\\d, drawn on v${ctv1.version + 1}\\)$`));
     dialogs.length = 0;
     await page.locator('#drafts .draft[data-structure="CTV"] .draft-discard').click();
     await idle(page);
@@ -1316,7 +1316,7 @@ async function draftsFlow(browser) {
     assert.equal(d.voxels, mine.length);
     rows = await panel(page);
     assert.equal(rows.length, 1, JSON.stringify(rows));
-    assert.match(rows[0].restore, new RegExp(`^Restore your unsaved drawing of PTV \\(.*, drawn on v${ptv.version}\\)$`));
+    assert.match(rows[0].restore, new RegExp(`^Restore your unsaved drawing of PTV \\(this window, \\d\\d:\\d\\d, drawn on v${ptv.version}\\)$`));
     assert.match(rows[0].note, new RegExp(`PTV is at v${b.version} now: restoring merges`));
     await shot(page, 'ui_draft_after_theirs.png');
     await page.close({ runBeforeUnload: false });
@@ -1339,6 +1339,115 @@ async function draftsFlow(browser) {
     assert.deepEqual(await serverDrafts(), [], 'the save did not clear the draft');
     log(`"Load v${b.version} only" kept the drawing as a draft; reopened, Restore merged it into Dr B's v${b.version} ` +
         `(${merged.length} voxels, all ${mine.length} of the reviewer's); Save cleared it`);
+
+    // 4b. (defect: one draft per structure and reviewer) Two tabs of the same reviewer draw
+    // differently on the same structure and both are closed unsaved: each drawing is kept on its
+    // own (the second tab's draft used to replace the first's), and each tab offers the other's
+    // ("another window"). Reopened, both are offered; restoring and saving one leaves the other
+    // offered, which then restores merged into the version the first was saved as (exactly the
+    // voxels of both drawings); saving it clears the last draft.
+    await page.close({ runBeforeUnload: false });
+    const ctvBefore = await liveOf('CTV');
+    const twoTabs = [await open(), await open()];
+    const drawnIn = [];
+    for (const [k, pg] of twoTabs.entries()) {
+      await pg.locator('[data-view="axial"]').click();
+      await selectStructure(pg, 'CTV');
+      await pg.locator('[data-tool="brush"]').click();
+      await (k ? stroke(pg, 0.35, 0.42, 0.55, 0.42) : stroke(pg, 0.3, 0.58, 0.62, 0.58));
+      drawnIn.push(await bitmap(pg));
+    }
+    assert.notEqual(drawnIn[0].length, drawnIn[1].length, 'the two strokes painted as many voxels');
+    const ctvVoxels = (await structure(twoTabs[0], 'CTV')).voxels;
+    assert.ok(drawnIn.every((x) => x.length > ctvVoxels), `a stroke painted nothing: ${drawnIn.map((x) => x.length)} of ${ctvVoxels}`);
+    const ctvDrafts = async () => (await serverDrafts()).filter((x) => x.name === 'CTV' && x.reviewer === 'Dr Smith');
+    const want = drawnIn.map((x) => x.length).sort((x, y) => x - y);
+    let kept = [];
+    for (const t0 = Date.now(); Date.now() - t0 < 15000; await new Promise((r) => setTimeout(r, 100))) {
+      kept = await ctvDrafts();
+      if (JSON.stringify(kept.map((x) => x.voxels).sort((x, y) => x - y)) === JSON.stringify(want)) break;
+    }
+    assert.deepEqual(kept.map((x) => x.voxels).sort((x, y) => x - y), want,
+                     `the two tabs' drawings are not both kept: ${JSON.stringify(kept)}`);
+    assert.ok(kept.every((x) => x.base_version === ctvBefore.version));
+    const tabOf = (n) => kept.find((x) => x.voxels === n).tab;
+    for (const [k, pg] of twoTabs.entries()) {
+      await pg.evaluate(() => window.app.pollVersions());
+      rows = await panel(pg);
+      assert.equal(rows.length, 1, JSON.stringify(rows));
+      assert.equal(rows[0].tab, tabOf(drawnIn[1 - k].length));
+      assert.match(rows[0].restore, new RegExp(`^Restore your unsaved drawing of CTV \\(another window, \\d\\d:\\d\\d, drawn on v${ctvBefore.version}\\)$`));
+      assert.match(rows[0].note, /restoring puts it in place of your drawing of CTV now, which is kept as a draft too/);
+    }
+    for (const pg of twoTabs) await pg.close({ runBeforeUnload: false });
+    page = await open();
+    rows = await panel(page);
+    assert.equal(rows.length, 2, JSON.stringify(rows));
+    for (const r of rows) {
+      assert.equal(r.structure, 'CTV');
+      assert.match(r.restore, new RegExp(`^Restore your unsaved drawing of CTV \\(another window, \\d\\d:\\d\\d, drawn on v${ctvBefore.version}\\)$`));
+      assert.ok(r.discard);
+    }
+    assert.match(await page.locator('#status').textContent(), /2 unsaved drawings of yours \(CTV ×2\) kept from before/);
+    await page.locator(`#drafts .draft[data-tab="${tabOf(drawnIn[0].length)}"] .draft-restore`).click();
+    await idle(page);
+    assert.deepEqual(await bitmap(page), drawnIn[0], 'the first tab\'s drawing is not the one restored');
+    rows = await panel(page);
+    assert.deepEqual(rows.map((r) => r.tab), [tabOf(drawnIn[1].length)], 'the other drawing is no longer offered');
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.equal((await liveOf('CTV')).version, ctvBefore.version + 1);
+    kept = await ctvDrafts();
+    assert.deepEqual(kept.map((x) => [x.tab, x.voxels]), [[tabOf(drawnIn[1].length), drawnIn[1].length]],
+                     'saving the restored drawing did not leave the other tab\'s drawing alone');
+    assert.match(await page.locator('#messages').innerText(), /another unsaved drawing of yours of CTV is still kept as a draft/);
+    rows = await panel(page);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.match(rows[0].note, new RegExp(`CTV is at v${ctvBefore.version + 1} now: restoring merges`));
+    await page.locator('#drafts .draft .draft-restore').click();
+    await idle(page);
+    const both = [...new Set([...drawnIn[0], ...drawnIn[1]])].sort((x, y) => x - y);
+    assert.deepEqual(await bitmap(page), both, 'the second drawing merged into the first is not both drawings');
+    assert.match(await page.locator('#status').textContent(), new RegExp(`restored and merged into v${ctvBefore.version + 1}`));
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.equal((await structure(page, 'CTV')).voxels, both.length);
+    assert.deepEqual(await ctvDrafts(), [], 'the save did not clear the restored draft');
+    log(`two tabs drew on the CTV (${drawnIn[0].length} and ${drawnIn[1].length} voxels) and were closed: both drawings kept ` +
+        `and offered; one restored and saved, the other still offered, restored merged (${both.length} voxels) and saved`);
+
+    // 4c. Deleting the structure being drawn on: the confirmation says the drawing is not saved
+    // and is kept; it is on the server as a draft of the deleted structure, offered ("restore it
+    // first"); with the structure restored, Restore gives the drawing back.
+    await page.locator('[data-view="axial"]').click();
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.66, 0.62, 0.66);
+    const drawnDel = await bitmap(page);
+    assert.ok((await editing(page)).dirty);
+    dialogs.length = 0;
+    await page.locator('#btn-delete').click();
+    await idle(page);
+    assert.equal(dialogs.length, 1, JSON.stringify(dialogs));
+    assert.match(dialogs[0], /^Delete CTV\? [^]*Your drawing of CTV is NOT saved\. It is not deleted with it: it is kept as an unsaved drawing/);
+    assert.ok(!(await liveOf('CTV')) || (await liveOf('CTV')).deleted, 'CTV was not deleted');
+    kept = await ctvDrafts();
+    assert.deepEqual(kept.map((x) => x.voxels), [drawnDel.length], JSON.stringify(kept));
+    rows = await panel(page);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.match(rows[0].restore, /^Restore your unsaved drawing of CTV \(this window, \d\d:\d\d, drawn on v\d+\)$/);
+    assert.match(rows[0].note, /CTV was deleted: restore it first/);
+    assert.match(await page.locator('#messages').innerText(), /deleted CTV; your unsaved drawing of CTV is kept as a draft/);
+    await page.locator('#deleted [data-restore="CTV"]').click();
+    await idle(page);
+    await page.locator('#drafts .draft[data-structure="CTV"] .draft-restore').click();
+    await idle(page);
+    ed = await editing(page);
+    assert.deepEqual([ed.name, ed.dirty], ['CTV', true], JSON.stringify(ed));
+    assert.deepEqual(await bitmap(page), drawnDel, 'the drawing kept at the delete is not the one restored');
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.deepEqual(await ctvDrafts(), []);
+    log(`deleting the CTV with an unsaved drawing (${drawnDel.length} voxels) kept it as a draft; restored CTV, then the drawing, saved`);
 
     // 5. Another reviewer's draft is shown as theirs (no Discard, not restored by itself); the
     // approval names it, does not approve it, and keeps it.

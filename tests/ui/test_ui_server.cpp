@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 #include <thread>
 #include <zlib.h>
 
@@ -888,8 +890,8 @@ TEST_F(UiServer, DraftsArePerReviewerNotVersionsAndSavingOrDiscardingClearsThem)
 }
 
 // Two draft requests of one tab (the timed one and the page-leave one) can reach the server
-// out of order: the newer drawing stays ("stale" for the older); another tab, or a request
-// without a tab, replaces as before.
+// out of order: the newer drawing stays ("stale" for the older); another tab keeps its own
+// draft beside it; requests without a tab replace each other.
 TEST_F(UiServer, AnOlderDraftOfTheSameTabDoesNotReplaceANewerOne) {
   auto c = srv->client();
   auto& db = srv->server->db();
@@ -906,7 +908,10 @@ TEST_F(UiServer, AnOlderDraftOfTheSameTabDoesNotReplaceANewerOne) {
     EXPECT_EQ(r->status, 200) << r->body;
     return json::parse(r->body);
   };
-  const auto kept = [&] { return db.draft(id, "Dr Smith")->voxels; };
+  const auto kept = [&](const std::string& tab = "t1") {
+    auto d = db.draft(id, "Dr Smith", tab);
+    return d ? d->voxels : std::int64_t{-1};
+  };
   const std::int64_t n_older = static_cast<std::int64_t>(older.count_nonzero());
   const std::int64_t n_newer = static_cast<std::int64_t>(newer.count_nonzero());
   ASSERT_NE(n_older, n_newer);
@@ -919,14 +924,236 @@ TEST_F(UiServer, AnOlderDraftOfTheSameTabDoesNotReplaceANewerOne) {
   EXPECT_EQ(kept(), n_newer);
   put("tab=t1&seq=8", older, "d.nii");  // a later change of the tab
   EXPECT_EQ(kept(), n_older);
-  put("tab=t2&seq=1", newer, "e.nii");  // another tab (of the same reviewer) replaces
-  EXPECT_EQ(kept(), n_newer);
-  put("action=x", older, "f.nii");  // no tab: replaces
+  put("tab=t2&seq=1", newer, "e.nii");  // another tab (of the same reviewer): its own draft
+  EXPECT_EQ(kept("t2"), n_newer);
   EXPECT_EQ(kept(), n_older);
+  EXPECT_EQ(put("tab=t2&seq=1", older, "e2.nii")["stale"], true);  // each tab in its own order
+  EXPECT_EQ(kept("t2"), n_newer);
+  put("action=x", older, "f.nii");  // no tab: replaces the one put without a tab
+  EXPECT_EQ(kept(""), n_older);
+  put("action=y", newer, "f2.nii");
+  EXPECT_EQ(kept(""), n_newer);
+  EXPECT_EQ(kept(), n_older);
+  EXPECT_EQ(db.drafts().size(), 3u);
   auto bad = c.Put(("/api/structures/" + sid + "/draft?base_version=1&tab=t1&seq=x").c_str(),
                    as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(older, dir.file("g.nii")), "application/octet-stream");
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("seq"), std::string::npos) << bad->body;
+}
+
+// (defect: two tabs of one reviewer shared one draft) Two tabs or windows of the same
+// reviewer drawing on the same structure each keep their own draft: the second does not
+// replace the first. Each is read back by its tab; a save clears the saving tab's draft only
+// (and those its drawing was restored from: `replaces`), a discard one tab's; the approval
+// record lists every one.
+TEST_F(UiServer, TwoTabsOfOneReviewerKeepTheirOwnDraftsOfAStructure) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("PTV");
+  const std::string sid = std::to_string(id);
+  const auto g = test::ui_grid();
+  const core::Image v1 = db.mask(id, 1, g);
+  core::Image in_a = v1.clone(), in_b = v1.clone(), in_c = v1.clone();
+  for (int i = 2; i < 9; ++i) in_a.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;    // tab A: a line at the front
+  for (int j = 2; j < 12; ++j) in_b.data<std::uint8_t>()[g.offset(40, j, 20)] = 1;  // tab B: another elsewhere
+  for (int k = 2; k < 6; ++k) in_c.data<std::uint8_t>()[g.offset(6, 40, k)] = 1;    // tab C
+  const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
+  const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
+    auto r = c.Put(("/api/structures/" + sid + "/draft?" + query).c_str(), smith, nifti_bytes_of(m, dir.file(name)),
+                   "application/octet-stream");
+    EXPECT_EQ(r->status, 200) << r->body;
+    return json::parse(r->body);
+  };
+  const auto mask_of = [&](const std::string& tab) -> std::int64_t {  // voxels of the draft read back, -1: none
+    auto r = c.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20Smith&tab=" + tab).c_str(), srv->auth());
+    if (r->status != 200) return -1;
+    std::ofstream(dir.file("back.nii"), std::ios::binary) << r->body;
+    const core::Image back = core::read_image(dir.file("back.nii"), core::PixelType::UInt8);
+    for (std::size_t n = 0; n < back.num_voxels(); ++n)
+      if (back.data<std::uint8_t>()[n] != (tab == "A" ? in_a : tab == "B" ? in_b : in_c).data<std::uint8_t>()[n])
+        return -2;  // not that tab's drawing
+    return static_cast<std::int64_t>(back.count_nonzero());
+  };
+  const auto tabs = [&] {
+    std::vector<std::string> out;
+    for (const auto& d : json::parse(c.Get("/api/drafts", srv->auth())->body)) out.push_back(d.value("tab", "(none)"));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(put("base_version=1&tab=A&seq=3", in_a, "a.nii")["tab"], "A");
+  EXPECT_EQ(put("base_version=1&tab=B&seq=1", in_b, "b.nii")["tab"], "B");  // a later put of another tab
+  EXPECT_EQ(tabs(), (std::vector<std::string>{"A", "B"}));
+  EXPECT_EQ(mask_of("A"), static_cast<std::int64_t>(in_a.count_nonzero()));
+  EXPECT_EQ(mask_of("B"), static_cast<std::int64_t>(in_b.count_nonzero()));
+  EXPECT_EQ(json::parse(c.Get("/api/versions", srv->auth())->body)["drafts"].size(), 2u);
+  // Without a tab a GET or DELETE cannot tell which: a 400 saying so; nothing discarded.
+  auto r = c.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20Smith").c_str(), srv->auth());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("Dr Smith has 2 unsaved drawings of it (from different tabs or windows)"), std::string::npos)
+      << r->body;
+  EXPECT_EQ(c.Delete(("/api/structures/" + sid + "/draft").c_str(), smith)->status, 400);
+  EXPECT_EQ(tabs(), (std::vector<std::string>{"A", "B"}));
+  // An older request of tab A still does not replace A's newer draft, nor touch B's.
+  EXPECT_EQ(put("base_version=1&tab=A&seq=2", in_b, "a2.nii")["stale"], true);
+  EXPECT_EQ(mask_of("A"), static_cast<std::int64_t>(in_a.count_nonzero()));
+  EXPECT_EQ(mask_of("B"), static_cast<std::int64_t>(in_b.count_nonzero()));
+  // The approval lists every one of them (not approved, kept).
+  put("base_version=1&tab=C&seq=1", in_c, "c.nii");
+  auto a = c.Post("/api/approve", srv->auth(), R"({"reviewer":"Dr Smith"})", "application/json");
+  ASSERT_EQ(a->status, 200) << a->body;
+  std::vector<std::string> listed;
+  const json rec = json::parse(a->body);
+  for (const auto& d : rec["unsaved_drafts"]) {
+    EXPECT_EQ(d["name"], "PTV");
+    EXPECT_EQ(d["reviewer"], "Dr Smith");
+    listed.push_back(d.value("tab", "(none)"));
+  }
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, (std::vector<std::string>{"A", "B", "C"}));
+  EXPECT_EQ(tabs(), (std::vector<std::string>{"A", "B", "C"}));
+  // Tab D restores B's drawing (it is D's drawing now): D's first draft replaces B's, in one
+  // transaction; A's and C's stay.
+  put("base_version=1&tab=D&seq=1&replaces=B", in_b, "d.nii");
+  EXPECT_EQ(tabs(), (std::vector<std::string>{"A", "C", "D"}));
+  // Tab A saves: its draft is cleared, the other tabs' stay.
+  r = c.Put(("/api/structures/" + sid + "/mask?base_version=1&action=brush&tab=A").c_str(), smith,
+            nifti_bytes_of(in_a, dir.file("s.nii")), "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(tabs(), (std::vector<std::string>{"C", "D"}));
+  // A save of a drawing restored from C clears C's draft too.
+  put("base_version=2&tab=E&seq=1", in_c, "e.nii");
+  r = c.Put(("/api/structures/" + sid + "/mask?base_version=2&action=brush&tab=E&replaces=C").c_str(), smith,
+            nifti_bytes_of(in_c, dir.file("s2.nii")), "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(tabs(), (std::vector<std::string>{"D"}));
+  // Discarding names the tab; the only draft left needs no tab.
+  put("base_version=1&tab=F&seq=1", in_a, "f.nii");
+  r = c.Delete(("/api/structures/" + sid + "/draft?tab=F").c_str(), smith);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["discarded"], true);
+  EXPECT_EQ(tabs(), (std::vector<std::string>{"D"}));
+  EXPECT_EQ(mask_of("D"), -2);  // D holds B's drawing, the one it restored
+  r = c.Delete(("/api/structures/" + sid + "/draft").c_str(), smith);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["tab"], "D");
+  EXPECT_TRUE(tabs().empty());
+}
+
+// Drafts of one structure and reviewer are capped (every tab or window that is closed unsaved
+// leaves one, so they could grow without bound): a further tab's draft is refused with a 409
+// saying what to do, and none of the kept ones is dropped. A tab that has one keeps replacing
+// it, and a drawing restored from a kept one takes its place.
+TEST_F(UiServer, DraftsOfOneStructureAndReviewerAreCappedAndNoneIsDropped) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("Cord");
+  const std::string sid = std::to_string(id);
+  const std::string body = nifti_bytes_of(db.mask(id, 1, test::ui_grid()), dir.file("m.nii"));
+  const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
+  const auto put = [&](const std::string& query) {
+    return c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith, body,
+                 "application/octet-stream");
+  };
+  const int limit = static_cast<int>(ui::ReviewDb::kDraftLimit);
+  for (int t = 0; t < limit; ++t) ASSERT_EQ(put("tab=w" + std::to_string(t) + "&seq=1")->status, 200);
+  auto r = put("tab=new&seq=1");
+  EXPECT_EQ(r->status, 409) << r->body;
+  EXPECT_NE(r->body.find("draft: Cord: " + std::to_string(limit) + " unsaved drawings of Dr Smith are kept already"),
+            std::string::npos)
+      << r->body;
+  EXPECT_NE(r->body.find("restore or discard some of them"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("none of them was dropped"), std::string::npos) << r->body;
+  ASSERT_EQ(db.drafts().size(), static_cast<std::size_t>(limit));
+  for (const auto& d : db.drafts()) EXPECT_NE(d.tab, "new");
+  EXPECT_EQ(put("tab=w3&seq=2")->status, 200);                 // a kept tab goes on
+  EXPECT_EQ(put("tab=new&seq=1&replaces=w5")->status, 200);   // restored from w5: takes its place
+  EXPECT_EQ(db.drafts().size(), static_cast<std::size_t>(limit));
+  EXPECT_FALSE(db.draft(id, "Dr Smith", "w5"));
+  // Another reviewer, or another structure, has room of their own.
+  EXPECT_EQ(c.Put(("/api/structures/" + sid + "/draft?base_version=1&tab=x&seq=1").c_str(),
+                  as_reviewer(srv->auth(), "Dr%20B"), body, "application/octet-stream")->status,
+            200);
+}
+
+// A review.sqlite written before drafts were kept per tab (one row per structure and reviewer:
+// the first drafts table had no tab/seq columns, the second had them outside the key) opens
+// with every draft kept, mask and all, and then keeps one per tab.
+TEST_F(UiServer, AnOlderReviewDatabaseKeepsItsDraftsAndThenKeepsOnePerTab) {
+  const auto ptv = id_of("PTV"), cord = id_of("Cord");
+  const auto g = test::ui_grid();
+  core::Image drawn = srv->server->db().mask(ptv, 1, g).clone();
+  for (int i = 2; i < 9; ++i) drawn.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
+  const std::string dbfile = dir.file("review/review.sqlite");
+  for (const bool with_tab_columns : {false, true}) {
+    SCOPED_TRACE(with_tab_columns ? "drafts(…, tab, seq, PRIMARY KEY(structure_id, reviewer))"
+                                  : "drafts(…, PRIMARY KEY(structure_id, reviewer))");
+    {
+      auto c = srv->client();
+      for (const auto& [sid, who] : {std::pair{ptv, "Dr%20Smith"}, std::pair{cord, "Dr%20B"}})
+        ASSERT_EQ(c.Put(("/api/structures/" + std::to_string(sid) + "/draft?base_version=1&action=brush&tab=old&seq=4").c_str(),
+                        as_reviewer(srv->auth(), who), nifti_bytes_of(drawn, dir.file("d.nii")), "application/octet-stream")
+                      ->status,
+                  200);
+    }
+    srv.reset();
+    // Make the drafts table what an older server wrote (the same drafts in it).
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(dbfile.c_str(), &raw), SQLITE_OK);
+    const std::string cols = "structure_id, reviewer, base_version, time, action, voxels, volume_cc, mask";
+    const std::string sql =
+        "BEGIN; CREATE TABLE drafts_old(structure_id INTEGER NOT NULL REFERENCES structures(id),"
+        " reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
+        " voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL," +
+        std::string(with_tab_columns ? " tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0," : "") +
+        " PRIMARY KEY(structure_id, reviewer));"
+        " INSERT INTO drafts_old SELECT " + cols + (with_tab_columns ? ", tab, seq" : "") + " FROM drafts;"
+        " DROP TABLE drafts; ALTER TABLE drafts_old RENAME TO drafts; COMMIT;";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(raw);
+    ui::ServerOptions o;
+    o.case_dir = dir.str();
+    srv = std::make_unique<Running>(o);
+    auto c = srv->client();
+    // Every draft is there, with its mask.
+    auto list = json::parse(c.Get("/api/drafts", srv->auth())->body);
+    ASSERT_EQ(list.size(), 2u) << list.dump();
+    for (const auto& d : list) {
+      EXPECT_EQ(d.value("tab", "(none)"), with_tab_columns ? "old" : "") << d.dump();
+      EXPECT_EQ(d["base_version"], 1);
+      EXPECT_EQ(d["action"], "brush");
+      EXPECT_EQ(d["voxels"].get<std::int64_t>(), static_cast<std::int64_t>(drawn.count_nonzero()));
+    }
+    auto m = c.Get(("/api/structures/" + std::to_string(ptv) + "/draft.nii?reviewer=Dr%20Smith").c_str(), srv->auth());
+    ASSERT_EQ(m->status, 200) << m->body;
+    std::ofstream(dir.file("back.nii"), std::ios::binary) << m->body;
+    const core::Image back = core::read_image(dir.file("back.nii"), core::PixelType::UInt8);
+    ASSERT_EQ(back.byte_size(), drawn.byte_size());
+    EXPECT_EQ(std::memcmp(back.raw(), drawn.raw(), drawn.byte_size()), 0);
+    // A draft of another tab is now kept beside it (the old key would have replaced it); the
+    // kept tab's change number still orders its requests.
+    ASSERT_EQ(c.Put(("/api/structures/" + std::to_string(ptv) + "/draft?base_version=1&tab=new&seq=1").c_str(),
+                    as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(drawn, dir.file("n.nii")), "application/octet-stream")
+                  ->status,
+              200);
+    EXPECT_EQ(json::parse(c.Get("/api/drafts?reviewer=Dr%20Smith", srv->auth())->body).size(), 2u);
+    if (with_tab_columns) {
+      auto r = c.Put(("/api/structures/" + std::to_string(ptv) + "/draft?base_version=1&tab=old&seq=3").c_str(),
+                     as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(drawn, dir.file("o.nii")), "application/octet-stream");
+      EXPECT_EQ(json::parse(r->body).value("stale", false), true) << r->body;
+    }
+    // Opened again (already migrated): the same.
+    srv.reset();
+    srv = std::make_unique<Running>(o);
+    auto c2 = srv->client();
+    const json left = json::parse(c2.Get("/api/drafts", srv->auth())->body);
+    EXPECT_EQ(left.size(), 3u) << left.dump();
+    for (const auto& d : left)
+      c2.Delete(("/api/structures/" + std::to_string(d["structure_id"].get<std::int64_t>()) +
+                 "/draft?tab=" + d.value("tab", "")).c_str(),
+                as_reviewer(srv->auth(), d["reviewer"] == "Dr B" ? "Dr%20B" : "Dr%20Smith"));
+    ASSERT_TRUE(srv->server->db().drafts().empty());
+  }
 }
 
 TEST_F(UiServer, DraftsAreNeverApprovedAndStayAfterAnApproval) {

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -145,26 +146,62 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
         "CREATE TABLE IF NOT EXISTS flag_checks(structure_id INTEGER NOT NULL REFERENCES structures(id),"
         "  version INTEGER NOT NULL, flags TEXT NOT NULL, author TEXT NOT NULL, time TEXT NOT NULL,"
         "  checked INTEGER NOT NULL);"
-        // Unsaved drawings (not versions): one per structure and reviewer, replaced in place.
+        // Unsaved drawings (not versions): one per structure, reviewer and tab, replaced in place.
         "CREATE TABLE IF NOT EXISTS drafts(structure_id INTEGER NOT NULL REFERENCES structures(id),"
         "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
         "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
         "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
-        "  PRIMARY KEY(structure_id, reviewer));",
+        "  PRIMARY KEY(structure_id, reviewer, tab));",
         path);
-    // A drafts table of before the tab/seq columns gets them.
-    bool has_tab = false;
-    {
-      Stmt cols(impl_->db, "PRAGMA table_info(drafts)", path);
-      while (cols.step(path)) has_tab = has_tab || cols.text(1) == "tab";
-    }
-    if (!has_tab)
-      impl_->exec("ALTER TABLE drafts ADD COLUMN tab TEXT NOT NULL DEFAULT '';"
-                  "ALTER TABLE drafts ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;",
-                  path);
+    migrate_drafts(path);
   } catch (...) {
     sqlite3_close(impl_->db);
     delete impl_;
+    throw;
+  }
+}
+
+namespace {
+/// The drafts table as it is: whether it has the tab column, and whether tab is in its key.
+std::pair<bool, bool> drafts_schema(sqlite3* db, const std::string& path) {
+  bool has_tab = false, tab_in_key = false;
+  Stmt cols(db, "PRAGMA table_info(drafts)", path);
+  while (cols.step(path))
+    if (cols.text(1) == "tab") {
+      has_tab = true;
+      tab_in_key = cols.i64(5) > 0;  // its position in the primary key, 0 when not in it
+    }
+  return {has_tab, tab_in_key};
+}
+}  // namespace
+
+// A review.sqlite of before per-tab drafts kept one draft per structure and reviewer (primary
+// key structure_id, reviewer; the oldest without the tab and seq columns). Its table is
+// rebuilt with the tab in the key, every draft copied (tab and seq as they were, '' and 0
+// when the columns were missing), in one transaction: all of them or none.
+void ReviewDb::migrate_drafts(const std::string& path) {
+  if (drafts_schema(impl_->db, path).second) return;
+  impl_->exec("BEGIN IMMEDIATE", path);
+  try {
+    const auto [has_tab, tab_in_key] = drafts_schema(impl_->db, path);  // again, under the write lock
+    if (!tab_in_key) {
+      impl_->exec(
+          "CREATE TABLE drafts_per_tab(structure_id INTEGER NOT NULL REFERENCES structures(id),"
+          "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
+          "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
+          "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
+          "  PRIMARY KEY(structure_id, reviewer, tab));",
+          path);
+      impl_->exec(has_tab ? "INSERT INTO drafts_per_tab SELECT structure_id, reviewer, base_version, time, action,"
+                            " voxels, volume_cc, mask, tab, seq FROM drafts;"
+                          : "INSERT INTO drafts_per_tab SELECT structure_id, reviewer, base_version, time, action,"
+                            " voxels, volume_cc, mask, '', 0 FROM drafts;",
+                  path);
+      impl_->exec("DROP TABLE drafts; ALTER TABLE drafts_per_tab RENAME TO drafts;", path);
+    }
+    impl_->exec("COMMIT", path);
+  } catch (...) {
+    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
@@ -396,7 +433,7 @@ std::optional<FlagCheck> ReviewDb::flag_check(std::int64_t id) const {
 }
 
 namespace {
-const char* kDraftCols = "structure_id, reviewer, base_version, time, action, voxels, volume_cc";
+const char* kDraftCols = "structure_id, reviewer, base_version, time, action, voxels, volume_cc, tab";
 DraftInfo read_draft(const Stmt& s) {
   DraftInfo d;
   d.structure_id = s.i64(0);
@@ -406,18 +443,20 @@ DraftInfo read_draft(const Stmt& s) {
   d.action = s.text(4);
   d.voxels = s.i64(5);
   d.volume_cc = s.dbl(6);
+  d.tab = s.text(7);
   return d;
 }
 }  // namespace
 
 DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
                               const core::Image& mask, const std::string& action, const std::string& tab,
-                              std::int64_t seq) {
+                              std::int64_t seq, const std::vector<std::string>& replaces) {
   if (reviewer.empty()) core::fail<core::InvalidInput>("draft", "reviewer", "missing: a draft is kept per reviewer");
   const std::string blob = compress_mask(mask);
   DraftInfo d;
   d.structure_id = id;
   d.reviewer = reviewer;
+  d.tab = tab;
   d.base_version = base_version;
   d.time = now_utc();
   d.action = action;
@@ -426,30 +465,57 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->exec("BEGIN IMMEDIATE", path_);
   try {
-    Stmt cur(impl_->db, "SELECT MAX(version) FROM versions WHERE structure_id=?", path_);
+    Stmt cur(impl_->db,
+             "SELECT version, name FROM versions WHERE structure_id=? ORDER BY version DESC LIMIT 1", path_);
     cur.bind(1, id);
-    const std::int64_t latest = cur.step(path_) ? cur.i64(0) : 0;
+    const bool known = cur.step(path_);
+    const std::int64_t latest = known ? cur.i64(0) : 0;
     if (latest <= 0) core::fail<core::InvalidInput>("draft", "structure " + std::to_string(id), "no such structure");
+    const std::string name = cur.text(1);
     if (base_version < 1 || base_version > latest)
       core::fail<core::InvalidInput>("draft", "base_version",
                                      "must be a version of the structure, 1 to " + std::to_string(latest) + ", got " +
                                          std::to_string(base_version));
+    // A tab's first draft of the structure adds a row: at most kDraftLimit of a reviewer's
+    // (those it supersedes not counted); none is ever dropped to make room.
+    Stmt own(impl_->db, "SELECT 1 FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+    own.bind(1, id).bind(2, reviewer).bind(3, tab);
+    if (!own.step(path_)) {
+      std::int64_t kept = 0;
+      Stmt all(impl_->db, "SELECT tab FROM drafts WHERE structure_id = ? AND reviewer = ?", path_);
+      all.bind(1, id).bind(2, reviewer);
+      while (all.step(path_))
+        if (std::find(replaces.begin(), replaces.end(), all.text(0)) == replaces.end()) ++kept;
+      if (kept >= kDraftLimit)
+        throw DraftLimit("draft: " + name + ": " + std::to_string(kept) + " unsaved drawings of " + reviewer +
+                         " are kept already (from other windows or earlier sessions): restore or discard some of "
+                         "them (over the viewer) so that this one can be kept; none of them was dropped");
+    }
     Stmt w(impl_->db,
            "INSERT INTO drafts(structure_id,reviewer,base_version,time,action,voxels,volume_cc,mask,tab,seq)"
            " VALUES(?,?,?,?,?,?,?,?,?,?)"
-           " ON CONFLICT(structure_id, reviewer) DO UPDATE SET base_version=excluded.base_version, time=excluded.time,"
-           " action=excluded.action, voxels=excluded.voxels, volume_cc=excluded.volume_cc, mask=excluded.mask,"
-           " tab=excluded.tab, seq=excluded.seq"
-           " WHERE excluded.tab = '' OR excluded.tab != drafts.tab OR excluded.seq > drafts.seq",
+           " ON CONFLICT(structure_id, reviewer, tab) DO UPDATE SET base_version=excluded.base_version,"
+           " time=excluded.time, action=excluded.action, voxels=excluded.voxels, volume_cc=excluded.volume_cc,"
+           " mask=excluded.mask, seq=excluded.seq"
+           " WHERE excluded.tab = '' OR excluded.seq > drafts.seq",
            path_);
     w.bind(1, id).bind(2, reviewer).bind(3, base_version).bind(4, d.time).bind(5, action).bind(6, d.voxels)
         .bind(7, d.volume_cc).blob(8, blob).bind(9, tab).bind(10, seq);
     w.step(path_);
     const bool written = sqlite3_changes(impl_->db) > 0;
-    if (!written) {  // an older request of the same tab: the newer draft stays
-      Stmt kept(impl_->db, (std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ?").c_str(),
+    if (written) {  // the drafts this drawing was restored from: it holds them now
+      for (const auto& r : replaces) {
+        if (r == tab) continue;
+        Stmt del(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+        del.bind(1, id).bind(2, reviewer).bind(3, r);
+        del.step(path_);
+      }
+    } else {  // an older request of the same tab: the newer draft stays
+      Stmt kept(impl_->db,
+                (std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?")
+                    .c_str(),
                 path_);
-      kept.bind(1, id).bind(2, reviewer);
+      kept.bind(1, id).bind(2, reviewer).bind(3, tab);
       if (kept.step(path_)) d = read_draft(kept);
       d.stale = true;
     }
@@ -464,7 +530,7 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
 std::vector<DraftInfo> ReviewDb::drafts(std::int64_t id) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   const std::string sql = std::string("SELECT ") + kDraftCols + " FROM drafts" +
-                          (id ? " WHERE structure_id = ?" : "") + " ORDER BY time, structure_id, reviewer";
+                          (id ? " WHERE structure_id = ?" : "") + " ORDER BY time, structure_id, reviewer, tab";
   Stmt s(impl_->db, sql.c_str(), path_);
   if (id) s.bind(1, id);
   std::vector<DraftInfo> out;
@@ -472,21 +538,34 @@ std::vector<DraftInfo> ReviewDb::drafts(std::int64_t id) const {
   return out;
 }
 
-std::optional<DraftInfo> ReviewDb::draft(std::int64_t id, const std::string& reviewer) const {
+std::vector<DraftInfo> ReviewDb::drafts_of(std::int64_t id, const std::string& reviewer) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const std::string sql = std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ?";
+  const std::string sql =
+      std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ? ORDER BY time, tab";
   Stmt s(impl_->db, sql.c_str(), path_);
   s.bind(1, id).bind(2, reviewer);
+  std::vector<DraftInfo> out;
+  while (s.step(path_)) out.push_back(read_draft(s));
+  return out;
+}
+
+std::optional<DraftInfo> ReviewDb::draft(std::int64_t id, const std::string& reviewer, const std::string& tab) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::string sql =
+      std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?";
+  Stmt s(impl_->db, sql.c_str(), path_);
+  s.bind(1, id).bind(2, reviewer).bind(3, tab);
   if (s.step(path_)) return read_draft(s);
   return std::nullopt;
 }
 
-core::Image ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, const core::Geometry& grid) const {
+core::Image ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, const std::string& tab,
+                                 const core::Geometry& grid) const {
   std::string blob;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    Stmt s(impl_->db, "SELECT mask FROM drafts WHERE structure_id = ? AND reviewer = ?", path_);
-    s.bind(1, id).bind(2, reviewer);
+    Stmt s(impl_->db, "SELECT mask FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+    s.bind(1, id).bind(2, reviewer).bind(3, tab);
     if (!s.step(path_))
       core::fail<core::InvalidInput>("draft", "structure " + std::to_string(id),
                                      "no draft of " + reviewer + " for this structure");
@@ -495,10 +574,10 @@ core::Image ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, c
   return decompress_mask(blob, grid);
 }
 
-bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer) {
+bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  Stmt s(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ?", path_);
-  s.bind(1, id).bind(2, reviewer);
+  Stmt s(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+  s.bind(1, id).bind(2, reviewer).bind(3, tab);
   s.step(path_);
   return sqlite3_changes(impl_->db) > 0;
 }
@@ -569,19 +648,20 @@ std::int64_t ReviewDb::create_structure(const std::string& name, const std::stri
 }
 
 std::int64_t ReviewDb::restore(std::int64_t id, std::int64_t base_version, const std::string& author) {
-  return save_version_impl(id, base_version, core::Image(), author, "restore (undo delete)", {}, false, true, false);
+  return save_version_impl(id, base_version, core::Image(), author, "restore (undo delete)", {}, false, true, {});
 }
 
 std::int64_t ReviewDb::save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                     const std::string& author, const std::string& action,
-                                    const std::string& new_name, bool deleted, bool clear_draft) {
-  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false, clear_draft);
+                                    const std::string& new_name, bool deleted,
+                                    const std::vector<std::string>& clear_draft_tabs) {
+  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false, clear_draft_tabs);
 }
 
 std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                          const std::string& author, const std::string& action,
                                          const std::string& new_name, bool deleted, bool restoring,
-                                         bool clear_draft) {
+                                         const std::vector<std::string>& clear_draft_tabs) {
   if (!new_name.empty()) check_name(new_name);
   std::string blob;
   std::int64_t voxels = 0;
@@ -639,9 +719,9 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
         .bind(5, now_utc()).bind(6, action).bind(7, static_cast<std::int64_t>(deleted ? 1 : 0))
         .bind(8, voxels).bind(9, cc).blob(10, blob);
     v.step(path_);
-    if (clear_draft) {  // the drawing the draft kept is this version now
-      Stmt d(impl_->db, "DELETE FROM drafts WHERE structure_id=? AND reviewer=?", path_);
-      d.bind(1, id).bind(2, author);
+    for (const auto& tab : clear_draft_tabs) {  // the drawing these drafts kept is this version now
+      Stmt d(impl_->db, "DELETE FROM drafts WHERE structure_id=? AND reviewer=? AND tab=?", path_);
+      d.bind(1, id).bind(2, author).bind(3, tab);
       d.step(path_);
     }
     if (commit_delay_ > 0) {  // test hook: announce the open transaction, then wait

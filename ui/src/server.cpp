@@ -700,9 +700,42 @@ struct ReviewServer::Impl {
     return core::utf8_prefix(who, 64);
   }
 
+  /// The tab a draft request comes from (`?tab=`, cut to 64 bytes); "" when it names none.
+  static std::string draft_tab(const httplib::Request& req) {
+    return req.has_param("tab") ? core::utf8_prefix(request_text(req.get_param_value("tab"), "tab"), 64) : std::string();
+  }
+
+  /// The other tabs' drafts a drawing was restored from (`?replaces=T`, repeated): a draft put
+  /// or a save of that drawing removes them in its transaction (at most kDraftLimit).
+  static std::vector<std::string> draft_replaces(const httplib::Request& req) {
+    std::vector<std::string> out;
+    const std::size_t n = req.get_param_value_count("replaces");
+    if (n > static_cast<std::size_t>(ReviewDb::kDraftLimit))
+      core::fail<core::InvalidInput>("draft", "replaces", "more than " + std::to_string(ReviewDb::kDraftLimit) + " tabs");
+    for (std::size_t i = 0; i < n; ++i)
+      out.push_back(core::utf8_prefix(request_text(req.get_param_value("replaces", i), "replaces"), 64));
+    return out;
+  }
+
+  /// Which of `who`'s drafts of `st` a GET or DELETE means: the tab it names (`?tab=`), else
+  /// their only draft of it; nullopt when they have none; a 400 when they have several (from
+  /// several tabs or windows) and the request does not say which.
+  std::optional<std::string> which_draft(const httplib::Request& req, const StructureInfo& st, const std::string& who) {
+    if (req.has_param("tab")) return draft_tab(req);
+    const auto mine = db->drafts_of(st.id, who);
+    if (mine.empty()) return std::nullopt;
+    if (mine.size() > 1)
+      core::fail<core::InvalidInput>("draft", st.latest.name,
+                                     who + " has " + std::to_string(mine.size()) +
+                                         " unsaved drawings of it (from different tabs or windows): name one with "
+                                         "?tab= (GET /api/drafts lists them with their tab)");
+    return mine.front().tab;
+  }
+
   json draft_json(const DraftInfo& d) {
-    json j = {{"structure_id", d.structure_id}, {"reviewer", d.reviewer}, {"base_version", d.base_version},
-              {"time", d.time}, {"action", d.action}, {"voxels", d.voxels}, {"volume_cc", d.volume_cc}};
+    json j = {{"structure_id", d.structure_id}, {"reviewer", d.reviewer}, {"tab", d.tab},
+              {"base_version", d.base_version}, {"time", d.time}, {"action", d.action}, {"voxels", d.voxels},
+              {"volume_cc", d.volume_cc}};
     try {
       const StructureInfo st = db->get(d.structure_id);
       j["name"] = st.latest.name;
@@ -911,6 +944,8 @@ void ReviewServer::Impl::routes() {
       send_json(res, body, 409);
     } catch (const DraftNotFound& e) {
       send_json(res, {{"error", e.what()}}, 404);
+    } catch (const DraftLimit& e) {
+      send_json(res, {{"error", e.what()}, {"draft_limit", ReviewDb::kDraftLimit}}, 409);
     } catch (const core::InvalidInput& e) {
       send_json(res, {{"error", e.what()}}, 400);
     } catch (const core::NotSupported& e) {
@@ -1015,9 +1050,9 @@ void ReviewServer::Impl::routes() {
   });
 
   // Save a painted mask (NIfTI bytes, e.g. NiiVue's drawing) as a new version. The author's
-  // draft of the structure is cleared with it (same transaction), unless `keep_draft=1`: the
-  // client keeps a draft it has not restored (a drawing from before "Load vN only", or from
-  // a tab that was closed) when it saves another drawing of the structure.
+  // draft of the structure from the saving tab (`tab`, none: the draft put without a tab) is
+  // cleared with it (same transaction), and those the drawing was restored from
+  // (`replaces`); the author's drafts of other tabs stay. `keep_draft=1` clears none.
   s.Put(R"(/api/structures/(\d+)/mask)", [this](const httplib::Request& req, httplib::Response& res) {
     const json none = json::object();
     const StructureInfo st = live(id_of(req));
@@ -1027,13 +1062,19 @@ void ReviewServer::Impl::routes() {
     std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
     action = core::utf8_prefix(request_text(action, "action"), 200);
     const bool keep_draft = req.has_param("keep_draft") && req.get_param_value("keep_draft") == "1";
-    db->save_version(st.id, base, m, author_of(req, nullptr), action, {}, false, /*clear_draft=*/!keep_draft);
+    std::vector<std::string> clear;  // this tab's draft, and those its drawing was restored from
+    if (!keep_draft) {
+      clear.push_back(draft_tab(req));
+      for (auto& r : draft_replaces(req)) clear.push_back(std::move(r));
+    }
+    db->save_version(st.id, base, m, author_of(req, nullptr), action, {}, false, clear);
     send_json(res, structure_out(db->get(st.id)));
   });
 
   // Drafts: a reviewer's unsaved drawing of a structure (the client sends it while it has
   // unsaved changes), kept in review.sqlite beside the versions but never a version: never the
-  // live structure, never approved. One per structure and reviewer (the typed name).
+  // live structure, never approved. One per structure, reviewer (the typed name) and tab: two
+  // tabs or windows of the same reviewer on the same structure each keep their own.
   s.Put(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res) {
     const StructureInfo st = draft_structure(req);
     const std::string who = draft_reviewer(req);
@@ -1044,9 +1085,9 @@ void ReviewServer::Impl::routes() {
     action = core::utf8_prefix(request_text(action, "action"), 200);
     // The sending tab and its change number: of two requests of one tab that arrive out of
     // order, the older does not replace the newer (the reply then says "stale": true).
-    const std::string tab = core::utf8_prefix(request_text(req.has_param("tab") ? req.get_param_value("tab") : "", "tab"), 64);
+    const std::string tab = draft_tab(req);
     const std::int64_t seq = query_int(req, "seq", "draft").value_or(0);
-    const DraftInfo d = db->put_draft(st.id, who, *base, m, action, tab, seq);
+    const DraftInfo d = db->put_draft(st.id, who, *base, m, action, tab, seq, draft_replaces(req));
     json j = draft_json(d);
     if (d.stale) j["stale"] = true;
     send_json(res, j);
@@ -1054,14 +1095,21 @@ void ReviewServer::Impl::routes() {
   s.Get(R"(/api/structures/(\d+)/draft(\.nii)?)", [this](const httplib::Request& req, httplib::Response& res) {
     const StructureInfo st = draft_structure(req);
     const std::string who = draft_reviewer(req);
-    if (!db->draft(st.id, who))
-      return send_json(res, {{"error", "draft: " + st.latest.name + ": no draft of " + who}}, 404);
-    res.set_content(nifti_bytes(db->draft_mask(st.id, who, grid)), "application/octet-stream");
+    const auto tab = which_draft(req, st, who);
+    if (!tab || !db->draft(st.id, who, *tab))
+      return send_json(res, {{"error", "draft: " + st.latest.name + ": no draft of " + who +
+                                           (tab && req.has_param("tab") ? " from this tab" : "")}},
+                       404);
+    res.set_content(nifti_bytes(db->draft_mask(st.id, who, *tab, grid)), "application/octet-stream");
   });
   s.Delete(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res) {
     const StructureInfo st = draft_structure(req);
     const std::string who = draft_reviewer(req);
-    send_json(res, {{"discarded", db->discard_draft(st.id, who)}, {"structure_id", st.id}, {"reviewer", who}});
+    const auto tab = which_draft(req, st, who);
+    send_json(res, {{"discarded", tab ? db->discard_draft(st.id, who, *tab) : false},
+                    {"structure_id", st.id},
+                    {"reviewer", who},
+                    {"tab", tab.value_or("")}});
   });
   s.Get("/api/drafts", [this](const httplib::Request& req, httplib::Response& res) {
     std::string who;

@@ -43,15 +43,33 @@ const state = {
   seq: 0,                // counts user actions: a poll answer from before one is stale
   remote: [],            // the latest versions on the server (GET /api/versions, polled)
   flagsOpen: new Set(),  // structures whose quality flags are unfolded in the list
-  // Drafts: the server keeps each reviewer's unsaved drawing of a structure (see "Drafts").
-  drafts: [],            // every draft on the server (all reviewers; no masks)
-  draftLive: new Set(),  // structures whose draft of this reviewer is this tab's drawing
+  // Drafts: the server keeps each reviewer's unsaved drawing of a structure, one per tab (see
+  // "Drafts").
+  drafts: [],            // every draft on the server (all reviewers and tabs; no masks)
+  draftKey: '',          // the key (tab) under which the server keeps this tab's drawing now
+  draftReplaces: null,   // {id, tabs}: own drafts this drawing was restored from (removed once it is kept)
   draftTimer: null,
   draftChain: Promise.resolve(),  // draft requests, one after the other (a save waits for them)
   draftSeq: 0,           // counts changes of the drawing
   draftSentSeq: 0,       // the change the server's draft holds
   draftLeaveSeq: -1,     // the change sent when the page was hidden or left
+  draftLeaving: null,    // that request (never rejects)
 };
+// This page's id in the keys of its drafts ("<id>-1", "<id>-2": a new key when the drawing is
+// set aside), and those of earlier pages of this tab (before a reload), to say where a draft
+// comes from.
+const draftTab = Math.random().toString(36).slice(2, 12);
+let draftKeyCount = 0;
+function newDraftKey() {
+  return `${draftTab}-${++draftKeyCount}`;
+}
+state.draftKey = newDraftKey();
+const EARLIER_TABS = 'isoline.draftTabs';
+let earlierTabs = [];
+try {
+  earlierTabs = JSON.parse(sessionStorage.getItem(EARLIER_TABS) || '[]').filter((t) => typeof t === 'string');
+  sessionStorage.setItem(EARLIER_TABS, JSON.stringify(earlierTabs.concat([draftTab]).slice(-20)));
+} catch (e) { /* storage off: drafts of this tab before a reload are called another window's */ }
 // timeoutMs: how long a request may take before the client gives up and says so (tests lower it);
 // draftDelayMs: how long after the last change the unsaved drawing goes to the server as a draft
 window.app = { state, timeoutMs: 30000, pollMs: 12000, draftDelayMs: 2000 };
@@ -732,9 +750,10 @@ function undo() {
   if (!s) return;
   applyDiff(s, false);
   state.redo.push(s);
-  // Undo of "Load vN only": the drawing is again the one kept as the draft, which this tab
-  // then keeps up to date again (Redo: it is kept as it was).
-  if (s.parks !== undefined) state.draftLive.add(s.parks);
+  // Undo of a step that set the drawing aside ("Load vN only", a restore): the drawing is again
+  // the one kept under the key before, which this tab then keeps up to date again (Redo: it is
+  // kept as it was).
+  if (s.parks) switchDraftKey(s.parks, true);
   markDirty(`undo ${s.label}`);
 }
 
@@ -744,7 +763,7 @@ function redo() {
   if (!s) return;
   applyDiff(s, true);
   state.undo.push(s);
-  if (s.parks !== undefined) state.draftLive.delete(s.parks);
+  if (s.parks) switchDraftKey(s.parks, false);
   markDirty(`redo ${s.label}`);
 }
 
@@ -769,6 +788,7 @@ async function startEdit(id) {
   if (!nv.loadDrawing(img)) throw new Error('the mask does not match the CT grid');
   state.editId = id;
   state.editBase = s.version;
+  state.draftReplaces = null;  // (those of the structure before: its drawing was saved or is unchanged)
   state.shadow = drawing().slice();
   state.undo = [];
   state.redo = [];
@@ -807,19 +827,25 @@ async function save() {
   state.busyWhat = 'save';
   setStatus('saving…');
   // A draft request still on its way must not land after the save (the server clears the
-  // draft with the save); a draft kept from before that this tab has not restored stays.
+  // draft with the save). The save clears this tab's draft, and those its drawing was restored
+  // from; the drafts of other tabs and windows (and those this tab set aside) stay.
   clearTimeout(state.draftTimer);
   await state.draftChain;
-  const parked = parkedDraft(s.id);
+  await state.draftLeaving;  // (one sent when the page was hidden: it must not land after the save either)
+  const key = state.draftKey, replaced = replacesOf(s.id);
   try {
     const r = await api('PUT', `/api/structures/${s.id}/mask?base_version=${state.editBase}&action=${encodeURIComponent(action)}` +
-      (parked ? '&keep_draft=1' : ''), undefined, { binary: bytes, what: `save ${s.name}` });
+      draftQuery(key, replaced), undefined, { binary: bytes, what: `save ${s.name}` });
     state.editBase = r.version;
     state.dirty = false;
     state.pendingActions = [];
-    if (!parked) forgetDraft(s.id, reviewer());  // the server cleared it with the save
+    const me = reviewer();
+    for (const t of [key, ...replaced]) forgetDraft(s.id, me, t);  // the server cleared them with the save
+    state.draftReplaces = null;
+    const others = state.drafts.filter((d) => d.structure_id === s.id && d.reviewer === me).length;
     message(`saved ${r.name} as version ${r.version}` +
-            (parked ? `; your earlier unsaved drawing of ${r.name} is still kept as a draft (Restore or Discard it)` : ''), 'ok');
+            (others ? `; ${others === 1 ? 'another unsaved drawing' : `${others} other unsaved drawings`} of yours of ${r.name} ` +
+                      `${others === 1 ? 'is' : 'are'} still kept as ${others === 1 ? 'a draft' : 'drafts'} (Restore or Discard, over the viewer)` : ''), 'ok');
     await afterChange();
   } catch (e) {
     if (e.status === 409) {
@@ -1306,11 +1332,12 @@ async function approve() {
   // them (this tab's own unsaved drawing is saved first, so it is approved).
   await refreshDrafts();
   const own = state.dirty ? state.editId : null;
-  const drafts = state.drafts.filter((d) => !(d.structure_id === own && d.reviewer === reviewer() && !parkedDraft(own)));
+  const drafts = state.drafts.filter((d) => !(state.dirty && (isLiveDraft(d) || replacedBy(d))));
   const draftText = (drafts.length
     ? `\n\n✎ ${drafts.length} unsaved drawing${drafts.length === 1 ? '' : 's'} kept as draft${drafts.length === 1 ? '' : 's'} ` +
       '(not saved, so NOT part of this approval; kept after it):\n' +
-      drafts.map((d) => `  ${d.name}: ${d.reviewer === reviewer() ? 'yours' : d.reviewer}, drawn on v${d.base_version}, ${fmtTime(d.time)}`).join('\n') +
+      drafts.map((d) => `  ${d.name}: ${d.reviewer === reviewer() ? `yours (${draftWhere(d)})` : d.reviewer}, ` +
+                        `drawn on v${d.base_version}, ${draftWhen(d)}`).join('\n') +
       '\n(to approve a drawing: Restore it, Save, then Approve)' : '') +
     (own !== null ? `\n\nYour unsaved drawing of ${structureById(own).name} is saved first (a new version) and approved.` : '');
   if (!window.confirm(`Approve ${live} structure${live === 1 ? '' : 's'} as "${reviewer()}"?\n` +
@@ -1398,46 +1425,113 @@ async function renameStructure() {
   await afterChange();
 }
 
+// Deleting the structure being drawn on: an unsaved drawing of it is not dropped with it. The
+// confirmation says so; the drawing goes to the server as a draft first (if that fails nothing
+// is deleted) and is offered over the viewer (restore the structure to use it, or Discard it).
 async function deleteStructure() {
   const s = structureById(state.editId);
-  if (!s || !confirm(`Delete ${s.name}? (its history is kept)`)) return;
+  if (!s) return;
+  const unsaved = state.dirty;
+  if (unsaved) requireReviewer('delete', `; your drawing of ${s.name} is kept`);
+  if (!confirm(`Delete ${s.name}? (its history is kept: Deleted, restore brings it back)` +
+               (unsaved ? `\n\nYour drawing of ${s.name} is NOT saved. It is not deleted with it: it is kept as an ` +
+                          `unsaved drawing (draft), offered over the viewer (restore ${s.name} to use it, or Discard ` +
+                          'it there). To keep it in the history instead, Cancel and Save first.' : ''))) return;
+  if (unsaved && !(await keepDrawingAsDraft(s)))
+    throw new Error(`${s.name} not deleted: your unsaved drawing of it could not be kept as a draft; Save it first`);
   await api('DELETE', `/api/structures/${s.id}`, { base_version: state.editBase });
   clearTimeout(state.draftTimer);
+  if (unsaved) state.draftKey = newDraftKey();  // the kept drawing is set aside: this tab never writes over it
   nv.closeDrawing();
   state.editId = null;
   state.dirty = false;
   state.undo = [];
   state.redo = [];
-  message(`deleted ${s.name}`, 'ok');
+  state.draftReplaces = null;
+  message(`deleted ${s.name}` + (unsaved ? `; your unsaved drawing of ${s.name} is kept as a draft (over the viewer: ` +
+                                           `restore ${s.name} to use it, or Discard it)` : ''), 'ok');
   await afterChange();
 }
 
 // ---------------------------------------------------------------------------------------
 // Drafts. While the structure being edited has unsaved changes, the drawing goes to the server
 // as a draft (PUT .../draft: the mask, the version it was drawn on, the pending action text;
-// one per structure and reviewer): about 2 s after the last change, right before "Load vN
-// only" replaces it, and when the page is hidden or left (keepalive). A closed or crashed tab
-// therefore loses nothing: on the next open the drafts are offered (Restore / Discard). A
-// save clears the reviewer's draft of the structure. A draft of this reviewer that this tab
-// did not write or restore (from a closed tab, or the drawing from before "Load vN only") is
-// "parked": shown with Restore/Discard and never overwritten by this tab (its saves keep it).
+// one per structure, reviewer and tab, so that two tabs or windows of the same reviewer on the
+// same structure each keep their own): about 2 s after the last change, right before "Load vN
+// only" replaces it, before the structure is deleted, and when the page is hidden or left
+// (keepalive). A closed or crashed tab therefore loses nothing: on the next open the drafts
+// are offered (Restore / Discard). A save clears this tab's draft of the structure only.
+// The key a tab's drawing is kept under changes when the drawing is set aside ("Load vN only",
+// a delete, a restore over it): the set-aside drawing stays as it is, offered like the others.
+// A drawing restored from a draft of this reviewer takes that draft's place: its first put (or
+// its save) removes that draft in the same transaction (`replaces`).
 
 const fmtTime = (t) => String(t || '').replace('T', ' ').replace(/(:\d\d)?Z$/, ' UTC');
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-// The reviewer's own draft of structure `id` that is not this tab's drawing.
-function parkedDraft(id) {
-  const me = reviewer();
-  return me ? state.drafts.find((d) => d.structure_id === id && d.reviewer === me && !state.draftLive.has(id)) : undefined;
+// When a draft was last written, in local time: "14:02" today, else "27 Nov 14:02".
+function draftWhen(d) {
+  const t = new Date(d.time);
+  if (Number.isNaN(t.getTime())) return fmtTime(d.time);
+  const now = new Date(), hm = `${String(t.getHours()).padStart(2, '0')}:${String(t.getMinutes()).padStart(2, '0')}`;
+  if (t.toDateString() === now.toDateString()) return hm;
+  return `${t.getDate()} ${MONTHS[t.getMonth()]}${t.getFullYear() === now.getFullYear() ? '' : ` ${t.getFullYear()}`} ${hm}`;
 }
 
-function upsertDraft(d) {
-  state.drafts = state.drafts.filter((x) => !(x.structure_id === d.structure_id && x.reviewer === d.reviewer)).concat([d]);
+// Where a draft of this reviewer was drawn: this page, this tab before a reload, or another tab,
+// window or computer (or a page closed before).
+function draftWhere(d) {
+  const tab = String(d.tab || '');
+  if (tab.startsWith(`${draftTab}-`)) return 'this window';
+  if (earlierTabs.some((t) => tab.startsWith(`${t}-`))) return 'this window, before a reload';
+  return 'another window';
+}
+
+// The draft that is this tab's drawing now (the structure being edited, under this tab's key).
+function isLiveDraft(d) {
+  return d.reviewer === reviewer() && d.structure_id === state.editId && d.tab === state.draftKey;
+}
+// An own draft that this tab's drawing was restored from (removed once the drawing is kept).
+function replacedBy(d) {
+  const r = state.draftReplaces;
+  return !!r && d.reviewer === reviewer() && d.structure_id === r.id && r.tabs.includes(d.tab);
+}
+function replacesOf(id) {
+  const r = state.draftReplaces;
+  return r && r.id === id ? r.tabs.slice() : [];
+}
+function addReplaces(id, tab) {
+  if (!state.draftReplaces || state.draftReplaces.id !== id) state.draftReplaces = { id, tabs: [] };
+  if (tab !== state.draftKey && !state.draftReplaces.tabs.includes(tab)) state.draftReplaces.tabs.push(tab);
+}
+function dropReplaces(id, tab) {
+  const r = state.draftReplaces;
+  if (r && r.id === id) r.tabs = r.tabs.filter((t) => t !== tab);
+}
+// `tab` and `replaces` of a draft put or a save.
+const draftQuery = (key, replaces) => `&tab=${encodeURIComponent(key)}` +
+  replaces.map((t) => `&replaces=${encodeURIComponent(t)}`).join('');
+
+// Undo (back) or Redo of a step that set the drawing aside under another key (`parks`: the key
+// before, `key`; after, `next`): this tab's drawing goes back under that key. `replaces`: the
+// draft the step restored (this tab's drawing takes its place only while the step is done);
+// `dropNext`: the drawing kept under `next` is a version and the edits undone since (Load vN
+// only), removed when the drawing is kept again under `key`.
+function switchDraftKey(p, back) {
+  state.draftKey = back ? p.key : p.next;
+  for (const t of p.replaces || []) (back ? dropReplaces : addReplaces)(p.id, t);
+  if (p.dropNext) (back ? addReplaces : dropReplaces)(p.id, p.next);
   renderDrafts();
 }
 
-function forgetDraft(id, who) {
-  state.drafts = state.drafts.filter((x) => !(x.structure_id === id && x.reviewer === who));
-  if (who === reviewer()) state.draftLive.delete(id);
+function upsertDraft(d) {
+  state.drafts = state.drafts.filter((x) => !(x.structure_id === d.structure_id && x.reviewer === d.reviewer && x.tab === d.tab))
+    .concat([d]);
+  renderDrafts();
+}
+
+function forgetDraft(id, who, tab) {
+  state.drafts = state.drafts.filter((x) => !(x.structure_id === id && x.reviewer === who && x.tab === tab));
   renderDrafts();
 }
 
@@ -1447,21 +1541,20 @@ async function refreshDrafts() {
 }
 
 // What this tab would send as its draft now, or null (nothing unsaved, already sent, no name
-// typed, or a parked draft of the structure that must not be overwritten).
+// typed).
 function draftPayload() {
   const id = state.editId;
   if (id === null || !state.dirty || state.draftSeq === state.draftSentSeq) return null;
   const s = structureById(id);
-  if (!s || !reviewer() || parkedDraft(id)) return null;
-  return { id, name: s.name, base: state.editBase, seq: state.draftSeq,
+  if (!s || !reviewer()) return null;
+  return { id, name: s.name, base: state.editBase, seq: state.draftSeq, key: state.draftKey, replaces: replacesOf(id),
            action: state.pendingActions.length ? state.pendingActions.join(', ').slice(0, 200) : 'edit' };
 }
 
-// `tab` and `seq` let the server keep the newest of this tab's drafts when two of its requests
-// (the timed one and the page-leave one) arrive out of order.
-const draftTab = Math.random().toString(36).slice(2, 12);
+// `tab` (this tab's key) and `seq` let the server keep the newest of this tab's drafts when two
+// of its requests (the timed one and the page-leave one) arrive out of order.
 const draftUrl = (p) => `/api/structures/${p.id}/draft?base_version=${p.base}&action=${encodeURIComponent(p.action)}` +
-  `&tab=${draftTab}&seq=${p.seq}`;
+  `&seq=${p.seq}${draftQuery(p.key, p.replaces)}`;
 
 // About 2 s after the last change, and at the latest 10 s after the first change not sent yet
 // (painting on and on without a pause is kept too).
@@ -1485,14 +1578,20 @@ function draftTimerFires() {
   });
 }
 
-// Sends the drawing as the draft (after the draft requests before it). Resolves to true when
-// it was sent, false when there was nothing to send; rejects when the server refused it.
-// The server keeps the drawing of payload `p` (draftPayload) as this reviewer's draft.
-function draftKept(p) {
-  state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
-  state.draftLive.add(p.id);
+// The server keeps the drawing of payload `p` (draftPayload) as this tab's draft (`d`: its
+// answer): the drafts it was restored from are gone.
+function draftKept(p, d) {
+  if (p.key === state.draftKey) state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
+  if (d && !d.stale)
+    for (const t of p.replaces) {
+      dropReplaces(p.id, t);
+      forgetDraft(p.id, d.reviewer, t);
+    }
+  if (d && d.structure_id !== undefined) upsertDraft(d);
 }
 
+// Sends the drawing as the draft (after the draft requests before it). Resolves to true when
+// it was sent, false when there was nothing to send; rejects when the server refused it.
 function sendDraft() {
   const run = async () => {
     const p = draftPayload();
@@ -1501,9 +1600,8 @@ function sendDraft() {
     if (!(bytes instanceof Uint8Array)) throw new Error('could not export the drawing');
     const d = await api('PUT', draftUrl(p), undefined,
                         { binary: gzipSync(bytes, { level: 1 }), what: `keep the drawing of ${p.name} as a draft` });
-    draftKept(p);
+    draftKept(p, d);
     state.draftFailing = false;
-    upsertDraft(d);
     return true;
   };
   const next = state.draftChain.then(run);
@@ -1520,12 +1618,12 @@ function draftOnLeave() {
   if (!p || p.seq === state.draftLeaveSeq) return;
   state.draftLeaveSeq = p.seq;
   clearTimeout(state.draftTimer);
-  nv.saveImage({ filename: '', isSaveDrawing: true }).then((bytes) => {
+  state.draftLeaving = nv.saveImage({ filename: '', isSaveDrawing: true }).then((bytes) => {
     if (!(bytes instanceof Uint8Array)) return;
     const body = gzipSync(bytes, { level: 1 });
     return api('PUT', draftUrl(p), undefined, { binary: body, keepalive: body.length < 60000,
                                                 what: `keep the drawing of ${p.name} as a draft` })
-      .then(() => draftKept(p));
+      .then((d) => draftKept(p, d));
   }).catch(() => {
     // Not kept (refused, or no server): the page, if still there (only hidden), sends it again
     // as after a change, and leaving again sends it too; it was never sent otherwise until the
@@ -1538,56 +1636,71 @@ function draftOnLeave() {
   });
 }
 
-// Right before "Load vN only" replaces the drawing of `s`: the drawing goes to the server as a
-// draft. True when the server keeps it; false when it cannot be kept as a draft (a parked draft
-// of the structure is kept instead, or no name); throws when the server refused it.
+// Right before the drawing of `s` is replaced or set aside ("Load vN only", a delete, a
+// restore over it): the drawing goes to the server as this tab's draft. True when the server
+// keeps it; false when it cannot be kept as a draft (no name); throws when the server refused it.
 async function keepDrawingAsDraft(s) {
-  if (!s || !state.dirty || state.editId !== s.id || !reviewer() || parkedDraft(s.id)) return false;
+  if (!s || !state.dirty || state.editId !== s.id || !reviewer()) return false;
   clearTimeout(state.draftTimer);
   await sendDraft();
-  return state.draftLive.has(s.id) && state.draftSentSeq === state.draftSeq;
+  return state.draftSentSeq === state.draftSeq;
 }
 
 // What "Load vN only" does with the reviewer's drawing, said on its button.
 function theirsKeeps(id) {
-  if (reviewer() && !parkedDraft(id)) return 'your drawing is kept as a draft and one Undo away';
-  return `your drawing stays reachable with Undo (in this tab only: ${parkedDraft(id)
-    ? 'an earlier drawing of it is kept as your draft' : 'type your name to keep it as a draft'})`;
+  if (reviewer()) return 'your drawing is kept as a draft and one Undo away';
+  return 'your drawing stays reachable with Undo (in this tab only: type your name to keep it as a draft)';
 }
 
 // "Load vN only": the other version into the drawing, one undoable step. `kept`: the drawing
-// was sent as a draft just before, which this tab then leaves as it is (parked): Undo of the
-// step brings the drawing back and this tab keeps the draft up to date again.
+// was sent as a draft just before, which this tab then leaves as it is (set aside: the next
+// changes are kept under a new key); Undo of the step brings the drawing back and this tab
+// keeps that draft up to date again.
 async function loadTheirs(s, label, kept) {
   const n = state.undo.length;
   await reloadDrawingFromServer(label);
   state.editBase = structureById(s.id).version;
-  if (kept) {
-    state.draftLive.delete(s.id);
-    if (state.undo.length > n) state.undo[state.undo.length - 1].parks = s.id;
+  if (kept) {  // the kept drawing is set aside: this tab's next changes are kept under a new key
+    const key = state.draftKey;
+    state.draftKey = newDraftKey();
+    if (state.undo.length > n) state.undo[state.undo.length - 1].parks = { id: s.id, key, next: state.draftKey, dropNext: true };
   }
   renderDrafts();
 }
 
 // Restores a draft into the drawing, unsaved. Drawn on an older version than the latest, it
 // goes through the three-way merge (every voxel the draft changed from its base version as the
-// draft has it, every other voxel as the latest version has it). One undoable step.
+// draft has it, every other voxel as the latest version has it). One undoable step. The
+// drawing it replaces is kept as this tab's draft first (and then set aside, offered like the
+// others); a draft of this reviewer that is restored is replaced by this tab's draft once that
+// is kept (or saved), the reviewer's other drafts stay. Undo gives back the drawing before,
+// and the restored drawing is offered again.
 async function restoreDraft(d) {
-  const mine = d.reviewer === reviewer();
+  const me = reviewer(), mine = d.reviewer === me;
   await refreshStructures();
   const s = structureById(d.structure_id);
   if (!s) throw new Error(`${d.name} was deleted: restore it first (Deleted: restore ${d.name}), then its drawing`);
   if (state.editId !== s.id) await startEdit(s.id);  // (unsaved paint of another structure is saved first)
-  const img = await loadImage(`/api/structures/${s.id}/draft.nii?reviewer=${encodeURIComponent(d.reviewer)}`, `${s.id}.nii`);
+  let img;
+  try {
+    img = await loadImage(`/api/structures/${s.id}/draft.nii?reviewer=${encodeURIComponent(d.reviewer)}&tab=${encodeURIComponent(d.tab || '')}`,
+                          `${s.id}.nii`);
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    await refreshDrafts();
+    throw new Error(`${d.name}: this unsaved drawing (${mine ? `${draftWhere(d)}, ` : ''}${draftWhen(d)}) is no longer kept: ` +
+                    'it was restored, saved or discarded in another window meanwhile');
+  }
+  const setAside = state.dirty && (await keepDrawingAsDraft(s));  // the drawing now, before it is replaced
   const latest = s.version;
   const prev = drawing().slice(), prevBase = state.editBase;
-  const label = `restore ${mine ? 'draft' : `draft of ${d.reviewer}`} (${fmtTime(d.time)}, drawn on v${d.base_version})`;
+  const label = `restore ${mine ? 'draft' : `draft of ${d.reviewer}`} (${draftWhen(d)}, drawn on v${d.base_version})`;
+  const n = state.undo.length;
   let changed;
   try {
     if (!nv.loadDrawing(img)) throw new Error('the draft does not match the CT grid');
     if (d.base_version !== latest) {
       state.editBase = d.base_version;
-      const n = state.undo.length;
       await mergeIntoLatest(s, latest, `${label}, merged into v${latest}`);
       changed = state.undo.length > n;
     } else {
@@ -1601,41 +1714,52 @@ async function restoreDraft(d) {
     throw e;
   }
   const whose = mine ? 'your' : `${d.reviewer}'s`;
-  if (mine) state.draftLive.add(s.id);
   if (!changed && !state.dirty) {  // the draft is what the live version has: nothing to restore
     if (mine) {
-      await api('DELETE', `/api/structures/${s.id}/draft`);
-      forgetDraft(s.id, d.reviewer);
+      await api('DELETE', `/api/structures/${s.id}/draft?tab=${encodeURIComponent(d.tab || '')}`);
+      forgetDraft(s.id, d.reviewer, d.tab);
     }
     message(`${s.name}: ${whose} unsaved drawing is the same as v${latest}: nothing to restore` +
             (mine ? '; the draft is discarded' : ''), 'ok');
     return;
   }
+  if (changed) {
+    // The restored drawing is kept under a new key of this tab (the drawing before it stays as
+    // it was kept); it takes the restored draft's place once it is kept.
+    const key = state.draftKey;
+    state.draftKey = newDraftKey();
+    const replaces = mine && d.tab !== undefined ? [d.tab] : [];
+    for (const t of replaces) addReplaces(s.id, t);
+    state.undo[state.undo.length - 1].parks = { id: s.id, key, next: state.draftKey, replaces, dropNext: false };
+  }
   renderStructures();
   updateButtons();
-  const text = `${s.name}: ${whose} unsaved drawing (${fmtTime(d.time)}, drawn on v${d.base_version}) restored` +
+  renderDrafts();
+  const text = `${s.name}: ${whose} unsaved drawing (${mine ? `${draftWhere(d)}, ` : ''}${draftWhen(d)}, drawn on v${d.base_version}) restored` +
     (d.base_version !== latest ? ` and merged into v${latest} (${s.author}: ${s.action})` : '') +
-    ', not saved yet: check it, then Save (Undo: ' + (changed ? `v${latest} as saved)` : 'your drawing before)');
+    ', not saved yet: check it, then Save (Undo: ' + (!changed ? 'your drawing before)'
+      : setAside ? 'your drawing before, which is also kept as a draft)' : `v${latest} as saved)`);
   message(text, 'ok');
   setStatus(text, false);
 }
 
 async function discardDraft(d) {
-  if (!window.confirm(`Discard your unsaved drawing of ${d.name} (${fmtTime(d.time)}, drawn on v${d.base_version})? ` +
-                      'It is not a version: it cannot be brought back.')) return;
-  await api('DELETE', `/api/structures/${d.structure_id}/draft`);
-  forgetDraft(d.structure_id, d.reviewer);
-  message(`discarded your unsaved drawing of ${d.name}`, 'ok');
+  if (!window.confirm(`Discard your unsaved drawing of ${d.name} (${draftWhere(d)}, ${draftWhen(d)}, drawn on v${d.base_version})? ` +
+                      'It is not a version: it cannot be brought back. Your other unsaved drawings stay.')) return;
+  await api('DELETE', `/api/structures/${d.structure_id}/draft?tab=${encodeURIComponent(d.tab || '')}`);
+  forgetDraft(d.structure_id, d.reviewer, d.tab);
+  message(`discarded your unsaved drawing of ${d.name} (${draftWhere(d)}, ${draftWhen(d)})`, 'ok');
 }
 
 // The drafts this tab does not hold as its drawing, over the viewer (under the notice): per
-// draft of this reviewer Restore and Discard; another reviewer's drafts are shown as theirs
-// (a copy can be loaded into this reviewer's drawing; nothing is restored by itself).
+// draft of this reviewer Restore and Discard, with where and when it was drawn ("another
+// window, 14:02"); another reviewer's drafts are shown as theirs (a copy can be loaded into
+// this reviewer's drawing; nothing is restored by itself).
 function renderDrafts() {
   const box = $('drafts');
   if (!box) return;
   const me = reviewer();
-  const shown = state.drafts.filter((d) => !(d.reviewer === me && state.draftLive.has(d.structure_id)));
+  const shown = state.drafts.filter((d) => !isLiveDraft(d) && !replacedBy(d));
   window.app.draftsShown = shown;
   box.hidden = !shown.length;
   box.innerHTML = '';
@@ -1652,11 +1776,13 @@ function renderDrafts() {
     row.className = mine ? 'draft' : 'draft draft-other';
     row.dataset.structure = d.name;
     row.dataset.reviewer = d.reviewer;
-    const when = `${fmtTime(d.time)}, drawn on v${d.base_version}`;
+    row.dataset.tab = d.tab || '';
+    const when = `${mine ? `${draftWhere(d)}, ` : ''}${draftWhen(d)}, drawn on v${d.base_version}`;
     const restore = document.createElement('button');
     restore.className = 'draft-restore';
     restore.textContent = mine ? `Restore your unsaved drawing of ${d.name} (${when})`
       : `Load ${d.reviewer}'s unsaved drawing of ${d.name} into yours (${when})`;
+    restore.title = `last change ${fmtTime(d.time)}: ${d.action || 'edit'} (${d.voxels} voxels)`;
     restore.disabled = !s;
     restore.addEventListener('click', () => guard(() => restoreDraft(d), 'restore of a drawing'));
     row.appendChild(restore);
@@ -1664,7 +1790,7 @@ function renderDrafts() {
       const discard = document.createElement('button');
       discard.className = 'draft-discard';
       discard.textContent = 'Discard';
-      discard.setAttribute('aria-label', `discard your unsaved drawing of ${d.name}`);
+      discard.setAttribute('aria-label', `discard your unsaved drawing of ${d.name} (${when})`);
       discard.addEventListener('click', () => guard(() => discardDraft(d), 'discard of a drawing'));
       row.appendChild(discard);
     }
@@ -1672,8 +1798,8 @@ function renderDrafts() {
     if (!mine) notes.push(`${d.reviewer}'s, not yours: it stays theirs`);
     if (!s) notes.push(`${d.name} was deleted: restore it first (Deleted: restore ${d.name})`);
     else if (s.version > d.base_version) notes.push(`${d.name} is at v${s.version} now: restoring merges the drawing into it`);
-    if (mine && s && state.editId === s.id)
-      notes.push(`changes you make to ${d.name} now are not kept as a draft until you restore or discard this one`);
+    if (s && state.editId === s.id && state.dirty)
+      notes.push(`restoring puts it in place of your drawing of ${d.name} now${me ? ', which is kept as a draft too' : ''} (one Undo away)`);
     if (notes.length) {
       const n = document.createElement('span');
       n.className = 'draft-note';
@@ -2036,13 +2162,17 @@ async function main() {
     await refreshDrafts();
     const mineKept = state.drafts.filter((d) => d.reviewer === reviewer());
     if (state.drafts.length) {
-      const list = state.drafts.map((d) => `${d.name} (${d.reviewer === reviewer() ? 'yours' : d.reviewer}, ` +
-                                          `${fmtTime(d.time)}, drawn on v${d.base_version})`).join(', ');
+      const list = state.drafts.map((d) => `${d.name} (${d.reviewer === reviewer() ? `yours, ${draftWhere(d)}` : d.reviewer}, ` +
+                                          `${draftWhen(d)}, drawn on v${d.base_version})`).join(', ');
       message(`unsaved drawings kept by the server, not saved as versions: ${list}; Restore or Discard them (over the viewer)`, 'err');
     }
     mark('ready');
+    const names = [...new Set(mineKept.map((d) => d.name))].map((n) => {
+      const k = mineKept.filter((d) => d.name === n).length;
+      return k > 1 ? `${n} ×${k}` : n;
+    });
     setStatus(mineKept.length ? `ready · ${mineKept.length === 1 ? 'an unsaved drawing' : `${mineKept.length} unsaved drawings`} ` +
-      `of yours (${mineKept.map((d) => d.name).join(', ')}) kept from before: Restore or Discard (over the viewer)` : 'ready');
+      `of yours (${names.join(', ')}) kept from before: Restore or Discard (over the viewer)` : 'ready');
     window.__status = 'ready';
     schedulePoll();
   } catch (e) {

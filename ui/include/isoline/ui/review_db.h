@@ -21,6 +21,13 @@ namespace isoline::ui {
 /// A save based on a version that is no longer the latest. `structure_id` and
 /// `base_version` (when known) let the server list the versions saved in between: what a
 /// save over them would drop from the live structure.
+/// A new draft that would exceed ReviewDb::kDraftLimit drafts of one structure and reviewer:
+/// refused (the server answers 409), none of the kept ones is dropped.
+class DraftLimit : public core::Error {
+ public:
+  using core::Error::Error;
+};
+
 class Conflict : public core::Error {
  public:
   Conflict(const std::string& message, std::int64_t latest, std::int64_t structure = 0, std::int64_t base = 0)
@@ -55,11 +62,13 @@ struct FlagCheck {
 };
 
 /// A reviewer's unsaved drawing of a structure, kept by the server so that a closed or crashed
-/// tab loses nothing (one per structure and reviewer; the mask is loaded only on request).
+/// tab loses nothing (one per structure, reviewer and tab: two tabs or windows of the same
+/// reviewer on the same structure each keep their own; the mask is loaded only on request).
 /// Not a version: never the live structure, never approved.
 struct DraftInfo {
   std::int64_t structure_id = 0;
   std::string reviewer;
+  std::string tab;                ///< the sending tab's draft key ("" for a client that sends none)
   std::int64_t base_version = 0;  ///< the version the drawing was drawn on
   std::string time;               ///< UTC, ISO 8601: when it was last written
   std::string action;             ///< the pending action text ("brush 5 mm, eraser 5 mm")
@@ -104,11 +113,13 @@ class ReviewDb {
   /// mask of the latest version; `new_name` empty keeps the name. Throws Conflict when
   /// `base_version` is not the latest, InvalidInput for an unknown or deleted structure or a
   /// name clash. Returns the new version number.
-  /// `clear_draft`: the author's draft of the structure is removed in the same transaction
-  /// (the drawing it kept is now this version).
+  /// `clear_draft_tabs`: the author's drafts of the structure from these tabs are removed in
+  /// the same transaction (the drawing they kept is now this version); the author's drafts of
+  /// other tabs stay.
   std::int64_t save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                             const std::string& author, const std::string& action,
-                            const std::string& new_name = {}, bool deleted = false, bool clear_draft = false);
+                            const std::string& new_name = {}, bool deleted = false,
+                            const std::vector<std::string>& clear_draft_tabs = {});
   /// Brings a deleted structure back as a new version with its last mask and name ("delete
   /// keeps the history"). Throws Conflict on a stale base, InvalidInput when the structure is
   /// not deleted or a live structure has taken its name.
@@ -136,25 +147,35 @@ class ReviewDb {
   /// The latest flag check of a structure (checked or taken back), nullopt when none.
   std::optional<FlagCheck> flag_check(std::int64_t id) const;
 
-  /// Keeps `reviewer`'s unsaved drawing of structure `id`, drawn on `base_version`, replacing
-  /// their previous draft of it (one SQLite statement: the old draft or the new one, never
-  /// half). Throws InvalidInput for an unknown structure, a base that is not one of its
-  /// versions or a blank reviewer. Drafts are not versions: structures(), history() and
-  /// mask() never see them.
-  /// `tab` and `seq` order the drafts one browser tab sends (its id, and a number that grows
-  /// with every change): a draft of the same tab with a sequence number not above the kept
-  /// one's does not replace it (two requests of a tab may reach the server out of order), and
-  /// comes back with `stale` set. An empty `tab` always replaces.
+  /// At most this many drafts of one structure and reviewer (all tabs together): a draft of a
+  /// further tab is refused with DraftLimit, and none of the kept ones is dropped.
+  static constexpr std::int64_t kDraftLimit = 20;
+
+  /// Keeps `reviewer`'s unsaved drawing of structure `id` drawn in tab `tab`, on `base_version`,
+  /// replacing that tab's previous draft of it (one SQLite statement: the old draft or the new
+  /// one, never half); the drafts of the reviewer's other tabs stay. Throws InvalidInput for an
+  /// unknown structure, a base that is not one of its versions or a blank reviewer, DraftLimit
+  /// when the tab has no draft of the structure yet and kDraftLimit of the reviewer's are kept.
+  /// Drafts are not versions: structures(), history() and mask() never see them.
+  /// `seq` orders the drafts one tab sends (a number that grows with every change): a draft of
+  /// the same tab with a sequence number not above the kept one's does not replace it (two
+  /// requests of a tab may reach the server out of order), and comes back with `stale` set.
+  /// An empty `tab` (a client that sends none) always replaces.
+  /// `replaces`: other tabs' drafts of the reviewer and structure that this drawing supersedes
+  /// (it was restored from them): removed in the same transaction when this one is written.
   DraftInfo put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
                       const core::Image& mask, const std::string& action, const std::string& tab = "",
-                      std::int64_t seq = 0);
+                      std::int64_t seq = 0, const std::vector<std::string>& replaces = {});
   /// Every draft (of structure `id`, or all when 0), oldest first; no masks.
   std::vector<DraftInfo> drafts(std::int64_t id = 0) const;
-  std::optional<DraftInfo> draft(std::int64_t id, const std::string& reviewer) const;
+  /// The drafts of `reviewer` of structure `id` (every tab), oldest first.
+  std::vector<DraftInfo> drafts_of(std::int64_t id, const std::string& reviewer) const;
+  std::optional<DraftInfo> draft(std::int64_t id, const std::string& reviewer, const std::string& tab = "") const;
   /// The mask of a draft on `grid`. Throws InvalidInput when there is none.
-  core::Image draft_mask(std::int64_t id, const std::string& reviewer, const core::Geometry& grid) const;
-  /// Removes a draft; false when there was none.
-  bool discard_draft(std::int64_t id, const std::string& reviewer);
+  core::Image draft_mask(std::int64_t id, const std::string& reviewer, const std::string& tab,
+                         const core::Geometry& grid) const;
+  /// Removes one tab's draft; false when there was none.
+  bool discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab = "");
 
   /// Total number of version rows (for tests).
   std::int64_t version_count() const;
@@ -169,9 +190,11 @@ class ReviewDb {
   Impl* impl_;
   std::string path_;
   double commit_delay_ = 0;
+  void migrate_drafts(const std::string& path);
   std::int64_t save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                  const std::string& author, const std::string& action,
-                                 const std::string& new_name, bool deleted, bool restoring, bool clear_draft);
+                                 const std::string& new_name, bool deleted, bool restoring,
+                                 const std::vector<std::string>& clear_draft_tabs);
 };
 
 /// zlib-compresses a mask's bytes (level 1) / restores them; exposed for tests.
