@@ -24,8 +24,8 @@ from scipy import ndimage as ndi
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import largest_component  # noqa: E402
 
-THRESHOLDS = (100, 150, 200, 250)
-MARGINS_MM = (4.0, 5.5)
+THRESHOLDS = (0, 50, 100, 150, 200, 250)
+MARGINS_MM = (2.0, 3.0, 4.0, 5.5)
 
 
 def ball(spacing, r):

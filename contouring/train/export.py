@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--no-mirror-tta", action="store_true",
                     help="export the bare network (default: average with the left-right mirrored prediction)")
-    ap.add_argument("--bone-refine", default="Mandible:100:4",
+    ap.add_argument("--bone-refine", default="Mandible:100:3",
                     help="STRUCTURE:MIN_HU:MARGIN_MM[,...]: the C++ post-processing re-draws these structures "
                          "on the CT's bone (prediction grown by MARGIN_MM, HU > MIN_HU, cavities filled); "
                          "'' for none. The default threshold was chosen on the training split "

@@ -100,7 +100,7 @@ TEST(ContourCli, RtStructKeepsModelAndWholeImageWarnings) {
   const auto warnings = warnings_of(r.output, c + "/dicom");
   ASSERT_FALSE(warnings.empty()) << "a 16 mm CT is outside the model's scope\n" << r.output;
   const std::string bytes = slurp(rs);
-  EXPECT_TRUE(has(bytes, "Isoline auto-contours, model isoline-hn-2p5d 2.0.0: review required")) << bytes.size();
+  EXPECT_TRUE(has(bytes, "Isoline auto-contours, model isoline-hn-2p5d 2.0.1: review required")) << bytes.size();
   for (const auto& w : warnings) EXPECT_TRUE(has(bytes, "WARNING: " + w.substr(0, 40))) << w;
   EXPECT_TRUE(has(bytes, "UNAPPROVED"));
   EXPECT_TRUE(has(bytes, "Brainstem"));
@@ -125,7 +125,7 @@ TEST(ContourCli, MasksCarryQualityJsonAndRelativeParentsAreCreated) {
   EXPECT_FALSE(warnings.empty()) << "-q still prints the warnings\n" << r.output;
   ASSERT_TRUE(fs::exists(t.file("newA/newB/m/Brainstem.nii.gz")));
   const std::string q = slurp(t.file("newA/newB/m/quality.json"));
-  for (const char* want : {"\"model\": \"isoline-hn-2p5d\"", "\"model_version\": \"2.0.0\"", "\"in_scope\": false",
+  for (const char* want : {"\"model\": \"isoline-hn-2p5d\"", "\"model_version\": \"2.0.1\"", "\"in_scope\": false",
                            "\"Brainstem\"", "\"Mandible\"", "\"Body\"", "\"volume_cc\"", "\"confidence\"", "\"flags\""})
     EXPECT_TRUE(has(q, want)) << want << "\n" << q;
   for (const auto& w : warnings) EXPECT_TRUE(has(q, w.substr(0, 40))) << w;
