@@ -1,7 +1,10 @@
 // Helpers shared by the GoogleTest suites.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -9,7 +12,9 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <vector>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
@@ -51,6 +56,46 @@ struct CommandResult {
   int exit_code = -1;
   std::string output;  ///< stdout and stderr together
 };
+
+/// While alive, files written by this process and the commands it starts cannot grow beyond
+/// `bytes` (RLIMIT_FSIZE, the soft limit) and a write past it fails with EFBIG, "File too large"
+/// (SIGXFSZ ignored, else it would kill the writer): a full disk without root or a tiny file
+/// system. Keep its scope to the write under test.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(std::uint64_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &old_);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit r = old_;
+    r.rlim_cur = old_.rlim_max == RLIM_INFINITY
+                     ? static_cast<rlim_t>(bytes)
+                     : std::min(static_cast<rlim_t>(bytes), old_.rlim_max);
+    ::setrlimit(RLIMIT_FSIZE, &r);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit old_{};
+  void (*old_handler_)(int) = SIG_DFL;
+};
+
+/// Paths under `dir` (at any depth) that look like a temporary of Isoline's atomic writers.
+inline std::vector<std::string> temporaries_in(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    if (n.find(".tmp-") != std::string::npos || n.find(".isoline-probe") != std::string::npos)
+      out.push_back(it->path().string());
+  }
+  return out;
+}
 
 /// Runs a shell command and captures its combined output.
 inline CommandResult run_command(const std::string& cmd) {

@@ -1,15 +1,18 @@
 #include "isoline/core/atomic_file.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
+#include <mutex>
 #include <system_error>
+#include <utility>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "isoline/core/error.h"
@@ -19,6 +22,79 @@ namespace fs = std::filesystem;
 namespace isoline::core {
 
 namespace {
+// The live temporaries' names and their targets' ("." + stem + tag [+ ext] -> stem [+ ext]), for
+// format_error: a message never names a temporary, which is gone by the time it is read.
+struct LiveName {
+  std::string temp, target;
+  bool directory;
+};
+std::mutex g_names_mutex;
+std::vector<LiveName> g_names;
+
+void remember_name(const std::string& temp, const std::string& target, bool directory) {
+  std::lock_guard<std::mutex> lock(g_names_mutex);
+  g_names.push_back({temp, target, directory});
+}
+
+// True when `path` lies inside a live temporary directory, which syncs it when committed.
+bool inside_temporary_directory(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_names_mutex);
+  for (const auto& n : g_names)
+    if (n.directory && path.find(n.temp + "/") != std::string::npos) return true;
+  return false;
+}
+
+void forget_name(const std::string& temp) {
+  std::lock_guard<std::mutex> lock(g_names_mutex);
+  for (auto it = g_names.begin(); it != g_names.end();)
+    it = it->temp == temp ? g_names.erase(it) : std::next(it);
+}
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+// fsync of a file or directory; returns the errno of a failure, 0 when synced. EINVAL: the file
+// system cannot sync that kind of file (nothing to wait for).
+int sync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return errno;
+  int err = ::fsync(fd) == 0 ? 0 : errno;
+  if (err == EINVAL || err == EROFS) err = 0;
+  ::close(fd);
+  return err;
+}
+
+// Every file and folder of the tree at `dir`, to disk: write-back of all files is started first
+// so that they are written together, then each is waited for. Returns {path, errno} of the
+// first failure.
+std::pair<std::string, int> sync_tree(const std::string& dir) {
+  std::vector<std::string> files, dirs{dir};
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_symlink(ec)) continue;
+    if (it->is_directory(ec))
+      dirs.push_back(it->path().string());
+    else if (it->is_regular_file(ec))
+      files.push_back(it->path().string());
+  }
+  if (ec) return {dir, ec.value()};
+#ifdef SYNC_FILE_RANGE_WRITE
+  for (const auto& f : files) {
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // reported by sync_path below
+    ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    ::close(fd);
+  }
+#endif
+  for (const auto& f : files)
+    if (int e = sync_path(f, false)) return {f, e};
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
+    if (int e = sync_path(*it, true)) return {*it, e};
+  return {{}, 0};
+}
+
 // Splits "name.nii.gz" into ("name", ".nii.gz") so the temporary keeps the full extension.
 std::pair<std::string, std::string> split_extension(const std::string& filename) {
   static const char* kDouble[] = {".nii.gz", ".tar.gz"};
@@ -37,6 +113,13 @@ std::pair<std::string, std::string> split_extension(const std::string& filename)
 void check_location(const std::string& target, const std::string& operation, bool parents_created,
                     bool probe) {
   if (target.empty()) fail<InvalidInput>(operation, "", "output path is empty");
+  // The rename at the end would replace a device or pipe (e.g. /dev/stdout, a FIFO) by a plain
+  // file instead of writing into it: refused.
+  std::error_code sec;
+  const fs::file_status st = fs::status(target, sec);
+  if (!sec && fs::exists(st) && !fs::is_regular_file(st) && !fs::is_directory(st))
+    fail<InvalidInput>(operation, target,
+                       "is a device, pipe or socket, not a file: name a file to write");
   fs::path parent = fs::path(target).parent_path();
   if (parent.empty()) parent = ".";
   std::error_code ec;
@@ -68,6 +151,17 @@ void check_location(const std::string& target, const std::string& operation, boo
   }
 }
 }  // namespace
+
+namespace detail {
+std::string name_targets_not_temporaries(std::string message) {
+  std::lock_guard<std::mutex> lock(g_names_mutex);
+  for (auto it = g_names.rbegin(); it != g_names.rend(); ++it)
+    for (auto p = message.find(it->temp); p != std::string::npos;
+         p = message.find(it->temp, p + it->target.size()))
+      message.replace(p, it->temp.size(), it->target);
+  return message;
+}
+}  // namespace detail
 
 void check_output_location(const std::string& target, const std::string& operation,
                            bool parents_created) {
@@ -115,23 +209,75 @@ AtomicOutput::AtomicOutput(std::string target, bool directory)
   temp_ = (parent / ("." + stem + tag + ext)).string();
   if (directory_) {
     if (!fs::create_directory(temp_, ec))
-      fail<IoError>("write output", target_, "cannot create temporary directory " + temp_);
+      fail<IoError>("write output", target_,
+                    "cannot create temporary directory " + temp_ + ": " + ec.message());
   }
+  nested_ = inside_temporary_directory(temp_);
+  // Longer name first: ".ct.tmp-1-2-3.nii.gz" is "ct.nii.gz", the raw ".ct.tmp-1-2-3.nii" "ct.nii".
+  if (!ext.empty()) remember_name("." + stem + tag + ext, stem + ext, directory_);
+  remember_name("." + stem + tag, stem, directory_);
+}
+
+OutputFile::OutputFile(std::string path, std::string operation, unsigned mode)
+    : path_(std::move(path)), operation_(std::move(operation)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
+  if (fd_ < 0) fail_errno("cannot create the file", errno);
+}
+
+OutputFile::~OutputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void OutputFile::fail_errno(const char* what, int err) const {
+  fail<IoError>(operation_, path_, std::string(what) + ": " + errno_text(err));
+}
+
+void OutputFile::write(const void* data, std::size_t size) {
+  if (fd_ < 0) fail<IoError>(operation_, path_, "written after it was closed");
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd_, p, std::min<std::size_t>(size, std::size_t(1) << 30));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail_errno("cannot write", errno);
+    }
+    if (n == 0) fail_errno("cannot write", EIO);
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void OutputFile::close() {
+  if (fd_ < 0) return;
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0 && errno != EINTR) fail_errno("cannot write", errno);
 }
 
 void write_file_atomic(const std::string& path, std::string_view data, const std::string& operation) {
   AtomicOutput out(path);
-  {
-    std::ofstream f(out.temp_path(), std::ios::binary);
-    if (!f) fail<IoError>(operation, path, "cannot open " + out.temp_path() + " for writing");
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    f.close();
-    if (!f) fail<IoError>(operation, path, "write failed (disk full?)");
-  }
+  OutputFile f(out.temp_path(), operation);
+  f.write(data);
+  f.close();
   out.commit();
 }
 
+std::string write_failure_reason(const std::string& file) {
+  const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? std::string() : errno_text(errno);
+  static const char zeros[4096] = {};
+  int err = 0;
+  for (int i = 0; i < 64 && !err; ++i)  // up to 256 KiB: a partly filled last block takes some
+    if (::write(fd, zeros, sizeof zeros) < 0) err = errno;
+  if (!err && ::fsync(fd) != 0) err = errno;
+  ::close(fd);
+  return err ? errno_text(err) : std::string();
+}
+
 AtomicOutput::~AtomicOutput() {
+  const auto [stem, ext] = split_extension(fs::path(temp_).filename().string());
+  if (!ext.empty()) forget_name(stem + ext);
+  forget_name(stem);
   if (committed_) return;
   std::error_code ec;
   fs::remove_all(temp_, ec);  // best effort; never throws from a destructor
@@ -140,7 +286,21 @@ AtomicOutput::~AtomicOutput() {
 void AtomicOutput::commit() {
   std::error_code ec;
   if (!fs::exists(temp_, ec))
-    fail<IoError>("write output", target_, "nothing was written to " + temp_);
+    fail<IoError>("write output", target_,
+                  std::string(directory_ ? "its temporary folder" : "its temporary file") +
+                      " disappeared before it was complete (removed by another program?)");
+  // On disk before the name appears: after a power loss the target is the old file or the
+  // complete new one, never an empty or partial one (a late ENOSPC/EIO shows here). Inside a
+  // temporary directory that is left to its commit, which syncs all its files at once.
+  if (!nested_ && directory_) {
+    const auto [where, err] = sync_tree(temp_);
+    if (err)
+      fail<IoError>("write output", target_,
+                    "cannot write " + where + " to disk: " + errno_text(err));
+  } else if (!nested_) {
+    if (const int err = sync_path(temp_, false))
+      fail<IoError>("write output", target_, "cannot write to disk: " + errno_text(err));
+  }
   if (directory_ && fs::exists(target_, ec)) {
     // Directories cannot be renamed over a non-empty one: move the old one aside first.
     const std::string old = temp_ + ".old";
@@ -158,6 +318,9 @@ void AtomicOutput::commit() {
     if (ec) fail<IoError>("write output", target_, "cannot rename temporary file: " + ec.message());
   }
   committed_ = true;
+  // The new name itself (a failure here is not the output's: it is complete and in place).
+  fs::path parent = fs::path(target_).parent_path();
+  if (!nested_) sync_path(parent.empty() ? std::string(".") : parent.string(), true);
 }
 
 AtomicOutputs::~AtomicOutputs() {

@@ -2,6 +2,10 @@
 
 namespace isoline::core {
 
+namespace detail {
+std::string name_targets_not_temporaries(std::string message);  // atomic_file.cpp
+}
+
 std::string format_error(std::string_view operation, std::string_view subject,
                          std::string_view problem) {
   std::string msg(operation);
@@ -11,6 +15,7 @@ std::string format_error(std::string_view operation, std::string_view subject,
   }
   msg += ": ";
   msg += problem;
+  msg = detail::name_targets_not_temporaries(std::move(msg));
   // One line: errors are shown on a terminal and in logs.
   for (char& c : msg)
     if (c == '\n' || c == '\r') c = ' ';

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "isoline/core/atomic_file.h"
@@ -130,4 +131,123 @@ TEST(AtomicOutput, OutputLocationCheckedBeforeTheWork) {
   }
   fs::permissions(dir.file("ro"), fs::perms::owner_all);
   EXPECT_THROW(check_output_location("", "contour"), InvalidInput);
+}
+
+// A full disk or a file size limit while writing (audit of the output side): an IoError naming
+// the file and the system's reason, nothing under the target name, no temporary left, an older
+// file under that name kept. Before: "write failed (disk full?)", a guess without the reason.
+TEST(AtomicOutput, AWriteThatRunsOutOfSpaceNamesTheFileAndTheReasonAndKeepsTheOldFile) {
+  isoline::test::TempDir dir;
+  const std::string target = dir.file("report.html");
+  write_file_atomic(target, "previous", "write report");
+  const std::string big(64 * 1024, 'x');
+  for (const std::size_t limit : {std::size_t(0), std::size_t(1000), big.size() - 1}) {
+    try {
+      isoline::test::FileSizeLimit lim(limit);
+      write_file_atomic(target, big, "write report");
+      ADD_FAILURE() << "no error at a limit of " << limit << " bytes";
+    } catch (const IoError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("write report: " + target + ": "), std::string::npos) << m;
+      EXPECT_NE(m.find("File too large"), std::string::npos) << m;
+      EXPECT_EQ(m.find(".tmp-"), std::string::npos) << m;
+    }
+    EXPECT_EQ(isoline::test::slurp(target), "previous");
+    EXPECT_TRUE(isoline::test::temporaries_in(dir.str()).empty());
+  }
+}
+
+// OutputFile checks each write and the close, and says why it failed.
+TEST(OutputFile, EveryFailureIsAnIoErrorWithTheSystemsReason) {
+  isoline::test::TempDir dir;
+  {
+    OutputFile f(dir.file("a.bin"), "write data");
+    f.write(std::string(5000, 'a'));
+    f.close();
+  }
+  EXPECT_EQ(fs::file_size(dir.file("a.bin")), 5000u);
+  try {
+    isoline::test::FileSizeLimit lim(4096);
+    OutputFile f(dir.file("b.bin"), "write data");
+    f.write(std::string(3000, 'b'));
+    f.write(std::string(3000, 'b'));  // crosses the limit: a short write, then EFBIG
+    ADD_FAILURE() << "no error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("write data: " + dir.file("b.bin") +
+                                         ": cannot write: File too large"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    OutputFile f(dir.file("no/such/dir/c.bin"), "write data");
+    ADD_FAILURE() << "no error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("No such file or directory"), std::string::npos)
+        << e.what();
+  }
+  if (fs::exists("/dev/full")) {  // a device that is always full
+    try {
+      OutputFile f("/dev/full", "write data");
+      f.write("x");
+      ADD_FAILURE() << "no error";
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("/dev/full: cannot write: No space left on device"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+// Writers inside an AtomicOutput name what they write by its temporary path: the error names
+// the target instead (a nested directory and file too), also in another thread's message.
+TEST(AtomicOutput, ErrorsNameTheTargetNotTheTemporary) {
+  isoline::test::TempDir dir;
+  const std::string target = dir.file("case");
+  AtomicOutput outer(target, /*directory=*/true);
+  fs::create_directories(outer.temp_path() + "/dicom");
+  AtomicOutput inner(outer.temp_path() + "/dicom/RS.dcm");
+  const std::string m1 =
+      format_error("write RT-STRUCT", inner.temp_path(), "cannot write: File too large");
+  EXPECT_EQ(m1, "write RT-STRUCT: " + target + "/dicom/RS.dcm: cannot write: File too large");
+  const std::string raw = outer.temp_path() + "/ct.nii";  // a writer's own intermediate file
+  EXPECT_EQ(format_error("write image", target + "/ct.nii.gz", "cannot read " + raw),
+            "write image: " + target + "/ct.nii.gz: cannot read " + target + "/ct.nii");
+  AtomicOutput file(dir.file("ct.nii.gz"));
+  const std::string gz = file.temp_path();
+  EXPECT_EQ(format_error("op", gz, "x"), "op: " + dir.file("ct.nii.gz") + ": x");
+  EXPECT_EQ(format_error("op", gz.substr(0, gz.size() - 3), "x"),
+            "op: " + dir.file("ct.nii") + ": x");
+}
+
+TEST(AtomicOutput, TemporaryNamesAreForgottenWithTheirOutput) {
+  isoline::test::TempDir dir;
+  std::string temp;
+  {
+    AtomicOutput out(dir.file("a.json"));
+    temp = out.temp_path();
+  }
+  EXPECT_EQ(format_error("op", temp, "x"), "op: " + temp + ": x");
+}
+
+// An output named by a device or pipe (a FIFO, /dev/stdout): the rename replaced it by a plain
+// file (as root even /dev/stdout). Now refused before any work, the FIFO left as it was.
+TEST(AtomicOutput, ADeviceOrPipeAsOutputIsRefusedNotReplaced) {
+  isoline::test::TempDir dir;
+  const std::string fifo = dir.file("pipe.json");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (int i = 0; i < 2; ++i) {
+    try {
+      if (i == 0)
+        check_output_location(fifo, "eval");
+      else
+        write_file_atomic(fifo, "{}", "eval");
+      ADD_FAILURE() << "no error";
+    } catch (const InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find(fifo + ": is a device, pipe or socket, not a file"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(isoline::test::temporaries_in(dir.str()).empty());
 }

@@ -1,5 +1,7 @@
 // Atomic output: write to a temporary name beside the target, rename when complete.
-// A failure (exception, crash) never leaves a partial file under the target name.
+// A failure (exception, crash) never leaves a partial file under the target name; a committed
+// output is on disk (fsync) before its name appears. Errors about a temporary name the target
+// instead: format_error() replaces a live temporary's name with its target's.
 #pragma once
 
 #include <memory>
@@ -21,13 +23,16 @@ class AtomicOutput {
   /// Where to write now.
   const std::string& temp_path() const { return temp_; }
   const std::string& target() const { return target_; }
-  /// Renames the temporary onto the target (replacing an existing one). Throws IoError.
+  /// Flushes the temporary (a directory: every file in it) to disk, renames it onto the target
+  /// (replacing an existing one) and flushes the directory holding it. Throws IoError naming
+  /// the target and the system's reason (a late "No space left on device" shows here).
   void commit();
 
  private:
   std::string target_;
   std::string temp_;
   bool directory_;
+  bool nested_ = false;  ///< inside another output's temporary directory, which syncs it
   bool committed_ = false;
 };
 
@@ -58,10 +63,42 @@ class AtomicOutputs {
   bool committed_ = false;
 };
 
+/// A file written through the system calls, every failure checked: write() and close() throw
+/// IoError naming `operation`, the file and the system's reason ("No space left on device",
+/// "File too large"). Buffered writers (std::ofstream, stdio) can lose their last buffer at
+/// close without telling; this one cannot. Usually written at an AtomicOutput's temp_path().
+class OutputFile {
+ public:
+  /// Creates (or truncates) `path`; `mode` before the umask. Throws IoError.
+  OutputFile(std::string path, std::string operation, unsigned mode = 0666);
+  ~OutputFile();  // closes without a check when close() was not reached (an error is under way)
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  void write(const void* data, std::size_t size);
+  void write(std::string_view text) { write(text.data(), text.size()); }
+  /// Closes the file; throws IoError when the system reports a failure.
+  void close();
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  [[noreturn]] void fail_errno(const char* what, int err) const;
+  std::string path_;
+  std::string operation_;
+  int fd_ = -1;
+};
+
 /// Writes `data` (text or bytes) to `path` atomically: a temporary beside it, renamed when
-/// complete. Throws IoError naming `operation` and the file (missing directory, a failed
-/// write); nothing is left under `path` on failure.
+/// complete. Throws IoError naming `operation`, the file and the reason (missing directory,
+/// disk full, file size limit); nothing is left under `path` on failure and an existing file
+/// there is kept as it was.
 void write_file_atomic(const std::string& path, std::string_view data, const std::string& operation);
+
+/// Why writing to `file` fails, found by trying to append to it (it is being discarded): the
+/// system's message ("No space left on device", "File too large"), or "" when appending works.
+/// For writers that lose the reason (an ITK image writer that only reports a short file).
+std::string write_failure_reason(const std::string& file);
 
 /// Checks, before long work, that `target` (a file or directory to be written atomically) can
 /// be: its parent directory exists and is writable (a file can be created in it, which also
