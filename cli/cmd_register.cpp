@@ -82,8 +82,14 @@ int run_register(const Args& args, const Context& ctx) {
   } else {
     res = adaptive::register_images(fixed, moving, opt, progress);
   }
-  if (auto out = args.get("--out")) adaptive::write_field(res.field, *out);
-  if (auto out = args.get("--warped")) core::write_image(adaptive::warp(moving, res.field, -1000.0), *out);
+  {
+    // Both or neither: a --warped that cannot be written leaves no new --out beside it.
+    core::AtomicOutputs outputs;
+    if (auto out = args.get("--out")) adaptive::write_field(res.field, outputs.add(*out));
+    if (auto out = args.get("--warped"))
+      core::write_image(adaptive::warp(moving, res.field, -1000.0), outputs.add(*out));
+    outputs.commit();
+  }
   std::printf("registration  %.1f s; Jacobian min %.3f, folding %.4f %%\n", res.seconds, res.min_jacobian,
               100.0 * res.folding_fraction);
   if (!lm.empty()) {

@@ -620,8 +620,13 @@ void write_field(const DisplacementField& field, const std::string& path) {
   try {
     w->Update();
   } catch (const itk::ExceptionObject& e) {
-    fail<IoError>("write displacement field", path, core::detail::itk_description(e));
+    const std::string reason = core::write_failure_reason(out.temp_path());
+    fail<IoError>("write displacement field", path,
+                  reason.empty() ? core::detail::itk_description(e) : "cannot write: " + reason);
   }
+  // ITK's writers report a failed write on stderr only, or not at all (a short file).
+  core::detail::check_itk_written(out.temp_path(), path, "write displacement field",
+                                  field.data.data(), field.data.size() * sizeof(float));
   out.commit();
 }
 

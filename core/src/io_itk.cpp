@@ -1,10 +1,11 @@
 // Image I/O through ITK. ITK headers stay in this file.
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <iterator>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <mutex>
 #include <vector>
 
@@ -76,14 +77,17 @@ void write_as(const Image& image, const std::string& path) {
 // {bytes the header promises (vox_offset + voxels * bitpix / 8), bytes actually present}.
 // ITK's NIfTI reader silently accepts a truncated file, so read_image checks this first.
 // Returns {0, 0} when the header is not NIfTI-1/2 (ITK then reports the problem).
-std::pair<std::uint64_t, std::uint64_t> nifti_sizes(const std::string& path, bool* corrupt) {
+// With `header_only` (an uncompressed file) only the header is read and the bytes present are
+// the file's size.
+std::pair<std::uint64_t, std::uint64_t> nifti_sizes(const std::string& path, bool* corrupt,
+                                                    bool header_only = false) {
   *corrupt = false;
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) return {0, 0};
-  std::vector<unsigned char> buf(1 << 20);
+  std::vector<unsigned char> buf(header_only ? 4096 : 1 << 20);
   std::uint64_t total = 0;
   std::vector<unsigned char> header;
-  for (;;) {
+  for (bool first = true; !(header_only && !first); first = false) {
     int n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()));
     if (n < 0) {
       *corrupt = true;
@@ -97,6 +101,11 @@ std::pair<std::uint64_t, std::uint64_t> nifti_sizes(const std::string& path, boo
   gzerror(f, &err);
   if (err != Z_OK && err != Z_STREAM_END) *corrupt = true;
   gzclose(f);
+  if (header_only) {
+    std::error_code ec;
+    total = fs::file_size(path, ec);
+    if (ec) total = 0;
+  }
   if (header.size() < 348) return {0, total};
 
   auto rd = [&](std::size_t off, std::size_t len, bool swap) {
@@ -212,6 +221,59 @@ Image read_image(const std::string& path, std::optional<PixelType> as) {
   fail<IoError>(op, path, "unsupported pixel type");
 }
 
+void detail::check_itk_written(const std::string& written, const std::string& target,
+                               std::string_view op, const void* data, std::size_t bytes) {
+  std::string why;
+  if (ends_with_nocase(written, ".nii") || ends_with_nocase(written, ".nii.gz")) {
+    bool corrupt = false;
+    const auto [need, have] =
+        nifti_sizes(written, &corrupt, /*header_only=*/ends_with_nocase(written, ".nii"));
+    if (corrupt || need == 0 || have < need)
+      why = need == 0 ? "only " + std::to_string(have) + " bytes were written, not even the header"
+                      : "only " + std::to_string(have) + " of " + std::to_string(need) +
+                            " bytes were written";
+  } else {
+    // NRRD, MetaImage: read back, compare.
+    try {
+      itk::ImageIOBase::Pointer io = itk::ImageIOFactory::CreateImageIO(
+          written.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+      if (!io) {
+        why = "the file written is not readable";
+      } else {
+        io->SetFileName(written);
+        io->ReadImageInformation();
+        const unsigned nd = io->GetNumberOfDimensions();
+        itk::ImageIORegion region(nd);
+        for (unsigned d = 0; d < nd; ++d) {
+          region.SetIndex(d, 0);
+          region.SetSize(d, io->GetDimensions(d));
+        }
+        io->SetIORegion(region);
+        if (io->GetImageSizeInBytes() != bytes) {
+          why = "the file written holds " + std::to_string(io->GetImageSizeInBytes()) +
+                " bytes of data, not " + std::to_string(bytes);
+        } else {
+          std::vector<char> back(bytes);
+          io->Read(back.data());
+          if (bytes && std::memcmp(back.data(), data, bytes) != 0)
+            why = "the file written reads back different";
+        }
+      }
+    } catch (const itk::ExceptionObject& e) {
+      why = "the file written cannot be read back: " + itk_reason(e);
+    }
+  }
+  if (why.empty()) return;
+  // The writer reported nothing (or only on stderr): find the system's reason by writing again.
+  // (A read-back failure's own text says nothing more: only the byte count is kept beside it.)
+  const std::string reason = write_failure_reason(written);
+  const bool counted = why.rfind("only ", 0) == 0;
+  fail<IoError>(op, target,
+                "cannot write: " + (reason.empty() ? why
+                                    : counted      ? reason + " (" + why + ")"
+                                                   : reason));
+}
+
 namespace {
 // Compresses `src` into the gzip file `dst` at zlib's fastest level.
 void gzip_file(const std::string& src, const std::string& dst, const char* op, const std::string& path) {
@@ -219,25 +281,33 @@ void gzip_file(const std::string& src, const std::string& dst, const char* op, c
   if (!in) fail<IoError>(op, path, "cannot reopen the uncompressed temporary " + src);
   gzFile g = gzopen(dst.c_str(), "wb1");
   if (!g) {
+    const int err = errno;
     std::fclose(in);
-    fail<IoError>(op, path, "cannot open " + dst + " for writing");
+    fail<IoError>(op, path, std::string("cannot create the file: ") + std::strerror(err));
   }
   std::vector<char> buf(std::size_t(4) << 20);
-  bool ok = true;
+  std::string why;
   for (;;) {
     const std::size_t n = std::fread(buf.data(), 1, buf.size(), in);
     if (n > 0 && gzwrite(g, buf.data(), static_cast<unsigned>(n)) != static_cast<int>(n)) {
-      ok = false;
+      int zerr = Z_OK;
+      const char* m = gzerror(g, &zerr);  // Z_ERRNO: the system's message
+      why = m && *m ? m : "compression failed";
       break;
     }
     if (n < buf.size()) {
-      ok = !std::ferror(in);
+      if (std::ferror(in)) why = "cannot read back the uncompressed data";
       break;
     }
   }
   std::fclose(in);
-  const int closed = gzclose(g);
-  if (!ok || closed != Z_OK) fail<IoError>(op, path, "cannot write the compressed data (disk full?)");
+  errno = 0;
+  const int closed = gzclose(g);  // writes the last buffer
+  if (why.empty() && closed != Z_OK)
+    why = closed == Z_ERRNO && errno
+              ? std::strerror(errno)
+              : "compression failed (zlib error " + std::to_string(closed) + ")";
+  if (!why.empty()) fail<IoError>(op, path, "cannot write: " + why);
 }
 }  // namespace
 
@@ -268,8 +338,11 @@ void write_image(const Image& image, const std::string& path) {
       case PixelType::Float32: write_as<float>(image, itk_path); break;
     }
   } catch (const itk::ExceptionObject& e) {
-    fail<IoError>(op, path, itk_reason(e));
+    const std::string reason = write_failure_reason(itk_path);
+    fail<IoError>(op, path, reason.empty() ? itk_reason(e) : "cannot write: " + reason);
   }
+  // ITK's writers report a failed write on stderr only, or not at all (a short file).
+  detail::check_itk_written(itk_path, path, op, image.raw(), image.byte_size());
   if (gz) gzip_file(itk_path, out.temp_path(), op, path);
   out.commit();
 }

@@ -126,6 +126,41 @@ TEST(Io, TruncatedFileIsIoError) {
   EXPECT_THROW(read_image(gz), IoError);
 }
 
+// A full disk or a file size limit while an image is written. ITK's writers report it on stderr
+// only (NIfTI: "** ERROR: NWAD"), or not at all when the last buffer fails at close (NRRD,
+// MetaImage): write_image returned and a short file took the target's name, exit 0. Now: an
+// IoError naming the file and "File too large", the older file under the name kept, no temporary.
+TEST(Io, WriteImageThatRunsOutOfSpaceIsAnErrorAndKeepsTheOldFile) {
+  Geometry g;
+  g.size = {48, 48, 24};  // 110 KB of int16 raw, about 40 KB compressed
+  isoline::test::TempDir dir;
+  const Image img = ramp(g, PixelType::Int16);
+  for (const char* ext : {".nii.gz", ".nii", ".nrrd", ".mha"}) {
+    const std::string p = dir.file(std::string("ct") + ext);
+    std::ofstream(p) << "previous";
+    std::uintmax_t full = 0;
+    {
+      write_image(img, dir.file(std::string("ref") + ext));
+      full = std::filesystem::file_size(dir.file(std::string("ref") + ext));
+    }
+    // Short of the whole file by a little (the last buffer) and by a lot.
+    for (const std::uintmax_t limit : {full - 100, full / 3, std::uintmax_t(0)}) {
+      try {
+        isoline::test::FileSizeLimit lim(limit);
+        write_image(img, p);
+        ADD_FAILURE() << ext << ": no error at a limit of " << limit << " of " << full << " bytes";
+      } catch (const IoError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("write image: " + p + ": cannot write: File too large"), std::string::npos)
+            << m;
+        EXPECT_EQ(m.find(".tmp-"), std::string::npos) << m;
+      }
+      EXPECT_EQ(isoline::test::slurp(p), "previous") << ext << " limit " << limit;
+      EXPECT_TRUE(isoline::test::temporaries_in(dir.str()).empty()) << ext << " limit " << limit;
+    }
+  }
+}
+
 TEST(Io, WriteUnknownExtensionOrMissingDirectory) {
   Geometry g;
   g.size = {2, 2, 2};

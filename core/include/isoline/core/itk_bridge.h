@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include <itkImage.h>
 #include <itkImportImageContainer.h>
@@ -70,6 +71,15 @@ Image from_itk(const ItkImage<T>* img) {
 /// Registers ITK's NIfTI, NRRD and MetaImage readers and writers, once per process (before
 /// itk::ImageFileReader / ImageFileWriter or ImageIOFactory are used).
 void register_itk_io_factories();
+
+/// Checks the file an ITK writer wrote at `written` (`target`: the name errors give). ITK's NIfTI,
+/// NRRD and MetaImage writers report a failed write (disk full, file size limit) on stderr only,
+/// or not at all when it fails as the file is closed, leaving a short file. A NIfTI file must
+/// hold the data its header declares; another format is read back and must equal `data`
+/// (`bytes` bytes, the image buffer as written). Throws IoError naming `operation`, `target`
+/// and the system's reason (write_failure_reason).
+void check_itk_written(const std::string& written, const std::string& target,
+                       std::string_view operation, const void* data, std::size_t bytes);
 
 /// ITK's error text is multi-line with source locations; this is its description line, without
 /// trailing newlines and blanks (empty when ITK gave none).
