@@ -36,6 +36,7 @@
 #include "isoline/core/error.h"
 #include "isoline/node/node.h"
 #include "isoline/node/node_util.h"
+#include "isoline/rtstruct/dicom_file.h"
 
 namespace fs = std::filesystem;
 
@@ -418,14 +419,15 @@ class StoreScp : public DcmThreadSCP {
             .string();
     std::error_code ec;
     fs::create_directories(dir, ec);
-    const E_TransferSyntax xfer = DcmXfer(info.acceptedTransferSyntax.c_str()).getXfer();
     DcmFileFormat ff(&ds);
-    OFCondition c = ff.saveFile(tmp.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange,
-                                0, 0, EWM_createNewMeta);
-    if (c.bad()) {
+    try {  // every write checked: DCMTK's saveFile lost the error of its last buffer (a short file)
+      rtstruct::save_dicom_file(ff, tmp, info.acceptedTransferSyntax.c_str(), /*new_meta=*/true,
+                                "store");
+    } catch (const core::Error& e) {
       fs::remove(tmp, ec);
-      return refuse(STATUS_STORE_Refused_OutOfResources, std::string("cannot write: ") + c.text(), series,
-                    sop_uid);
+      std::string why = e.what();  // names the instance's file, not its temporary
+      if (const auto p = why.find(tmp); p != std::string::npos) why.replace(p, tmp.size(), file);
+      return refuse(STATUS_STORE_Refused_OutOfResources, why, series, sop_uid);
     }
     // Durable before it is acknowledged: a failed fsync (ENOSPC/EIO reported late, e.g. on
     // NFS or thin-provisioned storage) refuses the instance.

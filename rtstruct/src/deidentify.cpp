@@ -360,14 +360,12 @@ void DeidMap::save(const std::string& file) const {
   if (!parent.empty()) core::ensure_directory(parent.string(), "write de-identification map");
   core::AtomicOutput out(file);
   {
-    // It holds PHI: readable by its owner only (0600), from the moment it exists.
-    const int fd = ::open(out.temp_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) core::fail<core::IoError>("write de-identification map", file, std::strerror(errno));
-    ::fchmod(fd, 0600);  // also when the temporary existed already
-    ::close(fd);
-    std::ofstream o(out.temp_path());
-    o << j.dump(1) << "\n";
-    if (!o) core::fail<core::IoError>("write de-identification map", file, "cannot write");
+    // It holds PHI: readable by its owner only (0600), from the moment it exists. Every write
+    // is checked, close included: a full disk must not leave an empty map in place of the old.
+    core::OutputFile o(out.temp_path(), "write de-identification map", 0600);
+    ::fchmod(o.fd(), 0600);  // also when the temporary existed already
+    o.write(j.dump(1) + "\n");
+    o.close();
   }
   out.commit();
 }
@@ -499,7 +497,19 @@ DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::s
       continue;
     }
     const std::string tmp_name = (fs::path(out_dir) / (".deid-" + std::to_string(i) + ".dcm")).string();
-    DeidResult one = deidentify_loaded(*ff, files[i], tmp_name, map, options);
+    DeidResult one;
+    try {
+      one = deidentify_loaded(*ff, files[i], tmp_name, map, options);
+    } catch (const core::IoError& e) {
+      // Not this file's fault (a full disk): name the input and OUT, not the temporary name.
+      if (created && r.files.empty()) fs::remove(out_dir, ec);  // only when it is still empty
+      std::string why = e.what();
+      if (auto p = why.find(tmp_name + ": "); p != std::string::npos)
+        why = why.substr(p + tmp_name.size() + 2);
+      if (why.rfind("cannot write: ", 0) == 0) why = why.substr(14);
+      core::fail<core::IoError>("de-identify", files[i],
+                                "cannot write its de-identified copy into " + out_dir + ": " + why);
+    }
     const std::string final_name = (fs::path(out_dir) / (one.sop_instance_uid + ".dcm")).string();
     fs::rename(tmp_name, final_name, ec);
     if (ec) core::fail<core::IoError>("de-identify", final_name, "cannot rename: " + ec.message());

@@ -14,13 +14,16 @@
 #include <mutex>
 #include <thread>
 
+#include "dcmtk/dcmdata/dcostrma.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcvrds.h"
+#include "dcmtk/dcmdata/dcwcache.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
+#include "isoline/rtstruct/dicom_file.h"
 
 namespace isoline::rtstruct {
 
@@ -409,15 +412,93 @@ std::string now_time() {
   return buf;
 }
 
+namespace {
+
+// DCMTK's output end, writing through core::OutputFile in 64 KiB blocks. A failed write is kept
+// (the IoError naming the system's reason) and makes the stream bad, which stops DCMTK.
+class CheckedConsumer : public DcmConsumer {
+ public:
+  explicit CheckedConsumer(core::OutputFile& file) : file_(file) { buf_.reserve(kBlock); }
+  OFBool good() const override { return status_.good(); }
+  OFCondition status() const override { return status_; }
+  OFBool isFlushed() const override { return buf_.empty(); }
+  offile_off_t avail() const override { return 2147483647L; }  // as DcmFileConsumer: "unlimited"
+  offile_off_t write(const void* data, offile_off_t size) override {
+    if (!good() || !data || size <= 0) return 0;
+    const auto n = static_cast<std::size_t>(size);
+    if (buf_.size() + n > kBlock) drain();
+    if (n >= kBlock) {
+      put(static_cast<const char*>(data), n);
+    } else if (good()) {
+      buf_.insert(buf_.end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
+    }
+    return good() ? size : 0;
+  }
+  void flush() override { drain(); }
+  /// Rethrows the first write's failure.
+  void check() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  static constexpr std::size_t kBlock = std::size_t(64) << 10;
+  void drain() {
+    if (!buf_.empty() && good()) put(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+  void put(const char* p, std::size_t n) {
+    try {
+      file_.write(p, n);
+    } catch (...) {
+      error_ = std::current_exception();
+      status_ = makeOFCondition(OFM_dcmdata, 19, OF_error, "write failed");
+    }
+  }
+  core::OutputFile& file_;
+  std::vector<char> buf_;
+  OFCondition status_ = EC_Normal;
+  std::exception_ptr error_;
+};
+
+class CheckedStream : public DcmOutputStream {
+ public:
+  explicit CheckedStream(CheckedConsumer* c) : DcmOutputStream(c) {}
+};
+
+}  // namespace
+
+void save_file(DcmFileFormat& ff, const std::string& file, E_TransferSyntax xfer, bool new_meta,
+               const std::string& operation) {
+  core::OutputFile f(file, operation);
+  CheckedConsumer consumer(f);
+  OFCondition st;
+  {
+    CheckedStream stream(&consumer);
+    DcmWriteCache cache;
+    ff.transferInit();
+    st = ff.write(stream, xfer, EET_ExplicitLength, &cache, EGL_recalcGL, EPD_noChange, 0, 0, 0,
+                  new_meta ? EWM_createNewMeta : EWM_updateMeta);
+    ff.transferEnd();
+    stream.flush();  // a deflate filter's last block, then ours
+  }
+  consumer.check();  // the system's reason first: DCMTK only says "I/O suspension"
+  if (st.bad())
+    core::fail<core::IoError>(operation, file, std::string("cannot write: ") + st.text());
+  f.close();
+}
+
 void save_atomic(DcmFileFormat& ff, const std::string& file, E_TransferSyntax xfer,
                  const std::string& operation) {
   core::AtomicOutput out(file);
-  OFCondition st = ff.saveFile(out.temp_path().c_str(), xfer, EET_ExplicitLength, EGL_recalcGL,
-                               EPD_noChange, 0, 0, EWM_updateMeta);
-  if (st.bad())
-    core::fail<core::IoError>(operation, file, std::string("cannot write: ") + st.text());
+  save_file(ff, out.temp_path(), xfer, /*new_meta=*/false, operation);
   out.commit();
 }
 
 }  // namespace detail
+
+void save_dicom_file(DcmFileFormat& ff, const std::string& file,
+                     const std::string& transfer_syntax_uid, bool new_meta,
+                     const std::string& operation) {
+  detail::save_file(ff, file, DcmXfer(transfer_syntax_uid.c_str()).getXfer(), new_meta, operation);
+}
 }  // namespace isoline::rtstruct

@@ -90,6 +90,11 @@ void parallel_for(std::size_t n, const std::function<void(std::size_t)>& body);
 std::string today();
 std::string now_time();
 
+/// Saves with a meta header in `xfer` to `file` (no temporary), every write checked (see
+/// rtstruct::save_dicom_file). Throws IoError.
+void save_file(DcmFileFormat& ff, const std::string& file, E_TransferSyntax xfer, bool new_meta,
+               const std::string& operation);
+
 /// Saves with a meta header in `xfer` to `file` atomically (temp name, rename).
 void save_atomic(DcmFileFormat& ff, const std::string& file, E_TransferSyntax xfer,
                  const std::string& operation);

@@ -2,6 +2,7 @@
 // judges (dciodvfy, pydicom).
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 
@@ -246,6 +247,56 @@ TEST_F(RtStructTest, StructureSetDescriptionWhenGiven) {
   EXPECT_TRUE(cut);
   d = test::run_command("dcmdump +P 3006,0006 '" + dir.file("long.dcm") + "'");
   EXPECT_NE(d.output.find("# 1024,"), std::string::npos) << d.output;
+}
+
+// A full disk or a file size limit while DICOM is written. DCMTK's saveFile drops the error of
+// its last buffer when it closes the file: with the limit a little below the file's size it
+// returned good and a short RS.dcm took the target's name (exit 0). Now every DICOM writer
+// (RT-STRUCT, RT-DOSE, CT series) throws IoError naming the file and "File too large", keeps
+// an older file under the name and leaves no temporary.
+TEST_F(RtStructTest, ADicomWriteThatRunsOutOfSpaceIsAnErrorAndKeepsTheOldFile) {
+  rtstruct::write_rtstruct(set, ct, dir.file("ref.dcm"));
+  const auto rs_size = fs::file_size(dir.file("ref.dcm"));
+  core::Image dose(grid(), core::PixelType::Float32);
+  for (std::size_t n = 0; n < dose.num_voxels(); ++n) dose.data<float>()[n] = float(n % 70);
+  rtstruct::write_rtdose(dose, ct, dir.file("ref_rd.dcm"));
+  const auto rd_size = fs::file_size(dir.file("ref_rd.dcm"));
+  auto expect_refused = [&](const std::string& target, const std::string& what,
+                            const std::function<void()>& write) {
+    try {
+      write();
+      ADD_FAILURE() << what << ": no error";
+    } catch (const core::IoError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(target + ": cannot write: File too large"), std::string::npos) << m;
+      EXPECT_EQ(m.find(".tmp-"), std::string::npos) << m;
+    }
+  };
+  std::ofstream(dir.file("rs.dcm")) << "previous";
+  std::ofstream(dir.file("rd.dcm")) << "previous";
+  for (const std::uintmax_t less : {std::uintmax_t(100), std::uintmax_t(4000)}) {
+    {
+      test::FileSizeLimit lim(rs_size - less);
+      expect_refused(dir.file("rs.dcm"), "RT-STRUCT",
+                     [&] { rtstruct::write_rtstruct(set, ct, dir.file("rs.dcm")); });
+    }
+    {
+      test::FileSizeLimit lim(rd_size - less);
+      expect_refused(dir.file("rd.dcm"), "RT-DOSE",
+                     [&] { rtstruct::write_rtdose(dose, ct, dir.file("rd.dcm")); });
+    }
+    EXPECT_EQ(test::slurp(dir.file("rs.dcm")), "previous");
+    EXPECT_EQ(test::slurp(dir.file("rd.dcm")), "previous");
+  }
+  {
+    const auto slice = fs::file_size(ct.slices[0].file);
+    test::FileSizeLimit lim(slice - 100);
+    rtstruct::CtWriteOptions o;
+    expect_refused(dir.file("ct2") + "/CT0001.dcm", "CT series",
+                   [&] { rtstruct::write_ct_series(ct.image, dir.file("ct2"), o); });
+  }
+  EXPECT_FALSE(fs::exists(dir.file("ct2")));
+  EXPECT_TRUE(test::temporaries_in(dir.str()).empty());
 }
 
 TEST_F(RtStructTest, PydicomFindsEveryReferencedInstance) {

@@ -15,6 +15,7 @@
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
 #include "isoline/rtstruct/ct_series.h"
+#include "isoline/rtstruct/dicom_file.h"
 #include "isoline/rtstruct/rtstruct.h"
 
 namespace fs = std::filesystem;
@@ -82,8 +83,8 @@ void patch_review(const std::string& file, const std::vector<std::string>& algor
     }
   }
   core::AtomicOutput out(file);
-  c = ff.saveFile(out.temp_path().c_str(), EXS_LittleEndianExplicit);
-  if (c.bad()) core::fail<core::IoError>(kOp, file, std::string("cannot write: ") + c.text());
+  rtstruct::save_dicom_file(ff, out.temp_path(), UID_LittleEndianExplicitTransferSyntax,
+                            /*new_meta=*/true, kOp);
   out.commit();
 }
 
@@ -232,11 +233,9 @@ nlohmann::json write_approval(const ApprovalInput& in) {
     rec["ct_series_instance_uid"] = ct.series_instance_uid;
     rec["rtstruct_warnings"] = r1.warnings;
   }
-  {
-    std::ofstream f((tmp / "approval.json").string());
-    f << rec.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    if (!f) core::fail<core::IoError>(kOp, (target / "approval.json").string(), "cannot write");
-  }
+  core::write_file_atomic((tmp / "approval.json").string(),
+                          rec.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                          kOp);
   out.commit();
   return rec;
 }
