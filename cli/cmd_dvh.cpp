@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "command.h"
 #include "criteria_table.h"
@@ -291,7 +291,7 @@ int run_dvh(const Args& args, const Context& ctx) {
   if (auto csv = args.get("--csv")) {
     core::AtomicOutput out(*csv);
     {
-      std::ofstream f(out.temp_path());
+      std::ostringstream f;  // written below through core::OutputFile (every write checked)
       f << "structure,dose_gy,cumulative_fraction,cumulative_cc,differential_cc\n";
       f.precision(9);
       for (const auto& r : rows) {
@@ -302,8 +302,9 @@ int run_dvh(const Args& args, const Context& ctx) {
           f << r.name << "," << x[i] << "," << y[i] << "," << y[i] * r.dvh.volume_cc() << ","
             << (i < dv.size() ? dv[i] : 0.0) << "\n";
       }
-      f.flush();
-      if (!f) core::fail<core::IoError>("dvh", *csv, "cannot write file");
+      core::OutputFile o(out.temp_path(), "dvh");
+      o.write(f.str());
+      o.close();
     }
     out.commit();
   }
@@ -311,7 +312,7 @@ int run_dvh(const Args& args, const Context& ctx) {
   if (auto js = args.get("--json")) {
     core::AtomicOutput out(*js);
     {
-      std::ofstream f(out.temp_path());
+      std::ostringstream f;  // written below through core::OutputFile (every write checked)
       f.precision(9);
       f << "{\n  \"dose\": \"" << json_escape(dose_path) << "\",\n  \"structures\": [";
       bool first = true;
@@ -334,8 +335,9 @@ int run_dvh(const Args& args, const Context& ctx) {
         first = false;
       }
       f << "\n  ]\n}\n";
-      f.flush();
-      if (!f) core::fail<core::IoError>("dvh", *js, "cannot write file");
+      core::OutputFile o(out.temp_path(), "dvh");
+      o.write(f.str());
+      o.close();
     }
     out.commit();
   }

@@ -212,6 +212,7 @@ int main(int argc, char** argv) {
     if (!out_path.empty()) {
       std::ofstream out(out_path, std::ios::binary);
       out.write(reinterpret_cast<const char*>(dose.data()), static_cast<std::streamsize>(dose.size() * sizeof(float)));
+      out.close();  // the last buffer is written here: check it too
       if (!out) throw EngineError(EngineError::Io, "write dose: " + out_path + ": write failed");
     }
     return 0;

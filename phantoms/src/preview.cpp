@@ -4,10 +4,12 @@
 // viewer's left, anterior up in axial views, superior up in coronal/sagittal views).
 #include <algorithm>
 #include <cctype>
-#include <string>
+#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include <png.h>
@@ -118,7 +120,10 @@ void write_png(const Rgb& img, const std::string& path) {
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
     std::fclose(fp);
-    core::fail<core::IoError>(op, path, "libpng write failed");
+    const std::string reason = core::write_failure_reason(out.temp_path());
+    core::fail<core::IoError>(
+        op, path,
+        "cannot write: " + (reason.empty() ? std::string("libpng write failed") : reason));
   }
   png_init_io(png, fp);
   png_set_compression_level(png, 9);
@@ -129,7 +134,8 @@ void write_png(const Rgb& img, const std::string& path) {
     png_write_row(png, const_cast<png_bytep>(&img.px[std::size_t(y) * img.w * 3]));
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  if (std::fclose(fp) != 0) core::fail<core::IoError>(op, path, "cannot write");
+  if (std::fclose(fp) != 0)
+    core::fail<core::IoError>(op, path, std::string("cannot write: ") + std::strerror(errno));
   out.commit();
 }
 

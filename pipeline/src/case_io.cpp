@@ -69,10 +69,8 @@ void write_quality_json(const contouring::ContourResult& r, const std::string& p
                                {"flags", q.flags}};
   for (const auto& [name, source] : given)
     j["structures"][name] = {{"origin", "given"}, {"source", source}, {"flags", nlohmann::ordered_json::array()}};
-  std::ofstream f(path);
-  f << j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
-  f.close();
-  if (!f) core::fail<core::IoError>(op, path, "cannot write file");
+  core::write_file_atomic(
+      path, j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n", op);
 }
 
 rtstruct::RtStructWriteOptions auto_contour_options(const contouring::ContourResult& r) {

@@ -243,3 +243,71 @@ TEST(CliSafety, InterruptRemovesTheUnfinishedOutput) {
   EXPECT_FALSE(fs::exists(out));
   EXPECT_EQ(count_prefixed(t.path(), ".big"), 0) << "a temporary was left behind";
 }
+
+// The output side failing: a full disk or a file size limit while a command writes (here a file
+// size limit, which needs no root). Each command exits 1 with one line naming its output (not a
+// temporary) and the system's reason, leaves nothing under the output's name, no temporary, and
+// an older output there as it was. Before: convert to .nii, .mha or RS.dcm with the limit a
+// little below the file's size exited 0 with a short file (ITK and DCMTK lose the error of the
+// last write); phantom named its temporary folder; deidentify replaced the map by an empty file.
+TEST(CliSafety, AFullDiskIsAnErrorNamingTheOutputAndLeavesNothingHalfWritten) {
+  TempDir t;
+  const std::string c = small_phantom(t, "case");
+  auto expect_refused = [&](const std::string& args, const std::string& target,
+                            std::uintmax_t limit) {
+    CommandResult r;
+    {
+      isoline::test::FileSizeLimit lim(limit);
+      r = cli(args);
+    }
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.output;
+    EXPECT_TRUE(has(r.output, target + ": cannot write: File too large")) << args << "\n"
+                                                                          << r.output;
+    EXPECT_FALSE(has(r.output, ".tmp-")) << r.output;
+    EXPECT_FALSE(has(r.output, "terminate called")) << r.output;
+    EXPECT_TRUE(isoline::test::temporaries_in(t.str()).empty()) << args;
+  };
+  // One file, with the limit a little below its size (the last buffer is lost at close) or
+  // part-way through.
+  struct One {
+    std::string args, out;
+    std::uintmax_t limit;  ///< 0: 100 bytes below the size of an unlimited run's file
+  };
+  for (const One& o :
+       {One{"convert -q " + c + "/ct.nii.gz --out ", "ct.nii", 352 + 64 * 64 * 24 * 2 - 100},
+        One{"convert -q " + c + "/ct.nii.gz --out ", "ct.mha", 60000},
+        One{"convert -q " + c + "/masks --ct " + c + "/dicom --out ", "rs.dcm", 0}}) {
+    const std::string target = t.file(o.out);
+    std::uintmax_t limit = o.limit;
+    if (!limit) {
+      auto r = cli(o.args + target);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      limit = fs::file_size(target) - 100;
+    }
+    touch(target);
+    expect_refused(o.args + target, target, limit);
+    EXPECT_EQ(isoline::test::slurp(target), "keep me\n") << o.out;
+  }
+  // A directory: none of it appears, and the message names the file in it, not the temporary.
+  expect_refused("phantom hn -q --size 64,64,24 --spacing 4,4,4 --out " + t.file("p2"),
+                 t.file("p2") + "/ct.nii.gz", 30000);
+  EXPECT_FALSE(fs::exists(t.file("p2")));
+  // deidentify: the map of an earlier run is kept (was: replaced by an empty file).
+  auto r = cli("deidentify -q --map " + t.file("map.json") + " " + c + "/dicom " + t.file("deid1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string map = isoline::test::slurp(t.file("map.json"));
+  {
+    isoline::test::FileSizeLimit lim(0);
+    r = cli("deidentify -q --map " + t.file("map.json") + " " + c + "/dicom " + t.file("deid2"));
+  }
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(
+      r.output, "cannot write its de-identified copy into " + t.file("deid2") + ": File too large"))
+      << r.output;
+  EXPECT_TRUE(has(r.output, "write de-identification map: " + t.file("map.json") +
+                                ": cannot write: File too large"))
+      << r.output;
+  EXPECT_EQ(isoline::test::slurp(t.file("map.json")), map);
+  EXPECT_FALSE(fs::exists(t.file("deid2")));
+  EXPECT_TRUE(isoline::test::temporaries_in(t.str()).empty());
+}

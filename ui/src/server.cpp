@@ -652,9 +652,14 @@ struct ReviewServer::Impl {
                                          " x " + std::to_string((*declared)[2]) + " voxels; the CT: " + grid.summary() +
                                          ")");
     const std::string p = tmp_path(gz ? ".nii.gz" : ".nii");
-    {
-      std::ofstream f(p, std::ios::binary);
-      f.write(req.body.data(), static_cast<std::streamsize>(req.body.size()));
+    try {  // a full disk is the server's problem (500 naming it), not a bad mask
+      core::OutputFile f(p, op);
+      f.write(req.body);
+      f.close();
+    } catch (...) {
+      std::error_code ec;
+      fs::remove(p, ec);
+      throw;
     }
     core::Image m;
     try {
