@@ -214,8 +214,12 @@ def _share_like_umask(path: Path) -> None:
 def _write_text_atomically(path: Path, text: str) -> None:
     """Writes ``text`` to ``path`` through a hidden temporary file in the same folder (flushed
     to disk, then renamed over ``path``): a reader sees the old file or the new one, never a
-    part; the temporary is removed if anything fails. Modes as _share_like_umask gives."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    part; the temporary is removed if anything fails. Modes as _share_like_umask gives.
+    A failure (disk full, file size limit) is an IoError naming ``path`` and the reason."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _io_error(path, e) from e
     try:
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
@@ -223,10 +227,19 @@ def _write_text_atomically(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         _share_like_umask(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, IoError):
+            raise _io_error(path, e) from e
         raise
+
+
+def _io_error(path: Path, e: OSError) -> IoError:
+    """IoError "batch: PATH: cannot write: REASON" (as the C++ errors read), errno kept."""
+    err = IoError(f"batch: {path}: cannot write: {e.strerror or e}")
+    err.errno = e.errno
+    return err
 
 
 def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_dir: str, options: Dict[str, Any]) -> Dict[str, Any]:

@@ -384,3 +384,32 @@ def test_command_line_progress_and_interrupt_message(monkeypatch, capsys, tmp_pa
         assert batch.main([str(tmp_path), str(tmp_path / "out")]) == code
         err = capsys.readouterr().err
         assert err.startswith(f"python3 -m isoline.batch: interrupted ({how or 'Ctrl-C'})") and "resumes" in err
+
+
+def test_a_manifest_or_summary_that_cannot_be_written_is_an_ioerror_naming_it(tmp_path):
+    """A full disk (here a file size limit, no root needed) while manifest.json or summary.csv is
+    written: an isoline.IoError "batch: PATH: cannot write: File too large" (was a bare OSError
+    naming no file, a traceback from python3 -m isoline.batch), the previous file kept, no
+    temporary left."""
+    import errno
+    import resource
+    m = batch.Manifest(tmp_path / "manifest.json", "contour", {})
+    m.record("a", {"status": "failed", "error": "IoError: " + "y" * 3000})
+    batch.write_summary(tmp_path)
+    before = {n: (tmp_path / n).read_text() for n in ("manifest.json", "summary.csv")}
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, hard))
+        with pytest.raises(isoline.IoError) as e:
+            m.record("b", {"status": "done"})
+        assert str(e.value) == f"batch: {tmp_path / 'manifest.json'}: cannot write: File too large"
+        assert e.value.errno == errno.EFBIG
+        with pytest.raises(isoline.IoError) as e:
+            batch.write_summary(tmp_path)
+        assert str(e.value) == f"batch: {tmp_path / 'summary.csv'}: cannot write: File too large"
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert {n: (tmp_path / n).read_text() for n in ("manifest.json", "summary.csv")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "summary.csv"]
