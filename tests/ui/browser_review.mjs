@@ -1449,6 +1449,50 @@ async function draftsFlow(browser) {
     assert.deepEqual(await ctvDrafts(), []);
     log(`deleting the CTV with an unsaved drawing (${drawnDel.length} voxels) kept it as a draft; restored CTV, then the drawing, saved`);
 
+    // 4d. (defect: a restore's `replaces` removed a drawing written after it) Tab Q, still
+    // open, draws on the CTV; this tab restores Q's draft (a copy) and saves it; Q drew on
+    // meanwhile: Q's draft, with its newer strokes, stays on the server (it used to be removed
+    // with the save, and Q, closed with nothing left to send, lost them) and is offered again.
+    const q = await open();
+    await q.locator('[data-view="axial"]').click();
+    await selectStructure(q, 'CTV');
+    await q.locator('[data-tool="brush"]').click();
+    await stroke(q, 0.3, 0.45, 0.62, 0.45);
+    const qTab = await q.evaluate(() => window.app.state.draftKey);
+    const qFirst = await bitmap(q);
+    const qDraft = async () => (await ctvDrafts()).find((x) => x.tab === qTab);
+    const waitQ = async (n) => {
+      for (const t0 = Date.now(); Date.now() - t0 < 15000; await new Promise((r) => setTimeout(r, 100))) {
+        const x = await qDraft();
+        if (x && x.voxels === n) return x;
+      }
+      throw new Error(`no draft of Q's ${n} voxels on the server within 15 s: ${JSON.stringify(await ctvDrafts())}`);
+    };
+    await waitQ(qFirst.length);
+    // (this tab keeps the restored copy as a draft only when saving: the save names Q's draft)
+    await page.evaluate(() => { window.app.draftDelayMs = 600000; });
+    await page.evaluate(() => window.app.pollVersions());
+    await page.locator(`#drafts .draft[data-tab="${qTab}"] .draft-restore`).click();
+    await idle(page);
+    assert.deepEqual(await bitmap(page), qFirst, 'the restored drawing is not Q\'s');
+    await stroke(q, 0.3, 0.7, 0.62, 0.7);
+    const qBoth = await bitmap(q);
+    assert.ok(qBoth.length > qFirst.length, 'Q\'s second stroke painted nothing');
+    await waitQ(qBoth.length);
+    await page.locator('#btn-save').click();
+    await idle(page);
+    assert.equal((await structure(page, 'CTV')).voxels, qFirst.length);
+    d = await qDraft();
+    assert.ok(d && d.voxels === qBoth.length, `Q's newer drawing was removed with the save of the copy: ${JSON.stringify(await ctvDrafts())}`);
+    await q.close({ runBeforeUnload: false });
+    await page.evaluate(() => { window.app.draftDelayMs = 2000; });
+    await page.evaluate(() => window.app.pollVersions());
+    rows = await panel(page);
+    assert.deepEqual(rows.map((r) => r.tab), [qTab], JSON.stringify(rows));
+    await api(`/api/structures/${d.structure_id}/draft?tab=${qTab}`, { method: 'DELETE', headers: { 'X-Isoline-Author': 'Dr%20Smith' } });
+    assert.deepEqual(await ctvDrafts(), []);
+    log(`a copy of Q's draft (${qFirst.length} voxels) restored and saved here left Q's newer drawing (${qBoth.length} voxels) on the server, offered`);
+
     // 5. Another reviewer's draft is shown as theirs (no Discard, not restored by itself); the
     // approval names it, does not approve it, and keeps it.
     const cord = await liveOf('Cord');

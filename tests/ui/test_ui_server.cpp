@@ -1013,7 +1013,7 @@ TEST_F(UiServer, TwoTabsOfOneReviewerKeepTheirOwnDraftsOfAStructure) {
   EXPECT_EQ(tabs(), (std::vector<std::string>{"A", "B", "C"}));
   // Tab D restores B's drawing (it is D's drawing now): D's first draft replaces B's, in one
   // transaction; A's and C's stay.
-  put("base_version=1&tab=D&seq=1&replaces=B", in_b, "d.nii");
+  put("base_version=1&tab=D&seq=1&replaces=B&replaces_seq=1", in_b, "d.nii");
   EXPECT_EQ(tabs(), (std::vector<std::string>{"A", "C", "D"}));
   // Tab A saves: its draft is cleared, the other tabs' stay.
   r = c.Put(("/api/structures/" + sid + "/mask?base_version=1&action=brush&tab=A").c_str(), smith,
@@ -1022,7 +1022,7 @@ TEST_F(UiServer, TwoTabsOfOneReviewerKeepTheirOwnDraftsOfAStructure) {
   EXPECT_EQ(tabs(), (std::vector<std::string>{"C", "D"}));
   // A save of a drawing restored from C clears C's draft too.
   put("base_version=2&tab=E&seq=1", in_c, "e.nii");
-  r = c.Put(("/api/structures/" + sid + "/mask?base_version=2&action=brush&tab=E&replaces=C").c_str(), smith,
+  r = c.Put(("/api/structures/" + sid + "/mask?base_version=2&action=brush&tab=E&replaces=C&replaces_seq=1").c_str(), smith,
             nifti_bytes_of(in_c, dir.file("s2.nii")), "application/octet-stream");
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(tabs(), (std::vector<std::string>{"D"}));
@@ -1037,6 +1037,76 @@ TEST_F(UiServer, TwoTabsOfOneReviewerKeepTheirOwnDraftsOfAStructure) {
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["tab"], "D");
   EXPECT_TRUE(tabs().empty());
+}
+
+// (defect: `replaces` removed a draft written after it was restored) Tab A restores tab B's
+// draft while B is still open; B draws on (its draft now holds more than A restored), then A's
+// draft (or A's save) names B's in `replaces`: B's newer drawing must stay, or B, closed with
+// nothing left to send, loses it. A draft is replaced only as far as the change number the
+// restoring tab read (`replaces_seq`); one unchanged since is replaced as before.
+TEST_F(UiServer, ARestoredDraftReplacesNoDrawingWrittenSinceItWasRestored) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("PTV");
+  const std::string sid = std::to_string(id);
+  const auto g = test::ui_grid();
+  const core::Image v1 = db.mask(id, 1, g);
+  core::Image s1 = v1.clone();
+  for (int i = 2; i < 9; ++i) s1.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;  // B's first strokes
+  core::Image s2 = s1.clone();
+  for (int j = 2; j < 12; ++j) s2.data<std::uint8_t>()[g.offset(40, j, 20)] = 1;  // and B's later ones
+  const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
+  const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
+    auto r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith,
+                   nifti_bytes_of(m, dir.file(name)), "application/octet-stream");
+    EXPECT_EQ(r->status, 200) << r->body;
+    return json::parse(r->body);
+  };
+  const auto voxels_of = [&](const std::string& tab) {
+    auto d = db.draft(id, "Dr Smith", tab);
+    return d ? d->voxels : std::int64_t{-1};
+  };
+  const auto n1 = static_cast<std::int64_t>(s1.count_nonzero()), n2 = static_cast<std::int64_t>(s2.count_nonzero());
+  EXPECT_EQ(put("tab=B&seq=5", s1, "b1.nii")["seq"], 5);
+  // A lists the drafts (B's at change 5) and restores B's drawing; B draws on meanwhile.
+  const json listed = json::parse(c.Get("/api/drafts", srv->auth())->body);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["seq"], 5) << listed.dump();
+  put("tab=B&seq=7", s2, "b2.nii");
+  put("tab=A&seq=1&replaces=B&replaces_seq=5", s1, "a.nii");
+  EXPECT_EQ(voxels_of("B"), n2) << "B's drawing of after the restore was removed";
+  EXPECT_EQ(voxels_of("A"), n1);
+  // A's save of the restored drawing: B's newer drawing stays too.
+  auto r = c.Put(("/api/structures/" + sid + "/mask?base_version=1&action=brush&tab=A&replaces=B&replaces_seq=5").c_str(),
+                 smith, nifti_bytes_of(s1, dir.file("s.nii")), "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(voxels_of("A"), -1);
+  EXPECT_EQ(voxels_of("B"), n2);
+  // Unchanged since it was read (change 7): the restored drawing takes its place, as before.
+  put("tab=C&seq=9&replaces=B&replaces_seq=7", s2, "c.nii");
+  EXPECT_EQ(voxels_of("B"), -1);
+  EXPECT_EQ(voxels_of("C"), n2);
+  r = c.Put(("/api/structures/" + sid + "/mask?base_version=2&action=brush&tab=D&replaces=C&replaces_seq=9").c_str(),
+            smith, nifti_bytes_of(s2, dir.file("s2.nii")), "application/octet-stream");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(db.drafts().empty());
+  // A draft put without a tab (a client that sends no change numbers) counts its writes itself:
+  // written again after it was read, it is not replaced either.
+  const std::int64_t read_seq = put("action=x", s1, "e1.nii")["seq"];
+  EXPECT_EQ(json::parse(c.Get("/api/drafts", srv->auth())->body)[0]["seq"], read_seq);
+  put("action=y", s2, "e2.nii");
+  put("tab=F&seq=1&replaces=&replaces_seq=" + std::to_string(read_seq), s1, "f.nii");
+  EXPECT_EQ(voxels_of(""), n2);
+  // `replaces` needs the change number it was read at, one per tab.
+  for (const char* q : {"tab=G&seq=1&replaces=F", "tab=G&seq=1&replaces=F&replaces=&replaces_seq=1",
+                        "tab=G&seq=1&replaces=F&replaces_seq=x"}) {
+    r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + q).c_str(), smith,
+              nifti_bytes_of(s1, dir.file("g.nii")), "application/octet-stream");
+    EXPECT_EQ(r->status, 400) << q << ": " << r->body;
+    EXPECT_NE(r->body.find("replaces_seq"), std::string::npos) << r->body;
+  }
+  EXPECT_EQ(voxels_of("F"), n1);
+  EXPECT_FALSE(db.draft(id, "Dr Smith", "G"));
 }
 
 // Drafts of one structure and reviewer are capped (every tab or window that is closed unsaved
@@ -1066,7 +1136,7 @@ TEST_F(UiServer, DraftsOfOneStructureAndReviewerAreCappedAndNoneIsDropped) {
   ASSERT_EQ(db.drafts().size(), static_cast<std::size_t>(limit));
   for (const auto& d : db.drafts()) EXPECT_NE(d.tab, "new");
   EXPECT_EQ(put("tab=w3&seq=2")->status, 200);                 // a kept tab goes on
-  EXPECT_EQ(put("tab=new&seq=1&replaces=w5")->status, 200);   // restored from w5: takes its place
+  EXPECT_EQ(put("tab=new&seq=1&replaces=w5&replaces_seq=1")->status, 200);   // restored from w5: takes its place
   EXPECT_EQ(db.drafts().size(), static_cast<std::size_t>(limit));
   EXPECT_FALSE(db.draft(id, "Dr Smith", "w5"));
   // Another reviewer, or another structure, has room of their own.

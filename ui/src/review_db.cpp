@@ -433,7 +433,7 @@ std::optional<FlagCheck> ReviewDb::flag_check(std::int64_t id) const {
 }
 
 namespace {
-const char* kDraftCols = "structure_id, reviewer, base_version, time, action, voxels, volume_cc, tab";
+const char* kDraftCols = "structure_id, reviewer, base_version, time, action, voxels, volume_cc, tab, seq";
 DraftInfo read_draft(const Stmt& s) {
   DraftInfo d;
   d.structure_id = s.i64(0);
@@ -444,13 +444,14 @@ DraftInfo read_draft(const Stmt& s) {
   d.voxels = s.i64(5);
   d.volume_cc = s.dbl(6);
   d.tab = s.text(7);
+  d.seq = s.i64(8);
   return d;
 }
 }  // namespace
 
 DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
                               const core::Image& mask, const std::string& action, const std::string& tab,
-                              std::int64_t seq, const std::vector<std::string>& replaces) {
+                              std::int64_t seq, const std::vector<DraftRef>& replaces) {
   if (reviewer.empty()) core::fail<core::InvalidInput>("draft", "reviewer", "missing: a draft is kept per reviewer");
   const std::string blob = compress_mask(mask);
   DraftInfo d;
@@ -476,16 +477,22 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
       core::fail<core::InvalidInput>("draft", "base_version",
                                      "must be a version of the structure, 1 to " + std::to_string(latest) + ", got " +
                                          std::to_string(base_version));
+    // Whether the kept draft of tab `t` at change number `n` is superseded by this drawing:
+    // restored from it, and not written since it was read.
+    const auto superseded = [&](const std::string& t, std::int64_t n) {
+      return t != tab && std::any_of(replaces.begin(), replaces.end(),
+                                     [&](const DraftRef& r) { return r.tab == t && n <= r.seq; });
+    };
     // A tab's first draft of the structure adds a row: at most kDraftLimit of a reviewer's
     // (those it supersedes not counted); none is ever dropped to make room.
     Stmt own(impl_->db, "SELECT 1 FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
     own.bind(1, id).bind(2, reviewer).bind(3, tab);
     if (!own.step(path_)) {
       std::int64_t kept = 0;
-      Stmt all(impl_->db, "SELECT tab FROM drafts WHERE structure_id = ? AND reviewer = ?", path_);
+      Stmt all(impl_->db, "SELECT tab, seq FROM drafts WHERE structure_id = ? AND reviewer = ?", path_);
       all.bind(1, id).bind(2, reviewer);
       while (all.step(path_))
-        if (std::find(replaces.begin(), replaces.end(), all.text(0)) == replaces.end()) ++kept;
+        if (!superseded(all.text(0), all.i64(1))) ++kept;
       if (kept >= kDraftLimit)
         throw DraftLimit("draft: " + name + ": " + std::to_string(kept) + " unsaved drawings of " + reviewer +
                          " are kept already (from other windows or earlier sessions): restore or discard some of "
@@ -496,28 +503,35 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
            " VALUES(?,?,?,?,?,?,?,?,?,?)"
            " ON CONFLICT(structure_id, reviewer, tab) DO UPDATE SET base_version=excluded.base_version,"
            " time=excluded.time, action=excluded.action, voxels=excluded.voxels, volume_cc=excluded.volume_cc,"
-           " mask=excluded.mask, seq=excluded.seq"
+           // a draft put without a tab has no change numbers of its own: its writes are counted
+           // (so that one written again after it was restored is not replaced)
+           " mask=excluded.mask, seq=CASE WHEN excluded.tab = '' THEN MAX(excluded.seq, drafts.seq + 1)"
+           " ELSE excluded.seq END"
            " WHERE excluded.tab = '' OR excluded.seq > drafts.seq",
            path_);
     w.bind(1, id).bind(2, reviewer).bind(3, base_version).bind(4, d.time).bind(5, action).bind(6, d.voxels)
         .bind(7, d.volume_cc).blob(8, blob).bind(9, tab).bind(10, seq);
     w.step(path_);
     const bool written = sqlite3_changes(impl_->db) > 0;
-    if (written) {  // the drafts this drawing was restored from: it holds them now
+    if (written) {  // the drafts this drawing was restored from: it holds them now (not what
+                    // they were given since: a window still open that drew on keeps its own)
       for (const auto& r : replaces) {
-        if (r == tab) continue;
-        Stmt del(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
-        del.bind(1, id).bind(2, reviewer).bind(3, r);
+        if (r.tab == tab) continue;
+        Stmt del(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ? AND seq <= ?",
+                 path_);
+        del.bind(1, id).bind(2, reviewer).bind(3, r.tab).bind(4, r.seq);
         del.step(path_);
       }
-    } else {  // an older request of the same tab: the newer draft stays
+    }
+    {  // the draft kept, as kept (its change number; when not written, an older request of the
+       // same tab: the newer draft stays)
       Stmt kept(impl_->db,
                 (std::string("SELECT ") + kDraftCols + " FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?")
                     .c_str(),
                 path_);
       kept.bind(1, id).bind(2, reviewer).bind(3, tab);
       if (kept.step(path_)) d = read_draft(kept);
-      d.stale = true;
+      d.stale = !written;
     }
     impl_->exec("COMMIT", path_);
   } catch (...) {
@@ -654,14 +668,14 @@ std::int64_t ReviewDb::restore(std::int64_t id, std::int64_t base_version, const
 std::int64_t ReviewDb::save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                     const std::string& author, const std::string& action,
                                     const std::string& new_name, bool deleted,
-                                    const std::vector<std::string>& clear_draft_tabs) {
-  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false, clear_draft_tabs);
+                                    const std::vector<DraftRef>& clear_drafts) {
+  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false, clear_drafts);
 }
 
 std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                          const std::string& author, const std::string& action,
                                          const std::string& new_name, bool deleted, bool restoring,
-                                         const std::vector<std::string>& clear_draft_tabs) {
+                                         const std::vector<DraftRef>& clear_drafts) {
   if (!new_name.empty()) check_name(new_name);
   std::string blob;
   std::int64_t voxels = 0;
@@ -719,9 +733,9 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
         .bind(5, now_utc()).bind(6, action).bind(7, static_cast<std::int64_t>(deleted ? 1 : 0))
         .bind(8, voxels).bind(9, cc).blob(10, blob);
     v.step(path_);
-    for (const auto& tab : clear_draft_tabs) {  // the drawing these drafts kept is this version now
-      Stmt d(impl_->db, "DELETE FROM drafts WHERE structure_id=? AND reviewer=? AND tab=?", path_);
-      d.bind(1, id).bind(2, author).bind(3, tab);
+    for (const auto& r : clear_drafts) {  // the drawing these drafts kept is this version now
+      Stmt d(impl_->db, "DELETE FROM drafts WHERE structure_id=? AND reviewer=? AND tab=? AND seq<=?", path_);
+      d.bind(1, id).bind(2, author).bind(3, r.tab).bind(4, r.seq);
       d.step(path_);
     }
     if (commit_delay_ > 0) {  // test hook: announce the open transaction, then wait

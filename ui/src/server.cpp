@@ -710,15 +710,33 @@ struct ReviewServer::Impl {
     return req.has_param("tab") ? core::utf8_prefix(request_text(req.get_param_value("tab"), "tab"), 64) : std::string();
   }
 
-  /// The other tabs' drafts a drawing was restored from (`?replaces=T`, repeated): a draft put
-  /// or a save of that drawing removes them in its transaction (at most kDraftLimit).
-  static std::vector<std::string> draft_replaces(const httplib::Request& req) {
-    std::vector<std::string> out;
+  /// The other tabs' drafts a drawing was restored from (`?replaces=T&replaces_seq=N`, one
+  /// pair per tab, repeated; N: the draft's change number when it was read, "seq" in the
+  /// drafts list): a draft put or a save of that drawing removes them in its transaction,
+  /// unless written since (at most kDraftLimit).
+  static std::vector<DraftRef> draft_replaces(const httplib::Request& req) {
+    std::vector<DraftRef> out;
     const std::size_t n = req.get_param_value_count("replaces");
     if (n > static_cast<std::size_t>(ReviewDb::kDraftLimit))
       core::fail<core::InvalidInput>("draft", "replaces", "more than " + std::to_string(ReviewDb::kDraftLimit) + " tabs");
-    for (std::size_t i = 0; i < n; ++i)
-      out.push_back(core::utf8_prefix(request_text(req.get_param_value("replaces", i), "replaces"), 64));
+    if (req.get_param_value_count("replaces_seq") != n)
+      core::fail<core::InvalidInput>("draft", "replaces_seq",
+                                     "one per replaces (the change number of the draft restored, its \"seq\"): got " +
+                                         std::to_string(req.get_param_value_count("replaces_seq")) + " for " +
+                                         std::to_string(n));
+    for (std::size_t i = 0; i < n; ++i) {
+      DraftRef r;
+      r.tab = core::utf8_prefix(request_text(req.get_param_value("replaces", i), "replaces"), 64);
+      try {
+        std::size_t used = 0;
+        const std::string v = req.get_param_value("replaces_seq", i);
+        r.seq = std::stoll(v, &used);
+        if (used != v.size()) throw std::invalid_argument(v);
+      } catch (...) {
+        core::fail<core::InvalidInput>("draft", "replaces_seq", "must be an integer");
+      }
+      out.push_back(std::move(r));
+    }
     return out;
   }
 
@@ -738,7 +756,7 @@ struct ReviewServer::Impl {
   }
 
   json draft_json(const DraftInfo& d) {
-    json j = {{"structure_id", d.structure_id}, {"reviewer", d.reviewer}, {"tab", d.tab},
+    json j = {{"structure_id", d.structure_id}, {"reviewer", d.reviewer}, {"tab", d.tab}, {"seq", d.seq},
               {"base_version", d.base_version}, {"time", d.time}, {"action", d.action}, {"voxels", d.voxels},
               {"volume_cc", d.volume_cc}};
     try {
@@ -1067,9 +1085,9 @@ void ReviewServer::Impl::routes() {
     std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
     action = core::utf8_prefix(request_text(action, "action"), 200);
     const bool keep_draft = req.has_param("keep_draft") && req.get_param_value("keep_draft") == "1";
-    std::vector<std::string> clear;  // this tab's draft, and those its drawing was restored from
+    std::vector<DraftRef> clear;  // this tab's draft, and those its drawing was restored from
     if (!keep_draft) {
-      clear.push_back(draft_tab(req));
+      clear.push_back({draft_tab(req)});
       for (auto& r : draft_replaces(req)) clear.push_back(std::move(r));
     }
     db->save_version(st.id, base, m, author_of(req, nullptr), action, {}, false, clear);

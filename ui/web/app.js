@@ -47,7 +47,8 @@ const state = {
   // "Drafts").
   drafts: [],            // every draft on the server (all reviewers and tabs; no masks)
   draftKey: '',          // the key (tab) under which the server keeps this tab's drawing now
-  draftReplaces: null,   // {id, tabs}: own drafts this drawing was restored from (removed once it is kept)
+  draftReplaces: null,   // {id, refs: [{tab, seq}]}: own drafts this drawing was restored from, as
+                         // read (removed once it is kept, unless written since)
   draftTimer: null,
   draftChain: Promise.resolve(),  // draft requests, one after the other (a save waits for them)
   draftSeq: 0,           // counts changes of the drawing
@@ -840,7 +841,8 @@ async function save() {
     state.dirty = false;
     state.pendingActions = [];
     const me = reviewer();
-    for (const t of [key, ...replaced]) forgetDraft(s.id, me, t);  // the server cleared them with the save
+    forgetDraft(s.id, me, key);  // the server cleared them with the save (not one written since)
+    forgetReplaced(s.id, me, replaced);
     state.draftReplaces = null;
     const others = state.drafts.filter((d) => d.structure_id === s.id && d.reviewer === me).length;
     message(`saved ${r.name} as version ${r.version}` +
@@ -1491,26 +1493,34 @@ function draftWhere(d) {
 function isLiveDraft(d) {
   return d.reviewer === reviewer() && d.structure_id === state.editId && d.tab === state.draftKey;
 }
-// An own draft that this tab's drawing was restored from (removed once the drawing is kept).
+// An own draft that this tab's drawing was restored from (removed once the drawing is kept),
+// as it was read: one written since (its window, still open, drew on) is not replaced, and is
+// offered again.
+const supersedes = (ref, d) => ref.tab === d.tab && (Number(d.seq) || 0) <= ref.seq;
 function replacedBy(d) {
   const r = state.draftReplaces;
-  return !!r && d.reviewer === reviewer() && d.structure_id === r.id && r.tabs.includes(d.tab);
+  return !!r && d.reviewer === reviewer() && d.structure_id === r.id && r.refs.some((x) => supersedes(x, d));
 }
 function replacesOf(id) {
   const r = state.draftReplaces;
-  return r && r.id === id ? r.tabs.slice() : [];
+  return r && r.id === id ? r.refs.slice() : [];
 }
-function addReplaces(id, tab) {
-  if (!state.draftReplaces || state.draftReplaces.id !== id) state.draftReplaces = { id, tabs: [] };
-  if (tab !== state.draftKey && !state.draftReplaces.tabs.includes(tab)) state.draftReplaces.tabs.push(tab);
+function addReplaces(id, tab, seq) {
+  if (!state.draftReplaces || state.draftReplaces.id !== id) state.draftReplaces = { id, refs: [] };
+  if (tab !== state.draftKey && !state.draftReplaces.refs.some((x) => x.tab === tab)) state.draftReplaces.refs.push({ tab, seq });
 }
 function dropReplaces(id, tab) {
   const r = state.draftReplaces;
-  if (r && r.id === id) r.tabs = r.tabs.filter((t) => t !== tab);
+  if (r && r.id === id) r.refs = r.refs.filter((x) => x.tab !== tab);
 }
-// `tab` and `replaces` of a draft put or a save.
-const draftQuery = (key, replaces) => `&tab=${encodeURIComponent(key)}` +
-  replaces.map((t) => `&replaces=${encodeURIComponent(t)}`).join('');
+// The drafts `refs` (replacesOf) that the server removed with a put or a save.
+function forgetReplaced(id, who, refs) {
+  state.drafts = state.drafts.filter((x) => !(x.structure_id === id && x.reviewer === who && refs.some((r) => supersedes(r, x))));
+  renderDrafts();
+}
+// `tab`, and `replaces` with the change number each was read at, of a draft put or a save.
+const draftQuery = (key, refs) => `&tab=${encodeURIComponent(key)}` +
+  refs.map((r) => `&replaces=${encodeURIComponent(r.tab)}&replaces_seq=${r.seq}`).join('');
 
 // Undo (back) or Redo of a step that set the drawing aside under another key (`parks`: the key
 // before, `key`; after, `next`): this tab's drawing goes back under that key. `replaces`: the
@@ -1519,8 +1529,9 @@ const draftQuery = (key, replaces) => `&tab=${encodeURIComponent(key)}` +
 // only), removed when the drawing is kept again under `key`.
 function switchDraftKey(p, back) {
   state.draftKey = back ? p.key : p.next;
-  for (const t of p.replaces || []) (back ? dropReplaces : addReplaces)(p.id, t);
-  if (p.dropNext) (back ? addReplaces : dropReplaces)(p.id, p.next);
+  for (const r of p.replaces || []) (back ? dropReplaces(p.id, r.tab) : addReplaces(p.id, r.tab, r.seq));
+  // (this tab's own key: whatever this tab kept under it, every change so far)
+  if (p.dropNext) (back ? addReplaces(p.id, p.next, state.draftSeq) : dropReplaces(p.id, p.next));
   renderDrafts();
 }
 
@@ -1582,11 +1593,10 @@ function draftTimerFires() {
 // answer): the drafts it was restored from are gone.
 function draftKept(p, d) {
   if (p.key === state.draftKey) state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
-  if (d && !d.stale)
-    for (const t of p.replaces) {
-      dropReplaces(p.id, t);
-      forgetDraft(p.id, d.reviewer, t);
-    }
+  if (d && !d.stale) {
+    for (const r of p.replaces) dropReplaces(p.id, r.tab);
+    forgetReplaced(p.id, d.reviewer, p.replaces);
+  }
   if (d && d.structure_id !== undefined) upsertDraft(d);
 }
 
@@ -1728,8 +1738,8 @@ async function restoreDraft(d) {
     // it was kept); it takes the restored draft's place once it is kept.
     const key = state.draftKey;
     state.draftKey = newDraftKey();
-    const replaces = mine && d.tab !== undefined ? [d.tab] : [];
-    for (const t of replaces) addReplaces(s.id, t);
+    const replaces = mine && d.tab !== undefined ? [{ tab: d.tab, seq: Number(d.seq) || 0 }] : [];
+    for (const r of replaces) addReplaces(s.id, r.tab, r.seq);
     state.undo[state.undo.length - 1].parks = { id: s.id, key, next: state.draftKey, replaces, dropNext: false };
   }
   renderStructures();

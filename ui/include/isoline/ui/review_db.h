@@ -61,6 +61,14 @@ struct FlagCheck {
   bool checked = true;       ///< false: the mark was taken back
 };
 
+/// A draft of one tab that a drawing supersedes (it was restored from it): removed only while
+/// it holds nothing newer than what was restored, its change number `seq` (DraftInfo::seq) not
+/// above the one read. The default: whatever it holds (the drafts of the saving tab itself).
+struct DraftRef {
+  std::string tab;
+  std::int64_t seq = INT64_MAX;
+};
+
 /// A reviewer's unsaved drawing of a structure, kept by the server so that a closed or crashed
 /// tab loses nothing (one per structure, reviewer and tab: two tabs or windows of the same
 /// reviewer on the same structure each keep their own; the mask is loaded only on request).
@@ -69,6 +77,9 @@ struct DraftInfo {
   std::int64_t structure_id = 0;
   std::string reviewer;
   std::string tab;                ///< the sending tab's draft key ("" for a client that sends none)
+  /// The change number of the drawing it holds: the tab's own (it grows with every change of
+  /// the tab); for a draft put without a tab, a count of its writes.
+  std::int64_t seq = 0;
   std::int64_t base_version = 0;  ///< the version the drawing was drawn on
   std::string time;               ///< UTC, ISO 8601: when it was last written
   std::string action;             ///< the pending action text ("brush 5 mm, eraser 5 mm")
@@ -113,13 +124,13 @@ class ReviewDb {
   /// mask of the latest version; `new_name` empty keeps the name. Throws Conflict when
   /// `base_version` is not the latest, InvalidInput for an unknown or deleted structure or a
   /// name clash. Returns the new version number.
-  /// `clear_draft_tabs`: the author's drafts of the structure from these tabs are removed in
-  /// the same transaction (the drawing they kept is now this version); the author's drafts of
-  /// other tabs stay.
+  /// `clear_drafts`: the author's drafts of the structure from these tabs (each as far as its
+  /// change number, DraftRef) are removed in the same transaction (the drawing they kept is
+  /// now this version); the author's drafts of other tabs, and one written since, stay.
   std::int64_t save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                             const std::string& author, const std::string& action,
                             const std::string& new_name = {}, bool deleted = false,
-                            const std::vector<std::string>& clear_draft_tabs = {});
+                            const std::vector<DraftRef>& clear_drafts = {});
   /// Brings a deleted structure back as a new version with its last mask and name ("delete
   /// keeps the history"). Throws Conflict on a stale base, InvalidInput when the structure is
   /// not deleted or a live structure has taken its name.
@@ -162,10 +173,12 @@ class ReviewDb {
   /// requests of a tab may reach the server out of order), and comes back with `stale` set.
   /// An empty `tab` (a client that sends none) always replaces.
   /// `replaces`: other tabs' drafts of the reviewer and structure that this drawing supersedes
-  /// (it was restored from them): removed in the same transaction when this one is written.
+  /// (it was restored from them, as they were at change number DraftRef::seq): removed in the
+  /// same transaction when this one is written, unless written since (a window still open
+  /// that drew on: its newer drawing stays).
   DraftInfo put_draft(std::int64_t id, const std::string& reviewer, std::int64_t base_version,
                       const core::Image& mask, const std::string& action, const std::string& tab = "",
-                      std::int64_t seq = 0, const std::vector<std::string>& replaces = {});
+                      std::int64_t seq = 0, const std::vector<DraftRef>& replaces = {});
   /// Every draft (of structure `id`, or all when 0), oldest first; no masks.
   std::vector<DraftInfo> drafts(std::int64_t id = 0) const;
   /// The drafts of `reviewer` of structure `id` (every tab), oldest first.
@@ -194,7 +207,7 @@ class ReviewDb {
   std::int64_t save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                  const std::string& author, const std::string& action,
                                  const std::string& new_name, bool deleted, bool restoring,
-                                 const std::vector<std::string>& clear_draft_tabs);
+                                 const std::vector<DraftRef>& clear_drafts);
 };
 
 /// zlib-compresses a mask's bytes (level 1) / restores them; exposed for tests.
