@@ -1109,6 +1109,41 @@ TEST_F(UiServer, ARestoredDraftReplacesNoDrawingWrittenSinceItWasRestored) {
   EXPECT_FALSE(db.draft(id, "Dr Smith", "G"));
 }
 
+// (defect: tab names were cut to 64 bytes) Two tabs whose names share their first 64 bytes
+// were kept as one: the second's draft replaced the first's. A tab or `replaces` name longer
+// than 64 bytes is refused (400 naming it), nothing is written.
+TEST_F(UiServer, ATabNameLongerThanItsLimitIsRefusedNotCut) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("Cord");
+  const std::string sid = std::to_string(id);
+  const std::string body = nifti_bytes_of(db.mask(id, 1, test::ui_grid()), dir.file("m.nii"));
+  const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
+  const std::string stem(64, 'w');
+  const auto put = [&](const std::string& query) {
+    return c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith, body,
+                 "application/octet-stream");
+  };
+  EXPECT_EQ(put("tab=" + stem + "&seq=1")->status, 200);  // 64 bytes: kept as it is
+  for (const std::string& q : {"tab=" + stem + "1&seq=1", "tab=" + stem + "2&seq=2", "tab=x&seq=1&replaces=" + stem +
+                                                                                     "1&replaces_seq=1"}) {
+    auto r = put(q);
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_NE(r->body.find("at most 64 bytes"), std::string::npos) << r->body;
+  }
+  ASSERT_EQ(db.drafts().size(), 1u);
+  EXPECT_EQ(db.drafts()[0].tab, stem);
+  auto r = c.Delete(("/api/structures/" + sid + "/draft?tab=" + stem + "9").c_str(), smith);
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = c.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20Smith&tab=" + stem + "9").c_str(), srv->auth());
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = c.Put(("/api/structures/" + sid + "/mask?base_version=1&action=brush&tab=" + stem + "9").c_str(), smith, body,
+            "application/octet-stream");
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(db.drafts().size(), 1u);
+  EXPECT_EQ(db.history(id).size(), 1u);
+}
+
 // Drafts of one structure and reviewer are capped (every tab or window that is closed unsaved
 // leaves one, so they could grow without bound): a further tab's draft is refused with a 409
 // saying what to do, and none of the kept ones is dropped. A tab that has one keeps replacing

@@ -705,9 +705,18 @@ struct ReviewServer::Impl {
     return core::utf8_prefix(who, 64);
   }
 
-  /// The tab a draft request comes from (`?tab=`, cut to 64 bytes); "" when it names none.
+  /// A tab's name in a draft request: at most 64 bytes of UTF-8, refused beyond (not cut: two
+  /// tabs whose names begin alike would share one draft, the second replacing the first's).
+  static std::string tab_name(const std::string& v, const char* what) {
+    std::string t = request_text(v, what);
+    if (t.size() > 64)
+      core::fail<core::InvalidInput>("draft", what, "at most 64 bytes, got " + std::to_string(t.size()));
+    return t;
+  }
+
+  /// The tab a draft request comes from (`?tab=`); "" when it names none.
   static std::string draft_tab(const httplib::Request& req) {
-    return req.has_param("tab") ? core::utf8_prefix(request_text(req.get_param_value("tab"), "tab"), 64) : std::string();
+    return req.has_param("tab") ? tab_name(req.get_param_value("tab"), "tab") : std::string();
   }
 
   /// The other tabs' drafts a drawing was restored from (`?replaces=T&replaces_seq=N`, one
@@ -726,7 +735,7 @@ struct ReviewServer::Impl {
                                          std::to_string(n));
     for (std::size_t i = 0; i < n; ++i) {
       DraftRef r;
-      r.tab = core::utf8_prefix(request_text(req.get_param_value("replaces", i), "replaces"), 64);
+      r.tab = tab_name(req.get_param_value("replaces", i), "replaces");
       try {
         std::size_t used = 0;
         const std::string v = req.get_param_value("replaces_seq", i);
