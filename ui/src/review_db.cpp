@@ -151,7 +151,11 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
         "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
         "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
         "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
-        "  PRIMARY KEY(structure_id, reviewer, tab));",
+        "  PRIMARY KEY(structure_id, reviewer, tab));"
+        // The change number of a tab's drawing that its save covered: a draft request of that
+        // change arriving after the save is not written (see save_version's saved_by).
+        "CREATE TABLE IF NOT EXISTS drafts_saved(structure_id INTEGER NOT NULL, reviewer TEXT NOT NULL,"
+        "  tab TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, PRIMARY KEY(structure_id, reviewer, tab));",
         path);
     migrate_drafts(path);
   } catch (...) {
@@ -477,6 +481,18 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
       core::fail<core::InvalidInput>("draft", "base_version",
                                      "must be a version of the structure, 1 to " + std::to_string(latest) + ", got " +
                                          std::to_string(base_version));
+    // The tab saved this drawing (or a later one) already: a request that arrives after the
+    // save (sent when the page was hidden or left while the save was on its way) writes nothing.
+    if (!tab.empty()) {
+      Stmt saved(impl_->db, "SELECT seq FROM drafts_saved WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+      saved.bind(1, id).bind(2, reviewer).bind(3, tab);
+      if (saved.step(path_) && seq <= saved.i64(0)) {
+        impl_->exec("COMMIT", path_);
+        d.stale = d.saved = true;
+        d.seq = seq;
+        return d;
+      }
+    }
     // Whether the kept draft of tab `t` at change number `n` is superseded by this drawing:
     // restored from it, and not written since it was read.
     const auto superseded = [&](const std::string& t, std::int64_t n) {
@@ -513,6 +529,11 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
         .bind(7, d.volume_cc).blob(8, blob).bind(9, tab).bind(10, seq);
     w.step(path_);
     const bool written = sqlite3_changes(impl_->db) > 0;
+    if (written && !tab.empty()) {  // (a newer drawing of the tab than it saved: ordered by seq again)
+      Stmt done(impl_->db, "DELETE FROM drafts_saved WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+      done.bind(1, id).bind(2, reviewer).bind(3, tab);
+      done.step(path_);
+    }
     if (written) {  // the drafts this drawing was restored from: it holds them now (not what
                     // they were given since: a window still open that drew on keeps its own)
       for (const auto& r : replaces) {
@@ -662,20 +683,23 @@ std::int64_t ReviewDb::create_structure(const std::string& name, const std::stri
 }
 
 std::int64_t ReviewDb::restore(std::int64_t id, std::int64_t base_version, const std::string& author) {
-  return save_version_impl(id, base_version, core::Image(), author, "restore (undo delete)", {}, false, true, {});
+  return save_version_impl(id, base_version, core::Image(), author, "restore (undo delete)", {}, false, true, {},
+                           std::nullopt);
 }
 
 std::int64_t ReviewDb::save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                     const std::string& author, const std::string& action,
                                     const std::string& new_name, bool deleted,
-                                    const std::vector<DraftRef>& clear_drafts) {
-  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false, clear_drafts);
+                                    const std::vector<DraftRef>& clear_drafts,
+                                    const std::optional<DraftRef>& saved_by) {
+  return save_version_impl(id, base_version, mask, author, action, new_name, deleted, false, clear_drafts, saved_by);
 }
 
 std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                          const std::string& author, const std::string& action,
                                          const std::string& new_name, bool deleted, bool restoring,
-                                         const std::vector<DraftRef>& clear_drafts) {
+                                         const std::vector<DraftRef>& clear_drafts,
+                                         const std::optional<DraftRef>& saved_by) {
   if (!new_name.empty()) check_name(new_name);
   std::string blob;
   std::int64_t voxels = 0;
@@ -737,6 +761,17 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
       Stmt d(impl_->db, "DELETE FROM drafts WHERE structure_id=? AND reviewer=? AND tab=? AND seq<=?", path_);
       d.bind(1, id).bind(2, author).bind(3, r.tab).bind(4, r.seq);
       d.step(path_);
+    }
+    if (saved_by && !saved_by->tab.empty()) {  // a later request of this drawing is no draft
+      Stmt w(impl_->db,
+             "INSERT INTO drafts_saved(structure_id, reviewer, tab, seq, time) VALUES(?,?,?,?,?)"
+             " ON CONFLICT(structure_id, reviewer, tab) DO UPDATE SET seq=MAX(seq, excluded.seq), time=excluded.time",
+             path_);
+      w.bind(1, id).bind(2, author).bind(3, saved_by->tab).bind(4, saved_by->seq).bind(5, now_utc());
+      w.step(path_);
+      // (a request is late by seconds: a day old, none is on its way any more)
+      Stmt old(impl_->db, "DELETE FROM drafts_saved WHERE time < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')", path_);
+      old.step(path_);
     }
     if (commit_delay_ > 0) {  // test hook: announce the open transaction, then wait
       std::FILE* f = std::fopen((path_ + ".test-in-save").c_str(), "w");

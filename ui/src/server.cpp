@@ -1084,7 +1084,9 @@ void ReviewServer::Impl::routes() {
   // Save a painted mask (NIfTI bytes, e.g. NiiVue's drawing) as a new version. The author's
   // draft of the structure from the saving tab (`tab`, none: the draft put without a tab) is
   // cleared with it (same transaction), and those the drawing was restored from
-  // (`replaces`); the author's drafts of other tabs stay. `keep_draft=1` clears none.
+  // (`replaces`); the author's drafts of other tabs stay. `keep_draft=1` clears none. `seq`:
+  // the saving tab's change number of the drawing saved, so that its draft request of that
+  // drawing arriving after the save (the page hidden or left meanwhile) writes nothing.
   s.Put(R"(/api/structures/(\d+)/mask)", [this](const httplib::Request& req, httplib::Response& res) {
     const json none = json::object();
     const StructureInfo st = live(id_of(req));
@@ -1095,11 +1097,13 @@ void ReviewServer::Impl::routes() {
     action = core::utf8_prefix(request_text(action, "action"), 200);
     const bool keep_draft = req.has_param("keep_draft") && req.get_param_value("keep_draft") == "1";
     std::vector<DraftRef> clear;  // this tab's draft, and those its drawing was restored from
+    std::optional<DraftRef> saved_by;  // and the tab's change number saved: a later request of it is no draft
     if (!keep_draft) {
       clear.push_back({draft_tab(req)});
       for (auto& r : draft_replaces(req)) clear.push_back(std::move(r));
+      if (const auto seq = query_int(req, "seq", "save")) saved_by = DraftRef{clear.front().tab, *seq};
     }
-    db->save_version(st.id, base, m, author_of(req, nullptr), action, {}, false, clear);
+    db->save_version(st.id, base, m, author_of(req, nullptr), action, {}, false, clear, saved_by);
     send_json(res, structure_out(db->get(st.id)));
   });
 
@@ -1122,6 +1126,7 @@ void ReviewServer::Impl::routes() {
     const DraftInfo d = db->put_draft(st.id, who, *base, m, action, tab, seq, draft_replaces(req));
     json j = draft_json(d);
     if (d.stale) j["stale"] = true;
+    if (d.saved) j["saved"] = true;  // the tab saved this drawing already: not kept as a draft
     send_json(res, j);
   });
   s.Get(R"(/api/structures/(\d+)/draft(\.nii)?)", [this](const httplib::Request& req, httplib::Response& res) {

@@ -824,19 +824,22 @@ async function save() {
   requireReviewer('save', `; your drawing of ${s.name} is kept`);
   const bytes = await nv.saveImage({ filename: '', isSaveDrawing: true });
   if (!(bytes instanceof Uint8Array)) throw new Error('could not export the drawing');
+  const savedSeq = state.draftSeq;  // the change the bytes hold
   const action = state.pendingActions.length ? state.pendingActions.join(', ').slice(0, 200) : 'edit';
   state.busyWhat = 'save';
   setStatus('saving…');
   // A draft request still on its way must not land after the save (the server clears the
   // draft with the save). The save clears this tab's draft, and those its drawing was restored
-  // from; the drafts of other tabs and windows (and those this tab set aside) stay.
+  // from; the drafts of other tabs and windows (and those this tab set aside) stay. One sent
+  // while the save is on its way (the page hidden or left) is not written: the save names the
+  // change it holds (`seq`).
   clearTimeout(state.draftTimer);
   await state.draftChain;
   await state.draftLeaving;  // (one sent when the page was hidden: it must not land after the save either)
   const key = state.draftKey, replaced = replacesOf(s.id);
   try {
     const r = await api('PUT', `/api/structures/${s.id}/mask?base_version=${state.editBase}&action=${encodeURIComponent(action)}` +
-      draftQuery(key, replaced), undefined, { binary: bytes, what: `save ${s.name}` });
+      `${draftQuery(key, replaced)}&seq=${savedSeq}`, undefined, { binary: bytes, what: `save ${s.name}` });
     state.editBase = r.version;
     state.dirty = false;
     state.pendingActions = [];
@@ -1597,7 +1600,8 @@ function draftKept(p, d) {
     for (const r of p.replaces) dropReplaces(p.id, r.tab);
     forgetReplaced(p.id, d.reviewer, p.replaces);
   }
-  if (d && d.structure_id !== undefined) upsertDraft(d);
+  // (`saved`: this tab saved the drawing before the request arrived: it is not a draft)
+  if (d && d.structure_id !== undefined && !d.saved) upsertDraft(d);
 }
 
 // Sends the drawing as the draft (after the draft requests before it). Resolves to true when

@@ -88,6 +88,9 @@ struct DraftInfo {
   /// Set by put_draft when the draft sent was older than the one kept (same tab, a lower or
   /// equal sequence number): the kept one is returned and stays.
   bool stale = false;
+  /// Set by put_draft (with `stale`) when the tab saved this drawing or a later one of it
+  /// already (the save's `saved_by`): nothing is written, the saved drawing is no draft.
+  bool saved = false;
 };
 
 /// Static facts of a structure (from the automatic contours or the creating user).
@@ -127,10 +130,15 @@ class ReviewDb {
   /// `clear_drafts`: the author's drafts of the structure from these tabs (each as far as its
   /// change number, DraftRef) are removed in the same transaction (the drawing they kept is
   /// now this version); the author's drafts of other tabs, and one written since, stay.
+  /// `saved_by`: the saving tab and the change number of the drawing saved: a draft request of
+  /// that tab (and author) not above it that arrives later (sent when the page was hidden or
+  /// left while the save was on its way) writes nothing (put_draft: `stale`, `saved`); kept
+  /// for a day.
   std::int64_t save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                             const std::string& author, const std::string& action,
                             const std::string& new_name = {}, bool deleted = false,
-                            const std::vector<DraftRef>& clear_drafts = {});
+                            const std::vector<DraftRef>& clear_drafts = {},
+                            const std::optional<DraftRef>& saved_by = std::nullopt);
   /// Brings a deleted structure back as a new version with its last mask and name ("delete
   /// keeps the history"). Throws Conflict on a stale base, InvalidInput when the structure is
   /// not deleted or a live structure has taken its name.
@@ -171,7 +179,9 @@ class ReviewDb {
   /// `seq` orders the drafts one tab sends (a number that grows with every change): a draft of
   /// the same tab with a sequence number not above the kept one's does not replace it (two
   /// requests of a tab may reach the server out of order), and comes back with `stale` set.
-  /// An empty `tab` (a client that sends none) always replaces.
+  /// An empty `tab` (a client that sends none) always replaces. A draft of a tab whose save
+  /// covered change `seq` (save_version's `saved_by`) writes nothing and comes back with `stale`
+  /// and `saved` set.
   /// `replaces`: other tabs' drafts of the reviewer and structure that this drawing supersedes
   /// (it was restored from them, as they were at change number DraftRef::seq): removed in the
   /// same transaction when this one is written, unless written since (a window still open
@@ -207,7 +217,8 @@ class ReviewDb {
   std::int64_t save_version_impl(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                                  const std::string& author, const std::string& action,
                                  const std::string& new_name, bool deleted, bool restoring,
-                                 const std::vector<DraftRef>& clear_drafts);
+                                 const std::vector<DraftRef>& clear_drafts,
+                                 const std::optional<DraftRef>& saved_by);
 };
 
 /// zlib-compresses a mask's bytes (level 1) / restores them; exposed for tests.
