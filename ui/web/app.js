@@ -55,6 +55,7 @@ const state = {
   draftSentSeq: 0,       // the change the server's draft holds
   draftLeaveSeq: -1,     // the change sent when the page was hidden or left
   draftLeaving: null,    // that request (never rejects)
+  draftRetries: 0,       // timed draft requests that failed in a row (the next waits longer)
 };
 // This page's id in the keys of its drafts ("<id>-1", "<id>-2": a new key when the drawing is
 // set aside), and those of earlier pages of this tab (before a reload), to say where a draft
@@ -1589,6 +1590,14 @@ function draftTimerFires() {
   sendDraft().catch((e) => {
     if (!state.draftFailing) message(`could not keep your unsaved drawing as a draft on the server: ${e.message || e}`, 'err');
     state.draftFailing = true;
+    // Not kept (no server, refused): sent again a moment later, the wait doubling up to a
+    // minute, not only with the next change (without one, a crash or a killed tab later lost
+    // the drawing). A change meanwhile has set its own timer, which this replaces.
+    if (state.draftSentSeq < state.draftSeq) {
+      const wait = Math.min(60000, window.app.draftDelayMs * 2 ** Math.min(state.draftRetries++, 6));
+      clearTimeout(state.draftTimer);
+      state.draftTimer = setTimeout(draftTimerFires, wait);
+    }
   });
 }
 
@@ -1616,6 +1625,7 @@ function sendDraft() {
                         { binary: gzipSync(bytes, { level: 1 }), what: `keep the drawing of ${p.name} as a draft` });
     draftKept(p, d);
     state.draftFailing = false;
+    state.draftRetries = 0;
     return true;
   };
   const next = state.draftChain.then(run);
