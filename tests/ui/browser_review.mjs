@@ -1541,14 +1541,29 @@ async function draftsFlow(browser) {
     assert.equal((await structure(page, 'CTV')).voxels, qFirst.length);
     d = await qDraft();
     assert.ok(d && d.voxels === qBoth.length, `Q's newer drawing was removed with the save of the copy: ${JSON.stringify(await ctvDrafts())}`);
-    await q.close({ runBeforeUnload: false });
     await page.evaluate(() => { window.app.draftDelayMs = 2000; });
     await page.evaluate(() => window.app.pollVersions());
     rows = await panel(page);
     assert.deepEqual(rows.map((r) => r.tab), [qTab], JSON.stringify(rows));
-    await api(`/api/structures/${d.structure_id}/draft?tab=${qTab}`, { method: 'DELETE', headers: { 'X-Isoline-Author': 'Dr%20Smith' } });
-    assert.deepEqual(await ctvDrafts(), []);
     log(`a copy of Q's draft (${qFirst.length} voxels) restored and saved here left Q's newer drawing (${qBoth.length} voxels) on the server, offered`);
+    // (defect: Discard removed strokes it had not shown) Q, still open, draws on after its
+    // draft was offered here; Discard here does not discard the strokes it did not show: Q's
+    // draft stays, the page says so and shows it again; a second Discard removes it.
+    await stroke(q, 0.3, 0.4, 0.62, 0.4);
+    const qThree = await bitmap(q);
+    await waitQ(qThree.length);
+    dialogs.length = 0;
+    await page.locator(`#drafts .draft[data-tab="${qTab}"] .draft-discard`).click();
+    await idle(page);
+    assert.match(await page.evaluate(() => window.app.lastError), /not discarded: this unsaved drawing \(another window, .*\) changed since it was shown/);
+    assert.equal((await qDraft() || {}).voxels, qThree.length, 'Discard removed Q\'s strokes it had not shown');
+    rows = await panel(page);
+    assert.deepEqual(rows.map((r) => r.tab), [qTab], JSON.stringify(rows));
+    await q.close({ runBeforeUnload: false });
+    await page.locator(`#drafts .draft[data-tab="${qTab}"] .draft-discard`).click();
+    await idle(page);
+    assert.deepEqual(await ctvDrafts(), []);
+    log(`Discard of Q's draft as shown did not remove Q's strokes drawn since (${qThree.length} voxels); discarded once shown`);
 
     // 5. Another reviewer's draft is shown as theirs (no Discard, not restored by itself); the
     // approval names it, does not approve it, and keeps it.

@@ -1169,6 +1169,48 @@ TEST_F(UiServer, ADraftRequestOfADrawingAlreadySavedDoesNotComeBackAsADraft) {
   EXPECT_EQ(db.history(id).size(), 3u);
 }
 
+// (defect: Discard removed strokes it had not shown) This tab discards the draft of another
+// window (as listed: change 5), which is still open and drew on meanwhile (change 7): the
+// newer strokes were discarded with it, unseen, and that window, closed with nothing left to
+// send, lost them. A DELETE names the change number it saw (`seq`); a draft written since is
+// not discarded (409 saying so, the draft as it is now); one unchanged since is.
+TEST_F(UiServer, DiscardingADraftKeepsWhatWasDrawnSinceItWasListed) {
+  auto c = srv->client();
+  auto& db = srv->server->db();
+  const auto id = id_of("PTV");
+  const std::string sid = std::to_string(id);
+  const auto g = test::ui_grid();
+  core::Image s1 = db.mask(id, 1, g).clone();
+  for (int i = 2; i < 9; ++i) s1.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
+  core::Image s2 = s1.clone();
+  for (int j = 2; j < 12; ++j) s2.data<std::uint8_t>()[g.offset(40, j, 20)] = 1;
+  const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
+  const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
+    auto r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith,
+                   nifti_bytes_of(m, dir.file(name)), "application/octet-stream");
+    EXPECT_EQ(r->status, 200) << r->body;
+  };
+  const auto del = [&](const std::string& query) { return c.Delete(("/api/structures/" + sid + "/draft?" + query).c_str(), smith); };
+  put("tab=B&seq=5", s1, "a.nii");
+  put("tab=B&seq=7", s2, "b.nii");  // B drew on after this tab listed its draft at change 5
+  auto r = del("tab=B&seq=5");
+  EXPECT_EQ(r->status, 409) << r->body;
+  EXPECT_NE(r->body.find("changed since"), std::string::npos) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j.value("discarded", true), false) << r->body;
+  EXPECT_EQ(j["draft"]["seq"], 7) << r->body;
+  ASSERT_TRUE(db.draft(id, "Dr Smith", "B"));
+  EXPECT_EQ(db.draft(id, "Dr Smith", "B")->voxels, static_cast<std::int64_t>(s2.count_nonzero()));
+  r = del("tab=B&seq=7");  // as it is now: discarded
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["discarded"], true);
+  EXPECT_FALSE(db.draft(id, "Dr Smith", "B"));
+  EXPECT_EQ(json::parse(del("tab=B&seq=7")->body)["discarded"], false);  // none: nothing to say
+  put("tab=C&seq=1", s1, "c.nii");
+  EXPECT_EQ(del("tab=C&seq=x")->status, 400);
+  EXPECT_EQ(json::parse(del("tab=C")->body)["discarded"], true);  // without a change number: whatever it holds
+}
+
 // (defect: tab names were cut to 64 bytes) Two tabs whose names share their first 64 bytes
 // were kept as one: the second's draft replaced the first's. A tab or `replaces` name longer
 // than 64 bytes is refused (400 naming it), nothing is written.

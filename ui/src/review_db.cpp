@@ -609,10 +609,11 @@ core::Image ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, c
   return decompress_mask(blob, grid);
 }
 
-bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab) {
+bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab,
+                             std::int64_t up_to_seq) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  Stmt s(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
-  s.bind(1, id).bind(2, reviewer).bind(3, tab);
+  Stmt s(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ? AND seq <= ?", path_);
+  s.bind(1, id).bind(2, reviewer).bind(3, tab).bind(4, up_to_seq);
   s.step(path_);
   return sqlite3_changes(impl_->db) > 0;
 }

@@ -1143,10 +1143,22 @@ void ReviewServer::Impl::routes() {
     const StructureInfo st = draft_structure(req);
     const std::string who = draft_reviewer(req);
     const auto tab = which_draft(req, st, who);
-    send_json(res, {{"discarded", tab ? db->discard_draft(st.id, who, *tab) : false},
-                    {"structure_id", st.id},
-                    {"reviewer", who},
-                    {"tab", tab.value_or("")}});
+    // `seq`: the change number of the draft as the reviewer saw it; one written since (its
+    // window, still open, drew on) is not discarded: 409 with the draft as it is now.
+    const auto seq = query_int(req, "seq", "draft");
+    const bool discarded = tab && db->discard_draft(st.id, who, *tab, seq.value_or(INT64_MAX));
+    if (!discarded && tab && seq) {
+      if (const auto now = db->draft(st.id, who, *tab))
+        return send_json(res,
+                         {{"error", "draft: " + st.latest.name + ": not discarded: " + who +
+                                        "'s unsaved drawing of it changed since it was shown (its window drew on: "
+                                        "change " + std::to_string(now->seq) + ", not " + std::to_string(*seq) +
+                                        "); look at it again"},
+                          {"discarded", false},
+                          {"draft", draft_json(*now)}},
+                         409);
+    }
+    send_json(res, {{"discarded", discarded}, {"structure_id", st.id}, {"reviewer", who}, {"tab", tab.value_or("")}});
   });
   s.Get("/api/drafts", [this](const httplib::Request& req, httplib::Response& res) {
     std::string who;

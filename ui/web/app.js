@@ -1739,12 +1739,9 @@ async function restoreDraft(d) {
   }
   const whose = mine ? 'your' : `${d.reviewer}'s`;
   if (!changed && !state.dirty) {  // the draft is what the live version has: nothing to restore
-    if (mine) {
-      await api('DELETE', `/api/structures/${s.id}/draft?tab=${encodeURIComponent(d.tab || '')}`);
-      forgetDraft(s.id, d.reviewer, d.tab);
-    }
+    const gone = mine && (await dropDraft(d));
     message(`${s.name}: ${whose} unsaved drawing is the same as v${latest}: nothing to restore` +
-            (mine ? '; the draft is discarded' : ''), 'ok');
+            (gone ? '; the draft is discarded' : mine ? '; its window drew on since: the draft is kept' : ''), 'ok');
     return;
   }
   if (changed) {
@@ -1770,9 +1767,24 @@ async function restoreDraft(d) {
 async function discardDraft(d) {
   if (!window.confirm(`Discard your unsaved drawing of ${d.name} (${draftWhere(d)}, ${draftWhen(d)}, drawn on v${d.base_version})? ` +
                       'It is not a version: it cannot be brought back. Your other unsaved drawings stay.')) return;
-  await api('DELETE', `/api/structures/${d.structure_id}/draft?tab=${encodeURIComponent(d.tab || '')}`);
-  forgetDraft(d.structure_id, d.reviewer, d.tab);
+  if (!(await dropDraft(d)))
+    throw new Error(`${d.name}: not discarded: this unsaved drawing (${draftWhere(d)}, ${draftWhen(d)}) changed since it ` +
+                    'was shown (its window drew on); look at it again');
   message(`discarded your unsaved drawing of ${d.name} (${draftWhere(d)}, ${draftWhen(d)})`, 'ok');
+}
+
+// Removes own draft `d` as it was shown (its change number): false, and the list refreshed,
+// when it was written since (its window, still open, drew on): then it stays.
+async function dropDraft(d) {
+  try {
+    await api('DELETE', `/api/structures/${d.structure_id}/draft?tab=${encodeURIComponent(d.tab || '')}&seq=${Number(d.seq) || 0}`);
+  } catch (e) {
+    if (e.status !== 409) throw e;
+    await refreshDrafts();
+    return false;
+  }
+  forgetDraft(d.structure_id, d.reviewer, d.tab);
+  return true;
 }
 
 // The drafts this tab does not hold as its drawing, over the viewer (under the notice): per

@@ -197,8 +197,10 @@ class ReviewDb {
   /// The mask of a draft on `grid`. Throws InvalidInput when there is none.
   core::Image draft_mask(std::int64_t id, const std::string& reviewer, const std::string& tab,
                          const core::Geometry& grid) const;
-  /// Removes one tab's draft; false when there was none.
-  bool discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab = "");
+  /// Removes one tab's draft, as far as its change number `up_to_seq` (the one the discarding
+  /// reviewer saw): one written since stays (its window drew on). False when none was removed.
+  bool discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab = "",
+                     std::int64_t up_to_seq = INT64_MAX);
 
   /// Total number of version rows (for tests).
   std::int64_t version_count() const;
