@@ -79,9 +79,27 @@ class UiServer : public ::testing::Test {
     return c.Post(("/api/structures/" + std::to_string(id_of(name)) + "/edit").c_str(), srv->auth(), body,
                   "application/json");
   }
+  // The draft tests' requests, as reviewer "Dr Smith": PUT of `m` (as NIfTI, via dir/file) to
+  // structure `id`'s draft with `query`; the same expecting 200 and giving the parsed answer;
+  // the voxels of that reviewer's draft of `tab` (-1: none).
+  httplib::Result put_draft(std::int64_t id, const std::string& query, const core::Image& m, const std::string& file);
+  json put_draft_ok(std::int64_t id, const std::string& query, const core::Image& m, const std::string& file);
+  std::int64_t draft_voxels(std::int64_t id, const std::string& tab);
   test::TempDir dir;
   std::unique_ptr<Running> srv;
 };
+
+// `m` with a line drawn at the front (x 2..8) or on the side (y 2..11): the draft tests' strokes.
+core::Image with_front_line(const core::Image& m) {
+  core::Image out = m.clone();
+  for (int i = 2; i < 9; ++i) out.data<std::uint8_t>()[out.geometry().offset(i, 3, 4)] = 1;
+  return out;
+}
+core::Image with_side_line(const core::Image& m) {
+  core::Image out = m.clone();
+  for (int j = 2; j < 12; ++j) out.data<std::uint8_t>()[out.geometry().offset(40, j, 20)] = 1;
+  return out;
+}
 
 TEST_F(UiServer, ImportsAutomaticStructuresAsVersionOne) {
   auto& db = srv->server->db();
@@ -797,6 +815,26 @@ httplib::Headers as_reviewer(const httplib::Headers& auth, const std::string& na
 }
 }  // namespace
 
+httplib::Result UiServer::put_draft(std::int64_t id, const std::string& query, const core::Image& m,
+                                    const std::string& file) {
+  auto c = srv->client();
+  return c.Put(("/api/structures/" + std::to_string(id) + "/draft?" + query).c_str(),
+               as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(m, dir.file(file)), "application/octet-stream");
+}
+
+json UiServer::put_draft_ok(std::int64_t id, const std::string& query, const core::Image& m, const std::string& file) {
+  auto r = put_draft(id, query, m, file);
+  EXPECT_TRUE(r);
+  if (!r) return json();
+  EXPECT_EQ(r->status, 200) << r->body;
+  return json::parse(r->body, nullptr, false);
+}
+
+std::int64_t UiServer::draft_voxels(std::int64_t id, const std::string& tab) {
+  auto d = srv->server->db().draft(id, "Dr Smith", tab);
+  return d ? d->voxels : std::int64_t{-1};
+}
+
 TEST_F(UiServer, DraftsArePerReviewerNotVersionsAndSavingOrDiscardingClearsThem) {
   auto c = srv->client();
   auto& db = srv->server->db();
@@ -903,15 +941,9 @@ TEST_F(UiServer, AnOlderDraftOfTheSameTabDoesNotReplaceANewerOne) {
   for (int i = 2; i < 5; ++i) older.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
   for (int i = 2; i < 9; ++i) newer.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
   const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
-    auto r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(),
-                   as_reviewer(srv->auth(), "Dr%20Smith"), nifti_bytes_of(m, dir.file(name)), "application/octet-stream");
-    EXPECT_EQ(r->status, 200) << r->body;
-    return json::parse(r->body);
+    return put_draft_ok(id, "base_version=1&" + query, m, name);
   };
-  const auto kept = [&](const std::string& tab = "t1") {
-    auto d = db.draft(id, "Dr Smith", tab);
-    return d ? d->voxels : std::int64_t{-1};
-  };
+  const auto kept = [&](const std::string& tab = "t1") { return draft_voxels(id, tab); };
   const std::int64_t n_older = static_cast<std::int64_t>(older.count_nonzero());
   const std::int64_t n_newer = static_cast<std::int64_t>(newer.count_nonzero());
   ASSERT_NE(n_older, n_newer);
@@ -953,16 +985,12 @@ TEST_F(UiServer, TwoTabsOfOneReviewerKeepTheirOwnDraftsOfAStructure) {
   const std::string sid = std::to_string(id);
   const auto g = test::ui_grid();
   const core::Image v1 = db.mask(id, 1, g);
-  core::Image in_a = v1.clone(), in_b = v1.clone(), in_c = v1.clone();
-  for (int i = 2; i < 9; ++i) in_a.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;    // tab A: a line at the front
-  for (int j = 2; j < 12; ++j) in_b.data<std::uint8_t>()[g.offset(40, j, 20)] = 1;  // tab B: another elsewhere
-  for (int k = 2; k < 6; ++k) in_c.data<std::uint8_t>()[g.offset(6, 40, k)] = 1;    // tab C
+  const core::Image in_a = with_front_line(v1), in_b = with_side_line(v1);  // tabs A and B
+  core::Image in_c = v1.clone();
+  for (int k = 2; k < 6; ++k) in_c.data<std::uint8_t>()[g.offset(6, 40, k)] = 1;  // tab C
   const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
   const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
-    auto r = c.Put(("/api/structures/" + sid + "/draft?" + query).c_str(), smith, nifti_bytes_of(m, dir.file(name)),
-                   "application/octet-stream");
-    EXPECT_EQ(r->status, 200) << r->body;
-    return json::parse(r->body);
+    return put_draft_ok(id, query, m, name);
   };
   const auto mask_of = [&](const std::string& tab) -> std::int64_t {  // voxels of the draft read back, -1: none
     auto r = c.Get(("/api/structures/" + sid + "/draft.nii?reviewer=Dr%20Smith&tab=" + tab).c_str(), srv->auth());
@@ -1051,21 +1079,13 @@ TEST_F(UiServer, ARestoredDraftReplacesNoDrawingWrittenSinceItWasRestored) {
   const std::string sid = std::to_string(id);
   const auto g = test::ui_grid();
   const core::Image v1 = db.mask(id, 1, g);
-  core::Image s1 = v1.clone();
-  for (int i = 2; i < 9; ++i) s1.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;  // B's first strokes
-  core::Image s2 = s1.clone();
-  for (int j = 2; j < 12; ++j) s2.data<std::uint8_t>()[g.offset(40, j, 20)] = 1;  // and B's later ones
+  const core::Image s1 = with_front_line(v1);  // B's first strokes
+  const core::Image s2 = with_side_line(s1);   // and B's later ones
   const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
   const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
-    auto r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith,
-                   nifti_bytes_of(m, dir.file(name)), "application/octet-stream");
-    EXPECT_EQ(r->status, 200) << r->body;
-    return json::parse(r->body);
+    return put_draft_ok(id, "base_version=1&" + query, m, name);
   };
-  const auto voxels_of = [&](const std::string& tab) {
-    auto d = db.draft(id, "Dr Smith", tab);
-    return d ? d->voxels : std::int64_t{-1};
-  };
+  const auto voxels_of = [&](const std::string& tab) { return draft_voxels(id, tab); };
   const auto n1 = static_cast<std::int64_t>(s1.count_nonzero()), n2 = static_cast<std::int64_t>(s2.count_nonzero());
   EXPECT_EQ(put("tab=B&seq=5", s1, "b1.nii")["seq"], 5);
   // A lists the drafts (B's at change 5) and restores B's drawing; B draws on meanwhile.
@@ -1122,16 +1142,11 @@ TEST_F(UiServer, ADraftRequestOfADrawingAlreadySavedDoesNotComeBackAsADraft) {
   const auto id = id_of("PTV");
   const std::string sid = std::to_string(id);
   const auto g = test::ui_grid();
-  core::Image drawn = db.mask(id, 1, g).clone();
-  for (int i = 2; i < 9; ++i) drawn.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
-  core::Image more = drawn.clone();
-  for (int j = 2; j < 12; ++j) more.data<std::uint8_t>()[g.offset(40, j, 20)] = 1;
+  const core::Image drawn = with_front_line(db.mask(id, 1, g));
+  const core::Image more = with_side_line(drawn);
   const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
   const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
-    auto r = c.Put(("/api/structures/" + sid + "/draft?" + query).c_str(), smith, nifti_bytes_of(m, dir.file(name)),
-                   "application/octet-stream");
-    EXPECT_EQ(r->status, 200) << r->body;
-    return json::parse(r->body);
+    return put_draft_ok(id, query, m, name);
   };
   put("base_version=1&tab=K&seq=3", drawn, "a.nii");  // the timed request (change 3)
   // Save of change 4, then the page-leave request of change 4 arrives.
@@ -1180,15 +1195,11 @@ TEST_F(UiServer, DiscardingADraftKeepsWhatWasDrawnSinceItWasListed) {
   const auto id = id_of("PTV");
   const std::string sid = std::to_string(id);
   const auto g = test::ui_grid();
-  core::Image s1 = db.mask(id, 1, g).clone();
-  for (int i = 2; i < 9; ++i) s1.data<std::uint8_t>()[g.offset(i, 3, 4)] = 1;
-  core::Image s2 = s1.clone();
-  for (int j = 2; j < 12; ++j) s2.data<std::uint8_t>()[g.offset(40, j, 20)] = 1;
+  const core::Image s1 = with_front_line(db.mask(id, 1, g));
+  const core::Image s2 = with_side_line(s1);
   const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
   const auto put = [&](const std::string& query, const core::Image& m, const std::string& name) {
-    auto r = c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith,
-                   nifti_bytes_of(m, dir.file(name)), "application/octet-stream");
-    EXPECT_EQ(r->status, 200) << r->body;
+    put_draft_ok(id, "base_version=1&" + query, m, name);
   };
   const auto del = [&](const std::string& query) { return c.Delete(("/api/structures/" + sid + "/draft?" + query).c_str(), smith); };
   put("tab=B&seq=5", s1, "a.nii");
@@ -1219,13 +1230,11 @@ TEST_F(UiServer, ATabNameLongerThanItsLimitIsRefusedNotCut) {
   auto& db = srv->server->db();
   const auto id = id_of("Cord");
   const std::string sid = std::to_string(id);
-  const std::string body = nifti_bytes_of(db.mask(id, 1, test::ui_grid()), dir.file("m.nii"));
+  const core::Image v1 = db.mask(id, 1, test::ui_grid());
+  const std::string body = nifti_bytes_of(v1, dir.file("m.nii"));
   const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
   const std::string stem(64, 'w');
-  const auto put = [&](const std::string& query) {
-    return c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith, body,
-                 "application/octet-stream");
-  };
+  const auto put = [&](const std::string& query) { return put_draft(id, "base_version=1&" + query, v1, "m.nii"); };
   EXPECT_EQ(put("tab=" + stem + "&seq=1")->status, 200);  // 64 bytes: kept as it is
   for (const std::string& q : {"tab=" + stem + "1&seq=1", "tab=" + stem + "2&seq=2", "tab=x&seq=1&replaces=" + stem +
                                                                                      "1&replaces_seq=1"}) {
@@ -1255,12 +1264,10 @@ TEST_F(UiServer, DraftsOfOneStructureAndReviewerAreCappedAndNoneIsDropped) {
   auto& db = srv->server->db();
   const auto id = id_of("Cord");
   const std::string sid = std::to_string(id);
-  const std::string body = nifti_bytes_of(db.mask(id, 1, test::ui_grid()), dir.file("m.nii"));
+  const core::Image v1 = db.mask(id, 1, test::ui_grid());
+  const std::string body = nifti_bytes_of(v1, dir.file("m.nii"));
   const auto smith = as_reviewer(srv->auth(), "Dr%20Smith");
-  const auto put = [&](const std::string& query) {
-    return c.Put(("/api/structures/" + sid + "/draft?base_version=1&" + query).c_str(), smith, body,
-                 "application/octet-stream");
-  };
+  const auto put = [&](const std::string& query) { return put_draft(id, "base_version=1&" + query, v1, "m.nii"); };
   const int limit = static_cast<int>(ui::ReviewDb::kDraftLimit);
   for (int t = 0; t < limit; ++t) ASSERT_EQ(put("tab=w" + std::to_string(t) + "&seq=1")->status, 200);
   auto r = put("tab=new&seq=1");
