@@ -289,57 +289,45 @@ int run_dvh(const Args& args, const Context& ctx) {
   }
 
   if (auto csv = args.get("--csv")) {
-    core::AtomicOutput out(*csv);
-    {
-      std::ostringstream f;  // written below through core::OutputFile (every write checked)
-      f << "structure,dose_gy,cumulative_fraction,cumulative_cc,differential_cc\n";
-      f.precision(9);
-      for (const auto& r : rows) {
-        std::vector<double> x, y, xd, dv;
-        r.dvh.cumulative(bin, &x, &y);
-        r.dvh.differential(bin, &xd, &dv);
-        for (std::size_t i = 0; i < x.size(); ++i)
-          f << r.name << "," << x[i] << "," << y[i] << "," << y[i] * r.dvh.volume_cc() << ","
-            << (i < dv.size() ? dv[i] : 0.0) << "\n";
-      }
-      core::OutputFile o(out.temp_path(), "dvh");
-      o.write(f.str());
-      o.close();
+    std::ostringstream f;
+    f << "structure,dose_gy,cumulative_fraction,cumulative_cc,differential_cc\n";
+    f.precision(9);
+    for (const auto& r : rows) {
+      std::vector<double> x, y, xd, dv;
+      r.dvh.cumulative(bin, &x, &y);
+      r.dvh.differential(bin, &xd, &dv);
+      for (std::size_t i = 0; i < x.size(); ++i)
+        f << r.name << "," << x[i] << "," << y[i] << "," << y[i] * r.dvh.volume_cc() << ","
+          << (i < dv.size() ? dv[i] : 0.0) << "\n";
     }
-    out.commit();
+    core::write_file_atomic(*csv, f.str(), "dvh");
   }
 
   if (auto js = args.get("--json")) {
-    core::AtomicOutput out(*js);
-    {
-      std::ostringstream f;  // written below through core::OutputFile (every write checked)
-      f.precision(9);
-      f << "{\n  \"dose\": \"" << json_escape(dose_path) << "\",\n  \"structures\": [";
-      bool first = true;
-      for (const auto& r : rows) {
-        const auto& d = r.dvh;
-        f << (first ? "\n" : ",\n") << "    {\"name\": \"" << json_escape(r.name) << "\", \"volume_cc\": " << d.volume_cc()
-          << ", \"mean_gy\": " << d.mean_gy() << ", \"min_gy\": " << d.min_gy() << ", \"max_gy\": " << d.max_gy()
-          << ", \"d0.1cc_gy\": " << d.dose_at_cc(0.1) << ", \"d0.03cc_gy\": " << d.dose_at_cc(0.03);
-        for (double p : {99.0, 98.0, 95.0, 50.0, 2.0}) f << ", \"d" << p << "_gy\": " << d.dose_at_percent(p);
-        if (r.target) {
-          f << ", \"target\": true";
-          if (r.rx > 0) f << ", \"rx_gy\": " << r.rx;
-          if (std::isfinite(r.hi)) f << ", \"hi\": " << r.hi;
-          if (std::isfinite(r.ci)) f << ", \"ci\": " << r.ci;
-          if (std::isfinite(r.v95rx)) f << ", \"v95rx_percent\": " << r.v95rx;
-        }
-        for (std::size_t m = 0; m < metrics.size(); ++m)
-          f << ", \"" << json_escape(metrics[m]) << "\": " << r.extra[m];
-        f << "}";
-        first = false;
+    std::ostringstream f;
+    f.precision(9);
+    f << "{\n  \"dose\": \"" << json_escape(dose_path) << "\",\n  \"structures\": [";
+    bool first = true;
+    for (const auto& r : rows) {
+      const auto& d = r.dvh;
+      f << (first ? "\n" : ",\n") << "    {\"name\": \"" << json_escape(r.name) << "\", \"volume_cc\": " << d.volume_cc()
+        << ", \"mean_gy\": " << d.mean_gy() << ", \"min_gy\": " << d.min_gy() << ", \"max_gy\": " << d.max_gy()
+        << ", \"d0.1cc_gy\": " << d.dose_at_cc(0.1) << ", \"d0.03cc_gy\": " << d.dose_at_cc(0.03);
+      for (double p : {99.0, 98.0, 95.0, 50.0, 2.0}) f << ", \"d" << p << "_gy\": " << d.dose_at_percent(p);
+      if (r.target) {
+        f << ", \"target\": true";
+        if (r.rx > 0) f << ", \"rx_gy\": " << r.rx;
+        if (std::isfinite(r.hi)) f << ", \"hi\": " << r.hi;
+        if (std::isfinite(r.ci)) f << ", \"ci\": " << r.ci;
+        if (std::isfinite(r.v95rx)) f << ", \"v95rx_percent\": " << r.v95rx;
       }
-      f << "\n  ]\n}\n";
-      core::OutputFile o(out.temp_path(), "dvh");
-      o.write(f.str());
-      o.close();
+      for (std::size_t m = 0; m < metrics.size(); ++m)
+        f << ", \"" << json_escape(metrics[m]) << "\": " << r.extra[m];
+      f << "}";
+      first = false;
     }
-    out.commit();
+    f << "\n  ]\n}\n";
+    core::write_file_atomic(*js, f.str(), "dvh");
   }
   return args.flag("--fail-on-criteria") && failed > 0 ? 3 : 0;
 }
