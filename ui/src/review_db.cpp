@@ -84,6 +84,26 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
+// Removes `reviewer`'s draft of structure `id` from tab `tab` unless it was written after its
+// change number `up_to_seq` (a window still open that drew on keeps its own); true when one was
+// removed. The caller holds the database's lock.
+// Unsaved drawings (not versions): one per structure, reviewer and tab, replaced in place. (A
+// review.sqlite of before per-tab drafts is rebuilt to it: ReviewDb::migrate_drafts.)
+const char* const kDraftsTable =
+    "CREATE TABLE IF NOT EXISTS drafts(structure_id INTEGER NOT NULL REFERENCES structures(id),"
+    "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
+    "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
+    "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(structure_id, reviewer, tab));";
+
+bool delete_draft(sqlite3* db, const std::string& path, std::int64_t id, const std::string& reviewer,
+                  const std::string& tab, std::int64_t up_to_seq) {
+  Stmt s(db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ? AND seq <= ?", path);
+  s.bind(1, id).bind(2, reviewer).bind(3, tab).bind(4, up_to_seq);
+  s.step(path);
+  return sqlite3_changes(db) > 0;
+}
+
 }  // namespace
 
 std::string compress_mask(const core::Image& mask) {
@@ -145,13 +165,10 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
         "  volume_cc REAL NOT NULL, mask BLOB NOT NULL, PRIMARY KEY(structure_id, version));"
         "CREATE TABLE IF NOT EXISTS flag_checks(structure_id INTEGER NOT NULL REFERENCES structures(id),"
         "  version INTEGER NOT NULL, flags TEXT NOT NULL, author TEXT NOT NULL, time TEXT NOT NULL,"
-        "  checked INTEGER NOT NULL);"
-        // Unsaved drawings (not versions): one per structure, reviewer and tab, replaced in place.
-        "CREATE TABLE IF NOT EXISTS drafts(structure_id INTEGER NOT NULL REFERENCES structures(id),"
-        "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
-        "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
-        "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
-        "  PRIMARY KEY(structure_id, reviewer, tab));"
+        "  checked INTEGER NOT NULL);",
+        path);
+    impl_->exec(kDraftsTable, path);
+    impl_->exec(
         // The change number of a tab's drawing that its save covered: a draft request of that
         // change arriving after the save is not written (see save_version's saved_by).
         "CREATE TABLE IF NOT EXISTS drafts_saved(structure_id INTEGER NOT NULL, reviewer TEXT NOT NULL,"
@@ -189,19 +206,14 @@ void ReviewDb::migrate_drafts(const std::string& path) {
   try {
     const auto [has_tab, tab_in_key] = drafts_schema(impl_->db, path);  // again, under the write lock
     if (!tab_in_key) {
-      impl_->exec(
-          "CREATE TABLE drafts_per_tab(structure_id INTEGER NOT NULL REFERENCES structures(id),"
-          "  reviewer TEXT NOT NULL, base_version INTEGER NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL,"
-          "  voxels INTEGER NOT NULL, volume_cc REAL NOT NULL, mask BLOB NOT NULL,"
-          "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
-          "  PRIMARY KEY(structure_id, reviewer, tab));",
-          path);
-      impl_->exec(has_tab ? "INSERT INTO drafts_per_tab SELECT structure_id, reviewer, base_version, time, action,"
-                            " voxels, volume_cc, mask, tab, seq FROM drafts;"
-                          : "INSERT INTO drafts_per_tab SELECT structure_id, reviewer, base_version, time, action,"
-                            " voxels, volume_cc, mask, '', 0 FROM drafts;",
+      impl_->exec("ALTER TABLE drafts RENAME TO drafts_before_tabs;", path);
+      impl_->exec(kDraftsTable, path);
+      impl_->exec(has_tab ? "INSERT INTO drafts SELECT structure_id, reviewer, base_version, time, action,"
+                            " voxels, volume_cc, mask, tab, seq FROM drafts_before_tabs;"
+                          : "INSERT INTO drafts SELECT structure_id, reviewer, base_version, time, action,"
+                            " voxels, volume_cc, mask, '', 0 FROM drafts_before_tabs;",
                   path);
-      impl_->exec("DROP TABLE drafts; ALTER TABLE drafts_per_tab RENAME TO drafts;", path);
+      impl_->exec("DROP TABLE drafts_before_tabs;", path);
     }
     impl_->exec("COMMIT", path);
   } catch (...) {
@@ -536,13 +548,8 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
     }
     if (written) {  // the drafts this drawing was restored from: it holds them now (not what
                     // they were given since: a window still open that drew on keeps its own)
-      for (const auto& r : replaces) {
-        if (r.tab == tab) continue;
-        Stmt del(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ? AND seq <= ?",
-                 path_);
-        del.bind(1, id).bind(2, reviewer).bind(3, r.tab).bind(4, r.seq);
-        del.step(path_);
-      }
+      for (const auto& r : replaces)
+        if (r.tab != tab) delete_draft(impl_->db, path_, id, reviewer, r.tab, r.seq);
     }
     {  // the draft kept, as kept (its change number; when not written, an older request of the
        // same tab: the newer draft stays)
@@ -612,10 +619,7 @@ core::Image ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, c
 bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab,
                              std::int64_t up_to_seq) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  Stmt s(impl_->db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ? AND seq <= ?", path_);
-  s.bind(1, id).bind(2, reviewer).bind(3, tab).bind(4, up_to_seq);
-  s.step(path_);
-  return sqlite3_changes(impl_->db) > 0;
+  return delete_draft(impl_->db, path_, id, reviewer, tab, up_to_seq);
 }
 
 std::int64_t ReviewDb::version_count() const {
@@ -758,11 +762,8 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
         .bind(5, now_utc()).bind(6, action).bind(7, static_cast<std::int64_t>(deleted ? 1 : 0))
         .bind(8, voxels).bind(9, cc).blob(10, blob);
     v.step(path_);
-    for (const auto& r : clear_drafts) {  // the drawing these drafts kept is this version now
-      Stmt d(impl_->db, "DELETE FROM drafts WHERE structure_id=? AND reviewer=? AND tab=? AND seq<=?", path_);
-      d.bind(1, id).bind(2, author).bind(3, r.tab).bind(4, r.seq);
-      d.step(path_);
-    }
+    for (const auto& r : clear_drafts)  // the drawing these drafts kept is this version now
+      delete_draft(impl_->db, path_, id, author, r.tab, r.seq);
     if (saved_by && !saved_by->tab.empty()) {  // a later request of this drawing is no draft
       Stmt w(impl_->db,
              "INSERT INTO drafts_saved(structure_id, reviewer, tab, seq, time) VALUES(?,?,?,?,?)"
