@@ -62,7 +62,7 @@ int run_plan(const Args& args, const Context& ctx) {
     std::printf("plan: %s, %zu beams, %d fractions, %d iterations; influence %.1f s, optimise %.1f s, dose %.1f s, total %.1f s\n",
                 tpl.name.c_str(), r.plan.beams.size(), r.fractions, r.optimizer.iterations, r.timing.influence_s,
                 r.timing.optimize_s, r.timing.dose_s, r.timing.total_s);
-    failed = print_criteria_table(r.criteria);
+    failed = print_criteria_table(r.criteria, tpl.target_rules.edge_weight > 0 ? nullptr : kEdgeSamplesHint);
     std::printf("wrote");
     for (const auto& f : o.files) std::printf(" %s", f.c_str());
     std::printf(" to %s\n", out.c_str());

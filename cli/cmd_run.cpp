@@ -43,7 +43,7 @@ int run_run(const Args& args, const Context& ctx) {
       }
       std::printf("\n");
     }
-    print_criteria_table(r.plan.criteria);
+    print_criteria_table(r.plan.criteria, o.template_name == "hn" ? kEdgeSamplesHint : nullptr);
     std::printf("\ncontouring %.1f s, planning %.1f s, total %.1f s\n", r.contour_s, r.plan_s,
                 r.total_s);
     std::printf("wrote %s/ (", r.out_dir.c_str());

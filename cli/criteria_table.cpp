@@ -6,13 +6,16 @@
 
 namespace isoline::cli {
 
-int print_criteria_table(const std::vector<planning::CriterionResult>& results) {
+int print_criteria_table(const std::vector<planning::CriterionResult>& results, const char* hint) {
   int failed = 0;
   // Sub-voxel values (plan/run): the same metric as a TPS computes it from RS + RD, with its
   // own verdict; a row where the two verdicts differ is marked.
   const bool fine = planning::count_subvoxel(results) > 0;
-  int differ = 0;
-  for (const auto& r : results) differ += r.verdict_differs();
+  int differ = 0, lost = 0;  // lost: PASS at voxel centres, FAIL as a TPS computes it
+  for (const auto& r : results) {
+    differ += r.verdict_differs();
+    lost += r.verdict_differs() && r.pass;
+  }
   if (fine)
     std::printf("%-40s %9s  %-6s %9s  %s\n", "criterion", "value", "result", "sub-voxel", "result (as a TPS computes it)");
   else
@@ -49,6 +52,7 @@ int print_criteria_table(const std::vector<planning::CriterionResult>& results) 
     std::printf("the verdicts differ for %d criteria (marked <--): PASS/FAIL above and the exit status use the "
                 "voxel-centre value\n",
                 differ);
+  if (hint && lost) std::printf("%s\n", hint);
   return failed;
 }
 

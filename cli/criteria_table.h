@@ -8,7 +8,13 @@
 namespace isoline::cli {
 
 /// Prints one line per criterion (value and PASS/FAIL, or "not evaluated") and a summary
-/// line to stdout; returns the number of evaluated criteria that fail.
-int print_criteria_table(const std::vector<planning::CriterionResult>& results);
+/// line to stdout; returns the number of evaluated criteria that fail. `hint` (plan, run: a
+/// plan made without edge samples) is printed after the table when a criterion passes at
+/// voxel centres and fails as a planning system computes it.
+int print_criteria_table(const std::vector<planning::CriterionResult>& results, const char* hint = nullptr);
+
+/// The hint of `plan` and `run` for a template without edge samples.
+inline constexpr const char* kEdgeSamplesHint =
+    "a plan made for the DVH a planning system computes (edge samples): --template hn_tps (docs/planning.md)";
 
 }  // namespace isoline::cli

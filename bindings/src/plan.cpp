@@ -19,11 +19,11 @@ namespace {
 // Every field of a PlanTemplate, by name (a field added to the struct must be added here: the
 // size check below fails the build on the usual 64-bit libstdc++ until it is).
 #if defined(__x86_64__) && defined(__GLIBCXX__)
-// 5 strings, 3 vectors, 2 x 6 doubles of rules, 8 doubles, 3 ints (+ 4 bytes of padding).
-static_assert(sizeof(PlanTemplate) == 5 * 32 + 3 * 24 + 2 * 6 * 8 + 8 * 8 + 4 * 4,
+// 5 strings, 3 vectors, 8 + 6 doubles of rules, 8 doubles, 3 ints (+ 4 bytes of padding).
+static_assert(sizeof(PlanTemplate) == 5 * 32 + 3 * 24 + (8 + 6) * 8 + 8 * 8 + 4 * 4,
               "PlanTemplate changed: update its pickle state in bindings/src/plan.cpp");
 static_assert(sizeof(TargetLevel) == 32 + 8, "TargetLevel changed: update its pickle state");
-static_assert(sizeof(TargetRules) == 6 * 8 && sizeof(FallOffRule) == 6 * 8,
+static_assert(sizeof(TargetRules) == 8 * 8 && sizeof(FallOffRule) == 6 * 8,
               "TargetRules/FallOffRule changed: update the PlanTemplate pickle state in bindings/src/plan.cpp");
 #endif
 
@@ -38,7 +38,7 @@ py::dict template_state(const PlanTemplate& t) {
   d["objectives"] = t.objectives;
   const TargetRules& r = t.target_rules;
   d["target_rules"] = py::make_tuple(r.min_percent, r.min_weight, r.max_percent, r.max_weight, r.d99_percent,
-                                     r.d99_weight);
+                                     r.d99_weight, r.edge_weight, r.oar_edge_weight);
   const FallOffRule& f = t.falloff;
   d["falloff"] = py::make_tuple(f.start_percent, f.end_percent, f.distance_mm, f.weight, f.hot_spot_percent,
                                 f.hot_spot_weight);
@@ -66,8 +66,11 @@ PlanTemplate template_from_state(const py::dict& d) {
   t.gantry_deg = d["gantry_deg"].cast<std::vector<double>>();
   t.targets = d["targets"].cast<std::vector<TargetLevel>>();
   t.objectives = d["objectives"].cast<std::vector<Objective>>();
-  const auto r = d["target_rules"].cast<std::array<double, 6>>();
-  t.target_rules = TargetRules{r[0], r[1], r[2], r[3], r[4], r[5]};
+  // (6 values: a state pickled before the edge samples, which were then off)
+  const auto r = d["target_rules"].cast<std::vector<double>>();
+  if (r.size() != 6 && r.size() != 8)
+    throw py::value_error("PlanTemplate state: target_rules must have 6 or 8 values, got " + std::to_string(r.size()));
+  t.target_rules = TargetRules{r[0], r[1], r[2], r[3], r[4], r[5], r.size() == 8 ? r[6] : 0.0, r.size() == 8 ? r[7] : 0.0};
   const auto f = d["falloff"].cast<std::array<double, 6>>();
   t.falloff = FallOffRule{f[0], f[1], f[2], f[3], f[4], f[5]};
   t.normalise_percent = d["normalise_percent"].cast<double>();

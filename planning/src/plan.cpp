@@ -240,6 +240,10 @@ PlanTemplate load_template(const std::string& name_or_path) {
       t.target_rules.max_weight = num(r, "max_weight", t.target_rules.max_weight, ctx);
       t.target_rules.d99_percent = num(r, "d99_percent", t.target_rules.d99_percent, ctx);
       t.target_rules.d99_weight = num(r, "d99_weight", t.target_rules.d99_weight, ctx);
+      t.target_rules.edge_weight = num(r, "edge_weight", t.target_rules.edge_weight, ctx);
+      t.target_rules.oar_edge_weight = num(r, "oar_edge_weight", t.target_rules.oar_edge_weight, ctx);
+      if (!(t.target_rules.edge_weight >= 0) || !(t.target_rules.oar_edge_weight >= 0))
+        fail<InvalidInput>("read plan template", ctx, "edge_weight and oar_edge_weight must be >= 0");
     }
     if (root.contains("falloff")) {
       const json& r = root["falloff"];
@@ -509,6 +513,14 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   };
   FluenceProblem problem;
   const double vcc = g.voxel_volume_mm3() / 1000.0;
+  // Edge samples (TargetRules::edge_weight): made once every voxel row is known, as rows after
+  // them (`edge_rows`: the two voxels each interpolates between).
+  struct EdgeRequest {
+    std::string name;
+    std::vector<std::int64_t> voxels;
+    Objective objective;
+  };
+  std::vector<EdgeRequest> edge_requests;
   auto add_set = [&](const std::string& name, const std::vector<std::int64_t>& voxels,
                      std::vector<float> distance = {}) {
     VoxelSet s;
@@ -538,6 +550,10 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     add_set(l.name, l.voxels);
     problem.objectives.push_back(
         {l.name, ObjectiveType::MinDose, l.rx * tr.min_percent / 100.0, 0, tr.min_weight});
+    if (tr.edge_weight > 0)
+      edge_requests.push_back({l.name + " (edges)", l.voxels,
+                               {l.name + " (edges)", ObjectiveType::MinDose,
+                                l.rx * tr.min_percent / 100.0, 0, tr.edge_weight}});
     if (tr.d99_percent > 0)
       problem.objectives.push_back(
           {l.name, ObjectiveType::MinDvh, l.rx * tr.d99_percent / 100.0, 99.0, tr.d99_weight});
@@ -590,6 +606,16 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     Objective oo = o;
     oo.structure = set_name;
     problem.objectives.push_back(oo);
+    if (tr.oar_edge_weight > 0 && o.type == ObjectiveType::MaxDose) {
+      std::vector<std::int64_t> part;
+      const VoxelSet& vs = *std::find_if(problem.structures.begin(), problem.structures.end(),
+                                         [&](const VoxelSet& v) { return v.name == set_name; });
+      for (auto r : vs.rows) part.push_back(rows[static_cast<std::size_t>(r)]);
+      Objective e = o;
+      e.structure = set_name + " (edges)";
+      e.weight = o.weight * tr.oar_edge_weight;
+      edge_requests.push_back({e.structure, std::move(part), e});
+    }
   }
   // Normal-tissue fall-off, with the limit of each voxel the highest over the levels,
   // expressed for the optimiser as an equivalent distance on one linear ramp.
@@ -641,13 +667,63 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
                                     tpl.falloff.hot_spot_weight});
   }
 
-  // Reduced matrix (rows = `rows`), total dose over all fractions per unit weight.
+  // Edge samples: for each boundary voxel v of a set and each of its six neighbours n outside
+  // the set (inside the grid), a row with the dose 3/8 of a voxel from v towards n, linear
+  // between the two centres (what a planning system's 4 x 4 x 4 sub-samples see there).
+  constexpr float kEdgeOut = 0.375f;
+  std::vector<std::pair<std::int64_t, std::int64_t>> edge_rows;  // (v, n) per edge row
+  for (const EdgeRequest& e : edge_requests) {
+    std::vector<std::uint8_t> in(nvox, 0);
+    for (auto v : e.voxels) in[static_cast<std::size_t>(v)] = 1;
+    VoxelSet s;
+    s.name = e.name;
+    s.voxel_volume_cc = vcc;
+    const std::int64_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
+    for (auto v : e.voxels) {
+      const std::int64_t i = v % nx, j = (v / nx) % ny, k = v / (nx * ny);
+      const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
+                                     {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
+      for (const auto& q : nb) {
+        if (q[0] < 0 || q[1] < 0 || q[2] < 0 || q[0] >= nx || q[1] >= ny || q[2] >= nz) continue;
+        const std::int64_t n = q[0] + nx * (q[1] + ny * q[2]);
+        if (in[static_cast<std::size_t>(n)]) continue;
+        s.rows.push_back(static_cast<std::int64_t>(rows.size() + edge_rows.size()));
+        edge_rows.emplace_back(v, n);
+      }
+    }
+    if (s.rows.empty()) continue;
+    problem.structures.push_back(std::move(s));
+    problem.objectives.push_back(e.objective);
+  }
+
+  // Reduced matrix (rows = `rows`, then the edge samples), total dose over all fractions per
+  // unit weight.
   SparseMatrix M;
-  M.rows = static_cast<std::int64_t>(rows.size());
+  M.rows = static_cast<std::int64_t>(rows.size() + edge_rows.size());
   M.cols = A.cols;
-  M.row_ptr.assign(rows.size() + 1, 0);
+  M.row_ptr.assign(static_cast<std::size_t>(M.rows) + 1, 0);
   for (std::size_t r = 0; r < rows.size(); ++r)
     M.row_ptr[r + 1] = M.row_ptr[r] + (A.row_ptr[rows[r] + 1] - A.row_ptr[rows[r]]);
+  std::vector<float> acc(static_cast<std::size_t>(A.cols), 0.f);
+  std::vector<std::int32_t> touched;
+  std::vector<std::vector<std::pair<std::int32_t, float>>> edge_entries(edge_rows.size());
+  for (std::size_t e = 0; e < edge_rows.size(); ++e) {
+    const auto [v, n] = edge_rows[e];
+    touched.clear();
+    for (auto [r, w] : {std::pair<std::int64_t, float>{v, 1.f - kEdgeOut}, {n, kEdgeOut}})
+      for (std::int64_t a = A.row_ptr[r]; a < A.row_ptr[r + 1]; ++a) {
+        const std::int32_t c = A.col_index[a];
+        if (acc[c] == 0.f) touched.push_back(c);
+        acc[c] += w * A.values[a];
+      }
+    std::sort(touched.begin(), touched.end());
+    for (auto c : touched) {
+      if (acc[c] != 0.f) edge_entries[e].emplace_back(c, acc[c]);
+      acc[c] = 0.f;
+    }
+    const std::size_t r = rows.size() + e;
+    M.row_ptr[r + 1] = M.row_ptr[r] + static_cast<std::int64_t>(edge_entries[e].size());
+  }
   M.col.resize(static_cast<std::size_t>(M.row_ptr.back()));
   M.val.resize(M.col.size());
   for (std::size_t r = 0; r < rows.size(); ++r) {
@@ -655,6 +731,14 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     std::copy_n(A.col_index.begin() + a, n, M.col.begin() + M.row_ptr[r]);
     std::copy_n(A.values.begin() + a, n, M.val.begin() + M.row_ptr[r]);
   }
+  for (std::size_t e = 0; e < edge_rows.size(); ++e) {
+    std::int64_t o = M.row_ptr[rows.size() + e];
+    for (auto [c, w] : edge_entries[e]) {
+      M.col[static_cast<std::size_t>(o)] = c;
+      M.val[static_cast<std::size_t>(o++)] = w;
+    }
+  }
+  edge_entries = {};
   problem.influence = &M;
   // The full matrix is no longer needed: keep the beamlet positions, free the rest.
   const std::vector<dose::BeamletInfo> beamlets = std::move(A.beamlets);
@@ -741,9 +825,14 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     std::vector<float> ax;
     problem.offset_dose.clear();
     M.multiply(result.optimizer.weights, &ax);
-    problem.offset_dose.resize(rows.size());
+    problem.offset_dose.resize(static_cast<std::size_t>(M.rows));
     const float* full = dose.data<float>();
     for (std::size_t r = 0; r < rows.size(); ++r) problem.offset_dose[r] = full[rows[r]] - ax[r];
+    for (std::size_t e = 0; e < edge_rows.size(); ++e) {
+      const auto [v, n] = edge_rows[e];
+      problem.offset_dose[rows.size() + e] =
+          (1.f - kEdgeOut) * full[v] + kEdgeOut * full[n] - ax[rows.size() + e];
+    }
     problem.initial_weights = result.optimizer.weights;
     OptimizerOptions o2 = oo;
     o2.max_iterations = std::max(10, oo.max_iterations / 2);

@@ -57,6 +57,16 @@ TEST(CriteriaTable, MarksTheCriteriaWhoseVerdictDiffersAsATpsComputesIt) {
             std::string::npos)
       << out;
   EXPECT_NE(out.find("the verdicts differ for 2 criteria"), std::string::npos) << out;
+  EXPECT_EQ(out.find("hn_tps"), std::string::npos) << "no hint unless asked (isoline dvh)";
+  // plan and run (a template without edge samples) point to the template made for the
+  // planning system's DVH when a criterion passes only at voxel centres.
+  testing::internal::CaptureStdout();
+  cli::print_criteria_table(rs, cli::kEdgeSamplesHint);
+  const std::string hinted = testing::internal::GetCapturedStdout();
+  EXPECT_NE(hinted.find("--template hn_tps"), std::string::npos) << hinted;
+  testing::internal::CaptureStdout();
+  cli::print_criteria_table({rs.back()}, cli::kEdgeSamplesHint);  // the same verdicts: no hint
+  EXPECT_EQ(testing::internal::GetCapturedStdout().find("hn_tps"), std::string::npos);
 }
 
 TEST(CriteriaTable, WithoutSubVoxelValuesTheTableIsUnchanged) {

@@ -122,6 +122,18 @@ def test_an_unpickled_template_plans_the_same_as_the_original():
     # template behaves the same (template_for keeps them; make_plan is too slow for this test).
     tpl = planning.load_template("hn")
     assert pickle.dumps(pickle.loads(pickle.dumps(tpl))) == pickle.dumps(tpl)
+    # hn_tps differs from hn only in its target rules (edge samples), which travel too.
+    tps = planning.load_template("hn_tps")
+    assert pickle.dumps(pickle.loads(pickle.dumps(tps))) == pickle.dumps(tps)
+    back = pickle.loads(pickle.dumps(tps)).__getstate__()["target_rules"]
+    assert back == tps.__getstate__()["target_rules"]
+    assert back[-2:] == (200.0, 1.0) and tpl.__getstate__()["target_rules"][-2:] == (0.0, 0.0)
+    # A state pickled before the edge samples (six target rules) still loads, with them off.
+    old = tpl.__getstate__()
+    old["target_rules"] = old["target_rules"][:6]
+    t = planning.PlanTemplate.__new__(planning.PlanTemplate)
+    t.__setstate__(old)
+    assert t.__getstate__()["target_rules"] == tpl.__getstate__()["target_rules"]
 
 
 PLAN = {"name": "two beams", "machine": "generic_6mv", "fractions": 3,

@@ -39,6 +39,15 @@ struct TargetRules {
   double max_weight = 40.0;
   double d99_percent = 97.0;   ///< MinDvh: 99 % of the target above this (0 = off)
   double d99_weight = 100.0;
+  /// Edge samples: a planning system computes a structure's DVH from its contour, over the
+  /// whole of each boundary voxel, with the dose interpolated between voxel centres; the
+  /// optimiser sees voxel centres only. With edge_weight > 0 every boundary voxel of a target
+  /// also gets a sample 3/8 of a voxel towards each neighbour outside it (the outermost
+  /// sub-sample of a 4 x 4 x 4 DVH), its dose interpolated from the two centres, with a MinDose
+  /// of min_percent at this weight; the OAR MaxDose objectives get the same samples on their
+  /// organ's boundary at oar_edge_weight (0 = off).
+  double edge_weight = 0.0;
+  double oar_edge_weight = 0.0;
 };
 
 /// Normal-tissue fall-off: the dose limit outside the targets falls linearly from
