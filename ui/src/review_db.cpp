@@ -601,16 +601,14 @@ std::optional<DraftInfo> ReviewDb::draft(std::int64_t id, const std::string& rev
   return std::nullopt;
 }
 
-core::Image ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, const std::string& tab,
-                                 const core::Geometry& grid) const {
+std::optional<core::Image> ReviewDb::draft_mask(std::int64_t id, const std::string& reviewer, const std::string& tab,
+                                                const core::Geometry& grid) const {
   std::string blob;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     Stmt s(impl_->db, "SELECT mask FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
     s.bind(1, id).bind(2, reviewer).bind(3, tab);
-    if (!s.step(path_))
-      core::fail<core::InvalidInput>("draft", "structure " + std::to_string(id),
-                                     "no draft of " + reviewer + " for this structure");
+    if (!s.step(path_)) return std::nullopt;
     blob = s.bytes(0);
   }
   return decompress_mask(blob, grid);

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -58,7 +59,9 @@ std::string request_text(const std::string& v, const char* what) {
 // The image size a NIfTI-1 or NIfTI-2 body (plain or gzipped) declares, read from its header
 // alone (for gzip, only the header's bytes are inflated), so that a mask of another size is
 // refused before any image is decompressed or allocated. nullopt when the body does not start
-// with a NIfTI header.
+// with a NIfTI header. (Not core's nifti_sizes, io_itk.cpp: that one reads a file through
+// gzopen, inflating all of it, for the bytes a header promises against those present; this one
+// reads a body in memory, inflating only the header, for the sizes it declares.)
 std::optional<std::array<std::int64_t, 3>> nifti_declared_size(const std::string& body, bool gz) {
   std::string head;
   if (!gz) {
@@ -263,6 +266,7 @@ struct ReviewServer::Impl {
   std::mutex ct_mu;
   std::string ct_nifti;      // a DICOM CT as NIfTI for the browser, made at the first request
   core::Geometry grid;
+  std::size_t body_cap = 0;  // the largest request body read (a mask on the grid, uncompressed)
   core::Image ct;
   std::unique_ptr<ReviewDb> db;
   httplib::Server http;
@@ -576,14 +580,24 @@ struct ReviewServer::Impl {
     core::fail<core::InvalidInput>(kOp, "base_version", "missing: every change names the version it was based on");
   }
 
+  /// `v` as an integer, read whole ("5x", "", " 5" are a 400 for `op` naming `name`, never 5).
+  static std::int64_t strict_int(const std::string& v, const std::string& op, const char* name) {
+    try {
+      std::size_t used = 0;
+      if (!v.empty() && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))) {
+        const std::int64_t n = std::stoll(v, &used);
+        if (used == v.size()) return n;
+      }
+    } catch (...) {
+      // (out of range: as not a number)
+    }
+    core::fail<core::InvalidInput>(op, name, "must be an integer");
+  }
+
   /// An integer query parameter (`?name=12`); nullopt when absent, a 400 for `op` when not a number.
   static std::optional<std::int64_t> query_int(const httplib::Request& req, const char* name, const std::string& op) {
     if (!req.has_param(name)) return std::nullopt;
-    try {
-      return std::stoll(req.get_param_value(name));
-    } catch (...) {
-      core::fail<core::InvalidInput>(op, name, "must be an integer");
-    }
+    return strict_int(req.get_param_value(name), op, name);
   }
 
   static std::int64_t id_of(const httplib::Request& req) {
@@ -636,14 +650,14 @@ struct ReviewServer::Impl {
 
   /// A mask uploaded as NIfTI bytes (NiiVue's drawing; .nii or .nii.gz): on the CT grid, or a
   /// 400 naming the problem (`op` says which request: "serve" for a save, "draft").
-  core::Image uploaded_mask(const httplib::Request& req, const std::string& op) {
+  core::Image uploaded_mask(const std::string& body, const std::string& op) {
     // (a gzipped mask of a few strokes can be smaller than a NIfTI header: 348 bytes)
-    const bool gz = req.body.size() >= 18 && static_cast<unsigned char>(req.body[0]) == 0x1f &&
-                    static_cast<unsigned char>(req.body[1]) == 0x8b;
+    const bool gz = body.size() >= 18 && static_cast<unsigned char>(body[0]) == 0x1f &&
+                    static_cast<unsigned char>(body[1]) == 0x8b;
     // The size the header declares is checked first: an image of another size (say a small
     // gzip that inflates to gigabytes) is never decompressed or allocated, and the image read
     // below has that size.
-    const auto declared = nifti_declared_size(req.body, gz);
+    const auto declared = nifti_declared_size(body, gz);
     if (!declared) core::fail<core::InvalidInput>(op, "mask", "body is not a NIfTI image (no NIfTI-1/2 header)");
     if ((*declared)[0] != grid.size[0] || (*declared)[1] != grid.size[1] || (*declared)[2] != grid.size[2])
       core::fail<core::InvalidInput>(op, "mask",
@@ -654,7 +668,7 @@ struct ReviewServer::Impl {
     const std::string p = tmp_path(gz ? ".nii.gz" : ".nii");
     try {  // a full disk is the server's problem (500 naming it), not a bad mask
       core::OutputFile f(p, op);
-      f.write(req.body);
+      f.write(body);
       f.close();
     } catch (...) {
       std::error_code ec;
@@ -736,14 +750,7 @@ struct ReviewServer::Impl {
     for (std::size_t i = 0; i < n; ++i) {
       DraftRef r;
       r.tab = tab_name(req.get_param_value("replaces", i), "replaces");
-      try {
-        std::size_t used = 0;
-        const std::string v = req.get_param_value("replaces_seq", i);
-        r.seq = std::stoll(v, &used);
-        if (used != v.size()) throw std::invalid_argument(v);
-      } catch (...) {
-        core::fail<core::InvalidInput>("draft", "replaces_seq", "must be an integer");
-      }
+      r.seq = strict_int(req.get_param_value("replaces_seq", i), "draft", "replaces_seq");
       out.push_back(std::move(r));
     }
     return out;
@@ -943,6 +950,19 @@ void ReviewServer::Impl::routes() {
     }
     if (from_query)
       res.set_header("Set-Cookie", token_cookie() + "=" + opt.token + "; Path=/; HttpOnly; SameSite=Strict");
+    // A compressed body is inflated by cpp-httplib as it is read, with no cap of its own: only
+    // gzip, and only where the handler caps what it holds (a draft); br and the rest are 415.
+    if (req.has_header("Content-Encoding")) {
+      const std::string enc = trimmed(req.get_header_value("Content-Encoding"));
+      static const std::regex draft_put(R"(/api/structures/\d+/draft)");
+      if (enc != "identity" &&
+          !(enc == "gzip" && req.method == "PUT" && std::regex_match(req.path, draft_put))) {
+        res.set_header("Connection", "close");
+        send_json(res, {{"error", "Content-Encoding " + enc + " is not accepted here (only gzip, on PUT .../draft)"}},
+                  415);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     // The path only: a query value (an edit's label such as "HU -100..200") is not a path.
     std::string raw = req.target.substr(0, req.target.find('?'));
     std::string lower = raw;
@@ -1092,7 +1112,7 @@ void ReviewServer::Impl::routes() {
     const StructureInfo st = live(id_of(req));
     const std::int64_t base = base_version(none, req);
     check_base(st, base);
-    core::Image m = uploaded_mask(req, kOp);
+    core::Image m = uploaded_mask(req.body, kOp);
     std::string action = req.has_param("action") ? req.get_param_value("action") : "brush";
     action = core::utf8_prefix(request_text(action, "action"), 200);
     const bool keep_draft = req.has_param("keep_draft") && req.get_param_value("keep_draft") == "1";
@@ -1111,12 +1131,37 @@ void ReviewServer::Impl::routes() {
   // unsaved changes), kept in review.sqlite beside the versions but never a version: never the
   // live structure, never approved. One per structure, reviewer (the typed name) and tab: two
   // tabs or windows of the same reviewer on the same structure each keep their own.
-  s.Put(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res) {
+  // The body may come gzipped once more (`Content-Encoding: gzip` on a .nii.gz: a page-leave
+  // request must fit the browser's 64 KB keepalive limit, which one gzip of a large CT's
+  // drawing does not): cpp-httplib inflates it as it is read, and it is held only up to the
+  // cap of a plain body (413 beyond: a zip bomb is never inflated whole).
+  s.Put(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res,
+                                                   const httplib::ContentReader& content_reader) {
+    std::string body;
+    bool over = false;
+    const bool read = content_reader([&](const char* data, std::size_t n) {
+      if (body.size() + n > body_cap) return !(over = true);
+      body.append(data, n);
+      return true;
+    });
+    if (!read) {
+      res.set_header("Connection", "close");  // a body left unread must not be read as a request
+      if (over || res.status == 413)
+        return send_json(res,
+                         {{"error", "draft: body: larger than any mask on the CT grid (" + std::to_string(body_cap) +
+                                        " bytes" + (over ? "; it inflates to more than that" : "") + ")"}},
+                         413);
+      return send_json(res, {{"error", "draft: body: could not be read" +
+                                           std::string(req.has_header("Content-Encoding")
+                                                           ? " (not valid " + req.get_header_value("Content-Encoding") + ")"
+                                                           : "")}},
+                       400);
+    }
     const StructureInfo st = draft_structure(req);
     const std::string who = draft_reviewer(req);
     const auto base = query_int(req, "base_version", "draft");
     if (!base) core::fail<core::InvalidInput>("draft", "base_version", "missing: the version the drawing was drawn on");
-    core::Image m = uploaded_mask(req, "draft");
+    core::Image m = uploaded_mask(body, "draft");
     std::string action = req.has_param("action") ? req.get_param_value("action") : "";
     action = core::utf8_prefix(request_text(action, "action"), 200);
     // The sending tab and its change number: of two requests of one tab that arrive out of
@@ -1133,11 +1178,13 @@ void ReviewServer::Impl::routes() {
     const StructureInfo st = draft_structure(req);
     const std::string who = draft_reviewer(req);
     const auto tab = which_draft(req, st, who);
-    if (!tab || !db->draft(st.id, who, *tab))
+    // (one read: a draft discarded, saved or restored meanwhile is none, a 404 like any other)
+    const auto mask = tab ? db->draft_mask(st.id, who, *tab, grid) : std::nullopt;
+    if (!mask)
       return send_json(res, {{"error", "draft: " + st.latest.name + ": no draft of " + who +
                                            (tab && req.has_param("tab") ? " from this tab" : "")}},
                        404);
-    res.set_content(nifti_bytes(db->draft_mask(st.id, who, *tab, grid)), "application/octet-stream");
+    res.set_content(nifti_bytes(*mask), "application/octet-stream");
   });
   s.Delete(R"(/api/structures/(\d+)/draft)", [this](const httplib::Request& req, httplib::Response& res) {
     const StructureInfo st = draft_structure(req);
@@ -1431,7 +1478,8 @@ ReviewServer::ReviewServer(ServerOptions options) : impl_(std::make_unique<Impl>
   // No request body is larger than a mask on the CT grid sent uncompressed (up to 4 bytes a
   // voxel, plus the header): a larger one is refused (413) before it is read into memory
   // (cpp-httplib's default has no limit; a client sends a draft every few seconds).
-  impl_->http.set_payload_max_length(std::max<std::size_t>(16u << 20, 4 * impl_->grid.num_voxels() + (1u << 20)));
+  impl_->body_cap = std::max<std::size_t>(16u << 20, 4 * impl_->grid.num_voxels() + (1u << 20));
+  impl_->http.set_payload_max_length(impl_->body_cap);
   impl_->routes();
 }
 

@@ -194,9 +194,10 @@ class ReviewDb {
   /// The drafts of `reviewer` of structure `id` (every tab), oldest first.
   std::vector<DraftInfo> drafts_of(std::int64_t id, const std::string& reviewer) const;
   std::optional<DraftInfo> draft(std::int64_t id, const std::string& reviewer, const std::string& tab = "") const;
-  /// The mask of a draft on `grid`. Throws InvalidInput when there is none.
-  core::Image draft_mask(std::int64_t id, const std::string& reviewer, const std::string& tab,
-                         const core::Geometry& grid) const;
+  /// The mask of a draft on `grid`, read in one statement; nullopt when there is none (never
+  /// was, or discarded, saved or restored since the caller looked).
+  std::optional<core::Image> draft_mask(std::int64_t id, const std::string& reviewer, const std::string& tab,
+                                        const core::Geometry& grid) const;
   /// Removes one tab's draft, as far as its change number `up_to_seq` (the one the discarding
   /// reviewer saw): one written since stays (its window drew on). False when none was removed.
   bool discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab = "",
