@@ -72,9 +72,29 @@ try {
   earlierTabs = JSON.parse(sessionStorage.getItem(EARLIER_TABS) || '[]').filter((t) => typeof t === 'string');
   sessionStorage.setItem(EARLIER_TABS, JSON.stringify(earlierTabs.concat([draftTab]).slice(-20)));
 } catch (e) { /* storage off: drafts of this tab before a reload are called another window's */ }
+// A duplicated tab starts with a copy of its original's sessionStorage, so the pages before
+// it there are the original's, not this window's before a reload: the page asks whether the
+// last of them is still open (BroadcastChannel, this browser's other tabs of this origin); when
+// it answers, this tab is a copy and those pages are another window's.
+try {
+  const pages = new BroadcastChannel('isoline.pages');
+  const last = earlierTabs[earlierTabs.length - 1];
+  pages.onmessage = (e) => {
+    const m = e.data || {};
+    if (m.open === draftTab) pages.postMessage({ here: draftTab });
+    if (last && m.here === last && earlierTabs.length) {
+      earlierTabs = [];
+      window.app.duplicated = true;
+      try { sessionStorage.setItem(EARLIER_TABS, JSON.stringify([draftTab])); } catch (err) { /* storage off */ }
+      renderDrafts();
+    }
+  };
+  if (last) pages.postMessage({ open: last });
+} catch (e) { /* no BroadcastChannel: a duplicated tab calls its original's drafts this window's before a reload */ }
 // timeoutMs: how long a request may take before the client gives up and says so (tests lower it);
 // draftDelayMs: how long after the last change the unsaved drawing goes to the server as a draft
-window.app = { state, timeoutMs: 30000, pollMs: 12000, draftDelayMs: 2000 };
+// keepaliveMax: the largest body a request that outlives the page may have (browsers: 64 KB)
+window.app = { state, timeoutMs: 30000, pollMs: 12000, draftDelayMs: 2000, keepaliveMax: 60000 };
 
 // The header's status line: the state, and the latest error in full (truncated on screen,
 // the whole text in the tooltip), so that it is seen without scrolling to the messages.
@@ -109,11 +129,16 @@ function requireReviewer(what, more = '') {
   throw new Error(`type your name to ${what} (Reviewer box, top right)${more}`);
 }
 
-async function api(method, path, body, { raw = false, binary = null, timeoutMs = 0, what = '', anonymous = false, keepalive = false } = {}) {
-  if (method !== 'GET' && !anonymous) requireReviewer('save changes', '; your drawing is kept');
+// `encoding`: the body's Content-Encoding (gzip: a draft's .nii.gz gzipped once more);
+// `author`: the name the request goes under, when not the one typed now (a draft kept in this
+// browser from an earlier page).
+async function api(method, path, body, { raw = false, binary = null, timeoutMs = 0, what = '', anonymous = false, keepalive = false,
+                                         encoding = '', author = null } = {}) {
+  if (method !== 'GET' && !anonymous && author === null) requireReviewer('save changes', '; your drawing is kept');
   // A header carries bytes, not text: the name goes percent-encoded UTF-8 ("Müller", "Kovač").
   const headers = { 'X-Isoline-Token': token };
-  if (reviewer()) headers['X-Isoline-Author'] = encodeURIComponent(reviewer());
+  const who = author === null ? reviewer() : author;
+  if (who) headers['X-Isoline-Author'] = encodeURIComponent(who);
   // Every request has a time limit (volumes and the approval a longer one), so that a stalled
   // server is reported instead of a status that says "saving…" for ever.
   const limit = timeoutMs || (raw ? Math.max(120000, 4 * window.app.timeoutMs) : window.app.timeoutMs);
@@ -123,6 +148,7 @@ async function api(method, path, body, { raw = false, binary = null, timeoutMs =
   if (binary) {
     init.body = binary;
     headers['Content-Type'] = 'application/octet-stream';
+    if (encoding) headers['Content-Encoding'] = encoding;
   } else if (body !== undefined) {
     init.body = JSON.stringify(reviewer() ? { author: reviewer(), ...body } : body);
     headers['Content-Type'] = 'application/json';
@@ -846,6 +872,7 @@ async function save() {
     state.pendingActions = [];
     const me = reviewer();
     forgetDraft(s.id, me, key);  // the server cleared them with the save (not one written since)
+    forgetUnsent(s.id, key, savedSeq);
     forgetReplaced(s.id, me, replaced);
     state.draftReplaces = null;
     const others = state.drafts.filter((d) => d.structure_id === s.id && d.reviewer === me).length;
@@ -1488,6 +1515,9 @@ function draftWhen(d) {
 // window or computer (or a page closed before).
 function draftWhere(d) {
   const tab = String(d.tab || '');
+  // (a page of an earlier version of this client names no tab, and an older server kept one
+  // draft per structure and reviewer: neither says which window)
+  if (!tab) return 'a window opened before an update';
   if (tab.startsWith(`${draftTab}-`)) return 'this window';
   if (earlierTabs.some((t) => tab.startsWith(`${t}-`))) return 'this window, before a reload';
   return 'another window';
@@ -1555,6 +1585,68 @@ async function refreshDrafts() {
   renderDrafts();
 }
 
+// A draft request's body: the drawing as a .nii.gz, gzipped once more (sent `Content-Encoding:
+// gzip`, the server inflates that layer). Deflate cannot beat ~1030:1, so one gzip of a large
+// CT's drawing is ~40 KB even when empty (512 x 512 x 160) and mostly the same few bytes over
+// and over, which the second one shrinks 3 to 100-fold (docs/ui.md has the figures).
+const draftBody = (bytes, level = 1) => gzipSync(gzipSync(bytes, { level }), { level: 9 });
+
+// Drafts kept in this browser: a page-leave request too large to outlive the page is written
+// here first (localStorage: synchronous, so it is kept even when the tab is closed at once),
+// and sent on the next open of the same case in this browser (sendUnsent) under the tab and
+// change number it had: the server keeps it only when newer than what it holds of that tab
+// (and not saved since). Removed once the server has it (or a newer one of that tab).
+const UNSENT = 'isoline.unsentDrafts';
+const caseKey = [...token].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261).toString(36);
+function unsentDrafts() {
+  try {
+    const v = JSON.parse(localStorage.getItem(UNSENT) || '[]');
+    return Array.isArray(v) ? v.filter((u) => u && typeof u === 'object') : [];
+  } catch (e) { return []; }
+}
+function storeUnsent(list) {
+  try {
+    if (list.length) localStorage.setItem(UNSENT, JSON.stringify(list));
+    else localStorage.removeItem(UNSENT);
+    return true;
+  } catch (e) { return false; }  // storage off or full
+}
+function keepUnsent(p, body) {
+  let b64 = '';
+  for (let i = 0; i < body.length; i += 0x8000) b64 += String.fromCharCode.apply(null, body.subarray(i, i + 0x8000));
+  const entry = { case: caseKey, id: p.id, name: p.name, key: p.key, seq: p.seq, reviewer: reviewer(), url: draftUrl(p),
+                  time: new Date().toISOString(), body: btoa(b64) };
+  return storeUnsent(unsentDrafts().filter((u) => !(u.case === caseKey && u.id === p.id && u.key === p.key)).concat([entry]));
+}
+// The server has tab `key`'s drawing of structure `id` up to change `seq` (kept or saved).
+function forgetUnsent(id, key, seq) {
+  const list = unsentDrafts();
+  const rest = list.filter((u) => !(u.case === caseKey && u.id === id && u.key === key && u.seq <= seq));
+  if (rest.length !== list.length) storeUnsent(rest);
+}
+// Sends the drafts kept in this browser for this case (each removed here once the server has it).
+async function sendUnsent() {
+  for (const u of unsentDrafts().filter((x) => x.case === caseKey)) {
+    try {
+      const raw = atob(u.body), body = new Uint8Array(raw.length);
+      for (let i = 0; i < raw.length; i++) body[i] = raw.charCodeAt(i);
+      const d = await api('PUT', u.url, undefined, { binary: body, encoding: 'gzip', author: u.reviewer,
+                                                      what: `keep the drawing of ${u.name} as a draft` });
+      forgetUnsent(u.id, u.key, u.seq);
+      if (!d.stale) {
+        message(`your unsaved drawing of ${u.name} (${u.reviewer}), kept in this browser when its page was left ` +
+                '(too large to send then), is now kept by the server as a draft', 'ok');
+      }
+    } catch (e) {
+      if (!state.unsentSaid) {
+        message(`an unsaved drawing of ${u.name} kept in this browser could not be sent to the server yet (${e.message || e}); ` +
+                'it stays here and is sent again', 'err');
+      }
+      state.unsentSaid = true;
+    }
+  }
+}
+
 // What this tab would send as its draft now, or null (nothing unsaved, already sent, no name
 // typed).
 function draftPayload() {
@@ -1605,6 +1697,7 @@ function draftTimerFires() {
 // answer): the drafts it was restored from are gone.
 function draftKept(p, d) {
   if (p.key === state.draftKey) state.draftSentSeq = Math.max(state.draftSentSeq, p.seq);
+  forgetUnsent(p.id, p.key, p.seq);
   if (d && !d.stale) {
     for (const r of p.replaces) dropReplaces(p.id, r.tab);
     forgetReplaced(p.id, d.reviewer, p.replaces);
@@ -1622,7 +1715,7 @@ function sendDraft() {
     const bytes = await nv.saveImage({ filename: '', isSaveDrawing: true });
     if (!(bytes instanceof Uint8Array)) throw new Error('could not export the drawing');
     const d = await api('PUT', draftUrl(p), undefined,
-                        { binary: gzipSync(bytes, { level: 1 }), what: `keep the drawing of ${p.name} as a draft` });
+                        { binary: draftBody(bytes), encoding: 'gzip', what: `keep the drawing of ${p.name} as a draft` });
     draftKept(p, d);
     state.draftFailing = false;
     state.draftRetries = 0;
@@ -1634,18 +1727,28 @@ function sendDraft() {
 }
 
 // The page is hidden or left (tab closed, reload, browser quit): the unsaved drawing goes to
-// the server now, with a request that outlives the page (keepalive: up to 64 KB, which a
-// gzipped mask of a few strokes is; a larger one is sent plainly and may not arrive, the
-// draft of ~2 s before stays).
+// the server now, with a request that outlives the page (keepalive: a body of at most 64 KB,
+// which the drawing gzipped twice is on a 512 x 512 x 160 CT even with large structures drawn).
+// One that is larger still is first kept in this browser (localStorage, written at once) and
+// sent from there on the next open of the case here (keepUnsent), then tried tighter (gzip
+// level 9 twice, slower), sent with keepalive if that fits, else plainly.
 function draftOnLeave() {
   const p = draftPayload();
   if (!p || p.seq === state.draftLeaveSeq) return;
   state.draftLeaveSeq = p.seq;
   clearTimeout(state.draftTimer);
+  // (saveImage without a file name resolves at once: all of this runs before the page goes)
   state.draftLeaving = nv.saveImage({ filename: '', isSaveDrawing: true }).then((bytes) => {
     if (!(bytes instanceof Uint8Array)) return;
-    const body = gzipSync(bytes, { level: 1 });
-    return api('PUT', draftUrl(p), undefined, { binary: body, keepalive: body.length < 60000,
+    const max = window.app.keepaliveMax;
+    let body = draftBody(bytes);
+    window.app.leaveBody = { bytes: body.length, kept: false };
+    if (body.length > max) {
+      window.app.leaveBody.kept = keepUnsent(p, body);
+      body = draftBody(bytes, 9);
+      window.app.leaveBody.tighter = body.length;
+    }
+    return api('PUT', draftUrl(p), undefined, { binary: body, encoding: 'gzip', keepalive: body.length <= max,
                                                 what: `keep the drawing of ${p.name} as a draft` })
       .then((d) => draftKept(p, d));
   }).catch(() => {
@@ -1857,6 +1960,7 @@ async function pollVersions() {
   state.polling = true;
   const seq = state.seq;
   try {
+    if (unsentDrafts().some((u) => u.case === caseKey)) await sendUnsent();  // (the server was away at the open)
     const r = await api('GET', '/api/versions', undefined, { what: 'check for newer versions' });
     if (state.busy || seq !== state.seq) return;  // an action of this tab ran meanwhile
     state.remote = r.structures;
@@ -2195,6 +2299,8 @@ async function main() {
     $('btn-reestimate').title = state.info.dose_estimator ? 'plan the achievable dose for the edited targets'
       : 'not available in this build (no planning entry point yet)';
     // Unsaved drawings kept from before (a closed or crashed tab, "Load vN only"): said plainly.
+    // (first those this browser kept when a page of this case was left: the server then has them)
+    await sendUnsent();
     await refreshDrafts();
     const mineKept = state.drafts.filter((d) => d.reviewer === reviewer());
     if (state.drafts.length) {
