@@ -620,9 +620,8 @@ void write_field(const DisplacementField& field, const std::string& path) {
   try {
     w->Update();
   } catch (const itk::ExceptionObject& e) {
-    const std::string reason = core::write_failure_reason(out.temp_path());
     fail<IoError>("write displacement field", path,
-                  reason.empty() ? core::detail::itk_description(e) : "cannot write: " + reason);
+                  core::write_failure_problem(out.temp_path(), core::detail::itk_description(e)));
   }
   // ITK's writers report a failed write on stderr only, or not at all (a short file).
   core::detail::check_itk_written(out.temp_path(), path, "write displacement field",

@@ -21,6 +21,15 @@ namespace fs = std::filesystem;
 
 namespace isoline::core {
 
+int sync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return errno;
+  int err = ::fsync(fd) == 0 ? 0 : errno;
+  if (err == EINVAL || err == EROFS) err = 0;
+  if (::close(fd) != 0 && !err && errno != EINTR) err = errno;
+  return err;
+}
+
 namespace {
 // The live temporaries' names and their targets' ("." + stem + tag [+ ext] -> stem [+ ext]), for
 // format_error: a message never names a temporary, which is gone by the time it is read.
@@ -52,17 +61,6 @@ void forget_name(const std::string& temp) {
 
 std::string errno_text(int err) {
   return std::strerror(err);
-}
-
-// fsync of a file or directory; returns the errno of a failure, 0 when synced. EINVAL: the file
-// system cannot sync that kind of file (nothing to wait for).
-int sync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) return errno;
-  int err = ::fsync(fd) == 0 ? 0 : errno;
-  if (err == EINVAL || err == EROFS) err = 0;
-  ::close(fd);
-  return err;
 }
 
 // Every file and folder of the tree at `dir`, to disk: write-back of all files is started first
@@ -108,19 +106,38 @@ std::pair<std::string, std::string> split_extension(const std::string& filename)
   return {filename.substr(0, dot), filename.substr(dot)};
 }
 
+// `path` with the symbolic links at its end followed: each link's target (a relative one read
+// from the link's folder) until a name that is not a link, or does not exist (a dangling link's
+// target). Links among the folders above need no following: a rename works through them.
+std::string follow_links(const std::string& path, const std::string& operation) {
+  fs::path p(path);
+  std::error_code ec;
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(p, ec)); ++hops) {
+    if (hops == 40) fail<IoError>(operation, path, "too many levels of symbolic links (a loop of links?)");
+    const fs::path to = fs::read_symlink(p, ec);
+    if (ec) fail<IoError>(operation, path, "cannot read the symbolic link " + p.string() + ": " + ec.message());
+    p = to.is_absolute() ? to : p.parent_path() / to;
+  }
+  return p.string();
+}
+
+// Checks where `target` is to be written; returns where that is: `target`, or where its symbolic
+// links lead (follow_links), which is then checked and named in the messages.
 // `probe`: also create (and remove) a file in the directory. access(W_OK) says yes for root in
 // any directory of a writable file system, /proc included, where files cannot be created.
-void check_location(const std::string& target, const std::string& operation, bool parents_created,
-                    bool probe) {
+std::string check_location(const std::string& target, const std::string& operation, bool parents_created,
+                           bool probe) {
   if (target.empty()) fail<InvalidInput>(operation, "", "output path is empty");
+  const std::string path = follow_links(target, operation);
+  const std::string via = path == target ? "" : "is a symbolic link to " + path + ": ";
   // The rename at the end would replace a device or pipe (e.g. /dev/stdout, a FIFO) by a plain
   // file instead of writing into it: refused.
   std::error_code sec;
-  const fs::file_status st = fs::status(target, sec);
+  const fs::file_status st = fs::status(path, sec);
   if (!sec && fs::exists(st) && !fs::is_regular_file(st) && !fs::is_directory(st))
     fail<InvalidInput>(operation, target,
-                       "is a device, pipe or socket, not a file: name a file to write");
-  fs::path parent = fs::path(target).parent_path();
+                       via + (via.empty() ? "is" : "it is") + " a device, pipe or socket, not a file: name a file to write");
+  fs::path parent = fs::path(path).parent_path();
   if (parent.empty()) parent = ".";
   std::error_code ec;
   if (parents_created)
@@ -132,10 +149,10 @@ void check_location(const std::string& target, const std::string& operation, boo
     }
   if (!fs::is_directory(parent, ec))
     fail<IoError>(operation, target,
-                  fs::exists(parent, ec) ? parent.string() + " is a file, not a directory"
-                                         : "directory " + parent.string() + " does not exist");
+                  via + (fs::exists(parent, ec) ? parent.string() + " is a file, not a directory"
+                                                : "directory " + parent.string() + " does not exist"));
   if (::access(parent.c_str(), W_OK) != 0)
-    fail<IoError>(operation, target, "directory " + parent.string() + " is not writable");
+    fail<IoError>(operation, target, via + "directory " + parent.string() + " is not writable");
   if (probe) {
     static std::atomic<unsigned> counter{0};
     const fs::path p = parent / (".isoline-probe-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
@@ -143,12 +160,13 @@ void check_location(const std::string& target, const std::string& operation, boo
     if (fd < 0) {
       const int err = errno;
       fail<IoError>(operation, target,
-                    "directory " + parent.string() + " is not writable (creating a file there failed: " +
+                    via + "directory " + parent.string() + " is not writable (creating a file there failed: " +
                         std::strerror(err) + ")");
     }
     ::close(fd);
     ::unlink(p.c_str());
   }
+  return path;
 }
 }  // namespace
 
@@ -196,8 +214,10 @@ AtomicOutput::AtomicOutput(std::string target, bool directory)
     if (p.filename().empty() && p.has_parent_path() && p.parent_path() != p.root_path()) p = p.parent_path();
     target_ = p.string();
   }
-  check_location(target_, "write output", /*parents_created=*/false, /*probe=*/false);  // the temporary is the probe
-  fs::path t(target_);
+  // A symbolic link is written through: the temporary goes beside the file it leads to, which
+  // the rename replaces; the link stays.
+  path_ = check_location(target_, "write output", /*parents_created=*/false, /*probe=*/false);  // the temporary is the probe
+  fs::path t(path_);
   fs::path parent = t.parent_path();
   if (parent.empty()) parent = ".";
   std::error_code ec;
@@ -274,6 +294,11 @@ std::string write_failure_reason(const std::string& file) {
   return err ? errno_text(err) : std::string();
 }
 
+std::string write_failure_problem(const std::string& file, const std::string& fallback) {
+  const std::string reason = write_failure_reason(file);
+  return reason.empty() ? fallback : "cannot write: " + reason;
+}
+
 AtomicOutput::~AtomicOutput() {
   const auto [stem, ext] = split_extension(fs::path(temp_).filename().string());
   if (!ext.empty()) forget_name(stem + ext);
@@ -301,25 +326,25 @@ void AtomicOutput::commit() {
     if (const int err = sync_path(temp_, false))
       fail<IoError>("write output", target_, "cannot write to disk: " + errno_text(err));
   }
-  if (directory_ && fs::exists(target_, ec)) {
+  if (directory_ && fs::exists(path_, ec)) {
     // Directories cannot be renamed over a non-empty one: move the old one aside first.
     const std::string old = temp_ + ".old";
-    fs::rename(target_, old, ec);
+    fs::rename(path_, old, ec);
     if (ec) fail<IoError>("write output", target_, "cannot replace existing directory: " + ec.message());
-    fs::rename(temp_, target_, ec);
+    fs::rename(temp_, path_, ec);
     if (ec) {
       std::error_code ec2;
-      fs::rename(old, target_, ec2);
+      fs::rename(old, path_, ec2);
       fail<IoError>("write output", target_, "cannot rename temporary directory: " + ec.message());
     }
     fs::remove_all(old, ec);
   } else {
-    fs::rename(temp_, target_, ec);
+    fs::rename(temp_, path_, ec);
     if (ec) fail<IoError>("write output", target_, "cannot rename temporary file: " + ec.message());
   }
   committed_ = true;
   // The new name itself (a failure here is not the output's: it is complete and in place).
-  fs::path parent = fs::path(target_).parent_path();
+  fs::path parent = fs::path(path_).parent_path();
   if (!nested_) sync_path(parent.empty() ? std::string(".") : parent.string(), true);
 }
 
@@ -357,7 +382,7 @@ void AtomicOutputs::commit() {
   } catch (...) {
     std::error_code ec;
     for (std::size_t i = 0; i < done; ++i)
-      if (!existed_[i]) fs::remove_all(outputs_[i]->target(), ec);
+      if (!existed_[i]) fs::remove_all(outputs_[i]->destination(), ec);
     throw;
   }
   committed_ = true;

@@ -379,8 +379,7 @@ void write_image(const Image& image, const std::string& path) {
       case PixelType::Float32: write_as<float>(image, itk_path); break;
     }
   } catch (const itk::ExceptionObject& e) {
-    const std::string reason = write_failure_reason(itk_path);
-    fail<IoError>(op, path, reason.empty() ? itk_reason(e) : "cannot write: " + reason);
+    fail<IoError>(op, path, write_failure_problem(itk_path, itk_reason(e)));
   }
   // ITK's writers report a failed write on stderr only, or not at all (a short file).
   detail::check_itk_written(itk_path, path, op, image.raw(), image.byte_size());

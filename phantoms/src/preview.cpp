@@ -120,10 +120,8 @@ void write_png(const Rgb& img, const std::string& path) {
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
     std::fclose(fp);
-    const std::string reason = core::write_failure_reason(out.temp_path());
-    core::fail<core::IoError>(
-        op, path,
-        "cannot write: " + (reason.empty() ? std::string("libpng write failed") : reason));
+    core::fail<core::IoError>(op, path,
+                              core::write_failure_problem(out.temp_path(), "cannot write: libpng write failed"));
   }
   png_init_io(png, fp);
   png_set_compression_level(png, 9);

@@ -251,3 +251,79 @@ TEST(AtomicOutput, ADeviceOrPipeAsOutputIsRefusedNotReplaced) {
   EXPECT_TRUE(fs::is_fifo(fifo));
   EXPECT_TRUE(isoline::test::temporaries_in(dir.str()).empty());
 }
+
+// A symbolic link given as output is written through: the file at the end of the chain (a
+// relative link is read from the link's folder) gets the new content, its temporary beside it,
+// and the links stay links. A dangling link whose target's folder exists makes that file; one
+// into a missing folder, or a loop, is an error naming the link.
+TEST(AtomicOutput, ASymbolicLinkIsWrittenThroughAndStaysALink) {
+  isoline::test::TempDir dir;
+  fs::create_directory(dir.file("real"));
+  std::ofstream(dir.file("real/data.txt")) << "old";
+  fs::create_symlink("real/data.txt", dir.file("link1.txt"));
+  fs::create_symlink(dir.file("link1.txt"), dir.file("link2.txt"));
+  {
+    AtomicOutput out(dir.file("link2.txt"));
+    EXPECT_EQ(fs::path(out.temp_path()).parent_path(), fs::path(dir.file("real")));
+  }
+  check_output_location(dir.file("link2.txt"), "test");
+  write_file_atomic(dir.file("link2.txt"), "new", "test");
+  EXPECT_TRUE(fs::is_symlink(dir.file("link2.txt")));
+  EXPECT_TRUE(fs::is_symlink(dir.file("link1.txt")));
+  EXPECT_EQ(isoline::test::slurp(dir.file("real/data.txt")), "new");
+  EXPECT_TRUE(isoline::test::temporaries_in(dir.str()).empty());
+
+  fs::create_symlink("real/made.txt", dir.file("dangling.txt"));
+  write_file_atomic(dir.file("dangling.txt"), "made", "test");
+  EXPECT_TRUE(fs::is_symlink(dir.file("dangling.txt")));
+  EXPECT_EQ(isoline::test::slurp(dir.file("real/made.txt")), "made");
+
+  fs::create_symlink("nowhere/x.txt", dir.file("lost.txt"));
+  try {
+    write_file_atomic(dir.file("lost.txt"), "x", "test");
+    ADD_FAILURE() << "a link into a missing folder was written";
+  } catch (const IoError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(dir.file("lost.txt") + ": "), std::string::npos) << m;
+    EXPECT_NE(m.find("symbolic link to " + dir.file("nowhere/x.txt")), std::string::npos) << m;
+    EXPECT_NE(m.find("does not exist"), std::string::npos) << m;
+  }
+  EXPECT_TRUE(fs::is_symlink(dir.file("lost.txt")));
+  EXPECT_FALSE(fs::exists(dir.file("nowhere")));
+
+  fs::create_symlink("loop2", dir.file("loop1"));
+  fs::create_symlink("loop1", dir.file("loop2"));
+  try {
+    write_file_atomic(dir.file("loop1"), "x", "test");
+    ADD_FAILURE() << "a loop of links was written";
+  } catch (const IoError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(dir.file("loop1") + ": "), std::string::npos) << m;
+    EXPECT_NE(m.find("symbolic links"), std::string::npos) << m;
+  }
+  EXPECT_TRUE(fs::is_symlink(dir.file("loop1")));
+
+  // A directory output through a link: the folder it names is replaced, the link stays.
+  fs::create_directory(dir.file("realdir"));
+  std::ofstream(dir.file("realdir/a")) << "a";
+  fs::create_directory_symlink("realdir", dir.file("dirlink"));
+  {
+    AtomicOutput out(dir.file("dirlink"), /*directory=*/true);
+    std::ofstream(out.temp_path() + "/b") << "b";
+    out.commit();
+  }
+  EXPECT_TRUE(fs::is_symlink(dir.file("dirlink")));
+  EXPECT_TRUE(fs::exists(dir.file("realdir/b")));
+  EXPECT_FALSE(fs::exists(dir.file("realdir/a")));
+  EXPECT_TRUE(isoline::test::temporaries_in(dir.str()).empty());
+}
+
+// sync_path: 0 when the file or folder is on disk, else the system's errno.
+TEST(SyncPath, ReportsTheSystemsError) {
+  isoline::test::TempDir t;
+  std::ofstream(t.file("f")) << "x";
+  EXPECT_EQ(sync_path(t.file("f"), false), 0);
+  EXPECT_EQ(sync_path(t.str(), true), 0);
+  EXPECT_EQ(sync_path(t.file("missing"), false), ENOENT);
+  EXPECT_EQ(sync_path(t.file("f"), true), ENOTDIR);
+}

@@ -1,4 +1,7 @@
-// Atomic output: write to a temporary name beside the target, rename when complete.
+// Atomic output: write to a temporary name beside the target, rename when complete. A target
+// that is a symbolic link (or a chain of them) is written through: the temporary goes beside the
+// file the links lead to and replaces it, the links stay. A dangling link makes its target when
+// that one's folder exists; into a missing folder, or a loop of links, it is an IoError.
 // A failure (exception, crash) never leaves a partial file under the target name; a committed
 // output is on disk (fsync) before its name appears. Errors about a temporary name the target
 // instead: format_error() replaces a live temporary's name with its target's.
@@ -23,6 +26,8 @@ class AtomicOutput {
   /// Where to write now.
   const std::string& temp_path() const { return temp_; }
   const std::string& target() const { return target_; }
+  /// What the rename replaces: the target, or where its symbolic links lead (the link stays).
+  const std::string& destination() const { return path_; }
   /// Flushes the temporary (a directory: every file in it) to disk, renames it onto the target
   /// (replacing an existing one) and flushes the directory holding it. Throws IoError naming
   /// the target and the system's reason (a late "No space left on device" shows here).
@@ -30,6 +35,7 @@ class AtomicOutput {
 
  private:
   std::string target_;
+  std::string path_;  ///< target_ with its symbolic links followed
   std::string temp_;
   bool directory_;
   bool nested_ = false;  ///< inside another output's temporary directory, which syncs it
@@ -100,8 +106,13 @@ void write_file_atomic(const std::string& path, std::string_view data, const std
 /// For writers that lose the reason (an ITK image writer that only reports a short file).
 std::string write_failure_reason(const std::string& file);
 
+/// The problem to report when writing `file` (a temporary being discarded) failed: "cannot
+/// write: " and the system's reason (write_failure_reason), or `fallback` (the writer's own
+/// message) when the system reports nothing.
+std::string write_failure_problem(const std::string& file, const std::string& fallback);
+
 /// Checks, before long work, that `target` (a file or directory to be written atomically) can
-/// be: its parent directory exists and is writable (a file can be created in it, which also
+/// be: its parent directory (that of the file its symbolic links lead to) exists and is writable (a file can be created in it, which also
 /// catches directories that pass access(W_OK) but refuse files, such as /proc for root). With
 /// `parents_created` (a writer that creates missing directories, e.g. write_mask_dir) the
 /// nearest existing ancestor must be a writable directory instead; a relative path's ancestors
@@ -117,6 +128,11 @@ void check_output_location(const std::string& target, const std::string& operati
 void check_output_directory(const std::string& dir, bool overwrite, const std::string& operation,
                             const std::vector<std::string>& inputs = {},
                             const std::string& hint = "choose another directory or --overwrite");
+
+/// fsync of a file (or, with `directory`, of a folder: its entries). Returns 0 when it is on
+/// disk, else the errno of what failed (open, fsync, close). A file system that cannot sync that
+/// kind of file (EINVAL, EROFS) counts as synced.
+int sync_path(const std::string& path, bool directory);
 
 /// Creates `dir` and its parents when missing; throws IoError naming `operation`.
 void ensure_directory(const std::string& dir, const std::string& operation);
