@@ -90,8 +90,9 @@ CtSeries write_ct_series(const core::Image& hu_in, const std::string& dir,
 
   std::error_code ec;
   const fs::path target = fs::absolute(dir, ec);
-  if (!target.parent_path().empty()) core::ensure_directory(target.parent_path().string(), op);
-  core::AtomicOutput out(target.string(), /*directory=*/true);
+  // Missing folders above it are created, and removed again when writing fails (only those).
+  core::AtomicOutputs out;
+  const std::string series_tmp = out.add(target.string(), /*directory=*/true, /*create_parents=*/true, op);
 
   const auto nx = g.size[0], ny = g.size[1], nz = g.size[2];
   const std::size_t npx = static_cast<std::size_t>(nx) * ny;
@@ -172,7 +173,7 @@ CtSeries write_ct_series(const core::Image& hu_in, const std::string& dir,
         ds.putAndInsertUint16Array(DCM_PixelData, reinterpret_cast<const Uint16*>(buf.data()), npx);
     if (st.bad())
       core::fail<core::IoError>(op, dir, std::string("cannot set pixel data: ") + st.text());
-    detail::save_atomic(ff, (fs::path(out.temp_path()) / fname).string(), EXS_LittleEndianExplicit,
+    detail::save_atomic(ff, (fs::path(series_tmp) / fname).string(), EXS_LittleEndianExplicit,
                         op);
     progress.update(double(k + 1) / nz, "slices");
   }

@@ -267,8 +267,10 @@ void check_uids(DcmDataset& ds, const std::string& file) {
     core::fail<core::InvalidInput>("de-identify", file, "lacks its SOP Instance UID (0008,0018)");
 }
 
+// With `into_folder`, `out_file` is a folder and the file in it is named by its new SOP Instance
+// UID (known once it is de-identified).
 DeidResult deidentify_loaded(DcmFileFormat& ff, const std::string& in_file, const std::string& out_file,
-                             DeidMap& map, const DeidOptions& options);
+                             DeidMap& map, const DeidOptions& options, bool into_folder = false);
 
 void put_deid_marks(DcmItem& ds) {
   detail::put(ds, DCM_PatientIdentityRemoved, "YES");
@@ -398,7 +400,7 @@ DeidResult deidentify_file(const std::string& in_file, const std::string& out_fi
 namespace {
 
 DeidResult deidentify_loaded(DcmFileFormat& ff, const std::string& in_file, const std::string& out_file,
-                             DeidMap& map, const DeidOptions& options) {
+                             DeidMap& map, const DeidOptions& options, bool into_folder) {
   DcmDataset& ds = *ff.getDataset();
   check_uids(ds, in_file);  // before the map changes
   const E_TransferSyntax xfer = save_xfer(ff);
@@ -443,8 +445,8 @@ DeidResult deidentify_loaded(DcmFileFormat& ff, const std::string& in_file, cons
 
   res.pseudo_study_uid = detail::get_string(ds, DCM_StudyInstanceUID);
   res.sop_instance_uid = detail::get_string(ds, DCM_SOPInstanceUID);
-  res.file = out_file;
-  detail::save_atomic(ff, out_file, xfer, "de-identify");
+  res.file = into_folder ? (fs::path(out_file) / (res.sop_instance_uid + ".dcm")).string() : out_file;
+  detail::save_atomic(ff, res.file, xfer, "de-identify");
   return res;
 }
 
@@ -496,24 +498,19 @@ DeidDirectoryResult deidentify_directory(const std::string& in_dir, const std::s
       r.failed.emplace_back(files[i], why);
       continue;
     }
-    const std::string tmp_name = (fs::path(out_dir) / (".deid-" + std::to_string(i) + ".dcm")).string();
     DeidResult one;
     try {
-      one = deidentify_loaded(*ff, files[i], tmp_name, map, options);
+      one = deidentify_loaded(*ff, files[i], out_dir, map, options, /*into_folder=*/true);
     } catch (const core::IoError& e) {
-      // Not this file's fault (a full disk): name the input and OUT, not the temporary name.
+      // Not this file's fault (a full disk): name the input and OUT, and the system's reason.
       if (created && r.files.empty()) fs::remove(out_dir, ec);  // only when it is still empty
       std::string why = e.what();
-      if (auto p = why.find(tmp_name + ": "); p != std::string::npos)
-        why = why.substr(p + tmp_name.size() + 2);
+      if (auto p = why.find((fs::path(out_dir) / "").string()); p != std::string::npos)
+        if (auto q = why.find(".dcm: ", p); q != std::string::npos) why = why.substr(q + 6);
       if (why.rfind("cannot write: ", 0) == 0) why = why.substr(14);
       core::fail<core::IoError>("de-identify", files[i],
                                 "cannot write its de-identified copy into " + out_dir + ": " + why);
     }
-    const std::string final_name = (fs::path(out_dir) / (one.sop_instance_uid + ".dcm")).string();
-    fs::rename(tmp_name, final_name, ec);
-    if (ec) core::fail<core::IoError>("de-identify", final_name, "cannot rename: " + ec.message());
-    one.file = final_name;
     r.files.push_back(std::move(one));
   }
   if (r.files.empty() && r.failed.empty()) {

@@ -311,3 +311,25 @@ TEST(CliSafety, AFullDiskIsAnErrorNamingTheOutputAndLeavesNothingHalfWritten) {
   EXPECT_FALSE(fs::exists(t.file("deid2")));
   EXPECT_TRUE(isoline::test::temporaries_in(t.str()).empty());
 }
+
+// convert --to ct creates the missing folders above --out; a failure (here a full disk) removes
+// them again: only those this run created, only when empty, like the output itself.
+TEST(CliSafety, AFailedCtConversionRemovesTheFoldersItCreated) {
+  TempDir t;
+  const std::string c = small_phantom(t, "case");
+  fs::create_directory(t.file("kept"));
+  CommandResult r;
+  {
+    isoline::test::FileSizeLimit lim(4000);
+    r = cli("convert -q " + c + "/ct.nii.gz --to ct --out " + t.file("kept/new/deeper/ct"));
+  }
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "File too large")) << r.output;
+  EXPECT_TRUE(has(r.output, t.file("kept/new/deeper/ct"))) << r.output;
+  EXPECT_FALSE(fs::exists(t.file("kept/new"))) << "a folder this run created was left";
+  EXPECT_TRUE(fs::is_directory(t.file("kept")));
+  EXPECT_TRUE(isoline::test::temporaries_in(t.str()).empty());
+  r = cli("convert -q " + c + "/ct.nii.gz --to ct --out " + t.file("kept/new/deeper/ct"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::is_directory(t.file("kept/new/deeper/ct")));
+}
