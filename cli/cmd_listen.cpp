@@ -7,6 +7,10 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <utility>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "command.h"
 #include "isoline/core/error.h"
@@ -31,18 +35,32 @@ std::atomic<bool> g_reopen{false};
 extern "C" void on_reopen_signal(int) { g_reopen.store(true); }
 
 // Where the node's lines go: standard error, or the --log file (reopened on SIGHUP). Called
-// under the node's log lock, so one thread at a time.
+// under the node's log lock, so one thread at a time. Every write is checked: a log file that
+// cannot be written (a full disk, a file size limit) does not stop the node. That is said once
+// on standard error, naming the file and why; the lines go to standard error meanwhile, and
+// every line tries the file again: once it can be written, the node goes back to it (saying so
+// on standard error) and notes there how many lines went to standard error.
 struct LogOut {
   std::string path;  // empty: standard error
-  std::FILE* file = stderr;
+  int fd = -1;       // the log file; -1: standard error
+  bool failing = false;
+  bool partial = false;  // a failed write left part of a line in the file
+  long diverted = 0;     // lines written to standard error instead while failing
+  std::string reason;    // why the file cannot be written (the first failure's)
   ~LogOut() {
-    if (file && file != stderr) std::fclose(file);
+    if (fd >= 0) ::close(fd);
+  }
+  /// Opens `file` for appending; returns the descriptor, or -1 with errno set.
+  static int open_log(const std::string& file) {
+    return ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
   }
   void write(const std::string& line) {
     if (!path.empty() && g_reopen.exchange(false)) {
-      if (std::FILE* f = std::fopen(path.c_str(), "a")) {
-        std::fclose(file);
-        file = f;
+      const int f = open_log(path);
+      if (f >= 0) {
+        ::close(fd);
+        fd = f;
+        partial = false;  // a new file (or the old one, whose last line is then left unfinished)
         put(node::log_line("info", "log file reopened (SIGHUP)"));
       } else {
         put(node::log_line("error", "cannot reopen the log file " + path + " (SIGHUP): " + std::strerror(errno) +
@@ -52,8 +70,52 @@ struct LogOut {
     put(line);
   }
   void put(const std::string& line) {
-    std::fprintf(file, "%s\n", line.c_str());
-    std::fflush(file);
+    if (fd < 0) {
+      write_all(STDERR_FILENO, line + "\n");
+      return;
+    }
+    std::string text = partial ? "\n" : "";
+    if (failing)
+      text += node::log_line("warning", std::to_string(diverted) +
+                                            " lines went to standard error while the log file could not be written (" +
+                                            reason + ")") +
+              "\n";
+    text += line + "\n";
+    const auto [written, err] = write_all(fd, text);
+    if (!err) {
+      partial = false;
+      if (failing) {
+        failing = false;
+        write_all(STDERR_FILENO, node::log_line("info", "the log file " + path + " can be written again; " +
+                                                            "lines go there from now on") +
+                                     "\n");
+      }
+      return;
+    }
+    partial = partial ? written > 1 : written > 0;  // text began with "\n" when partial
+    if (!failing) {
+      failing = true;
+      diverted = 0;
+      reason = std::strerror(err);
+      write_all(STDERR_FILENO,
+                node::log_line("error", "cannot write the log file " + path + ": " + reason +
+                                            "; the node keeps serving and writes its log lines here until the "
+                                            "file can be written again") +
+                    "\n");
+    }
+    ++diverted;
+    write_all(STDERR_FILENO, line + "\n");
+  }
+  /// Writes all of `text` to `f`; returns the bytes written and the errno that stopped it (0: all).
+  static std::pair<std::size_t, int> write_all(int f, const std::string& text) {
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(f, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return {done, n < 0 ? errno : EIO};
+      done += static_cast<std::size_t>(n);
+    }
+    return {done, 0};
   }
 };
 
@@ -91,17 +153,18 @@ int run_listen(const Args& args, const Context&) {
   if (args.flag("--debug")) cfg.debug = true;
   if (auto l = args.get("--log")) cfg.log_file = *l;
 
+  // A file size limit (ulimit -f, systemd's LimitFSIZE) fails the write that passes it (EFBIG:
+  // an instance is refused, the log goes to standard error) instead of killing the node.
+  std::signal(SIGXFSZ, SIG_IGN);
   // The log file is opened in append mode before the node starts (a file that cannot be opened
   // stops it here) and again on SIGHUP. Every line goes through the node's logger: its own and
   // DCMTK's.
   auto out = std::make_shared<LogOut>();
   if (!cfg.log_file.empty()) {
-    out->file = std::fopen(cfg.log_file.c_str(), "a");
-    if (!out->file) {
-      out->file = stderr;
+    out->fd = LogOut::open_log(cfg.log_file);
+    if (out->fd < 0)
       core::fail<core::IoError>("listen", cfg.log_file,
                                 std::string("cannot open the log file: ") + std::strerror(errno));
-    }
     out->path = cfg.log_file;
     std::signal(SIGHUP, on_reopen_signal);  // from here on: a SIGHUP during start-up is kept for the first line
   }

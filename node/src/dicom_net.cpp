@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <list>
 #include <map>
@@ -33,6 +34,7 @@
 #include "dcmtk/oflog/oflog.h"
 #include "dcmtk/oflog/spi/logevent.h"
 #include "internal.h"
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/node/node.h"
 #include "isoline/node/node_util.h"
@@ -412,35 +414,24 @@ class StoreScp : public DcmThreadSCP {
 
     const fs::path dir = fs::path(cfg_.work_dir) / "incoming" / series;
     const std::string file = (dir / (sop_uid + ".dcm")).string();
-    // Unique per thread: two associations may carry the same instance at once.
-    const std::string tmp =
-        (dir / ("." + sop_uid + "." +
-                std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) + ".part"))
-            .string();
     std::error_code ec;
     fs::create_directories(dir, ec);
     DcmFileFormat ff(&ds);
-    try {  // every write checked: DCMTK's saveFile lost the error of its last buffer (a short file)
-      rtstruct::save_dicom_file(ff, tmp, info.acceptedTransferSyntax.c_str(), /*new_meta=*/true,
+    // Every write checked (DCMTK's saveFile lost the error of its last buffer: a short file) and
+    // durable before it is acknowledged: the file is on disk before its name appears (a late
+    // ENOSPC/EIO, e.g. on NFS or thin-provisioned storage, refuses the instance), then its name.
+    // The temporary's name is unique: two associations may carry the same instance at once.
+    try {
+      core::AtomicOutput out(file);
+      rtstruct::save_dicom_file(ff, out.temp_path(), info.acceptedTransferSyntax.c_str(), /*new_meta=*/true,
                                 "store");
+      out.commit();
     } catch (const core::Error& e) {
-      fs::remove(tmp, ec);
-      std::string why = e.what();  // names the instance's file, not its temporary
-      if (const auto p = why.find(tmp); p != std::string::npos) why.replace(p, tmp.size(), file);
-      return refuse(STATUS_STORE_Refused_OutOfResources, why, series, sop_uid);
+      return refuse(STATUS_STORE_Refused_OutOfResources, e.what(), series, sop_uid);  // names `file`
     }
-    // Durable before it is acknowledged: a failed fsync (ENOSPC/EIO reported late, e.g. on
-    // NFS or thin-provisioned storage) refuses the instance.
-    if (std::string e = fsync_path(tmp, false); !e.empty()) {
-      fs::remove(tmp, ec);
-      return refuse(STATUS_STORE_Refused_OutOfResources, "cannot store durably: " + tmp + ": " + e, series, sop_uid);
-    }
-    fs::rename(tmp, file, ec);
-    if (ec)
-      return refuse(STATUS_STORE_Refused_OutOfResources, "cannot rename: " + ec.message(), series, sop_uid);
-    if (std::string e = fsync_path(dir.string(), true); !e.empty())
-      return refuse(STATUS_STORE_Refused_OutOfResources, "cannot store durably: " + dir.string() + ": " + e,
-                    series, sop_uid);
+    if (const int err = core::sync_path(dir.string(), true))
+      return refuse(STATUS_STORE_Refused_OutOfResources,
+                    "cannot store durably: " + dir.string() + ": " + std::strerror(err), series, sop_uid);
 
     InstanceRecord r{sop_uid, series, study, sop_class, file, calling_};
     r.instance_number = get_int(ds, DCM_InstanceNumber);

@@ -1,7 +1,13 @@
 // The node's SQLite queue (WAL, one connection per thread, busy timeout).
 #include "isoline/node/job_queue.h"
 
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include <sqlite3.h>
@@ -26,6 +32,35 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+// SQLite's message for the last failure on `db` (the database `file`), with the system's reason
+// where it can be known: SQLite says "disk I/O error" or "database or disk is full" alone, and
+// its sqlite3_system_errno() is often 0 by then (a file size limit: EFBIG lost). Then the file
+// size limit and the free space of the folder say which.
+std::string sqlite_error(sqlite3* db, const char* message, const std::string& file) {
+  std::string m = message ? message : "?";
+  if (!db) return m;
+  const int err = sqlite3_system_errno(db);
+  if (err == EFBIG || err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS)
+    return m + " (" + std::strerror(err) + ")";
+  const int code = sqlite3_extended_errcode(db);
+  if ((code & 0xff) != SQLITE_IOERR && code != SQLITE_FULL) return m;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+    for (const char* suffix : {"", "-wal", "-journal"}) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(file + suffix, ec);
+      if (!ec && size + 65536 > limit.rlim_cur)  // within a few pages of the limit
+        return m + " (" + std::strerror(EFBIG) + ": the file size limit is " + std::to_string(limit.rlim_cur) +
+               " bytes)";
+    }
+  std::string dir = std::filesystem::path(file).parent_path().string();
+  struct statvfs fsinfo {};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &fsinfo) == 0 &&
+      static_cast<unsigned long long>(fsinfo.f_bavail) * fsinfo.f_frsize < (1ull << 20))
+    return m + " (" + std::strerror(ENOSPC) + ")";
+  return m;
+}
+
 }  // namespace
 
 struct JobQueue::Impl {
@@ -33,13 +68,14 @@ struct JobQueue::Impl {
   std::string file;
 
   [[noreturn]] void fail(const std::string& what) const {
-    core::fail<core::IoError>("job queue", file, what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+    core::fail<core::IoError>("job queue", file,
+                              what + ": " + (db ? sqlite_error(db, sqlite3_errmsg(db), file) : "no database"));
   }
 
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string e = err ? err : "?";
+      const std::string e = sqlite_error(db, err, file);
       sqlite3_free(err);
       core::fail<core::IoError>("job queue", file, e);
     }
@@ -149,7 +185,7 @@ JobQueue::JobQueue(const std::string& db_file) : impl_(std::make_unique<Impl>())
   impl_->file = db_file;
   if (sqlite3_open_v2(db_file.c_str(), &impl_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
-    const std::string e = impl_->db ? sqlite3_errmsg(impl_->db) : "cannot open";
+    const std::string e = impl_->db ? sqlite_error(impl_->db, sqlite3_errmsg(impl_->db), db_file) : "cannot open";
     sqlite3_close(impl_->db);
     impl_->db = nullptr;
     core::fail<core::IoError>("job queue", db_file, e);

@@ -169,9 +169,8 @@ struct Node::Impl {
       say("info", tag + "de-identified " + std::to_string(in_files.size()) + " instances");
     }
 
-    const fs::path staged = dir / "result.tmp";
-    fs::remove_all(staged, ec);
-    core::ensure_directory(staged.string(), "node job");
+    // The results appear at once (and on disk) when complete: a temporary folder beside.
+    core::AtomicOutput staged(result.string(), /*directory=*/true);
     const fs::path raw = dir / "output";  // results as computed (de-identified when de-identifying)
     fs::remove_all(raw, ec);
     core::ensure_directory(raw.string(), "node job");
@@ -226,17 +225,14 @@ struct Node::Impl {
     if (produced.empty())
       core::fail<core::IoError>("node job", raw.string(), "the job produced no DICOM result");
     for (const auto& f : produced) {
-      const std::string to = (staged / fs::path(f).filename()).string();
+      const std::string to = (fs::path(staged.temp_path()) / fs::path(f).filename()).string();
       if (cfg.deidentify) {
         for (const auto& w : rtstruct::reidentify_file(f, to, map)) say("warning", tag + "re-identify: " + w);
       }
       else
         fs::copy_file(f, to, fs::copy_options::overwrite_existing);
     }
-    fs::rename(staged, result, ec);
-    if (ec)
-      core::fail<core::IoError>("node job", result.string(),
-                                "cannot commit the results: " + ec.message());
+    staged.commit();
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string verb = job.kind == "run" ? "ran the " : "contoured ";

@@ -1,15 +1,10 @@
-// Log lines (timestamp, level, one line, UTF-8), the worker's error back-off, checked fsync,
+// Log lines (timestamp, level, one line, UTF-8), the worker's error back-off,
 // a job's error for the operator, DICOM text as UTF-8 for the log.
 #include "isoline/node/node_util.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <utility>
 #include <vector>
@@ -126,15 +121,6 @@ std::string one_line(const std::string& s) {
   }
   while (!out.empty() && (out.back() == ' ' || out.back() == '|')) out.pop_back();
   return out;
-}
-
-std::string fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) return std::string("open: ") + std::strerror(errno);
-  std::string err;
-  if (::fsync(fd) != 0) err = std::string("fsync: ") + std::strerror(errno);
-  if (::close(fd) != 0 && err.empty()) err = std::string("close: ") + std::strerror(errno);
-  return err;
 }
 
 bool ErrorBackoff::on_error(const std::string& what, double now) {

@@ -307,16 +307,27 @@ TEST(NodeUtil, Utf8EscapedShowsInvalidBytesAndKeepsValidCharacters) {
   EXPECT_EQ(node::utf8_escaped(""), "");
 }
 
-// Defect 12: fsync's result is checked (the C-STORE is refused when it fails).
-TEST(NodeUtil, FsyncPathReportsFailure) {
+// Defect 12: fsync's result is checked (the C-STORE is refused when it fails): core::sync_path,
+// tested with core's atomic output (tests/core/test_atomic_file.cpp, SyncPath.*).
+
+// A queue that cannot grow (a full disk; here a file size limit) is an error naming the queue's
+// file and the system's reason, not SQLite's "disk I/O error" alone.
+TEST(JobQueue, AFullDiskNamesTheQueueFileAndTheSystemsReason) {
   TempDir t;
+  const std::string file = t.file("queue.sqlite");
+  node::JobQueue q(file);
+  std::string message;
   {
-    std::ofstream(t.file("f")) << "x";
+    isoline::test::FileSizeLimit lim(64 * 1024);
+    try {
+      for (int i = 0; i < 5000; ++i) q.record_instance(inst("1." + std::to_string(i), "9.9"), 100.0 + i);
+    } catch (const core::IoError& e) {
+      message = e.what();
+    }
   }
-  EXPECT_EQ(node::fsync_path(t.file("f"), false), "");
-  EXPECT_EQ(node::fsync_path(t.str(), true), "");
-  EXPECT_NE(node::fsync_path(t.file("missing"), false).find("open: "), std::string::npos);
-  EXPECT_NE(node::fsync_path(t.file("f"), true), "") << "not a directory";
+  ASSERT_FALSE(message.empty()) << "5000 instances fitted under 64 KiB";
+  EXPECT_NE(message.find("job queue: " + file), std::string::npos) << message;
+  EXPECT_NE(message.find("File too large"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -886,6 +886,52 @@ TEST(NodeCli, SighupReopensTheLogFile) {
   EXPECT_EQ(after.find("BEFORE -> ISOLINE"), std::string::npos) << after;
 }
 
+// A log file that can no longer be written (here: a file size limit; a full disk is the same)
+// does not stop the node: the failure is said once on standard error, naming the file and the
+// system's reason, the lines go to standard error meanwhile, and once the file can be written
+// again (here: emptied) the node goes back to it and notes there how many lines it missed.
+TEST(NodeCli, ALogFileThatCannotBeWrittenIsSaidOnceAndTheNodeKeepsServing) {
+  TempDir t;
+  const std::string file = t.file("isoline-node.log");
+  const std::uintmax_t limit = 1 << 20;
+  {
+    std::ofstream f(file, std::ios::binary);
+    const std::string filler(99, 'x');
+    for (std::uintmax_t n = 0; n + 100 <= limit - 600; n += 100) f << filler << '\n';
+  }
+  const std::uintmax_t filled = fs::file_size(file);
+  NodeProcess node(t.file("work"), free_port(), {"--quiet-time", "300", "--debug", "--log", file});
+  {
+    isoline::test::FileSizeLimit lim(limit);  // inherited by the node
+    ASSERT_TRUE(node.start()) << node.log();
+  }
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(echoscu("FULL" + std::to_string(i), "ISOLINE", node.port()).exit_code, 0);
+  const std::string failed = "cannot write the log file " + file + ": File too large";
+  EXPECT_TRUE(wait_for([&] { return node.log().find("FULL4 -> ISOLINE") != std::string::npos; }, 20))
+      << node.log();
+  EXPECT_TRUE(node.running()) << node.log();
+  EXPECT_LE(fs::file_size(file), limit);
+  EXPECT_GT(fs::file_size(file), filled);  // the lines that fitted are there
+  {
+    const std::string err = node.log();
+    const auto first = err.find(failed);
+    EXPECT_NE(first, std::string::npos) << err;
+    EXPECT_EQ(err.find(failed, first + 1), std::string::npos) << "said more than once:\n" << err;
+  }
+  fs::resize_file(file, 0);  // space again
+  EXPECT_TRUE(wait_for([&] { return echoscu("AGAIN", "ISOLINE", node.port()).exit_code == 0; }, 20));
+  EXPECT_TRUE(wait_for([&] { return slurp(file).find("AGAIN -> ISOLINE") != std::string::npos; }, 20))
+      << slurp(file) << "\nstandard error:\n" << node.log();
+  EXPECT_EQ(node.stop(), 0);
+  const std::string log = slurp(file), err = node.log();
+  EXPECT_NE(log.find("lines went to standard error while the log file could not be written (File too large)"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(err.find("the log file " + file + " can be written again"), std::string::npos) << err;
+  EXPECT_EQ(err.find("AGAIN -> ISOLINE"), std::string::npos) << err;
+  EXPECT_EQ(err.find(failed, err.find(failed) + 1), std::string::npos) << err;
+}
+
 // A log file that cannot be opened stops the node before it listens, naming the file and why.
 TEST(NodeCli, ALogFileThatCannotBeOpenedIsAClearError) {
   TempDir t;

@@ -1,6 +1,6 @@
 // Small pieces of the node kept apart so that they can be tested alone: one-line log
 // entries, DICOM text as UTF-8 for the log, a failed job's error in the operator's terms, the
-// worker's back-off on repeated errors, and fsync with its result checked.
+// worker's back-off on repeated errors.
 #pragma once
 
 #include <map>
@@ -33,11 +33,6 @@ std::string utf8_for_log(const std::string& value, const std::string& specific_c
 /// read, "send the series again" is added.
 std::string job_error_for_operator(std::string message,
                                    const std::map<std::string, std::string>& labels);
-
-/// fsync of a file (or, with `directory`, of a directory entry). Returns "" on success, or
-/// what failed ("open: ...", "fsync: ...") so that the caller can refuse what it cannot
-/// store durably.
-std::string fsync_path(const std::string& path, bool directory);
 
 /// The worker's error loop: the wait before the next try grows from `initial_seconds`,
 /// doubling up to `max_seconds`, while errors repeat; an error is logged when it first
