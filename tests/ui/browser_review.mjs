@@ -1642,7 +1642,8 @@ async function leaveFlow(browser) {
     if (init) await page.addInitScript(init.fn, init.arg);
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('dialog', (d) => d.accept());
-    await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+    // (the first load under a busy machine, with another browser test beside it, can take over 30 s)
+    await page.goto(server.url, { waitUntil: 'domcontentloaded', timeout: 120000 });
     await waitReady(page);
     return page;
   };
@@ -1693,7 +1694,7 @@ async function leaveFlow(browser) {
     });
     drawn = await bitmap(page);
     await new Promise((r) => { server.proc.once('exit', r); server.proc.kill('SIGKILL'); });
-    await page.goto('about:blank');
+    await page.goto('about:blank', { timeout: 120000 });
     await page.close({ runBeforeUnload: false });
     const url = server.url;
     server = await startServer(bin, caseDir, null);
@@ -1717,7 +1718,7 @@ async function leaveFlow(browser) {
     // writes nothing, and is removed.
     const before = JSON.stringify(await serverDrafts());
     await page.evaluate((v) => localStorage.setItem('isoline.unsentDrafts', v), JSON.stringify(kept));
-    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.reload({ waitUntil: 'domcontentloaded', timeout: 120000 });
     await waitReady(page);
     assert.equal(JSON.stringify(await serverDrafts()), before);
     assert.equal(await page.evaluate(() => localStorage.getItem('isoline.unsentDrafts')), null, 'the copy the server had is still kept');
@@ -1763,7 +1764,7 @@ async function leaveFlow(browser) {
     await dup.locator('[data-tool="brush"]').click();
     await stroke(dup, 0.3, 0.6, 0.62, 0.6);
     for (const t0 = Date.now(); Date.now() - t0 < 10000 && (await serverDrafts()).length < 2;) await new Promise((r) => setTimeout(r, 100));
-    await dup.reload({ waitUntil: 'domcontentloaded' });
+    await dup.reload({ waitUntil: 'domcontentloaded', timeout: 120000 });
     await waitReady(dup);
     await new Promise((r) => setTimeout(r, 500));
     rows = await panel(dup);
