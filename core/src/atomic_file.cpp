@@ -12,7 +12,9 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "isoline/core/error.h"
@@ -297,6 +299,32 @@ std::string write_failure_reason(const std::string& file) {
 std::string write_failure_problem(const std::string& file, const std::string& fallback) {
   const std::string reason = write_failure_reason(file);
   return reason.empty() ? fallback : "cannot write: " + reason;
+}
+
+std::string storage_failure_reason(const std::string& file, int system_errno, bool storage_failure,
+                                   const std::vector<std::string>& companion_suffixes) {
+  const int err = system_errno;
+  if (err == EFBIG || err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS)
+    return errno_text(err);
+  if (!storage_failure) return {};
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    std::vector<std::string> files{file};
+    for (const auto& suffix : companion_suffixes) files.push_back(file + suffix);
+    for (const auto& f : files) {
+      std::error_code ec;
+      const auto size = fs::file_size(f, ec);
+      if (!ec && size + 65536 > limit.rlim_cur)  // within a few pages of the limit
+        return errno_text(EFBIG) + ": the file size limit is " + std::to_string(limit.rlim_cur) +
+               " bytes";
+    }
+  }
+  const std::string dir = fs::path(file).parent_path().string();
+  struct statvfs fsinfo {};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &fsinfo) == 0 &&
+      static_cast<unsigned long long>(fsinfo.f_bavail) * fsinfo.f_frsize < (1ull << 20))
+    return errno_text(ENOSPC);
+  return {};
 }
 
 AtomicOutput::~AtomicOutput() {

@@ -1,17 +1,12 @@
 // The node's SQLite queue (WAL, one connection per thread, busy timeout).
 #include "isoline/node/job_queue.h"
 
-#include <sys/resource.h>
-#include <sys/statvfs.h>
-
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <filesystem>
 #include <sstream>
 
 #include <sqlite3.h>
 
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/error.h"
 #include "isoline/core/text.h"
 
@@ -33,32 +28,17 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 // SQLite's message for the last failure on `db` (the database `file`), with the system's reason
-// where it can be known: SQLite says "disk I/O error" or "database or disk is full" alone, and
-// its sqlite3_system_errno() is often 0 by then (a file size limit: EFBIG lost). Then the file
-// size limit and the free space of the folder say which.
+// where it can be known (core::storage_failure_reason): SQLite says "disk I/O error" or
+// "database or disk is full" alone, and its sqlite3_system_errno() is often 0 by then (a file
+// size limit: EFBIG lost). ReviewDb (ui/src/review_db.cpp) has the same wrapper.
 std::string sqlite_error(sqlite3* db, const char* message, const std::string& file) {
-  std::string m = message ? message : "?";
+  const std::string m = message ? message : "?";
   if (!db) return m;
-  const int err = sqlite3_system_errno(db);
-  if (err == EFBIG || err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS)
-    return m + " (" + std::strerror(err) + ")";
   const int code = sqlite3_extended_errcode(db);
-  if ((code & 0xff) != SQLITE_IOERR && code != SQLITE_FULL) return m;
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
-    for (const char* suffix : {"", "-wal", "-journal"}) {
-      std::error_code ec;
-      const auto size = std::filesystem::file_size(file + suffix, ec);
-      if (!ec && size + 65536 > limit.rlim_cur)  // within a few pages of the limit
-        return m + " (" + std::strerror(EFBIG) + ": the file size limit is " + std::to_string(limit.rlim_cur) +
-               " bytes)";
-    }
-  std::string dir = std::filesystem::path(file).parent_path().string();
-  struct statvfs fsinfo {};
-  if (::statvfs(dir.empty() ? "." : dir.c_str(), &fsinfo) == 0 &&
-      static_cast<unsigned long long>(fsinfo.f_bavail) * fsinfo.f_frsize < (1ull << 20))
-    return m + " (" + std::strerror(ENOSPC) + ")";
-  return m;
+  const bool storage = (code & 0xff) == SQLITE_IOERR || code == SQLITE_FULL;
+  const std::string reason =
+      core::storage_failure_reason(file, sqlite3_system_errno(db), storage, {"-wal", "-journal"});
+  return reason.empty() ? m : m + " (" + reason + ")";
 }
 
 }  // namespace

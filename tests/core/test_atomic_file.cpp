@@ -1,3 +1,5 @@
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -326,4 +328,24 @@ TEST(SyncPath, ReportsTheSystemsError) {
   EXPECT_EQ(sync_path(t.str(), true), 0);
   EXPECT_EQ(sync_path(t.file("missing"), false), ENOENT);
   EXPECT_EQ(sync_path(t.file("f"), true), ENOTDIR);
+}
+
+// storage_failure_reason: what a storage library's "disk I/O error" leaves out. The system's
+// errno when it names a full or failing disk; else, for a storage failure, the file size limit
+// when the file or a companion (a -wal) is near it; else nothing (this folder has room).
+TEST(StorageFailureReason, NamesTheErrnoOrTheFileSizeLimitOfTheFileOrACompanion) {
+  isoline::test::TempDir t;
+  const std::string db = t.file("db.sqlite");
+  std::ofstream(db) << "x";
+  std::ofstream(db + "-wal") << std::string((1 << 20) - 30000, 'w');  // within 64 KiB of 1 MiB
+  EXPECT_EQ(storage_failure_reason(db, ENOSPC, false), std::strerror(ENOSPC));
+  EXPECT_EQ(storage_failure_reason(db, 0, true), "");
+  EXPECT_EQ(storage_failure_reason(db, 0, false), "");
+  {
+    isoline::test::FileSizeLimit lim(1 << 20);
+    EXPECT_EQ(storage_failure_reason(db, 0, true), "");  // the file alone is far from it
+    EXPECT_EQ(storage_failure_reason(db, 0, true, {"-wal", "-journal"}),
+              std::string(std::strerror(EFBIG)) + ": the file size limit is 1048576 bytes");
+    EXPECT_EQ(storage_failure_reason(db, 0, false, {"-wal"}), "");  // not a storage failure
+  }
 }

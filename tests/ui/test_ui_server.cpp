@@ -1757,6 +1757,26 @@ TEST(UiReviewDb, CompressRoundTrip) {
   EXPECT_THROW(ui::decompress_mask("garbage", test::ui_grid()), core::IoError);
 }
 
+// A review database that cannot grow (a full disk; here a file size limit) is an error naming
+// the database file and the system's reason, not SQLite's "disk I/O error" alone.
+TEST(UiReviewDb, AFullDiskNamesTheDatabaseFileAndTheSystemsReason) {
+  test::TempDir dir;
+  const std::string file = dir.file("review.sqlite");
+  ui::ReviewDb db(file);
+  std::string message;
+  {
+    test::FileSizeLimit lim(64 * 1024);
+    try {
+      for (int i = 0; i < 5000; ++i) db.set_meta("key " + std::to_string(i), std::string(200, 'x'));
+    } catch (const core::IoError& e) {
+      message = e.what();
+    }
+  }
+  ASSERT_FALSE(message.empty()) << "5000 values of 200 bytes fitted under 64 KiB";
+  EXPECT_NE(message.find("review database: " + file), std::string::npos) << message;
+  EXPECT_NE(message.find("File too large"), std::string::npos) << message;
+}
+
 TEST(UiEdits, ApplyEditMatchesMaskOps) {
   core::Image m = test::ui_sphere(test::ui_grid(), 0, 0, 0, 10);
   std::string action;

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "isoline/core/atomic_file.h"
 #include "isoline/core/text.h"
 
 namespace isoline::ui {
@@ -19,6 +20,20 @@ namespace isoline::ui {
 namespace {
 
 constexpr const char* kOp = "review database";
+
+// SQLite's message for the last failure on `db` (the database `file`), with the system's reason
+// where it can be known (core::storage_failure_reason): SQLite says "disk I/O error" or
+// "database or disk is full" alone, and its sqlite3_system_errno() is often 0 by then (a file
+// size limit: EFBIG lost). The node's job queue (node/src/job_queue.cpp) has the same wrapper.
+std::string sqlite_error(sqlite3* db, const char* message, const std::string& file) {
+  const std::string m = message ? message : "?";
+  if (!db) return m;
+  const int code = sqlite3_extended_errcode(db);
+  const bool storage = (code & 0xff) == SQLITE_IOERR || code == SQLITE_FULL;
+  const std::string reason =
+      core::storage_failure_reason(file, sqlite3_system_errno(db), storage, {"-wal", "-journal"});
+  return reason.empty() ? m : m + " (" + reason + ")";
+}
 
 std::string now_utc() {
   std::time_t t = std::time(nullptr);
@@ -47,7 +62,8 @@ class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql, const std::string& path) : db_(db) {
     if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
-      core::fail<core::IoError>(kOp, path, std::string("prepare: ") + sqlite3_errmsg(db));
+      core::fail<core::IoError>(kOp, path,
+                                "prepare: " + sqlite_error(db, sqlite3_errmsg(db), path));
   }
   ~Stmt() { sqlite3_finalize(s_); }
   Stmt& bind(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
@@ -65,7 +81,7 @@ class Stmt {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    core::fail<core::IoError>(kOp, path, std::string("step: ") + sqlite3_errmsg(db_));
+    core::fail<core::IoError>(kOp, path, "step: " + sqlite_error(db_, sqlite3_errmsg(db_), path));
   }
   std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
   double dbl(int c) const { return sqlite3_column_double(s_, c); }
@@ -135,7 +151,7 @@ struct ReviewDb::Impl {
   void exec(const char* sql, const std::string& path) {
     char* err = nullptr;
     if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string e = err ? err : "?";
+      const std::string e = sqlite_error(db, err, path);
       sqlite3_free(err);
       core::fail<core::IoError>(kOp, path, e);
     }
@@ -146,7 +162,8 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
   if (sqlite3_open_v2(path.c_str(), &impl_->db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
-    std::string e = impl_->db ? sqlite3_errmsg(impl_->db) : "cannot open";
+    const std::string e =
+        impl_->db ? sqlite_error(impl_->db, sqlite3_errmsg(impl_->db), path) : "cannot open";
     sqlite3_close(impl_->db);
     delete impl_;
     core::fail<core::IoError>(kOp, path, e);

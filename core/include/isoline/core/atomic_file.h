@@ -111,6 +111,17 @@ std::string write_failure_reason(const std::string& file);
 /// message) when the system reports nothing.
 std::string write_failure_problem(const std::string& file, const std::string& fallback);
 
+/// The reason to add to a storage library's message about writing `file` (SQLite says "disk I/O
+/// error" or "database or disk is full" alone): the system's message for `system_errno` when it
+/// is that of a full or failing disk (EFBIG, ENOSPC, EDQUOT, EIO, EROFS). Else, when
+/// `storage_failure` (the library reports an I/O or disk-full failure, its errno lost: 0 after
+/// an EFBIG), "File too large: the file size limit is N bytes" when `file` or a companion of it
+/// (`file` + each of `companion_suffixes`, e.g. "-wal", "-journal") is within 64 KiB of the file
+/// size limit (RLIMIT_FSIZE), or "No space left on device" when its folder has under 1 MiB free.
+/// "" when none of these says why.
+std::string storage_failure_reason(const std::string& file, int system_errno, bool storage_failure,
+                                   const std::vector<std::string>& companion_suffixes = {});
+
 /// Checks, before long work, that `target` (a file or directory to be written atomically) can
 /// be: its parent directory (that of the file its symbolic links lead to) exists and is writable (a file can be created in it, which also
 /// catches directories that pass access(W_OK) but refuse files, such as /proc for root). With
