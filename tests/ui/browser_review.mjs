@@ -1156,6 +1156,19 @@ async function reviewFlow(browser) {
   }
 }
 
+// The API of a running `isoline serve` (the token from its URL), for flows that check the
+// server's side: `api(path, init)` (throws on an HTTP error) and the drafts it keeps.
+function serverApi(server) {
+  const origin = new URL(server.url).origin;
+  const token = new URL(server.url).searchParams.get('token');
+  const api = async (path, init = {}) => {
+    const r = await fetch(`${origin}${path}`, { ...init, headers: { 'X-Isoline-Token': token, ...(init.headers || {}) } });
+    if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
+    return r;
+  };
+  return { origin, token, api, serverDrafts: async () => (await api('/api/drafts')).json() };
+}
+
 // Server-side drafts: an unsaved drawing is never lost. It goes to the server as a draft about
 // 2 s after the last change (a tab closed, killed or crashed then loses nothing), when the page
 // is left (a reload accepted by mistake), and right before "Load vN only" replaces it; on the
@@ -1166,14 +1179,7 @@ async function draftsFlow(browser) {
   const caseDir = join(work, 'draftcase');
   execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
   const server = await startServer(bin, caseDir, null);
-  const origin = new URL(server.url).origin;
-  const token = new URL(server.url).searchParams.get('token');
-  const api = async (path, init = {}) => {
-    const r = await fetch(`${origin}${path}`, { ...init, headers: { 'X-Isoline-Token': token, ...(init.headers || {}) } });
-    if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
-    return r;
-  };
-  const serverDrafts = async () => (await api('/api/drafts')).json();
+  const { origin, token, api, serverDrafts } = serverApi(server);
   const liveOf = async (name) => (await (await api('/api/versions')).json()).structures.find((x) => x.name === name);
   const waitDraft = async (name, pred = () => true, ms = 15000) => {
     for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 100))) {
@@ -1627,14 +1633,7 @@ async function leaveFlow(browser) {
   const caseDir = join(work, 'leavecase');
   execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
   let server = await startServer(bin, caseDir, null);
-  const origin = new URL(server.url).origin;
-  const token = new URL(server.url).searchParams.get('token');
-  const api = async (path, init = {}) => {
-    const r = await fetch(`${origin}${path}`, { ...init, headers: { 'X-Isoline-Token': token, ...(init.headers || {}) } });
-    if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
-    return r;
-  };
-  const serverDrafts = async () => (await api('/api/drafts')).json();
+  const { origin, token, api, serverDrafts } = serverApi(server);
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   const errors = [];
   const open = async (init = null) => {

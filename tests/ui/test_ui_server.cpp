@@ -1409,6 +1409,23 @@ TEST_F(UiServer, DraftsAreNeverApprovedAndStayAfterAnApproval) {
   EXPECT_TRUE(db.draft(id, "Dr Smith"));
 }
 
+namespace {
+// `in` gzipped at `level` (a .nii.gz body, or the outer layer of a Content-Encoding: gzip one).
+std::string gzip_of(const std::string& in, int level = 9) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&z, static_cast<uLong>(in.size())) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+}  // namespace
+
 TEST_F(UiServer, BadDraftRequestsAre4xxNamingTheProblem) {
   auto c = srv->client();
   const auto id = id_of("Cord");
@@ -1453,27 +1470,14 @@ TEST_F(UiServer, BadDraftRequestsAre4xxNamingTheProblem) {
     const std::int16_t n = 4000;
     std::memcpy(huge.data() + 42 + 2 * i, &n, 2);
   }
-  const auto gzipped = [](const std::string& in) {
-    z_stream z{};
-    EXPECT_EQ(deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    std::string out(deflateBound(&z, static_cast<uLong>(in.size())) + 64, '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    z.avail_in = static_cast<uInt>(in.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
-  };
-  for (const std::string& body : {huge, gzipped(huge)}) {
+  for (const std::string& body : {huge, gzip_of(huge, 1)}) {
     r = put("/api/structures/" + sid + "/draft?base_version=1", smith, body);
     EXPECT_EQ(r->status, 400) << r->body;
     EXPECT_NE(r->body.find("not on the CT grid (its header declares 4000 x 4000 x 4000 voxels"), std::string::npos)
         << r->body;
   }
   // The same body gzipped but on the grid is taken.
-  r = put("/api/structures/" + sid + "/draft?base_version=1", smith, gzipped(good));
+  r = put("/api/structures/" + sid + "/draft?base_version=1", smith, gzip_of(good, 1));
   EXPECT_EQ(r->status, 200) << r->body;
   ASSERT_EQ(c.Delete(("/api/structures/" + sid + "/draft").c_str(), smith)->status, 200);  // (none below)
   // No reviewer (a draft is kept per reviewer), or a blank one.
@@ -1828,22 +1832,6 @@ TEST_F(UiServer, DraftsOfAReviewerWithALongNameAreFoundByTheirName) {
   EXPECT_EQ(list[0]["structure_id"], id);
 }
 
-namespace {
-// `in` gzipped at `level` (a .nii.gz body, or the outer layer of a Content-Encoding: gzip one).
-std::string gzip_of(const std::string& in, int level = 9) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, static_cast<uLong>(in.size())) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-}  // namespace
 
 // (defect: a page-leave draft over 64 KB may not arrive) The client sends a draft as a .nii.gz
 // gzipped once more, `Content-Encoding: gzip` (deflate alone cannot beat ~1030:1: the empty
