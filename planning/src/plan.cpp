@@ -514,13 +514,24 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   FluenceProblem problem;
   const double vcc = g.voxel_volume_mm3() / 1000.0;
   // Edge samples (TargetRules::edge_weight): made once every voxel row is known, as rows after
-  // them (`edge_rows`: the two voxels each interpolates between).
+  // them (`edge_rows`: the two voxels each interpolates between). One set of samples per voxel
+  // set, whatever the number of objectives on it.
   struct EdgeRequest {
-    std::string name;
+    std::string name;  ///< "<voxel set> (edges)"
     std::vector<std::int64_t> voxels;
-    Objective objective;
+    std::vector<Objective> objectives;
   };
   std::vector<EdgeRequest> edge_requests;
+  // `o` on the edge samples of the voxel set `set` (its voxels: `voxels_of_set()`, read only
+  // for the set's first edge objective).
+  auto add_edge_objective = [&](const std::string& set, Objective o, auto voxels_of_set) {
+    o.structure = set + " (edges)";
+    auto it = std::find_if(edge_requests.begin(), edge_requests.end(),
+                           [&](const EdgeRequest& e) { return e.name == o.structure; });
+    if (it == edge_requests.end())
+      it = edge_requests.insert(edge_requests.end(), EdgeRequest{o.structure, voxels_of_set(), {}});
+    it->objectives.push_back(std::move(o));
+  };
   auto add_set = [&](const std::string& name, const std::vector<std::int64_t>& voxels,
                      std::vector<float> distance = {}) {
     VoxelSet s;
@@ -551,9 +562,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     problem.objectives.push_back(
         {l.name, ObjectiveType::MinDose, l.rx * tr.min_percent / 100.0, 0, tr.min_weight});
     if (tr.edge_weight > 0)
-      edge_requests.push_back({l.name + " (edges)", l.voxels,
-                               {l.name + " (edges)", ObjectiveType::MinDose,
-                                l.rx * tr.min_percent / 100.0, 0, tr.edge_weight}});
+      add_edge_objective(l.name, {l.name, ObjectiveType::MinDose, l.rx * tr.min_percent / 100.0, 0, tr.edge_weight},
+                         [&] { return l.voxels; });
     if (tr.d99_percent > 0)
       problem.objectives.push_back(
           {l.name, ObjectiveType::MinDvh, l.rx * tr.d99_percent / 100.0, 99.0, tr.d99_weight});
@@ -607,14 +617,15 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     oo.structure = set_name;
     problem.objectives.push_back(oo);
     if (tr.oar_edge_weight > 0 && o.type == ObjectiveType::MaxDose) {
-      std::vector<std::int64_t> part;
-      const VoxelSet& vs = *std::find_if(problem.structures.begin(), problem.structures.end(),
-                                         [&](const VoxelSet& v) { return v.name == set_name; });
-      for (auto r : vs.rows) part.push_back(rows[static_cast<std::size_t>(r)]);
       Objective e = o;
-      e.structure = set_name + " (edges)";
       e.weight = o.weight * tr.oar_edge_weight;
-      edge_requests.push_back({e.structure, std::move(part), e});
+      add_edge_objective(set_name, e, [&] {
+        const VoxelSet& vs = *std::find_if(problem.structures.begin(), problem.structures.end(),
+                                           [&](const VoxelSet& v) { return v.name == set_name; });
+        std::vector<std::int64_t> voxels;
+        for (auto r : vs.rows) voxels.push_back(rows[static_cast<std::size_t>(r)]);
+        return voxels;
+      });
     }
   }
   // Normal-tissue fall-off, with the limit of each voxel the highest over the levels,
@@ -672,8 +683,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   // between the two centres (what a planning system's 4 x 4 x 4 sub-samples see there).
   constexpr float kEdgeOut = 0.375f;
   std::vector<std::pair<std::int64_t, std::int64_t>> edge_rows;  // (v, n) per edge row
+  std::vector<std::uint8_t> in(edge_requests.empty() ? 0 : nvox, 0);  // the set's voxels, one set at a time
   for (const EdgeRequest& e : edge_requests) {
-    std::vector<std::uint8_t> in(nvox, 0);
     for (auto v : e.voxels) in[static_cast<std::size_t>(v)] = 1;
     VoxelSet s;
     s.name = e.name;
@@ -691,9 +702,10 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
         edge_rows.emplace_back(v, n);
       }
     }
+    for (auto v : e.voxels) in[static_cast<std::size_t>(v)] = 0;
     if (s.rows.empty()) continue;
     problem.structures.push_back(std::move(s));
-    problem.objectives.push_back(e.objective);
+    problem.objectives.insert(problem.objectives.end(), e.objectives.begin(), e.objectives.end());
   }
 
   // Reduced matrix (rows = `rows`, then the edge samples), total dose over all fractions per
