@@ -256,7 +256,7 @@ Command make_adapt_command() {
       {"--plan-ct", "PATH", "planning CT (default: found in the plan directory)", false, "", false},
       {"--template", "NAME", "template of the original plan; without this option the plan directory's template.json "
                                "when there is one",
-       false, "hn", false},
+       false, planning::kDefaultTemplate, false},
       {"--criteria", "FILE", "criteria JSON (default: the template's)", false, "", false},
       {"--fractions-delivered", "N", "fractions delivered before the new CT (for the accumulated dose)", false, "0",
        false},

@@ -62,7 +62,7 @@ int run_plan(const Args& args, const Context& ctx) {
     std::printf("plan: %s, %zu beams, %d fractions, %d iterations; influence %.1f s, optimise %.1f s, dose %.1f s, total %.1f s\n",
                 tpl.name.c_str(), r.plan.beams.size(), r.fractions, r.optimizer.iterations, r.timing.influence_s,
                 r.timing.optimize_s, r.timing.dose_s, r.timing.total_s);
-    failed = print_criteria_table(r.criteria, tpl.target_rules.edge_weight > 0 ? nullptr : kEdgeSamplesHint);
+    failed = print_criteria_table(r.criteria, edge_samples_hint(tpl));
     std::printf("wrote");
     for (const auto& f : o.files) std::printf(" %s", f.c_str());
     std::printf(" to %s\n", out.c_str());
@@ -79,7 +79,7 @@ Command make_plan_command() {
   c.name = "plan";
   c.summary = "estimate the achievable dose: optimise beamlet fluence for the targets and OARs";
   c.description =
-      "Applies a plan template (default: hn, 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions;\n"
+      "Applies a plan template (default: hn_tps, 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions;\n"
       "planning/templates/) to a CT and its structures: beams around the targets, a beamlet\n"
       "influence matrix (collapsed cone), fluence optimisation against the template's\n"
       "objectives, the final dose with the full engine, normalised so that the highest target's\n"
@@ -91,7 +91,7 @@ Command make_plan_command() {
       {"--out", "DIR", "output directory", true},
       {"--patient-id", "ID", "DICOM Patient ID for a CT from an image file (default: IMG- and a hash of the image)", false, "", false},
       {"--patient-name", "NAME", "DICOM Patient Name (PN, e.g. Doe^Jane) for a CT from an image file (default: ANONYMOUS^)", false, "", false},
-      {"--template", "NAME", "template name or JSON file", false, "hn"},
+      {"--template", "NAME", "template name or JSON file", false, planning::kDefaultTemplate},
       {"--criteria", "FILE", "criteria JSON (default: the template's)"},
       {"--iterations", "N", "optimiser iterations (default: the template's)"},
       {"--device", "DEV", "cpu or cuda", false, "cpu"},

@@ -43,7 +43,7 @@ int run_run(const Args& args, const Context& ctx) {
       }
       std::printf("\n");
     }
-    print_criteria_table(r.plan.criteria, o.template_name == "hn" ? kEdgeSamplesHint : nullptr);
+    print_criteria_table(r.plan.criteria, edge_samples_hint(planning::load_template(o.template_name)));
     std::printf("\ncontouring %.1f s, planning %.1f s, total %.1f s\n", r.contour_s, r.plan_s,
                 r.total_s);
     std::printf("wrote %s/ (", r.out_dir.c_str());
@@ -68,7 +68,7 @@ Command make_run_command() {
   c.summary = "the main job: auto-contours, achievable-dose plan, RT-STRUCT, RT-DOSE and a report";
   c.description =
       "Contours the CT (OARs, PTV70/63/56, Body), plans the achievable dose for those contours\n"
-      "(template hn: 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions) and writes into --out:\n"
+      "(template hn_tps: 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions) and writes into --out:\n"
       "RS.dcm (auto-contours, to review), RD.dcm (dose), plan.json, dose.nii.gz, masks/,\n"
       "dvh.csv, metrics.json and report.html (pictures, DVH, criteria, quality flags); for a\n"
       "NIfTI CT also CT/ (the CT as DICOM, referenced by RS/RD). The directory appears only\n"
@@ -78,7 +78,7 @@ Command make_run_command() {
   c.positionals = {{"CT", "DICOM CT directory/file or NIfTI/NRRD/MetaImage CT in HU"}};
   c.options = {
       {"--out", "DIR", "output directory (new or empty)", true},
-      {"--template", "NAME", "plan template name or JSON", false, "hn"},
+      {"--template", "NAME", "plan template name or JSON", false, planning::kDefaultTemplate},
       {"--structures", "PATH",
        "plan on these structures (masks dir or RT-STRUCT) instead of contouring"},
       {"--targets", "PATH",

@@ -100,7 +100,7 @@ Command make_serve_command() {
       {"--author", "NAME", "reviewer name pre-filled in the browser (default: none; the reviewer types it)"},
       {"--db", "FILE", "review database (default <case>/review/review.sqlite)"},
       {"--ui-dir", "DIR", "bundled web client directory (default: the built one)"},
-      {"--template", "NAME", "plan template for \"Re-estimate dose\"", false, "hn"},
+      {"--template", "NAME", "plan template for \"Re-estimate dose\"", false, planning::kDefaultTemplate},
   };
   c.run = run_serve;
   c.quiet_option = false;

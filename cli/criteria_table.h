@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "isoline/planning/criteria.h"
+#include "isoline/planning/plan.h"
 
 namespace isoline::cli {
 
@@ -13,8 +14,14 @@ namespace isoline::cli {
 /// voxel centres and fails as a planning system computes it.
 int print_criteria_table(const std::vector<planning::CriterionResult>& results, const char* hint = nullptr);
 
-/// The hint of `plan` and `run` for a template without edge samples.
+/// The hint of `plan` and `run` for a template without edge samples (e.g. `--template hn`).
 inline constexpr const char* kEdgeSamplesHint =
-    "a plan made for the DVH a planning system computes (edge samples): --template hn_tps (docs/planning.md)";
+    "a plan made for the DVH a planning system computes (edge samples): --template hn_tps, the default, or "
+    "\"edge_weight\" in your template (docs/planning.md)";
+
+/// kEdgeSamplesHint for a template without edge samples, else none.
+inline const char* edge_samples_hint(const planning::PlanTemplate& tpl) {
+  return tpl.target_rules.edge_weight > 0 ? nullptr : kEdgeSamplesHint;
+}
 
 }  // namespace isoline::cli

@@ -166,8 +166,9 @@ register_job("contour", warmup=_contourer)(contour_job)
 
 def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
     """The main job (``isoline run``): contours, plan, RS.dcm, RD.dcm, plan.json, report.
-    options: template ("hn"), model_card, structures_path, targets_path, device, max_iterations, report."""
+    options: template (default planning.DEFAULT_TEMPLATE, "hn_tps"), model_card, structures_path, targets_path, device, max_iterations, report."""
     from ._isoline.pipeline import run_case
+    from ._isoline.planning import DEFAULT_TEMPLATE
     p = Path(input_path)
     if p.is_dir():  # a case directory: its ct.nii.gz or its DICOM
         for name in ("ct.nii.gz", "ct.nii", "ct.nrrd", "ct.mha"):
@@ -177,7 +178,7 @@ def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -
         else:
             if (p / "dicom").is_dir():
                 p = p / "dicom"
-    r = run_case(str(p), str(out), template=options.get("template", "hn"),
+    r = run_case(str(p), str(out), template=options.get("template") or DEFAULT_TEMPLATE,
                  model_card=options.get("model_card") or "", structures_path=options.get("structures_path", ""),
                  targets_path=options.get("targets_path", ""),
                  device=options.get("device", "cpu"), max_iterations=int(options.get("max_iterations", 0)),
@@ -691,7 +692,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--preview", action="store_true", help="contour: also preview.png per case (views with outlines)")
     ap.add_argument("--review", action="store_true", help="contour: also review.html per case (views, structures, flags)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--template", default="hn", help="run: plan template")
+    ap.add_argument("--template", help="run: plan template (default: hn_tps, isoline.planning.DEFAULT_TEMPLATE)")
     ap.add_argument("--iterations", type=int, default=0, help="run: optimiser iterations (0 = template's)")
     a = ap.parse_args(argv)
     options: Dict[str, Any] = {"device": a.device}
@@ -702,7 +703,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if a.review:
             options["review"] = True
     else:
-        options.update(template=a.template, max_iterations=a.iterations)
+        from ._isoline.planning import DEFAULT_TEMPLATE
+        # The template by name, so that a resumed run made with another default is refused.
+        options.update(template=a.template or DEFAULT_TEMPLATE, max_iterations=a.iterations)
     from ._isoline import Error
     t0 = time.perf_counter()
     n_warned = [0]

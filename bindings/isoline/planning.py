@@ -13,11 +13,12 @@ Example::
 
     # A whole plan from a template: influence matrix, optimisation, dose, DVHs, criteria.
     pt = isoline.load_patient("case/")
-    res = planning.make_plan(pt.ct, pt.structures, "hn", progress=print)
+    res = planning.make_plan(pt.ct, pt.structures, progress=print)  # template hn_tps
     res.dose, res.dvhs["PTV70"].metric("D95%"), [c.passed for c in res.criteria]
     planning.write_plan_json(res.plan, res.fractions, "plan.json")   # dose.read_plan reads it
 """
 from ._isoline.planning import (  # noqa: F401
+    DEFAULT_TEMPLATE,
     Criterion,
     CriterionResult,
     Dvh,
@@ -45,6 +46,7 @@ from ._isoline.planning import (  # noqa: F401
 )
 
 __all__ = [
+    "DEFAULT_TEMPLATE",
     "Criterion",
     "CriterionResult",
     "Dvh",

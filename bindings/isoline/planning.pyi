@@ -14,7 +14,7 @@ Example::
 
     # A whole plan from a template: influence matrix, optimisation, dose, DVHs, criteria.
     pt = isoline.load_patient("case/")
-    res = planning.make_plan(pt.ct, pt.structures, "hn", progress=print)
+    res = planning.make_plan(pt.ct, pt.structures, progress=print)  # template hn_tps
     res.dose, res.dvhs["PTV70"].metric("D95%"), [c.passed for c in res.criteria]
     planning.write_plan_json(res.plan, res.fractions, "plan.json")   # dose.read_plan reads it"""
 from . import core as _core
@@ -359,6 +359,8 @@ class TargetLevel:
         """An independent copy; copy.copy and copy.deepcopy alike."""
         ...
 
+DEFAULT_TEMPLATE: str
+
 def compute_dvh(dose: _core.Image, mask: _core.Image, name: str = ..., options: DvhOptions = ...) -> Dvh:
     """DVH of a uint8 mask (any grid) in a float32 dose (Gy), dose interpolated trilinearly at the mask's voxel centres (sub-sampled, see DvhOptions). Mask voxels outside the dose grid count as 0 Gy (they lower Dmean and the low percentiles): when more than 1 % of them are outside, a UserWarning says how many (warnings.catch_warnings(record=True) collects it; fraction_outside() gives the number). Releases the GIL."""
     ...
@@ -404,6 +406,7 @@ def write_plan_json(plan: _dose.Plan, fractions: int, path: str) -> None:
     ...
 
 __all__ = [
+    "DEFAULT_TEMPLATE",
     "Criterion",
     "CriterionResult",
     "Dvh",

@@ -81,7 +81,7 @@ void bind_pipeline(py::module_ m) {
         py::gil_scoped_release nogil;
         return run_case(o, prog);
       },
-      py::arg("ct_path"), py::arg("out_dir"), py::kw_only(), py::arg("template") = "hn",
+      py::arg("ct_path"), py::arg("out_dir"), py::kw_only(), py::arg("template") = planning::kDefaultTemplate,
       py::arg("model_card") = "", py::arg("structures_path") = "", py::arg("device") = "cpu",
       py::arg("max_iterations") = 0, py::arg("overwrite") = false, py::arg("report") = true,
       py::arg("targets_path") = "", py::arg("patient_id") = "", py::arg("patient_name") = "",

@@ -144,6 +144,8 @@ void bind_plan(py::module_ m) {
   def_value_copy(template_class);
   m.def("load_template", &load_template, py::arg("name_or_path"),
         "Reads a plan template by name ('hn' -> planning/templates/hn.json, or $ISOLINE_TEMPLATE_DIR) or path.");
+  // The template make_plan, pipeline.run_case and the batch 'run' job use when none is named.
+  m.attr("DEFAULT_TEMPLATE") = kDefaultTemplate;
 
   py::class_<PlanTiming>(m, "PlanTiming", "Seconds spent by make_plan: influence, optimisation, dose, total.")
       .def_readonly("influence_s", &PlanTiming::influence_s)
@@ -177,7 +179,7 @@ void bind_plan(py::module_ m) {
           py::gil_scoped_release nogil;
           return make_plan(ct, structures, t, o, prog);
         },
-        py::arg("ct"), py::arg("structures"), py::arg("template") = "hn", py::kw_only(), py::arg("device") = "cpu",
+        py::arg("ct"), py::arg("structures"), py::arg("template") = kDefaultTemplate, py::kw_only(), py::arg("device") = "cpu",
         py::arg("max_iterations") = 0, py::arg("progress") = py::none(),
         "Plans on a CT (HU) with its structures (masks on the CT grid) from a template (PlanTemplate, "
         "name or path): influence matrix, fluence optimisation, dose, DVHs, criteria. Releases the GIL.");

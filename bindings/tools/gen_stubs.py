@@ -249,7 +249,9 @@ def generate(here: str) -> str:
         obj = getattr(pkg, name, None) or getattr(native, name)
         if inspect.isclass(obj) and obj.__module__.startswith("isoline._isoline"):
             continue
-        if getattr(obj, "__module__", "") == f"isoline.{here}":
+        if isinstance(obj, (str, int, float, bool)):  # a constant, e.g. planning.DEFAULT_TEMPLATE
+            body += f"\n{name}: {type(obj).__name__}\n"
+        elif getattr(obj, "__module__", "") == f"isoline.{here}":
             body += "\n\n" + render_python(name, obj, imports)
         elif callable(obj) and (obj.__doc__ or "").strip() and not inspect.isclass(obj):
             body += "\n" + render_function(name, obj, here, imports)

@@ -52,7 +52,7 @@ def resample_to(src_path, ref_img):
                                     order=1, mode="constant", cval=0.0)
 
 
-def run_patient(isoline, pdir, out, force, template="hn", device="cpu"):
+def run_patient(isoline, pdir, out, force, template=None, device="cpu"):
     name = os.path.basename(pdir)
     work = os.path.join(out, name)
     masks = os.path.join(work, "masks")
@@ -65,7 +65,7 @@ def run_patient(isoline, pdir, out, force, template="hn", device="cpu"):
     if force or not os.path.exists(metrics):
         t0 = time.time()
         r = subprocess.run([isoline, "plan", "--quiet", "--ct", os.path.join(pdir, "ct.nii.gz"), "--structures", masks,
-                            "--out", plan_dir, "--template", template, "--device", device, "--overwrite"],
+                            "--out", plan_dir, "--device", device, "--overwrite"] + (["--template", template] if template else []),
                            capture_output=True, text=True)
         if r.returncode != 0:
             return {"patient": name, "error": r.stderr.strip()}
@@ -108,22 +108,34 @@ def run_patient(isoline, pdir, out, force, template="hn", device="cpu"):
 def markdown(summary_path):
     """The per-patient table of docs/validation.md from a summary.json."""
     s = json.load(open(summary_path))
-    print("| patient | criteria met: plan / reference (evaluated) | PTV70 D99 (Gy) | dose score (Gy) | plan time (s) | criteria the plan misses |")
-    print("|---|---|---|---|---|---|")
+    ok = [r for r in s["rows"] if "error" not in r]
+    # Summaries written before the sub-voxel scores (session 22) have no sub-voxel columns.
+    sub = all("plan_passed_subvoxel" in r for r in ok)
+    sub_head = " sub-voxel: plan / reference | sub-voxel PTV70 D99 (Gy) |" if sub else ""
+    print("| patient | criteria met: plan / reference (evaluated) | PTV70 D99 (Gy) |" + sub_head +
+          " dose score (Gy) | plan time (s) | criteria the plan misses |")
+    print("|---|---|---|" + ("---|---|" if sub else "") + "---|---|---|")
     for r in s["rows"]:
         if "error" in r:
-            print(f"| {r['patient']} | error: {r['error']} | | | | |")
+            print(f"| {r['patient']} | error: {r['error']} |" + " |" * (6 if sub else 4))
             continue
-        print(f"| {r['patient']} | {r['plan_passed']} / {r['ref_passed']} ({r['evaluated']}) | {r['plan_ptv70_d99_gy']:.2f} | "
-              f"{r['dose_score_gy']:.2f} | {r['timing_s']['total']:.0f} | {', '.join(r['failed_plan']) or '-'} |")
-    ok = [r for r in s["rows"] if "error" not in r]
+        cells = ""
+        if sub:
+            d99 = r["plan_ptv70_d99_gy_subvoxel"]
+            cells = f" {r['plan_passed_subvoxel']} / {r['ref_passed_subvoxel']} | {'-' if d99 is None else f'{d99:.2f}'} |"
+        print(f"| {r['patient']} | {r['plan_passed']} / {r['ref_passed']} ({r['evaluated']}) | {r['plan_ptv70_d99_gy']:.2f} |"
+              + cells + f" {r['dose_score_gy']:.2f} | {r['timing_s']['total']:.0f} | {', '.join(r['failed_plan']) or '-'} |")
     t = [r["timing_s"]["total"] for r in ok]
     print(f"\n{len(s['rows'])} patients: plan meets at least as many criteria as the reference on "
           f"{sum(r['plan_passed'] >= r['ref_passed'] for r in ok)} ({100 * s['fraction_meeting_reference']:.1f} %); "
           f"min PTV70 D99 {s['min_ptv70_d99_gy']:.2f} Gy; mean dose score {s['mean_dose_score_gy']:.2f} Gy; "
           f"plan time (influence + optimisation + final dose) mean {np.mean(t):.1f} s, median {np.median(t):.1f} s, max {np.max(t):.1f} s; "
           f"criteria met in total: plan {sum(r['plan_passed'] for r in ok)}, reference {sum(r['ref_passed'] for r in ok)} "
-          f"of {sum(r['evaluated'] for r in ok)}")
+          f"of {sum(r['evaluated'] for r in ok)}" +
+          (f"; sub-voxel (4 x 4 x 4 samples per voxel, as a planning system computes them): plan "
+           f"{sum(r['plan_passed_subvoxel'] for r in ok)}, reference {sum(r['ref_passed_subvoxel'] for r in ok)}, "
+           f"min PTV70 D99 {min(r['plan_ptv70_d99_gy_subvoxel'] for r in ok if r['plan_ptv70_d99_gy_subvoxel'] is not None):.2f} Gy"
+           if sub else ""))
 
 
 def main():
@@ -136,7 +148,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--isoline", default=os.path.join(ROOT, "build", "bin", "isoline"))
     ap.add_argument("--force", action="store_true")
-    ap.add_argument("--template", default="hn")
+    ap.add_argument("--template", help="plan template (default: isoline plan's, hn_tps)")
     a = ap.parse_args()
     split = os.path.join(a.data, a.split)
     if not os.path.isdir(split):

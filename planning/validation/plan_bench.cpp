@@ -50,7 +50,7 @@ Summary summarise(const planning::PlanResult& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string device = "cpu", tpl_name = "hn";
+  std::string device = "cpu", tpl_name = isoline::planning::kDefaultTemplate;
   int compare = 0;
   std::vector<std::string> patients;
   for (int i = 1; i < argc; ++i) {

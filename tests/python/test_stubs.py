@@ -26,6 +26,8 @@ def stub_index(tree):
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             top.setdefault(node.name, []).append(node)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):  # a constant
+            top.setdefault(node.target.id, []).append(node)
         if isinstance(node, ast.ClassDef):
             members = {}
             for b in node.body:

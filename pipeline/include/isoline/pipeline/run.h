@@ -25,7 +25,7 @@ struct RunOptions {
   /// from a hash of the image, "ANONYMOUS^". Refused for a DICOM CT.
   std::string patient_id, patient_name;
   std::string out_dir;          ///< created; must not exist or be empty unless overwrite
-  std::string template_name = "hn";
+  std::string template_name = planning::kDefaultTemplate;
   std::string model_card;       ///< contouring model card; "" = the shipped model
   /// Structures to plan on instead of contouring (masks directory or RT-STRUCT); "" = contour.
   std::string structures_path;
