@@ -230,9 +230,20 @@ AtomicOutput::AtomicOutput(std::string target, bool directory)
                           std::to_string(counter++) + "-" + std::to_string(stamp % 100000);
   temp_ = (parent / ("." + stem + tag + ext)).string();
   if (directory_) {
-    if (!fs::create_directory(temp_, ec))
+    // Named by its folder, never by the temporary's own name (gone by the time it is read):
+    // "/proc/xx: directory /proc is not writable (creating a folder there failed: ...)", as the
+    // up-front check (check_output_location) says it.
+    if (!fs::create_directory(temp_, ec)) {
+      const int err = ec ? ec.value() : EEXIST;
+      const std::string reason = errno_text(err);
+      const std::string via = path_ == target_ ? "" : "is a symbolic link to " + path_ + ": ";
+      if (err == ENOSPC || err == EDQUOT || err == EMLINK || err == EIO)
+        fail<IoError>("write output", target_,
+                      via + "cannot create a folder in directory " + parent.string() + ": " + reason);
       fail<IoError>("write output", target_,
-                    "cannot create temporary directory " + temp_ + ": " + ec.message());
+                    via + "directory " + parent.string() + " is not writable (creating a folder there failed: " +
+                        reason + ")");
+    }
   }
   nested_ = inside_temporary_directory(temp_);
   // Longer name first: ".ct.tmp-1-2-3.nii.gz" is "ct.nii.gz", the raw ".ct.tmp-1-2-3.nii" "ct.nii".

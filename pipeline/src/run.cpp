@@ -27,6 +27,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   const auto t_start = std::chrono::steady_clock::now();
   if (o.out_dir.empty())
     core::fail<core::InvalidInput>("run", "--out", "no output directory given");
+  // Where the output goes, before any work (as `plan` and `adapt`): a folder where nothing can
+  // be created (/proc, read-only) is said now, naming --out, not at the end by its temporary.
+  core::check_output_location(o.out_dir, "run", /*parents_created=*/true);
   core::check_output_directory(o.out_dir, o.overwrite, "run", {o.ct_path, o.structures_path, o.targets_path},
                                "choose another directory or overwrite");
   const std::string parent = fs::path(o.out_dir).parent_path().string();

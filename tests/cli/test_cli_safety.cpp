@@ -2,6 +2,7 @@
 // before long work, and leaves nothing half-written when interrupted. Each case here was a
 // defect found by running the commands the way users do (session 11 audit).
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include "isoline/core/atomic_file.h"
+#include "isoline/core/error.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -129,6 +132,46 @@ TEST(CliSafety, PlanAdaptAndConvertCheckWhereTheyWriteAndConvertImagesBetweenFor
     const auto from = [](const std::string& s) { return s.substr(s.find("size")); };
     EXPECT_EQ(from(r.output), from(ref.output)) << r.output << ref.output;
   }
+}
+
+// Session 23 audit: `run --out /proc/xx` got past the checks and failed at the end naming its
+// temporary ("cannot create temporary directory /proc/.xx.tmp-21941-0-48275: No such file or
+// directory"); `phantom --out nope/x` generated the whole phantom before saying that nope does
+// not exist.
+TEST(CliSafety, RunAndPhantomCheckWhereTheyWriteBeforeAnyWork) {
+  TempDir t;
+  const std::string c = small_phantom(t, "case");
+  auto r = cli("run -q " + c + "/ct.nii.gz --out /proc/isoline-test-run");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "run: /proc/isoline-test-run: directory /proc is not writable")) << r.output;
+  EXPECT_FALSE(has(r.output, ".tmp-")) << r.output;
+  // The writer itself, should a folder stop taking files after the check: the output and the
+  // reason, never the temporary's name.
+  try {
+    isoline::core::AtomicOutput out("/proc/isoline-test-atomic", /*directory=*/true);
+    ADD_FAILURE() << "a temporary folder was made in /proc";
+  } catch (const isoline::core::IoError& e) {
+    const std::string m = e.what();
+    EXPECT_TRUE(has(m, "/proc/isoline-test-atomic: directory /proc is not writable")) << m;
+    EXPECT_FALSE(has(m, ".tmp-")) << m;
+  }
+  // phantom: before generating (progress would show "generate"), in well under a second.
+  const auto t0 = std::chrono::steady_clock::now();
+  r = cli("phantom hn --size 128,128,64 --out " + t.file("nope/x"));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "phantom: " + t.file("nope/x") + ": directory " + t.file("nope") + " does not exist"))
+      << r.output;
+  EXPECT_FALSE(has(r.output, "generate")) << "the phantom was generated first:\n" << r.output;
+  EXPECT_FALSE(fs::exists(t.file("nope")));
+  std::printf("phantom --out nope/x refused in %.2f s\n", secs);
+  r = cli("phantom hn -q --size 64,64,16 --spacing 4,4,4 --out /proc/isoline-test-phantom");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "/proc is not writable")) << r.output;
+  // "--out new/" names the folder new, whose parent exists: written.
+  r = cli("phantom hn -q --size 32,32,8 --spacing 6,6,6 --no-dicom --out " + t.file("new") + "/");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(t.file("new/ct.nii.gz")));
 }
 
 TEST(CliSafety, DvhRefusesAnotherScansStructuresAndChecksItsArgumentsFirst) {
