@@ -21,6 +21,38 @@ namespace {
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+// Nothing to plan on because every one of the template's targets that is there is empty
+// (0 cc): say where they came from and what to do, before the planning. The planner alone can
+// only say "present but empty" (planning::make_plan); here the source is known: the network's
+// automatic suggestions on this CT (the warning saying so would only be printed after a
+// successful run, so it is part of the message), or the --targets / --structures given.
+void check_targets_not_empty(const core::StructureSet& structures, const planning::PlanTemplate& tpl,
+                             const RunOptions& o) {
+  std::vector<std::string> empty;
+  for (const auto& l : tpl.targets)
+    if (const core::Structure* s = structures.find(l.structure)) {
+      if (s->mask.count_nonzero() > 0) return;  // something to plan on
+      empty.push_back(l.structure);
+    }
+  if (empty.empty()) return;  // none there at all: the planner lists what there is
+  std::string names;
+  for (std::size_t i = 0; i < empty.size(); ++i)
+    names += (i == 0 ? "" : i + 1 == empty.size() ? " and " : ", ") + empty[i];
+  const bool one = empty.size() == 1;
+  if (o.structures_path.empty() && o.targets_path.empty())
+    core::fail<core::InvalidInput>(
+        "run", o.ct_path,
+        "the targets were auto-contoured on this CT and came out empty (0 cc): " + names +
+            " (the network's automatic suggestions found no target to plan on); give the physician's targets "
+            "with --targets (an RT-STRUCT or masks directory; the organs are still auto-contoured), or the "
+            "structures to plan on with --structures");
+  const std::string& from = o.structures_path.empty() ? o.targets_path : o.structures_path;
+  core::fail<core::InvalidInput>("run", from,
+                                 "the template's target" + std::string(one ? " " : "s ") + names +
+                                     (one ? " is" : " are") +
+                                     " present but empty (0 cc): nothing to plan on; give targets with voxels");
+}
+
 }  // namespace
 
 RunResult run_case(const RunOptions& o, const core::Progress& progress) {
@@ -123,6 +155,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
     structures = load_structures(o.structures_path, ct);
   }
   r.contour_s = since(t0);
+  check_targets_not_empty(structures, tpl, o);
   core::write_mask_dir(structures, (dir / "masks").string());
   if (contoured)  // the flags the reviewer (and `isoline serve` on these masks) should see
     write_quality_json(*contoured, (dir / "masks" / "quality.json").string(), "run", given);

@@ -394,8 +394,8 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     const core::Structure* s = structures.find(l.structure);
     if (!s || s->mask.count_nonzero() == 0) {
       result.warnings.push_back("target " + l.structure + " (" +
-                                std::to_string(int(std::lround(l.dose_gy))) +
-                                " Gy) is not in the structure set: level skipped");
+                                std::to_string(int(std::lround(l.dose_gy))) + " Gy) is " +
+                                (s ? "empty (0 cc)" : "not in the structure set") + ": level skipped");
       continue;
     }
     {  // A target outside the body: the wrong body (a couch found as the largest region).
@@ -425,10 +425,24 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
     levels.push_back(std::move(lv));
   }
   if (levels.empty()) {
-    std::string want;
-    for (const auto& l : tpl.targets) want += (want.empty() ? "" : ", ") + l.structure;
-    std::string have;
-    for (const auto& n : structures.names()) have += (have.empty() ? "" : ", ") + n;
+    // Absent, or there but empty (0 cc: an auto-contour that found nothing, an empty mask):
+    // a target that is listed among the structures must not read as missing.
+    std::string want, empty;
+    std::size_t n_empty = 0;
+    for (const auto& l : tpl.targets) {
+      want += (want.empty() ? "" : ", ") + l.structure;
+      if (structures.find(l.structure)) empty += (n_empty++ ? ", " : "") + l.structure;
+    }
+    std::string have, non_empty;
+    for (const auto& st : structures) {
+      have += (have.empty() ? "" : ", ") + st.name;
+      if (st.mask.count_nonzero() > 0) non_empty += (non_empty.empty() ? "" : ", ") + st.name;
+    }
+    if (n_empty > 0)
+      fail<InvalidInput>("plan", "structures",
+                         "none of the template's targets (" + want + ") has a voxel to plan on: " + empty +
+                             (n_empty == 1 ? " is" : " are") + " present but empty (0 cc); non-empty structures: " +
+                             (non_empty.empty() ? "none" : non_empty));
     fail<InvalidInput>("plan", "structures",
                        "none of the template's targets (" + want +
                            ") is present; have: " + (have.empty() ? "none" : have));

@@ -170,6 +170,7 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
   core::StructureSet s(c.p.structures.geometry());
   for (const auto& st : c.p.structures)
     if (st.name != "PTV63" && st.name != "PTV56") s.add(st);
+  s.add("PTV63", core::Image::zeros<std::uint8_t>(s.geometry()));  // there, but empty (0 cc)
   // A structure mostly in the air behind the patient, beyond the planning dose grid (body +
   // margin): its DVH would count 0 Gy there without a word.
   core::Image slab = core::Image::zeros<std::uint8_t>(s.geometry());
@@ -183,13 +184,15 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
   t.bixel_mm = 10;
   t.dose_grid_mm = 8;
   auto r = planning::make_plan(c.p.ct, s, t);
-  bool warned = false;
+  bool warned = false, warned_missing = false;
   bool outside = false;
   for (const auto& w : r.warnings) {
-    warned |= w.find("PTV63") != std::string::npos;
+    warned |= w.find("target PTV63 (63 Gy) is empty (0 cc): level skipped") != std::string::npos;
+    warned_missing |= w.find("target PTV56 (56 Gy) is not in the structure set: level skipped") != std::string::npos;
     outside |= w.find("TableTop") != std::string::npos && w.find("outside the planning dose grid") != std::string::npos;
   }
-  EXPECT_TRUE(warned);
+  EXPECT_TRUE(warned) << "an empty target is said to be empty, not missing";
+  EXPECT_TRUE(warned_missing);
   EXPECT_TRUE(outside) << "a structure beyond the dose grid is said";
   int not_evaluated = 0;
   for (const auto& cr : r.criteria) not_evaluated += !cr.evaluated;
@@ -199,6 +202,42 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
 // A couch below the patient, outside the Body structure: the planning grid reaches it, so the
 // planned beams are attenuated by it as a recomputation on the whole CT attenuates them (before,
 // the grid was the body + 10 mm and a 16 mm slab cost 3 % of PTV70 D95 on recomputation).
+// Targets that are there but empty (an auto-contour that found nothing, an empty mask) are not
+// "absent": the message names them as empty (session 23 audit: "none of the template's targets
+// (PTV70, PTV63, PTV56) is present; have: ..., PTV70, PTV63, PTV56, Body").
+TEST(Plan, EmptyTargetsAreNamedAsEmptyNotAsMissing) {
+  phantoms::HeadNeckOptions o;
+  o.seed = 11;
+  o.size = {48, 48, 16};
+  o.spacing = {5.0, 5.0, 8.0};
+  auto p = phantoms::make_head_neck(o);
+  core::StructureSet s(p.structures.geometry());
+  for (const auto& st : p.structures)
+    if (st.name.rfind("PTV", 0) != 0) s.add(st);
+  s.add("PTV70", core::Image::zeros<std::uint8_t>(s.geometry()));
+  s.add("PTV56", core::Image::zeros<std::uint8_t>(s.geometry()));
+  auto message = [&](const core::StructureSet& set) -> std::string {
+    try {
+      planning::make_plan(p.ct, set, planning::load_template("hn"));
+    } catch (const core::InvalidInput& e) {
+      return e.what();
+    }
+    return "planned";
+  };
+  std::string m = message(s);
+  EXPECT_NE(m.find("none of the template's targets (PTV70, PTV63, PTV56) has a voxel to plan on: PTV70, PTV56 are "
+                   "present but empty (0 cc); non-empty structures: "),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("Body"), std::string::npos) << m;
+  EXPECT_EQ(m.find("PTV70", m.find("non-empty structures")), std::string::npos) << m;
+  // None of them there at all: the message it always was.
+  s.remove("PTV70");
+  s.remove("PTV56");
+  m = message(s);
+  EXPECT_NE(m.find("none of the template's targets (PTV70, PTV63, PTV56) is present; have: "), std::string::npos) << m;
+}
+
 TEST(Plan, ACouchOutsideTheBodyAttenuatesThePlannedBeams) {
   phantoms::HeadNeckOptions o;
   o.seed = 11;

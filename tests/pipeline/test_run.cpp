@@ -210,6 +210,48 @@ TEST(Run, GivenTargetsWithAutoContouredOrgans) {
   EXPECT_FALSE(fs::exists(tmp.file("never")));
 }
 
+// Session 23 audit: on a CT where the network's target suggestions came out empty, run failed
+// with "plan: structures: none of the template's targets (PTV70, PTV63, PTV56) is present; have:
+// ..., PTV70, PTV63, PTV56, Body": listed as present, naming no input, and without the warning
+// that the targets were the network's. The audit's case was `phantom hn --size 96,96,64 --seed
+// 7`; a water box is the same path and does not depend on what a model finds.
+TEST(Run, TargetsThatComeOutEmptyAreNamedWithWhereTheyCameFrom) {
+  test::TempDir tmp;
+  auto r = test::run_command(test::isoline_bin() + " phantom water -q --size 48,48,32 --out " + tmp.file("w"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string ct = tmp.file("w/ct.nii.gz");
+  r = test::run_command(test::isoline_bin() + " run -q " + ct + " --out " + tmp.file("r") + " --iterations 30");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(test::has(r.output, "run: " + ct + ": the targets were auto-contoured on this CT and came out empty "
+                                            "(0 cc): PTV70, PTV63 and PTV56 (the network's automatic suggestions"))
+      << r.output;
+  EXPECT_TRUE(test::has(r.output, "with --targets")) << r.output;
+  EXPECT_TRUE(test::has(r.output, "with --structures")) << r.output;
+  EXPECT_FALSE(test::has(r.output, "is present; have")) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.file("r")));
+
+  // Given structures whose only target mask is empty: `plan` names it as empty, not missing;
+  // `run` names the folder it came from too.
+  const auto& c = phantom_case();
+  fs::create_directories(tmp.file("m"));
+  for (const char* n : {"Body", "SpinalCord"})
+    fs::copy_file(c.file(std::string("case/masks/") + n + ".nii.gz"), tmp.file(std::string("m/") + n + ".nii.gz"));
+  core::write_image(core::Image::zeros<std::uint8_t>(core::read_image(c.file("case/masks/PTV70.nii.gz")).geometry()),
+                    tmp.file("m/PTV70.nii.gz"));
+  r = test::run_command(test::isoline_bin() + " plan -q --ct " + c.file("case/ct.nii.gz") + " --structures " +
+                        tmp.file("m") + " --out " + tmp.file("p"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(test::has(r.output, "PTV70 is present but empty (0 cc); non-empty structures: ")) << r.output;
+  EXPECT_FALSE(test::has(r.output, "is present; have")) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.file("p")));
+  r = test::run_command(test::isoline_bin() + " run -q " + c.file("case/ct.nii.gz") + " --structures " +
+                        tmp.file("m") + " --out " + tmp.file("p"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(test::has(r.output, "run: " + tmp.file("m") + ": the template's target PTV70 is present but empty (0 cc)"))
+      << r.output;
+  EXPECT_FALSE(fs::exists(tmp.file("p")));
+}
+
 TEST(Run, BadInputFailsCleanlyWithoutOutput) {
   test::TempDir tmp;
   const std::string out = tmp.file("never");
