@@ -192,6 +192,25 @@ def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -
 register_job("run")(run_job)
 
 
+def _check_run_options(options: Dict[str, Any]) -> None:
+    """The ``run`` job's options that would fail every case alike, checked once before the batch
+    starts: the template is loaded (an unknown name or a bad JSON file is its IoError /
+    InvalidInput, "read plan template: nosuch: no such template (...)"), and max_iterations must
+    be a whole number >= 0 (0: the template's)."""
+    from ._isoline.planning import load_template
+    template = options.get("template")
+    if template:
+        load_template(os.fspath(template))
+    it = options.get("max_iterations", 0)
+    try:
+        ok = not isinstance(it, bool) and int(it) == it and int(it) >= 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidInput(f"batch: options: max_iterations: {it!r}: must be a whole number >= 0 "
+                           "(0 = the template's)")
+
+
 def _umask() -> int:
     """The process umask (read without changing it where /proc allows)."""
     try:
@@ -553,6 +572,8 @@ def run_batch(cases: Union[PathLike, Iterable[PathLike], Mapping[str, PathLike]]
         if unknown:
             raise InvalidInput(f"batch: options: {', '.join(unknown)}: unknown to job {job!r} "
                                f"(it reads: {', '.join(sorted(JOB_OPTIONS[job]))})")
+    if job == "run":  # what would fail every case is refused once, before anything is written
+        _check_run_options(options)
     out = Path(out_dir).resolve()
     all_cases = discover_cases(cases)
     all_cases = {cid: str(Path(p).resolve()) for cid, p in all_cases.items()}
@@ -688,16 +709,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--job", default="contour", choices=sorted(JOBS))
     ap.add_argument("--scheduler", help="address of a running Dask scheduler (default: local cluster)")
     ap.add_argument("--workers", type=int, help="local worker processes")
-    ap.add_argument("--structures", nargs="*", default=[], help="contour: structures (default all)")
+    ap.add_argument("--structures", nargs="*", help="contour: structures (default all)")
     ap.add_argument("--preview", action="store_true", help="contour: also preview.png per case (views with outlines)")
     ap.add_argument("--review", action="store_true", help="contour: also review.html per case (views, structures, flags)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--template", help="run: plan template (default: hn_tps, isoline.planning.DEFAULT_TEMPLATE)")
-    ap.add_argument("--iterations", type=int, default=0, help="run: optimiser iterations (0 = template's)")
+    ap.add_argument("--iterations", type=int, help="run: optimiser iterations (0 = template's)")
     a = ap.parse_args(argv)
+    # An option of the other job would be ignored silently: refused (exit 2), naming its job.
+    given = {"contour": [o for o, v in (("--structures", a.structures is not None), ("--preview", a.preview),
+                                        ("--review", a.review)) if v],
+             "run": [o for o, v in (("--template", a.template is not None),
+                                    ("--iterations", a.iterations is not None)) if v]}
+    for owner, opts in given.items():
+        if opts and a.job != owner:
+            ap.error(f"{' and '.join(opts)} {'is' if len(opts) == 1 else 'are'} for --job {owner}, "
+                     f"not --job {a.job}")
+    if a.iterations is not None and a.iterations < 0:
+        ap.error("--iterations must be >= 0 (0 = the template's)")
     options: Dict[str, Any] = {"device": a.device}
     if a.job == "contour":
-        options["structures"] = a.structures
+        options["structures"] = a.structures or []
         if a.preview:
             options["preview"] = True
         if a.review:
@@ -705,7 +737,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         from ._isoline.planning import DEFAULT_TEMPLATE
         # The template by name, so that a resumed run made with another default is refused.
-        options.update(template=a.template or DEFAULT_TEMPLATE, max_iterations=a.iterations)
+        options.update(template=a.template or DEFAULT_TEMPLATE, max_iterations=a.iterations or 0)
     from ._isoline import Error
     t0 = time.perf_counter()
     n_warned = [0]

@@ -413,3 +413,42 @@ def test_a_manifest_or_summary_that_cannot_be_written_is_an_ioerror_naming_it(tm
         signal.signal(signal.SIGXFSZ, old)
     assert {n: (tmp_path / n).read_text() for n in ("manifest.json", "summary.csv")} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "summary.csv"]
+
+
+def test_options_of_the_other_job_and_a_bad_template_are_refused_before_any_case(tmp_path):
+    """Session 23 audit: ``--job run --template nosuch`` ran every case, each failing with "read plan
+    template: nosuch: no such template"; ``--job contour --template hn --iterations 5`` ran,
+    ignoring both."""
+    import subprocess
+    import sys
+    (tmp_path / "cases" / "broken").mkdir(parents=True)
+    (tmp_path / "cases" / "broken" / "ct.nii.gz").write_bytes(b"junk")
+    out = tmp_path / "out"
+
+    def batch_cli(*args):
+        return subprocess.run([sys.executable, "-m", "isoline.batch", str(tmp_path / "cases"), str(out),
+                               "--workers", "1", *args], capture_output=True, text=True, timeout=300)
+
+    for args, said in [(["--job", "contour", "--template", "hn", "--iterations", "5"],
+                        "error: --template and --iterations are for --job run, not --job contour"),
+                       (["--template", "hn"], "error: --template is for --job run, not --job contour"),
+                       (["--job", "run", "--structures", "Body", "--preview"],
+                        "error: --structures and --preview are for --job contour, not --job run"),
+                       (["--job", "run", "--review"], "error: --review is for --job contour, not --job run"),
+                       (["--job", "run", "--iterations", "-1"], "error: --iterations must be >= 0")]:
+        r = batch_cli(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert said in r.stderr and "usage: " in r.stderr, (args, r.stderr)
+        assert not out.exists(), args
+    # The template is loaded once, before any case: one line, nothing written.
+    r = batch_cli("--job", "run", "--template", "nosuch")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.startswith("python3 -m isoline.batch: error: read plan template: nosuch: no such template"), r.stderr
+    assert "Traceback" not in r.stderr and "broken" not in r.stdout, r.stdout + r.stderr
+    assert not out.exists()
+    # The same from Python.
+    with pytest.raises(isoline.IoError, match="^read plan template: nosuch: no such template"):
+        batch.run_batch(tmp_path / "cases", out, "run", options={"template": "nosuch"})
+    with pytest.raises(isoline.InvalidInput, match=r"^batch: options: max_iterations: -1: must be a whole number >= 0"):
+        batch.run_batch(tmp_path / "cases", out, "run", options={"max_iterations": -1})
+    assert not out.exists()
