@@ -106,3 +106,37 @@ TEST(CliInputs, HelpSaysWhatIsRequiredAndTheDefaults) {
   EXPECT_TRUE(has(r.output, "CT/, ct/, ct.nii.gz, ct.nii, ct.nrrd, ct.mha or dicom/")) << r.output;
   EXPECT_TRUE(has(r.output, "metrics.json records")) << r.output;
 }
+
+// The guide's -q rule (docs/cli.md) sorts every command: those that take -q (their help lists it)
+// are named where it says what -q hides or keeps, those that refuse it where it says so. Session 23
+// audit: `jobs`, which takes -q, was in neither list.
+TEST(CliInputs, TheGuidesQuietRuleNamesEveryCommandInTheRightList) {
+  const std::string guide = slurp(std::string(ISOLINE_SOURCE_DIR) + "/docs/cli.md");
+  const auto begin = guide.find("`-q`/`--quiet` hides");
+  const auto warnings = guide.find("Warnings (`warning: ...` on stderr)", begin);
+  const auto end = guide.find("\n- ", warnings);
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(warnings, std::string::npos);
+  const std::string takes = guide.substr(begin, warnings - begin), refuses = guide.substr(warnings, end - warnings);
+  std::istringstream help(cli("--help").output);
+  std::string line;
+  bool in_commands = false;
+  int n = 0;
+  while (std::getline(help, line)) {
+    if (line == "commands:") {
+      in_commands = true;
+      continue;
+    }
+    if (!in_commands) continue;
+    if (line.empty()) break;
+    const std::string name = line.substr(2, line.find(' ', 2) - 2);
+    const bool takes_q = has(cli(name + " --help").output, "-q, --quiet");
+    const std::string quoted = "`" + name + "`";
+    EXPECT_TRUE(has(takes_q ? takes : refuses, quoted))
+        << name << (takes_q ? " takes -q but the guide's -q rule does not say what it hides"
+                            : " refuses -q but the guide does not list it among those that do");
+    EXPECT_FALSE(has(takes_q ? refuses : takes, quoted)) << name << " is in the wrong list";
+    ++n;
+  }
+  EXPECT_GE(n, 15);
+}
