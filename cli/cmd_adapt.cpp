@@ -28,7 +28,6 @@ bool present(const fs::path& p) {
 
 // A CT from a DICOM directory/file or an image file; `series` is filled for DICOM input.
 core::Image read_ct(const std::string& path, rtstruct::CtSeries* series, bool* dicom, const core::Progress& progress) {
-  if (!present(path)) core::fail<core::IoError>("adapt", path, "no such file or directory");
   *dicom = !core::is_image_path(path);
   if (*dicom) {
     *series = rtstruct::read_ct_series(path, {}, progress);
@@ -93,10 +92,40 @@ int run_adapt(const Args& args, const Context& ctx) {
   opt.registration.rigid_options.bony = args.flag("--bony");
   opt.setup_correction = !args.flag("--no-setup-correction");
 
+  // Everything that is cheap to check is checked before the CTs are read and registered
+  // (about 20 s): the plan and its fractions, the template and its criteria, the model card,
+  // the device, the planned dose's unit (adaptive::check_adapt_inputs), the CT paths.
+  const std::string plan_json = (plan_dir / "plan.json").string();
+  if (!present(plan_json)) core::fail<core::IoError>("adapt", plan_dir.string(), "no plan.json");
+  in.plan = dose::read_plan(plan_json);
+  in.fractions = in.plan.fractions;
+  if (opt.fractions_delivered < 0 || opt.fractions_delivered > in.fractions)
+    throw UsageError{"--fractions-delivered expects 0 to the plan's " + std::to_string(in.fractions) +
+                     " fractions (\"fractions\" in " + plan_json + "), got " + args.value("--fractions-delivered")};
+  // Template (original objectives), criteria.
+  std::string tpl_name = args.value("--template");
+  if (!args.has("--template") && present(plan_dir / "template.json")) tpl_name = (plan_dir / "template.json").string();
+#if ISOLINE_ADAPTIVE_REPLAN
+  in.tpl = planning::load_template(tpl_name);
+#else
+  in.tpl.name = tpl_name;
+#endif
+  if (auto c = args.get("--criteria")) in.tpl.criteria_path = *c;
+  for (const fs::path& f : {plan_dir / "dose.nii.gz", plan_dir / "RD.dcm"})
+    if (present(f)) {
+      in.planned_dose_source = f.string();
+      in.planned_dose = f.extension() == ".dcm" ? rtstruct::read_rtdose(f.string()).dose
+                                                : core::read_image(f.string(), core::PixelType::Float32);
+      break;
+    }
+  adaptive::check_adapt_inputs(in, opt);
+  const std::string plan_ct_path = args.get("--plan-ct") ? *args.get("--plan-ct") : find_plan_ct(plan_dir);
+  for (const std::string& ct : {plan_ct_path, args.value("--new-ct")})
+    if (!present(ct)) core::fail<core::IoError>("adapt", ct, "no such file or directory");
+
   // Planning CT, new CT.
   rtstruct::CtSeries plan_series, new_series;
   bool plan_dicom = false, new_dicom = false;
-  const std::string plan_ct_path = args.get("--plan-ct") ? *args.get("--plan-ct") : find_plan_ct(plan_dir);
   in.planning_ct = read_ct(plan_ct_path, &plan_series, &plan_dicom, progress.sub(0, 0.03, "read planning CT"));
   in.new_ct = read_ct(args.value("--new-ct"), &new_series, &new_dicom, progress.sub(0.03, 0.06, "read new CT"));
   // A new CT of another patient would be registered and "adapted" all the same: refuse it when
@@ -133,25 +162,6 @@ int run_adapt(const Args& args, const Context& ctx) {
   // Empty ROIs would only produce empty rows.
   for (const auto& name : in.planning_structures.names())
     if (in.planning_structures.get(name).mask.count_nonzero() == 0) in.planning_structures.remove(name);
-
-  // Plan, fractions, planned dose.
-  if (!present(plan_dir / "plan.json")) core::fail<core::IoError>("adapt", plan_dir.string(), "no plan.json");
-  in.plan = dose::read_plan((plan_dir / "plan.json").string());
-  in.fractions = in.plan.fractions;
-  if (present(plan_dir / "dose.nii.gz"))
-    in.planned_dose = core::read_image((plan_dir / "dose.nii.gz").string(), core::PixelType::Float32);
-  else if (present(plan_dir / "RD.dcm"))
-    in.planned_dose = rtstruct::read_rtdose((plan_dir / "RD.dcm").string()).dose;
-
-  // Template (original objectives), criteria.
-  std::string tpl_name = args.value("--template");
-  if (!args.has("--template") && present(plan_dir / "template.json")) tpl_name = (plan_dir / "template.json").string();
-#if ISOLINE_ADAPTIVE_REPLAN
-  in.tpl = planning::load_template(tpl_name);
-#else
-  in.tpl.name = tpl_name;
-#endif
-  if (auto c = args.get("--criteria")) in.tpl.criteria_path = *c;
 
   auto r = adaptive::adapt(in, opt, progress.sub(0.06, 0.92, "adapt"));
 
@@ -196,10 +206,20 @@ int run_adapt(const Args& args, const Context& ctx) {
   progress.done();
 
   // Summary.
-  std::printf("registration  %.1f s, Jacobian min %.3f, folding %.4f %%; dose warp-back off by > 1 mm in %.2f %% of "
-              "the dose region (at most %.1f mm)\n",
-              r.registration.seconds, r.registration.min_jacobian, 100.0 * r.registration.folding_fraction,
-              100.0 * r.inverse_fraction_over_1mm, r.inverse_residual_dose_region_mm);
+  std::printf("registration  %.1f s, Jacobian min %.3f, folding %.4f %%\n", r.registration.seconds,
+              r.registration.min_jacobian, 100.0 * r.registration.folding_fraction);
+  // The warp-back residual is measured only where the dose region maps onto the new CT.
+  if (r.dose_region_beyond_new_ct >= 1.0)
+    std::printf("warp-back     all of the dose region lies beyond the new CT: no dose known there, residual not "
+                "measured\n");
+  else if (r.dose_region_beyond_new_ct > 0.0)
+    std::printf("warp-back     %.2f %% of the dose region lies beyond the new CT (no dose known there); the rest off "
+                "by > 1 mm in %.2f %% (at most %.2f mm)\n",
+                100.0 * r.dose_region_beyond_new_ct, 100.0 * r.inverse_fraction_over_1mm,
+                r.inverse_residual_dose_region_mm);
+  else
+    std::printf("warp-back     off by > 1 mm in %.2f %% of the dose region (at most %.2f mm)\n",
+                100.0 * r.inverse_fraction_over_1mm, r.inverse_residual_dose_region_mm);
   if (opt.setup_correction)
     std::printf("setup         isocentre on the new CT shifted by (%.1f, %.1f, %.1f) mm (LPS) for the unadapted dose\n",
                 r.setup_shift_mm[0], r.setup_shift_mm[1], r.setup_shift_mm[2]);
@@ -258,8 +278,8 @@ Command make_adapt_command() {
                                "when there is one",
        false, planning::kDefaultTemplate, false},
       {"--criteria", "FILE", "criteria JSON (default: the template's)", false, "", false},
-      {"--fractions-delivered", "N", "fractions delivered before the new CT (for the accumulated dose)", false, "0",
-       false},
+      {"--fractions-delivered", "N",
+       "fractions delivered before the new CT, 0 to plan.json's (for the accumulated dose)", false, "0", false},
       {"--recontour", "", "re-contour the OARs with the models and fuse", false, "", false},
       {"--model", "FILE", "contouring model card", false, "", false},
       {"--dice-threshold", "D", "flag propagated vs re-contoured Dice below this", false, "0.7", false},

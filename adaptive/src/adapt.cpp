@@ -6,10 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "isoline/contouring/contour.h"
+#include "isoline/contouring/model.h"
 #include "isoline/core/atomic_file.h"
+#include "isoline/core/device.h"
 #include "isoline/core/error.h"
 #include "isoline/core/mask_ops.h"
 #include "isoline/core/text.h"
@@ -85,14 +88,24 @@ dose::Plan align_plan(const dose::Plan& plan, const RigidTransform& t) {
 
 bool replan_available() { return ISOLINE_ADAPTIVE_REPLAN != 0; }
 
-AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Progress& progress) {
+namespace {
+
+// The checks of check_adapt_inputs; gives the criteria they read.
+std::vector<planning::Criterion> checked_inputs(const AdaptInput& in, const AdaptOptions& opt) {
   const char* op = "adapt";
-  if (in.planning_ct.empty()) fail<InvalidInput>(op, "planning CT", "image is empty");
-  if (in.new_ct.empty()) fail<InvalidInput>(op, "new CT", "image is empty");
-  if (in.planning_structures.empty()) fail<InvalidInput>(op, "planning structures", "no structures");
-  if (in.fractions < 1) fail<InvalidInput>(op, "plan", "fractions must be >= 1");
+  // A device that cannot run fails now, not after the registration. The contouring network
+  // falls back to the CPU where LibTorch has no CUDA (contouring::network_device).
+  core::require_device(opt.plan_options.device, op);
+  if (in.fractions < 1)
+    fail<InvalidInput>(op, "plan", "fractions must be >= 1, got " + std::to_string(in.fractions));
   if (opt.fractions_delivered < 0 || opt.fractions_delivered > in.fractions)
-    fail<InvalidInput>(op, "fractions delivered", "must be between 0 and the plan's fractions");
+    fail<InvalidInput>(op, "fractions delivered",
+                       std::to_string(opt.fractions_delivered) + " is not between 0 and the plan's " +
+                           std::to_string(in.fractions) + " fractions");
+  std::vector<planning::Criterion> criteria;
+  if (!in.tpl.criteria_path.empty()) criteria = planning::load_criteria(in.tpl.criteria_path);
+  if (opt.recontour)
+    contouring::load_model_card(opt.model_card.empty() ? contouring::default_model_card_path() : opt.model_card);
   // A planned dose in cGy (or per fraction in another unit) would be summed with Gy doses in
   // the accumulation without a word: no plan's maximum reaches 5 times its prescription.
   double rx = 0;
@@ -102,14 +115,35 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
     if (mx > 5.0 * rx) {
       char buf[200];
       std::snprintf(buf, sizeof buf,
-                    "maximum %.1f is %.0f times the template's %.1f Gy prescription: not in Gy (cGy?)", mx, mx / rx,
-                    rx);
-      fail<InvalidInput>(op, "planned dose", buf);
+                    "%smaximum %.1f is %.0f times the template's %.1f Gy prescription: not in Gy (cGy?)",
+                    in.planned_dose_source.empty() ? "" : "planned dose ", mx, mx / rx, rx);
+      fail<InvalidInput>(op, in.planned_dose_source.empty() ? "planned dose" : in.planned_dose_source, buf);
     }
   }
+  return criteria;
+}
+
+}  // namespace
+
+void check_adapt_inputs(const AdaptInput& in, const AdaptOptions& opt) { checked_inputs(in, opt); }
+
+AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Progress& progress) {
+  const char* op = "adapt";
+  if (in.planning_ct.empty()) fail<InvalidInput>(op, "planning CT", "image is empty");
+  if (in.new_ct.empty()) fail<InvalidInput>(op, "new CT", "image is empty");
+  if (in.planning_structures.empty()) fail<InvalidInput>(op, "planning structures", "no structures");
+  // Everything that can be checked is checked before the registration (about 20 s on a
+  // 96 x 96 x 64 CT), the contouring network loaded too.
+  std::vector<planning::Criterion> criteria = checked_inputs(in, opt);
+  std::optional<contouring::Model> network;
+  std::string network_note;
+  if (opt.recontour)
+    network.emplace(opt.model_card, contouring::network_device(opt.plan_options.device, &network_note));
   const auto t0 = std::chrono::steady_clock::now();
   AdaptResult r;
   r.fractions_delivered = opt.fractions_delivered;
+  r.criteria = std::move(criteria);
+  if (!network_note.empty()) r.warnings.push_back("re-contouring: " + network_note);
 
   // 1. Registration: new CT fixed, planning CT moving (field on the new CT grid).
   auto t = std::chrono::steady_clock::now();
@@ -124,10 +158,7 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
   core::StructureSet propagated =
       propagate_structures(in.planning_structures, r.registration.field, progress.sub(0.3, 0.35, "propagate"));
   if (opt.recontour) {
-    contouring::ContourOptions co;
-    co.model_card = opt.model_card;
-    co.device = opt.plan_options.device;
-    auto cr = contouring::contour(in.new_ct, co, progress.sub(0.35, 0.45, "re-contour"));
+    auto cr = contouring::contour(in.new_ct, *network, {}, progress.sub(0.35, 0.45, "re-contour"));
     for (const auto& w : cr.warnings) r.warnings.push_back("re-contouring: " + w);
     auto fused = fuse_structures(propagated, cr.structures, opt.fuse);
     r.structures = std::move(fused.structures);
@@ -144,9 +175,6 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
     for (const auto& s : r.structures) r.agreement.push_back({s.name, "propagated", -1.0, false});
   }
   r.timing.propagation_s = since(t);
-
-  // Criteria of the template.
-  if (!in.tpl.criteria_path.empty()) r.criteria = planning::load_criteria(in.tpl.criteria_path);
 
   // 3. Unadapted: the original fluence on the new anatomy, set up on it.
   t = std::chrono::steady_clock::now();
@@ -186,24 +214,48 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
   const Geometry pg = r.planned_dose.geometry();
   std::vector<float> residual;
   DisplacementField back = invert_field(r.registration.field, pg, 30, &r.inverse_residual_mm, &residual);
+  // Where the warped-back doses are known: planning points whose new-CT point lies on the new
+  // doses' grids (warp_dose of ones: 1 there, 0 beyond, as the doses themselves are 0 there).
+  // A new CT that covers less of the patient (or another patient's) leaves the rest unknown.
+  auto ones = [](const Geometry& g) {
+    Image one(g, core::PixelType::Float32);
+    std::fill(one.data<float>(), one.data<float>() + one.num_voxels(), 1.0f);
+    return one;
+  };
+  Image known = warp_dose(ones(r.unadapted_dose.geometry()), back);
+  if (opt.replan && !r.adapted.dose.geometry().same_grid(r.unadapted_dose.geometry(), 1e-6)) {
+    const Image k = warp_dose(ones(r.adapted.dose.geometry()), back);
+    for (std::size_t n = 0; n < known.num_voxels(); ++n)
+      known.data<float>()[n] = std::min(known.data<float>()[n], k.data<float>()[n]);
+  }
+  for (std::size_t n = 0; n < known.num_voxels(); ++n)
+    known.data<float>()[n] = known.data<float>()[n] >= 1.0f - 1e-4f ? 1.0f : 0.0f;
   {
-    // Where the dose is, how far off the warped-back dose may be taken from.
+    // Where the dose is: the share beyond the new CT, and how far off the warped-back dose
+    // may be taken from elsewhere.
     const double floor = 0.1 * r.planned_dose.min_max().second;
-    std::size_t region = 0, over = 0;
+    std::size_t region = 0, beyond = 0, measured = 0, over = 0;
     double worst = 0;
     for (std::size_t n = 0; n < residual.size(); ++n) {
-      if (!(r.planned_dose.value(n) >= floor) || residual[n] < 0) continue;
+      if (!(r.planned_dose.value(n) >= floor)) continue;
       ++region;
+      if (known.value(n) < 1.0 || residual[n] < 0) {
+        ++beyond;
+        continue;
+      }
+      ++measured;
       over += residual[n] > 1.0f;
       worst = std::max(worst, double(residual[n]));
     }
+    r.dose_region_beyond_new_ct = region ? double(beyond) / double(region) : 0.0;
     r.inverse_residual_dose_region_mm = worst;
-    r.inverse_fraction_over_1mm = region ? double(over) / double(region) : 0.0;
+    r.inverse_fraction_over_1mm = measured ? double(over) / double(measured) : 0.0;
     if (r.inverse_fraction_over_1mm > 0.005) {
       char buf[300];
       std::snprintf(buf, sizeof buf,
                     "the dose warp-back (inverse of the registration) is more than 1 mm off in %.1f %% of the "
-                    "dose region (up to %.1f mm): the accumulated dose there is uncertain; check the registration",
+                    "dose region on the new CT (up to %.1f mm): the accumulated dose there is uncertain; check the "
+                    "registration",
                     100.0 * r.inverse_fraction_over_1mm, worst);
       r.warnings.push_back(buf);
     }
@@ -221,6 +273,42 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
     acc.add_warped(rest, back, (f - opt.fractions_delivered) / f);
     r.accumulated_adapted = acc.total();
   }
+  // Planning structures with a part beyond the new CT: their accumulated DVHs would count
+  // 0 Gy there (PTV70 D99 0 Gy, an organ's mean falsely low), so they have none.
+  core::StructureSet accumulable;
+  const Image on_grid = ones(pg);
+  for (const auto& s : in.planning_structures) {
+    if (s.mask.count_nonzero() == 0) continue;
+    // Sampled as evaluate_dose samples the doses: the share whose accumulated dose mixes in
+    // points beyond the new CT (of the part on the planning dose grid, which all doses lack
+    // alike beyond it).
+    const double share = planning::compute_dvh(on_grid, s.mask, s.name).volume_fraction_at_dose(1.0 - 1e-3) -
+                         planning::compute_dvh(known, s.mask, s.name).volume_fraction_at_dose(1.0 - 1e-3);
+    if (share > 1e-9)
+      r.beyond_new_ct[s.name] = share;
+    else
+      accumulable.add(s);
+  }
+  if (!r.beyond_new_ct.empty() || r.dose_region_beyond_new_ct > 0) {
+    std::ostringstream w;
+    w.setf(std::ios::fixed);
+    w.precision(1);
+    w << "part of the planning CT lies beyond the new CT (its points map outside the new CT through the "
+         "registration: a new CT that covers less of the patient, or another patient's), where no dose is known "
+         "and the accumulated doses hold 0 Gy";
+    if (r.dose_region_beyond_new_ct > 0) w << ": " << 100.0 * r.dose_region_beyond_new_ct << " % of the dose region";
+    if (!r.beyond_new_ct.empty()) {
+      std::vector<std::pair<std::string, double>> by_share(r.beyond_new_ct.begin(), r.beyond_new_ct.end());
+      std::stable_sort(by_share.begin(), by_share.end(),
+                       [](const auto& x, const auto& y) { return x.second > y.second; });
+      w << (r.dose_region_beyond_new_ct > 0 ? ";" : ":");
+      for (std::size_t i = 0; i < by_share.size(); ++i)
+        w << (i ? ", " : " ") << by_share[i].first << " " << 100.0 * by_share[i].second << " %";
+      w << " of their volume: these structures have no accumulated figures, and their propagated contours (the "
+           "unadapted and adapted figures) hold only their part on the new CT";
+    }
+    r.warnings.push_back(w.str());
+  }
   r.timing.accumulation_s = since(t);
 
   // 6. Evaluation.
@@ -233,9 +321,9 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
     r.columns.push_back("adapted");
   }
   r.accumulated_unadapted_eval =
-      evaluate_dose("accumulated unadapted", r.accumulated_unadapted, in.planning_structures, r.criteria);
+      evaluate_dose("accumulated unadapted", r.accumulated_unadapted, accumulable, r.criteria);
   r.accumulated_adapted_eval = evaluate_dose(opt.replan ? "accumulated adapted" : "accumulated",
-                                             r.accumulated_adapted, in.planning_structures, r.criteria);
+                                             r.accumulated_adapted, accumulable, r.criteria);
   std::vector<const DoseEvaluation*> cols{&r.planned, &r.unadapted};
   if (opt.replan) cols.push_back(&r.adapted_eval);
   cols.push_back(&r.accumulated_unadapted_eval);
@@ -267,10 +355,17 @@ std::string adapt_sections_html(const AdaptResult& r) {
        "</style>\n<div class=\"adapt\">\n";
   h << "<h2>Registration</h2><p>New CT (fixed) &larr; planning CT (moving): " << num(r.registration.seconds, 1)
     << " s; Jacobian min " << num(r.registration.min_jacobian, 3) << ", folding "
-    << num(100.0 * r.registration.folding_fraction, 4) << " %; dose warp-back inverse residual "
-    << num(r.inverse_residual_mm, 2) << " mm at most (in the dose region, &ge; 10 % of the planned maximum: "
-    << num(r.inverse_residual_dose_region_mm, 2) << " mm, over 1 mm in "
-    << num(100.0 * r.inverse_fraction_over_1mm, 2) << " % of its voxels). Unadapted dose: isocentre set up on the new CT by a shift of ("
+    << num(100.0 * r.registration.folding_fraction, 4) << " %. Dose warp-back: inverse residual "
+    << num(r.inverse_residual_mm, 2) << " mm at most; in the dose region (&ge; 10 % of the planned maximum) ";
+  if (r.dose_region_beyond_new_ct >= 1.0)
+    h << "all of it lies beyond the new CT (no dose known there; residual not measured). ";
+  else
+    h << (r.dose_region_beyond_new_ct > 0 ? num(100.0 * r.dose_region_beyond_new_ct, 2) +
+                                                " % lies beyond the new CT (no dose known there), the rest "
+                                          : std::string())
+      << num(r.inverse_residual_dose_region_mm, 2) << " mm at most, over 1 mm in "
+      << num(100.0 * r.inverse_fraction_over_1mm, 2) << " % of its voxels. ";
+  h << "Unadapted dose: isocentre set up on the new CT by a shift of ("
     << num(r.setup_shift_mm[0], 1) << ", " << num(r.setup_shift_mm[1], 1) << ", " << num(r.setup_shift_mm[2], 1)
     << ") mm (LPS; the planning CT's coordinates when zero or when setup correction is off).</p>\n";
   if (!r.warnings.empty()) {
@@ -281,7 +376,8 @@ std::string adapt_sections_html(const AdaptResult& r) {
   h << "<h2>Adaptive comparison: criteria and DVH metrics</h2>\n<p>Planned: planning CT and structures. Unadapted: the original "
        "fluence recomputed on the new CT. Adapted: re-optimised on the new CT. Both on the structures "
        "propagated to the new CT. Accumulated: doses warped back to the planning CT, on the planning "
-       "structures. Doses in Gy over all fractions.</p>\n";
+       "structures (&ndash; for a structure part of which lies beyond the new CT, where no dose is known). Doses "
+       "in Gy over all fractions.</p>\n";
   h << "<table><tr><th class=\"l\">structure</th><th class=\"l\">metric</th><th class=\"l\">criterion</th>";
   for (const auto& c : r.columns) h << "<th>" << esc(c) << "</th>";
   h << "</tr>\n";

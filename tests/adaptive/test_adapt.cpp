@@ -5,12 +5,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "isoline/adaptive/adapt.h"
 #include "isoline/adaptive/synthetic.h"
+#include "isoline/core/device.h"
 #include "isoline/core/io.h"
+#include "isoline/core/mask_ops.h"
 #include "isoline/dose/dose.h"
 #include "isoline/phantoms/phantoms.h"
 #include "isoline/rtstruct/rtdose.h"
@@ -52,6 +55,78 @@ const planning::CriterionResult* find(const std::vector<planning::CriterionResul
   for (const auto& r : rs)
     if (r.criterion.description == d) return &r;
   return nullptr;
+}
+
+// A hand-made plan, no optimiser involved: a 4-field box around PTV70 (isocentre at its
+// centroid, square fields covering it from every angle + 6 mm), 35 fractions, MU per fraction
+// such that PTV70 D99 = 69 Gy over the course. `planned` receives its dose (Gy, all fractions).
+dose::Plan box_plan(const phantoms::Phantom& pc, core::Image* planned) {
+  const core::Geometry& g = pc.ct.geometry();
+  const core::Image& ptv = pc.structures.get("PTV70").mask;
+  Vec3 c{0, 0, 0};
+  std::size_t n = 0;
+  for (std::int64_t k = 0; k < g.size[2]; ++k)
+    for (std::int64_t j = 0; j < g.size[1]; ++j)
+      for (std::int64_t i = 0; i < g.size[0]; ++i)
+        if (ptv.at<std::uint8_t>(i, j, k)) {
+          const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
+          for (int a = 0; a < 3; ++a) c[a] += x[a];
+          ++n;
+        }
+  EXPECT_GT(n, 10u);
+  for (auto& v : c) v /= double(n);
+  double r = 0;
+  for (std::int64_t k = 0; k < g.size[2]; ++k)
+    for (std::int64_t j = 0; j < g.size[1]; ++j)
+      for (std::int64_t i = 0; i < g.size[0]; ++i)
+        if (ptv.at<std::uint8_t>(i, j, k)) {
+          const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
+          r = std::max(r, std::sqrt((x[0] - c[0]) * (x[0] - c[0]) + (x[1] - c[1]) * (x[1] - c[1]) +
+                                    (x[2] - c[2]) * (x[2] - c[2])));
+        }
+  dose::Plan plan;
+  plan.name = "box";
+  plan.machine_path = dose::find_machine("generic_6mv");
+  plan.machine = dose::load_machine(plan.machine_path);
+  plan.fractions = 35;
+  for (double gantry : {0.0, 90.0, 180.0, 270.0}) {
+    dose::Beam b;
+    b.name = "G" + std::to_string(int(gantry));
+    b.gantry_deg = gantry;
+    b.isocenter_mm = {c[0], c[1], c[2]};
+    b.jaw_x1_mm = b.jaw_y1_mm = -(r + 6.0);
+    b.jaw_x2_mm = b.jaw_y2_mm = r + 6.0;
+    b.mu = 100.0;
+    plan.beams.push_back(b);
+  }
+  core::Image d1 = dose::compute_dose(pc.ct, plan);
+  const double d99 = planning::compute_dvh(d1, ptv, "PTV70").dose_at_percent(99);
+  EXPECT_GT(d99, 0.0);
+  const double scale = 69.0 / 35.0 / d99;
+  for (auto& b : plan.beams) b.mu *= scale;
+  *planned = d1.clone();
+  for (std::size_t v = 0; v < planned->num_voxels(); ++v) planned->data<float>()[v] *= static_cast<float>(scale * 35.0);
+  return plan;
+}
+
+// A plan directory as `isoline run` writes it (ct.nii.gz, masks/, plan.json, dose.nii.gz).
+void write_plan_dir(const std::string& dir, const phantoms::Phantom& pc, const dose::Plan& plan,
+                    const core::Image& planned) {
+  std::filesystem::create_directories(dir);
+  core::write_image(pc.ct, dir + "/ct.nii.gz");
+  core::write_mask_dir(pc.structures, dir + "/masks");
+  planning::write_plan_json(plan, plan.fractions, dir + "/plan.json");
+  core::write_image(planned, dir + "/dose.nii.gz");
+}
+
+// The line of `output` that starts with `start` ("" when none).
+std::string line_of(const std::string& output, const std::string& start) {
+  for (std::size_t at = 0; at < output.size();) {
+    const std::size_t end = std::min(output.find('\n', at), output.size());
+    if (output.compare(at, start.size(), start) == 0) return output.substr(at, end - at);
+    at = end + 1;
+  }
+  return {};
 }
 
 }  // namespace
@@ -185,52 +260,8 @@ TEST_F(Adapt, PhantomPairUnadaptedFailsAdaptedRestores) {
 TEST(AdaptCommandLine, BoxPlanOnShiftedAnatomyWithoutReplan) {
   phantoms::Phantom pc = phantoms::make_head_neck(small_case(1.0));
   const core::Geometry& g = pc.ct.geometry();
-  const core::Image& ptv = pc.structures.get("PTV70").mask;
-  // Isocentre at the PTV70 centroid; square fields covering the PTV from every angle + 6 mm.
-  Vec3 c{0, 0, 0};
-  std::size_t n = 0;
-  for (std::int64_t k = 0; k < g.size[2]; ++k)
-    for (std::int64_t j = 0; j < g.size[1]; ++j)
-      for (std::int64_t i = 0; i < g.size[0]; ++i)
-        if (ptv.at<std::uint8_t>(i, j, k)) {
-          const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
-          for (int a = 0; a < 3; ++a) c[a] += x[a];
-          ++n;
-        }
-  ASSERT_GT(n, 10u);
-  for (auto& v : c) v /= double(n);
-  double r = 0;
-  for (std::int64_t k = 0; k < g.size[2]; ++k)
-    for (std::int64_t j = 0; j < g.size[1]; ++j)
-      for (std::int64_t i = 0; i < g.size[0]; ++i)
-        if (ptv.at<std::uint8_t>(i, j, k)) {
-          const Vec3 x = g.index_to_world({double(i), double(j), double(k)});
-          r = std::max(r, std::sqrt((x[0] - c[0]) * (x[0] - c[0]) + (x[1] - c[1]) * (x[1] - c[1]) +
-                                    (x[2] - c[2]) * (x[2] - c[2])));
-        }
-  dose::Plan plan;
-  plan.name = "box";
-  plan.machine_path = dose::find_machine("generic_6mv");
-  plan.machine = dose::load_machine(plan.machine_path);
-  plan.fractions = 35;
-  for (double gantry : {0.0, 90.0, 180.0, 270.0}) {
-    dose::Beam b;
-    b.name = "G" + std::to_string(int(gantry));
-    b.gantry_deg = gantry;
-    b.isocenter_mm = {c[0], c[1], c[2]};
-    b.jaw_x1_mm = b.jaw_y1_mm = -(r + 6.0);
-    b.jaw_x2_mm = b.jaw_y2_mm = r + 6.0;
-    b.mu = 100.0;
-    plan.beams.push_back(b);
-  }
-  // MU per fraction such that PTV70 D99 = 69 Gy over 35 fractions.
-  core::Image d1 = dose::compute_dose(pc.ct, plan);
-  const double d99 = planning::compute_dvh(d1, ptv, "PTV70").dose_at_percent(99);
-  ASSERT_GT(d99, 0.0);
-  const double scale = 69.0 / 35.0 / d99;
-  for (auto& b : plan.beams) b.mu *= scale;
-  core::Image planned = d1.clone();
-  for (std::size_t v = 0; v < planned.num_voxels(); ++v) planned.data<float>()[v] *= static_cast<float>(scale * 35.0);
+  core::Image planned;
+  const dose::Plan plan = box_plan(pc, &planned);
 
   // New CT: the patient 8 mm to the left and 3 mm posterior, plus a smooth 4 mm deformation.
   const adaptive::DisplacementField motion = moved_anatomy(g, 4.0, 9, {8.0, 3.0, 0.0});
@@ -239,11 +270,7 @@ TEST(AdaptCommandLine, BoxPlanOnShiftedAnatomyWithoutReplan) {
 
   test::TempDir dir;
   const std::string plan_dir = dir.file("plan");
-  std::filesystem::create_directories(plan_dir);
-  core::write_image(pc.ct, plan_dir + "/ct.nii.gz");
-  core::write_mask_dir(pc.structures, plan_dir + "/masks");
-  planning::write_plan_json(plan, plan.fractions, plan_dir + "/plan.json");
-  core::write_image(planned, plan_dir + "/dose.nii.gz");
+  write_plan_dir(plan_dir, pc, plan, planned);
   core::write_image(new_ct, dir.file("new_ct.nii.gz"));
   const std::string out = dir.file("out");
   auto ptv70_line = [](const std::string& output) {
@@ -319,6 +346,12 @@ TEST(AdaptCommandLine, NewCtOfAnotherPatientIsRefused) {
   rtstruct::write_ct_series(pc.ct, plan_dir + "/CT", w);
   w.info.patient_id = "PAT-002";
   rtstruct::write_ct_series(pc.ct, dir.file("new"), w);
+  dose::Plan plan;  // plan.json is read before the CTs
+  plan.machine_path = dose::find_machine("generic_6mv");
+  plan.machine = dose::load_machine(plan.machine_path);
+  plan.fractions = 35;
+  plan.beams.push_back(dose::Beam{});
+  planning::write_plan_json(plan, plan.fractions, plan_dir + "/plan.json");
   auto res = test::run_command(test::isoline_bin() + " adapt -q --plan-dir " + plan_dir + " --new-ct " +
                                dir.file("new") + " --out " + dir.file("out") + " --no-replan");
   EXPECT_EQ(res.exit_code, 1) << res.output;
@@ -338,4 +371,188 @@ TEST(AdaptCommandLine, NewCtOfAnotherPatientIsRefused) {
   EXPECT_EQ(res.exit_code, 1) << res.output;
   EXPECT_NE(res.output.find("frame of reference differs from the planning CT's"), std::string::npos) << res.output;
   EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
+}
+
+namespace {
+
+// A small planned case: a 4-field box plan on a 48 x 48 x 48 phantom of 5 x 5 x 3 mm voxels
+// (PTV70 on slices 18-32, the parotids on 27-41).
+struct TinyPlan {
+  phantoms::Phantom pc;
+  dose::Plan plan;
+  core::Image planned;
+};
+TinyPlan tiny_plan() {
+  phantoms::HeadNeckOptions o = small_case(1.0);
+  o.size = {48, 48, 48};
+  o.spacing = {5.0, 5.0, 3.0};
+  TinyPlan t{phantoms::make_head_neck(o), {}, {}};
+  t.plan = box_plan(t.pc, &t.planned);
+  return t;
+}
+
+}  // namespace
+
+// Inputs that can be checked in a moment fail before any work (no progress line: no CT read,
+// no registration), name the file or value, and leave nothing: the criteria file (bad JSON,
+// missing), the model card of --recontour, the device, the template, --fractions-delivered
+// against plan.json's fractions (a usage error, as --dice-threshold), a planned dose in cGy.
+// Before, all but the template came after the CTs were read, and most after the ~20 s
+// registration.
+TEST(AdaptCommandLine, BadInputsFailBeforeAnyWork) {
+  const TinyPlan t = tiny_plan();
+  test::TempDir dir;
+  const std::string plan_dir = dir.file("plan");
+  write_plan_dir(plan_dir, t.pc, t.plan, t.planned);
+  const std::string new_ct = plan_dir + "/ct.nii.gz";
+  std::ofstream(dir.file("bad.json")) << "{\"criteria\": [";
+  struct Case {
+    std::string options;
+    int exit_code;
+    std::vector<std::string> said;
+  };
+  std::vector<Case> cases = {
+      {"--criteria " + dir.file("bad.json"), 1, {dir.file("bad.json"), "not valid JSON"}},
+      {"--criteria " + dir.file("missing.json"), 1, {dir.file("missing.json"), "cannot open"}},
+      {"--recontour --model " + dir.file("card.json"), 1, {dir.file("card.json"), "model card"}},
+      {"--template " + dir.file("tpl.json"), 1, {dir.file("tpl.json")}},
+      {"--fractions-delivered 99", 2,
+       {"--fractions-delivered expects 0 to the plan's 35 fractions", plan_dir + "/plan.json", "got 99"}},
+      {"--fractions-delivered -1", 2, {"35 fractions", "got -1"}},
+  };
+  if (core::cuda_device_count() == 0)  // a build without CUDA, or a machine without a GPU
+    cases.push_back({"--device cuda", 1, {"cuda", "use --device cpu"}});
+  for (const auto& c : cases) {
+    auto res = test::cli("adapt --plan-dir " + plan_dir + " --new-ct " + new_ct + " --out " + dir.file("out") +
+                         " --no-replan " + c.options);
+    EXPECT_EQ(res.exit_code, c.exit_code) << c.options << "\n" << res.output;
+    for (const auto& s : c.said) EXPECT_TRUE(test::has(res.output, s)) << c.options << ": " << s << "\n" << res.output;
+    EXPECT_FALSE(test::has(res.output, "progress")) << c.options << ": work began\n" << res.output;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("out"))) << c.options;
+  }
+  // A planned dose in cGy: refused naming the file it was read from.
+  core::Image cgy = t.planned.clone();
+  for (std::size_t v = 0; v < cgy.num_voxels(); ++v) cgy.data<float>()[v] *= 100.0f;
+  core::write_image(cgy, plan_dir + "/dose.nii.gz");
+  auto res = test::cli("adapt --plan-dir " + plan_dir + " --new-ct " + new_ct + " --out " + dir.file("out") +
+                       " --no-replan");
+  EXPECT_EQ(res.exit_code, 1) << res.output;
+  EXPECT_TRUE(test::has(res.output, "adapt: " + plan_dir + "/dose.nii.gz: planned dose maximum")) << res.output;
+  EXPECT_TRUE(test::has(res.output, "not in Gy (cGy?)")) << res.output;
+  EXPECT_FALSE(test::has(res.output, "progress")) << res.output;
+}
+
+// The planning CT without its `k0` lower slices: a new CT of the same patient, in the same
+// frame, that covers less of it.
+core::Image without_lower_slices(const core::Image& ct, int k0) {
+  const core::Geometry& g = ct.geometry();
+  core::Geometry cut = g;
+  cut.size[2] = g.size[2] - k0;
+  cut.origin = g.index_to_world({0.0, 0.0, double(k0)});
+  return core::resample(ct, cut, core::Interpolation::Linear, -1000.0);
+}
+
+// A new CT that covers less of the patient than the planning CT: the planning points beyond it
+// map outside the new CT, where no dose is known. Before, the warped-back doses were 0 Gy there
+// and the accumulated columns judged them as doses while the warp-back line said "off by > 1 mm
+// in 0.00 % of the dose region (at most 0.0 mm)", measured only on the rest (the 96 x 96 x 64
+// phantom without its 10 lower slices: accumulated PTV70 D99 0.00 Gy FAIL, Esophagus mean 0.00
+// Gy PASS, Larynx mean 38.43 Gy PASS against 61.37 Gy planned). Now the structures with a part
+// beyond it have no accumulated figures and a warning names them, the others keep theirs, and
+// the share of the dose region beyond it is given apart from the residual. The library, with
+// the rigid step off (it starts from the two CTs' centres aligned, half the missing length off
+// here): the planning CT cut through the middle of PTV70.
+TEST(AdaptAccumulation, ANewCtThatCoversLessOfThePatientHasNoFiguresBeyondIt) {
+  const TinyPlan t = tiny_plan();
+  adaptive::AdaptInput in;
+  in.planning_ct = t.pc.ct;
+  in.planning_structures = t.pc.structures;
+  in.plan = t.plan;
+  in.fractions = t.plan.fractions;
+  in.planned_dose = t.planned;
+  in.tpl = planning::load_template("hn");
+  in.new_ct = without_lower_slices(t.pc.ct, 25);  // PTV70 on slices 18-32
+  adaptive::AdaptOptions opt;
+  opt.replan = false;
+  opt.registration.rigid = false;
+  const adaptive::AdaptResult r = adaptive::adapt(in, opt);
+  std::printf("dose region beyond the new CT %.1f %%, residual on the rest at most %.3f mm; beyond:",
+              100 * r.dose_region_beyond_new_ct, r.inverse_residual_dose_region_mm);
+  for (const auto& [name, share] : r.beyond_new_ct) std::printf(" %s %.1f %%", name.c_str(), 100 * share);
+  std::printf("\n");
+  EXPECT_GT(r.dose_region_beyond_new_ct, 0.2);
+  EXPECT_LT(r.dose_region_beyond_new_ct, 0.8);
+  EXPECT_LT(r.inverse_residual_dose_region_mm, 0.5);
+  ASSERT_TRUE(r.beyond_new_ct.count("PTV70"));
+  EXPECT_GT(r.beyond_new_ct.at("PTV70"), 0.2);
+  EXPECT_LT(r.beyond_new_ct.at("PTV70"), 0.8);
+  for (const char* name : {"Larynx", "PTV56", "PTV63"}) EXPECT_NEAR(r.beyond_new_ct.at(name), 1.0, 1e-6) << name;
+  for (const char* name : {"LeftParotid", "RightParotid"}) EXPECT_FALSE(r.beyond_new_ct.count(name)) << name;
+  EXPECT_FALSE(r.accumulated_unadapted_eval.dvhs.count("PTV70"));
+  EXPECT_FALSE(r.accumulated_adapted_eval.dvhs.count("PTV70"));
+  bool warned = false;
+  for (const auto& w : r.warnings) warned = warned || (test::has(w, "beyond the new CT") && test::has(w, "PTV70"));
+  EXPECT_TRUE(warned);
+  ASSERT_EQ(r.columns.size(), 3u);  // planned, unadapted, accumulated unadapted
+  for (const auto& row : r.rows) {
+    if (row.criterion == "PTV70 D99% >= 66.5 Gy") {
+      EXPECT_EQ(row.pass[0], 1);
+      EXPECT_EQ(row.pass[2], -1);  // not 0 Gy FAIL
+      EXPECT_TRUE(std::isnan(row.values[2]));
+    }
+    if (row.criterion.rfind("LeftParotid", 0) == 0 || row.criterion.rfind("RightParotid", 0) == 0)
+      EXPECT_NEAR(row.values[2], row.values[0], 0.5) << row.criterion;
+  }
+
+  // The planning CT as the new CT: nothing beyond it (the figures within the dose grids' and the
+  // deformable step's differences: at most 0.47 Gy, SpinalCord D0.1cc).
+  in.new_ct = t.pc.ct;
+  const adaptive::AdaptResult same = adaptive::adapt(in, opt);
+  EXPECT_EQ(same.dose_region_beyond_new_ct, 0.0);
+  EXPECT_TRUE(same.beyond_new_ct.empty());
+  for (const auto& row : same.rows)
+    if (!row.criterion.empty() && row.pass[0] >= 0) EXPECT_NEAR(row.values[2], row.values[0], 0.6) << row.criterion;
+}
+
+// The command line on a new CT without the planning CT's 6 lower slices (18 mm, through the
+// Larynx and the elective PTVs; the rigid step finds the 9 mm its start is off): the
+// structures reaching below it show "-" in the accumulated column, the others their figures.
+TEST(AdaptCommandLine, ANewCtThatCoversLessOfThePatientShowsNoAccumulatedFiguresBeyondIt) {
+  const TinyPlan t = tiny_plan();
+  test::TempDir dir;
+  const std::string plan_dir = dir.file("plan");
+  write_plan_dir(plan_dir, t.pc, t.plan, t.planned);
+  core::write_image(without_lower_slices(t.pc.ct, 6), dir.file("new_ct.nii.gz"));
+  auto cells = [](const std::string& line) {  // the table's columns: "-" or "value PASS/FAIL"
+    std::vector<std::string> out;
+    std::size_t at = line.find("Gy") + 2;
+    while (at < line.size()) {
+      const std::size_t b = line.find_first_not_of(' ', at);
+      if (b == std::string::npos) break;
+      std::size_t e = line.find(' ', b);
+      if (line.compare(b, 1, "-") != 0) e = line.find(' ', e + 1);
+      out.push_back(line.substr(b, e - b));
+      at = e;
+    }
+    return out;
+  };
+  auto res = test::cli("adapt -q --plan-dir " + plan_dir + " --new-ct " + dir.file("new_ct.nii.gz") + " --out " +
+                       dir.file("out") + " --no-replan --no-dicom");
+  ASSERT_EQ(res.exit_code, 0) << res.output;
+  std::printf("%s", res.output.c_str());
+  EXPECT_TRUE(test::has(line_of(res.output, "warp-back"), "mm)")) << res.output;
+  const std::string warning = line_of(res.output, "warning: part of the planning CT lies beyond the new CT");
+  for (const char* name : {"Larynx", "PTV63"}) {
+    EXPECT_TRUE(test::has(warning, std::string(" ") + name + " ")) << name << "\n" << res.output;
+    const std::string row = line_of(res.output, std::string(name) + (name[0] == 'L' ? " Dmean" : " D99%"));
+    const std::vector<std::string> c = cells(row);
+    ASSERT_EQ(c.size(), 3u) << row << "\n" << res.output;
+    EXPECT_NE(c[0], "-") << row;
+    EXPECT_EQ(c[2], "-") << row << "\n" << res.output;  // before: a mean or D99 with 0 Gy below the new CT
+  }
+  for (const char* row : {"PTV70 D99% >= 66.5 Gy", "LeftParotid Dmean <= 26 Gy", "RightParotid Dmean <= 26 Gy"}) {
+    const std::vector<std::string> c = cells(line_of(res.output, row));
+    ASSERT_EQ(c.size(), 3u) << row << "\n" << res.output;
+    EXPECT_NEAR(std::stod(c[2]), std::stod(c[0]), 0.5) << row << "\n" << res.output;
+  }
 }

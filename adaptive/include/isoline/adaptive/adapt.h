@@ -16,6 +16,7 @@
 //   r.rows;             // comparison table (planned | unadapted | adapted)
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct AdaptInput {
   dose::Plan plan;                       ///< original plan (MU per fraction)
   int fractions = 1;                     ///< fractions of the original plan
   core::Image planned_dose;              ///< Gy, all fractions, planning CT (empty = recompute)
+  /// Where planned_dose was read from (e.g. "PLAN/dose.nii.gz"), named in its errors; "" =
+  /// "planned dose".
+  std::string planned_dose_source;
   planning::PlanTemplate tpl;            ///< template the original plan was made with
   core::Image new_ct;                    ///< HU
 };
@@ -76,15 +80,27 @@ struct AdaptResult {
   core::Image accumulated_unadapted;     ///< planning grid: all fractions unadapted, warped back
   core::Image accumulated_adapted;       ///< planning grid: delivered planned + rest adapted
   double inverse_residual_mm = 0;        ///< of the field inversion used to warp doses back
-  /// In the dose region (planned dose >= 10 % of its maximum): the largest inversion residual
-  /// and the fraction of its voxels where it exceeds 1 mm (there the accumulated dose is
-  /// taken from up to that far off; a warning when over 0.5 %).
+  /// Share of the dose region (planned dose >= 10 % of its maximum) whose point on the new CT
+  /// (through the inverse of the registration) lies beyond the new CT's dose grid: no dose is
+  /// known there, and the accumulated doses hold 0 Gy there (a new CT that covers less of the
+  /// patient, or another patient's). 1 = none of it is on the new CT.
+  double dose_region_beyond_new_ct = 0;
+  /// In the rest of the dose region (on the new CT): the largest inversion residual and the
+  /// fraction of its voxels where it exceeds 1 mm (there the accumulated dose is taken from up
+  /// to that far off; a warning when over 0.5 %). Both 0 when dose_region_beyond_new_ct is 1
+  /// (nothing measured).
   double inverse_residual_dose_region_mm = 0;
   double inverse_fraction_over_1mm = 0;
+  /// Planning structures part of which lies beyond the new CT (as above): name -> share of
+  /// their volume whose accumulated dose involves points beyond it. They have no accumulated
+  /// figures (left out of accumulated_*_eval: "-" in the table), and their propagated
+  /// contours hold only their part on the new CT (a warning names them).
+  std::map<std::string, double> beyond_new_ct;
   int fractions_delivered = 0;           ///< as in the options
   std::vector<planning::Criterion> criteria;
   DoseEvaluation planned, unadapted, adapted_eval;  ///< planned: on the planning CT structures
-  DoseEvaluation accumulated_unadapted_eval, accumulated_adapted_eval;  ///< planning structures
+  /// On the planning structures, less those in beyond_new_ct.
+  DoseEvaluation accumulated_unadapted_eval, accumulated_adapted_eval;
   /// planned | unadapted | adapted (| accumulated unadapted | accumulated adapted).
   std::vector<ComparisonRow> rows;
   std::vector<std::string> columns;
@@ -96,8 +112,20 @@ struct AdaptResult {
 /// replan = true throws NotSupported.
 bool replan_available();
 
+/// The checks adapt() makes before any work, for a caller that wants them before it reads the
+/// CTs (the images of `input` may still be empty): the device (core::require_device; with
+/// recontour the network falls back to the CPU where LibTorch has no CUDA, as `isoline run`),
+/// fractions (>= 1) and fractions_delivered (0 to fractions), the template's criteria file
+/// (planning::load_criteria), with recontour the model card (contouring::load_model_card),
+/// and a planned dose in Gy (its maximum at most 5 times the template's highest
+/// prescription; the error names planned_dose_source). Throws InvalidInput, IoError or
+/// DeviceError naming the file or value.
+void check_adapt_inputs(const AdaptInput& input, const AdaptOptions& options = {});
+
 /// Runs the workflow above. Throws InvalidInput for unusable inputs (empty CTs, structures
-/// off the planning grid, a template without targets among the structures).
+/// off the planning grid, a template without targets among the structures); the checks of
+/// check_adapt_inputs, and the loading of the contouring network with recontour, come before
+/// the registration.
 AdaptResult adapt(const AdaptInput& input, const AdaptOptions& options = {},
                   const core::Progress& progress = {});
 
