@@ -92,7 +92,7 @@ def dvh_figures(ctx):
 
 
 def plan_figures(ctx):
-    """`isoline plan` (default template hn_tps, reference masks) on the OpenKBP validation patients
+    """`isoline plan` (default template hn, reference masks) on the OpenKBP validation patients
     against the clinical reference dose, both judged by `isoline dvh --criteria`
     (planning/validation/openkbp_plans.py). ISOLINE_BENCH_PLAN_PATIENTS=pt_201,pt_202 limits
     the set (default: the whole validation split, about 33 patients x 1-2 min on 2 cores)."""

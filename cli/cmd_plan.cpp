@@ -79,7 +79,7 @@ Command make_plan_command() {
   c.name = "plan";
   c.summary = "estimate the achievable dose: optimise beamlet fluence for the targets and OARs";
   c.description =
-      "Applies a plan template (default: hn_tps, 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions;\n"
+      "Applies a plan template (default: hn, 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions;\n"
       "planning/templates/) to a CT and its structures: beams around the targets, a beamlet\n"
       "influence matrix (collapsed cone), fluence optimisation against the template's\n"
       "objectives, the final dose with the full engine, normalised so that the highest target's\n"

@@ -68,7 +68,7 @@ Command make_run_command() {
   c.summary = "the main job: auto-contours, achievable-dose plan, RT-STRUCT, RT-DOSE and a report";
   c.description =
       "Contours the CT (OARs, PTV70/63/56, Body), plans the achievable dose for those contours\n"
-      "(template hn_tps: 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions) and writes into --out:\n"
+      "(template hn: 9 coplanar 6 MV beams, 70/63/56 Gy in 35 fractions) and writes into --out:\n"
       "RS.dcm (auto-contours, to review), RD.dcm (dose), plan.json, dose.nii.gz, masks/,\n"
       "dvh.csv, metrics.json and report.html (pictures, DVH, criteria, quality flags); for a\n"
       "NIfTI CT also CT/ (the CT as DICOM, referenced by RS/RD). The directory appears only\n"

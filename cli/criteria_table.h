@@ -16,8 +16,8 @@ int print_criteria_table(const std::vector<planning::CriterionResult>& results, 
 
 /// The hint of `plan` and `run` for a template without edge samples (e.g. `--template hn`).
 inline constexpr const char* kEdgeSamplesHint =
-    "a plan made for the DVH a planning system computes (edge samples): --template hn_tps, the default, or "
-    "\"edge_weight\" in your template (docs/planning.md)";
+    "a plan made for the DVH a planning system computes (edge samples): --template hn_tps, or \"edge_weight\" "
+    "in your template (docs/planning.md)";
 
 /// kEdgeSamplesHint for a template without edge samples, else none.
 inline const char* edge_samples_hint(const planning::PlanTemplate& tpl) {

@@ -41,8 +41,8 @@ def main():
     truth_field = adaptive.synthetic_field(plan_ct.geometry, max_mm=6.0, bumps=4, sigma_mm=30.0, seed=3)
     new_ct = adaptive.warp(plan_ct, truth_field, default=-1000.0)
 
-    # 1. Original plan on the planning CT (template "hn_tps", the default: 9 beams, 70/63/56 Gy
-    #    in 35 fractions).
+    # 1. Original plan on the planning CT (the default template "hn": 9 beams, 70/63/56 Gy in
+    #    35 fractions).
     tpl = planning.load_template(planning.DEFAULT_TEMPLATE)
     print(f"plan on the planning CT: {tpl}")
     original = planning.make_plan(plan_ct, plan_structures, tpl, max_iterations=a.iterations,

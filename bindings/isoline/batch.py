@@ -166,7 +166,7 @@ register_job("contour", warmup=_contourer)(contour_job)
 
 def run_job(case_id: str, input_path: str, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
     """The main job (``isoline run``): contours, plan, RS.dcm, RD.dcm, plan.json, report.
-    options: template (default planning.DEFAULT_TEMPLATE, "hn_tps"), model_card, structures_path, targets_path, device, max_iterations, report."""
+    options: template (default planning.DEFAULT_TEMPLATE, "hn"), model_card, structures_path, targets_path, device, max_iterations, report."""
     from ._isoline.pipeline import run_case
     from ._isoline.planning import DEFAULT_TEMPLATE
     p = Path(input_path)
@@ -713,7 +713,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--preview", action="store_true", help="contour: also preview.png per case (views with outlines)")
     ap.add_argument("--review", action="store_true", help="contour: also review.html per case (views, structures, flags)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--template", help="run: plan template (default: hn_tps, isoline.planning.DEFAULT_TEMPLATE)")
+    ap.add_argument("--template", help="run: plan template (default: hn, isoline.planning.DEFAULT_TEMPLATE)")
     ap.add_argument("--iterations", type=int, help="run: optimiser iterations (0 = template's)")
     a = ap.parse_args(argv)
     # An option of the other job would be ignored silently: refused (exit 2), naming its job.

@@ -5,7 +5,7 @@ RT-DOSE, plan JSON, dose, DVHs and an HTML report in one output directory (atomi
 Example::
 
     from isoline import contouring, pipeline, rtstruct
-    r = pipeline.run_case("patient/CT", "out/patient", progress=print)  # template hn_tps
+    r = pipeline.run_case("patient/CT", "out/patient", progress=print)  # template hn
     r.files                                  # ['RS.dcm', 'RD.dcm', 'plan.json', 'dose.nii.gz', ...]
     [c.passed for c in r.plan.criteria]      # the criteria table of the plan
     # many cases: isoline.batch.run_batch(cases, out, job="run")

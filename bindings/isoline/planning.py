@@ -13,7 +13,7 @@ Example::
 
     # A whole plan from a template: influence matrix, optimisation, dose, DVHs, criteria.
     pt = isoline.load_patient("case/")
-    res = planning.make_plan(pt.ct, pt.structures, progress=print)  # template hn_tps
+    res = planning.make_plan(pt.ct, pt.structures, progress=print)  # template hn
     res.dose, res.dvhs["PTV70"].metric("D95%"), [c.passed for c in res.criteria]
     planning.write_plan_json(res.plan, res.fractions, "plan.json")   # dose.read_plan reads it
 """

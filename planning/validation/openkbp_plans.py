@@ -148,7 +148,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--isoline", default=os.path.join(ROOT, "build", "bin", "isoline"))
     ap.add_argument("--force", action="store_true")
-    ap.add_argument("--template", help="plan template (default: isoline plan's, hn_tps)")
+    ap.add_argument("--template", help="plan template (default: isoline plan's, hn)")
     a = ap.parse_args()
     split = os.path.join(a.data, a.split)
     if not os.path.isdir(split):
