@@ -136,6 +136,8 @@ void bind_adapt(py::module_ m) {
       .def_readwrite("plan", &AdaptInput::plan)
       .def_readwrite("fractions", &AdaptInput::fractions)
       .def_readwrite("planned_dose", &AdaptInput::planned_dose)
+      .def_readwrite("planned_dose_source", &AdaptInput::planned_dose_source,
+                     "where planned_dose was read from, named in its errors ('' = 'planned dose')")
       .def_readwrite("template", &AdaptInput::tpl)
       .def_readwrite("new_ct", &AdaptInput::new_ct);
 
@@ -163,6 +165,16 @@ void bind_adapt(py::module_ m) {
       .def_readonly("accumulated_unadapted", &AdaptResult::accumulated_unadapted)
       .def_readonly("accumulated_adapted", &AdaptResult::accumulated_adapted)
       .def_readonly("inverse_residual_mm", &AdaptResult::inverse_residual_mm)
+      .def_readonly("dose_region_beyond_new_ct", &AdaptResult::dose_region_beyond_new_ct,
+                    "share of the planning dose region that maps beyond the new CT (no dose known there; "
+                    "1 = none of it is on the new CT)")
+      .def_readonly("inverse_residual_dose_region_mm", &AdaptResult::inverse_residual_dose_region_mm,
+                    "largest inversion residual over the rest of the dose region (0 when nothing was measured)")
+      .def_readonly("inverse_fraction_over_1mm", &AdaptResult::inverse_fraction_over_1mm,
+                    "share of the rest of the dose region where the inversion residual exceeds 1 mm")
+      .def_readonly("beyond_new_ct", &AdaptResult::beyond_new_ct,
+                    "planning structures partly beyond the new CT: name -> share of their volume; they have no "
+                    "accumulated figures (left out of accumulated_*_eval)")
       .def_readonly("fractions_delivered", &AdaptResult::fractions_delivered)
       .def_readonly("criteria", &AdaptResult::criteria)
       .def_readonly("planned", &AdaptResult::planned)

@@ -109,6 +109,9 @@ def test_adapt_new_ct_in_other_coordinates(case, original):
     assert r.accumulated_unadapted_eval.dvhs["PTV70"].metric("D95%") == pytest.approx(p, rel=0.03)
     assert r.accumulated_unadapted_eval.dvhs["Brainstem"].mean_gy == pytest.approx(
         r.planned.dvhs["Brainstem"].mean_gy, rel=0.05, abs=0.5)
+    # The whole planning dose region is on the new CT: every structure has accumulated figures.
+    assert r.dose_region_beyond_new_ct == 0.0 and r.beyond_new_ct == {}
+    assert 0.0 <= r.inverse_fraction_over_1mm < 0.05 and r.inverse_residual_dose_region_mm >= 0.0
     # Without setup correction the beams keep the planning coordinates, here outside the new CT.
     with pytest.raises(ValueError, match="original plan on the new CT.*outside the CT.*without setup correction"):
         adaptive.adapt(inp, replan=False, iterations=[20, 10], setup_correction=False)
@@ -120,4 +123,7 @@ def test_adapt_refuses_a_planned_dose_in_cgy(case, original):
     inp = adaptive.AdaptInput(case.ct, case.structures, original.plan, original.fractions,
                               planning.load_template("hn"), case.ct, planned_dose=cgy)
     with pytest.raises(ValueError, match="adapt: planned dose: maximum .* not in Gy"):
+        adaptive.adapt(inp, replan=False)
+    inp.planned_dose_source = "plan/dose.nii.gz"  # as isoline adapt names the file it read
+    with pytest.raises(ValueError, match=r"adapt: plan/dose\.nii\.gz: planned dose maximum .* not in Gy"):
         adaptive.adapt(inp, replan=False)
