@@ -199,9 +199,6 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
   EXPECT_EQ(not_evaluated, 2);
 }
 
-// A couch below the patient, outside the Body structure: the planning grid reaches it, so the
-// planned beams are attenuated by it as a recomputation on the whole CT attenuates them (before,
-// the grid was the body + 10 mm and a 16 mm slab cost 3 % of PTV70 D95 on recomputation).
 // Targets that are there but empty (an auto-contour that found nothing, an empty mask) are not
 // "absent": the message names them as empty (session 23 audit: "none of the template's targets
 // (PTV70, PTV63, PTV56) is present; have: ..., PTV70, PTV63, PTV56, Body").
@@ -238,6 +235,9 @@ TEST(Plan, EmptyTargetsAreNamedAsEmptyNotAsMissing) {
   EXPECT_NE(m.find("none of the template's targets (PTV70, PTV63, PTV56) is present; have: "), std::string::npos) << m;
 }
 
+// A couch below the patient, outside the Body structure: the planning grid reaches it, so the
+// planned beams are attenuated by it as a recomputation on the whole CT attenuates them (before,
+// the grid was the body + 10 mm and a 16 mm slab cost 3 % of PTV70 D95 on recomputation).
 TEST(Plan, ACouchOutsideTheBodyAttenuatesThePlannedBeams) {
   phantoms::HeadNeckOptions o;
   o.seed = 11;
