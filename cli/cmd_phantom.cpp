@@ -1,7 +1,6 @@
 // isoline phantom hn|water|lung-slab|bone-slab|c-shape --out DIR: generated CT cases.
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <sstream>
 #include <string>
 
@@ -57,12 +56,7 @@ int run_phantom(const Args& args, const Context& ctx) {
   // Where the case goes, before generating it (as `dose --out`): its folder must exist and take
   // new files (phantom does not create missing parents). The case replaces --out as a whole
   // (no older files beside the new ones): checked first too.
-  {
-    std::filesystem::path dir = std::filesystem::path(out).lexically_normal();  // "case/" is the folder "case"
-    if (dir.filename().empty() && dir.has_parent_path() && dir.parent_path() != dir.root_path())
-      dir = dir.parent_path();
-    core::check_output_location(dir.string(), "phantom");
-  }
+  core::check_output_location(out, "phantom");
   core::check_output_directory(out, args.flag("--overwrite"), "phantom");
   const core::Progress progress(ctx.progress, "phantom");
   const auto position = phantoms::patient_position_from_string(args.value("--position"));

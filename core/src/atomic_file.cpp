@@ -130,8 +130,11 @@ std::string follow_links(const std::string& path, const std::string& operation) 
 std::string check_location(const std::string& target, const std::string& operation, bool parents_created,
                            bool probe) {
   if (target.empty()) fail<InvalidInput>(operation, "", "output path is empty");
-  const std::string path = follow_links(target, operation);
-  const std::string via = path == target ? "" : "is a symbolic link to " + path + ": ";
+  // "dir/" is the folder "dir": its parent is dir's parent, not dir itself.
+  std::string named = target;
+  while (named.size() > 1 && named.back() == '/') named.pop_back();
+  const std::string path = follow_links(named, operation);
+  const std::string via = path == named ? "" : "is a symbolic link to " + path + ": ";
   // The rename at the end would replace a device or pipe (e.g. /dev/stdout, a FIFO) by a plain
   // file instead of writing into it: refused.
   std::error_code sec;
