@@ -122,7 +122,7 @@ def test_an_unpickled_template_plans_the_same_as_the_original():
     # template behaves the same (template_for keeps them; make_plan is too slow for this test).
     tpl = planning.load_template("hn")
     assert pickle.dumps(pickle.loads(pickle.dumps(tpl))) == pickle.dumps(tpl)
-    # hn_tps differs from hn only in its target rules (edge samples), which travel too.
+    # hn_tps differs from hn only in its target rules (edge samples, target maximum), which travel too.
     tps = planning.load_template("hn_tps")
     assert pickle.dumps(pickle.loads(pickle.dumps(tps))) == pickle.dumps(tps)
     back = pickle.loads(pickle.dumps(tps)).__getstate__()["target_rules"]
