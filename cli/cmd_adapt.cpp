@@ -72,8 +72,10 @@ int run_adapt(const Args& args, const Context& ctx) {
   core::check_output_location(out_dir.string(), "adapt", /*parents_created=*/true);
   core::check_output_directory(out_dir.string(), args.flag("--overwrite"), "adapt",
                                {plan_dir.string(), args.value("--new-ct"), args.get("--plan-ct").value_or("")});
-  std::error_code ec;
-  if (!out_dir.parent_path().empty()) fs::create_directories(out_dir.parent_path(), ec);
+  // The outputs go into a temporary directory renamed onto --out when complete; missing parents
+  // of --out are created now and removed again if adapt fails (as `run` and `plan`).
+  core::AtomicOutputs outputs;
+  const fs::path out = outputs.add(out_dir.string(), /*directory=*/true, /*create_parents=*/true, "adapt");
 
   adaptive::AdaptInput in;
   adaptive::AdaptOptions opt;
@@ -165,10 +167,8 @@ int run_adapt(const Args& args, const Context& ctx) {
 
   auto r = adaptive::adapt(in, opt, progress.sub(0.06, 0.92, "adapt"));
 
-  // Outputs: into a temporary directory renamed onto --out when complete.
+  // Outputs: into the temporary directory made above.
   progress.update(0.92, "write");
-  core::AtomicOutput atomic(out_dir.string(), /*directory=*/true);
-  const fs::path out = atomic.temp_path();
   adaptive::write_field(r.registration.field, (out / "dvf_newct_to_planct.nii.gz").string());
   core::write_mask_dir(r.structures, (out / "masks").string());
   core::write_image(r.unadapted_dose, (out / "dose_unadapted.nii.gz").string());
@@ -202,7 +202,7 @@ int run_adapt(const Args& args, const Context& ctx) {
   if (opt.replan) planning::write_plan_json(r.adapted.plan, r.adapted.fractions, (out / "plan_adapted.json").string());
 #endif
   adaptive::write_adapt_report_html(in, r, (out / "report.html").string());
-  atomic.commit();
+  outputs.commit();
   progress.done();
 
   // Summary.

@@ -64,8 +64,6 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   core::check_output_location(o.out_dir, "run", /*parents_created=*/true);
   core::check_output_directory(o.out_dir, o.overwrite, "run", {o.ct_path, o.structures_path, o.targets_path},
                                "choose another directory or overwrite");
-  const std::string parent = fs::path(o.out_dir).parent_path().string();
-  if (!parent.empty()) core::ensure_directory(parent, "run");
   core::require_device(o.device, "run");
   if (o.max_iterations < 0) core::fail<core::InvalidInput>("run", "max_iterations", "must be >= 0 (0 = the template's)");
   // Check the template before the long work.
@@ -89,8 +87,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
                                        "RD.dcm reference");
   rtstruct::check_rtdose_reference(ct.series, (fs::path(o.out_dir) / "RD.dcm").string());
 
-  core::AtomicOutput out(o.out_dir, /*directory=*/true);
-  const fs::path dir = out.temp_path();
+  // Missing parents of --out are created now and removed again if the run fails (as `plan`).
+  core::AtomicOutputs out;
+  const fs::path dir = out.add(o.out_dir, /*directory=*/true, /*create_parents=*/true, "run");
 
   // CT from an image file: write it as a DICOM series so RT-STRUCT/RT-DOSE reference it.
   for (const auto& f : write_ct_for_image(ct, dir.string(), progress.sub(0.04, 0.08, "write CT"))) r.files.push_back(f);

@@ -430,16 +430,18 @@ TEST(AdaptCommandLine, BadInputsFailBeforeAnyWork) {
     EXPECT_FALSE(test::has(res.output, "progress")) << c.options << ": work began\n" << res.output;
     EXPECT_FALSE(std::filesystem::exists(dir.file("out"))) << c.options;
   }
-  // A planned dose in cGy: refused naming the file it was read from.
+  // A planned dose in cGy: refused naming the file it was read from. Into folders that do not
+  // exist yet: the failed adapt leaves none of them behind (as `run` and `plan`).
   core::Image cgy = t.planned.clone();
   for (std::size_t v = 0; v < cgy.num_voxels(); ++v) cgy.data<float>()[v] *= 100.0f;
   core::write_image(cgy, plan_dir + "/dose.nii.gz");
-  auto res = test::cli("adapt --plan-dir " + plan_dir + " --new-ct " + new_ct + " --out " + dir.file("out") +
-                       " --no-replan");
+  auto res = test::cli("adapt --plan-dir " + plan_dir + " --new-ct " + new_ct + " --out " +
+                       dir.file("new/deeper/out") + " --no-replan");
   EXPECT_EQ(res.exit_code, 1) << res.output;
   EXPECT_TRUE(test::has(res.output, "adapt: " + plan_dir + "/dose.nii.gz: planned dose maximum")) << res.output;
   EXPECT_TRUE(test::has(res.output, "not in Gy (cGy?)")) << res.output;
   EXPECT_FALSE(test::has(res.output, "progress")) << res.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("new"))) << "the folders the failed adapt created are left";
 }
 
 // The planning CT without its `k0` lower slices: a new CT of the same patient, in the same

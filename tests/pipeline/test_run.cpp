@@ -244,12 +244,13 @@ TEST(Run, TargetsThatComeOutEmptyAreNamedWithWhereTheyCameFrom) {
   EXPECT_TRUE(test::has(r.output, "PTV70 is present but empty (0 cc); non-empty structures: ")) << r.output;
   EXPECT_FALSE(test::has(r.output, "is present; have")) << r.output;
   EXPECT_FALSE(fs::exists(tmp.file("p")));
+  // Into folders that do not exist yet: a failed run removes the ones it created, as `plan`.
   r = test::run_command(test::isoline_bin() + " run -q " + c.file("case/ct.nii.gz") + " --structures " +
-                        tmp.file("m") + " --out " + tmp.file("p"));
+                        tmp.file("m") + " --out " + tmp.file("new/deeper/p"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(test::has(r.output, "run: " + tmp.file("m") + ": the template's target PTV70 is present but empty (0 cc)"))
       << r.output;
-  EXPECT_FALSE(fs::exists(tmp.file("p")));
+  EXPECT_FALSE(fs::exists(tmp.file("new"))) << "the folders the failed run created are left";
 }
 
 TEST(Run, BadInputFailsCleanlyWithoutOutput) {
