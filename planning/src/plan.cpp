@@ -427,25 +427,26 @@ PlanResult make_plan(const core::Image& ct, const core::StructureSet& structures
   if (levels.empty()) {
     // Absent, or there but empty (0 cc: an auto-contour that found nothing, an empty mask):
     // a target that is listed among the structures must not read as missing.
-    std::string want, empty;
-    std::size_t n_empty = 0;
+    std::vector<std::string> want, empty, have, non_empty;
     for (const auto& l : tpl.targets) {
-      want += (want.empty() ? "" : ", ") + l.structure;
-      if (structures.find(l.structure)) empty += (n_empty++ ? ", " : "") + l.structure;
+      want.push_back(l.structure);
+      if (structures.find(l.structure)) empty.push_back(l.structure);
     }
-    std::string have, non_empty;
     for (const auto& st : structures) {
-      have += (have.empty() ? "" : ", ") + st.name;
-      if (st.mask.count_nonzero() > 0) non_empty += (non_empty.empty() ? "" : ", ") + st.name;
+      have.push_back(st.name);
+      if (st.mask.count_nonzero() > 0) non_empty.push_back(st.name);
     }
-    if (n_empty > 0)
+    const auto listed = [](const std::vector<std::string>& names) {
+      return names.empty() ? std::string("none") : core::join(names, ", ");
+    };
+    if (!empty.empty())
       fail<InvalidInput>("plan", "structures",
-                         "none of the template's targets (" + want + ") has a voxel to plan on: " + empty +
-                             (n_empty == 1 ? " is" : " are") + " present but empty (0 cc); non-empty structures: " +
-                             (non_empty.empty() ? "none" : non_empty));
+                         "none of the template's targets (" + core::join(want, ", ") + ") has a voxel to plan on: " +
+                             core::join(empty, ", ") + (empty.size() == 1 ? " is" : " are") +
+                             " present but empty (0 cc); non-empty structures: " + listed(non_empty));
     fail<InvalidInput>("plan", "structures",
-                       "none of the template's targets (" + want +
-                           ") is present; have: " + (have.empty() ? "none" : have));
+                       "none of the template's targets (" + core::join(want, ", ") + ") is present; have: " +
+                           listed(have));
   }
   core::Image target_union(g, core::PixelType::UInt8);
   for (const auto& l : levels)
