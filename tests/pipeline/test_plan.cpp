@@ -88,10 +88,28 @@ void check_written_plan_recomputes(const Case& c) {
   }
 }
 
+// The patient of seed 11 on a small grid (the cases of the error tests below).
+phantoms::Phantom seed11(const core::Index3& size, const core::Vec3& spacing) {
+  phantoms::HeadNeckOptions o;
+  o.seed = 11;
+  o.size = size;
+  o.spacing = spacing;
+  return phantoms::make_head_neck(o);
+}
+
+// `all` without the structures `drop` names.
+template <typename Drop>
+core::StructureSet without(const core::StructureSet& all, Drop drop) {
+  core::StructureSet s(all.geometry());
+  for (const auto& st : all)
+    if (!drop(st.name)) s.add(st);
+  return s;
+}
+
+bool is_ptv(const std::string& name) { return name.rfind("PTV", 0) == 0; }
+
 void check_missing_targets_error(const Case& c) {
-  core::StructureSet oars(c.p.structures.geometry());
-  for (const auto& s : c.p.structures)
-    if (s.name.rfind("PTV", 0) != 0) oars.add(s);
+  const core::StructureSet oars = without(c.p.structures, is_ptv);
   try {
     planning::make_plan(c.p.ct, oars, c.tpl);
     FAIL() << "expected InvalidInput";
@@ -161,15 +179,9 @@ TEST(Plan, CoversTargetsAndMeetsSerialOrganLimitsOnPhantom) {
 
 TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
   Case c;
-  phantoms::HeadNeckOptions o;
-  o.seed = 11;
-  o.size = {96, 96, 56};
-  o.spacing = {4.0, 4.0, 5.0};
-  c.p = phantoms::make_head_neck(o);
+  c.p = seed11({96, 96, 56}, {4.0, 4.0, 5.0});
   c.tpl = planning::load_template("hn");
-  core::StructureSet s(c.p.structures.geometry());
-  for (const auto& st : c.p.structures)
-    if (st.name != "PTV63" && st.name != "PTV56") s.add(st);
+  core::StructureSet s = without(c.p.structures, [](const std::string& n) { return n == "PTV63" || n == "PTV56"; });
   s.add("PTV63", core::Image::zeros<std::uint8_t>(s.geometry()));  // there, but empty (0 cc)
   // A structure mostly in the air behind the patient, beyond the planning dose grid (body +
   // margin): its DVH would count 0 Gy there without a word.
@@ -203,14 +215,8 @@ TEST(Plan, MissingLowerLevelsAreSkippedWithAWarning) {
 // "absent": the message names them as empty (session 23 audit: "none of the template's targets
 // (PTV70, PTV63, PTV56) is present; have: ..., PTV70, PTV63, PTV56, Body").
 TEST(Plan, EmptyTargetsAreNamedAsEmptyNotAsMissing) {
-  phantoms::HeadNeckOptions o;
-  o.seed = 11;
-  o.size = {48, 48, 16};
-  o.spacing = {5.0, 5.0, 8.0};
-  auto p = phantoms::make_head_neck(o);
-  core::StructureSet s(p.structures.geometry());
-  for (const auto& st : p.structures)
-    if (st.name.rfind("PTV", 0) != 0) s.add(st);
+  const phantoms::Phantom p = seed11({48, 48, 16}, {5.0, 5.0, 8.0});
+  core::StructureSet s = without(p.structures, is_ptv);
   s.add("PTV70", core::Image::zeros<std::uint8_t>(s.geometry()));
   s.add("PTV56", core::Image::zeros<std::uint8_t>(s.geometry()));
   auto message = [&](const core::StructureSet& set) -> std::string {
@@ -283,14 +289,8 @@ TEST(Plan, ACouchOutsideTheBodyAttenuatesThePlannedBeams) {
 }
 
 TEST(Plan, ATargetOutsideTheBodyIsAClearError) {
-  phantoms::HeadNeckOptions o;
-  o.seed = 11;
-  o.size = {64, 64, 32};
-  o.spacing = {5.0, 5.0, 6.0};
-  auto p = phantoms::make_head_neck(o);
-  core::StructureSet s(p.structures.geometry());
-  for (const auto& st : p.structures)
-    if (st.name != "Body") s.add(st);
+  const phantoms::Phantom p = seed11({64, 64, 32}, {5.0, 5.0, 6.0});
+  core::StructureSet s = without(p.structures, [](const std::string& n) { return n == "Body"; });
   core::Image corner = core::Image::zeros<std::uint8_t>(s.geometry());  // a "body" that misses the targets
   for (std::int64_t k = 0; k < 4; ++k)
     for (std::int64_t j = 0; j < 4; ++j)
