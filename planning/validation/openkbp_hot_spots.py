@@ -12,9 +12,8 @@ import os
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from openkbp_plans import ROOT, resample_to
 
 
 def figures(doses):
@@ -41,8 +40,7 @@ def main():
                 continue
             img = nib.load(f)
             d = np.asarray(img.dataobj)
-            v = np.linalg.inv(img.affine) @ ct.affine
-            on_ct = ndimage.affine_transform(d, v[:3, :3], v[:3, 3], output_shape=ct.shape, order=1)
+            on_ct = resample_to(img, ct)
             warnings = json.load(open(os.path.join(run, p, "plan", "metrics.json")))["warnings"]
             runs[run].append((float(d.max()), float(np.percentile(on_ct[ptv], 98)),
                               any("hot spot" in w for w in warnings)))

@@ -43,9 +43,11 @@ def criteria_table(isoline, dose, masks, supersample=0):
     return rows
 
 
-def resample_to(src_path, ref_img):
-    """Linear resampling of a NIfTI image onto the grid of ref_img (world coordinates)."""
-    src = nib.load(src_path)
+def resample_to(src, ref_img):
+    """Linear resampling of a NIfTI image (a path or a loaded image) onto the grid of ref_img
+    (world coordinates)."""
+    if not hasattr(src, "affine"):
+        src = nib.load(src)
     data = np.asarray(src.get_fdata(dtype=np.float32))
     vox2vox = np.linalg.inv(src.affine) @ ref_img.affine
     return ndimage.affine_transform(data, vox2vox[:3, :3], vox2vox[:3, 3], output_shape=ref_img.shape,
