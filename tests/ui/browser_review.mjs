@@ -1626,9 +1626,10 @@ async function draftsFlow(browser) {
 // stops' colours; the isodose lines are dashed (every line voxel kept, as dash or faint gap).
 // Drafts as a page goes, and where a draft is said to come from (defects of the per-tab drafts):
 // a page-leave body too large for a request that outlives the page is kept in the browser and
-// sent on the next open; the body is gzipped twice (Content-Encoding: gzip); a draft put
-// without a tab (a page of the client before an update) and the drafts of a duplicated tab's
-// original are labelled as such.
+// sent on the next open, but not when that draft was discarded meanwhile (its request had
+// arrived; the page went before the answer); the body is gzipped twice (Content-Encoding:
+// gzip); a draft put without a tab (a page of the client before an update) and the drafts of a
+// duplicated tab's original are labelled as such.
 async function leaveFlow(browser) {
   const caseDir = join(work, 'leavecase');
   execFileSync(python, [join(source, 'tests/ui/make_case.py'), caseDir]);
@@ -1699,7 +1700,8 @@ async function leaveFlow(browser) {
     server = await startServer(bin, caseDir, null);
     assert.equal(server.url, url, 'the server came back elsewhere');
     assert.deepEqual(await serverDrafts(), [], 'the page-leave request arrived');
-    const seen = { fn: () => { window.__unsentAtOpen = localStorage.getItem('isoline.unsentDrafts'); }, arg: null };
+    // (about:blank, where a page goes to be left, has no localStorage)
+    const seen = { fn: () => { if (location.protocol === 'http:') window.__unsentAtOpen = localStorage.getItem('isoline.unsentDrafts'); }, arg: null };
     page = await open(seen);
     d = (await serverDrafts())[0];
     assert.ok(d && d.voxels === drawn.length, `the drawing left with the page is not on the server: ${JSON.stringify(await serverDrafts())}`);
@@ -1721,6 +1723,100 @@ async function leaveFlow(browser) {
     await waitReady(page);
     assert.equal(JSON.stringify(await serverDrafts()), before);
     assert.equal(await page.evaluate(() => localStorage.getItem('isoline.unsentDrafts')), null, 'the copy the server had is still kept');
+    await discardAll();
+    await page.close({ runBeforeUnload: false });
+
+    // 2b. (defect: a browser copy of a page-leave draft that was discarded meanwhile came back
+    // once) The page-leave request of a drawing too large for keepalive reaches the server, but
+    // the page is gone before its answer (here: the answer held back, then the tab closed), so
+    // this browser keeps its copy. The reviewer discards that draft elsewhere (another computer:
+    // its Discard, a DELETE with the change number it showed). On the next open here the copy is
+    // sent; the server knows that change of that tab was discarded and writes nothing: nothing
+    // is offered, the copy is removed, and the messages say so. (Fails before: the discarded
+    // drawing was on the server and offered again.)
+    const copies = async () => {
+      const o = (await context.storageState()).origins.find((x) => x.origin === origin);
+      const e = o && o.localStorage.find((x) => x.name === 'isoline.unsentDrafts');
+      return e ? JSON.parse(e.value) : [];
+    };
+    const randomDrawing = (p, seed) => p.evaluate((s) => {
+      let x = s;
+      for (let i = 0; i < nv.drawBitmap.length; i++) nv.drawBitmap[i] = ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 16) & 255;
+    }, seed);
+    const discardAsShown = (x) => api(`/api/structures/${x.structure_id}/draft?tab=${encodeURIComponent(x.tab)}&seq=${x.seq}`,
+                                      { method: 'DELETE', headers: { 'X-Isoline-Author': encodeURIComponent(x.reviewer) } });
+    const isDraftPut = (r) => r.method() === 'PUT' && new URL(r.url()).pathname.endsWith('/draft');
+    page = await open();
+    await page.evaluate(() => { window.app.draftDelayMs = 600000; });
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'CTV');
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.5, 0.62, 0.5);
+    await randomDrawing(page, 777);
+    drawn = await bitmap(page);
+    let arrived = 0;
+    await page.route((u) => u.pathname.endsWith('/draft'), async (route) => {
+      if (!isDraftPut(route.request())) return route.continue();
+      await route.fetch();  // it reaches the server; its answer never reaches the page
+      arrived++;
+    });
+    await page.evaluate(() => window.dispatchEvent(new Event('pagehide')));
+    for (const t0 = Date.now(); Date.now() - t0 < 20000 && !arrived;) await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await page.evaluate(() => window.app.leaveBody)).kept, true);
+    await page.close({ runBeforeUnload: false });
+    const left = (await serverDrafts())[0];
+    assert.ok(left && left.voxels === drawn.length, JSON.stringify(await serverDrafts()));
+    let kept2 = await copies();
+    assert.equal(kept2.length, 1, 'no copy was kept in the browser');
+    assert.equal(kept2[0].key, left.tab);
+    assert.equal(kept2[0].seq, left.seq);
+    await discardAsShown(left);
+    assert.deepEqual(await serverDrafts(), []);
+    page = await open(seen);
+    assert.equal(JSON.parse(await page.evaluate(() => window.__unsentAtOpen)).length, 1);
+    assert.deepEqual(await serverDrafts(), [], 'the discarded drawing came back from the browser\'s copy');
+    assert.deepEqual(await panel(page), [], 'the discarded drawing is offered again');
+    assert.deepEqual(await copies(), [], 'the copy of the discarded drawing is still kept in the browser');
+    assert.match(await page.locator('#messages').innerText(),
+                 /your unsaved drawing of CTV \(Dr Smith\), kept in this browser when its page was left, was discarded meanwhile: not kept again/);
+    log('a browser copy of a page-leave draft discarded meanwhile does not come back (nothing on the server or offered, the copy removed)');
+
+    // 2c. A real unsaved edit is never lost that way: the tab's timed draft reaches the server
+    // and is discarded elsewhere, then the tab draws on and is left with a drawing too large
+    // for keepalive whose request does not arrive (the server stopped). The copy holds a later
+    // change than the one discarded: on the next open it is kept by the server and offered.
+    await page.evaluate(() => { window.app.draftDelayMs = 300; });
+    await page.locator('[data-view="axial"]').click();
+    await selectStructure(page, 'CTV');
+    await page.locator('[data-tool="brush"]').click();
+    await stroke(page, 0.3, 0.5, 0.62, 0.5);
+    let timed;
+    for (const t0 = Date.now(); Date.now() - t0 < 10000 && !(timed = (await serverDrafts())[0]);) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(timed, 'the timed draft did not reach the server');
+    await discardAsShown(timed);
+    await page.evaluate(() => { window.app.draftDelayMs = 600000; });
+    await stroke(page, 0.3, 0.6, 0.62, 0.6);
+    await randomDrawing(page, 4242);
+    drawn = await bitmap(page);
+    await new Promise((r) => { server.proc.once('exit', r); server.proc.kill('SIGKILL'); });
+    await page.goto('about:blank', { timeout: 120000 });
+    await page.close({ runBeforeUnload: false });
+    server = await startServer(bin, caseDir, null);
+    assert.equal(server.url, url, 'the server came back elsewhere');
+    kept2 = await copies();
+    assert.equal(kept2.length, 1, 'no copy was kept in the browser');
+    assert.equal(kept2[0].key, timed.tab);
+    assert.ok(kept2[0].seq > timed.seq, JSON.stringify({ copy: kept2[0].seq, discarded: timed.seq }));
+    assert.deepEqual(await serverDrafts(), []);
+    page = await open();
+    d = (await serverDrafts())[0];
+    assert.ok(d && d.voxels === drawn.length && d.tab === timed.tab && d.seq === kept2[0].seq,
+              `the drawing made after the discarded draft is lost: ${JSON.stringify(await serverDrafts())}`);
+    rows = await panel(page);
+    assert.equal(rows.length, 1, JSON.stringify(rows));
+    assert.match(rows[0].restore, /^Restore your unsaved drawing of CTV \(another window, /, rows[0].restore);
+    assert.deepEqual(await copies(), []);
+    log(`a browser copy of strokes made after a discarded draft (change ${kept2[0].seq} > ${timed.seq}) is kept and offered`);
     await discardAll();
     await page.close({ runBeforeUnload: false });
 

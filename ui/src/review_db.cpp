@@ -100,9 +100,6 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
-// Removes `reviewer`'s draft of structure `id` from tab `tab` unless it was written after its
-// change number `up_to_seq` (a window still open that drew on keeps its own); true when one was
-// removed. The caller holds the database's lock.
 // Unsaved drawings (not versions): one per structure, reviewer and tab, replaced in place. (A
 // review.sqlite of before per-tab drafts is rebuilt to it: ReviewDb::migrate_drafts.)
 const char* const kDraftsTable =
@@ -112,12 +109,50 @@ const char* const kDraftsTable =
     "  tab TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY(structure_id, reviewer, tab));";
 
+// What became of a tab's drawing that is no draft any more, up to its change number `seq`:
+// "saved" (a version now: saved by the tab, or by a window it was restored into), "discarded",
+// or "restored" (another window's draft holds it now). A request of that tab not above it that
+// arrives later writes nothing (put_draft: `stale`, `gone`): the page-leave request of a page
+// gone before its answer, or the copy its browser kept of it (sent on the next open of the
+// case there, which may be days later, so these are not pruned; one small row per tab and
+// structure). A draft put without a tab counts its writes itself and has none.
+const char* const kDraftsGoneTable =
+    "CREATE TABLE IF NOT EXISTS drafts_gone(structure_id INTEGER NOT NULL, reviewer TEXT NOT NULL,"
+    "  tab TEXT NOT NULL, seq INTEGER NOT NULL, how TEXT NOT NULL, time TEXT NOT NULL,"
+    "  PRIMARY KEY(structure_id, reviewer, tab));";
+
+// Notes that `reviewer`'s drawing of structure `id` in tab `tab`, up to change `seq`, went `how`
+// (kDraftsGoneTable). The caller holds the database's lock, in a transaction.
+void mark_draft_gone(sqlite3* db, const std::string& path, std::int64_t id, const std::string& reviewer,
+                     const std::string& tab, std::int64_t seq, const char* how) {
+  if (tab.empty()) return;
+  Stmt w(db,
+         "INSERT INTO drafts_gone(structure_id, reviewer, tab, seq, how, time) VALUES(?,?,?,?,?,?)"
+         " ON CONFLICT(structure_id, reviewer, tab) DO UPDATE SET seq=MAX(seq, excluded.seq),"
+         " how=CASE WHEN excluded.seq >= seq THEN excluded.how ELSE how END, time=excluded.time",
+         path);
+  w.bind(1, id).bind(2, reviewer).bind(3, tab).bind(4, seq).bind(5, std::string(how)).bind(6, now_utc());
+  w.step(path);
+}
+
+// Removes `reviewer`'s draft of structure `id` from tab `tab` unless it was written after its
+// change number `up_to_seq` (a window still open that drew on keeps its own), and notes how it
+// went (mark_draft_gone, up to the change number it held); true when one was removed. The
+// caller holds the database's lock, in a transaction.
 bool delete_draft(sqlite3* db, const std::string& path, std::int64_t id, const std::string& reviewer,
-                  const std::string& tab, std::int64_t up_to_seq) {
+                  const std::string& tab, std::int64_t up_to_seq, const char* how) {
+  std::int64_t seq = 0;
+  {
+    Stmt q(db, "SELECT seq FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ? AND seq <= ?", path);
+    q.bind(1, id).bind(2, reviewer).bind(3, tab).bind(4, up_to_seq);
+    if (!q.step(path)) return false;
+    seq = q.i64(0);
+  }
   Stmt s(db, "DELETE FROM drafts WHERE structure_id = ? AND reviewer = ? AND tab = ? AND seq <= ?", path);
   s.bind(1, id).bind(2, reviewer).bind(3, tab).bind(4, up_to_seq);
   s.step(path);
-  return sqlite3_changes(db) > 0;
+  mark_draft_gone(db, path, id, reviewer, tab, seq, how);
+  return true;
 }
 
 }  // namespace
@@ -185,12 +220,7 @@ ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
         "  checked INTEGER NOT NULL);",
         path);
     impl_->exec(kDraftsTable, path);
-    impl_->exec(
-        // The change number of a tab's drawing that its save covered: a draft request of that
-        // change arriving after the save is not written (see save_version's saved_by).
-        "CREATE TABLE IF NOT EXISTS drafts_saved(structure_id INTEGER NOT NULL, reviewer TEXT NOT NULL,"
-        "  tab TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, PRIMARY KEY(structure_id, reviewer, tab));",
-        path);
+    impl_->exec(kDraftsGoneTable, path);
     migrate_drafts(path);
   } catch (...) {
     sqlite3_close(impl_->db);
@@ -218,6 +248,26 @@ std::pair<bool, bool> drafts_schema(sqlite3* db, const std::string& path) {
 // rebuilt with the tab in the key, every draft copied (tab and seq as they were, '' and 0
 // when the columns were missing), in one transaction: all of them or none.
 void ReviewDb::migrate_drafts(const std::string& path) {
+  // The saves' change numbers that a server of before kept in drafts_saved (for a day) are
+  // drafts_gone's "saved" now.
+  bool saved_table = false;
+  {
+    Stmt t(impl_->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'drafts_saved'", path);
+    saved_table = t.step(path);
+  }
+  if (saved_table) {
+    impl_->exec("BEGIN IMMEDIATE", path);
+    try {
+      impl_->exec("INSERT OR IGNORE INTO drafts_gone(structure_id, reviewer, tab, seq, how, time)"
+                  " SELECT structure_id, reviewer, tab, seq, 'saved', time FROM drafts_saved WHERE tab <> '';"
+                  "DROP TABLE drafts_saved;",
+                  path);
+      impl_->exec("COMMIT", path);
+    } catch (...) {
+      sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
   if (drafts_schema(impl_->db, path).second) return;
   impl_->exec("BEGIN IMMEDIATE", path);
   try {
@@ -510,14 +560,18 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
       core::fail<core::InvalidInput>("draft", "base_version",
                                      "must be a version of the structure, 1 to " + std::to_string(latest) + ", got " +
                                          std::to_string(base_version));
-    // The tab saved this drawing (or a later one) already: a request that arrives after the
-    // save (sent when the page was hidden or left while the save was on its way) writes nothing.
+    // This drawing of the tab (or a later one) is no draft any more: saved, discarded or
+    // restored into another window. A request of it that arrives after that (sent when the page
+    // was hidden or left, or the copy its browser kept when the page went before the answer)
+    // writes nothing: a saved drawing does not come back as an unsaved one, nor a discarded one.
     if (!tab.empty()) {
-      Stmt saved(impl_->db, "SELECT seq FROM drafts_saved WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
-      saved.bind(1, id).bind(2, reviewer).bind(3, tab);
-      if (saved.step(path_) && seq <= saved.i64(0)) {
+      Stmt gone(impl_->db, "SELECT seq, how FROM drafts_gone WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+      gone.bind(1, id).bind(2, reviewer).bind(3, tab);
+      if (gone.step(path_) && seq <= gone.i64(0)) {
+        d.gone = gone.text(1);
         impl_->exec("COMMIT", path_);
-        d.stale = d.saved = true;
+        d.stale = true;
+        d.saved = d.gone == "saved";
         d.seq = seq;
         return d;
       }
@@ -558,15 +612,15 @@ DraftInfo ReviewDb::put_draft(std::int64_t id, const std::string& reviewer, std:
         .bind(7, d.volume_cc).blob(8, blob).bind(9, tab).bind(10, seq);
     w.step(path_);
     const bool written = sqlite3_changes(impl_->db) > 0;
-    if (written && !tab.empty()) {  // (a newer drawing of the tab than it saved: ordered by seq again)
-      Stmt done(impl_->db, "DELETE FROM drafts_saved WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
+    if (written && !tab.empty()) {  // (a newer drawing of the tab than went: ordered by seq again)
+      Stmt done(impl_->db, "DELETE FROM drafts_gone WHERE structure_id = ? AND reviewer = ? AND tab = ?", path_);
       done.bind(1, id).bind(2, reviewer).bind(3, tab);
       done.step(path_);
     }
     if (written) {  // the drafts this drawing was restored from: it holds them now (not what
                     // they were given since: a window still open that drew on keeps its own)
       for (const auto& r : replaces)
-        if (r.tab != tab) delete_draft(impl_->db, path_, id, reviewer, r.tab, r.seq);
+        if (r.tab != tab) delete_draft(impl_->db, path_, id, reviewer, r.tab, r.seq, "restored");
     }
     {  // the draft kept, as kept (its change number; when not written, an older request of the
        // same tab: the newer draft stays)
@@ -634,7 +688,15 @@ std::optional<core::Image> ReviewDb::draft_mask(std::int64_t id, const std::stri
 bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab,
                              std::int64_t up_to_seq) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return delete_draft(impl_->db, path_, id, reviewer, tab, up_to_seq);
+  impl_->exec("BEGIN IMMEDIATE", path_);
+  try {
+    const bool removed = delete_draft(impl_->db, path_, id, reviewer, tab, up_to_seq, "discarded");
+    impl_->exec("COMMIT", path_);
+    return removed;
+  } catch (...) {
+    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 std::int64_t ReviewDb::version_count() const {
@@ -778,18 +840,9 @@ std::int64_t ReviewDb::save_version_impl(std::int64_t id, std::int64_t base_vers
         .bind(8, voxels).bind(9, cc).blob(10, blob);
     v.step(path_);
     for (const auto& r : clear_drafts)  // the drawing these drafts kept is this version now
-      delete_draft(impl_->db, path_, id, author, r.tab, r.seq);
-    if (saved_by && !saved_by->tab.empty()) {  // a later request of this drawing is no draft
-      Stmt w(impl_->db,
-             "INSERT INTO drafts_saved(structure_id, reviewer, tab, seq, time) VALUES(?,?,?,?,?)"
-             " ON CONFLICT(structure_id, reviewer, tab) DO UPDATE SET seq=MAX(seq, excluded.seq), time=excluded.time",
-             path_);
-      w.bind(1, id).bind(2, author).bind(3, saved_by->tab).bind(4, saved_by->seq).bind(5, now_utc());
-      w.step(path_);
-      // (a request is late by seconds: a day old, none is on its way any more)
-      Stmt old(impl_->db, "DELETE FROM drafts_saved WHERE time < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')", path_);
-      old.step(path_);
-    }
+      delete_draft(impl_->db, path_, id, author, r.tab, r.seq, "saved");
+    if (saved_by)  // a later request of this drawing is no draft
+      mark_draft_gone(impl_->db, path_, id, author, saved_by->tab, saved_by->seq, "saved");
     if (commit_delay_ > 0) {  // test hook: announce the open transaction, then wait
       std::FILE* f = std::fopen((path_ + ".test-in-save").c_str(), "w");
       if (f) std::fclose(f);

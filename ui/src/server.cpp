@@ -1172,6 +1172,8 @@ void ReviewServer::Impl::routes() {
     json j = draft_json(d);
     if (d.stale) j["stale"] = true;
     if (d.saved) j["saved"] = true;  // the tab saved this drawing already: not kept as a draft
+    // (no draft any more: "saved", "discarded" or "restored" into another window; not kept again)
+    if (!d.gone.empty()) j["gone"] = d.gone;
     send_json(res, j);
   });
   s.Get(R"(/api/structures/(\d+)/draft(\.nii)?)", [this](const httplib::Request& req, httplib::Response& res) {

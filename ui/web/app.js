@@ -1595,7 +1595,8 @@ const draftBody = (bytes, level = 1) => gzipSync(gzipSync(bytes, { level }), { l
 // here first (localStorage: synchronous, so it is kept even when the tab is closed at once),
 // and sent on the next open of the same case in this browser (sendUnsent) under the tab and
 // change number it had: the server keeps it only when newer than what it holds of that tab
-// (and not saved since). Removed once the server has it (or a newer one of that tab).
+// and than what went of it (saved, discarded, restored elsewhere). Removed once the server has
+// it (or a newer one of that tab), or answers that it went.
 const UNSENT = 'isoline.unsentDrafts';
 const caseKey = [...token].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261).toString(36);
 function unsentDrafts() {
@@ -1624,7 +1625,11 @@ function forgetUnsent(id, key, seq) {
   const rest = list.filter((u) => !(u.case === caseKey && u.id === id && u.key === key && u.seq <= seq));
   if (rest.length !== list.length) storeUnsent(rest);
 }
-// Sends the drafts kept in this browser for this case (each removed here once the server has it).
+// What became of a draft that is no draft any more (the server's `gone`), in words.
+const GONE_WORDS = { discarded: 'discarded', saved: 'saved', restored: 'restored in another window (which keeps it)' };
+// Sends the drafts kept in this browser for this case (each removed here once the server has it,
+// or has it no more: a copy of a draft discarded, saved or restored elsewhere since is not kept
+// again; one of later changes than those is).
 async function sendUnsent() {
   for (const u of unsentDrafts().filter((x) => x.case === caseKey)) {
     try {
@@ -1636,6 +1641,11 @@ async function sendUnsent() {
       if (!d.stale) {
         message(`your unsaved drawing of ${u.name} (${u.reviewer}), kept in this browser when its page was left ` +
                 '(too large to send then), is now kept by the server as a draft', 'ok');
+      } else if (d.gone) {
+        // (the page-leave request had reached the server, the page was gone before its answer;
+        // since then the draft was discarded, saved or restored in another window)
+        message(`your unsaved drawing of ${u.name} (${u.reviewer}), kept in this browser when its page was left, ` +
+                `was ${GONE_WORDS[d.gone] || d.gone} meanwhile: not kept again`, 'ok');
       }
     } catch (e) {
       if (!state.unsentSaid) {
@@ -1702,8 +1712,9 @@ function draftKept(p, d) {
     for (const r of p.replaces) dropReplaces(p.id, r.tab);
     forgetReplaced(p.id, d.reviewer, p.replaces);
   }
-  // (`saved`: this tab saved the drawing before the request arrived: it is not a draft)
-  if (d && d.structure_id !== undefined && !d.saved) upsertDraft(d);
+  // (`saved`: this tab saved the drawing before the request arrived: it is not a draft; `gone`:
+  // saved, discarded or restored elsewhere since: not kept again)
+  if (d && d.structure_id !== undefined && !d.saved && !d.gone) upsertDraft(d);
 }
 
 // Sends the drawing as the draft (after the draft requests before it). Resolves to true when

@@ -91,6 +91,12 @@ struct DraftInfo {
   /// Set by put_draft (with `stale`) when the tab saved this drawing or a later one of it
   /// already (the save's `saved_by`): nothing is written, the saved drawing is no draft.
   bool saved = false;
+  /// Set by put_draft (with `stale`) when this drawing of the tab, or a later one, is no draft
+  /// any more: "saved" (with `saved`; also when a window it was restored into saved it),
+  /// "discarded", or "restored" (restored into another window, whose draft holds it). Nothing is
+  /// written: a late request of the tab, or the copy its browser kept when the page went before
+  /// the answer, does not bring it back.
+  std::string gone;
 };
 
 /// Static facts of a structure (from the automatic contours or the creating user).
@@ -132,8 +138,8 @@ class ReviewDb {
   /// now this version); the author's drafts of other tabs, and one written since, stay.
   /// `saved_by`: the saving tab and the change number of the drawing saved: a draft request of
   /// that tab (and author) not above it that arrives later (sent when the page was hidden or
-  /// left while the save was on its way) writes nothing (put_draft: `stale`, `saved`); kept
-  /// for a day.
+  /// left while the save was on its way, or a copy the browser kept) writes nothing (put_draft:
+  /// `stale`, `saved`). The drafts cleared are noted the same way.
   std::int64_t save_version(std::int64_t id, std::int64_t base_version, const core::Image& mask,
                             const std::string& author, const std::string& action,
                             const std::string& new_name = {}, bool deleted = false,
@@ -181,7 +187,9 @@ class ReviewDb {
   /// requests of a tab may reach the server out of order), and comes back with `stale` set.
   /// An empty `tab` (a client that sends none) always replaces. A draft of a tab whose save
   /// covered change `seq` (save_version's `saved_by`) writes nothing and comes back with `stale`
-  /// and `saved` set.
+  /// and `saved` set; one of a tab whose draft was discarded or restored into another window
+  /// (removed, as far as change `seq`) writes nothing either and comes back with `stale` and
+  /// `gone` set: a discarded drawing does not come back from a late request or a browser's copy.
   /// `replaces`: other tabs' drafts of the reviewer and structure that this drawing supersedes
   /// (it was restored from them, as they were at change number DraftRef::seq): removed in the
   /// same transaction when this one is written, unless written since (a window still open
@@ -200,6 +208,7 @@ class ReviewDb {
                                         const core::Geometry& grid) const;
   /// Removes one tab's draft, as far as its change number `up_to_seq` (the one the discarding
   /// reviewer saw): one written since stays (its window drew on). False when none was removed.
+  /// A later put_draft of that tab not above the change number removed writes nothing (`gone`).
   bool discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab = "",
                      std::int64_t up_to_seq = INT64_MAX);
 
