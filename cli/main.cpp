@@ -43,6 +43,13 @@ core::ProgressCallback cancellable(core::ProgressCallback inner) {
   };
 }
 
+// The warnings a failed operation had gathered (core::Error::warnings(), e.g. `run`'s "contouring:
+// anatomy outside the model's scope? ..."), as a successful command prints them: "warning: ..."
+// on stderr, also with -q; before the error line, which they often explain.
+void print_warnings(const core::Error& e) {
+  for (const auto& w : e.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,6 +107,7 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const core::Cancelled& e) {
     cli::finish_progress_line();
+    print_warnings(e);
     if (const int sig = g_stop_signal.load()) {
       std::fprintf(stderr, "isoline %s: %s; stopped (unfinished outputs removed)\n", cmd->name.c_str(), e.what());
       return 128 + sig;
@@ -108,6 +116,7 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const core::Error& e) {
     cli::finish_progress_line();
+    print_warnings(e);
     std::fprintf(stderr, "isoline %s: error: %s\n", cmd->name.c_str(), e.what());
     return 1;
   } catch (const std::bad_alloc&) {

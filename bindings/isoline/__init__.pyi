@@ -1,4 +1,6 @@
 # Hand-written: the package's top level (the submodules have their own stubs).
+from typing import Sequence
+
 from . import adaptive as adaptive
 from . import batch as batch
 from . import contouring as contouring
@@ -12,7 +14,10 @@ from .patient import Patient as Patient, load_patient as load_patient
 
 __version__: str
 
-class Error(RuntimeError): ...
+class Error(RuntimeError):
+    # The warnings the operation had gathered before it failed (pipeline.run_case's: e.g.
+    # "contouring: anatomy outside the model's scope? ..."); () when none.
+    warnings: Sequence[str]
 class InvalidInput(Error, ValueError): ...
 class IoError(Error, OSError): ...
 class DeviceError(Error): ...

@@ -95,12 +95,37 @@ core::ProgressCallback signal_check_callback() {
   };
 }
 
+// `type(message)`, with the warnings the operation had gathered before it failed
+// (core::Error::warnings(): pipeline.run_case's) as the exception's `warnings`, a list of str;
+// without any, the class's empty tuple.
+py::object make_error(const py::object& type, const core::Error& e, const std::string& message) {
+  py::object exc = type(message);
+  if (!e.warnings().empty()) {
+    py::list warnings;
+    for (const auto& w : e.warnings()) warnings.append(py::str(w));
+    exc.attr("warnings") = warnings;
+  }
+  return exc;
+}
+
+void set_error(const py::object& type, const core::Error& e, const std::string& message) {
+  if (e.warnings().empty())
+    PyErr_SetString(type.ptr(), message.c_str());
+  else
+    PyErr_SetObject(type.ptr(), make_error(type, e, message).ptr());
+}
+
 }  // namespace
 
 void register_errors(py::module_& m) {
   // Multiple inheritance from built-ins so `except ValueError` / `except OSError` work.
-  static py::object base = py::reinterpret_steal<py::object>(
-      PyErr_NewExceptionWithDoc("isoline.Error", "Base class of Isoline errors.", PyExc_RuntimeError, nullptr));
+  // `warnings`: what the operation had gathered before it failed (set_error); () for most errors.
+  static py::object base = py::reinterpret_steal<py::object>(PyErr_NewExceptionWithDoc(
+      "isoline.Error",
+      "Base class of Isoline errors. `warnings`: the warnings the operation had gathered before it "
+      "failed (pipeline.run_case: e.g. 'contouring: anatomy outside the model's scope? ...'), often "
+      "the reason; () when none.",
+      PyExc_RuntimeError, py::dict(py::arg("warnings") = py::tuple()).ptr()));
   auto make = [&](const char* name, const char* doc, PyObject* builtin) {
     py::tuple bases = builtin ? py::make_tuple(base, py::handle(builtin)) : py::make_tuple(base);
     std::string qual = std::string("isoline.") + name;
@@ -123,29 +148,31 @@ void register_errors(py::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const core::InvalidInput& e) {
-      PyErr_SetString(invalid.ptr(), e.what());
+      set_error(invalid, e, e.what());
     } catch (const core::IoError& e) {
-      PyErr_SetString(io.ptr(), e.what());
+      set_error(io, e, e.what());
     } catch (const core::DeviceError& e) {
-      PyErr_SetString(device.ptr(), python_message(e.what()).c_str());
+      set_error(device, e, python_message(e.what()));
     } catch (const core::NotSupported& e) {
-      PyErr_SetString(unsupported.ptr(), e.what());
+      set_error(unsupported, e, e.what());
     } catch (const core::Cancelled& e) {
       // Ctrl-C (or a callback's KeyboardInterrupt) stays a KeyboardInterrupt, as everywhere in
       // Python: a per-case loop with `except Exception:` stops instead of logging a failed case
       // and going on. A callback that raises anything else is isoline.Cancelled.
       const bool interrupt = std::string(e.what()).rfind(kInterrupted, 0) == 0;
       const auto* raised = dynamic_cast<const CallbackRaised*>(&e);
-      if (interrupt || !raised || !raised->exception()) {
-        PyErr_SetString(interrupt ? PyExc_KeyboardInterrupt : cancelled.ptr(), e.what());
+      if (interrupt) {
+        PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
+      } else if (!raised || !raised->exception()) {
+        set_error(cancelled, e, e.what());
       } else {
         // raise isoline.Cancelled(message) from <the callback's exception>
-        py::object exc = cancelled(e.what());
+        py::object exc = make_error(cancelled, e, e.what());
         PyException_SetCause(exc.ptr(), raised->exception().inc_ref().ptr());  // steals; sets __suppress_context__
         PyErr_SetObject(cancelled.ptr(), exc.ptr());
       }
     } catch (const core::Error& e) {
-      PyErr_SetString(base.ptr(), e.what());
+      set_error(base, e, e.what());
     } catch (const dose::EngineError& e) {  // normally wrapped by isoline::dose already
       PyErr_SetString(e.kind() == dose::EngineError::Io       ? io.ptr()
                       : e.kind() == dose::EngineError::Device ? device.ptr()

@@ -93,7 +93,9 @@ void bind_pipeline(py::module_ m) {
       "template, and "
       "RS.dcm, RD.dcm, plan.json, dose.nii.gz, DVHs and report.html in out_dir (atomic). For a CT from "
       "an image file, patient_id / patient_name name the patient of the DICOM written (default: "
-      "'IMG-' and a hash of the image, 'ANONYMOUS^'); refused for a DICOM CT. Releases the GIL.");
+      "'IMG-' and a hash of the image, 'ANONYMOUS^'); refused for a DICOM CT. A failure raises the "
+      "isoline.Error naming the input at fault, its `warnings` those gathered until then (the CT's, "
+      "'contouring: anatomy outside the model's scope? ...'), often the reason. Releases the GIL.");
 }
 
 }  // namespace isoline::py_bind

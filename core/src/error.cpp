@@ -22,4 +22,16 @@ std::string format_error(std::string_view operation, std::string_view subject,
   return msg;
 }
 
+const std::vector<std::string>& Error::warnings() const noexcept {
+  static const std::vector<std::string> none;
+  return warnings_ ? *warnings_ : none;
+}
+
+void Error::add_warnings(const std::vector<std::string>& warnings) {
+  if (warnings.empty()) return;
+  auto all = std::make_shared<std::vector<std::string>>(this->warnings());
+  all->insert(all->end(), warnings.begin(), warnings.end());
+  warnings_ = std::move(all);
+}
+
 }  // namespace isoline::core

@@ -24,8 +24,9 @@ double since(std::chrono::steady_clock::time_point t0) {
 // Nothing to plan on because every one of the template's targets that is there is empty
 // (0 cc): say where they came from and what to do, before the planning. The planner alone can
 // only say "present but empty" (planning::make_plan); here the source is known: the network's
-// automatic suggestions on this CT (the warning saying so would only be printed after a
-// successful run, so it is part of the message), or the --targets / --structures given.
+// automatic suggestions on this CT (said in the message; the contouring's own warnings, e.g.
+// anatomy outside the model's scope, travel with the error: run_case), or the --targets /
+// --structures given.
 void check_targets_not_empty(const core::StructureSet& structures, const planning::PlanTemplate& tpl,
                              const RunOptions& o) {
   std::vector<std::string> empty;
@@ -53,9 +54,8 @@ void check_targets_not_empty(const core::StructureSet& structures, const plannin
                                      " present but empty (0 cc): nothing to plan on; give targets with voxels");
 }
 
-}  // namespace
-
-RunResult run_case(const RunOptions& o, const core::Progress& progress) {
+// run_case's steps; the warnings go into r.warnings as they arise.
+void run_steps(const RunOptions& o, const core::Progress& progress, RunResult& r) {
   const auto t_start = std::chrono::steady_clock::now();
   if (o.out_dir.empty())
     core::fail<core::InvalidInput>("run", "--out", "no output directory given");
@@ -69,7 +69,6 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   // Check the template before the long work.
   planning::PlanTemplate tpl = planning::load_template(o.template_name);
 
-  RunResult r;
   r.out_dir = o.out_dir;
   if (!o.structures_path.empty() && !o.targets_path.empty())
     core::fail<core::InvalidInput>("run", "--targets", "give either --structures or --targets, not both");
@@ -99,6 +98,7 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   std::string model = "given structures";
   std::optional<contouring::ContourResult> contoured;  // its quality, warnings, model (no masks)
   std::map<std::string, std::string> given;             // --targets: name -> their file
+  std::optional<std::size_t> suggestions_warning;       // where in r.warnings it goes
   auto t0 = std::chrono::steady_clock::now();
   if (o.structures_path.empty()) {
     // (RS.dcm's references were checked before the CT was written: a DICOM CT above, and the
@@ -121,11 +121,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
         if (!core::is_target_type(core::guess_structure_type(n))) co.structures.push_back(n);
       co.structures.push_back("Body");
     }
-    if (targets.empty())  // the estimate is only as good as the targets it plans on
-      r.warnings.push_back(
-          "the targets are the network's automatic suggestions (PTV70 Dice about 0.55 against the physicians' on "
-          "the OpenKBP validation split): the dose estimate is not the physician's plan; give the physician's "
-          "targets with --targets");
+    // The estimate is only as good as the targets it plans on: said once there is an estimate,
+    // in this place of the warnings (the error of targets that come out empty says it its way).
+    if (targets.empty()) suggestions_warning = r.warnings.size();
     contouring::ContourResult c =
         contouring::contour(ct.series.image, net, co, progress.sub(0.08, 0.35, "contour"));
     for (const auto& w : c.warnings) r.warnings.push_back("contouring: " + w);
@@ -139,6 +137,8 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
       given[t.name] = fs::path(o.targets_path).filename().string();
     }
     model = contoured->model_name + " " + contoured->model_version;
+    // Before RS.dcm is written: its warnings (the empty ROIs) would only repeat the error's.
+    check_targets_not_empty(structures, tpl, o);
     rtstruct::RtStructWriteOptions so = auto_contour_options(*contoured);
     // The given targets are not Isoline's: their own generation algorithm (from an RT-STRUCT;
     // unknown from masks), not the network's.
@@ -152,9 +152,9 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
     r.files.push_back("RS.dcm");
   } else {
     structures = load_structures(o.structures_path, ct);
+    check_targets_not_empty(structures, tpl, o);
   }
   r.contour_s = since(t0);
-  check_targets_not_empty(structures, tpl, o);
   core::write_mask_dir(structures, (dir / "masks").string());
   if (contoured)  // the flags the reviewer (and `isoline serve` on these masks) should see
     write_quality_json(*contoured, (dir / "masks" / "quality.json").string(), "run", given);
@@ -168,6 +168,11 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   r.plan =
       planning::make_plan(ct.series.image, structures, tpl, po, progress.sub(0.35, 0.95, "plan"));
   r.plan_s = since(t0);
+  if (suggestions_warning)
+    r.warnings.insert(r.warnings.begin() + static_cast<std::ptrdiff_t>(*suggestions_warning),
+                      "the targets are the network's automatic suggestions (PTV70 Dice about 0.55 against the "
+                      "physicians' on the OpenKBP validation split): the dose estimate is not the physician's "
+                      "plan; give the physician's targets with --targets");
   for (const auto& w : r.plan.warnings) r.warnings.push_back("plan: " + w);
   PlanOutputs po_files = write_plan_outputs(dir.string(), ct, structures, r.plan);
   r.files.insert(r.files.end(), po_files.files.begin(), po_files.files.end());
@@ -199,6 +204,21 @@ RunResult run_case(const RunOptions& o, const core::Progress& progress) {
   out.commit();
   r.total_s = since(t_start);
   progress.done();
+}
+
+}  // namespace
+
+RunResult run_case(const RunOptions& o, const core::Progress& progress) {
+  RunResult r;
+  try {
+    run_steps(o, progress, r);
+  } catch (core::Error& e) {
+    // The warnings gathered before a failure are often its explanation (a chest CT: "anatomy
+    // outside the model's scope?", and then the targets come out empty): they go with the error,
+    // as the result would have carried them (the CLI prints them before the error line).
+    e.add_warnings(r.warnings);
+    throw;
+  }
   return r;
 }
 

@@ -253,6 +253,30 @@ TEST(Run, TargetsThatComeOutEmptyAreNamedWithWhereTheyCameFrom) {
   EXPECT_FALSE(fs::exists(tmp.file("new"))) << "the folders the failed run created are left";
 }
 
+// A run that fails still says what it had found. The warnings gathered on the way were printed
+// only after a success: on a chest-like CT the contouring's "anatomy outside the model's scope?"
+// (the reason the targets come out empty) was lost with the error. They now go with it
+// (core::Error::warnings(), from pipeline::run_case) and are printed as on a success, "warning:"
+// lines on stderr, also with -q, before the error line they explain.
+TEST(Run, WarningsGatheredBeforeAFailureArePrintedBeforeTheError) {
+  test::TempDir tmp;
+  auto r = test::run_command(test::isoline_bin() + " phantom lung-slab -q --size 48,48,32 --out " + tmp.file("l"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string ct = tmp.file("l/ct.nii.gz");
+  r = test::run_command(test::isoline_bin() + " run -q " + ct + " --out " + tmp.file("r") + " --iterations 30");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const auto warning = r.output.find("warning: contouring: anatomy outside the model's scope? ");
+  const auto error = r.output.find("isoline run: error: run: " + ct + ": the targets were auto-contoured on this CT");
+  ASSERT_NE(warning, std::string::npos) << r.output;
+  ASSERT_NE(error, std::string::npos) << r.output;
+  EXPECT_LT(warning, error) << r.output;
+  // Not the warnings about outputs that never came (the estimate "is not the physician's plan",
+  // RS.dcm's empty ROIs): the error says what is empty and what to do.
+  EXPECT_FALSE(test::has(r.output, "Dice about 0.55")) << r.output;
+  EXPECT_FALSE(test::has(r.output, "RS.dcm: ")) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.file("r")));
+}
+
 TEST(Run, BadInputFailsCleanlyWithoutOutput) {
   test::TempDir tmp;
   const std::string out = tmp.file("never");

@@ -6,9 +6,11 @@
 // translate them (exit code / Python exception type).
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace isoline::core {
 
@@ -16,6 +18,20 @@ namespace isoline::core {
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+
+  /// The warnings a long operation had gathered when it failed (pipeline::run_case: the CT
+  /// series', "contouring: anatomy outside the model's scope? ...", ...): often the reason for
+  /// the failure, and lost otherwise, since they are returned only with a result. Not part of
+  /// what(); the CLI prints them as "warning: ..." lines before the error line, Python has them
+  /// as the exception's `warnings`. Empty for most errors.
+  const std::vector<std::string>& warnings() const noexcept;
+  /// Appends to warnings(): where an operation's warnings are known, e.g.
+  /// `catch (core::Error& e) { e.add_warnings(gathered); throw; }` (the type is kept).
+  void add_warnings(const std::vector<std::string>& warnings);
+
+ private:
+  // Shared and immutable: copying an exception must not throw.
+  std::shared_ptr<const std::vector<std::string>> warnings_;
 };
 
 /// The caller's input is unusable: bad arguments, inconsistent geometry, malformed content.

@@ -43,6 +43,8 @@ struct RunResult {
   std::vector<std::string> files;  ///< relative to out_dir
   std::vector<contouring::StructureQuality> quality;  ///< empty when structures were given
   planning::PlanResult plan;
+  /// The CT series' ("<ct>: ..."), the contouring's ("contouring: ..."), RS.dcm's and the plan's
+  /// ("plan: ...") warnings, in the order they arose.
   std::vector<std::string> warnings;
   /// The Patient ID a CT from an image file was given (RunOptions::patient_id or one made from
   /// the image); empty for a DICOM CT.
@@ -50,6 +52,9 @@ struct RunResult {
   double contour_s = 0, plan_s = 0, total_s = 0;
 };
 
+/// Throws core::Error (InvalidInput, IoError, ...) naming the input at fault; the warnings
+/// gathered until then (RunResult::warnings so far: e.g. the contouring's "anatomy outside the
+/// model's scope?" before its targets come out empty) go with it as Error::warnings().
 RunResult run_case(const RunOptions& options, const core::Progress& progress = {});
 
 }  // namespace isoline::pipeline
