@@ -144,14 +144,17 @@ struct Node::Impl {
                                         : "SOP Instance UID " + in.sop_instance_uid;
       in_files.push_back(f);
     }
-    // Library errors name the node's files and give advice for library users: rephrased.
+    // Library errors name the node's files and give advice for library users: rephrased,
+    // with the warnings gathered before them (the main job's: process() logs them).
     auto for_operator = [&labels](const auto& body) {
       try {
         body();
       } catch (const core::Cancelled&) {
         throw;
       } catch (const core::Error& e) {
-        throw core::Error(job_error_for_operator(e.what(), labels));
+        core::Error rephrased(job_error_for_operator(e.what(), labels));
+        rephrased.add_warnings(e.warnings());
+        throw rephrased;
       }
     };
     for_operator([&] {
@@ -299,6 +302,11 @@ struct Node::Impl {
         return;
       } catch (const std::exception& e) {
         q.mark_failed(job.id, e.what(), now_seconds());
+        // Logged as a successful job logs them, before the error they often explain: the
+        // warnings gathered until the failure (the main job's "contouring: anatomy outside the
+        // model's scope? ..." before its targets come out empty).
+        if (const auto* error = dynamic_cast<const core::Error*>(&e))
+          for (const auto& w : error->warnings()) say("warning", tag + w);
         say("error", tag + "failed: " + e.what());
         return;
       }

@@ -705,6 +705,42 @@ TEST(NodeCli, AFailedJobNamesSlicesByInstanceNumberAndSaysSendTheSeriesAgain) {
   EXPECT_NE(node.log().find("error job 1: failed: read CT series: "), std::string::npos) << node.log();
 }
 
+// A main job (job kind run) on a CT that is not head and neck (a water-lung-water slab): its
+// auto-contoured targets come out empty and it fails. The warning that says why ("anatomy
+// outside the model's scope?") is logged before the error, as a successful job logs its
+// warnings; the queue's error is the error alone. Before, the log had only the error.
+TEST(NodeCli, AFailedMainJobLogsTheWarningsGatheredBeforeItsError) {
+  TempDir t;
+  auto r = run_command(isoline_exe() + " phantom lung-slab -q --size 48,48,32 --out " + t.file("slab"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  fs::remove(t.file("slab/dicom/RS.dcm"));  // the CT series alone
+  const int port = free_port();
+  NodeProcess node(t.file("work"), port, {"--quiet-time", "1", "--job", "run"});
+  ASSERT_TRUE(node.start()) << node.log();
+  r = storescu("SCANNER", "ISOLINE", port, t.file("slab/dicom"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Json jobs;
+  EXPECT_TRUE(wait_for(
+      [&] {
+        jobs = node.jobs();
+        return jobs.is_array() && jobs.size() == 1 && jobs[0]["state"] == "failed";
+      },
+      60))
+      << jobs.dump() << node.log();
+  node.stop();
+  const std::string log = node.log();
+  const auto warning = log.find("warning job 1: contouring: anatomy outside the model's scope? ");
+  const auto error = log.find("error job 1: failed: run: ");
+  ASSERT_NE(warning, std::string::npos) << log;
+  ASSERT_NE(error, std::string::npos) << log;
+  EXPECT_LT(warning, error) << log;
+  EXPECT_NE(log.find("came out empty", error), std::string::npos) << log;
+  ASSERT_EQ(jobs.size(), 1u) << log;
+  const std::string job_error = jobs[0]["error"];
+  EXPECT_NE(job_error.find("came out empty"), std::string::npos) << job_error;
+  EXPECT_EQ(job_error.find("anatomy outside"), std::string::npos) << job_error;
+}
+
 // Audit 18, defect 14 (no PACS): `isoline jobs` says which destination received a result when
 // another did not, --retry says the state a failed job with a result really goes to, and after a
 // restart the log names the job that was running when the node died and, failed after as many
