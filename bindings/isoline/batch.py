@@ -264,7 +264,9 @@ def _io_error(path: Path, e: OSError) -> IoError:
 
 def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_dir: str, options: Dict[str, Any]) -> Dict[str, Any]:
     """Runs on a worker: the job into a temporary directory renamed onto <out>/<case id>.
-    Exceptions become a 'failed' record (the batch goes on)."""
+    Exceptions become a 'failed' record (the batch goes on), with the warnings the job had
+    gathered before it failed (an isoline.Error's ``warnings``, e.g. run_case's "contouring:
+    anatomy outside the model's scope? ..."; [] when none)."""
     t0 = time.perf_counter()
     rec: Dict[str, Any] = {"input": input_path, "worker": f"{socket.gethostname()}:{os.getpid()}"}
     final = Path(out_dir) / case_id
@@ -282,6 +284,7 @@ def _run_case(job: Union[str, JobFunction], case_id: str, input_path: str, out_d
     except BaseException as e:  # noqa: BLE001 - one case's failure must not stop the batch
         shutil.rmtree(tmp, ignore_errors=True)
         rec.update(status="failed", error=f"{type(e).__name__}: {e}",
+                   warnings=[str(w) for w in getattr(e, "warnings", ())],
                    traceback=traceback.format_exc(limit=8))
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
@@ -415,14 +418,22 @@ def read_manifest(out_dir: PathLike) -> Dict[str, Any]:
     return json.loads((Path(out_dir) / MANIFEST_NAME).read_text())
 
 
+def _record_warnings(rec: Mapping[str, Any]) -> List[Any]:
+    """A case record's warnings: its job's result's, or for a failed case those gathered before
+    the failure (the record's own)."""
+    res = rec.get("result") if isinstance(rec.get("result"), dict) else {}
+    return list(res.get("warnings") or rec.get("warnings") or [])
+
+
 #: Columns of summary.csv, one row per case of the manifest.
 SUMMARY_COLUMNS = ["case", "status", "seconds", "warnings", "error", "input", "outputs", "finished"]
 
 
 def write_summary(out_dir: PathLike) -> Path:
     """Writes ``<out>/summary.csv`` from the manifest (atomically): one row per case, sorted by
-    case id, with status (done/failed), seconds, the job's whole-image warnings (joined by " | "),
-    the error of a failed case (exception type and message: file and reason), input, outputs and
+    case id, with status (done/failed), seconds, the job's whole-image warnings (joined by " | ";
+    for a failed case those gathered before the failure), the error of a failed case (exception
+    type and message: file and reason), input, outputs and
     when it finished. run_batch writes it at the end of every run, also an interrupted one.
     Returns its path."""
     out = Path(out_dir)
@@ -434,7 +445,7 @@ def write_summary(out_dir: PathLike) -> Path:
         r = cases[cid]
         res = r.get("result") if isinstance(r.get("result"), dict) else {}
         w.writerow([cid, r.get("status", ""), r.get("seconds", ""),
-                    " | ".join(str(x) for x in res.get("warnings", []) or []), r.get("error", ""),
+                    " | ".join(str(x) for x in _record_warnings(r)), r.get("error", ""),
                     r.get("input", ""), " ".join(str(x) for x in res.get("outputs", []) or []),
                     r.get("finished", "")])
     _write_text_atomically(out / SUMMARY_NAME, buf.getvalue())
@@ -751,9 +762,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             line += f" {r['seconds']:.1f} s"
         if r.get("error"):
             line += f" ({r['error']})"
-        warnings = (r.get("result") or {}).get("warnings") or []
+        warnings = _record_warnings(r)  # a failed case's: those gathered before the failure
         if warnings:
-            n_warned[0] += 1
+            if r["status"] == "done":
+                n_warned[0] += 1
             first = str(warnings[0])
             line += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}: " + \
                 (first if len(first) <= 100 else first[:97] + "...")

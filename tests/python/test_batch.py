@@ -362,12 +362,14 @@ def test_progress_and_summary_csv_name_each_case_with_its_file_and_reason(cases,
 
 
 def test_command_line_progress_and_interrupt_message(monkeypatch, capsys, tmp_path):
-    """[k/n] lines with warnings and the time left; Ctrl-C / SIGTERM: one line, 130 / 143."""
+    """[k/n] lines with warnings and the time left (a failed case's: those gathered before the
+    failure, not counted as a done case with warnings); Ctrl-C / SIGTERM: one line, 130 / 143."""
     def fake(cases, out, job, *, progress, **kw):
         progress(0, 2, None, None)
         progress(1, 2, "p1", {"status": "done", "seconds": 2.0,
                               "result": {"warnings": ["the CT holds almost no air"]}})
-        progress(2, 2, "p2", {"status": "failed", "seconds": 0.1, "error": "IoError: read image: p2/ct.nii.gz: bad"})
+        progress(2, 2, "p2", {"status": "failed", "seconds": 0.1, "error": "IoError: read image: p2/ct.nii.gz: bad",
+                              "warnings": ["contouring: anatomy outside the model's scope? ..."]})
         r = batch.BatchReport(job="contour", out_dir=Path(out), done=["p1"], failed={"p2": "x"})
         return r
     monkeypatch.setattr(batch, "run_batch", fake)
@@ -375,7 +377,8 @@ def test_command_line_progress_and_interrupt_message(monkeypatch, capsys, tmp_pa
     o = capsys.readouterr().out.splitlines()
     assert o[0] == "2 cases to run"
     assert o[1].startswith("[1/2] p1: done 2.0 s, 1 warning: the CT holds almost no air (about ")
-    assert o[2] == "[2/2] p2: failed 0.1 s (IoError: read image: p2/ct.nii.gz: bad)"
+    assert o[2] == ("[2/2] p2: failed 0.1 s (IoError: read image: p2/ct.nii.gz: bad), 1 warning: "
+                    "contouring: anatomy outside the model's scope? ...")
     assert o[3].startswith("1 done (1 with warnings), 1 failed, 0 already done") and "summary.csv" in o[3]
     for how, code in (("SIGTERM", 143), ("", 130)):
         def interrupted(*a, **kw):

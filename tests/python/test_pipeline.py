@@ -42,3 +42,42 @@ def test_batch_main_job(hn_case_dir, tmp_path):
     assert "RD.dcm" in rec["result"]["outputs"] and rec["result"]["criteria"]
     assert (tmp_path / "out" / "hn3" / "RD.dcm").is_file()
     assert json.loads((tmp_path / "out" / "hn3" / "plan.json").read_text())["beams"]
+
+
+@pytest.fixture(scope="module")
+def lung_slab_dir(tmp_path_factory):
+    """A water-lung-water slab (48 x 48 x 32 voxels), not head and neck: the auto-contoured
+    targets come out empty, after the contouring warned that the anatomy is outside its scope."""
+    from isoline import core, phantoms
+    d = tmp_path_factory.mktemp("slab")
+    core.write_image(phantoms.make_dose_phantom("lung-slab", size=(48, 48, 32)).ct, str(d / "ct.nii.gz"))
+    return d
+
+
+def test_a_failed_run_case_carries_the_warnings_gathered_before_it(lung_slab_dir, tmp_path):
+    """The error of a run whose auto-contoured targets came out empty has the contouring's
+    warning that explains it as `e.warnings` (as RunResult.warnings would have had it)."""
+    with pytest.raises(isoline.InvalidInput) as e:
+        pipeline.run_case(str(lung_slab_dir / "ct.nii.gz"), str(tmp_path / "out"), max_iterations=30)
+    assert "came out empty" in str(e.value)
+    assert any(w.startswith("contouring: anatomy outside the model's scope? ") for w in e.value.warnings), \
+        e.value.warnings
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_batch_case_records_the_warnings_gathered_before_it(lung_slab_dir, tmp_path):
+    """The batch job "run" on that CT: the failed case's record, summary.csv and progress line
+    carry those warnings (before: the error alone)."""
+    import csv
+    lines = []
+    rep = batch.run_batch({"slab": lung_slab_dir}, tmp_path / "out", "run",
+                          options={"max_iterations": 30, "report": False}, n_workers=1,
+                          progress=lambda k, n, cid, rec: lines.append(rec))
+    assert list(rep.failed) == ["slab"] and not rep.done
+    rec = batch.read_manifest(tmp_path / "out")["cases"]["slab"]
+    assert rec["status"] == "failed" and "came out empty" in rec["error"]
+    assert any(w.startswith("contouring: anatomy outside the model's scope? ") for w in rec["warnings"]), rec
+    with open(tmp_path / "out" / batch.SUMMARY_NAME, newline="") as f:
+        row = next(csv.DictReader(f))
+    assert row["status"] == "failed" and "contouring: anatomy outside the model's scope? " in row["warnings"]
+    assert lines[-1]["warnings"] == rec["warnings"]
