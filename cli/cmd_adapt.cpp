@@ -167,43 +167,54 @@ int run_adapt(const Args& args, const Context& ctx) {
 
   auto r = adaptive::adapt(in, opt, progress.sub(0.06, 0.92, "adapt"));
 
-  // Outputs: into the temporary directory made above.
-  progress.update(0.92, "write");
-  adaptive::write_field(r.registration.field, (out / "dvf_newct_to_planct.nii.gz").string());
-  core::write_mask_dir(r.structures, (out / "masks").string());
-  core::write_image(r.unadapted_dose, (out / "dose_unadapted.nii.gz").string());
-  core::write_image(r.accumulated_unadapted, (out / "dose_accumulated_unadapted.nii.gz").string());
-  core::write_image(r.accumulated_adapted, (out / "dose_accumulated.nii.gz").string());
-  if (opt.replan) core::write_image(r.adapted.dose, (out / "dose_adapted.nii.gz").string());
-  if (!args.flag("--no-dicom")) {
-    const rtstruct::PatientStudy* study = plan_dicom ? &plan_series.info : new_dicom ? &new_series.info : nullptr;
-    rtstruct::CtSeries ns = ensure_series(in.new_ct, new_dicom, new_series, out / "new_ct", "Isoline new CT", study);
-    rtstruct::CtSeries ps = ensure_series(in.planning_ct, plan_dicom, plan_series, out / "plan_ct",
-                                          "Isoline planning CT", new_dicom ? &ns.info : nullptr);
-    rtstruct::RtStructWriteOptions so;
-    so.structure_set_label = "ADAPT";
-    so.series_description = "Isoline propagated structures";
-    auto rs = rtstruct::write_rtstruct(r.structures, ns, (out / "RS.dcm").string(), so);
-    for (const auto& w : rs.warnings) std::fprintf(stderr, "warning: RS.dcm: %s\n", w.c_str());
-    rtstruct::RtDoseWriteOptions d;
-    d.dose_comment = "original plan recomputed on the new CT";
-    d.series_description = "Isoline unadapted dose";
-    rtstruct::write_rtdose(r.unadapted_dose, ns, (out / "RD_unadapted.dcm").string(), d);
-    if (opt.replan) {
-      d.dose_comment = "adapted plan on the new CT";
-      d.series_description = "Isoline adapted dose";
-      rtstruct::write_rtdose(r.adapted.dose, ns, (out / "RD_adapted.dcm").string(), d);
+  // Outputs: into the temporary directory made above. An error writing them carries adapt's
+  // warnings (main.cpp prints them before the error line, as a success prints them below).
+  try {
+    progress.update(0.92, "write");
+    adaptive::write_field(r.registration.field, (out / "dvf_newct_to_planct.nii.gz").string());
+    core::write_mask_dir(r.structures, (out / "masks").string());
+    core::write_image(r.unadapted_dose, (out / "dose_unadapted.nii.gz").string());
+    core::write_image(r.accumulated_unadapted, (out / "dose_accumulated_unadapted.nii.gz").string());
+    core::write_image(r.accumulated_adapted, (out / "dose_accumulated.nii.gz").string());
+    if (opt.replan) core::write_image(r.adapted.dose, (out / "dose_adapted.nii.gz").string());
+    if (!args.flag("--no-dicom")) {
+      const rtstruct::PatientStudy* study = plan_dicom ? &plan_series.info : new_dicom ? &new_series.info : nullptr;
+      rtstruct::CtSeries ns = ensure_series(in.new_ct, new_dicom, new_series, out / "new_ct", "Isoline new CT", study);
+      rtstruct::CtSeries ps = ensure_series(in.planning_ct, plan_dicom, plan_series, out / "plan_ct",
+                                            "Isoline planning CT", new_dicom ? &ns.info : nullptr);
+      rtstruct::RtStructWriteOptions so;
+      so.structure_set_label = "ADAPT";
+      so.series_description = "Isoline propagated structures";
+      auto rs = rtstruct::write_rtstruct(r.structures, ns, (out / "RS.dcm").string(), so);
+      for (const auto& w : rs.warnings) std::fprintf(stderr, "warning: RS.dcm: %s\n", w.c_str());
+      rtstruct::RtDoseWriteOptions d;
+      d.dose_comment = "original plan recomputed on the new CT";
+      d.series_description = "Isoline unadapted dose";
+      rtstruct::write_rtdose(r.unadapted_dose, ns, (out / "RD_unadapted.dcm").string(), d);
+      if (opt.replan) {
+        d.dose_comment = "adapted plan on the new CT";
+        d.series_description = "Isoline adapted dose";
+        rtstruct::write_rtdose(r.adapted.dose, ns, (out / "RD_adapted.dcm").string(), d);
+      }
+      d.dose_comment = "accumulated course dose on the planning CT";
+      d.series_description = "Isoline accumulated dose";
+      rtstruct::write_rtdose(r.accumulated_adapted, ps, (out / "RD_accumulated.dcm").string(), d);
     }
-    d.dose_comment = "accumulated course dose on the planning CT";
-    d.series_description = "Isoline accumulated dose";
-    rtstruct::write_rtdose(r.accumulated_adapted, ps, (out / "RD_accumulated.dcm").string(), d);
-  }
 #if ISOLINE_ADAPTIVE_REPLAN
-  if (opt.replan) planning::write_plan_json(r.adapted.plan, r.adapted.fractions, (out / "plan_adapted.json").string());
+    if (opt.replan)
+      planning::write_plan_json(r.adapted.plan, r.adapted.fractions, (out / "plan_adapted.json").string());
 #endif
-  adaptive::write_adapt_report_html(in, r, (out / "report.html").string());
-  outputs.commit();
-  progress.done();
+    adaptive::write_adapt_report_html(in, r, (out / "report.html").string());
+    // The last point where Ctrl-C stops it (the progress callback throws): before the outputs
+    // appear, not after, when the message would say they were removed.
+    progress.done();
+    outputs.commit();
+  } catch (core::Error& e) {
+    e.add_warnings(r.warnings);
+    throw;
+  }
+  // On stderr with -q too, as every command's warnings (docs/cli.md), before the summary.
+  for (const auto& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 
   // Summary.
   std::printf("registration  %.1f s, Jacobian min %.3f, folding %.4f %%\n", r.registration.seconds,
@@ -225,7 +236,6 @@ int run_adapt(const Args& args, const Context& ctx) {
                 r.setup_shift_mm[0], r.setup_shift_mm[1], r.setup_shift_mm[2]);
   else
     std::printf("setup         none: the unadapted dose keeps the planning CT's isocentre coordinates\n");
-  for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
   if (!r.criteria.empty()) {
     std::printf("\n%-40s", "criterion");
     for (const auto& c : r.columns) std::printf(" %22s", c.c_str());

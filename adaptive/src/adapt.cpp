@@ -127,7 +127,10 @@ std::vector<planning::Criterion> checked_inputs(const AdaptInput& in, const Adap
 
 void check_adapt_inputs(const AdaptInput& in, const AdaptOptions& opt) { checked_inputs(in, opt); }
 
-AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Progress& progress) {
+namespace {
+
+// adapt's steps; the warnings go into r.warnings as they arise.
+void adapt_steps(const AdaptInput& in, const AdaptOptions& opt, const core::Progress& progress, AdaptResult& r) {
   const char* op = "adapt";
   if (in.planning_ct.empty()) fail<InvalidInput>(op, "planning CT", "image is empty");
   if (in.new_ct.empty()) fail<InvalidInput>(op, "new CT", "image is empty");
@@ -140,7 +143,6 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
   if (opt.recontour)
     network.emplace(opt.model_card, contouring::network_device(opt.plan_options.device, &network_note));
   const auto t0 = std::chrono::steady_clock::now();
-  AdaptResult r;
   r.fractions_delivered = opt.fractions_delivered;
   r.criteria = std::move(criteria);
   if (!network_note.empty()) r.warnings.push_back("re-contouring: " + network_note);
@@ -335,6 +337,22 @@ AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Pro
   r.rows = compare(cols, r.criteria);
   r.timing.total_s = since(t0);
   progress.done();
+}
+
+}  // namespace
+
+AdaptResult adapt(const AdaptInput& in, const AdaptOptions& opt, const core::Progress& progress) {
+  AdaptResult r;
+  try {
+    adapt_steps(in, opt, progress, r);
+  } catch (core::Error& e) {
+    // The warnings gathered before a failure (registration folds, the re-contouring's "anatomy
+    // outside the model's scope?", the re-plan's) may explain it: they go with the error, as
+    // the result would have carried them (run_case does the same; the CLI prints them before
+    // the error line, Python has them as the exception's `warnings`).
+    e.add_warnings(r.warnings);
+    throw;
+  }
   return r;
 }
 

@@ -15,8 +15,8 @@ from .patient import Patient as Patient, load_patient as load_patient
 __version__: str
 
 class Error(RuntimeError):
-    # The warnings the operation had gathered before it failed (pipeline.run_case's: e.g.
-    # "contouring: anatomy outside the model's scope? ..."); () when none.
+    # The warnings the operation had gathered before it failed (pipeline.run_case's, e.g.
+    # "contouring: anatomy outside the model's scope? ...", adaptive.adapt's); () when none.
     warnings: Sequence[str]
 class InvalidInput(Error, ValueError): ...
 class IoError(Error, OSError): ...

@@ -12,6 +12,7 @@
 #include "isoline/adaptive/adapt.h"
 #include "isoline/adaptive/synthetic.h"
 #include "isoline/core/device.h"
+#include "isoline/core/error.h"
 #include "isoline/core/io.h"
 #include "isoline/core/mask_ops.h"
 #include "isoline/dose/dose.h"
@@ -452,6 +453,38 @@ core::Image without_lower_slices(const core::Image& ct, int k0) {
   cut.size[2] = g.size[2] - k0;
   cut.origin = g.index_to_world({0.0, 0.0, double(k0)});
   return core::resample(ct, cut, core::Interpolation::Linear, -1000.0);
+}
+
+// A failed adapt gives the warnings it had gathered with its error (core::Error::warnings(),
+// as run_case): the CLI prints them before the error line, Python has them as `e.warnings`.
+// Stopped (as Ctrl-C stops the CLI: its progress callback throws core::Cancelled) at the
+// evaluation, after the accumulation warned that part of the planning CT lies beyond the new
+// CT (the case of the test below). Before, the error came alone.
+TEST(AdaptAccumulation, AFailureCarriesTheWarningsGatheredBeforeIt) {
+  const TinyPlan t = tiny_plan();
+  adaptive::AdaptInput in;
+  in.planning_ct = t.pc.ct;
+  in.planning_structures = t.pc.structures;
+  in.plan = t.plan;
+  in.fractions = t.plan.fractions;
+  in.planned_dose = t.planned;
+  in.tpl = planning::load_template("hn");
+  in.new_ct = without_lower_slices(t.pc.ct, 25);
+  adaptive::AdaptOptions opt;
+  opt.replan = false;
+  opt.registration.rigid = false;
+  const core::Progress stop_at_evaluation([](const core::ProgressEvent& e) {
+    if (e.detail == "evaluate") throw core::Cancelled("adapt: stopped");
+  });
+  try {
+    adaptive::adapt(in, opt, stop_at_evaluation);
+    ADD_FAILURE() << "adapt was not stopped";
+  } catch (const core::Cancelled& e) {
+    EXPECT_STREQ(e.what(), "adapt: stopped");
+    bool warned = false;
+    for (const auto& w : e.warnings()) warned = warned || test::has(w, "lies beyond the new CT");
+    EXPECT_TRUE(warned) << e.warnings().size() << " warnings";
+  }
 }
 
 // A new CT that covers less of the patient than the planning CT: the planning points beyond it

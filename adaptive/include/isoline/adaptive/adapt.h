@@ -125,7 +125,9 @@ void check_adapt_inputs(const AdaptInput& input, const AdaptOptions& options = {
 /// Runs the workflow above. Throws InvalidInput for unusable inputs (empty CTs, structures
 /// off the planning grid, a template without targets among the structures); the checks of
 /// check_adapt_inputs, and the loading of the contouring network with recontour, come before
-/// the registration.
+/// the registration. The warnings gathered until a failure (AdaptResult::warnings so far:
+/// registration folds, the re-contouring's, the re-plan's) go with the error (core::Error,
+/// its type kept) as Error::warnings().
 AdaptResult adapt(const AdaptInput& input, const AdaptOptions& options = {},
                   const core::Progress& progress = {});
 
