@@ -373,7 +373,13 @@ std::string adapt_sections_html(const AdaptResult& r) {
        "</style>\n<div class=\"adapt\">\n";
   h << "<h2>Registration</h2><p>New CT (fixed) &larr; planning CT (moving): " << num(r.registration.seconds, 1)
     << " s; Jacobian min " << num(r.registration.min_jacobian, 3) << ", folding "
-    << num(100.0 * r.registration.folding_fraction, 4) << " %. Dose warp-back: inverse residual "
+    << num(100.0 * r.registration.folding_fraction, 4) << " %"
+    << (r.registration.rigid_start.empty() ? std::string()
+                                           : "; the rigid step continued from the start &ldquo;" +
+                                                 esc(r.registration.rigid_start) +
+                                                 "&rdquo;, the best of those tried (the CTs' centres aligned, the CTs "
+                                                 "as scanned, their bodies' centres of mass aligned, their ends aligned)")
+    << ". Dose warp-back: inverse residual "
     << num(r.inverse_residual_mm, 2) << " mm at most; in the dose region (&ge; 10 % of the planned maximum) ";
   if (r.dose_region_beyond_new_ct >= 1.0)
     h << "all of it lies beyond the new CT (no dose known there; residual not measured). ";
@@ -461,7 +467,10 @@ void write_adapt_report_html(const AdaptInput& in, const AdaptResult& r, const s
   char line[200];
   std::snprintf(line, sizeof line, "%.1f s, Jacobian min %.3f, folding %.4f %%", r.registration.seconds,
                 r.registration.min_jacobian, 100.0 * r.registration.folding_fraction);
-  ri.info.push_back({"Registration (new CT <- planning CT)", line});
+  ri.info.push_back({"Registration (new CT <- planning CT)",
+                     std::string(line) + (r.registration.rigid_start.empty()
+                                              ? std::string()
+                                              : "; rigid step from the start: " + r.registration.rigid_start)});
   std::snprintf(line, sizeof line, "isocentre shifted (%.1f, %.1f, %.1f) mm (LPS) for the unadapted dose",
                 r.setup_shift_mm[0], r.setup_shift_mm[1], r.setup_shift_mm[2]);
   ri.info.push_back({"Setup on the new CT", line});

@@ -234,9 +234,11 @@ class FuseResult:
 
 
 class RegistrationResult:
-    """Registration result: rigid part, total displacement field on the fixed grid, Jacobian checks (min_jacobian <= 0 means folding), seconds."""
+    """Registration result: rigid part, total displacement field on the fixed grid, Jacobian checks (min_jacobian <= 0 means folding), seconds; rigid_start: the start the rigid step continued from ('centres aligned', 'as scanned', ...)."""
     @property
     def rigid(self) -> RigidTransform: ...
+    @property
+    def rigid_start(self) -> str: ...
     @property
     def field(self) -> DisplacementField: ...
     @property

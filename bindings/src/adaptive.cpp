@@ -84,8 +84,10 @@ void bind_adaptive(py::module_ m) {
 
   py::class_<RegistrationResult>(m, "RegistrationResult",
                                  "Registration result: rigid part, total displacement field on the fixed "
-                                 "grid, Jacobian checks (min_jacobian <= 0 means folding), seconds.")
+                                 "grid, Jacobian checks (min_jacobian <= 0 means folding), seconds; rigid_start: "
+                                 "the start the rigid step continued from ('centres aligned', 'as scanned', ...).")
       .def_readonly("rigid", &RegistrationResult::rigid)
+      .def_readonly("rigid_start", &RegistrationResult::rigid_start)
       .def_readonly("field", &RegistrationResult::field)
       .def_readonly("min_jacobian", &RegistrationResult::min_jacobian)
       .def_readonly("folding_fraction", &RegistrationResult::folding_fraction)

@@ -550,8 +550,9 @@ TEST(AdaptAccumulation, ANewCtThatCoversLessOfThePatientHasNoFiguresBeyondIt) {
 }
 
 // The command line on a new CT without the planning CT's 6 lower slices (18 mm, through the
-// Larynx and the elective PTVs; the rigid step finds the 9 mm its start is off): the
-// structures reaching below it show "-" in the accumulated column, the others their figures.
+// Larynx and the elective PTVs; the rigid step continues from the CTs as scanned, not from their
+// centres aligned, 9 mm off, and the report says so): the structures reaching below it show "-"
+// in the accumulated column, the others their figures.
 TEST(AdaptCommandLine, ANewCtThatCoversLessOfThePatientShowsNoAccumulatedFiguresBeyondIt) {
   const TinyPlan t = tiny_plan();
   test::TempDir dir;
@@ -590,4 +591,6 @@ TEST(AdaptCommandLine, ANewCtThatCoversLessOfThePatientShowsNoAccumulatedFigures
     ASSERT_EQ(c.size(), 3u) << row << "\n" << res.output;
     EXPECT_NEAR(std::stod(c[2]), std::stod(c[0]), 0.5) << row << "\n" << res.output;
   }
+  const std::string report = test::slurp(dir.file("out/report.html"));
+  EXPECT_TRUE(test::has(report, "rigid step from the start: as scanned")) << "the report's registration line";
 }

@@ -55,6 +55,15 @@ struct RigidOptions {
   /// Seed of the metric's random sampling: the result is deterministic for a given seed.
   /// Benchmarks repeat the registration over several seeds (docs/validation.md).
   unsigned seed = 20261125;
+  /// Try several starts and continue from the best (see RegistrationResult::rigid_start): the
+  /// images' centres aligned, the images as they lie in patient space, their bodies' centres of
+  /// mass aligned, and, along an axis where their lengths differ by more than 20 mm, their lower
+  /// or upper ends aligned (starts within 5 mm of an earlier one left out). Each runs the
+  /// coarsest level; the starts and those results are judged by the metric on every voxel of a
+  /// finer level, and the finer levels run from the best. false: the centres aligned only (what
+  /// the rigid step did before session 24), which leaves a new CT that covers less of the patient
+  /// half the missing length off at the start.
+  bool multi_start = true;
 };
 
 struct DeformableOptions {
@@ -104,6 +113,10 @@ struct RegistrationOptions {
 
 struct RegistrationResult {
   RigidTransform rigid;
+  /// The start the rigid step continued from ("centres aligned", "as scanned", "body centres of
+  /// mass aligned", "lower ends aligned in z", ...: RigidOptions::multi_start); empty without
+  /// the rigid step.
+  std::string rigid_start;
   /// Total displacement (rigid and deformable) on the fixed grid.
   DisplacementField field;
   /// Jacobian determinant of T: its minimum (<= 0 means folding) and the folding fraction.
@@ -114,7 +127,7 @@ struct RegistrationResult {
 
 /// Registers `moving` to `fixed` (both CT in HU, any grids and orientations).
 /// Throws InvalidInput for empty images, or for images that do not overlap when the rigid step
-/// (which starts from their centres aligned) is off.
+/// (one of whose starts has their centres aligned) is off.
 RegistrationResult register_images(const core::Image& fixed, const core::Image& moving,
                                    const RegistrationOptions& options = {},
                                    const core::Progress& progress = {});
