@@ -54,9 +54,11 @@ int run_plan(const Args& args, const Context& ctx) {
                         {{"CT", args.value("--ct")}, {"Structures", args.value("--structures")}, {"Template", tpl.name}}, {});
       o.files.push_back("report.html");
     }
+    // The last point where Ctrl-C stops it (the progress callback throws): before the outputs
+    // appear, not after, when the message would say they were removed (as contour, run, adapt).
+    progress.done();
     outputs.commit();
   }
-  progress.done();
   int failed = 0;
   if (!args.quiet) {
     std::printf("plan: %s, %zu beams, %d fractions, %d iterations; influence %.1f s, optimise %.1f s, dose %.1f s, total %.1f s\n",

@@ -201,9 +201,11 @@ void run_steps(const RunOptions& o, const core::Progress& progress, RunResult& r
                       r.plan, info, warnings);
     r.files.push_back("report.html");
   }
-  out.commit();
   r.total_s = since(t_start);
+  // The last point where Ctrl-C stops it (the progress callback throws): before the outputs
+  // appear, not after, when the message would say they were removed (as adapt).
   progress.done();
+  out.commit();
 }
 
 }  // namespace
