@@ -12,7 +12,7 @@ from pathlib import Path
 DVH_KEYS = ["dvh_max_error_percent_rx_eclipse"]
 PLAN_KEYS = ["plan_fraction_meeting_reference_criteria", "plan_min_ptv70_d99_gy", "plan_dose_score_gy",
              "plan_fraction_meeting_reference_criteria_subvoxel", "plan_min_ptv70_d99_gy_subvoxel",
-             "plan_seconds_per_patient_cpu", "plan_seconds_per_patient_cuda", "plan_peak_rss_mib"]
+             "plan_mean_max_dose_gy", "plan_worst_max_dose_gy", "plan_seconds_per_patient_cpu", "plan_seconds_per_patient_cuda", "plan_peak_rss_mib"]
 KEYS = DVH_KEYS + PLAN_KEYS
 
 
@@ -142,6 +142,9 @@ def plan_figures(ctx):
             sum(r["plan_passed_subvoxel"] >= r["ref_passed_subvoxel"] for r in rows) / len(rows), 3),
         "plan_min_ptv70_d99_gy_subvoxel": round(min(r["plan_ptv70_d99_gy_subvoxel"] for r in rows
                                                     if r["plan_ptv70_d99_gy_subvoxel"] is not None), 2),
+        # Hot spots: the hottest voxel of each plan (the clinical references' are at most 78.3 Gy).
+        "plan_mean_max_dose_gy": round(sum(r["plan_max_dose_gy"] for r in rows) / len(rows), 2),
+        "plan_worst_max_dose_gy": max(r["plan_max_dose_gy"] for r in rows),
         # influence matrix + optimisation + final dose, as timed inside `isoline plan`
         "plan_seconds_per_patient_cpu": round(sum(r["timing_s"]["total"] for r in rows) / len(rows), 1),
         "plan_seconds_per_patient_cuda": cuda_seconds,

@@ -83,7 +83,8 @@ def run_patient(isoline, pdir, out, force, template=None, device="cpu"):
     plan_sub = criteria_table(isoline, os.path.join(plan_dir, "dose.nii.gz"), masks, 4)
     ref_sub = criteria_table(isoline, ref_dose, masks, 4)
     ref = nib.load(ref_dose)
-    ours = resample_to(os.path.join(plan_dir, "dose.nii.gz"), ref)
+    plan_img = nib.load(os.path.join(plan_dir, "dose.nii.gz"))
+    ours = resample_to(plan_img, ref)
     pdm = np.asarray(nib.load(os.path.join(pdir, "possible_dose_mask.nii.gz")).dataobj) > 0
     score = float(np.mean(np.abs(ours[pdm] - np.asarray(ref.get_fdata(dtype=np.float32))[pdm])))
     ptv70 = [v for k, v in plan_crit.items() if k.startswith("PTV70 D99")]
@@ -94,6 +95,9 @@ def run_patient(isoline, pdir, out, force, template=None, device="cpu"):
         "evaluated": len(plan_crit),
         "plan_ptv70_d99_gy": ptv70[0][0] if ptv70 else None,
         "dose_score_gy": score,
+        # The hottest voxel of each dose on its own grid (hot spots; openkbp_hot_spots.py has D2).
+        "plan_max_dose_gy": round(float(np.asarray(plan_img.dataobj).max()), 2),
+        "ref_max_dose_gy": round(float(np.asarray(ref.dataobj).max()), 2),
         "seconds": wall,
         "timing_s": m["timing_s"],
         "plan_criteria": {k: v[0] for k, v in plan_crit.items()},
@@ -179,6 +183,8 @@ def main():
                          "evaluated": sum(r["evaluated"] for r in ok)},
         "min_ptv70_d99_gy": min((r["plan_ptv70_d99_gy"] for r in ok if r["plan_ptv70_d99_gy"] is not None), default=None),
         "mean_dose_score_gy": float(np.mean([r["dose_score_gy"] for r in ok])) if ok else None,
+        "mean_max_dose_gy": float(np.mean([r["plan_max_dose_gy"] for r in ok])) if ok else None,
+        "worst_max_dose_gy": max((r["plan_max_dose_gy"] for r in ok), default=None),
         "mean_seconds": float(np.mean([r["seconds"] for r in ok if r["seconds"]])) if ok else None,
         "max_seconds": float(np.max([r["seconds"] for r in ok if r["seconds"]])) if ok else None,
         "rows": rows,
@@ -189,6 +195,7 @@ def main():
     os.replace(tmp, os.path.join(a.out, "summary.json"))
     print(f"plan meets >= reference criteria on {summary['fraction_meeting_reference']*100:.1f} % of {len(rows)} patients; "
           f"min PTV70 D99 {summary['min_ptv70_d99_gy']}; mean dose score {summary['mean_dose_score_gy']}; "
+          f"maximum dose mean {summary['mean_max_dose_gy']}, worst {summary['worst_max_dose_gy']} Gy; "
           f"mean time {summary['mean_seconds']}")
     c = summary["criteria_met"]
     print(f"criteria met of {c['evaluated']}: at voxel centres plan {c['plan']}, reference {c['reference']}; "
