@@ -455,13 +455,8 @@ core::Image without_lower_slices(const core::Image& ct, int k0) {
   return core::resample(ct, cut, core::Interpolation::Linear, -1000.0);
 }
 
-// A failed adapt gives the warnings it had gathered with its error (core::Error::warnings(),
-// as run_case): the CLI prints them before the error line, Python has them as `e.warnings`.
-// Stopped (as Ctrl-C stops the CLI: its progress callback throws core::Cancelled) at the
-// evaluation, after the accumulation warned that part of the planning CT lies beyond the new
-// CT (the case of the test below). Before, the error came alone.
-TEST(AdaptAccumulation, AFailureCarriesTheWarningsGatheredBeforeIt) {
-  const TinyPlan t = tiny_plan();
+// The tiny plan's case with a new CT that lacks the planning CT's 25 lower slices.
+adaptive::AdaptInput cut_case(const TinyPlan& t) {
   adaptive::AdaptInput in;
   in.planning_ct = t.pc.ct;
   in.planning_structures = t.pc.structures;
@@ -470,9 +465,26 @@ TEST(AdaptAccumulation, AFailureCarriesTheWarningsGatheredBeforeIt) {
   in.planned_dose = t.planned;
   in.tpl = planning::load_template("hn");
   in.new_ct = without_lower_slices(t.pc.ct, 25);
+  return in;
+}
+
+// Registration (identity: the CTs share a frame) and accumulation, no re-plan.
+adaptive::AdaptOptions accumulation_only() {
   adaptive::AdaptOptions opt;
   opt.replan = false;
   opt.registration.rigid = false;
+  return opt;
+}
+
+// A failed adapt gives the warnings it had gathered with its error (core::Error::warnings(),
+// as run_case): the CLI prints them before the error line, Python has them as `e.warnings`.
+// Stopped (as Ctrl-C stops the CLI: its progress callback throws core::Cancelled) at the
+// evaluation, after the accumulation warned that part of the planning CT lies beyond the new
+// CT (the case of the test below). Before, the error came alone.
+TEST(AdaptAccumulation, AFailureCarriesTheWarningsGatheredBeforeIt) {
+  const TinyPlan t = tiny_plan();
+  const adaptive::AdaptInput in = cut_case(t);
+  const adaptive::AdaptOptions opt = accumulation_only();
   const core::Progress stop_at_evaluation([](const core::ProgressEvent& e) {
     if (e.detail == "evaluate") throw core::Cancelled("adapt: stopped");
   });
@@ -495,21 +507,12 @@ TEST(AdaptAccumulation, AFailureCarriesTheWarningsGatheredBeforeIt) {
 // Gy PASS, Larynx mean 38.43 Gy PASS against 61.37 Gy planned). Now the structures with a part
 // beyond it have no accumulated figures and a warning names them, the others keep theirs, and
 // the share of the dose region beyond it is given apart from the residual. The library, with
-// the rigid step off (it starts from the two CTs' centres aligned, half the missing length off
-// here): the planning CT cut through the middle of PTV70.
+// the rigid step off (the CTs share a frame; the test is about the accumulation): the planning CT
+// cut through the middle of PTV70.
 TEST(AdaptAccumulation, ANewCtThatCoversLessOfThePatientHasNoFiguresBeyondIt) {
   const TinyPlan t = tiny_plan();
-  adaptive::AdaptInput in;
-  in.planning_ct = t.pc.ct;
-  in.planning_structures = t.pc.structures;
-  in.plan = t.plan;
-  in.fractions = t.plan.fractions;
-  in.planned_dose = t.planned;
-  in.tpl = planning::load_template("hn");
-  in.new_ct = without_lower_slices(t.pc.ct, 25);  // PTV70 on slices 18-32
-  adaptive::AdaptOptions opt;
-  opt.replan = false;
-  opt.registration.rigid = false;
+  adaptive::AdaptInput in = cut_case(t);  // PTV70 on slices 18-32
+  const adaptive::AdaptOptions opt = accumulation_only();
   const adaptive::AdaptResult r = adaptive::adapt(in, opt);
   std::printf("dose region beyond the new CT %.1f %%, residual on the rest at most %.3f mm; beyond:",
               100 * r.dose_region_beyond_new_ct, r.inverse_residual_dose_region_mm);

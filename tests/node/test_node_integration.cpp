@@ -672,6 +672,19 @@ TEST(NodeCli, PerImageAssociationsMakeOneJobAndPartialSeriesAreHeld) {
 // Audit 18, defect 9 (no PACS): a job that fails on a series with missing slices names the
 // slices by Instance Number and SOP Instance UID (not the node's links jobs/1/ct/CT0.dcm), says
 // how many slices look missing and to send the series again (not Python advice).
+// The node's jobs once its one job has failed (within 60 s; the test fails otherwise).
+Json one_failed_job(NodeProcess& node) {
+  Json jobs;
+  EXPECT_TRUE(wait_for(
+      [&] {
+        jobs = node.jobs();
+        return jobs.is_array() && jobs.size() == 1 && jobs[0]["state"] == "failed";
+      },
+      60))
+      << jobs.dump() << node.log();
+  return jobs;
+}
+
 TEST(NodeCli, AFailedJobNamesSlicesByInstanceNumberAndSaysSendTheSeriesAgain) {
   TempDir t;
   make_ct(t.file("ct"), 24);
@@ -685,14 +698,7 @@ TEST(NodeCli, AFailedJobNamesSlicesByInstanceNumberAndSaysSendTheSeriesAgain) {
   ASSERT_TRUE(wait_for([&] { return node.log().find(" held, not processed") != std::string::npos; }, 30)) << node.log();
   auto r = run_command(isoline_exe() + " jobs --work " + t.file("work") + " --complete " + holes);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  Json jobs;
-  EXPECT_TRUE(wait_for(
-      [&] {
-        jobs = node.jobs();
-        return jobs.is_array() && jobs.size() == 1 && jobs[0]["state"] == "failed";
-      },
-      60))
-      << jobs.dump() << node.log();
+  const Json jobs = one_failed_job(node);
   node.stop();
   ASSERT_EQ(jobs.size(), 1u) << node.log();
   const std::string error = jobs[0]["error"];
@@ -719,14 +725,7 @@ TEST(NodeCli, AFailedMainJobLogsTheWarningsGatheredBeforeItsError) {
   ASSERT_TRUE(node.start()) << node.log();
   r = storescu("SCANNER", "ISOLINE", port, t.file("slab/dicom"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  Json jobs;
-  EXPECT_TRUE(wait_for(
-      [&] {
-        jobs = node.jobs();
-        return jobs.is_array() && jobs.size() == 1 && jobs[0]["state"] == "failed";
-      },
-      60))
-      << jobs.dump() << node.log();
+  const Json jobs = one_failed_job(node);
   node.stop();
   const std::string log = node.log();
   const auto warning = log.find("warning job 1: contouring: anatomy outside the model's scope? ");

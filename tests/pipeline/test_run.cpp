@@ -210,6 +210,14 @@ TEST(Run, GivenTargetsWithAutoContouredOrgans) {
   EXPECT_FALSE(fs::exists(tmp.file("never")));
 }
 
+// A 48 x 48 x 32 phantom CT of `kind` (`isoline phantom`: water, lung-slab), no head and neck in
+// it: its auto-contoured targets come out empty. Returns the CT's path.
+std::string small_phantom(test::TempDir& tmp, const std::string& kind) {
+  const auto r = test::run_command(test::isoline_bin() + " phantom " + kind + " -q --size 48,48,32 --out " + tmp.file(kind));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return tmp.file(kind + "/ct.nii.gz");
+}
+
 // Session 23 audit: on a CT where the network's target suggestions came out empty, run failed
 // with "plan: structures: none of the template's targets (PTV70, PTV63, PTV56) is present; have:
 // ..., PTV70, PTV63, PTV56, Body": listed as present, naming no input, and without the warning
@@ -217,10 +225,8 @@ TEST(Run, GivenTargetsWithAutoContouredOrgans) {
 // 7`; a water box is the same path and does not depend on what a model finds.
 TEST(Run, TargetsThatComeOutEmptyAreNamedWithWhereTheyCameFrom) {
   test::TempDir tmp;
-  auto r = test::run_command(test::isoline_bin() + " phantom water -q --size 48,48,32 --out " + tmp.file("w"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const std::string ct = tmp.file("w/ct.nii.gz");
-  r = test::run_command(test::isoline_bin() + " run -q " + ct + " --out " + tmp.file("r") + " --iterations 30");
+  const std::string ct = small_phantom(tmp, "water");
+  auto r = test::run_command(test::isoline_bin() + " run -q " + ct + " --out " + tmp.file("r") + " --iterations 30");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(test::has(r.output, "run: " + ct + ": the targets were auto-contoured on this CT and came out empty "
                                             "(0 cc): PTV70, PTV63 and PTV56 (the network's automatic suggestions"))
@@ -260,10 +266,8 @@ TEST(Run, TargetsThatComeOutEmptyAreNamedWithWhereTheyCameFrom) {
 // lines on stderr, also with -q, before the error line they explain.
 TEST(Run, WarningsGatheredBeforeAFailureArePrintedBeforeTheError) {
   test::TempDir tmp;
-  auto r = test::run_command(test::isoline_bin() + " phantom lung-slab -q --size 48,48,32 --out " + tmp.file("l"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const std::string ct = tmp.file("l/ct.nii.gz");
-  r = test::run_command(test::isoline_bin() + " run -q " + ct + " --out " + tmp.file("r") + " --iterations 30");
+  const std::string ct = small_phantom(tmp, "lung-slab");
+  auto r = test::run_command(test::isoline_bin() + " run -q " + ct + " --out " + tmp.file("r") + " --iterations 30");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   const auto warning = r.output.find("warning: contouring: anatomy outside the model's scope? ");
   const auto error = r.output.find("isoline run: error: run: " + ct + ": the targets were auto-contoured on this CT");
