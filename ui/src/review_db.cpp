@@ -11,6 +11,7 @@
 #include <ctime>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "isoline/core/atomic_file.h"
 #include "isoline/core/text.h"
@@ -191,6 +192,25 @@ struct ReviewDb::Impl {
       core::fail<core::IoError>(kOp, path, e);
     }
   }
+  // `body()` in one write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back when it throws;
+  // its result. The caller holds `mu` where other threads may use the database.
+  template <class F>
+  auto transaction(const std::string& path, F&& body) -> decltype(body()) {
+    exec("BEGIN IMMEDIATE", path);
+    try {
+      if constexpr (std::is_void_v<decltype(body())>) {
+        body();
+        exec("COMMIT", path);
+      } else {
+        auto result = body();
+        exec("COMMIT", path);
+        return result;
+      }
+    } catch (...) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
 };
 
 ReviewDb::ReviewDb(const std::string& path) : impl_(new Impl), path_(path) {
@@ -255,22 +275,15 @@ void ReviewDb::migrate_drafts(const std::string& path) {
     Stmt t(impl_->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'drafts_saved'", path);
     saved_table = t.step(path);
   }
-  if (saved_table) {
-    impl_->exec("BEGIN IMMEDIATE", path);
-    try {
+  if (saved_table)
+    impl_->transaction(path, [&] {
       impl_->exec("INSERT OR IGNORE INTO drafts_gone(structure_id, reviewer, tab, seq, how, time)"
                   " SELECT structure_id, reviewer, tab, seq, 'saved', time FROM drafts_saved WHERE tab <> '';"
                   "DROP TABLE drafts_saved;",
                   path);
-      impl_->exec("COMMIT", path);
-    } catch (...) {
-      sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  }
+    });
   if (drafts_schema(impl_->db, path).second) return;
-  impl_->exec("BEGIN IMMEDIATE", path);
-  try {
+  impl_->transaction(path, [&] {
     const auto [has_tab, tab_in_key] = drafts_schema(impl_->db, path);  // again, under the write lock
     if (!tab_in_key) {
       impl_->exec("ALTER TABLE drafts RENAME TO drafts_before_tabs;", path);
@@ -282,11 +295,7 @@ void ReviewDb::migrate_drafts(const std::string& path) {
                   path);
       impl_->exec("DROP TABLE drafts_before_tabs;", path);
     }
-    impl_->exec("COMMIT", path);
-  } catch (...) {
-    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 ReviewDb::~ReviewDb() {
@@ -688,15 +697,7 @@ std::optional<core::Image> ReviewDb::draft_mask(std::int64_t id, const std::stri
 bool ReviewDb::discard_draft(std::int64_t id, const std::string& reviewer, const std::string& tab,
                              std::int64_t up_to_seq) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->exec("BEGIN IMMEDIATE", path_);
-  try {
-    const bool removed = delete_draft(impl_->db, path_, id, reviewer, tab, up_to_seq, "discarded");
-    impl_->exec("COMMIT", path_);
-    return removed;
-  } catch (...) {
-    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  return impl_->transaction(path_, [&] { return delete_draft(impl_->db, path_, id, reviewer, tab, up_to_seq, "discarded"); });
 }
 
 std::int64_t ReviewDb::version_count() const {
